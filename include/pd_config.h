@@ -1,0 +1,106 @@
+/*
+ * The configuration file: an INI file read with inih and checked against one table of keys
+ * (src/config.c) that drives parsing, defaults, validation and `patchdrop check-config`.
+ *
+ * Relative paths in the file are taken relative to the folder of the file itself, so a config
+ * can travel with its drop folders. Secrets (password, api_key) come from the file, from a
+ * *_file key or from the environment (PATCHDROP_PASSWORD, PATCHDROP_API_KEY); they are held
+ * here resolved and are wiped when the config is destroyed. Nothing in this module logs.
+ */
+#ifndef PD_CONFIG_H
+#define PD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum pd_split_format {
+    PD_SPLIT_AUTO,
+    PD_SPLIT_JSON,
+    PD_SPLIT_NDJSON,
+    PD_SPLIT_XML,
+    PD_SPLIT_CSV,
+    PD_SPLIT_LINES,
+    PD_SPLIT_NONE,
+};
+
+enum pd_login_field { PD_LOGIN_EMAIL, PD_LOGIN_USERNAME };
+enum pd_auth_mode { PD_AUTH_PASSWORD, PD_AUTH_API_KEY };
+
+struct pd_patchworks {
+    enum pd_auth_mode auth;
+    char *email;
+    char *password;      /* resolved secret, whatever its source */
+    char *password_file; /* as configured, or NULL */
+    char *api_key;       /* resolved secret, whatever its source */
+    char *api_key_file;
+    char *secret_source; /* words naming where the secret came from, never the secret */
+    char *login_url;
+    int login_field; /* enum pd_login_field */
+    char *start_url;
+    char *core_url;
+    char *lookups_url;
+    uint64_t max_body;    /* bytes of one encoded request body */
+    uint64_t rate_limit;  /* requests per minute, whole account */
+    uint64_t concurrency; /* requests in flight at most */
+    uint64_t timeout_ms;  /* whole request */
+    char *ca_file;
+    bool tls_verify;
+    uint64_t retry_base_ms;
+    uint64_t retry_cap_ms;
+    uint64_t max_retry_time_ms; /* 0: retry forever */
+};
+
+struct pd_state_cfg {
+    char *dir;
+};
+
+struct pd_watch {
+    char *name; /* the NAME of [watch:NAME] */
+    int line;   /* line of its section header, for messages */
+    char *path;
+    char *flow_id;
+    char *version_id; /* NULL: Patchworks uses the deployed version */
+    int split;        /* enum pd_split_format */
+    char *json_array; /* JSON pointer of the array to split inside a top-level object */
+    char *xml_record; /* element name of the records; NULL: the root's children */
+    uint64_t header_lines;
+    char *encoding; /* iconv name of the files' charset; NULL or "UTF-8": strict UTF-8 */
+    uint64_t settle_ms;
+    char *archive_dir;
+    char *failed_dir;
+};
+
+struct pd_config {
+    char *file; /* the file it was read from, as given */
+    struct pd_patchworks pw;
+    struct pd_state_cfg state;
+    struct pd_watch *watches;
+    size_t nwatches;
+};
+
+/*
+ * Reads and validates FILE. On success *out is the config. On failure returns PD_ECONFIG (or
+ * -errno when FILE cannot be read) and *errors holds every problem found, one per line, each
+ * as "FILE:LINE: what is wrong and what is expected" (free it with free()).
+ */
+int pd_config_load(const char *file, struct pd_config **out, char **errors);
+
+/* Frees a config and wipes its secrets; NULLs the caller's pointer. NULL is a no-op. */
+void pd_config_destroy(struct pd_config **cfg);
+
+/* Writes the effective configuration, defaults included, secrets masked, as a valid INI file. */
+void pd_config_print(const struct pd_config *cfg, FILE *out);
+
+/* The watch named NAME, or NULL. */
+const struct pd_watch *pd_config_watch(const struct pd_config *cfg, const char *name);
+
+/* Value syntaxes, shared with the command line. Each returns 0 or PD_ECONFIG. */
+int pd_parse_duration(const char *s, uint64_t *ms);  /* 500ms 2s 5m 1h 7d; plain number: s */
+int pd_parse_size(const char *s, uint64_t *bytes);   /* 100, 8MB, 8 MiB, 64kB, 2GiB */
+int pd_parse_bool(const char *s, bool *v);           /* yes/no true/false on/off 1/0 */
+const char *pd_split_format_name(int format);
+int pd_split_format_parse(const char *s, int *format);
+
+#endif
