@@ -1,0 +1,25 @@
+/*
+ * The subcommands of `patchdrop`. main.c only finds the command and calls it; each command
+ * parses its own options and returns the process exit status:
+ *   0 everything done, 1 something was rejected or failed, 2 usage or configuration error.
+ */
+#ifndef PD_CLI_H
+#define PD_CLI_H
+
+#define PD_EXIT_OK 0
+#define PD_EXIT_FAILED 1
+#define PD_EXIT_USAGE 2
+
+int pd_cli_check_config(int argc, char **argv);
+
+/*
+ * Loads the config named by -c/--config (or $PATCHDROP_CONFIG, or /etc/patchdrop/patchdrop.conf),
+ * printing every error to stderr. Returns 0 and *out, or PD_EXIT_USAGE.
+ */
+struct pd_config;
+int pd_cli_load_config(const char *file, struct pd_config **out);
+
+/* The config file the user meant: the argument, $PATCHDROP_CONFIG or the system default. */
+const char *pd_cli_config_path(const char *arg);
+
+#endif

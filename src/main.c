@@ -1,0 +1,45 @@
+/* patchdrop: finds the subcommand and hands it the command line. Nothing else lives here. */
+#include "pd_cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+
+static const struct command commands[] = {
+    {"check-config", pd_cli_check_config, "validate a config file and print it, secrets masked"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: patchdrop COMMAND [OPTIONS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'patchdrop COMMAND --help' describes a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return PD_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return PD_EXIT_OK;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("patchdrop %s\n", PD_VERSION);
+        return PD_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "patchdrop: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return PD_EXIT_USAGE;
+}
