@@ -956,6 +956,15 @@ void pd_config_destroy(struct pd_config **cfgp)
     *cfgp = NULL;
 }
 
+const char *pd_config_key_name(size_t i, const char **section)
+{
+    static const char *const names[] = {"patchworks", "state", "watch"};
+    if (i >= NKEYS)
+        return NULL;
+    *section = names[keys[i].section];
+    return keys[i].name;
+}
+
 const struct pd_watch *pd_config_watch(const struct pd_config *cfg, const char *name)
 {
     for (size_t i = 0; cfg && i < cfg->nwatches; i++)

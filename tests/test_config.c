@@ -493,6 +493,34 @@ static void test_split_format_names(void **state)
     assert_int_equal(pd_split_format_parse("yaml", &f), PD_ECONFIG);
 }
 
+/* The sample config documents every key of the table, so users can find them all. */
+static void test_sample_config_documents_every_key(void **state)
+{
+    char path[512], line[512];
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    snprintf(path, sizeof(path), "%s/conf/patchdrop.conf", PD_SOURCE_DIR);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f))
+        fputs(line, mem);
+    fclose(f);
+    fclose(mem);
+    const char *section;
+    for (size_t i = 0; pd_config_key_name(i, &section); i++) {
+        char want[128], want_commented[128];
+        const char *name = pd_config_key_name(i, &section);
+        snprintf(want, sizeof(want), "\n%s = ", name);
+        snprintf(want_commented, sizeof(want_commented), "\n;%s = ", name);
+        if (!strstr(text, want) && !strstr(text, want_commented)) {
+            print_error("conf/patchdrop.conf does not document [%s] %s\n", section, name);
+            fail();
+        }
+    }
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -500,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_sizes),
         cmocka_unit_test(test_bools),
         cmocka_unit_test(test_split_format_names),
+        cmocka_unit_test(test_sample_config_documents_every_key),
         cmocka_unit_test_setup_teardown(test_defaults_and_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_key_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_syntax_errors, setup, teardown),
