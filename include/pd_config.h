@@ -93,6 +93,9 @@ void pd_config_destroy(struct pd_config **cfg);
 /* Writes the effective configuration, defaults included, secrets masked, as a valid INI file. */
 void pd_config_print(const struct pd_config *cfg, FILE *out);
 
+/* The I-th key of the table and its section ("patchworks", "state", "watch"); NULL past the end. */
+const char *pd_config_key_name(size_t i, const char **section);
+
 /* The watch named NAME, or NULL. */
 const struct pd_watch *pd_config_watch(const struct pd_config *cfg, const char *name);
 
