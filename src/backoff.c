@@ -33,8 +33,8 @@ uint64_t pd_backoff_delay(uint64_t base_ms, uint64_t cap_ms, unsigned attempt,
 {
     uint64_t ceiling = pd_backoff_ceiling(base_ms, cap_ms, attempt);
     /* 53 random bits scaled onto [0, ceiling]: uniform enough and never above the ceiling. */
-    uint64_t r = ((uint64_t)clock->random(clock->arg) << 21) ^ clock->random(clock->arg);
-    r &= (1ull << 53) - 1;
+    uint64_t hi = clock->random(clock->arg), lo = clock->random(clock->arg);
+    uint64_t r = (hi << 21) | (lo >> 11);
     return (uint64_t)((double)r / (double)((1ull << 53) - 1) * (double)ceiling);
 }
 
