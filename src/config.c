@@ -23,7 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum section { SEC_PATCHWORKS, SEC_STATE, SEC_WATCH };
+enum section { SEC_PATCHWORKS, SEC_STATE, SEC_DAEMON, SEC_WATCH };
 
 enum type {
     T_STRING,   /* free text */
@@ -56,6 +56,7 @@ struct key {
 #define PW(field) offsetof(struct pd_patchworks, field)
 #define ST(field) offsetof(struct pd_state_cfg, field)
 #define WA(field) offsetof(struct pd_watch, field)
+#define DA(field) offsetof(struct pd_daemon_cfg, field)
 #define DAY_MS (86400000ULL)
 
 /* Every key patchdrop reads. Add new keys here and nowhere else. */
@@ -102,6 +103,9 @@ static const struct key keys[] = {
     {SEC_STATE, "dir", T_PATH, "/var/lib/patchdrop", 0, 0, ST(dir), NULL,
      "token cache and delivery state"},
 
+    {SEC_DAEMON, "shutdown_grace", T_DURATION, "30s", 0, DAY_MS, DA(shutdown_grace_ms), NULL,
+     "on SIGTERM, how long requests in flight may finish before patchdrop exits"},
+
     {SEC_WATCH, "path", T_PATH, NULL, 0, 0, WA(path), NULL, "the drop folder (required)"},
     {SEC_WATCH, "flow_id", T_ID, NULL, 0, 0, WA(flow_id), NULL,
      "the process flow to start (required)"},
@@ -123,6 +127,23 @@ static const struct key keys[] = {
      "delivered files and receipts; default <path>/.patchdrop/archive"},
     {SEC_WATCH, "failed_dir", T_PATH, NULL, 0, 0, WA(failed_dir), NULL,
      "rejected files and their reasons; default <path>/.patchdrop/failed"},
+    {SEC_WATCH, "rescan", T_DURATION, "30s", 100, DAY_MS, WA(rescan_ms), NULL,
+     "full rescan period; inotify only makes pickup faster"},
+    {SEC_WATCH, "poll", T_BOOL, "no", 0, 0, WA(poll), NULL,
+     "yes: rescans only, for NFS/SMB mounts where inotify sees nothing"},
+    {SEC_WATCH, "recursive", T_BOOL, "no", 0, 0, WA(recursive), NULL, "also watch subfolders"},
+    {SEC_WATCH, "min_age", T_DURATION, "0", 0, 365 * DAY_MS, WA(min_age_ms), NULL,
+     "a file's mtime must be at least this old"},
+    {SEC_WATCH, "include", T_STRING, "*", 0, 0, WA(include), NULL,
+     "space-separated globs of names to send"},
+    {SEC_WATCH, "exclude", T_STRING, "*.part *.filepart *.tmp .* ~*", 0, 0, WA(exclude), NULL,
+     "space-separated globs of names never to send (uploads in progress)"},
+    {SEC_WATCH, "done_marker", T_STRING, NULL, 0, 0, WA(done_marker), NULL,
+     "send a file only once its marker exists, e.g. {name}.done; removed after delivery"},
+    {SEC_WATCH, "ordered", T_BOOL, "no", 0, 0, WA(ordered), NULL,
+     "yes: one file at a time, oldest first, for flows that need order"},
+    {SEC_WATCH, "dedupe", T_DURATION, "0", 0, 365 * DAY_MS, WA(dedupe_ms), NULL,
+     "skip a file whose content was delivered to the same flow within this window; 0: off"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -147,9 +168,9 @@ struct parser {
     FILE *fp;
     int lineno;
     struct pd_config *cfg;
-    struct seen pw_seen, state_seen;
+    struct seen pw_seen, state_seen, daemon_seen;
     struct seen *watch_seen; /* parallel to cfg->watches */
-    int pw_line, state_line; /* where those sections start; 0 if absent */
+    int pw_line, state_line, daemon_line; /* where those sections start; 0 if absent */
     struct problem *problems;
     size_t nproblems;
     int nerrors;
@@ -478,6 +499,8 @@ static int section_of(const char *name, const char **watch_name)
         return SEC_PATCHWORKS;
     if (!strcmp(name, "state"))
         return SEC_STATE;
+    if (!strcmp(name, "daemon"))
+        return SEC_DAEMON;
     if (!strncmp(name, "watch:", 6)) {
         *watch_name = name + 6;
         return SEC_WATCH;
@@ -562,10 +585,13 @@ static char *read_line(char *buf, int size, void *stream)
             sec = section_of(name, &wname);
             if (sec < 0) {
                 add_error(p, p->lineno,
-                          "unknown section [%s]; expected [patchworks], [state] or [watch:NAME]",
+                          "unknown section [%s]; expected [patchworks], [state], [daemon] or "
+                          "[watch:NAME]",
                           name);
-            } else if (sec == SEC_PATCHWORKS || sec == SEC_STATE) {
-                int *first = sec == SEC_PATCHWORKS ? &p->pw_line : &p->state_line;
+            } else if (sec != SEC_WATCH) {
+                int *first = sec == SEC_PATCHWORKS ? &p->pw_line
+                             : sec == SEC_STATE    ? &p->state_line
+                                                   : &p->daemon_line;
                 if (*first)
                     add_error(p, p->lineno,
                               "section [%s] appears again (first at line %d); keep one", name,
@@ -612,6 +638,9 @@ static int on_ini_value(void *user, const char *section, const char *name, const
     } else if (sec == SEC_STATE) {
         base = &p->cfg->state;
         seen = &p->state_seen;
+    } else if (sec == SEC_DAEMON) {
+        base = &p->cfg->daemon;
+        seen = &p->daemon_seen;
     } else {
         struct pd_watch *w = (struct pd_watch *)pd_config_watch(p->cfg, wname);
         if (!w)
@@ -806,6 +835,9 @@ static void validate_watches(struct parser *p)
             add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "path"),
                       "path %s is not a folder; a watch needs the drop folder's path", w->path);
         }
+        if (w->done_marker && (!strstr(w->done_marker, "{name}") || strchr(w->done_marker, '/')))
+            add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "done_marker"),
+                      "done_marker must hold {name} and no '/', like {name}.done or {name}.ok");
         if (!w->flow_id)
             add_error(p, w->line,
                       "[watch:%s] has no flow_id; add flow_id = the id of the process flow to "
@@ -879,6 +911,7 @@ int pd_config_load(const char *file, struct pd_config **out, char **errors)
 
     apply_defaults(&p, SEC_PATCHWORKS, &p.cfg->pw, &p.pw_seen);
     apply_defaults(&p, SEC_STATE, &p.cfg->state, &p.state_seen);
+    apply_defaults(&p, SEC_DAEMON, &p.cfg->daemon, &p.daemon_seen);
     for (size_t i = 0; i < p.cfg->nwatches; i++)
         apply_defaults(&p, SEC_WATCH, &p.cfg->watches[i], &p.watch_seen[i]);
 
@@ -946,6 +979,7 @@ void pd_config_destroy(struct pd_config **cfgp)
     free_fields(SEC_PATCHWORKS, &cfg->pw);
     free(cfg->pw.secret_source);
     free_fields(SEC_STATE, &cfg->state);
+    free_fields(SEC_DAEMON, &cfg->daemon);
     for (size_t i = 0; i < cfg->nwatches; i++) {
         free_fields(SEC_WATCH, &cfg->watches[i]);
         free(cfg->watches[i].name);
@@ -958,7 +992,7 @@ void pd_config_destroy(struct pd_config **cfgp)
 
 const char *pd_config_key_name(size_t i, const char **section)
 {
-    static const char *const names[] = {"patchworks", "state", "watch"};
+    static const char *const names[] = {"patchworks", "state", "daemon", "watch"};
     if (i >= NKEYS)
         return NULL;
     *section = names[keys[i].section];
@@ -1051,6 +1085,8 @@ void pd_config_print(const struct pd_config *cfg, FILE *out)
     print_section(SEC_PATCHWORKS, &cfg->pw, out);
     fprintf(out, "\n[state]\n");
     print_section(SEC_STATE, &cfg->state, out);
+    fprintf(out, "\n[daemon]\n");
+    print_section(SEC_DAEMON, &cfg->daemon, out);
     for (size_t i = 0; i < cfg->nwatches; i++) {
         fprintf(out, "\n[watch:%s]\n", cfg->watches[i].name);
         print_section(SEC_WATCH, &cfg->watches[i], out);

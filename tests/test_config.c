@@ -205,6 +205,16 @@ static void test_defaults_and_values(void **state)
     assert_int_equal(w->split, PD_SPLIT_AUTO);
     assert_int_equal(w->settle_ms, 2000);
     assert_int_equal(w->header_lines, 1);
+    assert_int_equal(w->rescan_ms, 30000);
+    assert_false(w->poll);
+    assert_false(w->recursive);
+    assert_int_equal(w->min_age_ms, 0);
+    assert_string_equal(w->include, "*");
+    assert_string_equal(w->exclude, "*.part *.filepart *.tmp .* ~*");
+    assert_null(w->done_marker);
+    assert_false(w->ordered);
+    assert_int_equal(w->dedupe_ms, 0);
+    assert_int_equal(cfg->daemon.shutdown_grace_ms, 30000);
     pd_config_destroy(&cfg);
     assert_null(cfg);
     pd_config_destroy(&cfg); /* NULL is a no-op */
@@ -244,7 +254,10 @@ static void test_every_key_set(void **state)
         "encoding = windows-1252\n"
         "settle = 500ms\n"
         "archive_dir = /tmp/arch\n"
-        "failed_dir = failed\r\n");
+        "failed_dir = failed\r\n"
+        "rescan = 5s\npoll = yes\nrecursive = on\nmin_age = 1m\ninclude = *.xml *.csv\n"
+        "exclude = *.part\ndone_marker = {name}.ok\nordered = yes\ndedupe = 7d\n"
+        "[daemon]\nshutdown_grace = 10s\n");
     char want[400];
 
     assert_string_equal(cfg->pw.email, "ops@example.com");
@@ -271,6 +284,15 @@ static void test_every_key_set(void **state)
     assert_string_equal(w->archive_dir, "/tmp/arch");
     snprintf(want, sizeof(want), "%s/failed", tmpdir);
     assert_string_equal(w->failed_dir, want); /* CRLF line endings are fine */
+    assert_int_equal(w->rescan_ms, 5000);
+    assert_true(w->poll);
+    assert_true(w->recursive);
+    assert_int_equal(w->min_age_ms, 60000);
+    assert_string_equal(w->include, "*.xml *.csv");
+    assert_string_equal(w->done_marker, "{name}.ok");
+    assert_true(w->ordered);
+    assert_int_equal(w->dedupe_ms, 7 * 86400000ULL);
+    assert_int_equal(cfg->daemon.shutdown_grace_ms, 10000);
     pd_config_destroy(&cfg);
 }
 
@@ -291,6 +313,7 @@ static void test_unknown_and_repeated(void **state)
     expect_error(GOOD_PW GOOD_WATCH "[watch]\npath = drop\n", 7, "unknown section [watch]");
     expect_error(GOOD_PW GOOD_WATCH "[metrix]\n", 7, "unknown section [metrix]");
     expect_error(GOOD_PW GOOD_WATCH "[watch:]\n", 7, "needs a name");
+    expect_error(GOOD_PW "[daemon]\n[daemon]\n" GOOD_WATCH, 5, "appears again (first at line 4)");
     expect_error(GOOD_PW GOOD_WATCH "flow_id = 9\n", 7, "set again (first at line 6)");
     expect_error(GOOD_PW GOOD_WATCH GOOD_WATCH, 7, "appears again (first at line 4)");
     expect_error(GOOD_PW "[patchworks]\n" GOOD_WATCH, 4, "appears again (first at line 1)");
@@ -311,6 +334,8 @@ static void test_bad_values(void **state)
     expect_error(GOOD_PW "login_url = ftp://x\n" GOOD_WATCH, 4, "http:// or https://");
     expect_error(GOOD_PW "start_url =\n" GOOD_WATCH, 4, "is empty");
     expect_error(GOOD_PW GOOD_WATCH "split = zip\n", 7, "one of auto, json");
+    expect_error(GOOD_PW GOOD_WATCH "done_marker = .done\n", 7, "must hold {name}");
+    expect_error(GOOD_PW GOOD_WATCH "rescan = 1ms\n", 7, "out of range");
     expect_error(GOOD_PW GOOD_WATCH "version_id = 4 5\n", 7, "letters, digits");
     expect_error(GOOD_PW "[watch:orders]\npath = drop\nflow_id = ../x\n", 6, "letters, digits");
     expect_error(GOOD_PW "retry_base = 10s\nretry_cap = 1s\n" GOOD_WATCH, 5, "retry_cap");
