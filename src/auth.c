@@ -10,14 +10,13 @@
 #include "pd_clock.h"
 #include "pd_config.h"
 #include "pd_error.h"
+#include "pd_fsutil.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* Patchworks documents 24 h tokens; when a login answer omits expires_in, that is assumed. */
@@ -120,11 +119,11 @@ done:
     json_delete_wiped(root);
 }
 
-/* A durable save: temp file, fsync, rename over the old one, fsync the folder. */
+/* A durable save (pd_fs_write_atomic: temp, fsync, rename, fsync the folder), mode 0600. */
 static int save_cached(struct pd_auth *a, const char *token, const char **step)
 {
-    int rc = 0, fd = -1;
-    char *tmp = NULL, *text = NULL, *dir = NULL;
+    int rc = PD_ENOMEM;
+    char *text = NULL, *dir = NULL, *slash;
     cJSON *root = cJSON_CreateObject();
 
     *step = "build";
@@ -134,69 +133,18 @@ static int save_cached(struct pd_auth *a, const char *token, const char **step)
         !cJSON_AddStringToObject(root, "token", token) ||
         !cJSON_AddNumberToObject(root, "expires_at_ms", (double)a->expires_at_ms) ||
         !cJSON_AddNumberToObject(root, "renew_at_ms", (double)a->renew_at_ms) ||
-        !(text = cJSON_PrintUnformatted(root)) || asprintf(&tmp, "%s.tmp", a->token_path) < 0) {
-        tmp = NULL;
-        rc = PD_ENOMEM;
+        !(text = cJSON_PrintUnformatted(root)) || !(dir = strdup(a->token_path)))
         goto done;
-    }
-    dir = strdup(a->token_path);
-    if (!dir) {
-        rc = PD_ENOMEM;
-        goto done;
-    }
-    char *slash = strrchr(dir, '/');
-    if (slash)
+    if ((slash = strrchr(dir, '/')))
         *slash = '\0';
     *step = "create the state folder";
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        rc = -errno;
+    if ((rc = pd_fs_mkdirs(dir, 0700)) != 0)
         goto done;
-    }
-    *step = "create the temporary file";
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || fchmod(fd, 0600) != 0) {
-        rc = -errno;
-        goto done;
-    }
-    *step = "write";
-    size_t len = strlen(text), off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, text + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            goto done;
-        }
-        off += (size_t)n;
-    }
-    *step = "fsync";
-    if (fsync(fd) != 0) {
-        rc = -errno;
-        goto done;
-    }
-    close(fd);
-    fd = -1;
-    *step = "rename";
-    if (rename(tmp, a->token_path) != 0) {
-        rc = -errno;
-        goto done;
-    }
-    *step = "fsync the state folder";
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        if (fsync(dfd) != 0)
-            rc = -errno;
-        close(dfd);
-    }
+    *step = "write the token file";
+    rc = pd_fs_write_atomic(a->token_path, text, strlen(text), 0600);
 done:
-    if (fd >= 0) {
-        close(fd);
-        unlink(tmp);
-    }
     wipe_free(text);
     json_delete_wiped(root);
-    free(tmp);
     free(dir);
     return rc;
 }
