@@ -45,9 +45,16 @@ const char *pd_auth_header(struct pd_auth *a, unsigned *generation);
 /*
  * A data request sent with GENERATION's credentials got 401. Password mode: that token is
  * dropped (only if still current, so 50 such answers drop it once); returns 0 and the request
- * should wait for a new one. API-key mode: returns PD_EAUTH (*message says so).
+ * should wait for a new one. *SUSPECT counts the tokens in a row refused before any request
+ * succeeded with them: 0 means retry at once; more means wait (backoff) before logging in
+ * again, so an account whose tokens are refused at once is not hammered with logins.
+ * API-key mode: returns PD_EAUTH (*message says so).
  */
-int pd_auth_refused(struct pd_auth *a, unsigned generation, const char **message);
+int pd_auth_refused(struct pd_auth *a, unsigned generation, const char **message,
+                    unsigned *suspect);
+
+/* A request sent with GENERATION's credentials succeeded: the token works. */
+void pd_auth_proven(struct pd_auth *a, unsigned generation);
 
 /* Queues W until a token is ready; starts the login unless one is running. */
 void pd_auth_wait(struct pd_auth *a, struct pd_auth_wait *w, pd_auth_ready_fn ready, void *arg);

@@ -34,6 +34,8 @@ struct pd_auth {
     unsigned generation;
     bool from_cache;
     bool logging_in;
+    bool proven;       /* a request succeeded with the current token */
+    unsigned suspect;  /* tokens refused in a row before any success */
     char *login_body; /* holds the password while the login is in flight */
     struct pd_auth_wait *head, *tail;
     char message[768];
@@ -178,6 +180,7 @@ fail:
 
 static void drop_token(struct pd_auth *a)
 {
+    a->proven = false;
     wipe_free(a->header);
     a->header = NULL;
     a->expires_at_ms = a->renew_at_ms = 0;
@@ -221,8 +224,10 @@ const char *pd_auth_header(struct pd_auth *a, unsigned *generation)
     return a->header;
 }
 
-int pd_auth_refused(struct pd_auth *a, unsigned generation, const char **message)
+int pd_auth_refused(struct pd_auth *a, unsigned generation, const char **message,
+                    unsigned *suspect)
 {
+    *suspect = 0;
     if (a->pw->auth == PD_AUTH_API_KEY) {
         snprintf(a->message, sizeof(a->message),
                  "Patchworks refused the API key (HTTP 401) from %s: check api_key / "
@@ -232,10 +237,22 @@ int pd_auth_refused(struct pd_auth *a, unsigned generation, const char **message
         return PD_EAUTH;
     }
     /* Many requests may have been sent with the same token: only the first 401 drops it. */
-    if (generation == a->generation && a->header)
+    if (generation == a->generation && a->header) {
+        a->suspect = a->proven ? 0 : a->suspect + 1;
         drop_token(a);
+    }
+    if (generation == a->generation)
+        *suspect = a->suspect;
     *message = NULL;
     return 0;
+}
+
+void pd_auth_proven(struct pd_auth *a, unsigned generation)
+{
+    if (generation == a->generation && a->header) {
+        a->proven = true;
+        a->suspect = 0;
+    }
 }
 
 static void on_login_done(void *arg, const struct pd_client_result *r)

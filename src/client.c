@@ -23,9 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A token that a fresh login just produced and that is refused this often is not a glitch. */
-#define MAX_REAUTHS 3
-
 enum req_state { WAIT_AUTH, WAIT_SLOT, IN_FLIGHT, BACKOFF, DONE };
 
 struct req {
@@ -41,7 +38,7 @@ struct req {
     struct pd_auth_wait auth_wait;
     struct pd_http_xfer *xfer;
     unsigned generation; /* of the credentials the request was sent with */
-    unsigned attempts, retries, reauths;
+    unsigned attempts, retries;
     uint64_t first_ms; /* monotonic time of submission, for max_retry_time */
     struct req *next, *prev;           /* all live requests */
     struct req *slot_next, *slot_prev; /* the limiter's FIFO */
@@ -322,6 +319,8 @@ static void on_http_done(void *arg, const struct pd_http_response *resp)
     struct pd_client *c = r->c;
     struct pd_api_result api;
     const char *msg;
+    unsigned suspect;
+    uint64_t delay;
 
     if (r->state != IN_FLIGHT)
         return; /* canceled by finish() */
@@ -337,6 +336,8 @@ static void on_http_done(void *arg, const struct pd_http_response *resp)
     }
     switch (api.verdict) {
     case PD_API_OK:
+        if (!r->no_auth)
+            pd_auth_proven(c->auth, r->generation);
         finish(r, 0, NULL, &api, resp->body, resp->body_len);
         break;
     case PD_API_REJECT:
@@ -358,16 +359,21 @@ static void on_http_done(void *arg, const struct pd_http_response *resp)
             break;
         }
         c->stats.reauths++;
-        if (pd_auth_refused(c->auth, r->generation, &msg) != 0) {
+        if (pd_auth_refused(c->auth, r->generation, &msg, &suspect) != 0) {
             finish(r, PD_EAUTH, msg, &api, resp->body, resp->body_len);
             break;
         }
-        if (++r->reauths > MAX_REAUTHS) {
-            finish(r, PD_EAUTH, "the token from a fresh login was refused again and again",
-                   &api, resp->body, resp->body_len);
+        if (suspect == 0) {
+            advance(r);
             break;
         }
-        advance(r);
+        /* Fresh tokens refused at once: log in again, but no faster than backoff allows. */
+        delay = pd_backoff_delay(c->pw->retry_base_ms, c->pw->retry_cap_ms, suspect - 1,
+                                 c->clock);
+        pd_client_note(c, "a fresh token was refused (%u in a row); logging in again in "
+                          "%llu ms", suspect, (unsigned long long)delay);
+        set_state(r, BACKOFF);
+        uv_timer_start(&r->timer, on_backoff_done, delay, 0);
         break;
     }
     pd_api_result_cleanup(&api);
