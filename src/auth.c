@@ -265,7 +265,7 @@ static void on_login_done(void *arg, const struct pd_client_result *r)
     a->logging_in = false;
     wipe_free(a->login_body);
     a->login_body = NULL;
-    if (err == PD_EAUTH || err == PD_EREJECTED) {
+    if (err == PD_EAUTH || (err == PD_EREJECTED && r->api.status == 422)) {
         /* Which credential, never its value: the password may be right and the name wrong. */
         snprintf(a->message, sizeof(a->message),
                  "Patchworks refused the login at %s (%s): check %s \"%s\" and the password "
@@ -274,6 +274,13 @@ static void on_login_done(void *arg, const struct pd_client_result *r)
                  a->pw->login_field == PD_LOGIN_USERNAME ? "the username" : "the email",
                  a->pw->email, a->pw->secret_source ? a->pw->secret_source : "the configuration");
         notify_all(a, PD_EAUTH, a->message);
+        return;
+    }
+    if (err == PD_EREJECTED || err == PD_ETOOBIG || err == PD_ECONFIG) {
+        /* Not the credentials: the login request itself cannot work as configured. */
+        snprintf(a->message, sizeof(a->message), "the login at %s failed: %s; check login_url",
+                 a->pw->login_url, r->message ? r->message : pd_strerror(err));
+        notify_all(a, PD_ECONFIG, a->message);
         return;
     }
     if (err) {

@@ -49,11 +49,13 @@ static void on_logged_in(void *arg, int err, const char *message)
     l->rc = PD_EXIT_OK;
 }
 
+/* Any answer but 401 means the key passed authentication, even when the page is missing. */
 static void on_key_checked(void *arg, const struct pd_client_result *r)
 {
     struct login *l = arg;
-    if (r->err == 0) {
-        printf("the API key is accepted by %s; API keys do not expire\n", l->cfg->pw.core_url);
+    if (r->err == 0 || r->err == PD_EREJECTED) {
+        printf("the API key was not refused (HTTP %ld from %s); API keys do not expire\n",
+               r->api.status, l->cfg->pw.core_url);
         l->rc = PD_EXIT_OK;
     } else if (r->err == PD_EAUTH || r->err == PD_ECONFIG) {
         fprintf(stderr, "patchdrop login: %s\n", r->message);
