@@ -94,8 +94,9 @@ struct pd_mock_cli {
 int pd_mock_args_parse(int argc, char **argv, struct pd_mock_options *opts,
                        struct pd_mock_cli *cli, FILE *out, char **err);
 
-/* Value syntaxes of the command line: 250ms 2s 5m 1h 1d (plain number: seconds); sizes in bytes
- * with optional kB/MB/GB (1000s) or KiB/MiB/GiB (1024s). Return 0 or PD_EUSAGE. */
+/* Value syntaxes of the command line, those of the config file (pd_parse_duration/size):
+ * 250ms 2s 1.5m 1h 1d (plain number: seconds); bytes, kB/MB/GB (1000s), KiB/MiB/GiB (1024s).
+ * Return 0 or PD_EUSAGE. */
 int pd_mock_parse_duration(const char *s, uint64_t *ms);
 int pd_mock_parse_size(const char *s, uint64_t *bytes);
 

@@ -1,12 +1,10 @@
 /*
- * The command line of patchdrop-mock, kept out of main.c so the tests can check it.
- *
- * Durations and sizes are read here with a small local parser in the syntax of the config file
- * (include/pd_config.h); when src/config.c lands on main, pd_parse_duration/pd_parse_size can
- * replace these two functions without changing what users type.
+ * The command line of patchdrop-mock, kept out of main.c so the tests can check it. Durations
+ * and sizes use the config file's parsers (include/pd_config.h).
  */
 #include "mock.h"
 
+#include "pd_config.h"
 #include "pd_error.h"
 
 #include <ctype.h>
@@ -17,49 +15,15 @@
 #include <string.h>
 #include <strings.h>
 
-static int parse_scaled(const char *s, const char *const *units, const uint64_t *scale,
-                        size_t nunits, uint64_t plain, uint64_t *out)
-{
-    if (!s)
-        return PD_EUSAGE;
-    while (isspace((unsigned char)*s))
-        s++;
-    if (!isdigit((unsigned char)*s))
-        return PD_EUSAGE;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno)
-        return PD_EUSAGE;
-    while (isspace((unsigned char)*end))
-        end++;
-    uint64_t mult = 0;
-    if (!*end) {
-        mult = plain;
-    } else {
-        for (size_t i = 0; i < nunits; i++)
-            if (!strcmp(end, units[i]))
-                mult = scale[i];
-    }
-    if (!mult || (v && (uint64_t)v > UINT64_MAX / mult))
-        return PD_EUSAGE;
-    *out = (uint64_t)v * mult;
-    return 0;
-}
-
+/* The config file's value syntax, so users type the same durations and sizes everywhere. */
 int pd_mock_parse_duration(const char *s, uint64_t *ms)
 {
-    static const char *const units[] = {"ms", "s", "m", "h", "d"};
-    static const uint64_t scale[] = {1, 1000, 60000, 3600000, 86400000};
-    return parse_scaled(s, units, scale, 5, 1000, ms);
+    return s && !pd_parse_duration(s, ms) ? 0 : PD_EUSAGE;
 }
 
 int pd_mock_parse_size(const char *s, uint64_t *bytes)
 {
-    static const char *const units[] = {"B", "kB", "KB", "MB", "GB", "KiB", "MiB", "GiB"};
-    static const uint64_t scale[] = {1, 1000, 1000, 1000000, 1000000000,
-                                     1024, 1048576, 1073741824};
-    return parse_scaled(s, units, scale, 8, 1, bytes);
+    return s && !pd_parse_size(s, bytes) ? 0 : PD_EUSAGE;
 }
 
 static int parse_rate(const char *s, double *p)
@@ -113,7 +77,8 @@ static void usage(FILE *out)
         "                       DIR/requests.jsonl\n"
         "  --exit-after DUR     exit by itself after DUR (a safety net for scripts)\n"
         "  --quiet              no line per request on stderr\n"
-        "Durations: 250ms 2s 5m 1h 1d (plain number: seconds). Sizes: bytes, kB MB, KiB MiB.\n"
+        "Durations: 250ms 2s 1.5m 1h 1d (plain number: seconds). Sizes: bytes, kB MB GB\n"
+        "(powers of 1000), KiB MiB GiB (powers of 1024).\n"
         "Stops cleanly (exit 0) on SIGTERM or SIGINT.\n",
         out);
 }
