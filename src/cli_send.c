@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,7 @@
 
 struct chunk {
     unsigned index;       /* 1-based */
+    bool last;            /* no chunk follows */
     uint64_t offset, len; /* the file bytes it carries */
     char *body;           /* {"payload":"..."} */
     size_t body_len;
@@ -42,9 +44,10 @@ struct source {
     char message[512];
 };
 
-static int source_open(const char *path, uint64_t max_body, struct source **out, char *msg,
-                       size_t msglen)
+static int source_open(const char *path, const struct pd_watch *w, uint64_t max_body,
+                       struct source **out, char *msg, size_t msglen)
 {
+    (void)w;
     struct stat st;
     struct source *s;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -217,6 +220,7 @@ static int source_next(struct source *s, struct chunk *c)
     if (rc)
         goto done;
     c->index = 1;
+    c->last = true;
     c->offset = 0;
     c->len = got;
     s->done = true;
@@ -226,16 +230,10 @@ done:
     return rc;
 }
 
-/* The number of chunks when known (0: not yet). */
-static unsigned source_total(const struct source *s)
-{
-    return 1;
-    (void)s;
-}
-
 /* After a 413: cut the chunk smaller. Without the splitter there is nothing smaller. */
-static int source_resplit(struct source *s, const struct chunk *c)
+static int source_resplit(struct source *s, const struct chunk *c, size_t refused_len)
 {
+    (void)refused_len;
     snprintf(s->message, sizeof(s->message),
              "Patchworks refused %llu bytes as too large (413) and this build cannot split files",
              (unsigned long long)c->len);
@@ -260,13 +258,16 @@ struct file_job {
     const char *path;
     enum file_state state;
     struct source *src;
-    struct chunk chunk; /* the one in flight */
+    struct chunk chunk; /* the one being made or in flight */
+    uv_work_t work;     /* makes the next chunk on the thread pool: reading and escaping */
+    int work_rc;
     unsigned chunks_ok;
 };
 
 struct send {
     struct pd_cli_net net;
     const struct pd_config *cfg;
+    const struct pd_watch *watch; /* NULL with --flow */
     char *url;
     struct file_job *files;
     size_t nfiles, next_file, active;
@@ -300,17 +301,27 @@ static void file_end(struct file_job *f)
     schedule(f->send);
 }
 
-static void send_chunk(struct file_job *f);
+static void next_chunk(struct file_job *f);
+
+/* "chunk 2" while more may follow, "chunk 3/3" for the last. */
+static void chunk_words(const struct file_job *f, char *out, size_t len)
+{
+    if (f->chunk.last)
+        snprintf(out, len, "%s: chunk %u/%u, %llu bytes", f->path, f->chunk.index,
+                 f->chunk.index, (unsigned long long)f->chunk.len);
+    else
+        snprintf(out, len, "%s: chunk %u, %llu bytes", f->path, f->chunk.index,
+                 (unsigned long long)f->chunk.len);
+}
 
 static void on_chunk_done(void *arg, const struct pd_client_result *r)
 {
     struct file_job *f = arg;
     struct send *s = f->send;
-    unsigned total = source_total(f->src);
-    char where[128];
+    size_t refused_len = f->chunk.body_len;
+    char where[PATH_MAX + 64];
 
-    snprintf(where, sizeof(where), "%s: chunk %u/%u, %llu bytes", f->path, f->chunk.index, total,
-             (unsigned long long)f->chunk.len);
+    chunk_words(f, where, sizeof(where));
     free(f->chunk.body);
     f->chunk.body = NULL;
     if (r->err == PD_ECANCELED) {
@@ -328,7 +339,7 @@ static void on_chunk_done(void *arg, const struct pd_client_result *r)
         fflush(stdout);
         f->chunks_ok++;
         s->bytes_ok += f->chunk.len;
-        send_chunk(f);
+        next_chunk(f);
         return;
     }
     if (r->err == PD_EAUTH || r->err == PD_ECONFIG) {
@@ -341,8 +352,10 @@ static void on_chunk_done(void *arg, const struct pd_client_result *r)
         pd_client_close(&s->net.client, NULL, NULL);
         return;
     }
-    if (r->err == PD_ETOOBIG && source_resplit(f->src, &f->chunk) == 0) {
-        send_chunk(f);
+    if (r->err == PD_ETOOBIG && source_resplit(f->src, &f->chunk, refused_len) == 0) {
+        printf("%s, HTTP 413, too large for the server: cutting it smaller\n", where);
+        fflush(stdout);
+        next_chunk(f);
         return;
     }
     if (r->err == PD_ETOOBIG)
@@ -357,11 +370,19 @@ static void on_chunk_done(void *arg, const struct pd_client_result *r)
     file_end(f);
 }
 
-/* Sends the file's next chunk, or finishes the file. */
-static void send_chunk(struct file_job *f)
+static void work_make_chunk(uv_work_t *w)
 {
+    struct file_job *f = w->data;
+    f->work_rc = source_next(f->src, &f->chunk);
+}
+
+/* Back on the loop with the next chunk (or the end, or an error): send it. */
+static void on_chunk_made(uv_work_t *w, int status)
+{
+    struct file_job *f = w->data;
     struct send *s = f->send;
-    int rc = source_next(f->src, &f->chunk);
+    int rc = status ? status : f->work_rc;
+
     if (rc == 0) {
         f->state = F_DELIVERED;
         source_close(&f->src);
@@ -369,7 +390,9 @@ static void send_chunk(struct file_job *f)
         return;
     }
     if (rc < 0) {
-        file_fail(f, f->src->message[0] ? f->src->message : pd_strerror(rc));
+        free(f->chunk.body);
+        f->chunk.body = NULL;
+        file_fail(f, f->src && f->src->message[0] ? f->src->message : pd_strerror(rc));
         file_end(f);
         return;
     }
@@ -378,7 +401,23 @@ static void send_chunk(struct file_job *f)
     if (!s->net.client || (rc = pd_client_submit(s->net.client, &req, on_chunk_done, f)) != 0) {
         free(f->chunk.body);
         f->chunk.body = NULL;
+        if (s->fatal) {
+            f->state = F_FAILED;
+            source_close(&f->src);
+            return;
+        }
         file_fail(f, rc ? pd_strerror(rc) : "canceled");
+        file_end(f);
+    }
+}
+
+/* Makes the file's next chunk off the loop, so a big file never stalls the other requests. */
+static void next_chunk(struct file_job *f)
+{
+    f->work.data = f;
+    int rc = uv_queue_work(&f->send->net.loop, &f->work, work_make_chunk, on_chunk_made);
+    if (rc) {
+        file_fail(f, uv_strerror(rc));
         file_end(f);
     }
 }
@@ -390,14 +429,14 @@ static void schedule(struct send *s)
            s->active < s->cfg->pw.concurrency) {
         struct file_job *f = &s->files[s->next_file++];
         char msg[512] = "";
-        int rc = source_open(f->path, s->cfg->pw.max_body, &f->src, msg, sizeof(msg));
+        int rc = source_open(f->path, s->watch, s->cfg->pw.max_body, &f->src, msg, sizeof(msg));
         if (rc) {
             file_fail(f, msg);
             continue;
         }
         f->state = F_ACTIVE;
         s->active++;
-        send_chunk(f);
+        next_chunk(f);
     }
     if (s->progress && s->active == 0 && (s->next_file >= s->nfiles || s->fatal) &&
         !uv_is_closing((uv_handle_t *)&s->progress_timer)) {
@@ -485,6 +524,7 @@ int pd_cli_send(int argc, char **argv)
         }
         flow = w->flow_id;
         version = w->version_id;
+        s.watch = w;
     }
     if (pd_api_start_url(&cfg->pw, flow, version, &s.url) != 0) {
         fprintf(stderr, "patchdrop send: flow '%s'%s%s is not a valid id (letters, digits, - _ .)\n",
