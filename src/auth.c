@@ -192,9 +192,14 @@ static void notify_all(struct pd_auth *a, int err, const char *message)
 {
     struct pd_auth_wait *w = a->head;
     a->head = a->tail = NULL;
+    /* Detach every waiter before calling any: a callback may cancel others (closing the
+     * client), and a cancel must not touch a list that is no longer the queue. Waiters live in
+     * requests whose memory is released only by a later close callback, so the chain stays
+     * valid for this walk; requests already finished ignore the call. */
+    for (struct pd_auth_wait *i = w; i; i = i->next)
+        i->queued = false;
     while (w) {
         struct pd_auth_wait *next = w->next;
-        w->queued = false;
         w->next = w->prev = NULL;
         w->ready(w->arg, err, message);
         w = next;
