@@ -191,6 +191,10 @@ static void drop_token(struct pd_auth *a)
 static void notify_all(struct pd_auth *a, int err, const char *message)
 {
     struct pd_auth_wait *w = a->head;
+    char text[sizeof(a->message)];
+    /* A callback may close the client and with it this module: keep the words on the stack. */
+    snprintf(text, sizeof(text), "%s", message ? message : "");
+    message = message ? text : NULL;
     a->head = a->tail = NULL;
     /* Detach every waiter before calling any: a callback may cancel others (closing the
      * client), and a cancel must not touch a list that is no longer the queue. Waiters live in
