@@ -412,9 +412,15 @@ static void on_request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     struct pd_mock *m = cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    /* A drop or a hang ends with the handler refusing the connection on purpose; the request
+     * line already says so, libmicrohttpd's complaint about it would only be noise. */
+    if (strstr(msg, "Application reported internal error"))
+        return;
     pthread_mutex_lock(&m->log_lock);
-    fputs("patchdrop-mock: libmicrohttpd: ", m->log);
-    vfprintf(m->log, fmt, ap);
+    fprintf(m->log, "patchdrop-mock: libmicrohttpd: %s%s", msg,
+            msg[0] && msg[strlen(msg) - 1] == '\n' ? "" : "\n");
     fflush(m->log);
     pthread_mutex_unlock(&m->log_lock);
 }
