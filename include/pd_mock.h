@@ -19,11 +19,11 @@
 struct pd_mock;
 
 struct pd_mock_options {
-    const char *bind;     /* listening address, default "127.0.0.1" (IPv4 or IPv6 literal) */
-    uint16_t port;        /* 0: a free port, see pd_mock_port() */
-    const char *user;     /* default "demo@example.com"; matched against email or username */
-    const char *password; /* default "demo" */
-    const char *api_key;  /* NULL: API keys are refused */
+    const char *bind;        /* listening address, default "127.0.0.1" (IPv4 or IPv6 literal) */
+    uint16_t port;           /* 0: a free port, see pd_mock_port() */
+    const char *user;        /* default "demo@example.com"; matched against email or username */
+    const char *password;    /* default "demo" */
+    const char *api_key;     /* NULL: API keys are refused */
     uint64_t token_ttl_ms;   /* default 24 h */
     uint64_t max_body;       /* bytes of one request body, default 8000000 */
     uint64_t seed;           /* seeds every random fault */
@@ -88,11 +88,11 @@ void pd_mock_stats(struct pd_mock *mock, struct pd_mock_stats *out);
  * PD_EUSAGE with *err saying which option is wrong and what it expects.
  */
 struct pd_mock_cli {
-    const char *port_file; /* NULL: none */
+    const char *port_file;  /* NULL: none */
     uint64_t exit_after_ms; /* 0: run until SIGTERM/SIGINT */
 };
-int pd_mock_args_parse(int argc, char **argv, struct pd_mock_options *opts,
-                       struct pd_mock_cli *cli, FILE *out, char **err);
+int pd_mock_args_parse(int argc, char **argv, struct pd_mock_options *opts, struct pd_mock_cli *cli,
+                       FILE *out, char **err);
 
 /* Value syntaxes of the command line, those of the config file (pd_parse_duration/size):
  * 250ms 2s 1.5m 1h 1d (plain number: seconds); bytes, kB/MB/GB (1000s), KiB/MiB/GiB (1024s).

@@ -80,8 +80,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 {
     struct resp *r = ud;
     header_value(line, size * n, "Retry-After", r->retry_after, sizeof(r->retry_after));
-    header_value(line, size * n, "X-RateLimit-Remaining", r->rl_remaining,
-                 sizeof(r->rl_remaining));
+    header_value(line, size * n, "X-RateLimit-Remaining", r->rl_remaining, sizeof(r->rl_remaining));
     header_value(line, size * n, "Content-Type", r->content_type, sizeof(r->content_type));
     return size * n;
 }
@@ -107,10 +106,10 @@ static size_t on_read(char *buf, size_t size, size_t n, void *ud)
 struct req {
     const char *method;
     const char *path;
-    const char *auth;  /* Authorization value, NULL: none */
-    const char *body;  /* NULL: none */
-    size_t len;        /* 0: strlen(body) */
-    long timeout_ms;   /* 0: 5000 */
+    const char *auth; /* Authorization value, NULL: none */
+    const char *body; /* NULL: none */
+    size_t len;       /* 0: strlen(body) */
+    long timeout_ms;  /* 0: 5000 */
     bool chunked;
 };
 
@@ -444,9 +443,8 @@ static void test_start_flow_ok(void **state)
     static const char *paths[] = {"/api/v1/flows/7/start/3", "/api/v1/flows/7/start",
                                   "/api/v1/flows/8/manual/4", "/api/v1/flows/8/manual"};
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(call(port, "POST", paths[i], auth,
-                              " {\"payload\": \"{\\\"id\\\": 1}\"} \n", &r),
-                         200);
+        assert_int_equal(
+            call(port, "POST", paths[i], auth, " {\"payload\": \"{\\\"id\\\": 1}\"} \n", &r), 200);
         cJSON *j = json_of(&r);
         assert_string_equal(jstr(j, "message"), "Flow initialised.");
         assert_int_equal((int)jnum(j, "flow_run_id"), i + 1);
@@ -509,8 +507,11 @@ static void test_start_flow_too_large(void **state)
     resp_free(&r);
 
     /* Chunked, no Content-Length: counted as it arrives. */
-    struct req q = {.method = "POST", .path = "/api/v1/flows/1/start", .auth = auth,
-                    .body = body, .chunked = true};
+    struct req q = {.method = "POST",
+                    .path = "/api/v1/flows/1/start",
+                    .auth = auth,
+                    .body = body,
+                    .chunked = true};
     do_request(port, &q, &r);
     assert_int_equal(r.rc, CURLE_OK);
     assert_int_equal(r.status, 413);
@@ -559,8 +560,11 @@ static void test_start_flow_invalid(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct resp r;
-        struct req q = {.method = "POST", .path = "/api/v1/flows/1/start/1", .auth = auth,
-                        .body = cases[i].body, .len = strlen(cases[i].body)};
+        struct req q = {.method = "POST",
+                        .path = "/api/v1/flows/1/start/1",
+                        .auth = auth,
+                        .body = cases[i].body,
+                        .len = strlen(cases[i].body)};
         if (!q.len)
             q.body = NULL;
         do_request(port, &q, &r);
@@ -805,7 +809,9 @@ static void test_drop_rate(void **state)
     char auth[128];
     login(port, auth, sizeof(auth));
     struct resp r;
-    struct req q = {.method = "POST", .path = "/api/v1/flows/1/start", .auth = auth,
+    struct req q = {.method = "POST",
+                    .path = "/api/v1/flows/1/start",
+                    .auth = auth,
                     .body = "{\"payload\":\"x\"}"};
     do_request(port, &q, &r);
     assert_true(r.rc == CURLE_GOT_NOTHING || r.rc == CURLE_RECV_ERROR);
@@ -845,7 +851,7 @@ static void test_script(void **state)
         long status;
         const char *retry_after;
     } want[] = {{500, ""}, {429, "7"}, {503, "2"}, {429, ""}, {413, ""}, {422, ""},
-                {403, ""}, {404, ""}, {408, ""}, {502, ""}, {504, ""}, {200, ""}};
+                {403, ""}, {404, ""},  {408, ""},  {502, ""}, {504, ""}, {200, ""}};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         assert_int_equal(start_flow(port, auth, &r), want[i].status);
         assert_string_equal(r.retry_after, want[i].retry_after);
@@ -858,7 +864,9 @@ static void test_script(void **state)
         cJSON_Delete(j);
         resp_free(&r);
     }
-    struct req q = {.method = "POST", .path = "/api/v1/flows/1/start", .auth = auth,
+    struct req q = {.method = "POST",
+                    .path = "/api/v1/flows/1/start",
+                    .auth = auth,
                     .body = "{\"payload\":\"x\"}"};
     do_request(port, &q, &r);
     assert_true(r.rc == CURLE_GOT_NOTHING || r.rc == CURLE_RECV_ERROR);
@@ -909,12 +917,15 @@ static void test_truncate(void **state)
     char auth[128];
     login(port, auth, sizeof(auth));
     struct resp r;
-    struct req q = {.method = "POST", .path = "/api/v1/flows/1/start", .auth = auth,
+    struct req q = {.method = "POST",
+                    .path = "/api/v1/flows/1/start",
+                    .auth = auth,
                     .body = "{\"payload\":\"x\"}"};
     do_request(port, &q, &r);
     assert_int_equal(r.rc, CURLE_PARTIAL_FILE);
     assert_int_equal(r.status, 200);
-    assert_true(r.len > 0 && r.len < strlen("{\"message\":\"Flow initialised.\",\"flow_run_id\":1}"));
+    assert_true(r.len > 0 &&
+                r.len < strlen("{\"message\":\"Flow initialised.\",\"flow_run_id\":1}"));
     assert_null(cJSON_Parse(r.body));
     resp_free(&r);
     /* The request was processed: the answer, not the run, was lost. */
@@ -932,8 +943,11 @@ struct hang_arg {
 static void *hang_client(void *ud)
 {
     struct hang_arg *a = ud;
-    struct req q = {.method = "POST", .path = "/api/v1/flows/1/start", .auth = a->auth,
-                    .body = "{\"payload\":\"x\"}", .timeout_ms = a->timeout_ms};
+    struct req q = {.method = "POST",
+                    .path = "/api/v1/flows/1/start",
+                    .auth = a->auth,
+                    .body = "{\"payload\":\"x\"}",
+                    .timeout_ms = a->timeout_ms};
     do_request(a->port, &q, &a->r);
     return NULL;
 }
@@ -1095,9 +1109,8 @@ static void test_record(void **state)
     assert_int_equal(call(port, "POST", "/api/v1/flows/1/start/2", auth, body1, NULL), 200);
     assert_int_equal(call(port, "POST", "/api/v1/flows/1/start/2", auth, body1, NULL), 500);
     assert_int_equal(call(port, "POST", "/api/v1/flows/1/start/2", auth, "{}", NULL), 422);
-    assert_int_equal(call(port, "POST", "/api/v1/flows/1/start/2", auth,
-                          "{\"payload\":\"<b/>\"}", NULL),
-                     200);
+    assert_int_equal(
+        call(port, "POST", "/api/v1/flows/1/start/2", auth, "{\"payload\":\"<b/>\"}", NULL), 200);
 
     size_t len;
     snprintf(path, sizeof(path), "%s/payloads/000001", rec);
@@ -1200,8 +1213,8 @@ static void test_args(void **state)
                            "--token-ttl", "250ms", "--max-body", "8MB", "--seed", "7",
                            "--fail-rate", "0.25", "--fail-401-rate", "0.5", "--latency", "2s",
                            "--drop-rate", "0", "--rate-limit", "240", "--rate-window=1s",
-                           "--script", "500,429:3,ok", "--record", "/tmp/r", "--exit-after",
-                           "5m", "--quiet", (char *)NULL),
+                           "--script", "500,429:3,ok", "--record", "/tmp/r", "--exit-after", "5m",
+                           "--quiet", (char *)NULL),
                      0);
     assert_int_equal(o.port, 0);
     assert_string_equal(cli.port_file, "/tmp/p");
@@ -1232,10 +1245,14 @@ static void test_args(void **state)
     static const struct {
         const char *opt, *val, *says;
     } bad[] = {
-        {"--port", "70000", "--port"},       {"--fail-rate", "1.5", "probability"},
-        {"--drop-rate", "x", "--drop-rate"}, {"--token-ttl", "0", "--token-ttl"},
-        {"--latency", "5x", "duration"},     {"--max-body", "-1", "--max-body"},
-        {"--script", "200", "script entry '200'"}, {"--rate-window", "1.5x", "--rate-window"},
+        {"--port", "70000", "--port"},
+        {"--fail-rate", "1.5", "probability"},
+        {"--drop-rate", "x", "--drop-rate"},
+        {"--token-ttl", "0", "--token-ttl"},
+        {"--latency", "5x", "duration"},
+        {"--max-body", "-1", "--max-body"},
+        {"--script", "200", "script entry '200'"},
+        {"--rate-window", "1.5x", "--rate-window"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(parse(&o, &cli, &err, bad[i].opt, bad[i].val, (char *)NULL), PD_EUSAGE);
@@ -1261,8 +1278,8 @@ static void test_value_syntax(void **state)
     static const struct {
         const char *s;
         uint64_t ms;
-    } durations[] = {{"250ms", 250}, {"2s", 2000}, {"5m", 300000}, {"24h", 86400000},
-                     {"1d", 86400000}, {"7", 7000}, {"0", 0}, {" 3 s", 3000}};
+    } durations[] = {{"250ms", 250},   {"2s", 2000}, {"5m", 300000}, {"24h", 86400000},
+                     {"1d", 86400000}, {"7", 7000},  {"0", 0},       {" 3 s", 3000}};
     for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
         assert_int_equal(pd_mock_parse_duration(durations[i].s, &v), 0);
         assert_int_equal(v, durations[i].ms);
@@ -1275,8 +1292,8 @@ static void test_value_syntax(void **state)
     static const struct {
         const char *s;
         uint64_t bytes;
-    } sizes[] = {{"100", 100}, {"8MB", 8000000}, {"64kB", 64000}, {"64KiB", 65536},
-                 {"8 MiB", 8388608}, {"1GB", 1000000000}};
+    } sizes[] = {{"100", 100},     {"8MB", 8000000},   {"64kB", 64000},
+                 {"64KiB", 65536}, {"8 MiB", 8388608}, {"1GB", 1000000000}};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
         assert_int_equal(pd_mock_parse_size(sizes[i].s, &v), 0);
         assert_int_equal(v, sizes[i].bytes);

@@ -37,12 +37,12 @@ enum mock_payload_status {
 };
 
 struct mock_payload {
-    int status;          /* enum mock_payload_status */
-    size_t err_off;      /* MOCK_PL_NOT_JSON: where */
+    int status;     /* enum mock_payload_status */
+    size_t err_off; /* MOCK_PL_NOT_JSON: where */
     const char *err_what;
-    char *data;          /* MOCK_PL_OK: the decoded payload string, exactly its bytes */
+    char *data; /* MOCK_PL_OK: the decoded payload string, exactly its bytes */
     size_t len;
-    char extra_key[64];  /* MOCK_PL_EXTRA_KEY: the first other key, cut to fit */
+    char extra_key[64]; /* MOCK_PL_EXTRA_KEY: the first other key, cut to fit */
 };
 
 /* Reads a start-flow body: a JSON object whose only key is "payload", a non-blank string.
@@ -52,13 +52,18 @@ void mock_payload_cleanup(struct mock_payload *p);
 
 /* ---- mock_script.c -------------------------------------------------------------------- */
 
-enum mock_step_kind { MOCK_STEP_OK, MOCK_STEP_STATUS, MOCK_STEP_DROP, MOCK_STEP_HANG,
-                      MOCK_STEP_TRUNCATE };
+enum mock_step_kind {
+    MOCK_STEP_OK,
+    MOCK_STEP_STATUS,
+    MOCK_STEP_DROP,
+    MOCK_STEP_HANG,
+    MOCK_STEP_TRUNCATE
+};
 
 struct mock_step {
-    int kind;            /* enum mock_step_kind */
-    int status;          /* MOCK_STEP_STATUS */
-    int retry_after;     /* seconds, -1: no Retry-After header */
+    int kind;        /* enum mock_step_kind */
+    int status;      /* MOCK_STEP_STATUS */
+    int retry_after; /* seconds, -1: no Retry-After header */
 };
 
 struct mock_script {
@@ -84,8 +89,8 @@ int mock_store_create(struct mock_store **out);
 void mock_store_destroy(struct mock_store **store);
 
 /* Tokens. VALUE receives a fresh random token (NUL terminated, < 80 bytes). */
-int mock_store_token_issue(struct mock_store *st, uint64_t now_ms, uint64_t ttl_ms,
-                           char *value, size_t cap);
+int mock_store_token_issue(struct mock_store *st, uint64_t now_ms, uint64_t ttl_ms, char *value,
+                           size_t cap);
 bool mock_store_token_valid(struct mock_store *st, const char *value, uint64_t now_ms);
 void mock_store_token_revoke(struct mock_store *st, const char *value);
 void mock_store_token_revoke_all(struct mock_store *st);
@@ -127,8 +132,8 @@ struct mock_lookup *mock_store_lookup_add(struct mock_store *st, const char *nam
 struct mock_lookup *mock_store_lookup_get(struct mock_store *st, uint64_t id);
 size_t mock_store_lookup_count(struct mock_store *st);
 struct mock_lookup *mock_store_lookup_at(struct mock_store *st, size_t index);
-struct mock_row *mock_store_row_add(struct mock_store *st, struct mock_lookup *lk,
-                                    const char *left, const char *right, uint64_t epoch_ms);
+struct mock_row *mock_store_row_add(struct mock_store *st, struct mock_lookup *lk, const char *left,
+                                    const char *right, uint64_t epoch_ms);
 struct mock_row *mock_store_row_get(struct mock_lookup *lk, uint64_t id);
 int mock_store_row_set(struct mock_row *row, const char *left, const char *right);
 bool mock_store_row_delete(struct mock_lookup *lk, uint64_t id);
@@ -142,7 +147,7 @@ struct mock_logline {
     uint64_t time_ms; /* epoch */
     const char *method;
     const char *path;
-    int status;       /* 0: no answer was sent */
+    int status; /* 0: no answer was sent */
     uint64_t body_bytes;
     uint64_t flow_run_id;     /* 0: none */
     const char *payload_file; /* NULL: none */
@@ -176,10 +181,10 @@ struct mock_request {
 enum mock_action { MOCK_ANSWER, MOCK_DROP, MOCK_HANG, MOCK_TRUNCATE };
 
 struct mock_answer {
-    int action;        /* enum mock_action */
+    int action; /* enum mock_action */
     int status;
-    char *body;        /* JSON, malloc'd */
-    int retry_after;   /* -1: none */
+    char *body;      /* JSON, malloc'd */
+    int retry_after; /* -1: none */
     uint64_t flow_run_id;
     char payload_file[32];
     const char *outcome;
@@ -249,7 +254,7 @@ struct pd_mock {
     struct mock_record *record;
 };
 
-uint64_t mock_now(struct pd_mock *m);   /* the injected clock */
+uint64_t mock_now(struct pd_mock *m); /* the injected clock */
 uint64_t mock_epoch_ms(void);
 
 #endif

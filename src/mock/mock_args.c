@@ -52,44 +52,60 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *out)
 
 static void usage(FILE *out)
 {
-    fputs(
-        "usage: patchdrop-mock [OPTIONS]\n"
-        "Plays the Patchworks API on loopback for demos, tests and benchmarks.\n\n"
-        "  --port N             port to listen on; 0 (default) picks a free one\n"
-        "  --port-file F        write the port to F once listening\n"
-        "  --bind ADDR          address to listen on (default 127.0.0.1)\n"
-        "  --user U             login email or username (default demo@example.com)\n"
-        "  --password P         login password (default demo)\n"
-        "  --api-key KEY        also accept KEY as a raw Authorization header\n"
-        "  --token-ttl DUR      bearer token lifetime (default 24h)\n"
-        "  --max-body SIZE      largest request body, else 413 (default 8000000)\n"
-        "  --seed N             seed of the random faults below (default 0)\n"
-        "  --fail-rate P        share of start-flow requests answered 500/502/503\n"
-        "  --fail-401-rate P    share of start-flow requests whose token is revoked (401)\n"
-        "  --drop-rate P        share of start-flow requests closed without an answer\n"
-        "  --latency DUR        delay before every answer\n"
-        "  --rate-limit N       requests per window; over it 429 with Retry-After (0: off)\n"
-        "  --rate-window DUR    the rate limit's window (default 60s)\n"
-        "  --script LIST        outcomes of the next start-flow requests, comma separated:\n"
-        "                       ok drop hang truncate 401 403 404 408 413 422 429 500 502\n"
-        "                       503 504 429:SECS 503:SECS\n"
-        "  --record DIR         write payloads to DIR/payloads/ and requests to\n"
-        "                       DIR/requests.jsonl\n"
-        "  --exit-after DUR     exit by itself after DUR (a safety net for scripts)\n"
-        "  --quiet              no line per request on stderr\n"
-        "Durations: 250ms 2s 1.5m 1h 1d (plain number: seconds). Sizes: bytes, kB MB GB\n"
-        "(powers of 1000), KiB MiB GiB (powers of 1024).\n"
-        "Stops cleanly (exit 0) on SIGTERM or SIGINT.\n",
-        out);
+    fputs("usage: patchdrop-mock [OPTIONS]\n"
+          "Plays the Patchworks API on loopback for demos, tests and benchmarks.\n\n"
+          "  --port N             port to listen on; 0 (default) picks a free one\n"
+          "  --port-file F        write the port to F once listening\n"
+          "  --bind ADDR          address to listen on (default 127.0.0.1)\n"
+          "  --user U             login email or username (default demo@example.com)\n"
+          "  --password P         login password (default demo)\n"
+          "  --api-key KEY        also accept KEY as a raw Authorization header\n"
+          "  --token-ttl DUR      bearer token lifetime (default 24h)\n"
+          "  --max-body SIZE      largest request body, else 413 (default 8000000)\n"
+          "  --seed N             seed of the random faults below (default 0)\n"
+          "  --fail-rate P        share of start-flow requests answered 500/502/503\n"
+          "  --fail-401-rate P    share of start-flow requests whose token is revoked (401)\n"
+          "  --drop-rate P        share of start-flow requests closed without an answer\n"
+          "  --latency DUR        delay before every answer\n"
+          "  --rate-limit N       requests per window; over it 429 with Retry-After (0: off)\n"
+          "  --rate-window DUR    the rate limit's window (default 60s)\n"
+          "  --script LIST        outcomes of the next start-flow requests, comma separated:\n"
+          "                       ok drop hang truncate 401 403 404 408 413 422 429 500 502\n"
+          "                       503 504 429:SECS 503:SECS\n"
+          "  --record DIR         write payloads to DIR/payloads/ and requests to\n"
+          "                       DIR/requests.jsonl\n"
+          "  --exit-after DUR     exit by itself after DUR (a safety net for scripts)\n"
+          "  --quiet              no line per request on stderr\n"
+          "Durations: 250ms 2s 1.5m 1h 1d (plain number: seconds). Sizes: bytes, kB MB GB\n"
+          "(powers of 1000), KiB MiB GiB (powers of 1024).\n"
+          "Stops cleanly (exit 0) on SIGTERM or SIGINT.\n",
+          out);
 }
 
-int pd_mock_args_parse(int argc, char **argv, struct pd_mock_options *opts,
-                       struct pd_mock_cli *cli, FILE *out, char **err)
+int pd_mock_args_parse(int argc, char **argv, struct pd_mock_options *opts, struct pd_mock_cli *cli,
+                       FILE *out, char **err)
 {
     enum {
-        O_PORT = 256, O_PORT_FILE, O_BIND, O_USER, O_PASSWORD, O_API_KEY, O_TTL, O_MAX_BODY,
-        O_SEED, O_FAIL, O_FAIL401, O_LATENCY, O_DROP, O_RATE, O_WINDOW, O_SCRIPT, O_RECORD,
-        O_EXIT_AFTER, O_QUIET, O_HELP,
+        O_PORT = 256,
+        O_PORT_FILE,
+        O_BIND,
+        O_USER,
+        O_PASSWORD,
+        O_API_KEY,
+        O_TTL,
+        O_MAX_BODY,
+        O_SEED,
+        O_FAIL,
+        O_FAIL401,
+        O_LATENCY,
+        O_DROP,
+        O_RATE,
+        O_WINDOW,
+        O_SCRIPT,
+        O_RECORD,
+        O_EXIT_AFTER,
+        O_QUIET,
+        O_HELP,
     };
     static const struct option longopts[] = {
         {"port", required_argument, NULL, O_PORT},
@@ -131,11 +147,21 @@ int pd_mock_args_parse(int argc, char **argv, struct pd_mock_options *opts,
                 expect = "a port number from 0 to 65535";
             opts->port = (uint16_t)v;
             break;
-        case O_PORT_FILE: cli->port_file = optarg; break;
-        case O_BIND: opts->bind = optarg; break;
-        case O_USER: opts->user = optarg; break;
-        case O_PASSWORD: opts->password = optarg; break;
-        case O_API_KEY: opts->api_key = optarg; break;
+        case O_PORT_FILE:
+            cli->port_file = optarg;
+            break;
+        case O_BIND:
+            opts->bind = optarg;
+            break;
+        case O_USER:
+            opts->user = optarg;
+            break;
+        case O_PASSWORD:
+            opts->password = optarg;
+            break;
+        case O_API_KEY:
+            opts->api_key = optarg;
+            break;
         case O_TTL:
             if (pd_mock_parse_duration(optarg, &opts->token_ttl_ms) || !opts->token_ttl_ms)
                 expect = "a duration above 0 such as 500ms, 30s, 24h";
@@ -185,12 +211,16 @@ int pd_mock_args_parse(int argc, char **argv, struct pd_mock_options *opts,
             opts->script = optarg;
             break;
         }
-        case O_RECORD: opts->record_dir = optarg; break;
+        case O_RECORD:
+            opts->record_dir = optarg;
+            break;
         case O_EXIT_AFTER:
             if (pd_mock_parse_duration(optarg, &cli->exit_after_ms))
                 expect = "a duration such as 30s or 10m";
             break;
-        case O_QUIET: opts->quiet = true; break;
+        case O_QUIET:
+            opts->quiet = true;
+            break;
         case 'h':
         case O_HELP:
             usage(out ? out : stdout);
@@ -210,8 +240,8 @@ int pd_mock_args_parse(int argc, char **argv, struct pd_mock_options *opts,
             return PD_EUSAGE;
         }
         if (expect) {
-            if (err && asprintf(err, "--%s '%s': expected %s", longopts[idx].name, optarg,
-                                expect) < 0)
+            if (err &&
+                asprintf(err, "--%s '%s': expected %s", longopts[idx].name, optarg, expect) < 0)
                 *err = NULL;
             return PD_EUSAGE;
         }

@@ -168,14 +168,30 @@ static int read_string(struct reader *r, struct buf *out)
             r->pos += 2;
             char ch;
             switch (e) {
-            case '"': ch = '"'; break;
-            case '\\': ch = '\\'; break;
-            case '/': ch = '/'; break;
-            case 'b': ch = '\b'; break;
-            case 'f': ch = '\f'; break;
-            case 'n': ch = '\n'; break;
-            case 'r': ch = '\r'; break;
-            case 't': ch = '\t'; break;
+            case '"':
+                ch = '"';
+                break;
+            case '\\':
+                ch = '\\';
+                break;
+            case '/':
+                ch = '/';
+                break;
+            case 'b':
+                ch = '\b';
+                break;
+            case 'f':
+                ch = '\f';
+                break;
+            case 'n':
+                ch = '\n';
+                break;
+            case 'r':
+                ch = '\r';
+                break;
+            case 't':
+                ch = '\t';
+                break;
             case 'u': {
                 unsigned long cp, lo;
                 if (hex4(r, &cp))
@@ -366,13 +382,27 @@ static int read_value(struct reader *r)
         return fail(r, "nested too deeply");
     int rc;
     switch (r->s[r->pos]) {
-    case '{': rc = read_object(r, NULL); break;
-    case '[': rc = read_array(r); break;
-    case '"': rc = read_string(r, NULL); break;
-    case 't': rc = read_word(r, "true"); break;
-    case 'f': rc = read_word(r, "false"); break;
-    case 'n': rc = read_word(r, "null"); break;
-    default: rc = read_number(r); break;
+    case '{':
+        rc = read_object(r, NULL);
+        break;
+    case '[':
+        rc = read_array(r);
+        break;
+    case '"':
+        rc = read_string(r, NULL);
+        break;
+    case 't':
+        rc = read_word(r, "true");
+        break;
+    case 'f':
+        rc = read_word(r, "false");
+        break;
+    case 'n':
+        rc = read_word(r, "null");
+        break;
+    default:
+        rc = read_number(r);
+        break;
     }
     r->depth--;
     return rc;

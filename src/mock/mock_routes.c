@@ -129,8 +129,8 @@ void mock_route_match(const char *method, const char *path, struct mock_route_ma
     } else if (n == 3 && is(seg[0], "fabric") && is(seg[1], "api") && is(seg[2], "login")) {
         route = MOCK_ROUTE_LOGIN_USERNAME;
         allowed = post;
-    } else if ((n == 5 || n == 6) && is(seg[0], "api") && is(seg[1], "v1") &&
-               is(seg[2], "flows") && (is(seg[4], "start") || is(seg[4], "manual")) &&
+    } else if ((n == 5 || n == 6) && is(seg[0], "api") && is(seg[1], "v1") && is(seg[2], "flows") &&
+               (is(seg[4], "start") || is(seg[4], "manual")) &&
                copy_seg(out->flow, sizeof(out->flow), seg[3]) &&
                (n == 5 || copy_seg(out->version, sizeof(out->version), seg[5]))) {
         route = MOCK_ROUTE_START;
@@ -301,8 +301,8 @@ static void answer_login(struct pd_mock *m, const struct mock_request *rq, const
     }
     char token[80];
     pthread_mutex_lock(&m->lock);
-    int rc = mock_store_token_issue(m->store, mock_now(m), m->opt.token_ttl_ms, token,
-                                    sizeof(token));
+    int rc =
+        mock_store_token_issue(m->store, mock_now(m), m->opt.token_ttl_ms, token, sizeof(token));
     if (!rc)
         m->logins++;
     pthread_mutex_unlock(&m->lock);
@@ -324,19 +324,31 @@ out:
 static const char *status_text(int status)
 {
     switch (status) {
-    case 401: return "Unauthenticated.";
-    case 403: return "This action is unauthorized.";
-    case 404: return "Not Found";
-    case 408: return "Request Timeout";
-    case 413: return "The request body is too large. Reduce the payload size by splitting the "
-                     "data and sending over multiple calls.";
-    case 422: return "The payload field is required.";
-    case 429: return "Too Many Attempts.";
-    case 500: return "Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Error";
+    case 401:
+        return "Unauthenticated.";
+    case 403:
+        return "This action is unauthorized.";
+    case 404:
+        return "Not Found";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "The request body is too large. Reduce the payload size by splitting the "
+               "data and sending over multiple calls.";
+    case 422:
+        return "The payload field is required.";
+    case 429:
+        return "Too Many Attempts.";
+    case 500:
+        return "Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Error";
     }
 }
 
@@ -547,13 +559,14 @@ static bool read_page(const struct mock_request *rq, struct page *pg, struct moc
     pg->page = 1;
     pg->per_page = DEFAULT_PER_PAGE;
     if (rq->page && (!parse_id(rq->page, &pg->page))) {
-        set_answer(ans, 422, mock_json_error("The page must be an integer of at least 1.", "page",
-                                             NULL));
+        set_answer(ans, 422,
+                   mock_json_error("The page must be an integer of at least 1.", "page", NULL));
         return false;
     }
     if (rq->per_page && (!parse_id(rq->per_page, &pg->per_page) || pg->per_page > MAX_PER_PAGE)) {
-        set_answer(ans, 422, mock_json_error("The per page must be an integer from 1 to 100.",
-                                             "per_page", NULL));
+        set_answer(
+            ans, 422,
+            mock_json_error("The per page must be an integer from 1 to 100.", "per_page", NULL));
         return false;
     }
     return true;
@@ -579,11 +592,13 @@ static char *paginated(const struct mock_request *rq, const struct page *pg, uin
     cJSON *links = cJSON_AddObjectToObject(r, "links");
     cJSON_AddItemToObject(links, "first", page_url(rq, 1, pg->per_page));
     cJSON_AddItemToObject(links, "last", page_url(rq, last, pg->per_page));
-    cJSON_AddItemToObject(links, "prev", pg->page > 1 && pg->page <= last + 1
-                                             ? page_url(rq, pg->page - 1, pg->per_page)
-                                             : cJSON_CreateNull());
-    cJSON_AddItemToObject(links, "next", pg->page < last ? page_url(rq, pg->page + 1, pg->per_page)
-                                                         : cJSON_CreateNull());
+    cJSON_AddItemToObject(links, "prev",
+                          pg->page > 1 && pg->page <= last + 1
+                              ? page_url(rq, pg->page - 1, pg->per_page)
+                              : cJSON_CreateNull());
+    cJSON_AddItemToObject(links, "next",
+                          pg->page < last ? page_url(rq, pg->page + 1, pg->per_page)
+                                          : cJSON_CreateNull());
     cJSON *meta = cJSON_AddObjectToObject(r, "meta");
     cJSON_AddNumberToObject(meta, "current_page", (double)pg->page);
     if (to > from) {
@@ -701,18 +716,18 @@ static void answer_values(struct pd_mock *m, const struct mock_request *rq,
     if (post) {
         o = parse_object(rq, why, sizeof(why));
         if (!o) {
-            set_answer(ans, 422, mock_json_error(why, "left_value",
-                                                 "The left value field is required."));
+            set_answer(ans, 422,
+                       mock_json_error(why, "left_value", "The left value field is required."));
             return;
         }
         if (!get_string(o, "left_value", false, &left) || !left || blank(left)) {
-            set_answer(ans, 422, mock_json_error("The left value field is required.",
-                                                 "left_value", NULL));
+            set_answer(ans, 422,
+                       mock_json_error("The left value field is required.", "left_value", NULL));
             goto out;
         }
         if (!get_string(o, "right_value", false, &right) || !right) {
-            set_answer(ans, 422, mock_json_error("The right value field is required.",
-                                                 "right_value", NULL));
+            set_answer(ans, 422,
+                       mock_json_error("The right value field is required.", "right_value", NULL));
             goto out;
         }
     }
@@ -730,8 +745,7 @@ static void answer_values(struct pd_mock *m, const struct mock_request *rq,
     } else if (lk) {
         data = cJSON_CreateArray();
         total = lk->nrows;
-        for (uint64_t i = (pg.page - 1) * pg.per_page; i < total && i < pg.page * pg.per_page;
-             i++)
+        for (uint64_t i = (pg.page - 1) * pg.per_page; i < total && i < pg.page * pg.per_page; i++)
             cJSON_AddItemToArray(data, row_json(lk, &lk->rows[i]));
     }
     pthread_mutex_unlock(&m->lock);
@@ -764,13 +778,14 @@ static void answer_value(struct pd_mock *m, const struct mock_request *rq,
         bool left_ok = get_string(o, "left_value", false, &left);
         bool right_ok = get_string(o, "right_value", false, &right);
         if (!left_ok || !right_ok) {
-            set_answer(ans, 422, mock_json_error("The values must be strings.",
-                                                 left_ok ? "right_value" : "left_value", NULL));
+            set_answer(ans, 422,
+                       mock_json_error("The values must be strings.",
+                                       left_ok ? "right_value" : "left_value", NULL));
             goto out;
         }
         if (left && blank(left)) {
-            set_answer(ans, 422, mock_json_error("The left value must not be blank.",
-                                                 "left_value", NULL));
+            set_answer(ans, 422,
+                       mock_json_error("The left value must not be blank.", "left_value", NULL));
             goto out;
         }
         if (!left && !right) {

@@ -116,10 +116,9 @@ static void log_request(struct pd_mock *m, struct conn_req *r, int status, const
     if (run_id)
         snprintf(run, sizeof(run), " run=%" PRIu64, run_id);
     pthread_mutex_lock(&m->log_lock);
-    fprintf(m->log, "patchdrop-mock: #%" PRIu64 " %s %s -> %d %s (%" PRIu64 " B, %" PRIu64
-                    " ms)%s\n",
-            line.seq, line.method, line.path, status, outcome, line.body_bytes, line.elapsed_ms,
-            run);
+    fprintf(
+        m->log, "patchdrop-mock: #%" PRIu64 " %s %s -> %d %s (%" PRIu64 " B, %" PRIu64 " ms)%s\n",
+        line.seq, line.method, line.path, status, outcome, line.body_bytes, line.elapsed_ms, run);
     fflush(m->log);
     pthread_mutex_unlock(&m->log_lock);
 }
@@ -256,11 +255,14 @@ static enum MHD_Result deliver(struct pd_mock *m, struct MHD_Connection *c, stru
 }
 
 static enum MHD_Result deliver_simple(struct pd_mock *m, struct MHD_Connection *c,
-                                      struct conn_req *r, int status, char *body,
-                                      int retry_after, const char *outcome)
+                                      struct conn_req *r, int status, char *body, int retry_after,
+                                      const char *outcome)
 {
-    struct mock_answer ans = {.action = MOCK_ANSWER, .status = status, .body = body,
-                              .retry_after = retry_after, .outcome = outcome};
+    struct mock_answer ans = {.action = MOCK_ANSWER,
+                              .status = status,
+                              .body = body,
+                              .retry_after = retry_after,
+                              .outcome = outcome};
     return deliver(m, c, r, &ans);
 }
 
@@ -320,9 +322,8 @@ static bool append_body(struct pd_mock *m, struct conn_req *r, const char *data,
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     struct pd_mock *m = cls;
     struct conn_req *r = *con_cls;
@@ -346,10 +347,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             r->declared = (*end || end == cl) ? 0 : v;
         }
         if (r->declared > m->opt.max_body)
-            return deliver_simple(m, c, r, 413, mock_json_message(
-                                      "The request body is too large. Reduce the payload size by "
-                                      "splitting the data and sending over multiple calls."),
-                                  -1, "ok");
+            return deliver_simple(
+                m, c, r, 413,
+                mock_json_message("The request body is too large. Reduce the payload size by "
+                                  "splitting the data and sending over multiple calls."),
+                -1, "ok");
         check_rate(m, r);
         if (r->rate_limited)
             return deliver_simple(m, c, r, 429, mock_json_message("Too Many Attempts."),
@@ -368,10 +370,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
 
     if (r->too_big)
-        return deliver_simple(m, c, r, 413, mock_json_message(
-                                  "The request body is too large. Reduce the payload size by "
-                                  "splitting the data and sending over multiple calls."),
-                              -1, "ok");
+        return deliver_simple(
+            m, c, r, 413,
+            mock_json_message("The request body is too large. Reduce the payload size by "
+                              "splitting the data and sending over multiple calls."),
+            -1, "ok");
 
     struct mock_request rq = {
         .method = method,
@@ -409,14 +412,21 @@ static void on_request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     struct pd_mock *m = cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    /* A drop or a hang ends with the handler refusing the connection on purpose; the request
+     * line already says so, libmicrohttpd's complaint about it would only be noise. */
+    if (strstr(msg, "Application reported internal error"))
+        return;
     pthread_mutex_lock(&m->log_lock);
-    fputs("patchdrop-mock: libmicrohttpd: ", m->log);
-    vfprintf(m->log, fmt, ap);
+    fprintf(m->log, "patchdrop-mock: libmicrohttpd: %s%s", msg,
+            msg[0] && msg[strlen(msg) - 1] == '\n' ? "" : "\n");
     fflush(m->log);
     pthread_mutex_unlock(&m->log_lock);
 }
 
-/* ---- lifecycle -------------------------------------------------------------------------------- */
+/* ---- lifecycle --------------------------------------------------------------------------------
+ */
 
 void pd_mock_options_init(struct pd_mock_options *o)
 {
@@ -448,13 +458,11 @@ int pd_mock_create(const struct pd_mock_options *opts, struct pd_mock **out, cha
         struct sockaddr_in v4;
         struct sockaddr_in6 v6;
     } addr;
-    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_THREAD_PER_CONNECTION;
+    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
 
     if (err)
         *err = NULL;
-    if (bad_rate(opts->fail_rate) || bad_rate(opts->fail_401_rate) ||
-        bad_rate(opts->drop_rate)) {
+    if (bad_rate(opts->fail_rate) || bad_rate(opts->fail_401_rate) || bad_rate(opts->drop_rate)) {
         set_err(err, "fail, 401 and drop rates are probabilities from 0 to 1", NULL);
         return PD_EUSAGE;
     }
@@ -512,11 +520,10 @@ int pd_mock_create(const struct pd_mock_options *opts, struct pd_mock **out, cha
 
     if (!opts->quiet)
         flags |= MHD_USE_ERROR_LOG;
-    m->daemon = MHD_start_daemon(flags, opts->port, NULL, NULL, on_request, m,
-                                 MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, m,
-                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_request_done, m,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_END);
+    m->daemon = MHD_start_daemon(
+        flags, opts->port, NULL, NULL, on_request, m, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, m,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
+        on_request_done, m, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300, MHD_OPTION_END);
     if (!m->daemon) {
         rc = -EADDRINUSE;
         if (err) {

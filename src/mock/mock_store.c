@@ -198,8 +198,7 @@ struct mock_lookup *mock_store_lookup_add(struct mock_store *st, const char *nam
     lk->name = strdup(name);
     lk->description = dup_or_null(description);
     lk->default_value = dup_or_null(default_value);
-    if (!lk->name || (description && !lk->description) ||
-        (default_value && !lk->default_value)) {
+    if (!lk->name || (description && !lk->description) || (default_value && !lk->default_value)) {
         lookup_free(lk);
         return NULL;
     }
@@ -227,8 +226,8 @@ struct mock_lookup *mock_store_lookup_at(struct mock_store *st, size_t index)
     return index < st->nlookups ? st->lookups[index] : NULL;
 }
 
-struct mock_row *mock_store_row_add(struct mock_store *st, struct mock_lookup *lk,
-                                    const char *left, const char *right, uint64_t epoch_ms)
+struct mock_row *mock_store_row_add(struct mock_store *st, struct mock_lookup *lk, const char *left,
+                                    const char *right, uint64_t epoch_ms)
 {
     if (!grow((void **)&lk->rows, &lk->caprows, lk->nrows + 1, sizeof(*lk->rows)))
         return NULL;
