@@ -590,7 +590,7 @@ static int pass1(struct pd_splitter *sp)
         if ((rc = handle_p1_event(sp, &st, ev)) < 0)
             return set_err(sp, rc, "out of memory");
     }
-    if (st.dec_total == 0 && !sp->split_err)
+    if (st.dec_total == 0)
         return set_err(sp, PD_EEMPTY, "the file is empty; there is nothing to send");
     sp->file_end = exact(sp, dec_anchor_of(d, eof_dec), eof_dec);
     sp->total_records = st.nrec;

@@ -89,7 +89,8 @@ static int value_on_path(struct scan *sc)
 }
 
 /*
- * Called at the first byte of a value. Returns an event or SCAN_MORE. Handles the pointer
+ * Called at the first byte of a value. Returns 2 when it opens the split array, SCAN_ERROR,
+ * or 0; *ev is SCAN_REC_START when an element of the split array starts. Handles the pointer
  * (json_array) bookkeeping and the record start of elements of the split array.
  */
 static int value_start(struct scan *sc, unsigned c, uint64_t at, int *ev)
@@ -120,7 +121,7 @@ static int value_start(struct scan *sc, unsigned c, uint64_t at, int *ev)
         }
         j->found = 1;
         j->arr_depth = j->depth + 1;
-        return 1; /* caller emits AREA_START after the '[' */
+        return 2; /* caller emits AREA_START after the '[' */
     }
     if (on && (c == '[' || c == '{'))
         j->onpath = j->depth + 1, j->idx = 0;
@@ -339,6 +340,7 @@ int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                 ev = SCAN_REC_END;
                 goto out;
             }
+            j->in_line_value = 1; /* a line of blanks without its newline is a record too */
             i++;
             continue;
         }
@@ -351,8 +353,10 @@ int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                 continue;
             }
             int area = value_start(sc, c, at, &ev);
-            if (ev == SCAN_ERROR)
+            if (area == SCAN_ERROR) {
+                ev = SCAN_ERROR;
                 goto out;
+            }
             if (c == '{' || c == '[') {
                 if (push(sc, c == '[', at) == SCAN_ERROR) {
                     ev = SCAN_ERROR;
