@@ -1,0 +1,126 @@
+/*
+ * The record-aware streaming splitter: reads one file through fixed buffers and yields the
+ * request bodies to send, each {"payload":"<escaped chunk>"} and at most max_body bytes, where
+ * every chunk is a valid document of the file's kind holding whole records:
+ *   json    a top-level array (or the array named by json_array inside a top-level object) is
+ *           cut into arrays of whole elements; the text before the array ("[" or
+ *           {"other":1,"orders":[) and after it ("]" or ],"more":2}) is repeated in each chunk.
+ *   ndjson  whole lines, each checked to be one JSON value (blank lines are kept).
+ *   xml     the text before the records (declaration, DOCTYPE, comments, the root start tag
+ *           with its attributes and namespaces) opens every chunk, whole records follow, and the
+ *           text after the last record (the root end tag and anything after it) closes it.
+ *           Records are the element children of the root. With xml_record set, everything
+ *           before the first root child of that name (by qualified or local name) is part of
+ *           the repeated opening, and from there on every root child is a record (so a
+ *           header element before the records is repeated and nothing after is ever dropped).
+ *           Whitespace, comments and PIs between records travel with the record that follows.
+ *           DOCTYPE is copied verbatim; entities are never expanded.
+ *   csv     the first header_lines rows open every chunk; whole rows follow (quoted fields
+ *           with commas, newlines and doubled quotes stay whole). TSV (.tsv) uses tabs.
+ *   lines   whole lines, line endings kept exactly.
+ *   none    never split.
+ *   auto    by extension (.json, .ndjson/.jsonl, .xml, .csv/.tsv, anything else lines), then
+ *           confirmed by the first non-blank character: a .json file must start with [ or {,
+ *           an .xml file with <. A mismatch is an error (the file is not what its name says;
+ *           guessing another format could send something the flow does not expect).
+ *
+ * Files whose whole body fits max_body go as one chunk, byte for byte (a UTF-8 byte-order mark
+ * dropped, transcoding applied), without looking at their syntax. Bigger files are checked
+ * completely before the first chunk is produced (a first pass: encoding, syntax, every
+ * record's size), so a file is never half sent because of a fault near its end.
+ *
+ * Text: strict UTF-8 unless opts.encoding names another iconv charset, which is then
+ * transcoded to UTF-8 while reading. A UTF-16/32 byte-order mark without encoding set is an
+ * error suggesting "encoding = UTF-16"; a NUL character rejects the file as binary. Stateful
+ * charsets (ISO-2022-*, UTF-7) are not supported for splitting: offsets are mapped back to the
+ * original file by restarting the decoder at a known point, which needs a stateless charset.
+ *
+ * Offsets: every offset here is a byte offset in the ORIGINAL file, also for transcoded files.
+ * Chunk ranges tile the record area: chunk i covers [start, end) and chunk i+1 starts at end.
+ * The boundaries depend only on the file and max_body, so a daemon that stores each chunk's
+ * start (and the max_body it used) can resume after a crash with pd_split_seek().
+ *
+ * Memory: two 64 KiB read buffers, the body (grown as needed up to max_body), the repeated
+ * opening/closing texts (each at most max_body) and the nesting stack; never the file.
+ * Nothing here logs or uses the event loop; callers run it on a worker thread.
+ */
+#ifndef PD_SPLIT_H
+#define PD_SPLIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pd_split_opts {
+    int format;             /* enum pd_split_format (pd_config.h) */
+    uint64_t max_body;      /* bytes of one encoded request body; >= 64 */
+    const char *json_array; /* JSON pointer ("/orders", "/data/0/items") or NULL */
+    const char *xml_record; /* element name of the records or NULL */
+    unsigned header_lines;  /* csv: rows repeated at the top of every chunk */
+    const char *encoding;   /* iconv charset name; NULL, "" or UTF-8: strict UTF-8 */
+    const char *name;       /* file name for messages and auto-detection; NULL: the path */
+};
+
+struct pd_chunk {
+    unsigned index;        /* 0-based */
+    uint64_t start, end;   /* range of the original file this chunk covers */
+    uint64_t records;      /* records in it; 0 for a file sent whole */
+    uint64_t first_record; /* 1-based number of its first record */
+    int whole;             /* 1: the file went as one chunk, unparsed */
+    int last;              /* 1: no chunk follows (until a resplit) */
+    const char *body;      /* {"payload":"..."}; owned by the splitter (see pd_split_next) */
+    size_t body_len;
+};
+
+struct pd_splitter;
+
+/*
+ * Opens a splitter over FD (which it does not close; it reads with pread and needs a regular
+ * file) or over PATH (opened and closed by the splitter; pass fd = -1). Copies OPTS.
+ * Returns 0 and *out, -errno, PD_ENOMEM or PD_ECONFIG (bad option; *out is still created so
+ * pd_split_error() can say why: destroy it).
+ */
+int pd_split_create(int fd, const char *path, const struct pd_split_opts *opts,
+                    struct pd_splitter **out);
+
+/* Frees everything and NULLs *SP. NULL or *SP == NULL is a no-op. */
+void pd_split_destroy(struct pd_splitter **sp);
+
+/*
+ * Produces the next chunk into *OUT. Returns 1 when a chunk was produced, 0 when the file is
+ * done, or a negative code (PD_EPARSE, PD_ETOOBIG, PD_EENCODING, PD_EEMPTY, PD_ENOMEM,
+ * -errno) with pd_split_error() saying what and where; after an error every call returns the
+ * same error. out->body stays valid until the next call to pd_split_next, pd_split_seek,
+ * pd_split_resplit or pd_split_destroy; pd_split_take_body() hands it over instead.
+ */
+int pd_split_next(struct pd_splitter *sp, struct pd_chunk *out);
+
+/* Hands the last chunk's body to the caller (free() it); the splitter starts a new buffer. */
+char *pd_split_take_body(struct pd_splitter *sp, size_t *len);
+
+/*
+ * Continues at START, the start of a chunk produced earlier with the same file and max_body
+ * (or 0: from the beginning), numbering the next chunk NEXT_INDEX. The next pd_split_next()
+ * rereads the file from its beginning (bounded memory, to recover the repeated opening and
+ * closing texts and the record numbers) and fails with PD_ESTATE when START is not a
+ * boundary between records of this file.
+ */
+int pd_split_seek(struct pd_splitter *sp, uint64_t start, unsigned next_index);
+
+/*
+ * After the server refused the last chunk as too large (HTTP 413): the next pd_split_next()
+ * cuts again from the start of that chunk, with NEW_MAX_BODY for it and every later chunk.
+ * NEW_MAX_BODY must be smaller than the refused body (else PD_ELIMIT). A file sent whole is
+ * then split from its beginning.
+ */
+int pd_split_resplit(struct pd_splitter *sp, uint64_t new_max_body);
+
+/* The budget in force (store it with chunk ranges to resume deterministically). */
+uint64_t pd_split_max_body(const struct pd_splitter *sp);
+
+/* The format actually used (enum pd_split_format; auto resolved once known). */
+int pd_split_format(const struct pd_splitter *sp);
+
+/* The message for the last error: file, position and what to do. Never NULL. */
+const char *pd_split_error(const struct pd_splitter *sp);
+
+#endif

@@ -1,0 +1,147 @@
+/*
+ * Private parts of the splitter shared by src/split*.c: the per-format record scanners and
+ * the decoder that turns the file into UTF-8 windows. Not a public interface.
+ *
+ * Scanners are push tokenizers without recursion: the driver feeds them windows of decoded
+ * bytes, and they stop at every event (area start, record start/end, error) so that the
+ * driver can account for the bytes between two events as one segment. All positions are
+ * "decoded offsets" (see struct split_dec); the driver maps them to file offsets.
+ */
+#ifndef PD_SPLIT_INTERNAL_H
+#define PD_SPLIT_INTERNAL_H
+
+#include <iconv.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum scan_ev {
+    SCAN_MORE,       /* window used up; feed more (or call scan_end at end of input) */
+    SCAN_MARK,       /* a place the area may start at (xml_record): remember it */
+    SCAN_AREA_START, /* the record area starts here (or at the mark when at_mark) */
+    SCAN_REC_START,  /* a record's own text starts here (json: after the separator) */
+    SCAN_REC_END,    /* a record ends here (exclusive) */
+    SCAN_DONE,       /* end of input reached cleanly (scan_end only) */
+    SCAN_ERROR,      /* msg says what; ev_dec where */
+};
+
+#define JSON_MAX_DEPTH 100000
+#define XML_STACK_BYTES 65536
+#define KEY_MAX 256
+
+struct jscan {
+    uint8_t st, num, str_key, first, hex_left, ndjson, found, area_done;
+    uint8_t lit_len, lit_i, in_line_value, pending_hi_used;
+    const char *lit;
+    uint32_t depth, arr_depth, onpath;
+    uint64_t idx;                /* element index in the array at depth onpath */
+    int key_on_path;             /* the last key read matches the pointer at its depth */
+    uint32_t key_len, hex_val, pending_hi;
+    int key_over, collect_key;
+    char key[KEY_MAX];
+    uint8_t stack[JSON_MAX_DEPTH / 8 + 1]; /* bit set: container at that depth is an array */
+};
+
+struct xscan {
+    uint8_t st, quote, bang_len, dashes, brackets, dt_quote, dt_cm, root_done, area;
+    uint8_t mark_pending, empty_tag, rec_name_matched;
+    char bang[8];
+    uint32_t dt_depth, dt_last4;
+    uint32_t depth;
+    uint32_t name_start; /* offset of the name being read in stack */
+    uint32_t stack_len;  /* names, each followed by its 2-byte length */
+    uint32_t etag_i;     /* end tag: bytes of the expected name matched so far */
+    uint8_t stack[XML_STACK_BYTES];
+};
+
+struct cscan {
+    uint8_t st, started, pending;
+    char delim;
+    unsigned header_left;
+    uint64_t line, quote_line, quote_dec;
+};
+
+struct scan {
+    int fmt;   /* enum pd_split_format, resolved */
+    int tiled; /* the text between records belongs to the next record (all but json) */
+    int at_mark;
+    uint64_t ev_dec;
+    char msg[400];
+    /* json_array pointer, split into unescaped segments */
+    char **segs;
+    size_t nsegs;
+    const char *pointer;
+    const char *xml_record;
+    unsigned header_lines;
+    char delim;
+    int started;
+    union {
+        struct jscan j;
+        struct xscan x;
+        struct cscan c;
+    } u, snap, mark;
+    int have_snap;
+};
+
+int scan_init(struct scan *sc, int fmt, const char *json_array, const char *xml_record,
+              unsigned header_lines, char delim);
+void scan_cleanup(struct scan *sc);
+void scan_reset(struct scan *sc);
+int scan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos);
+int scan_end(struct scan *sc, uint64_t eof_dec);
+void scan_resume(struct scan *sc, int after_record);
+
+int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos);
+int jscan_end(struct scan *sc, uint64_t eof_dec);
+void jscan_reset(struct scan *sc);
+int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos);
+int xscan_end(struct scan *sc, uint64_t eof_dec);
+void xscan_reset(struct scan *sc);
+void xscan_copy(struct xscan *dst, const struct xscan *src);
+
+/*
+ * The decoder. In UTF-8 mode windows are the file's bytes (validated, never ending inside a
+ * sequence) and decoded offsets equal file offsets. In iconv mode input is converted in
+ * slices of at most DEC_SLICE bytes and the file offset where each slice began is kept, so
+ * a decoded offset is mapped back exactly by reconverting at most one slice.
+ */
+#define DEC_BUF 65536
+#define DEC_SLICE 64
+
+struct dec_anchor {
+    uint64_t orig, dec;
+};
+
+struct split_dec {
+    int fd;
+    iconv_t cd, cd2; /* (iconv_t)-1 in UTF-8 mode */
+    uint64_t data_start; /* file offset after any byte-order mark */
+    const char *charset; /* for messages */
+    unsigned char *raw;
+    size_t raw_len, raw_pos;
+    uint64_t raw_base; /* file offset of raw[0] */
+    int raw_eof;
+    unsigned char *win;
+    size_t win_len;
+    uint64_t win_dec;  /* decoded offset of win[0] */
+    uint64_t next_dec; /* decoded offset of the byte after the window */
+    size_t carry;      /* utf-8 mode: bytes of an incomplete sequence kept for the next read */
+    uint64_t *ck_orig;
+    uint32_t *ck_win;
+    size_t nck;
+    /* error details */
+    uint64_t err_off;
+    char err[300];
+};
+
+int dec_open(struct split_dec *d, int fd, const char *encoding, char *msg, size_t msgsz);
+void dec_close(struct split_dec *d);
+/* Restarts decoding at file offset ORIG (a character boundary). */
+void dec_seek(struct split_dec *d, uint64_t orig);
+/* Next window: 1 when there is one, 0 at end of file, negative on error (d->err). */
+int dec_fill(struct split_dec *d);
+/* A cheap anchor for a decoded offset inside the current window. */
+struct dec_anchor dec_anchor_of(const struct split_dec *d, uint64_t dec);
+/* The exact file offset of DEC, which lies at or after anchor A (rereads < 1 slice). */
+int dec_exact(struct split_dec *d, struct dec_anchor a, uint64_t dec, uint64_t *orig);
+
+#endif

@@ -1,0 +1,472 @@
+/*
+ * The JSON record scanner of the splitter (json and ndjson formats): a validating push
+ * tokenizer (RFC 8259) that tracks nesting in a bit stack instead of recursing, so a
+ * document nested 100,000 deep costs 12.5 KB and no C stack.
+ *
+ * json: finds the array to split (the top-level array, or the one json_array points to in
+ * a top-level object) and reports where each of its elements starts and ends.
+ * ndjson: every line must hold one JSON value (or nothing); each line is a record.
+ */
+#include "split_internal.h"
+
+#include "pd_config.h"
+#include "pd_error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { J_VALUE, J_AFTER, J_KEY, J_COLON, J_STR, J_ESC, J_HEX, J_NUM, J_LIT, J_END };
+enum { N_MINUS, N_ZERO, N_INT, N_DOT, N_FRAC, N_E, N_ESIGN, N_EXP };
+
+static int is_ws(unsigned c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int is_array(const struct jscan *j, uint32_t depth)
+{
+    return (j->stack[depth / 8] >> (depth % 8)) & 1;
+}
+
+static void set_kind(struct jscan *j, uint32_t depth, int array)
+{
+    if (array)
+        j->stack[depth / 8] |= (uint8_t)(1u << (depth % 8));
+    else
+        j->stack[depth / 8] &= (uint8_t)~(1u << (depth % 8));
+}
+
+static int fail(struct scan *sc, uint64_t at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(struct scan *sc, uint64_t at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sc->msg, sizeof(sc->msg), fmt, ap);
+    va_end(ap);
+    sc->ev_dec = at;
+    return SCAN_ERROR;
+}
+
+void jscan_reset(struct scan *sc)
+{
+    struct jscan *j = &sc->u.j;
+    memset(j, 0, offsetof(struct jscan, stack));
+    j->st = J_VALUE;
+    j->ndjson = sc->fmt == PD_SPLIT_NDJSON;
+}
+
+static const char *kind_name(unsigned c)
+{
+    switch (c) {
+    case '{': return "an object";
+    case '[': return "an array";
+    case '"': return "a string";
+    case 't': case 'f': return "a boolean";
+    case 'n': return "null";
+    default: return "a number";
+    }
+}
+
+/* Does the value about to start (inside the container at depth j->depth) lie on the pointer? */
+static int value_on_path(struct scan *sc)
+{
+    struct jscan *j = &sc->u.j;
+    if (j->found)
+        return 0;
+    if (j->depth == 0)
+        return 1;
+    if (j->onpath != j->depth)
+        return 0;
+    if (!is_array(j, j->depth))
+        return j->key_on_path;
+    const char *seg = sc->segs[j->depth - 1];
+    char *end;
+    unsigned long long want = strtoull(seg, &end, 10);
+    return *seg && !*end && want == j->idx;
+}
+
+/*
+ * Called at the first byte of a value. Returns 2 when it opens the split array, SCAN_ERROR,
+ * or 0; *ev is SCAN_REC_START when an element of the split array starts. Handles the pointer
+ * (json_array) bookkeeping and the record start of elements of the split array.
+ */
+static int value_start(struct scan *sc, unsigned c, uint64_t at, int *ev)
+{
+    struct jscan *j = &sc->u.j;
+    *ev = SCAN_MORE;
+    if (j->ndjson) {
+        j->in_line_value = 1;
+        return 0;
+    }
+    int on = value_on_path(sc);
+    if (j->depth > 0 && j->onpath == j->depth && is_array(j, j->depth) && !j->found)
+        j->idx++;
+    if (on && j->depth == sc->nsegs) {
+        if (c != '[') {
+            if (sc->nsegs == 0 && c == '{')
+                return fail(sc, at,
+                            "the top-level JSON value is an object, which cannot be split; set "
+                            "json_array to the JSON pointer of the array inside it (for example "
+                            "json_array = /orders)");
+            if (sc->nsegs == 0)
+                return fail(sc, at,
+                            "the top-level JSON value is %s, not an array or object; the file "
+                            "is not JSON that can be split (is the split format right?)",
+                            kind_name(c));
+            return fail(sc, at, "json_array %s points to %s, not an array", sc->pointer,
+                        kind_name(c));
+        }
+        j->found = 1;
+        j->arr_depth = j->depth + 1;
+        return 2; /* caller emits AREA_START after the '[' */
+    }
+    if (on && (c == '[' || c == '{'))
+        j->onpath = j->depth + 1, j->idx = 0;
+    if (j->found && !j->area_done && j->depth == j->arr_depth) {
+        sc->ev_dec = at;
+        *ev = SCAN_REC_START;
+    }
+    return 0;
+}
+
+/* A value just ended at AT (exclusive). Emits REC_END for elements of the split array. */
+static int value_end(struct scan *sc, uint64_t at)
+{
+    struct jscan *j = &sc->u.j;
+    j->st = j->depth == 0 ? J_END : J_AFTER;
+    if (j->found && !j->area_done && j->depth == j->arr_depth) {
+        sc->ev_dec = at;
+        return SCAN_REC_END;
+    }
+    return SCAN_MORE;
+}
+
+static void key_add(struct jscan *j, uint32_t cp)
+{
+    char u[4];
+    int n;
+    if (cp < 0x80) {
+        u[0] = (char)cp, n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xC0 | (cp >> 6)), u[1] = (char)(0x80 | (cp & 63)), n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xE0 | (cp >> 12)), u[1] = (char)(0x80 | ((cp >> 6) & 63));
+        u[2] = (char)(0x80 | (cp & 63)), n = 3;
+    } else {
+        u[0] = (char)(0xF0 | (cp >> 18)), u[1] = (char)(0x80 | ((cp >> 12) & 63));
+        u[2] = (char)(0x80 | ((cp >> 6) & 63)), u[3] = (char)(0x80 | (cp & 63)), n = 4;
+    }
+    for (int i = 0; i < n; i++) {
+        if (j->key_len < KEY_MAX)
+            j->key[j->key_len++] = u[i];
+        else
+            j->key_over = 1;
+    }
+}
+
+static void key_done(struct scan *sc)
+{
+    struct jscan *j = &sc->u.j;
+    j->key_on_path = 0;
+    if (j->collect_key && !j->key_over) {
+        const char *seg = sc->segs[j->depth - 1];
+        j->key_on_path = strlen(seg) == j->key_len && !memcmp(seg, j->key, j->key_len);
+    }
+}
+
+static int push(struct scan *sc, int array, uint64_t at)
+{
+    struct jscan *j = &sc->u.j;
+    if (j->depth + 1 >= JSON_MAX_DEPTH)
+        return fail(sc, at, "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
+    j->depth++;
+    set_kind(j, j->depth, array);
+    j->first = 1;
+    j->st = array ? J_VALUE : J_KEY;
+    return SCAN_MORE;
+}
+
+/* Closes the container at the current depth with C (']' or '}') at AT. */
+static int pop(struct scan *sc, unsigned c, uint64_t at)
+{
+    struct jscan *j = &sc->u.j;
+    int arr = is_array(j, j->depth);
+    if (j->depth == 0 || arr != (c == ']'))
+        return fail(sc, at, "unexpected '%c'", c);
+    if (j->found && j->depth == j->arr_depth)
+        j->area_done = 1;
+    if (j->onpath == j->depth)
+        j->onpath = j->depth - 1;
+    j->depth--;
+    if (j->ndjson && j->depth == 0)
+        j->in_line_value = 1;
+    return value_end(sc, at + 1);
+}
+
+int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos)
+{
+    struct jscan *j = &sc->u.j;
+    size_t i = *pos;
+    int ev = SCAN_MORE;
+    while (i < n) {
+        unsigned c = b[i];
+        uint64_t at = base + i;
+        switch (j->st) {
+        case J_STR:
+            /* The hot loop: most bytes of a JSON file are inside strings. */
+            if (!j->collect_key || !j->str_key) {
+                while (i < n && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20)
+                    i++;
+                if (i == n)
+                    continue;
+                c = b[i], at = base + i;
+            }
+            if (c == '"') {
+                i++;
+                if (j->str_key) {
+                    key_done(sc);
+                    j->st = J_COLON;
+                } else if ((ev = value_end(sc, at + 1)) != SCAN_MORE) {
+                    goto out;
+                }
+            } else if (c == '\\') {
+                j->st = J_ESC, i++;
+            } else if (c < 0x20) {
+                ev = fail(sc, at, "control character 0x%02x inside a JSON string (must be escaped)", c);
+                goto out;
+            } else {
+                if (j->key_len < KEY_MAX)
+                    j->key[j->key_len++] = (char)c;
+                else
+                    j->key_over = 1;
+                i++;
+            }
+            continue;
+        case J_ESC: {
+            static const char simple[] = "\"\\/bfnrt";
+            static const char value[] = "\"\\/\b\f\n\r\t";
+            const char *p = c ? strchr(simple, (int)c) : NULL;
+            if (c == 'u') {
+                j->st = J_HEX, j->hex_left = 4, j->hex_val = 0;
+            } else if (p) {
+                if (j->collect_key && j->str_key)
+                    key_add(j, (unsigned char)value[p - simple]);
+                j->st = J_STR;
+            } else {
+                ev = fail(sc, at, "invalid escape '\\%c' in a JSON string", c >= 0x20 && c < 0x7f ? c : '?');
+                goto out;
+            }
+            i++;
+            continue;
+        }
+        case J_HEX: {
+            int v = c >= '0' && c <= '9' ? (int)c - '0'
+                    : c >= 'a' && c <= 'f' ? (int)c - 'a' + 10
+                    : c >= 'A' && c <= 'F' ? (int)c - 'A' + 10 : -1;
+            if (v < 0) {
+                ev = fail(sc, at, "invalid \\u escape in a JSON string (4 hex digits expected)");
+                goto out;
+            }
+            j->hex_val = j->hex_val * 16 + (uint32_t)v;
+            if (--j->hex_left == 0) {
+                j->st = J_STR;
+                if (j->collect_key && j->str_key) {
+                    uint32_t cp = j->hex_val;
+                    if (cp >= 0xD800 && cp < 0xDC00) {
+                        j->pending_hi = cp, j->pending_hi_used = 1;
+                    } else {
+                        if (cp >= 0xDC00 && cp < 0xE000 && j->pending_hi_used)
+                            cp = 0x10000 + ((j->pending_hi - 0xD800) << 10) + (cp - 0xDC00);
+                        j->pending_hi_used = 0;
+                        key_add(j, cp);
+                    }
+                }
+            }
+            i++;
+            continue;
+        }
+        case J_NUM: {
+            int ok = 1, end = 0;
+            switch (j->num) {
+            case N_MINUS: if (c == '0') j->num = N_ZERO; else if (c >= '1' && c <= '9') j->num = N_INT; else ok = 0; break;
+            case N_ZERO: if (c == '.') j->num = N_DOT; else if (c == 'e' || c == 'E') j->num = N_E; else end = 1; break;
+            case N_INT: if (c >= '0' && c <= '9') break; if (c == '.') j->num = N_DOT; else if (c == 'e' || c == 'E') j->num = N_E; else end = 1; break;
+            case N_DOT: if (c >= '0' && c <= '9') j->num = N_FRAC; else ok = 0; break;
+            case N_FRAC: if (c >= '0' && c <= '9') break; if (c == 'e' || c == 'E') j->num = N_E; else end = 1; break;
+            case N_E: if (c == '+' || c == '-') j->num = N_ESIGN; else if (c >= '0' && c <= '9') j->num = N_EXP; else ok = 0; break;
+            case N_ESIGN: if (c >= '0' && c <= '9') j->num = N_EXP; else ok = 0; break;
+            case N_EXP: if (c >= '0' && c <= '9') break; end = 1; break;
+            }
+            if (!ok) {
+                ev = fail(sc, at, "malformed JSON number");
+                goto out;
+            }
+            if (end) {
+                /* The byte after the number is not consumed: it is read again as structure. */
+                if ((ev = value_end(sc, at)) != SCAN_MORE)
+                    goto out;
+                continue;
+            }
+            i++;
+            continue;
+        }
+        case J_LIT:
+            if (c != (unsigned char)j->lit[j->lit_i]) {
+                ev = fail(sc, at, "invalid literal (expected %s)", j->lit);
+                goto out;
+            }
+            i++;
+            if (++j->lit_i == j->lit_len && (ev = value_end(sc, at + 1)) != SCAN_MORE)
+                goto out;
+            continue;
+        default:
+            break;
+        }
+
+        /* Structural states: whitespace is skipped everywhere, newlines matter in ndjson. */
+        if (is_ws(c)) {
+            if (c == '\n' && j->ndjson) {
+                if (j->depth > 0 || j->st == J_COLON) {
+                    ev = fail(sc, at, "a JSON value continues past the end of its line, which "
+                                      "NDJSON does not allow (one value per line)");
+                    goto out;
+                }
+                i++;
+                j->st = J_VALUE, j->in_line_value = 0;
+                sc->ev_dec = at + 1;
+                ev = SCAN_REC_END;
+                goto out;
+            }
+            j->in_line_value = 1; /* a line of blanks without its newline is a record too */
+            i++;
+            continue;
+        }
+        switch (j->st) {
+        case J_VALUE: {
+            if (c == ']' && j->first && j->depth > 0) {
+                i++;
+                if ((ev = pop(sc, c, at)) != SCAN_MORE)
+                    goto out;
+                continue;
+            }
+            int area = value_start(sc, c, at, &ev);
+            if (area == SCAN_ERROR) {
+                ev = SCAN_ERROR;
+                goto out;
+            }
+            if (c == '{' || c == '[') {
+                if (push(sc, c == '[', at) == SCAN_ERROR) {
+                    ev = SCAN_ERROR;
+                    goto out;
+                }
+                if (area) {
+                    i++;
+                    sc->ev_dec = at + 1;
+                    ev = SCAN_AREA_START;
+                    goto out;
+                }
+            } else if (c == '"') {
+                j->st = J_STR, j->str_key = 0;
+            } else if (c == '-' || (c >= '0' && c <= '9')) {
+                j->st = J_NUM, j->num = c == '-' ? N_MINUS : c == '0' ? N_ZERO : N_INT;
+            } else if (c == 't' || c == 'f' || c == 'n') {
+                j->lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
+                j->lit_len = (uint8_t)strlen(j->lit), j->lit_i = 1, j->st = J_LIT;
+            } else {
+                ev = fail(sc, at, "unexpected character '%c' where a JSON value was expected",
+                          c >= 0x20 && c < 0x7f ? c : '?');
+                goto out;
+            }
+            if (ev == SCAN_REC_START) {
+                /* The byte is consumed, but the event sits before it (ev_dec). */
+                i++;
+                goto out;
+            }
+            i++;
+            continue;
+        }
+        case J_AFTER:
+            if (c == ',') {
+                if (is_array(j, j->depth)) {
+                    j->st = J_VALUE;
+                } else {
+                    j->st = J_KEY;
+                }
+                j->first = 0;
+                i++;
+                continue;
+            }
+            if (c == ']' || c == '}') {
+                i++;
+                if ((ev = pop(sc, c, at)) != SCAN_MORE)
+                    goto out;
+                continue;
+            }
+            ev = fail(sc, at, "expected ',' or '%c' after a value", is_array(j, j->depth) ? ']' : '}');
+            goto out;
+        case J_KEY:
+            if (c == '}' && j->first) {
+                i++;
+                if ((ev = pop(sc, c, at)) != SCAN_MORE)
+                    goto out;
+                continue;
+            }
+            if (c != '"') {
+                ev = fail(sc, at, "expected a string key in a JSON object");
+                goto out;
+            }
+            j->st = J_STR, j->str_key = 1, j->key_len = 0, j->key_over = 0, j->pending_hi_used = 0;
+            j->collect_key = !j->found && j->onpath == j->depth && j->depth <= sc->nsegs;
+            i++;
+            continue;
+        case J_COLON:
+            if (c != ':') {
+                ev = fail(sc, at, "expected ':' after an object key");
+                goto out;
+            }
+            j->st = J_VALUE, j->first = 0;
+            i++;
+            continue;
+        case J_END:
+            ev = fail(sc, at, j->ndjson ? "more than one JSON value on one line"
+                                        : "unexpected data after the end of the JSON document");
+            goto out;
+        default:
+            break;
+        }
+    }
+out:
+    *pos = i;
+    return ev;
+}
+
+int jscan_end(struct scan *sc, uint64_t eof_dec)
+{
+    struct jscan *j = &sc->u.j;
+    if (j->st == J_NUM && (j->num == N_ZERO || j->num == N_INT || j->num == N_FRAC || j->num == N_EXP)) {
+        int ev = value_end(sc, eof_dec);
+        if (ev != SCAN_MORE)
+            return ev;
+    }
+    if (j->ndjson) {
+        if (j->depth > 0 || (j->st != J_END && j->st != J_VALUE))
+            return fail(sc, eof_dec, "the file ends inside a JSON value");
+        if (j->in_line_value || j->st == J_END) {
+            /* Last line without a newline: still a record. */
+            j->st = J_VALUE, j->in_line_value = 0;
+            sc->ev_dec = eof_dec;
+            return SCAN_REC_END;
+        }
+        return SCAN_DONE;
+    }
+    if (j->st != J_END)
+        return fail(sc, eof_dec, j->depth == 0 && j->st == J_VALUE && !j->found
+                                     ? "the file holds no JSON value"
+                                     : "the file ends inside the JSON document (truncated?)");
+    if (!j->found)
+        return fail(sc, eof_dec, "json_array %s: no such array in the file", sc->pointer);
+    return SCAN_DONE;
+}

@@ -1,0 +1,438 @@
+/*
+ * The XML record scanner of the splitter: a push tokenizer for the structure of an XML 1.0
+ * document (elements, attributes, comments, CDATA, processing instructions, DOCTYPE with an
+ * internal subset) that finds where each child element of the root begins and ends.
+ *
+ * It checks what makes a chunk well formed when cut from a well-formed file: tags close in
+ * order (names kept in a bounded stack, no recursion), one root, markup terminated, '<' not
+ * in attribute values, no text outside the root. Entities are never expanded or resolved.
+ */
+#include "split_internal.h"
+
+#include "pd_error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+enum {
+    X_TEXT, X_LT, X_PI, X_BANG, X_COMMENT, X_CDATA, X_DOCTYPE, X_STAG, X_ATTRS, X_ANAME,
+    X_AEQ, X_AVALQ, X_AVAL, X_AFTER_AVAL, X_SLASH, X_ETAG, X_ETAG_WS,
+};
+
+static int fail(struct scan *sc, uint64_t at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(struct scan *sc, uint64_t at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sc->msg, sizeof(sc->msg), fmt, ap);
+    va_end(ap);
+    sc->ev_dec = at;
+    return SCAN_ERROR;
+}
+
+static int is_ws(unsigned c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static int name_start(unsigned c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' || c >= 0x80;
+}
+
+static int name_char(unsigned c)
+{
+    return name_start(c) || (c >= '0' && c <= '9') || c == '-' || c == '.';
+}
+
+/* Copies only the used part of the name stack: snapshots are taken often before the area. */
+void xscan_copy(struct xscan *dst, const struct xscan *src)
+{
+    memcpy(dst, src, offsetof(struct xscan, stack) + src->stack_len);
+}
+
+void xscan_reset(struct scan *sc)
+{
+    memset(&sc->u.x, 0, offsetof(struct xscan, stack));
+    sc->u.x.st = X_TEXT;
+}
+
+/* The name of the innermost open element (or the one being read), and its length. */
+static const char *top_name(const struct xscan *x, uint32_t *len)
+{
+    *len = (uint32_t)x->stack[x->stack_len - 2] | (uint32_t)x->stack[x->stack_len - 1] << 8;
+    return (const char *)x->stack + x->stack_len - 2 - *len;
+}
+
+static int record_name_matches(const struct scan *sc, const char *name, uint32_t len)
+{
+    size_t want = strlen(sc->xml_record);
+    if (len == want && !memcmp(name, sc->xml_record, want))
+        return 1;
+    const char *colon = memchr(name, ':', len);
+    if (colon && !strchr(sc->xml_record, ':')) {
+        uint32_t local = (uint32_t)(name + len - colon - 1);
+        return local == want && !memcmp(colon + 1, sc->xml_record, want);
+    }
+    return 0;
+}
+
+int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos)
+{
+    struct xscan *x = &sc->u.x;
+    size_t i = *pos;
+    int ev = SCAN_MORE;
+    while (i < n) {
+        unsigned c = b[i];
+        uint64_t at = base + i;
+        switch (x->st) {
+        case X_TEXT:
+            if (x->depth > 0) {
+                const unsigned char *p = memchr(b + i, '<', n - i);
+                if (!p) {
+                    i = n;
+                    continue;
+                }
+                i = (size_t)(p - b), c = '<', at = base + i;
+            } else if (c != '<') {
+                if (!is_ws(c)) {
+                    ev = fail(sc, at, x->root_done ? "text after the end of the root element"
+                                                   : "text before the root element (is this XML? "
+                                                     "XML starts with '<')");
+                    goto out;
+                }
+                i++;
+                continue;
+            }
+            if (x->depth == 1 && sc->xml_record && !x->area && !x->mark_pending) {
+                /* A root child may start here: the records begin here if its name matches. */
+                xscan_copy(&sc->mark.x, x);
+                x->mark_pending = 1;
+                sc->ev_dec = at;
+                ev = SCAN_MARK;
+                goto out;
+            }
+            x->mark_pending = 0;
+            x->st = X_LT;
+            i++;
+            continue;
+        case X_LT:
+            if (c == '?') {
+                x->st = X_PI, x->dashes = 0;
+            } else if (c == '!') {
+                x->st = X_BANG, x->bang_len = 0;
+            } else if (c == '/') {
+                if (x->depth == 0) {
+                    ev = fail(sc, at, "an end tag without a start tag");
+                    goto out;
+                }
+                x->st = X_ETAG, x->etag_i = 0;
+            } else if (name_start(c)) {
+                if (x->depth == 0 && x->root_done) {
+                    ev = fail(sc, at, "a second root element (XML has exactly one)");
+                    goto out;
+                }
+                if (x->stack_len + 3 > XML_STACK_BYTES) {
+                    ev = fail(sc, at, "elements nested too deeply (over %d bytes of open element names)",
+                              XML_STACK_BYTES);
+                    goto out;
+                }
+                x->name_start = x->stack_len;
+                x->stack[x->stack_len++] = (uint8_t)c;
+                x->st = X_STAG;
+            } else {
+                ev = fail(sc, at, "'<' not followed by a tag name, '/', '!' or '?'");
+                goto out;
+            }
+            i++;
+            continue;
+        case X_PI:
+            if (c == '>' && x->dashes)
+                x->st = X_TEXT;
+            x->dashes = c == '?';
+            i++;
+            continue;
+        case X_BANG: {
+            static const char *const kinds[] = {"--", "[CDATA[", "DOCTYPE"};
+            int prefix = 0;
+            x->bang[x->bang_len++] = (char)c;
+            for (int k = 0; k < 3; k++) {
+                size_t kl = strlen(kinds[k]);
+                if (x->bang_len <= kl && !memcmp(kinds[k], x->bang, x->bang_len)) {
+                    prefix = 1;
+                    if (x->bang_len == kl) {
+                        x->st = k == 0 ? X_COMMENT : k == 1 ? X_CDATA : X_DOCTYPE;
+                        x->dashes = 0, x->brackets = 0, x->dt_quote = 0, x->dt_cm = 0;
+                        x->dt_depth = 0, x->dt_last4 = 0;
+                    }
+                }
+            }
+            if (!prefix) {
+                ev = fail(sc, at, "'<!' not followed by '--', '[CDATA[' or 'DOCTYPE'");
+                goto out;
+            }
+            if (x->st == X_CDATA && x->depth == 0) {
+                ev = fail(sc, at, "CDATA outside the root element");
+                goto out;
+            }
+            if (x->st == X_DOCTYPE && (x->depth > 0 || x->root_done)) {
+                ev = fail(sc, at, "DOCTYPE after the root element started");
+                goto out;
+            }
+            i++;
+            continue;
+        }
+        case X_COMMENT:
+            if (c == '-') {
+                if (x->dashes < 2)
+                    x->dashes++;
+            } else if (c == '>' && x->dashes >= 2) {
+                x->st = X_TEXT;
+            } else {
+                x->dashes = 0;
+                const unsigned char *p = memchr(b + i, '-', n - i);
+                i = p ? (size_t)(p - b) : n;
+                continue;
+            }
+            i++;
+            continue;
+        case X_CDATA:
+            if (c == ']') {
+                if (x->brackets < 2)
+                    x->brackets++;
+            } else if (c == '>' && x->brackets >= 2) {
+                x->st = X_TEXT;
+            } else {
+                x->brackets = 0;
+                const unsigned char *p = memchr(b + i, ']', n - i);
+                i = p ? (size_t)(p - b) : n;
+                continue;
+            }
+            i++;
+            continue;
+        case X_DOCTYPE:
+            i++;
+            if (x->dt_cm) {
+                if (c == '-')
+                    x->dashes = x->dashes < 2 ? x->dashes + 1 : 2;
+                else if (c == '>' && x->dashes >= 2)
+                    x->dt_cm = 0, x->dashes = 0;
+                else
+                    x->dashes = 0;
+                continue;
+            }
+            if (x->dt_quote) {
+                if (c == x->dt_quote)
+                    x->dt_quote = 0;
+                continue;
+            }
+            x->dt_last4 = x->dt_last4 << 8 | c;
+            if (x->dt_last4 == ((uint32_t)'<' << 24 | (uint32_t)'!' << 16 | '-' << 8 | '-')) {
+                x->dt_cm = 1, x->dashes = 0;
+            } else if (c == '"' || c == '\'') {
+                x->dt_quote = (uint8_t)c;
+            } else if (c == '[') {
+                x->dt_depth++;
+            } else if (c == ']') {
+                if (x->dt_depth)
+                    x->dt_depth--;
+            } else if (c == '>' && x->dt_depth == 0) {
+                x->st = X_TEXT;
+            }
+            continue;
+        case X_STAG:
+            if (name_char(c)) {
+                if (x->stack_len + 3 > XML_STACK_BYTES) {
+                    ev = fail(sc, at, "element name too long or nesting too deep");
+                    goto out;
+                }
+                x->stack[x->stack_len++] = (uint8_t)c;
+                i++;
+                continue;
+            }
+            if (!is_ws(c) && c != '/' && c != '>') {
+                ev = fail(sc, at, "invalid character '%c' in an element name", c >= 0x20 && c < 0x7f ? c : '?');
+                goto out;
+            }
+            {
+                uint32_t len = x->stack_len - x->name_start;
+                x->stack[x->stack_len++] = (uint8_t)(len & 255);
+                x->stack[x->stack_len++] = (uint8_t)(len >> 8);
+                if (x->depth == 1 && sc->xml_record && !x->area &&
+                    record_name_matches(sc, (const char *)x->stack + x->name_start, len)) {
+                    /* The records start at the mark: the state there is the area's start. */
+                    x->area = 1;
+                    xscan_copy(&sc->snap.x, &sc->mark.x);
+                    sc->snap.x.area = 1;
+                    sc->have_snap = 1;
+                    sc->at_mark = 1;
+                    sc->ev_dec = at;
+                    x->st = X_ATTRS;
+                    ev = SCAN_AREA_START;
+                    goto out; /* C is read again in X_ATTRS */
+                }
+            }
+            x->st = X_ATTRS;
+            continue;
+        case X_ATTRS:
+            if (is_ws(c)) {
+                i++;
+                continue;
+            }
+            if (c == '/') {
+                x->st = X_SLASH, i++;
+                continue;
+            }
+            if (c == '>') {
+                i++;
+                goto open_element;
+            }
+            if (!name_start(c)) {
+                ev = fail(sc, at, "invalid character '%c' in a start tag", c >= 0x20 && c < 0x7f ? c : '?');
+                goto out;
+            }
+            x->st = X_ANAME, i++;
+            continue;
+        case X_ANAME:
+            if (name_char(c)) {
+                i++;
+                continue;
+            }
+            x->st = X_AEQ;
+            /* fall through */
+        case X_AEQ:
+            if (is_ws(c)) {
+                i++;
+                continue;
+            }
+            if (c != '=') {
+                ev = fail(sc, at, "attribute without '=' and a quoted value");
+                goto out;
+            }
+            x->st = X_AVALQ, i++;
+            continue;
+        case X_AVALQ:
+            if (is_ws(c)) {
+                i++;
+                continue;
+            }
+            if (c != '"' && c != '\'') {
+                ev = fail(sc, at, "attribute value not in quotes");
+                goto out;
+            }
+            x->quote = (uint8_t)c, x->st = X_AVAL, i++;
+            continue;
+        case X_AVAL:
+            while (i < n && b[i] != x->quote && b[i] != '<')
+                i++;
+            if (i == n)
+                continue;
+            if (b[i] == '<') {
+                ev = fail(sc, base + i, "'<' inside an attribute value (write &lt;)");
+                goto out;
+            }
+            x->st = X_AFTER_AVAL, i++;
+            continue;
+        case X_AFTER_AVAL:
+            if (is_ws(c)) {
+                x->st = X_ATTRS, i++;
+                continue;
+            }
+            if (c == '/') {
+                x->st = X_SLASH, i++;
+                continue;
+            }
+            if (c == '>') {
+                i++;
+                goto open_element;
+            }
+            ev = fail(sc, at, "missing whitespace between attributes");
+            goto out;
+        case X_SLASH:
+            if (c != '>') {
+                ev = fail(sc, at, "'/' in a start tag not followed by '>'");
+                goto out;
+            }
+            i++;
+            x->stack_len = x->name_start; /* an empty element opens and closes at once */
+            x->st = X_TEXT;
+            if (x->depth == 0) {
+                x->root_done = 1;
+            } else if (x->depth == 1 && x->area) {
+                sc->ev_dec = at + 1;
+                ev = SCAN_REC_END;
+                goto out;
+            }
+            continue;
+        case X_ETAG:
+        case X_ETAG_WS: {
+            uint32_t len;
+            const char *top = top_name(x, &len);
+            if (x->st == X_ETAG && name_char(c)) {
+                if (x->etag_i >= len || (unsigned char)top[x->etag_i] != c)
+                    goto mismatch;
+                x->etag_i++, i++;
+                continue;
+            }
+            if (is_ws(c)) {
+                x->st = X_ETAG_WS, i++;
+                continue;
+            }
+            if (c != '>' || x->etag_i != len)
+                goto mismatch;
+            i++;
+            x->stack_len -= len + 2;
+            x->depth--;
+            x->st = X_TEXT;
+            if (x->depth == 0) {
+                x->root_done = 1;
+            } else if (x->depth == 1 && x->area) {
+                sc->ev_dec = at + 1;
+                ev = SCAN_REC_END;
+                goto out;
+            }
+            continue;
+        mismatch:
+            ev = fail(sc, at, "an end tag does not match the open element <%.*s>", (int)(len > 200 ? 200 : len), top);
+            goto out;
+        }
+        default:
+            i++;
+            continue;
+        }
+    open_element:
+        x->depth++;
+        x->st = X_TEXT;
+        if (x->depth == 1 && !sc->xml_record) {
+            x->area = 1;
+            sc->ev_dec = base + i;
+            sc->at_mark = 0;
+            ev = SCAN_AREA_START;
+            goto out;
+        }
+    }
+out:
+    *pos = i;
+    return ev;
+}
+
+int xscan_end(struct scan *sc, uint64_t eof_dec)
+{
+    struct xscan *x = &sc->u.x;
+    if (x->st != X_TEXT)
+        return fail(sc, eof_dec, "the file ends inside a tag, comment, CDATA section or declaration");
+    if (x->depth > 0) {
+        uint32_t len;
+        const char *top = top_name(x, &len);
+        return fail(sc, eof_dec, "the file ends before element <%.*s> is closed (truncated?)",
+                    (int)(len > 200 ? 200 : len), top);
+    }
+    if (!x->root_done)
+        return fail(sc, eof_dec, "the file holds no root element");
+    if (sc->xml_record && !x->area)
+        return fail(sc, eof_dec, "no <%s> element directly inside the root element (xml_record)",
+                    sc->xml_record);
+    return SCAN_DONE;
+}

@@ -1,0 +1,1249 @@
+/*
+ * Tests of the record-aware splitter. Property tests generate files of every format from a
+ * seeded PRNG (random records, multi-byte characters at record edges, quotes, newlines in
+ * fields, comments and CDATA in XML), split them with budgets around the interesting sizes,
+ * and check for every chunk: the body is {"payload": string} and within the budget, the
+ * payload is a valid document of its kind, it holds exactly the expected whole records with
+ * the repeated text around them, chunks are packed greedily, and ranges tile the file.
+ * Then: resume with pd_split_seek, pd_split_resplit, transcoding, deep nesting, and every
+ * error with its message.
+ */
+#include "pd_config.h"
+#include "pd_encode.h"
+#include "pd_error.h"
+#include "pd_split.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <iconv.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+#include <cmocka.h>
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static unsigned rn(unsigned n)
+{
+    return n ? (unsigned)(rnd() % n) : 0;
+}
+
+struct sb {
+    char *p;
+    size_t len, cap;
+};
+static void sb_add(struct sb *s, const void *d, size_t n)
+{
+    if (s->len + n + 1 > s->cap) {
+        s->cap = (s->len + n + 1) * 2;
+        s->p = realloc(s->p, s->cap);
+        assert_non_null(s->p);
+    }
+    memcpy(s->p + s->len, d, n);
+    s->len += n;
+    s->p[s->len] = '\0';
+}
+static void sb_str(struct sb *s, const char *str)
+{
+    sb_add(s, str, strlen(str));
+}
+static void sb_fmt(struct sb *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_fmt(struct sb *s, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    sb_add(s, buf, (size_t)n);
+}
+
+static char tmpdir[256];
+
+static char *write_file(const char *name, const void *data, size_t len)
+{
+    static char path[512];
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    fclose(f);
+    return path;
+}
+
+/* A generated file: [bom] pre lead rec0 sep0 rec1 ... rec(n-1) suf. */
+struct gen {
+    int fmt;
+    const char *ext, *json_array, *xml_record;
+    unsigned header_lines;
+    struct sb bom, pre, lead, suf;
+    struct sb *recs, *seps;
+    size_t n, cap;
+    struct sb file;
+    uint64_t *rec_end; /* file offset after each record */
+    uint64_t area_start;
+};
+
+static struct sb *gen_rec(struct gen *g)
+{
+    if (g->n == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 16;
+        g->recs = realloc(g->recs, g->cap * sizeof(*g->recs));
+        g->seps = realloc(g->seps, g->cap * sizeof(*g->seps));
+    }
+    memset(&g->recs[g->n], 0, sizeof(struct sb));
+    memset(&g->seps[g->n], 0, sizeof(struct sb));
+    return &g->recs[g->n++];
+}
+
+static void gen_finish(struct gen *g)
+{
+    struct sb *f = &g->file;
+    f->len = 0;
+    sb_add(f, g->bom.p, g->bom.len);
+    sb_add(f, g->pre.p, g->pre.len);
+    g->area_start = f->len;
+    sb_add(f, g->lead.p, g->lead.len);
+    g->rec_end = realloc(g->rec_end, (g->n + 1) * sizeof(*g->rec_end));
+    for (size_t i = 0; i < g->n; i++) {
+        sb_add(f, g->recs[i].p, g->recs[i].len);
+        g->rec_end[i] = f->len;
+        if (i + 1 < g->n)
+            sb_add(f, g->seps[i].p, g->seps[i].len);
+    }
+    sb_add(f, g->suf.p, g->suf.len);
+}
+
+static void gen_free(struct gen *g)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        free(g->recs[i].p);
+        free(g->seps[i].p);
+    }
+    free(g->recs);
+    free(g->seps);
+    free(g->bom.p);
+    free(g->pre.p);
+    free(g->lead.p);
+    free(g->suf.p);
+    free(g->file.p);
+    free(g->rec_end);
+    memset(g, 0, sizeof(*g));
+}
+
+static size_t esc(const struct sb *s)
+{
+    return pd_encode_escaped_len(s->p, s->len);
+}
+
+/* Body length of a chunk holding records [i, j). */
+static size_t body_len_for(const struct gen *g, size_t i, size_t j)
+{
+    size_t n = PD_ENCODE_BODY_OVERHEAD + esc(&g->pre) + esc(&g->suf);
+    for (size_t k = i; k < j; k++) {
+        n += esc(&g->recs[k]);
+        if (k + 1 < j)
+            n += esc(&g->seps[k]);
+    }
+    return n;
+}
+
+static size_t min_budget(const struct gen *g)
+{
+    size_t m = 0;
+    for (size_t k = 0; k < g->n; k++) {
+        size_t b = body_len_for(g, k, k + 1);
+        if (b > m)
+            m = b;
+    }
+    return m;
+}
+
+static size_t whole_budget(const struct gen *g)
+{
+    return PD_ENCODE_BODY_OVERHEAD + pd_encode_escaped_len(g->file.p + g->bom.len, g->file.len - g->bom.len);
+}
+
+/* Pieces of text: multi-byte characters are frequent and often sit at the edges. */
+static const char *const mb[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9d\x84\x9e", "\xe4\xb8\xad"};
+
+static void rand_text(struct sb *s, unsigned maxlen, const char *extra)
+{
+    unsigned n = rn(maxlen + 1);
+    if (rn(2))
+        sb_str(s, mb[rn(4)]);
+    for (unsigned i = 0; i < n; i++) {
+        unsigned r = rn(20);
+        if (r < 3)
+            sb_str(s, mb[rn(4)]);
+        else if (r < 5 && extra && *extra)
+            sb_add(s, &extra[rn((unsigned)strlen(extra))], 1);
+        else if (r < 6)
+            sb_str(s, " ");
+        else
+            sb_fmt(s, "%c", 'a' + rn(26));
+    }
+    if (rn(2))
+        sb_str(s, mb[rn(4)]);
+}
+
+static void json_ws(struct sb *s, int newlines)
+{
+    static const char *const ws[] = {"", " ", "\t", "\n", "\r\n", "  "};
+    unsigned n = rn(3);
+    for (unsigned i = 0; i < n; i++)
+        sb_str(s, ws[rn(newlines ? 6 : 3)]);
+}
+
+static void json_string(struct sb *s)
+{
+    sb_str(s, "\"");
+    unsigned n = rn(12);
+    if (rn(2))
+        sb_str(s, mb[rn(4)]);
+    for (unsigned i = 0; i < n; i++) {
+        static const char *const p[] = {"a", "Z", " ", "\\\"", "\\\\", "\\n", "\\u00e9", "\\ud834\\udd1e",
+                                        "/", "\\t", "'", "<", "]", "}", ",", "\xc3\xa9", "\xe2\x82\xac",
+                                        "\xf0\x9d\x84\x9e"};
+        sb_str(s, p[rn(sizeof(p) / sizeof(p[0]))]);
+    }
+    if (rn(2))
+        sb_str(s, mb[rn(4)]);
+    sb_str(s, "\"");
+}
+
+static void json_value(struct sb *s, int depth, int newlines)
+{
+    unsigned r = rn(depth > 2 ? 5 : 8);
+    switch (r) {
+    case 0: json_string(s); break;
+    case 1: sb_fmt(s, "%d", (int)rn(100000) - 500); break;
+    case 2: sb_fmt(s, "%d.%de-%d", (int)rn(100), (int)rn(100), (int)rn(5)); break;
+    case 3: sb_str(s, rn(2) ? "true" : "null"); break;
+    case 4: sb_str(s, "false"); break;
+    case 5: case 6: {
+        unsigned n = rn(4);
+        sb_str(s, "{");
+        for (unsigned i = 0; i < n; i++) {
+            json_ws(s, newlines);
+            sb_fmt(s, "%s\"k%u\"", i ? "," : "", i);
+            json_ws(s, newlines);
+            sb_str(s, ":");
+            json_ws(s, newlines);
+            json_value(s, depth + 1, newlines);
+        }
+        json_ws(s, newlines);
+        sb_str(s, "}");
+        break;
+    }
+    default: {
+        unsigned n = rn(4);
+        sb_str(s, "[");
+        for (unsigned i = 0; i < n; i++) {
+            if (i)
+                sb_str(s, ",");
+            json_ws(s, newlines);
+            json_value(s, depth + 1, newlines);
+        }
+        sb_str(s, "]");
+        break;
+    }
+    }
+}
+
+static void make_json(struct gen *g, unsigned n, int with_pointer)
+{
+    memset(g, 0, sizeof(*g));
+    g->fmt = PD_SPLIT_JSON;
+    g->ext = "json";
+    if (rn(4) == 0)
+        sb_str(&g->bom, "\xef\xbb\xbf");
+    json_ws(&g->pre, 1);
+    if (with_pointer) {
+        g->json_array = "/data/orders";
+        sb_str(&g->pre, "{\"meta\": {\"orders\": [1, 2], \"n\": \"\xc3\xa9\"}, \"data\": {\"x\": [], \"orders\":");
+        json_ws(&g->pre, 1);
+    }
+    sb_str(&g->pre, "[");
+    json_ws(&g->lead, 1);
+    for (unsigned i = 0; i < n; i++) {
+        json_value(gen_rec(g), 0, 1);
+        json_ws(&g->seps[i], 1);
+        sb_str(&g->seps[i], ",");
+        json_ws(&g->seps[i], 1);
+    }
+    json_ws(&g->suf, 1);
+    sb_str(&g->suf, "]");
+    if (with_pointer)
+        sb_str(&g->suf, ", \"tail\": \"\\\"\xe2\x82\xac\"}, \"z\": [[{}]]}");
+    json_ws(&g->suf, 1);
+    gen_finish(g);
+}
+
+static void make_ndjson(struct gen *g, unsigned n)
+{
+    memset(g, 0, sizeof(*g));
+    g->fmt = PD_SPLIT_NDJSON;
+    g->ext = "ndjson";
+    for (unsigned i = 0; i < n; i++) {
+        struct sb *r = gen_rec(g);
+        if (rn(8)) {
+            json_ws(r, 0);
+            json_value(r, 0, 0);
+            json_ws(r, 0);
+        }
+        if (i + 1 < n || rn(2) || r->len == 0)
+            sb_str(r, rn(3) ? "\n" : "\r\n");
+    }
+    gen_finish(g);
+}
+
+static void xml_element(struct sb *s, const char *name)
+{
+    sb_fmt(s, "<%s", name);
+    if (rn(2))
+        sb_fmt(s, " id=\"%u\"", rn(1000));
+    if (rn(3) == 0)
+        sb_str(s, " note='a > b \"q\" \xc3\xa9'");
+    if (rn(5) == 0) {
+        sb_str(s, rn(2) ? "/>" : " />");
+        return;
+    }
+    sb_str(s, ">");
+    unsigned parts = rn(4);
+    for (unsigned i = 0; i < parts; i++) {
+        switch (rn(6)) {
+        case 0: sb_str(s, "<![CDATA[ </o> <x> ]] ]]>"); break;
+        case 1: sb_str(s, "<!-- <o> -- not a tag -->"); break;
+        case 2: sb_str(s, "<b k=\"v\">in &amp; \xe2\x82\xac</b>"); break;
+        case 3: sb_str(s, "<?pi data > here?>"); break;
+        default: rand_text(s, 10, "&\n\t\"'"); break;
+        }
+    }
+    /* '&' alone is not well formed: replace stray ones in generated text */
+    for (size_t k = 0; k < s->len; k++)
+        if (s->p[k] == '&' && strncmp(s->p + k, "&amp;", 5))
+            s->p[k] = '+';
+    sb_fmt(s, "</%s>", name);
+}
+
+static void make_xml(struct gen *g, unsigned n, int with_record)
+{
+    memset(g, 0, sizeof(*g));
+    g->fmt = PD_SPLIT_XML;
+    g->ext = "xml";
+    if (rn(4) == 0)
+        sb_str(&g->bom, "\xef\xbb\xbf");
+    sb_str(&g->pre, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    if (rn(2))
+        sb_str(&g->pre, "<!DOCTYPE root [\n <!ENTITY e \"x > y\">\n <!-- it's -->\n]>\n");
+    sb_str(&g->pre, "<!-- head -->\n<a:root xmlns:a=\"urn:x\" q='1 > 0'>");
+    if (with_record) {
+        g->xml_record = "o";
+        sb_str(&g->pre, "\n  <header><o>not a record: inside header</o></header>\n  ");
+    }
+    for (unsigned i = 0; i < n; i++) {
+        struct sb *r = gen_rec(g);
+        if (!with_record || i > 0) {
+            static const char *const gaps[] = {"\n  ", "", " ", "\r\n\t", "\n  <!-- c -->\n  ", "<?p?>"};
+            sb_str(r, gaps[rn(6)]);
+        }
+        xml_element(r, with_record && rn(4) == 0 && i > 0 ? "other" : with_record ? "o" : rn(2) ? "a:o" : "o");
+    }
+    sb_str(&g->suf, "\n</a:root>\n");
+    if (rn(2))
+        sb_str(&g->suf, "<!-- tail -->\n");
+    gen_finish(g);
+}
+
+static void make_csv(struct gen *g, unsigned n, int tsv)
+{
+    memset(g, 0, sizeof(*g));
+    g->fmt = PD_SPLIT_CSV;
+    g->ext = tsv ? "tsv" : "csv";
+    g->header_lines = 1 + rn(2);
+    const char *d = tsv ? "\t" : ",";
+    const char *eol = rn(2) ? "\r\n" : "\n";
+    for (unsigned h = 0; h < g->header_lines; h++)
+        sb_fmt(&g->pre, "id%sname \xc3\xa9%snote%s", d, d, eol);
+    for (unsigned i = 0; i < n; i++) {
+        struct sb *r = gen_rec(g);
+        for (unsigned f = 0; f < 3; f++) {
+            if (f)
+                sb_str(r, d);
+            if (rn(2)) {
+                sb_str(r, "\"");
+                rand_text(r, 8, tsv ? "\t\n," : ",\n\t");
+                if (rn(2))
+                    sb_str(r, "\"\"");
+                if (rn(3) == 0)
+                    sb_str(r, "\r\n");
+                sb_str(r, "\"");
+            } else {
+                rand_text(r, 8, tsv ? "'," : "'\t");
+            }
+        }
+        if (i + 1 < n || rn(2))
+            sb_str(r, eol);
+    }
+    gen_finish(g);
+}
+
+static void make_lines(struct gen *g, unsigned n)
+{
+    memset(g, 0, sizeof(*g));
+    g->fmt = PD_SPLIT_LINES;
+    g->ext = "txt";
+    for (unsigned i = 0; i < n; i++) {
+        struct sb *r = gen_rec(g);
+        rand_text(r, 30, "\"\\\t\x01\x1f\r{[<");
+        if (i + 1 < n || rn(2))
+            sb_str(r, rn(3) ? "\n" : "\r\n");
+    }
+    gen_finish(g);
+}
+
+/* A small well-formedness checker for the XML the generator makes. */
+static int xml_well_formed(const char *s, size_t n)
+{
+    const char *names[256];
+    size_t lens[256], depth = 0;
+    int roots = 0;
+    size_t i = 0;
+    if (n >= 3 && !memcmp(s, "\xef\xbb\xbf", 3))
+        i = 3;
+    while (i < n) {
+        if (s[i] != '<') {
+            if (depth == 0 && !strchr(" \t\r\n", s[i]))
+                return 0;
+            i++;
+            continue;
+        }
+        const char *end;
+        if (!strncmp(s + i, "<?", 2)) {
+            end = strstr(s + i, "?>");
+            if (!end) return 0;
+            i = (size_t)(end - s) + 2;
+        } else if (!strncmp(s + i, "<!--", 4)) {
+            end = strstr(s + i + 4, "-->");
+            if (!end) return 0;
+            i = (size_t)(end - s) + 3;
+        } else if (!strncmp(s + i, "<![CDATA[", 9)) {
+            if (!depth) return 0;
+            end = strstr(s + i, "]]>");
+            if (!end) return 0;
+            i = (size_t)(end - s) + 3;
+        } else if (!strncmp(s + i, "<!DOCTYPE", 9)) {
+            end = strstr(s + i, "]>");
+            if (!end) return 0;
+            i = (size_t)(end - s) + 2;
+        } else if (s[i + 1] == '/') {
+            size_t k = i + 2;
+            while (k < n && s[k] != '>' && s[k] != ' ')
+                k++;
+            if (!depth || lens[depth - 1] != k - i - 2 || memcmp(names[depth - 1], s + i + 2, k - i - 2))
+                return 0;
+            depth--;
+            end = memchr(s + k, '>', n - k);
+            if (!end) return 0;
+            i = (size_t)(end - s) + 1;
+        } else {
+            size_t k = i + 1;
+            while (k < n && !strchr(" />\t\r\n", s[k]))
+                k++;
+            if (depth == 0 && roots++)
+                return 0;
+            if (depth == 256) return 0;
+            names[depth] = s + i + 1;
+            lens[depth] = k - i - 1;
+            char q = 0;
+            while (k < n && (q || s[k] != '>')) {
+                if (q && s[k] == q) q = 0;
+                else if (!q && (s[k] == '"' || s[k] == '\'')) q = s[k];
+                k++;
+            }
+            if (k >= n) return 0;
+            if (s[k - 1] != '/')
+                depth++;
+            i = k + 1;
+        }
+    }
+    return depth == 0 && roots == 1;
+}
+
+static int payload_valid(int fmt, const struct gen *g, const char *p, size_t n)
+{
+    switch (fmt) {
+    case PD_SPLIT_JSON: {
+        cJSON *j = cJSON_ParseWithLength(p, n);
+        cJSON_Delete(j);
+        return j != NULL;
+    }
+    case PD_SPLIT_NDJSON: {
+        const char *q = p, *e = p + n;
+        while (q < e) {
+            const char *nl = memchr(q, '\n', (size_t)(e - q));
+            size_t len = nl ? (size_t)(nl - q) : (size_t)(e - q);
+            size_t k = 0;
+            while (k < len && strchr(" \t\r", q[k]))
+                k++;
+            if (k < len) {
+                cJSON *j = cJSON_ParseWithLength(q, len);
+                if (!j)
+                    return 0;
+                cJSON_Delete(j);
+            }
+            q += len + (nl != NULL);
+        }
+        return 1;
+    }
+    case PD_SPLIT_XML:
+        return xml_well_formed(p, n);
+    case PD_SPLIT_CSV:
+        return n >= g->pre.len && !memcmp(p, g->pre.p, g->pre.len);
+    default:
+        return 1;
+    }
+}
+
+/* Takes the payload string out of a body; the body must be exactly {"payload": "<string>"}. */
+static char *body_payload(const char *body, size_t len, size_t *plen)
+{
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    assert_non_null(j);
+    assert_true(cJSON_IsObject(j));
+    assert_non_null(j->child);
+    assert_null(j->child->next);
+    cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "payload");
+    assert_true(cJSON_IsString(p));
+    char *s = strdup(p->valuestring);
+    *plen = strlen(s);
+    cJSON_Delete(j);
+    return s;
+}
+
+struct chunk_copy {
+    struct pd_chunk c;
+    char *body;
+};
+
+static struct pd_splitter *open_gen(const struct gen *g, uint64_t budget, const char *path)
+{
+    struct pd_split_opts o = {0};
+    o.format = PD_SPLIT_AUTO;
+    o.max_body = budget;
+    o.json_array = g->json_array;
+    o.xml_record = g->xml_record;
+    o.header_lines = g->header_lines;
+    struct pd_splitter *sp = NULL;
+    int rc = pd_split_create(-1, path, &o, &sp);
+    if (rc)
+        fail_msg("create: %s", pd_split_error(sp));
+    return sp;
+}
+
+/* Splits G's file with BUDGET and checks every property. Returns the chunks (caller frees). */
+static size_t check_split(const struct gen *g, uint64_t budget, struct chunk_copy **out)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "gen.%s", g->ext);
+    const char *path = write_file(name, g->file.p, g->file.len);
+    struct pd_splitter *sp = open_gen(g, budget, path);
+    size_t whole = whole_budget(g), minb = min_budget(g);
+    struct pd_chunk c;
+    size_t nch = 0, rec = 0;
+    struct chunk_copy *list = NULL;
+    int rc;
+    while ((rc = pd_split_next(sp, &c)) == 1) {
+        list = realloc(list, (nch + 1) * sizeof(*list));
+        list[nch].c = c;
+        list[nch].body = malloc(c.body_len);
+        memcpy(list[nch].body, c.body, c.body_len);
+        list[nch].c.body = list[nch].body;
+        assert_true(c.body_len <= budget);
+        assert_int_equal(c.index, nch);
+        size_t plen;
+        char *p = body_payload(c.body, c.body_len, &plen);
+        if (c.whole) {
+            assert_true(budget >= whole);
+            assert_int_equal(plen, g->file.len - g->bom.len);
+            assert_memory_equal(p, g->file.p + g->bom.len, plen);
+            assert_int_equal(c.start, 0);
+            assert_int_equal(c.end, g->file.len);
+            rec = g->n;
+        } else {
+            assert_true(budget < whole);
+            assert_true(c.records > 0);
+            assert_int_equal(c.first_record, rec + 1);
+            size_t i = rec, j = rec + c.records;
+            assert_true(j <= g->n);
+            /* exactly the expected records with the repeated text around them */
+            struct sb want = {0};
+            sb_add(&want, g->pre.p, g->pre.len);
+            for (size_t k = i; k < j; k++) {
+                sb_add(&want, g->recs[k].p, g->recs[k].len);
+                if (k + 1 < j)
+                    sb_add(&want, g->seps[k].p, g->seps[k].len);
+            }
+            sb_add(&want, g->suf.p, g->suf.len);
+            if (plen != want.len || memcmp(p, want.p, plen))
+                fail_msg("chunk %zu payload differs:\n got  [%s]\n want [%s]", nch, p, want.p);
+            free(want.p);
+            assert_int_equal(c.body_len, body_len_for(g, i, j));
+            /* greedy: one more record would not have fitted */
+            if (j < g->n)
+                assert_true(body_len_for(g, i, j + 1) > budget);
+            assert_true(payload_valid(g->fmt, g, p, plen));
+            assert_int_equal(c.start, i == 0 ? g->area_start : g->rec_end[i - 1]);
+            assert_int_equal(c.end, g->rec_end[j - 1]);
+            assert_int_equal(c.last, j == g->n);
+            rec = j;
+        }
+        free(p);
+        nch++;
+    }
+    if (budget < whole && budget < minb) {
+        if (rc != PD_ETOOBIG)
+            fail_msg("budget %llu < min %zu: expected PD_ETOOBIG, got %d (%s)",
+                     (unsigned long long)budget, minb, rc, pd_split_error(sp));
+        assert_int_equal(nch, 0);
+        assert_non_null(strstr(pd_split_error(sp), "max_body"));
+    } else {
+        if (rc != 0)
+            fail_msg("budget %llu: %s", (unsigned long long)budget, pd_split_error(sp));
+        assert_int_equal(rec, g->n);
+    }
+    pd_split_destroy(&sp);
+    assert_null(sp);
+    if (out)
+        *out = list;
+    else {
+        for (size_t k = 0; k < nch; k++)
+            free(list[k].body);
+        free(list);
+    }
+    return nch;
+}
+
+static void free_chunks(struct chunk_copy *l, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        free(l[k].body);
+    free(l);
+}
+
+/* Resume at chunk K of a run: the same chunks must follow. */
+static void check_seek(const struct gen *g, uint64_t budget, struct chunk_copy *l, size_t n, size_t k)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "gen.%s", g->ext);
+    const char *path = write_file(name, g->file.p, g->file.len);
+    struct pd_splitter *sp = open_gen(g, budget, path);
+    assert_int_equal(pd_split_seek(sp, l[k].c.start, (unsigned)k), 0);
+    struct pd_chunk c;
+    for (size_t i = k; i < n; i++) {
+        int rc = pd_split_next(sp, &c);
+        if (rc != 1)
+            fail_msg("seek: %d %s", rc, pd_split_error(sp));
+        assert_int_equal(c.index, i);
+        assert_int_equal(c.start, l[i].c.start);
+        assert_int_equal(c.end, l[i].c.end);
+        assert_int_equal(c.first_record, l[i].c.first_record);
+        assert_int_equal(c.body_len, l[i].c.body_len);
+        assert_memory_equal(c.body, l[i].body, c.body_len);
+    }
+    assert_int_equal(pd_split_next(sp, &c), 0);
+    pd_split_destroy(&sp);
+}
+
+/* After chunk K, the server says 413: cut again with a smaller budget from chunk K's start. */
+static void check_resplit(const struct gen *g, uint64_t budget, struct chunk_copy *l, size_t n, size_t k)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "gen.%s", g->ext);
+    const char *path = write_file(name, g->file.p, g->file.len);
+    size_t minb = min_budget(g);
+    if (l[k].c.body_len - 1 < minb)
+        return;
+    uint64_t nb = minb + rn((unsigned)(l[k].c.body_len - minb));
+    struct pd_splitter *sp = open_gen(g, budget, path);
+    struct pd_chunk c;
+    for (size_t i = 0; i <= k; i++)
+        assert_int_equal(pd_split_next(sp, &c), 1);
+    assert_int_equal(pd_split_resplit(sp, nb), 0);
+    assert_int_equal(pd_split_max_body(sp), nb);
+    uint64_t rec = l[k].c.first_record - 1, start = l[k].c.whole ? g->area_start : l[k].c.start;
+    unsigned idx = (unsigned)k;
+    int rc;
+    struct chunk_copy *after = NULL;
+    size_t na = 0;
+    while ((rc = pd_split_next(sp, &c)) == 1) {
+        assert_true(c.body_len <= nb);
+        assert_int_equal(c.index, idx++);
+        assert_int_equal(c.start, start);
+        assert_int_equal(c.first_record, rec + 1);
+        assert_false(c.whole);
+        after = realloc(after, (na + 1) * sizeof(*after));
+        after[na].c = c;
+        after[na].body = malloc(c.body_len);
+        memcpy(after[na].body, c.body, c.body_len);
+        na++;
+        start = c.end;
+        rec += c.records;
+    }
+    if (rc != 0)
+        fail_msg("resplit: %s", pd_split_error(sp));
+    assert_int_equal(rec, g->n);
+    pd_split_destroy(&sp);
+    /* A restart with the new budget resumes at any chunk cut after the resplit. */
+    if (na > 1) {
+        sp = open_gen(g, nb, path);
+        assert_int_equal(pd_split_seek(sp, after[1].c.start, after[1].c.index), 0);
+        for (size_t i = 1; i < na; i++) {
+            assert_int_equal(pd_split_next(sp, &c), 1);
+            assert_int_equal(c.start, after[i].c.start);
+            assert_int_equal(c.body_len, after[i].c.body_len);
+            assert_memory_equal(c.body, after[i].body, c.body_len);
+        }
+        pd_split_destroy(&sp);
+    }
+    free_chunks(after, na);
+}
+
+static void run_properties(struct gen *g)
+{
+    size_t minb = min_budget(g), whole = whole_budget(g);
+    uint64_t budgets[16];
+    size_t nb = 0;
+    budgets[nb++] = minb - 1;
+    budgets[nb++] = minb;
+    budgets[nb++] = minb + 1;
+    budgets[nb++] = minb + 7;
+    budgets[nb++] = minb * 2;
+    if (whole > minb)
+        budgets[nb++] = minb + rn((unsigned)(whole - minb));
+    budgets[nb++] = whole - 1;
+    budgets[nb++] = whole;
+    budgets[nb++] = whole + 1;
+    for (size_t b = 0; b < nb; b++) {
+        if (budgets[b] <= PD_ENCODE_BODY_OVERHEAD)
+            continue;
+        struct chunk_copy *l;
+        size_t n = check_split(g, budgets[b], &l);
+        if (n >= 1 && budgets[b] >= minb) {
+            size_t k = rn((unsigned)n);
+            if (!l[k].c.whole)
+                check_seek(g, budgets[b], l, n, k);
+            check_resplit(g, budgets[b], l, n, k);
+        }
+        free_chunks(l, n);
+    }
+}
+
+/* ---- property tests per format ------------------------------------------------------------ */
+
+static void test_json_properties(void **state)
+{
+    (void)state;
+    rng_state = 0x1234567ull;
+    for (int round = 0; round < 25; round++) {
+        struct gen g;
+        make_json(&g, 1 + rn(round < 5 ? 3 : 30), round % 3 == 2);
+        run_properties(&g);
+        gen_free(&g);
+    }
+}
+
+static void test_ndjson_properties(void **state)
+{
+    (void)state;
+    rng_state = 0x2345678ull;
+    for (int round = 0; round < 25; round++) {
+        struct gen g;
+        make_ndjson(&g, 1 + rn(round < 5 ? 3 : 30));
+        run_properties(&g);
+        gen_free(&g);
+    }
+}
+
+static void test_xml_properties(void **state)
+{
+    (void)state;
+    rng_state = 0x3456789ull;
+    for (int round = 0; round < 25; round++) {
+        struct gen g;
+        make_xml(&g, 1 + rn(round < 5 ? 3 : 30), round % 3 == 2);
+        run_properties(&g);
+        gen_free(&g);
+    }
+}
+
+static void test_csv_properties(void **state)
+{
+    (void)state;
+    rng_state = 0x456789aull;
+    for (int round = 0; round < 25; round++) {
+        struct gen g;
+        make_csv(&g, 1 + rn(round < 5 ? 3 : 30), round % 4 == 3);
+        run_properties(&g);
+        gen_free(&g);
+    }
+}
+
+static void test_lines_properties(void **state)
+{
+    (void)state;
+    rng_state = 0x56789abull;
+    for (int round = 0; round < 25; round++) {
+        struct gen g;
+        make_lines(&g, 1 + rn(round < 5 ? 3 : 30));
+        run_properties(&g);
+        gen_free(&g);
+    }
+}
+
+/* Files bigger than the 64 KiB read window: records cross window edges. */
+static void test_big_files_cross_windows(void **state)
+{
+    (void)state;
+    rng_state = 0x6789abcull;
+    for (int f = 0; f < 5; f++) {
+        struct gen g;
+        switch (f) {
+        case 0: make_json(&g, 6000, 1); break;
+        case 1: make_ndjson(&g, 8000); break;
+        case 2: make_xml(&g, 4000, 0); break;
+        case 3: make_csv(&g, 6000, 0); break;
+        default: make_lines(&g, 8000); break;
+        }
+        assert_true(g.file.len > 3 * 65536 / 2);
+        size_t minb = min_budget(&g);
+        uint64_t budgets[] = {minb, 20000, 70001, whole_budget(&g) - 1};
+        for (size_t b = 0; b < 4; b++) {
+            if (budgets[b] < minb)
+                continue;
+            struct chunk_copy *l;
+            size_t n = check_split(&g, budgets[b], &l);
+            if (n > 2)
+                check_seek(&g, budgets[b], l, n, n / 2);
+            free_chunks(l, n);
+        }
+        gen_free(&g);
+    }
+}
+
+/* ---- specific behaviour ------------------------------------------------------------------ */
+
+static int split_all(const char *name, const void *data, size_t len, struct pd_split_opts *o,
+                     struct pd_splitter **spp, size_t *nchunks)
+{
+    const char *path = write_file(name, data, len);
+    if (!o->name)
+        o->name = name;
+    int rc = pd_split_create(-1, path, o, spp);
+    if (rc)
+        return rc;
+    struct pd_chunk c;
+    size_t n = 0;
+    while ((rc = pd_split_next(*spp, &c)) == 1)
+        n++;
+    if (nchunks)
+        *nchunks = n;
+    return rc;
+}
+
+#define EXPECT_ERR(code, needle, name, text, ...)                                                  \
+    do {                                                                                           \
+        struct pd_split_opts o_ = {__VA_ARGS__};                                                   \
+        struct pd_splitter *sp_ = NULL;                                                            \
+        int rc_ = split_all(name, text, strlen(text), &o_, &sp_, NULL);                            \
+        if (rc_ != (code) || !strstr(pd_split_error(sp_), needle))                                 \
+            fail_msg("%s: got %d '%s', want %d with '%s'", name, rc_, pd_split_error(sp_), code,    \
+                     needle);                                                                      \
+        pd_split_destroy(&sp_);                                                                    \
+    } while (0)
+
+static void test_error_messages(void **state)
+{
+    (void)state;
+    /* encoding */
+    EXPECT_ERR(PD_EENCODING, "invalid UTF-8 at byte 5", "a.txt", "abcd\n\xff\n", .max_body = 1000);
+    EXPECT_ERR(PD_EENCODING, "invalid UTF-8 at byte 2", "a.txt", "ab\xc3(", .max_body = 1000);
+    EXPECT_ERR(PD_EENCODING, "invalid UTF-8 at byte 0", "a.txt", "\xed\xa0\x80", .max_body = 1000);
+    EXPECT_ERR(PD_EENCODING, "invalid UTF-8 at byte 3", "a.txt", "abc\xc3", .max_body = 1000);
+    EXPECT_ERR(PD_EENCODING, "encoding = UTF-16", "a.csv", "\xff\xfe" "a\0b\0", .max_body = 1000);
+    {
+        struct pd_split_opts o = {.max_body = 1000};
+        struct pd_splitter *sp = NULL;
+        assert_int_equal(split_all("bin.txt", "ab\ncd\0ef", 8, &o, &sp, NULL), PD_EENCODING);
+        assert_non_null(strstr(pd_split_error(sp), "NUL byte at byte 5"));
+        assert_non_null(strstr(pd_split_error(sp), "bin.txt: "));
+        pd_split_destroy(&sp);
+    }
+    EXPECT_ERR(PD_EEMPTY, "empty", "e.json", "", .max_body = 1000);
+    EXPECT_ERR(PD_EEMPTY, "empty", "e.json", "\xef\xbb\xbf", .max_body = 1000);
+    /* json: errors only matter when the file must be split */
+    EXPECT_ERR(PD_EPARSE, "expected ',' or ']' after a value at byte 8 (line 2, in record 4)",
+               "orders.json", "[1,\n2,3 4,5,6,7,8,9,10,11,12,13]", .max_body = 30);
+    EXPECT_ERR(PD_EPARSE, "set json_array", "o.json", "{\"a\": [1,2,3,4,5,6,7,8,9,10,11,12]}", .max_body = 30);
+    EXPECT_ERR(PD_EPARSE, "json_array /b: no such array", "o.json", "{\"a\": [1,2,3,4,5,6,7,8,9,10,11,12]}",
+               .max_body = 30, .json_array = "/b");
+    EXPECT_ERR(PD_EPARSE, "json_array /a points to a string", "o.json", "{\"a\": \"1234567890123456789012345\"}",
+               .max_body = 30, .json_array = "/a");
+    EXPECT_ERR(PD_EPARSE, "ends inside the JSON document", "t.json", "[1,2,3,4,5,6,7,8,9,10,11,12,13,14",
+               .max_body = 30);
+    EXPECT_ERR(PD_EPARSE, "control character", "t.json", "[\"a\tb\",2,3,4,5,6,7,8,9,10,11,12,13,14]",
+               .max_body = 30);
+    EXPECT_ERR(PD_EPARSE, "chosen from the file name", "really.json", "<a><b/><b/><b/><b/><b/><b/></a>",
+               .max_body = 30);
+    EXPECT_ERR(PD_EPARSE, "NDJSON does not allow", "a.ndjson", "{\"a\":\n1}\n{}\n{}\n{}\n{}\n{}\n{}\n",
+               .max_body = 30);
+    EXPECT_ERR(PD_EPARSE, "more than one JSON value on one line", "a.jsonl", "1 2\n3\n4\n5\n6\n7\n8\n9\n",
+               .max_body = 20);
+    /* xml */
+    EXPECT_ERR(PD_EPARSE, "does not match the open element <b>", "x.xml", "<a><b></c></a>                   ",
+               .max_body = 30);
+    EXPECT_ERR(PD_EPARSE, "text before the root element", "x.xml", "hello <a><b/><b/><b/><b/><b/></a>",
+               .max_body = 30);
+    EXPECT_ERR(PD_EPARSE, "a second root element", "x.xml", "<a><b/><b/><b/><b/></a><a><b/></a>",
+               .max_body = 30);
+    EXPECT_ERR(PD_EPARSE, "ends before element <a> is closed", "x.xml", "<a><b/><b/><b/><b/><b/><b/><b/><b/>", .max_body = 30);
+    EXPECT_ERR(PD_EPARSE, "'<' inside an attribute value", "x.xml", "<a><b c=\"<\"/><b/><b/><b/><b/></a>",
+               .max_body = 30);
+    EXPECT_ERR(PD_EPARSE, "no <rec> element directly inside the root", "x.xml",
+               "<a><b/><b/><b/><b/><b/><b/></a>", .max_body = 30, .xml_record = "rec");
+    /* csv */
+    EXPECT_ERR(PD_EPARSE, "unterminated quoted field starting on line 3", "c.csv",
+               "h1,h2\nx,y\n1,\"abc\n2,3\n4,5\n6,7\n", .max_body = 30, .header_lines = 1);
+    /* sizes */
+    EXPECT_ERR(PD_ETOOBIG, "record 3 at byte 10 is 26 bytes encoded", "big.txt",
+               "aaaa\nbbbb\n\"\"\"\"\"\"\"\"\"\"\"\"\ncc\n", .max_body = 24);
+    EXPECT_ERR(PD_ETOOBIG, "split = none", "n.txt", "aaaa\nbbbb\ncccc\n", .max_body = 20, .format = PD_SPLIT_NONE);
+    EXPECT_ERR(PD_EEMPTY, "holds no json records", "z.json", "[                                    ]",
+               .max_body = 20);
+    /* configuration */
+    {
+        struct pd_split_opts o = {.max_body = 1000, .encoding = "NO-SUCH-CHARSET"};
+        struct pd_splitter *sp = NULL;
+        const char *path = write_file("x.txt", "a\n", 2);
+        assert_int_equal(pd_split_create(-1, path, &o, &sp), PD_ECONFIG);
+        assert_non_null(strstr(pd_split_error(sp), "unknown encoding 'NO-SUCH-CHARSET'"));
+        pd_split_destroy(&sp);
+        o.encoding = NULL;
+        o.format = PD_SPLIT_JSON;
+        o.json_array = "orders";
+        assert_int_equal(pd_split_create(-1, path, &o, &sp), PD_ECONFIG);
+        assert_non_null(strstr(pd_split_error(sp), "must start with '/'"));
+        pd_split_destroy(&sp);
+        o.json_array = NULL;
+        o.max_body = 10;
+        assert_int_equal(pd_split_create(-1, path, &o, &sp), PD_ECONFIG);
+        pd_split_destroy(&sp);
+        o.max_body = 100;
+        assert_int_equal(pd_split_create(-1, "/nonexistent/x.json", &o, &sp), -ENOENT);
+        assert_non_null(strstr(pd_split_error(sp), "cannot open"));
+        pd_split_destroy(&sp);
+        pd_split_destroy(&sp); /* NULL is a no-op */
+        pd_split_destroy(NULL);
+    }
+}
+
+static void test_small_files_go_whole_unparsed(void **state)
+{
+    (void)state;
+    /* Broken JSON that fits is sent as it is: the flow decides; nothing is reformatted. */
+    const char *text = "\xef\xbb\xbf{ \"broken\": [1,2,, }\r\n";
+    struct pd_split_opts o = {.max_body = 1000};
+    struct pd_splitter *sp = NULL;
+    const char *path = write_file("w.json", text, strlen(text));
+    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    struct pd_chunk c;
+    assert_int_equal(pd_split_next(sp, &c), 1);
+    assert_true(c.whole && c.last);
+    size_t plen;
+    char *p = body_payload(c.body, c.body_len, &plen);
+    assert_string_equal(p, text + 3);
+    free(p);
+    size_t len;
+    char *body = pd_split_take_body(sp, &len);
+    assert_int_equal(len, c.body_len);
+    assert_int_equal(pd_split_next(sp, &c), 0);
+    free(body);
+    /* after a 413 the same file is split, and now its syntax matters */
+    assert_int_equal(pd_split_resplit(sp, 30), PD_EPARSE);
+    assert_non_null(strstr(pd_split_error(sp), "w.json: "));
+    pd_split_destroy(&sp);
+}
+
+static void test_seek_checks_boundaries(void **state)
+{
+    (void)state;
+    const char *text = "[10, 20, 30, 40, 50, 60, 70, 80, 90]";
+    struct pd_split_opts o = {.max_body = 30};
+    struct pd_splitter *sp = NULL;
+    const char *path = write_file("s.json", text, strlen(text));
+    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    struct pd_chunk c;
+    assert_int_equal(pd_split_next(sp, &c), 1);
+    assert_int_equal(c.start, 1);
+    assert_int_equal(pd_split_seek(sp, 3, 1), 0); /* after "10" */
+    assert_int_equal(pd_split_next(sp, &c), 1);
+    assert_int_equal(c.index, 1);
+    assert_int_equal(c.first_record, 2);
+    assert_int_equal(c.start, 3);
+    pd_split_destroy(&sp);
+    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    assert_int_equal(pd_split_seek(sp, 5, 1), 0);
+    assert_int_equal(pd_split_next(sp, &c), PD_ESTATE);
+    assert_non_null(strstr(pd_split_error(sp), "byte 5 is not a chunk boundary"));
+    pd_split_destroy(&sp);
+    /* resplit needs a smaller budget than the refused body */
+    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    assert_int_equal(pd_split_resplit(sp, 20), PD_ESTATE);
+    pd_split_destroy(&sp);
+    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    assert_int_equal(pd_split_next(sp, &c), 1);
+    assert_int_equal(pd_split_resplit(sp, c.body_len), PD_ELIMIT);
+    assert_int_equal(pd_split_resplit(sp, 17), PD_ETOOBIG); /* no record fits any more */
+    assert_non_null(strstr(pd_split_error(sp), "raise max_body"));
+    pd_split_destroy(&sp);
+}
+
+static void test_deep_nesting(void **state)
+{
+    (void)state;
+    enum { D = 5000 };
+    struct sb s = {0};
+    sb_str(&s, "[1, ");
+    for (int i = 0; i < D; i++)
+        sb_str(&s, "[{\"k\":");
+    sb_str(&s, "0");
+    for (int i = 0; i < D; i++)
+        sb_str(&s, "}]");
+    sb_str(&s, ", 2]");
+    /* too big to go whole, big enough for the deep record alone */
+    struct pd_split_opts o = {.max_body = PD_ENCODE_BODY_OVERHEAD + pd_encode_escaped_len(s.p, s.len) - 4};
+    struct pd_splitter *sp = NULL;
+    size_t n;
+    assert_int_equal(split_all("deep.json", s.p, s.len, &o, &sp, &n), 0);
+    assert_int_equal(n, 3);
+    pd_split_destroy(&sp);
+    /* far deeper than the limit: a clear error, no stack overflow */
+    s.len = 0;
+    sb_str(&s, "[");
+    for (int i = 0; i < 200000; i++)
+        sb_str(&s, "[");
+    o.max_body = 100;
+    o.name = NULL;
+    assert_int_equal(split_all("deeper.json", s.p, s.len, &o, &sp, NULL), PD_EPARSE);
+    assert_non_null(strstr(pd_split_error(sp), "nested deeper than"));
+    pd_split_destroy(&sp);
+    /* xml */
+    s.len = 0;
+    sb_str(&s, "<r><a/>");
+    for (int i = 0; i < D; i++)
+        sb_str(&s, "<e>");
+    for (int i = 0; i < D; i++)
+        sb_str(&s, "</e>");
+    sb_str(&s, "<a/></r>");
+    o.max_body = s.len + PD_ENCODE_BODY_OVERHEAD - 1;
+    o.name = NULL;
+    assert_int_equal(split_all("deep.xml", s.p, s.len, &o, &sp, &n), 0);
+    assert_int_equal(n, 2);
+    pd_split_destroy(&sp);
+    free(s.p);
+}
+
+static size_t iconv_to_utf8(const char *cs, const char *in, size_t n, char *out, size_t cap)
+{
+    iconv_t cd = iconv_open("UTF-8", cs);
+    assert_true(cd != (iconv_t)-1);
+    char *ip = (char *)in, *op = out;
+    size_t il = n, ol = cap;
+    assert_true(iconv(cd, &ip, &il, &op, &ol) != (size_t)-1);
+    iconv_close(cd);
+    return cap - ol;
+}
+
+/* Transcoded input: payloads are UTF-8, ranges are offsets of the original bytes. */
+static void check_transcoded_lines(const char *cs, const char *file, size_t len, size_t bom,
+                                   uint64_t budget, const char *enc_opt)
+{
+    struct pd_split_opts o = {.max_body = budget, .encoding = enc_opt, .format = PD_SPLIT_LINES};
+    struct pd_splitter *sp = NULL;
+    const char *path = write_file("t.txt", file, len);
+    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    struct pd_chunk c;
+    int rc;
+    uint64_t expect_start = bom;
+    size_t total = 0;
+    char *conv = malloc(len * 4 + 16);
+    while ((rc = pd_split_next(sp, &c)) == 1) {
+        assert_true(c.body_len <= budget);
+        assert_int_equal(c.start, expect_start);
+        size_t plen, n = iconv_to_utf8(cs, file + c.start, c.end - c.start, conv, len * 4 + 16);
+        char *p = body_payload(c.body, c.body_len, &plen);
+        assert_int_equal(plen, n);
+        assert_memory_equal(p, conv, n);
+        free(p);
+        expect_start = c.end;
+        total++;
+    }
+    if (rc)
+        fail_msg("%s", pd_split_error(sp));
+    assert_int_equal(expect_start, len);
+    assert_true(total > 1);
+    free(conv);
+    pd_split_destroy(&sp);
+}
+
+static void test_transcoding(void **state)
+{
+    (void)state;
+    rng_state = 0x789abcdull;
+    /* windows-1252: euro sign 0x80, e acute 0xE9, and a big file to cross windows */
+    struct sb s = {0};
+    for (int i = 0; i < 30000; i++) {
+        unsigned n = rn(12);
+        for (unsigned k = 0; k < n; k++) {
+            static const char set[] = "ab \x80\xe9\"\\\t";
+            sb_add(&s, &set[rn(sizeof(set) - 1)], 1);
+        }
+        sb_str(&s, rn(4) ? "\n" : "\r\n");
+    }
+    check_transcoded_lines("WINDOWS-1252", s.p, s.len, 0, 5000, "windows-1252");
+    check_transcoded_lines("WINDOWS-1252", s.p, s.len, 0, 70000, "cp1252");
+    /* UTF-16 with a byte-order mark, including surrogate pairs */
+    struct sb u = {0};
+    sb_add(&u, "\xff\xfe", 2);
+    for (int i = 0; i < 4000; i++) {
+        unsigned n = rn(8);
+        for (unsigned k = 0; k < n; k++) {
+            switch (rn(4)) {
+            case 0: sb_add(&u, "a\0", 2); break;
+            case 1: sb_add(&u, "\xe9\0", 2); break;
+            case 2: sb_add(&u, "\x34\xd8\x1e\xdd", 4); break; /* U+1D11E */
+            default: sb_add(&u, "\"\0", 2); break;
+            }
+        }
+        sb_add(&u, "\n\0", 2);
+    }
+    check_transcoded_lines("UTF-16LE", u.p + 2, u.len - 2, 0, 3000, "UTF-16LE"); /* no BOM */
+    {
+        /* with the BOM and the generic name: offsets still count the BOM bytes */
+        struct pd_split_opts o = {.max_body = 3000, .encoding = "utf-16", .format = PD_SPLIT_LINES};
+        struct pd_splitter *sp = NULL;
+        size_t n;
+        assert_int_equal(split_all("u16.txt", u.p, u.len, &o, &sp, &n), 0);
+        assert_true(n > 1);
+        pd_split_destroy(&sp);
+        assert_int_equal(pd_split_create(-1, write_file("u16.txt", u.p, u.len), &o, &sp), 0);
+        struct pd_chunk c;
+        assert_int_equal(pd_split_next(sp, &c), 1);
+        assert_int_equal(c.start, 2);
+        assert_int_equal(c.end % 2, 0);
+        pd_split_destroy(&sp);
+    }
+    /* invalid in the charset: offset of the byte */
+    {
+        struct pd_split_opts o = {.max_body = 3000, .encoding = "windows-1252"};
+        struct pd_splitter *sp = NULL;
+        assert_int_equal(split_all("bad.txt", "abc\n\x81\n", 6, &o, &sp, NULL), PD_EENCODING);
+        assert_non_null(strstr(pd_split_error(sp), "byte 4 (0x81) is not valid windows-1252"));
+        pd_split_destroy(&sp);
+        o.encoding = "UTF-16LE";
+        assert_int_equal(split_all("bad16.txt", "a\0\0\0", 4, &o, &sp, NULL), PD_EENCODING);
+        assert_non_null(strstr(pd_split_error(sp), "NUL character at byte 2"));
+        pd_split_destroy(&sp);
+    }
+    free(s.p);
+    free(u.p);
+}
+
+/* Inputs that once crashed or misbehaved (fuzzing finds) run through every format. */
+static void test_regression_inputs(void **state)
+{
+    (void)state;
+    char dir[600];
+    snprintf(dir, sizeof(dir), "%s/split", PD_TEST_DATA);
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[1200];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        for (int fmt = PD_SPLIT_JSON; fmt <= PD_SPLIT_NONE; fmt++) {
+            uint64_t budgets[] = {15, 40, 200, 5000};
+            for (size_t b = 0; b < 4; b++) {
+                struct pd_split_opts o = {.format = fmt, .max_body = budgets[b], .header_lines = 1};
+                struct pd_splitter *sp = NULL;
+                if (pd_split_create(-1, path, &o, &sp) == 0) {
+                    struct pd_chunk c;
+                    int rc;
+                    while ((rc = pd_split_next(sp, &c)) == 1) {
+                        assert_true(c.body_len <= budgets[b]);
+                        size_t plen;
+                        free(body_payload(c.body, c.body_len, &plen));
+                    }
+                    assert_true(rc <= 0);
+                    if (rc < 0)
+                        assert_true(strlen(pd_split_error(sp)) > 0);
+                }
+                pd_split_destroy(&sp);
+            }
+        }
+    }
+    closedir(d);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof(tmpdir), "%s/pd_split_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_json_properties),
+        cmocka_unit_test(test_ndjson_properties),
+        cmocka_unit_test(test_xml_properties),
+        cmocka_unit_test(test_csv_properties),
+        cmocka_unit_test(test_lines_properties),
+        cmocka_unit_test(test_big_files_cross_windows),
+        cmocka_unit_test(test_error_messages),
+        cmocka_unit_test(test_small_files_go_whole_unparsed),
+        cmocka_unit_test(test_seek_checks_boundaries),
+        cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_transcoding),
+        cmocka_unit_test(test_regression_inputs),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
