@@ -14,6 +14,7 @@
 #include "pd_client.h"
 #include "pd_config.h"
 #include "pd_error.h"
+#include "pd_split.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,225 +27,100 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ---- chunk source -------------------------------------------------------------------- */
+/* ---- chunk source: the record-aware splitter (pd_split.h) ------------------------------ */
 
 struct chunk {
     unsigned index;       /* 1-based */
     bool last;            /* no chunk follows */
     uint64_t offset, len; /* the file bytes it carries */
-    char *body;           /* {"payload":"..."} */
+    char *body;           /* {"payload":"..."}, taken from the splitter */
     size_t body_len;
 };
 
 struct source {
-    int fd;
-    uint64_t size;
-    uint64_t max_body;
-    bool done;
+    struct pd_splitter *sp;
     char message[512];
 };
+
+/* The smallest body worth asking for after a 413: below it a server limit is not plausible. */
+#define RESPLIT_FLOOR 256u
 
 static int source_open(const char *path, const struct pd_watch *w, uint64_t max_body,
                        struct source **out, char *msg, size_t msglen)
 {
-    (void)w;
-    struct stat st;
-    struct source *s;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct pd_split_opts o = {
+        .format = w ? w->split : PD_SPLIT_AUTO,
+        .max_body = max_body,
+        .json_array = w ? w->json_array : NULL,
+        .xml_record = w ? w->xml_record : NULL,
+        .header_lines = w ? (unsigned)w->header_lines : 1,
+        .encoding = w ? w->encoding : NULL,
+        .name = path,
+    };
+    struct source *s = calloc(1, sizeof(*s));
     *out = NULL;
-    if (fd < 0) {
-        int e = errno;
-        snprintf(msg, msglen, "cannot open: %s", strerror(e));
-        return -e;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(msg, msglen, "not a regular file");
-        close(fd);
-        return -EINVAL;
-    }
-    if (st.st_size == 0) {
-        snprintf(msg, msglen, "the file is empty: Patchworks refuses a blank payload");
-        close(fd);
-        return PD_EEMPTY;
-    }
-    /* The body is at least the file plus the envelope: refuse early without reading. */
-    if ((uint64_t)st.st_size + 14 > max_body) {
-        snprintf(msg, msglen,
-                 "%lld bytes do not fit one request (max_body = %llu bytes after JSON escaping) "
-                 "and this build cannot split files yet",
-                 (long long)st.st_size, (unsigned long long)max_body);
-        close(fd);
-        return PD_ETOOBIG;
-    }
-    s = calloc(1, sizeof(*s));
-    if (!s) {
-        close(fd);
+    if (!s)
         return PD_ENOMEM;
+    int rc = pd_split_create(-1, path, &o, &s->sp);
+    if (rc) {
+        snprintf(msg, msglen, "%s", s->sp ? pd_split_error(s->sp) : pd_strerror(rc));
+        pd_split_destroy(&s->sp);
+        free(s);
+        return rc;
     }
-    s->fd = fd;
-    s->size = (uint64_t)st.st_size;
-    s->max_body = max_body;
     *out = s;
-    return 0;
-}
-
-/* Length of the UTF-8 sequence at p (1..4), or 0 when it is not valid UTF-8. */
-static size_t utf8_len(const unsigned char *p, size_t left)
-{
-    unsigned char c = p[0];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        n = 2, cp = c & 0x1F;
-    else if (c >= 0xE0 && c <= 0xEF)
-        n = 3, cp = c & 0x0F;
-    else if (c >= 0xF0 && c <= 0xF4)
-        n = 4, cp = c & 0x07;
-    else
-        return 0;
-    if (left < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
-/* {"payload":"<text as a JSON string>"}; refuses text that is not UTF-8, naming the offset. */
-static int encode_body(const unsigned char *text, size_t len, uint64_t max_body, char **body,
-                       size_t *body_len, char *msg, size_t msglen)
-{
-    static const char head[] = "{\"payload\":\"", tail[] = "\"}";
-    size_t cap = len + len / 8 + sizeof(head) + sizeof(tail) + 16, used = 0;
-    char *b = malloc(cap);
-    if (!b)
-        return PD_ENOMEM;
-    memcpy(b, head, sizeof(head) - 1);
-    used = sizeof(head) - 1;
-    for (size_t i = 0; i < len;) {
-        if (cap - used < 16) {
-            char *nb = realloc(b, cap * 2);
-            if (!nb) {
-                free(b);
-                return PD_ENOMEM;
-            }
-            b = nb;
-            cap *= 2;
-        }
-        unsigned char c = text[i];
-        size_t n = utf8_len(text + i, len - i);
-        if (n == 0) {
-            snprintf(msg, msglen, "byte %zu is not valid UTF-8 (set encoding = for this file's "
-                     "charset)", i);
-            free(b);
-            return PD_EENCODING;
-        }
-        if (n > 1) {
-            memcpy(b + used, text + i, n);
-            used += n;
-            i += n;
-            continue;
-        }
-        switch (c) {
-        case '"':
-            used += (size_t)sprintf(b + used, "\\\"");
-            break;
-        case '\\':
-            used += (size_t)sprintf(b + used, "\\\\");
-            break;
-        case '\n':
-            used += (size_t)sprintf(b + used, "\\n");
-            break;
-        case '\r':
-            used += (size_t)sprintf(b + used, "\\r");
-            break;
-        case '\t':
-            used += (size_t)sprintf(b + used, "\\t");
-            break;
-        default:
-            if (c < 0x20)
-                used += (size_t)sprintf(b + used, "\\u%04x", c);
-            else
-                b[used++] = (char)c;
-        }
-        i++;
-        if (used + sizeof(tail) > max_body) {
-            snprintf(msg, msglen,
-                     "the encoded body passes max_body (%llu bytes) at byte %zu of the file, and "
-                     "this build cannot split files yet",
-                     (unsigned long long)max_body, i);
-            free(b);
-            return PD_ETOOBIG;
-        }
-    }
-    memcpy(b + used, tail, sizeof(tail));
-    used += sizeof(tail) - 1;
-    *body = b;
-    *body_len = used;
     return 0;
 }
 
 /* Returns 1 and a chunk, 0 at the end, or a negative code with s->message. */
 static int source_next(struct source *s, struct chunk *c)
 {
-    int rc = 1;
-    unsigned char *text = NULL;
-    size_t got = 0;
+    struct pd_chunk pc;
     memset(c, 0, sizeof(*c));
-    if (s->done)
-        return 0;
-    text = malloc(s->size ? s->size : 1);
-    if (!text)
-        return PD_ENOMEM;
-    while (got < s->size) {
-        ssize_t n = pread(s->fd, text + got, s->size - got, (off_t)got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = n < 0 ? -errno : -EIO;
-            snprintf(s->message, sizeof(s->message), "read failed at byte %zu: %s", got,
-                     n < 0 ? strerror(errno) : "the file shrank while being sent");
-            goto done;
-        }
-        got += (size_t)n;
+    int rc = pd_split_next(s->sp, &pc);
+    if (rc < 0) {
+        snprintf(s->message, sizeof(s->message), "%s", pd_split_error(s->sp));
+        return rc;
     }
-    rc = encode_body(text, got, s->max_body, &c->body, &c->body_len, s->message,
-                     sizeof(s->message));
-    if (rc)
-        goto done;
-    c->index = 1;
-    c->last = true;
-    c->offset = 0;
-    c->len = got;
-    s->done = true;
-    rc = 1;
-done:
-    free(text);
-    return rc;
+    if (rc == 0)
+        return 0;
+    c->index = pc.index + 1;
+    c->last = pc.last;
+    c->offset = pc.start;
+    c->len = pc.end - pc.start;
+    c->body = pd_split_take_body(s->sp, &c->body_len);
+    if (!c->body) {
+        snprintf(s->message, sizeof(s->message), "%s", pd_strerror(PD_ENOMEM));
+        return PD_ENOMEM;
+    }
+    return 1;
 }
 
-/* After a 413: cut the chunk smaller. Without the splitter there is nothing smaller. */
+/* After a 413: the splitter cuts the refused chunk again, to half the refused body. */
 static int source_resplit(struct source *s, const struct chunk *c, size_t refused_len)
 {
-    (void)refused_len;
-    snprintf(s->message, sizeof(s->message),
-             "Patchworks refused %llu bytes as too large (413) and this build cannot split files",
-             (unsigned long long)c->len);
-    return PD_ETOOBIG;
+    uint64_t smaller = refused_len / 2;
+    if (smaller < RESPLIT_FLOOR) {
+        snprintf(s->message, sizeof(s->message),
+                 "Patchworks refused a %zu-byte body as too large (413); smaller than %u bytes "
+                 "is not tried",
+                 refused_len, RESPLIT_FLOOR);
+        return PD_ETOOBIG;
+    }
+    int rc = pd_split_resplit(s->sp, smaller);
+    if (rc)
+        snprintf(s->message, sizeof(s->message),
+                 "Patchworks refused %llu bytes as too large (413) and they cannot be cut "
+                 "smaller: %s",
+                 (unsigned long long)c->len, pd_split_error(s->sp));
+    return rc;
 }
 
 static void source_close(struct source **sp)
 {
     if (!*sp)
         return;
-    close((*sp)->fd);
+    pd_split_destroy(&(*sp)->sp);
     free(*sp);
     *sp = NULL;
 }
@@ -288,6 +164,10 @@ static void clear_progress(struct send *s)
 static void file_fail(struct file_job *f, const char *what)
 {
     struct send *s = f->send;
+    size_t n = strlen(f->path);
+    /* The splitter's messages name the file already; the line starts with it once. */
+    if (!strncmp(what, f->path, n) && !strncmp(what + n, ": ", 2))
+        what += n + 2;
     clear_progress(s);
     printf("%s: FAILED: %s\n", f->path, what);
     fflush(stdout);

@@ -54,11 +54,13 @@ check "login logged in afresh" test "$(logins)" -eq 2
 printf 'caf\xe9\n' >"$T/latin1.txt"
 head -c 3000 /dev/zero | tr '\0' 'x' >"$T/big.txt"
 C2=$(conf small "max_body = 1000")
+before=$(starts)
 run_pd "$T/rej" send -c "$C2" --flow 12 "$T/in2-empty.txt" "$T/latin1.txt" "$T/big.txt" "$T/in/a.json"
 check "files that cannot be sent make the exit status 1" test "$RC" -eq 1
 check "an empty file is refused clearly" grep -q "in2-empty.txt: FAILED: the file is empty" "$T/rej.out"
-check "text that is not UTF-8 names the byte" grep -q "latin1.txt: FAILED: byte 3 is not valid UTF-8" "$T/rej.out"
-check "a file over max_body is refused, naming the limit" grep -q "big.txt: FAILED: 3000 bytes do not fit one request (max_body = 1000" "$T/rej.out"
+check "text that is not UTF-8 names the byte" grep -q "latin1.txt: FAILED: invalid UTF-8 at byte 3" "$T/rej.out"
+check "a record over max_body is refused, naming the limit" grep -q "big.txt: FAILED: record 1 at byte 0 is 3000 bytes encoded, .*max_body 1000" "$T/rej.out"
+check "nothing of a refused file was sent" test "$(starts)" -eq $((before + 1))
 check "the other files are still delivered" grep -q "a.json: chunk 1/1.*flow run" "$T/rej.out"
 
 run_pd "$T/u1" send -c "$C" "$T/in/a.json"
