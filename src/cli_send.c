@@ -4,9 +4,10 @@
  * (including credentials Patchworks refused).
  *
  * Files go in parallel up to `concurrency`; the chunks of one file go in order, one at a time,
- * so a rejection stops the rest of that file. Chunks come from one small interface (struct
- * source below): today a file is one chunk and a file too big for one request is refused
- * clearly; the record-aware splitter plugs in behind the same four calls.
+ * so a rejection stops the rest of that file. Chunks come from the record-aware splitter
+ * (pd_split.h) behind four small calls (struct source below), made on the libuv thread pool so
+ * reading and escaping never stall the requests in flight. A 413 cuts the refused chunk to half
+ * its size and sends it again. At most `concurrency` chunk bodies are held in memory.
  */
 #include "pd_cli.h"
 #include "pd_cli_net.h"
@@ -16,15 +17,12 @@
 #include "pd_error.h"
 #include "pd_split.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- chunk source: the record-aware splitter (pd_split.h) ------------------------------ */
