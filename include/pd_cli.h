@@ -11,6 +11,10 @@
 #define PD_EXIT_USAGE 2
 
 int pd_cli_check_config(int argc, char **argv);
+int pd_cli_run(int argc, char **argv);
+int pd_cli_send(int argc, char **argv);
+int pd_cli_login(int argc, char **argv);
+int pd_cli_status(int argc, char **argv);
 
 /*
  * Loads the config named by -c/--config (or $PATCHDROP_CONFIG, or /etc/patchdrop/patchdrop.conf),

@@ -70,12 +70,26 @@ struct pd_watch {
     uint64_t settle_ms;
     char *archive_dir;
     char *failed_dir;
+    uint64_t rescan_ms;  /* full rescan period */
+    bool poll;           /* rescans only: for NFS/SMB where inotify sees nothing */
+    bool recursive;      /* also watch subfolders */
+    uint64_t min_age_ms; /* mtime must be at least this old */
+    char *include;       /* space-separated globs of names to send */
+    char *exclude;       /* space-separated globs of names never to send */
+    char *done_marker;   /* e.g. "{name}.done": send only once the marker exists */
+    bool ordered;        /* one file at a time, oldest first */
+    uint64_t dedupe_ms;  /* 0: off; else skip content delivered to the flow within this window */
+};
+
+struct pd_daemon_cfg {
+    uint64_t shutdown_grace_ms; /* how long requests in flight may finish on SIGTERM */
 };
 
 struct pd_config {
     char *file; /* the file it was read from, as given */
     struct pd_patchworks pw;
     struct pd_state_cfg state;
+    struct pd_daemon_cfg daemon;
     struct pd_watch *watches;
     size_t nwatches;
 };
@@ -92,6 +106,10 @@ void pd_config_destroy(struct pd_config **cfg);
 
 /* Writes the effective configuration, defaults included, secrets masked, as a valid INI file. */
 void pd_config_print(const struct pd_config *cfg, FILE *out);
+
+/* The I-th key of the table and its section ("patchworks", "state", "daemon", "watch"); NULL
+ * past the end. */
+const char *pd_config_key_name(size_t i, const char **section);
 
 /* The watch named NAME, or NULL. */
 const struct pd_watch *pd_config_watch(const struct pd_config *cfg, const char *name);

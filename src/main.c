@@ -11,6 +11,10 @@ struct command {
 };
 
 static const struct command commands[] = {
+    {"run", pd_cli_run, "watch the drop folders and deliver every file (--once: what is there now)"},
+    {"send", pd_cli_send, "send files to a process flow now, one line per chunk"},
+    {"login", pd_cli_login, "check the credentials and show when the token expires"},
+    {"status", pd_cli_status, "show the status of a flow run"},
     {"check-config", pd_cli_check_config, "validate a config file and print it, secrets masked"},
 };
 

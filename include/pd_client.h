@@ -1,0 +1,81 @@
+/*
+ * The one way requests reach Patchworks: every request of a process goes through one client,
+ * which waits for a token (pd_auth), for the account's pace and a free slot (pd_limiter), sends
+ * (pd_http), classifies the answer (pd_api_classify) and acts on it: retries with backoff
+ * (pd_backoff) and Retry-After, pauses the whole account on 429/503, logs in again once on 401,
+ * and reports to the caller only final outcomes. Nothing is dropped: RETRY has no attempt limit
+ * unless max_retry_time is set.
+ */
+#ifndef PD_CLIENT_H
+#define PD_CLIENT_H
+
+#include "pd_api.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct pd_client;
+struct pd_auth;
+struct pd_clock;
+struct pd_patchworks;
+
+struct pd_client_opts {
+    const struct pd_patchworks *pw; /* must outlive the client */
+    const char *state_dir;          /* where the login token is kept; NULL: not kept */
+    const struct pd_clock *clock;   /* NULL: the system clock */
+    /* Optional: a line for the user about retries and logins (never contains a secret). */
+    void (*note)(void *arg, const char *line);
+    void *note_arg;
+};
+
+struct pd_client_request {
+    const char *method; /* "GET" or "POST" */
+    const char *url;
+    const char *body; /* borrowed until the done callback */
+    size_t body_len;
+    bool no_auth;     /* the login request itself */
+};
+
+struct pd_client_result {
+    /*
+     * 0: answered 2xx (api.verdict OK). PD_EREJECTED: refused (api.message, api.errors).
+     * PD_ETOOBIG: 413, cut the body smaller. PD_EAUTH: credentials refused (a configuration
+     * error; message says which). PD_ECONFIG: can never work as configured (bad URL, TLS).
+     * PD_ELIMIT: still failing when max_retry_time ran out. PD_ECANCELED: client closed.
+     */
+    int err;
+    const char *message;     /* words for a non-zero err, else NULL */
+    struct pd_api_result api; /* the last answer, classified */
+    const char *body;        /* the last answer's body (capped), valid during the callback */
+    size_t body_len;
+    unsigned attempts;       /* HTTP requests made for this request */
+};
+
+typedef void (*pd_client_done_fn)(void *arg, const struct pd_client_result *r);
+
+struct pd_client_stats {
+    uint64_t sent;    /* HTTP requests started, logins included */
+    uint64_t retries; /* RETRY answers */
+    uint64_t logins;  /* login requests started */
+    uint64_t reauths; /* 401 answers to data requests */
+};
+
+int pd_client_create(uv_loop_t *loop, const struct pd_client_opts *opts, struct pd_client **out);
+
+/* Queues a request; DONE runs exactly once, never from inside this call. */
+int pd_client_submit(struct pd_client *c, const struct pd_client_request *req,
+                     pd_client_done_fn done, void *arg);
+
+struct pd_auth *pd_client_auth(struct pd_client *c);
+uv_loop_t *pd_client_loop(struct pd_client *c);
+const struct pd_clock *pd_client_clock(struct pd_client *c);
+struct pd_client_stats pd_client_stats(const struct pd_client *c);
+void pd_client_note(struct pd_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Cancels every request (each DONE runs with PD_ECANCELED), closes all handles, frees the
+ * client, then calls ON_CLOSED(ARG). NULLs *C. NULL is a no-op. */
+void pd_client_close(struct pd_client **c, void (*on_closed)(void *arg), void *arg);
+
+#endif

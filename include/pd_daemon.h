@@ -1,0 +1,56 @@
+/*
+ * The drop-folder daemon behind `patchdrop run`: watches every [watch:NAME] folder, claims each
+ * ready file into <path>/.patchdrop/work/ by rename, delivers it chunk by chunk through the
+ * Patchworks client, records progress durably after every acknowledged chunk, and finishes it
+ * into the archive (with a receipt) or the failed folder (with the reason).
+ *
+ * Delivery promise: at least once. A file leaves work/ only after every chunk was acknowledged;
+ * a crash repeats at most the chunk that was in flight. Work files are held with flock() while
+ * a daemon delivers them, so several daemons can share one folder: rename() decides who claims
+ * a file and the lock decides who resumes an orphan.
+ */
+#ifndef PD_DAEMON_H
+#define PD_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <uv.h>
+
+struct pd_config;
+struct pd_daemon;
+
+struct pd_daemon_summary {
+    uint64_t delivered;  /* files archived with a receipt */
+    uint64_t duplicates; /* files archived as duplicates, not sent */
+    uint64_t rejected;   /* files moved to the failed folder */
+    uint64_t chunks;     /* chunks acknowledged */
+    uint64_t bytes;      /* request body bytes acknowledged */
+    uint64_t stuck;      /* files that could not be moved out of work/ (retried later) */
+};
+
+struct pd_daemon_opts {
+    const struct pd_config *cfg; /* must outlive the daemon */
+    bool once;                   /* stop by itself once everything present is handled */
+    FILE *report;                /* a line per chunk and per file, or NULL */
+    /* Called when the daemon stopped by itself (--once done, or a fatal configuration error:
+     * FATAL is then non-NULL and says why, e.g. credentials refused). */
+    void (*on_stopped)(void *arg, const char *fatal);
+    void *arg;
+};
+
+int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct pd_daemon **out);
+int pd_daemon_start(struct pd_daemon *d);
+
+/*
+ * Stops claiming new files; requests in flight may finish for GRACE_MS, then are canceled.
+ * Progress is saved; on_stopped runs once every job has ended.
+ */
+void pd_daemon_stop(struct pd_daemon *d, uint64_t grace_ms);
+
+struct pd_daemon_summary pd_daemon_summary(const struct pd_daemon *d);
+
+/* Frees everything once every handle closed; then ON_CLOSED(ARG). NULLs *D. */
+void pd_daemon_close(struct pd_daemon **d, void (*on_closed)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * File system steps the daemon's promises rest on: durable writes (temp file, fsync, rename,
+ * fsync the folder), moves that never overwrite, and folders created with the right mode.
+ * Every function returns 0 or -errno; none logs.
+ */
+#ifndef PD_FSUTIL_H
+#define PD_FSUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Creates PATH and its missing parents with MODE. An existing folder is fine. */
+int pd_fs_mkdirs(const char *path, mode_t mode);
+
+/* fsync()s the folder DIR so that a rename or unlink inside it survives a crash. */
+int pd_fs_fsync_dir(const char *dir);
+
+/*
+ * Replaces PATH with DATA durably: writes a temp file beside it, fsyncs it, renames it over
+ * PATH and fsyncs the folder. After a crash PATH holds either the old or the new content.
+ */
+int pd_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+/*
+ * Creates PATH with DATA durably, failing with -EEXIST when PATH exists (also when another
+ * process creates it at the same moment).
+ */
+int pd_fs_create_durable(const char *path, const void *data, size_t len, mode_t mode);
+
+/*
+ * Renames FROM to TO, failing with -EEXIST instead of replacing TO. Uses renameat2
+ * RENAME_NOREPLACE, and link + unlink on file systems without it (NFS), which is just as atomic.
+ * Across file systems (-EXDEV) the file is copied, fsynced, linked in place and FROM removed.
+ */
+int pd_fs_rename_noreplace(const char *from, const char *to);
+
+/*
+ * The first of NAME, NAME.1.EXT, NAME.2.EXT ... (the number goes before the last extension:
+ * "orders.xml" -> "orders.1.xml") for which neither DIR/candidate nor DIR/candidate+SIDECAR
+ * exists. Writes the candidate into OUT. Returns 0, or -ENAMETOOLONG.
+ */
+int pd_fs_unique_name(const char *dir, const char *name, const char *sidecar, unsigned start,
+                      char *out, size_t outlen);
+
+/* Reads at most MAX bytes of PATH into a malloc'd NUL-terminated buffer. */
+int pd_fs_read_all(const char *path, size_t max, char **out, size_t *len);
+
+#endif

@@ -1,0 +1,82 @@
+/*
+ * A claimed file's delivery record: which byte ranges were acknowledged with which flow-run
+ * ids, how far the file got, and how often it was tried. It is saved durably after every
+ * acknowledged chunk (pd_fs_write_atomic), so a restart resumes at the first unacknowledged
+ * chunk instead of repeating the file. The same record becomes the receipt on success and the
+ * error file on rejection.
+ */
+#ifndef PD_JOBSTATE_H
+#define PD_JOBSTATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pd_chunk_rec {
+    unsigned index;
+    uint64_t start, end; /* byte range of the file's records in this chunk */
+    uint64_t records;
+    uint64_t body_bytes; /* encoded request body */
+    long status;         /* HTTP status of the acknowledgement */
+    char *run_id;        /* flow-run id, NULL when the answer named none */
+    char *answer;        /* the answer's body when it named no run id, else NULL */
+    uint64_t time_ms;    /* wall clock, when acknowledged */
+    unsigned attempts;
+};
+
+struct pd_jobstate {
+    char *claim_id; /* random, tells this claim's receipt from an older one */
+    char *watch;
+    char *name;      /* the file's name in the drop folder (relative path) */
+    char *work_name; /* its name inside work/ */
+    char *flow_id;
+    char *version_id;
+    uint64_t size;
+    int64_t mtime_ns;
+    char *sha256;     /* hex, NULL until computed */
+    uint64_t claimed_ms;
+    uint64_t max_body;    /* the budget in force (smaller after a 413) */
+    uint64_t next_offset; /* where the first unacknowledged chunk starts */
+    unsigned next_index;
+    unsigned attempts; /* requests made for this file, all chunks */
+    uint64_t first_failure_ms; /* wall clock of the first retryable failure in a row; 0: none */
+    bool finished;     /* every chunk acknowledged */
+    char *duplicate_of; /* dedupe: the earlier receipt, when not sent again */
+    struct pd_chunk_rec *chunks;
+    size_t nchunks;
+};
+
+/* Saves durably to PATH (mode 0600). Returns 0 or -errno / PD_ENOMEM. */
+int pd_jobstate_save(const struct pd_jobstate *js, const char *path);
+
+/* Loads PATH. Returns 0, -errno, or PD_ESTATE with *why saying what is wrong (free it). */
+int pd_jobstate_load(const char *path, struct pd_jobstate *out, char **why);
+
+/* Appends an acknowledged chunk (copies its strings) and moves next_offset/next_index on. */
+int pd_jobstate_add_chunk(struct pd_jobstate *js, const struct pd_chunk_rec *c);
+
+void pd_jobstate_cleanup(struct pd_jobstate *js);
+
+/* The receipt as JSON text (malloc'd): file, size, SHA-256, watch, flow, version, chunks. */
+char *pd_jobstate_receipt(const struct pd_jobstate *js, uint64_t finished_ms);
+
+/*
+ * The error file as JSON text: the receipt's facts plus the reason in words, the HTTP status
+ * and server message when there was one, and the chunk number and byte offset when it applies
+ * (CHUNK < 0: none).
+ */
+struct pd_failure {
+    const char *reason;  /* words, with what to do */
+    long status;         /* 0: no HTTP answer involved */
+    const char *message; /* the server's message, or NULL */
+    const char *errors;  /* the server's field errors, or NULL */
+    int chunk;           /* chunk index, or -1 */
+    int64_t offset;      /* byte offset in the file, or -1 */
+};
+char *pd_jobstate_error_report(const struct pd_jobstate *js, const struct pd_failure *f,
+                               uint64_t failed_ms);
+
+/* Random hex id of 16 bytes for claim_id. */
+int pd_jobstate_new_claim_id(char out[33]);
+
+#endif

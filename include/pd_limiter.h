@@ -1,0 +1,52 @@
+/*
+ * The account-wide pace of requests to Patchworks (documented limit: 240 per minute per
+ * account) and the number of requests in flight at once. One limiter is shared by every folder
+ * and every command of a process.
+ *
+ * Two rules hold together: a token bucket (burst of max(1, rate/20), refilled at rate per
+ * minute) keeps requests evenly spread, and a sliding window never lets more than `rate` requests
+ * start in any 60 seconds, so the limit holds however the minute is counted. A 429 or 503 pauses
+ * every request until the pause ends.
+ *
+ * Pure: the caller passes the monotonic time in and owns the waiting (see src/client.c).
+ */
+#ifndef PD_LIMITER_H
+#define PD_LIMITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PD_LIMITER_WINDOW_MS 60000u
+/* pd_limiter_try(): every slot is taken; ask again after a pd_limiter_release(). */
+#define PD_LIMITER_BUSY (-1)
+
+struct pd_limiter {
+    uint64_t rate;        /* requests per minute; 0: unlimited */
+    uint64_t concurrency; /* requests in flight at most; 0: unlimited */
+    uint64_t inflight;
+    double tokens;
+    double burst;
+    uint64_t refilled_ms;
+    uint64_t pause_until_ms;
+    uint64_t *starts; /* ring of the last `rate` start times (sliding window) */
+    size_t nstarts, head, count;
+};
+
+int pd_limiter_init(struct pd_limiter *l, uint64_t rate_per_min, uint64_t concurrency,
+                    uint64_t now_ms);
+void pd_limiter_cleanup(struct pd_limiter *l);
+
+/*
+ * Asks to start a request now. Returns 0 when it may start (it then holds a slot until
+ * pd_limiter_release), a positive number of milliseconds to wait before asking again, or
+ * PD_LIMITER_BUSY when all slots are in use.
+ */
+int64_t pd_limiter_try(struct pd_limiter *l, uint64_t now_ms);
+
+/* A request that held a slot has finished. */
+void pd_limiter_release(struct pd_limiter *l);
+
+/* The server said slow down: nobody starts before NOW_MS + MS (an existing longer pause stays). */
+void pd_limiter_pause(struct pd_limiter *l, uint64_t now_ms, uint64_t ms);
+
+#endif

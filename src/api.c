@@ -1,0 +1,428 @@
+/*
+ * The Patchworks Core API contract (shared/patchworks-api.md): request URLs and bodies, reading
+ * of answers, and pd_api_classify(), the one place that decides what an answer means.
+ *
+ * The documentation shows several answers only as images, so every reader here is defensive:
+ * ids may be numbers or strings, at the top or under `data`; records may be flat or nested under
+ * `attributes`; anything unexpected is kept verbatim for the user rather than guessed at.
+ */
+#include "pd_api.h"
+
+#include "pd_config.h"
+#include "pd_error.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What the user sees of a server message or body is bounded: a log line, not a dump. */
+#define TEXT_MAX 2048
+
+const char *pd_api_verdict_name(enum pd_api_verdict v)
+{
+    switch (v) {
+    case PD_API_OK:
+        return "ok";
+    case PD_API_RETRY:
+        return "retry";
+    case PD_API_REAUTH:
+        return "reauth";
+    case PD_API_RESPLIT:
+        return "resplit";
+    case PD_API_REJECT:
+        return "reject";
+    case PD_API_FATAL:
+        return "fatal";
+    }
+    return "unknown";
+}
+
+static char *dup_bounded(const char *s, size_t len)
+{
+    if (len > TEXT_MAX)
+        len = TEXT_MAX;
+    char *d = malloc(len + 1);
+    if (!d)
+        return NULL;
+    memcpy(d, s, len);
+    d[len] = '\0';
+    return d;
+}
+
+static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *dup_printf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+static cJSON *parse_body(const char *body, size_t len)
+{
+    if (!body || len == 0)
+        return NULL;
+    return cJSON_ParseWithLength(body, len);
+}
+
+/* A JSON scalar as text: strings as they are, integral numbers without a decimal point. */
+static char *scalar_text(const cJSON *v)
+{
+    if (cJSON_IsString(v) && v->valuestring && v->valuestring[0])
+        return dup_bounded(v->valuestring, strlen(v->valuestring));
+    if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        if (d == (double)(long long)d)
+            return dup_printf("%lld", (long long)d);
+        return dup_printf("%.17g", d);
+    }
+    return NULL;
+}
+
+static const cJSON *object_item(const cJSON *obj, const char *key)
+{
+    return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+}
+
+/* The flow-run id of a start answer: flow_run_id, run_id or id, at the top or under data. */
+static char *find_run_id(const cJSON *root)
+{
+    static const char *const keys[] = {"flow_run_id", "run_id", "id"};
+    const cJSON *places[] = {root, object_item(root, "data")};
+    for (size_t p = 0; p < 2; p++)
+        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+            char *id = scalar_text(object_item(places[p], keys[k]));
+            if (id)
+                return id;
+        }
+    return NULL;
+}
+
+/* {"errors": {"field": ["text", ...]}} flattened to "field: text, text; field: text". */
+static char *flatten_errors(const cJSON *errors)
+{
+    char buf[TEXT_MAX];
+    size_t used = 0;
+    const cJSON *field;
+    buf[0] = '\0';
+    if (!cJSON_IsObject(errors) && !cJSON_IsArray(errors))
+        return NULL;
+    cJSON_ArrayForEach(field, errors)
+    {
+        int n;
+        if (field->string)
+            n = snprintf(buf + used, sizeof(buf) - used, "%s%s:", used ? "; " : "",
+                         field->string);
+        else
+            n = snprintf(buf + used, sizeof(buf) - used, "%s", used ? ";" : "");
+        if (n < 0 || (size_t)n >= sizeof(buf) - used)
+            break;
+        used += (size_t)n;
+        const cJSON *msg;
+        if (cJSON_IsArray(field)) {
+            bool first = true;
+            cJSON_ArrayForEach(msg, field)
+            {
+                if (!cJSON_IsString(msg))
+                    continue;
+                n = snprintf(buf + used, sizeof(buf) - used, "%s %s", first ? "" : ",",
+                             msg->valuestring);
+                if (n < 0 || (size_t)n >= sizeof(buf) - used)
+                    goto done;
+                used += (size_t)n;
+                first = false;
+            }
+        } else if (cJSON_IsString(field)) {
+            n = snprintf(buf + used, sizeof(buf) - used, " %s", field->valuestring);
+            if (n < 0 || (size_t)n >= sizeof(buf) - used)
+                goto done;
+            used += (size_t)n;
+        }
+    }
+done:
+    return used ? dup_bounded(buf, strlen(buf)) : NULL;
+}
+
+static const char *status_words(long status)
+{
+    switch (status) {
+    case 401:
+        return "not authenticated";
+    case 408:
+        return "request timeout";
+    case 413:
+        return "request body too large for the server";
+    case 422:
+        return "payload refused";
+    case 429:
+        return "too many requests";
+    case 500:
+        return "server error";
+    case 502:
+        return "bad gateway";
+    case 503:
+        return "service unavailable";
+    case 504:
+        return "gateway timeout";
+    default:
+        return status >= 500 ? "server error" : "refused";
+    }
+}
+
+/* Transfer failures that say nothing about the request itself: try again later. */
+static bool curl_transient(int code)
+{
+    switch (code) {
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_AGAIN:
+    case CURLE_READ_ERROR:
+    case CURLE_WRITE_ERROR:
+    case CURLE_SEND_FAIL_REWIND:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static enum pd_api_verdict verdict_of(long status, int curl_code)
+{
+    if (curl_code != CURLE_OK && curl_code != CURLE_WRITE_ERROR) {
+        /* An answer that arrived with a status still decides, even if its body was cut. */
+        if (status == 0)
+            return curl_transient(curl_code) ? PD_API_RETRY : PD_API_FATAL;
+    }
+    if (status == 0)
+        return PD_API_RETRY;
+    if (status == 200 || status == 201)
+        return PD_API_OK;
+    if (status == 401)
+        return PD_API_REAUTH;
+    if (status == 413)
+        return PD_API_RESPLIT;
+    if (status == 408 || status == 429 || status >= 500)
+        return PD_API_RETRY;
+    if (status >= 200 && status < 300)
+        return PD_API_OK;
+    return PD_API_REJECT;
+}
+
+int pd_api_classify(long status, int curl_code, const char *body, size_t len,
+                    struct pd_api_result *out)
+{
+    int rc = PD_ENOMEM;
+    cJSON *root = NULL;
+
+    memset(out, 0, sizeof(*out));
+    out->status = status;
+    out->curl_code = curl_code;
+    out->verdict = verdict_of(status, curl_code);
+    root = parse_body(body, len);
+
+    if (out->verdict == PD_API_OK) {
+        out->run_id = find_run_id(root);
+        if (!out->run_id && body && len && !(out->body = dup_bounded(body, len)))
+            goto fail;
+        rc = 0;
+        goto done;
+    }
+    if (status == 0) {
+        out->message = dup_printf("%s", curl_easy_strerror((CURLcode)curl_code));
+    } else {
+        const cJSON *msg = object_item(root, "message");
+        if (!cJSON_IsString(msg))
+            msg = object_item(root, "error");
+        if (cJSON_IsString(msg) && msg->valuestring[0])
+            out->message = dup_printf("HTTP %ld: %.*s", status, TEXT_MAX, msg->valuestring);
+        else if (!root && body && len && len < 200 && out->verdict == PD_API_REJECT)
+            out->message = dup_printf("HTTP %ld: %.*s", status, (int)len, body);
+        else
+            out->message = dup_printf("HTTP %ld: %s", status, status_words(status));
+        out->errors = flatten_errors(object_item(root, "errors"));
+    }
+    if (!out->message)
+        goto fail;
+    rc = 0;
+    goto done;
+fail:
+    pd_api_result_cleanup(out);
+done:
+    cJSON_Delete(root);
+    return rc;
+}
+
+void pd_api_result_cleanup(struct pd_api_result *r)
+{
+    if (!r)
+        return;
+    free(r->run_id);
+    free(r->body);
+    free(r->message);
+    free(r->errors);
+    r->run_id = r->body = r->message = r->errors = NULL;
+}
+
+int pd_api_login_body(const struct pd_patchworks *pw, char **out)
+{
+    int rc = PD_ENOMEM;
+    cJSON *obj = cJSON_CreateObject();
+    const char *field = pw->login_field == PD_LOGIN_USERNAME ? "username" : "email";
+
+    *out = NULL;
+    if (!pw->email || !pw->password) {
+        rc = PD_ECONFIG;
+        goto done;
+    }
+    if (!obj || !cJSON_AddStringToObject(obj, field, pw->email) ||
+        !cJSON_AddStringToObject(obj, "password", pw->password))
+        goto done;
+    *out = cJSON_PrintUnformatted(obj);
+    rc = *out ? 0 : PD_ENOMEM;
+done:
+    cJSON_Delete(obj);
+    return rc;
+}
+
+/* Path segments are ids: anything else would change the URL's meaning, so it is refused. */
+static bool segment_ok(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_' || *s == '.'))
+            return false;
+    return true;
+}
+
+static int base_len(const char *base)
+{
+    size_t n = strlen(base);
+    while (n > 0 && base[n - 1] == '/')
+        n--;
+    return (int)n;
+}
+
+int pd_api_start_url(const struct pd_patchworks *pw, const char *flow_id, const char *version_id,
+                     char **out)
+{
+    *out = NULL;
+    if (!pw->start_url || !segment_ok(flow_id) || (version_id && !segment_ok(version_id)))
+        return PD_ECONFIG;
+    if (version_id)
+        *out = dup_printf("%.*s/flows/%s/start/%s", base_len(pw->start_url), pw->start_url,
+                          flow_id, version_id);
+    else
+        *out = dup_printf("%.*s/flows/%s/start", base_len(pw->start_url), pw->start_url, flow_id);
+    return *out ? 0 : PD_ENOMEM;
+}
+
+int pd_api_run_url(const struct pd_patchworks *pw, const char *run_id, char **out)
+{
+    *out = NULL;
+    if (!pw->core_url || !segment_ok(run_id))
+        return PD_ECONFIG;
+    *out = dup_printf("%.*s/flow-runs/%s", base_len(pw->core_url), pw->core_url, run_id);
+    return *out ? 0 : PD_ENOMEM;
+}
+
+int pd_api_parse_login(const char *body, size_t len, uint64_t default_ttl_s, char **token,
+                       uint64_t *expires_in_s)
+{
+    int rc = PD_EPROTOCOL;
+    cJSON *root = parse_body(body, len);
+    const cJSON *places[] = {root, object_item(root, "data")};
+
+    *token = NULL;
+    *expires_in_s = default_ttl_s;
+    for (size_t p = 0; p < 2 && !*token; p++) {
+        const cJSON *t = object_item(places[p], "token");
+        if (!cJSON_IsString(t))
+            t = object_item(places[p], "access_token");
+        if (!cJSON_IsString(t) || !t->valuestring[0])
+            continue;
+        if (!(*token = strdup(t->valuestring))) {
+            rc = PD_ENOMEM;
+            goto done;
+        }
+        const cJSON *e = object_item(places[p], "expires_in");
+        if (cJSON_IsNumber(e) && e->valuedouble > 0)
+            *expires_in_s = (uint64_t)e->valuedouble;
+        else if (cJSON_IsString(e) && atoll(e->valuestring) > 0)
+            *expires_in_s = (uint64_t)atoll(e->valuestring);
+        rc = 0;
+    }
+done:
+    cJSON_Delete(root);
+    return rc;
+}
+
+const char *pd_api_run_status_name(long status)
+{
+    switch (status) {
+    case 1:
+        return "running";
+    case 2:
+        return "success";
+    case 3:
+        return "failed";
+    case 4:
+        return "stopped";
+    case 5:
+        return "partial success";
+    default:
+        return NULL;
+    }
+}
+
+int pd_api_parse_run_status(const char *body, size_t len, char **words, char **raw)
+{
+    int rc = PD_EPROTOCOL;
+    cJSON *root = parse_body(body, len);
+    const cJSON *data = object_item(root, "data");
+    const cJSON *places[] = {root, object_item(root, "attributes"), data,
+                             object_item(data, "attributes")};
+
+    *words = *raw = NULL;
+    for (size_t p = 0; p < sizeof(places) / sizeof(places[0]); p++) {
+        const cJSON *s = object_item(places[p], "status");
+        if (!s || (!cJSON_IsNumber(s) && !cJSON_IsString(s)))
+            continue;
+        rc = PD_ENOMEM;
+        if (!(*raw = scalar_text(s)))
+            goto done;
+        const char *name = NULL;
+        if (cJSON_IsNumber(s))
+            name = pd_api_run_status_name((long)s->valuedouble);
+        else if (s->valuestring[0] >= '0' && s->valuestring[0] <= '9')
+            name = pd_api_run_status_name(atol(s->valuestring));
+        *words = strdup(name ? name : *raw);
+        if (!*words) {
+            free(*raw);
+            *raw = NULL;
+            goto done;
+        }
+        rc = 0;
+        goto done;
+    }
+done:
+    cJSON_Delete(root);
+    return rc;
+}

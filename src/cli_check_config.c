@@ -1,0 +1,86 @@
+/* `patchdrop check-config`: validate a config file and print it, secrets masked. */
+#include "pd_cli.h"
+#include "pd_config.h"
+#include "pd_error.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define DEFAULT_CONFIG "/etc/patchdrop/patchdrop.conf"
+
+const char *pd_cli_config_path(const char *arg)
+{
+    const char *env = getenv("PATCHDROP_CONFIG");
+    if (arg)
+        return arg;
+    if (env && *env)
+        return env;
+    return DEFAULT_CONFIG;
+}
+
+int pd_cli_load_config(const char *file, struct pd_config **out)
+{
+    char *errors = NULL;
+    int rc = pd_config_load(pd_cli_config_path(file), out, &errors);
+
+    if (rc) {
+        fputs(errors ? errors : "patchdrop: cannot read the config\n", stderr);
+        fprintf(stderr, "patchdrop: configuration not loaded; fix the lines above\n");
+        free(errors);
+        return PD_EXIT_USAGE;
+    }
+    free(errors);
+    if (!(*out)->pw.tls_verify)
+        fprintf(stderr, "patchdrop: WARNING: tls_verify = no in %s: certificates are NOT "
+                        "checked, anyone on the path can read your data and credentials\n",
+                (*out)->file);
+    return PD_EXIT_OK;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: patchdrop check-config [-c FILE] [-q]\n"
+                 "  -c, --config FILE  config file (default $PATCHDROP_CONFIG or " DEFAULT_CONFIG ")\n"
+                 "  -q, --quiet        only validate; print nothing when the file is good\n");
+}
+
+int pd_cli_check_config(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *file = NULL;
+    struct pd_config *cfg = NULL;
+    int quiet = 0, c, rc;
+
+    while ((c = getopt_long(argc, argv, "c:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            file = optarg;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return PD_EXIT_OK;
+        default:
+            usage(stderr);
+            return PD_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "patchdrop check-config: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return PD_EXIT_USAGE;
+    }
+    rc = pd_cli_load_config(file, &cfg);
+    if (rc)
+        return rc;
+    if (!quiet)
+        pd_config_print(cfg, stdout);
+    pd_config_destroy(&cfg);
+    return PD_EXIT_OK;
+}

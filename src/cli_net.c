@@ -1,0 +1,59 @@
+/* The loop and Patchworks client shared by `patchdrop send`, `login` and `status`. */
+#include "pd_cli_net.h"
+
+#include "pd_cli.h"
+#include "pd_client.h"
+#include "pd_config.h"
+#include "pd_error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void note_to_stderr(void *arg, const char *line)
+{
+    struct pd_cli_net *net = arg;
+    if (!net->quiet)
+        fprintf(stderr, "patchdrop %s: %s\n", net->command, line);
+}
+
+int pd_cli_net_open(struct pd_cli_net *net, const struct pd_config *cfg, const char *command)
+{
+    int rc;
+    memset(net, 0, sizeof(*net));
+    net->command = command;
+    if ((rc = uv_loop_init(&net->loop)) != 0) {
+        fprintf(stderr, "patchdrop %s: cannot start the event loop: %s\n", command,
+                uv_strerror(rc));
+        return PD_EXIT_USAGE;
+    }
+    struct pd_client_opts o = {
+        .pw = &cfg->pw,
+        .state_dir = cfg->state.dir,
+        .note = note_to_stderr,
+        .note_arg = net,
+    };
+    if ((rc = pd_client_create(&net->loop, &o, &net->client)) != 0) {
+        fprintf(stderr, "patchdrop %s: cannot set up the Patchworks client: %s\n", command,
+                pd_strerror(rc));
+        uv_run(&net->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&net->loop);
+        return PD_EXIT_USAGE;
+    }
+    return 0;
+}
+
+void pd_cli_net_run(struct pd_cli_net *net)
+{
+    uv_run(&net->loop, UV_RUN_DEFAULT);
+}
+
+int pd_cli_net_close(struct pd_cli_net *net)
+{
+    pd_client_close(&net->client, NULL, NULL);
+    uv_run(&net->loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&net->loop);
+    if (rc)
+        fprintf(stderr, "patchdrop %s: internal: the event loop still had open handles\n",
+                net->command);
+    return rc;
+}

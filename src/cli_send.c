@@ -1,0 +1,459 @@
+/*
+ * `patchdrop send`: sends files now, one line per chunk on stdout with its flow-run id.
+ * Exit status: 0 every chunk delivered, 1 anything rejected or given up, 2 usage or config
+ * (including credentials Patchworks refused).
+ *
+ * Files go in parallel up to `concurrency`; the chunks of one file go in order, one at a time,
+ * so a rejection stops the rest of that file. Chunks come from the record-aware splitter
+ * (pd_split.h) behind four small calls (struct source below), made on the libuv thread pool so
+ * reading and escaping never stall the requests in flight. A 413 cuts the refused chunk to half
+ * its size and sends it again. At most `concurrency` chunk bodies are held in memory.
+ */
+#include "pd_cli.h"
+#include "pd_cli_net.h"
+#include "pd_api.h"
+#include "pd_client.h"
+#include "pd_config.h"
+#include "pd_error.h"
+#include "pd_split.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- chunk source: the record-aware splitter (pd_split.h) ------------------------------ */
+
+struct chunk {
+    unsigned index;       /* 1-based */
+    bool last;            /* no chunk follows */
+    uint64_t offset, len; /* the file bytes it carries */
+    char *body;           /* {"payload":"..."}, taken from the splitter */
+    size_t body_len;
+};
+
+struct source {
+    struct pd_splitter *sp;
+    char message[512];
+};
+
+/* The smallest body worth asking for after a 413: below it a server limit is not plausible. */
+#define RESPLIT_FLOOR 256u
+
+static int source_open(const char *path, const struct pd_watch *w, uint64_t max_body,
+                       struct source **out, char *msg, size_t msglen)
+{
+    struct pd_split_opts o = {
+        .format = w ? w->split : PD_SPLIT_AUTO,
+        .max_body = max_body,
+        .json_array = w ? w->json_array : NULL,
+        .xml_record = w ? w->xml_record : NULL,
+        .header_lines = w ? (unsigned)w->header_lines : 1,
+        .encoding = w ? w->encoding : NULL,
+        .name = path,
+    };
+    struct source *s = calloc(1, sizeof(*s));
+    *out = NULL;
+    if (!s)
+        return PD_ENOMEM;
+    int rc = pd_split_create(-1, path, &o, &s->sp);
+    if (rc) {
+        snprintf(msg, msglen, "%s", s->sp ? pd_split_error(s->sp) : pd_strerror(rc));
+        pd_split_destroy(&s->sp);
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+/* Returns 1 and a chunk, 0 at the end, or a negative code with s->message. */
+static int source_next(struct source *s, struct chunk *c)
+{
+    struct pd_chunk pc;
+    memset(c, 0, sizeof(*c));
+    int rc = pd_split_next(s->sp, &pc);
+    if (rc < 0) {
+        snprintf(s->message, sizeof(s->message), "%s", pd_split_error(s->sp));
+        return rc;
+    }
+    if (rc == 0)
+        return 0;
+    c->index = pc.index + 1;
+    c->last = pc.last;
+    c->offset = pc.start;
+    c->len = pc.end - pc.start;
+    c->body = pd_split_take_body(s->sp, &c->body_len);
+    if (!c->body) {
+        snprintf(s->message, sizeof(s->message), "%s", pd_strerror(PD_ENOMEM));
+        return PD_ENOMEM;
+    }
+    return 1;
+}
+
+/* After a 413: the splitter cuts the refused chunk again, to half the refused body. */
+static int source_resplit(struct source *s, const struct chunk *c, size_t refused_len)
+{
+    uint64_t smaller = refused_len / 2;
+    if (smaller < RESPLIT_FLOOR) {
+        snprintf(s->message, sizeof(s->message),
+                 "Patchworks refused a %zu-byte body as too large (413); smaller than %u bytes "
+                 "is not tried",
+                 refused_len, RESPLIT_FLOOR);
+        return PD_ETOOBIG;
+    }
+    int rc = pd_split_resplit(s->sp, smaller);
+    if (rc)
+        snprintf(s->message, sizeof(s->message),
+                 "Patchworks refused %llu bytes as too large (413) and they cannot be cut "
+                 "smaller: %s",
+                 (unsigned long long)c->len, pd_split_error(s->sp));
+    return rc;
+}
+
+static void source_close(struct source **sp)
+{
+    if (!*sp)
+        return;
+    pd_split_destroy(&(*sp)->sp);
+    free(*sp);
+    *sp = NULL;
+}
+
+/* ---- sending ------------------------------------------------------------------------- */
+
+enum file_state { F_PENDING, F_ACTIVE, F_DELIVERED, F_FAILED };
+
+struct file_job {
+    struct send *send;
+    const char *path;
+    enum file_state state;
+    struct source *src;
+    struct chunk chunk; /* the one being made or in flight */
+    uv_work_t work;     /* makes the next chunk on the thread pool: reading and escaping */
+    int work_rc;
+    unsigned chunks_ok;
+};
+
+struct send {
+    struct pd_cli_net net;
+    const struct pd_config *cfg;
+    const struct pd_watch *watch; /* NULL with --flow */
+    char *url;
+    struct file_job *files;
+    size_t nfiles, next_file, active;
+    uint64_t bytes_ok;
+    int fatal; /* exit status forced by a configuration error */
+    bool progress;
+    uv_timer_t progress_timer;
+};
+
+static void schedule(struct send *s);
+
+static void clear_progress(struct send *s)
+{
+    if (s->progress)
+        fprintf(stderr, "\r\033[K");
+}
+
+static void file_fail(struct file_job *f, const char *what)
+{
+    struct send *s = f->send;
+    size_t n = strlen(f->path);
+    /* The splitter's messages name the file already; the line starts with it once. */
+    if (!strncmp(what, f->path, n) && !strncmp(what + n, ": ", 2))
+        what += n + 2;
+    clear_progress(s);
+    printf("%s: FAILED: %s\n", f->path, what);
+    fflush(stdout);
+    f->state = F_FAILED;
+    source_close(&f->src);
+}
+
+static void file_end(struct file_job *f)
+{
+    f->send->active--;
+    schedule(f->send);
+}
+
+static void next_chunk(struct file_job *f);
+
+/* "chunk 2" while more may follow, "chunk 3/3" for the last. */
+static void chunk_words(const struct file_job *f, char *out, size_t len)
+{
+    if (f->chunk.last)
+        snprintf(out, len, "%s: chunk %u/%u, %llu bytes", f->path, f->chunk.index,
+                 f->chunk.index, (unsigned long long)f->chunk.len);
+    else
+        snprintf(out, len, "%s: chunk %u, %llu bytes", f->path, f->chunk.index,
+                 (unsigned long long)f->chunk.len);
+}
+
+static void on_chunk_done(void *arg, const struct pd_client_result *r)
+{
+    struct file_job *f = arg;
+    struct send *s = f->send;
+    size_t refused_len = f->chunk.body_len;
+    char where[PATH_MAX + 64];
+
+    chunk_words(f, where, sizeof(where));
+    free(f->chunk.body);
+    f->chunk.body = NULL;
+    if (r->err == PD_ECANCELED) {
+        f->state = F_FAILED;
+        source_close(&f->src);
+        return;
+    }
+    clear_progress(s);
+    if (r->err == 0) {
+        if (r->api.run_id)
+            printf("%s, HTTP %ld, flow run %s\n", where, r->api.status, r->api.run_id);
+        else
+            printf("%s, HTTP %ld, no flow run id in the answer: %s\n", where, r->api.status,
+                   r->api.body ? r->api.body : "(empty)");
+        fflush(stdout);
+        f->chunks_ok++;
+        s->bytes_ok += f->chunk.len;
+        next_chunk(f);
+        return;
+    }
+    if (r->err == PD_EAUTH || r->err == PD_ECONFIG) {
+        /* Nothing else can succeed either: stop everything and say why once. */
+        if (!s->fatal)
+            fprintf(stderr, "patchdrop send: %s\n", r->message ? r->message : pd_strerror(r->err));
+        s->fatal = PD_EXIT_USAGE;
+        f->state = F_FAILED;
+        source_close(&f->src);
+        pd_client_close(&s->net.client, NULL, NULL);
+        return;
+    }
+    if (r->err == PD_ETOOBIG && source_resplit(f->src, &f->chunk, refused_len) == 0) {
+        printf("%s, HTTP 413, too large for the server: cutting it smaller\n", where);
+        fflush(stdout);
+        next_chunk(f);
+        return;
+    }
+    if (r->err == PD_ETOOBIG)
+        printf("%s, HTTP %ld, REJECTED: %s\n", where, r->api.status, f->src->message);
+    else
+        printf("%s, HTTP %ld, REJECTED: %s%s%s%s\n", where, r->api.status,
+               r->message ? r->message : pd_strerror(r->err), r->api.errors ? " (" : "",
+               r->api.errors ? r->api.errors : "", r->api.errors ? ")" : "");
+    fflush(stdout);
+    f->state = F_FAILED;
+    source_close(&f->src);
+    file_end(f);
+}
+
+static void work_make_chunk(uv_work_t *w)
+{
+    struct file_job *f = w->data;
+    f->work_rc = source_next(f->src, &f->chunk);
+}
+
+/* Back on the loop with the next chunk (or the end, or an error): send it. */
+static void on_chunk_made(uv_work_t *w, int status)
+{
+    struct file_job *f = w->data;
+    struct send *s = f->send;
+    int rc = status ? status : f->work_rc;
+
+    if (rc == 0) {
+        f->state = F_DELIVERED;
+        source_close(&f->src);
+        file_end(f);
+        return;
+    }
+    if (rc < 0) {
+        free(f->chunk.body);
+        f->chunk.body = NULL;
+        file_fail(f, f->src && f->src->message[0] ? f->src->message : pd_strerror(rc));
+        file_end(f);
+        return;
+    }
+    struct pd_client_request req = {
+        .method = "POST", .url = s->url, .body = f->chunk.body, .body_len = f->chunk.body_len};
+    if (!s->net.client || (rc = pd_client_submit(s->net.client, &req, on_chunk_done, f)) != 0) {
+        free(f->chunk.body);
+        f->chunk.body = NULL;
+        if (s->fatal) {
+            f->state = F_FAILED;
+            source_close(&f->src);
+            return;
+        }
+        file_fail(f, rc ? pd_strerror(rc) : "canceled");
+        file_end(f);
+    }
+}
+
+/* Makes the file's next chunk off the loop, so a big file never stalls the other requests. */
+static void next_chunk(struct file_job *f)
+{
+    f->work.data = f;
+    int rc = uv_queue_work(&f->send->net.loop, &f->work, work_make_chunk, on_chunk_made);
+    if (rc) {
+        file_fail(f, uv_strerror(rc));
+        file_end(f);
+    }
+}
+
+/* Starts files while slots are free: at most `concurrency` chunk bodies are held at once. */
+static void schedule(struct send *s)
+{
+    while (!s->fatal && s->net.client && s->next_file < s->nfiles &&
+           s->active < s->cfg->pw.concurrency) {
+        struct file_job *f = &s->files[s->next_file++];
+        char msg[512] = "";
+        int rc = source_open(f->path, s->watch, s->cfg->pw.max_body, &f->src, msg, sizeof(msg));
+        if (rc) {
+            file_fail(f, msg);
+            continue;
+        }
+        f->state = F_ACTIVE;
+        s->active++;
+        next_chunk(f);
+    }
+    if (s->progress && s->active == 0 && (s->next_file >= s->nfiles || s->fatal) &&
+        !uv_is_closing((uv_handle_t *)&s->progress_timer)) {
+        clear_progress(s);
+        uv_close((uv_handle_t *)&s->progress_timer, NULL);
+    }
+}
+
+static void on_progress_tick(uv_timer_t *t)
+{
+    struct send *s = t->data;
+    size_t done = 0;
+    for (size_t i = 0; i < s->nfiles; i++)
+        done += s->files[i].state == F_DELIVERED || s->files[i].state == F_FAILED;
+    fprintf(stderr, "\r\033[Ksending: %zu/%zu files done, %zu in progress, %llu bytes delivered",
+            done, s->nfiles, s->active, (unsigned long long)s->bytes_ok);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: patchdrop send [-c FILE] (--watch NAME | --flow ID [--version ID]) FILE...\n"
+            "  -c, --config FILE  config file (default $PATCHDROP_CONFIG or "
+            "/etc/patchdrop/patchdrop.conf)\n"
+            "  -w, --watch NAME   use the flow and settings of [watch:NAME]\n"
+            "  -f, --flow ID      start this process flow\n"
+            "  -v, --version ID   this version of it (default: the deployed version)\n"
+            "  -q, --quiet        no notes about retries and logins on stderr\n"
+            "Prints one line per chunk with its flow-run id. Exit status: 0 all delivered,\n"
+            "1 something rejected, 2 usage or configuration error.\n");
+}
+
+int pd_cli_send(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"watch", required_argument, NULL, 'w'},
+        {"flow", required_argument, NULL, 'f'},   {"version", required_argument, NULL, 'v'},
+        {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    const char *file = NULL, *watch = NULL, *flow = NULL, *version = NULL;
+    struct pd_config *cfg = NULL;
+    struct send s;
+    int c, rc = PD_EXIT_USAGE, quiet = 0;
+
+    memset(&s, 0, sizeof(s));
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:w:f:v:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            file = optarg;
+            break;
+        case 'w':
+            watch = optarg;
+            break;
+        case 'f':
+            flow = optarg;
+            break;
+        case 'v':
+            version = optarg;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return PD_EXIT_OK;
+        default:
+            usage(stderr);
+            return PD_EXIT_USAGE;
+        }
+    }
+    if ((watch && flow) || (!watch && !flow) || (version && !flow) || optind >= argc) {
+        fprintf(stderr, "patchdrop send: give --watch NAME or --flow ID (with --version only "
+                        "alongside --flow), then one or more files\n");
+        usage(stderr);
+        return PD_EXIT_USAGE;
+    }
+    if (pd_cli_load_config(file, &cfg) != 0)
+        return PD_EXIT_USAGE;
+    if (watch) {
+        const struct pd_watch *w = pd_config_watch(cfg, watch);
+        if (!w) {
+            fprintf(stderr, "patchdrop send: %s has no [watch:%s]\n", cfg->file, watch);
+            goto out_cfg;
+        }
+        flow = w->flow_id;
+        version = w->version_id;
+        s.watch = w;
+    }
+    if (pd_api_start_url(&cfg->pw, flow, version, &s.url) != 0) {
+        fprintf(stderr, "patchdrop send: flow '%s'%s%s is not a valid id (letters, digits, - _ .)\n",
+                flow, version ? " version " : "", version ? version : "");
+        goto out_cfg;
+    }
+    s.cfg = cfg;
+    s.nfiles = (size_t)(argc - optind);
+    s.files = calloc(s.nfiles, sizeof(*s.files));
+    if (!s.files) {
+        fprintf(stderr, "patchdrop send: out of memory\n");
+        goto out_url;
+    }
+    for (size_t i = 0; i < s.nfiles; i++) {
+        s.files[i].send = &s;
+        s.files[i].path = argv[optind + (int)i];
+    }
+    if (pd_cli_net_open(&s.net, cfg, "send") != 0)
+        goto out_files;
+    s.net.quiet = quiet;
+    s.progress = isatty(STDERR_FILENO) && !quiet;
+    if (s.progress) {
+        uv_timer_init(&s.net.loop, &s.progress_timer);
+        s.progress_timer.data = &s;
+        uv_timer_start(&s.progress_timer, on_progress_tick, 500, 500);
+    }
+    schedule(&s);
+    pd_cli_net_run(&s.net);
+
+    size_t delivered = 0, failed = 0;
+    for (size_t i = 0; i < s.nfiles; i++) {
+        delivered += s.files[i].state == F_DELIVERED;
+        failed += s.files[i].state != F_DELIVERED;
+    }
+    if (s.progress && !uv_is_closing((uv_handle_t *)&s.progress_timer))
+        uv_close((uv_handle_t *)&s.progress_timer, NULL);
+    if (pd_cli_net_close(&s.net) != 0)
+        failed++;
+    if (!quiet)
+        fprintf(stderr, "patchdrop send: %zu of %zu files delivered (%llu bytes)%s\n", delivered,
+                s.nfiles, (unsigned long long)s.bytes_ok, failed ? "; see FAILED/REJECTED above" : "");
+    rc = s.fatal ? s.fatal : failed ? PD_EXIT_FAILED : PD_EXIT_OK;
+out_files:
+    for (size_t i = 0; i < s.nfiles; i++) {
+        source_close(&s.files[i].src);
+        free(s.files[i].chunk.body);
+    }
+    free(s.files);
+out_url:
+    free(s.url);
+out_cfg:
+    pd_config_destroy(&cfg);
+    return rc;
+}

@@ -1,0 +1,108 @@
+/*
+ * `patchdrop status RUN_ID`: asks Patchworks for a flow run and prints its status in words.
+ * Exit status: 0 the run was found (whatever its status), 1 Patchworks refused or did not
+ * answer usefully, 2 usage or configuration error.
+ */
+#include "pd_api.h"
+#include "pd_cli.h"
+#include "pd_cli_net.h"
+#include "pd_client.h"
+#include "pd_config.h"
+#include "pd_error.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct status {
+    struct pd_cli_net net;
+    const char *run_id;
+    int rc;
+};
+
+static void on_status(void *arg, const struct pd_client_result *r)
+{
+    struct status *s = arg;
+    char *words = NULL, *raw = NULL;
+    if (r->err == PD_ECANCELED)
+        return;
+    if (r->err) {
+        fprintf(stderr, "patchdrop status: flow run %s: %s%s%s%s\n", s->run_id,
+                r->message ? r->message : pd_strerror(r->err), r->api.errors ? " (" : "",
+                r->api.errors ? r->api.errors : "", r->api.errors ? ")" : "");
+        s->rc = r->err == PD_EAUTH || r->err == PD_ECONFIG ? PD_EXIT_USAGE : PD_EXIT_FAILED;
+        return;
+    }
+    if (pd_api_parse_run_status(r->body, r->body_len, &words, &raw) != 0) {
+        fprintf(stderr, "patchdrop status: flow run %s: the answer has no status: %.300s\n",
+                s->run_id, r->body ? r->body : "");
+        s->rc = PD_EXIT_FAILED;
+        return;
+    }
+    if (strcmp(words, raw))
+        printf("flow run %s: %s (status %s)\n", s->run_id, words, raw);
+    else
+        printf("flow run %s: %s\n", s->run_id, words);
+    free(words);
+    free(raw);
+    s->rc = PD_EXIT_OK;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: patchdrop status [-c FILE] RUN_ID\n"
+                 "Prints the status of a flow run: running, success, failed, stopped or "
+                 "partial success.\n");
+}
+
+int pd_cli_status(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *file = NULL;
+    struct pd_config *cfg = NULL;
+    struct status s;
+    char *url = NULL;
+    int c;
+
+    memset(&s, 0, sizeof(s));
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        if (c == 'c') {
+            file = optarg;
+        } else if (c == 'h') {
+            usage(stdout);
+            return PD_EXIT_OK;
+        } else {
+            usage(stderr);
+            return PD_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "patchdrop status: give exactly one flow run id\n");
+        usage(stderr);
+        return PD_EXIT_USAGE;
+    }
+    s.run_id = argv[optind];
+    if (pd_cli_load_config(file, &cfg) != 0)
+        return PD_EXIT_USAGE;
+    s.rc = PD_EXIT_USAGE;
+    if (pd_api_run_url(&cfg->pw, s.run_id, &url) != 0) {
+        fprintf(stderr, "patchdrop status: '%s' is not a flow run id\n", s.run_id);
+        goto out;
+    }
+    if (pd_cli_net_open(&s.net, cfg, "status") != 0)
+        goto out;
+    s.rc = PD_EXIT_FAILED;
+    struct pd_client_request req = {.method = "GET", .url = url};
+    if (pd_client_submit(s.net.client, &req, on_status, &s) != 0)
+        s.rc = PD_EXIT_USAGE;
+    pd_cli_net_run(&s.net);
+    pd_cli_net_close(&s.net);
+out:
+    free(url);
+    pd_config_destroy(&cfg);
+    return s.rc;
+}

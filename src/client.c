@@ -1,0 +1,511 @@
+/*
+ * The request engine (include/pd_client.h). Each request is a small state machine whose state
+ * changes only in set_state(), so every transition can be traced:
+ *
+ *   WAIT_AUTH --token ready--> WAIT_SLOT --limiter grants--> IN_FLIGHT --answer--> classify:
+ *     OK / REJECT / RESPLIT / FATAL -> DONE
+ *     RETRY   -> BACKOFF (own timer; 429/503 also pause the account) -> WAIT_AUTH
+ *     REAUTH  -> drop the token once -> WAIT_AUTH (one shared login) -> ...
+ */
+#include "pd_client.h"
+
+#include "pd_auth.h"
+#include "pd_backoff.h"
+#include "pd_clock.h"
+#include "pd_config.h"
+#include "pd_error.h"
+#include "pd_http.h"
+#include "pd_limiter.h"
+
+#include <curl/curl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum req_state { WAIT_AUTH, WAIT_SLOT, IN_FLIGHT, BACKOFF, DONE };
+
+struct req {
+    uv_timer_t timer; /* backoff; its close callback frees the request */
+    struct pd_client *c;
+    enum req_state state;
+    char *method, *url;
+    const char *body;
+    size_t body_len;
+    bool no_auth;
+    pd_client_done_fn done;
+    void *arg;
+    struct pd_auth_wait auth_wait;
+    struct pd_http_xfer *xfer;
+    unsigned generation; /* of the credentials the request was sent with */
+    unsigned attempts, retries;
+    uint64_t first_ms; /* monotonic time of submission, for max_retry_time */
+    struct req *next, *prev;           /* all live requests */
+    struct req *slot_next, *slot_prev; /* the limiter's FIFO */
+};
+
+struct pd_client {
+    uv_loop_t *loop;
+    const struct pd_patchworks *pw;
+    const struct pd_clock *clock;
+    struct pd_http *http;
+    struct pd_auth *auth;
+    struct pd_limiter limiter;
+    uv_timer_t pace_timer;
+    struct req *reqs;
+    struct req *slot_head, *slot_tail;
+    struct pd_client_stats stats;
+    void (*note_fn)(void *arg, const char *line);
+    void *note_arg;
+    unsigned open_handles;
+    bool closing;
+    bool http_closed;
+    void (*on_closed)(void *arg);
+    void *closed_arg;
+};
+
+static void advance(struct req *r);
+static void pump(struct pd_client *c);
+
+static const char *state_name(enum req_state s)
+{
+    static const char *const names[] = {"wait-auth", "wait-slot", "in-flight", "backoff", "done"};
+    return names[s];
+}
+
+void pd_client_note(struct pd_client *c, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    if (!c->note_fn)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    c->note_fn(c->note_arg, line);
+}
+
+static void maybe_free(struct pd_client *c)
+{
+    if (!c->closing || c->open_handles > 0 || !c->http_closed)
+        return;
+    void (*cb)(void *) = c->on_closed;
+    void *arg = c->closed_arg;
+    pd_limiter_cleanup(&c->limiter);
+    free(c);
+    if (cb)
+        cb(arg);
+}
+
+static void on_http_closed(void *arg)
+{
+    struct pd_client *c = arg;
+    c->http_closed = true;
+    maybe_free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct pd_client *c = h->data;
+    c->open_handles--;
+    maybe_free(c);
+}
+
+static void on_req_closed(uv_handle_t *h)
+{
+    struct req *r = (struct req *)h;
+    struct pd_client *c = r->c;
+    free(r->method);
+    free(r->url);
+    free(r);
+    c->open_handles--;
+    maybe_free(c);
+}
+
+static void slot_remove(struct pd_client *c, struct req *r)
+{
+    if (r->slot_prev)
+        r->slot_prev->slot_next = r->slot_next;
+    else if (c->slot_head == r)
+        c->slot_head = r->slot_next;
+    if (r->slot_next)
+        r->slot_next->slot_prev = r->slot_prev;
+    else if (c->slot_tail == r)
+        c->slot_tail = r->slot_prev;
+    r->slot_next = r->slot_prev = NULL;
+}
+
+/*
+ * The only place a request changes state: leaving a state undoes what entering it set up
+ * (queue membership, timers), so no request is ever in two queues.
+ */
+static void set_state(struct req *r, enum req_state next)
+{
+    struct pd_client *c = r->c;
+    switch (r->state) {
+    case WAIT_AUTH:
+        pd_auth_cancel_wait(c->auth, &r->auth_wait);
+        break;
+    case WAIT_SLOT:
+        slot_remove(c, r);
+        break;
+    case BACKOFF:
+        uv_timer_stop(&r->timer);
+        break;
+    case IN_FLIGHT:
+    case DONE:
+        break;
+    }
+    r->state = next;
+    if (next == WAIT_SLOT) {
+        r->slot_prev = c->slot_tail;
+        if (c->slot_tail)
+            c->slot_tail->slot_next = r;
+        else
+            c->slot_head = r;
+        c->slot_tail = r;
+    }
+    (void)state_name;
+}
+
+/* Final outcome: reported once, then the request's memory goes with its timer's close. */
+static void finish(struct req *r, int err, const char *message, const struct pd_api_result *api,
+                   const char *body, size_t body_len)
+{
+    struct pd_client *c = r->c;
+    struct pd_client_result res;
+    if (r->state == DONE)
+        return;
+    if (r->state == IN_FLIGHT && r->xfer) {
+        struct pd_http_xfer *x = r->xfer;
+        r->xfer = NULL;
+        r->state = DONE; /* the cancel callback below must not act on this request */
+        pd_http_cancel(x);
+        pd_limiter_release(&c->limiter);
+    } else {
+        set_state(r, DONE);
+    }
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        c->reqs = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    memset(&res, 0, sizeof(res));
+    res.err = err;
+    res.message = err ? message : NULL;
+    if (api)
+        res.api = *api;
+    res.body = body;
+    res.body_len = body_len;
+    res.attempts = r->attempts;
+    r->done(r->arg, &res);
+    uv_close((uv_handle_t *)&r->timer, on_req_closed);
+    if (!c->closing)
+        pump(c);
+}
+
+static void on_auth_ready(void *arg, int err, const char *message)
+{
+    struct req *r = arg;
+    if (err) {
+        finish(r, err, message, NULL, NULL, 0);
+        return;
+    }
+    advance(r);
+}
+
+/* Waits for credentials, then for the limiter. */
+static void advance(struct req *r)
+{
+    struct pd_client *c = r->c;
+    unsigned gen;
+    if (!r->no_auth && !pd_auth_header(c->auth, &gen)) {
+        set_state(r, WAIT_AUTH);
+        pd_auth_wait(c->auth, &r->auth_wait, on_auth_ready, r);
+        return;
+    }
+    set_state(r, WAIT_SLOT);
+    pump(c);
+}
+
+static void on_backoff_done(uv_timer_t *t)
+{
+    advance((struct req *)t);
+}
+
+static void on_http_done(void *arg, const struct pd_http_response *resp);
+
+static void start(struct req *r)
+{
+    struct pd_client *c = r->c;
+    struct pd_http_request hr = {
+        .method = r->method, .url = r->url, .body = r->body, .body_len = r->body_len};
+    if (!r->no_auth) {
+        hr.authorization = pd_auth_header(c->auth, &r->generation);
+        if (!hr.authorization) {
+            /* The token expired while waiting for a slot. */
+            pd_limiter_release(&c->limiter);
+            advance(r);
+            return;
+        }
+    }
+    set_state(r, IN_FLIGHT);
+    r->attempts++;
+    c->stats.sent++;
+    int rc = pd_http_send(c->http, &hr, on_http_done, r, &r->xfer);
+    if (rc) {
+        pd_limiter_release(&c->limiter);
+        finish(r, rc, pd_strerror(rc), NULL, NULL, 0);
+    }
+}
+
+static void on_pace_timer(uv_timer_t *t)
+{
+    pump(t->data);
+}
+
+/* Starts waiting requests in order while the limiter allows. */
+static void pump(struct pd_client *c)
+{
+    while (c->slot_head && !c->closing) {
+        int64_t wait = pd_limiter_try(&c->limiter, c->clock->mono_ms(c->clock->arg));
+        if (wait == PD_LIMITER_BUSY)
+            return; /* a release calls pump again */
+        if (wait > 0) {
+            uv_timer_start(&c->pace_timer, on_pace_timer, (uint64_t)wait, 0);
+            return;
+        }
+        start(c->slot_head);
+    }
+}
+
+static void retry_later(struct req *r, const struct pd_api_result *api,
+                        const struct pd_http_response *resp)
+{
+    struct pd_client *c = r->c;
+    const struct pd_patchworks *pw = c->pw;
+    uint64_t now = c->clock->mono_ms(c->clock->arg);
+    uint64_t delay = pd_backoff_delay(pw->retry_base_ms, pw->retry_cap_ms, r->retries, c->clock);
+    uint64_t hinted;
+    bool told = false;
+
+    c->stats.retries++;
+    r->retries++;
+    if (resp->retry_after &&
+        pd_backoff_retry_after(resp->retry_after, c->clock->wall_ms(c->clock->arg), &hinted) == 0) {
+        delay = hinted;
+        told = true;
+    }
+    /* Slow-down answers are about the account, not this request: everybody waits. */
+    if (api->status == 429 || api->status == 503)
+        pd_limiter_pause(&c->limiter, now, delay);
+    if (pw->max_retry_time_ms && now + delay - r->first_ms > pw->max_retry_time_ms) {
+        char msg[600];
+        snprintf(msg, sizeof(msg), "gave up after %u attempts in %llu s (max_retry_time): %s",
+                 r->attempts, (unsigned long long)((now - r->first_ms) / 1000), api->message);
+        finish(r, PD_ELIMIT, msg, api, resp->body, resp->body_len);
+        return;
+    }
+    pd_client_note(c, "retry in %llu.%03llu s%s: %s", (unsigned long long)(delay / 1000),
+                   (unsigned long long)(delay % 1000), told ? " (Retry-After)" : "", api->message);
+    set_state(r, BACKOFF);
+    uv_timer_start(&r->timer, on_backoff_done, delay, 0);
+}
+
+static void on_http_done(void *arg, const struct pd_http_response *resp)
+{
+    struct req *r = arg;
+    struct pd_client *c = r->c;
+    struct pd_api_result api;
+    const char *msg;
+    unsigned suspect;
+    uint64_t delay;
+
+    if (r->state != IN_FLIGHT)
+        return; /* canceled by finish() */
+    r->xfer = NULL;
+    pd_limiter_release(&c->limiter);
+    if (resp->curl_code == CURLE_ABORTED_BY_CALLBACK) {
+        finish(r, PD_ECANCELED, "canceled", NULL, NULL, 0);
+        return;
+    }
+    if (pd_api_classify(resp->status, resp->curl_code, resp->body, resp->body_len, &api) != 0) {
+        finish(r, PD_ENOMEM, pd_strerror(PD_ENOMEM), NULL, NULL, 0);
+        return;
+    }
+    switch (api.verdict) {
+    case PD_API_OK:
+        if (!r->no_auth)
+            pd_auth_proven(c->auth, r->generation);
+        finish(r, 0, NULL, &api, resp->body, resp->body_len);
+        break;
+    case PD_API_REJECT:
+        finish(r, PD_EREJECTED, api.message, &api, resp->body, resp->body_len);
+        break;
+    case PD_API_RESPLIT:
+        finish(r, PD_ETOOBIG, api.message, &api, resp->body, resp->body_len);
+        break;
+    case PD_API_FATAL:
+        finish(r, PD_ECONFIG, resp->error, &api, resp->body, resp->body_len);
+        break;
+    case PD_API_RETRY:
+        retry_later(r, &api, resp);
+        break;
+    case PD_API_REAUTH:
+        if (r->no_auth) {
+            /* The login's own 401: pd_auth turns it into a configuration error. */
+            finish(r, PD_EAUTH, api.message, &api, resp->body, resp->body_len);
+            break;
+        }
+        c->stats.reauths++;
+        if (pd_auth_refused(c->auth, r->generation, &msg, &suspect) != 0) {
+            finish(r, PD_EAUTH, msg, &api, resp->body, resp->body_len);
+            break;
+        }
+        if (suspect == 0) {
+            advance(r);
+            break;
+        }
+        /* Fresh tokens refused at once: log in again, but no faster than backoff allows. */
+        delay = pd_backoff_delay(c->pw->retry_base_ms, c->pw->retry_cap_ms, suspect - 1,
+                                 c->clock);
+        pd_client_note(c, "a fresh token was refused (%u in a row); logging in again in "
+                          "%llu ms", suspect, (unsigned long long)delay);
+        set_state(r, BACKOFF);
+        uv_timer_start(&r->timer, on_backoff_done, delay, 0);
+        break;
+    }
+    pd_api_result_cleanup(&api);
+    if (!c->closing)
+        pump(c);
+}
+
+int pd_client_create(uv_loop_t *loop, const struct pd_client_opts *opts, struct pd_client **out)
+{
+    int rc = PD_ENOMEM;
+    struct pd_client *c;
+    const struct pd_patchworks *pw = opts->pw;
+
+    *out = NULL;
+    c = calloc(1, sizeof(*c));
+    if (!c)
+        return PD_ENOMEM;
+    c->loop = loop;
+    c->pw = pw;
+    c->clock = opts->clock ? opts->clock : pd_clock_system();
+    c->note_fn = opts->note;
+    c->note_arg = opts->note_arg;
+    struct pd_http_opts ho = {
+        .timeout_ms = pw->timeout_ms,
+        .tls_verify = pw->tls_verify,
+        .ca_file = pw->ca_file,
+        .max_connections = pw->concurrency ? (long)pw->concurrency : 0,
+    };
+    /* A stall is judged over a window no longer than the whole request may take. */
+    if (pw->timeout_ms && pw->timeout_ms / 1000 < 30) {
+        ho.low_speed_bytes = 1;
+        ho.low_speed_time_s = pw->timeout_ms / 1000 ? (long)(pw->timeout_ms / 1000) : 1;
+    }
+    if ((rc = pd_limiter_init(&c->limiter, pw->rate_limit, pw->concurrency,
+                              c->clock->mono_ms(c->clock->arg))) != 0)
+        goto fail_limiter;
+    if ((rc = pd_http_create(loop, &ho, &c->http)) != 0)
+        goto fail_http;
+    if ((rc = pd_auth_create(c, pw, opts->state_dir, c->clock, &c->auth)) != 0)
+        goto fail_auth;
+    if (uv_timer_init(loop, &c->pace_timer) != 0) {
+        rc = PD_ENOMEM;
+        goto fail_timer;
+    }
+    c->pace_timer.data = c;
+    c->open_handles = 1;
+    *out = c;
+    return 0;
+
+fail_timer:
+    pd_auth_destroy(&c->auth);
+fail_auth:
+    /* The engine frees itself from a close callback; the caller's loop run completes it. */
+    pd_http_close(&c->http, NULL, NULL);
+fail_http:
+    pd_limiter_cleanup(&c->limiter);
+fail_limiter:
+    free(c);
+    return rc;
+}
+
+int pd_client_submit(struct pd_client *c, const struct pd_client_request *req,
+                     pd_client_done_fn done, void *arg)
+{
+    struct req *r;
+    if (c->closing)
+        return PD_ECANCELED;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return PD_ENOMEM;
+    r->method = strdup(req->method ? req->method : "GET");
+    r->url = strdup(req->url);
+    if (!r->method || !r->url || uv_timer_init(c->loop, &r->timer) != 0) {
+        free(r->method);
+        free(r->url);
+        free(r);
+        return PD_ENOMEM;
+    }
+    c->open_handles++;
+    r->c = c;
+    r->body = req->body;
+    r->body_len = req->body_len;
+    r->no_auth = req->no_auth;
+    r->done = done;
+    r->arg = arg;
+    r->first_ms = c->clock->mono_ms(c->clock->arg);
+    r->state = BACKOFF;
+    r->next = c->reqs;
+    if (c->reqs)
+        c->reqs->prev = r;
+    c->reqs = r;
+    if (r->no_auth)
+        c->stats.logins++;
+    /* Start from the loop, never inside the caller's stack: DONE must not run re-entrantly. */
+    uv_timer_start(&r->timer, on_backoff_done, 0, 0);
+    return 0;
+}
+
+struct pd_auth *pd_client_auth(struct pd_client *c)
+{
+    return c->auth;
+}
+
+uv_loop_t *pd_client_loop(struct pd_client *c)
+{
+    return c->loop;
+}
+
+const struct pd_clock *pd_client_clock(struct pd_client *c)
+{
+    return c->clock;
+}
+
+struct pd_client_stats pd_client_stats(const struct pd_client *c)
+{
+    return c->stats;
+}
+
+void pd_client_close(struct pd_client **cp, void (*on_closed)(void *arg), void *arg)
+{
+    struct pd_client *c = cp ? *cp : NULL;
+    if (!c)
+        return;
+    *cp = NULL;
+    c->closing = true;
+    c->on_closed = on_closed;
+    c->closed_arg = arg;
+    /* Canceling the login fails its waiters too; the list shrinks on every pass. */
+    while (c->reqs)
+        finish(c->reqs, PD_ECANCELED, "canceled", NULL, NULL, 0);
+    pd_auth_destroy(&c->auth);
+    pd_http_close(&c->http, on_http_closed, c);
+    uv_timer_stop(&c->pace_timer);
+    uv_close((uv_handle_t *)&c->pace_timer, on_handle_closed);
+}

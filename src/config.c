@@ -1,0 +1,1094 @@
+/*
+ * The configuration file: one table of keys drives parsing, defaults, validation and printing.
+ *
+ * The file is INI, read with inih through our own line reader so that we know the line number
+ * of every key (the packaged inih does not report it), catch lines longer than inih's buffer,
+ * and strip leading blanks (inih would otherwise glue an indented line to the previous value).
+ * Every problem is collected, not just the first, as "FILE:LINE: what is wrong and what is
+ * expected", so one run of `patchdrop check-config` shows them all.
+ */
+#include "pd_config.h"
+#include "pd_error.h"
+
+#include <ini.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum section { SEC_PATCHWORKS, SEC_STATE, SEC_DAEMON, SEC_WATCH };
+
+enum type {
+    T_STRING,   /* free text */
+    T_SECRET,   /* free text, never printed */
+    T_PATH,     /* file system path, relative to the config file's folder */
+    T_URL,      /* http:// or https:// */
+    T_ID,       /* letters, digits, '-' and '_': safe inside a URL path */
+    T_UINT,     /* plain integer */
+    T_SIZE,     /* bytes with optional kB/MB/GB/KiB/MiB/GiB */
+    T_DURATION, /* milliseconds, written with ms/s/m/h/d */
+    T_BOOL,
+    T_ENUM,
+};
+
+static const char *const login_fields[] = {"email", "username", NULL};
+static const char *const split_formats[] = {"auto", "json", "ndjson", "xml",
+                                            "csv",  "lines", "none", NULL};
+
+struct key {
+    enum section section;
+    const char *name;
+    enum type type;
+    const char *def; /* default, written as a user would; NULL: unset */
+    uint64_t min, max;
+    size_t offset; /* into struct pd_patchworks, pd_state_cfg or pd_watch */
+    const char *const *choices;
+    const char *help;
+};
+
+#define PW(field) offsetof(struct pd_patchworks, field)
+#define ST(field) offsetof(struct pd_state_cfg, field)
+#define WA(field) offsetof(struct pd_watch, field)
+#define DA(field) offsetof(struct pd_daemon_cfg, field)
+#define DAY_MS (86400000ULL)
+
+/* Every key patchdrop reads. Add new keys here and nowhere else. */
+static const struct key keys[] = {
+    {SEC_PATCHWORKS, "email", T_STRING, NULL, 0, 0, PW(email), NULL,
+     "login name; with a password, patchdrop logs in for a bearer token"},
+    {SEC_PATCHWORKS, "password", T_SECRET, NULL, 0, 0, PW(password), NULL,
+     "or password_file, or the environment variable PATCHDROP_PASSWORD"},
+    {SEC_PATCHWORKS, "password_file", T_PATH, NULL, 0, 0, PW(password_file), NULL,
+     "file holding the password (mode 600)"},
+    {SEC_PATCHWORKS, "api_key", T_SECRET, NULL, 0, 0, PW(api_key), NULL,
+     "instead of email: an API key, or api_key_file, or PATCHDROP_API_KEY"},
+    {SEC_PATCHWORKS, "api_key_file", T_PATH, NULL, 0, 0, PW(api_key_file), NULL,
+     "file holding the API key (mode 600)"},
+    {SEC_PATCHWORKS, "login_url", T_URL, "https://svc-fabric.pwks.co/api/v1/login", 0, 0,
+     PW(login_url), NULL, "where email and password are exchanged for a token"},
+    {SEC_PATCHWORKS, "login_field", T_ENUM, "email", 0, 0, PW(login_field), login_fields,
+     "email, or username for the API reference's login form"},
+    {SEC_PATCHWORKS, "start_url", T_URL, "https://start.wearepatchworks.com/api/v1", 0, 0,
+     PW(start_url), NULL, "flows are started at <start_url>/flows/<flow>/start/<version>"},
+    {SEC_PATCHWORKS, "core_url", T_URL, "https://core.wearepatchworks.com/api/v1", 0, 0,
+     PW(core_url), NULL, "flow runs are read at <core_url>/flow-runs/<id>"},
+    {SEC_PATCHWORKS, "lookups_url", T_URL, "https://app.wearepatchworks.com/core-main/api/v1", 0,
+     0, PW(lookups_url), NULL, "cross-reference lookups"},
+    {SEC_PATCHWORKS, "max_body", T_SIZE, "8000000", 256, 1000000000, PW(max_body), NULL,
+     "largest request body in bytes, after JSON escaping"},
+    {SEC_PATCHWORKS, "rate_limit", T_UINT, "240", 1, 1000000, PW(rate_limit), NULL,
+     "requests per minute for the whole account"},
+    {SEC_PATCHWORKS, "concurrency", T_UINT, "4", 1, 64, PW(concurrency), NULL,
+     "requests in flight at most"},
+    {SEC_PATCHWORKS, "timeout", T_DURATION, "60s", 1000, DAY_MS, PW(timeout_ms), NULL,
+     "longest time one request may take"},
+    {SEC_PATCHWORKS, "ca_file", T_PATH, NULL, 0, 0, PW(ca_file), NULL,
+     "PEM file of certificate authorities to trust instead of the system's"},
+    {SEC_PATCHWORKS, "tls_verify", T_BOOL, "yes", 0, 0, PW(tls_verify), NULL,
+     "no turns off certificate checks: only for a test server you own"},
+    {SEC_PATCHWORKS, "retry_base", T_DURATION, "1s", 1, DAY_MS, PW(retry_base_ms), NULL,
+     "first retry delay; doubles each attempt, with full jitter"},
+    {SEC_PATCHWORKS, "retry_cap", T_DURATION, "5m", 1, DAY_MS, PW(retry_cap_ms), NULL,
+     "longest delay between retries"},
+    {SEC_PATCHWORKS, "max_retry_time", T_DURATION, "0", 0, 365 * DAY_MS, PW(max_retry_time_ms),
+     NULL, "give a file up after retrying this long; 0 retries forever"},
+
+    {SEC_STATE, "dir", T_PATH, "/var/lib/patchdrop", 0, 0, ST(dir), NULL,
+     "token cache and delivery state"},
+
+    {SEC_DAEMON, "shutdown_grace", T_DURATION, "30s", 0, DAY_MS, DA(shutdown_grace_ms), NULL,
+     "on SIGTERM, how long requests in flight may finish before patchdrop exits"},
+
+    {SEC_WATCH, "path", T_PATH, NULL, 0, 0, WA(path), NULL, "the drop folder (required)"},
+    {SEC_WATCH, "flow_id", T_ID, NULL, 0, 0, WA(flow_id), NULL,
+     "the process flow to start (required)"},
+    {SEC_WATCH, "version_id", T_ID, NULL, 0, 0, WA(version_id), NULL,
+     "optional: without it Patchworks uses the deployed version"},
+    {SEC_WATCH, "split", T_ENUM, "auto", 0, 0, WA(split), split_formats,
+     "how to cut big files: auto json ndjson xml csv lines none"},
+    {SEC_WATCH, "json_array", T_STRING, NULL, 0, 0, WA(json_array), NULL,
+     "JSON pointer of the array to split inside a top-level object, e.g. /orders"},
+    {SEC_WATCH, "xml_record", T_STRING, NULL, 0, 0, WA(xml_record), NULL,
+     "element name of XML records; default: the root's children"},
+    {SEC_WATCH, "header_lines", T_UINT, "1", 0, 100, WA(header_lines), NULL,
+     "CSV header lines repeated at the top of every chunk"},
+    {SEC_WATCH, "encoding", T_STRING, "UTF-8", 0, 0, WA(encoding), NULL,
+     "charset of the files (any iconv name); transcoded to UTF-8"},
+    {SEC_WATCH, "settle", T_DURATION, "2s", 0, DAY_MS, WA(settle_ms), NULL,
+     "a file is ready once unchanged this long"},
+    {SEC_WATCH, "archive_dir", T_PATH, NULL, 0, 0, WA(archive_dir), NULL,
+     "delivered files and receipts; default <path>/.patchdrop/archive"},
+    {SEC_WATCH, "failed_dir", T_PATH, NULL, 0, 0, WA(failed_dir), NULL,
+     "rejected files and their reasons; default <path>/.patchdrop/failed"},
+    {SEC_WATCH, "rescan", T_DURATION, "30s", 100, DAY_MS, WA(rescan_ms), NULL,
+     "full rescan period; inotify only makes pickup faster"},
+    {SEC_WATCH, "poll", T_BOOL, "no", 0, 0, WA(poll), NULL,
+     "yes: rescans only, for NFS/SMB mounts where inotify sees nothing"},
+    {SEC_WATCH, "recursive", T_BOOL, "no", 0, 0, WA(recursive), NULL, "also watch subfolders"},
+    {SEC_WATCH, "min_age", T_DURATION, "0", 0, 365 * DAY_MS, WA(min_age_ms), NULL,
+     "a file's mtime must be at least this old"},
+    {SEC_WATCH, "include", T_STRING, "*", 0, 0, WA(include), NULL,
+     "space-separated globs of names to send"},
+    {SEC_WATCH, "exclude", T_STRING, "*.part *.filepart *.tmp .* ~*", 0, 0, WA(exclude), NULL,
+     "space-separated globs of names never to send (uploads in progress)"},
+    {SEC_WATCH, "done_marker", T_STRING, NULL, 0, 0, WA(done_marker), NULL,
+     "send a file only once its marker exists, e.g. {name}.done; removed after delivery"},
+    {SEC_WATCH, "ordered", T_BOOL, "no", 0, 0, WA(ordered), NULL,
+     "yes: one file at a time, oldest first, for flows that need order"},
+    {SEC_WATCH, "dedupe", T_DURATION, "0", 0, 365 * DAY_MS, WA(dedupe_ms), NULL,
+     "skip a file whose content was delivered to the same flow within this window; 0: off"},
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+#define MAX_PROBLEMS 200
+/* inih's line buffer (INI_MAX_LINE in the packaged build). */
+#define LINE_MAX_INI 200
+
+struct problem {
+    int line;
+    size_t seq;
+    char msg[1024];
+};
+
+/* One section instance being filled: which keys it set, and on which line. */
+struct seen {
+    int line[NKEYS];
+};
+
+struct parser {
+    const char *file;
+    char *dir; /* folder of the config file, for relative paths */
+    FILE *fp;
+    int lineno;
+    struct pd_config *cfg;
+    struct seen pw_seen, state_seen, daemon_seen;
+    struct seen *watch_seen; /* parallel to cfg->watches */
+    int pw_line, state_line, daemon_line; /* where those sections start; 0 if absent */
+    struct problem *problems;
+    size_t nproblems;
+    int nerrors;
+    bool oom;
+};
+
+static void add_error(struct parser *p, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void add_error(struct parser *p, int line, const char *fmt, ...)
+{
+    struct problem *grown;
+    va_list ap;
+
+    p->nerrors++;
+    if (p->nproblems >= MAX_PROBLEMS)
+        return;
+    grown = realloc(p->problems, (p->nproblems + 1) * sizeof(*grown));
+    if (!grown) {
+        p->oom = true;
+        return;
+    }
+    p->problems = grown;
+    grown[p->nproblems].line = line;
+    grown[p->nproblems].seq = p->nproblems;
+    va_start(ap, fmt);
+    vsnprintf(grown[p->nproblems].msg, sizeof(grown[p->nproblems].msg), fmt, ap);
+    va_end(ap);
+    p->nproblems++;
+}
+
+static int problem_cmp(const void *a, const void *b)
+{
+    const struct problem *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return x->seq < y->seq ? -1 : (x->seq > y->seq);
+}
+
+/* All problems, in the order of their lines, one "FILE:LINE: message" per line. */
+static char *format_problems(struct parser *p)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&out, &len);
+
+    if (!mem)
+        return NULL;
+    qsort(p->problems, p->nproblems, sizeof(*p->problems), problem_cmp);
+    for (size_t i = 0; i < p->nproblems; i++) {
+        if (p->problems[i].line > 0)
+            fprintf(mem, "%s:%d: %s\n", p->file, p->problems[i].line, p->problems[i].msg);
+        else
+            fprintf(mem, "%s: %s\n", p->file, p->problems[i].msg);
+    }
+    if (p->nerrors > (int)p->nproblems)
+        fprintf(mem, "%s: ... and %d more problems\n", p->file, p->nerrors - (int)p->nproblems);
+    fclose(mem);
+    return out;
+}
+
+/* ---- value syntaxes ---------------------------------------------------------------------- */
+
+/* Splits "12.5 MiB" into a number and a unit; the number may have a fraction. */
+static int split_number(const char *s, double *num, const char **unit)
+{
+    char *end;
+
+    while (isspace((unsigned char)*s))
+        s++;
+    if (!isdigit((unsigned char)*s))
+        return PD_ECONFIG;
+    errno = 0;
+    *num = strtod(s, &end);
+    if (errno || end == s || *num < 0)
+        return PD_ECONFIG;
+    while (isspace((unsigned char)*end))
+        end++;
+    *unit = end;
+    return 0;
+}
+
+static int unit_is(const char *unit, const char *name)
+{
+    size_t n = strlen(name);
+    if (strncmp(unit, name, n))
+        return 0;
+    for (unit += n; *unit; unit++)
+        if (!isspace((unsigned char)*unit))
+            return 0;
+    return 1;
+}
+
+int pd_parse_duration(const char *s, uint64_t *ms)
+{
+    static const struct {
+        const char *unit;
+        double ms;
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}, {"", 1000}};
+    double num;
+    const char *unit;
+
+    if (split_number(s, &num, &unit))
+        return PD_ECONFIG;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (unit_is(unit, units[i].unit)) {
+            double v = num * units[i].ms;
+            if (v > (double)UINT64_MAX / 2)
+                return PD_ECONFIG;
+            *ms = (uint64_t)(v + 0.5);
+            return 0;
+        }
+    }
+    return PD_ECONFIG;
+}
+
+int pd_parse_size(const char *s, uint64_t *bytes)
+{
+    static const struct {
+        const char *unit;
+        double mult;
+    } units[] = {{"", 1},          {"B", 1},          {"kB", 1e3},       {"KB", 1e3},
+                 {"MB", 1e6},      {"GB", 1e9},       {"KiB", 1024.0},   {"MiB", 1048576.0},
+                 {"GiB", 1073741824.0}};
+    double num;
+    const char *unit;
+
+    if (split_number(s, &num, &unit))
+        return PD_ECONFIG;
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (unit_is(unit, units[i].unit)) {
+            double v = num * units[i].mult;
+            if (v > 9.0e18 || v != (double)(uint64_t)v)
+                return PD_ECONFIG; /* too big, or a fraction of a byte */
+            *bytes = (uint64_t)v;
+            return 0;
+        }
+    }
+    return PD_ECONFIG;
+}
+
+int pd_parse_bool(const char *s, bool *v)
+{
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
+
+    for (size_t i = 0; i < 4; i++) {
+        if (!strcasecmp(s, yes[i])) {
+            *v = true;
+            return 0;
+        }
+        if (!strcasecmp(s, no[i])) {
+            *v = false;
+            return 0;
+        }
+    }
+    return PD_ECONFIG;
+}
+
+static int parse_enum(const char *s, const char *const *choices, int *out)
+{
+    for (int i = 0; choices[i]; i++) {
+        if (!strcasecmp(s, choices[i])) {
+            *out = i;
+            return 0;
+        }
+    }
+    return PD_ECONFIG;
+}
+
+const char *pd_split_format_name(int format)
+{
+    if (format < 0 || format > PD_SPLIT_NONE)
+        return "?";
+    return split_formats[format];
+}
+
+int pd_split_format_parse(const char *s, int *format)
+{
+    return parse_enum(s, split_formats, format);
+}
+
+static void join_choices(const char *const *choices, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (int i = 0; choices[i] && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", choices[i]);
+}
+
+/* Relative paths are taken from the config file's folder. */
+static char *resolve_path(const struct parser *p, const char *value)
+{
+    char *out;
+    if (value[0] == '/' || !p->dir)
+        return strdup(value);
+    if (asprintf(&out, "%s/%s", p->dir, value) < 0)
+        return NULL;
+    return out;
+}
+
+/* Converts VALUE for KEY and stores it at BASE + key->offset. Returns 0 or PD_ECONFIG. */
+static int set_value(struct parser *p, const struct key *k, void *base, const char *value, int line)
+{
+    char *field = (char *)base + k->offset;
+    uint64_t u = 0;
+    bool b;
+    int e;
+    char choices[256];
+
+    switch (k->type) {
+    case T_STRING:
+    case T_SECRET:
+    case T_URL:
+    case T_ID:
+    case T_PATH: {
+        char *copy;
+        if (!*value) {
+            add_error(p, line, "%s is empty; give a value or remove the line", k->name);
+            return PD_ECONFIG;
+        }
+        if (k->type == T_URL && strncmp(value, "https://", 8) && strncmp(value, "http://", 7)) {
+            add_error(p, line, "%s must be an http:// or https:// URL, not '%s'", k->name, value);
+            return PD_ECONFIG;
+        }
+        if (k->type == T_ID) {
+            for (const char *c = value; *c; c++) {
+                if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_') {
+                    add_error(p, line,
+                              "%s '%s' has a character other than letters, digits, '-' and '_'; "
+                              "give the id as Patchworks shows it",
+                              k->name, value);
+                    return PD_ECONFIG;
+                }
+            }
+        }
+        copy = k->type == T_PATH ? resolve_path(p, value) : strdup(value);
+        if (!copy) {
+            p->oom = true;
+            return PD_ENOMEM;
+        }
+        if (k->type == T_URL) {
+            /* One form for every URL: no trailing slash, so paths join with a single '/'. */
+            size_t n = strlen(copy);
+            while (n > 8 && copy[n - 1] == '/')
+                copy[--n] = '\0';
+        }
+        char **slot = (char **)(void *)field;
+        if (*slot && k->type == T_SECRET)
+            explicit_bzero(*slot, strlen(*slot));
+        free(*slot);
+        *slot = copy;
+        return 0;
+    }
+    case T_UINT: {
+        char *end;
+        errno = 0;
+        if (!isdigit((unsigned char)value[0]))
+            goto bad_number;
+        u = strtoull(value, &end, 10);
+        if (errno || *end)
+            goto bad_number;
+        break;
+    bad_number:
+        add_error(p, line, "%s must be a whole number from %" PRIu64 " to %" PRIu64 ", not '%s'",
+                  k->name, k->min, k->max, value);
+        return PD_ECONFIG;
+    }
+    case T_SIZE:
+        if (pd_parse_size(value, &u)) {
+            add_error(p, line,
+                      "%s must be a size in bytes, like 8000000, 8MB or 7.5MiB (kB/MB/GB are "
+                      "powers of 1000, KiB/MiB/GiB of 1024), not '%s'",
+                      k->name, value);
+            return PD_ECONFIG;
+        }
+        break;
+    case T_DURATION:
+        if (pd_parse_duration(value, &u)) {
+            add_error(p, line,
+                      "%s must be a duration like 500ms, 2s, 5m, 1h or 7d, not '%s'", k->name,
+                      value);
+            return PD_ECONFIG;
+        }
+        break;
+    case T_BOOL:
+        if (pd_parse_bool(value, &b)) {
+            add_error(p, line, "%s must be yes or no, not '%s'", k->name, value);
+            return PD_ECONFIG;
+        }
+        *(bool *)(void *)field = b;
+        return 0;
+    case T_ENUM:
+        if ((e = 0, parse_enum(value, k->choices, &e))) {
+            join_choices(k->choices, choices, sizeof(choices));
+            add_error(p, line, "%s must be one of %s, not '%s'", k->name, choices, value);
+            return PD_ECONFIG;
+        }
+        *(int *)(void *)field = e;
+        return 0;
+    }
+    /* Numbers: check the key's bounds. */
+    if (u < k->min || u > k->max) {
+        if (k->type == T_DURATION)
+            add_error(p, line, "%s = %s is out of range: from %" PRIu64 "ms to %" PRIu64 "ms",
+                      k->name, value, k->min, k->max);
+        else
+            add_error(p, line, "%s = %s is out of range: from %" PRIu64 " to %" PRIu64, k->name,
+                      value, k->min, k->max);
+        return PD_ECONFIG;
+    }
+    *(uint64_t *)(void *)field = u;
+    return 0;
+}
+
+static const struct key *find_key(enum section sec, const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (keys[i].section == sec && !strcmp(keys[i].name, name))
+            return &keys[i];
+    return NULL;
+}
+
+static int section_of(const char *name, const char **watch_name)
+{
+    if (!strcmp(name, "patchworks"))
+        return SEC_PATCHWORKS;
+    if (!strcmp(name, "state"))
+        return SEC_STATE;
+    if (!strcmp(name, "daemon"))
+        return SEC_DAEMON;
+    if (!strncmp(name, "watch:", 6)) {
+        *watch_name = name + 6;
+        return SEC_WATCH;
+    }
+    return -1;
+}
+
+static struct pd_watch *add_watch(struct parser *p, const char *name, int line)
+{
+    struct pd_config *cfg = p->cfg;
+    struct pd_watch *w = realloc(cfg->watches, (cfg->nwatches + 1) * sizeof(*w));
+    struct seen *s;
+
+    if (!w)
+        goto oom;
+    cfg->watches = w;
+    s = realloc(p->watch_seen, (cfg->nwatches + 1) * sizeof(*s));
+    if (!s)
+        goto oom;
+    p->watch_seen = s;
+    w = &cfg->watches[cfg->nwatches];
+    memset(w, 0, sizeof(*w));
+    memset(&s[cfg->nwatches], 0, sizeof(*s));
+    w->line = line;
+    w->name = strdup(name);
+    if (!w->name)
+        goto oom;
+    cfg->nwatches++;
+    return w;
+oom:
+    p->oom = true;
+    return NULL;
+}
+
+/*
+ * Our line reader for inih: counts lines, refuses lines longer than inih's buffer, strips
+ * leading blanks, and records every section header (inih reports only sections with keys).
+ */
+static char *read_line(char *buf, int size, void *stream)
+{
+    struct parser *p = stream;
+    int c;
+    size_t n = 0, cap = (size_t)size;
+    bool too_long = false, leading = true, any = false;
+
+    if (cap > LINE_MAX_INI)
+        cap = LINE_MAX_INI;
+    while ((c = fgetc(p->fp)) != EOF) {
+        any = true;
+        if (c == '\n')
+            break;
+        if (leading && (c == ' ' || c == '\t'))
+            continue;
+        leading = false;
+        if (n + 2 < cap)
+            buf[n++] = (char)c;
+        else
+            too_long = true;
+    }
+    if (!any)
+        return NULL;
+    p->lineno++;
+    if (n && buf[n - 1] == '\r')
+        n--;
+    buf[n] = '\0';
+    if (too_long) {
+        add_error(p, p->lineno,
+                  "line is longer than %d characters; shorten it (a long secret can go in "
+                  "password_file or api_key_file)",
+                  LINE_MAX_INI - 2);
+        buf[0] = '\0'; /* skip it */
+    } else if (buf[0] == '[') {
+        char *end = strchr(buf, ']');
+        char name[LINE_MAX_INI];
+        const char *wname = NULL;
+        int sec;
+
+        if (end) {
+            size_t len = (size_t)(end - buf - 1);
+            memcpy(name, buf + 1, len);
+            name[len] = '\0';
+            sec = section_of(name, &wname);
+            if (sec < 0) {
+                add_error(p, p->lineno,
+                          "unknown section [%s]; expected [patchworks], [state], [daemon] or "
+                          "[watch:NAME]",
+                          name);
+            } else if (sec != SEC_WATCH) {
+                int *first = sec == SEC_PATCHWORKS ? &p->pw_line
+                             : sec == SEC_STATE    ? &p->state_line
+                                                   : &p->daemon_line;
+                if (*first)
+                    add_error(p, p->lineno,
+                              "section [%s] appears again (first at line %d); keep one", name,
+                              *first);
+                else
+                    *first = p->lineno;
+            } else if (!*wname) {
+                add_error(p, p->lineno, "[watch:] needs a name, like [watch:orders]");
+            } else {
+                const struct pd_watch *old = pd_config_watch(p->cfg, wname);
+                if (old)
+                    add_error(p, p->lineno,
+                              "section [watch:%s] appears again (first at line %d); give each "
+                              "drop folder its own name",
+                              wname, old->line);
+                else
+                    add_watch(p, wname, p->lineno);
+            }
+        }
+    }
+    return buf;
+}
+
+static int on_ini_value(void *user, const char *section, const char *name, const char *value)
+{
+    struct parser *p = user;
+    const char *wname = NULL;
+    int sec = section_of(section, &wname);
+    const struct key *k;
+    struct seen *seen;
+    void *base;
+
+    if (sec < 0) {
+        if (!*section)
+            add_error(p, p->lineno,
+                      "'%s' is outside any section; put it under [patchworks], [state] or "
+                      "[watch:NAME]",
+                      name);
+        return 1; /* unknown sections were reported once, at their header */
+    }
+    if (sec == SEC_PATCHWORKS) {
+        base = &p->cfg->pw;
+        seen = &p->pw_seen;
+    } else if (sec == SEC_STATE) {
+        base = &p->cfg->state;
+        seen = &p->state_seen;
+    } else if (sec == SEC_DAEMON) {
+        base = &p->cfg->daemon;
+        seen = &p->daemon_seen;
+    } else {
+        struct pd_watch *w = (struct pd_watch *)pd_config_watch(p->cfg, wname);
+        if (!w)
+            return 1; /* a nameless or repeated section: already reported */
+        base = w;
+        seen = &p->watch_seen[w - p->cfg->watches];
+    }
+    k = find_key((enum section)sec, name);
+    if (!k) {
+        char known[1024];
+        size_t used = 0;
+        known[0] = '\0';
+        for (size_t i = 0; i < NKEYS && used < sizeof(known); i++)
+            if (keys[i].section == (enum section)sec)
+                used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s",
+                                         used ? ", " : "", keys[i].name);
+        add_error(p, p->lineno, "unknown key '%s' in [%s]; known keys there: %s", name, section,
+                  known);
+        return 1;
+    }
+    if (seen->line[k - keys]) {
+        add_error(p, p->lineno, "%s is set again (first at line %d); keep one", name,
+                  seen->line[k - keys]);
+        return 1;
+    }
+    seen->line[k - keys] = p->lineno;
+    set_value(p, k, base, value, p->lineno);
+    return 1;
+}
+
+/* Applies the table's defaults to every key of SEC that was not set. */
+static void apply_defaults(struct parser *p, enum section sec, void *base, struct seen *seen)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].section != sec || seen->line[i] || !keys[i].def)
+            continue;
+        /* Defaults are absolute or plain values, so no relative-path resolution applies. */
+        if (set_value(p, &keys[i], base, keys[i].def, 0))
+            abort(); /* a default that does not parse is a bug in the table */
+    }
+}
+
+static int key_line(const struct seen *seen, enum section sec, const char *name)
+{
+    const struct key *k = find_key(sec, name);
+    return k ? seen->line[k - keys] : 0;
+}
+
+/*
+ * Reads a secret from FILE. The file must not be readable by group or others, and its first
+ * line is the secret (a trailing newline is normal and removed).
+ */
+static char *read_secret_file(struct parser *p, const char *file, const char *key, int line)
+{
+    char buf[4096];
+    struct stat st;
+    ssize_t n;
+    int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    char *out = NULL;
+
+    if (fd < 0) {
+        add_error(p, line, "%s %s cannot be opened: %s", key, file, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        add_error(p, line, "%s %s is not a regular file", key, file);
+        goto done;
+    }
+    if (st.st_mode & (S_IRGRP | S_IROTH)) {
+        add_error(p, line, "%s %s can be read by group or others; run chmod 600 %s", key, file,
+                  file);
+        goto done;
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    if (n < 0) {
+        add_error(p, line, "%s %s cannot be read: %s", key, file, strerror(errno));
+        goto done;
+    }
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (!buf[0])
+        add_error(p, line, "%s %s is empty; its first line must hold the secret", key, file);
+    else if (!(out = strdup(buf)))
+        p->oom = true;
+    explicit_bzero(buf, sizeof(buf));
+done:
+    close(fd);
+    return out;
+}
+
+/*
+ * Resolves one secret (password or API key) from its three possible sources: inline, a file, or
+ * the environment. Exactly one may be used; *source says which, in words safe to print.
+ */
+static void resolve_secret(struct parser *p, char **inline_value, const char *file,
+                           const char *name, const char *env, bool config_readable)
+{
+    struct pd_patchworks *pw = &p->cfg->pw;
+    char file_key[64];
+    int inline_line = key_line(&p->pw_seen, SEC_PATCHWORKS, name);
+    int file_line;
+    const char *envval;
+
+    snprintf(file_key, sizeof(file_key), "%s_file", name);
+    file_line = key_line(&p->pw_seen, SEC_PATCHWORKS, file_key);
+    if (*inline_value && file) {
+        add_error(p, file_line, "both %s (line %d) and %s are set; keep one", name, inline_line,
+                  file_key);
+        return;
+    }
+    if (*inline_value) {
+        if (config_readable)
+            add_error(p, inline_line,
+                      "%s is written in this file, which group or others can read; run chmod "
+                      "600 %s (or move the secret to %s)",
+                      name, p->file, file_key);
+        if (asprintf(&pw->secret_source, "%s in %s line %d", name, p->file, inline_line) < 0)
+            p->oom = true;
+        return;
+    }
+    if (file) {
+        *inline_value = read_secret_file(p, file, file_key, file_line);
+        if (*inline_value && asprintf(&pw->secret_source, "%s %s", file_key, file) < 0)
+            p->oom = true;
+        return;
+    }
+    envval = getenv(env);
+    if (envval && *envval) {
+        if (!(*inline_value = strdup(envval)) ||
+            asprintf(&pw->secret_source, "the environment variable %s", env) < 0)
+            p->oom = true;
+    }
+}
+
+static void validate_credentials(struct parser *p, bool config_readable)
+{
+    struct pd_patchworks *pw = &p->cfg->pw;
+    const char *api_env = getenv("PATCHDROP_API_KEY");
+    bool want_key = pw->api_key || pw->api_key_file;
+
+    if (pw->email && want_key) {
+        add_error(p, key_line(&p->pw_seen, SEC_PATCHWORKS, "api_key") +
+                         key_line(&p->pw_seen, SEC_PATCHWORKS, "api_key_file"),
+                  "both email (line %d) and an API key are set; use one way to sign in: email "
+                  "with password, or api_key",
+                  key_line(&p->pw_seen, SEC_PATCHWORKS, "email"));
+        return;
+    }
+    if (pw->email) {
+        pw->auth = PD_AUTH_PASSWORD;
+        resolve_secret(p, &pw->password, pw->password_file, "password", "PATCHDROP_PASSWORD",
+                       config_readable);
+        if (!pw->password && !pw->password_file)
+            add_error(p, key_line(&p->pw_seen, SEC_PATCHWORKS, "email"),
+                      "email is set but no password: set password, password_file, or the "
+                      "environment variable PATCHDROP_PASSWORD");
+        return;
+    }
+    if (pw->password || pw->password_file) {
+        add_error(p,
+                  key_line(&p->pw_seen, SEC_PATCHWORKS, "password") +
+                      key_line(&p->pw_seen, SEC_PATCHWORKS, "password_file"),
+                  "a password is set but no email; add email = (or login name) to [patchworks]");
+        return;
+    }
+    pw->auth = PD_AUTH_API_KEY;
+    if (want_key || (api_env && *api_env)) {
+        resolve_secret(p, &pw->api_key, pw->api_key_file, "api_key", "PATCHDROP_API_KEY",
+                       config_readable);
+        return;
+    }
+    add_error(p, p->pw_line,
+              "no credentials: set email and password (or password_file) in [patchworks], or "
+              "api_key (or api_key_file), or the environment variable PATCHDROP_PASSWORD or "
+              "PATCHDROP_API_KEY");
+}
+
+static void validate_watches(struct parser *p)
+{
+    struct pd_config *cfg = p->cfg;
+
+    for (size_t i = 0; i < cfg->nwatches; i++) {
+        struct pd_watch *w = &cfg->watches[i];
+        struct stat st;
+
+        if (!w->path) {
+            add_error(p, w->line, "[watch:%s] has no path; add path = /the/drop/folder", w->name);
+        } else if (stat(w->path, &st)) {
+            add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "path"),
+                      "path %s: %s; create the folder or fix the path", w->path, strerror(errno));
+        } else if (!S_ISDIR(st.st_mode)) {
+            add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "path"),
+                      "path %s is not a folder; a watch needs the drop folder's path", w->path);
+        }
+        if (w->done_marker && (!strstr(w->done_marker, "{name}") || strchr(w->done_marker, '/')))
+            add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "done_marker"),
+                      "done_marker must hold {name} and no '/', like {name}.done or {name}.ok");
+        if (!w->flow_id)
+            add_error(p, w->line,
+                      "[watch:%s] has no flow_id; add flow_id = the id of the process flow to "
+                      "start",
+                      w->name);
+        for (size_t j = 0; j < i && w->path; j++) {
+            if (cfg->watches[j].path && !strcmp(cfg->watches[j].path, w->path))
+                add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "path"),
+                          "[watch:%s] uses the same path as [watch:%s]; one folder, one watch",
+                          w->name, cfg->watches[j].name);
+        }
+        if (w->path && !w->archive_dir && asprintf(&w->archive_dir, "%s/.patchdrop/archive",
+                                                   w->path) < 0)
+            p->oom = true;
+        if (w->path && !w->failed_dir &&
+            asprintf(&w->failed_dir, "%s/.patchdrop/failed", w->path) < 0)
+            p->oom = true;
+    }
+}
+
+int pd_config_load(const char *file, struct pd_config **out, char **errors)
+{
+    struct parser p;
+    struct stat st;
+    int rc;
+
+    *out = NULL;
+    *errors = NULL;
+    memset(&p, 0, sizeof(p));
+    p.file = file;
+    p.fp = fopen(file, "re");
+    if (!p.fp) {
+        rc = -errno;
+        add_error(&p, 0, "cannot open: %s", strerror(errno));
+        goto fail;
+    }
+    if (fstat(fileno(p.fp), &st) || !S_ISREG(st.st_mode)) {
+        rc = PD_ECONFIG;
+        add_error(&p, 0, "is not a regular file");
+        goto fail;
+    }
+    p.cfg = calloc(1, sizeof(*p.cfg));
+    if (!p.cfg || !(p.cfg->file = strdup(file))) {
+        rc = PD_ENOMEM;
+        goto fail;
+    }
+    /* Relative paths in the file are resolved against its folder, made absolute so that they
+     * keep their meaning whatever the daemon's working directory. */
+    {
+        const char *slash = strrchr(file, '/');
+        char *folder = slash ? strndup(file, (size_t)(slash - file) + (slash == file))
+                             : strdup(".");
+        p.dir = folder ? realpath(folder, NULL) : NULL;
+        free(folder);
+        if (!p.dir) {
+            rc = -errno;
+            add_error(&p, 0, "cannot resolve the folder of the file: %s", strerror(errno));
+            goto fail;
+        }
+    }
+
+    rc = ini_parse_stream(read_line, &p, on_ini_value, &p);
+    if (rc > 0)
+        add_error(&p, rc,
+                  "cannot read this line; expected `key = value`, `[section]` or a comment "
+                  "starting with ; or #");
+    else if (rc < 0) {
+        rc = PD_ENOMEM;
+        goto fail;
+    }
+
+    apply_defaults(&p, SEC_PATCHWORKS, &p.cfg->pw, &p.pw_seen);
+    apply_defaults(&p, SEC_STATE, &p.cfg->state, &p.state_seen);
+    apply_defaults(&p, SEC_DAEMON, &p.cfg->daemon, &p.daemon_seen);
+    for (size_t i = 0; i < p.cfg->nwatches; i++)
+        apply_defaults(&p, SEC_WATCH, &p.cfg->watches[i], &p.watch_seen[i]);
+
+    validate_credentials(&p, (st.st_mode & (S_IRGRP | S_IROTH)) != 0);
+    validate_watches(&p);
+    if (p.cfg->pw.retry_cap_ms < p.cfg->pw.retry_base_ms)
+        add_error(&p, key_line(&p.pw_seen, SEC_PATCHWORKS, "retry_cap"),
+                  "retry_cap is shorter than retry_base; make it at least as long");
+
+    if (p.oom) {
+        rc = PD_ENOMEM;
+        goto fail;
+    }
+    if (p.nerrors) {
+        rc = PD_ECONFIG;
+        goto fail;
+    }
+    *out = p.cfg;
+    p.cfg = NULL;
+    rc = 0;
+fail:
+    if (rc) {
+        *errors = p.oom ? strdup("out of memory while reading the config\n")
+                        : format_problems(&p);
+    }
+    free(p.problems);
+    if (p.fp)
+        fclose(p.fp);
+    pd_config_destroy(&p.cfg);
+    free(p.watch_seen);
+    free(p.dir);
+    return rc;
+}
+
+static void free_fields(enum section sec, void *base)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].section != sec)
+            continue;
+        switch (keys[i].type) {
+        case T_STRING:
+        case T_SECRET:
+        case T_PATH:
+        case T_URL:
+        case T_ID: {
+            char **slot = (char **)(void *)((char *)base + keys[i].offset);
+            if (*slot && keys[i].type == T_SECRET)
+                explicit_bzero(*slot, strlen(*slot));
+            free(*slot);
+            *slot = NULL;
+            break;
+        }
+        default:
+            break;
+        }
+    }
+}
+
+void pd_config_destroy(struct pd_config **cfgp)
+{
+    struct pd_config *cfg = cfgp ? *cfgp : NULL;
+
+    if (!cfg)
+        return;
+    free_fields(SEC_PATCHWORKS, &cfg->pw);
+    free(cfg->pw.secret_source);
+    free_fields(SEC_STATE, &cfg->state);
+    free_fields(SEC_DAEMON, &cfg->daemon);
+    for (size_t i = 0; i < cfg->nwatches; i++) {
+        free_fields(SEC_WATCH, &cfg->watches[i]);
+        free(cfg->watches[i].name);
+    }
+    free(cfg->watches);
+    free(cfg->file);
+    free(cfg);
+    *cfgp = NULL;
+}
+
+const char *pd_config_key_name(size_t i, const char **section)
+{
+    static const char *const names[] = {"patchworks", "state", "daemon", "watch"};
+    if (i >= NKEYS)
+        return NULL;
+    *section = names[keys[i].section];
+    return keys[i].name;
+}
+
+const struct pd_watch *pd_config_watch(const struct pd_config *cfg, const char *name)
+{
+    for (size_t i = 0; cfg && i < cfg->nwatches; i++)
+        if (!strcmp(cfg->watches[i].name, name))
+            return &cfg->watches[i];
+    return NULL;
+}
+
+static void format_duration(uint64_t ms, char *buf, size_t len)
+{
+    if (ms == 0) {
+        snprintf(buf, len, "0");
+        return;
+    }
+    static const struct {
+        const char *unit;
+        uint64_t ms;
+    } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ms && ms % units[i].ms == 0) {
+            snprintf(buf, len, "%" PRIu64 "%s", ms / units[i].ms, units[i].unit);
+            return;
+        }
+    }
+    snprintf(buf, len, "%" PRIu64 "ms", ms);
+}
+
+static void print_section(enum section sec, const void *base, FILE *out)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        const char *field = (const char *)base + k->offset;
+        char buf[64];
+
+        if (k->section != sec)
+            continue;
+        switch (k->type) {
+        case T_SECRET: {
+            const char *v = *(char *const *)(const void *)field;
+            if (v)
+                fprintf(out, "%s = ********\n", k->name);
+            else
+                fprintf(out, "; %s is not set\n", k->name);
+            break;
+        }
+        case T_STRING:
+        case T_PATH:
+        case T_URL:
+        case T_ID: {
+            const char *v = *(char *const *)(const void *)field;
+            if (v)
+                fprintf(out, "%s = %s\n", k->name, v);
+            else
+                fprintf(out, "; %s is not set\n", k->name);
+            break;
+        }
+        case T_UINT:
+        case T_SIZE:
+            fprintf(out, "%s = %" PRIu64 "\n", k->name, *(const uint64_t *)(const void *)field);
+            break;
+        case T_DURATION:
+            format_duration(*(const uint64_t *)(const void *)field, buf, sizeof(buf));
+            fprintf(out, "%s = %s\n", k->name, buf);
+            break;
+        case T_BOOL:
+            fprintf(out, "%s = %s\n", k->name, *(const bool *)(const void *)field ? "yes" : "no");
+            break;
+        case T_ENUM:
+            fprintf(out, "%s = %s\n", k->name, k->choices[*(const int *)(const void *)field]);
+            break;
+        }
+    }
+}
+
+void pd_config_print(const struct pd_config *cfg, FILE *out)
+{
+    fprintf(out, "; effective configuration of %s (defaults included, secrets masked)\n",
+            cfg->file);
+    fprintf(out, "[patchworks]\n");
+    fprintf(out, "; signs in with %s", cfg->pw.auth == PD_AUTH_API_KEY ? "an API key" : "email and password");
+    if (cfg->pw.secret_source)
+        fprintf(out, " (secret from %s)", cfg->pw.secret_source);
+    fprintf(out, "\n");
+    print_section(SEC_PATCHWORKS, &cfg->pw, out);
+    fprintf(out, "\n[state]\n");
+    print_section(SEC_STATE, &cfg->state, out);
+    fprintf(out, "\n[daemon]\n");
+    print_section(SEC_DAEMON, &cfg->daemon, out);
+    for (size_t i = 0; i < cfg->nwatches; i++) {
+        fprintf(out, "\n[watch:%s]\n", cfg->watches[i].name);
+        print_section(SEC_WATCH, &cfg->watches[i], out);
+    }
+}

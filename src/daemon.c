@@ -1,0 +1,1540 @@
+/*
+ * The drop-folder daemon (see pd_daemon.h).
+ *
+ * The loop thread only keeps books and talks to the network; every step that touches a file's
+ * content or the disk's durability (hashing, splitting, saving progress, archiving) runs on
+ * libuv's thread pool, one step of a job at a time, so the loop never stalls on a big file or a
+ * slow fsync. A job's step changes only in job_set(), which logs the transition.
+ *
+ *   candidate --ready--> claim (rename into work/) --> PREPARE (lock, hash, state, splitter)
+ *     --> chunk --> request --OK--> ACK (save progress) --> next chunk ... --> FINISH (archive)
+ *                           --413--> RESPLIT --> chunk
+ *                           --refused / gave up--> FAIL (failed folder)
+ */
+#include "pd_daemon.h"
+
+#include "pd_api.h"
+#include "pd_client.h"
+#include "pd_config.h"
+#include "pd_error.h"
+#include "pd_fsutil.h"
+#include "pd_jobstate.h"
+#include "pd_log.h"
+#include "pd_ready.h"
+#include "pd_split.h"
+#include "pd_watch.h"
+
+#include <openssl/evp.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NEVER UINT64_MAX
+#define TICK_MS 50
+#define PARK_RETRY_MS 10000
+#define MIN_BUDGET 256
+
+/* ---- candidates: names seen in a drop folder, waiting to be ready ----------------------- */
+
+struct cand {
+    struct cand *next; /* hash chain */
+    char *name;        /* relative to the watch's root */
+    struct pd_ready_obs obs;
+    uint64_t due_ms; /* when to look again; NEVER: only on an event or rescan */
+    uint64_t gen;    /* scan generation that last saw it */
+    bool warned;     /* said once that it is not a regular file */
+    bool queued;     /* in the ready heap */
+};
+
+struct job;
+
+struct dwatch {
+    struct pd_daemon *d;
+    const struct pd_watch *cfg;
+    struct pd_ready_rules rules;
+    struct pd_watcher *watcher;
+    char *work_dir, *state_dir;
+    struct cand **buckets;
+    size_t nbuckets, ncands;
+    struct cand **heap; /* ready candidates, oldest first */
+    size_t nheap, capheap;
+    uint64_t gen;
+    uint64_t next_due;
+    bool scanned; /* a full scan finished at least once */
+    unsigned active;
+};
+
+enum job_step {
+    STEP_PREPARE,
+    STEP_CHUNK_READY, /* a body waits to be sent */
+    STEP_SENDING,
+    STEP_ACK,
+    STEP_RESPLIT,
+    STEP_FINISH_OK,
+    STEP_FINISH_FAIL,
+    STEP_PARKED, /* could not be moved out of work/: retried later */
+    STEP_ENDED,
+};
+
+/* What a thread-pool step asks the loop thread to do next. */
+enum after {
+    AFTER_SEND,     /* a chunk body is ready */
+    AFTER_FINISH,   /* every chunk acknowledged (or a duplicate): archive it */
+    AFTER_FAIL,     /* reject the file: failed folder */
+    AFTER_DONE,     /* moved out of work/: the job is over */
+    AFTER_LOCKED,   /* another daemon holds the file */
+    AFTER_PARK,     /* a disk step failed: keep the file in work/ and try again later */
+    AFTER_RELEASE,  /* leave the file in work/ for later (shutdown, transient error) */
+};
+
+struct job {
+    struct job *next, *prev;
+    struct pd_daemon *d;
+    struct dwatch *w;
+    enum job_step step;
+    bool resume;     /* found in work/, not claimed now */
+    bool busy;       /* a thread-pool step or a request is under way */
+    bool in_flight;  /* a request is under way */
+    bool counted;    /* holds one of the daemon's active slots */
+    int fd;
+    char *work_path, *state_path;
+    struct pd_jobstate js;
+    struct pd_splitter *sp;
+    struct pd_chunk chunk; /* the chunk being sent (body below) */
+    char *body;
+    size_t body_len;
+    uint64_t new_budget;
+    struct pd_chunk_rec ack; /* the acknowledgement to record */
+    char *reason;            /* FAIL: words */
+    long fail_status;
+    char *fail_message, *fail_errors;
+    int fail_chunk;
+    int64_t fail_offset;
+    char *final_path; /* where the file went */
+    char *park_why;
+    uint64_t park_until;
+    bool finish_failed; /* a parked finish goes to the failed folder */
+    uv_work_t work;
+    enum after after;
+};
+
+struct pd_daemon {
+    uv_loop_t *loop;
+    const struct pd_config *cfg;
+    struct pd_daemon_opts opts;
+    struct pd_client *client;
+    struct dwatch *watches;
+    size_t nwatches;
+    size_t rr; /* round-robin start for dispatch */
+    struct job *jobs;
+    unsigned active, max_active;
+    uv_timer_t tick;
+    uv_timer_t grace;
+    bool stopping, stopped_told, closing;
+    char *fatal;
+    struct pd_daemon_summary sum;
+    int pending_closes;
+    void (*on_closed)(void *);
+    void *closed_arg;
+};
+
+static void dispatch(struct pd_daemon *d);
+static void job_run(struct job *j, void (*fn)(uv_work_t *));
+static void check_stopped(struct pd_daemon *d);
+static void work_next(uv_work_t *w);
+static void work_finish(uv_work_t *w);
+static void job_set(struct job *j, enum job_step s);
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static char *join(const char *a, const char *b)
+{
+    char *out;
+    return asprintf(&out, "%s/%s", a, b) < 0 ? NULL : out;
+}
+
+static const char *q(const char *v, char *buf, size_t len)
+{
+    return pd_log_quote(v ? v : "", buf, len);
+}
+
+/* ---- candidate table and ready heap ----------------------------------------------------- */
+
+static uint64_t hash_name(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static struct cand *cand_find(struct dwatch *w, const char *name)
+{
+    if (!w->nbuckets)
+        return NULL;
+    for (struct cand *c = w->buckets[hash_name(name) % w->nbuckets]; c; c = c->next)
+        if (!strcmp(c->name, name))
+            return c;
+    return NULL;
+}
+
+static int cand_grow(struct dwatch *w)
+{
+    size_t n = w->nbuckets ? w->nbuckets * 2 : 1024;
+    struct cand **b = calloc(n, sizeof(*b));
+    if (!b)
+        return PD_ENOMEM;
+    for (size_t i = 0; i < w->nbuckets; i++) {
+        for (struct cand *c = w->buckets[i], *next; c; c = next) {
+            next = c->next;
+            size_t k = hash_name(c->name) % n;
+            c->next = b[k];
+            b[k] = c;
+        }
+    }
+    free(w->buckets);
+    w->buckets = b;
+    w->nbuckets = n;
+    return 0;
+}
+
+static struct cand *cand_add(struct dwatch *w, const char *name)
+{
+    struct cand *c;
+    if (w->ncands >= w->nbuckets && cand_grow(w))
+        return NULL;
+    c = calloc(1, sizeof(*c));
+    if (!c || !(c->name = strdup(name))) {
+        free(c);
+        return NULL;
+    }
+    size_t k = hash_name(name) % w->nbuckets;
+    c->next = w->buckets[k];
+    w->buckets[k] = c;
+    w->ncands++;
+    return c;
+}
+
+static void cand_remove(struct dwatch *w, struct cand *c)
+{
+    struct cand **pp = &w->buckets[hash_name(c->name) % w->nbuckets];
+    while (*pp != c)
+        pp = &(*pp)->next;
+    *pp = c->next;
+    w->ncands--;
+    free(c->name);
+    free(c);
+}
+
+/* Oldest first: mtime, then name. */
+static bool older(const struct cand *a, const struct cand *b)
+{
+    if (a->obs.mtime_ns != b->obs.mtime_ns)
+        return a->obs.mtime_ns < b->obs.mtime_ns;
+    return strcmp(a->name, b->name) < 0;
+}
+
+static int heap_push(struct dwatch *w, struct cand *c)
+{
+    if (w->nheap == w->capheap) {
+        size_t cap = w->capheap ? w->capheap * 2 : 64;
+        struct cand **grown = realloc(w->heap, cap * sizeof(*grown));
+        if (!grown)
+            return PD_ENOMEM;
+        w->heap = grown;
+        w->capheap = cap;
+    }
+    size_t i = w->nheap++;
+    while (i > 0 && older(c, w->heap[(i - 1) / 2])) {
+        w->heap[i] = w->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    w->heap[i] = c;
+    c->queued = true;
+    return 0;
+}
+
+static struct cand *heap_pop(struct dwatch *w)
+{
+    struct cand *top, *last;
+    size_t i = 0;
+
+    if (!w->nheap)
+        return NULL;
+    top = w->heap[0];
+    last = w->heap[--w->nheap];
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        const struct cand *mc = last;
+        if (l < w->nheap && older(w->heap[l], mc)) {
+            m = l;
+            mc = w->heap[l];
+        }
+        if (r < w->nheap && older(w->heap[r], mc))
+            m = r;
+        if (m == i)
+            break;
+        w->heap[i] = w->heap[m];
+        i = m;
+    }
+    if (w->nheap)
+        w->heap[i] = last;
+    top->queued = false;
+    return top;
+}
+
+/* ---- noticing and readiness (loop thread) ------------------------------------------------ */
+
+static const char *kind_of(mode_t m)
+{
+    if (S_ISLNK(m))
+        return "a symbolic link";
+    if (S_ISFIFO(m))
+        return "a fifo";
+    if (S_ISDIR(m))
+        return "a folder";
+    if (S_ISCHR(m) || S_ISBLK(m))
+        return "a device";
+    if (S_ISSOCK(m))
+        return "a socket";
+    return "not a regular file";
+}
+
+/* Looks at one candidate now: gone, not a file, still settling, or ready. */
+static void cand_check(struct dwatch *w, struct cand *c, uint64_t now)
+{
+    char path[PATH_MAX], qb[PATH_MAX + 16];
+    struct stat st;
+
+    c->due_ms = NEVER;
+    if ((size_t)snprintf(path, sizeof(path), "%s/%s", w->cfg->path, c->name) >= sizeof(path))
+        return;
+    if (lstat(path, &st)) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            cand_remove(w, c);
+        return;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        if (!c->warned)
+            pd_log(PD_LOG_WARN,
+                   "event=ignored watch=%s file=%s reason=\"%s: patchdrop only sends regular "
+                   "files and never follows links\"",
+                   w->cfg->name, q(c->name, qb, sizeof(qb)), kind_of(st.st_mode));
+        c->warned = true;
+        return;
+    }
+    c->warned = false;
+    uint64_t wait = pd_ready_observe(&w->rules, &c->obs, &st, now, wall_ms());
+    if (wait) {
+        c->due_ms = now + wait;
+        return;
+    }
+    if (w->rules.done_marker) {
+        char marker[NAME_MAX + 1], mpath[PATH_MAX];
+        const char *slash = strrchr(c->name, '/');
+        const char *base = slash ? slash + 1 : c->name;
+        if (!pd_ready_marker_name(&w->rules, base, marker, sizeof(marker)))
+            return;
+        snprintf(mpath, sizeof(mpath), "%s/%.*s%s", w->cfg->path,
+                 slash ? (int)(slash - c->name + 1) : 0, c->name, marker);
+        if (access(mpath, F_OK))
+            return; /* the marker's arrival is an event (or the next rescan) */
+    }
+    if (heap_push(w, c) == 0)
+        dispatch(w->d);
+}
+
+/* The candidate whose done marker NAME is, if NAME is a marker. */
+static struct cand *marker_owner(struct dwatch *w, const char *name)
+{
+    const char *t = w->rules.done_marker, *hole;
+    const char *slash = strrchr(name, '/');
+    const char *base = slash ? slash + 1 : name;
+    char owner[PATH_MAX];
+    size_t pre, post, len = strlen(base);
+
+    if (!t || !(hole = strstr(t, "{name}")))
+        return NULL;
+    pre = (size_t)(hole - t);
+    post = strlen(hole + 6);
+    if (len <= pre + post || strncmp(base, t, pre) || strcmp(base + len - post, hole + 6))
+        return NULL;
+    snprintf(owner, sizeof(owner), "%.*s%.*s", slash ? (int)(slash - name + 1) : 0, name,
+             (int)(len - pre - post), base + pre);
+    return cand_find(w, owner);
+}
+
+static bool is_once_idle(struct pd_daemon *d);
+static void resume_orphans(struct dwatch *w);
+
+static void on_watch_event(void *arg, enum pd_watch_event ev, const char *name)
+{
+    struct dwatch *w = arg;
+    struct pd_daemon *d = w->d;
+
+    if (d->stopping)
+        return;
+    if (ev == PD_WATCH_ERROR) {
+        pd_log(PD_LOG_ERROR, "event=folder_error watch=%s reason=\"%s\"", w->cfg->name, name);
+        w->scanned = true; /* nothing to wait for in --once */
+        if (d->opts.once && is_once_idle(d))
+            pd_daemon_stop(d, 0);
+        return;
+    }
+    if (ev == PD_WATCH_SCAN_DONE) {
+        /* Names not seen by this scan are gone; forget them (unless queued for a claim). */
+        for (size_t i = 0; i < w->nbuckets; i++) {
+            for (struct cand *c = w->buckets[i], *next; c; c = next) {
+                next = c->next;
+                if (c->gen != w->gen && !c->queued)
+                    cand_remove(w, c);
+            }
+        }
+        w->gen++;
+        w->scanned = true;
+        resume_orphans(w);
+        dispatch(d);
+        return;
+    }
+    const char *slash = strrchr(name, '/');
+    const char *base = slash ? slash + 1 : name;
+    if (!pd_ready_name_wanted(&w->rules, base)) {
+        struct cand *owner = marker_owner(w, name);
+        if (owner && !owner->queued)
+            owner->due_ms = 0;
+        return;
+    }
+    struct cand *c = cand_find(w, name);
+    if (!c && !(c = cand_add(w, name)))
+        return;
+    c->gen = w->gen;
+    if (!c->queued && c->due_ms == NEVER) {
+        c->due_ms = 0;
+        w->next_due = 0;
+    } else if (!c->queued && c->due_ms == 0) {
+        w->next_due = 0;
+    }
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct pd_daemon *d = t->data;
+    uint64_t now = now_ms();
+
+    for (size_t i = 0; i < d->nwatches && !d->stopping; i++) {
+        struct dwatch *w = &d->watches[i];
+        uint64_t next = NEVER;
+        if (w->next_due > now)
+            continue;
+        for (size_t b = 0; b < w->nbuckets; b++) {
+            for (struct cand *c = w->buckets[b], *nx; c; c = nx) {
+                nx = c->next;
+                if (c->queued)
+                    continue;
+                if (c->due_ms <= now)
+                    cand_check(w, c, now); /* may remove c */
+                else if (c->due_ms < next)
+                    next = c->due_ms;
+            }
+        }
+        /* Candidates checked just now may be due again soon; look again next tick. */
+        w->next_due = next == NEVER ? NEVER : next;
+        for (size_t b = 0; b < w->nbuckets && w->next_due != 0; b++)
+            for (struct cand *c = w->buckets[b]; c; c = c->next)
+                if (!c->queued && c->due_ms < w->next_due)
+                    w->next_due = c->due_ms;
+    }
+    /* Parked jobs (could not be moved out of work/) are retried now and then. */
+    for (struct job *j = d->jobs; j && !d->stopping; j = j->next) {
+        if (j->step == STEP_PARKED && !j->busy && j->park_until <= now) {
+            job_set(j, j->finish_failed ? STEP_FINISH_FAIL : STEP_FINISH_OK);
+            job_run(j, work_finish);
+        }
+    }
+    if (d->opts.once && is_once_idle(d))
+        pd_daemon_stop(d, 0);
+}
+
+/* ---- jobs: thread-pool steps -------------------------------------------------------------- */
+
+static void job_fail(struct job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Marks the job for the failed folder with a reason in words (thread-pool or loop thread). */
+static void job_fail(struct job *j, const char *fmt, ...)
+{
+    va_list ap;
+    free(j->reason);
+    va_start(ap, fmt);
+    if (vasprintf(&j->reason, fmt, ap) < 0)
+        j->reason = NULL;
+    va_end(ap);
+    j->after = AFTER_FAIL;
+}
+
+static void job_park(struct job *j, const char *step, int rc)
+{
+    free(j->park_why);
+    if (asprintf(&j->park_why, "%s: %s", step, pd_strerror(rc)) < 0)
+        j->park_why = NULL;
+    j->after = AFTER_PARK;
+}
+
+static int sha256_file(int fd, char out[65])
+{
+    unsigned char buf[65536], md[32];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    off_t off = 0;
+    int rc = 0;
+
+    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(ctx);
+        return PD_ENOMEM;
+    }
+    for (;;) {
+        ssize_t n = pread(fd, buf, sizeof(buf), off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        EVP_DigestUpdate(ctx, buf, (size_t)n);
+        off += n;
+    }
+    if (!rc && !EVP_DigestFinal_ex(ctx, md, &mdlen))
+        rc = PD_ENOMEM;
+    EVP_MD_CTX_free(ctx);
+    for (unsigned i = 0; !rc && i < mdlen; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return rc;
+}
+
+/* The dedupe record of a content for a flow: <state dir>/dedupe/<flow>-<sha256>. */
+static char *dedupe_path(const struct job *j)
+{
+    char *out;
+    if (asprintf(&out, "%s/dedupe/%s-%s", j->d->cfg->state.dir, j->js.flow_id, j->js.sha256) < 0)
+        return NULL;
+    return out;
+}
+
+static void dedupe_check(struct job *j)
+{
+    char *path = dedupe_path(j), *text = NULL;
+    struct stat st;
+
+    if (!path)
+        return;
+    if (stat(path, &st) == 0 &&
+        wall_ms() - (uint64_t)st.st_mtim.tv_sec * 1000 < j->w->cfg->dedupe_ms &&
+        pd_fs_read_all(path, 4096, &text, NULL) == 0) {
+        text[strcspn(text, "\n")] = '\0';
+        j->js.duplicate_of = text;
+        text = NULL;
+    }
+    free(text);
+    free(path);
+}
+
+static void dedupe_record(struct job *j)
+{
+    char *path = dedupe_path(j), *dir = NULL;
+    if (!path || !j->final_path)
+        goto done;
+    if (asprintf(&dir, "%s/dedupe", j->d->cfg->state.dir) < 0)
+        goto done;
+    if (pd_fs_mkdirs(dir, 0700) == 0) {
+        char line[PATH_MAX + 32];
+        int n = snprintf(line, sizeof(line), "%s.receipt.json\n", j->final_path);
+        pd_fs_write_atomic(path, line, (size_t)n, 0600);
+    }
+done:
+    free(dir);
+    free(path);
+}
+
+static int open_splitter(struct job *j)
+{
+    const struct pd_watch *wc = j->w->cfg;
+    struct pd_split_opts o = {
+        .format = wc->split,
+        .max_body = j->js.max_body,
+        .json_array = wc->json_array,
+        .xml_record = wc->xml_record,
+        .header_lines = (unsigned)wc->header_lines,
+        .encoding = wc->encoding,
+        .name = j->js.name,
+    };
+    int rc = pd_split_create(j->fd, NULL, &o, &j->sp);
+    if (rc) {
+        job_fail(j, "%s", j->sp ? pd_split_error(j->sp) : pd_strerror(rc));
+        return rc;
+    }
+    if (j->js.next_offset || j->js.next_index) {
+        rc = pd_split_seek(j->sp, j->js.next_offset, j->js.next_index);
+        if (rc) {
+            job_fail(j, "%s: cannot resume at byte %" PRIu64 ": %s", j->js.name,
+                     j->js.next_offset, pd_split_error(j->sp));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Lock, check, hash, record the claim, open the splitter; then cut the first chunk. */
+static void work_prepare(uv_work_t *wk)
+{
+    struct job *j = wk->data;
+    struct stat st;
+    char *why = NULL;
+    int rc;
+
+    j->fd = open(j->work_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (j->fd < 0) {
+        /* Gone: another daemon finished it, or it was never ours. */
+        j->after = errno == ENOENT ? AFTER_LOCKED : AFTER_RELEASE;
+        if (j->after == AFTER_RELEASE)
+            job_park(j, "open the claimed file", -errno);
+        return;
+    }
+    if (flock(j->fd, LOCK_EX | LOCK_NB)) {
+        j->after = AFTER_LOCKED;
+        return;
+    }
+    /* Still there after we locked it? A daemon that finished it moved it away first. */
+    if (fstat(j->fd, &st) || st.st_nlink == 0 || !S_ISREG(st.st_mode)) {
+        j->after = AFTER_LOCKED;
+        return;
+    }
+    if (j->resume) {
+        rc = pd_jobstate_load(j->state_path, &j->js, &why);
+        if (rc == -ENOENT) {
+            j->resume = false; /* claimed, then a crash before its record was written */
+        } else if (rc) {
+            /* Without its record nobody knows which chunks arrived: a person must decide. */
+            struct pd_jobstate fresh = {0};
+            j->js = fresh;
+            j->js.name = strdup(strrchr(j->work_path, '/') + 1);
+            j->js.work_name = strdup(j->js.name);
+            j->js.watch = strdup(j->w->cfg->name);
+            j->js.flow_id = strdup(j->w->cfg->flow_id);
+            j->js.size = (uint64_t)st.st_size;
+            job_fail(j,
+                     "its delivery record %s is unreadable (%s), so which chunks already "
+                     "arrived is unknown; check the flow runs in Patchworks, then drop the "
+                     "file again if needed",
+                     j->state_path, why ? why : pd_strerror(rc));
+            free(why);
+            return;
+        }
+    }
+    if (!j->resume) {
+        char id[33];
+        const char *name = j->js.name;
+        j->js.name = NULL;
+        pd_jobstate_cleanup(&j->js);
+        if (pd_jobstate_new_claim_id(id)) {
+            job_park(j, "make a claim id", -errno);
+            free((char *)name);
+            return;
+        }
+        j->js.claim_id = strdup(id);
+        j->js.name = name ? (char *)name : strdup(strrchr(j->work_path, '/') + 1);
+        j->js.work_name = strdup(strrchr(j->work_path, '/') + 1);
+        j->js.watch = strdup(j->w->cfg->name);
+        j->js.flow_id = strdup(j->w->cfg->flow_id);
+        j->js.version_id = j->w->cfg->version_id ? strdup(j->w->cfg->version_id) : NULL;
+        j->js.size = (uint64_t)st.st_size;
+        j->js.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        j->js.claimed_ms = wall_ms();
+        j->js.max_body = j->d->cfg->pw.max_body;
+    } else if ((uint64_t)st.st_size != j->js.size) {
+        job_fail(j,
+                 "%s changed size while being delivered (%" PRIu64 " bytes when claimed, %lld "
+                 "now); %u chunk(s) were delivered; drop a complete file again",
+                 j->js.name, j->js.size, (long long)st.st_size, j->js.next_index);
+        return;
+    }
+    if (!j->js.sha256) {
+        char hex[65];
+        if ((rc = sha256_file(j->fd, hex))) {
+            job_park(j, "read the file to hash it", rc);
+            return;
+        }
+        j->js.sha256 = strdup(hex);
+    }
+    if (!j->resume && (rc = pd_jobstate_save(&j->js, j->state_path))) {
+        job_park(j, "save the delivery record", rc);
+        return;
+    }
+    if (j->js.finished) {
+        j->after = AFTER_FINISH;
+        return;
+    }
+    if (st.st_size == 0) {
+        job_fail(j, "the file is empty; Patchworks refuses a blank payload, so nothing was sent");
+        return;
+    }
+    if (j->w->cfg->dedupe_ms && j->js.nchunks == 0) {
+        dedupe_check(j);
+        if (j->js.duplicate_of) {
+            j->after = AFTER_FINISH;
+            return;
+        }
+    }
+    if (open_splitter(j))
+        return;
+    work_next(wk);
+}
+
+/* Cuts the next chunk: AFTER_SEND with a body, AFTER_FINISH at the end, or a failure. */
+static void work_next(uv_work_t *wk)
+{
+    struct job *j = wk->data;
+    int rc = pd_split_next(j->sp, &j->chunk);
+
+    if (rc > 0) {
+        free(j->body);
+        j->body = pd_split_take_body(j->sp, &j->body_len);
+        j->after = j->body ? AFTER_SEND : AFTER_PARK;
+        return;
+    }
+    if (rc == 0) {
+        j->js.finished = true;
+        if ((rc = pd_jobstate_save(&j->js, j->state_path))) {
+            job_park(j, "save the delivery record", rc);
+            return;
+        }
+        j->after = AFTER_FINISH;
+        return;
+    }
+    if (rc == PD_ENOMEM || (rc > -1000 && rc < 0)) {
+        job_park(j, "read the file", rc);
+        return;
+    }
+    job_fail(j, "%s", pd_split_error(j->sp));
+    j->fail_chunk = (int)j->js.next_index;
+    j->fail_offset = (int64_t)j->js.next_offset;
+}
+
+/* Records an acknowledged chunk durably, then cuts the next one. */
+static void work_ack(uv_work_t *wk)
+{
+    struct job *j = wk->data;
+    int rc = pd_jobstate_add_chunk(&j->js, &j->ack);
+
+    free(j->ack.run_id);
+    free(j->ack.answer);
+    memset(&j->ack, 0, sizeof(j->ack));
+    if (!rc)
+        rc = pd_jobstate_save(&j->js, j->state_path);
+    if (rc) {
+        /* The chunk arrived but its record did not: a restart would send it again. */
+        job_park(j, "save the delivery record", rc);
+        return;
+    }
+    work_next(wk);
+}
+
+static void work_resplit(uv_work_t *wk)
+{
+    struct job *j = wk->data;
+    int rc = pd_split_resplit(j->sp, j->new_budget);
+
+    if (rc) {
+        job_fail(j,
+                 "Patchworks refused a %zu-byte request as too large (HTTP 413) and the chunk "
+                 "cannot be cut smaller: %s; lower max_body or split the records upstream",
+                 j->body_len, pd_split_error(j->sp));
+        j->fail_status = 413;
+        return;
+    }
+    j->js.max_body = j->new_budget;
+    work_next(wk);
+}
+
+/*
+ * Moves the work file into DIR under a name no other file or SIDECAR uses, after writing the
+ * sidecar TEXT beside it. Nothing is ever overwritten: a clash takes the next suffix.
+ */
+static int place(struct job *j, const char *dir, const char *sidecar, const char *text)
+{
+    const char *slash = strrchr(j->js.name, '/');
+    const char *base = slash ? slash + 1 : j->js.name;
+    char name[NAME_MAX + 1], *side = NULL, *dest = NULL;
+    int rc;
+
+    if ((rc = pd_fs_mkdirs(dir, 0755)))
+        return rc;
+    for (unsigned start = 0;; start++) {
+        rc = pd_fs_unique_name(dir, base, sidecar, start, name, sizeof(name) - strlen(sidecar));
+        if (rc)
+            return rc;
+        free(side);
+        free(dest);
+        dest = join(dir, name);
+        if (!dest || asprintf(&side, "%s%s", dest, sidecar) < 0) {
+            side = NULL;
+            rc = PD_ENOMEM;
+            break;
+        }
+        rc = pd_fs_create_durable(side, text, strlen(text), 0644);
+        if (rc == -EEXIST)
+            continue; /* another daemon took the name just now */
+        if (rc)
+            break;
+        rc = pd_fs_rename_noreplace(j->work_path, dest);
+        if (rc == -EEXIST) {
+            unlink(side);
+            continue;
+        }
+        if (rc) {
+            unlink(side);
+            break;
+        }
+        rc = pd_fs_fsync_dir(dir);
+        break;
+    }
+    if (!rc) {
+        free(j->final_path);
+        j->final_path = dest;
+        dest = NULL;
+    }
+    free(side);
+    free(dest);
+    return rc;
+}
+
+static void remove_marker(struct job *j)
+{
+    const char *slash = strrchr(j->js.name, '/');
+    const char *base = slash ? slash + 1 : j->js.name;
+    char marker[NAME_MAX + 1], path[PATH_MAX];
+
+    if (!pd_ready_marker_name(&j->w->rules, base, marker, sizeof(marker)))
+        return;
+    snprintf(path, sizeof(path), "%s/%.*s%s", j->w->cfg->path,
+             slash ? (int)(slash - j->js.name + 1) : 0, j->js.name, marker);
+    unlink(path);
+}
+
+static void work_finish(uv_work_t *wk)
+{
+    struct job *j = wk->data;
+    bool failed = j->step == STEP_FINISH_FAIL;
+    char *text;
+    int rc;
+
+    if (failed) {
+        struct pd_failure f = {
+            .reason = j->reason ? j->reason : "rejected",
+            .status = j->fail_status,
+            .message = j->fail_message,
+            .errors = j->fail_errors,
+            .chunk = j->fail_chunk,
+            .offset = j->fail_offset,
+        };
+        text = pd_jobstate_error_report(&j->js, &f, wall_ms());
+    } else {
+        text = pd_jobstate_receipt(&j->js, wall_ms());
+    }
+    if (!text) {
+        job_park(j, "write the receipt", PD_ENOMEM);
+        return;
+    }
+    rc = place(j, failed ? j->w->cfg->failed_dir : j->w->cfg->archive_dir,
+               failed ? ".error.json" : ".receipt.json", text);
+    free(text);
+    if (rc) {
+        job_park(j, failed ? "move the file to the failed folder"
+                           : "move the file to the archive folder",
+                 rc);
+        return;
+    }
+    remove_marker(j);
+    if (!failed && j->w->cfg->dedupe_ms && !j->js.duplicate_of)
+        dedupe_record(j);
+    /* The file is safe in its new home: its record may go. */
+    unlink(j->state_path);
+    pd_fs_fsync_dir(j->w->state_dir);
+    j->after = AFTER_DONE;
+}
+
+/* ---- jobs: loop thread -------------------------------------------------------------------- */
+
+static const char *step_name(enum job_step s)
+{
+    static const char *const names[] = {"prepare", "chunk_ready", "sending", "ack",
+                                        "resplit", "finish_ok",   "finish_fail", "parked",
+                                        "ended"};
+    return names[s];
+}
+
+/* The one place a job's step changes, so every transition can be traced. */
+static void job_set(struct job *j, enum job_step s)
+{
+    char qb[PATH_MAX + 16];
+    pd_log(PD_LOG_DEBUG, "event=job_step watch=%s file=%s from=%s to=%s", j->w->cfg->name,
+           q(j->js.name ? j->js.name : j->work_path, qb, sizeof(qb)), step_name(j->step),
+           step_name(s));
+    j->step = s;
+}
+
+static void job_free(struct job *j)
+{
+    struct pd_daemon *d = j->d;
+
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        d->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    if (j->counted) {
+        d->active--;
+        j->w->active--;
+    }
+    if (j->fd >= 0)
+        close(j->fd); /* releases the flock */
+    pd_split_destroy(&j->sp);
+    pd_jobstate_cleanup(&j->js);
+    free(j->ack.run_id);
+    free(j->ack.answer);
+    free(j->body);
+    free(j->work_path);
+    free(j->state_path);
+    free(j->reason);
+    free(j->fail_message);
+    free(j->fail_errors);
+    free(j->final_path);
+    free(j->park_why);
+    free(j);
+}
+
+static void job_end(struct job *j)
+{
+    struct pd_daemon *d = j->d;
+    job_set(j, STEP_ENDED);
+    job_free(j);
+    if (!d->stopping)
+        dispatch(d);
+    check_stopped(d);
+}
+
+static void on_request_done(void *arg, const struct pd_client_result *r);
+
+static void send_chunk(struct job *j)
+{
+    struct pd_client_request req = {.method = "POST", .body = j->body, .body_len = j->body_len};
+    char *url = NULL;
+    int rc = pd_api_start_url(&j->d->cfg->pw, j->js.flow_id, j->js.version_id, &url);
+
+    if (!rc) {
+        req.url = url;
+        rc = pd_client_submit(j->d->client, &req, on_request_done, j);
+    }
+    free(url);
+    if (rc) {
+        /* Closing, or out of memory: the file stays in work/ for later. */
+        job_end(j);
+        return;
+    }
+    job_set(j, STEP_SENDING);
+    j->busy = true;
+    j->in_flight = true;
+}
+
+static void report_file(struct job *j, bool ok)
+{
+    struct pd_daemon *d = j->d;
+    char qb[PATH_MAX + 16], qp[PATH_MAX + 16], qr[2048];
+
+    if (ok && j->js.duplicate_of) {
+        d->sum.duplicates++;
+        pd_log(PD_LOG_INFO, "event=duplicate watch=%s file=%s archived=%s duplicate_of=%s",
+               j->w->cfg->name, q(j->js.name, qb, sizeof(qb)), q(j->final_path, qp, sizeof(qp)),
+               q(j->js.duplicate_of, qr, sizeof(qr)));
+        if (d->opts.report)
+            fprintf(d->opts.report, "%s: duplicate of %s, not sent; archived as %s\n",
+                    j->js.name, j->js.duplicate_of, j->final_path);
+    } else if (ok) {
+        d->sum.delivered++;
+        pd_log(PD_LOG_INFO, "event=delivered watch=%s file=%s chunks=%zu bytes=%" PRIu64
+                            " archived=%s",
+               j->w->cfg->name, q(j->js.name, qb, sizeof(qb)), j->js.nchunks, j->js.size,
+               q(j->final_path, qp, sizeof(qp)));
+        if (d->opts.report)
+            fprintf(d->opts.report, "%s: delivered in %zu chunk(s); archived as %s\n",
+                    j->js.name, j->js.nchunks, j->final_path);
+    } else {
+        d->sum.rejected++;
+        pd_log(PD_LOG_ERROR, "event=rejected watch=%s file=%s status=%ld moved=%s reason=%s",
+               j->w->cfg->name, q(j->js.name, qb, sizeof(qb)), j->fail_status,
+               q(j->final_path, qp, sizeof(qp)), q(j->reason, qr, sizeof(qr)));
+        if (d->opts.report)
+            fprintf(d->opts.report, "%s: FAILED: %s; moved to %s (reason in %s.error.json)\n",
+                    j->js.name, j->reason ? j->reason : "rejected", j->final_path,
+                    j->final_path);
+    }
+    if (d->opts.report)
+        fflush(d->opts.report);
+}
+
+static void on_work_done(uv_work_t *wk, int status)
+{
+    struct job *j = wk->data;
+    struct pd_daemon *d = j->d;
+    char qb[PATH_MAX + 16], qr[1024];
+
+    j->busy = false;
+    if (status == UV_ECANCELED) {
+        job_end(j);
+        return;
+    }
+    switch (j->after) {
+    case AFTER_SEND:
+        if (d->stopping) {
+            job_end(j); /* progress is saved; the chunk goes after the restart */
+            return;
+        }
+        send_chunk(j);
+        return;
+    case AFTER_FINISH:
+        job_set(j, STEP_FINISH_OK);
+        job_run(j, work_finish);
+        return;
+    case AFTER_FAIL:
+        job_set(j, STEP_FINISH_FAIL);
+        job_run(j, work_finish);
+        return;
+    case AFTER_DONE:
+        report_file(j, j->step == STEP_FINISH_OK);
+        job_end(j);
+        return;
+    case AFTER_LOCKED:
+        job_end(j);
+        return;
+    case AFTER_RELEASE:
+        job_end(j);
+        return;
+    case AFTER_PARK:
+        if (j->step != STEP_PARKED)
+            pd_log(PD_LOG_ERROR,
+                   "event=stuck watch=%s file=%s reason=%s action=\"the file stays in %s and is "
+                   "tried again every %ds\"",
+                   j->w->cfg->name, q(j->js.name ? j->js.name : j->work_path, qb, sizeof(qb)),
+                   q(j->park_why ? j->park_why : "disk error", qr, sizeof(qr)), j->w->work_dir,
+                   PARK_RETRY_MS / 1000);
+        if (j->step == STEP_FINISH_OK || j->step == STEP_FINISH_FAIL) {
+            /* A finish waits for the disk: keep the job but free its slot. */
+            j->finish_failed = j->step == STEP_FINISH_FAIL;
+            job_set(j, STEP_PARKED);
+            if (j->counted) {
+                j->counted = false;
+                d->active--;
+                j->w->active--;
+            }
+            j->park_until = now_ms() + PARK_RETRY_MS;
+            if (d->opts.once) {
+                d->sum.stuck++;
+                job_end(j);
+                return;
+            }
+            dispatch(d);
+            return;
+        }
+        /* Any other step: the file stays in work/ and is resumed by a later rescan. */
+        d->sum.stuck += d->opts.once ? 1 : 0;
+        job_end(j);
+        return;
+    }
+}
+
+static void job_run(struct job *j, void (*fn)(uv_work_t *))
+{
+    j->busy = true;
+    j->work.data = j;
+    if (uv_queue_work(j->d->loop, &j->work, fn, on_work_done)) {
+        j->busy = false;
+        job_end(j);
+    }
+}
+
+static void on_request_done(void *arg, const struct pd_client_result *r)
+{
+    struct job *j = arg;
+    struct pd_daemon *d = j->d;
+    char qb[PATH_MAX + 16];
+
+    j->busy = false;
+    j->in_flight = false;
+    j->js.attempts += r->attempts;
+    if (r->err == 0) {
+        memset(&j->ack, 0, sizeof(j->ack));
+        j->ack.index = j->chunk.index;
+        j->ack.start = j->chunk.start;
+        j->ack.end = j->chunk.end;
+        j->ack.records = j->chunk.records;
+        j->ack.body_bytes = j->body_len;
+        j->ack.status = r->api.status;
+        j->ack.run_id = r->api.run_id ? strdup(r->api.run_id) : NULL;
+        j->ack.answer = !r->api.run_id && r->api.body ? strdup(r->api.body) : NULL;
+        j->ack.time_ms = wall_ms();
+        j->ack.attempts = r->attempts;
+        d->sum.chunks++;
+        d->sum.bytes += j->body_len;
+        pd_log(PD_LOG_INFO,
+               "event=chunk_delivered watch=%s file=%s chunk=%u range=%" PRIu64 "-%" PRIu64
+               " bytes=%zu status=%ld flow_run_id=%s attempts=%u",
+               j->w->cfg->name, q(j->js.name, qb, sizeof(qb)), j->chunk.index + 1,
+               j->chunk.start, j->chunk.end, j->body_len, r->api.status,
+               r->api.run_id ? r->api.run_id : "none", r->attempts);
+        if (d->opts.report) {
+            fprintf(d->opts.report, "%s: chunk %u (bytes %" PRIu64 "-%" PRIu64 ") -> HTTP %ld, flow run %s\n",
+                    j->js.name, j->chunk.index + 1, j->chunk.start, j->chunk.end,
+                    r->api.status, r->api.run_id ? r->api.run_id : "(no id in the answer)");
+            fflush(d->opts.report);
+        }
+        free(j->body);
+        j->body = NULL;
+        job_set(j, STEP_ACK);
+        job_run(j, work_ack);
+        return;
+    }
+    free(j->body);
+    j->body = NULL;
+    switch (r->err) {
+    case PD_ETOOBIG: {
+        uint64_t budget = j->body_len - j->body_len / 4;
+        if (budget > pd_split_max_body(j->sp))
+            budget = pd_split_max_body(j->sp) - pd_split_max_body(j->sp) / 4;
+        j->new_budget = budget < MIN_BUDGET ? MIN_BUDGET : budget;
+        pd_log(PD_LOG_WARN, "event=resplit watch=%s file=%s chunk=%u refused_bytes=%zu new_max_body=%" PRIu64,
+               j->w->cfg->name, q(j->js.name, qb, sizeof(qb)), j->chunk.index + 1, j->body_len,
+               j->new_budget);
+        job_set(j, STEP_RESPLIT);
+        job_run(j, work_resplit);
+        return;
+    }
+    case PD_EREJECTED:
+        job_fail(j,
+                 "Patchworks refused chunk %u (bytes %" PRIu64 "-%" PRIu64 ") with HTTP %ld: %s; "
+                 "%u earlier chunk(s) were delivered; fix the data (or the flow's settings) and "
+                 "drop the file again",
+                 j->chunk.index + 1, j->chunk.start, j->chunk.end, r->api.status,
+                 r->message ? r->message : "no reason given", j->chunk.index);
+        j->fail_status = r->api.status;
+        j->fail_message = r->api.message ? strdup(r->api.message) : NULL;
+        j->fail_errors = r->api.errors ? strdup(r->api.errors) : NULL;
+        j->fail_chunk = (int)j->chunk.index;
+        j->fail_offset = (int64_t)j->chunk.start;
+        job_set(j, STEP_FINISH_FAIL);
+        job_run(j, work_finish);
+        return;
+    case PD_ELIMIT:
+        job_fail(j,
+                 "gave up on chunk %u after retrying for max_retry_time (%u attempts; last: %s); "
+                 "%u earlier chunk(s) were delivered; drop the file again when Patchworks is "
+                 "reachable",
+                 j->chunk.index + 1, r->attempts, r->message ? r->message : "no answer",
+                 j->chunk.index);
+        j->fail_status = r->api.status;
+        j->fail_chunk = (int)j->chunk.index;
+        j->fail_offset = (int64_t)j->chunk.start;
+        job_set(j, STEP_FINISH_FAIL);
+        job_run(j, work_finish);
+        return;
+    case PD_EAUTH:
+    case PD_ECONFIG:
+        /* Not this file's fault: it stays in work/ and the daemon stops with the reason. */
+        if (!d->fatal)
+            d->fatal = strdup(r->message ? r->message : pd_strerror(r->err));
+        job_end(j);
+        if (!d->stopping)
+            pd_daemon_stop(d, 0);
+        return;
+    default: /* canceled at shutdown, or out of memory: resumed later */
+        job_end(j);
+        return;
+    }
+}
+
+static struct job *job_new(struct dwatch *w, const char *work_name, const char *name, bool resume)
+{
+    struct job *j = calloc(1, sizeof(*j));
+    char *state_name = NULL;
+
+    if (!j)
+        return NULL;
+    j->d = w->d;
+    j->w = w;
+    j->fd = -1;
+    j->resume = resume;
+    j->fail_chunk = -1;
+    j->fail_offset = -1;
+    j->work_path = join(w->work_dir, work_name);
+    if (asprintf(&state_name, "%s.json", work_name) >= 0)
+        j->state_path = join(w->state_dir, state_name);
+    free(state_name);
+    j->js.name = name ? strdup(name) : NULL;
+    if (!j->work_path || !j->state_path || (name && !j->js.name)) {
+        free(j->work_path);
+        free(j->state_path);
+        free(j->js.name);
+        free(j);
+        return NULL;
+    }
+    j->next = w->d->jobs;
+    if (j->next)
+        j->next->prev = j;
+    w->d->jobs = j;
+    return j;
+}
+
+static bool job_holds(struct dwatch *w, const char *work_name)
+{
+    for (struct job *j = w->d->jobs; j; j = j->next) {
+        if (j->w != w)
+            continue;
+        const char *n = strrchr(j->work_path, '/') + 1;
+        if (!strcmp(n, work_name))
+            return true;
+    }
+    return false;
+}
+
+/* Picks up files left in work/ by a stopped or crashed daemon (ours or another's). */
+static void resume_orphans(struct dwatch *w)
+{
+    DIR *dir = opendir(w->work_dir);
+    struct dirent *de;
+
+    if (!dir)
+        return;
+    while ((de = readdir(dir))) {
+        struct stat st;
+        if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp."))
+            continue;
+        if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+            continue;
+        if (job_holds(w, de->d_name))
+            continue;
+        struct job *j = job_new(w, de->d_name, NULL, true);
+        if (!j)
+            break;
+        job_set(j, STEP_PREPARE);
+        job_run(j, work_prepare);
+    }
+    closedir(dir);
+}
+
+/* Claims one ready candidate by renaming it into work/, then starts its job. */
+static void claim(struct dwatch *w, struct cand *c)
+{
+    const char *slash = strrchr(c->name, '/');
+    const char *base = slash ? slash + 1 : c->name;
+    char from[PATH_MAX], work_name[NAME_MAX + 1], to[PATH_MAX], qb[PATH_MAX + 16];
+    struct stat st;
+    int rc;
+
+    snprintf(from, sizeof(from), "%s/%s", w->cfg->path, c->name);
+    /* Changed since it was found ready? Then it was not done after all. */
+    if (lstat(from, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != c->obs.size ||
+        (uint64_t)st.st_ino != c->obs.ino ||
+        (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != c->obs.mtime_ns) {
+        c->due_ms = 0;
+        w->next_due = 0;
+        return;
+    }
+    for (unsigned start = 0;; start++) {
+        rc = pd_fs_unique_name(w->work_dir, base, NULL, start, work_name, sizeof(work_name) - 8);
+        if (rc)
+            break;
+        snprintf(to, sizeof(to), "%s/%s", w->work_dir, work_name);
+        rc = pd_fs_rename_noreplace(from, to);
+        if (rc != -EEXIST)
+            break;
+    }
+    if (rc == -ENOENT) {
+        cand_remove(w, c); /* another daemon claimed it first */
+        return;
+    }
+    if (rc) {
+        pd_log(PD_LOG_ERROR,
+               "event=claim_failed watch=%s file=%s reason=\"%s\" action=\"left in place, "
+               "tried again at the next rescan\"",
+               w->cfg->name, q(c->name, qb, sizeof(qb)), pd_strerror(rc));
+        c->due_ms = now_ms() + w->cfg->rescan_ms;
+        return;
+    }
+    pd_log(PD_LOG_INFO, "event=claimed watch=%s file=%s bytes=%" PRIu64, w->cfg->name,
+           q(c->name, qb, sizeof(qb)), c->obs.size);
+    struct job *j = job_new(w, work_name, c->name, false);
+    cand_remove(w, c);
+    if (!j)
+        return; /* stays in work/: resumed at the next rescan */
+    j->counted = true;
+    w->d->active++;
+    w->active++;
+    job_set(j, STEP_PREPARE);
+    job_run(j, work_prepare);
+}
+
+static void dispatch(struct pd_daemon *d)
+{
+    if (d->stopping)
+        return;
+    for (size_t tries = 0; tries < d->nwatches && d->active < d->max_active;) {
+        struct dwatch *w = &d->watches[d->rr++ % d->nwatches];
+        if (!w->nheap || (w->cfg->ordered && w->active)) {
+            tries++;
+            continue;
+        }
+        tries = 0;
+        claim(w, heap_pop(w));
+    }
+}
+
+/* ---- stopping -------------------------------------------------------------------------- */
+
+static bool is_once_idle(struct pd_daemon *d)
+{
+    if (d->stopping || d->jobs)
+        return false;
+    for (size_t i = 0; i < d->nwatches; i++) {
+        struct dwatch *w = &d->watches[i];
+        if (!w->scanned || w->nheap)
+            return false;
+        for (size_t b = 0; b < w->nbuckets; b++)
+            for (struct cand *c = w->buckets[b]; c; c = c->next)
+                if (c->due_ms != NEVER || c->queued)
+                    return false;
+    }
+    return true;
+}
+
+static void check_stopped(struct pd_daemon *d)
+{
+    if (!d->stopping || d->stopped_told)
+        return;
+    for (struct job *j = d->jobs; j; j = j->next)
+        if (j->busy)
+            return;
+    /* Parked jobs keep their files in work/; nothing else holds them. */
+    while (d->jobs)
+        job_free(d->jobs);
+    d->stopped_told = true;
+    uv_timer_stop(&d->grace);
+    uv_timer_stop(&d->tick);
+    if (d->opts.on_stopped)
+        d->opts.on_stopped(d->opts.arg, d->fatal);
+}
+
+static void on_grace_over(uv_timer_t *t)
+{
+    struct pd_daemon *d = t->data;
+    /* Requests still in flight are canceled; their chunks are sent again after the restart. */
+    pd_client_close(&d->client, NULL, NULL);
+}
+
+void pd_daemon_stop(struct pd_daemon *dd, uint64_t grace_ms)
+{
+    struct pd_daemon *d = dd;
+
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    for (size_t i = 0; i < d->nwatches; i++)
+        pd_watcher_close(&d->watches[i].watcher, NULL, NULL);
+    bool in_flight = false;
+    for (struct job *j = d->jobs; j; j = j->next)
+        in_flight |= j->in_flight;
+    if (in_flight) {
+        if (grace_ms)
+            uv_timer_start(&d->grace, on_grace_over, grace_ms, 0);
+        else
+            pd_client_close(&d->client, NULL, NULL);
+    }
+    check_stopped(d);
+}
+
+/* ---- life cycle ---------------------------------------------------------------------------- */
+
+static void on_client_note(void *arg, const char *line)
+{
+    pd_log(PD_LOG_WARN, "event=client %s", line);
+}
+
+int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct pd_daemon **out)
+{
+    struct pd_daemon *d = calloc(1, sizeof(*d));
+    const struct pd_config *cfg = opts->cfg;
+    int rc = PD_ENOMEM;
+
+    *out = NULL;
+    if (!d)
+        return PD_ENOMEM;
+    d->loop = loop;
+    d->cfg = cfg;
+    d->opts = *opts;
+    d->max_active = (unsigned)cfg->pw.concurrency * 2;
+    d->watches = calloc(cfg->nwatches ? cfg->nwatches : 1, sizeof(*d->watches));
+    if (!d->watches)
+        goto fail;
+    uv_timer_init(loop, &d->tick);
+    uv_timer_init(loop, &d->grace);
+    d->tick.data = d;
+    d->grace.data = d;
+    for (size_t i = 0; i < cfg->nwatches; i++) {
+        struct dwatch *w = &d->watches[i];
+        const struct pd_watch *wc = &cfg->watches[i];
+        char *base = NULL;
+        w->d = d;
+        w->cfg = wc;
+        w->next_due = NEVER;
+        d->nwatches++;
+        if (pd_ready_rules_init(&w->rules, wc->include, wc->exclude, wc->done_marker,
+                                wc->settle_ms, wc->min_age_ms))
+            goto fail;
+        if (asprintf(&base, "%s/.patchdrop", wc->path) < 0)
+            goto fail;
+        w->work_dir = join(base, "work");
+        w->state_dir = join(base, "state");
+        free(base);
+        if (!w->work_dir || !w->state_dir)
+            goto fail;
+        if ((rc = pd_fs_mkdirs(w->work_dir, 0700)) || (rc = pd_fs_mkdirs(w->state_dir, 0700))) {
+            pd_log(PD_LOG_ERROR, "event=setup_failed watch=%s folder=%s reason=\"%s\"", wc->name,
+                   w->work_dir, pd_strerror(rc));
+            goto fail;
+        }
+        struct pd_watch_opts wo = {.root = wc->path,
+                                   .rescan_ms = wc->rescan_ms,
+                                   .poll = wc->poll,
+                                   .recursive = wc->recursive,
+                                   .skip = ".patchdrop"};
+        if ((rc = pd_watcher_create(loop, &wo, on_watch_event, w, &w->watcher)))
+            goto fail;
+    }
+    if ((rc = pd_fs_mkdirs(cfg->state.dir, 0700))) {
+        pd_log(PD_LOG_ERROR, "event=setup_failed folder=%s reason=\"%s\"", cfg->state.dir,
+               pd_strerror(rc));
+        goto fail;
+    }
+    struct pd_client_opts co = {.pw = &cfg->pw, .state_dir = cfg->state.dir,
+                                .note = on_client_note, .note_arg = d};
+    if ((rc = pd_client_create(loop, &co, &d->client)))
+        goto fail;
+    *out = (struct pd_daemon *)d;
+    return 0;
+fail:
+    pd_daemon_close((struct pd_daemon **)&d, NULL, NULL);
+    return rc ? rc : PD_ENOMEM;
+}
+
+int pd_daemon_start(struct pd_daemon *dd)
+{
+    struct pd_daemon *d = dd;
+
+    for (size_t i = 0; i < d->nwatches; i++) {
+        resume_orphans(&d->watches[i]);
+        pd_watcher_start(d->watches[i].watcher);
+    }
+    uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
+    return 0;
+}
+
+struct pd_daemon_summary pd_daemon_summary(const struct pd_daemon *dd)
+{
+    return (dd)->sum;
+}
+
+static void daemon_free(struct pd_daemon *d)
+{
+    for (size_t i = 0; i < d->nwatches; i++) {
+        struct dwatch *w = &d->watches[i];
+        for (size_t b = 0; b < w->nbuckets; b++)
+            for (struct cand *c = w->buckets[b], *nx; c; c = nx) {
+                nx = c->next;
+                free(c->name);
+                free(c);
+            }
+        free(w->buckets);
+        free(w->heap);
+        free(w->work_dir);
+        free(w->state_dir);
+        pd_ready_rules_cleanup(&w->rules);
+    }
+    free(d->watches);
+    free(d->fatal);
+    if (d->on_closed)
+        d->on_closed(d->closed_arg);
+    free(d);
+}
+
+static void on_closed_one(uv_handle_t *h)
+{
+    struct pd_daemon *d = h->data;
+
+    if (--d->pending_closes == 0)
+        daemon_free(d);
+}
+
+static void on_client_closed(void *arg)
+{
+    struct pd_daemon *d = arg;
+    on_closed_one((uv_handle_t *)&d->tick);
+}
+
+void pd_daemon_close(struct pd_daemon **dp, void (*on_closed)(void *arg), void *arg)
+{
+    struct pd_daemon *d = dp ? (struct pd_daemon *)*dp : NULL;
+
+    if (!d)
+        return;
+    *dp = NULL;
+    d->closing = true;
+    d->on_closed = on_closed;
+    d->closed_arg = arg;
+    d->stopping = true;
+    while (d->jobs)
+        job_free(d->jobs); /* callers close only after on_stopped: no job is busy */
+    for (size_t i = 0; i < d->nwatches; i++)
+        pd_watcher_close(&d->watches[i].watcher, NULL, NULL);
+    if (!d->watches) {
+        daemon_free(d); /* failed before any handle existed */
+        return;
+    }
+    d->pending_closes = 2;
+    if (d->client) {
+        d->pending_closes++;
+        pd_client_close(&d->client, on_client_closed, d);
+    }
+    uv_close((uv_handle_t *)&d->tick, on_closed_one);
+    uv_close((uv_handle_t *)&d->grace, on_closed_one);
+}

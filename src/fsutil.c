@@ -1,0 +1,301 @@
+/*
+ * Durable, non-overwriting file system steps (see pd_fsutil.h). The write-temp, fsync, rename,
+ * fsync-folder sequence follows Redis's rdb.c; each step's failure is returned as -errno so the
+ * caller can say which step failed.
+ */
+#include "pd_fsutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+
+int pd_fs_mkdirs(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+
+    if (len == 0 || len >= sizeof(buf))
+        return -ENAMETOOLONG;
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, mode) && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) && errno != EEXIST)
+        return -errno;
+    struct stat st;
+    if (stat(buf, &st))
+        return -errno;
+    return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+}
+
+int pd_fs_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+
+    if (fd < 0)
+        return -errno;
+    /* Some file systems refuse fsync on folders (EINVAL): nothing more can be done there. */
+    if (fsync(fd) && errno != EINVAL)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
+static int dir_of(const char *path, char *out, size_t outlen)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n;
+
+    if (!slash) {
+        snprintf(out, outlen, ".");
+        return 0;
+    }
+    n = slash == path ? 1 : (size_t)(slash - path);
+    if (n >= outlen)
+        return -ENAMETOOLONG;
+    memcpy(out, path, n);
+    out[n] = '\0';
+    return 0;
+}
+
+static int write_full(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Writes DATA into a new temp file beside PATH and fsyncs it; TMP receives its name. */
+static int write_temp(const char *path, const void *data, size_t len, mode_t mode, char *tmp,
+                      size_t tmplen)
+{
+    int fd, rc;
+
+    if ((size_t)snprintf(tmp, tmplen, "%s.tmp.XXXXXX", path) >= tmplen)
+        return -ENAMETOOLONG;
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    rc = fchmod(fd, mode) ? -errno : 0;
+    if (!rc)
+        rc = write_full(fd, data, len);
+    if (!rc && fsync(fd))
+        rc = -errno;
+    if (close(fd) && !rc)
+        rc = -errno;
+    if (rc)
+        unlink(tmp);
+    return rc;
+}
+
+int pd_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX];
+    int rc = dir_of(path, dir, sizeof(dir));
+
+    if (rc)
+        return rc;
+    rc = write_temp(path, data, len, mode, tmp, sizeof(tmp));
+    if (rc)
+        return rc;
+    if (rename(tmp, path)) {
+        rc = -errno;
+        unlink(tmp);
+        return rc;
+    }
+    return pd_fs_fsync_dir(dir);
+}
+
+int pd_fs_create_durable(const char *path, const void *data, size_t len, mode_t mode)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX];
+    int rc = dir_of(path, dir, sizeof(dir));
+
+    if (rc)
+        return rc;
+    rc = write_temp(path, data, len, mode, tmp, sizeof(tmp));
+    if (rc)
+        return rc;
+    /* link() never replaces: exactly one creator of PATH wins. */
+    if (link(tmp, path))
+        rc = -errno;
+    unlink(tmp);
+    if (rc)
+        return rc;
+    return pd_fs_fsync_dir(dir);
+}
+
+static int copy_file(const char *from, int out)
+{
+    char buf[65536];
+    int in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int rc = 0;
+
+    if (in < 0)
+        return -errno;
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof(buf));
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        if ((rc = write_full(out, buf, (size_t)n)))
+            break;
+    }
+    close(in);
+    return rc;
+}
+
+/* Moves FROM to TO on another file system: copy to a temp beside TO, fsync, link, unlink. */
+static int move_across(const char *from, const char *to)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX];
+    struct stat st;
+    int fd, rc;
+
+    if ((rc = dir_of(to, dir, sizeof(dir))))
+        return rc;
+    if (lstat(from, &st))
+        return -errno;
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", to) >= sizeof(tmp))
+        return -ENAMETOOLONG;
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    rc = copy_file(from, fd);
+    if (!rc && fchmod(fd, st.st_mode & 07777))
+        rc = -errno;
+    if (!rc && fsync(fd))
+        rc = -errno;
+    if (close(fd) && !rc)
+        rc = -errno;
+    if (!rc && link(tmp, to))
+        rc = -errno;
+    unlink(tmp);
+    if (rc)
+        return rc;
+    if ((rc = pd_fs_fsync_dir(dir)))
+        return rc;
+    /* The copy is safe in place; only now may the original go. */
+    if (unlink(from))
+        return -errno;
+    return 0;
+}
+
+int pd_fs_rename_noreplace(const char *from, const char *to)
+{
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno == EXDEV)
+        return move_across(from, to);
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+        return -errno;
+    /* No RENAME_NOREPLACE here (NFS, old kernels): link never replaces, then drop the old name. */
+    if (link(from, to))
+        return errno == EXDEV ? move_across(from, to) : -errno;
+    if (unlink(from))
+        return -errno;
+    return 0;
+}
+
+int pd_fs_unique_name(const char *dir, const char *name, const char *sidecar, unsigned start,
+                      char *out, size_t outlen)
+{
+    const char *dot = strrchr(name, '.');
+    char path[PATH_MAX];
+    struct stat st;
+
+    /* A leading dot is a hidden name, not an extension. */
+    if (dot == name)
+        dot = NULL;
+    for (unsigned i = start; i < 100000; i++) {
+        int n;
+        if (i == 0)
+            n = snprintf(out, outlen, "%s", name);
+        else if (dot)
+            n = snprintf(out, outlen, "%.*s.%u%s", (int)(dot - name), name, i, dot);
+        else
+            n = snprintf(out, outlen, "%s.%u", name, i);
+        if (n < 0 || (size_t)n >= outlen)
+            return -ENAMETOOLONG;
+        if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, out) >= sizeof(path))
+            return -ENAMETOOLONG;
+        if (lstat(path, &st) == 0 || errno != ENOENT)
+            continue;
+        if (sidecar) {
+            if ((size_t)snprintf(path, sizeof(path), "%s/%s%s", dir, out, sidecar) >= sizeof(path))
+                return -ENAMETOOLONG;
+            if (lstat(path, &st) == 0 || errno != ENOENT)
+                continue;
+        }
+        return 0;
+    }
+    return -EEXIST;
+}
+
+int pd_fs_read_all(const char *path, size_t max, char **out, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    char *buf;
+    size_t used = 0;
+    int rc = 0;
+
+    *out = NULL;
+    if (fd < 0)
+        return -errno;
+    buf = malloc(max + 1);
+    if (!buf) {
+        close(fd);
+        return -ENOMEM;
+    }
+    while (used < max) {
+        ssize_t n = read(fd, buf + used, max - used);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+    }
+    close(fd);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[used] = '\0';
+    *out = buf;
+    if (len)
+        *len = used;
+    return 0;
+}

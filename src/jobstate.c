@@ -1,0 +1,365 @@
+/* A claimed file's durable delivery record, receipt and error file (see pd_jobstate.h). */
+#include "pd_jobstate.h"
+#include "pd_error.h"
+#include "pd_fsutil.h"
+
+#include <cjson/cJSON.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define STATE_VERSION 1
+#define STATE_MAX_BYTES (64u << 20)
+
+static int add_str(cJSON *o, const char *k, const char *v)
+{
+    if (!v)
+        return cJSON_AddNullToObject(o, k) ? 0 : PD_ENOMEM;
+    return cJSON_AddStringToObject(o, k, v) ? 0 : PD_ENOMEM;
+}
+
+/* Numbers go out as JSON numbers; cJSON holds doubles, exact up to 2^53, plenty for bytes. */
+static int add_num(cJSON *o, const char *k, double v)
+{
+    return cJSON_AddNumberToObject(o, k, v) ? 0 : PD_ENOMEM;
+}
+
+static void iso_time(uint64_t ms, char *buf, size_t len)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+static cJSON *chunk_json(const struct pd_chunk_rec *c, bool for_people)
+{
+    cJSON *o = cJSON_CreateObject();
+    char when[80];
+    int rc = 0;
+
+    if (!o)
+        return NULL;
+    rc |= add_num(o, "index", c->index);
+    rc |= add_num(o, "start", (double)c->start);
+    rc |= add_num(o, "end", (double)c->end);
+    rc |= add_num(o, "records", (double)c->records);
+    rc |= add_num(o, "body_bytes", (double)c->body_bytes);
+    rc |= add_num(o, "status", (double)c->status);
+    rc |= add_str(o, "flow_run_id", c->run_id);
+    if (c->answer)
+        rc |= add_str(o, "answer", c->answer);
+    if (for_people) {
+        iso_time(c->time_ms, when, sizeof(when));
+        rc |= add_str(o, "time", when);
+    } else {
+        rc |= add_num(o, "time_ms", (double)c->time_ms);
+    }
+    rc |= add_num(o, "attempts", c->attempts);
+    if (rc) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* The facts shared by the state record, the receipt and the error file. */
+static cJSON *common_json(const struct pd_jobstate *js, bool for_people)
+{
+    cJSON *o = cJSON_CreateObject(), *arr;
+    int rc = 0;
+
+    if (!o)
+        return NULL;
+    rc |= add_str(o, "file", js->name);
+    rc |= add_num(o, "size", (double)js->size);
+    rc |= add_str(o, "sha256", js->sha256);
+    rc |= add_str(o, "watch", js->watch);
+    rc |= add_str(o, "flow_id", js->flow_id);
+    rc |= add_str(o, "version_id", js->version_id);
+    rc |= add_str(o, "claim_id", js->claim_id);
+    if (js->duplicate_of)
+        rc |= add_str(o, "duplicate_of", js->duplicate_of);
+    arr = cJSON_AddArrayToObject(o, "chunks");
+    if (!arr)
+        rc = PD_ENOMEM;
+    for (size_t i = 0; !rc && i < js->nchunks; i++) {
+        cJSON *c = chunk_json(&js->chunks[i], for_people);
+        if (!c)
+            rc = PD_ENOMEM;
+        else
+            cJSON_AddItemToArray(arr, c);
+    }
+    if (rc) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+int pd_jobstate_save(const struct pd_jobstate *js, const char *path)
+{
+    cJSON *o = common_json(js, false);
+    char *text = NULL;
+    int rc = 0;
+
+    if (!o)
+        return PD_ENOMEM;
+    rc |= add_num(o, "version", STATE_VERSION);
+    rc |= add_str(o, "work_name", js->work_name);
+    rc |= add_num(o, "mtime_ns", (double)js->mtime_ns);
+    rc |= add_num(o, "claimed_ms", (double)js->claimed_ms);
+    rc |= add_num(o, "max_body", (double)js->max_body);
+    rc |= add_num(o, "next_offset", (double)js->next_offset);
+    rc |= add_num(o, "next_index", js->next_index);
+    rc |= add_num(o, "attempts", js->attempts);
+    rc |= add_num(o, "first_failure_ms", (double)js->first_failure_ms);
+    if (!cJSON_AddBoolToObject(o, "finished", js->finished))
+        rc = PD_ENOMEM;
+    if (!rc && !(text = cJSON_PrintUnformatted(o)))
+        rc = PD_ENOMEM;
+    if (!rc)
+        rc = pd_fs_write_atomic(path, text, strlen(text), 0600);
+    free(text);
+    cJSON_Delete(o);
+    return rc;
+}
+
+static int get_str(const cJSON *o, const char *k, bool required, char **out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    *out = NULL;
+    if (!v || cJSON_IsNull(v))
+        return required ? PD_ESTATE : 0;
+    if (!cJSON_IsString(v))
+        return PD_ESTATE;
+    return (*out = strdup(v->valuestring)) ? 0 : PD_ENOMEM;
+}
+
+static int get_u64(const cJSON *o, const char *k, uint64_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0)
+        return PD_ESTATE;
+    *out = (uint64_t)v->valuedouble;
+    return 0;
+}
+
+int pd_jobstate_load(const char *path, struct pd_jobstate *js, char **why)
+{
+    char *text = NULL;
+    size_t len;
+    cJSON *o = NULL;
+    const cJSON *arr, *item;
+    uint64_t u;
+    int rc;
+
+    memset(js, 0, sizeof(*js));
+    *why = NULL;
+    rc = pd_fs_read_all(path, STATE_MAX_BYTES, &text, &len);
+    if (rc)
+        return rc;
+    o = cJSON_ParseWithLength(text, len);
+    if (!o || !cJSON_IsObject(o)) {
+        rc = PD_ESTATE;
+        if (asprintf(why, "%s is not a JSON object (damaged or cut short)", path) < 0)
+            *why = NULL;
+        goto done;
+    }
+    if (get_u64(o, "version", &u) || u != STATE_VERSION) {
+        rc = PD_ESTATE;
+        if (asprintf(why, "%s has an unknown version", path) < 0)
+            *why = NULL;
+        goto done;
+    }
+    rc = get_str(o, "claim_id", true, &js->claim_id);
+    rc = rc ? rc : get_str(o, "watch", true, &js->watch);
+    rc = rc ? rc : get_str(o, "file", true, &js->name);
+    rc = rc ? rc : get_str(o, "work_name", true, &js->work_name);
+    rc = rc ? rc : get_str(o, "flow_id", true, &js->flow_id);
+    rc = rc ? rc : get_str(o, "version_id", false, &js->version_id);
+    rc = rc ? rc : get_str(o, "sha256", false, &js->sha256);
+    rc = rc ? rc : get_str(o, "duplicate_of", false, &js->duplicate_of);
+    rc = rc ? rc : get_u64(o, "size", &js->size);
+    rc = rc ? rc : get_u64(o, "claimed_ms", &js->claimed_ms);
+    rc = rc ? rc : get_u64(o, "max_body", &js->max_body);
+    rc = rc ? rc : get_u64(o, "next_offset", &js->next_offset);
+    rc = rc ? rc : get_u64(o, "first_failure_ms", &js->first_failure_ms);
+    if (!rc && !(rc = get_u64(o, "next_index", &u)))
+        js->next_index = (unsigned)u;
+    if (!rc && !(rc = get_u64(o, "attempts", &u)))
+        js->attempts = (unsigned)u;
+    if (!rc) {
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "mtime_ns");
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "finished");
+        js->mtime_ns = cJSON_IsNumber(m) ? (int64_t)m->valuedouble : 0;
+        if (!cJSON_IsBool(f))
+            rc = PD_ESTATE;
+        else
+            js->finished = cJSON_IsTrue(f);
+    }
+    arr = cJSON_GetObjectItemCaseSensitive(o, "chunks");
+    if (!rc && !cJSON_IsArray(arr))
+        rc = PD_ESTATE;
+    cJSON_ArrayForEach(item, arr)
+    {
+        struct pd_chunk_rec c;
+        memset(&c, 0, sizeof(c));
+        if (rc)
+            break;
+        rc = get_u64(item, "index", &u);
+        c.index = (unsigned)u;
+        rc = rc ? rc : get_u64(item, "start", &c.start);
+        rc = rc ? rc : get_u64(item, "end", &c.end);
+        rc = rc ? rc : get_u64(item, "records", &c.records);
+        rc = rc ? rc : get_u64(item, "body_bytes", &c.body_bytes);
+        rc = rc ? rc : get_u64(item, "time_ms", &c.time_ms);
+        if (!rc && !(rc = get_u64(item, "status", &u)))
+            c.status = (long)u;
+        if (!rc && !(rc = get_u64(item, "attempts", &u)))
+            c.attempts = (unsigned)u;
+        rc = rc ? rc : get_str(item, "flow_run_id", false, &c.run_id);
+        rc = rc ? rc : get_str(item, "answer", false, &c.answer);
+        if (!rc) {
+            /* add_chunk copies; keep next_offset as saved, not as re-derived. */
+            uint64_t off = js->next_offset;
+            unsigned idx = js->next_index;
+            rc = pd_jobstate_add_chunk(js, &c);
+            js->next_offset = off;
+            js->next_index = idx;
+        }
+        free(c.run_id);
+        free(c.answer);
+    }
+    if (rc == PD_ESTATE && !*why && asprintf(why, "%s misses a field or has one of the wrong type",
+                                             path) < 0)
+        *why = NULL;
+done:
+    if (rc)
+        pd_jobstate_cleanup(js);
+    cJSON_Delete(o);
+    free(text);
+    return rc;
+}
+
+int pd_jobstate_add_chunk(struct pd_jobstate *js, const struct pd_chunk_rec *c)
+{
+    struct pd_chunk_rec *grown = realloc(js->chunks, (js->nchunks + 1) * sizeof(*grown));
+    struct pd_chunk_rec *n;
+
+    if (!grown)
+        return PD_ENOMEM;
+    js->chunks = grown;
+    n = &grown[js->nchunks];
+    *n = *c;
+    n->run_id = c->run_id ? strdup(c->run_id) : NULL;
+    n->answer = c->answer ? strdup(c->answer) : NULL;
+    if ((c->run_id && !n->run_id) || (c->answer && !n->answer)) {
+        free(n->run_id);
+        free(n->answer);
+        return PD_ENOMEM;
+    }
+    js->nchunks++;
+    js->next_offset = c->end;
+    js->next_index = c->index + 1;
+    return 0;
+}
+
+void pd_jobstate_cleanup(struct pd_jobstate *js)
+{
+    for (size_t i = 0; i < js->nchunks; i++) {
+        free(js->chunks[i].run_id);
+        free(js->chunks[i].answer);
+    }
+    free(js->chunks);
+    free(js->claim_id);
+    free(js->watch);
+    free(js->name);
+    free(js->work_name);
+    free(js->flow_id);
+    free(js->version_id);
+    free(js->sha256);
+    free(js->duplicate_of);
+    memset(js, 0, sizeof(*js));
+}
+
+static char *finish_json(cJSON *o)
+{
+    char *text = o ? cJSON_Print(o) : NULL;
+    cJSON_Delete(o);
+    if (text) {
+        size_t n = strlen(text);
+        char *withnl = realloc(text, n + 2);
+        if (!withnl) {
+            free(text);
+            return NULL;
+        }
+        withnl[n] = '\n';
+        withnl[n + 1] = '\0';
+        text = withnl;
+    }
+    return text;
+}
+
+char *pd_jobstate_receipt(const struct pd_jobstate *js, uint64_t finished_ms)
+{
+    cJSON *o = common_json(js, true);
+    char when[80];
+
+    if (!o)
+        return NULL;
+    iso_time(finished_ms, when, sizeof(when));
+    if (add_str(o, "delivered_at", when) || add_str(o, "result", js->duplicate_of ? "duplicate" : "delivered")) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return finish_json(o);
+}
+
+char *pd_jobstate_error_report(const struct pd_jobstate *js, const struct pd_failure *f,
+                               uint64_t failed_ms)
+{
+    cJSON *o = common_json(js, true);
+    char when[80];
+    int rc = 0;
+
+    if (!o)
+        return NULL;
+    iso_time(failed_ms, when, sizeof(when));
+    rc |= add_str(o, "result", "failed");
+    rc |= add_str(o, "reason", f->reason);
+    rc |= add_str(o, "failed_at", when);
+    if (f->status)
+        rc |= add_num(o, "http_status", (double)f->status);
+    if (f->message)
+        rc |= add_str(o, "server_message", f->message);
+    if (f->errors)
+        rc |= add_str(o, "server_errors", f->errors);
+    if (f->chunk >= 0)
+        rc |= add_num(o, "chunk", f->chunk);
+    if (f->offset >= 0)
+        rc |= add_num(o, "byte_offset", (double)f->offset);
+    rc |= add_num(o, "attempts", js->attempts);
+    rc |= add_num(o, "chunks_delivered", (double)js->nchunks);
+    if (rc) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return finish_json(o);
+}
+
+int pd_jobstate_new_claim_id(char out[33])
+{
+    unsigned char raw[16];
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+        return -errno;
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
+    return 0;
+}

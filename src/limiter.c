@@ -1,0 +1,89 @@
+/*
+ * Account-wide request pacing: token bucket + sliding one-minute window + concurrency cap.
+ * See include/pd_limiter.h for the rules and why both rate rules exist.
+ */
+#include "pd_limiter.h"
+
+#include "pd_error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Above this many requests per minute the window ring would cost more than it protects. */
+#define WINDOW_RING_MAX 65536u
+
+int pd_limiter_init(struct pd_limiter *l, uint64_t rate_per_min, uint64_t concurrency,
+                    uint64_t now_ms)
+{
+    memset(l, 0, sizeof(*l));
+    l->rate = rate_per_min;
+    l->concurrency = concurrency;
+    l->burst = rate_per_min / 20 > 1 ? (double)(rate_per_min / 20) : 1.0;
+    l->tokens = l->burst;
+    l->refilled_ms = now_ms;
+    if (rate_per_min > 0 && rate_per_min <= WINDOW_RING_MAX) {
+        l->starts = calloc(rate_per_min, sizeof(*l->starts));
+        if (!l->starts)
+            return PD_ENOMEM;
+        l->nstarts = rate_per_min;
+    }
+    return 0;
+}
+
+void pd_limiter_cleanup(struct pd_limiter *l)
+{
+    free(l->starts);
+    l->starts = NULL;
+}
+
+static void refill(struct pd_limiter *l, uint64_t now_ms)
+{
+    if (now_ms <= l->refilled_ms)
+        return;
+    l->tokens += (double)(now_ms - l->refilled_ms) * (double)l->rate / PD_LIMITER_WINDOW_MS;
+    if (l->tokens > l->burst)
+        l->tokens = l->burst;
+    l->refilled_ms = now_ms;
+}
+
+int64_t pd_limiter_try(struct pd_limiter *l, uint64_t now_ms)
+{
+    if (l->concurrency && l->inflight >= l->concurrency)
+        return PD_LIMITER_BUSY;
+    if (now_ms < l->pause_until_ms)
+        return (int64_t)(l->pause_until_ms - now_ms);
+    if (l->rate) {
+        refill(l, now_ms);
+        if (l->tokens < 1.0) {
+            double wait = (1.0 - l->tokens) * PD_LIMITER_WINDOW_MS / (double)l->rate;
+            return (int64_t)wait + 1;
+        }
+        /* The ring is full of starts: the oldest must have left the window. */
+        if (l->starts && l->count == l->nstarts) {
+            uint64_t oldest = l->starts[l->head];
+            if (now_ms < oldest + PD_LIMITER_WINDOW_MS)
+                return (int64_t)(oldest + PD_LIMITER_WINDOW_MS - now_ms);
+        }
+        l->tokens -= 1.0;
+        if (l->starts) {
+            l->starts[l->head] = now_ms;
+            l->head = (l->head + 1) % l->nstarts;
+            if (l->count < l->nstarts)
+                l->count++;
+        }
+    }
+    l->inflight++;
+    return 0;
+}
+
+void pd_limiter_release(struct pd_limiter *l)
+{
+    if (l->inflight > 0)
+        l->inflight--;
+}
+
+void pd_limiter_pause(struct pd_limiter *l, uint64_t now_ms, uint64_t ms)
+{
+    if (now_ms + ms > l->pause_until_ms)
+        l->pause_until_ms = now_ms + ms;
+}

@@ -1,0 +1,49 @@
+# `patchdrop check-config` as a user runs it: exit codes, messages, masking.
+. "$(dirname "$0")/lib.bash"
+
+mkdir -p "$T/drop"
+(umask 077; cat >"$T/good.conf" <<CONF
+[patchworks]
+email = ops@example.com
+password = pa55-word-never-shown
+[watch:orders]
+path = drop
+flow_id = 123
+CONF
+)
+out=$("$PD_BIN" check-config -c "$T/good.conf" 2>&1) && rc=0 || rc=$?
+check "a good config exits 0" test "$rc" -eq 0
+check "it prints the effective config with defaults" grep -q "rate_limit = 240" <<<"$out"
+check "relative paths are resolved from the config's folder" grep -q "path = $T/drop" <<<"$out"
+check "the password is masked" grep -q "password = \*\*\*\*\*\*\*\*" <<<"$out"
+check "the password never appears" bash -c "! grep -q pa55-word-never-shown <<<\"\$1\"" _ "$out"
+check "-q prints nothing for a good file" test -z "$("$PD_BIN" check-config -q -c "$T/good.conf" 2>&1)"
+check "PATCHDROP_CONFIG is used without -c" env PATCHDROP_CONFIG="$T/good.conf" "$PD_BIN" check-config -q
+
+cat >"$T/bad.conf" <<CONF
+[patchworks]
+api_key = k
+timout = 5s
+[watch:orders]
+path = nowhere
+CONF
+chmod 600 "$T/bad.conf"
+out=$("$PD_BIN" check-config -c "$T/bad.conf" 2>&1) && rc=0 || rc=$?
+check "a bad config exits 2" test "$rc" -eq 2
+check "a typo names its file and line" grep -q "^$T/bad.conf:3: unknown key 'timout'" <<<"$out"
+check "a missing folder is named" grep -q "bad.conf:5: path $T/nowhere: No such file" <<<"$out"
+check "a missing flow_id is named" grep -q "bad.conf:4: \[watch:orders\] has no flow_id" <<<"$out"
+
+chmod 644 "$T/good.conf"
+out=$("$PD_BIN" check-config -c "$T/good.conf" 2>&1) && rc=0 || rc=$?
+check "an inline secret in a readable file is refused" test "$rc" -eq 2
+check "and the fix is given" grep -q "chmod 600 $T/good.conf" <<<"$out"
+
+out=$("$PD_BIN" check-config -c "$T/missing.conf" 2>&1) && rc=0 || rc=$?
+check "a missing file exits 2 and says so" bash -c "[ $rc -eq 2 ] && grep -q 'cannot open' <<<\"\$1\"" _ "$out"
+"$PD_BIN" check-config --bogus >/dev/null 2>&1 && rc=0 || rc=$?
+check "an unknown option exits 2" test "$rc" -eq 2
+"$PD_BIN" frobnicate >/dev/null 2>&1 && rc=0 || rc=$?
+check "an unknown command exits 2" test "$rc" -eq 2
+check "--help lists check-config" bash -c "'$PD_BIN' --help | grep -q check-config"
+finish

@@ -1,0 +1,190 @@
+/*
+ * Unit tests of the credentials module without a network: the token kept in the state dir is
+ * reused only for the same account and login URL and only until shortly before it expires (on
+ * an injected clock); a 401 drops a token once however many requests report it; API-key mode
+ * sends the raw key and turns a 401 into a configuration error naming the key's source.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "pd_auth.h"
+#include "pd_clock.h"
+#include "pd_config.h"
+#include "pd_error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static uint64_t now_ms;
+static uint64_t fake_wall(void *arg)
+{
+    return now_ms;
+}
+static uint32_t fake_random(void *arg)
+{
+    return 0;
+}
+static const struct pd_clock clock_ = {.mono_ms = fake_wall, .wall_ms = fake_wall,
+                                       .random = fake_random};
+
+static char dir[64];
+
+static struct pd_patchworks pw_password(void)
+{
+    struct pd_patchworks pw;
+    memset(&pw, 0, sizeof(pw));
+    pw.auth = PD_AUTH_PASSWORD;
+    pw.email = "demo@example.com";
+    pw.password = "secret";
+    pw.login_url = "http://127.0.0.1:9/api/v1/login";
+    return pw;
+}
+
+static void write_token(const char *json)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/token", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(json, f);
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    snprintf(dir, sizeof(dir), "/tmp/pd-test-auth-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    now_ms = 1000000;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+static void kept_token_is_reused_until_renewal(void **state)
+{
+    struct pd_patchworks pw = pw_password();
+    struct pd_auth *a;
+    unsigned gen;
+    write_token("{\"version\":1,\"login_url\":\"http://127.0.0.1:9/api/v1/login\","
+                "\"user\":\"demo@example.com\",\"token\":\"tok-1\",\"expires_at_ms\":2000000,"
+                "\"renew_at_ms\":1900000}");
+    assert_int_equal(pd_auth_create(NULL, &pw, dir, &clock_, &a), 0);
+    assert_true(pd_auth_from_cache(a));
+    assert_string_equal(pd_auth_header(a, &gen), "Bearer tok-1");
+    assert_int_equal(pd_auth_expires_at(a), 2000000);
+    now_ms = 1899999;
+    assert_non_null(pd_auth_header(a, &gen));
+    now_ms = 1900000;
+    assert_null(pd_auth_header(a, &gen));
+    pd_auth_destroy(&a);
+    assert_null(a);
+}
+
+static void kept_token_of_another_account_or_expired_is_ignored(void **state)
+{
+    struct pd_patchworks pw = pw_password();
+    struct pd_auth *a;
+    unsigned gen;
+    write_token("{\"version\":1,\"login_url\":\"http://127.0.0.1:9/api/v1/login\","
+                "\"user\":\"other@example.com\",\"token\":\"tok-1\",\"expires_at_ms\":2000000,"
+                "\"renew_at_ms\":1900000}");
+    assert_int_equal(pd_auth_create(NULL, &pw, dir, &clock_, &a), 0);
+    assert_null(pd_auth_header(a, &gen));
+    pd_auth_destroy(&a);
+
+    write_token("{\"version\":1,\"login_url\":\"http://elsewhere/login\","
+                "\"user\":\"demo@example.com\",\"token\":\"tok-1\",\"expires_at_ms\":2000000,"
+                "\"renew_at_ms\":1900000}");
+    assert_int_equal(pd_auth_create(NULL, &pw, dir, &clock_, &a), 0);
+    assert_null(pd_auth_header(a, &gen));
+    pd_auth_destroy(&a);
+
+    now_ms = 1950000;
+    write_token("{\"version\":1,\"login_url\":\"http://127.0.0.1:9/api/v1/login\","
+                "\"user\":\"demo@example.com\",\"token\":\"tok-1\",\"expires_at_ms\":2000000,"
+                "\"renew_at_ms\":1900000}");
+    assert_int_equal(pd_auth_create(NULL, &pw, dir, &clock_, &a), 0);
+    assert_null(pd_auth_header(a, &gen));
+    pd_auth_destroy(&a);
+
+    write_token("garbage{");
+    assert_int_equal(pd_auth_create(NULL, &pw, dir, &clock_, &a), 0);
+    assert_null(pd_auth_header(a, &gen));
+    pd_auth_destroy(&a);
+}
+
+static void many_401s_drop_the_token_once(void **state)
+{
+    struct pd_patchworks pw = pw_password();
+    struct pd_auth *a;
+    unsigned gen, gen2;
+    const char *msg;
+    unsigned suspect;
+    write_token("{\"version\":1,\"login_url\":\"http://127.0.0.1:9/api/v1/login\","
+                "\"user\":\"demo@example.com\",\"token\":\"tok-1\",\"expires_at_ms\":2000000,"
+                "\"renew_at_ms\":1900000}");
+    assert_int_equal(pd_auth_create(NULL, &pw, dir, &clock_, &a), 0);
+    assert_non_null(pd_auth_header(a, &gen));
+    pd_auth_proven(a, gen);
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(pd_auth_refused(a, gen, &msg, &suspect), 0);
+        /* The token had worked: no reason to wait before logging in again. */
+        assert_int_equal(suspect, 0);
+    }
+    assert_null(pd_auth_header(a, &gen2));
+    assert_int_equal(gen2, gen);
+    pd_auth_destroy(&a);
+
+    /* A token refused before any request succeeded with it is suspect: back off first. */
+    assert_int_equal(pd_auth_create(NULL, &pw, dir, &clock_, &a), 0);
+    assert_non_null(pd_auth_header(a, &gen));
+    assert_int_equal(pd_auth_refused(a, gen, &msg, &suspect), 0);
+    assert_int_equal(suspect, 1);
+    pd_auth_destroy(&a);
+}
+
+static void api_key_is_raw_and_401_is_a_config_error(void **state)
+{
+    struct pd_patchworks pw;
+    struct pd_auth *a;
+    unsigned gen, suspect;
+    const char *msg;
+    memset(&pw, 0, sizeof(pw));
+    pw.auth = PD_AUTH_API_KEY;
+    pw.api_key = "k-123";
+    pw.secret_source = "api_key_file /etc/patchdrop/key";
+    assert_int_equal(pd_auth_create(NULL, &pw, dir, &clock_, &a), 0);
+    assert_string_equal(pd_auth_header(a, &gen), "k-123");
+    now_ms += 365ull * 24 * 3600 * 1000;
+    assert_string_equal(pd_auth_header(a, &gen), "k-123");
+    assert_int_equal(pd_auth_refused(a, gen, &msg, &suspect), PD_EAUTH);
+    assert_non_null(strstr(msg, "api_key_file /etc/patchdrop/key"));
+    assert_null(strstr(msg, "k-123"));
+    assert_int_equal(pd_auth_expires_at(a), 0);
+    pd_auth_destroy(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(kept_token_is_reused_until_renewal, setup, teardown),
+        cmocka_unit_test_setup_teardown(kept_token_of_another_account_or_expired_is_ignored,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(many_401s_drop_the_token_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(api_key_is_raw_and_401_is_a_config_error, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

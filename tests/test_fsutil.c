@@ -1,0 +1,164 @@
+/* Durable writes and moves that never overwrite. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "pd_fsutil.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[256];
+
+static int setup(void **state)
+{
+    snprintf(dir, sizeof(dir), "/tmp/pd-test-fs-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+static const char *at(const char *name)
+{
+    static char bufs[4][512];
+    static int i;
+    char *b = bufs[i++ % 4];
+    snprintf(b, 512, "%s/%s", dir, name);
+    return b;
+}
+
+static char *slurp(const char *path)
+{
+    char *out = NULL;
+    size_t len;
+    assert_int_equal(pd_fs_read_all(path, 1 << 20, &out, &len), 0);
+    return out;
+}
+
+static void test_mkdirs(void **state)
+{
+    struct stat st;
+    assert_int_equal(pd_fs_mkdirs(at("a/b/c"), 0700), 0);
+    assert_int_equal(stat(at("a/b/c"), &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_int_equal(pd_fs_mkdirs(at("a/b/c"), 0700), 0); /* again: fine */
+    assert_int_equal(pd_fs_write_atomic(at("file"), "x", 1, 0600), 0);
+    assert_int_equal(pd_fs_mkdirs(at("file"), 0700), -ENOTDIR);
+    assert_int_equal(pd_fs_mkdirs(at("file/sub"), 0700), -ENOTDIR);
+}
+
+static void test_write_atomic_replaces(void **state)
+{
+    struct stat st;
+    assert_int_equal(pd_fs_write_atomic(at("s.json"), "one", 3, 0600), 0);
+    assert_int_equal(pd_fs_write_atomic(at("s.json"), "two!", 4, 0600), 0);
+    char *text = slurp(at("s.json"));
+    assert_string_equal(text, "two!");
+    free(text);
+    assert_int_equal(stat(at("s.json"), &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    /* No temp files are left behind. */
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "test $(ls -A '%s' | wc -l) -eq 1", dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(pd_fs_write_atomic(at("missing/s.json"), "x", 1, 0600), -ENOENT);
+}
+
+static void test_create_durable_never_replaces(void **state)
+{
+    assert_int_equal(pd_fs_create_durable(at("r.json"), "first", 5, 0644), 0);
+    assert_int_equal(pd_fs_create_durable(at("r.json"), "second", 6, 0644), -EEXIST);
+    char *text = slurp(at("r.json"));
+    assert_string_equal(text, "first");
+    free(text);
+}
+
+static void test_rename_noreplace(void **state)
+{
+    assert_int_equal(pd_fs_write_atomic(at("a"), "A", 1, 0600), 0);
+    assert_int_equal(pd_fs_write_atomic(at("b"), "B", 1, 0600), 0);
+    assert_int_equal(pd_fs_rename_noreplace(at("a"), at("b")), -EEXIST);
+    char *text = slurp(at("b"));
+    assert_string_equal(text, "B");
+    free(text);
+    assert_int_equal(pd_fs_rename_noreplace(at("a"), at("c")), 0);
+    assert_int_equal(access(at("a"), F_OK), -1);
+    text = slurp(at("c"));
+    assert_string_equal(text, "A");
+    free(text);
+    /* The loser of a claim race finds the file gone. */
+    assert_int_equal(pd_fs_rename_noreplace(at("a"), at("d")), -ENOENT);
+}
+
+static void test_rename_across_file_systems(void **state)
+{
+    /* /dev/shm is tmpfs: usually another file system than /tmp. */
+    char other[256];
+    snprintf(other, sizeof(other), "/dev/shm/pd-test-fs-%d", (int)getpid());
+    if (mkdir(other, 0700)) {
+        skip();
+    }
+    char to[300];
+    snprintf(to, sizeof(to), "%s/moved", other);
+    assert_int_equal(pd_fs_write_atomic(at("big"), "payload", 7, 0640), 0);
+    assert_int_equal(pd_fs_rename_noreplace(at("big"), to), 0);
+    assert_int_equal(access(at("big"), F_OK), -1);
+    char *text = slurp(to);
+    assert_string_equal(text, "payload");
+    free(text);
+    struct stat st;
+    assert_int_equal(stat(to, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0640);
+    assert_int_equal(pd_fs_write_atomic(at("big2"), "x", 1, 0600), 0);
+    assert_int_equal(pd_fs_rename_noreplace(at("big2"), to), -EEXIST);
+    unlink(to);
+    rmdir(other);
+}
+
+static void test_unique_name(void **state)
+{
+    char name[256];
+    assert_int_equal(pd_fs_unique_name(dir, "orders.xml", ".receipt.json", 0, name, sizeof(name)), 0);
+    assert_string_equal(name, "orders.xml");
+    assert_int_equal(pd_fs_write_atomic(at("orders.xml"), "x", 1, 0600), 0);
+    assert_int_equal(pd_fs_unique_name(dir, "orders.xml", ".receipt.json", 0, name, sizeof(name)), 0);
+    assert_string_equal(name, "orders.1.xml");
+    /* A leftover sidecar also blocks a name. */
+    assert_int_equal(pd_fs_write_atomic(at("orders.1.xml.receipt.json"), "x", 1, 0600), 0);
+    assert_int_equal(pd_fs_unique_name(dir, "orders.xml", ".receipt.json", 0, name, sizeof(name)), 0);
+    assert_string_equal(name, "orders.2.xml");
+    assert_int_equal(pd_fs_write_atomic(at("README"), "x", 1, 0600), 0);
+    assert_int_equal(pd_fs_unique_name(dir, "README", NULL, 0, name, sizeof(name)), 0);
+    assert_string_equal(name, "README.1");
+    assert_int_equal(pd_fs_write_atomic(at(".env"), "x", 1, 0600), 0);
+    assert_int_equal(pd_fs_unique_name(dir, ".env", NULL, 0, name, sizeof(name)), 0);
+    assert_string_equal(name, ".env.1");
+    assert_int_equal(pd_fs_unique_name(dir, "orders.xml", NULL, 0, name, 8), -ENAMETOOLONG);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_mkdirs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_atomic_replaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_durable_never_replaces, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rename_noreplace, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rename_across_file_systems, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unique_name, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

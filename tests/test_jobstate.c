@@ -1,0 +1,175 @@
+/* The durable delivery record: round trip, damage detection, receipts and error files. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "pd_error.h"
+#include "pd_fsutil.h"
+#include "pd_jobstate.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static char dir[256], path[300];
+
+static int setup(void **state)
+{
+    snprintf(dir, sizeof(dir), "/tmp/pd-test-js-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/orders.xml.json", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+static void fill(struct pd_jobstate *js)
+{
+    char id[33];
+    memset(js, 0, sizeof(*js));
+    assert_int_equal(pd_jobstate_new_claim_id(id), 0);
+    assert_int_equal(strlen(id), 32);
+    js->claim_id = strdup(id);
+    js->watch = strdup("orders");
+    js->name = strdup("in/orders \"big\".xml");
+    js->work_name = strdup("orders.xml");
+    js->flow_id = strdup("123");
+    js->size = 20000000;
+    js->mtime_ns = 1700000000123456789LL;
+    js->claimed_ms = 1764000000000ULL;
+    js->max_body = 8000000;
+    struct pd_chunk_rec c = {.index = 0, .start = 120, .end = 7000000, .records = 5000,
+                             .body_bytes = 7999000, .status = 200, .run_id = "9001",
+                             .time_ms = 1764000001000ULL, .attempts = 2};
+    assert_int_equal(pd_jobstate_add_chunk(js, &c), 0);
+    struct pd_chunk_rec d = {.index = 1, .start = 7000000, .end = 14000000, .records = 4000,
+                             .body_bytes = 7900000, .status = 201, .answer = "{\"ok\":1}",
+                             .time_ms = 1764000002000ULL, .attempts = 1};
+    assert_int_equal(pd_jobstate_add_chunk(js, &d), 0);
+    js->attempts = 3;
+}
+
+static void test_round_trip(void **state)
+{
+    struct pd_jobstate js, back;
+    char *why = NULL;
+    struct stat st;
+
+    fill(&js);
+    assert_int_equal(js.next_offset, 14000000);
+    assert_int_equal(js.next_index, 2);
+    assert_int_equal(pd_jobstate_save(&js, path), 0);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(pd_jobstate_load(path, &back, &why), 0);
+    assert_null(why);
+    assert_string_equal(back.claim_id, js.claim_id);
+    assert_string_equal(back.name, "in/orders \"big\".xml");
+    assert_null(back.version_id);
+    assert_null(back.sha256);
+    assert_int_equal(back.size, 20000000);
+    assert_int_equal(back.next_offset, 14000000);
+    assert_int_equal(back.next_index, 2);
+    assert_int_equal(back.attempts, 3);
+    assert_false(back.finished);
+    assert_int_equal(back.nchunks, 2);
+    assert_string_equal(back.chunks[0].run_id, "9001");
+    assert_int_equal(back.chunks[0].start, 120);
+    assert_int_equal(back.chunks[1].status, 201);
+    assert_null(back.chunks[1].run_id);
+    assert_string_equal(back.chunks[1].answer, "{\"ok\":1}");
+    pd_jobstate_cleanup(&back);
+    pd_jobstate_cleanup(&js);
+}
+
+static void test_damaged_records_are_named(void **state)
+{
+    struct pd_jobstate js;
+    char *why = NULL;
+    const char *cases[] = {"", "{\"version\":1", "[]", "{\"version\":99}",
+                           "{\"version\":1,\"claim_id\":\"x\"}"};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(pd_fs_write_atomic(path, cases[i], strlen(cases[i]), 0600), 0);
+        assert_int_equal(pd_jobstate_load(path, &js, &why), PD_ESTATE);
+        assert_non_null(why);
+        assert_non_null(strstr(why, path));
+        free(why);
+    }
+    assert_true(pd_jobstate_load("/nonexistent/x.json", &js, &why) < 0);
+}
+
+static void test_receipt_and_error_file(void **state)
+{
+    struct pd_jobstate js;
+    fill(&js);
+    js.sha256 = strdup("ab12");
+    js.version_id = strdup("456");
+    char *r = pd_jobstate_receipt(&js, 1764000003000ULL);
+    assert_non_null(r);
+    cJSON *o = cJSON_Parse(r);
+    assert_non_null(o);
+    assert_string_equal(cJSON_GetObjectItem(o, "file")->valuestring, "in/orders \"big\".xml");
+    assert_string_equal(cJSON_GetObjectItem(o, "sha256")->valuestring, "ab12");
+    assert_string_equal(cJSON_GetObjectItem(o, "flow_id")->valuestring, "123");
+    assert_string_equal(cJSON_GetObjectItem(o, "version_id")->valuestring, "456");
+    assert_string_equal(cJSON_GetObjectItem(o, "result")->valuestring, "delivered");
+    assert_string_equal(cJSON_GetObjectItem(o, "delivered_at")->valuestring,
+                        "2025-11-24T16:00:03.000Z");
+    cJSON *chunks = cJSON_GetObjectItem(o, "chunks");
+    assert_int_equal(cJSON_GetArraySize(chunks), 2);
+    cJSON *c0 = cJSON_GetArrayItem(chunks, 0);
+    assert_string_equal(cJSON_GetObjectItem(c0, "flow_run_id")->valuestring, "9001");
+    assert_int_equal(cJSON_GetObjectItem(c0, "status")->valueint, 200);
+    assert_int_equal((long)cJSON_GetObjectItem(c0, "end")->valuedouble, 7000000);
+    assert_string_equal(cJSON_GetObjectItem(c0, "time")->valuestring, "2025-11-24T16:00:01.000Z");
+    cJSON_Delete(o);
+    free(r);
+
+    struct pd_failure f = {.reason = "rejected by Patchworks: fix the data and drop it again",
+                           .status = 422, .message = "The payload field is required.",
+                           .errors = "payload: required", .chunk = 2, .offset = 14000000};
+    r = pd_jobstate_error_report(&js, &f, 1764000004000ULL);
+    o = cJSON_Parse(r);
+    assert_non_null(o);
+    assert_string_equal(cJSON_GetObjectItem(o, "result")->valuestring, "failed");
+    assert_int_equal(cJSON_GetObjectItem(o, "http_status")->valueint, 422);
+    assert_string_equal(cJSON_GetObjectItem(o, "server_message")->valuestring,
+                        "The payload field is required.");
+    assert_int_equal(cJSON_GetObjectItem(o, "chunk")->valueint, 2);
+    assert_int_equal((long)cJSON_GetObjectItem(o, "byte_offset")->valuedouble, 14000000);
+    assert_int_equal(cJSON_GetObjectItem(o, "attempts")->valueint, 3);
+    assert_int_equal(cJSON_GetObjectItem(o, "chunks_delivered")->valueint, 2);
+    cJSON_Delete(o);
+    free(r);
+
+    struct pd_failure g = {.reason = "empty file", .chunk = -1, .offset = -1};
+    r = pd_jobstate_error_report(&js, &g, 1764000004000ULL);
+    o = cJSON_Parse(r);
+    assert_null(cJSON_GetObjectItem(o, "http_status"));
+    assert_null(cJSON_GetObjectItem(o, "chunk"));
+    assert_null(cJSON_GetObjectItem(o, "byte_offset"));
+    cJSON_Delete(o);
+    free(r);
+    pd_jobstate_cleanup(&js);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_records_are_named, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_receipt_and_error_file, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,124 @@
+/* Unit tests of the account-wide pace: token bucket, sliding minute, concurrency, pauses. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "pd_limiter.h"
+
+/* Runs a greedy client against the limiter on a simulated clock; returns the start times. */
+static size_t simulate(struct pd_limiter *l, uint64_t until_ms, uint64_t *starts, size_t max)
+{
+    size_t n = 0;
+    uint64_t now = 0;
+    while (now < until_ms && n < max) {
+        int64_t w = pd_limiter_try(l, now);
+        if (w == 0) {
+            starts[n++] = now;
+            pd_limiter_release(l);
+            continue;
+        }
+        assert_true(w > 0);
+        now += (uint64_t)w;
+    }
+    return n;
+}
+
+static void never_more_than_rate_in_any_minute(void **state)
+{
+    static uint64_t starts[5000];
+    struct pd_limiter l;
+    assert_int_equal(pd_limiter_init(&l, 240, 0, 0), 0);
+    size_t n = simulate(&l, 5 * 60000, starts, 5000);
+    /* Five minutes at 240/min: close to 1200, never more. */
+    assert_true(n <= 1200 + 12);
+    assert_true(n >= 1150);
+    for (size_t i = 0, j = 0; i < n; i++) {
+        while (starts[i] - starts[j] >= 60000)
+            j++;
+        assert_true(i - j + 1 <= 240);
+    }
+    /* A burst is at most rate/20, then requests are spread evenly. */
+    size_t at_zero = 0;
+    for (size_t i = 0; i < n && starts[i] == 0; i++)
+        at_zero++;
+    assert_int_equal(at_zero, 12);
+    pd_limiter_cleanup(&l);
+}
+
+static void bucket_bound_holds_in_every_window(void **state)
+{
+    static uint64_t starts[2000];
+    struct pd_limiter l;
+    assert_int_equal(pd_limiter_init(&l, 600, 0, 0), 0);
+    size_t n = simulate(&l, 30000, starts, 2000);
+    /* Any window of t ms holds at most burst + rate * t / 60 s starts. */
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i; j < n; j++) {
+            double allowed = 30 + 600.0 * (double)(starts[j] - starts[i]) / 60000.0 + 1;
+            assert_true((double)(j - i + 1) <= allowed);
+        }
+    pd_limiter_cleanup(&l);
+}
+
+static void sliding_minute_holds_when_bucket_would_allow_more(void **state)
+{
+    struct pd_limiter l;
+    /* rate 20: the bucket alone would allow 1 + 20 in the first minute; the window keeps 20. */
+    assert_int_equal(pd_limiter_init(&l, 20, 0, 0), 0);
+    uint64_t now = 0;
+    unsigned started = 0;
+    while (now < 60000) {
+        int64_t w = pd_limiter_try(&l, now);
+        if (w == 0) {
+            started++;
+            pd_limiter_release(&l);
+        } else {
+            now += (uint64_t)w;
+        }
+    }
+    assert_int_equal(started, 20);
+    pd_limiter_cleanup(&l);
+}
+
+static void concurrency_cap(void **state)
+{
+    struct pd_limiter l;
+    assert_int_equal(pd_limiter_init(&l, 1000000, 3, 0), 0);
+    assert_int_equal(pd_limiter_try(&l, 0), 0);
+    assert_int_equal(pd_limiter_try(&l, 0), 0);
+    assert_int_equal(pd_limiter_try(&l, 0), 0);
+    assert_int_equal(pd_limiter_try(&l, 0), PD_LIMITER_BUSY);
+    pd_limiter_release(&l);
+    assert_int_equal(pd_limiter_try(&l, 0), 0);
+    assert_int_equal(l.inflight, 3);
+    pd_limiter_cleanup(&l);
+}
+
+static void pause_stops_everybody(void **state)
+{
+    struct pd_limiter l;
+    assert_int_equal(pd_limiter_init(&l, 6000, 10, 0), 0);
+    assert_int_equal(pd_limiter_try(&l, 0), 0);
+    pd_limiter_pause(&l, 100, 2000);
+    assert_int_equal(pd_limiter_try(&l, 100), 2000);
+    assert_int_equal(pd_limiter_try(&l, 1500), 600);
+    /* A shorter pause does not cut a longer one short. */
+    pd_limiter_pause(&l, 1500, 10);
+    assert_int_equal(pd_limiter_try(&l, 1600), 500);
+    assert_int_equal(pd_limiter_try(&l, 2100), 0);
+    pd_limiter_cleanup(&l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(never_more_than_rate_in_any_minute),
+        cmocka_unit_test(bucket_bound_holds_in_every_window),
+        cmocka_unit_test(sliding_minute_holds_when_bucket_would_allow_more),
+        cmocka_unit_test(concurrency_cap),
+        cmocka_unit_test(pause_stops_everybody),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
