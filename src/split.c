@@ -51,7 +51,7 @@ struct pd_splitter {
     char split_tail[400];
     uint64_t split_err_dec;
     int split_err_line_wanted;
-    uint64_t area_orig, file_end, total_records;
+    uint64_t area_orig, file_end, whole_len, total_records;
     char *pre, *suf;
     size_t pre_len, suf_len, pre_esc, suf_esc;
     int pre_over, suf_over;
@@ -246,6 +246,10 @@ static int body_reserve(struct pd_splitter *sp, size_t need)
 static int body_escape(struct pd_splitter *sp, const void *src, size_t n, size_t limit)
 {
     size_t need;
+    if (n == 0)
+        return 0;
+    if (sp->body_len > limit)
+        return 1;
     if (n <= (limit - sp->body_len) / 6) {
         need = sp->body_len + n * 6;
     } else {
@@ -495,7 +499,7 @@ static int split_ready(struct pd_splitter *sp)
         return set_err(sp, PD_ETOOBIG,
                        "the file is %s once encoded, larger than max_body %llu, and this watch "
                        "has split = none; choose a split format or raise max_body",
-                       size_words(sp->file_end, a, sizeof(a)), (unsigned long long)sp->max_body);
+                       size_words(sp->whole_len, a, sizeof(a)), (unsigned long long)sp->max_body);
     }
     if (sp->split_err) {
         if (sp->split_err_line_wanted) {
@@ -606,10 +610,9 @@ static int pass1(struct pd_splitter *sp)
                            "changed since, or max_body differs from when it was recorded",
                            (unsigned long long)sp->seek_target);
         sp->whole_sent = sp->seek_target != 0;
-        sp->next_index = sp->seek_target ? sp->next_index : 0;
         return 0;
     }
-    sp->file_end = st.esc_total + PD_ENCODE_BODY_OVERHEAD; /* for the none message */
+    sp->whole_len = st.esc_total + PD_ENCODE_BODY_OVERHEAD;
     if ((rc = split_ready(sp)) < 0)
         return rc;
     if (!st.target_rec)
@@ -734,8 +737,6 @@ finish:
     out->body_len = sp->body_len;
     sp->next_start = end;
     sp->next_record += nrec;
-    if (!sp->positioned && last)
-        sp->positioned = 0;
     return 1;
 }
 
@@ -809,7 +810,7 @@ int pd_split_resplit(struct pd_splitter *sp, uint64_t new_max_body)
     sp->have_last = 0;
     if (sp->last.whole) {
         sp->whole = 0;
-        sp->file_end = sp->last.body_len;
+        sp->whole_len = sp->last.body_len;
         int rc = split_ready(sp);
         if (rc < 0)
             return rc;

@@ -54,7 +54,8 @@ static void sb_add(struct sb *s, const void *d, size_t n)
         s->p = realloc(s->p, s->cap);
         assert_non_null(s->p);
     }
-    memcpy(s->p + s->len, d, n);
+    if (n)
+        memcpy(s->p + s->len, d, n);
     s->len += n;
     s->p[s->len] = '\0';
 }
