@@ -46,7 +46,8 @@ struct pd_splitter {
 
     /* pass 1 results */
     int prepared, whole, whole_sent;
-    int split_err; /* problem that only matters when the file must be split */
+    int split_err;        /* problem found by the first pass */
+    int split_structural; /* ...that only matters when the file must be split */
     char split_msg[1024];
     char split_tail[400];
     uint64_t split_err_dec;
@@ -382,6 +383,7 @@ static void note_scan_error(struct pd_splitter *sp, struct p1 *st)
         snprintf(sp->split_msg, sizeof(sp->split_msg), "%s", sp->sc.msg);
     snprintf(sp->split_tail, sizeof(sp->split_tail), "%s)%s", rec, hint);
     sp->split_err = PD_EPARSE;
+    sp->split_structural = sp->sc.structural;
     sp->split_err_dec = dec;
     sp->split_err_line_wanted = 1;
 }
@@ -492,6 +494,19 @@ static int check_budget(struct pd_splitter *sp)
 }
 
 /* Everything pass 1 found that stops splitting; 0 when the file can be split. */
+/* A syntax error the first pass found, with its line number, as the splitter's error. */
+static int syntax_error(struct pd_splitter *sp)
+{
+    if (sp->split_err_line_wanted) {
+        char m[sizeof(sp->split_msg) + sizeof(sp->split_tail) + 32];
+        snprintf(m, sizeof(m), "%s (line %llu%s", sp->split_msg,
+                 (unsigned long long)line_of(sp, sp->split_err_dec), sp->split_tail);
+        memcpy(sp->split_msg, m, sizeof(sp->split_msg) - 1);
+        sp->split_err_line_wanted = 0;
+    }
+    return set_err(sp, sp->split_err, "%s", sp->split_msg);
+}
+
 static int split_ready(struct pd_splitter *sp)
 {
     if (sp->fmt == PD_SPLIT_NONE) {
@@ -501,16 +516,8 @@ static int split_ready(struct pd_splitter *sp)
                        "has split = none; choose a split format or raise max_body",
                        size_words(sp->whole_len, a, sizeof(a)), (unsigned long long)sp->max_body);
     }
-    if (sp->split_err) {
-        if (sp->split_err_line_wanted) {
-            char m[sizeof(sp->split_msg) + sizeof(sp->split_tail) + 32];
-            snprintf(m, sizeof(m), "%s (line %llu%s", sp->split_msg,
-                     (unsigned long long)line_of(sp, sp->split_err_dec), sp->split_tail);
-            memcpy(sp->split_msg, m, sizeof(sp->split_msg) - 1);
-            sp->split_err_line_wanted = 0;
-        }
-        return set_err(sp, sp->split_err, "%s", sp->split_msg);
-    }
+    if (sp->split_err)
+        return syntax_error(sp);
     if (sp->total_records == 0)
         return set_err(sp, PD_EEMPTY,
                        "the file is too big for one request but holds no %s records to split it by",
@@ -601,6 +608,11 @@ static int pass1(struct pd_splitter *sp)
     sp->pre_esc = pd_encode_escaped_len(sp->pre, sp->pre_len);
     sp->suf_esc = pd_encode_escaped_len(sp->suf, sp->suf_len);
     sp->prepared = 1;
+    /* A file of a structured kind goes only when it is well formed, even when it fits whole:
+     * a flow that expects JSON must never get half an array. (split = lines or none sends
+     * any text as it is.) */
+    if (sp->split_err && !sp->split_structural)
+        return syntax_error(sp);
     if (st.whole_fits && sp->body_len + TAIL_LEN <= sp->max_body) {
         body_raw(sp, PD_ENCODE_BODY_TAIL, TAIL_LEN);
         sp->whole = 1;
