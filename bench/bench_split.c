@@ -5,7 +5,14 @@
  * each run (every measurement runs in its own child process, so ru_maxrss is its own).
  *
  *   bench_split [--big] [--dir DIR] [--size MB]
+ *   bench_split --generate FORMAT BYTES PATH
  *
+ *   bench_split --bodies FILE DIR
+ *
+ * --bodies writes the request bodies patchdrop would send for FILE (max_body 8000000, format by
+ * extension) to DIR/body-NNNNNN, the pre-built bodies of the curl baseline.
+ * --generate only writes a file of FORMAT (json, ndjson, xml, csv, lines) of about BYTES bytes
+ * with the same records, for the other benchmarks (bench/run.sh).
  * --big also splits 2 GiB JSON, XML and CSV files, to show that memory does not grow with the
  * file. Files are generated in a temporary folder (DIR or $TMPDIR) and deleted.
  */
@@ -116,6 +123,32 @@ static void split_file(const char *path, int fmt, struct result *r)
     pd_split_destroy(&sp);
 }
 
+/* Writes every body of PATH to DIR/body-NNNNNN; prints how many. */
+static int write_bodies(const char *path, const char *dir)
+{
+    struct pd_split_opts o = {.format = PD_SPLIT_AUTO, .max_body = 8000000, .header_lines = 1, .name = path};
+    struct pd_splitter *sp = NULL;
+    struct pd_chunk c;
+    unsigned n = 0;
+    int rc = pd_split_create(-1, path, &o, &sp);
+    while (rc == 0 && (rc = pd_split_next(sp, &c)) == 1) {
+        char out[700];
+        snprintf(out, sizeof(out), "%s/body-%06u", dir, n++);
+        FILE *f = fopen(out, "wb");
+        if (!f || fwrite(c.body, 1, c.body_len, f) != c.body_len || fclose(f)) {
+            fprintf(stderr, "bench_split: cannot write %s\n", out);
+            pd_split_destroy(&sp);
+            return 1;
+        }
+        rc = 0;
+    }
+    if (rc < 0)
+        fprintf(stderr, "bench_split: %s\n", pd_split_error(sp));
+    pd_split_destroy(&sp);
+    printf("%u\n", n);
+    return rc < 0 ? 1 : 0;
+}
+
 /* Escaper and baselines over the same 64 MB of JSON-like text. */
 static size_t naive_escape(char *d, const unsigned char *s, size_t n)
 {
@@ -204,6 +237,19 @@ int main(int argc, char **argv)
     int big = 0;
     uint64_t mb = 20;
     const char *dir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    if (argc == 5 && !strcmp(argv[1], "--generate")) {
+        for (int f = PD_SPLIT_JSON; f <= PD_SPLIT_LINES; f++)
+            if (!strcmp(argv[2], fmt_names[f])) {
+                int rc = generate(argv[4], f, strtoull(argv[3], NULL, 10));
+                if (rc)
+                    fprintf(stderr, "bench_split: cannot write %s: %s\n", argv[4], strerror(-rc));
+                return rc ? 1 : 0;
+            }
+        fprintf(stderr, "bench_split: unknown format %s\n", argv[2]);
+        return 2;
+    }
+    if (argc == 4 && !strcmp(argv[1], "--bodies"))
+        return write_bodies(argv[2], argv[3]);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--big"))
             big = 1;

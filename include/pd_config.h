@@ -42,7 +42,8 @@ struct pd_patchworks {
     char *core_url;
     char *lookups_url;
     uint64_t max_body;    /* bytes of one encoded request body */
-    uint64_t rate_limit;  /* requests per minute, whole account */
+    uint64_t rate_limit;  /* requests per rate_window (a minute), whole account */
+    uint64_t rate_window_ms;
     uint64_t concurrency; /* requests in flight at most */
     uint64_t timeout_ms;  /* whole request */
     char *ca_file;
@@ -79,6 +80,8 @@ struct pd_watch {
     char *done_marker;   /* e.g. "{name}.done": send only once the marker exists */
     bool ordered;        /* one file at a time, oldest first */
     uint64_t dedupe_ms;  /* 0: off; else skip content delivered to the flow within this window */
+    uint64_t batch;      /* 0 or 1: off; else up to this many small files in one request */
+    uint64_t batch_window_ms; /* how long a batch may wait for more files */
 };
 
 struct pd_daemon_cfg {

@@ -21,7 +21,8 @@
 #define PD_LIMITER_BUSY (-1)
 
 struct pd_limiter {
-    uint64_t rate;        /* requests per minute; 0: unlimited */
+    uint64_t rate;        /* requests per window; 0: unlimited */
+    uint64_t window_ms;   /* PD_LIMITER_WINDOW_MS unless set otherwise */
     uint64_t concurrency; /* requests in flight at most; 0: unlimited */
     uint64_t inflight;
     double tokens;
@@ -34,6 +35,14 @@ struct pd_limiter {
 
 int pd_limiter_init(struct pd_limiter *l, uint64_t rate_per_min, uint64_t concurrency,
                     uint64_t now_ms);
+
+/*
+ * The same with RATE requests per WINDOW_MS instead of per minute (config key rate_window):
+ * for a server or emulator that counts over another window, such as a benchmark that scales
+ * Patchworks' 240 a minute down to 24 per 6 seconds. Both rules then use that window.
+ */
+int pd_limiter_init_window(struct pd_limiter *l, uint64_t rate, uint64_t window_ms,
+                           uint64_t concurrency, uint64_t now_ms);
 void pd_limiter_cleanup(struct pd_limiter *l);
 
 /*

@@ -116,6 +116,15 @@ int pd_split_seek(struct pd_splitter *sp, uint64_t start, unsigned next_index);
  */
 int pd_split_resplit(struct pd_splitter *sp, uint64_t new_max_body);
 
+/*
+ * pd_split_resplit() for a caller that cuts chunks ahead: REFUSED is the chunk the server
+ * refused as it was produced (its body may be gone), possibly followed by chunks produced
+ * since, which are dropped. The next pd_split_next() cuts again from REFUSED's start with
+ * NEW_MAX_BODY. Same codes as pd_split_resplit().
+ */
+int pd_split_resplit_chunk(struct pd_splitter *sp, const struct pd_chunk *refused,
+                           uint64_t new_max_body);
+
 /* The budget in force (store it with chunk ranges to resume deterministically). */
 uint64_t pd_split_max_body(const struct pd_splitter *sp);
 

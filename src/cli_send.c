@@ -6,8 +6,11 @@
  * Files go in parallel up to `concurrency`; the chunks of one file go in order, one at a time,
  * so a rejection stops the rest of that file. Chunks come from the record-aware splitter
  * (pd_split.h) behind four small calls (struct source below), made on the libuv thread pool so
- * reading and escaping never stall the requests in flight. A 413 cuts the refused chunk to half
- * its size and sends it again. At most `concurrency` chunk bodies are held in memory.
+ * reading and escaping never stall the requests in flight. While a chunk is in flight the
+ * file's next chunk is already being cut, so reading and escaping overlap the network instead
+ * of adding to it (a big file goes at the speed of the slower of the two). A 413 drops the chunk
+ * cut ahead, cuts the refused chunk to half its size and sends it again. At most two chunk
+ * bodies per file, so 2 x `concurrency`, are held in memory.
  */
 #include "pd_cli.h"
 #include "pd_cli_net.h"
@@ -28,6 +31,7 @@
 /* ---- chunk source: the record-aware splitter (pd_split.h) ------------------------------ */
 
 struct chunk {
+    struct pd_chunk pc;   /* as the splitter made it (body excluded), for a resplit */
     unsigned index;       /* 1-based */
     bool last;            /* no chunk follows */
     uint64_t offset, len; /* the file bytes it carries */
@@ -82,6 +86,8 @@ static int source_next(struct source *s, struct chunk *c)
     }
     if (rc == 0)
         return 0;
+    c->pc = pc;
+    c->pc.body = NULL;
     c->index = pc.index + 1;
     c->last = pc.last;
     c->offset = pc.start;
@@ -105,7 +111,7 @@ static int source_resplit(struct source *s, const struct chunk *c, size_t refuse
                  refused_len, RESPLIT_FLOOR);
         return PD_ETOOBIG;
     }
-    int rc = pd_split_resplit(s->sp, smaller);
+    int rc = pd_split_resplit_chunk(s->sp, &c->pc, smaller);
     if (rc)
         snprintf(s->message, sizeof(s->message),
                  "Patchworks refused %llu bytes as too large (413) and they cannot be cut "
@@ -127,14 +133,28 @@ static void source_close(struct source **sp)
 
 enum file_state { F_PENDING, F_ACTIVE, F_DELIVERED, F_FAILED };
 
+/*
+ * A file being sent. Two things may be under way at once: a request (`sending`, for `chunk`)
+ * and the cutting of the next chunk on the thread pool (`making`, into `ahead`). The source
+ * is closed, and the file counted as done, only once neither is (settle()), because the
+ * thread pool may still be reading through it.
+ */
 struct file_job {
     struct send *send;
     const char *path;
     enum file_state state;
     struct source *src;
-    struct chunk chunk; /* the one being made or in flight */
-    uv_work_t work;     /* makes the next chunk on the thread pool: reading and escaping */
-    int work_rc;
+    struct chunk chunk; /* the one in flight */
+    struct chunk ahead; /* the next one, cut while `chunk` is in flight */
+    int ahead_rc;       /* 1: `ahead` holds a chunk, 0: no chunk follows, < 0: error */
+    bool have_ahead;    /* ahead/ahead_rc hold a result not yet acted on */
+    bool making;        /* a thread-pool cut into `ahead` is under way */
+    bool sending;       /* `chunk` is in flight */
+    bool resplit;       /* a 413 came while `making`: cut `refused` again when it is done */
+    bool ended;         /* counted as done */
+    struct chunk refused;
+    size_t refused_len;
+    uv_work_t work;
     unsigned chunks_ok;
 };
 
@@ -159,6 +179,26 @@ static void clear_progress(struct send *s)
         fprintf(stderr, "\r\033[K");
 }
 
+static void drop_chunk(struct chunk *c)
+{
+    free(c->body);
+    c->body = NULL;
+}
+
+/* Once a finished file has nothing under way: close its source and start the next file. */
+static void settle(struct file_job *f)
+{
+    if (f->ended || f->making || f->sending ||
+        (f->state != F_DELIVERED && f->state != F_FAILED))
+        return;
+    f->ended = true;
+    drop_chunk(&f->ahead);
+    f->have_ahead = false;
+    source_close(&f->src);
+    f->send->active--;
+    schedule(f->send);
+}
+
 static void file_fail(struct file_job *f, const char *what)
 {
     struct send *s = f->send;
@@ -170,16 +210,9 @@ static void file_fail(struct file_job *f, const char *what)
     printf("%s: FAILED: %s\n", f->path, what);
     fflush(stdout);
     f->state = F_FAILED;
-    source_close(&f->src);
 }
 
-static void file_end(struct file_job *f)
-{
-    f->send->active--;
-    schedule(f->send);
-}
-
-static void next_chunk(struct file_job *f);
+static void make_ahead(struct file_job *f);
 
 /* "chunk 2" while more may follow, "chunk 3/3" for the last. */
 static void chunk_words(const struct file_job *f, char *out, size_t len)
@@ -192,19 +225,76 @@ static void chunk_words(const struct file_job *f, char *out, size_t len)
                  (unsigned long long)f->chunk.len);
 }
 
+static void on_chunk_done(void *arg, const struct pd_client_result *r);
+
+/* Sends the chunk cut ahead (or acts on the end or error found instead); then cuts the next. */
+static void send_ahead(struct file_job *f)
+{
+    struct send *s = f->send;
+    int rc = f->ahead_rc;
+
+    f->have_ahead = false;
+    if (rc == 0) {
+        f->state = F_DELIVERED;
+        settle(f);
+        return;
+    }
+    if (rc < 0) {
+        file_fail(f, f->src && f->src->message[0] ? f->src->message : pd_strerror(rc));
+        settle(f);
+        return;
+    }
+    f->chunk = f->ahead;
+    f->ahead.body = NULL;
+    struct pd_client_request req = {
+        .method = "POST", .url = s->url, .body = f->chunk.body, .body_len = f->chunk.body_len};
+    if (!s->net.client || (rc = pd_client_submit(s->net.client, &req, on_chunk_done, f)) != 0) {
+        drop_chunk(&f->chunk);
+        if (!s->fatal)
+            file_fail(f, rc ? pd_strerror(rc) : "canceled");
+        f->state = F_FAILED;
+        settle(f);
+        return;
+    }
+    f->sending = true;
+    if (!f->chunk.last)
+        make_ahead(f);
+}
+
+/* After a 413 (nothing being cut now): cut the refused chunk smaller and send it again. */
+static void resplit_now(struct file_job *f)
+{
+    drop_chunk(&f->ahead);
+    f->have_ahead = false;
+    char where[PATH_MAX + 64];
+
+    f->resplit = false;
+    f->chunk = f->refused; /* its body is gone; for the words only */
+    chunk_words(f, where, sizeof(where));
+    if (source_resplit(f->src, &f->refused, f->refused_len) != 0) {
+        printf("%s, HTTP 413, REJECTED: %s\n", where, f->src->message);
+        fflush(stdout);
+        f->state = F_FAILED;
+        settle(f);
+        return;
+    }
+    printf("%s, HTTP 413, too large for the server: cutting it smaller\n", where);
+    fflush(stdout);
+    make_ahead(f);
+}
+
 static void on_chunk_done(void *arg, const struct pd_client_result *r)
 {
     struct file_job *f = arg;
     struct send *s = f->send;
-    size_t refused_len = f->chunk.body_len;
     char where[PATH_MAX + 64];
 
+    f->sending = false;
     chunk_words(f, where, sizeof(where));
-    free(f->chunk.body);
-    f->chunk.body = NULL;
     if (r->err == PD_ECANCELED) {
+        drop_chunk(&f->chunk);
         f->state = F_FAILED;
-        source_close(&f->src);
+        settle(f);
         return;
     }
     clear_progress(s);
@@ -217,7 +307,15 @@ static void on_chunk_done(void *arg, const struct pd_client_result *r)
         fflush(stdout);
         f->chunks_ok++;
         s->bytes_ok += f->chunk.len;
-        next_chunk(f);
+        bool last = f->chunk.last;
+        drop_chunk(&f->chunk);
+        if (last) {
+            f->state = F_DELIVERED;
+            settle(f);
+        } else if (f->have_ahead) {
+            send_ahead(f);
+        }
+        /* else: the next chunk is still being cut; on_ahead_made sends it. */
         return;
     }
     if (r->err == PD_EAUTH || r->err == PD_ECONFIG) {
@@ -225,82 +323,73 @@ static void on_chunk_done(void *arg, const struct pd_client_result *r)
         if (!s->fatal)
             fprintf(stderr, "patchdrop send: %s\n", r->message ? r->message : pd_strerror(r->err));
         s->fatal = PD_EXIT_USAGE;
+        drop_chunk(&f->chunk);
         f->state = F_FAILED;
-        source_close(&f->src);
         pd_client_close(&s->net.client, NULL, NULL);
+        settle(f);
         return;
     }
-    if (r->err == PD_ETOOBIG && source_resplit(f->src, &f->chunk, refused_len) == 0) {
-        printf("%s, HTTP 413, too large for the server: cutting it smaller\n", where);
-        fflush(stdout);
-        next_chunk(f);
+    if (r->err == PD_ETOOBIG) {
+        f->refused = f->chunk;
+        f->refused.body = NULL;
+        f->refused_len = f->chunk.body_len;
+        drop_chunk(&f->chunk);
+        f->resplit = true;
+        if (!f->making)
+            resplit_now(f);
         return;
     }
-    if (r->err == PD_ETOOBIG)
-        printf("%s, HTTP %ld, REJECTED: %s\n", where, r->api.status, f->src->message);
-    else
-        printf("%s, HTTP %ld, REJECTED: %s%s%s%s\n", where, r->api.status,
-               r->message ? r->message : pd_strerror(r->err), r->api.errors ? " (" : "",
-               r->api.errors ? r->api.errors : "", r->api.errors ? ")" : "");
+    printf("%s, HTTP %ld, REJECTED: %s%s%s%s\n", where, r->api.status,
+           r->message ? r->message : pd_strerror(r->err), r->api.errors ? " (" : "",
+           r->api.errors ? r->api.errors : "", r->api.errors ? ")" : "");
     fflush(stdout);
+    drop_chunk(&f->chunk);
     f->state = F_FAILED;
-    source_close(&f->src);
-    file_end(f);
+    settle(f);
 }
 
 static void work_make_chunk(uv_work_t *w)
 {
     struct file_job *f = w->data;
-    f->work_rc = source_next(f->src, &f->chunk);
+    f->ahead_rc = source_next(f->src, &f->ahead);
 }
 
-/* Back on the loop with the next chunk (or the end, or an error): send it. */
-static void on_chunk_made(uv_work_t *w, int status)
+/* Back on the loop with the next chunk (or the end, or an error). */
+static void on_ahead_made(uv_work_t *w, int status)
 {
     struct file_job *f = w->data;
-    struct send *s = f->send;
-    int rc = status ? status : f->work_rc;
 
-    if (rc == 0) {
-        f->state = F_DELIVERED;
-        source_close(&f->src);
-        file_end(f);
+    f->making = false;
+    if (status)
+        f->ahead_rc = status;
+    if (f->state != F_ACTIVE) {
+        drop_chunk(&f->ahead);
+        settle(f);
         return;
     }
-    if (rc < 0) {
-        free(f->chunk.body);
-        f->chunk.body = NULL;
-        file_fail(f, f->src && f->src->message[0] ? f->src->message : pd_strerror(rc));
-        file_end(f);
+    if (f->resplit) {
+        resplit_now(f);
         return;
     }
-    struct pd_client_request req = {
-        .method = "POST", .url = s->url, .body = f->chunk.body, .body_len = f->chunk.body_len};
-    if (!s->net.client || (rc = pd_client_submit(s->net.client, &req, on_chunk_done, f)) != 0) {
-        free(f->chunk.body);
-        f->chunk.body = NULL;
-        if (s->fatal) {
-            f->state = F_FAILED;
-            source_close(&f->src);
-            return;
-        }
-        file_fail(f, rc ? pd_strerror(rc) : "canceled");
-        file_end(f);
-    }
+    f->have_ahead = true;
+    if (!f->sending)
+        send_ahead(f);
 }
 
-/* Makes the file's next chunk off the loop, so a big file never stalls the other requests. */
-static void next_chunk(struct file_job *f)
+/* Cuts the file's next chunk off the loop, so a big file never stalls the other requests. */
+static void make_ahead(struct file_job *f)
 {
     f->work.data = f;
-    int rc = uv_queue_work(&f->send->net.loop, &f->work, work_make_chunk, on_chunk_made);
+    int rc = uv_queue_work(&f->send->net.loop, &f->work, work_make_chunk, on_ahead_made);
     if (rc) {
         file_fail(f, uv_strerror(rc));
-        file_end(f);
+        settle(f);
+        return;
     }
+    f->making = true;
 }
 
-/* Starts files while slots are free: at most `concurrency` chunk bodies are held at once. */
+/* Starts files while slots are free: at most 2 x `concurrency` chunk bodies are held at once. */
 static void schedule(struct send *s)
 {
     while (!s->fatal && s->net.client && s->next_file < s->nfiles &&
@@ -310,11 +399,12 @@ static void schedule(struct send *s)
         int rc = source_open(f->path, s->watch, s->cfg->pw.max_body, &f->src, msg, sizeof(msg));
         if (rc) {
             file_fail(f, msg);
+            f->ended = true;
             continue;
         }
         f->state = F_ACTIVE;
         s->active++;
-        next_chunk(f);
+        make_ahead(f);
     }
     if (s->progress && s->active == 0 && (s->next_file >= s->nfiles || s->fatal) &&
         !uv_is_closing((uv_handle_t *)&s->progress_timer)) {
@@ -449,6 +539,7 @@ out_files:
     for (size_t i = 0; i < s.nfiles; i++) {
         source_close(&s.files[i].src);
         free(s.files[i].chunk.body);
+        free(s.files[i].ahead.body);
     }
     free(s.files);
 out_url:

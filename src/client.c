@@ -407,7 +407,7 @@ int pd_client_create(uv_loop_t *loop, const struct pd_client_opts *opts, struct 
         ho.low_speed_bytes = 1;
         ho.low_speed_time_s = pw->timeout_ms / 1000 ? (long)(pw->timeout_ms / 1000) : 1;
     }
-    if ((rc = pd_limiter_init(&c->limiter, pw->rate_limit, pw->concurrency,
+    if ((rc = pd_limiter_init_window(&c->limiter, pw->rate_limit, pw->rate_window_ms, pw->concurrency,
                               c->clock->mono_ms(c->clock->arg))) != 0)
         goto fail_limiter;
     if ((rc = pd_http_create(loop, &ho, &c->http)) != 0)

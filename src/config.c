@@ -84,7 +84,9 @@ static const struct key keys[] = {
     {SEC_PATCHWORKS, "max_body", T_SIZE, "8000000", 256, 1000000000, PW(max_body), NULL,
      "largest request body in bytes, after JSON escaping"},
     {SEC_PATCHWORKS, "rate_limit", T_UINT, "240", 1, 1000000, PW(rate_limit), NULL,
-     "requests per minute for the whole account"},
+     "requests per rate_window (a minute) for the whole account"},
+    {SEC_PATCHWORKS, "rate_window", T_DURATION, "1m", 1000, DAY_MS, PW(rate_window_ms), NULL,
+     "the window rate_limit counts over; keep 1m for Patchworks"},
     {SEC_PATCHWORKS, "concurrency", T_UINT, "4", 1, 64, PW(concurrency), NULL,
      "requests in flight at most"},
     {SEC_PATCHWORKS, "timeout", T_DURATION, "60s", 1000, DAY_MS, PW(timeout_ms), NULL,
@@ -144,6 +146,10 @@ static const struct key keys[] = {
      "yes: one file at a time, oldest first, for flows that need order"},
     {SEC_WATCH, "dedupe", T_DURATION, "0", 0, 365 * DAY_MS, WA(dedupe_ms), NULL,
      "skip a file whose content was delivered to the same flow within this window; 0: off"},
+    {SEC_WATCH, "batch", T_UINT, "0", 0, 1000, WA(batch), NULL,
+     "pack up to this many small files into one request where the format allows; 0: off"},
+    {SEC_WATCH, "batch_window", T_DURATION, "2s", 0, 3600000, WA(batch_window_ms), NULL,
+     "how long a batch waits for more files before it goes"},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -15,8 +15,15 @@
 int pd_limiter_init(struct pd_limiter *l, uint64_t rate_per_min, uint64_t concurrency,
                     uint64_t now_ms)
 {
+    return pd_limiter_init_window(l, rate_per_min, PD_LIMITER_WINDOW_MS, concurrency, now_ms);
+}
+
+int pd_limiter_init_window(struct pd_limiter *l, uint64_t rate_per_min, uint64_t window_ms,
+                           uint64_t concurrency, uint64_t now_ms)
+{
     memset(l, 0, sizeof(*l));
     l->rate = rate_per_min;
+    l->window_ms = window_ms ? window_ms : PD_LIMITER_WINDOW_MS;
     l->concurrency = concurrency;
     l->burst = rate_per_min / 20 > 1 ? (double)(rate_per_min / 20) : 1.0;
     l->tokens = l->burst;
@@ -40,7 +47,7 @@ static void refill(struct pd_limiter *l, uint64_t now_ms)
 {
     if (now_ms <= l->refilled_ms)
         return;
-    l->tokens += (double)(now_ms - l->refilled_ms) * (double)l->rate / PD_LIMITER_WINDOW_MS;
+    l->tokens += (double)(now_ms - l->refilled_ms) * (double)l->rate / (double)l->window_ms;
     if (l->tokens > l->burst)
         l->tokens = l->burst;
     l->refilled_ms = now_ms;
@@ -55,14 +62,14 @@ int64_t pd_limiter_try(struct pd_limiter *l, uint64_t now_ms)
     if (l->rate) {
         refill(l, now_ms);
         if (l->tokens < 1.0) {
-            double wait = (1.0 - l->tokens) * PD_LIMITER_WINDOW_MS / (double)l->rate;
+            double wait = (1.0 - l->tokens) * (double)l->window_ms / (double)l->rate;
             return (int64_t)wait + 1;
         }
         /* The ring is full of starts: the oldest must have left the window. */
         if (l->starts && l->count == l->nstarts) {
             uint64_t oldest = l->starts[l->head];
-            if (now_ms < oldest + PD_LIMITER_WINDOW_MS)
-                return (int64_t)(oldest + PD_LIMITER_WINDOW_MS - now_ms);
+            if (now_ms < oldest + l->window_ms)
+                return (int64_t)(oldest + l->window_ms - now_ms);
         }
         l->tokens -= 1.0;
         if (l->starts) {

@@ -836,3 +836,14 @@ int pd_split_resplit(struct pd_splitter *sp, uint64_t new_max_body)
     sp->next_record = sp->last.first_record;
     return check_budget(sp);
 }
+
+int pd_split_resplit_chunk(struct pd_splitter *sp, const struct pd_chunk *refused,
+                           uint64_t new_max_body)
+{
+    if (sp->err)
+        return sp->err;
+    sp->last = *refused;
+    sp->last.body = NULL;
+    sp->have_last = 1;
+    return pd_split_resplit(sp, new_max_body);
+}

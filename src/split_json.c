@@ -253,14 +253,22 @@ int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
             }
             continue;
         case J_ESC: {
-            static const char simple[] = "\"\\/bfnrt";
-            static const char value[] = "\"\\/\b\f\n\r\t";
-            const char *p = c ? strchr(simple, (int)c) : NULL;
+            /* A switch, not strchr(): escapes are frequent in dense JSON. */
+            int v = -1;
+            switch (c) {
+            case '"': case '\\': case '/': v = (int)c; break;
+            case 'b': v = '\b'; break;
+            case 'f': v = '\f'; break;
+            case 'n': v = '\n'; break;
+            case 'r': v = '\r'; break;
+            case 't': v = '\t'; break;
+            default: break;
+            }
             if (c == 'u') {
                 j->st = J_HEX, j->hex_left = 4, j->hex_val = 0;
-            } else if (p) {
+            } else if (v >= 0) {
                 if (j->collect_key && j->str_key)
-                    key_add(j, (unsigned char)value[p - simple]);
+                    key_add(j, (uint32_t)v);
                 j->st = J_STR;
             } else {
                 ev = fail(sc, at, "invalid escape '\\%c' in a JSON string", c >= 0x20 && c < 0x7f ? c : '?');
@@ -297,6 +305,14 @@ int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
         }
         case J_NUM: {
             int ok = 1, end = 0;
+            /* Runs of digits are most of a number: skip them without the state switch. */
+            if (j->num == N_INT || j->num == N_FRAC || j->num == N_EXP) {
+                while (i < n && b[i] >= '0' && b[i] <= '9')
+                    i++;
+                if (i == n)
+                    continue;
+                c = b[i], at = base + i;
+            }
             switch (j->num) {
             case N_MINUS: if (c == '0') j->num = N_ZERO; else if (c >= '1' && c <= '9') j->num = N_INT; else ok = 0; break;
             case N_ZERO: if (c == '.') j->num = N_DOT; else if (c == 'e' || c == 'E') j->num = N_E; else end = 1; break;
@@ -349,6 +365,10 @@ int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
             }
             j->in_line_value = 1; /* a line of blanks without its newline is a record too */
             i++;
+            /* Indentation comes in runs: skip it here (newlines too, outside NDJSON). */
+            while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' ||
+                             (b[i] == '\n' && !j->ndjson)))
+                i++;
             continue;
         }
         switch (j->st) {
