@@ -7,10 +7,14 @@
  *   bench_split [--big] [--dir DIR] [--size MB]
  *   bench_split --generate FORMAT BYTES PATH
  *
+ *   bench_split --files FORMAT COUNT BYTES DIR
+ *   bench_split --encoded-size FILE...
  *   bench_split --bodies FILE DIR
  *
  * --bodies writes the request bodies patchdrop would send for FILE (max_body 8000000, format by
  * extension) to DIR/body-NNNNNN, the pre-built bodies of the curl baseline.
+ * --files writes COUNT such files of about BYTES each as DIR/NNNNNN.<format> (a backlog);
+ * --encoded-size prints the total size of the files' request bodies when each goes whole.
  * --generate only writes a file of FORMAT (json, ndjson, xml, csv, lines) of about BYTES bytes
  * with the same records, for the other benchmarks (bench/run.sh).
  * --big also splits 2 GiB JSON, XML and CSV files, to show that memory does not grow with the
@@ -247,6 +251,44 @@ int main(int argc, char **argv)
             }
         fprintf(stderr, "bench_split: unknown format %s\n", argv[2]);
         return 2;
+    }
+    if (argc == 6 && !strcmp(argv[1], "--files")) {
+        int f = PD_SPLIT_JSON;
+        while (f <= PD_SPLIT_LINES && strcmp(argv[2], fmt_names[f]))
+            f++;
+        if (f > PD_SPLIT_LINES) {
+            fprintf(stderr, "bench_split: unknown format %s\n", argv[2]);
+            return 2;
+        }
+        unsigned long n = strtoul(argv[3], NULL, 10);
+        for (unsigned long i = 0; i < n; i++) {
+            char path[700];
+            snprintf(path, sizeof(path), "%s/%06lu.%s", argv[5], i,
+                     f == PD_SPLIT_LINES ? "txt" : fmt_names[f]);
+            if (generate(path, f, strtoull(argv[4], NULL, 10))) {
+                fprintf(stderr, "bench_split: cannot write %s\n", path);
+                return 1;
+            }
+        }
+        return 0;
+    }
+    if (argc >= 3 && !strcmp(argv[1], "--encoded-size")) {
+        uint64_t total = 0;
+        static char buf[1 << 16];
+        for (int i = 2; i < argc; i++) {
+            FILE *f = fopen(argv[i], "rb");
+            size_t n;
+            if (!f) {
+                fprintf(stderr, "bench_split: cannot read %s\n", argv[i]);
+                return 1;
+            }
+            total += PD_ENCODE_BODY_OVERHEAD;
+            while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+                total += pd_encode_escaped_len(buf, n);
+            fclose(f);
+        }
+        printf("%llu\n", (unsigned long long)total);
+        return 0;
     }
     if (argc == 4 && !strcmp(argv[1], "--bodies"))
         return write_bodies(argv[2], argv[3]);

@@ -4,9 +4,13 @@
  * and every command of a process.
  *
  * Two rules hold together: a token bucket (burst of max(1, rate/20), refilled at rate per
- * minute) keeps requests evenly spread, and a sliding window never lets more than `rate` requests
- * start in any 60 seconds, so the limit holds however the minute is counted. A 429 or 503 pauses
- * every request until the pause ends.
+ * minute) keeps requests evenly spread, and a sliding window: a request may start only while
+ * fewer than `rate` requests are in flight or were answered within the last 60 seconds. A
+ * request reaches the server somewhere between its start and its answer, so however the server
+ * counts its minute, and however long each request took to get there, no minute of the
+ * server's ever holds more than `rate` of them (counting starts instead lets a slow request
+ * land in the next minute beside the ones started after it: a 429). A 429 or 503 pauses every
+ * request until the pause ends.
  *
  * Pure: the caller passes the monotonic time in and owns the waiting (see src/client.c).
  */
@@ -29,7 +33,7 @@ struct pd_limiter {
     double burst;
     uint64_t refilled_ms;
     uint64_t pause_until_ms;
-    uint64_t *starts; /* ring of the last `rate` start times (sliding window) */
+    uint64_t *starts; /* ring of the last answers' times (sliding window), oldest first */
     size_t nstarts, head, count;
 };
 
@@ -52,8 +56,8 @@ void pd_limiter_cleanup(struct pd_limiter *l);
  */
 int64_t pd_limiter_try(struct pd_limiter *l, uint64_t now_ms);
 
-/* A request that held a slot has finished. */
-void pd_limiter_release(struct pd_limiter *l);
+/* A request that held a slot has finished (answered, failed or canceled) at NOW_MS. */
+void pd_limiter_release(struct pd_limiter *l, uint64_t now_ms);
 
 /* The server said slow down: nobody starts before NOW_MS + MS (an existing longer pause stays). */
 void pd_limiter_pause(struct pd_limiter *l, uint64_t now_ms, uint64_t ms);

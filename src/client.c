@@ -181,7 +181,7 @@ static void finish(struct req *r, int err, const char *message, const struct pd_
         r->xfer = NULL;
         r->state = DONE; /* the cancel callback below must not act on this request */
         pd_http_cancel(x);
-        pd_limiter_release(&c->limiter);
+        pd_limiter_release(&c->limiter, c->clock->mono_ms(c->clock->arg));
     } else {
         set_state(r, DONE);
     }
@@ -245,7 +245,7 @@ static void start(struct req *r)
         hr.authorization = pd_auth_header(c->auth, &r->generation);
         if (!hr.authorization) {
             /* The token expired while waiting for a slot. */
-            pd_limiter_release(&c->limiter);
+            pd_limiter_release(&c->limiter, c->clock->mono_ms(c->clock->arg));
             advance(r);
             return;
         }
@@ -255,7 +255,7 @@ static void start(struct req *r)
     c->stats.sent++;
     int rc = pd_http_send(c->http, &hr, on_http_done, r, &r->xfer);
     if (rc) {
-        pd_limiter_release(&c->limiter);
+        pd_limiter_release(&c->limiter, c->clock->mono_ms(c->clock->arg));
         finish(r, rc, pd_strerror(rc), NULL, NULL, 0);
     }
 }
@@ -325,7 +325,7 @@ static void on_http_done(void *arg, const struct pd_http_response *resp)
     if (r->state != IN_FLIGHT)
         return; /* canceled by finish() */
     r->xfer = NULL;
-    pd_limiter_release(&c->limiter);
+    pd_limiter_release(&c->limiter, c->clock->mono_ms(c->clock->arg));
     if (resp->curl_code == CURLE_ABORTED_BY_CALLBACK) {
         finish(r, PD_ECANCELED, "canceled", NULL, NULL, 0);
         return;

@@ -1,5 +1,5 @@
 /*
- * Account-wide request pacing: token bucket + sliding one-minute window + concurrency cap.
+ * Account-wide request pacing: token bucket + sliding window of answers + concurrency cap.
  * See include/pd_limiter.h for the rules and why both rate rules exist.
  */
 #include "pd_limiter.h"
@@ -53,6 +53,17 @@ static void refill(struct pd_limiter *l, uint64_t now_ms)
     l->refilled_ms = now_ms;
 }
 
+/* Forgets the requests answered a whole window ago or earlier. */
+static void expire(struct pd_limiter *l, uint64_t now_ms)
+{
+    while (l->count) {
+        size_t oldest = (l->head + l->nstarts - l->count) % l->nstarts;
+        if (l->starts[oldest] + l->window_ms > now_ms)
+            break;
+        l->count--;
+    }
+}
+
 int64_t pd_limiter_try(struct pd_limiter *l, uint64_t now_ms)
 {
     if (l->concurrency && l->inflight >= l->concurrency)
@@ -65,28 +76,34 @@ int64_t pd_limiter_try(struct pd_limiter *l, uint64_t now_ms)
             double wait = (1.0 - l->tokens) * (double)l->window_ms / (double)l->rate;
             return (int64_t)wait + 1;
         }
-        /* The ring is full of starts: the oldest must have left the window. */
-        if (l->starts && l->count == l->nstarts) {
-            uint64_t oldest = l->starts[l->head];
-            if (now_ms < oldest + l->window_ms)
+        /* `rate` requests in flight or answered within the last window: wait until the
+         * oldest answer is a window old (or, when all are in flight, for an answer). */
+        if (l->starts) {
+            expire(l, now_ms);
+            if (l->count + l->inflight >= l->nstarts) {
+                if (!l->count)
+                    return PD_LIMITER_BUSY;
+                uint64_t oldest = l->starts[(l->head + l->nstarts - l->count) % l->nstarts];
                 return (int64_t)(oldest + l->window_ms - now_ms);
+            }
         }
         l->tokens -= 1.0;
-        if (l->starts) {
-            l->starts[l->head] = now_ms;
-            l->head = (l->head + 1) % l->nstarts;
-            if (l->count < l->nstarts)
-                l->count++;
-        }
     }
     l->inflight++;
     return 0;
 }
 
-void pd_limiter_release(struct pd_limiter *l)
+void pd_limiter_release(struct pd_limiter *l, uint64_t now_ms)
 {
     if (l->inflight > 0)
         l->inflight--;
+    if (l->starts) {
+        if (l->count == l->nstarts)
+            l->count--; /* cannot happen: try() keeps count + inflight below nstarts */
+        l->starts[l->head] = now_ms;
+        l->head = (l->head + 1) % l->nstarts;
+        l->count++;
+    }
 }
 
 void pd_limiter_pause(struct pd_limiter *l, uint64_t now_ms, uint64_t ms)

@@ -16,7 +16,7 @@ static size_t simulate(struct pd_limiter *l, uint64_t until_ms, uint64_t *starts
         int64_t w = pd_limiter_try(l, now);
         if (w == 0) {
             starts[n++] = now;
-            pd_limiter_release(l);
+            pd_limiter_release(l, now);
             continue;
         }
         assert_true(w > 0);
@@ -73,7 +73,7 @@ static void sliding_minute_holds_when_bucket_would_allow_more(void **state)
         int64_t w = pd_limiter_try(&l, now);
         if (w == 0) {
             started++;
-            pd_limiter_release(&l);
+            pd_limiter_release(&l, now);
         } else {
             now += (uint64_t)w;
         }
@@ -90,7 +90,7 @@ static void concurrency_cap(void **state)
     assert_int_equal(pd_limiter_try(&l, 0), 0);
     assert_int_equal(pd_limiter_try(&l, 0), 0);
     assert_int_equal(pd_limiter_try(&l, 0), PD_LIMITER_BUSY);
-    pd_limiter_release(&l);
+    pd_limiter_release(&l, 0);
     assert_int_equal(pd_limiter_try(&l, 0), 0);
     assert_int_equal(l.inflight, 3);
     pd_limiter_cleanup(&l);
@@ -136,6 +136,33 @@ static void scaled_window_holds(void **state)
     pd_limiter_cleanup(&l);
 }
 
+/* A request counts from its start until a window after its answer: a slow request may reach
+ * the server late, in the server's next window, beside the ones started after it. */
+static void slow_answers_keep_counting(void **state)
+{
+    struct pd_limiter l;
+    assert_int_equal(pd_limiter_init_window(&l, 2, 1000, 0, 0), 0);
+    assert_int_equal(pd_limiter_try(&l, 0), 0);   /* A */
+    assert_int_equal(pd_limiter_try(&l, 0), 501); /* the bucket spreads them */
+    assert_int_equal(pd_limiter_try(&l, 500), 0); /* B */
+    pd_limiter_release(&l, 900);                  /* A answered late */
+    pd_limiter_release(&l, 950);
+    /* Counting starts would allow one at 1000; A may have arrived as late as 900. */
+    assert_int_equal(pd_limiter_try(&l, 1000), 900);
+    assert_int_equal(pd_limiter_try(&l, 1900), 0);
+    /* Two in flight and none answered: wait for an answer, not a time. */
+    struct pd_limiter m;
+    assert_int_equal(pd_limiter_init_window(&m, 2, 1000, 0, 0), 0);
+    assert_int_equal(pd_limiter_try(&m, 0), 0);
+    assert_int_equal(pd_limiter_try(&m, 500), 0);
+    assert_int_equal(pd_limiter_try(&m, 5000), PD_LIMITER_BUSY);
+    pd_limiter_release(&m, 5100);
+    /* ...and that answer counts for a window too. */
+    assert_int_equal(pd_limiter_try(&m, 5100), 1000);
+    pd_limiter_cleanup(&m);
+    pd_limiter_cleanup(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -145,6 +172,7 @@ int main(void)
         cmocka_unit_test(concurrency_cap),
         cmocka_unit_test(pause_stops_everybody),
         cmocka_unit_test(scaled_window_holds),
+        cmocka_unit_test(slow_answers_keep_counting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
