@@ -22,6 +22,10 @@ struct pd_chunk_rec {
     char *answer;        /* the answer's body when it named no run id, else NULL */
     uint64_t time_ms;    /* wall clock, when acknowledged */
     unsigned attempts;
+    /* batch = N: the file went with others in one request; NULL/0 otherwise */
+    char *batch_id;       /* random id of that request, the same in every file's receipt */
+    unsigned batch_files; /* files in that request */
+    unsigned batch_pos;   /* this file's place in it, 1-based */
 };
 
 struct pd_jobstate {

@@ -10,10 +10,15 @@
  *     --> chunk --> request --OK--> ACK (save progress) --> next chunk ... --> FINISH (archive)
  *                           --413--> RESPLIT --> chunk
  *                           --refused / gave up--> FAIL (failed folder)
+ *
+ * With `batch = N` a whole small file's chunk waits in its watch's open batch (pd_batch.h)
+ * instead of going at once; the batch goes as one request and each of its files then takes
+ * the usual ACK and FINISH steps (see "batching" below).
  */
 #include "pd_daemon.h"
 
 #include "pd_api.h"
+#include "pd_batch.h"
 #include "pd_client.h"
 #include "pd_config.h"
 #include "pd_error.h"
@@ -43,6 +48,7 @@
 #define TICK_MS 50
 #define PARK_RETRY_MS 10000
 #define MIN_BUDGET 256
+#define MAX_OPEN_BATCHES 8 /* per watch: formats, CSV headers and XML roots gathering at once */
 
 /* ---- candidates: names seen in a drop folder, waiting to be ready ----------------------- */
 
@@ -72,6 +78,7 @@ struct dwatch {
     uint64_t next_due;
     bool scanned; /* a full scan finished at least once */
     unsigned active;
+    struct dbatch *batches; /* batch = N: the open batches (one per format and header) */
 };
 
 enum job_step {
@@ -84,6 +91,7 @@ enum job_step {
     STEP_FINISH_FAIL,
     STEP_PARKED, /* could not be moved out of work/: retried later */
     STEP_ENDED,
+    STEP_BATCHED, /* waits in its watch's open batch */
 };
 
 /* What a thread-pool step asks the loop thread to do next. */
@@ -115,6 +123,14 @@ struct job {
     size_t body_len;
     uint64_t new_budget;
     struct pd_chunk_rec ack; /* the acknowledgement to record */
+    /* batch = N: the file's text while it joins a batch, the batch, and its place in it */
+    char *raw;
+    size_t raw_len;
+    int format;
+    struct dbatch *batch;
+    struct job *batch_next;
+    char *batch_id;
+    unsigned batch_files, batch_pos;
     char *reason;            /* FAIL: words */
     long fail_status;
     char *fail_message, *fail_errors;
@@ -154,6 +170,11 @@ static void check_stopped(struct pd_daemon *d);
 static void work_next(uv_work_t *w);
 static void work_finish(uv_work_t *w);
 static void job_set(struct job *j, enum job_step s);
+static bool batching(const struct dwatch *w);
+static void batch_read(struct job *j);
+static bool batch_join(struct job *j);
+static void batch_tick(struct pd_daemon *d, uint64_t now);
+static void batch_dissolve(struct dbatch *bt);
 
 static uint64_t now_ms(void)
 {
@@ -466,6 +487,7 @@ static void on_tick(uv_timer_t *t)
                 if (!c->queued && c->due_ms < w->next_due)
                     w->next_due = c->due_ms;
     }
+    batch_tick(d, now);
     /* Parked jobs (could not be moved out of work/) are retried now and then. */
     for (struct job *j = d->jobs; j && !d->stopping; j = j->next) {
         if (j->step == STEP_PARKED && !j->busy && j->park_until <= now) {
@@ -747,6 +769,8 @@ static void work_next(uv_work_t *wk)
         free(j->body);
         j->body = pd_split_take_body(j->sp, &j->body_len);
         j->after = j->body ? AFTER_SEND : AFTER_PARK;
+        if (j->body && j->chunk.whole && batching(j->w))
+            batch_read(j);
         return;
     }
     if (rc == 0) {
@@ -775,12 +799,22 @@ static void work_ack(uv_work_t *wk)
 
     free(j->ack.run_id);
     free(j->ack.answer);
+    free(j->ack.batch_id);
     memset(&j->ack, 0, sizeof(j->ack));
+    /* After the last chunk, "acknowledged" and "finished" are one durable save, not two:
+     * small files are bound by fsync, not by the network. */
+    bool last = j->chunk.last;
+    if (!rc && last)
+        j->js.finished = true;
     if (!rc)
         rc = pd_jobstate_save(&j->js, j->state_path);
     if (rc) {
         /* The chunk arrived but its record did not: a restart would send it again. */
         job_park(j, "save the delivery record", rc);
+        return;
+    }
+    if (last) {
+        j->after = AFTER_FINISH;
         return;
     }
     work_next(wk);
@@ -930,7 +964,7 @@ static const char *step_name(enum job_step s)
 {
     static const char *const names[] = {"prepare", "chunk_ready", "sending", "ack",
                                         "resplit", "finish_ok",   "finish_fail", "parked",
-                                        "ended"};
+                                        "ended", "batched"};
     return names[s];
 }
 
@@ -960,10 +994,15 @@ static void job_free(struct job *j)
     }
     if (j->fd >= 0)
         close(j->fd); /* releases the flock */
+    if (j->batch)
+        batch_dissolve(j->batch);
     pd_split_destroy(&j->sp);
     pd_jobstate_cleanup(&j->js);
     free(j->ack.run_id);
     free(j->ack.answer);
+    free(j->ack.batch_id);
+    free(j->batch_id);
+    free(j->raw);
     free(j->body);
     free(j->work_path);
     free(j->state_path);
@@ -1006,6 +1045,303 @@ static void send_chunk(struct job *j)
     job_set(j, STEP_SENDING);
     j->busy = true;
     j->in_flight = true;
+}
+
+/* ---- batching (batch = N) ----------------------------------------------------------------- */
+
+/*
+ * A whole small file's chunk, instead of going at once, joins its watch's open batch: the
+ * file's text is added to one combined body (pd_batch.h) and the job gives up its active slot
+ * so that more files are claimed meanwhile. The batch goes as one request when it holds
+ * `batch` files, when the next file does not fit (max_body) or has another CSV header or XML
+ * root, when `batch_window` has passed since it opened, or (run --once) when nothing else of
+ * its watch is on the way. Its answer is then every member's answer: each takes the usual ACK
+ * step (its receipt names the batch's request id and flow run) and FINISH. A refused batch
+ * (422, 413) is sent again file by file, each with its own body, so one bad file cannot sink
+ * the others. A batch of one goes as a plain request.
+ */
+struct dbatch {
+    struct dbatch *next; /* the watch's open batches */
+    struct dwatch *w;
+    struct pd_batch *b;
+    struct job *jobs, *last; /* members in the order added */
+    unsigned n;
+    int format;
+    uint64_t opened_ms;
+    bool in_flight;
+    char *body;
+    size_t body_len;
+    char id[33];
+};
+
+static bool batching(const struct dwatch *w)
+{
+    const char *e = w->cfg->encoding;
+    /* Transcoded files would need their decoded text; ordered watches go one at a time. */
+    return w->cfg->batch > 1 && !w->cfg->ordered &&
+           (!e || !*e || !strcasecmp(e, "UTF-8") || !strcasecmp(e, "UTF8"));
+}
+
+/* Thread pool: keeps the text of a file that goes whole, for the batch (else: it goes alone). */
+static void batch_read(struct job *j)
+{
+    size_t n = (size_t)j->js.size, got = 0;
+    char *buf = n ? malloc(n) : NULL;
+
+    while (buf && got < n) {
+        ssize_t r = pread(j->fd, buf + got, n - got, (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (!buf || got != n) {
+        free(buf);
+        return;
+    }
+    free(j->raw);
+    j->raw = buf;
+    j->raw_len = n;
+    j->format = pd_split_format(j->sp);
+}
+
+/* Takes an open batch off its watch's list (no-op once sent). */
+static void batch_unlink(struct dbatch *bt)
+{
+    for (struct dbatch **pp = &bt->w->batches; *pp; pp = &(*pp)->next)
+        if (*pp == bt) {
+            *pp = bt->next;
+            break;
+        }
+    bt->next = NULL;
+}
+
+static void batch_free(struct dbatch *bt)
+{
+    batch_unlink(bt);
+    pd_batch_destroy(&bt->b);
+    free(bt->body);
+    free(bt);
+}
+
+/* An open batch is given up (shutdown, or a member freed): its files stay in work/. */
+static void batch_dissolve(struct dbatch *bt)
+{
+    if (bt->in_flight)
+        return; /* its members are busy: never freed before the answer */
+    for (struct job *j = bt->jobs; j; j = j->batch_next)
+        j->batch = NULL;
+    batch_free(bt);
+}
+
+static struct dbatch *batch_open(struct dwatch *w, int format)
+{
+    struct dbatch *bt = calloc(1, sizeof(*bt));
+    struct pd_batch_opts o = {.format = format,
+                              .max_body = w->d->cfg->pw.max_body,
+                              .header_lines = (unsigned)w->cfg->header_lines,
+                              .max_files = (unsigned)w->cfg->batch};
+    if (!bt || pd_batch_create(&o, &bt->b)) {
+        free(bt);
+        return NULL;
+    }
+    bt->w = w;
+    bt->format = format;
+    bt->opened_ms = now_ms();
+    bt->next = w->batches;
+    w->batches = bt;
+    return bt;
+}
+
+static void on_batch_done(void *arg, const struct pd_client_result *r);
+
+/* Sends an open batch as one request (a batch of one as a plain request). */
+static void batch_send(struct dbatch *bt)
+{
+    struct dwatch *w = bt ? bt->w : NULL;
+    struct pd_client_request req = {.method = "POST"};
+    char *url = NULL;
+    int rc;
+
+    if (!bt)
+        return;
+    batch_unlink(bt);
+    if (bt->n == 1) {
+        struct job *j = bt->jobs;
+        j->batch = NULL;
+        batch_free(bt);
+        send_chunk(j);
+        return;
+    }
+    bt->body = pd_batch_take_body(bt->b, &bt->body_len);
+    rc = bt->body ? pd_jobstate_new_claim_id(bt->id) : PD_ENOMEM;
+    if (!rc)
+        rc = pd_api_start_url(&w->d->cfg->pw, w->cfg->flow_id, w->cfg->version_id, &url);
+    if (!rc) {
+        req.url = url;
+        req.body = bt->body;
+        req.body_len = bt->body_len;
+        rc = pd_client_submit(w->d->client, &req, on_batch_done, bt);
+    }
+    free(url);
+    if (rc) {
+        /* Closing, or out of memory: the files stay in work/ for later. */
+        for (struct job *j = bt->jobs, *next; j; j = next) {
+            next = j->batch_next;
+            j->batch = NULL;
+            job_end(j);
+        }
+        batch_free(bt);
+        return;
+    }
+    bt->in_flight = true;
+    char qb[PATH_MAX + 16];
+    pd_log(PD_LOG_INFO, "event=batch_sent watch=%s request_id=%s files=%u bytes=%zu first=%s",
+           w->cfg->name, bt->id, bt->n, bt->body_len, q(bt->jobs->js.name, qb, sizeof(qb)));
+    for (struct job *j = bt->jobs; j; j = j->batch_next) {
+        job_set(j, STEP_SENDING);
+        j->busy = true;
+        j->in_flight = true;
+    }
+}
+
+/* Loop thread: the job's whole chunk joins its watch's batch. False: send it alone. */
+static bool batch_join(struct job *j)
+{
+    struct dwatch *w = j->w;
+    struct pd_daemon *d = j->d;
+    char *text = j->raw;
+    size_t len = j->raw_len;
+    int rc = PD_ENOMEM;
+
+    j->raw = NULL;
+    if (j->format < 0 || j->format > PD_SPLIT_NONE) {
+        free(text);
+        return false;
+    }
+    /* The open batch of its format and header (CSV) or root (XML); a full one goes now and
+     * this file opens the next; a file that fits none opens its own. */
+    struct dbatch *bt = NULL;
+    unsigned open = 0;
+    rc = PD_ESTATE;
+    for (struct dbatch *o = w->batches, *next; o && rc == PD_ESTATE; o = next) {
+        next = o->next;
+        open++;
+        if (o->format != j->format)
+            continue;
+        rc = pd_batch_add(o->b, text, len);
+        if (rc == 0)
+            bt = o;
+        else if (rc == PD_ETOOBIG)
+            batch_send(o);
+    }
+    if (rc == PD_ESTATE || rc == PD_ETOOBIG) {
+        if (open >= MAX_OPEN_BATCHES && rc == PD_ESTATE) {
+            struct dbatch *oldest = w->batches;
+            while (oldest && oldest->next)
+                oldest = oldest->next;
+            batch_send(oldest);
+        }
+        bt = batch_open(w, j->format);
+        rc = bt ? pd_batch_add(bt->b, text, len) : PD_ENOMEM;
+        if (rc && bt) {
+            batch_free(bt);
+            bt = NULL;
+        }
+    }
+    free(text);
+    if (rc)
+        return false;
+    if (bt->last)
+        bt->last->batch_next = j;
+    else
+        bt->jobs = j;
+    bt->last = j;
+    bt->n++;
+    j->batch = bt;
+    j->batch_next = NULL;
+    job_set(j, STEP_BATCHED);
+    if (j->counted) {
+        /* Waiting in a batch holds no slot: more files are claimed to join it. */
+        j->counted = false;
+        d->active--;
+        w->active--;
+    }
+    if (bt->n >= w->cfg->batch)
+        batch_send(bt);
+    dispatch(d);
+    return true;
+}
+
+/* Is any file of W on its way to a batch: not scanned yet, settling, ready to claim, or
+ * claimed and being prepared? */
+static bool batch_more_coming(struct dwatch *w)
+{
+    if (w->nheap || !w->scanned)
+        return true;
+    for (size_t b = 0; b < w->nbuckets; b++)
+        for (struct cand *c = w->buckets[b]; c; c = c->next)
+            if (c->due_ms != NEVER)
+                return true;
+    for (struct job *j = w->d->jobs; j; j = j->next)
+        if (j->w == w && j->step == STEP_PREPARE)
+            return true;
+    return false;
+}
+
+static void batch_tick(struct pd_daemon *d, uint64_t now)
+{
+    for (size_t i = 0; i < d->nwatches && !d->stopping; i++) {
+        struct dwatch *w = &d->watches[i];
+        bool idle = d->opts.once && w->batches && !batch_more_coming(w);
+        for (struct dbatch *bt = w->batches, *next; bt; bt = next) {
+            next = bt->next;
+            if (idle || now - bt->opened_ms >= w->cfg->batch_window_ms)
+                batch_send(bt);
+        }
+    }
+}
+
+/* The batch's answer is each member's answer; a refused batch goes again file by file. */
+static void on_batch_done(void *arg, const struct pd_client_result *r)
+{
+    struct dbatch *bt = arg;
+    struct dwatch *w = bt->w;
+    unsigned pos = 0;
+
+    bt->in_flight = false;
+    if (r->err == PD_EREJECTED || r->err == PD_ETOOBIG) {
+        pd_log(PD_LOG_WARN,
+               "event=batch_refused watch=%s request_id=%s files=%u status=%ld "
+               "action=\"each file is sent again on its own\"",
+               w->cfg->name, bt->id, bt->n, r->api.status);
+        for (struct job *j = bt->jobs, *next; j; j = next) {
+            next = j->batch_next;
+            j->batch = NULL;
+            j->busy = false;
+            j->in_flight = false;
+            if (w->d->stopping)
+                job_end(j);
+            else
+                send_chunk(j);
+        }
+        batch_free(bt);
+        return;
+    }
+    for (struct job *j = bt->jobs, *next; j; j = next) {
+        next = j->batch_next;
+        j->batch = NULL;
+        if (r->err == 0) {
+            free(j->batch_id);
+            j->batch_id = strdup(bt->id);
+            j->batch_files = bt->n;
+            j->batch_pos = ++pos;
+        }
+        /* Members not yet handled stay busy, so a stop cannot free them under us. */
+        on_request_done(j, r);
+    }
+    batch_free(bt);
 }
 
 static void report_file(struct job *j, bool ok)
@@ -1061,6 +1397,8 @@ static void on_work_done(uv_work_t *wk, int status)
             job_end(j); /* progress is saved; the chunk goes after the restart */
             return;
         }
+        if (j->raw && batch_join(j))
+            return;
         send_chunk(j);
         return;
     case AFTER_FINISH:
@@ -1145,6 +1483,10 @@ static void on_request_done(void *arg, const struct pd_client_result *r)
         j->ack.answer = !r->api.run_id && r->api.body ? strdup(r->api.body) : NULL;
         j->ack.time_ms = wall_ms();
         j->ack.attempts = r->attempts;
+        j->ack.batch_id = j->batch_id; /* NULL unless it went in a batch */
+        j->batch_id = NULL;
+        j->ack.batch_files = j->batch_files;
+        j->ack.batch_pos = j->batch_pos;
         d->sum.chunks++;
         d->sum.bytes += j->body_len;
         pd_log(PD_LOG_INFO,
@@ -1416,8 +1758,12 @@ void pd_daemon_stop(struct pd_daemon *dd, uint64_t grace_ms)
     if (d->stopping)
         return;
     d->stopping = true;
-    for (size_t i = 0; i < d->nwatches; i++)
+    for (size_t i = 0; i < d->nwatches; i++) {
         pd_watcher_close(&d->watches[i].watcher, NULL, NULL);
+        /* Files waiting in a batch stay in work/ and go after the restart. */
+        while (d->watches[i].batches)
+            batch_dissolve(d->watches[i].batches);
+    }
     bool in_flight = false;
     for (struct job *j = d->jobs; j; j = j->next)
         in_flight |= j->in_flight;

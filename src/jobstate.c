@@ -62,6 +62,13 @@ static cJSON *chunk_json(const struct pd_chunk_rec *c, bool for_people)
         rc |= add_num(o, "time_ms", (double)c->time_ms);
     }
     rc |= add_num(o, "attempts", c->attempts);
+    if (c->batch_id) {
+        cJSON *b = cJSON_AddObjectToObject(o, "batch");
+        rc |= b ? 0 : PD_ENOMEM;
+        rc |= b ? add_str(b, "request_id", c->batch_id) : 0;
+        rc |= b ? add_num(b, "files", c->batch_files) : 0;
+        rc |= b ? add_num(b, "position", c->batch_pos) : 0;
+    }
     if (rc) {
         cJSON_Delete(o);
         return NULL;
@@ -248,6 +255,14 @@ int pd_jobstate_load(const char *path, struct pd_jobstate *js, char **why)
             c.attempts = (unsigned)u;
         rc = rc ? rc : get_str(item, "flow_run_id", false, &c.run_id);
         rc = rc ? rc : get_str(item, "answer", false, &c.answer);
+        const cJSON *batch = cJSON_GetObjectItemCaseSensitive(item, "batch");
+        if (!rc && batch) {
+            rc = get_str(batch, "request_id", true, &c.batch_id);
+            rc = rc ? rc : get_u64(batch, "files", &u);
+            c.batch_files = (unsigned)u;
+            rc = rc ? rc : get_u64(batch, "position", &u);
+            c.batch_pos = (unsigned)u;
+        }
         if (!rc) {
             /* add_chunk copies; keep next_offset as saved, not as re-derived. */
             uint64_t off = js->next_offset;
@@ -258,6 +273,7 @@ int pd_jobstate_load(const char *path, struct pd_jobstate *js, char **why)
         }
         free(c.run_id);
         free(c.answer);
+        free(c.batch_id);
     }
     if (rc == PD_ESTATE && !*why && asprintf(why, "%s misses a field or has one of the wrong type",
                                              path) < 0)
@@ -282,9 +298,12 @@ int pd_jobstate_add_chunk(struct pd_jobstate *js, const struct pd_chunk_rec *c)
     *n = *c;
     n->run_id = c->run_id ? strdup(c->run_id) : NULL;
     n->answer = c->answer ? strdup(c->answer) : NULL;
-    if ((c->run_id && !n->run_id) || (c->answer && !n->answer)) {
+    n->batch_id = c->batch_id ? strdup(c->batch_id) : NULL;
+    if ((c->run_id && !n->run_id) || (c->answer && !n->answer) ||
+        (c->batch_id && !n->batch_id)) {
         free(n->run_id);
         free(n->answer);
+        free(n->batch_id);
         return PD_ENOMEM;
     }
     js->nchunks++;
@@ -298,6 +317,7 @@ void pd_jobstate_cleanup(struct pd_jobstate *js)
     for (size_t i = 0; i < js->nchunks; i++) {
         free(js->chunks[i].run_id);
         free(js->chunks[i].answer);
+        free(js->chunks[i].batch_id);
     }
     free(js->chunks);
     free(js->claim_id);
