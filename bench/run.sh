@@ -123,7 +123,7 @@ mkdir -p "$W/big" "$W/bodies"
 nbodies=$("$SPLIT" --bodies "$W/big/orders.json" "$W/bodies")
 body_bytes=$(du -cb "$W/bodies" | tail -1 | cut -f1)
 mock m1
-conf "$W/c1.conf" "$W/big"
+conf "$W/c1.conf" "$W/big" "rate_limit = 1000000"
 for f in "$W"/bodies/body-*; do
   printf 'url = "%s/api/v1/flows/1/start/1"\ndata-binary = "@%s"\nheader = "Authorization: %s"\n' "$URL" "$f" "$KEY"
   printf 'header = "Content-Type: application/json"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nnext\n'

@@ -51,7 +51,9 @@ static void fill(struct pd_jobstate *js)
     js->max_body = 8000000;
     struct pd_chunk_rec c = {.index = 0, .start = 120, .end = 7000000, .records = 5000,
                              .body_bytes = 7999000, .status = 200, .run_id = "9001",
-                             .time_ms = 1764000001000ULL, .attempts = 2};
+                             .time_ms = 1764000001000ULL, .attempts = 2,
+                             .batch_id = "0123456789abcdef0123456789abcdef", .batch_files = 7,
+                             .batch_pos = 3};
     assert_int_equal(pd_jobstate_add_chunk(js, &c), 0);
     struct pd_chunk_rec d = {.index = 1, .start = 7000000, .end = 14000000, .records = 4000,
                              .body_bytes = 7900000, .status = 201, .answer = "{\"ok\":1}",
@@ -86,6 +88,12 @@ static void test_round_trip(void **state)
     assert_int_equal(back.nchunks, 2);
     assert_string_equal(back.chunks[0].run_id, "9001");
     assert_int_equal(back.chunks[0].start, 120);
+    /* batch = N: the request the file went in survives a restart, and only where it applies. */
+    assert_string_equal(back.chunks[0].batch_id, "0123456789abcdef0123456789abcdef");
+    assert_int_equal(back.chunks[0].batch_files, 7);
+    assert_int_equal(back.chunks[0].batch_pos, 3);
+    assert_null(back.chunks[1].batch_id);
+    assert_int_equal(back.chunks[1].batch_files, 0);
     assert_int_equal(back.chunks[1].status, 201);
     assert_null(back.chunks[1].run_id);
     assert_string_equal(back.chunks[1].answer, "{\"ok\":1}");
