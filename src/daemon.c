@@ -20,6 +20,7 @@
 #include "pd_fsutil.h"
 #include "pd_jobstate.h"
 #include "pd_log.h"
+#include "pd_metrics.h"
 #include "pd_ready.h"
 #include "pd_split.h"
 #include "pd_watch.h"
@@ -126,6 +127,7 @@ struct job {
     bool finish_failed; /* a parked finish goes to the failed folder */
     uv_work_t work;
     enum after after;
+    uint64_t since_ms; /* monotonic: claimed or found in work/, for the metrics */
 };
 
 struct pd_daemon {
@@ -234,6 +236,7 @@ static struct cand *cand_add(struct dwatch *w, const char *name)
     c->next = w->buckets[k];
     w->buckets[k] = c;
     w->ncands++;
+    pd_metrics_file_event(w->d->opts.metrics, w->cfg->name, PD_METRICS_DISCOVERED, 0);
     return c;
 }
 
@@ -1003,6 +1006,10 @@ static void report_file(struct job *j, bool ok)
     }
     if (d->opts.report)
         fflush(d->opts.report);
+    pd_metrics_file_event(d->opts.metrics, j->w->cfg->name,
+                          !ok ? PD_METRICS_REJECTED
+                          : j->js.duplicate_of ? PD_METRICS_DUPLICATE : PD_METRICS_DELIVERED,
+                          j->js.size);
 }
 
 static void on_work_done(uv_work_t *wk, int status)
@@ -1108,6 +1115,7 @@ static void on_request_done(void *arg, const struct pd_client_result *r)
         j->ack.attempts = r->attempts;
         d->sum.chunks++;
         d->sum.bytes += j->body_len;
+        pd_metrics_chunk(d->opts.metrics, j->w->cfg->name, j->body_len);
         pd_log(PD_LOG_INFO,
                "event=chunk_delivered watch=%s file=%s chunk=%u range=%" PRIu64 "-%" PRIu64
                " bytes=%zu status=%ld flow_run_id=%s attempts=%u",
@@ -1193,6 +1201,7 @@ static struct job *job_new(struct dwatch *w, const char *work_name, const char *
         return NULL;
     j->d = w->d;
     j->w = w;
+    j->since_ms = now_ms();
     j->fd = -1;
     j->resume = resume;
     j->fail_chunk = -1;
@@ -1294,6 +1303,7 @@ static void claim(struct dwatch *w, struct cand *c)
     }
     pd_log(PD_LOG_INFO, "event=claimed watch=%s file=%s bytes=%" PRIu64, w->cfg->name,
            q(c->name, qb, sizeof(qb)), c->obs.size);
+    pd_metrics_file_event(w->d->opts.metrics, w->cfg->name, PD_METRICS_CLAIMED, c->obs.size);
     struct job *j = job_new(w, work_name, c->name, false);
     cand_remove(w, c);
     if (!j)
@@ -1447,7 +1457,7 @@ int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct 
         goto fail;
     }
     struct pd_client_opts co = {.pw = &cfg->pw, .state_dir = cfg->state.dir,
-                                .note = on_client_note, .note_arg = d};
+                                .note = on_client_note, .note_arg = d, .metrics = opts->metrics};
     if ((rc = pd_client_create(loop, &co, &d->client)))
         goto fail;
     *out = (struct pd_daemon *)d;
@@ -1537,4 +1547,50 @@ void pd_daemon_close(struct pd_daemon **dp, void (*on_closed)(void *arg), void *
     }
     uv_close((uv_handle_t *)&d->tick, on_closed_one);
     uv_close((uv_handle_t *)&d->grace, on_closed_one);
+}
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+void pd_daemon_sample(const struct pd_daemon *d, struct pd_metrics *m)
+{
+    struct pd_metrics_watch_sample *ws = calloc(d->nwatches ? d->nwatches : 1, sizeof(*ws));
+    struct pd_metrics_sample s = {.watches = ws};
+    struct pd_client_stats cs;
+
+    if (!m || !ws) {
+        free(ws);
+        return;
+    }
+    if (d->client) {
+        cs = pd_client_stats(d->client);
+        s.requests_waiting = cs.waiting;
+        s.requests_in_flight = cs.in_flight;
+        s.failing_since_ms = cs.failing_since_ms;
+        s.last_failure_status = cs.last_failure_status;
+    }
+    /* A candidate's age counts from when its content last changed, so a file still being
+     * uploaded looks young; names never observed (not regular files) do not count. */
+    for (size_t i = 0; i < d->nwatches; i++) {
+        const struct dwatch *w = &d->watches[i];
+        struct pd_metrics_watch_sample *o = &ws[s.nwatches++];
+        o->watch = w->cfg->name;
+        for (size_t b = 0; b < w->nbuckets; b++) {
+            for (const struct cand *c = w->buckets[b]; c; c = c->next) {
+                if (!c->obs.seen)
+                    continue;
+                o->files_pending++;
+                if (!o->oldest_since_ms || c->obs.unchanged_since_ms < o->oldest_since_ms)
+                    o->oldest_since_ms = c->obs.unchanged_since_ms;
+            }
+        }
+        for (const struct job *j = d->jobs; j; j = j->next) {
+            if (j->w != w)
+                continue;
+            o->files_pending++;
+            if (!o->oldest_since_ms || j->since_ms < o->oldest_since_ms)
+                o->oldest_since_ms = j->since_ms;
+        }
+    }
+    pd_metrics_sample(m, &s);
+    free(ws);
 }
