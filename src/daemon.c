@@ -504,7 +504,8 @@ static void job_park(struct job *j, const char *step, int rc)
     j->after = AFTER_PARK;
 }
 
-static int sha256_file(int fd, char out[65])
+/* Hashes the file; *BLANK tells whether it holds nothing but whitespace. */
+static int sha256_file(int fd, char out[65], bool *blank)
 {
     unsigned char buf[65536], md[32];
     unsigned int mdlen = 0;
@@ -526,6 +527,9 @@ static int sha256_file(int fd, char out[65])
         }
         if (n == 0)
             break;
+        for (ssize_t i = 0; *blank && i < n; i++)
+            if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' && buf[i] != '\r')
+                *blank = false;
         EVP_DigestUpdate(ctx, buf, (size_t)n);
         off += n;
     }
@@ -683,16 +687,31 @@ static void work_prepare(uv_work_t *wk)
                  j->js.name, j->js.size, (long long)st.st_size, j->js.next_index);
         return;
     }
-    if (!j->js.sha256) {
+    bool blank = true;
+    if (!j->js.sha256 || st.st_size < 65536) {
         char hex[65];
-        if ((rc = sha256_file(j->fd, hex))) {
+        if ((rc = sha256_file(j->fd, hex, &blank))) {
             job_park(j, "read the file to hash it", rc);
             return;
         }
-        j->js.sha256 = strdup(hex);
+        if (!j->js.sha256)
+            j->js.sha256 = strdup(hex);
+    } else {
+        blank = false; /* a resumed big file: checked when it was claimed */
     }
     if (!j->resume && (rc = pd_jobstate_save(&j->js, j->state_path))) {
         job_park(j, "save the delivery record", rc);
+        return;
+    }
+    if (j->js.fail_reason) {
+        free(j->reason);
+        j->reason = strdup(j->js.fail_reason);
+        j->fail_status = j->js.fail_status;
+        j->fail_message = j->js.fail_message ? strdup(j->js.fail_message) : NULL;
+        j->fail_errors = j->js.fail_errors ? strdup(j->js.fail_errors) : NULL;
+        j->fail_chunk = j->js.fail_chunk;
+        j->fail_offset = j->js.fail_offset;
+        j->after = AFTER_FAIL;
         return;
     }
     if (j->js.finished) {
@@ -701,6 +720,12 @@ static void work_prepare(uv_work_t *wk)
     }
     if (st.st_size == 0) {
         job_fail(j, "the file is empty; Patchworks refuses a blank payload, so nothing was sent");
+        return;
+    }
+    if (blank) {
+        job_fail(j, "the file holds only whitespace (%lld bytes); Patchworks refuses a blank "
+                    "payload, so nothing was sent",
+                 (long long)st.st_size);
         return;
     }
     if (j->w->cfg->dedupe_ms && j->js.nchunks == 0) {
@@ -853,6 +878,20 @@ static void work_finish(uv_work_t *wk)
     char *text;
     int rc;
 
+    if (failed && !j->js.fail_reason && j->reason) {
+        /* Record the verdict first: after a crash the file goes to the failed folder, it is
+         * not sent again. */
+        j->js.fail_reason = strdup(j->reason);
+        j->js.fail_status = j->fail_status;
+        j->js.fail_message = j->fail_message ? strdup(j->fail_message) : NULL;
+        j->js.fail_errors = j->fail_errors ? strdup(j->fail_errors) : NULL;
+        j->js.fail_chunk = j->fail_chunk;
+        j->js.fail_offset = j->fail_offset;
+        if (j->js.claim_id && (rc = pd_jobstate_save(&j->js, j->state_path))) {
+            job_park(j, "save the delivery record", rc);
+            return;
+        }
+    }
     if (failed) {
         struct pd_failure f = {
             .reason = j->reason ? j->reason : "rejected",
@@ -1280,12 +1319,20 @@ static void claim(struct dwatch *w, struct cand *c)
         w->next_due = 0;
         return;
     }
-    for (unsigned start = 0;; start++) {
+    for (unsigned start = 0, remade = 0;; start++) {
         rc = pd_fs_unique_name(w->work_dir, base, NULL, start, work_name, sizeof(work_name) - 8);
         if (rc)
             break;
         snprintf(to, sizeof(to), "%s/%s", w->work_dir, work_name);
         rc = pd_fs_rename_noreplace(from, to);
+        if (rc == -ENOENT && !remade++ && access(from, F_OK) == 0) {
+            /* The file is there, so our folders are not: the drop folder was deleted and made
+             * again. Make them again too. */
+            if (pd_fs_mkdirs(w->work_dir, 0700) == 0 && pd_fs_mkdirs(w->state_dir, 0700) == 0) {
+                start--;
+                continue;
+            }
+        }
         if (rc != -EEXIST)
             break;
     }
