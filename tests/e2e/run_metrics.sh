@@ -80,5 +80,8 @@ check "the failures were logged, but not once per retry" \
   bash -c "n=\$(grep -c '\"event\":\"client\"' '$T/daemon.err'); r=\$(awk '\$1 == \"patchdrop_retries_total\" {print \$2}' '$T/metrics.3'); [ \$n -ge 1 ] && [ \$n -lt \$r ]"
 check "the password is not on the command line" bash -c "! grep -qF '$PD_PW' /proc/$DAEMON_PID/cmdline"
 kill -TERM "$DAEMON_PID"
-check "SIGTERM stops the daemon" wait_for 15 bash -c "! kill -0 $DAEMON_PID 2>/dev/null"
+timeout 20 tail --pid="$DAEMON_PID" -f /dev/null || true
+wait "$DAEMON_PID" && rc=0 || rc=$?
+check "SIGTERM stops the daemon with exit 0 (metrics thread and all freed)" test "$rc" -eq 0
+check "a repeat summary was written at exit" grep -q '"event":"repeated"' "$T/daemon.err"
 finish
