@@ -819,6 +819,42 @@ static int place(struct job *j, const char *dir, const char *sidecar, const char
 
     if ((rc = pd_fs_mkdirs(dir, 0755)))
         return rc;
+    /* A crash between writing the sidecar and moving the file leaves our own sidecar behind:
+     * finish that move instead of starting a second name. */
+    if (j->js.claim_id) {
+        for (unsigned k = 0; k < 100000; k++) {
+            char *text_there = NULL;
+            struct stat st;
+            bool ours;
+            if (pd_fs_numbered_name(base, k, name, sizeof(name) - strlen(sidecar)))
+                break;
+            dest = join(dir, name);
+            if (!dest || asprintf(&side, "%s%s", dest, sidecar) < 0) {
+                side = NULL;
+                break;
+            }
+            bool dest_there = lstat(dest, &st) == 0;
+            if (!dest_there && lstat(side, &st) != 0) {
+                free(side);
+                free(dest);
+                side = dest = NULL;
+                break; /* the first free name: no leftover of ours beyond it */
+            }
+            ours = !dest_there && pd_fs_read_all(side, 1 << 20, &text_there, NULL) == 0 &&
+                   strstr(text_there, j->js.claim_id) != NULL;
+            free(text_there);
+            if (ours && pd_fs_rename_noreplace(j->work_path, dest) == 0) {
+                free(side);
+                rc = pd_fs_fsync_dir(dir);
+                free(j->final_path);
+                j->final_path = dest;
+                return rc;
+            }
+            free(side);
+            free(dest);
+            side = dest = NULL;
+        }
+    }
     for (unsigned start = 0;; start++) {
         rc = pd_fs_unique_name(dir, base, sidecar, start, name, sizeof(name) - strlen(sidecar));
         if (rc)
@@ -836,6 +872,7 @@ static int place(struct job *j, const char *dir, const char *sidecar, const char
             continue; /* another daemon took the name just now */
         if (rc)
             break;
+        pd_crashpoint("receipt_written");
         rc = pd_fs_rename_noreplace(j->work_path, dest);
         if (rc == -EEXIST) {
             unlink(side);
@@ -922,6 +959,7 @@ static void work_finish(uv_work_t *wk)
     if (!failed && j->w->cfg->dedupe_ms && !j->js.duplicate_of)
         dedupe_record(j);
     /* The file is safe in its new home: its record may go. */
+    pd_crashpoint("archived");
     unlink(j->state_path);
     pd_fs_fsync_dir(j->w->state_dir);
     j->after = AFTER_DONE;
@@ -1276,12 +1314,67 @@ static bool job_holds(struct dwatch *w, const char *work_name)
     return false;
 }
 
+/*
+ * Removes delivery records whose file has left work/ (a crash between the final move and the
+ * record's removal) and temp files a crash left half written.
+ */
+/* Removes temp files (NAME.tmp.XXXXXX) that a crash left in DIR once they are a minute old. */
+static void sweep_temps(const char *path)
+{
+    DIR *dir = opendir(path);
+    struct dirent *de;
+    time_t now = time(NULL);
+
+    if (!dir)
+        return;
+    while ((de = readdir(dir))) {
+        struct stat st;
+        const char *t = strstr(de->d_name, ".tmp.");
+        /* Ours end in ".tmp." and six random characters (mkostemp). */
+        if (!t || strlen(t) != 11)
+            continue;
+        /* A writer links or renames its temp within moments; an old one is a crash's. */
+        if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode) && now - st.st_mtime > 60)
+            unlinkat(dirfd(dir), de->d_name, 0);
+    }
+    closedir(dir);
+}
+
+static void sweep_state_dir(struct dwatch *w)
+{
+    DIR *dir = opendir(w->state_dir);
+    struct dirent *de;
+
+    sweep_temps(w->state_dir);
+    sweep_temps(w->cfg->archive_dir);
+    sweep_temps(w->cfg->failed_dir);
+    if (!dir)
+        return;
+    while ((de = readdir(dir))) {
+        char work[PATH_MAX];
+        struct stat st;
+        size_t n = strlen(de->d_name);
+        if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp."))
+            continue;
+        if (n < 6 || strcmp(de->d_name + n - 5, ".json"))
+            continue;
+        if ((size_t)snprintf(work, sizeof(work), "%s/%.*s", w->work_dir, (int)(n - 5),
+                             de->d_name) >= sizeof(work))
+            continue;
+        if (lstat(work, &st) && errno == ENOENT)
+            unlinkat(dirfd(dir), de->d_name, 0);
+    }
+    closedir(dir);
+}
+
 /* Picks up files left in work/ by a stopped or crashed daemon (ours or another's). */
 static void resume_orphans(struct dwatch *w)
 {
     DIR *dir = opendir(w->work_dir);
     struct dirent *de;
 
+    sweep_state_dir(w);
     if (!dir)
         return;
     while ((de = readdir(dir))) {
