@@ -54,6 +54,7 @@ struct cand {
     uint64_t due_ms; /* when to look again; NEVER: only on an event or rescan */
     uint64_t gen;    /* scan generation that last saw it */
     bool warned;     /* said once that it is not a regular file */
+    bool unreadable; /* said once that it cannot be read */
     bool queued;     /* in the ready heap */
 };
 
@@ -914,6 +915,22 @@ static void work_finish(uv_work_t *wk)
     bool failed = j->step == STEP_FINISH_FAIL;
     char *text;
     int rc;
+    struct stat st;
+
+    /* Someone wrote to the file in work/ while it was being sent: what arrived may not be
+     * what is archived. Say so instead of writing a receipt that does not match the file. */
+    if (!failed && !j->js.duplicate_of && j->fd >= 0 && fstat(j->fd, &st) == 0 &&
+        ((uint64_t)st.st_size != j->js.size ||
+         (j->js.mtime_ns &&
+          (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != j->js.mtime_ns))) {
+        job_fail(j,
+                 "the file changed while it was being delivered (%" PRIu64 " bytes when "
+                 "claimed, %lld now); %zu chunk(s) were delivered from the file as it was; "
+                 "check the flow runs in Patchworks and drop a complete file again",
+                 j->js.size, (long long)st.st_size, j->js.nchunks);
+        j->step = STEP_FINISH_FAIL;
+        failed = true;
+    }
 
     if (failed && !j->js.fail_reason && j->reason) {
         /* Record the verdict first: after a crash the file goes to the failed folder, it is
@@ -1412,6 +1429,22 @@ static void claim(struct dwatch *w, struct cand *c)
         w->next_due = 0;
         return;
     }
+    /* A file we may not read stays where it is, with one clear line, until its mode is fixed:
+     * claiming it would only move the problem out of the user's sight. */
+    int probe = open(from, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (probe < 0) {
+        int e = errno;
+        if (!c->unreadable)
+            pd_log(PD_LOG_ERROR,
+                   "event=unreadable watch=%s file=%s reason=\"%s\" action=\"left in place; "
+                   "give patchdrop's user read permission and it is sent at the next rescan\"",
+                   w->cfg->name, q(c->name, qb, sizeof(qb)), strerror(e));
+        c->unreadable = true;
+        c->due_ms = now_ms() + w->cfg->rescan_ms;
+        return;
+    }
+    close(probe);
+    c->unreadable = false;
     for (unsigned start = 0, remade = 0;; start++) {
         rc = pd_fs_unique_name(w->work_dir, base, NULL, start, work_name, sizeof(work_name) - 8);
         if (rc)
