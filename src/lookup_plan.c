@@ -135,6 +135,7 @@ static char *problems_take(struct problems *pr, const char *name, const char *wh
     else
         free(pr->text);
     pr->f = NULL;
+    pr->text = NULL;
     return out;
 }
 
