@@ -42,6 +42,13 @@ struct pd_jobstate {
     uint64_t first_failure_ms; /* wall clock of the first retryable failure in a row; 0: none */
     bool finished;     /* every chunk acknowledged */
     char *duplicate_of; /* dedupe: the earlier receipt, when not sent again */
+    /* Set once the file was judged a failure, so a restart finishes the move to the failed
+     * folder instead of sending the file again. */
+    char *fail_reason;
+    long fail_status;
+    char *fail_message, *fail_errors;
+    int fail_chunk;      /* -1: none */
+    int64_t fail_offset; /* -1: none */
     struct pd_chunk_rec *chunks;
     size_t nchunks;
 };

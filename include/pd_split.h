@@ -98,11 +98,13 @@ int pd_split_next(struct pd_splitter *sp, struct pd_chunk *out);
 char *pd_split_take_body(struct pd_splitter *sp, size_t *len);
 
 /*
- * Continues at START, the start of a chunk produced earlier with the same file and max_body
- * (or 0: from the beginning), numbering the next chunk NEXT_INDEX. The next pd_split_next()
- * rereads the file from its beginning (bounded memory, to recover the repeated opening and
- * closing texts and the record numbers) and fails with PD_ESTATE when START is not a
- * boundary between records of this file.
+ * Continues at START, the start of a chunk produced earlier from the same file (or 0: from
+ * the beginning), numbering the next chunk NEXT_INDEX. Any boundary between two records is
+ * accepted, so chunks cut with another max_body (after a resplit) resume too; the chunks that
+ * follow depend only on START and the current max_body. The next pd_split_next() rereads the
+ * file from its beginning (bounded memory) to recover the repeated opening and closing texts
+ * and the record numbers, and fails with PD_ESTATE when START is not such a boundary (the
+ * file changed). A file that goes whole has the boundaries 0 and its size only.
  */
 int pd_split_seek(struct pd_splitter *sp, uint64_t start, unsigned next_index);
 

@@ -506,7 +506,8 @@ static void job_park(struct job *j, const char *step, int rc)
     j->after = AFTER_PARK;
 }
 
-static int sha256_file(int fd, char out[65])
+/* Hashes the file; *BLANK tells whether it holds nothing but whitespace. */
+static int sha256_file(int fd, char out[65], bool *blank)
 {
     unsigned char buf[65536], md[32];
     unsigned int mdlen = 0;
@@ -528,6 +529,9 @@ static int sha256_file(int fd, char out[65])
         }
         if (n == 0)
             break;
+        for (ssize_t i = 0; *blank && i < n; i++)
+            if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' && buf[i] != '\r')
+                *blank = false;
         EVP_DigestUpdate(ctx, buf, (size_t)n);
         off += n;
     }
@@ -694,16 +698,31 @@ static void work_prepare(uv_work_t *wk)
                  j->js.name, j->js.size, (long long)st.st_size, j->js.next_index);
         return;
     }
-    if (!j->js.sha256) {
+    bool blank = true;
+    if (!j->js.sha256 || st.st_size < 65536) {
         char hex[65];
-        if ((rc = sha256_file(j->fd, hex))) {
+        if ((rc = sha256_file(j->fd, hex, &blank))) {
             job_park(j, "read the file to hash it", rc);
             return;
         }
-        j->js.sha256 = strdup(hex);
+        if (!j->js.sha256)
+            j->js.sha256 = strdup(hex);
+    } else {
+        blank = false; /* a resumed big file: checked when it was claimed */
     }
     if (!j->resume && (rc = pd_jobstate_save(&j->js, j->state_path))) {
         job_park(j, "save the delivery record", rc);
+        return;
+    }
+    if (j->js.fail_reason) {
+        free(j->reason);
+        j->reason = strdup(j->js.fail_reason);
+        j->fail_status = j->js.fail_status;
+        j->fail_message = j->js.fail_message ? strdup(j->js.fail_message) : NULL;
+        j->fail_errors = j->js.fail_errors ? strdup(j->js.fail_errors) : NULL;
+        j->fail_chunk = j->js.fail_chunk;
+        j->fail_offset = j->js.fail_offset;
+        j->after = AFTER_FAIL;
         return;
     }
     if (j->js.finished) {
@@ -717,6 +736,12 @@ static void work_prepare(uv_work_t *wk)
     }
     if (st.st_size == 0) {
         job_fail(j, "the file is empty; Patchworks refuses a blank payload, so nothing was sent");
+        return;
+    }
+    if (blank) {
+        job_fail(j, "the file holds only whitespace (%lld bytes); Patchworks refuses a blank "
+                    "payload, so nothing was sent",
+                 (long long)st.st_size);
         return;
     }
     if (j->w->cfg->dedupe_ms && j->js.nchunks == 0) {
@@ -810,6 +835,42 @@ static int place(struct job *j, const char *dir, const char *sidecar, const char
 
     if ((rc = pd_fs_mkdirs(dir, 0755)))
         return rc;
+    /* A crash between writing the sidecar and moving the file leaves our own sidecar behind:
+     * finish that move instead of starting a second name. */
+    if (j->js.claim_id) {
+        for (unsigned k = 0; k < 100000; k++) {
+            char *text_there = NULL;
+            struct stat st;
+            bool ours;
+            if (pd_fs_numbered_name(base, k, name, sizeof(name) - strlen(sidecar)))
+                break;
+            dest = join(dir, name);
+            if (!dest || asprintf(&side, "%s%s", dest, sidecar) < 0) {
+                side = NULL;
+                break;
+            }
+            bool dest_there = lstat(dest, &st) == 0;
+            if (!dest_there && lstat(side, &st) != 0) {
+                free(side);
+                free(dest);
+                side = dest = NULL;
+                break; /* the first free name: no leftover of ours beyond it */
+            }
+            ours = !dest_there && pd_fs_read_all(side, 1 << 20, &text_there, NULL) == 0 &&
+                   strstr(text_there, j->js.claim_id) != NULL;
+            free(text_there);
+            if (ours && pd_fs_rename_noreplace(j->work_path, dest) == 0) {
+                free(side);
+                rc = pd_fs_fsync_dir(dir);
+                free(j->final_path);
+                j->final_path = dest;
+                return rc;
+            }
+            free(side);
+            free(dest);
+            side = dest = NULL;
+        }
+    }
     for (unsigned start = 0;; start++) {
         rc = pd_fs_unique_name(dir, base, sidecar, start, name, sizeof(name) - strlen(sidecar));
         if (rc)
@@ -827,6 +888,7 @@ static int place(struct job *j, const char *dir, const char *sidecar, const char
             continue; /* another daemon took the name just now */
         if (rc)
             break;
+        pd_crashpoint("receipt_written");
         rc = pd_fs_rename_noreplace(j->work_path, dest);
         if (rc == -EEXIST) {
             unlink(side);
@@ -869,6 +931,20 @@ static void work_finish(uv_work_t *wk)
     char *text;
     int rc;
 
+    if (failed && !j->js.fail_reason && j->reason) {
+        /* Record the verdict first: after a crash the file goes to the failed folder, it is
+         * not sent again. */
+        j->js.fail_reason = strdup(j->reason);
+        j->js.fail_status = j->fail_status;
+        j->js.fail_message = j->fail_message ? strdup(j->fail_message) : NULL;
+        j->js.fail_errors = j->fail_errors ? strdup(j->fail_errors) : NULL;
+        j->js.fail_chunk = j->fail_chunk;
+        j->js.fail_offset = j->fail_offset;
+        if (j->js.claim_id && (rc = pd_jobstate_save(&j->js, j->state_path))) {
+            job_park(j, "save the delivery record", rc);
+            return;
+        }
+    }
     if (failed) {
         struct pd_failure f = {
             .reason = j->reason ? j->reason : "rejected",
@@ -904,6 +980,7 @@ static void work_finish(uv_work_t *wk)
     if (!failed && j->w->cfg->dedupe_ms && !j->js.duplicate_of)
         dedupe_record(j);
     /* The file is safe in its new home: its record may go. */
+    pd_crashpoint("archived");
     unlink(j->state_path);
     pd_fs_fsync_dir(j->w->state_dir);
     j->after = AFTER_DONE;
@@ -1321,12 +1398,67 @@ static bool job_holds(struct dwatch *w, const char *work_name)
     return false;
 }
 
+/*
+ * Removes delivery records whose file has left work/ (a crash between the final move and the
+ * record's removal) and temp files a crash left half written.
+ */
+/* Removes temp files (NAME.tmp.XXXXXX) that a crash left in DIR once they are a minute old. */
+static void sweep_temps(const char *path)
+{
+    DIR *dir = opendir(path);
+    struct dirent *de;
+    time_t now = time(NULL);
+
+    if (!dir)
+        return;
+    while ((de = readdir(dir))) {
+        struct stat st;
+        const char *t = strstr(de->d_name, ".tmp.");
+        /* Ours end in ".tmp." and six random characters (mkostemp). */
+        if (!t || strlen(t) != 11)
+            continue;
+        /* A writer links or renames its temp within moments; an old one is a crash's. */
+        if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode) && now - st.st_mtime > 60)
+            unlinkat(dirfd(dir), de->d_name, 0);
+    }
+    closedir(dir);
+}
+
+static void sweep_state_dir(struct dwatch *w)
+{
+    DIR *dir = opendir(w->state_dir);
+    struct dirent *de;
+
+    sweep_temps(w->state_dir);
+    sweep_temps(w->cfg->archive_dir);
+    sweep_temps(w->cfg->failed_dir);
+    if (!dir)
+        return;
+    while ((de = readdir(dir))) {
+        char work[PATH_MAX];
+        struct stat st;
+        size_t n = strlen(de->d_name);
+        if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp."))
+            continue;
+        if (n < 6 || strcmp(de->d_name + n - 5, ".json"))
+            continue;
+        if ((size_t)snprintf(work, sizeof(work), "%s/%.*s", w->work_dir, (int)(n - 5),
+                             de->d_name) >= sizeof(work))
+            continue;
+        if (lstat(work, &st) && errno == ENOENT)
+            unlinkat(dirfd(dir), de->d_name, 0);
+    }
+    closedir(dir);
+}
+
 /* Picks up files left in work/ by a stopped or crashed daemon (ours or another's). */
 static void resume_orphans(struct dwatch *w)
 {
     DIR *dir = opendir(w->work_dir);
     struct dirent *de;
 
+    sweep_state_dir(w);
     if (!dir)
         return;
     while ((de = readdir(dir))) {
@@ -1364,12 +1496,20 @@ static void claim(struct dwatch *w, struct cand *c)
         w->next_due = 0;
         return;
     }
-    for (unsigned start = 0;; start++) {
+    for (unsigned start = 0, remade = 0;; start++) {
         rc = pd_fs_unique_name(w->work_dir, base, NULL, start, work_name, sizeof(work_name) - 8);
         if (rc)
             break;
         snprintf(to, sizeof(to), "%s/%s", w->work_dir, work_name);
         rc = pd_fs_rename_noreplace(from, to);
+        if (rc == -ENOENT && !remade++ && access(from, F_OK) == 0) {
+            /* The file is there, so our folders are not: the drop folder was deleted and made
+             * again. Make them again too. */
+            if (pd_fs_mkdirs(w->work_dir, 0700) == 0 && pd_fs_mkdirs(w->state_dir, 0700) == 0) {
+                start--;
+                continue;
+            }
+        }
         if (rc != -EEXIST)
             break;
     }

@@ -122,6 +122,14 @@ int pd_jobstate_save(const struct pd_jobstate *js, const char *path)
     rc |= add_num(o, "first_failure_ms", (double)js->first_failure_ms);
     if (!cJSON_AddBoolToObject(o, "finished", js->finished))
         rc = PD_ENOMEM;
+    if (js->fail_reason) {
+        rc |= add_str(o, "fail_reason", js->fail_reason);
+        rc |= add_num(o, "fail_status", (double)js->fail_status);
+        rc |= add_str(o, "fail_message", js->fail_message);
+        rc |= add_str(o, "fail_errors", js->fail_errors);
+        rc |= add_num(o, "fail_chunk", js->fail_chunk);
+        rc |= add_num(o, "fail_offset", (double)js->fail_offset);
+    }
     if (!rc && !(text = cJSON_PrintUnformatted(o)))
         rc = PD_ENOMEM;
     if (!rc)
@@ -186,6 +194,20 @@ int pd_jobstate_load(const char *path, struct pd_jobstate *js, char **why)
     rc = rc ? rc : get_str(o, "version_id", false, &js->version_id);
     rc = rc ? rc : get_str(o, "sha256", false, &js->sha256);
     rc = rc ? rc : get_str(o, "duplicate_of", false, &js->duplicate_of);
+    rc = rc ? rc : get_str(o, "fail_reason", false, &js->fail_reason);
+    js->fail_chunk = -1;
+    js->fail_offset = -1;
+    if (!rc && js->fail_reason) {
+        const cJSON *v;
+        rc = get_str(o, "fail_message", false, &js->fail_message);
+        rc = rc ? rc : get_str(o, "fail_errors", false, &js->fail_errors);
+        if ((v = cJSON_GetObjectItemCaseSensitive(o, "fail_status")) && cJSON_IsNumber(v))
+            js->fail_status = (long)v->valuedouble;
+        if ((v = cJSON_GetObjectItemCaseSensitive(o, "fail_chunk")) && cJSON_IsNumber(v))
+            js->fail_chunk = (int)v->valuedouble;
+        if ((v = cJSON_GetObjectItemCaseSensitive(o, "fail_offset")) && cJSON_IsNumber(v))
+            js->fail_offset = (int64_t)v->valuedouble;
+    }
     rc = rc ? rc : get_u64(o, "size", &js->size);
     rc = rc ? rc : get_u64(o, "claimed_ms", &js->claimed_ms);
     rc = rc ? rc : get_u64(o, "max_body", &js->max_body);
@@ -286,6 +308,9 @@ void pd_jobstate_cleanup(struct pd_jobstate *js)
     free(js->version_id);
     free(js->sha256);
     free(js->duplicate_of);
+    free(js->fail_reason);
+    free(js->fail_message);
+    free(js->fail_errors);
     memset(js, 0, sizeof(*js));
 }
 

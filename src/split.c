@@ -46,12 +46,13 @@ struct pd_splitter {
 
     /* pass 1 results */
     int prepared, whole, whole_sent;
-    int split_err; /* problem that only matters when the file must be split */
+    int split_err;        /* problem found by the first pass */
+    int split_structural; /* ...that only matters when the file must be split */
     char split_msg[1024];
     char split_tail[400];
     uint64_t split_err_dec;
     int split_err_line_wanted;
-    uint64_t area_orig, file_end, total_records;
+    uint64_t area_orig, file_end, whole_len, total_records;
     char *pre, *suf;
     size_t pre_len, suf_len, pre_esc, suf_esc;
     int pre_over, suf_over;
@@ -246,6 +247,10 @@ static int body_reserve(struct pd_splitter *sp, size_t need)
 static int body_escape(struct pd_splitter *sp, const void *src, size_t n, size_t limit)
 {
     size_t need;
+    if (n == 0)
+        return 0;
+    if (sp->body_len > limit)
+        return 1;
     if (n <= (limit - sp->body_len) / 6) {
         need = sp->body_len + n * 6;
     } else {
@@ -378,6 +383,7 @@ static void note_scan_error(struct pd_splitter *sp, struct p1 *st)
         snprintf(sp->split_msg, sizeof(sp->split_msg), "%s", sp->sc.msg);
     snprintf(sp->split_tail, sizeof(sp->split_tail), "%s)%s", rec, hint);
     sp->split_err = PD_EPARSE;
+    sp->split_structural = sp->sc.structural;
     sp->split_err_dec = dec;
     sp->split_err_line_wanted = 1;
 }
@@ -488,6 +494,19 @@ static int check_budget(struct pd_splitter *sp)
 }
 
 /* Everything pass 1 found that stops splitting; 0 when the file can be split. */
+/* A syntax error the first pass found, with its line number, as the splitter's error. */
+static int syntax_error(struct pd_splitter *sp)
+{
+    if (sp->split_err_line_wanted) {
+        char m[sizeof(sp->split_msg) + sizeof(sp->split_tail) + 32];
+        snprintf(m, sizeof(m), "%s (line %llu%s", sp->split_msg,
+                 (unsigned long long)line_of(sp, sp->split_err_dec), sp->split_tail);
+        memcpy(sp->split_msg, m, sizeof(sp->split_msg) - 1);
+        sp->split_err_line_wanted = 0;
+    }
+    return set_err(sp, sp->split_err, "%s", sp->split_msg);
+}
+
 static int split_ready(struct pd_splitter *sp)
 {
     if (sp->fmt == PD_SPLIT_NONE) {
@@ -495,18 +514,10 @@ static int split_ready(struct pd_splitter *sp)
         return set_err(sp, PD_ETOOBIG,
                        "the file is %s once encoded, larger than max_body %llu, and this watch "
                        "has split = none; choose a split format or raise max_body",
-                       size_words(sp->file_end, a, sizeof(a)), (unsigned long long)sp->max_body);
+                       size_words(sp->whole_len, a, sizeof(a)), (unsigned long long)sp->max_body);
     }
-    if (sp->split_err) {
-        if (sp->split_err_line_wanted) {
-            char m[sizeof(sp->split_msg) + sizeof(sp->split_tail) + 32];
-            snprintf(m, sizeof(m), "%s (line %llu%s", sp->split_msg,
-                     (unsigned long long)line_of(sp, sp->split_err_dec), sp->split_tail);
-            memcpy(sp->split_msg, m, sizeof(sp->split_msg) - 1);
-            sp->split_err_line_wanted = 0;
-        }
-        return set_err(sp, sp->split_err, "%s", sp->split_msg);
-    }
+    if (sp->split_err)
+        return syntax_error(sp);
     if (sp->total_records == 0)
         return set_err(sp, PD_EEMPTY,
                        "the file is too big for one request but holds no %s records to split it by",
@@ -597,6 +608,11 @@ static int pass1(struct pd_splitter *sp)
     sp->pre_esc = pd_encode_escaped_len(sp->pre, sp->pre_len);
     sp->suf_esc = pd_encode_escaped_len(sp->suf, sp->suf_len);
     sp->prepared = 1;
+    /* A file of a structured kind goes only when it is well formed, even when it fits whole:
+     * a flow that expects JSON must never get half an array. (split = lines or none sends
+     * any text as it is.) */
+    if (sp->split_err && !sp->split_structural)
+        return syntax_error(sp);
     if (st.whole_fits && sp->body_len + TAIL_LEN <= sp->max_body) {
         body_raw(sp, PD_ENCODE_BODY_TAIL, TAIL_LEN);
         sp->whole = 1;
@@ -606,10 +622,9 @@ static int pass1(struct pd_splitter *sp)
                            "changed since, or max_body differs from when it was recorded",
                            (unsigned long long)sp->seek_target);
         sp->whole_sent = sp->seek_target != 0;
-        sp->next_index = sp->seek_target ? sp->next_index : 0;
         return 0;
     }
-    sp->file_end = st.esc_total + PD_ENCODE_BODY_OVERHEAD; /* for the none message */
+    sp->whole_len = st.esc_total + PD_ENCODE_BODY_OVERHEAD;
     if ((rc = split_ready(sp)) < 0)
         return rc;
     if (!st.target_rec)
@@ -734,8 +749,6 @@ finish:
     out->body_len = sp->body_len;
     sp->next_start = end;
     sp->next_record += nrec;
-    if (!sp->positioned && last)
-        sp->positioned = 0;
     return 1;
 }
 
@@ -809,7 +822,7 @@ int pd_split_resplit(struct pd_splitter *sp, uint64_t new_max_body)
     sp->have_last = 0;
     if (sp->last.whole) {
         sp->whole = 0;
-        sp->file_end = sp->last.body_len;
+        sp->whole_len = sp->last.body_len;
         int rc = split_ready(sp);
         if (rc < 0)
             return rc;

@@ -66,6 +66,11 @@ struct scan {
     int at_mark;
     uint64_t ev_dec;
     char msg[400];
+    /* 1 when the error is about the file's shape (not splittable as configured), 0 when the
+     * text itself is malformed. A well-formed file that fits goes whole either way. */
+    int structural;
+    char shape_msg[400]; /* a shape problem found early, reported at the end if no worse one */
+    uint64_t shape_dec;
     /* json_array pointer, split into unescaped segments */
     char **segs;
     size_t nsegs;

@@ -106,18 +106,25 @@ static int value_start(struct scan *sc, unsigned c, uint64_t at, int *ev)
         j->idx++;
     if (on && j->depth == sc->nsegs) {
         if (c != '[') {
+            /* Not splittable as configured; keep reading, so that a file that fits whole is
+             * still checked for well-formedness to its end. */
+            if (sc->shape_msg[0])
+                return 0;
+            sc->shape_dec = at;
             if (sc->nsegs == 0 && c == '{')
-                return fail(sc, at,
-                            "the top-level JSON value is an object, which cannot be split; set "
-                            "json_array to the JSON pointer of the array inside it (for example "
-                            "json_array = /orders)");
-            if (sc->nsegs == 0)
-                return fail(sc, at,
-                            "the top-level JSON value is %s, not an array or object; the file "
-                            "is not JSON that can be split (is the split format right?)",
-                            kind_name(c));
-            return fail(sc, at, "json_array %s points to %s, not an array", sc->pointer,
-                        kind_name(c));
+                snprintf(sc->shape_msg, sizeof(sc->shape_msg),
+                         "the top-level JSON value is an object, which cannot be split; set "
+                         "json_array to the JSON pointer of the array inside it (for example "
+                         "json_array = /orders)");
+            else if (sc->nsegs == 0)
+                snprintf(sc->shape_msg, sizeof(sc->shape_msg),
+                         "the top-level JSON value is %s, not an array or object; the file "
+                         "is not JSON that can be split (is the split format right?)",
+                         kind_name(c));
+            else
+                snprintf(sc->shape_msg, sizeof(sc->shape_msg),
+                         "json_array %s points to %s, not an array", sc->pointer, kind_name(c));
+            return 0;
         }
         j->found = 1;
         j->arr_depth = j->depth + 1;
@@ -466,7 +473,11 @@ int jscan_end(struct scan *sc, uint64_t eof_dec)
         return fail(sc, eof_dec, j->depth == 0 && j->st == J_VALUE && !j->found
                                      ? "the file holds no JSON value"
                                      : "the file ends inside the JSON document (truncated?)");
-    if (!j->found)
+    if (!j->found) {
+        sc->structural = 1;
+        if (sc->shape_msg[0])
+            return fail(sc, sc->shape_dec, "%s", sc->shape_msg);
         return fail(sc, eof_dec, "json_array %s: no such array in the file", sc->pointer);
+    }
     return SCAN_DONE;
 }

@@ -73,6 +73,8 @@ void scan_reset(struct scan *sc)
     sc->have_snap = 0;
     sc->at_mark = 0;
     sc->msg[0] = '\0';
+    sc->structural = 0;
+    sc->shape_msg[0] = '\0';
     switch (sc->fmt) {
     case PD_SPLIT_JSON:
     case PD_SPLIT_NDJSON:

@@ -54,7 +54,8 @@ static void sb_add(struct sb *s, const void *d, size_t n)
         s->p = realloc(s->p, s->cap);
         assert_non_null(s->p);
     }
-    memcpy(s->p + s->len, d, n);
+    if (n)
+        memcpy(s->p + s->len, d, n);
     s->len += n;
     s->p[s->len] = '\0';
 }
@@ -966,27 +967,43 @@ static void test_error_messages(void **state)
 static void test_small_files_go_whole_unparsed(void **state)
 {
     (void)state;
-    /* Broken JSON that fits is sent as it is: the flow decides; nothing is reformatted. */
-    const char *text = "\xef\xbb\xbf{ \"broken\": [1,2,, }\r\n";
+    /* A well-formed file that fits goes whole, byte for byte: nothing is reformatted. */
+    const char *good = "\xef\xbb\xbf{ \"ok\": [1, 2,\t3] }\r\n";
     struct pd_split_opts o = {.max_body = 1000};
     struct pd_splitter *sp = NULL;
-    const char *path = write_file("w.json", text, strlen(text));
+    const char *path = write_file("g.json", good, strlen(good));
     assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
     struct pd_chunk c;
     assert_int_equal(pd_split_next(sp, &c), 1);
     assert_true(c.whole && c.last);
     size_t plen;
     char *p = body_payload(c.body, c.body_len, &plen);
-    assert_string_equal(p, text + 3);
+    assert_string_equal(p, good + 3);
     free(p);
     size_t len;
     char *body = pd_split_take_body(sp, &len);
     assert_int_equal(len, c.body_len);
     assert_int_equal(pd_split_next(sp, &c), 0);
     free(body);
-    /* after a 413 the same file is split, and now its syntax matters */
-    assert_int_equal(pd_split_resplit(sp, 30), PD_EPARSE);
+    pd_split_destroy(&sp);
+
+    /* Broken JSON is refused even when it fits: a flow must never get half a document. */
+    const char *text = "\xef\xbb\xbf{ \"broken\": [1,2,, }\r\n";
+    path = write_file("w.json", text, strlen(text));
+    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    assert_int_equal(pd_split_next(sp, &c), PD_EPARSE);
     assert_non_null(strstr(pd_split_error(sp), "w.json: "));
+    assert_non_null(strstr(pd_split_error(sp), "line 1"));
+    pd_split_destroy(&sp);
+
+    /* split = lines sends any text as it is. */
+    o.format = PD_SPLIT_LINES;
+    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    assert_int_equal(pd_split_next(sp, &c), 1);
+    assert_true(c.whole && c.last);
+    p = body_payload(c.body, c.body_len, &plen);
+    assert_string_equal(p, text + 3);
+    free(p);
     pd_split_destroy(&sp);
 }
 
