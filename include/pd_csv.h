@@ -24,7 +24,7 @@ struct pd_csv_row {
     size_t nfields;      /* 0 for an empty line */
     const char **fields; /* NUL-terminated values, valid until the next pd_csv_next */
     const size_t *lens;
-    uint64_t line;       /* 1-based line the row starts on */
+    uint64_t line; /* 1-based line the row starts on */
 };
 
 /*

@@ -33,7 +33,7 @@ struct pd_lookup_info {
 };
 
 struct pd_lookup_row {
-    char *id;      /* the lookup's row id (valueID); NULL for a file's row */
+    char *id; /* the lookup's row id (valueID); NULL for a file's row */
     char *left;
     char *right;
     uint64_t line; /* a file's row: the line it starts on; 0 otherwise */
@@ -114,8 +114,7 @@ struct pd_lookup_plan {
  * The plan borrows the rows: keep both sets until pd_lookup_plan_cleanup.
  */
 int pd_lookup_diff(const struct pd_lookup_rows *file, const struct pd_lookup_rows *remote,
-                   bool delete_missing, const char *name, struct pd_lookup_plan *out,
-                   char **msg);
+                   bool delete_missing, const char *name, struct pd_lookup_plan *out, char **msg);
 void pd_lookup_plan_cleanup(struct pd_lookup_plan *plan);
 
 /* ---- requests ---------------------------------------------------------------------------- */
@@ -146,8 +145,8 @@ int pd_lookup_show(struct pd_client *c, const struct pd_patchworks *pw, const ch
                    pd_lookup_done_fn done, void *arg);
 /* DESCRIPTION and DEFAULT_VALUE may be NULL: not sent. */
 int pd_lookup_create(struct pd_client *c, const struct pd_patchworks *pw, const char *name,
-                     const char *description, const char *default_value,
-                     pd_lookup_done_fn done, void *arg);
+                     const char *description, const char *default_value, pd_lookup_done_fn done,
+                     void *arg);
 int pd_lookup_rows(struct pd_client *c, const struct pd_patchworks *pw, const char *id,
                    pd_lookup_done_fn done, void *arg);
 int pd_lookup_add(struct pd_client *c, const struct pd_patchworks *pw, const char *id,
@@ -182,7 +181,7 @@ struct pd_lookup_sync_report {
     const char *lookup_id;
     const char *file;
     bool dry_run, delete_missing;
-    size_t file_rows, lookup_rows; /* lookup_rows: before the sync */
+    size_t file_rows, lookup_rows;     /* lookup_rows: before the sync */
     const struct pd_lookup_plan *plan; /* NULL when it failed before comparing */
     size_t added, updated, deleted, refused;
 };
@@ -195,10 +194,9 @@ typedef void (*pd_lookup_sync_fn)(void *arg, const struct pd_lookup_sync_report 
  * DONE runs exactly once, never inside this call; the sync frees itself after DONE returns.
  * *OUT (optional) may be passed to pd_lookup_sync_cancel until DONE has run.
  */
-int pd_lookup_sync_start(struct pd_client *c, const struct pd_patchworks *pw,
-                         const char *lookup_id, const char *csv_path,
-                         const struct pd_lookup_sync_opts *opts, pd_lookup_sync_fn done,
-                         void *arg, struct pd_lookup_sync **out);
+int pd_lookup_sync_start(struct pd_client *c, const struct pd_patchworks *pw, const char *lookup_id,
+                         const char *csv_path, const struct pd_lookup_sync_opts *opts,
+                         pd_lookup_sync_fn done, void *arg, struct pd_lookup_sync **out);
 
 /* Submits nothing more; DONE runs with PD_ECANCELED once what is under way has ended (close
  * the client to end requests in flight at once). */

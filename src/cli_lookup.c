@@ -27,7 +27,7 @@ enum sub { S_LIST, S_SHOW, S_CREATE, S_ROWS, S_ADD, S_UPDATE, S_DELETE, S_EXPORT
 static const struct {
     const char *name;
     int nargs; /* positional arguments after the subcommand */
-} subs[] = {{"list", 0}, {"show", 1},   {"create", 0}, {"rows", 1}, {"add", 3},
+} subs[] = {{"list", 0},   {"show", 1},   {"create", 0}, {"rows", 1}, {"add", 3},
             {"update", 2}, {"delete", 2}, {"export", 1}, {"sync", 2}};
 
 struct args {
@@ -72,7 +72,8 @@ static void usage(FILE *out)
             "are ignored). Exit status: 0 done, 1 refused or failed, 2 usage or configuration.\n");
 }
 
-/* ---- output helpers ---------------------------------------------------------------------------- */
+/* ---- output helpers ----------------------------------------------------------------------------
+ */
 
 /* Characters of UTF-8 text (not bytes), for column widths. */
 static size_t width_of(const char *s)
@@ -178,7 +179,8 @@ static cJSON *row_json(const struct pd_lookup_row *r)
 /* An operation's failure on stderr; sets the exit status by its kind. */
 static void report_error(struct run *rn, const char *what, const struct pd_lookup_result *r)
 {
-    fprintf(stderr, "patchdrop lookup: %s: %s", what, r->message ? r->message : pd_strerror(r->err));
+    fprintf(stderr, "patchdrop lookup: %s: %s", what,
+            r->message ? r->message : pd_strerror(r->err));
     if (r->status && !strstr(r->message ? r->message : "", "HTTP"))
         fprintf(stderr, " (HTTP %ld)", r->status);
     if (r->errors)
@@ -221,7 +223,8 @@ static void on_one_lookup(void *arg, const struct pd_lookup_result *r)
 {
     struct run *rn = arg;
     if (r->err) {
-        report_error(rn, rn->a->sub == S_CREATE ? "cannot create the lookup" : "cannot read the lookup", r);
+        report_error(
+            rn, rn->a->sub == S_CREATE ? "cannot create the lookup" : "cannot read the lookup", r);
         return;
     }
     const struct pd_lookup_info *l = &r->lookups[0];
@@ -359,7 +362,9 @@ static void sync_table(const struct pd_lookup_sync_report *r)
                            : ch->op == PD_LOOKUP_UPDATE ? "update"
                                                         : "delete",
                            line,
-                           ch->remote ? ch->remote->id : ch->new_id ? ch->new_id : "",
+                           ch->remote   ? ch->remote->id
+                           : ch->new_id ? ch->new_id
+                                        : "",
                            row->left,
                            right,
                            state};
@@ -391,9 +396,9 @@ static void on_synced(void *arg, const struct pd_lookup_sync_report *r)
     }
     if (r->err)
         fprintf(stderr, "patchdrop lookup sync: %s\n", r->message);
-    rn->exit = !r->err ? PD_EXIT_OK
+    rn->exit = !r->err                                      ? PD_EXIT_OK
                : r->err == PD_EAUTH || r->err == PD_ECONFIG ? PD_EXIT_USAGE
-                                                           : PD_EXIT_FAILED;
+                                                            : PD_EXIT_FAILED;
 }
 
 /* ---- command line ---------------------------------------------------------------------------- */
@@ -401,31 +406,59 @@ static void on_synced(void *arg, const struct pd_lookup_sync_report *r)
 static int parse_args(int argc, char **argv, struct args *a)
 {
     enum { O_JSON = 256, O_NAME, O_DESC, O_DEFAULT, O_LEFT, O_RIGHT, O_DRY, O_DELETE };
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},   {"json", no_argument, NULL, O_JSON},
-        {"quiet", no_argument, NULL, 'q'},          {"help", no_argument, NULL, 'h'},
-        {"name", required_argument, NULL, O_NAME},  {"description", required_argument, NULL, O_DESC},
-        {"default", required_argument, NULL, O_DEFAULT},
-        {"left", required_argument, NULL, O_LEFT},  {"right", required_argument, NULL, O_RIGHT},
-        {"dry-run", no_argument, NULL, O_DRY},      {"delete-missing", no_argument, NULL, O_DELETE},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"json", no_argument, NULL, O_JSON},
+                                         {"quiet", no_argument, NULL, 'q'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"name", required_argument, NULL, O_NAME},
+                                         {"description", required_argument, NULL, O_DESC},
+                                         {"default", required_argument, NULL, O_DEFAULT},
+                                         {"left", required_argument, NULL, O_LEFT},
+                                         {"right", required_argument, NULL, O_RIGHT},
+                                         {"dry-run", no_argument, NULL, O_DRY},
+                                         {"delete-missing", no_argument, NULL, O_DELETE},
+                                         {NULL, 0, NULL, 0}};
     int c;
 
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:qh", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': a->config = optarg; break;
-        case 'q': a->quiet = true; break;
-        case 'h': usage(stdout); return -1;
-        case O_JSON: a->json = true; break;
-        case O_NAME: a->name = optarg; break;
-        case O_DESC: a->description = optarg; break;
-        case O_DEFAULT: a->def = optarg; break;
-        case O_LEFT: a->left = optarg; break;
-        case O_RIGHT: a->right = optarg; break;
-        case O_DRY: a->dry_run = true; break;
-        case O_DELETE: a->delete_missing = true; break;
-        default: usage(stderr); return PD_EXIT_USAGE;
+        case 'c':
+            a->config = optarg;
+            break;
+        case 'q':
+            a->quiet = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return -1;
+        case O_JSON:
+            a->json = true;
+            break;
+        case O_NAME:
+            a->name = optarg;
+            break;
+        case O_DESC:
+            a->description = optarg;
+            break;
+        case O_DEFAULT:
+            a->def = optarg;
+            break;
+        case O_LEFT:
+            a->left = optarg;
+            break;
+        case O_RIGHT:
+            a->right = optarg;
+            break;
+        case O_DRY:
+            a->dry_run = true;
+            break;
+        case O_DELETE:
+            a->delete_missing = true;
+            break;
+        default:
+            usage(stderr);
+            return PD_EXIT_USAGE;
         }
     }
     if (optind >= argc) {
@@ -497,13 +530,11 @@ static int start(struct run *rn)
     case S_ADD:
         return pd_lookup_add(c, pw, a->pos[0], a->pos[1], a->pos[2], on_row_changed, rn);
     case S_UPDATE:
-        return pd_lookup_update(c, pw, a->pos[0], a->pos[1], a->left, a->right, on_row_changed,
-                                rn);
+        return pd_lookup_update(c, pw, a->pos[0], a->pos[1], a->left, a->right, on_row_changed, rn);
     case S_DELETE:
         return pd_lookup_delete(c, pw, a->pos[0], a->pos[1], on_row_changed, rn);
     case S_SYNC: {
-        struct pd_lookup_sync_opts o = {.dry_run = a->dry_run,
-                                        .delete_missing = a->delete_missing};
+        struct pd_lookup_sync_opts o = {.dry_run = a->dry_run, .delete_missing = a->delete_missing};
         int rc = pd_lookup_sync_start(c, pw, a->pos[0], a->pos[1], &o, on_synced, rn, &rn->sync);
         if (!rc && isatty(STDERR_FILENO) && !a->quiet && !a->json) {
             uv_timer_init(&rn->net.loop, &rn->progress);

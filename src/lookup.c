@@ -268,8 +268,8 @@ static int grow_pages(struct op *op, unsigned long n)
 }
 
 /* Reads one page into op->pages[page - 1]; learns last_page and links.next. */
-static int take_page(struct op *op, unsigned long page, const char *body, size_t len,
-                     char *why, size_t whylen)
+static int take_page(struct op *op, unsigned long page, const char *body, size_t len, char *why,
+                     size_t whylen)
 {
     cJSON *root = cJSON_ParseWithLength(body, len);
     const cJSON *data, *meta, *links, *last, *next;
@@ -291,8 +291,8 @@ static int take_page(struct op *op, unsigned long page, const char *body, size_t
     next = cJSON_GetObjectItemCaseSensitive(links, "next");
     if (page == 1) {
         if (cJSON_IsNumber(last) && last->valuedouble >= 1) {
-            op->last_page = last->valuedouble > MAX_PAGES ? MAX_PAGES
-                                                          : (unsigned long)last->valuedouble;
+            op->last_page =
+                last->valuedouble > MAX_PAGES ? MAX_PAGES : (unsigned long)last->valuedouble;
         } else if (cJSON_IsString(next) && next->valuestring[0]) {
             op->sequential = true;
         } else {
@@ -455,8 +455,7 @@ static void on_single(void *arg, const struct pd_client_result *r)
             op->rows.n = op->rows.cap = 1;
     }
     if (rc)
-        op_error(op, rc,
-                 rc == PD_EPROTOCOL ? "the answer does not hold the record (no id)" : NULL,
+        op_error(op, rc, rc == PD_EPROTOCOL ? "the answer does not hold the record (no id)" : NULL,
                  r->api.status, NULL);
 out:
     cJSON_Delete(root);
@@ -508,13 +507,14 @@ static int url_for(struct op *op, const char *tmpl, const char *id, const char *
 }
 
 /* Builds the JSON body from KEY/VALUE pairs; NULL values are left out. */
-static int json_body(struct op *op, const char *k1, const char *v1, const char *k2,
-                     const char *v2, const char *k3, const char *v3)
+static int json_body(struct op *op, const char *k1, const char *v1, const char *k2, const char *v2,
+                     const char *k3, const char *v3)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o)
         goto oom;
-    if ((v1 && !cJSON_AddStringToObject(o, k1, v1)) || (v2 && !cJSON_AddStringToObject(o, k2, v2)) ||
+    if ((v1 && !cJSON_AddStringToObject(o, k1, v1)) ||
+        (v2 && !cJSON_AddStringToObject(o, k2, v2)) ||
         (k3 && v3 && !cJSON_AddStringToObject(o, k3, v3)))
         goto oom;
     op->body = cJSON_PrintUnformatted(o);
@@ -568,8 +568,8 @@ int pd_lookup_show(struct pd_client *c, const struct pd_patchworks *pw, const ch
 }
 
 int pd_lookup_create(struct pd_client *c, const struct pd_patchworks *pw, const char *name,
-                     const char *description, const char *default_value,
-                     pd_lookup_done_fn done, void *arg)
+                     const char *description, const char *default_value, pd_lookup_done_fn done,
+                     void *arg)
 {
     struct op *op;
     int rc;
@@ -680,8 +680,7 @@ static void sync_finish(struct pd_lookup_sync *s)
         size_t len = 0;
         FILE *f = open_memstream(&msg, &len);
         if (f) {
-            fprintf(f, "%zu of %zu changes were refused by Patchworks", s->refused,
-                    s->plan.n);
+            fprintf(f, "%zu of %zu changes were refused by Patchworks", s->refused, s->plan.n);
             size_t shown = 0;
             for (size_t i = 0; i < s->plan.n && shown < 5; i++) {
                 const struct pd_lookup_change *ch = &s->plan.v[i];
@@ -779,8 +778,8 @@ static void on_change_done(void *arg, const struct pd_lookup_result *r)
         s->answered++;
         s->refused++;
         if (r->errors) {
-            if (asprintf(&ch->message, "%s (%s)", r->message ? r->message : "refused",
-                         r->errors) < 0)
+            if (asprintf(&ch->message, "%s (%s)", r->message ? r->message : "refused", r->errors) <
+                0)
                 ch->message = NULL;
         } else
             ch->message = strdup(r->message ? r->message : "refused");
@@ -814,8 +813,8 @@ static void sync_pump(struct pd_lookup_sync *s)
             rc = pd_lookup_add(s->c, s->pw, s->lookup_id, ch->file->left, ch->file->right,
                                on_change_done, cr);
         else if (ch->op == PD_LOOKUP_UPDATE)
-            rc = pd_lookup_update(s->c, s->pw, s->lookup_id, ch->remote->id, NULL,
-                                  ch->file->right, on_change_done, cr);
+            rc = pd_lookup_update(s->c, s->pw, s->lookup_id, ch->remote->id, NULL, ch->file->right,
+                                  on_change_done, cr);
         else
             rc = pd_lookup_delete(s->c, s->pw, s->lookup_id, ch->remote->id, on_change_done, cr);
         if (rc == PD_EUSAGE) {
@@ -925,10 +924,9 @@ static void on_read(uv_work_t *w, int status)
     }
 }
 
-int pd_lookup_sync_start(struct pd_client *c, const struct pd_patchworks *pw,
-                         const char *lookup_id, const char *csv_path,
-                         const struct pd_lookup_sync_opts *opts, pd_lookup_sync_fn done,
-                         void *arg, struct pd_lookup_sync **out)
+int pd_lookup_sync_start(struct pd_client *c, const struct pd_patchworks *pw, const char *lookup_id,
+                         const char *csv_path, const struct pd_lookup_sync_opts *opts,
+                         pd_lookup_sync_fn done, void *arg, struct pd_lookup_sync **out)
 {
     struct pd_lookup_sync *s;
     int rc;

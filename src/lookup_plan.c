@@ -108,7 +108,8 @@ struct problems {
     size_t count;
 };
 
-static void problem(struct problems *pr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(struct problems *pr, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void problem(struct problems *pr, const char *fmt, ...)
 {
     va_list ap;
@@ -128,8 +129,8 @@ static char *problems_take(struct problems *pr, const char *name, const char *wh
         return NULL;
     if (pr->count > MAX_LISTED)
         fprintf(pr->f, "%s: ... and %zu more\n", name, pr->count - MAX_LISTED);
-    fprintf(pr->f, "%s: %zu %s; fix %s and try again (nothing was changed)", name, pr->count,
-            what, pr->count == 1 ? "it" : "them");
+    fprintf(pr->f, "%s: %zu %s; fix %s and try again (nothing was changed)", name, pr->count, what,
+            pr->count == 1 ? "it" : "them");
     if (fclose(pr->f) == 0)
         out = pr->text;
     else
@@ -360,8 +361,7 @@ static int plan_push(struct pd_lookup_plan *p, size_t *cap, enum pd_lookup_op op
 }
 
 int pd_lookup_diff(const struct pd_lookup_rows *file, const struct pd_lookup_rows *remote,
-                   bool delete_missing, const char *name, struct pd_lookup_plan *out,
-                   char **msg)
+                   bool delete_missing, const char *name, struct pd_lookup_plan *out, char **msg)
 {
     size_t *fi = NULL, *ri = NULL, cap = 0, a = 0, b = 0;
     struct problems pr = {0};

@@ -207,7 +207,8 @@ static void test_urls(void **state)
     (void)state;
     assert_int_equal(pd_lookup_url(&pw, "/cross-reference-lookups/{id}/values", "7", NULL, 3, &u),
                      0);
-    assert_string_equal(u, "http://h:1/core-main/api/v1/cross-reference-lookups/7/values?page=3&per_page=100");
+    assert_string_equal(
+        u, "http://h:1/core-main/api/v1/cross-reference-lookups/7/values?page=3&per_page=100");
     free(u);
     assert_int_equal(pd_lookup_url(&pw, "/maps/{id}/values/{value_id}", "7", "99", 0, &u), 0);
     assert_string_equal(u, "http://h:1/core-main/api/v1/maps/7/values/99");
@@ -304,7 +305,7 @@ static void test_report_json_and_receipt(void **state)
 
 /* Loads a config naming a drop folder; returns rc, with *errors or *cfg. */
 static int load_conf2(const char *pw_keys, const char *watch_keys, struct pd_config **cfg,
-                     char **errors)
+                      char **errors)
 {
     char dir[] = "/tmp/pd-test-lookup-XXXXXX", path[600], drop[600];
     assert_non_null(mkdtemp(dir));
@@ -312,8 +313,8 @@ static int load_conf2(const char *pw_keys, const char *watch_keys, struct pd_con
     snprintf(drop, sizeof(drop), "%s/drop", dir);
     mkdir(drop, 0700);
     FILE *f = fopen(path, "w");
-    fprintf(f, "[patchworks]\nemail = a@b.c\npassword = pw\n%s[watch:w]\npath = drop\n%s",
-            pw_keys, watch_keys);
+    fprintf(f, "[patchworks]\nemail = a@b.c\npassword = pw\n%s[watch:w]\npath = drop\n%s", pw_keys,
+            watch_keys);
     fclose(f);
     chmod(path, 0600);
     int rc = pd_config_load(path, cfg, errors);
@@ -352,9 +353,9 @@ static void test_config_lookup_watch(void **state)
     assert_int_equal(load_conf("lookup_id = 17\nversion_id = 2\n", &cfg, &errors), PD_ECONFIG);
     assert_non_null(strstr(errors, "version_id belongs to a flow"));
     free(errors);
-    assert_int_equal(load_conf2("lookup_value_path = /maps/{id}/values\n", "flow_id = 1\n", &cfg,
-                                &errors),
-                     PD_ECONFIG);
+    assert_int_equal(
+        load_conf2("lookup_value_path = /maps/{id}/values\n", "flow_id = 1\n", &cfg, &errors),
+        PD_ECONFIG);
     assert_non_null(strstr(errors, "holding {id} and {value_id}"));
     free(errors);
     assert_int_equal(load_conf2("lookup_rows_path = /maps/{id}/rows\nlookups_path = /maps\n"
