@@ -33,7 +33,7 @@ struct pd_client_opts {
 };
 
 struct pd_client_request {
-    const char *method; /* "GET" or "POST" */
+    const char *method; /* "GET", "POST", "PUT", "PATCH" or "DELETE" */
     const char *url;
     const char *body; /* borrowed until the done callback */
     size_t body_len;

@@ -27,6 +27,7 @@ enum pd_split_format {
 
 enum pd_login_field { PD_LOGIN_EMAIL, PD_LOGIN_USERNAME };
 enum pd_auth_mode { PD_AUTH_PASSWORD, PD_AUTH_API_KEY };
+enum pd_update_method { PD_UPDATE_PUT, PD_UPDATE_PATCH };
 
 struct pd_patchworks {
     enum pd_auth_mode auth;
@@ -41,6 +42,10 @@ struct pd_patchworks {
     char *start_url;
     char *core_url;
     char *lookups_url;
+    char *lookups_path;      /* the lookups list, under lookups_url */
+    char *lookup_rows_path;  /* a lookup's rows: a template with {id} */
+    char *lookup_value_path; /* one row: a template with {id} and {value_id} */
+    int lookup_update_method; /* enum pd_update_method */
     uint64_t max_body;    /* bytes of one encoded request body */
     uint64_t rate_limit;  /* requests per minute, whole account */
     uint64_t concurrency; /* requests in flight at most */
@@ -61,6 +66,8 @@ struct pd_watch {
     int line;   /* line of its section header, for messages */
     char *path;
     char *flow_id;
+    char *lookup_id;  /* instead of flow_id: CSV files are synced into this lookup */
+    bool delete_missing; /* lookup_id: the file is the whole lookup; rows not in it go */
     char *version_id; /* NULL: Patchworks uses the deployed version */
     int split;        /* enum pd_split_format */
     char *json_array; /* JSON pointer of the array to split inside a top-level object */

@@ -419,6 +419,12 @@ int pd_cli_send(int argc, char **argv)
             fprintf(stderr, "patchdrop send: %s has no [watch:%s]\n", cfg->file, watch);
             goto out_cfg;
         }
+        if (!w->flow_id) {
+            fprintf(stderr, "patchdrop send: [watch:%s] feeds lookup %s, not a flow; use "
+                            "patchdrop lookup sync %s FILE\n",
+                    watch, w->lookup_id, w->lookup_id);
+            goto out_cfg;
+        }
         flow = w->flow_id;
         version = w->version_id;
         s.watch = w;

@@ -44,6 +44,7 @@ enum type {
 static const char *const login_fields[] = {"email", "username", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const update_methods[] = {"put", "patch", NULL};
 static const char *const split_formats[] = {"auto", "json", "ndjson", "xml",
                                             "csv",  "lines", "none", NULL};
 
@@ -87,6 +88,15 @@ static const struct key keys[] = {
      PW(core_url), NULL, "flow runs are read at <core_url>/flow-runs/<id>"},
     {SEC_PATCHWORKS, "lookups_url", T_URL, "https://app.wearepatchworks.com/core-main/api/v1", 0,
      0, PW(lookups_url), NULL, "cross-reference lookups"},
+    {SEC_PATCHWORKS, "lookups_path", T_STRING, "/cross-reference-lookups", 0, 0,
+     PW(lookups_path), NULL, "the lookups list under lookups_url; one lookup is <path>/<id>"},
+    {SEC_PATCHWORKS, "lookup_rows_path", T_STRING, "/cross-reference-lookups/{id}/values", 0, 0,
+     PW(lookup_rows_path), NULL, "a lookup's rows under lookups_url; {id} is the lookup"},
+    {SEC_PATCHWORKS, "lookup_value_path", T_STRING,
+     "/cross-reference-lookups/{id}/values/{value_id}", 0, 0, PW(lookup_value_path), NULL,
+     "one row of a lookup under lookups_url; {id} and {value_id}"},
+    {SEC_PATCHWORKS, "lookup_update_method", T_ENUM, "put", 0, 0, PW(lookup_update_method),
+     update_methods, "put or patch: the HTTP method that changes a row"},
     {SEC_PATCHWORKS, "max_body", T_SIZE, "8000000", 256, 1000000000, PW(max_body), NULL,
      "largest request body in bytes, after JSON escaping"},
     {SEC_PATCHWORKS, "rate_limit", T_UINT, "240", 1, 1000000, PW(rate_limit), NULL,
@@ -123,7 +133,11 @@ static const struct key keys[] = {
 
     {SEC_WATCH, "path", T_PATH, NULL, 0, 0, WA(path), NULL, "the drop folder (required)"},
     {SEC_WATCH, "flow_id", T_ID, NULL, 0, 0, WA(flow_id), NULL,
-     "the process flow to start (required)"},
+     "the process flow to start (this or lookup_id is required)"},
+    {SEC_WATCH, "lookup_id", T_ID, NULL, 0, 0, WA(lookup_id), NULL,
+     "instead of flow_id: CSV files (left_value,right_value) are synced into this lookup"},
+    {SEC_WATCH, "delete_missing", T_BOOL, "no", 0, 0, WA(delete_missing), NULL,
+     "with lookup_id: yes also deletes rows whose left value is not in the file"},
     {SEC_WATCH, "version_id", T_ID, NULL, 0, 0, WA(version_id), NULL,
      "optional: without it Patchworks uses the deployed version"},
     {SEC_WATCH, "split", T_ENUM, "auto", 0, 0, WA(split), split_formats,
@@ -921,10 +935,19 @@ static void validate_watches(struct parser *p)
         if (w->done_marker && (!strstr(w->done_marker, "{name}") || strchr(w->done_marker, '/')))
             add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "done_marker"),
                       "done_marker must hold {name} and no '/', like {name}.done or {name}.ok");
-        if (!w->flow_id)
+        if (!w->flow_id && !w->lookup_id)
             add_error(p, w->line,
                       "[watch:%s] has no flow_id; add flow_id = the id of the process flow to "
-                      "start",
+                      "start (or lookup_id = a cross-reference lookup to sync CSV files into)",
+                      w->name);
+        if (w->flow_id && w->lookup_id)
+            add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "lookup_id"),
+                      "[watch:%s] has both flow_id and lookup_id; a watch feeds either a flow "
+                      "or a lookup: keep one",
+                      w->name);
+        if (w->lookup_id && w->version_id)
+            add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "version_id"),
+                      "[watch:%s]: version_id belongs to a flow; remove it from a lookup watch",
                       w->name);
         for (size_t j = 0; j < i && w->path; j++) {
             if (cfg->watches[j].path && !strcmp(cfg->watches[j].path, w->path))
@@ -938,6 +961,34 @@ static void validate_watches(struct parser *p)
         if (w->path && !w->failed_dir &&
             asprintf(&w->failed_dir, "%s/.patchdrop/failed", w->path) < 0)
             p->oom = true;
+    }
+}
+
+/* The lookup path templates: a path under lookups_url, with the placeholders it needs. */
+static void validate_lookup_paths(struct parser *p)
+{
+    const struct pd_patchworks *pw = &p->cfg->pw;
+    const struct {
+        const char *key, *value;
+        bool id, value_id;
+    } t[] = {{"lookups_path", pw->lookups_path, false, false},
+             {"lookup_rows_path", pw->lookup_rows_path, true, false},
+             {"lookup_value_path", pw->lookup_value_path, true, true}};
+
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        const char *v = t[i].value;
+        if (!v)
+            continue;
+        if (v[0] != '/' || strpbrk(v, "?# \t") || (!t[i].id && strchr(v, '{')) ||
+            (t[i].id && !strstr(v, "{id}")) || (t[i].value_id && !strstr(v, "{value_id}")))
+            add_error(p, key_line(&p->pw_seen, SEC_PATCHWORKS, t[i].key),
+                      "%s = %s: expected a path starting with / %s, e.g. %s", t[i].key, v,
+                      t[i].value_id ? "holding {id} and {value_id}"
+                      : t[i].id     ? "holding {id}"
+                                    : "without placeholders",
+                      t[i].value_id ? "/cross-reference-lookups/{id}/values/{value_id}"
+                      : t[i].id     ? "/cross-reference-lookups/{id}/values"
+                                    : "/cross-reference-lookups");
     }
 }
 
@@ -1001,6 +1052,7 @@ int pd_config_load(const char *file, struct pd_config **out, char **errors)
 
     validate_credentials(&p, (st.st_mode & (S_IRGRP | S_IROTH)) != 0);
     validate_watches(&p);
+    validate_lookup_paths(&p);
     if (p.cfg->pw.retry_cap_ms < p.cfg->pw.retry_base_ms)
         add_error(&p, key_line(&p.pw_seen, SEC_PATCHWORKS, "retry_cap"),
                   "retry_cap is shorter than retry_base; make it at least as long");

@@ -21,6 +21,7 @@
 #include "pd_jobstate.h"
 #include "pd_log.h"
 #include "pd_metrics.h"
+#include "pd_lookup.h"
 #include "pd_ready.h"
 #include "pd_split.h"
 #include "pd_watch.h"
@@ -97,6 +98,7 @@ enum after {
     AFTER_LOCKED,   /* another daemon holds the file */
     AFTER_PARK,     /* a disk step failed: keep the file in work/ and try again later */
     AFTER_RELEASE,  /* leave the file in work/ for later (shutdown, transient error) */
+    AFTER_LOOKUP,   /* a lookup watch's file: sync it into the lookup */
 };
 
 struct job {
@@ -129,6 +131,9 @@ struct job {
     uv_work_t work;
     enum after after;
     uint64_t since_ms; /* monotonic: claimed or found in work/, for the metrics */
+    struct pd_lookup_sync *sync; /* a lookup watch's sync under way */
+    char *lookup_json;           /* its report, for the receipt */
+    char *lookup_words;          /* its summary, for the log */
 };
 
 struct pd_daemon {
@@ -614,6 +619,15 @@ static int open_splitter(struct job *j)
     return 0;
 }
 
+/* What a file goes to: the flow id, or "lookup:<id>" for a lookup watch. */
+static char *target_id(const struct pd_watch *w)
+{
+    char *out;
+    if (w->flow_id)
+        return strdup(w->flow_id);
+    return asprintf(&out, "lookup:%s", w->lookup_id) < 0 ? NULL : out;
+}
+
 /* Lock, check, hash, record the claim, open the splitter; then cut the first chunk. */
 static void work_prepare(uv_work_t *wk)
 {
@@ -650,7 +664,7 @@ static void work_prepare(uv_work_t *wk)
             j->js.name = strdup(strrchr(j->work_path, '/') + 1);
             j->js.work_name = strdup(j->js.name);
             j->js.watch = strdup(j->w->cfg->name);
-            j->js.flow_id = strdup(j->w->cfg->flow_id);
+            j->js.flow_id = target_id(j->w->cfg);
             j->js.size = (uint64_t)st.st_size;
             job_fail(j,
                      "its delivery record %s is unreadable (%s), so which chunks already "
@@ -675,7 +689,7 @@ static void work_prepare(uv_work_t *wk)
         j->js.name = name ? (char *)name : strdup(strrchr(j->work_path, '/') + 1);
         j->js.work_name = strdup(strrchr(j->work_path, '/') + 1);
         j->js.watch = strdup(j->w->cfg->name);
-        j->js.flow_id = strdup(j->w->cfg->flow_id);
+        j->js.flow_id = target_id(j->w->cfg);
         j->js.version_id = j->w->cfg->version_id ? strdup(j->w->cfg->version_id) : NULL;
         j->js.size = (uint64_t)st.st_size;
         j->js.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
@@ -717,6 +731,11 @@ static void work_prepare(uv_work_t *wk)
     }
     if (j->js.finished) {
         j->after = AFTER_FINISH;
+        return;
+    }
+    if (j->w->cfg->lookup_id) {
+        /* A sync compares the file with the lookup, so repeating it after a crash is safe. */
+        j->after = AFTER_LOOKUP;
         return;
     }
     if (st.st_size == 0) {
@@ -959,6 +978,11 @@ static void work_finish(uv_work_t *wk)
     } else {
         text = pd_jobstate_receipt(&j->js, wall_ms());
     }
+    if (text && j->lookup_json) {
+        char *merged = pd_lookup_receipt(text, j->lookup_json);
+        free(text);
+        text = merged;
+    }
     if (!text) {
         job_park(j, "write the receipt", PD_ENOMEM);
         return;
@@ -1030,6 +1054,8 @@ static void job_free(struct job *j)
     free(j->fail_errors);
     free(j->final_path);
     free(j->park_why);
+    free(j->lookup_json);
+    free(j->lookup_words);
     free(j);
 }
 
@@ -1079,6 +1105,15 @@ static void report_file(struct job *j, bool ok)
         if (d->opts.report)
             fprintf(d->opts.report, "%s: duplicate of %s, not sent; archived as %s\n",
                     j->js.name, j->js.duplicate_of, j->final_path);
+    } else if (ok && j->lookup_words) {
+        d->sum.delivered++;
+        pd_log(PD_LOG_INFO, "event=lookup_synced watch=%s file=%s lookup_id=%s archived=%s "
+                            "result=%s",
+               j->w->cfg->name, q(j->js.name, qb, sizeof(qb)), j->w->cfg->lookup_id,
+               q(j->final_path, qp, sizeof(qp)), q(j->lookup_words, qr, sizeof(qr)));
+        if (d->opts.report)
+            fprintf(d->opts.report, "%s: synced into lookup %s: %s; archived as %s\n",
+                    j->js.name, j->w->cfg->lookup_id, j->lookup_words, j->final_path);
     } else if (ok) {
         d->sum.delivered++;
         pd_log(PD_LOG_INFO, "event=delivered watch=%s file=%s chunks=%zu bytes=%" PRIu64
@@ -1104,6 +1139,57 @@ static void report_file(struct job *j, bool ok)
                           !ok ? PD_METRICS_REJECTED
                           : j->js.duplicate_of ? PD_METRICS_DUPLICATE : PD_METRICS_DELIVERED,
                           j->js.size);
+}
+
+/* ---- lookup watches: a dropped CSV file is synced into the lookup (pd_lookup.h) ---------- */
+
+static void on_lookup_synced(void *arg, const struct pd_lookup_sync_report *r)
+{
+    struct job *j = arg;
+    struct pd_daemon *d = j->d;
+    char words[400];
+
+    j->sync = NULL;
+    j->busy = false;
+    j->in_flight = false;
+    if (r->err == PD_ECANCELED || r->err == PD_EAUTH || r->err == PD_ECONFIG ||
+        r->err == PD_ENOMEM) {
+        /* Not this file's fault: it stays in work/ and is synced again later. */
+        if ((r->err == PD_EAUTH || r->err == PD_ECONFIG) && !d->fatal)
+            d->fatal = strdup(r->message ? r->message : pd_strerror(r->err));
+        bool fatal = r->err == PD_EAUTH || r->err == PD_ECONFIG;
+        job_end(j);
+        if (fatal && !d->stopping)
+            pd_daemon_stop(d, 0);
+        return;
+    }
+    pd_lookup_sync_summary(r, words, sizeof(words));
+    free(j->lookup_words);
+    free(j->lookup_json);
+    j->lookup_words = strdup(words);
+    j->lookup_json = pd_lookup_sync_json(r, true);
+    if (r->err) {
+        job_fail(j, "%s", r->message ? r->message : pd_strerror(r->err));
+        job_set(j, STEP_FINISH_FAIL);
+    } else {
+        job_set(j, STEP_FINISH_OK);
+    }
+    job_run(j, work_finish);
+}
+
+static void lookup_start(struct job *j)
+{
+    const struct pd_watch *wc = j->w->cfg;
+    struct pd_lookup_sync_opts o = {.delete_missing = wc->delete_missing, .name = j->js.name};
+    int rc = pd_lookup_sync_start(j->d->client, &j->d->cfg->pw, wc->lookup_id, j->work_path, &o,
+                                  on_lookup_synced, j, &j->sync);
+    if (rc) {
+        job_end(j); /* closing, or out of memory: the file stays in work/ for later */
+        return;
+    }
+    job_set(j, STEP_SENDING);
+    j->busy = true;
+    j->in_flight = true;
 }
 
 static void on_work_done(uv_work_t *wk, int status)
@@ -1142,6 +1228,13 @@ static void on_work_done(uv_work_t *wk, int status)
         return;
     case AFTER_RELEASE:
         job_end(j);
+        return;
+    case AFTER_LOOKUP:
+        if (d->stopping) {
+            job_end(j); /* synced after the restart */
+            return;
+        }
+        lookup_start(j);
         return;
     case AFTER_PARK:
         if (j->step != STEP_PARKED)
@@ -1554,6 +1647,9 @@ void pd_daemon_stop(struct pd_daemon *dd, uint64_t grace_ms)
     d->stopping = true;
     for (size_t i = 0; i < d->nwatches; i++)
         pd_watcher_close(&d->watches[i].watcher, NULL, NULL);
+    /* Syncs start no more changes; what is in flight finishes (or is canceled) as below. */
+    for (struct job *j = d->jobs; j; j = j->next)
+        pd_lookup_sync_cancel(j->sync);
     bool in_flight = false;
     for (struct job *j = d->jobs; j; j = j->next)
         in_flight |= j->in_flight;
