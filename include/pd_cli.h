@@ -15,6 +15,7 @@ int pd_cli_run(int argc, char **argv);
 int pd_cli_send(int argc, char **argv);
 int pd_cli_login(int argc, char **argv);
 int pd_cli_status(int argc, char **argv);
+int pd_cli_lookup(int argc, char **argv);
 
 /*
  * Loads the config named by -c/--config (or $PATCHDROP_CONFIG, or /etc/patchdrop/patchdrop.conf),

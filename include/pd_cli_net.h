@@ -6,6 +6,7 @@
 #ifndef PD_CLI_NET_H
 #define PD_CLI_NET_H
 
+#include <stdio.h>
 #include <uv.h>
 
 struct pd_config;
@@ -16,6 +17,7 @@ struct pd_cli_net {
     struct pd_client *client;
     const char *command; /* "send", for messages */
     int quiet;           /* no notes on stderr */
+    FILE *notes;         /* where notes go; NULL: stderr (send: a stream that wipes its bar) */
 };
 
 /* Returns 0, or PD_EXIT_USAGE after saying why on stderr. */

@@ -20,6 +20,7 @@ struct pd_client;
 struct pd_auth;
 struct pd_clock;
 struct pd_patchworks;
+struct pd_metrics;
 
 struct pd_client_opts {
     const struct pd_patchworks *pw; /* must outlive the client */
@@ -28,10 +29,11 @@ struct pd_client_opts {
     /* Optional: a line for the user about retries and logins (never contains a secret). */
     void (*note)(void *arg, const char *line);
     void *note_arg;
+    struct pd_metrics *metrics; /* counts answers, retries and logins; NULL: none */
 };
 
 struct pd_client_request {
-    const char *method; /* "GET" or "POST" */
+    const char *method; /* "GET", "POST", "PUT", "PATCH" or "DELETE" */
     const char *url;
     const char *body; /* borrowed until the done callback */
     size_t body_len;
@@ -60,6 +62,11 @@ struct pd_client_stats {
     uint64_t retries; /* RETRY answers */
     uint64_t logins;  /* login requests started */
     uint64_t reauths; /* 401 answers to data requests */
+    /* Now: */
+    uint64_t waiting;   /* requests waiting for a token, a slot or a retry */
+    uint64_t in_flight; /* requests sent, not answered */
+    uint64_t failing_since_ms; /* monotonic: the oldest retrying request's first failure; 0 */
+    long last_failure_status;  /* that request's last HTTP status, 0: no answer */
 };
 
 int pd_client_create(uv_loop_t *loop, const struct pd_client_opts *opts, struct pd_client **out);

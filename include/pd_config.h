@@ -27,6 +27,7 @@ enum pd_split_format {
 
 enum pd_login_field { PD_LOGIN_EMAIL, PD_LOGIN_USERNAME };
 enum pd_auth_mode { PD_AUTH_PASSWORD, PD_AUTH_API_KEY };
+enum pd_update_method { PD_UPDATE_PUT, PD_UPDATE_PATCH };
 
 struct pd_patchworks {
     enum pd_auth_mode auth;
@@ -41,6 +42,10 @@ struct pd_patchworks {
     char *start_url;
     char *core_url;
     char *lookups_url;
+    char *lookups_path;      /* the lookups list, under lookups_url */
+    char *lookup_rows_path;  /* a lookup's rows: a template with {id} */
+    char *lookup_value_path; /* one row: a template with {id} and {value_id} */
+    int lookup_update_method; /* enum pd_update_method */
     uint64_t max_body;    /* bytes of one encoded request body */
     uint64_t rate_limit;  /* requests per rate_window (a minute), whole account */
     uint64_t rate_window_ms;
@@ -62,6 +67,8 @@ struct pd_watch {
     int line;   /* line of its section header, for messages */
     char *path;
     char *flow_id;
+    char *lookup_id;  /* instead of flow_id: CSV files are synced into this lookup */
+    bool delete_missing; /* lookup_id: the file is the whole lookup; rows not in it go */
     char *version_id; /* NULL: Patchworks uses the deployed version */
     int split;        /* enum pd_split_format */
     char *json_array; /* JSON pointer of the array to split inside a top-level object */
@@ -86,6 +93,13 @@ struct pd_watch {
 
 struct pd_daemon_cfg {
     uint64_t shutdown_grace_ms; /* how long requests in flight may finish on SIGTERM */
+    int log_format;             /* 0 text (key=value), 1 json: enum pd_log_format */
+    int log_level;              /* enum pd_log_level: 0 debug, 1 info, 2 warn, 3 error */
+};
+
+struct pd_metrics_cfg {
+    char *listen;                /* "127.0.0.1:9465"; NULL: no metrics endpoint */
+    uint64_t unhealthy_after_ms; /* /healthz turns 503 once deliveries fail this long */
 };
 
 struct pd_config {
@@ -93,6 +107,7 @@ struct pd_config {
     struct pd_patchworks pw;
     struct pd_state_cfg state;
     struct pd_daemon_cfg daemon;
+    struct pd_metrics_cfg metrics;
     struct pd_watch *watches;
     size_t nwatches;
 };
@@ -110,9 +125,12 @@ void pd_config_destroy(struct pd_config **cfg);
 /* Writes the effective configuration, defaults included, secrets masked, as a valid INI file. */
 void pd_config_print(const struct pd_config *cfg, FILE *out);
 
-/* The I-th key of the table and its section ("patchworks", "state", "daemon", "watch"); NULL
- * past the end. */
+/* The I-th key of the table and its section ("patchworks", "state", "daemon", "metrics",
+ * "watch"); NULL past the end. */
 const char *pd_config_key_name(size_t i, const char **section);
+
+/* The I-th key's help text and its default as written in a config (NULL: unset). */
+const char *pd_config_key_help(size_t i, const char **def);
 
 /* The watch named NAME, or NULL. */
 const struct pd_watch *pd_config_watch(const struct pd_config *cfg, const char *name);
@@ -122,6 +140,12 @@ int pd_parse_duration(const char *s, uint64_t *ms);  /* 500ms 2s 5m 1h 7d; plain
 int pd_parse_size(const char *s, uint64_t *bytes);   /* 100, 8MB, 8 MiB, 64kB, 2GiB */
 int pd_parse_bool(const char *s, bool *v);           /* yes/no true/false on/off 1/0 */
 const char *pd_split_format_name(int format);
+/*
+ * "127.0.0.1:9465", "[::1]:9465" or "localhost:9465" (port 0: any free port). ADDR and LEN may
+ * be NULL to only check the syntax.
+ */
+struct sockaddr_storage;
+int pd_parse_listen(const char *s, struct sockaddr_storage *addr, unsigned *len);
 int pd_split_format_parse(const char *s, int *format);
 
 #endif

@@ -19,6 +19,7 @@
 
 struct pd_config;
 struct pd_daemon;
+struct pd_metrics;
 
 struct pd_daemon_summary {
     uint64_t delivered;  /* files archived with a receipt */
@@ -37,6 +38,7 @@ struct pd_daemon_opts {
      * FATAL is then non-NULL and says why, e.g. credentials refused). */
     void (*on_stopped)(void *arg, const char *fatal);
     void *arg;
+    struct pd_metrics *metrics; /* counts files, chunks and requests; NULL: none */
 };
 
 int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct pd_daemon **out);
@@ -49,6 +51,9 @@ int pd_daemon_start(struct pd_daemon *d);
 void pd_daemon_stop(struct pd_daemon *d, uint64_t grace_ms);
 
 struct pd_daemon_summary pd_daemon_summary(const struct pd_daemon *d);
+
+/* Hands the metrics what waits now (files per watch, requests); the loop calls it each second. */
+void pd_daemon_sample(const struct pd_daemon *d, struct pd_metrics *m);
 
 /* Frees everything once every handle closed; then ON_CLOSED(ARG). NULLs *D. */
 void pd_daemon_close(struct pd_daemon **d, void (*on_closed)(void *arg), void *arg);

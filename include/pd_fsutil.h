@@ -34,6 +34,9 @@ int pd_fs_create_durable(const char *path, const void *data, size_t len, mode_t 
  */
 int pd_fs_rename_noreplace(const char *from, const char *to);
 
+/* NAME with number K before its last extension ("orders.xml", 2 -> "orders.2.xml"); K 0: NAME. */
+int pd_fs_numbered_name(const char *name, unsigned k, char *out, size_t outlen);
+
 /*
  * The first of NAME, NAME.1.EXT, NAME.2.EXT ... (the number goes before the last extension:
  * "orders.xml" -> "orders.1.xml") for which neither DIR/candidate nor DIR/candidate+SIDECAR
@@ -41,6 +44,13 @@ int pd_fs_rename_noreplace(const char *from, const char *to);
  */
 int pd_fs_unique_name(const char *dir, const char *name, const char *sidecar, unsigned start,
                       char *out, size_t outlen);
+
+/*
+ * Fault injection for the crash tests: when the environment variable PATCHDROP_CRASHPOINT is
+ * NAME:N, the Nth call of pd_crashpoint(NAME) kills the process with SIGKILL, as a power cut
+ * at that exact step would. Costs one comparison when unset.
+ */
+void pd_crashpoint(const char *name);
 
 /* Reads at most MAX bytes of PATH into a malloc'd NUL-terminated buffer. */
 int pd_fs_read_all(const char *path, size_t max, char **out, size_t *len);

@@ -29,10 +29,10 @@ struct pd_http_opts {
 };
 
 struct pd_http_request {
-    const char *method;        /* "GET" or "POST" */
+    const char *method;        /* "GET", "POST", "PUT", "PATCH" or "DELETE" */
     const char *url;
     const char *authorization; /* the Authorization header's value, or NULL */
-    const char *body;          /* POST body, owned by the caller until the done callback */
+    const char *body;          /* POST/PUT/PATCH body, owned by the caller until the done callback */
     size_t body_len;
 };
 

@@ -1,17 +1,46 @@
 /*
- * The daemon's log: one line per event, `event=NAME key=value ...`, to stderr. A value with
- * spaces, quotes or control characters is quoted and escaped by pd_log_quote(). Never pass a
- * secret here.
+ * The daemon's log: one line per event, `event=NAME key=value ...`, to stderr (or the stream
+ * given to pd_log_set_output). A value with spaces, quotes or control characters is quoted and
+ * escaped by pd_log_quote(). Never pass a secret here.
+ *
+ * Two formats: text (`TIME level=info event=... key=value`) and json (one object per line,
+ * every value a string, words that are not key=value pairs gathered under "msg"). Under systemd
+ * (JOURNAL_STREAM set) a line starts with a <N> syslog priority and carries no time, since
+ * journald adds its own and keeps the level from the prefix.
+ *
+ * A warning or error that repeats is written once; the copies that follow within the repeat
+ * window are counted, and one `event=repeated times=N` line (with the last copy) is written when
+ * the window is over. Two lines are copies when they are equal but for their digits, so
+ * "retry in 1.2 s" and "retry in 3.4 s" are one line repeated. Safe to call from any thread.
  */
 #ifndef PD_LOG_H
 #define PD_LOG_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 enum pd_log_level { PD_LOG_DEBUG, PD_LOG_INFO, PD_LOG_WARN, PD_LOG_ERROR };
+enum pd_log_format { PD_LOG_TEXT, PD_LOG_JSON };
+
+struct pd_clock;
 
 void pd_log_set_level(enum pd_log_level level);
+void pd_log_set_format(enum pd_log_format format);
+/* Where lines go; NULL: stderr. */
+void pd_log_set_output(FILE *out);
+/* Time source for timestamps and the repeat window; NULL: the system clock. */
+void pd_log_set_clock(const struct pd_clock *clock);
+/* How long copies of a warning or error are counted before a summary; 0: never suppress. */
+void pd_log_set_repeat_window(uint64_t ms);
+
 void pd_log(enum pd_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * Writes the summary of every repeated line whose window is over (ALL: of every one, e.g. at
+ * exit) and forgets those lines. The daemon calls it every second.
+ */
+void pd_log_flush_repeats(int all);
 
 /* VALUE made safe for one key=value field (quoted when needed) into BUF; returns BUF. */
 const char *pd_log_quote(const char *value, char *buf, size_t len);

@@ -79,7 +79,8 @@ static char *scalar_text(const cJSON *v)
         return dup_bounded(v->valuestring, strlen(v->valuestring));
     if (cJSON_IsNumber(v)) {
         double d = v->valuedouble;
-        if (d == (double)(long long)d)
+        /* Converting a double outside long long's range is undefined: test the range first. */
+        if (d > -9.0e15 && d < 9.0e15 && d == (double)(long long)d)
             return dup_printf("%lld", (long long)d);
         return dup_printf("%.17g", d);
     }
@@ -364,7 +365,8 @@ int pd_api_parse_login(const char *body, size_t len, uint64_t default_ttl_s, cha
         }
         const cJSON *e = object_item(places[p], "expires_in");
         if (cJSON_IsNumber(e) && e->valuedouble > 0)
-            *expires_in_s = (uint64_t)e->valuedouble;
+            /* A year at most: an absurd lifetime must not overflow the conversion. */
+            *expires_in_s = e->valuedouble < 31536000.0 ? (uint64_t)e->valuedouble : 31536000;
         else if (cJSON_IsString(e) && atoll(e->valuestring) > 0)
             *expires_in_s = (uint64_t)atoll(e->valuestring);
         rc = 0;
@@ -405,13 +407,13 @@ int pd_api_parse_run_status(const char *body, size_t len, char **words, char **r
         const cJSON *s = object_item(places[p], "status");
         if (!s || (!cJSON_IsNumber(s) && !cJSON_IsString(s)))
             continue;
-        rc = PD_ENOMEM;
         if (!(*raw = scalar_text(s)))
-            goto done;
+            continue; /* an empty string says nothing */
+        rc = PD_ENOMEM;
         const char *name = NULL;
-        if (cJSON_IsNumber(s))
+        if (cJSON_IsNumber(s) && s->valuedouble > -1e9 && s->valuedouble < 1e9)
             name = pd_api_run_status_name((long)s->valuedouble);
-        else if (s->valuestring[0] >= '0' && s->valuestring[0] <= '9')
+        else if (cJSON_IsString(s) && s->valuestring[0] >= '0' && s->valuestring[0] <= '9')
             name = pd_api_run_status_name(atol(s->valuestring));
         *words = strdup(name ? name : *raw);
         if (!*words) {

@@ -1,4 +1,8 @@
-/* `patchdrop check-config`: validate a config file and print it, secrets masked. */
+/*
+ * `patchdrop check-config`: validate a config file and print it, secrets masked. Also the config
+ * loader every command uses, which warns (at every start) about settings that weaken security:
+ * tls_verify = no, and drop folders writable by everyone.
+ */
 #include "pd_cli.h"
 #include "pd_config.h"
 #include "pd_error.h"
@@ -6,6 +10,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #define DEFAULT_CONFIG "/etc/patchdrop/patchdrop.conf"
 
@@ -35,6 +40,19 @@ int pd_cli_load_config(const char *file, struct pd_config **out)
         fprintf(stderr, "patchdrop: WARNING: tls_verify = no in %s: certificates are NOT "
                         "checked, anyone on the path can read your data and credentials\n",
                 (*out)->file);
+    /* A folder everyone may write to without the sticky bit lets any local user rename or
+     * replace another user's upload before it is sent. */
+    for (size_t i = 0; i < (*out)->nwatches; i++) {
+        const struct pd_watch *w = &(*out)->watches[i];
+        struct stat st;
+        if (w->path && stat(w->path, &st) == 0 && (st.st_mode & S_IWOTH) &&
+            !(st.st_mode & S_ISVTX))
+            fprintf(stderr,
+                    "patchdrop: WARNING: [watch:%s] path %s is writable by everyone (mode %04o, "
+                    "no sticky bit): any local user can replace or delete a file before it is "
+                    "sent; run chmod o-w %s (or chmod +t %s)\n",
+                    w->name, w->path, (unsigned)(st.st_mode & 07777), w->path, w->path);
+    }
     return PD_EXIT_OK;
 }
 

@@ -13,7 +13,7 @@ static void note_to_stderr(void *arg, const char *line)
 {
     struct pd_cli_net *net = arg;
     if (!net->quiet)
-        fprintf(stderr, "patchdrop %s: %s\n", net->command, line);
+        fprintf(net->notes ? net->notes : stderr, "patchdrop %s: %s\n", net->command, line);
 }
 
 int pd_cli_net_open(struct pd_cli_net *net, const struct pd_config *cfg, const char *command)

@@ -4,12 +4,23 @@
  * files in flight are done, or keeps the old one and says why. With --once it handles what is
  * there (resumed work included) and exits: 0 all delivered, 1 anything failed or stuck,
  * 2 configuration error (credentials refused included).
+ *
+ * Around the daemon: the metrics endpoint ([metrics] listen), a one-second heartbeat that proves
+ * the loop is alive (to /healthz and to systemd's watchdog) and hands the metrics what waits,
+ * systemd notifications (READY, RELOADING, STOPPING, WATCHDOG) when run as a Type=notify
+ * service, and with --once on a terminal a progress bar and a summary table.
  */
 #include "pd_cli.h"
 #include "pd_config.h"
 #include "pd_daemon.h"
 #include "pd_error.h"
 #include "pd_log.h"
+#include "pd_metrics.h"
+#include "pd_progress.h"
+
+#ifdef PD_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -19,9 +30,18 @@
 #include <string.h>
 #include <uv.h>
 
+#define BEAT_MS 1000
+#define PROGRESS_MS 250
+
 struct run {
     uv_loop_t loop;
     uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t beat, progress_timer;
+    struct pd_metrics *metrics;
+    struct pd_progress progress;
+    FILE *report; /* --once: a line per chunk and file */
+    bool verbose;
+    bool watchdog;
     const char *file;
     struct pd_config *cfg, *next_cfg;
     struct pd_daemon *daemon;
@@ -44,11 +64,70 @@ static void add_summary(struct pd_daemon_summary *t, const struct pd_daemon_summ
 
 static int start_daemon(struct run *r);
 
+/* Tells systemd (NOTIFY_SOCKET) about the service's state; nothing when not under systemd. */
+static void notify(const char *state)
+{
+#ifdef PD_HAVE_SYSTEMD
+    sd_notify(0, state);
+#else
+    (void)state;
+#endif
+}
+
+static void apply_log_settings(const struct run *r, const struct pd_config *cfg)
+{
+    pd_log_set_format(cfg->daemon.log_format ? PD_LOG_JSON : PD_LOG_TEXT);
+    pd_log_set_level(r->verbose ? PD_LOG_DEBUG : (enum pd_log_level)cfg->daemon.log_level);
+}
+
+static uint64_t mono_ms(void)
+{
+    return uv_hrtime() / 1000000;
+}
+
+static struct pd_progress_state progress_state(struct run *r)
+{
+    struct pd_metrics_totals t = pd_metrics_totals(r->metrics);
+    struct pd_progress_state s = {
+        .files_done = t.files[PD_METRICS_DELIVERED] + t.files[PD_METRICS_DUPLICATE] +
+                      t.files[PD_METRICS_REJECTED],
+        .files_total = t.files[PD_METRICS_CLAIMED],
+        .files_failed = t.files[PD_METRICS_REJECTED],
+        .bytes_done = t.finished_bytes,
+        .bytes_total = t.claimed_bytes,
+        .chunks = t.chunks,
+        .total_words = "claimed files",
+    };
+    return s;
+}
+
+static void on_progress_tick(uv_timer_t *t)
+{
+    struct run *r = t->data;
+    struct pd_progress_state s = progress_state(r);
+    pd_progress_draw(&r->progress, &s, mono_ms());
+}
+
+/* The loop is alive: tell /healthz and the watchdog, hand over the gauges, flush repeats. */
+static void on_beat(uv_timer_t *t)
+{
+    struct run *r = t->data;
+
+    pd_metrics_heartbeat(r->metrics);
+    if (r->daemon)
+        pd_daemon_sample(r->daemon, r->metrics);
+    pd_log_flush_repeats(0);
+    if (r->watchdog)
+        notify("WATCHDOG=1");
+}
+
 static void close_signals(struct run *r)
 {
     uv_close((uv_handle_t *)&r->sigterm, NULL);
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sighup, NULL);
+    uv_close((uv_handle_t *)&r->beat, NULL);
+    uv_close((uv_handle_t *)&r->progress_timer, NULL);
 }
 
 static void on_daemon_stopped(void *arg, const char *fatal)
@@ -62,14 +141,23 @@ static void on_daemon_stopped(void *arg, const char *fatal)
     pd_daemon_close(&r->daemon, NULL, NULL);
     if (!fatal && !r->quitting && r->next_cfg) {
         /* A reload: the old daemon drained; the new config takes over. */
+        const char *old_listen = r->cfg->metrics.listen ? r->cfg->metrics.listen : "";
+        const char *new_listen = r->next_cfg->metrics.listen ? r->next_cfg->metrics.listen : "";
+        if (strcmp(old_listen, new_listen))
+            pd_log(PD_LOG_WARN, "event=reload_partial key=listen action=\"the metrics endpoint "
+                                "keeps its address until patchdrop restarts\"");
         pd_config_destroy(&r->cfg);
         r->cfg = r->next_cfg;
         r->next_cfg = NULL;
+        apply_log_settings(r, r->cfg);
         pd_log(PD_LOG_INFO, "event=reloaded config=%s watches=%zu", r->cfg->file,
                r->cfg->nwatches);
-        if (start_daemon(r) == 0)
+        if (start_daemon(r) == 0) {
+            notify("READY=1\nSTATUS=configuration reloaded; watching the drop folders");
             return;
+        }
     }
+    notify("STOPPING=1");
     close_signals(r);
 }
 
@@ -77,9 +165,10 @@ static int start_daemon(struct run *r)
 {
     struct pd_daemon_opts o = {.cfg = r->cfg,
                                .once = r->once,
-                               .report = r->once ? stdout : NULL,
+                               .report = r->report,
                                .on_stopped = on_daemon_stopped,
-                               .arg = r};
+                               .arg = r,
+                               .metrics = r->metrics};
     int rc = pd_daemon_create(&r->loop, &o, &r->daemon);
     if (rc) {
         if (!r->fatal && asprintf(&r->fatal, "cannot start: %s", pd_strerror(rc)) < 0)
@@ -99,6 +188,7 @@ static void on_stop_signal(uv_signal_t *h, int signum)
     r->quitting = true;
     if (!r->daemon)
         return;
+    notify("STOPPING=1");
     if (++r->interrupts > 1) {
         pd_log(PD_LOG_WARN, "event=stopping signal=%d grace=0 reason=\"second signal\"", signum);
         pd_daemon_stop(r->daemon, 0);
@@ -133,6 +223,7 @@ static void on_hup(uv_signal_t *h, int signum)
     }
     pd_config_destroy(&r->next_cfg);
     r->next_cfg = cfg;
+    notify("RELOADING=1\nSTATUS=reloading the configuration");
     pd_log(PD_LOG_INFO, "event=reloading action=\"finishing files in flight, then applying\"");
     pd_daemon_stop(r->daemon, r->cfg->daemon.shutdown_grace_ms);
 }
@@ -168,7 +259,7 @@ int pd_cli_run(int argc, char **argv)
             r.once = true;
             break;
         case 'v':
-            pd_log_set_level(PD_LOG_DEBUG);
+            r.verbose = true;
             break;
         case 'h':
             usage(stdout);
@@ -192,8 +283,47 @@ int pd_cli_run(int argc, char **argv)
         pd_config_destroy(&r.cfg);
         return PD_EXIT_USAGE;
     }
+    apply_log_settings(&r, r.cfg);
+    struct pd_metrics_opts mo = {.unhealthy_after_ms = r.cfg->metrics.unhealthy_after_ms};
+    if (pd_metrics_create(&mo, &r.metrics)) {
+        fprintf(stderr, "patchdrop run: out of memory\n");
+        pd_config_destroy(&r.cfg);
+        return PD_EXIT_FAILED;
+    }
+    if (r.cfg->metrics.listen) {
+        char err[256];
+        if (pd_metrics_listen(r.metrics, r.cfg->metrics.listen, err, sizeof(err))) {
+            fprintf(stderr, "patchdrop run: %s: %s\n", r.file, err);
+            pd_metrics_destroy(&r.metrics);
+            pd_config_destroy(&r.cfg);
+            return PD_EXIT_USAGE;
+        }
+        pd_log(PD_LOG_INFO, "event=metrics_listening listen=%s port=%u paths=\"/metrics /healthz\"",
+               r.cfg->metrics.listen, pd_metrics_port(r.metrics));
+    }
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&r.loop);
+#ifdef PD_HAVE_SYSTEMD
+    uint64_t watchdog_usec = 0;
+    r.watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+    uint64_t beat_ms = r.watchdog && watchdog_usec / 2000 < BEAT_MS ? watchdog_usec / 2000 : BEAT_MS;
+#else
+    uint64_t beat_ms = BEAT_MS;
+#endif
+    uv_timer_init(&r.loop, &r.beat);
+    uv_timer_init(&r.loop, &r.progress_timer);
+    r.beat.data = r.progress_timer.data = &r;
+    uv_timer_start(&r.beat, on_beat, 0, beat_ms ? beat_ms : 1);
+    pd_progress_init(&r.progress, stderr, false, mono_ms());
+    if (!r.once)
+        r.progress.tty = NULL; /* a service's stderr is its log: no bar there */
+    r.report = r.once ? stdout : NULL;
+    if (pd_progress_on(&r.progress)) {
+        /* Log and report lines wipe the bar first, so it never garbles them. */
+        pd_log_set_output(pd_progress_wrap(&r.progress, stderr));
+        r.report = pd_progress_wrap(&r.progress, stdout);
+        uv_timer_start(&r.progress_timer, on_progress_tick, PROGRESS_MS, PROGRESS_MS);
+    }
     uv_signal_init(&r.loop, &r.sigterm);
     uv_signal_init(&r.loop, &r.sigint);
     uv_signal_init(&r.loop, &r.sighup);
@@ -203,7 +333,10 @@ int pd_cli_run(int argc, char **argv)
     uv_signal_start(&r.sighup, on_hup, SIGHUP);
     if (start_daemon(&r))
         close_signals(&r);
+    else
+        notify("READY=1\nSTATUS=watching the drop folders");
     uv_run(&r.loop, UV_RUN_DEFAULT);
+    pd_log_flush_repeats(1);
     if (uv_loop_close(&r.loop))
         pd_log(PD_LOG_WARN, "event=exit reason=\"a loop handle was left open\"");
 
@@ -215,6 +348,13 @@ int pd_cli_run(int argc, char **argv)
     } else {
         status = PD_EXIT_OK;
     }
+    if (pd_progress_on(&r.progress)) {
+        struct pd_progress_state ps = progress_state(&r);
+        pd_log_set_output(NULL);
+        pd_progress_summary(&r.progress, &ps, mono_ms());
+        pd_progress_cleanup(&r.progress);
+    }
+    pd_metrics_destroy(&r.metrics);
     if (r.once)
         printf("summary: %" PRIu64 " delivered, %" PRIu64 " duplicate(s), %" PRIu64
                " failed, %" PRIu64 " stuck in work/; %" PRIu64 " chunk(s), %" PRIu64 " bytes\n",

@@ -18,6 +18,7 @@
 #include "pd_client.h"
 #include "pd_config.h"
 #include "pd_error.h"
+#include "pd_progress.h"
 #include "pd_split.h"
 
 #include <getopt.h>
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- chunk source: the record-aware splitter (pd_split.h) ------------------------------ */
@@ -165,9 +167,10 @@ struct send {
     char *url;
     struct file_job *files;
     size_t nfiles, next_file, active;
-    uint64_t bytes_ok;
+    uint64_t bytes_ok, bytes_total, chunks_ok;
     int fatal; /* exit status forced by a configuration error */
     bool progress;
+    struct pd_progress bar; /* on a terminal only */
     uv_timer_t progress_timer;
 };
 
@@ -176,7 +179,25 @@ static void schedule(struct send *s);
 static void clear_progress(struct send *s)
 {
     if (s->progress)
-        fprintf(stderr, "\r\033[K");
+        pd_progress_clear(&s->bar);
+}
+
+static uint64_t mono_ms(void)
+{
+    return uv_hrtime() / 1000000;
+}
+
+static struct pd_progress_state progress_state(const struct send *s)
+{
+    struct pd_progress_state ps = {.files_total = s->nfiles,
+                                   .bytes_done = s->bytes_ok,
+                                   .bytes_total = s->bytes_total,
+                                   .chunks = s->chunks_ok};
+    for (size_t i = 0; i < s->nfiles; i++) {
+        ps.files_done += s->files[i].state == F_DELIVERED || s->files[i].state == F_FAILED;
+        ps.files_failed += s->files[i].state == F_FAILED;
+    }
+    return ps;
 }
 
 static void drop_chunk(struct chunk *c)
@@ -306,6 +327,7 @@ static void on_chunk_done(void *arg, const struct pd_client_result *r)
                    r->api.body ? r->api.body : "(empty)");
         fflush(stdout);
         f->chunks_ok++;
+        s->chunks_ok++;
         s->bytes_ok += f->chunk.len;
         bool last = f->chunk.last;
         drop_chunk(&f->chunk);
@@ -416,11 +438,8 @@ static void schedule(struct send *s)
 static void on_progress_tick(uv_timer_t *t)
 {
     struct send *s = t->data;
-    size_t done = 0;
-    for (size_t i = 0; i < s->nfiles; i++)
-        done += s->files[i].state == F_DELIVERED || s->files[i].state == F_FAILED;
-    fprintf(stderr, "\r\033[Ksending: %zu/%zu files done, %zu in progress, %llu bytes delivered",
-            done, s->nfiles, s->active, (unsigned long long)s->bytes_ok);
+    struct pd_progress_state ps = progress_state(s);
+    pd_progress_draw(&s->bar, &ps, mono_ms());
 }
 
 static void usage(FILE *out)
@@ -490,6 +509,12 @@ int pd_cli_send(int argc, char **argv)
             fprintf(stderr, "patchdrop send: %s has no [watch:%s]\n", cfg->file, watch);
             goto out_cfg;
         }
+        if (!w->flow_id) {
+            fprintf(stderr, "patchdrop send: [watch:%s] feeds lookup %s, not a flow; use "
+                            "patchdrop lookup sync %s FILE\n",
+                    watch, w->lookup_id, w->lookup_id);
+            goto out_cfg;
+        }
         flow = w->flow_id;
         version = w->version_id;
         s.watch = w;
@@ -507,17 +532,22 @@ int pd_cli_send(int argc, char **argv)
         goto out_url;
     }
     for (size_t i = 0; i < s.nfiles; i++) {
+        struct stat st;
         s.files[i].send = &s;
         s.files[i].path = argv[optind + (int)i];
+        if (stat(s.files[i].path, &st) == 0 && S_ISREG(st.st_mode))
+            s.bytes_total += (uint64_t)st.st_size;
     }
     if (pd_cli_net_open(&s.net, cfg, "send") != 0)
         goto out_files;
     s.net.quiet = quiet;
-    s.progress = isatty(STDERR_FILENO) && !quiet;
+    pd_progress_init(&s.bar, stderr, false, mono_ms());
+    s.progress = pd_progress_on(&s.bar) && !quiet;
     if (s.progress) {
         uv_timer_init(&s.net.loop, &s.progress_timer);
         s.progress_timer.data = &s;
-        uv_timer_start(&s.progress_timer, on_progress_tick, 500, 500);
+        uv_timer_start(&s.progress_timer, on_progress_tick, 250, 250);
+        s.net.notes = pd_progress_wrap(&s.bar, stderr);
     }
     schedule(&s);
     pd_cli_net_run(&s.net);
@@ -531,6 +561,12 @@ int pd_cli_send(int argc, char **argv)
         uv_close((uv_handle_t *)&s.progress_timer, NULL);
     if (pd_cli_net_close(&s.net) != 0)
         failed++;
+    if (s.progress) {
+        struct pd_progress_state ps = progress_state(&s);
+        pd_progress_summary(&s.bar, &ps, mono_ms());
+    }
+    s.net.notes = NULL;
+    pd_progress_cleanup(&s.bar);
     if (!quiet)
         fprintf(stderr, "patchdrop send: %zu of %zu files delivered (%llu bytes)%s\n", delivered,
                 s.nfiles, (unsigned long long)s.bytes_ok, failed ? "; see FAILED/REJECTED above" : "");

@@ -16,6 +16,7 @@
 #include "pd_error.h"
 #include "pd_http.h"
 #include "pd_limiter.h"
+#include "pd_metrics.h"
 
 #include <curl/curl.h>
 #include <stdarg.h>
@@ -40,6 +41,8 @@ struct req {
     unsigned generation; /* of the credentials the request was sent with */
     unsigned attempts, retries;
     uint64_t first_ms; /* monotonic time of submission, for max_retry_time */
+    uint64_t failing_since_ms; /* monotonic time of its first retryable failure; 0: none */
+    long last_status;          /* of its last answer, 0: none */
     struct req *next, *prev;           /* all live requests */
     struct req *slot_next, *slot_prev; /* the limiter's FIFO */
 };
@@ -57,6 +60,7 @@ struct pd_client {
     struct pd_client_stats stats;
     void (*note_fn)(void *arg, const char *line);
     void *note_arg;
+    struct pd_metrics *metrics;
     unsigned open_handles;
     bool closing;
     bool http_closed;
@@ -291,7 +295,10 @@ static void retry_later(struct req *r, const struct pd_api_result *api,
     bool told = false;
 
     c->stats.retries++;
+    pd_metrics_count(c->metrics, PD_METRICS_RETRIES);
     r->retries++;
+    if (!r->failing_since_ms)
+        r->failing_since_ms = now ? now : 1;
     if (resp->retry_after &&
         pd_backoff_retry_after(resp->retry_after, c->clock->wall_ms(c->clock->arg), &hinted) == 0) {
         delay = hinted;
@@ -330,6 +337,8 @@ static void on_http_done(void *arg, const struct pd_http_response *resp)
         finish(r, PD_ECANCELED, "canceled", NULL, NULL, 0);
         return;
     }
+    pd_metrics_response(c->metrics, resp->status);
+    r->last_status = resp->status;
     if (pd_api_classify(resp->status, resp->curl_code, resp->body, resp->body_len, &api) != 0) {
         finish(r, PD_ENOMEM, pd_strerror(PD_ENOMEM), NULL, NULL, 0);
         return;
@@ -359,6 +368,7 @@ static void on_http_done(void *arg, const struct pd_http_response *resp)
             break;
         }
         c->stats.reauths++;
+        pd_metrics_count(c->metrics, PD_METRICS_REAUTHS);
         if (pd_auth_refused(c->auth, r->generation, &msg, &suspect) != 0) {
             finish(r, PD_EAUTH, msg, &api, resp->body, resp->body_len);
             break;
@@ -396,6 +406,7 @@ int pd_client_create(uv_loop_t *loop, const struct pd_client_opts *opts, struct 
     c->clock = opts->clock ? opts->clock : pd_clock_system();
     c->note_fn = opts->note;
     c->note_arg = opts->note_arg;
+    c->metrics = opts->metrics;
     struct pd_http_opts ho = {
         .timeout_ms = pw->timeout_ms,
         .tls_verify = pw->tls_verify,
@@ -465,8 +476,10 @@ int pd_client_submit(struct pd_client *c, const struct pd_client_request *req,
     if (c->reqs)
         c->reqs->prev = r;
     c->reqs = r;
-    if (r->no_auth)
+    if (r->no_auth) {
         c->stats.logins++;
+        pd_metrics_count(c->metrics, PD_METRICS_LOGINS);
+    }
     /* Start from the loop, never inside the caller's stack: DONE must not run re-entrantly. */
     uv_timer_start(&r->timer, on_backoff_done, 0, 0);
     return 0;
@@ -489,7 +502,18 @@ const struct pd_clock *pd_client_clock(struct pd_client *c)
 
 struct pd_client_stats pd_client_stats(const struct pd_client *c)
 {
-    return c->stats;
+    struct pd_client_stats s = c->stats;
+    for (const struct req *r = c->reqs; r; r = r->next) {
+        if (r->state == IN_FLIGHT)
+            s.in_flight++;
+        else if (r->state != DONE)
+            s.waiting++;
+        if (r->failing_since_ms && (!s.failing_since_ms || r->failing_since_ms < s.failing_since_ms)) {
+            s.failing_since_ms = r->failing_since_ms;
+            s.last_failure_status = r->last_status;
+        }
+    }
+    return s;
 }
 
 void pd_client_close(struct pd_client **cp, void (*on_closed)(void *arg), void *arg)

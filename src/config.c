@@ -12,6 +12,8 @@
 
 #include <ini.h>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,7 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum section { SEC_PATCHWORKS, SEC_STATE, SEC_DAEMON, SEC_WATCH };
+enum section { SEC_PATCHWORKS, SEC_STATE, SEC_DAEMON, SEC_METRICS, SEC_WATCH };
 
 enum type {
     T_STRING,   /* free text */
@@ -36,9 +38,13 @@ enum type {
     T_DURATION, /* milliseconds, written with ms/s/m/h/d */
     T_BOOL,
     T_ENUM,
+    T_LISTEN,   /* host:port to listen on, see pd_parse_listen() */
 };
 
 static const char *const login_fields[] = {"email", "username", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const update_methods[] = {"put", "patch", NULL};
 static const char *const split_formats[] = {"auto", "json", "ndjson", "xml",
                                             "csv",  "lines", "none", NULL};
 
@@ -57,6 +63,7 @@ struct key {
 #define ST(field) offsetof(struct pd_state_cfg, field)
 #define WA(field) offsetof(struct pd_watch, field)
 #define DA(field) offsetof(struct pd_daemon_cfg, field)
+#define ME(field) offsetof(struct pd_metrics_cfg, field)
 #define DAY_MS (86400000ULL)
 
 /* Every key patchdrop reads. Add new keys here and nowhere else. */
@@ -81,6 +88,15 @@ static const struct key keys[] = {
      PW(core_url), NULL, "flow runs are read at <core_url>/flow-runs/<id>"},
     {SEC_PATCHWORKS, "lookups_url", T_URL, "https://app.wearepatchworks.com/core-main/api/v1", 0,
      0, PW(lookups_url), NULL, "cross-reference lookups"},
+    {SEC_PATCHWORKS, "lookups_path", T_STRING, "/cross-reference-lookups", 0, 0,
+     PW(lookups_path), NULL, "the lookups list under lookups_url; one lookup is <path>/<id>"},
+    {SEC_PATCHWORKS, "lookup_rows_path", T_STRING, "/cross-reference-lookups/{id}/values", 0, 0,
+     PW(lookup_rows_path), NULL, "a lookup's rows under lookups_url; {id} is the lookup"},
+    {SEC_PATCHWORKS, "lookup_value_path", T_STRING,
+     "/cross-reference-lookups/{id}/values/{value_id}", 0, 0, PW(lookup_value_path), NULL,
+     "one row of a lookup under lookups_url; {id} and {value_id}"},
+    {SEC_PATCHWORKS, "lookup_update_method", T_ENUM, "put", 0, 0, PW(lookup_update_method),
+     update_methods, "put or patch: the HTTP method that changes a row"},
     {SEC_PATCHWORKS, "max_body", T_SIZE, "8000000", 256, 1000000000, PW(max_body), NULL,
      "largest request body in bytes, after JSON escaping"},
     {SEC_PATCHWORKS, "rate_limit", T_UINT, "240", 1, 1000000, PW(rate_limit), NULL,
@@ -107,10 +123,23 @@ static const struct key keys[] = {
 
     {SEC_DAEMON, "shutdown_grace", T_DURATION, "30s", 0, DAY_MS, DA(shutdown_grace_ms), NULL,
      "on SIGTERM, how long requests in flight may finish before patchdrop exits"},
+    {SEC_DAEMON, "log_format", T_ENUM, "text", 0, 0, DA(log_format), log_formats,
+     "text (key=value) or json (one object per line)"},
+    {SEC_DAEMON, "log_level", T_ENUM, "info", 0, 0, DA(log_level), log_levels,
+     "least important level logged: debug info warn error"},
+
+    {SEC_METRICS, "listen", T_LISTEN, NULL, 0, 0, ME(listen), NULL,
+     "host:port of the /metrics and /healthz endpoint; unset: off"},
+    {SEC_METRICS, "unhealthy_after", T_DURATION, "10m", 1000, 365 * DAY_MS,
+     ME(unhealthy_after_ms), NULL, "/healthz answers 503 once deliveries fail this long"},
 
     {SEC_WATCH, "path", T_PATH, NULL, 0, 0, WA(path), NULL, "the drop folder (required)"},
     {SEC_WATCH, "flow_id", T_ID, NULL, 0, 0, WA(flow_id), NULL,
-     "the process flow to start (required)"},
+     "the process flow to start (this or lookup_id is required)"},
+    {SEC_WATCH, "lookup_id", T_ID, NULL, 0, 0, WA(lookup_id), NULL,
+     "instead of flow_id: CSV files (left_value,right_value) are synced into this lookup"},
+    {SEC_WATCH, "delete_missing", T_BOOL, "no", 0, 0, WA(delete_missing), NULL,
+     "with lookup_id: yes also deletes rows whose left value is not in the file"},
     {SEC_WATCH, "version_id", T_ID, NULL, 0, 0, WA(version_id), NULL,
      "optional: without it Patchworks uses the deployed version"},
     {SEC_WATCH, "split", T_ENUM, "auto", 0, 0, WA(split), split_formats,
@@ -174,9 +203,9 @@ struct parser {
     FILE *fp;
     int lineno;
     struct pd_config *cfg;
-    struct seen pw_seen, state_seen, daemon_seen;
+    struct seen pw_seen, state_seen, daemon_seen, metrics_seen;
     struct seen *watch_seen; /* parallel to cfg->watches */
-    int pw_line, state_line, daemon_line; /* where those sections start; 0 if absent */
+    int pw_line, state_line, daemon_line, metrics_line; /* where sections start; 0: absent */
     struct problem *problems;
     size_t nproblems;
     int nerrors;
@@ -335,6 +364,60 @@ int pd_parse_bool(const char *s, bool *v)
     return PD_ECONFIG;
 }
 
+int pd_parse_listen(const char *s, struct sockaddr_storage *addr, unsigned *len)
+{
+    struct sockaddr_storage ss;
+    char host[64];
+    const char *colon, *h = s;
+    size_t hlen;
+    char *end;
+    unsigned long port;
+
+    memset(&ss, 0, sizeof(ss));
+    if (*s == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return PD_ECONFIG;
+        h = s + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return PD_ECONFIG;
+        hlen = (size_t)(colon - s);
+    }
+    if (hlen == 0 || hlen >= sizeof(host) || !isdigit((unsigned char)colon[1]))
+        return PD_ECONFIG;
+    errno = 0;
+    port = strtoul(colon + 1, &end, 10);
+    if (errno || *end || port > 65535)
+        return PD_ECONFIG;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    if (!strcmp(host, "localhost"))
+        snprintf(host, sizeof(host), "127.0.0.1");
+    struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)(void *)&ss;
+    unsigned n;
+    if (*s != '[' && inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        n = sizeof(*v4);
+    } else if (*s == '[' && inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        n = sizeof(*v6);
+    } else {
+        return PD_ECONFIG;
+    }
+    if (addr)
+        *addr = ss;
+    if (len)
+        *len = n;
+    return 0;
+}
+
 static int parse_enum(const char *s, const char *const *choices, int *out)
 {
     for (int i = 0; choices[i]; i++) {
@@ -391,6 +474,7 @@ static int set_value(struct parser *p, const struct key *k, void *base, const ch
     case T_SECRET:
     case T_URL:
     case T_ID:
+    case T_LISTEN:
     case T_PATH: {
         char *copy;
         if (!*value) {
@@ -399,6 +483,13 @@ static int set_value(struct parser *p, const struct key *k, void *base, const ch
         }
         if (k->type == T_URL && strncmp(value, "https://", 8) && strncmp(value, "http://", 7)) {
             add_error(p, line, "%s must be an http:// or https:// URL, not '%s'", k->name, value);
+            return PD_ECONFIG;
+        }
+        if (k->type == T_LISTEN && pd_parse_listen(value, NULL, NULL)) {
+            add_error(p, line,
+                      "%s must be an address and port like 127.0.0.1:9465, [::1]:9465 or "
+                      "localhost:9465, not '%s'",
+                      k->name, value);
             return PD_ECONFIG;
         }
         if (k->type == T_ID) {
@@ -507,6 +598,8 @@ static int section_of(const char *name, const char **watch_name)
         return SEC_STATE;
     if (!strcmp(name, "daemon"))
         return SEC_DAEMON;
+    if (!strcmp(name, "metrics"))
+        return SEC_METRICS;
     if (!strncmp(name, "watch:", 6)) {
         *watch_name = name + 6;
         return SEC_WATCH;
@@ -591,12 +684,13 @@ static char *read_line(char *buf, int size, void *stream)
             sec = section_of(name, &wname);
             if (sec < 0) {
                 add_error(p, p->lineno,
-                          "unknown section [%s]; expected [patchworks], [state], [daemon] or "
-                          "[watch:NAME]",
+                          "unknown section [%s]; expected [patchworks], [state], [daemon], "
+                          "[metrics] or [watch:NAME]",
                           name);
             } else if (sec != SEC_WATCH) {
                 int *first = sec == SEC_PATCHWORKS ? &p->pw_line
                              : sec == SEC_STATE    ? &p->state_line
+                             : sec == SEC_METRICS  ? &p->metrics_line
                                                    : &p->daemon_line;
                 if (*first)
                     add_error(p, p->lineno,
@@ -647,6 +741,9 @@ static int on_ini_value(void *user, const char *section, const char *name, const
     } else if (sec == SEC_DAEMON) {
         base = &p->cfg->daemon;
         seen = &p->daemon_seen;
+    } else if (sec == SEC_METRICS) {
+        base = &p->cfg->metrics;
+        seen = &p->metrics_seen;
     } else {
         struct pd_watch *w = (struct pd_watch *)pd_config_watch(p->cfg, wname);
         if (!w)
@@ -844,10 +941,19 @@ static void validate_watches(struct parser *p)
         if (w->done_marker && (!strstr(w->done_marker, "{name}") || strchr(w->done_marker, '/')))
             add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "done_marker"),
                       "done_marker must hold {name} and no '/', like {name}.done or {name}.ok");
-        if (!w->flow_id)
+        if (!w->flow_id && !w->lookup_id)
             add_error(p, w->line,
                       "[watch:%s] has no flow_id; add flow_id = the id of the process flow to "
-                      "start",
+                      "start (or lookup_id = a cross-reference lookup to sync CSV files into)",
+                      w->name);
+        if (w->flow_id && w->lookup_id)
+            add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "lookup_id"),
+                      "[watch:%s] has both flow_id and lookup_id; a watch feeds either a flow "
+                      "or a lookup: keep one",
+                      w->name);
+        if (w->lookup_id && w->version_id)
+            add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "version_id"),
+                      "[watch:%s]: version_id belongs to a flow; remove it from a lookup watch",
                       w->name);
         for (size_t j = 0; j < i && w->path; j++) {
             if (cfg->watches[j].path && !strcmp(cfg->watches[j].path, w->path))
@@ -861,6 +967,34 @@ static void validate_watches(struct parser *p)
         if (w->path && !w->failed_dir &&
             asprintf(&w->failed_dir, "%s/.patchdrop/failed", w->path) < 0)
             p->oom = true;
+    }
+}
+
+/* The lookup path templates: a path under lookups_url, with the placeholders it needs. */
+static void validate_lookup_paths(struct parser *p)
+{
+    const struct pd_patchworks *pw = &p->cfg->pw;
+    const struct {
+        const char *key, *value;
+        bool id, value_id;
+    } t[] = {{"lookups_path", pw->lookups_path, false, false},
+             {"lookup_rows_path", pw->lookup_rows_path, true, false},
+             {"lookup_value_path", pw->lookup_value_path, true, true}};
+
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+        const char *v = t[i].value;
+        if (!v)
+            continue;
+        if (v[0] != '/' || strpbrk(v, "?# \t") || (!t[i].id && strchr(v, '{')) ||
+            (t[i].id && !strstr(v, "{id}")) || (t[i].value_id && !strstr(v, "{value_id}")))
+            add_error(p, key_line(&p->pw_seen, SEC_PATCHWORKS, t[i].key),
+                      "%s = %s: expected a path starting with / %s, e.g. %s", t[i].key, v,
+                      t[i].value_id ? "holding {id} and {value_id}"
+                      : t[i].id     ? "holding {id}"
+                                    : "without placeholders",
+                      t[i].value_id ? "/cross-reference-lookups/{id}/values/{value_id}"
+                      : t[i].id     ? "/cross-reference-lookups/{id}/values"
+                                    : "/cross-reference-lookups");
     }
 }
 
@@ -918,11 +1052,13 @@ int pd_config_load(const char *file, struct pd_config **out, char **errors)
     apply_defaults(&p, SEC_PATCHWORKS, &p.cfg->pw, &p.pw_seen);
     apply_defaults(&p, SEC_STATE, &p.cfg->state, &p.state_seen);
     apply_defaults(&p, SEC_DAEMON, &p.cfg->daemon, &p.daemon_seen);
+    apply_defaults(&p, SEC_METRICS, &p.cfg->metrics, &p.metrics_seen);
     for (size_t i = 0; i < p.cfg->nwatches; i++)
         apply_defaults(&p, SEC_WATCH, &p.cfg->watches[i], &p.watch_seen[i]);
 
     validate_credentials(&p, (st.st_mode & (S_IRGRP | S_IROTH)) != 0);
     validate_watches(&p);
+    validate_lookup_paths(&p);
     if (p.cfg->pw.retry_cap_ms < p.cfg->pw.retry_base_ms)
         add_error(&p, key_line(&p.pw_seen, SEC_PATCHWORKS, "retry_cap"),
                   "retry_cap is shorter than retry_base; make it at least as long");
@@ -962,6 +1098,7 @@ static void free_fields(enum section sec, void *base)
         case T_SECRET:
         case T_PATH:
         case T_URL:
+        case T_LISTEN:
         case T_ID: {
             char **slot = (char **)(void *)((char *)base + keys[i].offset);
             if (*slot && keys[i].type == T_SECRET)
@@ -986,6 +1123,7 @@ void pd_config_destroy(struct pd_config **cfgp)
     free(cfg->pw.secret_source);
     free_fields(SEC_STATE, &cfg->state);
     free_fields(SEC_DAEMON, &cfg->daemon);
+    free_fields(SEC_METRICS, &cfg->metrics);
     for (size_t i = 0; i < cfg->nwatches; i++) {
         free_fields(SEC_WATCH, &cfg->watches[i]);
         free(cfg->watches[i].name);
@@ -998,11 +1136,19 @@ void pd_config_destroy(struct pd_config **cfgp)
 
 const char *pd_config_key_name(size_t i, const char **section)
 {
-    static const char *const names[] = {"patchworks", "state", "daemon", "watch"};
+    static const char *const names[] = {"patchworks", "state", "daemon", "metrics", "watch"};
     if (i >= NKEYS)
         return NULL;
     *section = names[keys[i].section];
     return keys[i].name;
+}
+
+const char *pd_config_key_help(size_t i, const char **def)
+{
+    if (i >= NKEYS)
+        return NULL;
+    *def = keys[i].def;
+    return keys[i].help;
 }
 
 const struct pd_watch *pd_config_watch(const struct pd_config *cfg, const char *name)
@@ -1053,6 +1199,7 @@ static void print_section(enum section sec, const void *base, FILE *out)
         case T_STRING:
         case T_PATH:
         case T_URL:
+        case T_LISTEN:
         case T_ID: {
             const char *v = *(char *const *)(const void *)field;
             if (v)
@@ -1093,6 +1240,8 @@ void pd_config_print(const struct pd_config *cfg, FILE *out)
     print_section(SEC_STATE, &cfg->state, out);
     fprintf(out, "\n[daemon]\n");
     print_section(SEC_DAEMON, &cfg->daemon, out);
+    fprintf(out, "\n[metrics]\n");
+    print_section(SEC_METRICS, &cfg->metrics, out);
     for (size_t i = 0; i < cfg->nwatches; i++) {
         fprintf(out, "\n[watch:%s]\n", cfg->watches[i].name);
         print_section(SEC_WATCH, &cfg->watches[i], out);

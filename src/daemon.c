@@ -25,6 +25,8 @@
 #include "pd_fsutil.h"
 #include "pd_jobstate.h"
 #include "pd_log.h"
+#include "pd_metrics.h"
+#include "pd_lookup.h"
 #include "pd_ready.h"
 #include "pd_split.h"
 #include "pd_watch.h"
@@ -59,6 +61,7 @@ struct cand {
     uint64_t due_ms; /* when to look again; NEVER: only on an event or rescan */
     uint64_t gen;    /* scan generation that last saw it */
     bool warned;     /* said once that it is not a regular file */
+    bool unreadable; /* said once that it cannot be read */
     bool queued;     /* in the ready heap */
 };
 
@@ -103,6 +106,7 @@ enum after {
     AFTER_LOCKED,   /* another daemon holds the file */
     AFTER_PARK,     /* a disk step failed: keep the file in work/ and try again later */
     AFTER_RELEASE,  /* leave the file in work/ for later (shutdown, transient error) */
+    AFTER_LOOKUP,   /* a lookup watch's file: sync it into the lookup */
 };
 
 struct job {
@@ -142,6 +146,10 @@ struct job {
     bool finish_failed; /* a parked finish goes to the failed folder */
     uv_work_t work;
     enum after after;
+    uint64_t since_ms; /* monotonic: claimed or found in work/, for the metrics */
+    struct pd_lookup_sync *sync; /* a lookup watch's sync under way */
+    char *lookup_json;           /* its report, for the receipt */
+    char *lookup_words;          /* its summary, for the log */
 };
 
 struct pd_daemon {
@@ -255,6 +263,7 @@ static struct cand *cand_add(struct dwatch *w, const char *name)
     c->next = w->buckets[k];
     w->buckets[k] = c;
     w->ncands++;
+    pd_metrics_file_event(w->d->opts.metrics, w->cfg->name, PD_METRICS_DISCOVERED, 0);
     return c;
 }
 
@@ -632,6 +641,15 @@ static int open_splitter(struct job *j)
     return 0;
 }
 
+/* What a file goes to: the flow id, or "lookup:<id>" for a lookup watch. */
+static char *target_id(const struct pd_watch *w)
+{
+    char *out;
+    if (w->flow_id)
+        return strdup(w->flow_id);
+    return asprintf(&out, "lookup:%s", w->lookup_id) < 0 ? NULL : out;
+}
+
 /* Lock, check, hash, record the claim, open the splitter; then cut the first chunk. */
 static void work_prepare(uv_work_t *wk)
 {
@@ -668,7 +686,7 @@ static void work_prepare(uv_work_t *wk)
             j->js.name = strdup(strrchr(j->work_path, '/') + 1);
             j->js.work_name = strdup(j->js.name);
             j->js.watch = strdup(j->w->cfg->name);
-            j->js.flow_id = strdup(j->w->cfg->flow_id);
+            j->js.flow_id = target_id(j->w->cfg);
             j->js.size = (uint64_t)st.st_size;
             job_fail(j,
                      "its delivery record %s is unreadable (%s), so which chunks already "
@@ -693,7 +711,7 @@ static void work_prepare(uv_work_t *wk)
         j->js.name = name ? (char *)name : strdup(strrchr(j->work_path, '/') + 1);
         j->js.work_name = strdup(strrchr(j->work_path, '/') + 1);
         j->js.watch = strdup(j->w->cfg->name);
-        j->js.flow_id = strdup(j->w->cfg->flow_id);
+        j->js.flow_id = target_id(j->w->cfg);
         j->js.version_id = j->w->cfg->version_id ? strdup(j->w->cfg->version_id) : NULL;
         j->js.size = (uint64_t)st.st_size;
         j->js.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
@@ -735,6 +753,11 @@ static void work_prepare(uv_work_t *wk)
     }
     if (j->js.finished) {
         j->after = AFTER_FINISH;
+        return;
+    }
+    if (j->w->cfg->lookup_id) {
+        /* A sync compares the file with the lookup, so repeating it after a crash is safe. */
+        j->after = AFTER_LOOKUP;
         return;
     }
     if (st.st_size == 0) {
@@ -850,6 +873,42 @@ static int place(struct job *j, const char *dir, const char *sidecar, const char
 
     if ((rc = pd_fs_mkdirs(dir, 0755)))
         return rc;
+    /* A crash between writing the sidecar and moving the file leaves our own sidecar behind:
+     * finish that move instead of starting a second name. */
+    if (j->js.claim_id) {
+        for (unsigned k = 0; k < 100000; k++) {
+            char *text_there = NULL;
+            struct stat st;
+            bool ours;
+            if (pd_fs_numbered_name(base, k, name, sizeof(name) - strlen(sidecar)))
+                break;
+            dest = join(dir, name);
+            if (!dest || asprintf(&side, "%s%s", dest, sidecar) < 0) {
+                side = NULL;
+                break;
+            }
+            bool dest_there = lstat(dest, &st) == 0;
+            if (!dest_there && lstat(side, &st) != 0) {
+                free(side);
+                free(dest);
+                side = dest = NULL;
+                break; /* the first free name: no leftover of ours beyond it */
+            }
+            ours = !dest_there && pd_fs_read_all(side, 1 << 20, &text_there, NULL) == 0 &&
+                   strstr(text_there, j->js.claim_id) != NULL;
+            free(text_there);
+            if (ours && pd_fs_rename_noreplace(j->work_path, dest) == 0) {
+                free(side);
+                rc = pd_fs_fsync_dir(dir);
+                free(j->final_path);
+                j->final_path = dest;
+                return rc;
+            }
+            free(side);
+            free(dest);
+            side = dest = NULL;
+        }
+    }
     for (unsigned start = 0;; start++) {
         rc = pd_fs_unique_name(dir, base, sidecar, start, name, sizeof(name) - strlen(sidecar));
         if (rc)
@@ -867,6 +926,7 @@ static int place(struct job *j, const char *dir, const char *sidecar, const char
             continue; /* another daemon took the name just now */
         if (rc)
             break;
+        pd_crashpoint("receipt_written");
         rc = pd_fs_rename_noreplace(j->work_path, dest);
         if (rc == -EEXIST) {
             unlink(side);
@@ -908,6 +968,22 @@ static void work_finish(uv_work_t *wk)
     bool failed = j->step == STEP_FINISH_FAIL;
     char *text;
     int rc;
+    struct stat st;
+
+    /* Someone wrote to the file in work/ while it was being sent: what arrived may not be
+     * what is archived. Say so instead of writing a receipt that does not match the file. */
+    if (!failed && !j->js.duplicate_of && j->fd >= 0 && fstat(j->fd, &st) == 0 &&
+        ((uint64_t)st.st_size != j->js.size ||
+         (j->js.mtime_ns &&
+          (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != j->js.mtime_ns))) {
+        job_fail(j,
+                 "the file changed while it was being delivered (%" PRIu64 " bytes when "
+                 "claimed, %lld now); %zu chunk(s) were delivered from the file as it was; "
+                 "check the flow runs in Patchworks and drop a complete file again",
+                 j->js.size, (long long)st.st_size, j->js.nchunks);
+        j->step = STEP_FINISH_FAIL;
+        failed = true;
+    }
 
     if (failed && !j->js.fail_reason && j->reason) {
         /* Record the verdict first: after a crash the file goes to the failed folder, it is
@@ -936,6 +1012,11 @@ static void work_finish(uv_work_t *wk)
     } else {
         text = pd_jobstate_receipt(&j->js, wall_ms());
     }
+    if (text && j->lookup_json) {
+        char *merged = pd_lookup_receipt(text, j->lookup_json);
+        free(text);
+        text = merged;
+    }
     if (!text) {
         job_park(j, "write the receipt", PD_ENOMEM);
         return;
@@ -953,6 +1034,7 @@ static void work_finish(uv_work_t *wk)
     if (!failed && j->w->cfg->dedupe_ms && !j->js.duplicate_of)
         dedupe_record(j);
     /* The file is safe in its new home: its record may go. */
+    pd_crashpoint("archived");
     unlink(j->state_path);
     pd_fs_fsync_dir(j->w->state_dir);
     j->after = AFTER_DONE;
@@ -1011,6 +1093,8 @@ static void job_free(struct job *j)
     free(j->fail_errors);
     free(j->final_path);
     free(j->park_why);
+    free(j->lookup_json);
+    free(j->lookup_words);
     free(j);
 }
 
@@ -1078,7 +1162,7 @@ static bool batching(const struct dwatch *w)
 {
     const char *e = w->cfg->encoding;
     /* Transcoded files would need their decoded text; ordered watches go one at a time. */
-    return w->cfg->batch > 1 && !w->cfg->ordered &&
+    return w->cfg->batch > 1 && !w->cfg->ordered && w->cfg->flow_id &&
            (!e || !*e || !strcasecmp(e, "UTF-8") || !strcasecmp(e, "UTF8"));
 }
 
@@ -1357,6 +1441,15 @@ static void report_file(struct job *j, bool ok)
         if (d->opts.report)
             fprintf(d->opts.report, "%s: duplicate of %s, not sent; archived as %s\n",
                     j->js.name, j->js.duplicate_of, j->final_path);
+    } else if (ok && j->lookup_words) {
+        d->sum.delivered++;
+        pd_log(PD_LOG_INFO, "event=lookup_synced watch=%s file=%s lookup_id=%s archived=%s "
+                            "result=%s",
+               j->w->cfg->name, q(j->js.name, qb, sizeof(qb)), j->w->cfg->lookup_id,
+               q(j->final_path, qp, sizeof(qp)), q(j->lookup_words, qr, sizeof(qr)));
+        if (d->opts.report)
+            fprintf(d->opts.report, "%s: synced into lookup %s: %s; archived as %s\n",
+                    j->js.name, j->w->cfg->lookup_id, j->lookup_words, j->final_path);
     } else if (ok) {
         d->sum.delivered++;
         pd_log(PD_LOG_INFO, "event=delivered watch=%s file=%s chunks=%zu bytes=%" PRIu64
@@ -1378,6 +1471,61 @@ static void report_file(struct job *j, bool ok)
     }
     if (d->opts.report)
         fflush(d->opts.report);
+    pd_metrics_file_event(d->opts.metrics, j->w->cfg->name,
+                          !ok ? PD_METRICS_REJECTED
+                          : j->js.duplicate_of ? PD_METRICS_DUPLICATE : PD_METRICS_DELIVERED,
+                          j->js.size);
+}
+
+/* ---- lookup watches: a dropped CSV file is synced into the lookup (pd_lookup.h) ---------- */
+
+static void on_lookup_synced(void *arg, const struct pd_lookup_sync_report *r)
+{
+    struct job *j = arg;
+    struct pd_daemon *d = j->d;
+    char words[400];
+
+    j->sync = NULL;
+    j->busy = false;
+    j->in_flight = false;
+    if (r->err == PD_ECANCELED || r->err == PD_EAUTH || r->err == PD_ECONFIG ||
+        r->err == PD_ENOMEM) {
+        /* Not this file's fault: it stays in work/ and is synced again later. */
+        if ((r->err == PD_EAUTH || r->err == PD_ECONFIG) && !d->fatal)
+            d->fatal = strdup(r->message ? r->message : pd_strerror(r->err));
+        bool fatal = r->err == PD_EAUTH || r->err == PD_ECONFIG;
+        job_end(j);
+        if (fatal && !d->stopping)
+            pd_daemon_stop(d, 0);
+        return;
+    }
+    pd_lookup_sync_summary(r, words, sizeof(words));
+    free(j->lookup_words);
+    free(j->lookup_json);
+    j->lookup_words = strdup(words);
+    j->lookup_json = pd_lookup_sync_json(r, true);
+    if (r->err) {
+        job_fail(j, "%s", r->message ? r->message : pd_strerror(r->err));
+        job_set(j, STEP_FINISH_FAIL);
+    } else {
+        job_set(j, STEP_FINISH_OK);
+    }
+    job_run(j, work_finish);
+}
+
+static void lookup_start(struct job *j)
+{
+    const struct pd_watch *wc = j->w->cfg;
+    struct pd_lookup_sync_opts o = {.delete_missing = wc->delete_missing, .name = j->js.name};
+    int rc = pd_lookup_sync_start(j->d->client, &j->d->cfg->pw, wc->lookup_id, j->work_path, &o,
+                                  on_lookup_synced, j, &j->sync);
+    if (rc) {
+        job_end(j); /* closing, or out of memory: the file stays in work/ for later */
+        return;
+    }
+    job_set(j, STEP_SENDING);
+    j->busy = true;
+    j->in_flight = true;
 }
 
 static void on_work_done(uv_work_t *wk, int status)
@@ -1418,6 +1566,13 @@ static void on_work_done(uv_work_t *wk, int status)
         return;
     case AFTER_RELEASE:
         job_end(j);
+        return;
+    case AFTER_LOOKUP:
+        if (d->stopping) {
+            job_end(j); /* synced after the restart */
+            return;
+        }
+        lookup_start(j);
         return;
     case AFTER_PARK:
         if (j->step != STEP_PARKED)
@@ -1489,6 +1644,7 @@ static void on_request_done(void *arg, const struct pd_client_result *r)
         j->ack.batch_pos = j->batch_pos;
         d->sum.chunks++;
         d->sum.bytes += j->body_len;
+        pd_metrics_chunk(d->opts.metrics, j->w->cfg->name, j->body_len);
         pd_log(PD_LOG_INFO,
                "event=chunk_delivered watch=%s file=%s chunk=%u range=%" PRIu64 "-%" PRIu64
                " bytes=%zu status=%ld flow_run_id=%s attempts=%u",
@@ -1574,6 +1730,7 @@ static struct job *job_new(struct dwatch *w, const char *work_name, const char *
         return NULL;
     j->d = w->d;
     j->w = w;
+    j->since_ms = now_ms();
     j->fd = -1;
     j->resume = resume;
     j->fail_chunk = -1;
@@ -1609,12 +1766,67 @@ static bool job_holds(struct dwatch *w, const char *work_name)
     return false;
 }
 
+/*
+ * Removes delivery records whose file has left work/ (a crash between the final move and the
+ * record's removal) and temp files a crash left half written.
+ */
+/* Removes temp files (NAME.tmp.XXXXXX) that a crash left in DIR once they are a minute old. */
+static void sweep_temps(const char *path)
+{
+    DIR *dir = opendir(path);
+    struct dirent *de;
+    time_t now = time(NULL);
+
+    if (!dir)
+        return;
+    while ((de = readdir(dir))) {
+        struct stat st;
+        const char *t = strstr(de->d_name, ".tmp.");
+        /* Ours end in ".tmp." and six random characters (mkostemp). */
+        if (!t || strlen(t) != 11)
+            continue;
+        /* A writer links or renames its temp within moments; an old one is a crash's. */
+        if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode) && now - st.st_mtime > 60)
+            unlinkat(dirfd(dir), de->d_name, 0);
+    }
+    closedir(dir);
+}
+
+static void sweep_state_dir(struct dwatch *w)
+{
+    DIR *dir = opendir(w->state_dir);
+    struct dirent *de;
+
+    sweep_temps(w->state_dir);
+    sweep_temps(w->cfg->archive_dir);
+    sweep_temps(w->cfg->failed_dir);
+    if (!dir)
+        return;
+    while ((de = readdir(dir))) {
+        char work[PATH_MAX];
+        struct stat st;
+        size_t n = strlen(de->d_name);
+        if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp."))
+            continue;
+        if (n < 6 || strcmp(de->d_name + n - 5, ".json"))
+            continue;
+        if ((size_t)snprintf(work, sizeof(work), "%s/%.*s", w->work_dir, (int)(n - 5),
+                             de->d_name) >= sizeof(work))
+            continue;
+        if (lstat(work, &st) && errno == ENOENT)
+            unlinkat(dirfd(dir), de->d_name, 0);
+    }
+    closedir(dir);
+}
+
 /* Picks up files left in work/ by a stopped or crashed daemon (ours or another's). */
 static void resume_orphans(struct dwatch *w)
 {
     DIR *dir = opendir(w->work_dir);
     struct dirent *de;
 
+    sweep_state_dir(w);
     if (!dir)
         return;
     while ((de = readdir(dir))) {
@@ -1652,6 +1864,22 @@ static void claim(struct dwatch *w, struct cand *c)
         w->next_due = 0;
         return;
     }
+    /* A file we may not read stays where it is, with one clear line, until its mode is fixed:
+     * claiming it would only move the problem out of the user's sight. */
+    int probe = open(from, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (probe < 0) {
+        int e = errno;
+        if (!c->unreadable)
+            pd_log(PD_LOG_ERROR,
+                   "event=unreadable watch=%s file=%s reason=\"%s\" action=\"left in place; "
+                   "give patchdrop's user read permission and it is sent at the next rescan\"",
+                   w->cfg->name, q(c->name, qb, sizeof(qb)), strerror(e));
+        c->unreadable = true;
+        c->due_ms = now_ms() + w->cfg->rescan_ms;
+        return;
+    }
+    close(probe);
+    c->unreadable = false;
     for (unsigned start = 0, remade = 0;; start++) {
         rc = pd_fs_unique_name(w->work_dir, base, NULL, start, work_name, sizeof(work_name) - 8);
         if (rc)
@@ -1683,6 +1911,7 @@ static void claim(struct dwatch *w, struct cand *c)
     }
     pd_log(PD_LOG_INFO, "event=claimed watch=%s file=%s bytes=%" PRIu64, w->cfg->name,
            q(c->name, qb, sizeof(qb)), c->obs.size);
+    pd_metrics_file_event(w->d->opts.metrics, w->cfg->name, PD_METRICS_CLAIMED, c->obs.size);
     struct job *j = job_new(w, work_name, c->name, false);
     cand_remove(w, c);
     if (!j)
@@ -1764,6 +1993,9 @@ void pd_daemon_stop(struct pd_daemon *dd, uint64_t grace_ms)
         while (d->watches[i].batches)
             batch_dissolve(d->watches[i].batches);
     }
+    /* Syncs start no more changes; what is in flight finishes (or is canceled) as below. */
+    for (struct job *j = d->jobs; j; j = j->next)
+        pd_lookup_sync_cancel(j->sync);
     bool in_flight = false;
     for (struct job *j = d->jobs; j; j = j->next)
         in_flight |= j->in_flight;
@@ -1840,7 +2072,7 @@ int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct 
         goto fail;
     }
     struct pd_client_opts co = {.pw = &cfg->pw, .state_dir = cfg->state.dir,
-                                .note = on_client_note, .note_arg = d};
+                                .note = on_client_note, .note_arg = d, .metrics = opts->metrics};
     if ((rc = pd_client_create(loop, &co, &d->client)))
         goto fail;
     *out = (struct pd_daemon *)d;
@@ -1930,4 +2162,50 @@ void pd_daemon_close(struct pd_daemon **dp, void (*on_closed)(void *arg), void *
     }
     uv_close((uv_handle_t *)&d->tick, on_closed_one);
     uv_close((uv_handle_t *)&d->grace, on_closed_one);
+}
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+void pd_daemon_sample(const struct pd_daemon *d, struct pd_metrics *m)
+{
+    struct pd_metrics_watch_sample *ws = calloc(d->nwatches ? d->nwatches : 1, sizeof(*ws));
+    struct pd_metrics_sample s = {.watches = ws};
+    struct pd_client_stats cs;
+
+    if (!m || !ws) {
+        free(ws);
+        return;
+    }
+    if (d->client) {
+        cs = pd_client_stats(d->client);
+        s.requests_waiting = cs.waiting;
+        s.requests_in_flight = cs.in_flight;
+        s.failing_since_ms = cs.failing_since_ms;
+        s.last_failure_status = cs.last_failure_status;
+    }
+    /* A candidate's age counts from when its content last changed, so a file still being
+     * uploaded looks young; names never observed (not regular files) do not count. */
+    for (size_t i = 0; i < d->nwatches; i++) {
+        const struct dwatch *w = &d->watches[i];
+        struct pd_metrics_watch_sample *o = &ws[s.nwatches++];
+        o->watch = w->cfg->name;
+        for (size_t b = 0; b < w->nbuckets; b++) {
+            for (const struct cand *c = w->buckets[b]; c; c = c->next) {
+                if (!c->obs.seen)
+                    continue;
+                o->files_pending++;
+                if (!o->oldest_since_ms || c->obs.unchanged_since_ms < o->oldest_since_ms)
+                    o->oldest_since_ms = c->obs.unchanged_since_ms;
+            }
+        }
+        for (const struct job *j = d->jobs; j; j = j->next) {
+            if (j->w != w)
+                continue;
+            o->files_pending++;
+            if (!o->oldest_since_ms || j->since_ms < o->oldest_since_ms)
+                o->oldest_since_ms = j->since_ms;
+        }
+    }
+    pd_metrics_sample(m, &s);
+    free(ws);
 }

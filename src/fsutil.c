@@ -6,6 +6,8 @@
 #include "pd_fsutil.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -112,6 +114,29 @@ static int write_temp(const char *path, const void *data, size_t len, mode_t mod
     return rc;
 }
 
+void pd_crashpoint(const char *name)
+{
+    static atomic_int state; /* 0 unread, 1 off, 2 armed */
+    static char want[64];
+    static atomic_long left;
+    int s = atomic_load(&state);
+
+    if (s == 0) {
+        const char *env = getenv("PATCHDROP_CRASHPOINT");
+        const char *colon = env ? strchr(env, ':') : NULL;
+        s = 1;
+        if (colon && (size_t)(colon - env) < sizeof(want)) {
+            memcpy(want, env, (size_t)(colon - env));
+            want[colon - env] = '\0';
+            atomic_store(&left, atol(colon + 1));
+            s = 2;
+        }
+        atomic_store(&state, s);
+    }
+    if (s == 2 && !strcmp(name, want) && atomic_fetch_sub(&left, 1) == 1)
+        raise(SIGKILL);
+}
+
 int pd_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode)
 {
     char tmp[PATH_MAX], dir[PATH_MAX];
@@ -122,6 +147,7 @@ int pd_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mo
     rc = write_temp(path, data, len, mode, tmp, sizeof(tmp));
     if (rc)
         return rc;
+    pd_crashpoint("atomic_write");
     if (rename(tmp, path)) {
         rc = -errno;
         unlink(tmp);
@@ -226,25 +252,31 @@ int pd_fs_rename_noreplace(const char *from, const char *to)
     return 0;
 }
 
-int pd_fs_unique_name(const char *dir, const char *name, const char *sidecar, unsigned start,
-                      char *out, size_t outlen)
+int pd_fs_numbered_name(const char *name, unsigned k, char *out, size_t outlen)
 {
     const char *dot = strrchr(name, '.');
-    char path[PATH_MAX];
-    struct stat st;
+    int n;
 
     /* A leading dot is a hidden name, not an extension. */
     if (dot == name)
         dot = NULL;
+    if (k == 0)
+        n = snprintf(out, outlen, "%s", name);
+    else if (dot)
+        n = snprintf(out, outlen, "%.*s.%u%s", (int)(dot - name), name, k, dot);
+    else
+        n = snprintf(out, outlen, "%s.%u", name, k);
+    return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
+}
+
+int pd_fs_unique_name(const char *dir, const char *name, const char *sidecar, unsigned start,
+                      char *out, size_t outlen)
+{
+    char path[PATH_MAX];
+    struct stat st;
+
     for (unsigned i = start; i < 100000; i++) {
-        int n;
-        if (i == 0)
-            n = snprintf(out, outlen, "%s", name);
-        else if (dot)
-            n = snprintf(out, outlen, "%.*s.%u%s", (int)(dot - name), name, i, dot);
-        else
-            n = snprintf(out, outlen, "%s.%u", name, i);
-        if (n < 0 || (size_t)n >= outlen)
+        if (pd_fs_numbered_name(name, i, out, outlen))
             return -ENAMETOOLONG;
         if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, out) >= sizeof(path))
             return -ENAMETOOLONG;

@@ -390,10 +390,16 @@ static int xfer_setup(struct pd_http_xfer *x, const struct pd_http_request *req)
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, o->tls_verify ? 2L : 0L);
     if (o->ca_file)
         curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
-    if (req->method && !strcmp(req->method, "POST")) {
+    if (req->method && (!strcmp(req->method, "POST") || !strcmp(req->method, "PUT") ||
+                        !strcmp(req->method, "PATCH"))) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        /* PUT and PATCH send their body the way POST does, under their own name. */
+        if (strcmp(req->method, "POST"))
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+    } else if (req->method && !strcmp(req->method, "DELETE")) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "DELETE");
     } else {
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
     }

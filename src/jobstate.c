@@ -120,7 +120,12 @@ int pd_jobstate_save(const struct pd_jobstate *js, const char *path)
         return PD_ENOMEM;
     rc |= add_num(o, "version", STATE_VERSION);
     rc |= add_str(o, "work_name", js->work_name);
-    rc |= add_num(o, "mtime_ns", (double)js->mtime_ns);
+    {
+        /* As text: nanoseconds since 1970 need more digits than a JSON number keeps. */
+        char ns[32];
+        snprintf(ns, sizeof(ns), "%lld", (long long)js->mtime_ns);
+        rc |= add_str(o, "mtime_ns", ns);
+    }
     rc |= add_num(o, "claimed_ms", (double)js->claimed_ms);
     rc |= add_num(o, "max_body", (double)js->max_body);
     rc |= add_num(o, "next_offset", (double)js->next_offset);
@@ -227,7 +232,7 @@ int pd_jobstate_load(const char *path, struct pd_jobstate *js, char **why)
     if (!rc) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "mtime_ns");
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "finished");
-        js->mtime_ns = cJSON_IsNumber(m) ? (int64_t)m->valuedouble : 0;
+        js->mtime_ns = cJSON_IsString(m) ? (int64_t)strtoll(m->valuestring, NULL, 10) : 0;
         if (!cJSON_IsBool(f))
             rc = PD_ESTATE;
         else

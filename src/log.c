@@ -1,9 +1,15 @@
 /*
- * The log (see pd_log.h). Under systemd (JOURNAL_STREAM set) lines carry a <N> priority prefix
- * and no timestamp, since journald adds its own and keeps the level from the prefix.
+ * The log (see pd_log.h): formats one event into a line of text or JSON, suppresses copies of a
+ * repeating warning or error, and writes each line with one call so that the lines of
+ * concurrent processes never interleave. One mutex guards the settings and the repeat table,
+ * since the metrics thread and libuv's thread pool may log too.
  */
 #include "pd_log.h"
 
+#include "pd_clock.h"
+
+#include <ctype.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,41 +17,379 @@
 #include <string.h>
 #include <time.h>
 
+#define LINE_MAX_LOG 4096
+#define REPEAT_SLOTS 32
+#define DEFAULT_REPEAT_MS 60000
+
+/* A warning or error seen recently: its copies are counted, not written. */
+struct repeat {
+    uint64_t key;      /* hash of the message with its digits left out; 0: free slot */
+    uint64_t first_ms; /* when the written copy was written */
+    uint64_t count;    /* copies suppressed since */
+    enum pd_log_level level;
+    char last[512]; /* the last suppressed copy */
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static enum pd_log_level min_level = PD_LOG_INFO;
+static enum pd_log_format format = PD_LOG_TEXT;
+static FILE *output;
+static const struct pd_clock *clock_src;
+static uint64_t repeat_ms = DEFAULT_REPEAT_MS;
+static struct repeat repeats[REPEAT_SLOTS];
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static const int syslog_prio[] = {7, 6, 4, 3};
 
 void pd_log_set_level(enum pd_log_level level)
 {
+    pthread_mutex_lock(&lock);
     min_level = level;
+    pthread_mutex_unlock(&lock);
+}
+
+void pd_log_set_format(enum pd_log_format f)
+{
+    pthread_mutex_lock(&lock);
+    format = f;
+    pthread_mutex_unlock(&lock);
+}
+
+void pd_log_set_output(FILE *out)
+{
+    pthread_mutex_lock(&lock);
+    output = out;
+    pthread_mutex_unlock(&lock);
+}
+
+void pd_log_set_clock(const struct pd_clock *c)
+{
+    pthread_mutex_lock(&lock);
+    clock_src = c;
+    memset(repeats, 0, sizeof(repeats));
+    pthread_mutex_unlock(&lock);
+}
+
+void pd_log_set_repeat_window(uint64_t ms)
+{
+    pthread_mutex_lock(&lock);
+    repeat_ms = ms;
+    memset(repeats, 0, sizeof(repeats));
+    pthread_mutex_unlock(&lock);
+}
+
+static const struct pd_clock *clk(void)
+{
+    return clock_src ? clock_src : pd_clock_system();
+}
+
+/* ---- JSON rendering of a key=value message ------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at S (at most N bytes), or 0 when it is not valid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len;
+    unsigned cp;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        len = 2, cp = s[0] & 0x1f;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        len = 3, cp = s[0] & 0x0f;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        len = 4, cp = s[0] & 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+/* A growing line with a hard cap: what does not fit is cut. */
+struct out {
+    char *buf;
+    size_t len, cap;
+};
+
+static void put(struct out *o, const char *s, size_t n)
+{
+    if (o->len + n >= o->cap)
+        n = o->cap - 1 - o->len;
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+    o->buf[o->len] = '\0';
+}
+
+static void puts_(struct out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+/* S (N bytes) as a JSON string with quotes; invalid UTF-8 becomes U+FFFD. */
+static void put_json_string(struct out *o, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    put(o, "\"", 1);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            put(o, e, 2);
+            i++;
+        } else if (c == '\n') {
+            puts_(o, "\\n");
+            i++;
+        } else if (c == '\t') {
+            puts_(o, "\\t");
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            char e[8];
+            snprintf(e, sizeof(e), "\\u%04x", c);
+            puts_(o, e);
+            i++;
+        } else {
+            size_t l = utf8_len(u + i, n - i);
+            if (l == 0) {
+                puts_(o, "\\ufffd");
+                i++;
+            } else {
+                put(o, s + i, l);
+                i += l;
+            }
+        }
+    }
+    put(o, "\"", 1);
+}
+
+/*
+ * Reads one value at *P: quoted (undoing pd_log_quote's escapes) or up to the next blank.
+ * Writes it into VAL (cap VCAP) and returns its length.
+ */
+static size_t read_value(const char **p, char *val, size_t vcap)
+{
+    const char *s = *p;
+    size_t n = 0;
+
+    if (*s != '"') {
+        while (*s && *s != ' ') {
+            if (n + 1 < vcap)
+                val[n++] = *s;
+            s++;
+        }
+        *p = s;
+        return n;
+    }
+    for (s++; *s && *s != '"'; s++) {
+        char c = *s;
+        if (c == '\\' && s[1]) {
+            s++;
+            if (*s == 'n') {
+                c = '\n';
+            } else if (*s == 'x' && isxdigit((unsigned char)s[1]) && isxdigit((unsigned char)s[2])) {
+                char hex[3] = {s[1], s[2], 0};
+                c = (char)strtol(hex, NULL, 16);
+                s += 2;
+            } else {
+                c = *s;
+            }
+        }
+        if (n + 1 < vcap)
+            val[n++] = c;
+    }
+    if (*s == '"')
+        s++;
+    *p = s;
+    return n;
+}
+
+/* Words that are not key=value pairs are gathered into one "msg" field. */
+static void render_json(struct out *o, const char *time, enum pd_log_level level, const char *msg)
+{
+    char val[LINE_MAX_LOG], words[LINE_MAX_LOG];
+    size_t nwords = 0;
+    const char *p = msg;
+
+    puts_(o, "{");
+    if (time) {
+        puts_(o, "\"time\":\"");
+        puts_(o, time);
+        puts_(o, "\",");
+    }
+    puts_(o, "\"level\":\"");
+    puts_(o, level_names[level]);
+    puts_(o, "\"");
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        if (!*p)
+            break;
+        const char *k = p;
+        while (isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.')
+            p++;
+        if (p > k && *p == '=') {
+            size_t klen = (size_t)(p - k);
+            p++;
+            size_t vlen = read_value(&p, val, sizeof(val));
+            puts_(o, ",");
+            put_json_string(o, k, klen);
+            puts_(o, ":");
+            put_json_string(o, val, vlen);
+            continue;
+        }
+        /* A plain word (or a quoted run of them). */
+        p = k;
+        size_t vlen = read_value(&p, val, sizeof(val));
+        if (nwords && nwords + 1 < sizeof(words))
+            words[nwords++] = ' ';
+        for (size_t i = 0; i < vlen && nwords + 1 < sizeof(words); i++)
+            words[nwords++] = val[i];
+    }
+    if (nwords) {
+        puts_(o, ",\"msg\":");
+        put_json_string(o, words, nwords);
+    }
+    puts_(o, "}");
+}
+
+/* ---- writing ------------------------------------------------------------------------- */
+
+/* Writes one line for MSG (already formatted key=value text). Called with the lock held. */
+static void emit(enum pd_log_level level, const char *msg)
+{
+    char line[LINE_MAX_LOG + 128], time[96];
+    struct out o = {line, 0, sizeof(line)};
+    bool journal = getenv("JOURNAL_STREAM") != NULL;
+    FILE *f = output ? output : stderr;
+
+    line[0] = '\0';
+    if (journal) {
+        char prio[8];
+        snprintf(prio, sizeof(prio), "<%d>", syslog_prio[level]);
+        puts_(&o, prio);
+    } else {
+        uint64_t ms = clk()->wall_ms(clk()->arg);
+        time_t secs = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        snprintf(time, sizeof(time), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    }
+    if (format == PD_LOG_JSON) {
+        render_json(&o, journal ? NULL : time, level, msg);
+    } else {
+        if (!journal) {
+            puts_(&o, time);
+            puts_(&o, " ");
+        }
+        puts_(&o, "level=");
+        puts_(&o, level_names[level]);
+        puts_(&o, " ");
+        puts_(&o, msg);
+    }
+    fprintf(f, "%s\n", line);
+    fflush(f);
+}
+
+static uint64_t repeat_key(const char *msg)
+{
+    uint64_t h = 1469598103934665603ULL;
+    bool digits = false;
+    for (const char *p = msg; *p; p++) {
+        if (isdigit((unsigned char)*p)) {
+            if (digits)
+                continue;
+            digits = true;
+            h = (h ^ '#') * 1099511628211ULL;
+            continue;
+        }
+        digits = false;
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    }
+    return h ? h : 1;
+}
+
+/* The summary of a slot's suppressed copies; the slot is then free. Lock held. */
+static void emit_summary(struct repeat *r, uint64_t now)
+{
+    char msg[LINE_MAX_LOG], q[1100];
+
+    if (r->count) {
+        int n = snprintf(msg, sizeof(msg), "event=repeated times=%llu seconds=%llu last=%s",
+                         (unsigned long long)r->count,
+                         (unsigned long long)((now - r->first_ms) / 1000),
+                         pd_log_quote(r->last, q, sizeof(q)));
+        if (n > 0)
+            emit(r->level, msg);
+    }
+    memset(r, 0, sizeof(*r));
+}
+
+/* True when MSG is a copy to count rather than write. Lock held. */
+static bool suppressed(enum pd_log_level level, const char *msg)
+{
+    uint64_t now = clk()->mono_ms(clk()->arg), key = repeat_key(msg);
+    struct repeat *slot = NULL, *free_slot = NULL, *oldest = NULL;
+
+    for (size_t i = 0; i < REPEAT_SLOTS; i++) {
+        struct repeat *r = &repeats[i];
+        if (r->key == key) {
+            slot = r;
+            break;
+        }
+        if (!r->key) {
+            if (!free_slot)
+                free_slot = r;
+        } else if (!oldest || r->first_ms < oldest->first_ms) {
+            oldest = r;
+        }
+    }
+    if (slot && now - slot->first_ms < repeat_ms) {
+        slot->count++;
+        size_t n = strnlen(msg, sizeof(slot->last) - 1);
+        memcpy(slot->last, msg, n);
+        slot->last[n] = '\0';
+        return true;
+    }
+    if (!slot)
+        slot = free_slot ? free_slot : oldest;
+    emit_summary(slot, now);
+    slot->key = key;
+    slot->first_ms = now;
+    slot->level = level;
+    return false;
 }
 
 void pd_log(enum pd_log_level level, const char *fmt, ...)
 {
-    static const char *const names[] = {"debug", "info", "warn", "error"};
-    static const int syslog_prio[] = {7, 6, 4, 3};
-    char line[4096];
+    char msg[LINE_MAX_LOG];
     va_list ap;
-    int n;
 
-    if (level < min_level)
-        return;
-    if (getenv("JOURNAL_STREAM")) {
-        n = snprintf(line, sizeof(line), "<%d>level=%s ", syslog_prio[level], names[level]);
-    } else {
-        struct timespec ts;
-        struct tm tm;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        gmtime_r(&ts.tv_sec, &tm);
-        n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, names[level]);
-    }
-    if (n < 0 || (size_t)n >= sizeof(line))
-        n = 0;
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    /* One write per line, so lines of concurrent processes never interleave. */
-    fprintf(stderr, "%s\n", line);
+    pthread_mutex_lock(&lock);
+    if (level >= min_level && !(level >= PD_LOG_WARN && repeat_ms && suppressed(level, msg)))
+        emit(level, msg);
+    pthread_mutex_unlock(&lock);
+}
+
+void pd_log_flush_repeats(int all)
+{
+    pthread_mutex_lock(&lock);
+    uint64_t now = clk()->mono_ms(clk()->arg);
+    for (size_t i = 0; i < REPEAT_SLOTS; i++)
+        if (repeats[i].key && (all || now - repeats[i].first_ms >= repeat_ms))
+            emit_summary(&repeats[i], now);
+    pthread_mutex_unlock(&lock);
 }
 
 const char *pd_log_quote(const char *value, char *buf, size_t len)

@@ -15,6 +15,7 @@ static const struct command commands[] = {
     {"send", pd_cli_send, "send files to a process flow now, one line per chunk"},
     {"login", pd_cli_login, "check the credentials and show when the token expires"},
     {"status", pd_cli_status, "show the status of a flow run"},
+    {"lookup", pd_cli_lookup, "manage cross-reference lookups; sync a CSV file into one"},
     {"check-config", pd_cli_check_config, "validate a config file and print it, secrets masked"},
 };
 

@@ -232,6 +232,33 @@ static void run_status(void **state)
     assert_int_equal(pd_api_parse_run_status("{\"id\":1}", 8, &w, &r), PD_EPROTOCOL);
 }
 
+/* Found by fuzz_api: numbers beyond long long, and empty status strings, must not be undefined
+ * behaviour or a crash. */
+static void absurd_numbers(void **state)
+{
+    struct pd_api_result r;
+    char *words = NULL, *raw = NULL, *token = NULL;
+    uint64_t ttl = 0;
+    const char *big = "{\"flow_run_id\": 7.7e110}";
+
+    (void)state;
+    assert_int_equal(pd_api_classify(200, 0, big, strlen(big), &r), 0);
+    assert_int_equal(r.verdict, PD_API_OK);
+    assert_non_null(r.run_id);
+    pd_api_result_cleanup(&r);
+    const char *st = "{\"status\": 777777777777777777777777777777}";
+    assert_int_equal(pd_api_parse_run_status(st, strlen(st), &words, &raw), 0);
+    assert_string_equal(words, raw);
+    free(words);
+    free(raw);
+    const char *empty = "{\"status\": \"\"}";
+    assert_int_equal(pd_api_parse_run_status(empty, strlen(empty), &words, &raw), PD_EPROTOCOL);
+    const char *login = "{\"token\": \"t\", \"expires_in\": 1e300}";
+    assert_int_equal(pd_api_parse_login(login, strlen(login), 86400, &token, &ttl), 0);
+    assert_int_equal(ttl, 31536000);
+    free(token);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +269,7 @@ int main(void)
         cmocka_unit_test(requests),
         cmocka_unit_test(login_answers),
         cmocka_unit_test(run_status),
+        cmocka_unit_test(absurd_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

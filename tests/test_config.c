@@ -341,6 +341,50 @@ static void test_bad_values(void **state)
     expect_error(GOOD_PW "retry_base = 10s\nretry_cap = 1s\n" GOOD_WATCH, 5, "retry_cap");
 }
 
+/* The service keys: [metrics] is off unless listen is set; log settings are enums. */
+static void test_service_keys(void **state)
+{
+    struct pd_config *cfg = NULL;
+    char *errors = NULL;
+    const char *path = write_file("c.conf", GOOD_PW GOOD_WATCH, 0600);
+
+    assert_int_equal(pd_config_load(path, &cfg, &errors), 0);
+    assert_null(cfg->metrics.listen);
+    assert_int_equal(cfg->metrics.unhealthy_after_ms, 600000);
+    assert_int_equal(cfg->daemon.log_format, 0);
+    assert_int_equal(cfg->daemon.log_level, 1);
+    pd_config_destroy(&cfg);
+    free(errors);
+
+    path = write_file("c.conf",
+                      GOOD_PW "[daemon]\nlog_format = json\nlog_level = warn\n[metrics]\n"
+                              "listen = [::1]:9465\nunhealthy_after = 30s\n" GOOD_WATCH,
+                      0600);
+    assert_int_equal(pd_config_load(path, &cfg, &errors), 0);
+    assert_string_equal(cfg->metrics.listen, "[::1]:9465");
+    assert_int_equal(cfg->metrics.unhealthy_after_ms, 30000);
+    assert_int_equal(cfg->daemon.log_format, 1);
+    assert_int_equal(cfg->daemon.log_level, 2);
+    pd_config_destroy(&cfg);
+    free(errors);
+
+    expect_error(GOOD_PW "[metrics]\nlisten = 9465\n" GOOD_WATCH, 5, "address and port like");
+    expect_error(GOOD_PW "[metrics]\nlisten = 127.0.0.1:99999\n" GOOD_WATCH, 5,
+                 "address and port like");
+    expect_error(GOOD_PW "[metrics]\nlisten = example.com:80\n" GOOD_WATCH, 5,
+                 "address and port like");
+    expect_error(GOOD_PW "[metrics]\nunhealthy_after = 10ms\n" GOOD_WATCH, 5, "out of range");
+    expect_error(GOOD_PW "[daemon]\nlog_format = xml\n" GOOD_WATCH, 5, "one of text, json");
+    expect_error(GOOD_PW "[daemon]\nlog_level = loud\n" GOOD_WATCH, 5, "one of debug, info");
+    expect_error(GOOD_PW "[metrics]\n[metrics]\n" GOOD_WATCH, 5, "appears again");
+
+    assert_int_equal(pd_parse_listen("localhost:0", NULL, NULL), 0);
+    assert_int_equal(pd_parse_listen("0.0.0.0:9465", NULL, NULL), 0);
+    assert_int_equal(pd_parse_listen("[::1]9465", NULL, NULL), PD_ECONFIG);
+    assert_int_equal(pd_parse_listen("127.0.0.1:", NULL, NULL), PD_ECONFIG);
+    assert_int_equal(pd_parse_listen(":9465", NULL, NULL), PD_ECONFIG);
+}
+
 static void test_watch_errors(void **state)
 {
     expect_error(GOOD_PW "[watch:orders]\nflow_id = 1\n", 4, "has no path");
@@ -560,6 +604,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_and_repeated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_environment_secrets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_secret_needs_private_file, setup, teardown),

@@ -81,6 +81,7 @@ static void test_round_trip(void **state)
     assert_null(back.version_id);
     assert_null(back.sha256);
     assert_int_equal(back.size, 20000000);
+    assert_true(back.mtime_ns == 1700000000123456789LL); /* exact to the nanosecond */
     assert_int_equal(back.next_offset, 14000000);
     assert_int_equal(back.next_index, 2);
     assert_int_equal(back.attempts, 3);

@@ -11,6 +11,7 @@
 #include "pd_error.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -245,12 +246,25 @@ struct mock_row *mock_store_row_add(struct mock_store *st, struct mock_lookup *l
     return row;
 }
 
+/* Rows are appended with ids from one rising counter and deletes keep their order, so a
+ * lookup's rows are always sorted by id: binary search keeps 50,000-row syncs fast. */
+static size_t row_index(const struct mock_lookup *lk, uint64_t id)
+{
+    size_t lo = 0, hi = lk->nrows;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (lk->rows[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < lk->nrows && lk->rows[lo].id == id ? lo : SIZE_MAX;
+}
+
 struct mock_row *mock_store_row_get(struct mock_lookup *lk, uint64_t id)
 {
-    for (size_t i = 0; i < lk->nrows; i++)
-        if (lk->rows[i].id == id)
-            return &lk->rows[i];
-    return NULL;
+    size_t i = row_index(lk, id);
+    return i == SIZE_MAX ? NULL : &lk->rows[i];
 }
 
 int mock_store_row_set(struct mock_row *row, const char *left, const char *right)
@@ -275,13 +289,12 @@ int mock_store_row_set(struct mock_row *row, const char *left, const char *right
 
 bool mock_store_row_delete(struct mock_lookup *lk, uint64_t id)
 {
-    for (size_t i = 0; i < lk->nrows; i++)
-        if (lk->rows[i].id == id) {
-            free(lk->rows[i].left);
-            free(lk->rows[i].right);
-            memmove(&lk->rows[i], &lk->rows[i + 1], (lk->nrows - i - 1) * sizeof(*lk->rows));
-            lk->nrows--;
-            return true;
-        }
-    return false;
+    size_t i = row_index(lk, id);
+    if (i == SIZE_MAX)
+        return false;
+    free(lk->rows[i].left);
+    free(lk->rows[i].right);
+    memmove(&lk->rows[i], &lk->rows[i + 1], (lk->nrows - i - 1) * sizeof(*lk->rows));
+    lk->nrows--;
+    return true;
 }

@@ -4,10 +4,40 @@ set -euo pipefail
 : "${PD_BIN:?PD_BIN must name the patchdrop binary}"
 T=$(mktemp -d /tmp/pd-e2e.XXXXXX)
 PD_PIDS=()
+PD_SECRETS=() # more secrets a test wants the final scan to look for
+# secret_scan: every file a test left under $T (stdout/stderr logs, receipts, error files, state
+# files, metrics scrapes...) is searched for the passwords, API keys and tokens the test used
+# (PD_SECRETS, PW, APIKEY, PD_PW, and every token cache). Config files, the token caches and
+# password files hold them on purpose and are skipped. Short strings ("demo") are not searched.
+secret_scan() {
+  local secrets=() s t hits found=0
+  for s in "${PD_SECRETS[@]}" "${PW:-}" "${APIKEY:-}" "${PD_PW:-}"; do
+    [ ${#s} -ge 8 ] && secrets+=("$s")
+  done
+  while IFS= read -r -d '' t; do
+    s=$(jq -r '.token // empty' "$t" 2>/dev/null || true)
+    [ ${#s} -ge 8 ] && secrets+=("$s")
+  done < <(find "$T" -type f -name token -print0 2>/dev/null)
+  for s in "${secrets[@]}"; do
+    hits=$(grep -rlF --exclude='*.conf' --exclude=token --exclude='password*' --exclude='*api-key*' \
+      --exclude='*.secret' -- "$s" "$T" 2>/dev/null || true)
+    if [ -n "$hits" ]; then
+      echo "not ok - a secret leaked into: $(tr '\n' ' ' <<<"$hits")"
+      found=1
+    fi
+  done
+  return $found
+}
 cleanup() {
+  local rc=$?
   for pid in "${PD_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if ! secret_scan; then
+    echo "the secret scan failed"
+    rc=1
+  fi
   rm -rf "$T"
+  exit $rc
 }
 trap cleanup EXIT
 FAILS=0

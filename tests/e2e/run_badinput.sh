@@ -17,7 +17,7 @@ printf 'hello, not json\n' >"$D/notjson.json"
 printf '<order/>\n' >"$D/xml-named.json"
 printf 'just words, no root\n' >"$D/noroot.xml"
 printf '<?xml version="1.0"?>\n<!DOCTYPE r [<!ENTITY x "expanded!">]>\n<r><a>&x;</a></r>\n' >"$D/doctype.xml"
-head -c 300000 /dev/zero | tr '\0' 'x' >"$D/one-long-line.txt"
+head -c 20000000 /dev/zero | tr '\0' 'x' >"$D/one-long-line.txt"   # a single line of 20 MB
 { echo '['; for i in $(seq 1 3000); do echo "{\"n\": $i, \"pad\": \"$(printf '%030d' $i)\"},"; done; echo '{"n": 0, "big": "'"$(head -c 150000 /dev/zero | tr '\0' y)"'"}]'; } >"$D/big-record.json"
 { echo 'a,b'; for i in $(seq 1 4000); do echo "$i,\"row $i with padding to make it longer\""; done; echo '9,"unterminated'; for i in $(seq 1 100); do echo "x,y"; done; } >"$D/badquote.csv"
 { echo '['; for i in $(seq 1 5000); do echo "{\"n\": $i, \"pad\": \"$(printf '%030d' $i)\"},"; done; echo '{"n": 0}'; } >"$D/truncated.json"

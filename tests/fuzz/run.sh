@@ -12,12 +12,18 @@ CC=clang cmake -S "$src" -B "$build" -DPD_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebI
 cmake --build "$build" --target fuzz -j2 >/dev/null
 
 status=0
-for t in fuzz_split_json fuzz_split_ndjson fuzz_split_xml fuzz_split_csv fuzz_split_lines fuzz_encode; do
+for t in fuzz_split_json fuzz_split_ndjson fuzz_split_xml fuzz_split_csv fuzz_split_lines fuzz_encode \
+         fuzz_config fuzz_api; do
     corpus="$build/corpus/$t"
     mkdir -p "$corpus"
     # Seeds: the regression inputs, which are also good starting points.
-    if [ -d "$src/tests/data/split" ]; then
-        cp -n "$src"/tests/data/split/* "$corpus"/ 2>/dev/null || true
+    case $t in
+        fuzz_config) seeds="$src/conf" ;;
+        fuzz_api) seeds="$src/tests/data/api" ;;
+        *) seeds="$src/tests/data/split" ;;
+    esac
+    if [ -d "$seeds" ]; then
+        cp -n "$seeds"/* "$corpus"/ 2>/dev/null || true
     fi
     echo "fuzz: $t for ${secs}s"
     if ! "$build/tests/fuzz/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \

@@ -1,0 +1,493 @@
+/*
+ * Metrics and health (see pd_metrics.h). Counters live in plain fields guarded by one mutex:
+ * events come at most a few thousand a second, so a lock costs nothing measurable and keeps the
+ * per-watch table (which grows when a reload adds a watch) simple. The HTTP side is
+ * libmicrohttpd with its own polling thread, a small connection limit and short timeouts, so a
+ * slow scraper can never hold the daemon up.
+ *
+ * Output follows the Prometheus text exposition format 0.0.4:
+ * https://prometheus.io/docs/instrumenting/exposition_formats/
+ */
+#include "pd_metrics.h"
+
+#include "pd_clock.h"
+#include "pd_config.h"
+#include "pd_error.h"
+#include "pd_log.h"
+
+#include <microhttpd.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define STATUS_MAX 600 /* statuses 100..599 counted one by one; index 0: no answer */
+#define DEFAULT_UNHEALTHY_MS 600000
+#define DEFAULT_STALL_MS 15000
+
+struct mwatch {
+    char *name;
+    uint64_t files[PD_METRICS_FILE_EVENTS];
+    uint64_t claimed_bytes, finished_bytes;
+    uint64_t chunks, bytes_sent;
+    uint64_t last_delivery_wall_ms;
+    uint64_t pending, oldest_since_ms;
+};
+
+struct pd_metrics {
+    pthread_mutex_t lock;
+    const struct pd_clock *clock;
+    uint64_t unhealthy_ms, stall_ms;
+    uint64_t start_wall_ms;
+    struct mwatch *watches;
+    size_t nwatches;
+    uint64_t counters[PD_METRICS_COUNTERS];
+    uint64_t responses[STATUS_MAX];
+    uint64_t waiting, in_flight;
+    uint64_t failing_since_ms;
+    long last_failure_status;
+    uint64_t heartbeat_ms; /* monotonic; 0: the loop never beat */
+    struct MHD_Daemon *httpd;
+    unsigned port;
+};
+
+int pd_metrics_create(const struct pd_metrics_opts *opts, struct pd_metrics **out)
+{
+    struct pd_metrics *m = calloc(1, sizeof(*m));
+
+    *out = NULL;
+    if (!m)
+        return PD_ENOMEM;
+    pthread_mutex_init(&m->lock, NULL);
+    m->clock = opts && opts->clock ? opts->clock : pd_clock_system();
+    m->unhealthy_ms = opts && opts->unhealthy_after_ms ? opts->unhealthy_after_ms
+                                                       : DEFAULT_UNHEALTHY_MS;
+    m->stall_ms = opts && opts->stall_ms ? opts->stall_ms : DEFAULT_STALL_MS;
+    m->start_wall_ms = m->clock->wall_ms(m->clock->arg);
+    *out = m;
+    return 0;
+}
+
+void pd_metrics_destroy(struct pd_metrics **mp)
+{
+    struct pd_metrics *m = mp ? *mp : NULL;
+
+    if (!m)
+        return;
+    /* The HTTP thread goes first: after this no request can touch the counters. */
+    if (m->httpd)
+        MHD_stop_daemon(m->httpd);
+    for (size_t i = 0; i < m->nwatches; i++)
+        free(m->watches[i].name);
+    free(m->watches);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
+    *mp = NULL;
+}
+
+/* The watch's entry, added on first use. Lock held. NULL only when out of memory. */
+static struct mwatch *watch_of(struct pd_metrics *m, const char *name)
+{
+    struct mwatch *grown;
+
+    for (size_t i = 0; i < m->nwatches; i++)
+        if (!strcmp(m->watches[i].name, name))
+            return &m->watches[i];
+    grown = realloc(m->watches, (m->nwatches + 1) * sizeof(*grown));
+    if (!grown)
+        return NULL;
+    m->watches = grown;
+    memset(&grown[m->nwatches], 0, sizeof(*grown));
+    if (!(grown[m->nwatches].name = strdup(name)))
+        return NULL;
+    return &m->watches[m->nwatches++];
+}
+
+void pd_metrics_file_event(struct pd_metrics *m, const char *watch, enum pd_metrics_file ev,
+                           uint64_t bytes)
+{
+    struct mwatch *w;
+
+    if (!m || (unsigned)ev >= PD_METRICS_FILE_EVENTS)
+        return;
+    pthread_mutex_lock(&m->lock);
+    if ((w = watch_of(m, watch ? watch : ""))) {
+        w->files[ev]++;
+        if (ev == PD_METRICS_CLAIMED)
+            w->claimed_bytes += bytes;
+        else if (ev != PD_METRICS_DISCOVERED)
+            w->finished_bytes += bytes;
+        if (ev == PD_METRICS_DELIVERED || ev == PD_METRICS_DUPLICATE)
+            w->last_delivery_wall_ms = m->clock->wall_ms(m->clock->arg);
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+void pd_metrics_chunk(struct pd_metrics *m, const char *watch, uint64_t body_bytes)
+{
+    struct mwatch *w;
+
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    if ((w = watch_of(m, watch ? watch : ""))) {
+        w->chunks++;
+        w->bytes_sent += body_bytes;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+void pd_metrics_response(struct pd_metrics *m, long status)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->responses[status >= 100 && status < STATUS_MAX ? status : 0]++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void pd_metrics_count(struct pd_metrics *m, enum pd_metrics_counter c)
+{
+    if (!m || (unsigned)c >= PD_METRICS_COUNTERS)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->counters[c]++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void pd_metrics_heartbeat(struct pd_metrics *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->heartbeat_ms = m->clock->mono_ms(m->clock->arg);
+    if (!m->heartbeat_ms)
+        m->heartbeat_ms = 1;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void pd_metrics_sample(struct pd_metrics *m, const struct pd_metrics_sample *s)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->waiting = s->requests_waiting;
+    m->in_flight = s->requests_in_flight;
+    m->failing_since_ms = s->failing_since_ms;
+    m->last_failure_status = s->last_failure_status;
+    for (size_t i = 0; i < m->nwatches; i++)
+        m->watches[i].pending = m->watches[i].oldest_since_ms = 0;
+    for (size_t i = 0; i < s->nwatches; i++) {
+        struct mwatch *w = watch_of(m, s->watches[i].watch);
+        if (w) {
+            w->pending = s->watches[i].files_pending;
+            w->oldest_since_ms = s->watches[i].oldest_since_ms;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+struct pd_metrics_totals pd_metrics_totals(struct pd_metrics *m)
+{
+    struct pd_metrics_totals t;
+
+    memset(&t, 0, sizeof(t));
+    if (!m)
+        return t;
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->nwatches; i++) {
+        const struct mwatch *w = &m->watches[i];
+        for (int e = 0; e < PD_METRICS_FILE_EVENTS; e++)
+            t.files[e] += w->files[e];
+        t.claimed_bytes += w->claimed_bytes;
+        t.finished_bytes += w->finished_bytes;
+        t.chunks += w->chunks;
+        t.bytes_sent += w->bytes_sent;
+    }
+    pthread_mutex_unlock(&m->lock);
+    return t;
+}
+
+/* ---- health ------------------------------------------------------------------------------ */
+
+/* Lock held. */
+static int health_locked(struct pd_metrics *m, char *reason, size_t len)
+{
+    uint64_t now = m->clock->mono_ms(m->clock->arg);
+
+    if (!m->heartbeat_ms) {
+        snprintf(reason, len, "starting: the event loop has not run yet");
+        return 503;
+    }
+    if (now - m->heartbeat_ms > m->stall_ms) {
+        snprintf(reason, len, "the event loop has not run for %" PRIu64 " s (stalled)",
+                 (now - m->heartbeat_ms) / 1000);
+        return 503;
+    }
+    if (m->failing_since_ms && now - m->failing_since_ms >= m->unhealthy_ms) {
+        char what[64];
+        if (m->last_failure_status)
+            snprintf(what, sizeof(what), "HTTP %ld", m->last_failure_status);
+        else
+            snprintf(what, sizeof(what), "no answer (network error or timeout)");
+        snprintf(reason, len,
+                 "deliveries have been failing for %" PRIu64 " s (unhealthy_after is %" PRIu64
+                 " s); last answer: %s",
+                 (now - m->failing_since_ms) / 1000, m->unhealthy_ms / 1000, what);
+        return 503;
+    }
+    snprintf(reason, len, "ok");
+    return 200;
+}
+
+int pd_metrics_health(struct pd_metrics *m, char *reason, size_t len)
+{
+    int code;
+    pthread_mutex_lock(&m->lock);
+    code = health_locked(m, reason, len);
+    pthread_mutex_unlock(&m->lock);
+    return code;
+}
+
+/* ---- rendering ---------------------------------------------------------------------------- */
+
+/* A label value: backslash, quote and newline escaped as the format asks. */
+static void put_label(FILE *f, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            fprintf(f, "\\%c", *v);
+        else if (*v == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*v, f);
+    }
+}
+
+static void family(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One line per watch of a per-watch number. */
+#define PER_WATCH(f, m, metric, expr)                                                            \
+    do {                                                                                       \
+        for (size_t i_ = 0; i_ < (m)->nwatches; i_++) {                                        \
+            const struct mwatch *w = &(m)->watches[i_];                                        \
+            fprintf(f, "%s{watch=\"", metric);                                                   \
+            put_label(f, w->name);                                                             \
+            fprintf(f, "\"} %" PRIu64 "\n", (uint64_t)(expr));                                 \
+        }                                                                                      \
+    } while (0)
+
+static void process_memory(uint64_t *rss, uint64_t *vsz)
+{
+    FILE *f = fopen("/proc/self/statm", "re");
+    unsigned long long pages = 0, resident = 0;
+    long page = sysconf(_SC_PAGESIZE);
+
+    *rss = *vsz = 0;
+    if (!f)
+        return;
+    if (fscanf(f, "%llu %llu", &pages, &resident) == 2 && page > 0) {
+        *vsz = pages * (uint64_t)page;
+        *rss = resident * (uint64_t)page;
+    }
+    fclose(f);
+}
+
+static void render_locked(struct pd_metrics *m, FILE *f)
+{
+    static const struct {
+        const char *name, *help;
+    } files[PD_METRICS_FILE_EVENTS] = {
+        {"patchdrop_files_discovered_total", "Files that appeared in the drop folder."},
+        {"patchdrop_files_claimed_total", "Files moved into work/ to be delivered."},
+        {"patchdrop_files_delivered_total",
+         "Files whose every chunk was acknowledged, archived with a receipt."},
+        {"patchdrop_files_duplicate_total", "Files archived as duplicates (dedupe), not sent."},
+        {"patchdrop_files_rejected_total", "Files moved to the failed folder with the reason."},
+    };
+    uint64_t now = m->clock->mono_ms(m->clock->arg);
+    uint64_t rss, vsz;
+    char reason[256];
+    int health = health_locked(m, reason, sizeof(reason));
+
+    family(f, "patchdrop_build_info", "gauge", "Version of the running patchdrop.");
+    fprintf(f, "patchdrop_build_info{version=\"%s\"} 1\n", PD_VERSION);
+    for (int e = 0; e < PD_METRICS_FILE_EVENTS; e++) {
+        family(f, files[e].name, "counter", files[e].help);
+        PER_WATCH(f, m, files[e].name, w->files[e]);
+    }
+    family(f, "patchdrop_chunks_sent_total", "counter",
+           "Chunks acknowledged by Patchworks (a small file is one chunk).");
+    PER_WATCH(f, m, "patchdrop_chunks_sent_total", w->chunks);
+    family(f, "patchdrop_bytes_sent_total", "counter",
+           "Request body bytes acknowledged by Patchworks, after JSON escaping.");
+    PER_WATCH(f, m, "patchdrop_bytes_sent_total", w->bytes_sent);
+    family(f, "patchdrop_files_pending", "gauge",
+           "Files seen or claimed and not yet delivered or rejected.");
+    PER_WATCH(f, m, "patchdrop_files_pending", w->pending);
+    family(f, "patchdrop_oldest_pending_file_age_seconds", "gauge",
+           "Age of the oldest file not yet delivered (since it was seen ready or claimed); 0: none.");
+    PER_WATCH(f, m, "patchdrop_oldest_pending_file_age_seconds",
+              w->oldest_since_ms && now > w->oldest_since_ms ? (now - w->oldest_since_ms) / 1000
+                                                             : 0);
+    family(f, "patchdrop_last_delivery_timestamp_seconds", "gauge",
+           "Unix time of the last file delivered; 0: none since the start.");
+    PER_WATCH(f, m, "patchdrop_last_delivery_timestamp_seconds", w->last_delivery_wall_ms / 1000);
+
+    family(f, "patchdrop_http_responses_total", "counter",
+           "Answers from Patchworks by HTTP status; status=\"none\": no answer (network error, "
+           "timeout).");
+    for (int s = 0; s < STATUS_MAX; s++) {
+        if (!m->responses[s])
+            continue;
+        if (s)
+            fprintf(f, "patchdrop_http_responses_total{status=\"%d\"} %" PRIu64 "\n", s,
+                    m->responses[s]);
+        else
+            fprintf(f, "patchdrop_http_responses_total{status=\"none\"} %" PRIu64 "\n",
+                    m->responses[s]);
+    }
+    family(f, "patchdrop_retries_total", "counter",
+           "Requests retried after 5xx, 429, a network error or a timeout.");
+    fprintf(f, "patchdrop_retries_total %" PRIu64 "\n", m->counters[PD_METRICS_RETRIES]);
+    family(f, "patchdrop_logins_total", "counter", "Logins for a bearer token.");
+    fprintf(f, "patchdrop_logins_total %" PRIu64 "\n", m->counters[PD_METRICS_LOGINS]);
+    family(f, "patchdrop_reauths_total", "counter", "401 answers to data requests.");
+    fprintf(f, "patchdrop_reauths_total %" PRIu64 "\n", m->counters[PD_METRICS_REAUTHS]);
+    family(f, "patchdrop_requests_waiting", "gauge",
+           "Requests waiting for a token, the rate limit, a free slot or their next retry.");
+    fprintf(f, "patchdrop_requests_waiting %" PRIu64 "\n", m->waiting);
+    family(f, "patchdrop_requests_in_flight", "gauge", "Requests sent and not yet answered.");
+    fprintf(f, "patchdrop_requests_in_flight %" PRIu64 "\n", m->in_flight);
+    family(f, "patchdrop_failing_seconds", "gauge",
+           "How long the oldest retrying request has been failing; 0: nothing failing.");
+    fprintf(f, "patchdrop_failing_seconds %" PRIu64 "\n",
+            m->failing_since_ms && now > m->failing_since_ms ? (now - m->failing_since_ms) / 1000
+                                                             : 0);
+    family(f, "patchdrop_healthy", "gauge", "1 when /healthz answers 200, else 0.");
+    fprintf(f, "patchdrop_healthy %d\n", health == 200);
+
+    process_memory(&rss, &vsz);
+    family(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    fprintf(f, "process_resident_memory_bytes %" PRIu64 "\n", rss);
+    family(f, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    fprintf(f, "process_virtual_memory_bytes %" PRIu64 "\n", vsz);
+    family(f, "process_start_time_seconds", "gauge", "Start time of the process, Unix time.");
+    fprintf(f, "process_start_time_seconds %" PRIu64 "\n", m->start_wall_ms / 1000);
+}
+
+int pd_metrics_render(struct pd_metrics *m, char **text, size_t *len)
+{
+    FILE *f = open_memstream(text, len);
+
+    if (!f)
+        return PD_ENOMEM;
+    pthread_mutex_lock(&m->lock);
+    render_locked(m, f);
+    pthread_mutex_unlock(&m->lock);
+    if (fclose(f)) {
+        free(*text);
+        *text = NULL;
+        return PD_ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- HTTP (libmicrohttpd's thread) ------------------------------------------------------ */
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, const char *type,
+                             char *body, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    enum MHD_Result ret;
+
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    ret = MHD_queue_response(conn, code, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result on_http_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                       const char *method, const char *version,
+                                       const char *upload, size_t *upload_len, void **state)
+{
+    struct pd_metrics *m = cls;
+    char *body = NULL;
+    size_t len = 0;
+
+    if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+        body = strdup("only GET is served here\n");
+        return body ? reply(conn, 405, "text/plain", body, strlen(body)) : MHD_NO;
+    }
+    if (!strcmp(url, "/metrics")) {
+        if (pd_metrics_render(m, &body, &len))
+            return MHD_NO;
+        return reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
+    }
+    if (!strcmp(url, "/healthz")) {
+        char reason[300];
+        int code = pd_metrics_health(m, reason, sizeof(reason));
+        if (asprintf(&body, "%s%s\n", code == 200 ? "" : "unhealthy: ", reason) < 0)
+            return MHD_NO;
+        return reply(conn, (unsigned)code, "text/plain; charset=utf-8", body, strlen(body));
+    }
+    body = strdup("not found: patchdrop serves /metrics and /healthz\n");
+    return body ? reply(conn, 404, "text/plain", body, strlen(body)) : MHD_NO;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    line[strcspn(line, "\n")] = '\0';
+    pd_log(PD_LOG_DEBUG, "event=metrics_http detail=\"%s\"", line);
+}
+
+int pd_metrics_listen(struct pd_metrics *m, const char *listen, char *err, size_t errlen)
+{
+    struct sockaddr_storage addr;
+    unsigned addrlen = 0;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    const union MHD_DaemonInfo *di;
+
+    if (pd_parse_listen(listen, &addr, &addrlen)) {
+        snprintf(err, errlen, "listen = %s is not an address:port", listen);
+        return PD_ECONFIG;
+    }
+    if (addr.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    m->httpd = MHD_start_daemon(flags, 0, NULL, NULL, on_http_request, m,
+                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, m,
+                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    if (!m->httpd) {
+        snprintf(err, errlen,
+                 "cannot listen on %s for metrics (port in use, or not an address of this "
+                 "host); change [metrics] listen",
+                 listen);
+        return -EADDRINUSE;
+    }
+    di = MHD_get_daemon_info(m->httpd, MHD_DAEMON_INFO_BIND_PORT);
+    m->port = di ? di->port : 0;
+    return 0;
+}
+
+unsigned pd_metrics_port(const struct pd_metrics *m)
+{
+    return m ? m->port : 0;
+}

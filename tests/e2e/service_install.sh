@@ -1,0 +1,125 @@
+# Running as a service: the systemd unit passes `systemd-analyze verify`; `cmake --install` puts
+# every file in its place; the .deb built by cpack installs into a scratch root (the real system
+# when CI=true and root) creating the patchdrop user and a private /var/lib/patchdrop, its
+# installed sample config fails check-config clearly until it is filled in, and removing the
+# package keeps the config while purging deletes it.
+. "$(dirname "$0")/lib.bash"
+: "${PD_BUILD:?PD_BUILD must name the build folder}"
+
+# --- the unit ---------------------------------------------------------------------------------
+if command -v systemd-analyze >/dev/null && systemd-analyze --version >/dev/null 2>&1; then
+  mkdir -p "$T/units"
+  sed "s|/usr/bin/patchdrop|$PD_BIN|g" "$PD_SRC/conf/patchdrop.service" >"$T/units/patchdrop.service"
+  MANPATH="$PD_BUILD/man" systemd-analyze verify "$T/units/patchdrop.service" >"$T/verify.out" 2>&1 && rc=0 || rc=$?
+  check "systemd-analyze verify passes" test "$rc" -eq 0
+  check "and has nothing to say about the unit" bash -c "! grep -q patchdrop.service '$T/verify.out'"
+  [ "$rc" -eq 0 ] || cat "$T/verify.out"
+else
+  echo "ok - skipped: systemd-analyze cannot run here"
+fi
+unit="$PD_SRC/conf/patchdrop.service"
+for want in '^Type=notify$' '^WatchdogSec=' '^ExecReload=/bin/kill -HUP \$MAINPID$' '^User=patchdrop$' \
+  '^NoNewPrivileges=yes$' '^ProtectSystem=strict$' '^PrivateTmp=yes$' '^ReadWritePaths=' \
+  '^StateDirectory=patchdrop$' '^RestartPreventExitStatus=2$'; do
+  check "the unit has $want" grep -q "$want" "$unit"
+done
+check "patchdrop speaks sd_notify (linked with libsystemd)" \
+  bash -c "ldd '$PD_BIN' | grep -q libsystemd"
+
+# --- cmake --install --------------------------------------------------------------------------
+DESTDIR="$T/dest" cmake --install "$PD_BUILD" --prefix /opt/pd >"$T/install.out" 2>&1
+check "cmake --install puts the binary in the prefix" test -x "$T/dest/opt/pd/bin/patchdrop"
+check "the sample config in /etc/patchdrop" cmp -s "$T/dest/etc/patchdrop/patchdrop.conf" "$PD_SRC/conf/patchdrop.conf"
+check "the config is not world-readable" test "$(stat -c %a "$T/dest/etc/patchdrop/patchdrop.conf")" = 640
+check "the unit, pointing at the installed binary" \
+  grep -q '^ExecStart=/opt/pd/bin/patchdrop run -c /etc/patchdrop/patchdrop.conf$' "$T/dest/opt/pd/lib/systemd/system/patchdrop.service"
+check "man page patchdrop(1)" test -s "$T/dest/opt/pd/share/man/man1/patchdrop.1.gz"
+check "man page patchdrop.conf(5)" test -s "$T/dest/opt/pd/share/man/man5/patchdrop.conf.5.gz"
+zcat "$T/dest/opt/pd/share/man/man5/patchdrop.conf.5.gz" >"$T/conf.5"
+missing=0
+while read -r section key; do
+  grep -q "^\\\\fB${key}\\\\fR" "$T/conf.5" || { echo "# patchdrop.conf(5) lacks [$section] $key"; missing=1; }
+done < <("$PD_BUILD/gen_conf_man" --keys)
+check "patchdrop.conf(5) documents every key of the config table" test "$missing" -eq 0
+check "the key list is not empty" test "$("$PD_BUILD/gen_conf_man" --keys | wc -l)" -gt 30
+if command -v man >/dev/null; then
+  check "the man pages render" bash -c "MANWIDTH=80 man -l '$T/conf.5' 2>/dev/null | grep -q unhealthy_after"
+fi
+
+# --- the Debian package ----------------------------------------------------------------------
+if ! command -v cpack >/dev/null || ! command -v dpkg-deb >/dev/null; then
+  echo "ok - skipped: cpack or dpkg-deb missing"
+  finish
+  exit $?
+fi
+(cd "$PD_BUILD" && cpack -G DEB -B "$T/pkg") >"$T/cpack.out" 2>&1 || cat "$T/cpack.out"
+deb=$(ls "$T"/pkg/patchdrop_*.deb 2>/dev/null | head -1)
+check "cpack builds a .deb" test -n "$deb"
+dpkg-deb -c "$deb" >"$T/contents"
+dpkg-deb -I "$deb" >"$T/info"
+for f in ./usr/bin/patchdrop ./etc/patchdrop/patchdrop.conf ./usr/lib/systemd/system/patchdrop.service \
+  ./usr/share/man/man1/patchdrop.1.gz ./usr/share/man/man5/patchdrop.conf.5.gz; do
+  check "the package holds $f" grep -q " $f\$" "$T/contents"
+done
+check "the config is a conffile" bash -c "dpkg-deb -I '$deb' conffiles | grep -qx /etc/patchdrop/patchdrop.conf"
+check "it depends on its libraries" grep -q 'Depends:.*libuv1.*' "$T/info"
+
+R="$T/root"
+real=no
+if [ "${CI:-}" = true ] && [ "$(id -u)" -eq 0 ]; then
+  real=yes
+  R=""
+  dpkg -i "$deb" >"$T/dpkg.out" 2>&1 && rc=0 || rc=$?
+elif [ "$(id -u)" -eq 0 ]; then
+  # A scratch root: dpkg runs the maintainer scripts outside it with DPKG_ROOT set.
+  mkdir -p "$R/var/lib/dpkg/info" "$R/var/lib/dpkg/updates" "$R/etc"
+  : >"$R/var/lib/dpkg/status"
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$R/etc/passwd"
+  echo 'root:x:0:' >"$R/etc/group"
+  echo 'root:*:19000:0:99999:7:::' >"$R/etc/shadow"
+  echo 'root:*::' >"$R/etc/gshadow"
+  dpk() { dpkg --root="$R" --force-script-chrootless --force-not-root --force-depends --log=/dev/null "$@"; }
+  dpk -i "$deb" >"$T/dpkg.out" 2>&1 && rc=0 || rc=$?
+else
+  echo "ok - not root: unpacking with dpkg-deb -x, maintainer scripts not run"
+  dpkg-deb -x "$deb" "$R"
+  rc=0
+fi
+check "the package installs" test "$rc" -eq 0
+[ "$rc" -eq 0 ] || cat "$T/dpkg.out"
+if [ "$(id -u)" -eq 0 ]; then
+  uid=$(awk -F: '$1 == "patchdrop" { print $3 }' "$R/etc/passwd")
+  check "the patchdrop user exists" test -n "$uid"
+  check "it is a system user without a login shell" \
+    bash -c "awk -F: '\$1 == \"patchdrop\" { exit !(\$3 < 1000 && \$7 ~ /nologin/) }' '$R/etc/passwd'"
+  check "/var/lib/patchdrop is 0700 and the user's" \
+    test "$(stat -c '%a %u' "$R/var/lib/patchdrop")" = "700 $uid"
+  check "the config is root's, readable by the patchdrop group only" \
+    test "$(stat -c '%a %U' "$R/etc/patchdrop/patchdrop.conf")" = "640 root"
+fi
+
+# The installed sample has placeholders: check-config says exactly what to fill in.
+"$PD_BIN" check-config -c "$R/etc/patchdrop/patchdrop.conf" >"$T/cc.out" 2>"$T/cc.err" && rc=0 || rc=$?
+check "check-config on the untouched sample exits 2" test "$rc" -eq 2
+check "it names the missing password file" grep -q "password_file /etc/patchdrop/password cannot be opened" "$T/cc.err"
+check "and the missing drop folder" grep -q "path /srv/sftp/orders: No such file or directory; create the folder" "$T/cc.err"
+# Filled in, it passes.
+mkdir -p "$T/drop"
+(umask 077; echo "pw-installed-$RANDOM" >"$T/password")
+sed -e "s|^password_file = .*|password_file = $T/password|" -e "s|^path = .*|path = $T/drop|" \
+  "$R/etc/patchdrop/patchdrop.conf" >"$T/filled.conf"
+chmod 600 "$T/filled.conf"
+"$R/usr/bin/patchdrop" check-config -q -c "$T/filled.conf" >"$T/cc2.out" 2>&1 && rc=0 || rc=$?
+check "the installed binary accepts the filled-in sample" test "$rc" -eq 0
+[ "$rc" -eq 0 ] || cat "$T/cc2.out"
+
+if [ "$(id -u)" -eq 0 ]; then
+  if [ "$real" = yes ]; then dpkg -r patchdrop >/dev/null 2>&1; else dpk -r patchdrop >/dev/null 2>&1; fi
+  check "removing the package removes the binary" test ! -e "$R/usr/bin/patchdrop"
+  check "but keeps the config" test -f "$R/etc/patchdrop/patchdrop.conf"
+  check "and the state" test -d "$R/var/lib/patchdrop"
+  if [ "$real" = yes ]; then dpkg -P patchdrop >/dev/null 2>&1; else dpk -P patchdrop >/dev/null 2>&1; fi
+  check "purging deletes the config" test ! -e "$R/etc/patchdrop/patchdrop.conf"
+  check "and the state" test ! -e "$R/var/lib/patchdrop"
+fi
+finish

@@ -1,0 +1,314 @@
+/* Unit tests of metrics: the Prometheus page, the health verdict, and the HTTP endpoint. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "pd_clock.h"
+#include "pd_error.h"
+#include "pd_metrics.h"
+#include "pd_progress.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t fake_mono, fake_wall;
+static uint64_t mono(void *arg)
+{
+    return fake_mono;
+}
+static uint64_t wall(void *arg)
+{
+    return fake_wall;
+}
+static uint32_t rnd(void *arg)
+{
+    return 4;
+}
+static const struct pd_clock fake = {mono, wall, rnd, NULL};
+
+static struct pd_metrics *make(uint64_t unhealthy_ms)
+{
+    struct pd_metrics_opts o = {.unhealthy_after_ms = unhealthy_ms, .clock = &fake};
+    struct pd_metrics *m = NULL;
+    fake_mono = 100000;
+    fake_wall = 1700000000000ULL;
+    assert_int_equal(pd_metrics_create(&o, &m), 0);
+    return m;
+}
+
+static char *render(struct pd_metrics *m)
+{
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(pd_metrics_render(m, &text, &len), 0);
+    assert_int_equal(strlen(text), len);
+    return text;
+}
+
+static void has_line(const char *text, const char *line)
+{
+    char want[512];
+    snprintf(want, sizeof(want), "\n%s\n", line);
+    if (!strstr(text, want)) {
+        print_error("missing line: %s\nin:\n%s\n", line, text);
+        fail();
+    }
+}
+
+static void counts_per_watch_and_status(void **state)
+{
+    struct pd_metrics *m = make(0);
+
+    for (int i = 0; i < 3; i++)
+        pd_metrics_file_event(m, "orders", PD_METRICS_DISCOVERED, 0);
+    pd_metrics_file_event(m, "orders", PD_METRICS_CLAIMED, 100);
+    pd_metrics_file_event(m, "orders", PD_METRICS_CLAIMED, 50);
+    pd_metrics_chunk(m, "orders", 120);
+    pd_metrics_chunk(m, "orders", 70);
+    fake_wall += 5000;
+    pd_metrics_file_event(m, "orders", PD_METRICS_DELIVERED, 100);
+    pd_metrics_file_event(m, "orders", PD_METRICS_REJECTED, 50);
+    pd_metrics_file_event(m, "stock", PD_METRICS_DISCOVERED, 0);
+    pd_metrics_response(m, 200);
+    pd_metrics_response(m, 200);
+    pd_metrics_response(m, 503);
+    pd_metrics_response(m, 0);
+    pd_metrics_response(m, 999); /* nonsense counts as no answer, never out of bounds */
+    pd_metrics_count(m, PD_METRICS_RETRIES);
+    pd_metrics_count(m, PD_METRICS_LOGINS);
+
+    char *t = render(m);
+    has_line(t, "# TYPE patchdrop_files_discovered_total counter");
+    has_line(t, "patchdrop_files_discovered_total{watch=\"orders\"} 3");
+    has_line(t, "patchdrop_files_discovered_total{watch=\"stock\"} 1");
+    has_line(t, "patchdrop_files_claimed_total{watch=\"orders\"} 2");
+    has_line(t, "patchdrop_files_delivered_total{watch=\"orders\"} 1");
+    has_line(t, "patchdrop_files_rejected_total{watch=\"orders\"} 1");
+    has_line(t, "patchdrop_files_delivered_total{watch=\"stock\"} 0");
+    has_line(t, "patchdrop_chunks_sent_total{watch=\"orders\"} 2");
+    has_line(t, "patchdrop_bytes_sent_total{watch=\"orders\"} 190");
+    has_line(t, "patchdrop_last_delivery_timestamp_seconds{watch=\"orders\"} 1700000005");
+    has_line(t, "patchdrop_last_delivery_timestamp_seconds{watch=\"stock\"} 0");
+    has_line(t, "patchdrop_http_responses_total{status=\"200\"} 2");
+    has_line(t, "patchdrop_http_responses_total{status=\"503\"} 1");
+    has_line(t, "patchdrop_http_responses_total{status=\"none\"} 2");
+    has_line(t, "patchdrop_retries_total 1");
+    has_line(t, "patchdrop_logins_total 1");
+    has_line(t, "patchdrop_reauths_total 0");
+    has_line(t, "process_start_time_seconds 1700000000");
+    /* Every family is announced once with HELP and TYPE, before its samples. */
+    assert_null(strstr(strstr(t, "# TYPE patchdrop_retries_total") + 1,
+                       "# TYPE patchdrop_retries_total"));
+    free(t);
+
+    struct pd_metrics_totals tot = pd_metrics_totals(m);
+    assert_int_equal(tot.files[PD_METRICS_DISCOVERED], 4);
+    assert_int_equal(tot.claimed_bytes, 150);
+    assert_int_equal(tot.finished_bytes, 150);
+    assert_int_equal(tot.chunks, 2);
+    pd_metrics_destroy(&m);
+    assert_null(m);
+    pd_metrics_destroy(&m); /* NULL is a no-op */
+}
+
+static void gauges_come_from_the_sample(void **state)
+{
+    struct pd_metrics *m = make(0);
+    struct pd_metrics_watch_sample ws[] = {{"orders", 2, 100000 - 42000}, {"stock", 0, 0}};
+    struct pd_metrics_sample s = {.requests_waiting = 5, .requests_in_flight = 2,
+                                  .watches = ws, .nwatches = 2};
+    pd_metrics_sample(m, &s);
+    char *t = render(m);
+    has_line(t, "patchdrop_files_pending{watch=\"orders\"} 2");
+    has_line(t, "patchdrop_oldest_pending_file_age_seconds{watch=\"orders\"} 42");
+    has_line(t, "patchdrop_oldest_pending_file_age_seconds{watch=\"stock\"} 0");
+    has_line(t, "patchdrop_requests_waiting 5");
+    has_line(t, "patchdrop_requests_in_flight 2");
+    free(t);
+    /* A watch missing from the next sample (removed by a reload) has nothing pending. */
+    s.nwatches = 1;
+    ws[0].files_pending = 0;
+    ws[0].oldest_since_ms = 0;
+    ws[0].watch = "stock";
+    pd_metrics_sample(m, &s);
+    t = render(m);
+    has_line(t, "patchdrop_files_pending{watch=\"orders\"} 0");
+    has_line(t, "patchdrop_oldest_pending_file_age_seconds{watch=\"orders\"} 0");
+    free(t);
+    pd_metrics_destroy(&m);
+}
+
+static void label_values_are_escaped(void **state)
+{
+    struct pd_metrics *m = make(0);
+    pd_metrics_file_event(m, "a\"b\\c\nd", PD_METRICS_CLAIMED, 1);
+    char *t = render(m);
+    has_line(t, "patchdrop_files_claimed_total{watch=\"a\\\"b\\\\c\\nd\"} 1");
+    free(t);
+    pd_metrics_destroy(&m);
+}
+
+static void null_metrics_are_off(void **state)
+{
+    pd_metrics_file_event(NULL, "x", PD_METRICS_CLAIMED, 1);
+    pd_metrics_chunk(NULL, "x", 1);
+    pd_metrics_response(NULL, 200);
+    pd_metrics_count(NULL, PD_METRICS_RETRIES);
+    pd_metrics_heartbeat(NULL);
+    struct pd_metrics_totals t = pd_metrics_totals(NULL);
+    assert_int_equal(t.chunks, 0);
+}
+
+static void health_follows_the_loop_and_failures(void **state)
+{
+    struct pd_metrics *m = make(10000);
+    char why[300];
+    struct pd_metrics_sample s = {0};
+
+    assert_int_equal(pd_metrics_health(m, why, sizeof(why)), 503);
+    assert_non_null(strstr(why, "starting"));
+    pd_metrics_heartbeat(m);
+    assert_int_equal(pd_metrics_health(m, why, sizeof(why)), 200);
+    assert_string_equal(why, "ok");
+
+    /* The loop stops beating: stalled. */
+    fake_mono += 16000;
+    assert_int_equal(pd_metrics_health(m, why, sizeof(why)), 503);
+    assert_non_null(strstr(why, "has not run for 16 s"));
+    pd_metrics_heartbeat(m);
+
+    /* A request has been failing for less than unhealthy_after: still healthy. */
+    s.failing_since_ms = fake_mono - 9000;
+    s.last_failure_status = 503;
+    pd_metrics_sample(m, &s);
+    assert_int_equal(pd_metrics_health(m, why, sizeof(why)), 200);
+    fake_mono += 1000;
+    pd_metrics_heartbeat(m);
+    assert_int_equal(pd_metrics_health(m, why, sizeof(why)), 503);
+    assert_non_null(strstr(why, "failing for 10 s"));
+    assert_non_null(strstr(why, "HTTP 503"));
+    char *t = render(m);
+    has_line(t, "patchdrop_healthy 0");
+    has_line(t, "patchdrop_failing_seconds 10");
+    free(t);
+
+    s.last_failure_status = 0;
+    pd_metrics_sample(m, &s);
+    assert_int_equal(pd_metrics_health(m, why, sizeof(why)), 503);
+    assert_non_null(strstr(why, "no answer"));
+
+    /* It got through: healthy again. */
+    s.failing_since_ms = 0;
+    pd_metrics_sample(m, &s);
+    assert_int_equal(pd_metrics_health(m, why, sizeof(why)), 200);
+    pd_metrics_destroy(&m);
+}
+
+struct body {
+    char buf[65536];
+    size_t len;
+};
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    struct body *b = arg;
+    size_t k = size * n;
+    if (b->len + k >= sizeof(b->buf))
+        k = sizeof(b->buf) - 1 - b->len;
+    memcpy(b->buf + b->len, p, k);
+    b->len += k;
+    b->buf[b->len] = '\0';
+    return size * n;
+}
+
+static long get(unsigned port, const char *path, struct body *b)
+{
+    char url[128];
+    long code = 0;
+    CURL *c = curl_easy_init();
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", port, path);
+    b->len = 0;
+    b->buf[0] = '\0';
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(c);
+    return code;
+}
+
+static void serves_metrics_and_health_over_http(void **state)
+{
+    static struct body b;
+    struct pd_metrics_opts o = {0};
+    struct pd_metrics *m = NULL, *other = NULL;
+    char err[256], listen[64];
+
+    assert_int_equal(pd_metrics_create(&o, &m), 0);
+    assert_int_equal(pd_metrics_listen(m, "127.0.0.1:0", err, sizeof(err)), 0);
+    unsigned port = pd_metrics_port(m);
+    assert_true(port > 0);
+    pd_metrics_file_event(m, "orders", PD_METRICS_DELIVERED, 10);
+
+    assert_int_equal(get(port, "/healthz", &b), 503); /* no heartbeat yet */
+    assert_non_null(strstr(b.buf, "unhealthy: starting"));
+    pd_metrics_heartbeat(m);
+    assert_int_equal(get(port, "/healthz", &b), 200);
+    assert_string_equal(b.buf, "ok\n");
+    assert_int_equal(get(port, "/metrics", &b), 200);
+    assert_non_null(strstr(b.buf, "\npatchdrop_files_delivered_total{watch=\"orders\"} 1\n"));
+    assert_int_equal(get(port, "/other", &b), 404);
+
+    /* The same port twice: a clear error, not a crash. */
+    snprintf(listen, sizeof(listen), "127.0.0.1:%u", port);
+    assert_int_equal(pd_metrics_create(&o, &other), 0);
+    assert_int_equal(pd_metrics_listen(other, listen, err, sizeof(err)), -EADDRINUSE);
+    assert_non_null(strstr(err, "cannot listen on 127.0.0.1:"));
+    assert_int_equal(pd_metrics_listen(other, "nowhere", err, sizeof(err)), PD_ECONFIG);
+    pd_metrics_destroy(&other);
+    pd_metrics_destroy(&m);
+}
+
+static void progress_line_shows_files_bytes_rate_eta(void **state)
+{
+    struct pd_progress p;
+    char line[256];
+    struct pd_progress_state s = {.files_done = 3, .files_total = 10, .bytes_done = 2000000,
+                                  .bytes_total = 8000000};
+    pd_progress_init(&p, stderr, true, 1000);
+    pd_progress_line(&p, &s, 5000, line, sizeof(line));
+    /* 2 MB in 4 s: 500 kB/s; 6 MB left: 12 s. */
+    assert_string_equal(line, "[#####---------------] 3/10 files  2.0 MB/8.0 MB  500.0 kB/s  "
+                              "ETA 0:12");
+    s.files_failed = 1;
+    s.bytes_done = 8000000;
+    pd_progress_line(&p, &s, 5000, line, sizeof(line));
+    assert_non_null(strstr(line, "[####################]"));
+    assert_non_null(strstr(line, "ETA 0:00  (some failed)"));
+    pd_progress_bytes(999, line, sizeof(line));
+    assert_string_equal(line, "999 B");
+    pd_progress_bytes(1500000000, line, sizeof(line));
+    assert_string_equal(line, "1.5 GB");
+    pd_progress_cleanup(&p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(counts_per_watch_and_status),
+        cmocka_unit_test(gauges_come_from_the_sample),
+        cmocka_unit_test(label_values_are_escaped),
+        cmocka_unit_test(null_metrics_are_off),
+        cmocka_unit_test(health_follows_the_loop_and_failures),
+        cmocka_unit_test(serves_metrics_and_health_over_http),
+        cmocka_unit_test(progress_line_shows_files_bytes_rate_eta),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
