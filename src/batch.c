@@ -306,7 +306,7 @@ int pd_batch_add(struct pd_batch *b, const char *text, size_t len)
             return PD_ETOOBIG;
         /* The same opening means the same root, so the same end tag: the batch's closing
          * is the first file's (comments after another file's root are not carried). */
-        if (p.open_len != b->open_len || memcmp(p.open, b->open, p.open_len))
+        if (p.open_len != b->open_len || (p.open_len && memcmp(p.open, b->open, p.open_len)))
             return PD_ESTATE;
     }
     /* Records join with ',' in JSON; lines and rows each end with a line ending. */
@@ -327,8 +327,10 @@ int pd_batch_add(struct pd_batch *b, const char *text, size_t len)
             reset(b);
             return PD_ENOMEM;
         }
-        memcpy(b->open, p.open, p.open_len);
-        memcpy(b->close, p.close, p.close_len);
+        if (p.open_len)
+            memcpy(b->open, p.open, p.open_len);
+        if (p.close_len)
+            memcpy(b->close, p.close, p.close_len);
         b->open_len = p.open_len;
         b->close_len = p.close_len;
         b->close_esc = close_esc;
