@@ -149,4 +149,7 @@ struct dec_anchor dec_anchor_of(const struct split_dec *d, uint64_t dec);
 /* The exact file offset of DEC, which lies at or after anchor A (rereads < 1 slice). */
 int dec_exact(struct split_dec *d, struct dec_anchor a, uint64_t dec, uint64_t *orig);
 
+/* Records a scan error (words and position) in SC; returns SCAN_ERROR. */
+int scan_fail(struct scan *sc, uint64_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

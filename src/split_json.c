@@ -38,18 +38,6 @@ static void set_kind(struct jscan *j, uint32_t depth, int array)
         j->stack[depth / 8] &= (uint8_t)~(1u << (depth % 8));
 }
 
-static int fail(struct scan *sc, uint64_t at, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(struct scan *sc, uint64_t at, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sc->msg, sizeof(sc->msg), fmt, ap);
-    va_end(ap);
-    sc->ev_dec = at;
-    return SCAN_ERROR;
-}
-
 void jscan_reset(struct scan *sc)
 {
     struct jscan *j = &sc->u.j;
@@ -188,7 +176,7 @@ static int push(struct scan *sc, int array, uint64_t at)
 {
     struct jscan *j = &sc->u.j;
     if (j->depth + 1 >= JSON_MAX_DEPTH)
-        return fail(sc, at, "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
+        return scan_fail(sc, at, "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
     j->depth++;
     set_kind(j, j->depth, array);
     j->first = 1;
@@ -202,7 +190,7 @@ static int pop(struct scan *sc, unsigned c, uint64_t at)
     struct jscan *j = &sc->u.j;
     int arr = is_array(j, j->depth);
     if (j->depth == 0 || arr != (c == ']'))
-        return fail(sc, at, "unexpected '%c'", c);
+        return scan_fail(sc, at, "unexpected '%c'", c);
     if (j->found && j->depth == j->arr_depth)
         j->area_done = 1;
     if (j->onpath == j->depth)
@@ -242,7 +230,7 @@ int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
             } else if (c == '\\') {
                 j->st = J_ESC, i++;
             } else if (c < 0x20) {
-                ev = fail(sc, at, "control character 0x%02x inside a JSON string (must be escaped)", c);
+                ev = scan_fail(sc, at, "control character 0x%02x inside a JSON string (must be escaped)", c);
                 goto out;
             } else {
                 if (j->key_len < KEY_MAX)
@@ -271,7 +259,7 @@ int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                     key_add(j, (uint32_t)v);
                 j->st = J_STR;
             } else {
-                ev = fail(sc, at, "invalid escape '\\%c' in a JSON string", c >= 0x20 && c < 0x7f ? c : '?');
+                ev = scan_fail(sc, at, "invalid escape '\\%c' in a JSON string", c >= 0x20 && c < 0x7f ? c : '?');
                 goto out;
             }
             i++;
@@ -282,7 +270,7 @@ int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                     : c >= 'a' && c <= 'f' ? (int)c - 'a' + 10
                     : c >= 'A' && c <= 'F' ? (int)c - 'A' + 10 : -1;
             if (v < 0) {
-                ev = fail(sc, at, "invalid \\u escape in a JSON string (4 hex digits expected)");
+                ev = scan_fail(sc, at, "invalid \\u escape in a JSON string (4 hex digits expected)");
                 goto out;
             }
             j->hex_val = j->hex_val * 16 + (uint32_t)v;
@@ -324,7 +312,7 @@ int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
             case N_EXP: if (c >= '0' && c <= '9') break; end = 1; break;
             }
             if (!ok) {
-                ev = fail(sc, at, "malformed JSON number");
+                ev = scan_fail(sc, at, "malformed JSON number");
                 goto out;
             }
             if (end) {
@@ -338,7 +326,7 @@ int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
         }
         case J_LIT:
             if (c != (unsigned char)j->lit[j->lit_i]) {
-                ev = fail(sc, at, "invalid literal (expected %s)", j->lit);
+                ev = scan_fail(sc, at, "invalid literal (expected %s)", j->lit);
                 goto out;
             }
             i++;
@@ -353,7 +341,7 @@ int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
         if (is_ws(c)) {
             if (c == '\n' && j->ndjson) {
                 if (j->depth > 0 || j->st == J_COLON) {
-                    ev = fail(sc, at, "a JSON value continues past the end of its line, which "
+                    ev = scan_fail(sc, at, "a JSON value continues past the end of its line, which "
                                       "NDJSON does not allow (one value per line)");
                     goto out;
                 }
@@ -403,7 +391,7 @@ int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                 j->lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
                 j->lit_len = (uint8_t)strlen(j->lit), j->lit_i = 1, j->st = J_LIT;
             } else {
-                ev = fail(sc, at, "unexpected character '%c' where a JSON value was expected",
+                ev = scan_fail(sc, at, "unexpected character '%c' where a JSON value was expected",
                           c >= 0x20 && c < 0x7f ? c : '?');
                 goto out;
             }
@@ -432,7 +420,7 @@ int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                     goto out;
                 continue;
             }
-            ev = fail(sc, at, "expected ',' or '%c' after a value", is_array(j, j->depth) ? ']' : '}');
+            ev = scan_fail(sc, at, "expected ',' or '%c' after a value", is_array(j, j->depth) ? ']' : '}');
             goto out;
         case J_KEY:
             if (c == '}' && j->first) {
@@ -442,7 +430,7 @@ int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                 continue;
             }
             if (c != '"') {
-                ev = fail(sc, at, "expected a string key in a JSON object");
+                ev = scan_fail(sc, at, "expected a string key in a JSON object");
                 goto out;
             }
             j->st = J_STR, j->str_key = 1, j->key_len = 0, j->key_over = 0, j->pending_hi_used = 0;
@@ -451,14 +439,14 @@ int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
             continue;
         case J_COLON:
             if (c != ':') {
-                ev = fail(sc, at, "expected ':' after an object key");
+                ev = scan_fail(sc, at, "expected ':' after an object key");
                 goto out;
             }
             j->st = J_VALUE, j->first = 0;
             i++;
             continue;
         case J_END:
-            ev = fail(sc, at, j->ndjson ? "more than one JSON value on one line"
+            ev = scan_fail(sc, at, j->ndjson ? "more than one JSON value on one line"
                                         : "unexpected data after the end of the JSON document");
             goto out;
         default:
@@ -480,7 +468,7 @@ int jscan_end(struct scan *sc, uint64_t eof_dec)
     }
     if (j->ndjson) {
         if (j->depth > 0 || (j->st != J_END && j->st != J_VALUE))
-            return fail(sc, eof_dec, "the file ends inside a JSON value");
+            return scan_fail(sc, eof_dec, "the file ends inside a JSON value");
         if (j->in_line_value || j->st == J_END) {
             /* Last line without a newline: still a record. */
             j->st = J_VALUE, j->in_line_value = 0;
@@ -490,14 +478,14 @@ int jscan_end(struct scan *sc, uint64_t eof_dec)
         return SCAN_DONE;
     }
     if (j->st != J_END)
-        return fail(sc, eof_dec, j->depth == 0 && j->st == J_VALUE && !j->found
+        return scan_fail(sc, eof_dec, j->depth == 0 && j->st == J_VALUE && !j->found
                                      ? "the file holds no JSON value"
                                      : "the file ends inside the JSON document (truncated?)");
     if (!j->found) {
         sc->structural = 1;
         if (sc->shape_msg[0])
-            return fail(sc, sc->shape_dec, "%s", sc->shape_msg);
-        return fail(sc, eof_dec, "json_array %s: no such array in the file", sc->pointer);
+            return scan_fail(sc, sc->shape_dec, "%s", sc->shape_msg);
+        return scan_fail(sc, eof_dec, "json_array %s: no such array in the file", sc->pointer);
     }
     return SCAN_DONE;
 }

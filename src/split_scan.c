@@ -119,9 +119,8 @@ void scan_cleanup(struct scan *sc)
     free_segs(sc);
 }
 
-static int cfail(struct scan *sc, uint64_t at, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int cfail(struct scan *sc, uint64_t at, const char *fmt, ...)
+/* Records a scan error: its words and where it is. Returns SCAN_ERROR. */
+int scan_fail(struct scan *sc, uint64_t at, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -189,7 +188,7 @@ static int cscan_end(struct scan *sc, uint64_t eof_dec)
 {
     struct cscan *c = &sc->u.c;
     if (c->st == C_Q)
-        return cfail(sc, c->quote_dec,
+        return scan_fail(sc, c->quote_dec,
                      "unterminated quoted field starting on line %llu: a '\"' opens a field that "
                      "never closes (a quote inside a quoted field must be doubled: \"\")",
                      (unsigned long long)c->quote_line);

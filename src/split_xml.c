@@ -20,18 +20,6 @@ enum {
     X_AEQ, X_AVALQ, X_AVAL, X_AFTER_AVAL, X_SLASH, X_ETAG, X_ETAG_WS,
 };
 
-static int fail(struct scan *sc, uint64_t at, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(struct scan *sc, uint64_t at, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sc->msg, sizeof(sc->msg), fmt, ap);
-    va_end(ap);
-    sc->ev_dec = at;
-    return SCAN_ERROR;
-}
-
 static int is_ws(unsigned c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -98,7 +86,7 @@ int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                 i = (size_t)(p - b), c = '<', at = base + i;
             } else if (c != '<') {
                 if (!is_ws(c)) {
-                    ev = fail(sc, at, x->root_done ? "text after the end of the root element"
+                    ev = scan_fail(sc, at, x->root_done ? "text after the end of the root element"
                                                    : "text before the root element (is this XML? "
                                                      "XML starts with '<')");
                     goto out;
@@ -125,17 +113,17 @@ int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                 x->st = X_BANG, x->bang_len = 0;
             } else if (c == '/') {
                 if (x->depth == 0) {
-                    ev = fail(sc, at, "an end tag without a start tag");
+                    ev = scan_fail(sc, at, "an end tag without a start tag");
                     goto out;
                 }
                 x->st = X_ETAG, x->etag_i = 0;
             } else if (name_start(c)) {
                 if (x->depth == 0 && x->root_done) {
-                    ev = fail(sc, at, "a second root element (XML has exactly one)");
+                    ev = scan_fail(sc, at, "a second root element (XML has exactly one)");
                     goto out;
                 }
                 if (x->stack_len + 3 > XML_STACK_BYTES) {
-                    ev = fail(sc, at, "elements nested too deeply (over %d bytes of open element names)",
+                    ev = scan_fail(sc, at, "elements nested too deeply (over %d bytes of open element names)",
                               XML_STACK_BYTES);
                     goto out;
                 }
@@ -143,7 +131,7 @@ int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                 x->stack[x->stack_len++] = (uint8_t)c;
                 x->st = X_STAG;
             } else {
-                ev = fail(sc, at, "'<' not followed by a tag name, '/', '!' or '?'");
+                ev = scan_fail(sc, at, "'<' not followed by a tag name, '/', '!' or '?'");
                 goto out;
             }
             i++;
@@ -170,15 +158,15 @@ int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                 }
             }
             if (!prefix) {
-                ev = fail(sc, at, "'<!' not followed by '--', '[CDATA[' or 'DOCTYPE'");
+                ev = scan_fail(sc, at, "'<!' not followed by '--', '[CDATA[' or 'DOCTYPE'");
                 goto out;
             }
             if (x->st == X_CDATA && x->depth == 0) {
-                ev = fail(sc, at, "CDATA outside the root element");
+                ev = scan_fail(sc, at, "CDATA outside the root element");
                 goto out;
             }
             if (x->st == X_DOCTYPE && (x->depth > 0 || x->root_done)) {
-                ev = fail(sc, at, "DOCTYPE after the root element started");
+                ev = scan_fail(sc, at, "DOCTYPE after the root element started");
                 goto out;
             }
             i++;
@@ -245,7 +233,7 @@ int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
         case X_STAG:
             if (name_char(c)) {
                 if (x->stack_len + 3 > XML_STACK_BYTES) {
-                    ev = fail(sc, at, "element name too long or nesting too deep");
+                    ev = scan_fail(sc, at, "element name too long or nesting too deep");
                     goto out;
                 }
                 x->stack[x->stack_len++] = (uint8_t)c;
@@ -253,7 +241,7 @@ int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                 continue;
             }
             if (!is_ws(c) && c != '/' && c != '>') {
-                ev = fail(sc, at, "invalid character '%c' in an element name", c >= 0x20 && c < 0x7f ? c : '?');
+                ev = scan_fail(sc, at, "invalid character '%c' in an element name", c >= 0x20 && c < 0x7f ? c : '?');
                 goto out;
             }
             {
@@ -290,7 +278,7 @@ int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                 goto open_element;
             }
             if (!name_start(c)) {
-                ev = fail(sc, at, "invalid character '%c' in a start tag", c >= 0x20 && c < 0x7f ? c : '?');
+                ev = scan_fail(sc, at, "invalid character '%c' in a start tag", c >= 0x20 && c < 0x7f ? c : '?');
                 goto out;
             }
             x->st = X_ANAME, i++;
@@ -308,7 +296,7 @@ int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                 continue;
             }
             if (c != '=') {
-                ev = fail(sc, at, "attribute without '=' and a quoted value");
+                ev = scan_fail(sc, at, "attribute without '=' and a quoted value");
                 goto out;
             }
             x->st = X_AVALQ, i++;
@@ -319,7 +307,7 @@ int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                 continue;
             }
             if (c != '"' && c != '\'') {
-                ev = fail(sc, at, "attribute value not in quotes");
+                ev = scan_fail(sc, at, "attribute value not in quotes");
                 goto out;
             }
             x->quote = (uint8_t)c, x->st = X_AVAL, i++;
@@ -330,7 +318,7 @@ int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
             if (i == n)
                 continue;
             if (b[i] == '<') {
-                ev = fail(sc, base + i, "'<' inside an attribute value (write &lt;)");
+                ev = scan_fail(sc, base + i, "'<' inside an attribute value (write &lt;)");
                 goto out;
             }
             x->st = X_AFTER_AVAL, i++;
@@ -348,11 +336,11 @@ int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                 i++;
                 goto open_element;
             }
-            ev = fail(sc, at, "missing whitespace between attributes");
+            ev = scan_fail(sc, at, "missing whitespace between attributes");
             goto out;
         case X_SLASH:
             if (c != '>') {
-                ev = fail(sc, at, "'/' in a start tag not followed by '>'");
+                ev = scan_fail(sc, at, "'/' in a start tag not followed by '>'");
                 goto out;
             }
             i++;
@@ -395,7 +383,7 @@ int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
             }
             continue;
         mismatch:
-            ev = fail(sc, at, "an end tag does not match the open element <%.*s>", (int)(len > 200 ? 200 : len), top);
+            ev = scan_fail(sc, at, "an end tag does not match the open element <%.*s>", (int)(len > 200 ? 200 : len), top);
             goto out;
         }
         default:
@@ -422,17 +410,17 @@ int xscan_end(struct scan *sc, uint64_t eof_dec)
 {
     struct xscan *x = &sc->u.x;
     if (x->st != X_TEXT)
-        return fail(sc, eof_dec, "the file ends inside a tag, comment, CDATA section or declaration");
+        return scan_fail(sc, eof_dec, "the file ends inside a tag, comment, CDATA section or declaration");
     if (x->depth > 0) {
         uint32_t len;
         const char *top = top_name(x, &len);
-        return fail(sc, eof_dec, "the file ends before element <%.*s> is closed (truncated?)",
+        return scan_fail(sc, eof_dec, "the file ends before element <%.*s> is closed (truncated?)",
                     (int)(len > 200 ? 200 : len), top);
     }
     if (!x->root_done)
-        return fail(sc, eof_dec, "the file holds no root element");
+        return scan_fail(sc, eof_dec, "the file holds no root element");
     if (sc->xml_record && !x->area)
-        return fail(sc, eof_dec, "no <%s> element directly inside the root element (xml_record)",
+        return scan_fail(sc, eof_dec, "no <%s> element directly inside the root element (xml_record)",
                     sc->xml_record);
     return SCAN_DONE;
 }
