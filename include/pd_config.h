@@ -76,8 +76,13 @@ struct pd_watch {
     uint64_t header_lines;
     char *encoding; /* iconv name of the files' charset; NULL or "UTF-8": strict UTF-8 */
     uint64_t settle_ms;
+    char *work_dir;    /* patchdrop's own folder for the watch: work/ and state/ */
     char *archive_dir;
     char *failed_dir;
+    uint64_t max_file_size;
+    bool allow_hard_links;
+    bool allow_sparse;
+    uint64_t max_jobs; /* 0: automatic */
     uint64_t rescan_ms;  /* full rescan period */
     bool poll;           /* rescans only: for NFS/SMB where inotify sees nothing */
     bool recursive;      /* also watch subfolders */

@@ -1,6 +1,6 @@
 /*
  * The drop-folder daemon behind `patchdrop run`: watches every [watch:NAME] folder, claims each
- * ready file into <path>/.patchdrop/work/ by rename, delivers it chunk by chunk through the
+ * ready file into its own work/ (outside the drop folder, see pd_zone.h) by rename, delivers it chunk by chunk through the
  * Patchworks client, records progress durably after every acknowledged chunk, and finishes it
  * into the archive (with a receipt) or the failed folder (with the reason).
  *
@@ -28,6 +28,7 @@ struct pd_daemon_summary {
     uint64_t chunks;     /* chunks acknowledged */
     uint64_t bytes;      /* request body bytes acknowledged */
     uint64_t stuck;      /* files that could not be moved out of work/ (retried later) */
+    uint64_t disabled;   /* watches whose folders could not be set up (retried later) */
 };
 
 struct pd_daemon_opts {

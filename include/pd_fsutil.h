@@ -34,6 +34,26 @@ int pd_fs_create_durable(const char *path, const void *data, size_t len, mode_t 
  */
 int pd_fs_rename_noreplace(const char *from, const char *to);
 
+/* The same, from the name FROM in the folder FROMDIR (a descriptor, or AT_FDCWD). */
+int pd_fs_renameat_noreplace(int fromdir, const char *from, const char *to);
+
+/* The mode of every file patchdrop creates or copies: never setuid, setgid or sticky. */
+#define PD_FS_FILE_MODE 0640
+
+/*
+ * Opens REL (a relative path) beneath the folder ROOTFD, never through a symlink (no
+ * component, not the last) and never out of it (no "..", no absolute path): openat2 with
+ * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, or an O_NOFOLLOW walk where the kernel lacks it.
+ * Returns the descriptor or -errno (-ELOOP for a symlink, -EXDEV for an escape).
+ */
+int pd_fs_open_beneath(int rootfd, const char *rel, int flags);
+
+/*
+ * Opens the folder holding REL beneath ROOTFD (as pd_fs_open_beneath; ROOTFD itself, as a new
+ * descriptor, when REL has no '/') and points *BASE at REL's last component.
+ */
+int pd_fs_open_parent(int rootfd, const char *rel, const char **base);
+
 /* NAME with number K before its last extension ("orders.xml", 2 -> "orders.2.xml"); K 0: NAME. */
 int pd_fs_numbered_name(const char *name, unsigned k, char *out, size_t outlen);
 

@@ -81,6 +81,12 @@ unsigned pd_metrics_port(const struct pd_metrics *m); /* the port listened on, 0
 void pd_metrics_destroy(struct pd_metrics **m);
 
 /* Events. BYTES: the file's size (claimed and finished events), else 0. */
+/*
+ * A watch's folders are set up (DOWN_WHY NULL) or not (DOWN_WHY says why): shown as
+ * patchdrop_watch_up, and /healthz answers 503 with the reason while a watch is disabled.
+ */
+void pd_metrics_watch_state(struct pd_metrics *m, const char *watch, const char *down_why);
+
 void pd_metrics_file_event(struct pd_metrics *m, const char *watch, enum pd_metrics_file ev,
                            uint64_t bytes);
 void pd_metrics_chunk(struct pd_metrics *m, const char *watch, uint64_t body_bytes);

@@ -60,6 +60,7 @@ static void add_summary(struct pd_daemon_summary *t, const struct pd_daemon_summ
     t->chunks += s->chunks;
     t->bytes += s->bytes;
     t->stuck += s->stuck;
+    t->disabled = s->disabled; /* a state, not a count of events: the latest daemon's */
 }
 
 static int start_daemon(struct run *r);
@@ -343,7 +344,7 @@ int pd_cli_run(int argc, char **argv)
     if (r.fatal) {
         fprintf(stderr, "patchdrop run: %s\n", r.fatal);
         status = PD_EXIT_USAGE;
-    } else if (r.total.rejected || r.total.stuck) {
+    } else if (r.total.rejected || r.total.stuck || (r.once && r.total.disabled)) {
         status = PD_EXIT_FAILED;
     } else {
         status = PD_EXIT_OK;
@@ -357,9 +358,11 @@ int pd_cli_run(int argc, char **argv)
     pd_metrics_destroy(&r.metrics);
     if (r.once)
         printf("summary: %" PRIu64 " delivered, %" PRIu64 " duplicate(s), %" PRIu64
-               " failed, %" PRIu64 " stuck in work/; %" PRIu64 " chunk(s), %" PRIu64 " bytes\n",
+               " failed, %" PRIu64 " stuck in work/; %" PRIu64 " chunk(s), %" PRIu64
+               " bytes%s\n",
                r.total.delivered, r.total.duplicates, r.total.rejected, r.total.stuck,
-               r.total.chunks, r.total.bytes);
+               r.total.chunks, r.total.bytes,
+               r.total.disabled ? "; some watches could not be set up (see the log)" : "");
     free(r.fatal);
     pd_config_destroy(&r.cfg);
     pd_config_destroy(&r.next_cfg);

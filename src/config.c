@@ -154,10 +154,25 @@ static const struct key keys[] = {
      "charset of the files (any iconv name); transcoded to UTF-8"},
     {SEC_WATCH, "settle", T_DURATION, "2s", 0, DAY_MS, WA(settle_ms), NULL,
      "a file is ready once unchanged this long"},
+    {SEC_WATCH, "work_dir", T_PATH, NULL, 0, 0, WA(work_dir), NULL,
+     "patchdrop's own folder for the watch (work/, state/): outside the drop folder, on its "
+     "file system, owned by patchdrop's user, mode 700; default <state dir>/watches/<name>, or "
+     "<parent of path>/.patchdrop-<folder name> when the state dir is on another file system"},
     {SEC_WATCH, "archive_dir", T_PATH, NULL, 0, 0, WA(archive_dir), NULL,
-     "delivered files and receipts; default <path>/.patchdrop/archive"},
+     "delivered files and receipts, outside the drop folder; default <work_dir>/archive"},
     {SEC_WATCH, "failed_dir", T_PATH, NULL, 0, 0, WA(failed_dir), NULL,
-     "rejected files and their reasons; default <path>/.patchdrop/failed"},
+     "rejected files and their reasons, outside the drop folder; default <work_dir>/failed"},
+    {SEC_WATCH, "max_file_size", T_SIZE, "10GB", 1, UINT64_MAX / 2, WA(max_file_size), NULL,
+     "a larger file goes to the failed folder unread"},
+    {SEC_WATCH, "allow_hard_links", T_BOOL, "no", 0, 0, WA(allow_hard_links), NULL,
+     "yes: send files that have other names too (no: they go to the failed folder, since a "
+     "partner could link a file it may not read)"},
+    {SEC_WATCH, "allow_sparse", T_BOOL, "no", 0, 0, WA(allow_sparse), NULL,
+     "yes: send sparse files (no: a file with far fewer blocks on disk than its size goes to "
+     "the failed folder unread)"},
+    {SEC_WATCH, "max_jobs", T_UINT, "0", 0, 10000, WA(max_jobs), NULL,
+     "files of this watch handled at once; 0: half of all slots when there are several "
+     "watches, so one partner cannot take every slot"},
     {SEC_WATCH, "rescan", T_DURATION, "30s", 100, DAY_MS, WA(rescan_ms), NULL,
      "full rescan period; inotify only makes pickup faster"},
     {SEC_WATCH, "poll", T_BOOL, "no", 0, 0, WA(poll), NULL,
@@ -921,6 +936,196 @@ static void validate_credentials(struct parser *p, bool config_readable)
               "PATCHDROP_API_KEY");
 }
 
+/*
+ * PATH made absolute and free of symlinks, "." and "..", also where its tail does not exist
+ * yet (the existing head is resolved, the rest appended), so that two spellings of one folder
+ * compare equal. NULL when out of memory.
+ */
+static char *canonical(const char *path)
+{
+    char *real = realpath(path, NULL), *head, *out = NULL;
+    const char *slash;
+
+    if (real || errno != ENOENT)
+        return real;
+    slash = strrchr(path, '/');
+    if (!slash || slash == path)
+        return strdup(path);
+    if (!(head = strndup(path, (size_t)(slash - path))))
+        return NULL;
+    char *canon_head = canonical(head);
+    free(head);
+    if (!canon_head)
+        return NULL;
+    if (!strcmp(slash + 1, ".") || !slash[1])
+        out = canon_head;
+    else if (asprintf(&out, "%s%s", strcmp(canon_head, "/") ? canon_head : "", slash) < 0)
+        out = NULL;
+    if (out != canon_head)
+        free(canon_head);
+    return out;
+}
+
+/* Whether canonical path A is B or lies beneath it. */
+static bool within(const char *a, const char *b)
+{
+    size_t n = strlen(b);
+    if (!strcmp(b, "/"))
+        return true;
+    return !strncmp(a, b, n) && (a[n] == '\0' || a[n] == '/');
+}
+
+/* The device of PATH or of its nearest existing ancestor; (dev_t)-1 when none can be seen. */
+static dev_t device_of(const char *path)
+{
+    char *copy = strdup(path);
+    struct stat st;
+    dev_t dev = (dev_t)-1;
+
+    while (copy && copy[0]) {
+        if (stat(copy, &st) == 0) {
+            dev = st.st_dev;
+            break;
+        }
+        char *slash = strrchr(copy, '/');
+        if (!slash)
+            break;
+        slash[slash == copy] = '\0';
+    }
+    free(copy);
+    return dev;
+}
+
+/*
+ * A watch's own folder (work/ and state/, and by default archive/ and failed/) must be where
+ * no partner can write or rename it, and on the drop folder's file system so that a claim is
+ * one rename. The state dir is such a place when it is on that file system; otherwise the drop
+ * folder's parent, when only root or patchdrop's user can write there (an SFTP chroot's
+ * root-owned folder is).
+ */
+static void default_work_dir(struct parser *p, struct pd_watch *w, size_t i)
+{
+    const char *state = p->cfg->state.dir;
+    struct stat st;
+
+    if (state && device_of(state) == device_of(w->path)) {
+        if (asprintf(&w->work_dir, "%s/watches/%s", state, w->name) < 0)
+            p->oom = true;
+        return;
+    }
+    char *canon = canonical(w->path);
+    char *slash = canon ? strrchr(canon, '/') : NULL;
+    if (!canon) {
+        p->oom = true;
+        return;
+    }
+    if (!slash || slash == canon) {
+        add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "path"),
+                  "[watch:%s]: the state dir %s is on another file system than %s; set "
+                  "work_dir = a folder on that file system that partners cannot write",
+                  w->name, state ? state : "", w->path);
+        free(canon);
+        return;
+    }
+    *slash = '\0';
+    if (stat(canon, &st) == 0 && (st.st_uid == 0 || st.st_uid == geteuid()) &&
+        !(st.st_mode & (S_IWGRP | S_IWOTH))) {
+        if (asprintf(&w->work_dir, "%s/.patchdrop-%s", canon, slash + 1) < 0)
+            p->oom = true;
+    } else {
+        add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "path"),
+                  "[watch:%s]: the state dir %s is on another file system than %s, and %s may "
+                  "be written by others, so patchdrop's folder cannot go beside the drop "
+                  "folder; set work_dir = a folder on the drop folder's file system that "
+                  "partners cannot write (owned by patchdrop's user, mode 700)",
+                  w->name, state ? state : "", w->path, canon);
+    }
+    free(canon);
+}
+
+/* Reports that folder KEY of watch I (or the state dir) is, or holds, a drop folder. */
+static void check_outside(struct parser *p, const char *what, int line, const char *dir)
+{
+    struct pd_config *cfg = p->cfg;
+    char *c = dir ? canonical(dir) : NULL;
+
+    if (!c)
+        return;
+    for (size_t j = 0; j < cfg->nwatches; j++) {
+        const struct pd_watch *o = &cfg->watches[j];
+        char *drop = o->path ? canonical(o->path) : NULL;
+        if (!drop)
+            continue;
+        if (within(c, drop))
+            add_error(p, line,
+                      "%s %s is %sthe drop folder of [watch:%s]; partners could read, rename "
+                      "or replace what patchdrop keeps there, and it would be sent as a new "
+                      "file: move it outside every drop folder",
+                      what, dir, strcmp(c, drop) ? "inside " : "", o->name);
+        else if (within(drop, c))
+            add_error(p, line,
+                      "%s %s holds the drop folder %s of [watch:%s]; keep patchdrop's folders "
+                      "and the drop folders apart",
+                      what, dir, o->path, o->name);
+        free(drop);
+    }
+    free(c);
+}
+
+/*
+ * The trust boundary (docs/architecture.md): everything patchdrop keeps lives outside every
+ * drop folder, and no folder is fed to two watches.
+ */
+static void check_boundaries(struct parser *p)
+{
+    struct pd_config *cfg = p->cfg;
+
+    size_t before = p->nproblems;
+    check_outside(p, "the state dir", key_line(&p->state_seen, SEC_STATE, "dir"),
+                  cfg->state.dir);
+    /* Folders defaulted from a state dir already refused would only repeat its message. */
+    bool state_ok = p->nproblems == before;
+    for (size_t i = 0; i < cfg->nwatches; i++) {
+        struct pd_watch *w = &cfg->watches[i];
+        struct seen *s = &p->watch_seen[i];
+        static const char *const own[] = {"work_dir", "archive_dir", "failed_dir"};
+        const char *dirs[] = {w->work_dir, w->archive_dir, w->failed_dir};
+        for (size_t k = 0; k < 3; k++) {
+            int wl = key_line(s, SEC_WATCH, own[k]);
+            if (wl || state_ok)
+                check_outside(p, own[k], wl ? wl : w->line, dirs[k]);
+        }
+        char *mine = w->path ? canonical(w->path) : NULL;
+        for (size_t j = 0; mine && j < cfg->nwatches; j++) {
+            const struct pd_watch *o = &cfg->watches[j];
+            char *theirs = j != i && o->path ? canonical(o->path) : NULL;
+            if (!theirs)
+                continue;
+            if (j < i && !strcmp(mine, theirs))
+                add_error(p, key_line(s, SEC_WATCH, "path"),
+                          "[watch:%s] uses the folder of [watch:%s] (%s); one folder, one watch",
+                          w->name, o->name, mine);
+            else if (o->recursive && strcmp(mine, theirs) && within(mine, theirs))
+                add_error(p, key_line(s, SEC_WATCH, "path"),
+                          "[watch:%s]'s folder %s is inside the recursive [watch:%s]'s %s: its "
+                          "files would go to two flows; set recursive = no or move it",
+                          w->name, w->path, o->name, o->path);
+            if (j < i && w->work_dir && o->work_dir) {
+                char *a = canonical(w->work_dir), *b = canonical(o->work_dir);
+                if (a && b && !strcmp(a, b))
+                    add_error(p, key_line(s, SEC_WATCH, "work_dir"),
+                              "[watch:%s] shares work_dir %s with [watch:%s]; each watch needs "
+                              "its own",
+                              w->name, w->work_dir, o->name);
+                free(a);
+                free(b);
+            }
+            free(theirs);
+        }
+        free(mine);
+    }
+}
+
 static void validate_watches(struct parser *p)
 {
     struct pd_config *cfg = p->cfg;
@@ -955,19 +1160,16 @@ static void validate_watches(struct parser *p)
             add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "version_id"),
                       "[watch:%s]: version_id belongs to a flow; remove it from a lookup watch",
                       w->name);
-        for (size_t j = 0; j < i && w->path; j++) {
-            if (cfg->watches[j].path && !strcmp(cfg->watches[j].path, w->path))
-                add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "path"),
-                          "[watch:%s] uses the same path as [watch:%s]; one folder, one watch",
-                          w->name, cfg->watches[j].name);
-        }
-        if (w->path && !w->archive_dir && asprintf(&w->archive_dir, "%s/.patchdrop/archive",
-                                                   w->path) < 0)
+        if (w->path && !w->work_dir)
+            default_work_dir(p, w, i);
+        if (w->work_dir && !w->archive_dir &&
+            asprintf(&w->archive_dir, "%s/archive", w->work_dir) < 0)
             p->oom = true;
-        if (w->path && !w->failed_dir &&
-            asprintf(&w->failed_dir, "%s/.patchdrop/failed", w->path) < 0)
+        if (w->work_dir && !w->failed_dir &&
+            asprintf(&w->failed_dir, "%s/failed", w->work_dir) < 0)
             p->oom = true;
     }
+    check_boundaries(p);
 }
 
 /* The lookup path templates: a path under lookups_url, with the placeholders it needs. */

@@ -30,6 +30,7 @@
 #include "pd_ready.h"
 #include "pd_split.h"
 #include "pd_watch.h"
+#include "pd_zone.h"
 
 #include <openssl/evp.h>
 
@@ -62,6 +63,7 @@ struct cand {
     uint64_t gen;    /* scan generation that last saw it */
     bool warned;     /* said once that it is not a regular file */
     bool unreadable; /* said once that it cannot be read */
+    bool linked;     /* said once that it has other names (hard links) */
     bool queued;     /* in the ready heap */
 };
 
@@ -73,12 +75,20 @@ struct dwatch {
     struct pd_ready_rules rules;
     struct pd_watcher *watcher;
     char *work_dir, *state_dir;
+    int root_fd;           /* the drop folder, opened once per scan: names resolve beneath it */
+    bool disabled;         /* its folders could not be set up: the others go on without it */
+    char *disabled_why;
+    uint64_t setup_due;    /* when to try setting it up again */
+    unsigned max_jobs;     /* claimed files handled at once */
+    char **odd;            /* items in work/ that are not files, said once each */
+    size_t nodd;
     struct cand **buckets;
     size_t nbuckets, ncands;
     struct cand **heap; /* ready candidates, oldest first */
     size_t nheap, capheap;
     uint64_t gen;
     uint64_t next_due;
+    bool watching; /* its watcher runs */
     bool scanned; /* a full scan finished at least once */
     unsigned active;
     struct dbatch *batches; /* batch = N: the open batches (one per format and header) */
@@ -165,6 +175,7 @@ struct pd_daemon {
     uv_timer_t tick;
     uv_timer_t grace;
     bool stopping, stopped_told, closing;
+    bool started; /* pd_daemon_start ran: watches set up later begin at once */
     char *fatal;
     struct pd_daemon_summary sum;
     int pending_closes;
@@ -173,6 +184,7 @@ struct pd_daemon {
 };
 
 static void dispatch(struct pd_daemon *d);
+static void watch_try_setup(struct dwatch *w);
 static void job_run(struct job *j, void (*fn)(uv_work_t *));
 static void check_stopped(struct pd_daemon *d);
 static void work_next(uv_work_t *w);
@@ -355,14 +367,16 @@ static const char *kind_of(mode_t m)
 /* Looks at one candidate now: gone, not a file, still settling, or ready. */
 static void cand_check(struct dwatch *w, struct cand *c, uint64_t now)
 {
-    char path[PATH_MAX], qb[PATH_MAX + 16];
+    char qb[PATH_MAX + 16];
     struct stat st;
+    int rc;
 
     c->due_ms = NEVER;
-    if ((size_t)snprintf(path, sizeof(path), "%s/%s", w->cfg->path, c->name) >= sizeof(path))
+    if (w->root_fd < 0)
         return;
-    if (lstat(path, &st)) {
-        if (errno == ENOENT || errno == ENOTDIR)
+    if ((rc = pd_zone_stat(w->root_fd, c->name, &st))) {
+        /* Gone, or reached only through a symlink: either way nothing of the drop folder. */
+        if (rc == -ENOENT || rc == -ENOTDIR || rc == -ELOOP || rc == -EXDEV)
             cand_remove(w, c);
         return;
     }
@@ -382,14 +396,15 @@ static void cand_check(struct dwatch *w, struct cand *c, uint64_t now)
         return;
     }
     if (w->rules.done_marker) {
-        char marker[NAME_MAX + 1], mpath[PATH_MAX];
+        char marker[NAME_MAX + 1], mrel[PATH_MAX];
         const char *slash = strrchr(c->name, '/');
         const char *base = slash ? slash + 1 : c->name;
+        struct stat mst;
         if (!pd_ready_marker_name(&w->rules, base, marker, sizeof(marker)))
             return;
-        snprintf(mpath, sizeof(mpath), "%s/%.*s%s", w->cfg->path,
-                 slash ? (int)(slash - c->name + 1) : 0, c->name, marker);
-        if (access(mpath, F_OK))
+        snprintf(mrel, sizeof(mrel), "%.*s%s", slash ? (int)(slash - c->name + 1) : 0, c->name,
+                 marker);
+        if (pd_zone_stat(w->root_fd, mrel, &mst))
             return; /* the marker's arrival is an event (or the next rescan) */
     }
     if (heap_push(w, c) == 0)
@@ -419,6 +434,24 @@ static struct cand *marker_owner(struct dwatch *w, const char *name)
 static bool is_once_idle(struct pd_daemon *d);
 static void resume_orphans(struct dwatch *w);
 
+/*
+ * Opens the drop folder again when its path now names another folder (deleted and made
+ * again): names are resolved beneath the descriptor, never through the path.
+ */
+static void root_refresh(struct dwatch *w)
+{
+    struct stat now, held;
+    if (w->root_fd >= 0 && stat(w->cfg->path, &now) == 0 && fstat(w->root_fd, &held) == 0 &&
+        now.st_ino == held.st_ino && now.st_dev == held.st_dev)
+        return;
+    int fd = pd_zone_open_root(w->cfg->path);
+    if (fd < 0)
+        return;
+    if (w->root_fd >= 0)
+        close(w->root_fd);
+    w->root_fd = fd;
+}
+
 static void on_watch_event(void *arg, enum pd_watch_event ev, const char *name)
 {
     struct dwatch *w = arg;
@@ -444,6 +477,7 @@ static void on_watch_event(void *arg, enum pd_watch_event ev, const char *name)
         }
         w->gen++;
         w->scanned = true;
+        root_refresh(w);
         resume_orphans(w);
         dispatch(d);
         return;
@@ -476,6 +510,8 @@ static void on_tick(uv_timer_t *t)
     for (size_t i = 0; i < d->nwatches && !d->stopping; i++) {
         struct dwatch *w = &d->watches[i];
         uint64_t next = NEVER;
+        if (w->disabled && w->setup_due <= now)
+            watch_try_setup(w);
         if (w->next_due > now)
             continue;
         for (size_t b = 0; b < w->nbuckets; b++) {
@@ -650,6 +686,31 @@ static char *target_id(const struct pd_watch *w)
     return asprintf(&out, "lookup:%s", w->lookup_id) < 0 ? NULL : out;
 }
 
+/*
+ * A file over max_file_size, or a sparse one (a 20 GB file of 16 kB on disk), would hold a
+ * job slot while its zeros are hashed and scanned: it goes to the failed folder unread.
+ */
+static bool refuse_shape(struct job *j, const struct stat *st)
+{
+    const struct pd_watch *wc = j->w->cfg;
+    if ((uint64_t)st->st_size > wc->max_file_size) {
+        job_fail(j,
+                 "the file is %lld bytes, over max_file_size (%" PRIu64 " bytes), so nothing "
+                 "was read or sent; split it upstream or raise max_file_size for this watch",
+                 (long long)st->st_size, wc->max_file_size);
+        return true;
+    }
+    if (!wc->allow_sparse && pd_zone_sparse(st)) {
+        job_fail(j,
+                 "the file is sparse: %lld bytes long but only %lld bytes on disk, mostly holes "
+                 "that read as zeros, so nothing was read or sent; drop a real export, or set "
+                 "allow_sparse = yes for this watch",
+                 (long long)st->st_size, (long long)st->st_blocks * 512);
+        return true;
+    }
+    return false;
+}
+
 /* Lock, check, hash, record the claim, open the splitter; then cut the first chunk. */
 static void work_prepare(uv_work_t *wk)
 {
@@ -724,6 +785,9 @@ static void work_prepare(uv_work_t *wk)
                  j->js.name, j->js.size, (long long)st.st_size, j->js.next_index);
         return;
     }
+    /* Shapes that cost everyone else's turn are refused before a byte is read. */
+    if (!j->js.fail_reason && !j->js.finished && j->js.nchunks == 0 && refuse_shape(j, &st))
+        return;
     bool blank = true;
     if (!j->js.sha256 || st.st_size < 65536) {
         char hex[65];
@@ -871,7 +935,7 @@ static int place(struct job *j, const char *dir, const char *sidecar, const char
     char name[NAME_MAX + 1], *side = NULL, *dest = NULL;
     int rc;
 
-    if ((rc = pd_fs_mkdirs(dir, 0755)))
+    if ((rc = pd_fs_mkdirs(dir, 0750)))
         return rc;
     /* A crash between writing the sidecar and moving the file leaves our own sidecar behind:
      * finish that move instead of starting a second name. */
@@ -921,7 +985,7 @@ static int place(struct job *j, const char *dir, const char *sidecar, const char
             rc = PD_ENOMEM;
             break;
         }
-        rc = pd_fs_create_durable(side, text, strlen(text), 0644);
+        rc = pd_fs_create_durable(side, text, strlen(text), PD_FS_FILE_MODE);
         if (rc == -EEXIST)
             continue; /* another daemon took the name just now */
         if (rc)
@@ -953,13 +1017,18 @@ static void remove_marker(struct job *j)
 {
     const char *slash = strrchr(j->js.name, '/');
     const char *base = slash ? slash + 1 : j->js.name;
-    char marker[NAME_MAX + 1], path[PATH_MAX];
+    char marker[NAME_MAX + 1], rel[PATH_MAX];
 
     if (!pd_ready_marker_name(&j->w->rules, base, marker, sizeof(marker)))
         return;
-    snprintf(path, sizeof(path), "%s/%.*s%s", j->w->cfg->path,
-             slash ? (int)(slash - j->js.name + 1) : 0, j->js.name, marker);
-    unlink(path);
+    snprintf(rel, sizeof(rel), "%.*s%s", slash ? (int)(slash - j->js.name + 1) : 0, j->js.name,
+             marker);
+    /* A thread-pool step: its own descriptor of the drop folder, not the loop's. */
+    int root = pd_zone_open_root(j->w->cfg->path);
+    if (root >= 0) {
+        pd_zone_unlink(root, rel);
+        close(root);
+    }
 }
 
 static void work_finish(uv_work_t *wk)
@@ -1820,6 +1889,29 @@ static void sweep_state_dir(struct dwatch *w)
     closedir(dir);
 }
 
+/*
+ * Something in work/ that is not a file (patchdrop only ever renames files there; a person
+ * put it there) is never opened or retried: one line says what it is and what to do.
+ */
+static void odd_item(struct dwatch *w, const char *name, mode_t mode)
+{
+    char qb[PATH_MAX + 16], qd[PATH_MAX + 16];
+    for (size_t i = 0; i < w->nodd; i++)
+        if (!strcmp(w->odd[i], name))
+            return;
+    char **grown = realloc(w->odd, (w->nodd + 1) * sizeof(*grown));
+    if (!grown)
+        return;
+    w->odd = grown;
+    if (!(w->odd[w->nodd] = strdup(name)))
+        return;
+    w->nodd++;
+    pd_log(PD_LOG_ERROR,
+           "event=ignored watch=%s file=%s folder=%s reason=\"%s in patchdrop's work folder\" "
+           "action=\"never opened or retried; remove it\"",
+           w->cfg->name, q(name, qb, sizeof(qb)), q(w->work_dir, qd, sizeof(qd)), kind_of(mode));
+}
+
 /* Picks up files left in work/ by a stopped or crashed daemon (ours or another's). */
 static void resume_orphans(struct dwatch *w)
 {
@@ -1833,8 +1925,12 @@ static void resume_orphans(struct dwatch *w)
         struct stat st;
         if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp."))
             continue;
-        if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+        if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW))
             continue;
+        if (!S_ISREG(st.st_mode)) {
+            odd_item(w, de->d_name, st.st_mode);
+            continue;
+        }
         if (job_holds(w, de->d_name))
             continue;
         struct job *j = job_new(w, de->d_name, NULL, true);
@@ -1846,56 +1942,79 @@ static void resume_orphans(struct dwatch *w)
     closedir(dir);
 }
 
-/* Claims one ready candidate by renaming it into work/, then starts its job. */
+/* Says once per candidate why it stays in the drop folder, and looks again at the next rescan. */
+static void leave_in_place(struct dwatch *w, struct cand *c, bool *said, const char *event,
+                           const char *why, const char *action)
+{
+    char qb[PATH_MAX + 16];
+    if (!*said)
+        pd_log(PD_LOG_ERROR, "event=%s watch=%s file=%s reason=\"%s\" action=\"%s\"", event,
+               w->cfg->name, q(c->name, qb, sizeof(qb)), why, action);
+    *said = true;
+    c->due_ms = now_ms() + w->cfg->rescan_ms;
+}
+
+/*
+ * Claims one ready candidate by renaming it into work/, then starts its job. The name is
+ * resolved beneath the drop folder's descriptor and the file checked again through its own
+ * descriptor, so a partner swapping a folder or the file for a symlink gains nothing.
+ */
 static void claim(struct dwatch *w, struct cand *c)
 {
     const char *slash = strrchr(c->name, '/');
     const char *base = slash ? slash + 1 : c->name;
-    char from[PATH_MAX], work_name[NAME_MAX + 1], to[PATH_MAX], qb[PATH_MAX + 16];
+    char work_name[NAME_MAX + 1], to[PATH_MAX], qb[PATH_MAX + 16];
     struct stat st;
     int rc;
 
-    snprintf(from, sizeof(from), "%s/%s", w->cfg->path, c->name);
     /* Changed since it was found ready? Then it was not done after all. */
-    if (lstat(from, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size != c->obs.size ||
-        (uint64_t)st.st_ino != c->obs.ino ||
+    if (w->root_fd < 0 || pd_zone_stat(w->root_fd, c->name, &st) || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size != c->obs.size || (uint64_t)st.st_ino != c->obs.ino ||
         (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != c->obs.mtime_ns) {
         c->due_ms = 0;
         w->next_due = 0;
         return;
     }
-    /* A file we may not read stays where it is, with one clear line, until its mode is fixed:
-     * claiming it would only move the problem out of the user's sight. */
-    int probe = open(from, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (probe < 0) {
-        int e = errno;
-        if (!c->unreadable)
-            pd_log(PD_LOG_ERROR,
-                   "event=unreadable watch=%s file=%s reason=\"%s\" action=\"left in place; "
-                   "give patchdrop's user read permission and it is sent at the next rescan\"",
-                   w->cfg->name, q(c->name, qb, sizeof(qb)), strerror(e));
-        c->unreadable = true;
-        c->due_ms = now_ms() + w->cfg->rescan_ms;
-        return;
-    }
-    close(probe);
-    c->unreadable = false;
     for (unsigned start = 0, remade = 0;; start++) {
         rc = pd_fs_unique_name(w->work_dir, base, NULL, start, work_name, sizeof(work_name) - 8);
         if (rc)
             break;
         snprintf(to, sizeof(to), "%s/%s", w->work_dir, work_name);
-        rc = pd_fs_rename_noreplace(from, to);
-        if (rc == -ENOENT && !remade++ && access(from, F_OK) == 0) {
-            /* The file is there, so our folders are not: the drop folder was deleted and made
-             * again. Make them again too. */
-            if (pd_fs_mkdirs(w->work_dir, 0700) == 0 && pd_fs_mkdirs(w->state_dir, 0700) == 0) {
+        rc = pd_zone_claim(w->root_fd, c->name, &st, w->cfg->allow_hard_links, to, NULL);
+        if (rc == -ENOENT && !remade++ && pd_zone_stat(w->root_fd, c->name, &st) == 0) {
+            /* The file is there, so our folder is not (removed by hand): make it again. */
+            char *why = NULL;
+            if (pd_zone_own_dir(w->work_dir, 0700, true, &why) == 0 &&
+                pd_zone_own_dir(w->state_dir, 0700, true, &why) == 0) {
                 start--;
                 continue;
             }
+            free(why);
         }
         if (rc != -EEXIST)
             break;
+    }
+    if (rc == -EACCES || rc == -EPERM) {
+        /* A file we may not read stays where it is, with one clear line, until its mode is
+         * fixed: claiming it would only move the problem out of the user's sight. */
+        leave_in_place(w, c, &c->unreadable, "unreadable", strerror(-rc),
+                       "left in place; give patchdrop's user read permission and it is sent at "
+                       "the next rescan");
+        return;
+    }
+    if (rc == -EMLINK) {
+        leave_in_place(w, c, &c->linked, "refused",
+                       "the file has other names (hard links), and one may be a file the "
+                       "sender could not read",
+                       "left untouched; drop a copy instead of a link, or set "
+                       "allow_hard_links = yes for this watch");
+        return;
+    }
+    c->unreadable = c->linked = false;
+    if (rc == -EAGAIN) {
+        c->due_ms = 0; /* changed, or swapped for something else: look again */
+        w->next_due = 0;
+        return;
     }
     if (rc == -ENOENT) {
         cand_remove(w, c); /* another daemon claimed it first */
@@ -1929,7 +2048,7 @@ static void dispatch(struct pd_daemon *d)
         return;
     for (size_t tries = 0; tries < d->nwatches && d->active < d->max_active;) {
         struct dwatch *w = &d->watches[d->rr++ % d->nwatches];
-        if (!w->nheap || (w->cfg->ordered && w->active)) {
+        if (!w->nheap || (w->cfg->ordered && w->active) || w->active >= w->max_jobs) {
             tries++;
             continue;
         }
@@ -1946,6 +2065,8 @@ static bool is_once_idle(struct pd_daemon *d)
         return false;
     for (size_t i = 0; i < d->nwatches; i++) {
         struct dwatch *w = &d->watches[i];
+        if (w->disabled)
+            continue; /* nothing of it can be handled now; the summary says so */
         if (!w->scanned || w->nheap)
             return false;
         for (size_t b = 0; b < w->nbuckets; b++)
@@ -2010,6 +2131,126 @@ void pd_daemon_stop(struct pd_daemon *dd, uint64_t grace_ms)
 
 /* ---- life cycle ---------------------------------------------------------------------------- */
 
+/* Checks one of the watch's own folders, creating it if need be. */
+static int own_dir(const char *path, bool private_, bool required, char **why)
+{
+    struct stat st;
+    /* An archive or failed folder that cannot be made now (a read-only or full disk) is not a
+     * reason to stop the watch: finished files wait in work/ until it can. */
+    if (!required && lstat(path, &st) && pd_fs_mkdirs(path, 0750))
+        return 0;
+    return pd_zone_own_dir(path, private_ ? 0700 : 0750, private_, why);
+}
+
+/*
+ * Sets up a watch's folders (docs/architecture.md, "Trust boundary"): opens the drop folder,
+ * checks that every folder patchdrop keeps is its own and nobody else's, and moves files an
+ * older patchdrop left in <drop>/.patchdrop/work into the new work/ (only when that folder is
+ * provably patchdrop's own).
+ */
+static int watch_setup(struct dwatch *w, char **why)
+{
+    const struct pd_watch *wc = w->cfg;
+    char qb[PATH_MAX + 16];
+    struct stat drop, mine;
+    int rc, fd = pd_zone_open_root(wc->path);
+
+    if (fd < 0) {
+        if (asprintf(why, "cannot open the drop folder %s: %s; patchdrop's user (uid %u) needs "
+                          "read and search permission on it",
+                     wc->path, pd_strerror(fd), (unsigned)geteuid()) < 0)
+            *why = NULL;
+        return fd;
+    }
+    if (access(wc->path, W_OK | X_OK)) {
+        rc = -errno;
+        if (asprintf(why, "patchdrop's user (uid %u) cannot take files out of %s (%s): it "
+                          "needs write permission on the folder, e.g. setfacl -m u:%u:rwx %s",
+                     (unsigned)geteuid(), wc->path, pd_strerror(rc), (unsigned)geteuid(),
+                     wc->path) < 0)
+            *why = NULL;
+        close(fd);
+        return rc;
+    }
+    if ((rc = own_dir(wc->work_dir, true, true, why)) ||
+        (rc = own_dir(w->work_dir, true, true, why)) ||
+        (rc = own_dir(w->state_dir, true, true, why)) ||
+        (rc = own_dir(wc->archive_dir, false, false, why)) ||
+        (rc = own_dir(wc->failed_dir, false, false, why))) {
+        close(fd);
+        return rc;
+    }
+    if (fstat(fd, &drop) == 0 && stat(w->work_dir, &mine) == 0 && drop.st_dev != mine.st_dev)
+        pd_log(PD_LOG_WARN,
+               "event=setup watch=%s folder=%s reason=\"work_dir is on another file system "
+               "than the drop folder: every claim copies the file instead of renaming it\" "
+               "action=\"set work_dir to a folder on the drop folder's file system\"",
+               wc->name, q(wc->work_dir, qb, sizeof(qb)));
+    unsigned moved = 0;
+    char *mwhy = NULL;
+    rc = pd_zone_migrate(fd, w->work_dir, w->state_dir, &moved, &mwhy);
+    if (moved || rc)
+        pd_log(rc ? PD_LOG_ERROR : PD_LOG_INFO,
+               "event=migrated watch=%s files=%u to=%s reason=\"%s\"", wc->name, moved,
+               q(w->work_dir, qb, sizeof(qb)),
+               rc ? pd_strerror(rc) : "files an older patchdrop left in .patchdrop/work are "
+                                      "resumed from patchdrop's own folder");
+    else if (mwhy)
+        pd_log(PD_LOG_WARN,
+               "event=legacy_ignored watch=%s reason=\"%s\" action=\"left alone: nothing in "
+               "it is read, sent or moved\"",
+               wc->name, mwhy);
+    free(mwhy);
+    if (w->root_fd >= 0)
+        close(w->root_fd);
+    w->root_fd = fd;
+    return 0;
+}
+
+/* Starts watching a watch whose folders are set up (at start, or once they can be). */
+static void watch_begin(struct dwatch *w)
+{
+    if (w->disabled || !w->d->started || w->watching)
+        return;
+    w->watching = true;
+    resume_orphans(w);
+    pd_watcher_start(w->watcher);
+}
+
+/*
+ * One watch whose folders cannot be set up is disabled, never the others: said once per
+ * reason, shown in the metrics and /healthz, and tried again every rescan period.
+ */
+static void watch_try_setup(struct dwatch *w)
+{
+    char *why = NULL;
+    int rc = watch_setup(w, &why);
+
+    w->setup_due = now_ms() + w->cfg->rescan_ms;
+    if (rc == 0) {
+        if (w->disabled)
+            pd_log(PD_LOG_INFO, "event=watch_enabled watch=%s", w->cfg->name);
+        w->disabled = false;
+        free(w->disabled_why);
+        w->disabled_why = NULL;
+        free(why);
+        pd_metrics_watch_state(w->d->opts.metrics, w->cfg->name, NULL);
+        watch_begin(w);
+        return;
+    }
+    if (!why && asprintf(&why, "%s", pd_strerror(rc)) < 0)
+        why = NULL;
+    if (!w->disabled || !w->disabled_why || !why || strcmp(why, w->disabled_why))
+        pd_log(PD_LOG_ERROR,
+               "event=watch_disabled watch=%s reason=\"%s\" action=\"the other watches go on; "
+               "this one is tried again every %" PRIu64 " s\"",
+               w->cfg->name, why ? why : "", (w->cfg->rescan_ms + 999) / 1000);
+    w->disabled = true;
+    free(w->disabled_why);
+    w->disabled_why = why;
+    pd_metrics_watch_state(w->d->opts.metrics, w->cfg->name, why ? why : "cannot be set up");
+}
+
 static void on_client_note(void *arg, const char *line)
 {
     pd_log(PD_LOG_WARN, "event=client %s", line);
@@ -2038,26 +2279,21 @@ int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct 
     for (size_t i = 0; i < cfg->nwatches; i++) {
         struct dwatch *w = &d->watches[i];
         const struct pd_watch *wc = &cfg->watches[i];
-        char *base = NULL;
         w->d = d;
+        w->root_fd = -1;
         w->cfg = wc;
         w->next_due = NEVER;
         d->nwatches++;
         if (pd_ready_rules_init(&w->rules, wc->include, wc->exclude, wc->done_marker,
                                 wc->settle_ms, wc->min_age_ms))
             goto fail;
-        if (asprintf(&base, "%s/.patchdrop", wc->path) < 0)
-            goto fail;
-        w->work_dir = join(base, "work");
-        w->state_dir = join(base, "state");
-        free(base);
+        w->work_dir = join(wc->work_dir, "work");
+        w->state_dir = join(wc->work_dir, "state");
         if (!w->work_dir || !w->state_dir)
             goto fail;
-        if ((rc = pd_fs_mkdirs(w->work_dir, 0700)) || (rc = pd_fs_mkdirs(w->state_dir, 0700))) {
-            pd_log(PD_LOG_ERROR, "event=setup_failed watch=%s folder=%s reason=\"%s\"", wc->name,
-                   w->work_dir, pd_strerror(rc));
-            goto fail;
-        }
+        w->max_jobs = wc->max_jobs ? (unsigned)wc->max_jobs
+                      : cfg->nwatches > 1 ? (d->max_active + 1) / 2
+                                          : d->max_active;
         struct pd_watch_opts wo = {.root = wc->path,
                                    .rescan_ms = wc->rescan_ms,
                                    .poll = wc->poll,
@@ -2065,6 +2301,7 @@ int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct 
                                    .skip = ".patchdrop"};
         if ((rc = pd_watcher_create(loop, &wo, on_watch_event, w, &w->watcher)))
             goto fail;
+        watch_try_setup(w);
     }
     if ((rc = pd_fs_mkdirs(cfg->state.dir, 0700))) {
         pd_log(PD_LOG_ERROR, "event=setup_failed folder=%s reason=\"%s\"", cfg->state.dir,
@@ -2086,17 +2323,19 @@ int pd_daemon_start(struct pd_daemon *dd)
 {
     struct pd_daemon *d = dd;
 
-    for (size_t i = 0; i < d->nwatches; i++) {
-        resume_orphans(&d->watches[i]);
-        pd_watcher_start(d->watches[i].watcher);
-    }
+    d->started = true;
+    for (size_t i = 0; i < d->nwatches; i++)
+        watch_begin(&d->watches[i]);
     uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
     return 0;
 }
 
 struct pd_daemon_summary pd_daemon_summary(const struct pd_daemon *dd)
 {
-    return (dd)->sum;
+    struct pd_daemon_summary s = dd->sum;
+    for (size_t i = 0; i < dd->nwatches; i++)
+        s.disabled += dd->watches[i].disabled;
+    return s;
 }
 
 static void daemon_free(struct pd_daemon *d)
@@ -2113,6 +2352,12 @@ static void daemon_free(struct pd_daemon *d)
         free(w->heap);
         free(w->work_dir);
         free(w->state_dir);
+        free(w->disabled_why);
+        for (size_t k = 0; k < w->nodd; k++)
+            free(w->odd[k]);
+        free(w->odd);
+        if (w->root_fd >= 0)
+            close(w->root_fd);
         pd_ready_rules_cleanup(&w->rules);
     }
     free(d->watches);

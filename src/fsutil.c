@@ -8,13 +8,19 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#ifdef SYS_openat2
+#include <linux/openat2.h>
+#endif
 
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)
@@ -175,10 +181,10 @@ int pd_fs_create_durable(const char *path, const void *data, size_t len, mode_t 
     return pd_fs_fsync_dir(dir);
 }
 
-static int copy_file(const char *from, int out)
+static int copy_file(int fromdir, const char *from, int out)
 {
     char buf[65536];
-    int in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int in = openat(fromdir, from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     int rc = 0;
 
     if (in < 0)
@@ -200,8 +206,12 @@ static int copy_file(const char *from, int out)
     return rc;
 }
 
-/* Moves FROM to TO on another file system: copy to a temp beside TO, fsync, link, unlink. */
-static int move_across(const char *from, const char *to)
+/*
+ * Moves FROM (in the folder FROMDIR) to TO on another file system: copy to a temp beside TO,
+ * fsync, link, unlink. The copy gets PD_FS_FILE_MODE, never the original's mode: a partner's
+ * setuid program must not become a setuid program owned by patchdrop's user.
+ */
+static int move_across(int fromdir, const char *from, const char *to)
 {
     char tmp[PATH_MAX], dir[PATH_MAX];
     struct stat st;
@@ -209,15 +219,17 @@ static int move_across(const char *from, const char *to)
 
     if ((rc = dir_of(to, dir, sizeof(dir))))
         return rc;
-    if (lstat(from, &st))
+    if (fstatat(fromdir, from, &st, AT_SYMLINK_NOFOLLOW))
         return -errno;
+    if (!S_ISREG(st.st_mode))
+        return -EINVAL;
     if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", to) >= sizeof(tmp))
         return -ENAMETOOLONG;
     fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    rc = copy_file(from, fd);
-    if (!rc && fchmod(fd, st.st_mode & 07777))
+    rc = copy_file(fromdir, from, fd);
+    if (!rc && fchmod(fd, PD_FS_FILE_MODE))
         rc = -errno;
     if (!rc && fsync(fd))
         rc = -errno;
@@ -231,25 +243,103 @@ static int move_across(const char *from, const char *to)
     if ((rc = pd_fs_fsync_dir(dir)))
         return rc;
     /* The copy is safe in place; only now may the original go. */
-    if (unlink(from))
+    if (unlinkat(fromdir, from, 0))
+        return -errno;
+    return 0;
+}
+
+int pd_fs_renameat_noreplace(int fromdir, const char *from, const char *to)
+{
+    if (renameat2(fromdir, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno == EXDEV)
+        return move_across(fromdir, from, to);
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+        return -errno;
+    /* No RENAME_NOREPLACE here (NFS, old kernels): link never replaces, then drop the old name. */
+    if (linkat(fromdir, from, AT_FDCWD, to, 0))
+        return errno == EXDEV ? move_across(fromdir, from, to) : -errno;
+    if (unlinkat(fromdir, from, 0))
         return -errno;
     return 0;
 }
 
 int pd_fs_rename_noreplace(const char *from, const char *to)
 {
-    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno == EXDEV)
-        return move_across(from, to);
-    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
-        return -errno;
-    /* No RENAME_NOREPLACE here (NFS, old kernels): link never replaces, then drop the old name. */
-    if (link(from, to))
-        return errno == EXDEV ? move_across(from, to) : -errno;
-    if (unlink(from))
-        return -errno;
-    return 0;
+    return pd_fs_renameat_noreplace(AT_FDCWD, from, to);
+}
+
+/* Opens REL beneath ROOTFD one component at a time, never through a symlink or "..". */
+static int walk_beneath(int rootfd, const char *rel, int flags)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(rel);
+    int dirfd = rootfd, fd = -1;
+    char *p, *next;
+
+    if (len == 0 || len >= sizeof(buf) || rel[0] == '/')
+        return -EINVAL;
+    memcpy(buf, rel, len + 1);
+    for (p = buf;; p = next) {
+        next = strchr(p, '/');
+        if (next)
+            *next++ = '\0';
+        if (!*p || !strcmp(p, ".") || !strcmp(p, "..")) {
+            fd = -EXDEV; /* as openat2's RESOLVE_BENEATH says it */
+            break;
+        }
+        int f = next ? O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC : flags | O_NOFOLLOW;
+        int got = openat(dirfd, p, f, 0);
+        if (dirfd != rootfd)
+            close(dirfd);
+        dirfd = rootfd;
+        if (got < 0) {
+            fd = -errno;
+            break;
+        }
+        if (!next) {
+            fd = got;
+            break;
+        }
+        dirfd = got;
+    }
+    if (dirfd != rootfd)
+        close(dirfd);
+    return fd;
+}
+
+int pd_fs_open_beneath(int rootfd, const char *rel, int flags)
+{
+#ifdef SYS_openat2
+    struct open_how how = {
+        .flags = (uint64_t)(flags | O_NOFOLLOW | O_CLOEXEC),
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
+    if (fd >= 0)
+        return (int)fd;
+    /* Older kernels (before 5.6) and system-call filters that do not know openat2: walk. */
+    if (errno != ENOSYS && errno != EPERM)
+        return errno == ELOOP ? -ELOOP : -errno;
+#endif
+    return walk_beneath(rootfd, rel, flags | O_CLOEXEC);
+}
+
+int pd_fs_open_parent(int rootfd, const char *rel, const char **base)
+{
+    const char *slash = strrchr(rel, '/');
+    char dir[PATH_MAX];
+
+    *base = slash ? slash + 1 : rel;
+    if (!slash) {
+        int fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
+        return fd < 0 ? -errno : fd;
+    }
+    if ((size_t)(slash - rel) >= sizeof(dir))
+        return -ENAMETOOLONG;
+    memcpy(dir, rel, (size_t)(slash - rel));
+    dir[slash - rel] = '\0';
+    return pd_fs_open_beneath(rootfd, dir, O_RDONLY | O_DIRECTORY);
 }
 
 int pd_fs_numbered_name(const char *name, unsigned k, char *out, size_t outlen)

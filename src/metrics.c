@@ -37,6 +37,7 @@ struct mwatch {
     uint64_t chunks, bytes_sent;
     uint64_t last_delivery_wall_ms;
     uint64_t pending, oldest_since_ms;
+    char *down_why; /* NULL: the watch is set up; else why it is disabled */
 };
 
 struct pd_metrics {
@@ -82,8 +83,10 @@ void pd_metrics_destroy(struct pd_metrics **mp)
     /* The HTTP thread goes first: after this no request can touch the counters. */
     if (m->httpd)
         MHD_stop_daemon(m->httpd);
-    for (size_t i = 0; i < m->nwatches; i++)
+    for (size_t i = 0; i < m->nwatches; i++) {
         free(m->watches[i].name);
+        free(m->watches[i].down_why);
+    }
     free(m->watches);
     pthread_mutex_destroy(&m->lock);
     free(m);
@@ -124,6 +127,22 @@ void pd_metrics_file_event(struct pd_metrics *m, const char *watch, enum pd_metr
             w->finished_bytes += bytes;
         if (ev == PD_METRICS_DELIVERED || ev == PD_METRICS_DUPLICATE)
             w->last_delivery_wall_ms = m->clock->wall_ms(m->clock->arg);
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+void pd_metrics_watch_state(struct pd_metrics *m, const char *watch, const char *down_why)
+{
+    struct mwatch *w;
+
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->lock);
+    if ((w = watch_of(m, watch ? watch : ""))) {
+        free(w->down_why);
+        w->down_why = down_why ? strdup(down_why) : NULL;
+        if (down_why && !w->down_why)
+            w->down_why = strdup("disabled");
     }
     pthread_mutex_unlock(&m->lock);
 }
@@ -241,6 +260,13 @@ static int health_locked(struct pd_metrics *m, char *reason, size_t len)
                  (now - m->failing_since_ms) / 1000, m->unhealthy_ms / 1000, what);
         return 503;
     }
+    for (size_t i = 0; i < m->nwatches; i++) {
+        if (m->watches[i].down_why) {
+            snprintf(reason, len, "watch %s is disabled: %s", m->watches[i].name,
+                     m->watches[i].down_why);
+            return 503;
+        }
+    }
     snprintf(reason, len, "ok");
     return 200;
 }
@@ -338,6 +364,10 @@ static void render_locked(struct pd_metrics *m, FILE *f)
     PER_WATCH(f, m, "patchdrop_oldest_pending_file_age_seconds",
               w->oldest_since_ms && now > w->oldest_since_ms ? (now - w->oldest_since_ms) / 1000
                                                              : 0);
+    family(f, "patchdrop_watch_up", "gauge",
+           "1 when the watch's folders are set up; 0: disabled (the log says why), the other "
+           "watches go on.");
+    PER_WATCH(f, m, "patchdrop_watch_up", w->down_why == NULL);
     family(f, "patchdrop_last_delivery_timestamp_seconds", "gauge",
            "Unix time of the last file delivered; 0: none since the start.");
     PER_WATCH(f, m, "patchdrop_last_delivery_timestamp_seconds", w->last_delivery_wall_ms / 1000);

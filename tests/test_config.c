@@ -9,6 +9,7 @@
 #include "pd_error.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,9 +197,21 @@ static void test_defaults_and_values(void **state)
     /* Relative paths are taken from the config file's folder. */
     snprintf(want, sizeof(want), "%s/drop", tmpdir);
     assert_string_equal(w->path, want);
-    snprintf(want, sizeof(want), "%s/drop/.patchdrop/archive", tmpdir);
+    /* patchdrop's own folder is outside the drop folder: in the state dir when that is on the
+     * drop folder's file system, else beside the drop folder. */
+    struct stat a, b;
+    char own[300];
+    if (stat("/var/lib/patchdrop", &a) && stat("/var/lib", &a))
+        a.st_dev = (dev_t)-2;
+    assert_int_equal(stat(w->path, &b), 0);
+    if (a.st_dev == b.st_dev)
+        snprintf(own, sizeof(own), "/var/lib/patchdrop/watches/orders");
+    else
+        snprintf(own, sizeof(own), "%s/.patchdrop-drop", tmpdir);
+    assert_string_equal(w->work_dir, own);
+    snprintf(want, sizeof(want), "%s/archive", own);
     assert_string_equal(w->archive_dir, want);
-    snprintf(want, sizeof(want), "%s/drop/.patchdrop/failed", tmpdir);
+    snprintf(want, sizeof(want), "%s/failed", own);
     assert_string_equal(w->failed_dir, want);
     assert_string_equal(w->flow_id, "123");
     assert_null(w->version_id);
@@ -394,9 +407,35 @@ static void test_watch_errors(void **state)
     write_file("afile", "x", 0600);
     expect_error(GOOD_PW "[watch:orders]\npath = afile\nflow_id = 1\n", 5, "is not a folder");
     expect_error(GOOD_PW GOOD_WATCH "[watch:again]\npath = drop\nflow_id = 2\n", 8,
-                 "same path as [watch:orders]");
+                 "uses the folder of [watch:orders]");
+    /* One folder written two ways is still one folder. */
+    expect_error(GOOD_PW GOOD_WATCH "[watch:again]\npath = ./drop/\nflow_id = 2\n", 8,
+                 "uses the folder of [watch:orders]");
+    symlink("drop", strcat(strcpy((char[400]){0}, tmpdir), "/droplink"));
+    expect_error(GOOD_PW GOOD_WATCH "[watch:again]\npath = droplink\nflow_id = 2\n", 8,
+                 "uses the folder of [watch:orders]");
+    /* A folder inside a recursive watch's folder would feed two flows. */
+    mkdir(strcat(strcpy((char[400]){0}, tmpdir), "/drop/sub"), 0700);
+    expect_error(GOOD_PW GOOD_WATCH "recursive = yes\n[watch:sub]\npath = drop/sub\nflow_id = 2\n",
+                 9, "inside the recursive [watch:orders]");
     /* A watch section with no keys at all is still seen. */
     expect_error(GOOD_PW GOOD_WATCH "[watch:empty]\n", 7, "has no path");
+}
+
+/* Nothing patchdrop keeps may live where a partner writes (docs/architecture.md). */
+static void test_trust_boundary(void **state)
+{
+    (void)state;
+    expect_error(GOOD_PW "[state]\ndir = drop/state\n" GOOD_WATCH, 5,
+                 "the state dir");
+    expect_error(GOOD_PW "[state]\ndir = .\n" GOOD_WATCH, 5, "holds the drop folder");
+    expect_error(GOOD_PW GOOD_WATCH "work_dir = drop/.own\n", 7, "inside the drop folder");
+    expect_error(GOOD_PW GOOD_WATCH "archive_dir = drop\n", 7, "is the drop folder");
+    expect_error(GOOD_PW GOOD_WATCH "failed_dir = drop/failed\n", 7, "inside the drop folder");
+    mkdir(strcat(strcpy((char[400]){0}, tmpdir), "/drop2"), 0700);
+    expect_error(GOOD_PW GOOD_WATCH "work_dir = own\n[watch:two]\npath = drop2\nflow_id = 2\n"
+                                    "work_dir = own/\n",
+                 11, "shares work_dir");
 }
 
 static void test_credentials(void **state)
@@ -604,6 +643,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_and_repeated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trust_boundary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_environment_secrets, setup, teardown),

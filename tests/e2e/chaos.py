@@ -59,13 +59,14 @@ def verify(drop, rec, kills, concurrency):
     for r in requests:
         if r.get("status") == 200 and r.get("payload_file"):
             by_run[str(r["flow_run_id"])] = r
-    archive = os.path.join(drop, ".patchdrop", "archive")
-    failed = os.path.join(drop, ".patchdrop", "failed")
+    own = drop.rstrip("/") + ".pd"  # the watch's work_dir (write_conf puts it beside the drop)
+    archive = os.path.join(own, "archive")
+    failed = os.path.join(own, "failed")
     referenced = set()
     chunks_by_file = {}
     records = 0
     for name, e in sorted(expect.items()):
-        places = [p for p in (os.path.join(drop, name), os.path.join(drop, ".patchdrop", "work", name),
+        places = [p for p in (os.path.join(drop, name), os.path.join(own, "work", name),
                               os.path.join(archive, name), os.path.join(failed, name)) if os.path.exists(p)]
         want = os.path.join(archive if e["outcome"] == "archive" else failed, name)
         if places != [want]:

@@ -22,6 +22,10 @@ write_conf() {
     echo "shutdown_grace = ${PD_GRACE:-5s}"
     echo "[watch:drop]"
     echo "path = $drop"
+    # Each drop folder gets its own patchdrop folder beside it (DROP.pd), so tests that use
+    # several drop folders with one watch name keep them apart; PD_DEFAULT_WORKDIR=1 leaves the
+    # default (<state dir>/watches/<name>).
+    [ -n "${PD_DEFAULT_WORKDIR:-}" ] || echo "work_dir = $drop.pd"
     echo "flow_id = 42"
     echo "version_id = 7"
     echo "settle = ${PD_SETTLE:-0}"
@@ -35,8 +39,10 @@ payload_count() { ls "$MOCK_REC/payloads" 2>/dev/null | wc -l; }
 # start_requests: start-flow requests answered 200.
 ok_requests() { grep -c '"status":200' "$MOCK_REC/requests.jsonl" 2>/dev/null | grep -v '/login' || true; }
 # archived NAME DROP: the file sits in the archive with its receipt.
-archived() { [ -f "$2/.patchdrop/archive/$1" ] && [ -f "$2/.patchdrop/archive/$1.receipt.json" ]; }
-failed() { [ -f "$2/.patchdrop/failed/$1" ] && [ -f "$2/.patchdrop/failed/$1.error.json" ]; }
+# own_of DROP: the watch's own folder (write_conf's DROP.pd, or the default for [watch:drop]).
+own_of() { if [ -d "$1.pd" ]; then echo "$1.pd"; else echo "$T/state/watches/drop"; fi; }
+archived() { local o; o=$(own_of "$2"); [ -f "$o/archive/$1" ] && [ -f "$o/archive/$1.receipt.json" ]; }
+failed() { local o; o=$(own_of "$2"); [ -f "$o/failed/$1" ] && [ -f "$o/failed/$1.error.json" ]; }
 # received FILE: some payload the emulator got equals FILE byte for byte.
 received() {
   local f

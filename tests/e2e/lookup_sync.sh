@@ -179,6 +179,7 @@ mkdir -p "$T/ldrop"
 cat >>"$LW" <<CONF
 [watch:bins]
 path = $T/ldrop
+work_dir = $T/ldrop.pd
 lookup_id = $SID
 delete_missing = yes
 settle = 0
@@ -186,7 +187,7 @@ rescan = 1s
 CONF
 printf 'left_value,right_value\nW1,ONE\nW2,two\nW4,four\n' >"$T/ldrop/w.csv"
 run_pd "$T/run" run -c "$LW" --once
-R="$T/ldrop/.patchdrop/archive/w.csv.receipt.json"
+R="$T/ldrop.pd/archive/w.csv.receipt.json"
 check "the watch archives the file with a receipt" test "$RC" -eq 0 -a -f "$R"
 check "the receipt counts the changes" \
   test "$(jq -c '.lookup | [.added, .updated, .deleted, .unchanged]' "$R")" = "[1,1,1,1]"
@@ -199,6 +200,6 @@ check "the lookup now matches the file" \
 printf 'left_value,right_value\nX,1\nX,2\n' >"$T/ldrop/bad.csv"
 run_pd "$T/run2" run -c "$LW" --once
 check "a bad file goes to the failed folder with the lines in the reason" \
-  sh -c "jq -r .reason '$T/ldrop/.patchdrop/failed/bad.csv.error.json' | grep -q 'line 2 and line 3'"
-check "no secret in any output" no_secret "$T"/*.out "$T"/*.err "$T/ldrop/.patchdrop"
+  sh -c "jq -r .reason '$T/ldrop.pd/failed/bad.csv.error.json' | grep -q 'line 2 and line 3'"
+check "no secret in any output" no_secret "$T"/*.out "$T"/*.err "$T/ldrop.pd"
 finish

@@ -32,7 +32,7 @@ mkdir "$D/folder.txt"
 out=$(timeout 90 "$PD_BIN" run --once -c "$T/c.conf" 2>"$T/err") && rc=0 || rc=$?
 check "exit 1: some files failed" test "$rc" -eq 1
 check "the daemon did not crash (a summary was printed)" grep -q '^summary:' <<<"$out"
-err() { jq -r .reason "$D/.patchdrop/failed/$1.error.json" 2>/dev/null; }
+err() { jq -r .reason "$D.pd/failed/$1.error.json" 2>/dev/null; }
 expect_failed() { # NAME WORDS...: NAME is in failed/ and its reason contains WORDS
   local name=$1 words=$2
   check "$name: failed" failed "$name" "$D"
@@ -62,7 +62,7 @@ check "the fifo is left alone" test -p "$D/pipe.txt"
 check "the folder is left alone" test -d "$D/folder.txt"
 check "no bad file reached the server" \
   bash -c "! grep -rlq -e 'not json' -e 'unterminated' -e 'PK' -e 'no root' '$MOCK_REC/payloads'"
-check "nothing is left in work/" test -z "$(ls -A "$D/.patchdrop/work")"
+check "nothing is left in work/" test -z "$(ls -A "$D.pd/work")"
 
 # A file deleted between detection and claim: nothing sent, nothing logged as an error.
 PD_SETTLE=1s write_conf "$T/c2.conf" "$T/drop2"
@@ -91,7 +91,7 @@ touch "$T/blocked"          # a file where a folder must go: every mkdir under i
 printf '' >"$T/drop3/empty.txt"
 timeout 30 "$PD_BIN" run --once -c "$T/c3.conf" >"$T/out3" 2>"$T/err3" && rc=0 || rc=$?
 check "unwritable failed folder: exit 1" test "$rc" -eq 1
-check "the file stays in work/" test -f "$T/drop3/.patchdrop/work/empty.txt"
+check "the file stays in work/" test -f "$T/drop3.pd/work/empty.txt"
 check "the reason is logged" grep -q "failed folder" "$T/err3"
 rm "$T/blocked"
 timeout 30 "$PD_BIN" run --once -c "$T/c3.conf" >/dev/null 2>&1 || true

@@ -38,14 +38,14 @@ p=$(payload_with '1,Ann')
 check "the three CSV files arrived as one header and their rows" \
   cmp -s <(head -1 "$p"; tail -n +2 "$p" | tr '\n' '|' | sed 's/"Bob|Jr"/"Bob Jr"/; s/|$//' | tr '|' '\n' | sort) \
     <(printf 'id,name\n1,Ann\n2,"Bob Jr"\n3,Cy\n')
-check "the CSV file with another header went on its own" received "$T/drop/.patchdrop/archive/c4.csv"
+check "the CSV file with another header went on its own" received "$T/drop.pd/archive/c4.csv"
 p=$(payload_with 'order id="1"')
 check "the two XML files arrived under one root" \
   test "$(grep -c '<orders xmlns="urn:x">' "$p")" -eq 1 -a "$(grep -c '<order id=' "$p")" -eq 2 -a \
        "$(grep -c '</orders>' "$p")" -eq 1 -a "$(head -1 "$p")" = '<?xml version="1.0"?>' 
-check "the JSON object (not an array) went on its own" received "$T/drop/.patchdrop/archive/o1.json"
+check "the JSON object (not an array) went on its own" received "$T/drop.pd/archive/o1.json"
 
-A="$T/drop/.patchdrop/archive"
+A="$T/drop.pd/archive"
 rid=$(jq -r '.chunks[0].batch.request_id' "$A/a1.json.receipt.json")
 run=$(jq -r '.chunks[0].flow_run_id' "$A/a1.json.receipt.json")
 same=1
@@ -66,7 +66,7 @@ check "the batches are logged" grep -q "event=batch_sent.*files=6" "$T/err"
 # the other two arrive, the refused one goes to the failed folder with its reason.
 kill "$MOCK_PID"
 start_mock --script "422,ok,422,ok"
-rm -rf "$T/drop" "$T/state"
+rm -rf "$T/drop" "$T/drop.pd" "$T/state"
 mkdir -p "$T/drop"
 for i in 1 2 3; do mk "b$i.json" "0$i" "[{\"id\":$i}]"; done
 PD_CONCURRENCY=1 write_conf "$T/c.conf" "$T/drop" "batch = 10" "batch_window = 300ms"
@@ -83,7 +83,7 @@ done
 check "two files archived, one failed: the bad one did not sink the others" \
   test $n_ok -eq 2 -a $n_failed -eq 1
 check "the failed file's reason has the HTTP status" \
-  bash -c "jq -e '.http_status == 422' '$T'/drop/.patchdrop/failed/*.error.json >/dev/null"
+  bash -c "jq -e '.http_status == 422' '$T'/drop.pd/failed/*.error.json >/dev/null"
 check "receipts of files sent alone have no batch" \
-  bash -c "for r in '$T'/drop/.patchdrop/archive/*.receipt.json; do jq -e '.chunks[0].batch == null' \"\$r\" >/dev/null || exit 1; done"
+  bash -c "for r in '$T'/drop.pd/archive/*.receipt.json; do jq -e '.chunks[0].batch == null' \"\$r\" >/dev/null || exit 1; done"
 finish

@@ -10,7 +10,7 @@ PD_CONCURRENCY=8 PD_RESCAN=2s write_conf "$T/c.conf" "$D"
 start_daemon "$T/c.conf"
 sleep 0.3
 for i in $(seq 1 "$N"); do echo "burst $i" >"$D/b$i.txt"; done
-check "all $N files are archived" wait_for 240 bash -c "[ \$(ls '$D/.patchdrop/archive' 2>/dev/null | grep -c 'receipt.json$') -eq $N ]"
+check "all $N files are archived" wait_for 240 bash -c "[ \$(ls '$D.pd/archive' 2>/dev/null | grep -c 'receipt.json$') -eq $N ]"
 check "$N payloads, each once" bash -c "[ \$(ls '$MOCK_REC/payloads' | wc -l) -eq $N ] && [ \$(cat '$MOCK_REC'/payloads/* | sort -u | wc -l) -eq $N ]"
 kill -TERM "$DAEMON_PID"
 wait "$DAEMON_PID" || true

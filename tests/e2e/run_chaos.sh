@@ -45,11 +45,11 @@ check "the emulator's record agrees with every file, receipt and error file" \
 # A kill mid-write leaves a temp file; it is swept once it is a minute old (never sooner, so a
 # live writer of another daemon is never disturbed). Nothing else may be left.
 check "only young temp files are left behind" \
-  test -z "$(find "$D/.patchdrop" -name '*.tmp.*' -mmin +1)"
+  test -z "$(find "$D.pd" -name '*.tmp.*' -mmin +1)"
 check "no delivery record is left" \
-  test -z "$(ls -A "$D/.patchdrop/state" | grep -v '\.tmp\.')"
+  test -z "$(ls -A "$D.pd/state" | grep -v '\.tmp\.')"
 check "no stray file in the archive" \
-  test -z "$(ls -A "$D/.patchdrop/archive" | grep -v '\.tmp\.' | grep -v '\.receipt\.json$' | while read -r f; do [ -f "$D/.patchdrop/archive/$f.receipt.json" ] || echo "$f"; done)"
+  test -z "$(ls -A "$D.pd/archive" | grep -v '\.tmp\.' | grep -v '\.receipt\.json$' | while read -r f; do [ -f "$D.pd/archive/$f.receipt.json" ] || echo "$f"; done)"
 check "every receipt has its file" \
-  test -z "$(cd "$D/.patchdrop/archive" && for r in *.receipt.json; do [ -f "${r%.receipt.json}" ] || echo "$r"; done)"
+  test -z "$(cd "$D.pd/archive" && for r in *.receipt.json; do [ -f "${r%.receipt.json}" ] || echo "$r"; done)"
 finish

@@ -16,7 +16,7 @@ if mount -t tmpfs -o size=64k tmpfs "$MNT" 2>/dev/null; then
   seq 1 20000 >"$T/full/big.txt"      # ~110 KB: cannot fit the 64 KB file system
   timeout 30 "$PD_BIN" run --once -c "$T/full.conf" >"$T/full.out" 2>"$T/full.err" && rc=0 || rc=$?
   check "full archive: exit 1 (stuck)" test "$rc" -eq 1
-  check "full archive: the file stays in work/" test -f "$T/full/.patchdrop/work/big.txt"
+  check "full archive: the file stays in work/" test -f "$T/full.pd/work/big.txt"
   check "full archive: the reason is logged" grep -q "No space left" "$T/full.err"
   check "full archive: it was delivered once" test "$(payload_count)" -eq 1
   rm -f "$MNT/filler"
@@ -34,7 +34,7 @@ if mount -t tmpfs -o size=64k tmpfs "$MNT" 2>/dev/null; then
   mount -o remount,ro "$MNT"
   echo "read-only day" >"$T/ro/r.txt"
   timeout 30 "$PD_BIN" run --once -c "$T/ro.conf" >/dev/null 2>"$T/ro.err" && rc=0 || rc=$?
-  check "read-only archive: exit 1, file kept in work/" bash -c "[ $rc -eq 1 ] && [ -f '$T/ro/.patchdrop/work/r.txt' ]"
+  check "read-only archive: exit 1, file kept in work/" bash -c "[ $rc -eq 1 ] && [ -f '$T/ro.pd/work/r.txt' ]"
   check "read-only archive: the reason is logged" grep -q "Read-only file system" "$T/ro.err"
   mount -o remount,rw "$MNT"
   timeout 30 "$PD_BIN" run --once -c "$T/ro.conf" >/dev/null 2>&1 || true
@@ -76,11 +76,11 @@ PD_CONCURRENCY=1 write_conf "$T/cut.conf" "$T/cut" "split = lines"
 sed -i 's/^\[patchworks\]$/[patchworks]\nmax_body = 30000/' "$T/cut.conf"
 seq -f 'line %06g' 1 30000 >"$T/cut/cut.txt"     # 360 KB: more than the reader's buffers
 start_daemon "$T/cut.conf"
-wait_for 20 test -f "$T/cut/.patchdrop/work/cut.txt"
+wait_for 20 test -f "$T/cut.pd/work/cut.txt"
 wait_for 20 bash -c "[ \$(ls '$MOCK_REC/payloads' 2>/dev/null | wc -l) -ge 1 ]"
-truncate -s 5000 "$T/cut/.patchdrop/work/cut.txt"
+truncate -s 5000 "$T/cut.pd/work/cut.txt"
 check "cut short: the file goes to failed" wait_for 30 failed cut.txt "$T/cut"
-check "cut short: the reason says it changed" grep -Eqi "chang|short|end" "$T/cut/.patchdrop/failed/cut.txt.error.json"
+check "cut short: the reason says it changed" grep -Eqi "chang|short|end" "$T/cut.pd/failed/cut.txt.error.json"
 check "cut short: far fewer chunks than the whole file needed" test "$(payload_count)" -lt 10
 kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID" || true
 finish

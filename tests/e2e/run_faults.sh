@@ -48,13 +48,13 @@ check "hang: archived" archived hang.xml "$D"
 # A truncated 200: the server accepted the payload, so it is not sent again.
 one_case "truncated.xml" --script truncate
 run_once
-check "truncated answer: exit 0, archived" bash -c "[ $RC -eq 0 ] && [ -f '$D/.patchdrop/archive/truncated.xml' ]"
+check "truncated answer: exit 0, archived" bash -c "[ $RC -eq 0 ] && [ -f '$D.pd/archive/truncated.xml' ]"
 check "truncated answer: sent once" test "$(received_count "$T/expected$n")" -eq 1
 
 # 401 in the middle of a run: one login more, nothing failed.
 one_case "reauth.xml" --script 401
 run_once
-check "401 mid-run: exit 0, archived" bash -c "[ $RC -eq 0 ] && [ -f '$D/.patchdrop/archive/reauth.xml' ]"
+check "401 mid-run: exit 0, archived" bash -c "[ $RC -eq 0 ] && [ -f '$D.pd/archive/reauth.xml' ]"
 check "401 mid-run: exactly one more login" test "$(logins)" -eq 2
 
 # Refusals: the file goes to the failed folder with the server's words, exit 1.
@@ -64,17 +64,17 @@ for status in 403 404 422; do
   check "$status: exit 1" test "$RC" -eq 1
   check "$status: in the failed folder" failed "refused-$status.xml" "$D"
   check "$status: the error file has the status" \
-    jqe ".http_status == $status and .chunk == 0 and .byte_offset == 0" "$D/.patchdrop/failed/refused-$status.xml.error.json"
+    jqe ".http_status == $status and .chunk == 0 and .byte_offset == 0" "$D.pd/failed/refused-$status.xml.error.json"
   check "$status: not retried" test "$(payload_count)" -eq 0
 done
-check "422: the server's message is kept" jqe '.server_message | length > 0' "$D/.patchdrop/failed/refused-422.xml.error.json"
+check "422: the server's message is kept" jqe '.server_message | length > 0' "$D.pd/failed/refused-422.xml.error.json"
 
 # 413 from a server whose limit is lower than ours: cut smaller until it fits.
 one_case "big.txt" --max-body 700
 seq -f 'line %05g of a file that is bigger than the server allows' 1 200 >"$F"
 cp "$F" "$T/expected$n"
 run_once
-check "413: re-split and delivered" bash -c "[ $RC -eq 0 ] && [ -f '$D/.patchdrop/archive/big.txt' ]"
+check "413: re-split and delivered" bash -c "[ $RC -eq 0 ] && [ -f '$D.pd/archive/big.txt' ]"
 cat "$MOCK_REC"/payloads/* >"$T/joined$n"
 check "413: the chunks add up to the file" cmp -s "$T/joined$n" "$T/expected$n"
 check "413: every accepted body fit the server's limit" \
@@ -85,8 +85,8 @@ one_case "badpw.xml" --password not-the-configured-one
 run_once
 check "login refused: exit 2" test "$RC" -eq 2
 check "login refused: says which credential" grep -q "demo@example.com" "$T/err$n"
-check "login refused: the file is not in the failed folder" test ! -e "$D/.patchdrop/failed/badpw.xml"
-check "login refused: the file is kept" bash -c "[ -f '$D/badpw.xml' ] || [ -f '$D/.patchdrop/work/badpw.xml' ]"
+check "login refused: the file is not in the failed folder" test ! -e "$D.pd/failed/badpw.xml"
+check "login refused: the file is kept" bash -c "[ -f '$D/badpw.xml' ] || [ -f '$D.pd/work/badpw.xml' ]"
 check "login refused: no password printed" bash -c "! grep -q 'password = ' '$T/err$n'"
 
 # Connection refused for a while, then the server comes back: delivered.

@@ -28,7 +28,7 @@ health >/dev/null
 check "/healthz says ok" grep -qx ok "$T/health.body"
 
 for i in 1 2 3; do echo "{\"order\": $i}" >"$T/drop/order-$i.json"; done
-check "three files are delivered" wait_for 30 bash -c "for i in 1 2 3; do [ -f '$T/drop/.patchdrop/archive/order-'\$i'.json' ] || exit 1; done"
+check "three files are delivered" wait_for 30 bash -c "for i in 1 2 3; do [ -f '$T/drop.pd/archive/order-'\$i'.json' ] || exit 1; done"
 curl -fsS --max-time 5 "$M/metrics" >"$T/metrics.1"
 val() { awk -v n="$1" '$1 == n { print $2 }' "$2"; }
 # The delivered counter moves right after the archive step; give the scrape a moment.

@@ -10,7 +10,7 @@ mkfifo "$T/drop/a-fifo"
 ln -s /etc/passwd "$T/drop/link-out.txt"
 mkdir "$T/drop/a-folder.xml"
 echo "in progress" >"$T/drop/upload.xml.part"
-write_conf "$T/c.conf" "$T/drop"
+PD_DEFAULT_WORKDIR=1 write_conf "$T/c.conf" "$T/drop" # the default: <state dir>/watches/<name>
 
 out=$(timeout 60 "$PD_BIN" run --once -c "$T/c.conf" 2>"$T/err") && rc=0 || rc=$?
 check "exit 1: one file (the empty one) failed" test "$rc" -eq 1
@@ -21,19 +21,19 @@ for f in customers.csv despatch-note.txt order-1001.xml stock-levels.json; do
 done
 check "each sample was sent exactly once" test "$(payload_count)" -eq 4
 check "the empty file went to failed with its reason" failed empty.txt "$T/drop"
-check "the reason says it is empty" grep -q "empty" "$T/drop/.patchdrop/failed/empty.txt.error.json"
+check "the reason says it is empty" grep -q "empty" "$T/state/watches/drop/failed/empty.txt.error.json"
 check "the fifo was never read and stays" test -p "$T/drop/a-fifo"
 check "the symlink was never followed and stays" test -L "$T/drop/link-out.txt"
 check "the folder stays" test -d "$T/drop/a-folder.xml"
 check "the .part upload is left alone" test -f "$T/drop/upload.xml.part"
 check "the symlink got one clear log line" test "$(grep -c 'link-out.txt.*symbolic link' "$T/err")" -eq 1
 check "the fifo got one clear log line" test "$(grep -c 'a-fifo.*fifo' "$T/err")" -eq 1
-check "work/ is empty" test -z "$(ls -A "$T/drop/.patchdrop/work")"
-check "no delivery record is left" test -z "$(ls -A "$T/drop/.patchdrop/state")"
+check "work/ is empty" test -z "$(ls -A "$T/state/watches/drop/work")"
+check "no delivery record is left" test -z "$(ls -A "$T/state/watches/drop/state")"
 check "the summary counts" grep -q "summary: 4 delivered, 0 duplicate(s), 1 failed" <<<"$out"
 check "each flow-run id is printed" test "$(grep -c 'flow run [0-9]' <<<"$out")" -eq 4
 
-r="$T/drop/.patchdrop/archive/order-1001.xml.receipt.json"
+r="$T/state/watches/drop/archive/order-1001.xml.receipt.json"
 check "the receipt names the file, flow and version" \
   jqe '.file == "order-1001.xml" and .flow_id == "42" and .version_id == "7" and .watch == "drop"' "$r"
 check "the receipt's SHA-256 is the file's" \
@@ -59,5 +59,5 @@ cp "$PD_SRC/samples/customers.csv" "$T/drop/customers.csv"
 echo "C-004,New,new@example.com,FR" >>"$T/drop/customers.csv"
 timeout 30 "$PD_BIN" run --once -c "$T/c.conf" >/dev/null 2>&1 || true
 check "a clashing name gets a suffix" archived customers.1.csv "$T/drop"
-check "the first archived copy is untouched" cmp -s "$T/drop/.patchdrop/archive/customers.csv" "$PD_SRC/samples/customers.csv"
+check "the first archived copy is untouched" cmp -s "$T/state/watches/drop/archive/customers.csv" "$PD_SRC/samples/customers.csv"
 finish

@@ -46,7 +46,7 @@ out=$(timeout 30 "$PD_BIN" run --once -c "$T/d.conf" 2>/dev/null) || true
 check "dedupe: the repeat is not sent" test "$(payload_count)" -eq 1
 check "dedupe: the repeat is archived" archived again.txt "$T/d"
 check "dedupe: its receipt says duplicate of the first" \
-  jqe '.result == "duplicate" and (.duplicate_of | test("first.txt.receipt.json$"))' "$T/d/.patchdrop/archive/again.txt.receipt.json"
+  jqe '.result == "duplicate" and (.duplicate_of | test("first.txt.receipt.json$"))' "$T/d.pd/archive/again.txt.receipt.json"
 check "dedupe: the summary counts it" grep -q "1 duplicate" <<<"$out"
 
 # recursive and poll: files in subfolders, found by rescans alone.
@@ -60,7 +60,7 @@ echo 'deep one' >"$T/deep.expected"
 check "recursive: a file two folders down is sent" test "$(received_count "$T/deep.expected")" -eq 1
 check "recursive: and archived" archived deep.xml.txt "$T/r"
 check "recursive: its receipt names its path" \
-  jqe '.file == "partner-a/2026/deep.xml.txt"' "$T/r/.patchdrop/archive/deep.xml.txt.receipt.json"
+  jqe '.file == "partner-a/2026/deep.xml.txt"' "$T/r.pd/archive/deep.xml.txt.receipt.json"
 
 # min_age: a fresh file waits until its mtime is old enough.
 rm -rf "$MOCK_REC"/payloads/*

@@ -42,14 +42,14 @@ start_daemon "$T/c.conf" -v
 port() { grep -o 'event=metrics_listening.*port=[0-9]*' "$T/daemon.err" | grep -o '[0-9]*$'; }
 check "metrics listen" wait_for 10 port
 check "the files are handled (3 delivered, 1 rejected)" wait_for 30 bash -c \
-  "[ \$(ls '$T/drop/.patchdrop/archive/'*.receipt.json 2>/dev/null | wc -l) -eq 3 ] && [ \$(ls '$T/drop/.patchdrop/failed/'*.error.json 2>/dev/null | wc -l) -eq 1 ]"
+  "[ \$(ls '$T/drop.pd/archive/'*.receipt.json 2>/dev/null | wc -l) -eq 3 ] && [ \$(ls '$T/drop.pd/failed/'*.error.json 2>/dev/null | wc -l) -eq 1 ]"
 curl -fsS --max-time 5 "http://127.0.0.1:$(port)/metrics" >"$T/metrics.txt"
 curl -sS --max-time 5 "http://127.0.0.1:$(port)/healthz" >"$T/healthz.txt"
 check "there was a re-login" bash -c "[ \$(awk '\$1 == \"patchdrop_logins_total\" {print \$2}' '$T/metrics.txt') -ge 2 ]"
 check "the token cache is 0600" test "$(stat -c %a "$T/state/token")" = 600
 check "the state folder is 0700" test "$(stat -c %a "$T/state")" = 700
 check "the work and state folders are 0700" \
-  test "$(stat -c %a "$T/drop/.patchdrop/work") $(stat -c %a "$T/drop/.patchdrop/state")" = "700 700"
+  test "$(stat -c %a "$T/drop.pd/work") $(stat -c %a "$T/drop.pd/state")" = "700 700"
 # A delivery record exists only while a file is in work/: hold one there with a hanging request.
 kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
 kill "$MOCK_PID"; wait "$MOCK_PID" 2>/dev/null || true
@@ -57,9 +57,9 @@ start_mock --password "$PD_PW" --script hang
 PD_GRACE=1s write_conf "$T/c2.conf" "$T/drop"
 echo '{"n": 5}' >"$T/drop/f5.json"
 start_daemon "$T/c2.conf"
-check "a delivery record appears" wait_for 15 bash -c "ls '$T/drop/.patchdrop/state/'*.json >/dev/null 2>&1"
+check "a delivery record appears" wait_for 15 bash -c "ls '$T/drop.pd/state/'*.json >/dev/null 2>&1"
 check "delivery records are 0600" \
-  bash -c "for f in '$T/drop/.patchdrop/state/'*.json; do [ \$(stat -c %a \"\$f\") = 600 ] || exit 1; done"
+  bash -c "for f in '$T/drop.pd/state/'*.json; do [ \$(stat -c %a \"\$f\") = 600 ] || exit 1; done"
 kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
 check "no secret in logs, receipts, error files, state or metrics" \
   bash -c "! grep -rqF -- '$PD_PW' '$T/daemon.err' '$T/daemon.out' '$T/drop' '$T/metrics.txt' '$T/healthz.txt' '$T'/*.err"
