@@ -48,6 +48,9 @@ int pd_fs_renameat_noreplace(int fromdir, const char *from, const char *to);
  */
 int pd_fs_open_beneath(int rootfd, const char *rel, int flags);
 
+/* The O_NOFOLLOW walk pd_fs_open_beneath falls back on (kernels before 5.6); for tests. */
+int pd_fs_open_beneath_walk(int rootfd, const char *rel, int flags);
+
 /*
  * Opens the folder holding REL beneath ROOTFD (as pd_fs_open_beneath; ROOTFD itself, as a new
  * descriptor, when REL has no '/') and points *BASE at REL's last component.

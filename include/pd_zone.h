@@ -24,6 +24,9 @@
  */
 int pd_zone_own_dir(const char *path, mode_t mode, bool private_, char **why);
 
+/* The same checks without creating anything: a missing folder is fine (made at start). */
+int pd_zone_check_dir(const char *path, bool private_, char **why);
+
 /*
  * Opens the drop folder ROOT (the admin's path: it may hold symlinks) as a descriptor.
  */

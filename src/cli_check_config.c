@@ -6,6 +6,7 @@
 #include "pd_cli.h"
 #include "pd_config.h"
 #include "pd_error.h"
+#include "pd_zone.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -56,6 +57,43 @@ int pd_cli_load_config(const char *file, struct pd_config **out)
     return PD_EXIT_OK;
 }
 
+/*
+ * The trust boundary (docs/architecture.md): every folder patchdrop keeps for a watch must be
+ * its own, writable by nobody else and not a symlink; the daemon disables a watch whose folders
+ * are not. Says which and how to fix it; returns how many problems it found.
+ */
+static int check_own_folders(const struct pd_config *cfg)
+{
+    int problems = 0;
+    for (size_t i = 0; i < cfg->nwatches; i++) {
+        const struct pd_watch *w = &cfg->watches[i];
+        char *sub[2] = {NULL, NULL};
+        if (asprintf(&sub[0], "%s/work", w->work_dir) < 0 ||
+            asprintf(&sub[1], "%s/state", w->work_dir) < 0) {
+            free(sub[0]);
+            return problems + 1;
+        }
+        const struct {
+            const char *path;
+            bool private_;
+        } dirs[] = {{w->work_dir, true}, {sub[0], true}, {sub[1], true},
+                    {w->archive_dir, false}, {w->failed_dir, false}};
+        for (size_t k = 0; k < sizeof(dirs) / sizeof(dirs[0]); k++) {
+            char *why = NULL;
+            int rc = pd_zone_check_dir(dirs[k].path, dirs[k].private_, &why);
+            if (rc) {
+                fprintf(stderr, "patchdrop check-config: [watch:%s] %s\n", w->name,
+                        why ? why : pd_strerror(rc));
+                problems++;
+            }
+            free(why);
+        }
+        free(sub[0]);
+        free(sub[1]);
+    }
+    return problems;
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "usage: patchdrop check-config [-c FILE] [-q]\n"
@@ -99,6 +137,11 @@ int pd_cli_check_config(int argc, char **argv)
         return rc;
     if (!quiet)
         pd_config_print(cfg, stdout);
+    if (check_own_folders(cfg)) {
+        fprintf(stderr, "patchdrop check-config: the watches above would be disabled at start; "
+                        "fix their folders as said\n");
+        rc = PD_EXIT_USAGE;
+    }
     pd_config_destroy(&cfg);
-    return PD_EXIT_OK;
+    return rc ? rc : PD_EXIT_OK;
 }

@@ -270,7 +270,7 @@ int pd_fs_rename_noreplace(const char *from, const char *to)
 }
 
 /* Opens REL beneath ROOTFD one component at a time, never through a symlink or "..". */
-static int walk_beneath(int rootfd, const char *rel, int flags)
+int pd_fs_open_beneath_walk(int rootfd, const char *rel, int flags)
 {
     char buf[PATH_MAX];
     size_t len = strlen(rel);
@@ -322,7 +322,7 @@ int pd_fs_open_beneath(int rootfd, const char *rel, int flags)
     if (errno != ENOSYS && errno != EPERM)
         return errno == ELOOP ? -ELOOP : -errno;
 #endif
-    return walk_beneath(rootfd, rel, flags | O_CLOEXEC);
+    return pd_fs_open_beneath_walk(rootfd, rel, flags | O_CLOEXEC);
 }
 
 int pd_fs_open_parent(int rootfd, const char *rel, const char **base)

@@ -87,6 +87,28 @@ int pd_zone_own_dir(const char *path, mode_t mode, bool private_, char **why)
     return rc;
 }
 
+int pd_zone_check_dir(const char *path, bool private_, char **why)
+{
+    struct stat st;
+    int fd, rc;
+
+    if (lstat(path, &st))
+        return errno == ENOENT ? 0 : -errno; /* made at the first start */
+    if (S_ISLNK(st.st_mode))
+        return say(why,
+                   "%s is a symbolic link; patchdrop keeps its files only in a real folder it "
+                   "owns: replace the link with a folder (mkdir -m 700 %s)",
+                   path, path);
+    if (!S_ISDIR(st.st_mode))
+        return say(why, "%s is not a folder; remove it or choose another path", path);
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    rc = check_owned(fd, path, private_, why);
+    close(fd);
+    return rc;
+}
+
 int pd_zone_open_root(const char *root)
 {
     int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

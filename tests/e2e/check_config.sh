@@ -46,4 +46,36 @@ check "an unknown option exits 2" test "$rc" -eq 2
 "$PD_BIN" frobnicate >/dev/null 2>&1 && rc=0 || rc=$?
 check "an unknown command exits 2" test "$rc" -eq 2
 check "--help lists check-config" bash -c "'$PD_BIN' --help | grep -q check-config"
+# The trust boundary: patchdrop's own folders are outside the drop folder and its own.
+mkdir -p "$T/d2" "$T/outside"
+(umask 077; cat >"$T/own.conf" <<CONF
+[patchworks]
+email = ops@example.com
+password = pa55-word-never-shown
+[state]
+dir = state
+[watch:orders]
+path = d2
+flow_id = 123
+CONF
+)
+out=$("$PD_BIN" check-config -c "$T/own.conf" 2>&1) && rc=0 || rc=$?
+check "by default work_dir is in the state dir" grep -q "work_dir = $T/state/watches/orders" <<<"$out"
+check "and archive_dir in work_dir" grep -q "archive_dir = $T/state/watches/orders/archive" <<<"$out"
+mkdir -p "$T/state/watches"
+ln -s "$T/outside" "$T/state/watches/orders"
+"$PD_BIN" check-config -q -c "$T/own.conf" 2>"$T/own.err" && rc=0 || rc=$?
+check "a symlinked work_dir exits 2" test "$rc" -eq 2
+check "and says to replace the link" grep -q "work/\?.* is a symbolic link\|orders is a symbolic link" "$T/own.err"
+rm "$T/state/watches/orders"
+mkdir -p "$T/state/watches/orders/archive"
+chmod 777 "$T/state/watches/orders/archive"
+"$PD_BIN" check-config -q -c "$T/own.conf" 2>"$T/own2.err" && rc=0 || rc=$?
+check "an archive others may write exits 2" test "$rc" -eq 2
+check "and says chmod go-w" grep -q "chmod go-w $T/state/watches/orders/archive" "$T/own2.err"
+chmod 750 "$T/state/watches/orders/archive"
+printf 'archive_dir = d2/archive\n' >>"$T/own.conf"
+"$PD_BIN" check-config -q -c "$T/own.conf" 2>"$T/own3.err" && rc=0 || rc=$?
+check "an archive inside the drop folder is refused" \
+  bash -c "[ $rc -eq 2 ] && grep -q 'inside the drop folder of \[watch:orders\]' '$T/own3.err'"
 finish
