@@ -29,6 +29,7 @@ struct pd_daemon_summary {
     uint64_t bytes;      /* request body bytes acknowledged */
     uint64_t stuck;      /* files that could not be moved out of work/ (retried later) */
     uint64_t disabled;   /* watches whose folders could not be set up (retried later) */
+    uint64_t skipped;    /* folders whose names were too long to reach (once per scan) */
 };
 
 struct pd_daemon_opts {

@@ -61,6 +61,7 @@ static void add_summary(struct pd_daemon_summary *t, const struct pd_daemon_summ
     t->bytes += s->bytes;
     t->stuck += s->stuck;
     t->disabled = s->disabled; /* a state, not a count of events: the latest daemon's */
+    t->skipped += s->skipped;
 }
 
 static int start_daemon(struct run *r);
@@ -344,7 +345,8 @@ int pd_cli_run(int argc, char **argv)
     if (r.fatal) {
         fprintf(stderr, "patchdrop run: %s\n", r.fatal);
         status = PD_EXIT_USAGE;
-    } else if (r.total.rejected || r.total.stuck || (r.once && r.total.disabled)) {
+    } else if (r.total.rejected || r.total.stuck ||
+               (r.once && (r.total.disabled || r.total.skipped))) {
         status = PD_EXIT_FAILED;
     } else {
         status = PD_EXIT_OK;
@@ -362,7 +364,9 @@ int pd_cli_run(int argc, char **argv)
                " bytes%s\n",
                r.total.delivered, r.total.duplicates, r.total.rejected, r.total.stuck,
                r.total.chunks, r.total.bytes,
-               r.total.disabled ? "; some watches could not be set up (see the log)" : "");
+               r.total.disabled ? "; some watches could not be set up (see the log)"
+               : r.total.skipped ? "; some files were out of reach (path too long, see the log)"
+                                 : "");
     free(r.fatal);
     pd_config_destroy(&r.cfg);
     pd_config_destroy(&r.next_cfg);

@@ -466,6 +466,17 @@ static void on_watch_event(void *arg, enum pd_watch_event ev, const char *name)
             pd_daemon_stop(d, 0);
         return;
     }
+    if (ev == PD_WATCH_SKIPPED) {
+        /* Names too long to reach (deeper than PATH_MAX): said once per scan, never silent. */
+        pd_log(PD_LOG_WARN,
+               "event=skipped watch=%s reason=\"%s\" action=\"not sent; move the files to a "
+               "shorter path\"",
+               w->cfg->name, name);
+        d->sum.skipped++;
+        return;
+    }
+    if (ev != PD_WATCH_SEEN && ev != PD_WATCH_SCAN_DONE)
+        return; /* an event this daemon does not know: nothing to deliver */
     if (ev == PD_WATCH_SCAN_DONE) {
         /* Names not seen by this scan are gone; forget them (unless queued for a claim). */
         for (size_t i = 0; i < w->nbuckets; i++) {
@@ -2298,7 +2309,8 @@ int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct 
                                    .rescan_ms = wc->rescan_ms,
                                    .poll = wc->poll,
                                    .recursive = wc->recursive,
-                                   .skip = ".patchdrop"};
+                                   .skip = ".patchdrop",
+                                   .report_skipped = true};
         if ((rc = pd_watcher_create(loop, &wo, on_watch_event, w, &w->watcher)))
             goto fail;
         watch_try_setup(w);
