@@ -36,16 +36,25 @@ int pd_zone_open_root(const char *root);
  */
 int pd_zone_stat(int rootfd, const char *rel, struct stat *st);
 
+#define PD_ZONE_ALLOW_LINKS 1u /* claim files that have other names too */
+#define PD_ZONE_LEASE 2u       /* refuse files some process holds open for writing */
+
 /*
  * Claims REL beneath ROOTFD into TO (a path in the watch's work/): opens it without following
  * links, checks that it is still the regular file EXPECT describes (inode, size, mtime), and
  * renames it without ever replacing TO; then takes setuid, setgid and sticky bits off (mode
- * PD_FS_FILE_MODE) where it may. On success *FD (when not NULL) is the claimed file, opened
- * read-only. Returns 0, -EAGAIN when the file changed (not ready after all), -EACCES when it
- * cannot be read, -EMLINK when it has other names and ALLOW_LINKS is false, or another -errno.
+ * PD_FS_FILE_MODE) where it may. With PD_ZONE_LEASE it first takes a read lease
+ * (fcntl F_SETLEASE), which the kernel refuses while a writer has the file open. On success
+ * *FD (when not NULL) is the claimed file, opened read-only. Returns 0, -EAGAIN when the file
+ * changed (not ready after all), -EBUSY when it is open for writing, -ENOLCK when no lease can
+ * be taken here (NFS, no CAP_LEASE: claim again without PD_ZONE_LEASE), -EACCES when it cannot
+ * be read, -EMLINK when it has other names without PD_ZONE_ALLOW_LINKS, or another -errno.
  */
-int pd_zone_claim(int rootfd, const char *rel, const struct stat *expect, bool allow_links,
+int pd_zone_claim(int rootfd, const char *rel, const struct stat *expect, unsigned flags,
                   const char *to, int *fd);
+
+/* Whether this process may take leases on files it does not own (root or CAP_LEASE). */
+bool pd_zone_lease_possible(void);
 
 /* Removes REL beneath ROOTFD (a done marker), never through a symlink. */
 int pd_zone_unlink(int rootfd, const char *rel);

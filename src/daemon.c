@@ -44,6 +44,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <dirent.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -64,6 +65,7 @@ struct cand {
     bool warned;     /* said once that it is not a regular file */
     bool unreadable; /* said once that it cannot be read */
     bool linked;     /* said once that it has other names (hard links) */
+    bool busy_said;  /* said once that a writer still holds it open */
     bool queued;     /* in the ready heap */
 };
 
@@ -80,6 +82,7 @@ struct dwatch {
     char *disabled_why;
     uint64_t setup_due;    /* when to try setting it up again */
     unsigned max_jobs;     /* claimed files handled at once */
+    bool no_lease;         /* its file system takes no leases: settle alone judges */
     char **odd;            /* items in work/ that are not files, said once each */
     size_t nodd;
     struct cand **buckets;
@@ -176,6 +179,7 @@ struct pd_daemon {
     uv_timer_t grace;
     bool stopping, stopped_told, closing;
     bool started; /* pd_daemon_start ran: watches set up later begin at once */
+    bool lease;   /* may take read leases on partners' files (root or CAP_LEASE) */
     char *fatal;
     struct pd_daemon_summary sum;
     int pending_closes;
@@ -1991,7 +1995,20 @@ static void claim(struct dwatch *w, struct cand *c)
         if (rc)
             break;
         snprintf(to, sizeof(to), "%s/%s", w->work_dir, work_name);
-        rc = pd_zone_claim(w->root_fd, c->name, &st, w->cfg->allow_hard_links, to, NULL);
+        unsigned flags = (w->cfg->allow_hard_links ? PD_ZONE_ALLOW_LINKS : 0) |
+                         (w->d->lease && !w->no_lease ? PD_ZONE_LEASE : 0);
+        rc = pd_zone_claim(w->root_fd, c->name, &st, flags, to, NULL);
+        if (rc == -ENOLCK) {
+            /* No leases on this file system (NFS, FUSE): settle alone judges, said once. */
+            pd_log(PD_LOG_WARN,
+                   "event=lease_unavailable watch=%s reason=\"the file system of %s takes no "
+                   "leases\" action=\"a file still open for writing is judged by settle "
+                   "alone; make uploads rename a finished temp file, or use done_marker\"",
+                   w->cfg->name, q(w->cfg->path, qb, sizeof(qb)));
+            w->no_lease = true;
+            start--;
+            continue;
+        }
         if (rc == -ENOENT && !remade++ && pd_zone_stat(w->root_fd, c->name, &st) == 0) {
             /* The file is there, so our folder is not (removed by hand): make it again. */
             char *why = NULL;
@@ -2004,6 +2021,19 @@ static void claim(struct dwatch *w, struct cand *c)
         }
         if (rc != -EEXIST)
             break;
+    }
+    if (rc == -EBUSY) {
+        /* A writer still holds it open (a stalled upload): not done, whatever settle says. */
+        if (!c->busy_said)
+            pd_log(PD_LOG_INFO,
+                   "event=still_open watch=%s file=%s reason=\"a process still has the file "
+                   "open for writing\" action=\"claimed once the writer closes it\"",
+                   w->cfg->name, q(c->name, qb, sizeof(qb)));
+        c->busy_said = true;
+        c->due_ms = now_ms() + (w->cfg->settle_ms > 500 ? w->cfg->settle_ms : 500);
+        if (c->due_ms < w->next_due)
+            w->next_due = c->due_ms;
+        return;
     }
     if (rc == -EACCES || rc == -EPERM) {
         /* A file we may not read stays where it is, with one clear line, until its mode is
@@ -2280,6 +2310,17 @@ int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct 
     d->cfg = cfg;
     d->opts = *opts;
     d->max_active = (unsigned)cfg->pw.concurrency * 2;
+    /* Whether a file is still open for writing is asked with a read lease. Without CAP_LEASE
+     * leases work only on files patchdrop's user owns: settle alone judges the others. */
+    d->lease = pd_zone_lease_possible();
+    if (!d->lease)
+        pd_log(PD_LOG_WARN,
+               "event=lease_unavailable reason=\"patchdrop's user has no CAP_LEASE\" "
+               "action=\"a file a partner still holds open for writing is judged by settle "
+               "alone; the packaged unit grants AmbientCapabilities=CAP_LEASE\"");
+    /* A writer opening a file in the moment we hold its lease sends us SIGIO (lease break):
+     * the lease is released at once anyway, so the signal must not end the process. */
+    signal(SIGIO, SIG_IGN);
     d->watches = calloc(cfg->nwatches ? cfg->nwatches : 1, sizeof(*d->watches));
     if (!d->watches)
         goto fail;

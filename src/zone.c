@@ -135,9 +135,10 @@ static bool same_file(const struct stat *a, const struct stat *b)
            a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-int pd_zone_claim(int rootfd, const char *rel, const struct stat *expect, bool allow_links,
+int pd_zone_claim(int rootfd, const char *rel, const struct stat *expect, unsigned flags,
                   const char *to, int *out)
 {
+    bool leased = false;
     const char *base;
     struct stat st, moved;
     int dfd = pd_fs_open_parent(rootfd, rel, &base);
@@ -159,11 +160,28 @@ int pd_zone_claim(int rootfd, const char *rel, const struct stat *expect, bool a
     }
     /* Another name of the same file may be one the partner could never read (a hard link
      * to someone else's file): such a file is not touched at all. */
-    if (st.st_nlink > 1 && !allow_links) {
+    if (st.st_nlink > 1 && !(flags & PD_ZONE_ALLOW_LINKS)) {
         rc = -EMLINK;
         goto done;
     }
+    /* A read lease is refused while any process holds the file open for writing: a writer
+     * that paused longer than settle (a stalled upload) has not finished. Held only across
+     * the rename, so a writer opening it meanwhile waits microseconds, not the break time. */
+    if (flags & PD_ZONE_LEASE) {
+        if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+            leased = true;
+        } else if (errno == EAGAIN) {
+            rc = -EBUSY;
+            goto done;
+        } else {
+            rc = -ENOLCK; /* no lease here (NFS, no CAP_LEASE): the caller decides */
+            goto done;
+        }
+    }
     rc = pd_fs_renameat_noreplace(dfd, base, to);
+    if (leased)
+        (void)fcntl(fd, F_SETLEASE, F_UNLCK);
+    leased = false;
     if (rc)
         goto done;
     /* Between the open and the rename the name may have been swapped for something else: what
@@ -189,6 +207,8 @@ strip:
     if (fd >= 0 && fstat(fd, &st) == 0 && st.st_nlink == 1)
         (void)fchmod(fd, PD_FS_FILE_MODE); /* never through another name: only ours changes */
 done:
+    if (leased)
+        (void)fcntl(fd, F_SETLEASE, F_UNLCK);
     if (out && !rc) {
         *out = fd;
         fd = -1;
@@ -211,6 +231,25 @@ int pd_zone_unlink(int rootfd, const char *rel)
         rc = -errno;
     close(dfd);
     return rc;
+}
+
+bool pd_zone_lease_possible(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[256];
+    unsigned long long eff = 0;
+    bool found = false;
+
+    if (!f)
+        return geteuid() == 0;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "CapEff: %llx", &eff) == 1) {
+            found = true;
+            break;
+        }
+    fclose(f);
+    /* CAP_LEASE is capability 28 (linux/capability.h). */
+    return found ? (eff >> 28) & 1 : geteuid() == 0;
 }
 
 bool pd_zone_sparse(const struct stat *st)

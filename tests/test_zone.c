@@ -154,7 +154,7 @@ static void test_claim(void **state)
     chmod(at("drop/a.txt"), 04755);
     int root = pd_zone_open_root(at("drop"));
     assert_int_equal(pd_zone_stat(root, "a.txt", &st), 0);
-    assert_int_equal(pd_zone_claim(root, "a.txt", &st, false, at("work/a.txt"), &fd), 0);
+    assert_int_equal(pd_zone_claim(root, "a.txt", &st, 0, at("work/a.txt"), &fd), 0);
     assert_true(fd >= 0);
     close(fd);
     assert_false(exists("drop/a.txt"));
@@ -167,7 +167,7 @@ static void test_claim(void **state)
     put("drop/b.txt", "one");
     assert_int_equal(pd_zone_stat(root, "b.txt", &st), 0);
     put("drop/b.txt", "two, longer");
-    assert_int_equal(pd_zone_claim(root, "b.txt", &st, false, at("work/b.txt"), NULL), -EAGAIN);
+    assert_int_equal(pd_zone_claim(root, "b.txt", &st, 0, at("work/b.txt"), NULL), -EAGAIN);
     assert_true(exists("drop/b.txt"));
 
     /* Swapped for a symlink: not claimed, and the target untouched. */
@@ -176,7 +176,7 @@ static void test_claim(void **state)
     assert_int_equal(pd_zone_stat(root, "c.txt", &st), 0);
     unlink(at("drop/c.txt"));
     assert_int_equal(symlink(at("secret.txt"), at("drop/c.txt")), 0);
-    assert_int_equal(pd_zone_claim(root, "c.txt", &st, false, at("work/c.txt"), NULL), -EAGAIN);
+    assert_int_equal(pd_zone_claim(root, "c.txt", &st, 0, at("work/c.txt"), NULL), -EAGAIN);
     assert_false(exists("work/c.txt"));
     assert_true(exists("secret.txt"));
 
@@ -184,20 +184,33 @@ static void test_claim(void **state)
     put("drop/d.txt", "d");
     assert_int_equal(link(at("drop/d.txt"), at("d-elsewhere")), 0);
     assert_int_equal(pd_zone_stat(root, "d.txt", &st), 0);
-    assert_int_equal(pd_zone_claim(root, "d.txt", &st, false, at("work/d.txt"), NULL), -EMLINK);
+    assert_int_equal(pd_zone_claim(root, "d.txt", &st, 0, at("work/d.txt"), NULL), -EMLINK);
     assert_true(exists("drop/d.txt"));
     chmod(at("d-elsewhere"), 04755);
     assert_int_equal(pd_zone_stat(root, "d.txt", &st), 0);
-    assert_int_equal(pd_zone_claim(root, "d.txt", &st, true, at("work/d.txt"), NULL), 0);
+    assert_int_equal(pd_zone_claim(root, "d.txt", &st, PD_ZONE_ALLOW_LINKS, at("work/d.txt"), NULL),
+                     0);
     /* Allowed, but the other name's mode is never changed through ours. */
     assert_int_equal(stat(at("d-elsewhere"), &got), 0);
     assert_int_equal(got.st_mode & 07777, 04755);
+
+    /* Still open for writing (a stalled upload): not claimed until the writer closes it. */
+    put("drop/f.txt", "part");
+    int w = open(at("drop/f.txt"), O_WRONLY | O_APPEND);
+    assert_true(w >= 0);
+    assert_int_equal(pd_zone_stat(root, "f.txt", &st), 0);
+    assert_int_equal(pd_zone_claim(root, "f.txt", &st, PD_ZONE_LEASE, at("work/f.txt"), NULL),
+                     -EBUSY);
+    assert_true(exists("drop/f.txt"));
+    close(w);
+    assert_int_equal(pd_zone_claim(root, "f.txt", &st, PD_ZONE_LEASE, at("work/f.txt"), NULL), 0);
+    assert_true(exists("work/f.txt"));
 
     /* Never replaces a file in work/. */
     put("drop/e.txt", "e");
     put("work/e.txt", "older");
     assert_int_equal(pd_zone_stat(root, "e.txt", &st), 0);
-    assert_int_equal(pd_zone_claim(root, "e.txt", &st, false, at("work/e.txt"), NULL), -EEXIST);
+    assert_int_equal(pd_zone_claim(root, "e.txt", &st, 0, at("work/e.txt"), NULL), -EEXIST);
     close(root);
 }
 

@@ -43,6 +43,27 @@ check "an old-mtime copy still waits for settle" test "$(payload_count)" -eq "$b
 check "and then arrives" wait_for 20 archived old.txt "$T/drop"
 check "once" test "$(received_count "$T/old.txt")" -eq 1
 
+# A writer that pauses longer than settle with the file still open (a stalled sftp put): 2 MB,
+# a 4 s pause, then the rest. Never claimed while it is open: the whole file arrives, once.
+seq 1 300000 >"$T/stall.txt"
+head -c 2000000 "$T/stall.txt" >"$T/stall.head"
+tail -c +2000001 "$T/stall.txt" >"$T/stall.tail"
+before=$(payload_count)
+python3 - "$T/drop/stall.txt" "$T/stall.head" "$T/stall.tail" <<'PY' &
+import sys, time
+with open(sys.argv[1], "wb") as out:
+    out.write(open(sys.argv[2], "rb").read()); out.flush()
+    time.sleep(4)
+    out.write(open(sys.argv[3], "rb").read())
+PY
+wpid=$!
+sleep 3.5
+check "a file still open for writing is not sent, though it settled" test "$(payload_count)" -eq "$before"
+wait "$wpid"
+check "once closed, the whole stalled file arrives" wait_for 20 archived stall.txt "$T/drop"
+check "complete, once" test "$(received_count "$T/stall.txt")" -eq 1
+check "the archived copy is the whole file" cmp -s "$T/drop.pd/archive/stall.txt" "$T/stall.txt"
+
 # SIGTERM with nothing in flight: a clean exit 0.
 kill -TERM "$DAEMON_PID"
 wait "$DAEMON_PID" && rc=0 || rc=$?
