@@ -55,7 +55,7 @@ struct pd_patchworks {
     bool tls_verify;
     uint64_t retry_base_ms;
     uint64_t retry_cap_ms;
-    uint64_t max_retry_time_ms; /* 0: retry forever */
+    uint64_t max_retry_time_ms; /* 0: retry forever; default 5 days */
 };
 
 struct pd_state_cfg {
@@ -98,6 +98,7 @@ struct pd_watch {
 
 struct pd_daemon_cfg {
     uint64_t shutdown_grace_ms; /* how long requests in flight may finish on SIGTERM */
+    uint64_t stuck_warning_ms;  /* how often a file whose request keeps retrying is told */
     int log_format;             /* 0 text (key=value), 1 json: enum pd_log_format */
     int log_level;              /* enum pd_log_level: 0 debug, 1 info, 2 warn, 3 error */
 };

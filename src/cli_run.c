@@ -345,8 +345,10 @@ int pd_cli_run(int argc, char **argv)
     if (r.fatal) {
         fprintf(stderr, "patchdrop run: %s\n", r.fatal);
         status = PD_EXIT_USAGE;
-    } else if (r.total.rejected || r.total.stuck ||
-               (r.once && (r.total.disabled || r.total.skipped))) {
+    } else if (r.once && (r.total.rejected || r.total.stuck || r.total.disabled ||
+                          r.total.skipped)) {
+        /* --once reports on the files it handled; a daemon that drained and stopped cleanly
+         * exits 0 whatever happened to files before (systemd would mark it failed). */
         status = PD_EXIT_FAILED;
     } else {
         status = PD_EXIT_OK;

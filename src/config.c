@@ -115,12 +115,15 @@ static const struct key keys[] = {
      "first retry delay; doubles each attempt, with full jitter"},
     {SEC_PATCHWORKS, "retry_cap", T_DURATION, "5m", 1, DAY_MS, PW(retry_cap_ms), NULL,
      "longest delay between retries"},
-    {SEC_PATCHWORKS, "max_retry_time", T_DURATION, "0", 0, 365 * DAY_MS, PW(max_retry_time_ms),
-     NULL, "give a file up after retrying this long; 0 retries forever"},
+    {SEC_PATCHWORKS, "max_retry_time", T_DURATION, "5d", 0, 365 * DAY_MS, PW(max_retry_time_ms),
+     NULL, "give a file up (failed folder) after retrying one request this long, as a mail "
+           "queue gives up after 5 days; 0 retries forever"},
 
     {SEC_STATE, "dir", T_PATH, "/var/lib/patchdrop", 0, 0, ST(dir), NULL,
      "token cache and delivery state"},
 
+    {SEC_DAEMON, "stuck_warning", T_DURATION, "1d", 1000, 365 * DAY_MS, DA(stuck_warning_ms),
+     NULL, "a file whose request keeps being retried gets a warning line this often"},
     {SEC_DAEMON, "shutdown_grace", T_DURATION, "30s", 0, DAY_MS, DA(shutdown_grace_ms), NULL,
      "on SIGTERM, how long requests in flight may finish before patchdrop exits"},
     {SEC_DAEMON, "log_format", T_ENUM, "text", 0, 0, DA(log_format), log_formats,

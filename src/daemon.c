@@ -160,6 +160,8 @@ struct job {
     uv_work_t work;
     enum after after;
     uint64_t since_ms; /* monotonic: claimed or found in work/, for the metrics */
+    uint64_t sent_ms;  /* monotonic: when its current chunk was first handed to the client */
+    unsigned warned;   /* stuck_warning lines said about the current chunk */
     struct pd_lookup_sync *sync; /* a lookup watch's sync under way */
     char *lookup_json;           /* its report, for the receipt */
     char *lookup_words;          /* its summary, for the log */
@@ -191,6 +193,8 @@ static void dispatch(struct pd_daemon *d);
 static void watch_try_setup(struct dwatch *w);
 static void job_run(struct job *j, void (*fn)(uv_work_t *));
 static void check_stopped(struct pd_daemon *d);
+static void stop_when_idle(struct pd_daemon *d);
+static void warn_stuck(struct pd_daemon *d, uint64_t now);
 static void work_next(uv_work_t *w);
 static void work_finish(uv_work_t *w);
 static void job_set(struct job *j, enum job_step s);
@@ -522,6 +526,10 @@ static void on_tick(uv_timer_t *t)
     struct pd_daemon *d = t->data;
     uint64_t now = now_ms();
 
+    if (d->stopping) {
+        stop_when_idle(d); /* the last request on the wire may have just been answered */
+        return;
+    }
     for (size_t i = 0; i < d->nwatches && !d->stopping; i++) {
         struct dwatch *w = &d->watches[i];
         uint64_t next = NEVER;
@@ -548,6 +556,7 @@ static void on_tick(uv_timer_t *t)
                     w->next_due = c->due_ms;
     }
     batch_tick(d, now);
+    warn_stuck(d, now);
     /* Parked jobs (could not be moved out of work/) are retried now and then. */
     for (struct job *j = d->jobs; j && !d->stopping; j = j->next) {
         if (j->step == STEP_PARKED && !j->busy && j->park_until <= now) {
@@ -1213,6 +1222,27 @@ static void send_chunk(struct job *j)
     job_set(j, STEP_SENDING);
     j->busy = true;
     j->in_flight = true;
+    j->sent_ms = now_ms();
+    j->warned = 0;
+}
+
+/* A file whose request keeps being retried is told every stuck_warning, never silently. */
+static void warn_stuck(struct pd_daemon *d, uint64_t now)
+{
+    uint64_t every = d->cfg->daemon.stuck_warning_ms;
+    char qb[PATH_MAX + 16];
+
+    for (struct job *j = d->jobs; j && every; j = j->next) {
+        if (j->step != STEP_SENDING || !j->sent_ms || now - j->sent_ms < (j->warned + 1) * every)
+            continue;
+        j->warned++;
+        pd_log(PD_LOG_WARN,
+               "event=still_retrying watch=%s file=%s chunk=%u waiting_s=%" PRIu64
+               " action=\"retried until delivered or max_retry_time (%" PRIu64 " s) gives it "
+               "up; see the retry lines for the reason\"",
+               j->w->cfg->name, q(j->js.name, qb, sizeof(qb)), j->js.next_index,
+               (now - j->sent_ms) / 1000, d->cfg->pw.max_retry_time_ms / 1000);
+    }
 }
 
 /* ---- batching (batch = N) ----------------------------------------------------------------- */
@@ -1610,6 +1640,8 @@ static void lookup_start(struct job *j)
     job_set(j, STEP_SENDING);
     j->busy = true;
     j->in_flight = true;
+    j->sent_ms = now_ms();
+    j->warned = 0;
 }
 
 static void on_work_done(uv_work_t *wk, int status)
@@ -2118,6 +2150,25 @@ static bool is_once_idle(struct pd_daemon *d)
     return true;
 }
 
+/* Regular files in DIR: what a stop leaves in a work/ folder. */
+static size_t count_files(const char *path)
+{
+    DIR *dir = opendir(path);
+    struct dirent *de;
+    size_t n = 0;
+
+    if (!dir)
+        return 0;
+    while ((de = readdir(dir))) {
+        struct stat st;
+        if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode))
+            n++;
+    }
+    closedir(dir);
+    return n;
+}
+
 static void check_stopped(struct pd_daemon *d)
 {
     if (!d->stopping || d->stopped_told)
@@ -2125,6 +2176,14 @@ static void check_stopped(struct pd_daemon *d)
     for (struct job *j = d->jobs; j; j = j->next)
         if (j->busy)
             return;
+    size_t left = 0;
+    for (size_t i = 0; i < d->nwatches; i++)
+        left += count_files(d->watches[i].work_dir);
+    /* --once never calls a run done while files sit in work/, whatever held them there. */
+    if (d->opts.once && left > d->sum.stuck)
+        d->sum.stuck = left;
+    pd_log(PD_LOG_INFO, "event=stopped files_left_in_work=%zu%s", left,
+           left ? " action=\"resumed at the next start\"" : "");
     /* Parked jobs keep their files in work/; nothing else holds them. */
     while (d->jobs)
         job_free(d->jobs);
@@ -2133,6 +2192,19 @@ static void check_stopped(struct pd_daemon *d)
     uv_timer_stop(&d->tick);
     if (d->opts.on_stopped)
         d->opts.on_stopped(d->opts.arg, d->fatal);
+}
+
+/*
+ * Grace is for requests on the wire. Requests only waiting (for their next retry, the rate
+ * limit or a token) are canceled at once: their chunks are sent again after the restart, so a
+ * stop while Patchworks is down does not wait the whole shutdown_grace for nothing.
+ */
+static void stop_when_idle(struct pd_daemon *d)
+{
+    if (!d->stopping || !d->client || pd_client_stats(d->client).in_flight)
+        return;
+    uv_timer_stop(&d->grace);
+    pd_client_close(&d->client, NULL, NULL);
 }
 
 static void on_grace_over(uv_timer_t *t)
@@ -2158,15 +2230,11 @@ void pd_daemon_stop(struct pd_daemon *dd, uint64_t grace_ms)
     /* Syncs start no more changes; what is in flight finishes (or is canceled) as below. */
     for (struct job *j = d->jobs; j; j = j->next)
         pd_lookup_sync_cancel(j->sync);
-    bool in_flight = false;
-    for (struct job *j = d->jobs; j; j = j->next)
-        in_flight |= j->in_flight;
-    if (in_flight) {
-        if (grace_ms)
-            uv_timer_start(&d->grace, on_grace_over, grace_ms, 0);
-        else
-            pd_client_close(&d->client, NULL, NULL);
-    }
+    if (grace_ms)
+        uv_timer_start(&d->grace, on_grace_over, grace_ms, 0);
+    else
+        pd_client_close(&d->client, NULL, NULL);
+    stop_when_idle(d);
     check_stopped(d);
 }
 

@@ -188,7 +188,7 @@ static void test_defaults_and_values(void **state)
     assert_true(cfg->pw.tls_verify);
     assert_int_equal(cfg->pw.retry_base_ms, 1000);
     assert_int_equal(cfg->pw.retry_cap_ms, 300000);
-    assert_int_equal(cfg->pw.max_retry_time_ms, 0);
+    assert_int_equal(cfg->pw.max_retry_time_ms, 5 * 86400000ULL); /* as a mail queue: 5 days */
     assert_string_equal(cfg->state.dir, "/var/lib/patchdrop");
     assert_int_equal(cfg->nwatches, 1);
     const struct pd_watch *w = pd_config_watch(cfg, "orders");
