@@ -37,6 +37,13 @@ int pd_fs_rename_noreplace(const char *from, const char *to);
 /* The same, from the name FROM in the folder FROMDIR (a descriptor, or AT_FDCWD). */
 int pd_fs_renameat_noreplace(int fromdir, const char *from, const char *to);
 
+/*
+ * patchdrop's named temp files (durable replaces in its own state folders, and copies where the
+ * file system has no O_TMPFILE) are PD_FS_TEMP_PREFIX and six random characters. Files in an
+ * archive or failed folder are never taken for temp files: only the state folders are swept.
+ */
+#define PD_FS_TEMP_PREFIX ".pdtmp-"
+
 /* The mode of every file patchdrop creates or copies: never setuid, setgid or sticky. */
 #define PD_FS_FILE_MODE 0640
 
@@ -56,6 +63,14 @@ int pd_fs_open_beneath_walk(int rootfd, const char *rel, int flags);
  * descriptor, when REL has no '/') and points *BASE at REL's last component.
  */
 int pd_fs_open_parent(int rootfd, const char *rel, const char **base);
+
+/*
+ * NAME itself when it has at most ROOM bytes, else a shortened NAME that does: as much of its
+ * start as fits (never half a UTF-8 character), "~", eight hex digits of a hash of the whole
+ * name, and its extension. Derived names (work/, receipts, error files, numbered copies) must
+ * fit NAME_MAX; the original name is kept inside the receipt.
+ */
+int pd_fs_fit_name(const char *name, size_t room, char *out, size_t outlen);
 
 /* NAME with number K before its last extension ("orders.xml", 2 -> "orders.2.xml"); K 0: NAME. */
 int pd_fs_numbered_name(const char *name, unsigned k, char *out, size_t outlen);

@@ -1886,7 +1886,17 @@ static bool job_holds(struct dwatch *w, const char *work_name)
  * Removes delivery records whose file has left work/ (a crash between the final move and the
  * record's removal) and temp files a crash left half written.
  */
-/* Removes temp files (NAME.tmp.XXXXXX) that a crash left in DIR once they are a minute old. */
+/*
+ * Removes temp files (PD_FS_TEMP_PREFIX + six characters) that a crash left in one of
+ * patchdrop's own folders once they are a minute old. Never run on an archive or failed folder:
+ * a partner's file there may have any name.
+ */
+static bool is_temp_name(const char *name)
+{
+    size_t n = strlen(PD_FS_TEMP_PREFIX);
+    return !strncmp(name, PD_FS_TEMP_PREFIX, n) && strlen(name) == n + 6;
+}
+
 static void sweep_temps(const char *path)
 {
     DIR *dir = opendir(path);
@@ -1897,9 +1907,7 @@ static void sweep_temps(const char *path)
         return;
     while ((de = readdir(dir))) {
         struct stat st;
-        const char *t = strstr(de->d_name, ".tmp.");
-        /* Ours end in ".tmp." and six random characters (mkostemp). */
-        if (!t || strlen(t) != 11)
+        if (!is_temp_name(de->d_name))
             continue;
         /* A writer links or renames its temp within moments; an old one is a crash's. */
         if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
@@ -1915,15 +1923,14 @@ static void sweep_state_dir(struct dwatch *w)
     struct dirent *de;
 
     sweep_temps(w->state_dir);
-    sweep_temps(w->cfg->archive_dir);
-    sweep_temps(w->cfg->failed_dir);
+    sweep_temps(w->work_dir);
     if (!dir)
         return;
     while ((de = readdir(dir))) {
         char work[PATH_MAX];
         struct stat st;
         size_t n = strlen(de->d_name);
-        if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp."))
+        if (is_temp_name(de->d_name))
             continue;
         if (n < 6 || strcmp(de->d_name + n - 5, ".json"))
             continue;
@@ -1970,7 +1977,8 @@ static void resume_orphans(struct dwatch *w)
         return;
     while ((de = readdir(dir))) {
         struct stat st;
-        if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp."))
+        /* Every name a partner can give a file is resumed; only our own temp files are not. */
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || is_temp_name(de->d_name))
             continue;
         if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW))
             continue;

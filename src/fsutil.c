@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -97,17 +98,54 @@ static int write_full(int fd, const void *data, size_t len)
     return 0;
 }
 
+/*
+ * A named temp file in DIR: PD_FS_TEMP_PREFIX and six random characters, short enough for any
+ * folder and unlike anything patchdrop itself would ever be asked to keep there.
+ */
+static int make_temp(const char *dir, char *tmp, size_t tmplen)
+{
+    if ((size_t)snprintf(tmp, tmplen, "%s/" PD_FS_TEMP_PREFIX "XXXXXX", dir) >= tmplen)
+        return -ENAMETOOLONG;
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+/*
+ * An unnamed file in DIR (O_TMPFILE): it gets a name only by pd_fs's link, so a crash leaves
+ * nothing behind and no name in an archive can ever be taken for a temp file. -EOPNOTSUPP (or
+ * another -errno) where the file system has no O_TMPFILE.
+ */
+static int open_unnamed(const char *dir, mode_t mode)
+{
+    int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+    return fd < 0 ? -errno : fd;
+}
+
+/* Gives the unnamed file FD the name PATH; never replaces (-EEXIST). */
+static int link_unnamed(int fd, const char *path)
+{
+    char proc[64];
+    if (linkat(fd, "", AT_FDCWD, path, AT_EMPTY_PATH) == 0)
+        return 0;
+    if (errno != ENOENT && errno != EPERM)
+        return -errno;
+    /* Without CAP_DAC_READ_SEARCH: through /proc, as open(2) describes for O_TMPFILE. */
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) ? -errno : 0;
+}
+
 /* Writes DATA into a new temp file beside PATH and fsyncs it; TMP receives its name. */
 static int write_temp(const char *path, const void *data, size_t len, mode_t mode, char *tmp,
                       size_t tmplen)
 {
+    char dir[PATH_MAX];
     int fd, rc;
 
-    if ((size_t)snprintf(tmp, tmplen, "%s.tmp.XXXXXX", path) >= tmplen)
-        return -ENAMETOOLONG;
-    fd = mkostemp(tmp, O_CLOEXEC);
+    if ((rc = dir_of(path, dir, sizeof(dir))))
+        return rc;
+    fd = make_temp(dir, tmp, tmplen);
     if (fd < 0)
-        return -errno;
+        return fd;
     rc = fchmod(fd, mode) ? -errno : 0;
     if (!rc)
         rc = write_full(fd, data, len);
@@ -169,10 +207,23 @@ int pd_fs_create_durable(const char *path, const void *data, size_t len, mode_t 
 
     if (rc)
         return rc;
+    int fd = open_unnamed(dir, mode);
+    if (fd >= 0) {
+        rc = fchmod(fd, mode) ? -errno : 0;
+        if (!rc)
+            rc = write_full(fd, data, len);
+        if (!rc && fsync(fd))
+            rc = -errno;
+        /* link never replaces: exactly one creator of PATH wins. */
+        if (!rc)
+            rc = link_unnamed(fd, path);
+        if (close(fd) && !rc)
+            rc = -errno;
+        return rc ? rc : pd_fs_fsync_dir(dir);
+    }
     rc = write_temp(path, data, len, mode, tmp, sizeof(tmp));
     if (rc)
         return rc;
-    /* link() never replaces: exactly one creator of PATH wins. */
     if (link(tmp, path))
         rc = -errno;
     unlink(tmp);
@@ -223,21 +274,27 @@ static int move_across(int fromdir, const char *from, const char *to)
         return -errno;
     if (!S_ISREG(st.st_mode))
         return -EINVAL;
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", to) >= sizeof(tmp))
-        return -ENAMETOOLONG;
-    fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
+    bool unnamed = true;
+    fd = open_unnamed(dir, PD_FS_FILE_MODE);
+    if (fd < 0) {
+        unnamed = false;
+        if ((fd = make_temp(dir, tmp, sizeof(tmp))) < 0)
+            return fd;
+    }
     rc = copy_file(fromdir, from, fd);
     if (!rc && fchmod(fd, PD_FS_FILE_MODE))
         rc = -errno;
     if (!rc && fsync(fd))
         rc = -errno;
+    if (!rc && unnamed)
+        rc = link_unnamed(fd, to);
     if (close(fd) && !rc)
         rc = -errno;
-    if (!rc && link(tmp, to))
-        rc = -errno;
-    unlink(tmp);
+    if (!unnamed) {
+        if (!rc && link(tmp, to))
+            rc = -errno;
+        unlink(tmp);
+    }
     if (rc)
         return rc;
     if ((rc = pd_fs_fsync_dir(dir)))
@@ -342,11 +399,46 @@ int pd_fs_open_parent(int rootfd, const char *rel, const char **base)
     return pd_fs_open_beneath(rootfd, dir, O_RDONLY | O_DIRECTORY);
 }
 
+int pd_fs_fit_name(const char *name, size_t room, char *out, size_t outlen)
+{
+    size_t len = strlen(name);
+    const char *dot = strrchr(name, '.');
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a: short, stable, enough to tell names apart */
+
+    if (len <= room) {
+        if (len >= outlen)
+            return -ENAMETOOLONG;
+        memcpy(out, name, len + 1);
+        return 0;
+    }
+    if (dot == name || (dot && strlen(dot) > 16))
+        dot = NULL; /* a hidden name, or no short extension to keep */
+    for (const char *p = name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    size_t ext = dot ? strlen(dot) : 0;
+    if (room < ext + 9 + 1 || room >= outlen)
+        return -ENAMETOOLONG;
+    size_t stem = room - ext - 9;
+    /* Never cut a UTF-8 character in two. */
+    while (stem > 0 && ((unsigned char)name[stem] & 0xC0) == 0x80)
+        stem--;
+    snprintf(out, outlen, "%.*s~%08x%s", (int)stem, name, (unsigned)(h & 0xffffffffu),
+             dot ? dot : "");
+    return 0;
+}
+
 int pd_fs_numbered_name(const char *name, unsigned k, char *out, size_t outlen)
 {
-    const char *dot = strrchr(name, '.');
+    char fitted[NAME_MAX + 1];
+    const char *dot;
     int n;
 
+    /* A name too long for what goes with it (a number, a .receipt.json) is shortened, with a
+     * hash of the whole name so that two long names stay apart. */
+    if (outlen <= 12 || pd_fs_fit_name(name, outlen - 1 - (k ? 11 : 0), fitted, sizeof(fitted)))
+        return -ENAMETOOLONG;
+    name = fitted;
+    dot = strrchr(name, '.');
     /* A leading dot is a hidden name, not an extension. */
     if (dot == name)
         dot = NULL;

@@ -16,11 +16,100 @@
 #define STATE_VERSION 1
 #define STATE_MAX_BYTES (64u << 20)
 
-static int add_str(cJSON *o, const char *k, const char *v)
+/* Length of the valid UTF-8 sequence at S (1 to 4), or 0 when the byte starts none. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    size_t n;
+    unsigned cp;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF)
+        n = 2, cp = s[0] & 0x1F;
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+        n = 3, cp = s[0] & 0x0F;
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+        n = 4, cp = s[0] & 0x07;
+    else
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3F);
+    }
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+        return 0;
+    return n;
+}
+
+/*
+ * V as valid UTF-8: every byte that starts no valid sequence is read as Latin-1 (0xE9 -> é), as
+ * old Windows and mainframe exports mean it. NULL when V is valid already (or out of memory).
+ */
+static char *as_utf8(const char *v)
+{
+    const unsigned char *p = (const unsigned char *)v;
+    size_t bad = 0, len = strlen(v);
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq(p + i);
+        bad += !n;
+        i += n ? n : 1;
+    }
+    if (!bad)
+        return NULL;
+    char *out = malloc(len + bad + 1), *q = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq(p + i);
+        if (n) {
+            memcpy(q, p + i, n);
+            q += n;
+            i += n;
+        } else {
+            *q++ = (char)(0xC0 | (p[i] >> 6));
+            *q++ = (char)(0x80 | (p[i] & 0x3F));
+            i++;
+        }
+    }
+    *q = '\0';
+    return out;
+}
+
+/*
+ * Every file patchdrop writes must parse with any JSON reader, and a name can be any bytes
+ * (caf\xe9.csv from a Latin-1 system). A string that is not valid UTF-8 is written as UTF-8
+ * (invalid bytes read as Latin-1); for names (EXACT) the exact bytes follow as "<key>_hex",
+ * which the state record is read back from.
+ */
+static int add_text(cJSON *o, const char *k, const char *v, bool exact)
 {
     if (!v)
         return cJSON_AddNullToObject(o, k) ? 0 : PD_ENOMEM;
-    return cJSON_AddStringToObject(o, k, v) ? 0 : PD_ENOMEM;
+    char *fixed = as_utf8(v);
+    int rc = cJSON_AddStringToObject(o, k, fixed ? fixed : v) ? 0 : PD_ENOMEM;
+    if (fixed && exact && !rc) {
+        size_t len = strlen(v);
+        char *hex = malloc(2 * len + 1), key[64];
+        for (size_t i = 0; hex && i < len; i++)
+            snprintf(hex + 2 * i, 3, "%02x", (unsigned char)v[i]);
+        snprintf(key, sizeof(key), "%s_hex", k);
+        rc = hex && cJSON_AddStringToObject(o, key, hex) ? 0 : PD_ENOMEM;
+        free(hex);
+    }
+    free(fixed);
+    return rc;
+}
+
+static int add_str(cJSON *o, const char *k, const char *v)
+{
+    return add_text(o, k, v, false);
+}
+
+static int add_name(cJSON *o, const char *k, const char *v)
+{
+    return add_text(o, k, v, true);
 }
 
 /* Numbers go out as JSON numbers; cJSON holds doubles, exact up to 2^53, plenty for bytes. */
@@ -84,7 +173,7 @@ static cJSON *common_json(const struct pd_jobstate *js, bool for_people)
 
     if (!o)
         return NULL;
-    rc |= add_str(o, "file", js->name);
+    rc |= add_name(o, "file", js->name);
     rc |= add_num(o, "size", (double)js->size);
     rc |= add_str(o, "sha256", js->sha256);
     rc |= add_str(o, "watch", js->watch);
@@ -92,7 +181,7 @@ static cJSON *common_json(const struct pd_jobstate *js, bool for_people)
     rc |= add_str(o, "version_id", js->version_id);
     rc |= add_str(o, "claim_id", js->claim_id);
     if (js->duplicate_of)
-        rc |= add_str(o, "duplicate_of", js->duplicate_of);
+        rc |= add_name(o, "duplicate_of", js->duplicate_of);
     arr = cJSON_AddArrayToObject(o, "chunks");
     if (!arr)
         rc = PD_ENOMEM;
@@ -119,7 +208,7 @@ int pd_jobstate_save(const struct pd_jobstate *js, const char *path)
     if (!o)
         return PD_ENOMEM;
     rc |= add_num(o, "version", STATE_VERSION);
-    rc |= add_str(o, "work_name", js->work_name);
+    rc |= add_name(o, "work_name", js->work_name);
     {
         /* As text: nanoseconds since 1970 need more digits than a JSON number keeps. */
         char ns[32];
@@ -154,7 +243,28 @@ int pd_jobstate_save(const struct pd_jobstate *js, const char *path)
 static int get_str(const cJSON *o, const char *k, bool required, char **out)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    char key[64];
     *out = NULL;
+    /* A name that is not UTF-8 comes back byte for byte from its hex twin (add_name). */
+    snprintf(key, sizeof(key), "%s_hex", k);
+    const cJSON *hex = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (cJSON_IsString(hex)) {
+        size_t n = strlen(hex->valuestring) / 2;
+        char *b = malloc(n + 1);
+        if (!b)
+            return PD_ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+            unsigned x;
+            if (sscanf(hex->valuestring + 2 * i, "%2x", &x) != 1 || !x) {
+                free(b);
+                return PD_ESTATE;
+            }
+            b[i] = (char)x;
+        }
+        b[n] = '\0';
+        *out = b;
+        return 0;
+    }
     if (!v || cJSON_IsNull(v))
         return required ? PD_ESTATE : 0;
     if (!cJSON_IsString(v))

@@ -129,6 +129,39 @@ static void test_rename_across_file_systems(void **state)
     rmdir(other);
 }
 
+/* Legal names of up to 255 bytes still leave room for a number and a .receipt.json. */
+static void test_long_names_fit(void **state)
+{
+    char name[256], out[256], other[256];
+    (void)state;
+    memset(name, 'a', 251);
+    memcpy(name + 251, ".xml", 5); /* 255 bytes */
+    assert_int_equal(pd_fs_numbered_name(name, 0, out, 256 - strlen(".receipt.json")), 0);
+    assert_true(strlen(out) + strlen(".receipt.json") <= 255);
+    assert_int_equal(strcmp(out + strlen(out) - 4, ".xml"), 0); /* the extension stays */
+    assert_non_null(strchr(out, '~'));
+    assert_int_equal(pd_fs_numbered_name(name, 7, out, 256 - strlen(".receipt.json")), 0);
+    assert_true(strlen(out) + strlen(".receipt.json") <= 255);
+    /* Two long names that differ only at the end stay apart. */
+    name[200] = 'b';
+    assert_int_equal(pd_fs_numbered_name(name, 0, other, 243), 0);
+    name[200] = 'a';
+    assert_int_equal(pd_fs_numbered_name(name, 0, out, 243), 0);
+    assert_string_not_equal(out, other);
+    /* Never half a UTF-8 character. */
+    for (int i = 0; i < 120; i++)
+        memcpy(name + 2 * i, "\xc3\xa9", 2);
+    memcpy(name + 240, "tail.csv", 9);
+    assert_int_equal(pd_fs_fit_name(name, 100, out, sizeof(out)), 0);
+    assert_true(strlen(out) <= 100);
+    char *tilde = strchr(out, '~');
+    assert_non_null(tilde);
+    assert_int_equal((tilde - out) % 2, 0);
+    /* A short name is itself. */
+    assert_int_equal(pd_fs_fit_name("a.csv", 100, out, sizeof(out)), 0);
+    assert_string_equal(out, "a.csv");
+}
+
 static void test_unique_name(void **state)
 {
     char name[256];
@@ -154,6 +187,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mkdirs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_names_fit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_atomic_replaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_durable_never_replaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename_noreplace, setup, teardown),

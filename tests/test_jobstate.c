@@ -3,6 +3,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
+#include <stdbool.h>
 #include <cmocka.h>
 
 #include "pd_error.h"
@@ -60,6 +61,66 @@ static void fill(struct pd_jobstate *js)
                              .time_ms = 1764000002000ULL, .attempts = 1};
     assert_int_equal(pd_jobstate_add_chunk(js, &d), 0);
     js->attempts = 3;
+}
+
+/* Whether TEXT is valid UTF-8 (what any JSON reader insists on). */
+static bool valid_utf8(const char *text)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    while (*p) {
+        int n = *p < 0x80 ? 1 : (*p & 0xE0) == 0xC0 ? 2 : (*p & 0xF0) == 0xE0 ? 3
+                : (*p & 0xF8) == 0xF0                ? 4
+                                                     : 0;
+        if (!n || (n == 2 && *p < 0xC2))
+            return false;
+        for (int i = 1; i < n; i++)
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+        p += n;
+    }
+    return true;
+}
+
+/* A name from a Latin-1 system: every file written is valid JSON, and the record is exact. */
+static void test_non_utf8_names(void **state)
+{
+    struct pd_jobstate js, back;
+    char *why = NULL;
+    (void)state;
+
+    fill(&js);
+    free(js.name);
+    free(js.work_name);
+    js.name = strdup("caf\xe9 \xff.csv");
+    js.work_name = strdup("caf\xe9 \xff.csv");
+    assert_int_equal(pd_jobstate_save(&js, path), 0);
+    char *text = NULL;
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    text = calloc(1, 1 << 16);
+    assert_true(fread(text, 1, (1 << 16) - 1, f) > 0);
+    fclose(f);
+    assert_true(valid_utf8(text));
+    assert_non_null(strstr(text, "caf\xc3\xa9 \xc3\xbf.csv")); /* read as Latin-1 */
+    assert_non_null(strstr(text, "\"file_hex\""));
+    free(text);
+    assert_int_equal(pd_jobstate_load(path, &back, &why), 0);
+    assert_string_equal(back.name, "caf\xe9 \xff.csv"); /* byte for byte */
+    assert_string_equal(back.work_name, "caf\xe9 \xff.csv");
+    pd_jobstate_cleanup(&back);
+    text = pd_jobstate_receipt(&js, 1764000002000ULL);
+    assert_non_null(text);
+    assert_true(valid_utf8(text));
+    assert_non_null(strstr(text, "\"file_hex\": \"636166e920ff2e637376\"") ||
+                    strstr(text, "\"file_hex\":\t\"636166e920ff2e637376\"") ||
+                    strstr(text, "636166e920ff2e637376"));
+    free(text);
+    struct pd_failure fl = {.reason = "caf\xe9 \xff.csv is broken", .chunk = -1, .offset = -1};
+    text = pd_jobstate_error_report(&js, &fl, 1764000002000ULL);
+    assert_non_null(text);
+    assert_true(valid_utf8(text));
+    free(text);
+    pd_jobstate_cleanup(&js);
 }
 
 static void test_round_trip(void **state)
@@ -194,6 +255,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_utf8_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_records_are_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipt_and_error_file, setup, teardown),
     };

@@ -42,14 +42,17 @@ check "the last run finishes (exit 0, or 1 for the bad files)" test "$rc" -le 1
 tail -1 <<<"$out"
 check "the emulator's record agrees with every file, receipt and error file" \
   python3 "$(dirname "$0")/chaos.py" verify "$D" "$MOCK_REC" "$kills" 4
-# A kill mid-write leaves a temp file; it is swept once it is a minute old (never sooner, so a
-# live writer of another daemon is never disturbed). Nothing else may be left.
+# A kill mid-write of a record leaves a temp file in state/; it is swept once it is a minute old
+# (never sooner, so a live writer of another daemon is never disturbed). Receipts and copies
+# are written as unnamed files (O_TMPFILE), so the archive holds no temp file at all.
 check "only young temp files are left behind" \
-  test -z "$(find "$D.pd" -name '*.tmp.*' -mmin +1)"
+  test -z "$(find "$D.pd" -name '.pdtmp-*' -mmin +1)"
+check "no temp file in the archive or failed folders" \
+  test -z "$(find "$D.pd/archive" "$D.pd/failed" -name '.pdtmp-*' 2>/dev/null)"
 check "no delivery record is left" \
-  test -z "$(ls -A "$D.pd/state" | grep -v '\.tmp\.')"
+  test -z "$(ls -A "$D.pd/state" | grep -v '^\.pdtmp-')"
 check "no stray file in the archive" \
-  test -z "$(ls -A "$D.pd/archive" | grep -v '\.tmp\.' | grep -v '\.receipt\.json$' | while read -r f; do [ -f "$D.pd/archive/$f.receipt.json" ] || echo "$f"; done)"
+  test -z "$(ls -A "$D.pd/archive" | grep -v '\.receipt\.json$' | while read -r f; do [ -f "$D.pd/archive/$f.receipt.json" ] || echo "$f"; done)"
 check "every receipt has its file" \
   test -z "$(cd "$D.pd/archive" && for r in *.receipt.json; do [ -f "${r%.receipt.json}" ] || echo "$r"; done)"
 finish
