@@ -1,7 +1,8 @@
 /*
  * The HTTP engine: libcurl's multi interface driven by the libuv loop, so that every request to
  * Patchworks runs concurrently on the one loop thread. Connections are kept alive and reused
- * (HTTP/2 multiplexing when the server offers it over TLS). Each transfer has a connect timeout,
+ * (HTTP/2 multiplexing when the server offers it over TLS, never below TLS 1.2, whatever the
+ * system's OpenSSL configuration allows). Each transfer has a connect timeout,
  * a total timeout and a low-speed limit, so a stalled upload fails (and is retried by the
  * caller) instead of hanging. Bodies are sent from the caller's memory; answers are kept in a
  * capped buffer. This module decides nothing about what an answer means (see pd_api.h).

@@ -42,7 +42,20 @@ void pd_log(enum pd_log_level level, const char *fmt, ...) __attribute__((format
  */
 void pd_log_flush_repeats(int all);
 
-/* VALUE made safe for one key=value field (quoted when needed) into BUF; returns BUF. */
+/*
+ * VALUE made safe for one key=value field (quoted when needed) into BUF; returns BUF. Escapes
+ * as pd_log_escape() does, and '"' and '\\' too.
+ */
 const char *pd_log_quote(const char *value, char *buf, size_t len);
+
+/*
+ * VALUE made safe to print on a terminal, into BUF (LEN bytes); returns BUF. For every file name
+ * and every string from a partner or from Patchworks (server messages, run ids) that goes to
+ * stdout or stderr. Control characters (C0, DEL, C1 whether raw or UTF-8 encoded) and bytes that
+ * are not valid UTF-8 become \xNN, a newline \n; valid UTF-8 text stays as it is, so names stay
+ * readable. A backslash is kept as it is, so escaping twice changes nothing. Cut, never inside a
+ * character or an escape, when BUF is too small (4 x strlen + 1 always fits). NULL: "".
+ */
+const char *pd_log_escape(const char *value, char *buf, size_t len);
 
 #endif

@@ -45,6 +45,16 @@ void pd_progress_clear(struct pd_progress *p);
  */
 FILE *pd_progress_wrap(struct pd_progress *p, FILE *under);
 
+/*
+ * A stream for report lines that carry file names and Patchworks' words, which partners and
+ * servers choose: each line reaches UNDER with its control characters and invalid UTF-8 escaped
+ * (pd_log_escape), but for the newline that ends it. A line is what one fflush() hands over, so
+ * the writer must flush after every line (a newline inside a name is then escaped, never taken
+ * for the end of the line); lines not flushed one by one only come out joined, never raw.
+ * NULL when out of memory. fclose() it (UNDER stays open).
+ */
+FILE *pd_progress_escaping(FILE *under);
+
 /* The table: one row per outcome, totals, time, rate. Nothing when off. */
 void pd_progress_summary(struct pd_progress *p, const struct pd_progress_state *s,
                          uint64_t now_ms);

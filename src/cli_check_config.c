@@ -1,16 +1,21 @@
 /*
  * `patchdrop check-config`: validate a config file and print it, secrets masked. Also the config
- * loader every command uses, which warns (at every start) about settings that weaken security:
- * tls_verify = no, and drop folders writable by everyone.
+ * loader every command uses, which first makes the process impossible to dump (it is about to
+ * hold the password) and then warns (at every start) about settings that weaken security:
+ * tls_verify = no, Patchworks URLs in plain http:// to another machine, and drop folders
+ * writable by everyone. check-config also warns about a metrics listener beyond loopback.
  */
 #include "pd_cli.h"
 #include "pd_config.h"
 #include "pd_error.h"
+#include "pd_netaddr.h"
 #include "pd_zone.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #define DEFAULT_CONFIG "/etc/patchdrop/patchdrop.conf"
@@ -25,10 +30,63 @@ const char *pd_cli_config_path(const char *arg)
     return DEFAULT_CONFIG;
 }
 
+/*
+ * Every command that loads the config holds the password or API key from then on, and soon a
+ * token. A core dump would write them to disk, and a dumpable process lets any process of the
+ * same user read its memory (ptrace, /proc/PID/mem) and environment. Not dumpable, the process
+ * writes no core and its /proc files belong to root. The unit sets LimitCORE=0 as well. This
+ * cannot fail for these arguments; were it to, nothing else would change, so it is not checked.
+ */
+static void protect_secrets(void)
+{
+    prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L);
+}
+
+/* Each Patchworks URL in use, and what would travel in clear over plain http. */
+static void warn_cleartext(const struct pd_config *cfg)
+{
+    const struct pd_patchworks *pw = &cfg->pw;
+    const char *secret = pw->auth == PD_AUTH_PASSWORD ? "the token" : "the API key";
+    const struct {
+        const char *key, *url, *what;
+    } urls[] = {
+        {"login_url", pw->auth == PD_AUTH_PASSWORD ? pw->login_url : NULL,
+         "the email and password"},
+        {"start_url", pw->start_url, "the files"},
+        {"core_url", pw->core_url, "flow run details"},
+        {"lookups_url", pw->lookups_url, "lookup rows"},
+    };
+    char host[256];
+
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
+        if (urls[i].url && pd_url_is_cleartext_remote(urls[i].url, host, sizeof(host)))
+            fprintf(stderr,
+                    "patchdrop: WARNING: %s in %s is plain http:// to %s, not this machine: %s%s%s "
+                    "travel in clear, anyone on the path can read them; use https://\n",
+                    urls[i].key, cfg->file, host, urls[i].what, i == 0 ? "" : " and ",
+                    i == 0 ? "" : secret);
+}
+
+const char *pd_cli_metrics_exposed(const struct pd_config *cfg)
+{
+    struct sockaddr_storage ss;
+    unsigned len;
+
+    if (!cfg->metrics.listen || pd_parse_listen(cfg->metrics.listen, &ss, &len) ||
+        pd_sockaddr_is_loopback((const struct sockaddr *)&ss))
+        return NULL;
+    return "/metrics and /healthz have no authentication: anyone who can reach the port reads "
+           "them; listen on 127.0.0.1 (scrape through an authenticating proxy) or firewall "
+           "the port";
+}
+
 int pd_cli_load_config(const char *file, struct pd_config **out)
 {
     char *errors = NULL;
-    int rc = pd_config_load(pd_cli_config_path(file), out, &errors);
+    int rc;
+
+    protect_secrets();
+    rc = pd_config_load(pd_cli_config_path(file), out, &errors);
 
     if (rc) {
         fputs(errors ? errors : "patchdrop: cannot read the config\n", stderr);
@@ -41,6 +99,7 @@ int pd_cli_load_config(const char *file, struct pd_config **out)
         fprintf(stderr, "patchdrop: WARNING: tls_verify = no in %s: certificates are NOT "
                         "checked, anyone on the path can read your data and credentials\n",
                 (*out)->file);
+    warn_cleartext(*out);
     /* A folder everyone may write to without the sticky bit lets any local user rename or
      * replace another user's upload before it is sent. */
     for (size_t i = 0; i < (*out)->nwatches; i++) {
@@ -135,6 +194,11 @@ int pd_cli_check_config(int argc, char **argv)
     rc = pd_cli_load_config(file, &cfg);
     if (rc)
         return rc;
+    if (pd_cli_metrics_exposed(cfg))
+        fprintf(stderr,
+                "patchdrop: WARNING: [metrics] listen = %s in %s is not a loopback "
+                "address: %s\n",
+                cfg->metrics.listen, cfg->file, pd_cli_metrics_exposed(cfg));
     if (!quiet)
         pd_config_print(cfg, stdout);
     if (check_own_folders(cfg)) {

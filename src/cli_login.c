@@ -11,6 +11,7 @@
 #include "pd_clock.h"
 #include "pd_config.h"
 #include "pd_error.h"
+#include "pd_log.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -28,8 +29,11 @@ struct login {
 static void on_logged_in(void *arg, int err, const char *message)
 {
     struct login *l = arg;
+    char safe[2048];
     if (err) {
-        fprintf(stderr, "patchdrop login: %s\n", message ? message : pd_strerror(err));
+        /* The message may quote Patchworks: escaped for the terminal. */
+        fprintf(stderr, "patchdrop login: %s\n",
+                pd_log_escape(message ? message : pd_strerror(err), safe, sizeof(safe)));
         l->rc = err == PD_EAUTH || err == PD_ECONFIG ? PD_EXIT_USAGE : PD_EXIT_FAILED;
         return;
     }
@@ -53,16 +57,17 @@ static void on_logged_in(void *arg, int err, const char *message)
 static void on_key_checked(void *arg, const struct pd_client_result *r)
 {
     struct login *l = arg;
+    char safe[2048];
     if (r->err == 0 || r->err == PD_EREJECTED) {
         printf("the API key was not refused (HTTP %ld from %s); API keys do not expire\n",
                r->api.status, l->cfg->pw.core_url);
         l->rc = PD_EXIT_OK;
     } else if (r->err == PD_EAUTH || r->err == PD_ECONFIG) {
-        fprintf(stderr, "patchdrop login: %s\n", r->message);
+        fprintf(stderr, "patchdrop login: %s\n", pd_log_escape(r->message, safe, sizeof(safe)));
         l->rc = PD_EXIT_USAGE;
     } else if (r->err != PD_ECANCELED) {
         fprintf(stderr, "patchdrop login: could not check the API key: %s\n",
-                r->message ? r->message : pd_strerror(r->err));
+                pd_log_escape(r->message ? r->message : pd_strerror(r->err), safe, sizeof(safe)));
         l->rc = PD_EXIT_FAILED;
     }
 }

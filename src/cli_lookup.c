@@ -9,6 +9,7 @@
 #include "pd_client.h"
 #include "pd_config.h"
 #include "pd_error.h"
+#include "pd_log.h"
 #include "pd_lookup.h"
 
 #include <cjson/cJSON.h>
@@ -21,6 +22,7 @@
 
 #define TABLE_MAX_ROWS 50 /* changes shown in a sync's table; --json has them all */
 #define CELL_MAX 40       /* characters of a table cell */
+#define SAFE_LEN 2048     /* bytes of one escaped message or value printed (cut beyond) */
 
 enum sub { S_LIST, S_SHOW, S_CREATE, S_ROWS, S_ADD, S_UPDATE, S_DELETE, S_EXPORT, S_SYNC };
 
@@ -84,20 +86,30 @@ static size_t width_of(const char *s)
     return w;
 }
 
-/* A cell's text: control characters as spaces, cut to CELL_MAX characters. */
+/*
+ * A cell's text: escaped for the terminal (pd_log_escape: lookups and server messages are
+ * written by others), cut to CELL_MAX characters. Escaped, a character takes at most 4 bytes.
+ */
 static void cell(const char *s, char *out, size_t len)
 {
+    char safe[(CELL_MAX + 1) * 4 + 1];
     size_t n = 0, chars = 0;
-    for (; s && *s && n + 5 < len; s++) {
-        unsigned char c = (unsigned char)*s;
+    for (const char *p = pd_log_escape(s, safe, sizeof(safe)); *p && n + 5 < len; p++) {
+        unsigned char c = (unsigned char)*p;
         if ((c & 0xC0) != 0x80 && ++chars > CELL_MAX) {
             memcpy(out + n, "...", 3);
             n += 3;
             break;
         }
-        out[n++] = c < 0x20 || c == 0x7F ? ' ' : (char)c;
+        out[n++] = (char)c;
     }
     out[n] = '\0';
+}
+
+/* Text from Patchworks or a lookup, for one printf argument: escaped for the terminal. */
+static const char *safe(const char *s, char buf[SAFE_LEN])
+{
+    return pd_log_escape(s, buf, SAFE_LEN);
 }
 
 struct table {
@@ -179,12 +191,13 @@ static cJSON *row_json(const struct pd_lookup_row *r)
 /* An operation's failure on stderr; sets the exit status by its kind. */
 static void report_error(struct run *rn, const char *what, const struct pd_lookup_result *r)
 {
+    char b[SAFE_LEN];
     fprintf(stderr, "patchdrop lookup: %s: %s", what,
-            r->message ? r->message : pd_strerror(r->err));
+            safe(r->message ? r->message : pd_strerror(r->err), b));
     if (r->status && !strstr(r->message ? r->message : "", "HTTP"))
         fprintf(stderr, " (HTTP %ld)", r->status);
     if (r->errors)
-        fprintf(stderr, " [%s]", r->errors);
+        fprintf(stderr, " [%s]", safe(r->errors, b));
     fputc('\n', stderr);
     rn->exit = r->err == PD_EAUTH || r->err == PD_ECONFIG ? PD_EXIT_USAGE : PD_EXIT_FAILED;
 }
@@ -232,11 +245,12 @@ static void on_one_lookup(void *arg, const struct pd_lookup_result *r)
         print_json(info_json(l));
         return;
     }
+    char b1[SAFE_LEN], b2[SAFE_LEN], b3[SAFE_LEN], b4[SAFE_LEN];
     if (rn->a->sub == S_CREATE)
-        printf("created lookup %s\n", l->id);
-    printf("id: %s\nname: %s\ndefault_value: %s\ndescription: %s\n", l->id, l->name,
-           l->default_value ? l->default_value : "(none)",
-           l->description ? l->description : "(none)");
+        printf("created lookup %s\n", safe(l->id, b1));
+    printf("id: %s\nname: %s\ndefault_value: %s\ndescription: %s\n", safe(l->id, b1),
+           safe(l->name, b2), safe(l->default_value ? l->default_value : "(none)", b3),
+           safe(l->description ? l->description : "(none)", b4));
 }
 
 static void on_rows_listed(void *arg, const struct pd_lookup_result *r)
@@ -306,9 +320,10 @@ static void on_row_changed(void *arg, const struct pd_lookup_result *r)
         print_json(row ? row_json(row) : cJSON_CreateObject());
         return;
     }
+    char b1[SAFE_LEN], b2[SAFE_LEN], b3[SAFE_LEN];
     if (row)
-        printf("%s row %s: %s -> %s\n", rn->a->sub == S_ADD ? "added" : "updated", row->id,
-               row->left, row->right);
+        printf("%s row %s: %s -> %s\n", rn->a->sub == S_ADD ? "added" : "updated",
+               safe(row->id, b1), safe(row->left, b2), safe(row->right, b3));
     else
         printf("%s\n", rn->a->sub == S_ADD ? "added" : "updated");
 }
@@ -378,7 +393,7 @@ static void sync_table(const struct pd_lookup_sync_report *r)
 static void on_synced(void *arg, const struct pd_lookup_sync_report *r)
 {
     struct run *rn = arg;
-    char summary[400];
+    char summary[400], b[SAFE_LEN];
 
     rn->sync = NULL;
     stop_progress(rn);
@@ -392,10 +407,10 @@ static void on_synced(void *arg, const struct pd_lookup_sync_report *r)
         if (rn->tty && r->plan && r->plan->n)
             sync_table(r);
         if (r->plan)
-            printf("lookup %s <- %s: %s\n", r->lookup_id, r->file, summary);
+            printf("lookup %s <- %s: %s\n", r->lookup_id, safe(r->file, b), summary);
     }
     if (r->err)
-        fprintf(stderr, "patchdrop lookup sync: %s\n", r->message);
+        fprintf(stderr, "patchdrop lookup sync: %s\n", safe(r->message, b));
     rn->exit = !r->err                                      ? PD_EXIT_OK
                : r->err == PD_EAUTH || r->err == PD_ECONFIG ? PD_EXIT_USAGE
                                                             : PD_EXIT_FAILED;

@@ -5,15 +5,20 @@
 #include "pd_client.h"
 #include "pd_config.h"
 #include "pd_error.h"
+#include "pd_log.h"
 
 #include <stdio.h>
 #include <string.h>
 
+/* A note may quote Patchworks' words: escaped, so they can neither drive the terminal nor
+ * forge a line. */
 static void note_to_stderr(void *arg, const char *line)
 {
     struct pd_cli_net *net = arg;
+    char safe[2048];
     if (!net->quiet)
-        fprintf(net->notes ? net->notes : stderr, "patchdrop %s: %s\n", net->command, line);
+        fprintf(net->notes ? net->notes : stderr, "patchdrop %s: %s\n", net->command,
+                pd_log_escape(line, safe, sizeof(safe)));
 }
 
 int pd_cli_net_open(struct pd_cli_net *net, const struct pd_config *cfg, const char *command)

@@ -39,7 +39,8 @@ struct run {
     uv_timer_t beat, progress_timer;
     struct pd_metrics *metrics;
     struct pd_progress progress;
-    FILE *report; /* --once: a line per chunk and file */
+    FILE *report;  /* --once: a line per chunk and file */
+    FILE *escaped; /* the stream under report that escapes names (pd_progress_escaping) */
     bool verbose;
     bool watchdog;
     const char *file;
@@ -294,6 +295,11 @@ int pd_cli_run(int argc, char **argv)
     }
     if (r.cfg->metrics.listen) {
         char err[256];
+        if (pd_cli_metrics_exposed(r.cfg))
+            pd_log(PD_LOG_WARN,
+                   "event=metrics_exposed listen=%s reason=\"not a loopback address\" "
+                   "risk=\"%s\"",
+                   r.cfg->metrics.listen, pd_cli_metrics_exposed(r.cfg));
         if (pd_metrics_listen(r.metrics, r.cfg->metrics.listen, err, sizeof(err))) {
             fprintf(stderr, "patchdrop run: %s: %s\n", r.file, err);
             pd_metrics_destroy(&r.metrics);
@@ -326,6 +332,11 @@ int pd_cli_run(int argc, char **argv)
         r.report = pd_progress_wrap(&r.progress, stdout);
         uv_timer_start(&r.progress_timer, on_progress_tick, PROGRESS_MS, PROGRESS_MS);
     }
+    /* Report lines name files (a partner picks the names) and quote Patchworks: never raw to a
+     * terminal. Without memory for the escaping, no report rather than a raw one: the log
+     * (quoted) says it all too. */
+    if (r.report && !(r.report = r.escaped = pd_progress_escaping(r.report)))
+        fprintf(stderr, "patchdrop run: out of memory: no report lines, see the log\n");
     uv_signal_init(&r.loop, &r.sigterm);
     uv_signal_init(&r.loop, &r.sigint);
     uv_signal_init(&r.loop, &r.sighup);
@@ -343,7 +354,8 @@ int pd_cli_run(int argc, char **argv)
         pd_log(PD_LOG_WARN, "event=exit reason=\"a loop handle was left open\"");
 
     if (r.fatal) {
-        fprintf(stderr, "patchdrop run: %s\n", r.fatal);
+        char safe[2048];
+        fprintf(stderr, "patchdrop run: %s\n", pd_log_escape(r.fatal, safe, sizeof(safe)));
         status = PD_EXIT_USAGE;
     } else if (r.once && (r.total.rejected || r.total.stuck || r.total.disabled ||
                           r.total.skipped)) {
@@ -353,6 +365,8 @@ int pd_cli_run(int argc, char **argv)
     } else {
         status = PD_EXIT_OK;
     }
+    if (r.escaped)
+        fclose(r.escaped);
     if (pd_progress_on(&r.progress)) {
         struct pd_progress_state ps = progress_state(&r);
         pd_log_set_output(NULL);

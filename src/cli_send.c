@@ -18,6 +18,7 @@
 #include "pd_client.h"
 #include "pd_config.h"
 #include "pd_error.h"
+#include "pd_log.h"
 #include "pd_progress.h"
 #include "pd_split.h"
 
@@ -133,6 +134,14 @@ static void source_close(struct source **sp)
 
 /* ---- sending ------------------------------------------------------------------------- */
 
+/*
+ * Every line names its file, and partners choose file names; messages and ids come from
+ * Patchworks. Each of them goes through pd_log_escape() into a buffer of this size (a whole
+ * escaped path fits) before it is printed, so none can drive the terminal or forge a line.
+ */
+#define SAFE_MAX (4 * PATH_MAX + 1)
+#define WHERE_MAX (SAFE_MAX + 64)
+
 enum file_state { F_PENDING, F_ACTIVE, F_DELIVERED, F_FAILED };
 
 /*
@@ -227,22 +236,26 @@ static void file_fail(struct file_job *f, const char *what)
     /* The splitter's messages name the file already; the line starts with it once. */
     if (!strncmp(what, f->path, n) && !strncmp(what + n, ": ", 2))
         what += n + 2;
+    char name[SAFE_MAX], why[2048];
     clear_progress(s);
-    printf("%s: FAILED: %s\n", f->path, what);
+    printf("%s: FAILED: %s\n", pd_log_escape(f->path, name, sizeof(name)),
+           pd_log_escape(what, why, sizeof(why)));
     fflush(stdout);
     f->state = F_FAILED;
 }
 
 static void make_ahead(struct file_job *f);
 
-/* "chunk 2" while more may follow, "chunk 3/3" for the last. */
+/* "chunk 2" while more may follow, "chunk 3/3" for the last; the name escaped. */
 static void chunk_words(const struct file_job *f, char *out, size_t len)
 {
+    char name[SAFE_MAX];
+    pd_log_escape(f->path, name, sizeof(name));
     if (f->chunk.last)
-        snprintf(out, len, "%s: chunk %u/%u, %llu bytes", f->path, f->chunk.index,
-                 f->chunk.index, (unsigned long long)f->chunk.len);
+        snprintf(out, len, "%s: chunk %u/%u, %llu bytes", name, f->chunk.index, f->chunk.index,
+                 (unsigned long long)f->chunk.len);
     else
-        snprintf(out, len, "%s: chunk %u, %llu bytes", f->path, f->chunk.index,
+        snprintf(out, len, "%s: chunk %u, %llu bytes", name, f->chunk.index,
                  (unsigned long long)f->chunk.len);
 }
 
@@ -287,13 +300,14 @@ static void resplit_now(struct file_job *f)
 {
     drop_chunk(&f->ahead);
     f->have_ahead = false;
-    char where[PATH_MAX + 64];
+    char where[WHERE_MAX], why[2048];
 
     f->resplit = false;
     f->chunk = f->refused; /* its body is gone; for the words only */
     chunk_words(f, where, sizeof(where));
     if (source_resplit(f->src, &f->refused, f->refused_len) != 0) {
-        printf("%s, HTTP 413, REJECTED: %s\n", where, f->src->message);
+        printf("%s, HTTP 413, REJECTED: %s\n", where,
+               pd_log_escape(f->src->message, why, sizeof(why)));
         fflush(stdout);
         f->state = F_FAILED;
         settle(f);
@@ -308,7 +322,7 @@ static void on_chunk_done(void *arg, const struct pd_client_result *r)
 {
     struct file_job *f = arg;
     struct send *s = f->send;
-    char where[PATH_MAX + 64];
+    char where[WHERE_MAX], e1[1024], e2[1024];
 
     f->sending = false;
     chunk_words(f, where, sizeof(where));
@@ -321,10 +335,11 @@ static void on_chunk_done(void *arg, const struct pd_client_result *r)
     clear_progress(s);
     if (r->err == 0) {
         if (r->api.run_id)
-            printf("%s, HTTP %ld, flow run %s\n", where, r->api.status, r->api.run_id);
+            printf("%s, HTTP %ld, flow run %s\n", where, r->api.status,
+                   pd_log_escape(r->api.run_id, e1, sizeof(e1)));
         else
             printf("%s, HTTP %ld, no flow run id in the answer: %s\n", where, r->api.status,
-                   r->api.body ? r->api.body : "(empty)");
+                   pd_log_escape(r->api.body ? r->api.body : "(empty)", e1, sizeof(e1)));
         fflush(stdout);
         f->chunks_ok++;
         s->chunks_ok++;
@@ -343,7 +358,8 @@ static void on_chunk_done(void *arg, const struct pd_client_result *r)
     if (r->err == PD_EAUTH || r->err == PD_ECONFIG) {
         /* Nothing else can succeed either: stop everything and say why once. */
         if (!s->fatal)
-            fprintf(stderr, "patchdrop send: %s\n", r->message ? r->message : pd_strerror(r->err));
+            fprintf(stderr, "patchdrop send: %s\n",
+                    pd_log_escape(r->message ? r->message : pd_strerror(r->err), e1, sizeof(e1)));
         s->fatal = PD_EXIT_USAGE;
         drop_chunk(&f->chunk);
         f->state = F_FAILED;
@@ -362,8 +378,9 @@ static void on_chunk_done(void *arg, const struct pd_client_result *r)
         return;
     }
     printf("%s, HTTP %ld, REJECTED: %s%s%s%s\n", where, r->api.status,
-           r->message ? r->message : pd_strerror(r->err), r->api.errors ? " (" : "",
-           r->api.errors ? r->api.errors : "", r->api.errors ? ")" : "");
+           pd_log_escape(r->message ? r->message : pd_strerror(r->err), e1, sizeof(e1)),
+           r->api.errors ? " (" : "", pd_log_escape(r->api.errors, e2, sizeof(e2)),
+           r->api.errors ? ")" : "");
     fflush(stdout);
     drop_chunk(&f->chunk);
     f->state = F_FAILED;

@@ -9,6 +9,7 @@
 #include "pd_client.h"
 #include "pd_config.h"
 #include "pd_error.h"
+#include "pd_log.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -25,25 +26,30 @@ static void on_status(void *arg, const struct pd_client_result *r)
 {
     struct status *s = arg;
     char *words = NULL, *raw = NULL;
+    /* Everything printed below but the run id (checked by pd_api_run_url) comes from
+     * Patchworks: escaped for the terminal. */
+    char e1[2048], e2[2048];
     if (r->err == PD_ECANCELED)
         return;
     if (r->err) {
         fprintf(stderr, "patchdrop status: flow run %s: %s%s%s%s\n", s->run_id,
-                r->message ? r->message : pd_strerror(r->err), r->api.errors ? " (" : "",
-                r->api.errors ? r->api.errors : "", r->api.errors ? ")" : "");
+                pd_log_escape(r->message ? r->message : pd_strerror(r->err), e1, sizeof(e1)),
+                r->api.errors ? " (" : "", pd_log_escape(r->api.errors, e2, sizeof(e2)),
+                r->api.errors ? ")" : "");
         s->rc = r->err == PD_EAUTH || r->err == PD_ECONFIG ? PD_EXIT_USAGE : PD_EXIT_FAILED;
         return;
     }
     if (pd_api_parse_run_status(r->body, r->body_len, &words, &raw) != 0) {
         fprintf(stderr, "patchdrop status: flow run %s: the answer has no status: %.300s\n",
-                s->run_id, r->body ? r->body : "");
+                s->run_id, pd_log_escape(r->body, e1, sizeof(e1)));
         s->rc = PD_EXIT_FAILED;
         return;
     }
     if (strcmp(words, raw))
-        printf("flow run %s: %s (status %s)\n", s->run_id, words, raw);
+        printf("flow run %s: %s (status %s)\n", s->run_id, pd_log_escape(words, e1, sizeof(e1)),
+               pd_log_escape(raw, e2, sizeof(e2)));
     else
-        printf("flow run %s: %s\n", s->run_id, words);
+        printf("flow run %s: %s\n", s->run_id, pd_log_escape(words, e1, sizeof(e1)));
     free(words);
     free(raw);
     s->rc = PD_EXIT_OK;

@@ -114,6 +114,24 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
+/*
+ * Length of the character at S (N bytes left) when it may reach a terminal as it is: printable
+ * ASCII or valid UTF-8 that is not a C1 control (U+0080..U+009F, which some terminals obey as
+ * ESC-sequences even in UTF-8). 0: its first byte must be escaped (C0 controls, DEL, bytes that
+ * are not valid UTF-8, among them raw C1 controls 0x80..0x9f).
+ */
+static size_t shown_len(const unsigned char *s, size_t n)
+{
+    size_t l;
+
+    if (s[0] < 0x20 || s[0] == 0x7f)
+        return 0;
+    l = utf8_len(s, n);
+    if (l == 2 && s[0] == 0xc2 && s[1] < 0xa0)
+        return 0;
+    return l;
+}
+
 /* A growing line with a hard cap: what does not fit is cut. */
 struct out {
     char *buf;
@@ -134,7 +152,7 @@ static void puts_(struct out *o, const char *s)
     put(o, s, strlen(s));
 }
 
-/* S (N bytes) as a JSON string with quotes; invalid UTF-8 becomes U+FFFD. */
+/* S (N bytes) as a JSON string with quotes; invalid UTF-8 becomes U+FFFD, controls \u00XX. */
 static void put_json_string(struct out *o, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -161,6 +179,11 @@ static void put_json_string(struct out *o, const char *s, size_t n)
             if (l == 0) {
                 puts_(o, "\\ufffd");
                 i++;
+            } else if (!shown_len(u + i, n - i)) { /* U+0080..U+009F */
+                char e[8];
+                snprintf(e, sizeof(e), "\\u%04x", u[i + 1]);
+                puts_(o, e);
+                i += l;
             } else {
                 put(o, s + i, l);
                 i += l;
@@ -293,7 +316,11 @@ static void emit(enum pd_log_level level, const char *msg)
         puts_(&o, "level=");
         puts_(&o, level_names[level]);
         puts_(&o, " ");
-        puts_(&o, msg);
+        /* Values are quoted by the callers (pd_log_quote); whatever came unquoted, such as a
+         * server's words in a client note, still never reaches a terminal or the journal as
+         * control characters or a line of its own. */
+        char safe[LINE_MAX_LOG];
+        puts_(&o, pd_log_escape(msg, safe, sizeof(safe)));
     }
     fprintf(f, "%s\n", line);
     fflush(f);
@@ -392,16 +419,62 @@ void pd_log_flush_repeats(int all)
     pthread_mutex_unlock(&lock);
 }
 
+/*
+ * The one escaper behind pd_log_quote() and pd_log_escape(): VALUE into BUF (LEN > 1), never
+ * cutting a character or an escape, always terminated; returns the length written. A newline
+ * becomes \n, any other byte shown_len() refuses \xNN. QUOTE: also escape '"' and '\' (inside
+ * a quoted log value, which the JSON renderer reads back).
+ */
+static size_t escape_into(const char *value, char *buf, size_t len, bool quote)
+{
+    const unsigned char *u = (const unsigned char *)value;
+    size_t o = 0, n = strlen(value);
+
+    for (size_t i = 0; i < n;) {
+        size_t l = shown_len(u + i, n - i);
+        bool special = quote && (u[i] == '"' || u[i] == '\\');
+        char e[8];
+        size_t elen;
+
+        if (l && !special) {
+            if (o + l >= len)
+                break;
+            memcpy(buf + o, u + i, l);
+            o += l;
+            i += l;
+            continue;
+        }
+        if (special || u[i] == '\n') {
+            e[0] = '\\';
+            e[1] = u[i] == '\n' ? 'n' : (char)u[i];
+            elen = 2;
+        } else {
+            elen = (size_t)snprintf(e, sizeof(e), "\\x%02x", u[i]);
+        }
+        if (o + elen >= len)
+            break;
+        memcpy(buf + o, e, elen);
+        o += elen;
+        i++;
+    }
+    buf[o] = '\0';
+    return o;
+}
+
 const char *pd_log_quote(const char *value, char *buf, size_t len)
 {
-    bool plain = *value != '\0';
-    size_t o = 0;
+    const unsigned char *u = (const unsigned char *)value;
+    size_t n = strlen(value);
+    bool plain = n > 0;
 
-    for (const char *p = value; *p && plain; p++)
-        if ((unsigned char)*p <= ' ' || *p == '"' || *p == '\\' || *p == '=' || *p == 0x7f)
+    for (size_t i = 0, l; i < n && plain; i += l) {
+        l = shown_len(u + i, n - i);
+        if (!l || u[i] == ' ' || u[i] == '"' || u[i] == '\\' || u[i] == '=')
             plain = false;
+    }
     if (plain) {
-        snprintf(buf, len, "%s", value);
+        if (len)
+            escape_into(value, buf, len, false);
         return buf;
     }
     if (len < 3) {
@@ -409,22 +482,17 @@ const char *pd_log_quote(const char *value, char *buf, size_t len)
             buf[0] = '\0';
         return buf;
     }
-    buf[o++] = '"';
-    for (const char *p = value; *p && o + 6 < len; p++) {
-        unsigned char c = (unsigned char)*p;
-        if (c == '"' || c == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = (char)c;
-        } else if (c == '\n') {
-            buf[o++] = '\\';
-            buf[o++] = 'n';
-        } else if (c < ' ' || c == 0x7f) {
-            o += (size_t)snprintf(buf + o, len - o, "\\x%02x", c);
-        } else {
-            buf[o++] = (char)c;
-        }
-    }
+    /* The closing quote always fits: the value is cut to leave room for it. */
+    size_t o = 1 + escape_into(value, buf + 1, len - 2, true);
+    buf[0] = '"';
     buf[o++] = '"';
     buf[o] = '\0';
+    return buf;
+}
+
+const char *pd_log_escape(const char *value, char *buf, size_t len)
+{
+    if (len)
+        escape_into(value ? value : "", buf, len, false);
     return buf;
 }

@@ -2,8 +2,9 @@
  * Metrics and health (see pd_metrics.h). Counters live in plain fields guarded by one mutex:
  * events come at most a few thousand a second, so a lock costs nothing measurable and keeps the
  * per-watch table (which grows when a reload adds a watch) simple. The HTTP side is
- * libmicrohttpd with its own polling thread, a small connection limit and short timeouts, so a
- * slow scraper can never hold the daemon up.
+ * libmicrohttpd with its own polling thread; a connection guard (below, "connection guard")
+ * keeps /metrics and /healthz answering through a flood of idle or slowloris connections, and
+ * a slow scraper can never hold the daemon up.
  *
  * Output follows the Prometheus text exposition format 0.0.4:
  * https://prometheus.io/docs/instrumenting/exposition_formats/
@@ -23,12 +24,30 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define STATUS_MAX 600 /* statuses 100..599 counted one by one; index 0: no answer */
 #define DEFAULT_UNHEALTHY_MS 600000
 #define DEFAULT_STALL_MS 15000
+
+/* The connection guard's numbers; see "connection guard" below for why they are what they are. */
+#define CONN_MAX 512      /* connections libmicrohttpd accepts at most... */
+#define CONN_MIN 32       /* ...and at least, whatever the file descriptor limit */
+#define CONN_FD_SHARE 4   /* ...at most a quarter of RLIMIT_NOFILE: deliveries need the rest */
+#define CONN_RESERVE 16   /* slots kept free by eviction, for connections accepted in a burst */
+#define CONN_IDLE_MS 5000 /* a connection idle this long without a whole request is stale */
+#define CONN_TIMEOUT_S 5  /* libmicrohttpd's own inactivity timeout */
+
+/* A connection to the metrics listener; libmicrohttpd's thread only (see "connection guard"). */
+struct mconn {
+    struct mconn *prev, *next; /* in the idle list, oldest first */
+    int fd;
+    uint64_t idle_since_ms; /* monotonic: when it connected or its last answer went */
+    bool idle;              /* in the idle list: no request being answered */
+    bool evicted;           /* shut down by the guard; libmicrohttpd closes it next */
+};
 
 struct mwatch {
     char *name;
@@ -53,8 +72,13 @@ struct pd_metrics {
     uint64_t failing_since_ms;
     long last_failure_status;
     uint64_t heartbeat_ms; /* monotonic; 0: the loop never beat */
+    uint64_t evicted;      /* connections the guard shut down (under the lock: /metrics shows it) */
     struct MHD_Daemon *httpd;
     unsigned port;
+    /* The connection guard's state: libmicrohttpd's thread only, so no lock. */
+    struct mconn *idle_head, *idle_tail;
+    unsigned live;     /* connections open and not evicted */
+    unsigned max_conn; /* libmicrohttpd's connection limit */
 };
 
 int pd_metrics_create(const struct pd_metrics_opts *opts, struct pd_metrics **out)
@@ -404,6 +428,10 @@ static void render_locked(struct pd_metrics *m, FILE *f)
                                                              : 0);
     family(f, "patchdrop_healthy", "gauge", "1 when /healthz answers 200, else 0.");
     fprintf(f, "patchdrop_healthy %d\n", health == 200);
+    family(f, "patchdrop_metrics_connections_evicted_total", "counter",
+           "Connections to this endpoint closed before they sent a whole request, because they "
+           "were stale or slots were needed for new ones (a flood shows here).");
+    fprintf(f, "patchdrop_metrics_connections_evicted_total %" PRIu64 "\n", m->evicted);
 
     process_memory(&rss, &vsz);
     family(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
@@ -451,14 +479,168 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, const c
     return ret;
 }
 
+/*
+ * ---- connection guard ----------------------------------------------------------------------
+ *
+ * A scrape must get through while someone holds thousands of connections open, idle or
+ * trickling a header byte every few seconds (slowloris), from 127.0.0.1 like the scraper, so
+ * MHD_OPTION_PER_IP_CONNECTION_LIMIT cannot tell them apart. What libmicrohttpd offers alone
+ * does not do it:
+ *  - MHD_OPTION_CONNECTION_LIMIT: at the limit, libmicrohttpd closes every new connection at
+ *    once (or stops accepting, and new ones wait in the kernel's backlog behind the flood), so
+ *    the fresh scrape is the one that loses.
+ *  - MHD_OPTION_CONNECTION_TIMEOUT counts inactivity: every byte received restarts it, so a
+ *    slowloris connection never times out, and an idle flood reconnects as fast as it is cut.
+ *  - It has no call to close a connection it holds, and no deadline for a whole request.
+ * So patchdrop tracks every connection (MHD_OPTION_NOTIFY_CONNECTION) in a list of "idle" ones,
+ * oldest first: connected or done with a request, and not yet with a whole new request (the
+ * access handler takes a connection off the list; MHD_OPTION_NOTIFY_COMPLETED puts it back).
+ * When a new connection arrives, before it joins the list, the guard shuts down (shutdown(2);
+ * libmicrohttpd then reads the end and closes it itself) every idle connection older than
+ * CONN_IDLE_MS, and the oldest idle ones while the live connections would exceed the limit
+ * less CONN_RESERVE. A stale connection thus costs nothing until a slot is wanted, a new
+ * connection always gets one, and a scrape, whose request follows its connect at once, is
+ * answered unless hundreds of newer connections arrive before its request does; what a flood
+ * loses is its oldest idle connections. CONN_IDLE_MS is short because a scraper sends its
+ * request as soon as it is connected, and between scrapes (15 s and more) it may as well
+ * connect again. The reserve leaves room for the few connections libmicrohttpd accepts in one
+ * go before it reads the shut-down ones' end.
+ * The limit is at most a quarter of the file descriptor limit, so a flood can never take the
+ * descriptors deliveries need. libmicrohttpd polls with epoll (MHD_USE_AUTO), so descriptors
+ * above FD_SETSIZE are fine. Everything here runs on libmicrohttpd's one polling thread (no
+ * thread pool, no thread per connection): the connection callbacks, the access handler and
+ * the completion callback are never concurrent, and a descriptor in the list is open, because
+ * libmicrohttpd reports a connection closed before it closes the descriptor.
+ */
+
+static uint64_t guard_now(const struct pd_metrics *m)
+{
+    return m->clock->mono_ms(m->clock->arg);
+}
+
+static void idle_unlink(struct pd_metrics *m, struct mconn *c)
+{
+    if (!c->idle)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        m->idle_head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        m->idle_tail = c->prev;
+    c->prev = c->next = NULL;
+    c->idle = false;
+}
+
+static void idle_append(struct pd_metrics *m, struct mconn *c, uint64_t now)
+{
+    idle_unlink(m, c);
+    c->idle_since_ms = now;
+    c->prev = m->idle_tail;
+    if (m->idle_tail)
+        m->idle_tail->next = c;
+    else
+        m->idle_head = c;
+    m->idle_tail = c;
+    c->idle = true;
+}
+
+/* Makes room for one more connection: shuts down stale idle ones and, over the limit, the
+ * oldest idle ones. */
+static void guard_make_room(struct pd_metrics *m, uint64_t now)
+{
+    unsigned room = m->max_conn > CONN_RESERVE ? m->max_conn - CONN_RESERVE : 1;
+    unsigned n = 0;
+
+    while (m->idle_head && (m->live >= room || now - m->idle_head->idle_since_ms >= CONN_IDLE_MS)) {
+        struct mconn *c = m->idle_head;
+        idle_unlink(m, c);
+        shutdown(c->fd, SHUT_RDWR);
+        c->evicted = true;
+        m->live--;
+        n++;
+    }
+    if (n) {
+        pthread_mutex_lock(&m->lock);
+        m->evicted += n;
+        pthread_mutex_unlock(&m->lock);
+    }
+}
+
+static void on_mhd_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    struct pd_metrics *m = cls;
+    struct mconn *c = *socket_context;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        uint64_t now = guard_now(m);
+        guard_make_room(m, now);
+        /* Out of memory: the connection is served, only never evicted. */
+        if (!ci || !(c = calloc(1, sizeof(*c))))
+            return;
+        c->fd = ci->connect_fd;
+        idle_append(m, c, now);
+        m->live++;
+        *socket_context = c;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && c) {
+        idle_unlink(m, c);
+        if (!c->evicted)
+            m->live--;
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* The connection's guard record, or NULL when it has none. */
+static struct mconn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* A request was answered (or given up): the connection waits for the next one, idle again. */
+static void on_mhd_completed(void *cls, struct MHD_Connection *conn, void **state,
+                             enum MHD_RequestTerminationCode toe)
+{
+    struct pd_metrics *m = cls;
+    struct mconn *c = conn_of(conn);
+
+    if (c && !c->evicted)
+        idle_append(m, c, guard_now(m));
+}
+
+/* How many connections libmicrohttpd may hold: see "connection guard". */
+static unsigned connection_limit(void)
+{
+    struct rlimit rl;
+    rlim_t n = CONN_MAX;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur / CONN_FD_SHARE < n)
+        n = rl.rlim_cur / CONN_FD_SHARE;
+    return n < CONN_MIN ? CONN_MIN : (unsigned)n;
+}
+
+/* ---- requests ------------------------------------------------------------------------------ */
+
 static enum MHD_Result on_http_request(void *cls, struct MHD_Connection *conn, const char *url,
                                        const char *method, const char *version,
                                        const char *upload, size_t *upload_len, void **state)
 {
     struct pd_metrics *m = cls;
+    struct mconn *c = conn_of(conn);
     char *body = NULL;
     size_t len = 0;
 
+    /* A whole request: being answered, it is no longer the guard's to evict. */
+    if (c)
+        idle_unlink(m, c);
     if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
         body = strdup("only GET is served here\n");
         return body ? reply(conn, 405, "text/plain", body, strlen(body)) : MHD_NO;
@@ -491,7 +673,7 @@ int pd_metrics_listen(struct pd_metrics *m, const char *listen, char *err, size_
 {
     struct sockaddr_storage addr;
     unsigned addrlen = 0;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     const union MHD_DaemonInfo *di;
 
     if (pd_parse_listen(listen, &addr, &addrlen)) {
@@ -500,11 +682,12 @@ int pd_metrics_listen(struct pd_metrics *m, const char *listen, char *err, size_
     }
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    m->httpd = MHD_start_daemon(flags, 0, NULL, NULL, on_http_request, m,
-                                MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, m,
-                                MHD_OPTION_CONNECTION_LIMIT, (unsigned)16,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    m->max_conn = connection_limit();
+    m->httpd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_http_request, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, m, MHD_OPTION_CONNECTION_LIMIT, m->max_conn,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONN_TIMEOUT_S, MHD_OPTION_NOTIFY_CONNECTION,
+        on_mhd_connection, m, MHD_OPTION_NOTIFY_COMPLETED, on_mhd_completed, m, MHD_OPTION_END);
     if (!m->httpd) {
         snprintf(err, errlen,
                  "cannot listen on %s for metrics (port in use, or not an address of this "

@@ -1,6 +1,8 @@
 /* The terminal progress bar and summary table (see pd_progress.h). */
 #include "pd_progress.h"
 
+#include "pd_log.h"
+
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +145,66 @@ FILE *pd_progress_wrap(struct pd_progress *p, FILE *under)
     }
     setvbuf(f, NULL, _IOLBF, 0);
     p->wrapped[slot] = f;
+    return f;
+}
+
+/*
+ * The escaping stream. Its buffer is its own and large, so what one fflush() hands over is the
+ * one line written since the last: the writer's newline is its last byte, and any other newline
+ * or control character came from a value in it. A write of a whole buffer is part of a line
+ * longer than the buffer, where no byte is the end of the line.
+ */
+#define RECORD_MAX 65536
+
+struct escaping {
+    FILE *under;
+    char stream_buf[RECORD_MAX];
+    char in[RECORD_MAX + 1];
+    char out[4 * RECORD_MAX + 1];
+};
+
+static ssize_t escaping_write(void *cookie, const char *buf, size_t size)
+{
+    struct escaping *e = cookie;
+    bool ends = size > 0 && size < RECORD_MAX && buf[size - 1] == '\n';
+    size_t left = ends ? size - 1 : size;
+
+    while (left) {
+        size_t n = left < RECORD_MAX ? left : RECORD_MAX;
+        /* A NUL (never printed by %s, but a writer could) must not end the text early. */
+        for (size_t i = 0; i < n; i++)
+            e->in[i] = buf[i] ? buf[i] : '\x01';
+        e->in[n] = '\0';
+        fputs(pd_log_escape(e->in, e->out, sizeof(e->out)), e->under);
+        buf += n;
+        left -= n;
+    }
+    if (ends)
+        fputc('\n', e->under);
+    fflush(e->under);
+    return (ssize_t)size;
+}
+
+static int escaping_close(void *cookie)
+{
+    free(cookie);
+    return 0;
+}
+
+FILE *pd_progress_escaping(FILE *under)
+{
+    cookie_io_functions_t io = {.write = escaping_write, .close = escaping_close};
+    struct escaping *e = calloc(1, sizeof(*e));
+    FILE *f;
+
+    if (!e)
+        return NULL;
+    e->under = under;
+    if (!(f = fopencookie(e, "w", io))) {
+        free(e);
+        return NULL;
+    }
+    setvbuf(f, e->stream_buf, _IOFBF, sizeof(e->stream_buf));
     return f;
 }
 

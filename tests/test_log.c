@@ -216,6 +216,93 @@ static void json_summary_too(void **state)
                               "\"last\":\"event=x reason=boom\"}"));
 }
 
+/* ---- escaping names for terminals (pd_log_escape) and for log values (pd_log_quote) ------- */
+
+static const char *esc(const char *s)
+{
+    static char b[512];
+    return pd_log_escape(s, b, sizeof(b));
+}
+
+static void names_are_escaped_for_terminals(void **state)
+{
+    /* The names of the security report: a window title, a screen wipe, a forged log line. */
+    assert_string_equal(esc("a\x1b]0;title\a.txt"), "a\\x1b]0;title\\x07.txt");
+    assert_string_equal(esc("b\x1b[2J.txt"), "b\\x1b[2J.txt");
+    assert_string_equal(esc("c.txt\n2024-01-01T00:00:00Z level=error event=forged"),
+                        "c.txt\\n2024-01-01T00:00:00Z level=error event=forged");
+    /* Every C0 control and DEL; tab and carriage return too. */
+    assert_string_equal(esc("\x01\t\r\x1f\x7f"), "\\x01\\x09\\x0d\\x1f\\x7f");
+    /* Valid UTF-8 stays readable, no-break space and all; backslashes and quotes stay. */
+    assert_string_equal(esc("caf\xc3\xa9 \xc2\xa0\xe2\x82\xac \xf0\x9f\x93\xa6 a\\b \"q\".xml"),
+                        "caf\xc3\xa9 \xc2\xa0\xe2\x82\xac \xf0\x9f\x93\xa6 a\\b \"q\".xml");
+    /* C1 controls: raw (not UTF-8 at all) and UTF-8 encoded U+009B (CSI for some terminals).
+     * \233 is 0x9b, written in octal so that the 2 after it is not read as a hex digit. */
+    assert_string_equal(esc("x\2332Jy"), "x\\x9b2Jy");
+    assert_string_equal(esc("x\xc2\2332J\xc2\x80y"), "x\\xc2\\x9b2J\\xc2\\x80y");
+    /* Invalid UTF-8: stray bytes, overlong forms, surrogates, a sequence cut short. */
+    assert_string_equal(esc("\xff\xfe"), "\\xff\\xfe");
+    assert_string_equal(esc("\xc0\xaf"), "\\xc0\\xaf");
+    assert_string_equal(esc("\xed\xa0\x80"), "\\xed\\xa0\\x80");
+    assert_string_equal(esc("end\xe2\x82"), "end\\xe2\\x82");
+    assert_string_equal(esc(""), "");
+    assert_string_equal(esc(NULL), "");
+}
+
+static void escaping_is_cut_whole_and_idempotent(void **state)
+{
+    char small[8], again[2048], once[2048], in[256];
+    /* Cut before an escape or a character that does not fit, never inside one. */
+    assert_string_equal(pd_log_escape("ab\x1b[2J", small, 6), "ab");
+    assert_string_equal(pd_log_escape("abcd\xc3\xa9", small, 6), "abcd");
+    assert_string_equal(pd_log_escape("abc\xc3\xa9", small, 6), "abc\xc3\xa9");
+    /* Random bytes: the result holds no control byte and no invalid UTF-8, and escaping it
+     * again changes nothing. */
+    uint64_t x = 88172645463325252ULL;
+    for (int round = 0; round < 2000; round++) {
+        size_t n = (size_t)(round % 200);
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            in[i] = (char)(x % 255 + 1); /* no NUL */
+        }
+        in[n] = '\0';
+        pd_log_escape(in, once, sizeof(once));
+        for (const unsigned char *p = (const unsigned char *)once; *p; p++) {
+            if (*p < 0x20 || *p == 0x7f)
+                fail_msg("control byte 0x%02x left in round %d", *p, round);
+            if (*p == 0xc2 && p[1] >= 0x80 && p[1] < 0xa0)
+                fail_msg("a C1 control left in round %d", round);
+        }
+        pd_log_escape(once, again, sizeof(again));
+        assert_string_equal(again, once);
+    }
+}
+
+static void log_values_escape_the_same_way(void **state)
+{
+    char q[128];
+    /* Invalid UTF-8 and C1 are escaped (and quoted) in log values too; UTF-8 text is plain. */
+    assert_string_equal(pd_log_quote("x\xff\xc2\x9b", q, sizeof(q)), "\"x\\xff\\xc2\\x9b\"");
+    assert_string_equal(pd_log_quote("caf\xc3\xa9.xml", q, sizeof(q)), "caf\xc3\xa9.xml");
+    assert_string_equal(pd_log_quote("a\x1b]0;t\a \"\\", q, sizeof(q)),
+                        "\"a\\x1b]0;t\\x07 \\\"\\\\\"");
+    /* Cut to fit, the closing quote kept. */
+    assert_string_equal(pd_log_quote("a b c d e f", q, 8), "\"a b c\"");
+}
+
+/* A server's words in a note arrive unquoted: they still cannot forge a line or drive a
+ * terminal, in text or in JSON. */
+static void unquoted_words_cannot_break_a_line(void **state)
+{
+    pd_log(PD_LOG_WARN, "event=client retry in 1 s: %s", "boom\x1b[2J\nlevel=error event=forged");
+    assert_string_equal(taken(), "2023-11-14T22:13:20.250Z level=warn event=client retry in 1 s: "
+                                 "boom\\x1b[2J\\nlevel=error event=forged\n");
+    pd_log_set_format(PD_LOG_JSON);
+    pd_log(PD_LOG_INFO, "event=x v=a\xc2\233b"); /* U+009B, octal before a hex digit */
+    assert_string_equal(taken(), "{\"time\":\"2023-11-14T22:13:20.250Z\",\"level\":\"info\","
+                                 "\"event\":\"x\",\"v\":\"a\\u009bb\"}\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,6 +318,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(window_zero_never_suppresses, setup, teardown),
         cmocka_unit_test_setup_teardown(many_keys_evict_with_their_summary, setup, teardown),
         cmocka_unit_test_setup_teardown(json_summary_too, setup, teardown),
+        cmocka_unit_test(names_are_escaped_for_terminals),
+        cmocka_unit_test(escaping_is_cut_whole_and_idempotent),
+        cmocka_unit_test(log_values_escape_the_same_way),
+        cmocka_unit_test_setup_teardown(unquoted_words_cannot_break_a_line, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

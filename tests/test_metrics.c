@@ -10,8 +10,14 @@
 #include "pd_metrics.h"
 #include "pd_progress.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -299,9 +305,113 @@ static void progress_line_shows_files_bytes_rate_eta(void **state)
     pd_progress_cleanup(&p);
 }
 
+/* A connection to the listener that sends HEAD (may be NULL) and then nothing. */
+static int connect_idle(unsigned port, const char *head)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    if (head)
+        assert_int_equal(send(fd, head, strlen(head), 0), (ssize_t)strlen(head));
+    return fd;
+}
+
+/* True when the server closed FD (within 5 s). */
+static bool closed_by_server(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    char c;
+    return poll(&p, 1, 5000) == 1 && recv(fd, &c, 1, 0) <= 0;
+}
+
+/*
+ * The connection guard: far more idle and slowloris connections than the listener takes never
+ * keep a scrape out; the oldest idle ones are shut down to make room. The descriptor limit is
+ * lowered so that the listener takes its minimum, 32 connections.
+ */
+static void idle_connections_never_starve_a_scrape(void **state)
+{
+    static struct body b;
+    struct pd_metrics_opts o = {0};
+    struct pd_metrics *m = NULL;
+    struct rlimit saved, low;
+    char err[256];
+    int fds[100];
+
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+    low = saved;
+    low.rlim_cur = 128;
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    assert_int_equal(pd_metrics_create(&o, &m), 0);
+    assert_int_equal(pd_metrics_listen(m, "127.0.0.1:0", err, sizeof(err)), 0);
+    pd_metrics_heartbeat(m);
+    unsigned port = pd_metrics_port(m);
+    for (int i = 0; i < 100; i++)
+        fds[i] = connect_idle(port, i % 10 == 9 ? "GET /healthz HTTP/1.1\r\nX-Slow: a" : NULL);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(get(port, "/healthz", &b), 200);
+        assert_string_equal(b.buf, "ok\n");
+    }
+    assert_int_equal(get(port, "/metrics", &b), 200);
+    const char *ev = strstr(b.buf, "\npatchdrop_metrics_connections_evicted_total ");
+    assert_non_null(ev);
+    assert_true(atoi(ev + strlen("\npatchdrop_metrics_connections_evicted_total ")) >= 100 - 32);
+    /* The first connections are the oldest: they went; the last ones are still held. */
+    assert_true(closed_by_server(fds[0]));
+    assert_true(closed_by_server(fds[9]));
+    for (int i = 0; i < 100; i++)
+        close(fds[i]);
+    pd_metrics_destroy(&m);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
+}
+
+/* Report lines through the escaping stream: values escaped, each flushed line's end kept. */
+static void report_lines_are_escaped(void **state)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *under = open_memstream(&text, &len);
+    FILE *f = pd_progress_escaping(under);
+
+    assert_non_null(f);
+    fprintf(f, "%s: delivered in 1 chunk(s)\n", "a\x1b]0;title\a.txt\nlevel=error forged");
+    fflush(f);
+    fprintf(f, "%s: chunk 1\n", "b\x1b[2J\x9b.txt");
+    fflush(f);
+    /* Two lines in one flush come out joined, never raw. */
+    fprintf(f, "x\ny\n");
+    fflush(f);
+    /* A line longer than the stream's buffer keeps its own end only. */
+    char *big = malloc(200001);
+    memset(big, 'z', 200000);
+    big[100000] = '\n';
+    big[200000] = '\0';
+    fprintf(f, "%s\n", big);
+    fflush(f);
+    fprintf(f, "caf\xc3\xa9\n");
+    fclose(f);
+    fclose(under);
+    const char *want_head =
+        "a\\x1b]0;title\\x07.txt\\nlevel=error forged: delivered in 1 chunk(s)\n"
+        "b\\x1b[2J\\x9b.txt: chunk 1\n"
+        "x\\ny\n";
+    assert_int_equal(strncmp(text, want_head, strlen(want_head)), 0);
+    const char *rest = text + strlen(want_head);
+    /* 199,999 z, the inner newline as \n (2 characters), then the line's own end. */
+    assert_non_null(strstr(rest, "zz\\nzz"));
+    assert_ptr_equal(strchr(rest, '\n'), rest + 200001);
+    assert_string_equal(rest + 200002, "caf\xc3\xa9\n");
+    free(big);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(report_lines_are_escaped),
+        cmocka_unit_test(idle_connections_never_starve_a_scrape),
         cmocka_unit_test(counts_per_watch_and_status),
         cmocka_unit_test(gauges_come_from_the_sample),
         cmocka_unit_test(label_values_are_escaped),

@@ -3,7 +3,7 @@
 # by script(1).
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/net.bash"
-command -v script >/dev/null || { echo "ok - skipped: script(1) is not installed"; exit 0; }
+command -v script >/dev/null || { echo "skipped: script(1) is not installed"; exit 77; }
 
 mock --latency 300ms
 C=$(conf tty "concurrency = 1")

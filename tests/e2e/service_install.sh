@@ -15,12 +15,12 @@ if command -v systemd-analyze >/dev/null && systemd-analyze --version >/dev/null
   check "and has nothing to say about the unit" bash -c "! grep -q patchdrop.service '$T/verify.out'"
   [ "$rc" -eq 0 ] || cat "$T/verify.out"
 else
-  echo "ok - skipped: systemd-analyze cannot run here"
+  echo "# skipped (not passed): systemd-analyze cannot run here"
 fi
 unit="$PD_SRC/conf/patchdrop.service"
 for want in '^Type=notify$' '^WatchdogSec=' '^ExecReload=/bin/kill -HUP \$MAINPID$' '^User=patchdrop$' \
   '^NoNewPrivileges=yes$' '^ProtectSystem=strict$' '^PrivateTmp=yes$' '^ReadWritePaths=' \
-  '^StateDirectory=patchdrop$' '^RestartPreventExitStatus=2$'; do
+  '^StateDirectory=patchdrop$' '^RestartPreventExitStatus=2$' '^LimitCORE=0$'; do
   check "the unit has $want" grep -q "$want" "$unit"
 done
 check "patchdrop speaks sd_notify (linked with libsystemd)" \
@@ -48,7 +48,7 @@ fi
 
 # --- the Debian package ----------------------------------------------------------------------
 if ! command -v cpack >/dev/null || ! command -v dpkg-deb >/dev/null; then
-  echo "ok - skipped: cpack or dpkg-deb missing"
+  echo "# skipped (not passed): cpack or dpkg-deb missing"
   finish
   exit $?
 fi
