@@ -43,6 +43,13 @@ struct pd_daemon_opts {
     struct pd_metrics *metrics; /* counts files, chunks and requests; NULL: none */
 };
 
+/*
+ * Sets up (creating where needed) and checks every folder CFG needs, as a daemon would at
+ * start: the state dir, and each watch's drop folder and own folders. A reload is applied only
+ * when this passes; otherwise *WHY says what is wrong and the running configuration stays.
+ */
+int pd_daemon_preflight(const struct pd_config *cfg, char **why);
+
 int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct pd_daemon **out);
 int pd_daemon_start(struct pd_daemon *d);
 

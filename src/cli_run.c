@@ -51,6 +51,7 @@ struct run {
     int interrupts;
     char *fatal;
     struct pd_daemon_summary total;
+    bool started; /* the first daemon started: later ones are reloads */
 };
 
 static void add_summary(struct pd_daemon_summary *t, const struct pd_daemon_summary *s)
@@ -179,8 +180,10 @@ static int start_daemon(struct run *r)
         return rc;
     }
     pd_daemon_start(r->daemon);
-    pd_log(PD_LOG_INFO, "event=started config=%s watches=%zu once=%s", r->cfg->file,
-           r->cfg->nwatches, r->once ? "yes" : "no");
+    if (!r->started) /* a reload says event=reloaded instead */
+        pd_log(PD_LOG_INFO, "event=started config=%s watches=%zu once=%s", r->cfg->file,
+               r->cfg->nwatches, r->once ? "yes" : "no");
+    r->started = true;
     return 0;
 }
 
@@ -221,6 +224,17 @@ static void on_hup(uv_signal_t *h, int signum)
     if (cfg->nwatches == 0) {
         pd_log(PD_LOG_ERROR, "event=reload_refused reason=\"no [watch:NAME] section\" "
                              "action=\"keeping the running configuration\"");
+        pd_config_destroy(&cfg);
+        return;
+    }
+    /* A config that parses but cannot start (a folder it cannot make or may not trust) must
+     * not stop a running daemon: everything it needs is set up before the old one stops. */
+    char *why = NULL;
+    if (pd_daemon_preflight(cfg, &why)) {
+        pd_log(PD_LOG_ERROR, "event=reload_refused reason=\"%s\" action=\"keeping the running "
+                             "configuration\"",
+               why ? why : "its folders cannot be set up");
+        free(why);
         pd_config_destroy(&cfg);
         return;
     }

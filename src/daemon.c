@@ -2324,6 +2324,34 @@ static int watch_setup(struct dwatch *w, char **why)
     return 0;
 }
 
+int pd_daemon_preflight(const struct pd_config *cfg, char **why)
+{
+    int rc = pd_zone_own_dir(cfg->state.dir, 0700, true, why);
+    for (size_t i = 0; !rc && i < cfg->nwatches; i++) {
+        const struct pd_watch *wc = &cfg->watches[i];
+        char *work = join(wc->work_dir, "work"), *state = join(wc->work_dir, "state");
+        int fd = pd_zone_open_root(wc->path);
+        if (fd < 0) {
+            rc = fd;
+            if (asprintf(why, "[watch:%s]: cannot open the drop folder %s: %s", wc->name,
+                         wc->path, pd_strerror(fd)) < 0)
+                *why = NULL;
+        } else {
+            close(fd);
+            if (!work || !state)
+                rc = PD_ENOMEM;
+            else if (!(rc = own_dir(wc->work_dir, true, true, why)) &&
+                     !(rc = own_dir(work, true, true, why)) &&
+                     !(rc = own_dir(state, true, true, why)) &&
+                     !(rc = own_dir(wc->archive_dir, false, false, why)))
+                rc = own_dir(wc->failed_dir, false, false, why);
+        }
+        free(work);
+        free(state);
+    }
+    return rc;
+}
+
 /* Starts watching a watch whose folders are set up (at start, or once they can be). */
 static void watch_begin(struct dwatch *w)
 {
@@ -2432,10 +2460,15 @@ int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct 
             goto fail;
         watch_try_setup(w);
     }
-    if ((rc = pd_fs_mkdirs(cfg->state.dir, 0700))) {
-        pd_log(PD_LOG_ERROR, "event=setup_failed folder=%s reason=\"%s\"", cfg->state.dir,
-               pd_strerror(rc));
-        goto fail;
+    {
+        /* The token and the dedupe records live here: only patchdrop's, like work/. */
+        char *why = NULL;
+        if ((rc = pd_zone_own_dir(cfg->state.dir, 0700, true, &why))) {
+            pd_log(PD_LOG_ERROR, "event=setup_failed folder=%s reason=\"%s\"", cfg->state.dir,
+                   why ? why : pd_strerror(rc));
+            free(why);
+            goto fail;
+        }
     }
     struct pd_client_opts co = {.pw = &cfg->pw, .state_dir = cfg->state.dir,
                                 .note = on_client_note, .note_arg = d, .metrics = opts->metrics};

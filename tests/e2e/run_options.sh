@@ -80,9 +80,24 @@ sleep 0.5
 check "a bad reload is refused and logged" grep -q "reload_refused" "$T/daemon.err"
 echo "still old flow" >"$T/a/old-flow.txt"
 check "the old config keeps working" wait_for 15 archived old-flow.txt "$T/a"
+# A config that parses but cannot start (a new watch whose work_dir is a symlink, which the
+# daemon refuses to trust) is refused too: the daemon keeps running on the old one.
+mkdir -p "$T/b2"
+mkdir -p "$T/elsewhere"
+ln -s "$T/elsewhere" "$T/b2.pd"
+{ cat "$T/a.conf.good"; printf '[watch:b2]\npath = %s\nflow_id = 5\nwork_dir = %s\n' "$T/b2" "$T/b2.pd"; } >"$T/a.conf"
+: >"$T/hup.err"
+kill -HUP "$DAEMON_PID"
+check "a reload whose folders cannot be set up is refused with the reason" \
+  wait_for 10 grep -q "event=reload_refused reason=.*b2.pd is a symbolic link" "$T/daemon.err"
+check "the daemon is still running" kill -0 "$DAEMON_PID"
+echo "still old flow too" >"$T/a/old-flow2.txt"
+check "and the old config keeps working" wait_for 15 archived old-flow2.txt "$T/a"
 sed 's/^flow_id = 42$/flow_id = 99/' "$T/a.conf.good" >"$T/a.conf"
 kill -HUP "$DAEMON_PID"
 check "a good reload is applied" wait_for 10 grep -q "event=reloaded" "$T/daemon.err"
+check "a reload says event=reloaded, not a second event=started" \
+  test "$(grep -c 'event=started' "$T/daemon.err")" -eq 1
 echo "new flow" >"$T/a/new-flow.txt"
 check "new files go to the new flow" wait_for 15 archived new-flow.txt "$T/a"
 check "to flow 99" test "$(flow_of 'new flow')" = "/api/v1/flows/99/start/7"
