@@ -157,6 +157,9 @@ struct job {
     char *park_why;
     uint64_t park_until;
     bool finish_failed; /* a parked finish goes to the failed folder */
+    bool reprepare;     /* parked until its twin (another name of the file) is done */
+    ino_t ino;          /* the claimed file, once opened */
+    dev_t dev;
     uv_work_t work;
     enum after after;
     uint64_t since_ms; /* monotonic: claimed or found in work/, for the metrics */
@@ -196,6 +199,7 @@ static void check_stopped(struct pd_daemon *d);
 static void stop_when_idle(struct pd_daemon *d);
 static void warn_stuck(struct pd_daemon *d, uint64_t now);
 static void work_next(uv_work_t *w);
+static void work_prepare(uv_work_t *w);
 static void work_finish(uv_work_t *w);
 static void job_set(struct job *j, enum job_step s);
 static bool batching(const struct dwatch *w);
@@ -560,6 +564,12 @@ static void on_tick(uv_timer_t *t)
     /* Parked jobs (could not be moved out of work/) are retried now and then. */
     for (struct job *j = d->jobs; j && !d->stopping; j = j->next) {
         if (j->step == STEP_PARKED && !j->busy && j->park_until <= now) {
+            if (j->reprepare) {
+                j->reprepare = false;
+                job_set(j, STEP_PREPARE);
+                job_run(j, work_prepare);
+                continue;
+            }
             job_set(j, j->finish_failed ? STEP_FINISH_FAIL : STEP_FINISH_OK);
             job_run(j, work_finish);
         }
@@ -743,6 +753,8 @@ static void work_prepare(uv_work_t *wk)
     char *why = NULL;
     int rc;
 
+    if (j->fd >= 0)
+        close(j->fd); /* a job waiting for its twin (below) comes back here */
     j->fd = open(j->work_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (j->fd < 0) {
         /* Gone: another daemon finished it, or it was never ours. */
@@ -752,8 +764,16 @@ static void work_prepare(uv_work_t *wk)
         return;
     }
     if (flock(j->fd, LOCK_EX | LOCK_NB)) {
-        j->after = AFTER_LOCKED;
+        /* Held: by another daemon, or by our own job on another name of the same file (hard
+         * links, allow_hard_links = yes): that one is a file of its own and waits its turn. */
+        j->after = fstat(j->fd, &st) == 0 ? AFTER_LOCKED : AFTER_RELEASE;
+        j->ino = st.st_ino;
+        j->dev = st.st_dev;
         return;
+    }
+    if (fstat(j->fd, &st) == 0) {
+        j->ino = st.st_ino;
+        j->dev = st.st_dev;
     }
     /* Still there after we locked it? A daemon that finished it moved it away first. */
     if (fstat(j->fd, &st) || st.st_nlink == 0 || !S_ISREG(st.st_mode)) {
@@ -1644,6 +1664,15 @@ static void lookup_start(struct job *j)
     j->warned = 0;
 }
 
+/* Whether another job of ours holds the same file (another hard link to it). */
+static bool twin_of(const struct job *j)
+{
+    for (const struct job *o = j->d->jobs; o; o = o->next)
+        if (o != j && o->fd >= 0 && o->ino == j->ino && o->dev == j->dev && !o->reprepare)
+            return true;
+    return false;
+}
+
 static void on_work_done(uv_work_t *wk, int status)
 {
     struct job *j = wk->data;
@@ -1678,6 +1707,13 @@ static void on_work_done(uv_work_t *wk, int status)
         job_end(j);
         return;
     case AFTER_LOCKED:
+        if (twin_of(j)) {
+            /* Another name of a file our own job holds: its turn comes when that one ends. */
+            job_set(j, STEP_PARKED);
+            j->reprepare = true;
+            j->park_until = now_ms() + 1000;
+            return;
+        }
         job_end(j);
         return;
     case AFTER_RELEASE:
@@ -2005,6 +2041,14 @@ static void leave_in_place(struct dwatch *w, struct cand *c, bool *said, const c
     if (!*said)
         pd_log(PD_LOG_ERROR, "event=%s watch=%s file=%s reason=\"%s\" action=\"%s\"", event,
                w->cfg->name, q(c->name, qb, sizeof(qb)), why, action);
+    if (w->d->opts.once) {
+        /* --once does not wait for a person: the file counts as not delivered (exit 1). */
+        if (!*said)
+            w->d->sum.stuck++;
+        *said = true;
+        c->due_ms = NEVER;
+        return;
+    }
     *said = true;
     c->due_ms = now_ms() + w->cfg->rescan_ms;
 }
