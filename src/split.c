@@ -648,7 +648,10 @@ static int copy_seg(struct pd_splitter *sp, size_t a, size_t b, size_t limit)
 
 static int changed(struct pd_splitter *sp)
 {
-    return set_err(sp, PD_ESTATE, "the file changed while it was being split (%s); it will be read again",
+    return set_err(sp, PD_ESTATE,
+                   "the file changed while it was being sent (%s): it was cut short or rewritten "
+                   "after it was taken; nothing more is sent from it, and the chunks delivered "
+                   "before stay delivered; drop the complete file again",
                    sp->sc.msg[0] ? sp->sc.msg : "records differ");
 }
 

@@ -81,6 +81,8 @@ wait_for 20 bash -c "[ \$(ls '$MOCK_REC/payloads' 2>/dev/null | wc -l) -ge 1 ]"
 truncate -s 5000 "$T/cut.pd/work/cut.txt"
 check "cut short: the file goes to failed" wait_for 30 failed cut.txt "$T/cut"
 check "cut short: the reason says it changed" grep -Eqi "chang|short|end" "$T/cut.pd/failed/cut.txt.error.json"
+check "cut short: the reason says what happens next, and never promises another read" \
+  bash -c "jq -r .reason '$T/cut.pd/failed/cut.txt.error.json' | grep -q 'drop the complete file again' && ! grep -q 'read again' '$T/cut.pd/failed/cut.txt.error.json'"
 check "cut short: far fewer chunks than the whole file needed" test "$(payload_count)" -lt 10
 kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID" || true
 finish
