@@ -29,7 +29,11 @@ struct pd_ready_obs {
     bool seen;
 };
 
-/* Builds rules from the config's space-separated glob lists. Returns 0 or PD_ENOMEM. */
+/* What separates the globs of an include or exclude list. */
+#define PD_READY_GLOB_SEPARATORS " \t,;"
+
+/* Builds rules from the config's glob lists (see PD_READY_GLOB_SEPARATORS). Returns 0 or
+ * PD_ENOMEM. */
 int pd_ready_rules_init(struct pd_ready_rules *r, const char *include, const char *exclude,
                         const char *done_marker, uint64_t settle_ms, uint64_t min_age_ms);
 void pd_ready_rules_cleanup(struct pd_ready_rules *r);
@@ -40,7 +44,8 @@ void pd_ready_rules_cleanup(struct pd_ready_rules *r);
  */
 bool pd_ready_name_wanted(const struct pd_ready_rules *r, const char *name);
 
-/* The marker's file name for NAME into OUT; false when no marker is configured or it does not fit. */
+/* The marker's file name for NAME into OUT; false when no marker is configured or it does not fit.
+ */
 bool pd_ready_marker_name(const struct pd_ready_rules *r, const char *name, char *out, size_t len);
 
 /*

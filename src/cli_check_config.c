@@ -1,24 +1,30 @@
 /*
- * `patchdrop check-config`: validate a config file and print it, secrets masked. Also the config
- * loader every command uses, which first makes the process impossible to dump (it is about to
- * hold the password) and then warns (at every start) about settings that weaken security:
+ * `patchdrop check-config`: validate a config file and print it, secrets masked, then check that
+ * the user the service runs as can reach every file and folder it needs (src/access.c). Also the
+ * config loader every command uses, which first makes the process impossible to dump (it is about
+ * to hold the password) and then warns (at every start) about settings that weaken security:
  * tls_verify = no, Patchworks URLs in plain http:// to another machine, and drop folders
  * writable by everyone. check-config also warns about a metrics listener beyond loopback.
  */
+#include "pd_access.h"
 #include "pd_cli.h"
 #include "pd_config.h"
 #include "pd_error.h"
 #include "pd_netaddr.h"
-#include "pd_zone.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define DEFAULT_CONFIG "/etc/patchdrop/patchdrop.conf"
+/* The user the package creates and the unit runs the service as. */
+#define SERVICE_USER "patchdrop"
 
 const char *pd_cli_config_path(const char *arg)
 {
@@ -117,66 +123,105 @@ int pd_cli_load_config(const char *file, struct pd_config **out)
 }
 
 /*
- * The trust boundary (docs/architecture.md): every folder patchdrop keeps for a watch must be
- * its own, writable by nobody else and not a symlink; the daemon disables a watch whose folders
- * are not. Says which and how to fix it; returns how many problems it found.
+ * Whose view to check: --user NAME; else, for root, the service's user when it exists (root
+ * reads everything, so its own view proves nothing); else our own. *IMPLICIT says the service's
+ * user was chosen without being asked for.
  */
-static int check_own_folders(const struct pd_config *cfg)
+static int choose_user(const char *name, struct pd_access_user *u, bool *implicit)
 {
-    int problems = 0;
-    for (size_t i = 0; i < cfg->nwatches; i++) {
-        const struct pd_watch *w = &cfg->watches[i];
-        char *sub[2] = {NULL, NULL};
-        if (asprintf(&sub[0], "%s/work", w->work_dir) < 0 ||
-            asprintf(&sub[1], "%s/state", w->work_dir) < 0) {
-            free(sub[0]);
-            return problems + 1;
-        }
-        const struct {
-            const char *path;
-            bool private_;
-        } dirs[] = {{w->work_dir, true}, {sub[0], true}, {sub[1], true},
-                    {w->archive_dir, false}, {w->failed_dir, false}};
-        for (size_t k = 0; k < sizeof(dirs) / sizeof(dirs[0]); k++) {
-            char *why = NULL;
-            int rc = pd_zone_check_dir(dirs[k].path, dirs[k].private_, &why);
-            if (rc) {
-                fprintf(stderr, "patchdrop check-config: [watch:%s] %s\n", w->name,
-                        why ? why : pd_strerror(rc));
-                problems++;
-            }
-            free(why);
-        }
-        free(sub[0]);
-        free(sub[1]);
+    *implicit = false;
+    if (name) {
+        if (pd_access_user_lookup(name, u) == 0)
+            return 0;
+        fprintf(stderr, "patchdrop check-config: --user %s: there is no such user\n", name);
+        return PD_EXIT_USAGE;
     }
-    return problems;
+    if (geteuid() == 0 && pd_access_user_lookup(SERVICE_USER, u) == 0) {
+        *implicit = true;
+        return 0;
+    }
+    pd_access_user_self(u);
+    return 0;
+}
+
+/*
+ * The trust boundary and the service user's view (docs/architecture.md): every file the daemon
+ * reads, every drop folder it claims from and every folder it keeps, checked with that user's
+ * credentials. Says each problem and its fix; returns the exit status.
+ */
+static int check_access(const struct pd_config *cfg, const char *file, const char *user)
+{
+    struct pd_access_user u;
+    bool implicit;
+    char *abs = NULL;
+    int rc = choose_user(user, &u, &implicit);
+
+    if (rc)
+        return rc;
+    /* The service is started from another folder, and the user may not even enter ours. */
+    if (file[0] != '/') {
+        char *cwd = getcwd(NULL, 0);
+        if (!cwd || asprintf(&abs, "%s/%s", cwd, file) < 0)
+            abs = NULL;
+        free(cwd);
+    }
+    rc = pd_access_check_as(cfg, abs ? abs : file, &u, stderr);
+    free(abs);
+    if (rc == -EPERM) {
+        fprintf(stderr,
+                "patchdrop check-config: checking as %s needs root (the checks run with that "
+                "user's own credentials); run it with sudo, or leave out --user\n",
+                u.name);
+        return PD_EXIT_USAGE;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "patchdrop check-config: cannot check as %s: %s\n", u.name,
+                pd_strerror(rc));
+        return PD_EXIT_USAGE;
+    }
+    if (rc > 0) {
+        fprintf(stderr,
+                "patchdrop check-config: checked as %s (uid %u)%s: patchdrop would fail to start "
+                "a watch, or leave files behind, until the above is fixed as said\n",
+                u.name, (unsigned)u.uid,
+                implicit ? ", the user the service runs as (--user NAME checks as another)" : "");
+        return PD_EXIT_USAGE;
+    }
+    return PD_EXIT_OK;
 }
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: patchdrop check-config [-c FILE] [-q]\n"
-                 "  -c, --config FILE  config file (default $PATCHDROP_CONFIG or " DEFAULT_CONFIG ")\n"
-                 "  -q, --quiet        only validate; print nothing when the file is good\n");
+    fprintf(out,
+            "usage: patchdrop check-config [-c FILE] [-q] [-u USER]\n"
+            "  -c, --config FILE  config file (default $PATCHDROP_CONFIG or " DEFAULT_CONFIG ")\n"
+            "  -q, --quiet        only validate; print nothing when the file is good\n"
+            "  -u, --user USER    check that USER can read and write what patchdrop needs\n"
+            "                     (default: " SERVICE_USER " when it exists and we are root, "
+            "else ourselves)\n");
 }
 
 int pd_cli_check_config(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"quiet", no_argument, NULL, 'q'},
+                                         {"user", required_argument, NULL, 'u'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *file = NULL;
+    const char *file = NULL, *user = NULL;
     struct pd_config *cfg = NULL;
     int quiet = 0, c, rc;
 
-    while ((c = getopt_long(argc, argv, "c:qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:qu:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             file = optarg;
             break;
         case 'q':
             quiet = 1;
+            break;
+        case 'u':
+            user = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -201,11 +246,7 @@ int pd_cli_check_config(int argc, char **argv)
                 cfg->metrics.listen, cfg->file, pd_cli_metrics_exposed(cfg));
     if (!quiet)
         pd_config_print(cfg, stdout);
-    if (check_own_folders(cfg)) {
-        fprintf(stderr, "patchdrop check-config: the watches above would be disabled at start; "
-                        "fix their folders as said\n");
-        rc = PD_EXIT_USAGE;
-    }
+    rc = check_access(cfg, pd_cli_config_path(file), user);
     pd_config_destroy(&cfg);
     return rc ? rc : PD_EXIT_OK;
 }

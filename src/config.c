@@ -9,6 +9,7 @@
  */
 #include "pd_config.h"
 #include "pd_error.h"
+#include "pd_ready.h"
 
 #include <ini.h>
 
@@ -38,15 +39,15 @@ enum type {
     T_DURATION, /* milliseconds, written with ms/s/m/h/d */
     T_BOOL,
     T_ENUM,
-    T_LISTEN,   /* host:port to listen on, see pd_parse_listen() */
+    T_LISTEN, /* host:port to listen on, see pd_parse_listen() */
 };
 
 static const char *const login_fields[] = {"email", "username", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const update_methods[] = {"put", "patch", NULL};
-static const char *const split_formats[] = {"auto", "json", "ndjson", "xml",
-                                            "csv",  "lines", "none", NULL};
+static const char *const split_formats[] = {"auto", "json",  "ndjson", "xml",
+                                            "csv",  "lines", "none",   NULL};
 
 struct key {
     enum section section;
@@ -73,11 +74,13 @@ static const struct key keys[] = {
     {SEC_PATCHWORKS, "password", T_SECRET, NULL, 0, 0, PW(password), NULL,
      "or password_file, or the environment variable PATCHDROP_PASSWORD"},
     {SEC_PATCHWORKS, "password_file", T_PATH, NULL, 0, 0, PW(password_file), NULL,
-     "file holding the password (mode 600)"},
+     "file holding the password: readable by patchdrop's user, never by others (e.g. "
+     "root:patchdrop mode 640)"},
     {SEC_PATCHWORKS, "api_key", T_SECRET, NULL, 0, 0, PW(api_key), NULL,
      "instead of email: an API key, or api_key_file, or PATCHDROP_API_KEY"},
     {SEC_PATCHWORKS, "api_key_file", T_PATH, NULL, 0, 0, PW(api_key_file), NULL,
-     "file holding the API key (mode 600)"},
+     "file holding the API key: readable by patchdrop's user, never by others (e.g. "
+     "root:patchdrop mode 640)"},
     {SEC_PATCHWORKS, "login_url", T_URL, "https://svc-fabric.pwks.co/api/v1/login", 0, 0,
      PW(login_url), NULL, "where email and password are exchanged for a token"},
     {SEC_PATCHWORKS, "login_field", T_ENUM, "email", 0, 0, PW(login_field), login_fields,
@@ -86,10 +89,10 @@ static const struct key keys[] = {
      PW(start_url), NULL, "flows are started at <start_url>/flows/<flow>/start/<version>"},
     {SEC_PATCHWORKS, "core_url", T_URL, "https://core.wearepatchworks.com/api/v1", 0, 0,
      PW(core_url), NULL, "flow runs are read at <core_url>/flow-runs/<id>"},
-    {SEC_PATCHWORKS, "lookups_url", T_URL, "https://app.wearepatchworks.com/core-main/api/v1", 0,
-     0, PW(lookups_url), NULL, "cross-reference lookups"},
-    {SEC_PATCHWORKS, "lookups_path", T_STRING, "/cross-reference-lookups", 0, 0,
-     PW(lookups_path), NULL, "the lookups list under lookups_url; one lookup is <path>/<id>"},
+    {SEC_PATCHWORKS, "lookups_url", T_URL, "https://app.wearepatchworks.com/core-main/api/v1", 0, 0,
+     PW(lookups_url), NULL, "cross-reference lookups"},
+    {SEC_PATCHWORKS, "lookups_path", T_STRING, "/cross-reference-lookups", 0, 0, PW(lookups_path),
+     NULL, "the lookups list under lookups_url; one lookup is <path>/<id>"},
     {SEC_PATCHWORKS, "lookup_rows_path", T_STRING, "/cross-reference-lookups/{id}/values", 0, 0,
      PW(lookup_rows_path), NULL, "a lookup's rows under lookups_url; {id} is the lookup"},
     {SEC_PATCHWORKS, "lookup_value_path", T_STRING,
@@ -133,8 +136,8 @@ static const struct key keys[] = {
 
     {SEC_METRICS, "listen", T_LISTEN, NULL, 0, 0, ME(listen), NULL,
      "host:port of the /metrics and /healthz endpoint; unset: off"},
-    {SEC_METRICS, "unhealthy_after", T_DURATION, "10m", 1000, 365 * DAY_MS,
-     ME(unhealthy_after_ms), NULL, "/healthz answers 503 once deliveries fail this long"},
+    {SEC_METRICS, "unhealthy_after", T_DURATION, "10m", 1000, 365 * DAY_MS, ME(unhealthy_after_ms),
+     NULL, "/healthz answers 503 once deliveries fail this long"},
 
     {SEC_WATCH, "path", T_PATH, NULL, 0, 0, WA(path), NULL, "the drop folder (required)"},
     {SEC_WATCH, "flow_id", T_ID, NULL, 0, 0, WA(flow_id), NULL,
@@ -184,9 +187,10 @@ static const struct key keys[] = {
     {SEC_WATCH, "min_age", T_DURATION, "0", 0, 365 * DAY_MS, WA(min_age_ms), NULL,
      "a file's mtime must be at least this old"},
     {SEC_WATCH, "include", T_STRING, "*", 0, 0, WA(include), NULL,
-     "space-separated globs of names to send"},
+     "globs of names to send, separated by spaces, commas or semicolons (*.xml, *.csv); a ; "
+     "after a blank starts a comment"},
     {SEC_WATCH, "exclude", T_STRING, "*.part *.filepart *.tmp .* ~*", 0, 0, WA(exclude), NULL,
-     "space-separated globs of names never to send (uploads in progress)"},
+     "globs of names never to send (uploads in progress), separated like include's"},
     {SEC_WATCH, "done_marker", T_STRING, NULL, 0, 0, WA(done_marker), NULL,
      "send a file only once its marker exists, e.g. {name}.done; removed after delivery"},
     {SEC_WATCH, "ordered", T_BOOL, "no", 0, 0, WA(ordered), NULL,
@@ -210,9 +214,13 @@ struct problem {
     char msg[1024];
 };
 
-/* One section instance being filled: which keys it set, and on which line. */
+/*
+ * One section instance being filled: which keys it set, on which line, and which of them did
+ * not parse (already reported: checks between keys skip them, so one mistake is one message).
+ */
 struct seen {
     int line[NKEYS];
+    bool bad[NKEYS];
 };
 
 struct parser {
@@ -222,7 +230,7 @@ struct parser {
     int lineno;
     struct pd_config *cfg;
     struct seen pw_seen, state_seen, daemon_seen, metrics_seen;
-    struct seen *watch_seen; /* parallel to cfg->watches */
+    struct seen *watch_seen;                            /* parallel to cfg->watches */
     int pw_line, state_line, daemon_line, metrics_line; /* where sections start; 0: absent */
     struct problem *problems;
     size_t nproblems;
@@ -230,7 +238,8 @@ struct parser {
     bool oom;
 };
 
-static void add_error(struct parser *p, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void add_error(struct parser *p, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void add_error(struct parser *p, int line, const char *fmt, ...)
 {
@@ -344,9 +353,9 @@ int pd_parse_size(const char *s, uint64_t *bytes)
     static const struct {
         const char *unit;
         double mult;
-    } units[] = {{"", 1},          {"B", 1},          {"kB", 1e3},       {"KB", 1e3},
-                 {"MB", 1e6},      {"GB", 1e9},       {"KiB", 1024.0},   {"MiB", 1048576.0},
-                 {"GiB", 1073741824.0}};
+    } units[] = {{"", 1},         {"B", 1},           {"kB", 1e3},
+                 {"KB", 1e3},     {"MB", 1e6},        {"GB", 1e9},
+                 {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}};
     double num;
     const char *unit;
 
@@ -434,6 +443,53 @@ int pd_parse_listen(const char *s, struct sockaddr_storage *addr, unsigned *len)
     if (len)
         *len = n;
     return 0;
+}
+
+static void format_duration(uint64_t ms, char *buf, size_t len)
+{
+    if (ms == 0) {
+        snprintf(buf, len, "0");
+        return;
+    }
+    static const struct {
+        const char *unit;
+        uint64_t ms;
+    } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
+    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+        if (ms && ms % units[i].ms == 0) {
+            snprintf(buf, len, "%" PRIu64 "%s", ms / units[i].ms, units[i].unit);
+            return;
+        }
+    }
+    snprintf(buf, len, "%" PRIu64 "ms", ms);
+}
+
+/* Bytes in the largest unit that holds them exactly (8MB, 1GiB), else in bytes (256B). */
+static void format_size(uint64_t bytes, char *buf, size_t len)
+{
+    static const struct {
+        const char *unit;
+        uint64_t mult;
+    } units[] = {{"GB", 1000000000}, {"GiB", 1073741824}, {"MB", 1000000},
+                 {"MiB", 1048576},   {"kB", 1000},        {"KiB", 1024}};
+    for (size_t i = 0; bytes && i < sizeof(units) / sizeof(units[0]); i++) {
+        if (bytes % units[i].mult == 0) {
+            snprintf(buf, len, "%" PRIu64 "%s", bytes / units[i].mult, units[i].unit);
+            return;
+        }
+    }
+    snprintf(buf, len, "%" PRIu64 "B", bytes);
+}
+
+/* A number of KEY's kind written as a user would write it: 1d, not 86400000ms. */
+static void format_value(enum type type, uint64_t v, char *buf, size_t len)
+{
+    if (type == T_DURATION)
+        format_duration(v, buf, len);
+    else if (type == T_SIZE)
+        format_size(v, buf, len);
+    else
+        snprintf(buf, len, "%" PRIu64, v);
 }
 
 static int parse_enum(const char *s, const char *const *choices, int *out)
@@ -564,9 +620,8 @@ static int set_value(struct parser *p, const struct key *k, void *base, const ch
         break;
     case T_DURATION:
         if (pd_parse_duration(value, &u)) {
-            add_error(p, line,
-                      "%s must be a duration like 500ms, 2s, 5m, 1h or 7d, not '%s'", k->name,
-                      value);
+            add_error(p, line, "%s must be a duration like 500ms, 2s, 5m, 1h or 7d, not '%s'",
+                      k->name, value);
             return PD_ECONFIG;
         }
         break;
@@ -586,14 +641,15 @@ static int set_value(struct parser *p, const struct key *k, void *base, const ch
         *(int *)(void *)field = e;
         return 0;
     }
-    /* Numbers: check the key's bounds. */
+    /* Numbers: check the key's bounds, shown in the key's own unit. */
     if (u < k->min || u > k->max) {
-        if (k->type == T_DURATION)
-            add_error(p, line, "%s = %s is out of range: from %" PRIu64 "ms to %" PRIu64 "ms",
-                      k->name, value, k->min, k->max);
+        char lo[32], hi[32];
+        format_value(k->type, k->min, lo, sizeof(lo));
+        format_value(k->type, k->max, hi, sizeof(hi));
+        if (k->max >= UINT64_MAX / 2)
+            add_error(p, line, "%s = %s is out of range: at least %s", k->name, value, lo);
         else
-            add_error(p, line, "%s = %s is out of range: from %" PRIu64 " to %" PRIu64, k->name,
-                      value, k->min, k->max);
+            add_error(p, line, "%s = %s is out of range: from %s to %s", k->name, value, lo, hi);
         return PD_ECONFIG;
     }
     *(uint64_t *)(void *)field = u;
@@ -606,6 +662,108 @@ static const struct key *find_key(enum section sec, const char *name)
         if (keys[i].section == sec && !strcmp(keys[i].name, name))
             return &keys[i];
     return NULL;
+}
+
+/*
+ * Edit distance between A and B counting a swap of two neighbours as one edit (optimal string
+ * alignment): "emial" is one edit from "email". Names longer than a config line never match.
+ */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t rows[3][LINE_MAX_INI + 1];
+    size_t *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+
+    if (la > LINE_MAX_INI || lb > LINE_MAX_INI)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] != b[j - 1];
+            size_t best = prev[j - 1] + cost;
+            if (prev[j] + 1 < best)
+                best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best)
+                best = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1;
+            cur[j] = best;
+        }
+        size_t *t = prev2;
+        prev2 = prev;
+        prev = cur;
+        cur = t;
+    }
+    return prev[lb];
+}
+
+/*
+ * The key of SEC that NAME most likely misspells: at most two edits away (and not a rewrite of
+ * a short name), or else one of the two a prefix of the other (timeout_ms, retry). NULL when
+ * nothing is that close: a far-fetched guess misleads more than none.
+ */
+static const struct key *closest_key(enum section sec, const char *name)
+{
+    const struct key *best = NULL, *prefix = NULL;
+    size_t best_d = 3, n = strlen(name);
+
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        size_t kn = strlen(k->name), shorter = n < kn ? n : kn;
+        if (k->section != sec)
+            continue;
+        size_t d = edit_distance(name, k->name);
+        if (d < best_d && d < shorter) {
+            best = k;
+            best_d = d;
+        }
+        if (!prefix && shorter >= 4 && !strncmp(name, k->name, shorter))
+            prefix = k;
+    }
+    return best ? best : prefix;
+}
+
+static const char *const section_names[] = {"patchworks", "state", "daemon", "metrics", "watch"};
+
+/* Says what is wrong with NAME, a key SEC does not have, and what was probably meant. */
+static void unknown_key(struct parser *p, enum section sec, const char *section, const char *name)
+{
+    const struct key *k;
+    char known[256];
+    size_t used = 0, count = 0;
+
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].section != sec && !strcmp(keys[i].name, name)) {
+            add_error(p, p->lineno, "unknown key '%s' in [%s]; %s belongs in [%s%s]", name, section,
+                      name, section_names[keys[i].section],
+                      keys[i].section == SEC_WATCH ? ":NAME" : "");
+            return;
+        }
+    }
+    if ((k = closest_key(sec, name))) {
+        add_error(p, p->lineno, "unknown key '%s' in [%s]; did you mean `%s`?", name, section,
+                  k->name);
+        return;
+    }
+    known[0] = '\0';
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].section != sec)
+            continue;
+        if (++count <= 3 && used < sizeof(known))
+            used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s", used ? ", " : "",
+                                     keys[i].name);
+    }
+    if (count <= 3)
+        add_error(p, p->lineno, "unknown key '%s' in [%s]; the keys there are %s", name, section,
+                  known);
+    else
+        add_error(p, p->lineno,
+                  "unknown key '%s' in [%s]; patchdrop.conf(5) and the sample patchdrop.conf "
+                  "list the keys there",
+                  name, section);
 }
 
 static int section_of(const char *name, const char **watch_name)
@@ -771,15 +929,7 @@ static int on_ini_value(void *user, const char *section, const char *name, const
     }
     k = find_key((enum section)sec, name);
     if (!k) {
-        char known[1024];
-        size_t used = 0;
-        known[0] = '\0';
-        for (size_t i = 0; i < NKEYS && used < sizeof(known); i++)
-            if (keys[i].section == (enum section)sec)
-                used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s",
-                                         used ? ", " : "", keys[i].name);
-        add_error(p, p->lineno, "unknown key '%s' in [%s]; known keys there: %s", name, section,
-                  known);
+        unknown_key(p, (enum section)sec, section, name);
         return 1;
     }
     if (seen->line[k - keys]) {
@@ -788,7 +938,8 @@ static int on_ini_value(void *user, const char *section, const char *name, const
         return 1;
     }
     seen->line[k - keys] = p->lineno;
-    set_value(p, k, base, value, p->lineno);
+    if (set_value(p, k, base, value, p->lineno))
+        seen->bad[k - keys] = true;
     return 1;
 }
 
@@ -810,9 +961,17 @@ static int key_line(const struct seen *seen, enum section sec, const char *name)
     return k ? seen->line[k - keys] : 0;
 }
 
+/* Whether NAME was set but did not parse: its own message said so, checks across keys skip it. */
+static bool key_bad(const struct seen *seen, enum section sec, const char *name)
+{
+    const struct key *k = find_key(sec, name);
+    return k && seen->bad[k - keys];
+}
+
 /*
- * Reads a secret from FILE. The file must not be readable by group or others, and its first
- * line is the secret (a trailing newline is normal and removed).
+ * Reads a secret from FILE. The file must not be readable by others; its group may read it (the
+ * /etc/ssl/private convention: root:patchdrop 0640 lets root write it and the service read it).
+ * Its first line is the secret (a trailing newline is normal and removed).
  */
 static char *read_secret_file(struct parser *p, const char *file, const char *key, int line)
 {
@@ -823,16 +982,25 @@ static char *read_secret_file(struct parser *p, const char *file, const char *ke
     char *out = NULL;
 
     if (fd < 0) {
-        add_error(p, line, "%s %s cannot be opened: %s", key, file, strerror(errno));
+        if (errno == EACCES)
+            add_error(p, line,
+                      "%s %s cannot be opened: %s; the user patchdrop runs as must read it: "
+                      "give the file that user's group and mode 640 (chgrp GROUP %s; chmod 640 "
+                      "%s), or run patchdrop check-config as root to see the exact fix",
+                      key, file, strerror(errno), file, file);
+        else
+            add_error(p, line, "%s %s cannot be opened: %s", key, file, strerror(errno));
         return NULL;
     }
     if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
         add_error(p, line, "%s %s is not a regular file", key, file);
         goto done;
     }
-    if (st.st_mode & (S_IRGRP | S_IROTH)) {
-        add_error(p, line, "%s %s can be read by group or others; run chmod 600 %s", key, file,
-                  file);
+    if (st.st_mode & S_IROTH) {
+        add_error(p, line,
+                  "%s %s can be read by every user (mode %04o); run chmod o-r %s (its group may "
+                  "read it: root:patchdrop mode 640 is the usual way)",
+                  key, file, (unsigned)(st.st_mode & 07777), file);
         goto done;
     }
     n = read(fd, buf, sizeof(buf) - 1);
@@ -875,8 +1043,8 @@ static void resolve_secret(struct parser *p, char **inline_value, const char *fi
     if (*inline_value) {
         if (config_readable)
             add_error(p, inline_line,
-                      "%s is written in this file, which group or others can read; run chmod "
-                      "600 %s (or move the secret to %s)",
+                      "%s is written in this file, which every user can read; run chmod o-r %s "
+                      "(or move the secret to %s)",
                       name, p->file, file_key);
         if (asprintf(&pw->secret_source, "%s in %s line %d", name, p->file, inline_line) < 0)
             p->oom = true;
@@ -898,13 +1066,22 @@ static void resolve_secret(struct parser *p, char **inline_value, const char *fi
 
 static void validate_credentials(struct parser *p, bool config_readable)
 {
+    static const char *const cred_keys[] = {"email", "password", "password_file", "api_key",
+                                            "api_key_file"};
     struct pd_patchworks *pw = &p->cfg->pw;
     const char *api_env = getenv("PATCHDROP_API_KEY");
     bool want_key = pw->api_key || pw->api_key_file;
 
+    /* Which way to sign in depends on all of them: one that did not parse was reported, and
+     * guessing without it would only add a second message about the same line. */
+    for (size_t i = 0; i < sizeof(cred_keys) / sizeof(cred_keys[0]); i++)
+        if (key_bad(&p->pw_seen, SEC_PATCHWORKS, cred_keys[i]))
+            return;
+
     if (pw->email && want_key) {
-        add_error(p, key_line(&p->pw_seen, SEC_PATCHWORKS, "api_key") +
-                         key_line(&p->pw_seen, SEC_PATCHWORKS, "api_key_file"),
+        add_error(p,
+                  key_line(&p->pw_seen, SEC_PATCHWORKS, "api_key") +
+                      key_line(&p->pw_seen, SEC_PATCHWORKS, "api_key_file"),
                   "both email (line %d) and an API key are set; use one way to sign in: email "
                   "with password, or api_key",
                   key_line(&p->pw_seen, SEC_PATCHWORKS, "email"));
@@ -1084,8 +1261,7 @@ static void check_boundaries(struct parser *p)
     struct pd_config *cfg = p->cfg;
 
     size_t before = p->nproblems;
-    check_outside(p, "the state dir", key_line(&p->state_seen, SEC_STATE, "dir"),
-                  cfg->state.dir);
+    check_outside(p, "the state dir", key_line(&p->state_seen, SEC_STATE, "dir"), cfg->state.dir);
     /* Folders defaulted from a state dir already refused would only repeat its message. */
     bool state_ok = p->nproblems == before;
     for (size_t i = 0; i < cfg->nwatches; i++) {
@@ -1135,10 +1311,13 @@ static void validate_watches(struct parser *p)
 
     for (size_t i = 0; i < cfg->nwatches; i++) {
         struct pd_watch *w = &cfg->watches[i];
+        const struct seen *s = &p->watch_seen[i];
         struct stat st;
 
         if (!w->path) {
-            add_error(p, w->line, "[watch:%s] has no path; add path = /the/drop/folder", w->name);
+            if (!key_bad(s, SEC_WATCH, "path"))
+                add_error(p, w->line, "[watch:%s] has no path; add path = /the/drop/folder",
+                          w->name);
         } else if (stat(w->path, &st)) {
             add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "path"),
                       "path %s: %s; create the folder or fix the path", w->path, strerror(errno));
@@ -1149,7 +1328,8 @@ static void validate_watches(struct parser *p)
         if (w->done_marker && (!strstr(w->done_marker, "{name}") || strchr(w->done_marker, '/')))
             add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "done_marker"),
                       "done_marker must hold {name} and no '/', like {name}.done or {name}.ok");
-        if (!w->flow_id && !w->lookup_id)
+        if (!w->flow_id && !w->lookup_id && !key_bad(s, SEC_WATCH, "flow_id") &&
+            !key_bad(s, SEC_WATCH, "lookup_id"))
             add_error(p, w->line,
                       "[watch:%s] has no flow_id; add flow_id = the id of the process flow to "
                       "start (or lookup_id = a cross-reference lookup to sync CSV files into)",
@@ -1163,12 +1343,19 @@ static void validate_watches(struct parser *p)
             add_error(p, key_line(&p->watch_seen[i], SEC_WATCH, "version_id"),
                       "[watch:%s]: version_id belongs to a flow; remove it from a lookup watch",
                       w->name);
-        if (w->path && !w->work_dir)
+        if (w->include && !w->include[strspn(w->include, PD_READY_GLOB_SEPARATORS)])
+            add_error(p, key_line(s, SEC_WATCH, "include"),
+                      "include = %s holds no glob, so no file would ever be sent; give globs "
+                      "like *.xml, *.csv (or * for every file)",
+                      w->include);
+        /* A folder whose key did not parse gets no default: the default would be checked (and
+         * complained about) in its place. */
+        if (w->path && !w->work_dir && !key_bad(s, SEC_WATCH, "work_dir"))
             default_work_dir(p, w, i);
-        if (w->work_dir && !w->archive_dir &&
+        if (w->work_dir && !w->archive_dir && !key_bad(s, SEC_WATCH, "archive_dir") &&
             asprintf(&w->archive_dir, "%s/archive", w->work_dir) < 0)
             p->oom = true;
-        if (w->work_dir && !w->failed_dir &&
+        if (w->work_dir && !w->failed_dir && !key_bad(s, SEC_WATCH, "failed_dir") &&
             asprintf(&w->failed_dir, "%s/failed", w->work_dir) < 0)
             p->oom = true;
     }
@@ -1233,8 +1420,8 @@ int pd_config_load(const char *file, struct pd_config **out, char **errors)
      * keep their meaning whatever the daemon's working directory. */
     {
         const char *slash = strrchr(file, '/');
-        char *folder = slash ? strndup(file, (size_t)(slash - file) + (slash == file))
-                             : strdup(".");
+        char *folder =
+            slash ? strndup(file, (size_t)(slash - file) + (slash == file)) : strdup(".");
         p.dir = folder ? realpath(folder, NULL) : NULL;
         free(folder);
         if (!p.dir) {
@@ -1261,10 +1448,13 @@ int pd_config_load(const char *file, struct pd_config **out, char **errors)
     for (size_t i = 0; i < p.cfg->nwatches; i++)
         apply_defaults(&p, SEC_WATCH, &p.cfg->watches[i], &p.watch_seen[i]);
 
-    validate_credentials(&p, (st.st_mode & (S_IRGRP | S_IROTH)) != 0);
+    validate_credentials(&p, (st.st_mode & S_IROTH) != 0);
     validate_watches(&p);
     validate_lookup_paths(&p);
-    if (p.cfg->pw.retry_cap_ms < p.cfg->pw.retry_base_ms)
+    /* A check between two keys runs only when both parsed: one mistake, one message. */
+    if (!key_bad(&p.pw_seen, SEC_PATCHWORKS, "retry_cap") &&
+        !key_bad(&p.pw_seen, SEC_PATCHWORKS, "retry_base") &&
+        p.cfg->pw.retry_cap_ms < p.cfg->pw.retry_base_ms)
         add_error(&p, key_line(&p.pw_seen, SEC_PATCHWORKS, "retry_cap"),
                   "retry_cap is shorter than retry_base; make it at least as long");
 
@@ -1281,8 +1471,7 @@ int pd_config_load(const char *file, struct pd_config **out, char **errors)
     rc = 0;
 fail:
     if (rc) {
-        *errors = p.oom ? strdup("out of memory while reading the config\n")
-                        : format_problems(&p);
+        *errors = p.oom ? strdup("out of memory while reading the config\n") : format_problems(&p);
     }
     free(p.problems);
     if (p.fp)
@@ -1341,10 +1530,9 @@ void pd_config_destroy(struct pd_config **cfgp)
 
 const char *pd_config_key_name(size_t i, const char **section)
 {
-    static const char *const names[] = {"patchworks", "state", "daemon", "metrics", "watch"};
     if (i >= NKEYS)
         return NULL;
-    *section = names[keys[i].section];
+    *section = section_names[keys[i].section];
     return keys[i].name;
 }
 
@@ -1362,25 +1550,6 @@ const struct pd_watch *pd_config_watch(const struct pd_config *cfg, const char *
         if (!strcmp(cfg->watches[i].name, name))
             return &cfg->watches[i];
     return NULL;
-}
-
-static void format_duration(uint64_t ms, char *buf, size_t len)
-{
-    if (ms == 0) {
-        snprintf(buf, len, "0");
-        return;
-    }
-    static const struct {
-        const char *unit;
-        uint64_t ms;
-    } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}};
-    for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-        if (ms && ms % units[i].ms == 0) {
-            snprintf(buf, len, "%" PRIu64 "%s", ms / units[i].ms, units[i].unit);
-            return;
-        }
-    }
-    snprintf(buf, len, "%" PRIu64 "ms", ms);
 }
 
 static void print_section(enum section sec, const void *base, FILE *out)
@@ -1436,7 +1605,8 @@ void pd_config_print(const struct pd_config *cfg, FILE *out)
     fprintf(out, "; effective configuration of %s (defaults included, secrets masked)\n",
             cfg->file);
     fprintf(out, "[patchworks]\n");
-    fprintf(out, "; signs in with %s", cfg->pw.auth == PD_AUTH_API_KEY ? "an API key" : "email and password");
+    fprintf(out, "; signs in with %s",
+            cfg->pw.auth == PD_AUTH_API_KEY ? "an API key" : "email and password");
     if (cfg->pw.secret_source)
         fprintf(out, " (secret from %s)", cfg->pw.secret_source);
     fprintf(out, "\n");

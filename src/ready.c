@@ -14,7 +14,11 @@ static void free_list(char **list)
     free(list);
 }
 
-/* Splits a space-separated list into a NULL-terminated array; NULL or blank gives an empty one. */
+/*
+ * Splits a list of globs into a NULL-terminated array; NULL or blank gives an empty one. Spaces,
+ * tabs, commas and semicolons all separate: `*.tmp;*.part` and `*.tmp, *.part` are what people
+ * write, and a glob holding one of them would never match a file a partner can upload anyway.
+ */
 static char **split_list(const char *text)
 {
     size_t n = 0, cap = 4;
@@ -24,9 +28,8 @@ static char **split_list(const char *text)
         return NULL;
     while (text && *text) {
         size_t len;
-        while (*text == ' ' || *text == '\t' || *text == ',')
-            text++;
-        len = strcspn(text, " \t,");
+        text += strspn(text, PD_READY_GLOB_SEPARATORS);
+        len = strcspn(text, PD_READY_GLOB_SEPARATORS);
         if (!len)
             break;
         if (n == cap) {

@@ -79,6 +79,32 @@ static void expect_error(const char *text, int line, const char *needle)
     free(errors);
 }
 
+/*
+ * Loads TEXT and expects exactly one problem, at LINE, containing NEEDLE and not AVOID (when
+ * not NULL): one mistake, one message.
+ */
+static void expect_one_error(const char *text, int line, const char *needle, const char *avoid)
+{
+    const char *path = write_file("c.conf", text, 0600);
+    struct pd_config *cfg = NULL;
+    char *errors = NULL;
+    char want[600];
+    size_t lines = 0;
+
+    assert_int_equal(pd_config_load(path, &cfg, &errors), PD_ECONFIG);
+    assert_non_null(errors);
+    for (const char *c = errors; *c; c++)
+        lines += *c == '\n';
+    snprintf(want, sizeof(want), "%s:%d: ", path, line);
+    if (lines != 1 || !strstr(errors, want) || !strstr(errors, needle) ||
+        (avoid && strstr(errors, avoid))) {
+        print_error("expected one problem at '%s' with '%s'%s%s, got:\n%s\n", want, needle,
+                    avoid ? " and without " : "", avoid ? avoid : "", errors);
+        fail();
+    }
+    free(errors);
+}
+
 static struct pd_config *expect_ok(const char *text)
 {
     const char *path = write_file("c.conf", text, 0600);
@@ -235,42 +261,42 @@ static void test_defaults_and_values(void **state)
 
 static void test_every_key_set(void **state)
 {
-    struct pd_config *cfg = expect_ok(
-        "; a comment\n# another\n"
-        "[patchworks]\n"
-        "  email = ops@example.com   ; indented keys are fine\n"
-        "password = s3cret\n"
-        "login_url = http://127.0.0.1:8080/fabric/api/login/\n"
-        "login_field = username\n"
-        "start_url = http://127.0.0.1:8080/api/v1\n"
-        "core_url = http://127.0.0.1:8080/api/v1\n"
-        "lookups_url = http://127.0.0.1:8080/core-main/api/v1\n"
-        "max_body = 7.5MiB\n"
-        "rate_limit = 120\n"
-        "concurrency = 8\n"
-        "timeout = 90s\n"
-        "ca_file = /etc/ssl/certs/ca-certificates.crt\n"
-        "tls_verify = no\n"
-        "retry_base = 250ms\n"
-        "retry_cap = 1m\n"
-        "max_retry_time = 2h\n"
-        "[state]\n"
-        "dir = state\n"
-        "[watch:orders]\n"
-        "path = drop\n"
-        "flow_id = 123\n"
-        "version_id = 456\n"
-        "split = XML\n"
-        "xml_record = Order\n"
-        "json_array = /orders\n"
-        "header_lines = 2\n"
-        "encoding = windows-1252\n"
-        "settle = 500ms\n"
-        "archive_dir = /tmp/arch\n"
-        "failed_dir = failed\r\n"
-        "rescan = 5s\npoll = yes\nrecursive = on\nmin_age = 1m\ninclude = *.xml *.csv\n"
-        "exclude = *.part\ndone_marker = {name}.ok\nordered = yes\ndedupe = 7d\n"
-        "[daemon]\nshutdown_grace = 10s\n");
+    struct pd_config *cfg =
+        expect_ok("; a comment\n# another\n"
+                  "[patchworks]\n"
+                  "  email = ops@example.com   ; indented keys are fine\n"
+                  "password = s3cret\n"
+                  "login_url = http://127.0.0.1:8080/fabric/api/login/\n"
+                  "login_field = username\n"
+                  "start_url = http://127.0.0.1:8080/api/v1\n"
+                  "core_url = http://127.0.0.1:8080/api/v1\n"
+                  "lookups_url = http://127.0.0.1:8080/core-main/api/v1\n"
+                  "max_body = 7.5MiB\n"
+                  "rate_limit = 120\n"
+                  "concurrency = 8\n"
+                  "timeout = 90s\n"
+                  "ca_file = /etc/ssl/certs/ca-certificates.crt\n"
+                  "tls_verify = no\n"
+                  "retry_base = 250ms\n"
+                  "retry_cap = 1m\n"
+                  "max_retry_time = 2h\n"
+                  "[state]\n"
+                  "dir = state\n"
+                  "[watch:orders]\n"
+                  "path = drop\n"
+                  "flow_id = 123\n"
+                  "version_id = 456\n"
+                  "split = XML\n"
+                  "xml_record = Order\n"
+                  "json_array = /orders\n"
+                  "header_lines = 2\n"
+                  "encoding = windows-1252\n"
+                  "settle = 500ms\n"
+                  "archive_dir = /tmp/arch\n"
+                  "failed_dir = failed\r\n"
+                  "rescan = 5s\npoll = yes\nrecursive = on\nmin_age = 1m\ninclude = *.xml *.csv\n"
+                  "exclude = *.part\ndone_marker = {name}.ok\nordered = yes\ndedupe = 7d\n"
+                  "[daemon]\nshutdown_grace = 10s\n");
     char want[400];
 
     assert_string_equal(cfg->pw.email, "ops@example.com");
@@ -348,10 +374,78 @@ static void test_bad_values(void **state)
     expect_error(GOOD_PW "start_url =\n" GOOD_WATCH, 4, "is empty");
     expect_error(GOOD_PW GOOD_WATCH "split = zip\n", 7, "one of auto, json");
     expect_error(GOOD_PW GOOD_WATCH "done_marker = .done\n", 7, "must hold {name}");
+    expect_one_error(GOOD_PW GOOD_WATCH "include = ,\n", 7, "holds no glob", NULL);
     expect_error(GOOD_PW GOOD_WATCH "rescan = 1ms\n", 7, "out of range");
     expect_error(GOOD_PW GOOD_WATCH "version_id = 4 5\n", 7, "letters, digits");
     expect_error(GOOD_PW "[watch:orders]\npath = drop\nflow_id = ../x\n", 6, "letters, digits");
     expect_error(GOOD_PW "retry_base = 10s\nretry_cap = 1s\n" GOOD_WATCH, 5, "retry_cap");
+}
+
+/* A key that does not parse is reported once; no check between keys repeats it. */
+static void test_one_mistake_one_message(void **state)
+{
+    expect_one_error(GOOD_PW "retry_cap = soon\n" GOOD_WATCH, 4, "retry_cap must be a duration",
+                     "shorter than retry_base");
+    expect_one_error(GOOD_PW "retry_base = 10 parsecs\nretry_cap = 1s\n" GOOD_WATCH, 4,
+                     "retry_base must be a duration", "shorter than retry_base");
+    expect_one_error(GOOD_PW "retry_cap = 0\n" GOOD_WATCH, 4, "out of range", "shorter");
+    expect_one_error(GOOD_PW "[watch:orders]\npath = drop\nflow_id = ../x\n", 6, "letters, digits",
+                     "has no flow_id");
+    expect_one_error(GOOD_PW "[watch:orders]\npath = drop\nlookup_id = a b\n", 6, "letters, digits",
+                     "has no flow_id");
+    expect_one_error(GOOD_PW "[watch:orders]\npath =\nflow_id = 1\n", 5, "path is empty",
+                     "has no path");
+    expect_one_error(GOOD_PW GOOD_WATCH "work_dir =\n", 7, "work_dir is empty", NULL);
+    expect_one_error("[patchworks]\nemail =\npassword = s3cret\n" GOOD_WATCH, 2, "email is empty",
+                     "no email");
+    expect_one_error("[patchworks]\nemail = a@b\npassword_file =\n" GOOD_WATCH, 3,
+                     "password_file is empty", "no password");
+    /* Both parsed and disagree: then the check between them speaks. */
+    expect_one_error(GOOD_PW "retry_base = 10s\nretry_cap = 1s\n" GOOD_WATCH, 5,
+                     "retry_cap is shorter than retry_base", NULL);
+}
+
+/* Ranges are written as a user writes the key: 1d, not 86400000ms; 1GB, not 1000000000. */
+static void test_ranges_in_natural_units(void **state)
+{
+    expect_one_error(GOOD_PW "timeout = 100ms\n" GOOD_WATCH, 4, "from 1s to 1d", "ms to");
+    expect_one_error(GOOD_PW GOOD_WATCH "rescan = 1ms\n", 7,
+                     "rescan = 1ms is out of range: "
+                     "from 100ms to 1d",
+                     NULL);
+    expect_one_error(GOOD_PW "max_retry_time = 400d\n" GOOD_WATCH, 4, "from 0 to 365d", NULL);
+    expect_one_error(GOOD_PW GOOD_WATCH "batch_window = 2h\n", 7, "from 0 to 1h", NULL);
+    expect_one_error(GOOD_PW "rate_window = 10ms\n" GOOD_WATCH, 4, "from 1s to 1d", NULL);
+    expect_one_error(GOOD_PW "max_body = 10\n" GOOD_WATCH, 4, "from 256B to 1GB", NULL);
+    expect_one_error(GOOD_PW "max_body = 2GiB\n" GOOD_WATCH, 4, "from 256B to 1GB", NULL);
+    expect_one_error(GOOD_PW GOOD_WATCH "max_file_size = 0\n", 7, "out of range: at least 1B",
+                     NULL);
+    expect_one_error(GOOD_PW "rate_limit = 0\n" GOOD_WATCH, 4, "from 1 to 1000000", NULL);
+}
+
+/* An unknown key names the key it most likely misspells, not the whole table. */
+static void test_did_you_mean(void **state)
+{
+    expect_one_error(GOOD_PW GOOD_WATCH "flowid = 1\n", 7,
+                     "unknown key 'flowid' in [watch:orders]; did you mean `flow_id`?",
+                     "version_id");
+    expect_one_error(GOOD_PW "emial = x\n" GOOD_WATCH, 4, "did you mean `email`?", "login_url");
+    expect_one_error(GOOD_PW "timout = 5s\n" GOOD_WATCH, 4, "did you mean `timeout`?", NULL);
+    expect_one_error(GOOD_PW "timeout_ms = 5000\n" GOOD_WATCH, 4, "did you mean `timeout`?", NULL);
+    expect_one_error(GOOD_PW GOOD_WATCH "exclued = *.tmp\n", 7, "did you mean `exclude`?", NULL);
+    expect_one_error(GOOD_PW GOOD_WATCH "setle = 1s\n", 7, "did you mean `settle`?", NULL);
+    expect_one_error(GOOD_PW "[daemon]\nlog_levle = info\n" GOOD_WATCH, 5,
+                     "did you mean `log_level`?", NULL);
+    /* A key of another section says where it belongs. */
+    expect_one_error(GOOD_PW "flow_id = 1\n" GOOD_WATCH, 4, "flow_id belongs in [watch:NAME]",
+                     "did you mean");
+    expect_one_error(GOOD_PW GOOD_WATCH "email = a@b\n", 7, "email belongs in [patchworks]", NULL);
+    /* Nothing close: no far-fetched guess, and no list of forty keys either. */
+    expect_one_error(GOOD_PW GOOD_WATCH "xyzzy = 1\n", 7, "patchdrop.conf(5)", "did you mean");
+    expect_one_error(GOOD_PW GOOD_WATCH "ab = 1\n", 7, "unknown key 'ab'", "did you mean");
+    /* A section of few keys names them. */
+    expect_one_error(GOOD_PW "[state]\nfolder = /x\n" GOOD_WATCH, 5,
+                     "unknown key 'folder' in [state]; the keys there are dir", NULL);
 }
 
 /* The service keys: [metrics] is off unless listen is set; log settings are enums. */
@@ -426,8 +520,7 @@ static void test_watch_errors(void **state)
 static void test_trust_boundary(void **state)
 {
     (void)state;
-    expect_error(GOOD_PW "[state]\ndir = drop/state\n" GOOD_WATCH, 5,
-                 "the state dir");
+    expect_error(GOOD_PW "[state]\ndir = drop/state\n" GOOD_WATCH, 5, "the state dir");
     expect_error(GOOD_PW "[state]\ndir = .\n" GOOD_WATCH, 5, "holds the drop folder");
     expect_error(GOOD_PW GOOD_WATCH "work_dir = drop/.own\n", 7, "inside the drop folder");
     expect_error(GOOD_PW GOOD_WATCH "archive_dir = drop\n", 7, "is the drop folder");
@@ -440,6 +533,8 @@ static void test_trust_boundary(void **state)
 
 static void test_credentials(void **state)
 {
+    struct pd_config *cfg;
+
     expect_error(GOOD_WATCH, 0, "no credentials");
     expect_error("[patchworks]\nrate_limit = 10\n" GOOD_WATCH, 1, "no credentials");
     expect_error("[patchworks]\nemail = a@b\n" GOOD_WATCH, 2, "no password");
@@ -449,13 +544,25 @@ static void test_credentials(void **state)
     expect_error("[patchworks]\nemail = a@b\npassword_file = nope\n" GOOD_WATCH, 3,
                  "cannot be opened");
 
-    /* Secret files must be private, non-empty, and their first line is the secret. */
+    /* Secret files must not be readable by others, nor empty, and their first line is the
+     * secret. Their group may read them: root:patchdrop 0640 is how the service reads a file
+     * root writes (the /etc/ssl/private convention). */
     write_file("pw", "s3cret\n", 0644);
-    expect_error("[patchworks]\nemail = a@b\npassword_file = pw\n" GOOD_WATCH, 3, "chmod 600");
+    expect_error("[patchworks]\nemail = a@b\npassword_file = pw\n" GOOD_WATCH, 3,
+                 "can be read by every user (mode 0644); run chmod o-r");
+    write_file("pw", "s3cret\n", 0604);
+    expect_error("[patchworks]\nemail = a@b\npassword_file = pw\n" GOOD_WATCH, 3, "chmod o-r");
+    write_file("pw", "s3cret\n", 0640);
+    cfg = expect_ok("[patchworks]\nemail = a@b\npassword_file = pw\n" GOOD_WATCH);
+    assert_string_equal(cfg->pw.password, "s3cret");
+    pd_config_destroy(&cfg);
+    write_file("key", "k-123\n", 0440);
+    cfg = expect_ok("[patchworks]\napi_key_file = key\n" GOOD_WATCH);
+    pd_config_destroy(&cfg);
     write_file("pw", "\n", 0600);
     expect_error("[patchworks]\nemail = a@b\npassword_file = pw\n" GOOD_WATCH, 3, "is empty");
     write_file("pw", "s3cret\nignored\n", 0600);
-    struct pd_config *cfg = expect_ok("[patchworks]\nemail = a@b\npassword_file = pw\n" GOOD_WATCH);
+    cfg = expect_ok("[patchworks]\nemail = a@b\npassword_file = pw\n" GOOD_WATCH);
     assert_string_equal(cfg->pw.password, "s3cret");
     assert_non_null(strstr(cfg->pw.secret_source, "password_file"));
     pd_config_destroy(&cfg);
@@ -497,20 +604,24 @@ static void test_environment_secrets(void **state)
 
 static void test_inline_secret_needs_private_file(void **state)
 {
-    const char *path = write_file("c.conf", GOOD_PW GOOD_WATCH, 0640);
+    const char *path = write_file("c.conf", GOOD_PW GOOD_WATCH, 0644);
     struct pd_config *cfg = NULL;
     char *errors = NULL;
 
     assert_int_equal(pd_config_load(path, &cfg, &errors), PD_ECONFIG);
     assert_non_null(strstr(errors, ":3: password is written in this file"));
-    assert_non_null(strstr(errors, "chmod 600"));
+    assert_non_null(strstr(errors, "chmod o-r"));
     assert_null(strstr(errors, "s3cret"));
     free(errors);
 
+    /* Readable by its group only (root:patchdrop 0640, as the package installs it): fine. */
+    path = write_file("c.conf", GOOD_PW GOOD_WATCH, 0640);
+    assert_int_equal(pd_config_load(path, &cfg, &errors), 0);
+    pd_config_destroy(&cfg);
+
     /* Without an inline secret, a readable config is fine. */
     write_file("pw", "s3cret\n", 0600);
-    path = write_file("c.conf", "[patchworks]\nemail = a@b\npassword_file = pw\n" GOOD_WATCH,
-                      0644);
+    path = write_file("c.conf", "[patchworks]\nemail = a@b\npassword_file = pw\n" GOOD_WATCH, 0644);
     assert_int_equal(pd_config_load(path, &cfg, &errors), 0);
     pd_config_destroy(&cfg);
 }
@@ -644,6 +755,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trust_boundary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_mistake_one_message, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ranges_in_natural_units, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_did_you_mean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_environment_secrets, setup, teardown),

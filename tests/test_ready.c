@@ -23,7 +23,8 @@ static struct stat make_stat(off_t size, time_t mtime, ino_t ino)
 static void test_default_filters(void **state)
 {
     struct pd_ready_rules r;
-    assert_int_equal(pd_ready_rules_init(&r, "*", "*.part *.filepart *.tmp .* ~*", NULL, 2000, 0), 0);
+    assert_int_equal(pd_ready_rules_init(&r, "*", "*.part *.filepart *.tmp .* ~*", NULL, 2000, 0),
+                     0);
     assert_true(pd_ready_name_wanted(&r, "order.xml"));
     assert_true(pd_ready_name_wanted(&r, "name with spaces.csv"));
     assert_false(pd_ready_name_wanted(&r, "order.xml.part"));
@@ -62,6 +63,30 @@ static void test_include_lists_and_markers(void **state)
     assert_int_equal(pd_ready_rules_init(&r, NULL, NULL, NULL, 0, 0), 0);
     assert_false(pd_ready_marker_name(&r, "a", marker, sizeof(marker)));
     pd_ready_rules_cleanup(&r);
+}
+
+/* `*.tmp;*.part` and `*.tmp, *.part` are two globs each, as their writers meant, never one glob
+ * that matches nothing. */
+static void test_glob_separators(void **state)
+{
+    static const char *const lists[] = {"*.tmp;*.part", "*.tmp, *.part", "*.tmp ;*.part",
+                                        "*.tmp\t*.part", " ;*.tmp,,; *.part; "};
+    struct pd_ready_rules r;
+
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        assert_int_equal(pd_ready_rules_init(&r, "*.xml;*.csv", lists[i], NULL, 0, 0), 0);
+        assert_non_null(r.exclude[0]);
+        assert_string_equal(r.exclude[0], "*.tmp");
+        assert_non_null(r.exclude[1]);
+        assert_string_equal(r.exclude[1], "*.part");
+        assert_null(r.exclude[2]);
+        assert_true(pd_ready_name_wanted(&r, "a.xml"));
+        assert_true(pd_ready_name_wanted(&r, "b.csv"));
+        assert_false(pd_ready_name_wanted(&r, "c.json"));
+        assert_false(pd_ready_name_wanted(&r, "a.xml.part"));
+        assert_false(pd_ready_name_wanted(&r, "a.csv.tmp"));
+        pd_ready_rules_cleanup(&r);
+    }
 }
 
 static void test_settle_on_our_clock(void **state)
@@ -109,6 +134,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_filters),
         cmocka_unit_test(test_include_lists_and_markers),
+        cmocka_unit_test(test_glob_separators),
         cmocka_unit_test(test_settle_on_our_clock),
         cmocka_unit_test(test_min_age_and_zero_settle),
     };

@@ -12,22 +12,22 @@ printf '[metrics]\nlisten = 127.0.0.1:0\n' >>"$T/c.conf"
 
 # --- world-writable drop folders ---------------------------------------------------------------
 chmod 0777 "$T/drop"
-"$PD_BIN" check-config -q -c "$T/c.conf" 2>"$T/cc1.err" && rc=0 || rc=$?
+"$PD_BIN" check-config --user "$(id -un)" -q -c "$T/c.conf" 2>"$T/cc1.err" && rc=0 || rc=$?
 check "check-config still passes" test "$rc" -eq 0
 check "but warns that everyone can write the drop folder" \
   grep -q "WARNING: \[watch:drop\] path $T/drop is writable by everyone (mode 0777, no sticky bit)" "$T/cc1.err"
 check "and says how to fix it" grep -q "run chmod o-w $T/drop" "$T/cc1.err"
 chmod 1777 "$T/drop"
-"$PD_BIN" check-config -q -c "$T/c.conf" 2>"$T/cc2.err"
+"$PD_BIN" check-config --user "$(id -un)" -q -c "$T/c.conf" 2>"$T/cc2.err"
 check "with the sticky bit: no warning" bash -c "! grep -q 'writable by everyone' '$T/cc2.err'"
 chmod 0755 "$T/drop"
-"$PD_BIN" check-config -q -c "$T/c.conf" 2>"$T/cc3.err"
+"$PD_BIN" check-config --user "$(id -un)" -q -c "$T/c.conf" 2>"$T/cc3.err"
 check "0755: no warning" test ! -s "$T/cc3.err"
 
 # --- tls_verify = no warns at every start ----------------------------------------------------
 sed 's/^\[patchworks\]$/[patchworks]\ntls_verify = no/' "$T/c.conf" >"$T/notls.conf"
 chmod 600 "$T/notls.conf"
-"$PD_BIN" check-config -q -c "$T/notls.conf" 2>"$T/tls1.err" || true
+"$PD_BIN" check-config --user "$(id -un)" -q -c "$T/notls.conf" 2>"$T/tls1.err" || true
 check "check-config warns about tls_verify = no" grep -q "WARNING: tls_verify = no in $T/notls.conf: certificates are NOT checked" "$T/tls1.err"
 timeout 30 "$PD_BIN" run --once -c "$T/notls.conf" >/dev/null 2>"$T/tls2.err" || true
 check "run warns about it at start" grep -q "WARNING: tls_verify = no" "$T/tls2.err"
