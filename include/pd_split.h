@@ -125,6 +125,13 @@ int pd_split_resplit(struct pd_splitter *sp, uint64_t new_max_body);
 int pd_split_resplit_chunk(struct pd_splitter *sp, const struct pd_chunk *refused,
                            uint64_t new_max_body);
 
+/*
+ * The smallest request body that can carry the file's largest record (with the text repeated
+ * in every chunk): below it the file cannot be split. Known once the first pd_split_next()
+ * returned (the first pass has seen every record).
+ */
+uint64_t pd_split_min_body(const struct pd_splitter *sp);
+
 /* The budget in force (store it with chunk ranges to resume deterministically). */
 uint64_t pd_split_max_body(const struct pd_splitter *sp);
 

@@ -19,6 +19,7 @@
 
 #include "pd_api.h"
 #include "pd_batch.h"
+#include "pd_bodylimit.h"
 #include "pd_client.h"
 #include "pd_config.h"
 #include "pd_error.h"
@@ -185,6 +186,8 @@ struct pd_daemon {
     bool stopping, stopped_told, closing;
     bool started; /* pd_daemon_start ran: watches set up later begin at once */
     bool lease;   /* may take read leases on partners' files (root or CAP_LEASE) */
+    struct pd_bodylimit limit; /* the body the server really accepts, learned from 413s */
+    bool limit_ready;
     char *fatal;
     struct pd_daemon_summary sum;
     int pending_closes;
@@ -821,7 +824,7 @@ static void work_prepare(uv_work_t *wk)
         j->js.size = (uint64_t)st.st_size;
         j->js.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
         j->js.claimed_ms = wall_ms();
-        j->js.max_body = j->d->cfg->pw.max_body;
+        j->js.max_body = pd_bodylimit_budget(&j->d->limit);
     } else if ((uint64_t)st.st_size != j->js.size) {
         job_fail(j,
                  "%s changed size while being delivered (%" PRIu64 " bytes when claimed, %lld "
@@ -896,6 +899,21 @@ static void work_next(uv_work_t *wk)
     struct job *j = wk->data;
     int rc = pd_split_next(j->sp, &j->chunk);
 
+    if (rc > 0 && j->js.nchunks == 0 && j->chunk.index == j->js.next_index && !j->js.next_index) {
+        /* Before a file's first chunk goes: can its largest record pass at all, by what the
+         * server taught? Then never half a file for want of one record. */
+        uint64_t refused, need = pd_split_min_body(j->sp);
+        if (pd_bodylimit_fits(&j->d->limit, need, &refused)) {
+            job_fail(j,
+                     "the file's largest record needs a %" PRIu64 "-byte request, and Patchworks "
+                     "refuses requests of %" PRIu64 " bytes or more (learned from its HTTP 413 "
+                     "answers), so nothing was sent; split that record upstream, or have the "
+                     "server's limit raised",
+                     need, refused);
+            j->fail_status = 413;
+            return;
+        }
+    }
     if (rc > 0) {
         free(j->body);
         j->body = pd_split_take_body(j->sp, &j->body_len);
@@ -917,7 +935,22 @@ static void work_next(uv_work_t *wk)
         job_park(j, "read the file", rc);
         return;
     }
-    job_fail(j, "%s", pd_split_error(j->sp));
+    uint64_t ok_max, refused_min;
+    pd_bodylimit_bounds(&j->d->limit, &ok_max, &refused_min);
+    if (rc == PD_ETOOBIG && j->js.max_body < j->d->cfg->pw.max_body &&
+        refused_min != UINT64_MAX) {
+        /* Too big for what the server was seen to take, not for max_body: say that, and not
+         * "raise max_body", which would change nothing. */
+        job_fail(j,
+                 "%s; that is below max_body because Patchworks refuses requests of %" PRIu64
+                 " bytes or more (learned from its HTTP 413 answers; it accepted up to %" PRIu64
+                 "), so nothing more was sent: split that record upstream, or have the "
+                 "server's limit raised",
+                 pd_split_error(j->sp), refused_min, ok_max);
+        j->fail_status = 413;
+    } else {
+        job_fail(j, "%s", pd_split_error(j->sp));
+    }
     j->fail_chunk = (int)j->js.next_index;
     j->fail_offset = (int64_t)j->js.next_offset;
 }
@@ -959,7 +992,7 @@ static void work_resplit(uv_work_t *wk)
     if (rc) {
         job_fail(j,
                  "Patchworks refused a %zu-byte request as too large (HTTP 413) and the chunk "
-                 "cannot be cut smaller: %s; lower max_body or split the records upstream",
+                 "cannot be cut smaller: %s; split the records upstream",
                  j->body_len, pd_split_error(j->sp));
         j->fail_status = 413;
         return;
@@ -1357,7 +1390,7 @@ static struct dbatch *batch_open(struct dwatch *w, int format)
 {
     struct dbatch *bt = calloc(1, sizeof(*bt));
     struct pd_batch_opts o = {.format = format,
-                              .max_body = w->d->cfg->pw.max_body,
+                              .max_body = pd_bodylimit_budget(&w->d->limit),
                               .header_lines = (unsigned)w->cfg->header_lines,
                               .max_files = (unsigned)w->cfg->batch};
     if (!bt || pd_batch_create(&o, &bt->b)) {
@@ -1529,6 +1562,10 @@ static void on_batch_done(void *arg, const struct pd_client_result *r)
     unsigned pos = 0;
 
     bt->in_flight = false;
+    if (r->err == 0)
+        pd_bodylimit_accepted(&w->d->limit, bt->body_len);
+    else if (r->err == PD_ETOOBIG)
+        pd_bodylimit_refused(&w->d->limit, bt->body_len);
     if (r->err == PD_EREJECTED || r->err == PD_ETOOBIG) {
         pd_log(PD_LOG_WARN,
                "event=batch_refused watch=%s request_id=%s files=%u status=%ld "
@@ -1809,6 +1846,7 @@ static void on_request_done(void *arg, const struct pd_client_result *r)
                     r->api.status, r->api.run_id ? r->api.run_id : "(no id in the answer)");
             fflush(d->opts.report);
         }
+        pd_bodylimit_accepted(&d->limit, j->body_len);
         free(j->body);
         j->body = NULL;
         job_set(j, STEP_ACK);
@@ -1819,13 +1857,32 @@ static void on_request_done(void *arg, const struct pd_client_result *r)
     j->body = NULL;
     switch (r->err) {
     case PD_ETOOBIG: {
-        uint64_t budget = j->body_len - j->body_len / 4;
-        if (budget > pd_split_max_body(j->sp))
-            budget = pd_split_max_body(j->sp) - pd_split_max_body(j->sp) / 4;
-        j->new_budget = budget < MIN_BUDGET ? MIN_BUDGET : budget;
-        pd_log(PD_LOG_WARN, "event=resplit watch=%s file=%s chunk=%u refused_bytes=%zu new_max_body=%" PRIu64,
+        /* The one 413 rule (pd_bodylimit.h): learn the server's limit, cut between what it
+         * took and what it refused, never below what the largest record needs. */
+        uint64_t ok_max, refused_min, budget, need = pd_split_min_body(j->sp);
+        pd_bodylimit_refused(&d->limit, j->body_len);
+        pd_bodylimit_bounds(&d->limit, &ok_max, &refused_min);
+        if (pd_bodylimit_recut(ok_max, refused_min, j->body_len, need, &budget)) {
+            job_fail(j,
+                     "Patchworks refused a %zu-byte request as too large (HTTP 413); the "
+                     "file's largest record needs a %" PRIu64 "-byte request, and the server "
+                     "refuses %" PRIu64 " bytes or more (it accepted up to %" PRIu64 "); %u "
+                     "earlier chunk(s) were delivered; split that record upstream, or have the "
+                     "server's limit raised",
+                     j->body_len, need, refused_min, ok_max, j->chunk.index);
+            j->fail_status = 413;
+            j->fail_chunk = (int)j->chunk.index;
+            j->fail_offset = (int64_t)j->chunk.start;
+            job_set(j, STEP_FINISH_FAIL);
+            job_run(j, work_finish);
+            return;
+        }
+        j->new_budget = budget;
+        pd_log(PD_LOG_WARN,
+               "event=resplit watch=%s file=%s chunk=%u refused_bytes=%zu accepted_max=%" PRIu64
+               " new_max_body=%" PRIu64,
                j->w->cfg->name, q(j->js.name, qb, sizeof(qb)), j->chunk.index + 1, j->body_len,
-               j->new_budget);
+               ok_max, j->new_budget);
         job_set(j, STEP_RESPLIT);
         job_run(j, work_resplit);
         return;
@@ -2514,6 +2571,9 @@ int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct 
             goto fail;
         }
     }
+    if ((rc = pd_bodylimit_init(&d->limit, cfg->pw.max_body, cfg->state.dir)))
+        goto fail;
+    d->limit_ready = true;
     struct pd_client_opts co = {.pw = &cfg->pw, .state_dir = cfg->state.dir,
                                 .note = on_client_note, .note_arg = d, .metrics = opts->metrics};
     if ((rc = pd_client_create(loop, &co, &d->client)))
@@ -2568,6 +2628,8 @@ static void daemon_free(struct pd_daemon *d)
     }
     free(d->watches);
     free(d->fatal);
+    if (d->limit_ready)
+        pd_bodylimit_cleanup(&d->limit);
     if (d->on_closed)
         d->on_closed(d->closed_arg);
     free(d);

@@ -850,3 +850,11 @@ int pd_split_resplit_chunk(struct pd_splitter *sp, const struct pd_chunk *refuse
     sp->have_last = 1;
     return pd_split_resplit(sp, new_max_body);
 }
+
+uint64_t pd_split_min_body(const struct pd_splitter *sp)
+{
+    /* Nothing to cut by: the file goes whole or not at all. */
+    if (sp->fmt == PD_SPLIT_NONE || sp->total_records == 0)
+        return sp->whole_len;
+    return PD_ENCODE_BODY_OVERHEAD + sp->pre_esc + sp->suf_esc + sp->big_size;
+}
