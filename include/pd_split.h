@@ -25,15 +25,23 @@
  *           guessing another format could send something the flow does not expect).
  *
  * Files whose whole body fits max_body go as one chunk, byte for byte (a UTF-8 byte-order mark
- * dropped, transcoding applied), without looking at their syntax. Bigger files are checked
+ * dropped, transcoding applied, an XML declaration's encoding made UTF-8), and a file of a
+ * structured kind only when it is well formed. Bigger files are checked
  * completely before the first chunk is produced (a first pass: encoding, syntax, every
  * record's size), so a file is never half sent because of a fault near its end.
  *
- * Text: strict UTF-8 unless opts.encoding names another iconv charset, which is then
- * transcoded to UTF-8 while reading. A UTF-16/32 byte-order mark without encoding set is an
- * error suggesting "encoding = UTF-16"; a NUL character rejects the file as binary. Stateful
- * charsets (ISO-2022-*, UTF-7) are not supported for splitting: offsets are mapped back to the
- * original file by restarting the decoder at a known point, which needs a stateless charset.
+ * Text: everything sent is UTF-8. opts.encoding names the files' charset (any iconv name;
+ * UTF-8 is checked strictly, another charset is transcoded to UTF-8 while reading), or is
+ * NULL, "" or "auto": the file says. Auto reads only the file's first bytes (XML 1.0 appendix
+ * F): a byte-order mark (UTF-8: dropped; UTF-16/32: transcoded), then for XML the width of the
+ * first "<?" and the declaration's encoding="..."; else strict UTF-8. A charset the declaration
+ * names that iconv does not know is a PD_EENCODING error with its byte offset. For XML (split
+ * = xml, or a .xml file with split = none) a declaration whose encoding is not UTF-8 is
+ * rewritten to say encoding="UTF-8" wherever it is sent: in the whole file and in the opening
+ * repeated by every chunk. A configured encoding wins over the declaration. A NUL character
+ * rejects the file as binary. Stateful charsets (ISO-2022-*, UTF-7) are not supported for
+ * splitting: offsets are mapped back to the original file by restarting the decoder at a
+ * known point, which needs a stateless charset.
  *
  * Offsets: every offset here is a byte offset in the ORIGINAL file, also for transcoded files.
  * Chunk ranges tile the record area: chunk i covers [start, end) and chunk i+1 starts at end.
@@ -56,7 +64,7 @@ struct pd_split_opts {
     const char *json_array; /* JSON pointer ("/orders", "/data/0/items") or NULL */
     const char *xml_record; /* element name of the records or NULL */
     unsigned header_lines;  /* csv: rows repeated at the top of every chunk */
-    const char *encoding;   /* iconv charset name; NULL, "" or UTF-8: strict UTF-8 */
+    const char *encoding;   /* iconv charset name; UTF-8: strict; NULL, "" or "auto": detected */
     const char *name;       /* file name for messages and auto-detection; NULL: the path */
 };
 
@@ -137,6 +145,13 @@ uint64_t pd_split_max_body(const struct pd_splitter *sp);
 
 /* The format actually used (enum pd_split_format; auto resolved once known). */
 int pd_split_format(const struct pd_splitter *sp);
+
+/*
+ * 1 when the text sent is the file's own bytes (after a UTF-8 byte-order mark): read as UTF-8,
+ * nothing transcoded or rewritten; 0 otherwise, or before the first pd_split_next(). A
+ * caller that reuses the file's bytes (batching) needs this.
+ */
+int pd_split_verbatim(const struct pd_splitter *sp);
 
 /* The message for the last error: file, position and what to do. Never NULL. */
 const char *pd_split_error(const struct pd_splitter *sp);

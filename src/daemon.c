@@ -918,7 +918,9 @@ static void work_next(uv_work_t *wk)
         free(j->body);
         j->body = pd_split_take_body(j->sp, &j->body_len);
         j->after = j->body ? AFTER_SEND : AFTER_PARK;
-        if (j->body && j->chunk.whole && batching(j->w))
+        /* A batch takes the file's bytes: only when they are what the splitter sends (not
+         * transcoded, by configuration or encoding = auto; no XML declaration rewritten). */
+        if (j->body && j->chunk.whole && batching(j->w) && pd_split_verbatim(j->sp))
             batch_read(j);
         return;
     }
@@ -1327,10 +1329,8 @@ struct dbatch {
 
 static bool batching(const struct dwatch *w)
 {
-    const char *e = w->cfg->encoding;
-    /* Transcoded files would need their decoded text; ordered watches go one at a time. */
-    return w->cfg->batch > 1 && !w->cfg->ordered && w->cfg->flow_id &&
-           (!e || !*e || !strcasecmp(e, "UTF-8") || !strcasecmp(e, "UTF8"));
+    /* Ordered watches go one at a time; transcoded files are left out one by one in work_next. */
+    return w->cfg->batch > 1 && !w->cfg->ordered && w->cfg->flow_id;
 }
 
 /* Thread pool: keeps the text of a file that goes whole, for the batch (else: it goes alone). */

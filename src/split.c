@@ -35,9 +35,14 @@ struct pd_splitter {
     int fd, own_fd;
     char *name, *json_array, *xml_record, *encoding;
     int fmt_cfg, fmt;
+    int is_xml; /* XML by format, or by name with split = none: its declaration matters */
     uint64_t max_body;
     struct split_dec dec;
     int dec_ok;
+    /* The XML declaration's encoding value (decoded offsets), rewritten to UTF-8 in what is
+     * sent when it names another charset: the text sent is UTF-8 whatever the file was. */
+    int decl_rewrite;
+    uint64_t decl_dec, decl_len;
     struct scan sc;
     size_t pos; /* read position in dec.win */
 
@@ -168,10 +173,15 @@ int pd_split_create(int fd, const char *path, const struct pd_split_opts *opts,
         }
         sp->own_fd = 1;
     }
+    sp->is_xml = sp->fmt == PD_SPLIT_XML ||
+                 (sp->fmt == PD_SPLIT_NONE && format_of_name(sp->name) == PD_SPLIT_XML);
     char msg[400];
-    rc = dec_open(&sp->dec, sp->fd, sp->encoding, msg, sizeof(msg));
+    rc = dec_open(&sp->dec, sp->fd, sp->encoding, sp->is_xml, msg, sizeof(msg));
     sp->dec_ok = 1;
-    if (rc < 0) {
+    /* A charset the file names but this system cannot read is the file's fault, not the
+     * configuration's: pd_split_next() reports it like any other fault in the text. */
+    int file_fault = rc == PD_EENCODING;
+    if (rc < 0 && !file_fault) {
         set_err(sp, rc, "%s", msg);
         goto fail;
     }
@@ -182,6 +192,8 @@ int pd_split_create(int fd, const char *path, const struct pd_split_opts *opts,
         set_err(sp, rc, "%s", rc == PD_ENOMEM ? "out of memory" : sp->sc.msg);
         goto fail;
     }
+    if (file_fault)
+        set_err(sp, PD_EENCODING, "%s", msg);
     return 0;
 fail:
     sp->err = rc;
@@ -222,6 +234,11 @@ uint64_t pd_split_max_body(const struct pd_splitter *sp)
 int pd_split_format(const struct pd_splitter *sp)
 {
     return sp->fmt;
+}
+
+int pd_split_verbatim(const struct pd_splitter *sp)
+{
+    return !sp->err && sp->prepared && sp->dec.cd == (iconv_t)-1 && !sp->decl_rewrite;
 }
 
 /* ---- body buffer ---------------------------------------------------------------------- */
@@ -324,12 +341,10 @@ struct p1 {
     uint64_t target_rec;
 };
 
-static int account(struct pd_splitter *sp, struct p1 *st, size_t a, size_t b)
+/* Decoded text pass 1 keeps: counted, escaped into the whole body while that fits, and
+ * collected as the text to repeat before or after the records. */
+static int take(struct pd_splitter *sp, struct p1 *st, const unsigned char *s, size_t n)
 {
-    if (b <= a)
-        return 0;
-    const unsigned char *s = sp->dec.win + a;
-    size_t n = b - a;
     int rc;
     st->dec_total += n;
     if (st->whole_fits) {
@@ -349,6 +364,43 @@ static int account(struct pd_splitter *sp, struct p1 *st, size_t a, size_t b)
     if (st->collecting_suf && (rc = grow_append(&sp->suf, &sp->suf_len, s, n, sp->max_body, &sp->suf_over)) < 0)
         return rc;
     return 0;
+}
+
+/* Window bytes [A, B) for take(), with the XML declaration's encoding value replaced by
+ * "UTF-8" (the value lies in the first window, but any cut through it is handled). */
+static int account(struct pd_splitter *sp, struct p1 *st, size_t a, size_t b)
+{
+    const unsigned char *w = sp->dec.win;
+    uint64_t base = sp->dec.win_dec, from = base + a, to = base + b;
+    uint64_t lo = sp->decl_dec, hi = sp->decl_dec + sp->decl_len;
+    int rc;
+    if (b <= a)
+        return 0;
+    if (!sp->decl_rewrite || to <= lo || from >= hi)
+        return take(sp, st, w + a, b - a);
+    if (from < lo && (rc = take(sp, st, w + a, (size_t)(lo - from))) < 0)
+        return rc;
+    if (from <= lo && (rc = take(sp, st, (const unsigned char *)"UTF-8", 5)) < 0)
+        return rc;
+    if (to > hi)
+        return take(sp, st, w + (size_t)(hi - base), (size_t)(to - hi));
+    return 0;
+}
+
+/* Finds the XML declaration at the start of the first window and whether its encoding must
+ * become UTF-8 (it names another charset, whether or not the file was transcoded: the text
+ * sent is UTF-8 either way, and a declaration that says otherwise makes parsers misread it). */
+static void find_declaration(struct pd_splitter *sp)
+{
+    struct split_dec *d = &sp->dec;
+    struct xml_decl x;
+    size_t n = d->win_len < XML_DECL_MAX ? d->win_len : XML_DECL_MAX;
+    if (xml_decl_parse(d->win, n, &x) && x.enc_len &&
+        !dec_is_utf8_name((const char *)d->win + x.enc_off, x.enc_len)) {
+        sp->decl_rewrite = 1;
+        sp->decl_dec = d->win_dec + x.enc_off;
+        sp->decl_len = x.enc_len;
+    }
 }
 
 static uint64_t exact(struct pd_splitter *sp, struct dec_anchor a, uint64_t dec)
@@ -550,6 +602,7 @@ static int pass1(struct pd_splitter *sp)
     sp->area_orig = 0;
     sp->whole = sp->whole_sent = 0;
     sp->positioned = 0;
+    sp->decl_rewrite = 0;
     scan_reset(&sp->sc);
     dec_seek(d, 0);
     sp->body_len = 0;
@@ -566,6 +619,8 @@ static int pass1(struct pd_splitter *sp)
                 return set_err(sp, rc, "%s", d->err);
             if (rc == 0)
                 break;
+            if (sp->is_xml && d->win_dec == d->data_start)
+                find_declaration(sp);
             pos = acc = 0;
         }
         int ev = SCAN_MORE;

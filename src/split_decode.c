@@ -3,6 +3,11 @@
  * windows of checked UTF-8, either the file's own bytes (strict UTF-8: invalid sequences and
  * NUL rejected with their offset) or the output of iconv for another charset.
  *
+ * Which of the two, and which charset, is decided once when the file is opened: the
+ * configured encoding, or with encoding = auto the file's first bytes (a byte-order mark, and
+ * for XML the declaration, as XML 1.0 appendix F describes). Only the first XML_DECL_MAX
+ * bytes are looked at for that.
+ *
  * For iconv the input goes in slices of at most DEC_SLICE bytes and the file offset of each
  * slice's start is kept with the window, so any decoded offset can be mapped back to the
  * exact file offset by converting that one slice again one character at a time. That is
@@ -51,9 +56,134 @@ static void squash(const char *s, char *out, size_t outsz)
     out[k] = '\0';
 }
 
-int dec_open(struct split_dec *d, int fd, const char *encoding, char *msg, size_t msgsz)
+int dec_is_utf8_name(const char *name, size_t len)
 {
-    unsigned char head[4] = {0};
+    char buf[64], sq[64];
+    if (len >= sizeof(buf))
+        return 0;
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    squash(buf, sq, sizeof(sq));
+    return !strcmp(sq, "UTF8");
+}
+
+static int open_utf8(struct split_dec *d, uint64_t data_start)
+{
+    d->charset = "UTF-8";
+    d->win = d->raw;
+    d->data_start = data_start;
+    return 0;
+}
+
+/* iconv mode for CS, a stateless charset of one byte order; the text starts at DATA_START.
+ * PD_ECONFIG when iconv does not know CS (the caller says why in its own words). */
+static int open_iconv(struct split_dec *d, const char *cs, uint64_t data_start)
+{
+    d->data_start = data_start;
+    d->cd = iconv_open("UTF-8", cs);
+    d->cd2 = iconv_open("UTF-8", cs);
+    if (d->cd == NO_CD || d->cd2 == NO_CD)
+        return PD_ECONFIG;
+    d->win = malloc(DEC_BUF);
+    d->ck_orig = malloc(CK_MAX * sizeof(*d->ck_orig));
+    d->ck_win = malloc(CK_MAX * sizeof(*d->ck_win));
+    if (!d->win || !d->ck_orig || !d->ck_win)
+        return PD_ENOMEM;
+    return 0;
+}
+
+/* A UTF-16/32 form found from the file's first bytes: the name is also the one for messages. */
+static int open_found(struct split_dec *d, const char *cs, uint64_t data_start)
+{
+    d->charset = cs;
+    return open_iconv(d, cs, data_start);
+}
+
+/* An encoding name as XML 1.0 allows it: [A-Za-z] ([A-Za-z0-9._] | '-')*. It also keeps
+ * iconv's "//IGNORE" and "//TRANSLIT" suffixes, which would drop or alter text, out. */
+static int xml_enc_name(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int letter = (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z');
+        int other = (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-';
+        if (!letter && (i == 0 || !other))
+            return 0;
+    }
+    return n > 0;
+}
+
+/*
+ * encoding = auto: a byte-order mark, then for XML the first characters and the declaration
+ * (XML 1.0 appendix F), else strict UTF-8. H holds the file's first HN bytes.
+ */
+static int open_auto(struct split_dec *d, const unsigned char *h, size_t hn, int xml, char *msg,
+                     size_t msgsz)
+{
+    /* UTF-32LE's mark begins like UTF-16LE's, so the 4-byte marks are tried first. */
+    if (hn >= 3 && !memcmp(h, "\xEF\xBB\xBF", 3))
+        return open_utf8(d, 3);
+    if (hn >= 4 && !memcmp(h, "\xFF\xFE\0\0", 4))
+        return open_found(d, "UTF-32LE", 4);
+    if (hn >= 4 && !memcmp(h, "\0\0\xFE\xFF", 4))
+        return open_found(d, "UTF-32BE", 4);
+    if (hn >= 2 && !memcmp(h, "\xFF\xFE", 2))
+        return open_found(d, "UTF-16LE", 2);
+    if (hn >= 2 && !memcmp(h, "\xFE\xFF", 2))
+        return open_found(d, "UTF-16BE", 2);
+    if (!xml)
+        return open_utf8(d, 0);
+    /* Without a mark an XML file starts with '<' (most often "<?"), whatever its width. */
+    if (hn >= 4 && !memcmp(h, "\0\0\0<", 4))
+        return open_found(d, "UTF-32BE", 0);
+    if (hn >= 4 && !memcmp(h, "<\0\0\0", 4))
+        return open_found(d, "UTF-32LE", 0);
+    if (hn >= 4 && !memcmp(h, "\0<\0?", 4))
+        return open_found(d, "UTF-16BE", 0);
+    if (hn >= 4 && !memcmp(h, "<\0?\0", 4))
+        return open_found(d, "UTF-16LE", 0);
+    struct xml_decl x;
+    if (!xml_decl_parse(h, hn, &x) || !x.enc_len ||
+        dec_is_utf8_name((const char *)h + x.enc_off, x.enc_len))
+        return open_utf8(d, 0);
+    /* An 8-bit declaration names the file's charset. */
+    const unsigned char *v = h + x.enc_off;
+    int shown = x.enc_len > 60 ? 60 : (int)x.enc_len;
+    char name[64], sq[64];
+    if (!xml_enc_name(v, x.enc_len) || x.enc_len >= sizeof(name)) {
+        snprintf(msg, msgsz,
+                 "the XML declaration's encoding \"%.*s\" at byte %zu is not a charset name; set "
+                 "encoding = to the file's charset for this watch",
+                 shown, (const char *)v, x.enc_off);
+        return PD_EENCODING;
+    }
+    memcpy(name, v, x.enc_len);
+    name[x.enc_len] = '\0';
+    squash(name, sq, sizeof(sq));
+    if (!strncmp(sq, "UTF16", 5) || !strncmp(sq, "UTF32", 5) || !strncmp(sq, "UCS2", 4) ||
+        !strncmp(sq, "UCS4", 4)) {
+        snprintf(msg, msgsz,
+                 "the XML declaration says encoding \"%s\" at byte %zu, but the file has no "
+                 "byte-order mark and the declaration itself is 8-bit text; correct the "
+                 "declaration, or set encoding = to the file's charset for this watch",
+                 name, x.enc_off);
+        return PD_EENCODING;
+    }
+    int rc = open_iconv(d, name, 0);
+    if (rc == PD_ECONFIG) {
+        snprintf(msg, msgsz,
+                 "the XML declaration names encoding \"%s\" at byte %zu, a charset this system "
+                 "does not know; set encoding = to the file's charset for this watch (iconv -l "
+                 "lists the names it knows)",
+                 name, x.enc_off);
+        return PD_EENCODING;
+    }
+    snprintf(d->charset_buf, sizeof(d->charset_buf), "%s (named by the XML declaration)", name);
+    d->charset = d->charset_buf;
+    return rc;
+}
+
+int dec_open(struct split_dec *d, int fd, const char *encoding, int xml, char *msg, size_t msgsz)
+{
     char sq[64];
     const char *cs = NULL;
     memset(d, 0, sizeof(*d));
@@ -62,18 +192,29 @@ int dec_open(struct split_dec *d, int fd, const char *encoding, char *msg, size_
     d->raw = malloc(DEC_BUF);
     if (!d->raw)
         return PD_ENOMEM;
-    ssize_t hn = read_at(fd, head, sizeof(head), 0);
+    /* The head goes into the read buffer, which the first dec_fill() overwrites. */
+    unsigned char *head = d->raw;
+    ssize_t hn = read_at(fd, head, XML_DECL_MAX, 0);
     if (hn < 0) {
         snprintf(msg, msgsz, "cannot read the file: %s", strerror((int)-hn));
         return (int)hn;
     }
     squash(encoding ? encoding : "", sq, sizeof(sq));
-    if (!*sq || !strcmp(sq, "UTF8")) {
-        d->charset = "UTF-8";
-        d->win = d->raw;
-        if (hn >= 3 && head[0] == 0xEF && head[1] == 0xBB && head[2] == 0xBF)
-            d->data_start = 3;
-        return 0;
+    if (!*sq || !strcmp(sq, "AUTO"))
+        return open_auto(d, head, (size_t)hn, xml, msg, msgsz);
+    if (!strcmp(sq, "UTF8")) {
+        /* A config that still says UTF-8 (the default before auto) meets a declared charset:
+         * should the file not be UTF-8, the error says what to set. */
+        struct xml_decl x;
+        size_t bom = hn >= 3 && !memcmp(head, "\xEF\xBB\xBF", 3) ? 3 : 0;
+        if (xml && xml_decl_parse(head + bom, (size_t)hn - bom, &x) && x.enc_len &&
+            xml_enc_name(head + bom + x.enc_off, x.enc_len) &&
+            !dec_is_utf8_name((const char *)head + bom + x.enc_off, x.enc_len))
+            snprintf(d->fix, sizeof(d->fix),
+                     "its XML declaration says encoding \"%.*s\": set encoding = auto for this "
+                     "watch to read the charset it declares",
+                     x.enc_len > 60 ? 60 : (int)x.enc_len, (const char *)head + bom + x.enc_off);
+        return open_utf8(d, bom);
     }
     /* Byte-order marks: resolve UTF-16/32 to one byte order so that decoding can restart
      * anywhere without the state the BOM would otherwise leave in iconv. */
@@ -81,33 +222,26 @@ int dec_open(struct split_dec *d, int fd, const char *encoding, char *msg, size_
     int be4 = hn >= 4 && !head[0] && !head[1] && head[2] == 0xFE && head[3] == 0xFF;
     int le2 = hn >= 2 && head[0] == 0xFF && head[1] == 0xFE;
     int be2 = hn >= 2 && head[0] == 0xFE && head[1] == 0xFF;
+    uint64_t start = 0;
     if (!strcmp(sq, "UTF16") || !strcmp(sq, "UCS2")) {
         cs = le2 ? "UTF-16LE" : "UTF-16BE";
-        d->data_start = le2 || be2 ? 2 : 0;
+        start = le2 || be2 ? 2 : 0;
     } else if (!strcmp(sq, "UTF32") || !strcmp(sq, "UCS4")) {
         cs = le4 ? "UTF-32LE" : "UTF-32BE";
-        d->data_start = le4 || be4 ? 4 : 0;
+        start = le4 || be4 ? 4 : 0;
     } else {
         cs = encoding;
         if ((!strcmp(sq, "UTF16LE") && le2) || (!strcmp(sq, "UTF16BE") && be2))
-            d->data_start = 2;
+            start = 2;
         else if ((!strcmp(sq, "UTF32LE") && le4) || (!strcmp(sq, "UTF32BE") && be4))
-            d->data_start = 4;
+            start = 4;
     }
     d->charset = encoding;
-    d->cd = iconv_open("UTF-8", cs);
-    d->cd2 = iconv_open("UTF-8", cs);
-    if (d->cd == NO_CD || d->cd2 == NO_CD) {
+    int rc = open_iconv(d, cs, start);
+    if (rc == PD_ECONFIG)
         snprintf(msg, msgsz, "unknown encoding '%s' (run 'iconv -l' for the names this system knows)",
                  encoding);
-        return PD_ECONFIG;
-    }
-    d->win = malloc(DEC_BUF);
-    d->ck_orig = malloc(CK_MAX * sizeof(*d->ck_orig));
-    d->ck_win = malloc(CK_MAX * sizeof(*d->ck_win));
-    if (!d->win || !d->ck_orig || !d->ck_win)
-        return PD_ENOMEM;
-    return 0;
+    return rc;
 }
 
 void dec_close(struct split_dec *d)
@@ -229,12 +363,15 @@ static int fill_utf8(struct split_dec *d)
         if (off == 0 && n >= 2 &&
             ((d->raw[0] == 0xFF && d->raw[1] == 0xFE) || (d->raw[0] == 0xFE && d->raw[1] == 0xFF)))
             return dec_fail(d, PD_EENCODING, 0,
-                            "the file starts with a UTF-16 or UTF-32 byte-order mark; set "
-                            "encoding = UTF-16 (or UTF-32) for this watch");
+                            "the file starts with a UTF-16 or UTF-32 byte-order mark, but "
+                            "this watch reads UTF-8; set encoding = auto (or UTF-16, UTF-32) "
+                            "for this watch");
         return dec_fail(d, PD_EENCODING, off + ok,
-                        "invalid UTF-8 at byte %llu (0x%02x): the file is not UTF-8; set "
-                        "encoding to its charset (for example encoding = windows-1252)",
-                        (unsigned long long)(off + ok), d->raw[ok]);
+                        "invalid UTF-8 at byte %llu (0x%02x): the file is not UTF-8; %s",
+                        (unsigned long long)(off + ok), d->raw[ok],
+                        d->fix[0] ? d->fix
+                                  : "set encoding to its charset (for example encoding = "
+                                    "windows-1252)");
     }
     if (ok == 0 && r > 0) /* cannot happen with DEC_BUF > 4, kept for safety */
         return dec_fail(d, PD_EENCODING, off, "invalid UTF-8 at byte %llu", (unsigned long long)off);

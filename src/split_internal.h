@@ -121,6 +121,8 @@ struct split_dec {
     iconv_t cd, cd2; /* (iconv_t)-1 in UTF-8 mode */
     uint64_t data_start; /* file offset after any byte-order mark */
     const char *charset; /* for messages */
+    char charset_buf[160]; /* a charset found in the file, and where it was found */
+    char fix[160];         /* what to do about invalid UTF-8 ("" : the general advice) */
     unsigned char *raw;
     size_t raw_len, raw_pos;
     uint64_t raw_base; /* file offset of raw[0] */
@@ -138,7 +140,15 @@ struct split_dec {
     char err[300];
 };
 
-int dec_open(struct split_dec *d, int fd, const char *encoding, char *msg, size_t msgsz);
+/*
+ * Chooses how to read the file. ENCODING is the configured charset; NULL, "" or "auto" read
+ * the file's first bytes: a byte-order mark (UTF-8 dropped, UTF-16/32 transcoded), then for an
+ * XML file (XML set) the declaration's encoding (XML 1.0 appendix F), else strict UTF-8.
+ * Returns 0; PD_ECONFIG for a configured charset iconv does not know; PD_EENCODING when the
+ * file names one it does not know or contradicts itself (MSG says where and what to set);
+ * PD_ENOMEM or -errno.
+ */
+int dec_open(struct split_dec *d, int fd, const char *encoding, int xml, char *msg, size_t msgsz);
 void dec_close(struct split_dec *d);
 /* Restarts decoding at file offset ORIG (a character boundary). */
 void dec_seek(struct split_dec *d, uint64_t orig);
@@ -148,6 +158,25 @@ int dec_fill(struct split_dec *d);
 struct dec_anchor dec_anchor_of(const struct split_dec *d, uint64_t dec);
 /* The exact file offset of DEC, which lies at or after anchor A (rereads < 1 slice). */
 int dec_exact(struct split_dec *d, struct dec_anchor a, uint64_t dec, uint64_t *orig);
+
+/*
+ * The XML declaration (XML 1.0 section 2.8) at the very start of a text: "<?xml", whitespace,
+ * name='value' pairs, "?>". Only ASCII is looked at, so the text may be the raw bytes of any
+ * ASCII-compatible charset as well as decoded UTF-8. Offsets are from the text's start.
+ */
+#define XML_DECL_MAX 4096 /* a declaration longer than this is not looked for */
+
+struct xml_decl {
+    size_t end;              /* just after "?>" */
+    size_t enc_off, enc_len; /* the encoding value between its quotes; enc_len 0: none */
+};
+
+/* 1 and *D when S[0..n) starts with a complete declaration; 0 when it does not (none,
+ * malformed, or not complete within N bytes). */
+int xml_decl_parse(const unsigned char *s, size_t n, struct xml_decl *d);
+
+/* 1 when NAME (LEN bytes) names UTF-8 however it is spelled ("utf8", "UTF-8"). */
+int dec_is_utf8_name(const char *name, size_t len);
 
 /* Records a scan error (words and position) in SC; returns SCAN_ERROR. */
 int scan_fail(struct scan *sc, uint64_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -424,3 +424,52 @@ int xscan_end(struct scan *sc, uint64_t eof_dec)
                     sc->xml_record);
     return SCAN_DONE;
 }
+
+/*
+ * The declaration is read before the decoder is chosen (its encoding names the charset) and
+ * again in the decoded text (its encoding value is rewritten to UTF-8), so it takes bytes and
+ * looks at ASCII only. Anything that is not plainly a declaration is "none": the scanner then
+ * treats it as the processing instruction it looks like, and the file is read as UTF-8.
+ */
+int xml_decl_parse(const unsigned char *s, size_t n, struct xml_decl *d)
+{
+    size_t i = 5;
+    memset(d, 0, sizeof(*d));
+    if (n < 6 || memcmp(s, "<?xml", 5) || !is_ws(s[5]))
+        return 0;
+    for (;;) {
+        size_t before_ws = i;
+        while (i < n && is_ws(s[i]))
+            i++;
+        if (i + 1 < n && s[i] == '?' && s[i + 1] == '>') {
+            d->end = i + 2;
+            return 1;
+        }
+        if (i == before_ws) /* pseudo-attributes are separated by whitespace */
+            return 0;
+        size_t name = i;
+        while (i < n && s[i] >= 'a' && s[i] <= 'z')
+            i++;
+        size_t name_len = i - name;
+        while (i < n && is_ws(s[i]))
+            i++;
+        if (!name_len || i >= n || s[i] != '=')
+            return 0;
+        i++;
+        while (i < n && is_ws(s[i]))
+            i++;
+        if (i >= n || (s[i] != '"' && s[i] != '\''))
+            return 0;
+        unsigned char quote = s[i++];
+        size_t value = i;
+        while (i < n && s[i] != quote && s[i] != '<' && s[i] != '>')
+            i++;
+        if (i >= n || s[i] != quote)
+            return 0;
+        if (name_len == 8 && !memcmp(s + name, "encoding", 8)) {
+            d->enc_off = value;
+            d->enc_len = i - value;
+        }
+        i++;
+    }
+}

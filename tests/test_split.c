@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <cJSON.h>
@@ -887,7 +888,10 @@ static void test_error_messages(void **state)
     EXPECT_ERR(PD_EENCODING, "invalid UTF-8 at byte 2", "a.txt", "ab\xc3(", .max_body = 1000);
     EXPECT_ERR(PD_EENCODING, "invalid UTF-8 at byte 0", "a.txt", "\xed\xa0\x80", .max_body = 1000);
     EXPECT_ERR(PD_EENCODING, "invalid UTF-8 at byte 3", "a.txt", "abc\xc3", .max_body = 1000);
-    EXPECT_ERR(PD_EENCODING, "encoding = UTF-16", "a.csv", "\xff\xfe" "a\0b\0", .max_body = 1000);
+    EXPECT_ERR(PD_EENCODING, "encoding = auto (or UTF-16", "a.csv",
+               "\xff\xfe"
+               "a\0b\0",
+               .max_body = 1000, .encoding = "UTF-8");
     {
         struct pd_split_opts o = {.max_body = 1000};
         struct pd_splitter *sp = NULL;
@@ -1192,6 +1196,459 @@ static void test_transcoding(void **state)
     free(u.p);
 }
 
+/* ---- charsets: the file says, or the configuration does; what is sent is UTF-8 ---------- */
+
+/* IN (N bytes of FROM) in the charset TO; the result is NUL-terminated, its length in *LEN. */
+static char *convert(const char *to, const char *from, const char *in, size_t n, size_t *len)
+{
+    size_t cap = n * 4 + 16;
+    char *out = malloc(cap), *ip = (char *)in, *op = out;
+    size_t il = n, ol = cap - 1;
+    iconv_t cd = iconv_open(to, from);
+    assert_true(cd != (iconv_t)-1);
+    assert_true(iconv(cd, &ip, &il, &op, &ol) != (size_t)-1);
+    iconv_close(cd);
+    *len = (size_t)(op - out);
+    out[*len] = '\0';
+    return out;
+}
+
+static int utf8_valid(const char *s, size_t n)
+{
+    char *ip = (char *)s, *out = malloc(n * 4 + 4), *op = out;
+    size_t il = n, ol = n * 4 + 4;
+    iconv_t cd = iconv_open("UTF-32LE", "UTF-8");
+    assert_true(cd != (iconv_t)-1);
+    int ok = iconv(cd, &ip, &il, &op, &ol) != (size_t)-1 && il == 0;
+    iconv_close(cd);
+    free(out);
+    return ok;
+}
+
+/*
+ * An order file as UTF-8 text whose declaration (DECL, with %s where ENC goes) names ENC:
+ * accented letters in a comment and the root's attribute (both repeated in every chunk) and
+ * in every record. HEADER adds an element before the records (for xml_record = order).
+ */
+static void orders_xml(struct sb *s, const char *decl, const char *enc, unsigned n, int header)
+{
+    const char *slot = strstr(decl, "%s");
+    s->len = 0;
+    sb_add(s, decl, (size_t)(slot - decl));
+    sb_str(s, enc);
+    sb_str(s, slot + 2);
+    sb_str(s, "\n<!-- caf\xc3\xa9 -->\n<orders note=\"\xc3\xa9t\xc3\xa9\">");
+    if (header)
+        sb_str(s, "\n  <header>r\xc3\xa9sum\xc3\xa9</header>");
+    for (unsigned i = 0; i < n; i++)
+        sb_fmt(s,
+               "\n  <order id=\"%u\"><name>Ren\xc3\xa9 %u</name><city>G\xc3\xa9nes</city></order>",
+               i, i * 7);
+    sb_str(s, "\n</orders>\n");
+}
+
+struct xml_run {
+    size_t n;
+    struct chunk_copy *c;
+};
+
+static void xml_run_free(struct xml_run *r)
+{
+    free_chunks(r->c, r->n);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Opens FILE (LEN bytes) as NAME with ENCODING, XML_RECORD and BUDGET. */
+static struct pd_splitter *open_text(const char *name, const void *file, size_t len,
+                                     const char *encoding, const char *xml_record, uint64_t budget)
+{
+    struct pd_split_opts o = {.max_body = budget, .encoding = encoding, .xml_record = xml_record};
+    struct pd_splitter *sp = NULL;
+    if (pd_split_create(-1, write_file(name, file, len), &o, &sp))
+        fail_msg("create: %s", pd_split_error(sp));
+    return sp;
+}
+
+/* The payload's XML declaration says UTF-8, or names no encoding (which means UTF-8). */
+static int declares_utf8(const char *p, size_t n)
+{
+    const char *end = memmem(p, n, "?>", 2);
+    if (n < 6 || memcmp(p, "<?xml", 5) || !end)
+        return 0;
+    const char *e = memmem(p, (size_t)(end - p), "encoding", 8);
+    if (!e)
+        return 1;
+    e += strcspn(e, "\"'");
+    return !strncasecmp(e + 1, "UTF-8", 5) && e[6] == e[0];
+}
+
+/*
+ * Checks one chunk's payload against WANT, the UTF-8 document that must arrive: it is valid
+ * UTF-8, well-formed XML, opens with WANT's first PRE bytes (declaration saying UTF-8, comment,
+ * root start tag: "é" intact in each) and closes with WANT's last SUF bytes; what is between
+ * is appended to MID (the records).
+ */
+static void check_xml_payload(const char *p, size_t plen, const char *want, size_t want_len,
+                              size_t pre, size_t suf, struct sb *mid)
+{
+    assert_true(utf8_valid(p, plen));
+    assert_true(xml_well_formed(p, plen));
+    assert_true(plen >= pre + suf);
+    if (memcmp(p, want, pre) || memcmp(p + plen - suf, want + want_len - suf, suf))
+        fail_msg("payload does not open and close as wanted:\n got  [%s]\n want [%s]", p, want);
+    assert_true(declares_utf8(p, plen));
+    assert_non_null(strstr(p, "\xc3\xa9"));     /* é */
+    assert_null(strstr(p, "\xc3\x83\xc2\xa9")); /* Ã©: é read as Latin-1 twice */
+    sb_add(mid, p + pre, plen - pre - suf);
+}
+
+/*
+ * Splits FILE with ENCODING and BUDGET into several chunks, checks each against WANT (PRE, SUF
+ * as for check_xml_payload), that the records of all chunks are WANT's, that ranges tile the
+ * file, and that resuming at a middle chunk gives the same bodies. Returns the chunks.
+ */
+static struct xml_run split_xml_to_utf8(const char *name, const char *file, size_t len,
+                                        const char *encoding, const char *xml_record,
+                                        uint64_t budget, const char *want, size_t want_len,
+                                        size_t pre, size_t suf)
+{
+    struct xml_run r = {0};
+    struct sb mid = {0};
+    struct pd_splitter *sp = open_text(name, file, len, encoding, xml_record, budget);
+    struct pd_chunk c;
+    int rc;
+    uint64_t prev_end = 0;
+    while ((rc = pd_split_next(sp, &c)) == 1) {
+        assert_true(c.body_len <= budget);
+        assert_false(c.whole);
+        if (r.n)
+            assert_int_equal(c.start, prev_end);
+        prev_end = c.end;
+        size_t plen;
+        char *p = body_payload(c.body, c.body_len, &plen);
+        check_xml_payload(p, plen, want, want_len, pre, suf, &mid);
+        free(p);
+        r.c = realloc(r.c, (r.n + 1) * sizeof(*r.c));
+        r.c[r.n].c = c;
+        r.c[r.n].body = malloc(c.body_len);
+        memcpy(r.c[r.n].body, c.body, c.body_len);
+        r.n++;
+    }
+    if (rc)
+        fail_msg("%s: %s", name, pd_split_error(sp));
+    assert_true(r.n > 2);
+    assert_int_equal(pd_split_verbatim(sp), 0);
+    if (mid.len != want_len - pre - suf || memcmp(mid.p, want + pre, mid.len))
+        fail_msg("the records differ:\n got  [%s]\n want [%.*s]", mid.p,
+                 (int)(want_len - pre - suf), want + pre);
+    pd_split_destroy(&sp);
+    /* A restart resumes at a chunk boundary with the same bodies (the declaration found again). */
+    size_t k = r.n / 2;
+    sp = open_text(name, file, len, encoding, xml_record, budget);
+    assert_int_equal(pd_split_seek(sp, r.c[k].c.start, (unsigned)k), 0);
+    for (size_t i = k; i < r.n; i++) {
+        assert_int_equal(pd_split_next(sp, &c), 1);
+        assert_int_equal(c.start, r.c[i].c.start);
+        assert_int_equal(c.body_len, r.c[i].c.body_len);
+        assert_memory_equal(c.body, r.c[i].body, c.body_len);
+    }
+    assert_int_equal(pd_split_next(sp, &c), 0);
+    pd_split_destroy(&sp);
+    free(mid.p);
+    return r;
+}
+
+/* PRE: WANT up to the end of the root start tag, or with xml_record (HEADER) up to the first
+ * record (the header and the whitespace after it are repeated too); SUF: the root end tag. */
+static size_t want_pre(const char *want, int header)
+{
+    if (header)
+        return (size_t)(strstr(want, "<order id=") - want);
+    return (size_t)(strchr(strstr(want, "<orders"), '>') + 1 - want);
+}
+#define WANT_SUF (sizeof("\n</orders>\n") - 1)
+
+static void expect_same_runs(const struct xml_run *a, const struct xml_run *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        assert_int_equal(a->c[i].c.start, b->c[i].c.start);
+        assert_int_equal(a->c[i].c.end, b->c[i].c.end);
+        assert_int_equal(a->c[i].c.body_len, b->c[i].c.body_len);
+        assert_memory_equal(a->c[i].body, b->c[i].body, a->c[i].c.body_len);
+    }
+}
+
+/* Issue 13: a Latin-1 XML file arrived transcoded but still declaring ISO-8859-1. */
+static void test_latin1_xml(void **state)
+{
+    (void)state;
+    const char *decl = "<?xml version=\"1.0\" encoding=\"%s\"?>";
+    struct sb u = {0}, want = {0};
+    size_t len;
+    orders_xml(&u, decl, "ISO-8859-1", 40, 0);
+    orders_xml(&want, decl, "UTF-8", 40, 0);
+    char *latin1 = convert("ISO-8859-1", "UTF-8", u.p, u.len, &len);
+    size_t pre = want_pre(want.p, 0);
+
+    /* encoding = ISO-8859-1: every chunk's declaration says UTF-8, "é" arrives as é. */
+    struct xml_run conf = split_xml_to_utf8("l1.xml", latin1, len, "ISO-8859-1", NULL, 400, want.p,
+                                            want.len, pre, WANT_SUF);
+    /* Without encoding (auto, the default), the declaration is read: the same chunks. */
+    struct xml_run autod =
+        split_xml_to_utf8("l1.xml", latin1, len, NULL, NULL, 400, want.p, want.len, pre, WANT_SUF);
+    expect_same_runs(&conf, &autod);
+    xml_run_free(&autod);
+    autod = split_xml_to_utf8("l1.xml", latin1, len, "auto", NULL, 400, want.p, want.len, pre,
+                              WANT_SUF);
+    expect_same_runs(&conf, &autod);
+    xml_run_free(&autod);
+    xml_run_free(&conf);
+
+    /* A file that goes whole is rewritten the same way; cut after a 413, its chunks too. */
+    struct pd_splitter *sp = open_text("l1.xml", latin1, len, NULL, NULL, 100000);
+    struct pd_chunk c;
+    assert_int_equal(pd_split_next(sp, &c), 1);
+    assert_true(c.whole);
+    assert_int_equal(c.end, len);
+    size_t plen;
+    char *p = body_payload(c.body, c.body_len, &plen);
+    assert_int_equal(plen, want.len);
+    assert_memory_equal(p, want.p, plen);
+    free(p);
+    assert_int_equal(pd_split_verbatim(sp), 0);
+    assert_int_equal(pd_split_resplit(sp, 400), 0);
+    struct sb mid = {0};
+    size_t n = 0;
+    while (pd_split_next(sp, &c) == 1) {
+        p = body_payload(c.body, c.body_len, &plen);
+        check_xml_payload(p, plen, want.p, want.len, pre, WANT_SUF, &mid);
+        free(p);
+        n++;
+    }
+    assert_true(n > 2);
+    assert_int_equal(mid.len, want.len - pre - WANT_SUF);
+    assert_memory_equal(mid.p, want.p + pre, mid.len);
+    free(mid.p);
+    pd_split_destroy(&sp);
+
+    /* With xml_record the repeated opening reaches the header: declaration rewritten in it. */
+    orders_xml(&u, decl, "ISO-8859-1", 40, 1);
+    orders_xml(&want, decl, "UTF-8", 40, 1);
+    free(latin1);
+    latin1 = convert("ISO-8859-1", "UTF-8", u.p, u.len, &len);
+    struct xml_run rec = split_xml_to_utf8("h.xml", latin1, len, NULL, "order", 400, want.p,
+                                           want.len, want_pre(want.p, 1), WANT_SUF);
+    xml_run_free(&rec);
+
+    /* Single quotes, whitespace around '=', lower case: found, and only the value changes. */
+    decl = "<?xml version='1.0'  encoding = '%s' ?>";
+    orders_xml(&u, decl, "iso-8859-1", 40, 0);
+    orders_xml(&want, decl, "UTF-8", 40, 0);
+    free(latin1);
+    latin1 = convert("ISO-8859-1", "UTF-8", u.p, u.len, &len);
+    struct xml_run q = split_xml_to_utf8("q.xml", latin1, len, NULL, NULL, 400, want.p, want.len,
+                                         want_pre(want.p, 0), WANT_SUF);
+    xml_run_free(&q);
+
+    /* The configured charset wins over the declaration's (0x80 is the euro sign in 1252). */
+    decl = "<?xml version=\"1.0\" encoding=\"%s\"?>";
+    const char euro[] = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r><a>\x80\xe9</a><a/></r>";
+    sp = open_text("e.xml", euro, sizeof(euro) - 1, "windows-1252", NULL, 1000);
+    assert_int_equal(pd_split_next(sp, &c), 1);
+    p = body_payload(c.body, c.body_len, &plen);
+    assert_string_equal(
+        p, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><r><a>\xe2\x82\xac\xc3\xa9</a><a/></r>");
+    free(p);
+    pd_split_destroy(&sp);
+    free(latin1);
+    free(u.p);
+    free(want.p);
+}
+
+/* UTF-16 and UTF-32 XML: the byte-order mark (or the width of "<?") decides, in any case. */
+static void test_xml_wide_charsets(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *cs, *bom, *declared;
+        size_t bom_len;
+    } forms[] = {
+        {"UTF-16LE", "\xff\xfe", "UTF-16", 2},
+        {"UTF-16BE", "\xfe\xff", "UTF-16", 2},
+        {"UTF-32LE", "\xff\xfe\0\0", "UTF-32", 4},
+        {"UTF-16LE", "", "UTF-16", 0}, /* no mark: "<\0?\0" says it */
+        {"UTF-16BE", "", "utf-16", 0},
+    };
+    const char *decl = "<?xml version=\"1.0\" encoding=\"%s\"?>";
+    struct sb u = {0}, want = {0}, file = {0};
+    orders_xml(&want, decl, "UTF-8", 30, 0);
+    for (size_t f = 0; f < sizeof(forms) / sizeof(forms[0]); f++) {
+        size_t len;
+        orders_xml(&u, decl, forms[f].declared, 30, 0);
+        char *wide = convert(forms[f].cs, "UTF-8", u.p, u.len, &len);
+        file.len = 0;
+        sb_add(&file, forms[f].bom, forms[f].bom_len);
+        sb_add(&file, wide, len);
+        struct xml_run r = split_xml_to_utf8("w.xml", file.p, file.len, NULL, NULL, 500, want.p,
+                                             want.len, want_pre(want.p, 0), WANT_SUF);
+        assert_int_equal(r.c[0].c.start % 2, 0);
+        size_t width = strstr(forms[f].cs, "32") ? 4 : 2;
+        assert_int_equal(r.c[r.n - 1].c.end, file.len - WANT_SUF * width);
+        xml_run_free(&r);
+        free(wide);
+    }
+    /* A declaration without encoding: UTF-16 by its mark, and the declaration left as it is. */
+    const char doc[] = "<?xml version=\"1.0\"?><r>\xc3\xa9</r>";
+    size_t len;
+    char *wide = convert("UTF-16BE", "UTF-8", doc, sizeof(doc) - 1, &len);
+    file.len = 0;
+    sb_add(&file, "\xfe\xff", 2);
+    sb_add(&file, wide, len);
+    struct pd_splitter *sp = open_text("n.xml", file.p, file.len, NULL, NULL, 1000);
+    struct pd_chunk c;
+    assert_int_equal(pd_split_next(sp, &c), 1);
+    size_t plen;
+    char *p = body_payload(c.body, c.body_len, &plen);
+    assert_string_equal(p, doc);
+    free(p);
+    pd_split_destroy(&sp);
+    free(wide);
+    free(u.p);
+    free(want.p);
+    free(file.p);
+}
+
+/* A UTF-8 byte-order mark: dropped; it outranks a declaration that names another charset. */
+static void test_utf8_bom(void **state)
+{
+    (void)state;
+    const char *decl = "<?xml version=\"1.0\" encoding=\"%s\"?>";
+    struct sb u = {0}, want = {0};
+    orders_xml(&want, decl, "UTF-8", 30, 0);
+    sb_str(&u, "\xef\xbb\xbf");
+    sb_add(&u, want.p, want.len);
+    /* BOM + "UTF-8": the file's own bytes after the mark, so a batch may reuse them. */
+    struct xml_run r = {0};
+    struct pd_splitter *sp = open_text("b.xml", u.p, u.len, NULL, NULL, 100000);
+    struct pd_chunk c;
+    assert_int_equal(pd_split_next(sp, &c), 1);
+    assert_true(c.whole);
+    size_t plen;
+    char *p = body_payload(c.body, c.body_len, &plen);
+    assert_int_equal(plen, want.len);
+    assert_memory_equal(p, want.p, plen);
+    free(p);
+    assert_int_equal(pd_split_verbatim(sp), 1);
+    pd_split_destroy(&sp);
+    /* BOM + a declaration that says windows-1252: the mark wins, the declaration is made true. */
+    struct sb lying = {0};
+    orders_xml(&lying, decl, "windows-1252", 30, 0);
+    u.len = 0;
+    sb_str(&u, "\xef\xbb\xbf");
+    sb_add(&u, lying.p, lying.len);
+    r = split_xml_to_utf8("b.xml", u.p, u.len, NULL, NULL, 400, want.p, want.len,
+                          want_pre(want.p, 0), WANT_SUF);
+    assert_int_equal(r.c[0].c.start, 3 + want_pre(lying.p, 0));
+    xml_run_free(&r);
+    /* encoding = UTF-8 configured and a declaration that says otherwise: also made true. */
+    r = split_xml_to_utf8("c.xml", lying.p, lying.len, "UTF-8", NULL, 400, want.p, want.len,
+                          want_pre(want.p, 0), WANT_SUF);
+    xml_run_free(&r);
+    /* Not XML: the mark is dropped and the text sent as it is. */
+    const char text[] = "\xef\xbb\xbfl\xc3\xa9gume\n";
+    sp = open_text("v.txt", text, sizeof(text) - 1, NULL, NULL, 1000);
+    assert_int_equal(pd_split_next(sp, &c), 1);
+    p = body_payload(c.body, c.body_len, &plen);
+    assert_string_equal(p, text + 3);
+    free(p);
+    assert_int_equal(pd_split_verbatim(sp), 1);
+    pd_split_destroy(&sp);
+    free(u.p);
+    free(want.p);
+    free(lying.p);
+}
+
+/* Other formats with encoding = auto: a UTF-16/32 mark is read, no mark means strict UTF-8. */
+static void test_auto_other_formats(void **state)
+{
+    (void)state;
+    struct sb lines = {0};
+    for (int i = 0; i < 300; i++)
+        sb_fmt(&lines, "ligne %d \xc3\xa9t\xc3\xa9 \xe2\x82\xac\n", i);
+    size_t len;
+    char *be = convert("UTF-16BE", "UTF-8", lines.p, lines.len, &len);
+    struct sb file = {0};
+    sb_add(&file, "\xfe\xff", 2);
+    sb_add(&file, be, len);
+    check_transcoded_lines("UTF-16BE", file.p, file.len, 2, 1000, NULL);
+    check_transcoded_lines("UTF-16BE", file.p, file.len, 2, 1000, "auto");
+    free(be);
+    char *le32 = convert("UTF-32LE", "UTF-8", lines.p, lines.len, &len);
+    file.len = 0;
+    sb_add(&file, "\xff\xfe\0\0", 4);
+    sb_add(&file, le32, len);
+    check_transcoded_lines("UTF-32LE", file.p, file.len, 4, 1000, NULL);
+    free(le32);
+    /* A declaration in a file that is not XML (split = lines) names no charset. */
+    EXPECT_ERR(PD_EENCODING, "invalid UTF-8 at byte 43", "d.txt",
+               "<?xml version=\"1.0\" encoding=\"latin1\"?>\nhi \xe9\n", .max_body = 1000);
+    /* encoding = UTF-8 set on purpose still refuses UTF-16, saying what to set. */
+    EXPECT_ERR(PD_EENCODING, "set encoding = auto", "u.csv",
+               "\xff\xfe"
+               "a\0b\0",
+               .max_body = 1000, .encoding = "UTF-8");
+    free(file.p);
+    free(lines.p);
+}
+
+/* What the declaration names must be a charset this system reads, or the file fails clearly. */
+static void test_xml_declared_charset_errors(void **state)
+{
+    (void)state;
+    EXPECT_ERR(PD_EENCODING, "u.xml: the XML declaration names encoding \"X-NO-SUCH\" at byte 30",
+               "u.xml", "<?xml version=\"1.0\" encoding=\"X-NO-SUCH\"?><r><a/><a/></r>",
+               .max_body = 1000);
+    EXPECT_ERR(PD_EENCODING, "set encoding =", "u.xml",
+               "<?xml version=\"1.0\" encoding=\"X-NO-SUCH\"?><r><a/><a/></r>", .max_body = 1000);
+    EXPECT_ERR(PD_EENCODING, "encoding \"latin1//IGNORE\" at byte 32 is not a charset name",
+               "i.xml", "<?xml version='1.0' encoding = 'latin1//IGNORE'?><r/>", .max_body = 1000);
+    EXPECT_ERR(PD_EENCODING,
+               "says encoding \"UTF-16\" at byte 30, but the file has no byte-order mark", "s.xml",
+               "<?xml version=\"1.0\" encoding=\"UTF-16\"?><r/>", .max_body = 1000);
+    /* The file's fault, found when it is read: create succeeds, the first chunk fails. */
+    struct pd_split_opts o = {.max_body = 1000};
+    struct pd_splitter *sp = NULL;
+    const char bad[] = "<?xml version=\"1.0\" encoding=\"X-NO-SUCH\"?><r/>";
+    assert_int_equal(pd_split_create(-1, write_file("u.xml", bad, sizeof(bad) - 1), &o, &sp), 0);
+    struct pd_chunk c;
+    assert_int_equal(pd_split_next(sp, &c), PD_EENCODING);
+    pd_split_destroy(&sp);
+    /* A configured charset wins: the declaration's unknown name does not matter. */
+    sp = NULL;
+    o.encoding = "ISO-8859-1";
+    assert_int_equal(pd_split_create(-1, write_file("u.xml", bad, sizeof(bad) - 1), &o, &sp), 0);
+    assert_int_equal(pd_split_next(sp, &c), 1);
+    size_t plen;
+    char *p = body_payload(c.body, c.body_len, &plen);
+    assert_string_equal(p, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><r/>");
+    free(p);
+    pd_split_destroy(&sp);
+    /* A byte the declared charset does not have: its offset, and the charset's origin. */
+    EXPECT_ERR(PD_EENCODING,
+               "byte 48 (0x81) is not valid windows-1252 (named by the XML declaration)", "w.xml",
+               "<?xml version=\"1.0\" encoding=\"windows-1252\"?><r>\x81</r>", .max_body = 1000);
+    /* encoding = UTF-8 (an old config's default) and a Latin-1 file that declares it. */
+    EXPECT_ERR(PD_EENCODING,
+               "invalid UTF-8 at byte 49 (0xe9): the file is not UTF-8; its XML declaration says "
+               "encoding \"ISO-8859-1\": set encoding = auto",
+               "o.xml", "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><r>caf\xe9</r>",
+               .max_body = 1000, .encoding = "UTF-8");
+    /* Not a declaration ("<?xml-stylesheet", no space): UTF-8 as before. */
+    EXPECT_ERR(PD_EENCODING, "invalid UTF-8 at byte", "p.xml",
+               "<?xml-stylesheet encoding=\"latin1\"?><r>\xe9</r>", .max_body = 1000);
+}
+
 /* Inputs that once crashed or misbehaved (fuzzing finds) run through every format. */
 static void test_regression_inputs(void **state)
 {
@@ -1260,6 +1717,11 @@ int main(void)
         cmocka_unit_test(test_seek_checks_boundaries),
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_transcoding),
+        cmocka_unit_test(test_latin1_xml),
+        cmocka_unit_test(test_xml_wide_charsets),
+        cmocka_unit_test(test_utf8_bom),
+        cmocka_unit_test(test_auto_other_formats),
+        cmocka_unit_test(test_xml_declared_charset_errors),
         cmocka_unit_test(test_regression_inputs),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

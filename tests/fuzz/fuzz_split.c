@@ -54,7 +54,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     o.header_lines = data[1] & 3;
     o.json_array = data[1] & 4 ? "/a" : NULL;
     o.xml_record = data[1] & 8 ? "r" : NULL;
-    o.encoding = (data[1] & 0x30) == 0x30 ? "windows-1252" : (data[1] & 0x30) == 0x20 ? "UTF-16" : NULL;
+    static const char *const encodings[] = {NULL /* auto */, "ISO-8859-1", "UTF-16",
+                                            "windows-1252"};
+    o.encoding = encodings[(data[1] & 0x30) >> 4];
     o.name = data[1] & 0x40 ? "f.tsv" : "f";
     int fd = memfd_create("fuzz", 0);
     if (fd < 0)
