@@ -258,17 +258,29 @@ bool pd_zone_sparse(const struct stat *st)
     return size >= (1u << 20) && on_disk * 64 < size;
 }
 
-/* Opens NAME in DIRFD as a folder of ours, or says why not. */
+/*
+ * Opens NAME in DIRFD as an old folder of ours, or says why not. Never advises taking a folder
+ * over: one that is not ours may be a partner's, and its contents must never be trusted.
+ */
 static int open_ours(int dirfd, const char *name, const char *shown, char **why)
 {
+    struct stat st;
     int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         if (e == ELOOP || e == ENOTDIR)
             say(why, "%s is not a folder of patchdrop's (a symbolic link or a file)", shown);
+        else if (e != ENOENT)
+            say(why, "%s cannot be opened (%s), so it is not a folder of patchdrop's", shown,
+                strerror(e));
         return -e;
     }
-    if (check_owned(fd, shown, false, why)) {
+    if (fstat(fd, &st) || st.st_uid != geteuid() || (st.st_mode & 022)) {
+        say(why,
+            "%s belongs to uid %u with mode %04o, not to patchdrop's user (uid %u) alone, so it "
+            "is not an old folder of patchdrop's (a partner may have made it); remove it if it "
+            "is not wanted",
+            shown, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), (unsigned)geteuid());
         close(fd);
         return PD_ECONFIG;
     }
