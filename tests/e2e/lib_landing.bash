@@ -39,6 +39,7 @@ land_cleanup() {
   fi
   # PD_LANDING_KEEP=DIR keeps a copy of the test's folder there, for a person to look at.
   if [ -n "${PD_LANDING_KEEP:-}" ]; then mkdir -p "$PD_LANDING_KEEP" && cp -a "$T" "$PD_LANDING_KEEP/" || true; fi
+  set +e # (lib.bash's cleanup reads the exit status from $?)
   (exit "$rc")
   cleanup
 }
