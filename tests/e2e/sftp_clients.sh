@@ -35,7 +35,7 @@ echo "# sshd on 127.0.0.1:$SSH_PORT, partners $SFTP_USER (chroot $SSH_JAIL) and 
 start_mock 8>&-
 # settle 2 s: the in-place uploads below never pause that long, the stalled ones pause ~5 s.
 PD_SETTLE=2s PD_RESCAN=1s write_conf "$T/c.conf" "$SSH_DROP"
-check "check-config accepts the chrooted SFTP layout" "$PD_BIN" check-config -q -c "$T/c.conf"
+check "check-config accepts the chrooted SFTP layout" "$PD_BIN" check-config -q -c "$T/c.conf" --user "$(id -un)"
 start_daemon "$T/c.conf" 8>&-
 wait_for 10 grep -q 'event=started' "$T/daemon.err" || sleep 1
 
