@@ -19,8 +19,9 @@
 /*
  * Makes sure PATH is a folder patchdrop may trust: created (with missing parents) with MODE
  * if absent, not a symlink, owned by this process's user, and writable by nobody else; when
- * PRIVATE also not readable by group or others. Otherwise returns PD_ECONFIG and says in *WHY
- * what is wrong and the command that fixes it.
+ * PRIVATE also not readable by group or others (a private folder of ours with a looser mode is
+ * tightened to 0700). Otherwise returns PD_ECONFIG and says in *WHY what is wrong and the
+ * command that fixes it.
  */
 int pd_zone_own_dir(const char *path, mode_t mode, bool private_, char **why);
 

@@ -53,7 +53,9 @@
 #define TICK_MS 50
 #define PARK_RETRY_MS 10000
 #define MIN_BUDGET 256
-#define MAX_OPEN_BATCHES 8 /* per watch: formats, CSV headers and XML roots gathering at once */
+#define MAX_OPEN_BATCHES 8
+#define REHASH_MAX (64u << 20) /* files up to this size are compared again before archiving */
+#define RECENT_NAMES 64 /* per watch: names delivered lately, to notice one coming back */ /* per watch: formats, CSV headers and XML roots gathering at once */
 
 /* ---- candidates: names seen in a drop folder, waiting to be ready ----------------------- */
 
@@ -86,6 +88,11 @@ struct dwatch {
     bool no_lease;         /* its file system takes no leases: settle alone judges */
     char **odd;            /* items in work/ that are not files, said once each */
     size_t nodd;
+    struct recent {        /* names delivered lately: a writer still appending shows up */
+        char *name;
+        uint64_t at_ms;
+    } recent[RECENT_NAMES];
+    unsigned recent_next;
     struct cand **buckets;
     size_t nbuckets, ncands;
     struct cand **heap; /* ready candidates, oldest first */
@@ -159,6 +166,8 @@ struct job {
     uint64_t park_until;
     bool finish_failed; /* a parked finish goes to the failed folder */
     bool reprepare;     /* parked until its twin (another name of the file) is done */
+    bool dedupe_wait;   /* parked until the same content, in flight, is archived */
+    bool holds_dedupe;  /* registered as the one delivering its content (dedupe) */
     ino_t ino;          /* the claimed file, once opened */
     dev_t dev;
     uv_work_t work;
@@ -188,6 +197,9 @@ struct pd_daemon {
     bool lease;   /* may take read leases on partners' files (root or CAP_LEASE) */
     struct pd_bodylimit limit; /* the body the server really accepts, learned from 413s */
     bool limit_ready;
+    uv_mutex_t holders_lock; /* dedupe: contents being delivered now */
+    struct holder *holders;
+    size_t nholders;
     char *fatal;
     struct pd_daemon_summary sum;
     int pending_closes;
@@ -234,6 +246,42 @@ static char *join(const char *a, const char *b)
 static const char *q(const char *v, char *buf, size_t len)
 {
     return pd_log_quote(v ? v : "", buf, len);
+}
+
+/* ---- names delivered lately ------------------------------------------------------------------ */
+
+static void recent_add(struct dwatch *w, const char *name)
+{
+    struct recent *r = &w->recent[w->recent_next++ % RECENT_NAMES];
+    free(r->name);
+    r->name = name ? strdup(name) : NULL;
+    r->at_ms = now_ms();
+}
+
+/*
+ * A name delivered moments ago shows up again: most likely a writer that was still appending
+ * when the file was taken (settle cannot tell a pause from the end), and what it wrote after
+ * that arrives as a file of its own. Said once, so a person can check the two flow runs.
+ */
+static void recent_check(struct dwatch *w, const char *name)
+{
+    uint64_t now = now_ms(), window = w->cfg->settle_ms * 2 + 5000;
+    char qb[PATH_MAX + 16];
+    for (unsigned i = 0; i < RECENT_NAMES; i++) {
+        struct recent *r = &w->recent[i];
+        if (!r->name || strcmp(r->name, name) || now - r->at_ms > window)
+            continue;
+        pd_log(PD_LOG_WARN,
+               "event=reappeared watch=%s file=%s delivered_ms_ago=%" PRIu64
+               " reason=\"a file of this name was delivered just before; if its writer was "
+               "still appending, what it wrote after the delivery is this new file\" "
+               "action=\"it is delivered as a file of its own; check both flow runs, and have "
+               "the writer upload to a temp name and rename, or use done_marker\"",
+               w->cfg->name, q(name, qb, sizeof(qb)), now - r->at_ms);
+        free(r->name);
+        r->name = NULL;
+        return;
+    }
 }
 
 /* ---- candidate table and ready heap ----------------------------------------------------- */
@@ -569,6 +617,7 @@ static void on_tick(uv_timer_t *t)
         if (j->step == STEP_PARKED && !j->busy && j->park_until <= now) {
             if (j->reprepare) {
                 j->reprepare = false;
+                j->dedupe_wait = false;
                 job_set(j, STEP_PREPARE);
                 job_run(j, work_prepare);
                 continue;
@@ -579,6 +628,55 @@ static void on_tick(uv_timer_t *t)
     }
     if (d->opts.once && is_once_idle(d))
         pd_daemon_stop(d, 0);
+}
+
+/* ---- dedupe of files in flight ---------------------------------------------------------------- */
+
+/*
+ * The contents (flow + sha256) being delivered now, so that identical files arriving together
+ * are not all sent: the dedupe record is written only once a file is archived. Read and written
+ * from thread-pool steps, hence the lock.
+ */
+struct holder {
+    char key[160];
+    const struct job *j;
+};
+
+static bool dedupe_hold(struct job *j)
+{
+    struct pd_daemon *d = j->d;
+    char key[160];
+    bool mine = true;
+
+    snprintf(key, sizeof(key), "%s/%s", j->js.flow_id ? j->js.flow_id : "", j->js.sha256);
+    uv_mutex_lock(&d->holders_lock);
+    for (size_t i = 0; i < d->nholders; i++)
+        if (!strcmp(d->holders[i].key, key))
+            mine = d->holders[i].j == j;
+    if (mine && !j->holds_dedupe) {
+        struct holder *grown = realloc(d->holders, (d->nholders + 1) * sizeof(*grown));
+        if (grown) {
+            d->holders = grown;
+            memcpy(d->holders[d->nholders].key, key, sizeof(key));
+            d->holders[d->nholders++].j = j;
+            j->holds_dedupe = true;
+        }
+    }
+    uv_mutex_unlock(&d->holders_lock);
+    return mine;
+}
+
+static void dedupe_release(struct job *j)
+{
+    struct pd_daemon *d = j->d;
+    if (!j->holds_dedupe)
+        return;
+    uv_mutex_lock(&d->holders_lock);
+    for (size_t i = 0; i < d->nholders; i++)
+        if (d->holders[i].j == j)
+            d->holders[i--] = d->holders[--d->nholders];
+    uv_mutex_unlock(&d->holders_lock);
+    j->holds_dedupe = false;
 }
 
 /* ---- jobs: thread-pool steps -------------------------------------------------------------- */
@@ -887,6 +985,13 @@ static void work_prepare(uv_work_t *wk)
             j->after = AFTER_FINISH;
             return;
         }
+        /* The same content already on its way to the same flow (identical files dropped
+         * together): wait for it, then this one is its duplicate. */
+        if (!dedupe_hold(j)) {
+            j->after = AFTER_LOCKED;
+            j->dedupe_wait = true;
+            return;
+        }
     }
     if (open_splitter(j))
         return;
@@ -1133,6 +1238,20 @@ static void work_finish(uv_work_t *wk)
         failed = true;
     }
 
+    /* Same size and mtime is not the same content (a writer may keep both): a file small
+     * enough to read again cheaply is compared with what was claimed, byte for byte. */
+    char again[65];
+    bool blank = false;
+    if (!failed && !j->js.duplicate_of && j->fd >= 0 && j->js.sha256 && j->js.size < REHASH_MAX &&
+        sha256_file(j->fd, again, &blank) == 0 && strcmp(again, j->js.sha256)) {
+        job_fail(j,
+                 "the file changed while it was being delivered (same size, other content "
+                 "than when it was claimed); %zu chunk(s) were delivered from the file as it "
+                 "was; check the flow runs in Patchworks and drop a complete file again",
+                 j->js.nchunks);
+        j->step = STEP_FINISH_FAIL;
+        failed = true;
+    }
     if (failed && !j->js.fail_reason && j->reason) {
         /* Record the verdict first: after a crash the file goes to the failed folder, it is
          * not sent again. */
@@ -1222,6 +1341,7 @@ static void job_free(struct job *j)
         d->active--;
         j->w->active--;
     }
+    dedupe_release(j);
     if (j->fd >= 0)
         close(j->fd); /* releases the flock */
     if (j->batch)
@@ -1623,6 +1743,7 @@ static void report_file(struct job *j, bool ok)
                     j->js.name, j->w->cfg->lookup_id, j->lookup_words, j->final_path);
     } else if (ok) {
         d->sum.delivered++;
+        recent_add(j->w, j->js.name);
         pd_log(PD_LOG_INFO, "event=delivered watch=%s file=%s chunks=%zu bytes=%" PRIu64
                             " archived=%s",
                j->w->cfg->name, q(j->js.name, qb, sizeof(qb)), j->js.nchunks, j->js.size,
@@ -1744,7 +1865,7 @@ static void on_work_done(uv_work_t *wk, int status)
         job_end(j);
         return;
     case AFTER_LOCKED:
-        if (twin_of(j)) {
+        if (j->dedupe_wait || twin_of(j)) {
             /* Another name of a file our own job holds: its turn comes when that one ends. */
             job_set(j, STEP_PARKED);
             j->reprepare = true;
@@ -2210,6 +2331,7 @@ static void claim(struct dwatch *w, struct cand *c)
         c->due_ms = now_ms() + w->cfg->rescan_ms;
         return;
     }
+    recent_check(w, c->name);
     pd_log(PD_LOG_INFO, "event=claimed watch=%s file=%s bytes=%" PRIu64, w->cfg->name,
            q(c->name, qb, sizeof(qb)), c->obs.size);
     pd_metrics_file_event(w->d->opts.metrics, w->cfg->name, PD_METRICS_CLAIMED, c->obs.size);
@@ -2514,6 +2636,7 @@ int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct 
     d->loop = loop;
     d->cfg = cfg;
     d->opts = *opts;
+    uv_mutex_init(&d->holders_lock);
     d->max_active = (unsigned)cfg->pw.concurrency * 2;
     /* Whether a file is still open for writing is asked with a read lease. Without CAP_LEASE
      * leases work only on files patchdrop's user owns: settle alone judges the others. */
@@ -2619,6 +2742,8 @@ static void daemon_free(struct pd_daemon *d)
         free(w->work_dir);
         free(w->state_dir);
         free(w->disabled_why);
+        for (unsigned k = 0; k < RECENT_NAMES; k++)
+            free(w->recent[k].name);
         for (size_t k = 0; k < w->nodd; k++)
             free(w->odd[k]);
         free(w->odd);
@@ -2630,6 +2755,8 @@ static void daemon_free(struct pd_daemon *d)
     free(d->fatal);
     if (d->limit_ready)
         pd_bodylimit_cleanup(&d->limit);
+    free(d->holders);
+    uv_mutex_destroy(&d->holders_lock);
     if (d->on_closed)
         d->on_closed(d->closed_arg);
     free(d);

@@ -34,7 +34,7 @@ static int say(char **why, const char *fmt, ...)
 }
 
 /* Whether the open folder FD is this process's and nobody else may write in it. */
-static int check_owned(int fd, const char *path, bool private_, char **why)
+static int check_owned(int fd, const char *path, bool private_, bool fix, char **why)
 {
     struct stat st;
     uid_t me = geteuid();
@@ -47,6 +47,13 @@ static int check_owned(int fd, const char *path, bool private_, char **why)
                    "could change what patchdrop keeps there; run: chown %u %s",
                    path, (unsigned)st.st_uid, (unsigned)me, (unsigned)me, path);
     mode_t bad = private_ ? 077 : 022;
+    /* Our own private folder (work/, state/, the state dir) that others may only read, e.g.
+     * made by a plain mkdir: ours to tighten, no person needed. One others could write is
+     * refused: something may have been planted in it. */
+    if ((st.st_mode & bad) && private_ && !(st.st_mode & 022)) {
+        if (!fix || fchmod(fd, st.st_mode & 0700) == 0)
+            return 0; /* (check-config: tightened at start) */
+    }
     if (st.st_mode & bad)
         return say(why, "%s has mode %04o: others could %s it; run: chmod %s %s", path,
                    (unsigned)(st.st_mode & 07777), private_ ? "read or change" : "change",
@@ -82,7 +89,7 @@ int pd_zone_own_dir(const char *path, mode_t mode, bool private_, char **why)
         say(why, "cannot open the folder %s: %s", path, pd_strerror(rc));
         return rc;
     }
-    rc = check_owned(fd, path, private_, why);
+    rc = check_owned(fd, path, private_, true, why);
     close(fd);
     return rc;
 }
@@ -104,7 +111,7 @@ int pd_zone_check_dir(const char *path, bool private_, char **why)
     fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    rc = check_owned(fd, path, private_, why);
+    rc = check_owned(fd, path, private_, false, why);
     close(fd);
     return rc;
 }

@@ -76,10 +76,16 @@ static void test_own_dir(void **state)
     assert_int_equal(pd_zone_own_dir(at("own/work"), 0700, true, &why), 0);
     assert_int_equal(stat(at("own/work"), &st), 0);
     assert_int_equal(st.st_mode & 0777, 0700);
-    /* Readable by others: refused with the fix. */
+    /* Readable by others: ours, so tightened. */
     chmod(at("own/work"), 0755);
+    assert_int_equal(pd_zone_own_dir(at("own/work"), 0700, true, &why), 0);
+    assert_int_equal(stat(at("own/work"), &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    /* Writable by others: something may have been planted; refused with the fix. */
+    chmod(at("own/work"), 0777);
     assert_int_equal(pd_zone_own_dir(at("own/work"), 0700, true, &why), PD_ECONFIG);
     assert_non_null(strstr(why, "chmod 700"));
+    chmod(at("own/work"), 0700);
     /* For an archive, readable is fine, writable by others is not. */
     assert_int_equal(pd_zone_own_dir(at("own/work"), 0750, false, &why), 0);
     chmod(at("own/work"), 0775);

@@ -48,6 +48,16 @@ check "dedupe: the repeat is archived" archived again.txt "$T/d"
 check "dedupe: its receipt says duplicate of the first" \
   jqe '.result == "duplicate" and (.duplicate_of | test("first.txt.receipt.json$"))' "$T/d.pd/archive/again.txt.receipt.json"
 check "dedupe: the summary counts it" grep -q "1 duplicate" <<<"$out"
+# Identical files arriving together: the window covers files in flight too, one is sent.
+rm -rf "$MOCK_REC"/payloads/*
+for i in 1 2 3 4 5 6; do echo "together content" >"$T/d/together-$i.txt"; done
+out=$(timeout 30 "$PD_BIN" run --once -c "$T/d.conf" 2>/dev/null) && rc=0 || rc=$?
+check "dedupe in flight: six identical files together, exit 0" test "$rc" -eq 0
+check "dedupe in flight: sent once" test "$(payload_count)" -eq 1
+check "dedupe in flight: all six archived" \
+  bash -c "for i in 1 2 3 4 5 6; do [ -f '$T/d.pd/archive/together-'\$i'.txt.receipt.json' ] || exit 1; done"
+check "dedupe in flight: five of them as duplicates" \
+  test "$(cat "$T"/d.pd/archive/together-*.receipt.json | jq -s '[.[] | select(.result == "duplicate")] | length')" -eq 5
 
 # recursive and poll: files in subfolders, found by rescans alone.
 rm -rf "$MOCK_REC"/payloads/*

@@ -64,6 +64,17 @@ check "once closed, the whole stalled file arrives" wait_for 20 archived stall.t
 check "complete, once" test "$(received_count "$T/stall.txt")" -eq 1
 check "the archived copy is the whole file" cmp -s "$T/drop.pd/archive/stall.txt" "$T/stall.txt"
 
+# A writer that appends after the file was taken (it closed the file between two writes, so
+# neither settle nor the lease can tell): the appended part arrives as a file of its own, and
+# the log says so, naming the file, so a person can check both flow runs.
+echo "first part" >"$T/drop/append.txt"
+check "the first part is delivered" wait_for 20 archived append.txt "$T/drop"
+echo "appended later" >>"$T/drop/append.txt"
+echo "appended later" >"$T/append.expected"
+check "the appended part arrives as a file of its own" wait_for 20 received "$T/append.expected"
+check "and the log says a delivered name came back" \
+  wait_for 10 grep -q "event=reappeared watch=drop file=append.txt" "$T/daemon.err"
+
 # SIGTERM with nothing in flight: a clean exit 0.
 kill -TERM "$DAEMON_PID"
 wait "$DAEMON_PID" && rc=0 || rc=$?
