@@ -177,8 +177,8 @@ static const struct key keys[] = {
      "yes: send sparse files (no: a file with far fewer blocks on disk than its size goes to "
      "the failed folder unread)"},
     {SEC_WATCH, "max_jobs", T_UINT, "0", 0, 10000, WA(max_jobs), NULL,
-     "files of this watch handled at once; 0: half of all slots when there are several "
-     "watches, so one partner cannot take every slot"},
+     "files of this watch handled at once; 0: concurrency - 1 when there are several "
+     "watches, so one partner cannot take every request slot"},
     {SEC_WATCH, "rescan", T_DURATION, "30s", 100, DAY_MS, WA(rescan_ms), NULL,
      "full rescan period; inotify only makes pickup faster"},
     {SEC_WATCH, "poll", T_BOOL, "no", 0, 0, WA(poll), NULL,

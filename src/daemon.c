@@ -2671,8 +2671,12 @@ int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct 
         w->state_dir = join(wc->work_dir, "state");
         if (!w->work_dir || !w->state_dir)
             goto fail;
+        /* With several watches, one watch's files may hold at most concurrency - 1 requests
+         * (its jobs each hold one while sending): a request slot always stays for the others,
+         * even when every request of one partner hangs until its timeout. */
+        unsigned share = cfg->pw.concurrency > 1 ? (unsigned)cfg->pw.concurrency - 1 : 1;
         w->max_jobs = wc->max_jobs ? (unsigned)wc->max_jobs
-                      : cfg->nwatches > 1 ? (d->max_active + 1) / 2
+                      : cfg->nwatches > 1 ? share
                                           : d->max_active;
         struct pd_watch_opts wo = {.root = wc->path,
                                    .rescan_ms = wc->rescan_ms,

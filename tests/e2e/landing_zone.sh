@@ -163,8 +163,9 @@ cp "$T/daemon.err" "$T/hardlinks.log"
 : >"$T/daemon.err"
 
 # --- 4. the per-watch job cap ------------------------------------------------------------------
-# Requests that never get an answer hold their jobs: with two watches (concurrency 4: 8 slots) a
-# watch holds at most half of them, and one with max_jobs = 1 only one.
+# Requests that never get an answer hold their jobs: with two watches (concurrency 4) a watch
+# holds at most concurrency - 1 = 3 files, so a request slot stays for the other partner; one
+# with max_jobs = 1 holds only one.
 start_mock --script hang,hang,hang,hang,hang,hang
 partner_dir "$PA" "$T/ca"
 partner_dir "$PA" "$T/cc"
@@ -176,8 +177,8 @@ run_as root "$T/cap.conf"
 claims() { grep -c "event=claimed watch=$1 " "$T/daemon.err" || true; }
 wait_for 5 bash -c "[ \$(grep -c 'event=claimed' '$T/daemon.err') -ge 5 ]" || true
 sleep 1
-check "a watch holds at most half of the slots (4 of 8): $(claims ca) claimed" test "$(claims ca)" -eq 4
-check "the other 6 files wait in its drop folder" test "$(ls "$T/ca" | wc -l)" -eq 6
+check "a watch holds at most concurrency - 1 (3): $(claims ca) claimed" test "$(claims ca)" -eq 3
+check "the other 7 files wait in its drop folder" test "$(ls "$T/ca" | wc -l)" -eq 7
 check "a watch with max_jobs = 1 holds one: $(claims cc) claimed" test "$(claims cc)" -eq 1
 stop_daemon
 cp "$T/daemon.err" "$T/cap.log"

@@ -86,4 +86,15 @@ check "a file out of reach: --once exits 1" test "$rc" -eq 1
 check "the log names the folder and why" grep -q "event=skipped watch=drop" "$T/deep.err"
 check "the summary says so" grep -q "out of reach" "$T/deep.out"
 check "the near file is delivered" archived near.txt "$T/deep"
+# Things that are not files in work/ (a person put them there): never opened or retried, one
+# line each, and --once still ends.
+mkfifo "$T/drop.pd/work/a-fifo"
+ln -s /etc/hostname "$T/drop.pd/work/a-link"
+: >"$T/once.err"
+timeout 30 "$PD_BIN" run --once -c "$T/c.conf" >"$T/once.out" 2>>"$T/once.err" && rc=0 || rc=$?
+check "odd items in work/: --once ends (exit $rc, not a timeout)" test "$rc" -ne 124
+check "one line for the fifo" test "$(grep -c 'event=ignored.*a-fifo.*work folder' "$T/once.err")" -eq 1
+check "one line for the link" test "$(grep -c 'event=ignored.*a-link.*work folder' "$T/once.err")" -eq 1
+check "the link's target is untouched" test -s /etc/hostname
+rm -f "$T/drop.pd/work/a-fifo" "$T/drop.pd/work/a-link"
 finish
