@@ -10,12 +10,72 @@
 #define PD_EXIT_FAILED 1
 #define PD_EXIT_USAGE 2
 
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+
 int pd_cli_check_config(int argc, char **argv);
 int pd_cli_run(int argc, char **argv);
 int pd_cli_send(int argc, char **argv);
 int pd_cli_login(int argc, char **argv);
 int pd_cli_status(int argc, char **argv);
 int pd_cli_lookup(int argc, char **argv);
+int pd_cli_version(int argc, char **argv);
+
+/*
+ * The command line of one command (src/cli_opts.c), parsed the same way for all: -h/--help
+ * always; -c/--config FILE, -q/--quiet and -v/--verbose, each with one meaning, where the
+ * command says it has them; then its own options. Every refusal is "patchdrop CMD: why" (getopt's
+ * words, for options), the usage line and where --help is, on stderr, with exit status 2.
+ */
+#define PD_CLI_CONFIG 1u  /* -c, --config FILE */
+#define PD_CLI_QUIET 2u   /* -q, --quiet */
+#define PD_CLI_VERBOSE 4u /* -v, --verbose */
+
+struct pd_cli_spec {
+    const char *name;          /* "run": messages start "patchdrop run: " */
+    const char *synopsis;      /* after "usage: patchdrop run ": "[-c FILE] [--once] [-v]" */
+    const char *help;          /* what --help prints after the usage line: options, notes */
+    unsigned common;           /* PD_CLI_CONFIG | PD_CLI_QUIET ...: the common options it takes */
+    const struct option *opts; /* its own options, a {NULL} entry last; NULL: none */
+    const char *shortopts;     /* their short letters for getopt ("w:f:"); NULL: none */
+    int max_args;              /* operands at most (more are refused); -1: any number */
+};
+
+#define PD_CLI_MAX_OPTS 24
+
+struct pd_cli_parser {
+    const struct pd_cli_spec *spec;
+    int argc;
+    char **argv;
+    char prog[64]; /* "patchdrop run": argv[0] while parsing, so getopt's words say it */
+    char shortopts[64];
+    struct option opts[PD_CLI_MAX_OPTS];
+    /* The common options, as given. */
+    const char *config;
+    bool quiet, verbose;
+    const char *arg; /* the value of the option pd_cli_next() returned, or NULL */
+    int status;      /* when pd_cli_next() returned -1: the exit status */
+    char **args;     /* when it returned 0: the operands */
+    int nargs;
+};
+
+void pd_cli_begin(struct pd_cli_parser *p, const struct pd_cli_spec *spec, int argc, char **argv);
+
+/*
+ * The next of the command's own options (its `val`, p->arg its value); 0 once every option was
+ * read (p->args, p->nargs: the operands); -1 when the command must exit with p->status: --help
+ * was printed (0) or the command line was refused (2, said on stderr).
+ */
+int pd_cli_next(struct pd_cli_parser *p);
+
+/* Prints --help of the command. */
+void pd_cli_help(const struct pd_cli_spec *spec, FILE *out);
+
+/* Refuses the command line: "patchdrop CMD: " and the message, the usage line and where
+ * --help is, on stderr. Returns PD_EXIT_USAGE. */
+int pd_cli_usage_error(const struct pd_cli_spec *spec, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /*
  * Loads the config named by -c/--config (or $PATCHDROP_CONFIG, or /etc/patchdrop/patchdrop.conf),

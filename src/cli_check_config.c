@@ -13,7 +13,6 @@
 #include "pd_netaddr.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,52 +189,42 @@ static int check_access(const struct pd_config *cfg, const char *file, const cha
     return PD_EXIT_OK;
 }
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: patchdrop check-config [-c FILE] [-q] [-u USER]\n"
-            "  -c, --config FILE  config file (default $PATCHDROP_CONFIG or " DEFAULT_CONFIG ")\n"
+static const struct option check_opts[] = {{"user", required_argument, NULL, 'u'},
+                                           {NULL, 0, NULL, 0}};
+
+static const struct pd_cli_spec spec = {
+    .name = "check-config",
+    .synopsis = "[-c FILE] [-q] [-u USER]",
+    .help = "  -c, --config FILE  config file (default $PATCHDROP_CONFIG or " DEFAULT_CONFIG ")\n"
             "  -q, --quiet        only validate; print nothing when the file is good\n"
             "  -u, --user USER    check that USER can read and write what patchdrop needs\n"
             "                     (default: " SERVICE_USER " when it exists and we are root, "
-            "else ourselves)\n");
-}
+            "else ourselves)\n"
+            "Exit status: 0 good, 2 anything to fix (each problem is said with its fix).\n",
+    .common = PD_CLI_CONFIG | PD_CLI_QUIET,
+    .opts = check_opts,
+    .shortopts = "u:",
+    .max_args = 0,
+};
 
 int pd_cli_check_config(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"quiet", no_argument, NULL, 'q'},
-                                         {"user", required_argument, NULL, 'u'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *file = NULL, *user = NULL;
+    const char *file, *user = NULL;
     struct pd_config *cfg = NULL;
-    int quiet = 0, c, rc;
+    struct pd_cli_parser p;
+    struct pd_access_user u;
+    int c, rc;
 
-    while ((c = getopt_long(argc, argv, "c:qu:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            file = optarg;
-            break;
-        case 'q':
-            quiet = 1;
-            break;
-        case 'u':
-            user = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return PD_EXIT_OK;
-        default:
-            usage(stderr);
-            return PD_EXIT_USAGE;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "patchdrop check-config: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return PD_EXIT_USAGE;
-    }
+    pd_cli_begin(&p, &spec, argc, argv);
+    while ((c = pd_cli_next(&p)) > 0)
+        if (c == 'u')
+            user = p.arg;
+    if (c < 0)
+        return p.status;
+    /* A user that does not exist is a mistake on the command line: said before the file. */
+    if (user && pd_access_user_lookup(user, &u) != 0)
+        return pd_cli_usage_error(&spec, "--user %s: there is no such user", user);
+    file = p.config;
     rc = pd_cli_load_config(file, &cfg);
     if (rc)
         return rc;
@@ -244,7 +233,7 @@ int pd_cli_check_config(int argc, char **argv)
                 "patchdrop: WARNING: [metrics] listen = %s in %s is not a loopback "
                 "address: %s\n",
                 cfg->metrics.listen, cfg->file, pd_cli_metrics_exposed(cfg));
-    if (!quiet)
+    if (!p.quiet)
         pd_config_print(cfg, stdout);
     rc = check_access(cfg, pd_cli_config_path(file), user);
     pd_config_destroy(&cfg);

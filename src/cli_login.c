@@ -13,7 +13,6 @@
 #include "pd_error.h"
 #include "pd_log.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,41 +71,31 @@ static void on_key_checked(void *arg, const struct pd_client_result *r)
     }
 }
 
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: patchdrop login [-c FILE]\n"
-                 "Checks the credentials with Patchworks and prints when the token expires.\n");
-}
+static const struct pd_cli_spec spec = {
+    .name = "login",
+    .synopsis = "[-c FILE]",
+    .help = "  -c, --config FILE  config file (default $PATCHDROP_CONFIG or "
+            "/etc/patchdrop/patchdrop.conf)\n"
+            "Checks the credentials with Patchworks and prints when the token expires.\n",
+    .common = PD_CLI_CONFIG,
+    .max_args = 0,
+};
 
 int pd_cli_login(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *file = NULL;
     struct pd_config *cfg = NULL;
+    struct pd_cli_parser p;
     struct login l;
     char *url = NULL;
     int c;
 
     memset(&l, 0, sizeof(l));
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        if (c == 'c') {
-            file = optarg;
-        } else if (c == 'h') {
-            usage(stdout);
-            return PD_EXIT_OK;
-        } else {
-            usage(stderr);
-            return PD_EXIT_USAGE;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "patchdrop login: unexpected argument '%s'\n", argv[optind]);
-        return PD_EXIT_USAGE;
-    }
-    if (pd_cli_load_config(file, &cfg) != 0)
+    pd_cli_begin(&p, &spec, argc, argv);
+    while ((c = pd_cli_next(&p)) > 0)
+        ;
+    if (c < 0)
+        return p.status;
+    if (pd_cli_load_config(p.config, &cfg) != 0)
         return PD_EXIT_USAGE;
     l.cfg = cfg;
     l.rc = PD_EXIT_FAILED;

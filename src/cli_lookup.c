@@ -13,7 +13,6 @@
 #include "pd_lookup.h"
 
 #include <cjson/cJSON.h>
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,9 +27,17 @@ enum sub { S_LIST, S_SHOW, S_CREATE, S_ROWS, S_ADD, S_UPDATE, S_DELETE, S_EXPORT
 
 static const struct {
     const char *name;
-    int nargs; /* positional arguments after the subcommand */
-} subs[] = {{"list", 0},   {"show", 1},   {"create", 0}, {"rows", 1}, {"add", 3},
-            {"update", 2}, {"delete", 2}, {"export", 1}, {"sync", 2}};
+    int nargs;        /* positional arguments after the subcommand */
+    const char *args; /* what they are, for a message */
+} subs[] = {{"list", 0, "no argument"},
+            {"show", 1, "ID"},
+            {"create", 0, "no argument, only --name N [--description D] [--default V]"},
+            {"rows", 1, "ID"},
+            {"add", 3, "ID LEFT RIGHT"},
+            {"update", 2, "ID VALUEID"},
+            {"delete", 2, "ID VALUEID"},
+            {"export", 1, "ID"},
+            {"sync", 2, "ID FILE.csv"}};
 
 struct args {
     const char *config;
@@ -51,11 +58,22 @@ struct run {
     struct pd_lookup_sync *sync;
 };
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: patchdrop lookup [-c FILE] [--json] COMMAND ...\n"
-            "  list                                    every lookup (all pages)\n"
+enum { O_JSON = 256, O_NAME, O_DESC, O_DEFAULT, O_LEFT, O_RIGHT, O_DRY, O_DELETE };
+
+static const struct option lookup_opts[] = {{"json", no_argument, NULL, O_JSON},
+                                            {"name", required_argument, NULL, O_NAME},
+                                            {"description", required_argument, NULL, O_DESC},
+                                            {"default", required_argument, NULL, O_DEFAULT},
+                                            {"left", required_argument, NULL, O_LEFT},
+                                            {"right", required_argument, NULL, O_RIGHT},
+                                            {"dry-run", no_argument, NULL, O_DRY},
+                                            {"delete-missing", no_argument, NULL, O_DELETE},
+                                            {NULL, 0, NULL, 0}};
+
+static const struct pd_cli_spec spec = {
+    .name = "lookup",
+    .synopsis = "[-c FILE] [-q] [--json] COMMAND ...",
+    .help = "  list                                    every lookup (all pages)\n"
             "  show ID                                 one lookup\n"
             "  create --name N [--description D] [--default V]\n"
             "  rows ID                                 every row of a lookup (all pages)\n"
@@ -68,11 +86,14 @@ static void usage(FILE *out)
             "      right values, and with --delete-missing delete rows not in the file\n"
             "  -c, --config FILE  config file (default $PATCHDROP_CONFIG or "
             "/etc/patchdrop/patchdrop.conf)\n"
-            "  --json             JSON on stdout instead of a table\n"
+            "      --json         JSON on stdout instead of a table\n"
             "  -q, --quiet        no notes about retries and logins on stderr\n"
             "The CSV file has a header row naming left_value and right_value (other columns\n"
-            "are ignored). Exit status: 0 done, 1 refused or failed, 2 usage or configuration.\n");
-}
+            "are ignored). Exit status: 0 done, 1 refused or failed, 2 usage or configuration.\n",
+    .common = PD_CLI_CONFIG | PD_CLI_QUIET,
+    .opts = lookup_opts,
+    .max_args = -1,
+};
 
 /* ---- output helpers ----------------------------------------------------------------------------
  */
@@ -420,50 +441,29 @@ static void on_synced(void *arg, const struct pd_lookup_sync_report *r)
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    enum { O_JSON = 256, O_NAME, O_DESC, O_DEFAULT, O_LEFT, O_RIGHT, O_DRY, O_DELETE };
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"json", no_argument, NULL, O_JSON},
-                                         {"quiet", no_argument, NULL, 'q'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"name", required_argument, NULL, O_NAME},
-                                         {"description", required_argument, NULL, O_DESC},
-                                         {"default", required_argument, NULL, O_DEFAULT},
-                                         {"left", required_argument, NULL, O_LEFT},
-                                         {"right", required_argument, NULL, O_RIGHT},
-                                         {"dry-run", no_argument, NULL, O_DRY},
-                                         {"delete-missing", no_argument, NULL, O_DELETE},
-                                         {NULL, 0, NULL, 0}};
+    struct pd_cli_parser p;
     int c;
 
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:qh", opts, NULL)) != -1) {
+    pd_cli_begin(&p, &spec, argc, argv);
+    while ((c = pd_cli_next(&p)) > 0) {
         switch (c) {
-        case 'c':
-            a->config = optarg;
-            break;
-        case 'q':
-            a->quiet = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return -1;
         case O_JSON:
             a->json = true;
             break;
         case O_NAME:
-            a->name = optarg;
+            a->name = p.arg;
             break;
         case O_DESC:
-            a->description = optarg;
+            a->description = p.arg;
             break;
         case O_DEFAULT:
-            a->def = optarg;
+            a->def = p.arg;
             break;
         case O_LEFT:
-            a->left = optarg;
+            a->left = p.arg;
             break;
         case O_RIGHT:
-            a->right = optarg;
+            a->right = p.arg;
             break;
         case O_DRY:
             a->dry_run = true;
@@ -471,33 +471,28 @@ static int parse_args(int argc, char **argv, struct args *a)
         case O_DELETE:
             a->delete_missing = true;
             break;
-        default:
-            usage(stderr);
-            return PD_EXIT_USAGE;
         }
     }
-    if (optind >= argc) {
-        fprintf(stderr, "patchdrop lookup: name a command (list, show, create, rows, add, update, "
-                        "delete, export, sync)\n");
-        usage(stderr);
-        return PD_EXIT_USAGE;
-    }
+    if (c < 0)
+        return p.status == PD_EXIT_OK ? -1 : p.status;
+    a->config = p.config;
+    a->quiet = p.quiet;
+    if (p.nargs == 0)
+        return pd_cli_usage_error(&spec, "name a command (list, show, create, rows, add, update, "
+                                         "delete, export, sync)");
     size_t i;
     for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
-        if (!strcmp(argv[optind], subs[i].name))
+        if (!strcmp(p.args[0], subs[i].name))
             break;
-    if (i == sizeof(subs) / sizeof(subs[0])) {
-        fprintf(stderr, "patchdrop lookup: unknown command '%s'\n", argv[optind]);
-        usage(stderr);
-        return PD_EXIT_USAGE;
-    }
+    if (i == sizeof(subs) / sizeof(subs[0]))
+        return pd_cli_usage_error(&spec, "unknown command '%s'", p.args[0]);
     a->sub = (enum sub)i;
-    a->pos = argv + optind + 1;
-    int npos = argc - optind - 1;
+    a->pos = p.args + 1;
+    int npos = p.nargs - 1;
     const char *bad = NULL;
     if (npos != subs[i].nargs)
-        bad = "wrong number of arguments";
-    else if ((a->name || a->description || a->def) && a->sub != S_CREATE)
+        return pd_cli_usage_error(&spec, "%s takes %s", subs[i].name, subs[i].args);
+    if ((a->name || a->description || a->def) && a->sub != S_CREATE)
         bad = "--name, --description and --default go with create";
     else if (a->sub == S_CREATE && (!a->name || !*a->name))
         bad = "create needs --name";
@@ -510,7 +505,7 @@ static int parse_args(int argc, char **argv, struct args *a)
     else if ((a->dry_run || a->delete_missing) && a->sub != S_SYNC)
         bad = "--dry-run and --delete-missing go with sync";
     else if (a->sub == S_ADD && !*a->pos[1])
-        bad = "LEFT must not be empty";
+        bad = "add: LEFT must not be empty";
     else if (a->json && a->sub == S_EXPORT)
         bad = "export writes CSV; --json does not apply";
     else if (npos >= 1 && a->sub != S_CREATE && !pd_lookup_id_valid(a->pos[0]))
@@ -518,11 +513,8 @@ static int parse_args(int argc, char **argv, struct args *a)
     else if (npos >= 2 && (a->sub == S_UPDATE || a->sub == S_DELETE) &&
              !pd_lookup_id_valid(a->pos[1]))
         bad = "VALUEID must be letters, digits, '-', '_' or '.'";
-    if (bad) {
-        fprintf(stderr, "patchdrop lookup %s: %s\n", subs[i].name, bad);
-        usage(stderr);
-        return PD_EXIT_USAGE;
-    }
+    if (bad)
+        return pd_cli_usage_error(&spec, "%s", bad);
     return 0;
 }
 

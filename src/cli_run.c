@@ -22,7 +22,6 @@
 #include <systemd/sd-daemon.h>
 #endif
 
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -245,53 +244,37 @@ static void on_hup(uv_signal_t *h, int signum)
     pd_daemon_stop(r->daemon, r->cfg->daemon.shutdown_grace_ms);
 }
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: patchdrop run [-c FILE] [--once] [-v]\n"
-            "  -c, --config FILE  config file (default $PATCHDROP_CONFIG or "
+static const struct option run_opts[] = {{"once", no_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
+
+static const struct pd_cli_spec spec = {
+    .name = "run",
+    .synopsis = "[-c FILE] [--once] [-v]",
+    .help = "  -c, --config FILE  config file (default $PATCHDROP_CONFIG or "
             "/etc/patchdrop/patchdrop.conf)\n"
             "      --once         handle every file present, then exit (for cron)\n"
             "  -v, --verbose      log every step of every file\n"
-            "exit status: 0 all delivered, 1 a file failed or is stuck, 2 configuration error\n");
-}
+            "exit status: 0 all delivered (the daemon: a clean stop), 1 a file failed or is stuck\n"
+            "or a watch could not be set up (--once), 2 configuration error\n",
+    .common = PD_CLI_CONFIG | PD_CLI_VERBOSE,
+    .opts = run_opts,
+    .max_args = 0,
+};
 
 int pd_cli_run(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"once", no_argument, NULL, 'o'},
-                                         {"verbose", no_argument, NULL, 'v'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    struct pd_cli_parser p;
     struct run r;
     int c, rc, status;
 
     memset(&r, 0, sizeof(r));
-    while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            r.file = optarg;
-            break;
-        case 'o':
+    pd_cli_begin(&p, &spec, argc, argv);
+    while ((c = pd_cli_next(&p)) > 0)
+        if (c == 'o')
             r.once = true;
-            break;
-        case 'v':
-            r.verbose = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return PD_EXIT_OK;
-        default:
-            usage(stderr);
-            return PD_EXIT_USAGE;
-        }
-    }
-    if (optind != argc) {
-        fprintf(stderr, "patchdrop run: unexpected argument '%s'\n", argv[optind]);
-        usage(stderr);
-        return PD_EXIT_USAGE;
-    }
-    r.file = pd_cli_config_path(r.file);
+    if (c < 0)
+        return p.status;
+    r.verbose = p.verbose;
+    r.file = pd_cli_config_path(p.config);
     if ((rc = pd_cli_load_config(r.file, &r.cfg)))
         return rc;
     if (r.cfg->nwatches == 0) {

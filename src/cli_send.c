@@ -22,7 +22,6 @@
 #include "pd_progress.h"
 #include "pd_split.h"
 
-#include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -459,71 +458,76 @@ static void on_progress_tick(uv_timer_t *t)
     pd_progress_draw(&s->bar, &ps, mono_ms());
 }
 
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: patchdrop send [-c FILE] (--watch NAME | --flow ID [--version ID]) FILE...\n"
-            "  -c, --config FILE  config file (default $PATCHDROP_CONFIG or "
+enum { O_FLOW_VERSION = 256, O_OLD_VERSION };
+
+static const struct option send_opts[] = {
+    {"watch", required_argument, NULL, 'w'},
+    {"flow", required_argument, NULL, 'f'},
+    {"flow-version", required_argument, NULL, O_FLOW_VERSION},
+    /* The flow's version was --version/-v: refused with the new name, never taken for
+     * --verbose or the program's version (the ID would become a file to send). */
+    {"version", optional_argument, NULL, O_OLD_VERSION},
+    {NULL, 0, NULL, 0}};
+
+static const struct pd_cli_spec spec = {
+    .name = "send",
+    .synopsis = "[-c FILE] [-q] (--watch NAME | --flow ID [--flow-version ID]) FILE...",
+    .help = "  -c, --config FILE      config file (default $PATCHDROP_CONFIG or "
             "/etc/patchdrop/patchdrop.conf)\n"
-            "  -w, --watch NAME   use the flow and settings of [watch:NAME]\n"
-            "  -f, --flow ID      start this process flow\n"
-            "  -v, --version ID   this version of it (default: the deployed version)\n"
-            "  -q, --quiet        no notes about retries and logins on stderr\n"
+            "  -w, --watch NAME       use the flow and settings of [watch:NAME]\n"
+            "  -f, --flow ID          start this process flow\n"
+            "      --flow-version ID  this version of it (default: the deployed version)\n"
+            "  -q, --quiet            no notes about retries and logins on stderr\n"
             "Prints one line per chunk with its flow-run id. Exit status: 0 all delivered,\n"
-            "1 something rejected, 2 usage or configuration error.\n");
-}
+            "1 something rejected, 2 usage or configuration error.\n",
+    .common = PD_CLI_CONFIG | PD_CLI_QUIET,
+    .opts = send_opts,
+    .shortopts = "w:f:v",
+    .max_args = -1,
+};
 
 int pd_cli_send(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"watch", required_argument, NULL, 'w'},
-        {"flow", required_argument, NULL, 'f'},   {"version", required_argument, NULL, 'v'},
-        {"quiet", no_argument, NULL, 'q'},        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    const char *file = NULL, *watch = NULL, *flow = NULL, *version = NULL;
+    const char *watch = NULL, *flow = NULL, *version = NULL;
     struct pd_config *cfg = NULL;
+    struct pd_cli_parser p;
     struct send s;
-    int c, rc = PD_EXIT_USAGE, quiet = 0;
+    int c, rc = PD_EXIT_USAGE, quiet;
 
     memset(&s, 0, sizeof(s));
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:w:f:v:qh", opts, NULL)) != -1) {
+    pd_cli_begin(&p, &spec, argc, argv);
+    while ((c = pd_cli_next(&p)) > 0) {
         switch (c) {
-        case 'c':
-            file = optarg;
-            break;
         case 'w':
-            watch = optarg;
+            watch = p.arg;
             break;
         case 'f':
-            flow = optarg;
+            flow = p.arg;
             break;
-        case 'v':
-            version = optarg;
+        case O_FLOW_VERSION:
+            version = p.arg;
             break;
-        case 'q':
-            quiet = 1;
-            break;
-        case 'h':
-            usage(stdout);
-            return PD_EXIT_OK;
-        default:
-            usage(stderr);
-            return PD_EXIT_USAGE;
+        default: /* -v, --version: the old names of --flow-version */
+            return pd_cli_usage_error(&spec,
+                                      "%s is not the flow's version any more: use "
+                                      "--flow-version ID (%s)",
+                                      c == 'v' ? "-v" : "--version",
+                                      c == 'v' ? "-v means --verbose wherever it exists"
+                                               : "patchdrop --version is the program's");
         }
     }
-    if ((watch && flow) || (!watch && !flow) || (version && !flow) || optind >= argc) {
-        fprintf(stderr, "patchdrop send: give --watch NAME or --flow ID (with --version only "
-                        "alongside --flow), then one or more files\n");
-        usage(stderr);
-        return PD_EXIT_USAGE;
-    }
-    if (pd_cli_load_config(file, &cfg) != 0)
+    if (c < 0)
+        return p.status;
+    quiet = p.quiet;
+    if ((watch && flow) || (!watch && !flow) || (version && !flow) || p.nargs == 0)
+        return pd_cli_usage_error(&spec, "give --watch NAME or --flow ID (with --flow-version "
+                                         "only alongside --flow), then one or more files");
+    if (pd_cli_load_config(p.config, &cfg) != 0)
         return PD_EXIT_USAGE;
     if (watch) {
         const struct pd_watch *w = pd_config_watch(cfg, watch);
         if (!w) {
-            fprintf(stderr, "patchdrop send: %s has no [watch:%s]\n", cfg->file, watch);
+            pd_cli_usage_error(&spec, "%s has no [watch:%s]", cfg->file, watch);
             goto out_cfg;
         }
         if (!w->flow_id) {
@@ -537,12 +541,12 @@ int pd_cli_send(int argc, char **argv)
         s.watch = w;
     }
     if (pd_api_start_url(&cfg->pw, flow, version, &s.url) != 0) {
-        fprintf(stderr, "patchdrop send: flow '%s'%s%s is not a valid id (letters, digits, - _ .)\n",
-                flow, version ? " version " : "", version ? version : "");
+        pd_cli_usage_error(&spec, "flow '%s'%s%s is not a valid id (letters, digits, - _ .)", flow,
+                           version ? " version " : "", version ? version : "");
         goto out_cfg;
     }
     s.cfg = cfg;
-    s.nfiles = (size_t)(argc - optind);
+    s.nfiles = (size_t)p.nargs;
     s.files = calloc(s.nfiles, sizeof(*s.files));
     if (!s.files) {
         fprintf(stderr, "patchdrop send: out of memory\n");
@@ -551,7 +555,7 @@ int pd_cli_send(int argc, char **argv)
     for (size_t i = 0; i < s.nfiles; i++) {
         struct stat st;
         s.files[i].send = &s;
-        s.files[i].path = argv[optind + (int)i];
+        s.files[i].path = p.args[i];
         if (stat(s.files[i].path, &st) == 0 && S_ISREG(st.st_mode))
             s.bytes_total += (uint64_t)st.st_size;
     }

@@ -11,7 +11,6 @@
 #include "pd_error.h"
 #include "pd_log.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,48 +54,39 @@ static void on_status(void *arg, const struct pd_client_result *r)
     s->rc = PD_EXIT_OK;
 }
 
-static void usage(FILE *out)
-{
-    fprintf(out, "usage: patchdrop status [-c FILE] RUN_ID\n"
-                 "Prints the status of a flow run: running, success, failed, stopped or "
-                 "partial success.\n");
-}
+static const struct pd_cli_spec spec = {
+    .name = "status",
+    .synopsis = "[-c FILE] RUN_ID",
+    .help = "  -c, --config FILE  config file (default $PATCHDROP_CONFIG or "
+            "/etc/patchdrop/patchdrop.conf)\n"
+            "Prints the status of a flow run: running, success, failed, stopped or "
+            "partial success.\n",
+    .common = PD_CLI_CONFIG,
+    .max_args = 1,
+};
 
 int pd_cli_status(int argc, char **argv)
 {
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
-    const char *file = NULL;
     struct pd_config *cfg = NULL;
+    struct pd_cli_parser p;
     struct status s;
     char *url = NULL;
     int c;
 
     memset(&s, 0, sizeof(s));
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-        if (c == 'c') {
-            file = optarg;
-        } else if (c == 'h') {
-            usage(stdout);
-            return PD_EXIT_OK;
-        } else {
-            usage(stderr);
-            return PD_EXIT_USAGE;
-        }
-    }
-    if (optind != argc - 1) {
-        fprintf(stderr, "patchdrop status: give exactly one flow run id\n");
-        usage(stderr);
-        return PD_EXIT_USAGE;
-    }
-    s.run_id = argv[optind];
-    if (pd_cli_load_config(file, &cfg) != 0)
+    pd_cli_begin(&p, &spec, argc, argv);
+    while ((c = pd_cli_next(&p)) > 0)
+        ;
+    if (c < 0)
+        return p.status;
+    if (p.nargs != 1)
+        return pd_cli_usage_error(&spec, "give exactly one flow run id");
+    s.run_id = p.args[0];
+    if (pd_cli_load_config(p.config, &cfg) != 0)
         return PD_EXIT_USAGE;
     s.rc = PD_EXIT_USAGE;
     if (pd_api_run_url(&cfg->pw, s.run_id, &url) != 0) {
-        fprintf(stderr, "patchdrop status: '%s' is not a flow run id\n", s.run_id);
+        pd_cli_usage_error(&spec, "'%s' is not a flow run id", s.run_id);
         goto out;
     }
     if (pd_cli_net_open(&s.net, cfg, "status") != 0)

@@ -11,12 +11,14 @@ struct command {
 };
 
 static const struct command commands[] = {
-    {"run", pd_cli_run, "watch the drop folders and deliver every file (--once: what is there now)"},
+    {"run", pd_cli_run,
+     "watch the drop folders and deliver every file (--once: what is there now)"},
     {"send", pd_cli_send, "send files to a process flow now, one line per chunk"},
     {"login", pd_cli_login, "check the credentials and show when the token expires"},
     {"status", pd_cli_status, "show the status of a flow run"},
     {"lookup", pd_cli_lookup, "manage cross-reference lookups; sync a CSV file into one"},
     {"check-config", pd_cli_check_config, "validate a config file and print it, secrets masked"},
+    {"version", pd_cli_version, "print the version of patchdrop (also --version, -V)"},
 };
 
 static void usage(FILE *out)
@@ -24,7 +26,8 @@ static void usage(FILE *out)
     fprintf(out, "usage: patchdrop COMMAND [OPTIONS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n'patchdrop COMMAND --help' describes a command's options.\n");
+    fprintf(out, "\n'patchdrop COMMAND --help' describes a command's options;\n"
+                 "'patchdrop --version' (or -V) prints the version.\n");
 }
 
 int main(int argc, char **argv)
@@ -37,10 +40,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return PD_EXIT_OK;
     }
-    if (!strcmp(argv[1], "--version")) {
-        printf("patchdrop %s\n", PD_VERSION);
-        return PD_EXIT_OK;
-    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V"))
+        return pd_cli_version(argc - 1, argv + 1);
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (!strcmp(argv[1], commands[i].name))
             return commands[i].run(argc - 1, argv + 1);

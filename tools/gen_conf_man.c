@@ -44,7 +44,10 @@ static void keys(FILE *out)
             }
             fputc('\n', out);
             roff(out, help);
-            fputs(def ? ".\n" : " (no default).\n", out);
+            /* A key without a fixed default is unset, required, or defaults to something its
+             * text tells (derived from other keys): the template says so once, instead of a
+             * "(no default)" here that would contradict "default <work_dir>/archive". */
+            fputs(".\n", out);
         }
     }
 }

@@ -12,7 +12,7 @@ printf 'id,name\n1,Zoë\n2,"Smith, J"\n' >"$T/in/b.csv"
 printf '<?xml version="1.0"?>\n<orders><order id="1">€ & ü</order></orders>\n' >"$T/in/c.xml"
 printf 'ctrl\001\037 and \\ backslash' >"$T/in/d.txt"
 
-run_pd "$T/s1" send -c "$C" --flow 12 --version 3 "$T"/in/*
+run_pd "$T/s1" send -c "$C" --flow 12 --flow-version 3 "$T"/in/*
 check "send exits 0 when everything is delivered" test "$RC" -eq 0
 check "one line per chunk, each with its flow run id" \
   test "$(grep -c 'chunk 1/1, .* bytes, HTTP 200, flow run [0-9]' "$T/s1.out")" -eq 4
@@ -23,7 +23,7 @@ check "the token is kept with mode 600" test "$(stat -c %a "$T/state.basic/token
 
 run_pd "$T/s2" send -c "$C" --flow 12 "$T/in/a.json"
 check "a second run reuses the kept token: no new login" test "$(logins)" -eq 1
-check "without --version the flow's deployed version is used" \
+check "without --flow-version the flow's deployed version is used" \
   test "$(count '.path == "/api/v1/flows/12/start"')" -eq 1
 
 mkdir -p "$T/drop"
