@@ -79,6 +79,11 @@ struct pd_watch {
     char *work_dir;    /* patchdrop's own folder for the watch: work/ and state/ */
     char *archive_dir;
     char *failed_dir;
+    uint64_t archive_keep_ms;  /* delivered files go once archived this long; 0: kept forever */
+    uint64_t receipt_keep_ms;  /* receipts, never before their file; 0: forever; default: the
+                                  same as archive_keep */
+    uint64_t archive_max_size; /* the archived files' total size; oldest go first; 0: no cap */
+    uint64_t failed_keep_ms;   /* failed files and error files; 0: kept forever */
     uint64_t max_file_size;
     bool allow_hard_links;
     bool allow_sparse;

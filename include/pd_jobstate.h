@@ -87,6 +87,21 @@ struct pd_failure {
 char *pd_jobstate_error_report(const struct pd_jobstate *js, const struct pd_failure *f,
                                uint64_t failed_ms);
 
+/* A member pd_jobstate_annotate adds to a receipt or an error file. */
+struct pd_jobstate_note {
+    const char *key;
+    const char *text; /* the value; NULL: TIME_MS, written as the files' times are */
+    bool name;        /* TEXT is a file name: written as names are (exact bytes in <key>_hex) */
+    uint64_t time_ms; /* wall clock */
+};
+
+/*
+ * TEXT (a receipt or an error file) with NOTES added at its end, rendered as receipts and error
+ * files are, so later readers see one format. A key TEXT holds already keeps its value. NULL
+ * when TEXT is not a JSON object, or out of memory.
+ */
+char *pd_jobstate_annotate(const char *text, const struct pd_jobstate_note *notes, size_t n);
+
 /* Random hex id of 16 bytes for claim_id. */
 int pd_jobstate_new_claim_id(char out[33]);
 

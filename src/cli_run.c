@@ -17,6 +17,7 @@
 #include "pd_log.h"
 #include "pd_metrics.h"
 #include "pd_progress.h"
+#include "pd_retention.h"
 
 #ifdef PD_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -346,6 +347,10 @@ int pd_cli_run(int argc, char **argv)
     else
         notify("READY=1\nSTATUS=watching the drop folders");
     uv_run(&r.loop, UV_RUN_DEFAULT);
+    /* --once enforces retention (archive_keep...) at its end, once every file has landed (not
+     * after a start that failed, nor when told to stop). */
+    for (size_t i = 0; r.once && !r.fatal && !r.quitting && i < r.cfg->nwatches; i++)
+        pd_retention_run(&r.cfg->watches[i], NULL);
     pd_log_flush_repeats(1);
     if (uv_loop_close(&r.loop))
         pd_log(PD_LOG_WARN, "event=exit reason=\"a loop handle was left open\"");

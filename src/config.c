@@ -168,6 +168,19 @@ static const struct key keys[] = {
      "delivered files and receipts, outside the drop folder; default <work_dir>/archive"},
     {SEC_WATCH, "failed_dir", T_PATH, NULL, 0, 0, WA(failed_dir), NULL,
      "rejected files and their reasons, outside the drop folder; default <work_dir>/failed"},
+    {SEC_WATCH, "archive_keep", T_DURATION, "30d", 0, 36500 * DAY_MS, WA(archive_keep_ms), NULL,
+     "delivered files (and their receipts) are removed once archived this long, counted from "
+     "the receipt's time; 0 keeps them forever"},
+    {SEC_WATCH, "receipt_keep", T_DURATION, NULL, 0, 36500 * DAY_MS, WA(receipt_keep_ms), NULL,
+     "receipts are kept this long, even when archive_max_size removed their file earlier; at "
+     "least archive_keep (a receipt may outlive its file, never the reverse); 0 keeps them "
+     "forever; unset: the same as archive_keep"},
+    {SEC_WATCH, "archive_max_size", T_SIZE, "0", 0, UINT64_MAX / 2, WA(archive_max_size), NULL,
+     "the archived files' total size; over it the oldest are removed first (receipts stay "
+     "for receipt_keep and are not counted); 0: no cap"},
+    {SEC_WATCH, "failed_keep", T_DURATION, "90d", 0, 36500 * DAY_MS, WA(failed_keep_ms), NULL,
+     "rejected files and their .error.json are removed once failed this long (longer than "
+     "archive_keep: a failure waits for a person); 0 keeps them forever"},
     {SEC_WATCH, "max_file_size", T_SIZE, "10GB", 1, UINT64_MAX / 2, WA(max_file_size), NULL,
      "a larger file goes to the failed folder unread"},
     {SEC_WATCH, "allow_hard_links", T_BOOL, "no", 0, 0, WA(allow_hard_links), NULL,
@@ -1305,6 +1318,30 @@ static void check_boundaries(struct parser *p)
     }
 }
 
+/*
+ * Receipts follow archive_keep unless receipt_keep says otherwise, and a receipt may outlive
+ * its file, never the reverse: receipt_keep shorter than archive_keep is refused, not bent.
+ */
+static void validate_retention(struct parser *p, struct pd_watch *w, const struct seen *s)
+{
+    if (key_bad(s, SEC_WATCH, "archive_keep") || key_bad(s, SEC_WATCH, "receipt_keep"))
+        return;
+    if (!key_line(s, SEC_WATCH, "receipt_keep")) {
+        w->receipt_keep_ms = w->archive_keep_ms;
+        return;
+    }
+    if (w->receipt_keep_ms && w->archive_keep_ms && w->receipt_keep_ms < w->archive_keep_ms) {
+        char rk[32], ak[32];
+        format_duration(w->receipt_keep_ms, rk, sizeof(rk));
+        format_duration(w->archive_keep_ms, ak, sizeof(ak));
+        add_error(p, key_line(s, SEC_WATCH, "receipt_keep"),
+                  "receipt_keep = %s is shorter than archive_keep = %s; a receipt is never "
+                  "removed before its file: give at least %s, 0 (forever), or remove the line "
+                  "(the same as archive_keep)",
+                  rk, ak, ak);
+    }
+}
+
 static void validate_watches(struct parser *p)
 {
     struct pd_config *cfg = p->cfg;
@@ -1358,6 +1395,7 @@ static void validate_watches(struct parser *p)
         if (w->work_dir && !w->failed_dir && !key_bad(s, SEC_WATCH, "failed_dir") &&
             asprintf(&w->failed_dir, "%s/failed", w->work_dir) < 0)
             p->oom = true;
+        validate_retention(p, w, s);
     }
     check_boundaries(p);
 }

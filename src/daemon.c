@@ -29,6 +29,7 @@
 #include "pd_metrics.h"
 #include "pd_lookup.h"
 #include "pd_ready.h"
+#include "pd_retention.h"
 #include "pd_split.h"
 #include "pd_watch.h"
 #include "pd_zone.h"
@@ -103,6 +104,7 @@ struct dwatch {
     bool scanned; /* a full scan finished at least once */
     unsigned active;
     struct dbatch *batches; /* batch = N: the open batches (one per format and header) */
+    struct pd_retention *retention; /* archive_keep...: sweeps of its archive and failed folders */
 };
 
 enum job_step {
@@ -590,6 +592,8 @@ static void on_tick(uv_timer_t *t)
         uint64_t next = NEVER;
         if (w->disabled && w->setup_due <= now)
             watch_try_setup(w);
+        if (!w->disabled)
+            pd_retention_tick(w->retention, now); /* at start, then every 10 minutes */
         if (w->next_due > now)
             continue;
         for (size_t b = 0; b < w->nbuckets; b++) {
@@ -1298,6 +1302,9 @@ static void work_finish(uv_work_t *wk)
         return;
     }
     remove_marker(j);
+    if (!failed) /* a failed copy of the same file: the receipt and its error file say so */
+        pd_retention_supersede(j->w->cfg->name, j->w->cfg->failed_dir, j->js.name, j->final_path,
+                               wall_ms(), NULL);
     if (!failed && j->w->cfg->dedupe_ms && !j->js.duplicate_of)
         dedupe_record(j);
     /* The file is safe in its new home: its record may go. */
@@ -2686,6 +2693,9 @@ int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct 
                                    .report_skipped = true};
         if ((rc = pd_watcher_create(loop, &wo, on_watch_event, w, &w->watcher)))
             goto fail;
+        /* --once sweeps once at its end instead (cli_run.c) */
+        if (!opts->once && (rc = pd_retention_create(loop, wc, NULL, &w->retention)))
+            goto fail;
         watch_try_setup(w);
     }
     {
@@ -2753,6 +2763,7 @@ static void daemon_free(struct pd_daemon *d)
         free(w->odd);
         if (w->root_fd >= 0)
             close(w->root_fd);
+        pd_retention_destroy(&w->retention); /* a sweep under way frees it when it is back */
         pd_ready_rules_cleanup(&w->rules);
     }
     free(d->watches);

@@ -514,6 +514,33 @@ char *pd_jobstate_error_report(const struct pd_jobstate *js, const struct pd_fai
     return finish_json(o);
 }
 
+char *pd_jobstate_annotate(const char *text, const struct pd_jobstate_note *notes, size_t n)
+{
+    cJSON *o = cJSON_Parse(text);
+    int rc = 0;
+
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    for (size_t i = 0; !rc && i < n; i++) {
+        char when[80];
+        if (cJSON_GetObjectItemCaseSensitive(o, notes[i].key))
+            continue;
+        if (!notes[i].text) {
+            iso_time(notes[i].time_ms, when, sizeof(when));
+            rc = add_str(o, notes[i].key, when);
+        } else {
+            rc = add_text(o, notes[i].key, notes[i].text, notes[i].name);
+        }
+    }
+    if (rc) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return finish_json(o);
+}
+
 int pd_jobstate_new_claim_id(char out[33])
 {
     unsigned char raw[16];

@@ -712,6 +712,41 @@ static void test_split_format_names(void **state)
     assert_int_equal(pd_split_format_parse("yaml", &f), PD_ECONFIG);
 }
 
+/* Retention: bounded by default; receipts follow archive_keep; never shorter than their file. */
+static void test_retention_keys(void **state)
+{
+    (void)state;
+    struct pd_config *cfg = expect_ok(GOOD_PW GOOD_WATCH);
+    const struct pd_watch *w = pd_config_watch(cfg, "orders");
+    assert_int_equal(w->archive_keep_ms, 30 * 86400000ULL);
+    assert_int_equal(w->receipt_keep_ms, 30 * 86400000ULL); /* the same as archive_keep */
+    assert_int_equal(w->archive_max_size, 0);
+    assert_int_equal(w->failed_keep_ms, 90 * 86400000ULL);
+    pd_config_destroy(&cfg);
+
+    cfg = expect_ok(GOOD_PW GOOD_WATCH "archive_keep = 7d\narchive_max_size = 2GiB\n"
+                                       "failed_keep = 0\n");
+    w = pd_config_watch(cfg, "orders");
+    assert_int_equal(w->archive_keep_ms, 7 * 86400000ULL);
+    assert_int_equal(w->receipt_keep_ms, 7 * 86400000ULL); /* follows archive_keep */
+    assert_int_equal(w->archive_max_size, 2147483648ULL);
+    assert_int_equal(w->failed_keep_ms, 0);
+    pd_config_destroy(&cfg);
+
+    cfg = expect_ok(GOOD_PW GOOD_WATCH "receipt_keep = 365d\n");
+    assert_int_equal(pd_config_watch(cfg, "orders")->receipt_keep_ms, 365 * 86400000ULL);
+    pd_config_destroy(&cfg);
+    cfg = expect_ok(GOOD_PW GOOD_WATCH "archive_keep = 0\nreceipt_keep = 1d\n");
+    pd_config_destroy(&cfg);
+
+    /* A receipt removed before its file: refused with the fix, once. */
+    expect_one_error(GOOD_PW GOOD_WATCH "archive_keep = 30d\nreceipt_keep = 7d\n", 8,
+                     "receipt_keep = 7d is shorter than archive_keep = 30d", NULL);
+    /* An unparseable receipt_keep is one message, not also a comparison. */
+    expect_one_error(GOOD_PW GOOD_WATCH "receipt_keep = soon\n", 7, "must be a duration",
+                     "shorter");
+}
+
 /* The sample config documents every key of the table, so users can find them all. */
 static void test_sample_config_documents_every_key(void **state)
 {
@@ -758,6 +793,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_mistake_one_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ranges_in_natural_units, setup, teardown),
         cmocka_unit_test_setup_teardown(test_did_you_mean, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
         cmocka_unit_test_setup_teardown(test_environment_secrets, setup, teardown),
