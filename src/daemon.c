@@ -1261,8 +1261,12 @@ static void on_request_done(void *arg, const struct pd_client_result *r);
 static void send_chunk(struct job *j)
 {
     struct pd_client_request req = {.method = "POST", .body = j->body, .body_len = j->body_len};
-    char *url = NULL;
+    char *url = NULL, qb[PATH_MAX + 16], context[PATH_MAX + 300];
     int rc = pd_api_start_url(&j->d->cfg->pw, j->js.flow_id, j->js.version_id, &url);
+
+    snprintf(context, sizeof(context), "watch=%s file=%s chunk=%u", j->w->cfg->name,
+             q(j->js.name, qb, sizeof(qb)), j->chunk.index + 1);
+    req.context = context;
 
     if (!rc) {
         req.url = url;
@@ -1412,7 +1416,7 @@ static void batch_send(struct dbatch *bt)
 {
     struct dwatch *w = bt ? bt->w : NULL;
     struct pd_client_request req = {.method = "POST"};
-    char *url = NULL;
+    char *url = NULL, context[300];
     int rc;
 
     if (!bt)
@@ -1430,9 +1434,12 @@ static void batch_send(struct dbatch *bt)
     if (!rc)
         rc = pd_api_start_url(&w->d->cfg->pw, w->cfg->flow_id, w->cfg->version_id, &url);
     if (!rc) {
+        snprintf(context, sizeof(context), "watch=%s request_id=%s files=%u", w->cfg->name, bt->id,
+                 bt->n);
         req.url = url;
         req.body = bt->body;
         req.body_len = bt->body_len;
+        req.context = context;
         rc = pd_client_submit(w->d->client, &req, on_batch_done, bt);
     }
     free(url);
@@ -2497,9 +2504,9 @@ static void watch_try_setup(struct dwatch *w)
     pd_metrics_watch_state(w->d->opts.metrics, w->cfg->name, why ? why : "cannot be set up");
 }
 
-static void on_client_note(void *arg, const char *line)
+static void on_client_note(void *arg, enum pd_log_level level, const char *line)
 {
-    pd_log(PD_LOG_WARN, "event=client %s", line);
+    pd_log(level, "%s", line);
 }
 
 int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct pd_daemon **out)
@@ -2575,7 +2582,7 @@ int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct 
         goto fail;
     d->limit_ready = true;
     struct pd_client_opts co = {.pw = &cfg->pw, .state_dir = cfg->state.dir,
-                                .note = on_client_note, .note_arg = d, .metrics = opts->metrics};
+                                .event = on_client_note, .note_arg = d, .metrics = opts->metrics};
     if ((rc = pd_client_create(loop, &co, &d->client)))
         goto fail;
     *out = (struct pd_daemon *)d;
