@@ -706,8 +706,8 @@ static int open_splitter(struct job *j)
     if (j->js.next_offset || j->js.next_index) {
         rc = pd_split_seek(j->sp, j->js.next_offset, j->js.next_index);
         if (rc) {
-            job_fail(j, "%s: cannot resume at byte %" PRIu64 ": %s", j->js.name,
-                     j->js.next_offset, pd_split_error(j->sp));
+            job_fail(j, "cannot resume at byte %" PRIu64 ": %s", j->js.next_offset,
+                     pd_split_error(j->sp));
             return rc;
         }
     }
@@ -827,9 +827,9 @@ static void work_prepare(uv_work_t *wk)
         j->js.max_body = pd_bodylimit_budget(&j->d->limit);
     } else if ((uint64_t)st.st_size != j->js.size) {
         job_fail(j,
-                 "%s changed size while being delivered (%" PRIu64 " bytes when claimed, %lld "
-                 "now); %u chunk(s) were delivered; drop a complete file again",
-                 j->js.name, j->js.size, (long long)st.st_size, j->js.next_index);
+                 "the file changed size while being delivered (%" PRIu64 " bytes when claimed, "
+                 "%lld now); %u chunk(s) were delivered; drop a complete file again",
+                 j->js.size, (long long)st.st_size, j->js.next_index);
         return;
     }
     /* Shapes that cost everyone else's turn are refused before a byte is read. */
@@ -954,7 +954,9 @@ static void work_next(uv_work_t *wk)
         job_fail(j, "%s", pd_split_error(j->sp));
     }
     j->fail_chunk = (int)j->js.next_index;
-    j->fail_offset = (int64_t)j->js.next_offset;
+    /* The byte the reason names, where it names one; else where the unsent part starts. */
+    j->fail_offset = pd_split_error_offset(j->sp) >= 0 ? pd_split_error_offset(j->sp)
+                                                       : (int64_t)j->js.next_offset;
 }
 
 /* Records an acknowledged chunk durably, then cuts the next one. */
@@ -1639,8 +1641,11 @@ static void report_file(struct job *j, bool ok)
                     j->js.name, j->js.nchunks, j->final_path);
     } else {
         d->sum.rejected++;
-        pd_log(PD_LOG_ERROR, "event=rejected watch=%s file=%s status=%ld moved=%s reason=%s",
-               j->w->cfg->name, q(j->js.name, qb, sizeof(qb)), j->fail_status,
+        char status[32] = ""; /* none when nothing was sent: the file was refused here */
+        if (j->fail_status)
+            snprintf(status, sizeof(status), " status=%ld", j->fail_status);
+        pd_log(PD_LOG_ERROR, "event=rejected watch=%s file=%s%s moved=%s reason=%s",
+               j->w->cfg->name, q(j->js.name, qb, sizeof(qb)), status,
                q(j->final_path, qp, sizeof(qp)), q(j->reason, qr, sizeof(qr)));
         if (d->opts.report)
             fprintf(d->opts.report, "%s: FAILED: %s; moved to %s (reason in %s.error.json)\n",
@@ -1896,10 +1901,10 @@ static void on_request_done(void *arg, const struct pd_client_result *r)
     }
     case PD_EREJECTED:
         job_fail(j,
-                 "Patchworks refused chunk %u (bytes %" PRIu64 "-%" PRIu64 ") with HTTP %ld: %s; "
-                 "%u earlier chunk(s) were delivered; fix the data (or the flow's settings) and "
-                 "drop the file again",
-                 j->chunk.index + 1, j->chunk.start, j->chunk.end, r->api.status,
+                 "Patchworks refused chunk %u (bytes %" PRIu64 "-%" PRIu64 "): %s; %u earlier "
+                 "chunk(s) were delivered; fix the data (or the flow's settings) and drop the "
+                 "file again",
+                 j->chunk.index + 1, j->chunk.start, j->chunk.end,
                  r->message ? r->message : "no reason given", j->chunk.index);
         j->fail_status = r->api.status;
         j->fail_message = r->api.message ? strdup(r->api.message) : NULL;
@@ -1911,11 +1916,10 @@ static void on_request_done(void *arg, const struct pd_client_result *r)
         return;
     case PD_ELIMIT:
         job_fail(j,
-                 "gave up on chunk %u after retrying for max_retry_time (%u attempts; last: %s); "
-                 "%u earlier chunk(s) were delivered; drop the file again when Patchworks is "
-                 "reachable",
-                 j->chunk.index + 1, r->attempts, r->message ? r->message : "no answer",
-                 j->chunk.index);
+                 "chunk %u (bytes %" PRIu64 "-%" PRIu64 "): %s; %u earlier chunk(s) were "
+                 "delivered; drop the file again when Patchworks is reachable",
+                 j->chunk.index + 1, j->chunk.start, j->chunk.end,
+                 r->message ? r->message : "gave up after max_retry_time", j->chunk.index);
         j->fail_status = r->api.status;
         j->fail_chunk = (int)j->chunk.index;
         j->fail_offset = (int64_t)j->chunk.start;

@@ -81,8 +81,20 @@ for status in 403 404 422; do
   check "$status: the error file has the status" \
     jqe ".http_status == $status and .chunk == 0 and .byte_offset == 0" "$D.pd/failed/refused-$status.xml.error.json"
   check "$status: not retried" test "$(payload_count)" -eq 0
+  check "$status: the reason gives the status once" bash -c \
+    "jq -r .reason '$D.pd/failed/refused-$status.xml.error.json' | grep -q '(bytes 0-34): HTTP $status: ' && ! jq -r .reason '$D.pd/failed/refused-$status.xml.error.json' | grep -q 'HTTP $status.*HTTP $status'"
+  check "$status: logged with its status" grep -q "event=rejected watch=drop file=refused-$status.xml status=$status moved=" "$T/err$n"
 done
 check "422: the server's message is kept" jqe '.server_message | length > 0' "$D.pd/failed/refused-422.xml.error.json"
+
+# Still failing when max_retry_time runs out: failed, the reason said once.
+one_case "giveup.xml" --fail-rate 1
+sed -i 's/^timeout = 10s$/timeout = 10s\nmax_retry_time = 1s/' "$T/c$n.conf"
+run_once
+check "max_retry_time: exit 1" test "$RC" -eq 1
+check "max_retry_time: in the failed folder" failed giveup.xml "$D"
+check "max_retry_time: the reason says it gave up, once" bash -c \
+  "jq -r .reason '$D.pd/failed/giveup.xml.error.json' | grep -qE '^chunk 1 \(bytes 0-[0-9]+\): gave up after [0-9]+ attempts in [0-9]+ s \(max_retry_time\): HTTP 50[023]: ' && [ \$(jq -r .reason '$D.pd/failed/giveup.xml.error.json' | grep -o 'gave up\|max_retry_time' | wc -l) -eq 2 ]"
 
 # 413 from a server whose limit is lower than ours: cut smaller until it fits.
 one_case "big.txt" --max-body 700
