@@ -1822,7 +1822,7 @@ static void on_request_done(void *arg, const struct pd_client_result *r)
 {
     struct job *j = arg;
     struct pd_daemon *d = j->d;
-    char qb[PATH_MAX + 16];
+    char qb[PATH_MAX + 16], qr[256];
 
     j->busy = false;
     j->in_flight = false;
@@ -1851,7 +1851,7 @@ static void on_request_done(void *arg, const struct pd_client_result *r)
                " bytes=%zu status=%ld flow_run_id=%s attempts=%u",
                j->w->cfg->name, q(j->js.name, qb, sizeof(qb)), j->chunk.index + 1,
                j->chunk.start, j->chunk.end, j->body_len, r->api.status,
-               r->api.run_id ? r->api.run_id : "none", r->attempts);
+               q(r->api.run_id ? r->api.run_id : "none", qr, sizeof(qr)), r->attempts);
         if (d->opts.report) {
             fprintf(d->opts.report, "%s: chunk %u (bytes %" PRIu64 "-%" PRIu64 ") -> HTTP %ld, flow run %s\n",
                     j->js.name, j->chunk.index + 1, j->chunk.start, j->chunk.end,

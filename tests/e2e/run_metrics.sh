@@ -83,6 +83,8 @@ check "numbers and booleans are JSON numbers and booleans, names strings" \
 check "the login is an info event with a number" \
   jqe -s 'any(.[]; .event == "login" and .level == "info" and (.expires_in | type) == "number")' "$T/daemon.err"
 check "the metrics port is a number" jqe -s 'any(.[]; .event == "metrics_listening" and (.port | type) == "number")' "$T/daemon.err"
+check "a flow-run id is a string, as in the receipt; sizes are numbers" \
+  jqe -s '[.[] | select(.event == "chunk_delivered")] | length > 0 and all(.[]; (.flow_run_id | type) == "string" and (.bytes | type) == "number" and (.status | type) == "number")' "$T/daemon.err"
 check "the password is not on the command line" bash -c "! grep -qF '$PD_PW' /proc/$DAEMON_PID/cmdline"
 kill -TERM "$DAEMON_PID"
 timeout 20 tail --pid="$DAEMON_PID" -f /dev/null || true
