@@ -10,6 +10,7 @@
 #define PD_CLIENT_H
 
 #include "pd_api.h"
+#include "pd_log.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,9 +27,19 @@ struct pd_client_opts {
     const struct pd_patchworks *pw; /* must outlive the client */
     const char *state_dir;          /* where the login token is kept; NULL: not kept */
     const struct pd_clock *clock;   /* NULL: the system clock */
-    /* Optional: a line for the user about retries and logins (never contains a secret). */
+    /* Optional: a line for a person about retries and logins, in words (never a secret). */
     void (*note)(void *arg, const char *line);
     void *note_arg;
+    /*
+     * Optional: the same happenings as log events, each at its level (a login is info, a retry
+     * a warning). LINE is `event=NAME key=value ...` with its values quoted (pd_log_quote),
+     * for pd_log(): `event=login expires_in=S`, `event=retry CONTEXT attempt=N delay_ms=D
+     * retry_after=BOOL [status=S] reason=WORDS url=URL`, `event=token_refused CONTEXT
+     * refused_in_row=N delay_ms=D url=URL`, `event=token_not_kept path=P step=S reason=WORDS`.
+     * A URL is logged without credentials, query or fragment; no line holds a secret. Gets
+     * note_arg.
+     */
+    void (*event)(void *arg, enum pd_log_level level, const char *line);
     struct pd_metrics *metrics; /* counts answers, retries and logins; NULL: none */
 };
 
@@ -38,6 +49,12 @@ struct pd_client_request {
     const char *body; /* borrowed until the done callback */
     size_t body_len;
     bool no_auth;     /* the login request itself */
+    /*
+     * What the request is for, as key=value fields with quoted values (`watch=orders
+     * file="a b.xml" chunk=3`), put in every event line about it; copied. NULL: none. The
+     * client reads nothing in it: it only passes the caller's words on.
+     */
+    const char *context;
 };
 
 struct pd_client_result {
@@ -79,7 +96,12 @@ struct pd_auth *pd_client_auth(struct pd_client *c);
 uv_loop_t *pd_client_loop(struct pd_client *c);
 const struct pd_clock *pd_client_clock(struct pd_client *c);
 struct pd_client_stats pd_client_stats(const struct pd_client *c);
-void pd_client_note(struct pd_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * Tells the caller something the client (or its login, pd_auth) did: LINE, an event for the
+ * log at LEVEL (opts.event), and WORDS, the same for a person (opts.note).
+ */
+void pd_client_note(struct pd_client *c, enum pd_log_level level, const char *line,
+                    const char *words);
 
 /* Cancels every request (each DONE runs with PD_ECANCELED), closes all handles, frees the
  * client, then calls ON_CLOSED(ARG). NULLs *C. NULL is a no-op. */

@@ -4,9 +4,13 @@
  * escaped by pd_log_quote(). Never pass a secret here.
  *
  * Two formats: text (`TIME level=info event=... key=value`) and json (one object per line,
- * every value a string, words that are not key=value pairs gathered under "msg"). Under systemd
- * (JOURNAL_STREAM set) a line starts with a <N> syslog priority and carries no time, since
- * journald adds its own and keeps the level from the prefix.
+ * words that are not key=value pairs gathered under "msg"). In json a value written without
+ * quotes that reads as a JSON number (at most 15 digits, so every reader keeps it exactly) or
+ * as true/false is written as one; every other value, and every quoted one, is a string.
+ * pd_log_quote() quotes a value that would read as a number or boolean, so a name such as
+ * "2024" stays a string: print counts with %d and the like, names through pd_log_quote().
+ * Under systemd (JOURNAL_STREAM set) a line starts with a <N> syslog priority and carries no
+ * time, since journald adds its own and keeps the level from the prefix.
  *
  * A warning or error that repeats is written once; the copies that follow within the repeat
  * window are counted, and one `event=repeated times=N` line (with the last copy) is written when
@@ -44,7 +48,8 @@ void pd_log_flush_repeats(int all);
 
 /*
  * VALUE made safe for one key=value field (quoted when needed) into BUF; returns BUF. Escapes
- * as pd_log_escape() does, and '"' and '\\' too.
+ * as pd_log_escape() does, and '"' and '\\' too. Quoted too when it would read as a number or
+ * boolean, so it is a string in JSON lines whatever it holds.
  */
 const char *pd_log_quote(const char *value, char *buf, size_t len);
 

@@ -213,8 +213,8 @@ void pd_lookup_sync_summary(const struct pd_lookup_sync_report *r, char *out, si
 
 /*
  * A daemon receipt for a file synced into a lookup: RECEIPT_JSON (the delivery receipt of
- * pd_jobstate) with the sync report LOOKUP_JSON added under "lookup". Returns malloc'd text,
- * or NULL when either is not JSON or memory ran out.
+ * pd_jobstate) with the sync report LOOKUP_JSON added under "lookup", laid out as the receipt
+ * is (pd_jsonfmt.h). Returns malloc'd text, or NULL when either is not JSON or memory ran out.
  */
 char *pd_lookup_receipt(const char *receipt_json, const char *lookup_json);
 

@@ -32,6 +32,20 @@ struct pd_progress {
 void pd_progress_init(struct pd_progress *p, FILE *out, bool force, uint64_t now_ms);
 bool pd_progress_on(const struct pd_progress *p);
 
+/*
+ * Time left, in seconds, at NOW_MS: the bytes still to go at the rate seen since the start.
+ * -1 until that rate is measurable: before PD_PROGRESS_ETA_WARMUP_MS have passed, and before
+ * PD_PROGRESS_ETA_MIN_PERMILLE of the bytes are done (bytes count when a chunk or file is done,
+ * so an early rate is one small file's, and would promise hours for a big one); -1 too without
+ * a byte total. 0 when all is done. Never more than PD_PROGRESS_ETA_MAX_S, which the bar shows
+ * as ">99:59:59". Pure.
+ */
+#define PD_PROGRESS_ETA_WARMUP_MS 3000
+#define PD_PROGRESS_ETA_MIN_PERMILLE 10
+#define PD_PROGRESS_ETA_MAX_S (100 * 3600 - 1)
+int64_t pd_progress_eta(const struct pd_progress *p, const struct pd_progress_state *s,
+                        uint64_t now_ms);
+
 /* The bar's text for S at NOW_MS into BUF (no control characters). Pure. */
 void pd_progress_line(const struct pd_progress *p, const struct pd_progress_state *s,
                       uint64_t now_ms, char *buf, size_t len);

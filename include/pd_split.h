@@ -65,7 +65,7 @@ struct pd_split_opts {
     const char *xml_record; /* element name of the records or NULL */
     unsigned header_lines;  /* csv: rows repeated at the top of every chunk */
     const char *encoding;   /* iconv charset name; UTF-8: strict; NULL, "" or "auto": detected */
-    const char *name;       /* file name for messages and auto-detection; NULL: the path */
+    const char *name;       /* file name for choosing the format; NULL: the path */
 };
 
 struct pd_chunk {
@@ -153,7 +153,13 @@ int pd_split_format(const struct pd_splitter *sp);
  */
 int pd_split_verbatim(const struct pd_splitter *sp);
 
-/* The message for the last error: file, position and what to do. Never NULL. */
+/*
+ * The message for the last error: what is wrong, where (byte, line, record) and what to do.
+ * Never NULL. It does not name the file: the caller shows the name once, beside it.
+ */
 const char *pd_split_error(const struct pd_splitter *sp);
+
+/* The byte offset in the file that the last error's message names, or -1 when it names none. */
+int64_t pd_split_error_offset(const struct pd_splitter *sp);
 
 #endif

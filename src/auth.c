@@ -11,6 +11,7 @@
 #include "pd_config.h"
 #include "pd_error.h"
 #include "pd_fsutil.h"
+#include "pd_log.h"
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
@@ -319,13 +320,26 @@ static void on_login_done(void *arg, const struct pd_client_result *r)
     if (a->token_path) {
         const char *step;
         int rc = save_cached(a, token, &step);
-        if (rc)
-            pd_client_note(a->client, "could not keep the token in %s (%s: %s); logging in "
-                           "again after a restart", a->token_path, step, pd_strerror(rc));
+        if (rc) {
+            char line[2560], words[2048], qp[2048], qs[128], qr[256];
+            snprintf(line, sizeof(line), "event=token_not_kept path=%s step=%s reason=%s",
+                     pd_log_quote(a->token_path, qp, sizeof(qp)),
+                     pd_log_quote(step, qs, sizeof(qs)),
+                     pd_log_quote(pd_strerror(rc), qr, sizeof(qr)));
+            snprintf(words, sizeof(words),
+                     "could not keep the token in %s (%s: %s); logging in again after a restart",
+                     a->token_path, step, pd_strerror(rc));
+            pd_client_note(a->client, PD_LOG_WARN, line, words);
+        }
     }
     wipe_free(token);
-    pd_client_note(a->client, "logged in; the token expires in %llu s",
-                   (unsigned long long)ttl_s);
+    {
+        char line[64], words[96];
+        snprintf(line, sizeof(line), "event=login expires_in=%llu", (unsigned long long)ttl_s);
+        snprintf(words, sizeof(words), "logged in; the token expires in %llu s",
+                 (unsigned long long)ttl_s);
+        pd_client_note(a->client, PD_LOG_INFO, line, words);
+    }
     notify_all(a, 0, NULL);
 }
 

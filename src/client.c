@@ -16,10 +16,10 @@
 #include "pd_error.h"
 #include "pd_http.h"
 #include "pd_limiter.h"
+#include "pd_log.h"
 #include "pd_metrics.h"
 
 #include <curl/curl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +31,7 @@ struct req {
     struct pd_client *c;
     enum req_state state;
     char *method, *url;
+    char *context; /* the caller's key=value fields for event lines, or NULL */
     const char *body;
     size_t body_len;
     bool no_auth;
@@ -59,6 +60,7 @@ struct pd_client {
     struct req *slot_head, *slot_tail;
     struct pd_client_stats stats;
     void (*note_fn)(void *arg, const char *line);
+    void (*event_fn)(void *arg, enum pd_log_level level, const char *line);
     void *note_arg;
     struct pd_metrics *metrics;
     unsigned open_handles;
@@ -77,16 +79,40 @@ static const char *state_name(enum req_state s)
     return names[s];
 }
 
-void pd_client_note(struct pd_client *c, const char *fmt, ...)
+void pd_client_note(struct pd_client *c, enum pd_log_level level, const char *line,
+                    const char *words)
 {
-    char line[512];
-    va_list ap;
-    if (!c->note_fn)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    c->note_fn(c->note_arg, line);
+    if (c->event_fn)
+        c->event_fn(c->note_arg, level, line);
+    if (c->note_fn)
+        c->note_fn(c->note_arg, words);
+}
+
+/*
+ * URL as it may be logged, quoted for a key=value field: without user:password@ and without
+ * its query or fragment, which may carry what is not the log's to keep (the start URL has
+ * neither, but start_url and lookups are configured by hand).
+ */
+static const char *loggable_url(const char *url, char *buf, size_t len)
+{
+    char plain[1024];
+    const char *sep = strstr(url, "://");
+    size_t end = strcspn(url, "?#");
+    size_t scheme = sep && (size_t)(sep - url) < end ? (size_t)(sep - url) + 3 : 0;
+    size_t auth_end = scheme + strcspn(url + scheme, "/?#");
+    size_t from = scheme;
+
+    for (size_t i = scheme; i < auth_end; i++)
+        if (url[i] == '@')
+            from = i + 1;
+    snprintf(plain, sizeof(plain), "%.*s%.*s", (int)scheme, url, (int)(end - from), url + from);
+    return pd_log_quote(plain, buf, len);
+}
+
+/* The caller's fields for an event line about R, or "". */
+static const char *context_of(const struct req *r)
+{
+    return r->context ? r->context : "";
 }
 
 static void maybe_free(struct pd_client *c)
@@ -121,6 +147,7 @@ static void on_req_closed(uv_handle_t *h)
     struct pd_client *c = r->c;
     free(r->method);
     free(r->url);
+    free(r->context);
     free(r);
     c->open_handles--;
     maybe_free(c);
@@ -314,8 +341,19 @@ static void retry_later(struct req *r, const struct pd_api_result *api,
         finish(r, PD_ELIMIT, msg, api, resp->body, resp->body_len);
         return;
     }
-    pd_client_note(c, "retry in %llu.%03llu s%s: %s", (unsigned long long)(delay / 1000),
-                   (unsigned long long)(delay % 1000), told ? " (Retry-After)" : "", api->message);
+    char line[4096], words[768], status[32] = "", qreason[1024], qurl[1024];
+    if (api->status)
+        snprintf(status, sizeof(status), " status=%ld", api->status);
+    snprintf(line, sizeof(line),
+             "event=retry%s%s attempt=%u delay_ms=%llu retry_after=%s%s reason=%s url=%s",
+             r->context ? " " : "", context_of(r), r->attempts, (unsigned long long)delay,
+             told ? "true" : "false", status,
+             pd_log_quote(api->message ? api->message : "no answer", qreason, sizeof(qreason)),
+             loggable_url(r->url, qurl, sizeof(qurl)));
+    snprintf(words, sizeof(words), "retry in %llu.%03llu s%s: %s",
+             (unsigned long long)(delay / 1000), (unsigned long long)(delay % 1000),
+             told ? " (Retry-After)" : "", api->message ? api->message : "no answer");
+    pd_client_note(c, PD_LOG_WARN, line, words);
     set_state(r, BACKOFF);
     uv_timer_start(&r->timer, on_backoff_done, delay, 0);
 }
@@ -380,8 +418,17 @@ static void on_http_done(void *arg, const struct pd_http_response *resp)
         /* Fresh tokens refused at once: log in again, but no faster than backoff allows. */
         delay = pd_backoff_delay(c->pw->retry_base_ms, c->pw->retry_cap_ms, suspect - 1,
                                  c->clock);
-        pd_client_note(c, "a fresh token was refused (%u in a row); logging in again in "
-                          "%llu ms", suspect, (unsigned long long)delay);
+        {
+            char line[4096], words[160], qurl[1024];
+            snprintf(line, sizeof(line),
+                     "event=token_refused%s%s refused_in_row=%u delay_ms=%llu url=%s",
+                     r->context ? " " : "", context_of(r), suspect, (unsigned long long)delay,
+                     loggable_url(r->url, qurl, sizeof(qurl)));
+            snprintf(words, sizeof(words),
+                     "a fresh token was refused (%u in a row); logging in again in %llu ms",
+                     suspect, (unsigned long long)delay);
+            pd_client_note(c, PD_LOG_WARN, line, words);
+        }
         set_state(r, BACKOFF);
         uv_timer_start(&r->timer, on_backoff_done, delay, 0);
         break;
@@ -405,6 +452,7 @@ int pd_client_create(uv_loop_t *loop, const struct pd_client_opts *opts, struct 
     c->pw = pw;
     c->clock = opts->clock ? opts->clock : pd_clock_system();
     c->note_fn = opts->note;
+    c->event_fn = opts->event;
     c->note_arg = opts->note_arg;
     c->metrics = opts->metrics;
     struct pd_http_opts ho = {
@@ -457,9 +505,12 @@ int pd_client_submit(struct pd_client *c, const struct pd_client_request *req,
         return PD_ENOMEM;
     r->method = strdup(req->method ? req->method : "GET");
     r->url = strdup(req->url);
-    if (!r->method || !r->url || uv_timer_init(c->loop, &r->timer) != 0) {
+    r->context = req->context && *req->context ? strdup(req->context) : NULL;
+    if (!r->method || !r->url || (req->context && *req->context && !r->context) ||
+        uv_timer_init(c->loop, &r->timer) != 0) {
         free(r->method);
         free(r->url);
+        free(r->context);
         free(r);
         return PD_ENOMEM;
     }

@@ -808,8 +808,8 @@ static int open_splitter(struct job *j)
     if (j->js.next_offset || j->js.next_index) {
         rc = pd_split_seek(j->sp, j->js.next_offset, j->js.next_index);
         if (rc) {
-            job_fail(j, "%s: cannot resume at byte %" PRIu64 ": %s", j->js.name,
-                     j->js.next_offset, pd_split_error(j->sp));
+            job_fail(j, "cannot resume at byte %" PRIu64 ": %s", j->js.next_offset,
+                     pd_split_error(j->sp));
             return rc;
         }
     }
@@ -929,9 +929,9 @@ static void work_prepare(uv_work_t *wk)
         j->js.max_body = pd_bodylimit_budget(&j->d->limit);
     } else if ((uint64_t)st.st_size != j->js.size) {
         job_fail(j,
-                 "%s changed size while being delivered (%" PRIu64 " bytes when claimed, %lld "
-                 "now); %u chunk(s) were delivered; drop a complete file again",
-                 j->js.name, j->js.size, (long long)st.st_size, j->js.next_index);
+                 "the file changed size while being delivered (%" PRIu64 " bytes when claimed, "
+                 "%lld now); %u chunk(s) were delivered; drop a complete file again",
+                 j->js.size, (long long)st.st_size, j->js.next_index);
         return;
     }
     /* Shapes that cost everyone else's turn are refused before a byte is read. */
@@ -1063,7 +1063,9 @@ static void work_next(uv_work_t *wk)
         job_fail(j, "%s", pd_split_error(j->sp));
     }
     j->fail_chunk = (int)j->js.next_index;
-    j->fail_offset = (int64_t)j->js.next_offset;
+    /* The byte the reason names, where it names one; else where the unsent part starts. */
+    j->fail_offset = pd_split_error_offset(j->sp) >= 0 ? pd_split_error_offset(j->sp)
+                                                       : (int64_t)j->js.next_offset;
 }
 
 /* Records an acknowledged chunk durably, then cuts the next one. */
@@ -1388,8 +1390,12 @@ static void on_request_done(void *arg, const struct pd_client_result *r);
 static void send_chunk(struct job *j)
 {
     struct pd_client_request req = {.method = "POST", .body = j->body, .body_len = j->body_len};
-    char *url = NULL;
+    char *url = NULL, qb[PATH_MAX + 16], context[PATH_MAX + 300];
     int rc = pd_api_start_url(&j->d->cfg->pw, j->js.flow_id, j->js.version_id, &url);
+
+    snprintf(context, sizeof(context), "watch=%s file=%s chunk=%u", j->w->cfg->name,
+             q(j->js.name, qb, sizeof(qb)), j->chunk.index + 1);
+    req.context = context;
 
     if (!rc) {
         req.url = url;
@@ -1539,7 +1545,7 @@ static void batch_send(struct dbatch *bt)
 {
     struct dwatch *w = bt ? bt->w : NULL;
     struct pd_client_request req = {.method = "POST"};
-    char *url = NULL;
+    char *url = NULL, context[300];
     int rc;
 
     if (!bt)
@@ -1557,9 +1563,12 @@ static void batch_send(struct dbatch *bt)
     if (!rc)
         rc = pd_api_start_url(&w->d->cfg->pw, w->cfg->flow_id, w->cfg->version_id, &url);
     if (!rc) {
+        snprintf(context, sizeof(context), "watch=%s request_id=%s files=%u", w->cfg->name, bt->id,
+                 bt->n);
         req.url = url;
         req.body = bt->body;
         req.body_len = bt->body_len;
+        req.context = context;
         rc = pd_client_submit(w->d->client, &req, on_batch_done, bt);
     }
     free(url);
@@ -1760,8 +1769,11 @@ static void report_file(struct job *j, bool ok)
                     j->js.name, j->js.nchunks, j->final_path);
     } else {
         d->sum.rejected++;
-        pd_log(PD_LOG_ERROR, "event=rejected watch=%s file=%s status=%ld moved=%s reason=%s",
-               j->w->cfg->name, q(j->js.name, qb, sizeof(qb)), j->fail_status,
+        char status[32] = ""; /* none when nothing was sent: the file was refused here */
+        if (j->fail_status)
+            snprintf(status, sizeof(status), " status=%ld", j->fail_status);
+        pd_log(PD_LOG_ERROR, "event=rejected watch=%s file=%s%s moved=%s reason=%s",
+               j->w->cfg->name, q(j->js.name, qb, sizeof(qb)), status,
                q(j->final_path, qp, sizeof(qp)), q(j->reason, qr, sizeof(qr)));
         if (d->opts.report)
             fprintf(d->opts.report, "%s: FAILED: %s; moved to %s (reason in %s.error.json)\n",
@@ -1938,7 +1950,7 @@ static void on_request_done(void *arg, const struct pd_client_result *r)
 {
     struct job *j = arg;
     struct pd_daemon *d = j->d;
-    char qb[PATH_MAX + 16];
+    char qb[PATH_MAX + 16], qr[256];
 
     j->busy = false;
     j->in_flight = false;
@@ -1967,7 +1979,7 @@ static void on_request_done(void *arg, const struct pd_client_result *r)
                " bytes=%zu status=%ld flow_run_id=%s attempts=%u",
                j->w->cfg->name, q(j->js.name, qb, sizeof(qb)), j->chunk.index + 1,
                j->chunk.start, j->chunk.end, j->body_len, r->api.status,
-               r->api.run_id ? r->api.run_id : "none", r->attempts);
+               q(r->api.run_id ? r->api.run_id : "none", qr, sizeof(qr)), r->attempts);
         if (d->opts.report) {
             fprintf(d->opts.report, "%s: chunk %u (bytes %" PRIu64 "-%" PRIu64 ") -> HTTP %ld, flow run %s\n",
                     j->js.name, j->chunk.index + 1, j->chunk.start, j->chunk.end,
@@ -2017,10 +2029,10 @@ static void on_request_done(void *arg, const struct pd_client_result *r)
     }
     case PD_EREJECTED:
         job_fail(j,
-                 "Patchworks refused chunk %u (bytes %" PRIu64 "-%" PRIu64 ") with HTTP %ld: %s; "
-                 "%u earlier chunk(s) were delivered; fix the data (or the flow's settings) and "
-                 "drop the file again",
-                 j->chunk.index + 1, j->chunk.start, j->chunk.end, r->api.status,
+                 "Patchworks refused chunk %u (bytes %" PRIu64 "-%" PRIu64 "): %s; %u earlier "
+                 "chunk(s) were delivered; fix the data (or the flow's settings) and drop the "
+                 "file again",
+                 j->chunk.index + 1, j->chunk.start, j->chunk.end,
                  r->message ? r->message : "no reason given", j->chunk.index);
         j->fail_status = r->api.status;
         j->fail_message = r->api.message ? strdup(r->api.message) : NULL;
@@ -2032,11 +2044,10 @@ static void on_request_done(void *arg, const struct pd_client_result *r)
         return;
     case PD_ELIMIT:
         job_fail(j,
-                 "gave up on chunk %u after retrying for max_retry_time (%u attempts; last: %s); "
-                 "%u earlier chunk(s) were delivered; drop the file again when Patchworks is "
-                 "reachable",
-                 j->chunk.index + 1, r->attempts, r->message ? r->message : "no answer",
-                 j->chunk.index);
+                 "chunk %u (bytes %" PRIu64 "-%" PRIu64 "): %s; %u earlier chunk(s) were "
+                 "delivered; drop the file again when Patchworks is reachable",
+                 j->chunk.index + 1, j->chunk.start, j->chunk.end,
+                 r->message ? r->message : "gave up after max_retry_time", j->chunk.index);
         j->fail_status = r->api.status;
         j->fail_chunk = (int)j->chunk.index;
         j->fail_offset = (int64_t)j->chunk.start;
@@ -2626,9 +2637,9 @@ static void watch_try_setup(struct dwatch *w)
     pd_metrics_watch_state(w->d->opts.metrics, w->cfg->name, why ? why : "cannot be set up");
 }
 
-static void on_client_note(void *arg, const char *line)
+static void on_client_note(void *arg, enum pd_log_level level, const char *line)
 {
-    pd_log(PD_LOG_WARN, "event=client %s", line);
+    pd_log(level, "%s", line);
 }
 
 int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct pd_daemon **out)
@@ -2712,7 +2723,7 @@ int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct 
         goto fail;
     d->limit_ready = true;
     struct pd_client_opts co = {.pw = &cfg->pw, .state_dir = cfg->state.dir,
-                                .note = on_client_note, .note_arg = d, .metrics = opts->metrics};
+                                .event = on_client_note, .note_arg = d, .metrics = opts->metrics};
     if ((rc = pd_client_create(loop, &co, &d->client)))
         goto fail;
     *out = (struct pd_daemon *)d;

@@ -2,6 +2,7 @@
 #include "pd_jobstate.h"
 #include "pd_error.h"
 #include "pd_fsutil.h"
+#include "pd_jsonfmt.h"
 
 #include <cjson/cJSON.h>
 
@@ -449,21 +450,11 @@ void pd_jobstate_cleanup(struct pd_jobstate *js)
     memset(js, 0, sizeof(*js));
 }
 
+/* The file for people: two-space indent, keys in the order added above (pd_jsonfmt.h). */
 static char *finish_json(cJSON *o)
 {
-    char *text = o ? cJSON_Print(o) : NULL;
+    char *text = o ? pd_jsonfmt_print(o) : NULL;
     cJSON_Delete(o);
-    if (text) {
-        size_t n = strlen(text);
-        char *withnl = realloc(text, n + 2);
-        if (!withnl) {
-            free(text);
-            return NULL;
-        }
-        withnl[n] = '\n';
-        withnl[n + 1] = '\0';
-        text = withnl;
-    }
     return text;
 }
 

@@ -195,13 +195,14 @@ static void put_json_string(struct out *o, const char *s, size_t n)
 
 /*
  * Reads one value at *P: quoted (undoing pd_log_quote's escapes) or up to the next blank.
- * Writes it into VAL (cap VCAP) and returns its length.
+ * Writes it into VAL (cap VCAP) and returns its length; *QUOTED tells which it was.
  */
-static size_t read_value(const char **p, char *val, size_t vcap)
+static size_t read_value(const char **p, char *val, size_t vcap, bool *quoted)
 {
     const char *s = *p;
     size_t n = 0;
 
+    *quoted = *s == '"';
     if (*s != '"') {
         while (*s && *s != ' ') {
             if (n + 1 < vcap)
@@ -234,7 +235,54 @@ static size_t read_value(const char **p, char *val, size_t vcap)
     return n;
 }
 
-/* Words that are not key=value pairs are gathered into one "msg" field. */
+/*
+ * Whether V (N bytes) is written into JSON as a literal rather than a string: true, false, or
+ * a number in JSON's grammar with at most JSON_DIGITS_MAX digits, which every JSON reader
+ * holds exactly (a double keeps 15; nanosecond times and long ids stay strings).
+ */
+#define JSON_DIGITS_MAX 15
+
+static bool json_literal(const char *v, size_t n)
+{
+    size_t i = 0, digits = 0;
+
+    if ((n == 4 && !memcmp(v, "true", 4)) || (n == 5 && !memcmp(v, "false", 5)))
+        return true;
+    if (i < n && v[i] == '-')
+        i++;
+    if (i < n && v[i] == '0') {
+        i++, digits++;
+    } else if (i < n && v[i] >= '1' && v[i] <= '9') {
+        while (i < n && isdigit((unsigned char)v[i]))
+            i++, digits++;
+    } else {
+        return false;
+    }
+    if (i < n && v[i] == '.') {
+        size_t start = ++i;
+        while (i < n && isdigit((unsigned char)v[i]))
+            i++, digits++;
+        if (i == start)
+            return false;
+    }
+    if (i < n && (v[i] == 'e' || v[i] == 'E')) {
+        i++;
+        if (i < n && (v[i] == '+' || v[i] == '-'))
+            i++;
+        size_t start = i;
+        while (i < n && isdigit((unsigned char)v[i]))
+            i++;
+        if (i == start)
+            return false;
+    }
+    return i == n && digits <= JSON_DIGITS_MAX;
+}
+
+/*
+ * Words that are not key=value pairs are gathered into one "msg" field. A value written
+ * without quotes that reads as a number or a boolean (json_literal) becomes one; a quoted
+ * value is always a string, and pd_log_quote() quotes every value that would read as one.
+ */
 static void render_json(struct out *o, const char *time, enum pd_log_level level, const char *msg)
 {
     char val[LINE_MAX_LOG], words[LINE_MAX_LOG];
@@ -260,17 +308,22 @@ static void render_json(struct out *o, const char *time, enum pd_log_level level
             p++;
         if (p > k && *p == '=') {
             size_t klen = (size_t)(p - k);
+            bool quoted;
             p++;
-            size_t vlen = read_value(&p, val, sizeof(val));
+            size_t vlen = read_value(&p, val, sizeof(val), &quoted);
             puts_(o, ",");
             put_json_string(o, k, klen);
             puts_(o, ":");
-            put_json_string(o, val, vlen);
+            if (!quoted && json_literal(val, vlen))
+                put(o, val, vlen);
+            else
+                put_json_string(o, val, vlen);
             continue;
         }
         /* A plain word (or a quoted run of them). */
         p = k;
-        size_t vlen = read_value(&p, val, sizeof(val));
+        bool quoted;
+        size_t vlen = read_value(&p, val, sizeof(val), &quoted);
         if (nwords && nwords + 1 < sizeof(words))
             words[nwords++] = ' ';
         for (size_t i = 0; i < vlen && nwords + 1 < sizeof(words); i++)
@@ -472,6 +525,9 @@ const char *pd_log_quote(const char *value, char *buf, size_t len)
         if (!l || u[i] == ' ' || u[i] == '"' || u[i] == '\\' || u[i] == '=')
             plain = false;
     }
+    /* A name such as "2024" or "true" stays a string in JSON lines. */
+    if (plain && json_literal(value, n))
+        plain = false;
     if (plain) {
         if (len)
             escape_into(value, buf, len, false);

@@ -8,6 +8,7 @@
 #include "pd_config.h"
 #include "pd_csv.h"
 #include "pd_error.h"
+#include "pd_jsonfmt.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -561,7 +562,7 @@ char *pd_lookup_receipt(const char *receipt_json, const char *lookup_json)
     if (o && l && cJSON_IsObject(o)) {
         cJSON_AddItemToObject(o, "lookup", l);
         l = NULL;
-        text = cJSON_Print(o);
+        text = pd_jsonfmt_print(o);
     }
     cJSON_Delete(o);
     cJSON_Delete(l);

@@ -50,12 +50,34 @@ static void duration(uint64_t s, char *buf, size_t len)
         snprintf(buf, len, "%u:%02u", (unsigned)(s / 60), (unsigned)(s % 60));
 }
 
+int64_t pd_progress_eta(const struct pd_progress *p, const struct pd_progress_state *s,
+                        uint64_t now_ms)
+{
+    uint64_t elapsed = now_ms > p->start_ms ? now_ms - p->start_ms : 0;
+    double left;
+
+    if (!s->bytes_total)
+        return -1;
+    if (s->bytes_done >= s->bytes_total)
+        return 0;
+    if (elapsed < PD_PROGRESS_ETA_WARMUP_MS || !s->bytes_done ||
+        (double)s->bytes_done * 1000 < (double)s->bytes_total * PD_PROGRESS_ETA_MIN_PERMILLE)
+        return -1;
+    /* remaining / rate, with the rate done / elapsed */
+    left = (double)(s->bytes_total - s->bytes_done) * ((double)elapsed / 1000.0) /
+           (double)s->bytes_done;
+    if (left >= PD_PROGRESS_ETA_MAX_S)
+        return PD_PROGRESS_ETA_MAX_S;
+    return (int64_t)(left + 0.5);
+}
+
 void pd_progress_line(const struct pd_progress *p, const struct pd_progress_state *s,
                       uint64_t now_ms, char *buf, size_t len)
 {
     char bar[BAR_WIDTH + 1], done[32], total[32], rate[32], eta[32];
     uint64_t elapsed = now_ms > p->start_ms ? now_ms - p->start_ms : 0;
     double frac = 0, bps = elapsed ? (double)s->bytes_done * 1000.0 / (double)elapsed : 0;
+    int64_t left = pd_progress_eta(p, s, now_ms);
 
     if (s->bytes_total)
         frac = (double)s->bytes_done / (double)s->bytes_total;
@@ -69,13 +91,14 @@ void pd_progress_line(const struct pd_progress *p, const struct pd_progress_stat
     pd_progress_bytes(s->bytes_done, done, sizeof(done));
     pd_progress_bytes(s->bytes_total, total, sizeof(total));
     pd_progress_bytes((uint64_t)bps, rate, sizeof(rate));
-    if (s->bytes_total > s->bytes_done && bps >= 1)
-        duration((uint64_t)((double)(s->bytes_total - s->bytes_done) / bps + 0.5), eta,
-                 sizeof(eta));
-    else if (s->bytes_total && s->bytes_total <= s->bytes_done)
-        snprintf(eta, sizeof(eta), "0:00");
-    else
+    if (left < 0) {
         snprintf(eta, sizeof(eta), "--:--");
+    } else if (left >= PD_PROGRESS_ETA_MAX_S) {
+        eta[0] = '>';
+        duration((uint64_t)left, eta + 1, sizeof(eta) - 1);
+    } else {
+        duration((uint64_t)left, eta, sizeof(eta));
+    }
     snprintf(buf, len, "[%s] %" PRIu64 "/%" PRIu64 " %s  %s/%s  %s/s  ETA %s%s", bar,
              s->files_done, s->files_total, s->total_words ? s->total_words : "files", done,
              total, rate, eta, s->files_failed ? "  (some failed)" : "");

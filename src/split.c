@@ -19,6 +19,7 @@
 #include "pd_error.h"
 #include "split_internal.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -48,6 +49,7 @@ struct pd_splitter {
 
     int err; /* sticky error */
     char msg[1024];
+    int64_t err_offset; /* the byte msg names, or -1 */
 
     /* pass 1 results */
     int prepared, whole, whole_sent;
@@ -77,14 +79,33 @@ struct pd_splitter {
 
 static int set_err(struct pd_splitter *sp, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/*
+ * The first byte offset MSG names ("at byte 3", "byte 5 is not..."), or -1. Read from the
+ * words themselves, so the offset a caller records can never disagree with the reason it
+ * shows.
+ */
+static int64_t named_byte(const char *msg)
+{
+    for (const char *p = strstr(msg, "byte "); p; p = strstr(p + 1, "byte ")) {
+        const char *d = p + 5;
+        if ((p == msg || !isalnum((unsigned char)p[-1])) && isdigit((unsigned char)*d)) {
+            errno = 0;
+            unsigned long long v = strtoull(d, NULL, 10);
+            return errno || v > INT64_MAX ? -1 : (int64_t)v;
+        }
+    }
+    return -1;
+}
+
+/* The splitter's error: what is wrong and where, without the file's name, which every
+ * caller shows once beside it. */
 static int set_err(struct pd_splitter *sp, int code, const char *fmt, ...)
 {
-    char what[900];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
+    vsnprintf(sp->msg, sizeof(sp->msg), fmt, ap);
     va_end(ap);
-    snprintf(sp->msg, sizeof(sp->msg), "%s: %s", sp->name, what);
+    sp->err_offset = named_byte(sp->msg);
     sp->err = code;
     return code;
 }
@@ -224,6 +245,11 @@ void pd_split_destroy(struct pd_splitter **spp)
 const char *pd_split_error(const struct pd_splitter *sp)
 {
     return sp && sp->msg[0] ? sp->msg : "no error";
+}
+
+int64_t pd_split_error_offset(const struct pd_splitter *sp)
+{
+    return sp && sp->msg[0] ? sp->err_offset : -1;
 }
 
 uint64_t pd_split_max_body(const struct pd_splitter *sp)
@@ -871,8 +897,9 @@ int pd_split_resplit(struct pd_splitter *sp, uint64_t new_max_body)
         return set_err(sp, PD_ESTATE, "resplit without a chunk to cut again");
     if (new_max_body >= sp->last.body_len || new_max_body <= PD_ENCODE_BODY_OVERHEAD) {
         snprintf(sp->msg, sizeof(sp->msg),
-                 "%s: resplit needs a max_body below the refused body's %zu bytes (got %llu)",
-                 sp->name, sp->last.body_len, (unsigned long long)new_max_body);
+                 "resplit needs a max_body below the refused body's %zu bytes (got %llu)",
+                 sp->last.body_len, (unsigned long long)new_max_body);
+        sp->err_offset = -1;
         return PD_ELIMIT;
     }
     sp->max_body = new_max_body;

@@ -251,6 +251,77 @@ static void test_receipt_and_error_file(void **state)
     pd_jobstate_cleanup(&js);
 }
 
+/* TEXT equals the golden file tests/data/jobstate/NAME byte for byte. */
+static void assert_golden(const char *text, const char *name)
+{
+    char gpath[600], *golden = NULL;
+    size_t len = 0;
+    snprintf(gpath, sizeof(gpath), "%s/jobstate/%s", PD_TEST_DATA, name);
+    assert_int_equal(pd_fs_read_all(gpath, 1 << 20, &golden, &len), 0);
+    if (strcmp(text, golden) != 0)
+        fail_msg("%s differs; got:\n%s", gpath, text);
+    free(golden);
+}
+
+/*
+ * Receipts and error files are read by people and diffed by tools: two spaces of indent, keys
+ * always in the same order (the order they are added in), one element per line, a newline at
+ * the end. Compared whole against golden files.
+ */
+static void test_receipt_and_error_file_layout(void **state)
+{
+    struct pd_jobstate js;
+    (void)state;
+
+    fill(&js);
+    free(js.claim_id);
+    js.claim_id = strdup("00112233445566778899aabbccddeeff");
+    js.sha256 = strdup("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+    js.version_id = strdup("7");
+    char *r = pd_jobstate_receipt(&js, 1764000003000ULL);
+    assert_non_null(r);
+    assert_golden(r, "receipt.json");
+    free(r);
+
+    struct pd_failure f = {.reason = "Patchworks refused chunk 3 (bytes 14000000-20000000): HTTP "
+                                     "422: The payload field is required.; 2 earlier chunk(s) "
+                                     "were delivered; fix the data and drop the file again",
+                           .status = 422,
+                           .message = "HTTP 422: The payload field is required.",
+                           .errors = "payload: The payload field is required.",
+                           .chunk = 2,
+                           .offset = 14000000};
+    r = pd_jobstate_error_report(&js, &f, 1764000004000ULL);
+    assert_non_null(r);
+    assert_golden(r, "error.json");
+    free(r);
+
+    /* Refused here, before anything was sent: no status, no server words, no chunks. */
+    pd_jobstate_cleanup(&js);
+    fill(&js);
+    free(js.claim_id);
+    js.claim_id = strdup("00112233445566778899aabbccddeeff");
+    free(js.name);
+    js.name = strdup("latin1.txt");
+    js.size = 13;
+    js.attempts = 0;
+    for (size_t i = 0; i < js.nchunks; i++) {
+        free(js.chunks[i].run_id);
+        free(js.chunks[i].answer);
+        free(js.chunks[i].batch_id);
+    }
+    js.nchunks = 0;
+    struct pd_failure g = {.reason = "invalid UTF-8 at byte 3 (0xe9): the file is not UTF-8; "
+                                     "set encoding to its charset",
+                           .chunk = 0,
+                           .offset = 3};
+    r = pd_jobstate_error_report(&js, &g, 1764000004000ULL);
+    assert_non_null(r);
+    assert_golden(r, "error-local.json");
+    free(r);
+    pd_jobstate_cleanup(&js);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -258,6 +329,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_non_utf8_names, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_records_are_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_receipt_and_error_file, setup, teardown),
+        cmocka_unit_test(test_receipt_and_error_file_layout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -89,7 +89,7 @@ static void text_lines_have_time_level_and_fields(void **state)
                                  "file=\"my file.xml\" bytes=12\n");
 }
 
-static void json_lines_are_objects_of_strings(void **state)
+static void json_lines_are_objects(void **state)
 {
     char q[128];
     pd_log_set_format(PD_LOG_JSON);
@@ -103,6 +103,67 @@ static void json_lines_are_objects_of_strings(void **state)
     assert_string_equal(taken(), "{\"time\":\"2023-11-14T22:13:20.250Z\",\"level\":\"info\","
                                  "\"event\":\"client\",\"name\":\"caf\xc3\xa9\",\"bad\":"
                                  "\"\\ufffd\",\"msg\":\"logged in; expires in 5 s\"}\n");
+}
+
+/*
+ * In JSON lines a value printed without quotes that reads as a number or a boolean is one; a
+ * quoted value is a string whatever it holds, and pd_log_quote() quotes names that would read
+ * as numbers, so a file called 2024 is never a number.
+ */
+static void json_values_keep_their_type(void **state)
+{
+    static const struct {
+        const char *fields, *json;
+    } table[] = {
+        {"n=12", "\"n\":12"},
+        {"n=-3", "\"n\":-3"},
+        {"n=0", "\"n\":0"},
+        {"delay=0.012", "\"delay\":0.012"},
+        {"n=1e3 m=2.5E-3", "\"n\":1e3,\"m\":2.5E-3"},
+        {"ok=true bad=false", "\"ok\":true,\"bad\":false"},
+        {"n=123456789012345", "\"n\":123456789012345"}, /* 15 digits: exact in a double */
+        /* Strings: quoted, not JSON's grammar, or too long to keep exactly. */
+        {"n=\"12\"", "\"n\":\"12\""},
+        {"b=\"true\"", "\"b\":\"true\""},
+        {"n=007", "\"n\":\"007\""},
+        {"n=1.", "\"n\":\"1.\""},
+        {"n=.5", "\"n\":\".5\""},
+        {"n=+1", "\"n\":\"+1\""},
+        {"n=-", "\"n\":\"-\""},
+        {"n=1e", "\"n\":\"1e\""},
+        {"n=0x1f", "\"n\":\"0x1f\""},
+        {"n=12abc", "\"n\":\"12abc\""},
+        {"range=0-34", "\"range\":\"0-34\""},
+        {"t=True f=FALSE z=null nan=NaN", "\"t\":\"True\",\"f\":\"FALSE\",\"z\":\"null\","
+                                          "\"nan\":\"NaN\""},
+        {"ns=1700000000123456789", "\"ns\":\"1700000000123456789\""},
+        {"n=1234567890123456", "\"n\":\"1234567890123456\""},
+    };
+    char line[256], want[512];
+
+    pd_log_set_format(PD_LOG_JSON);
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+        pd_log(PD_LOG_INFO, "event=x %s", table[i].fields);
+        snprintf(want, sizeof(want),
+                 "{\"time\":\"2023-11-14T22:13:20.250Z\",\"level\":\"info\",\"event\":\"x\",%s}\n",
+                 table[i].json);
+        snprintf(line, sizeof(line), "%s", taken());
+        if (strcmp(line, want) != 0)
+            fail_msg("event=x %s\n got: %s want: %s", table[i].fields, line, want);
+    }
+
+    /* Names go through pd_log_quote: strings in JSON, quoted in text. */
+    char q1[32], q2[32], q3[32];
+    pd_log(PD_LOG_INFO, "event=x file=%s watch=%s id=%s", pd_log_quote("2024", q1, sizeof(q1)),
+           pd_log_quote("true", q2, sizeof(q2)), pd_log_quote("1.5", q3, sizeof(q3)));
+    assert_string_equal(taken(), "{\"time\":\"2023-11-14T22:13:20.250Z\",\"level\":\"info\","
+                                 "\"event\":\"x\",\"file\":\"2024\",\"watch\":\"true\","
+                                 "\"id\":\"1.5\"}\n");
+    pd_log_set_format(PD_LOG_TEXT);
+    pd_log(PD_LOG_INFO, "event=x file=%s", pd_log_quote("2024", q1, sizeof(q1)));
+    assert_string_equal(taken(), "2023-11-14T22:13:20.250Z level=info event=x file=\"2024\"\n");
+    /* What is not a number stays plain in text. */
+    assert_string_equal(pd_log_quote("2024.csv", q1, sizeof(q1)), "2024.csv");
 }
 
 static void journald_gets_priorities_and_no_time(void **state)
@@ -212,7 +273,7 @@ static void json_summary_too(void **state)
     pd_log(PD_LOG_ERROR, "event=x reason=%s", "boom");
     pd_log_flush_repeats(1);
     char *t = taken();
-    assert_non_null(strstr(t, "\"event\":\"repeated\",\"times\":\"1\",\"seconds\":\"0\","
+    assert_non_null(strstr(t, "\"event\":\"repeated\",\"times\":1,\"seconds\":0,"
                               "\"last\":\"event=x reason=boom\"}"));
 }
 
@@ -307,7 +368,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(text_lines_have_time_level_and_fields, setup, teardown),
-        cmocka_unit_test_setup_teardown(json_lines_are_objects_of_strings, setup, teardown),
+        cmocka_unit_test_setup_teardown(json_lines_are_objects, setup, teardown),
+        cmocka_unit_test_setup_teardown(json_values_keep_their_type, setup, teardown),
         cmocka_unit_test_setup_teardown(journald_gets_priorities_and_no_time, setup, teardown),
         cmocka_unit_test_setup_teardown(levels_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(repeats_are_counted_not_written, setup, teardown),

@@ -52,6 +52,25 @@ expect_failed big-record.json "record 3001"
 expect_failed badquote.csv "line 4002"
 expect_failed truncated.json "end"
 check "latin1.txt: the fix is suggested" grep -q "encoding" <<<"$(err latin1.txt)"
+# Each line names the file once: not again at the start of its reason, in the report, the log
+# or the error file; a file refused here (nothing sent) logs no HTTP status at all.
+for name in empty.txt blank.txt latin1.txt archive.txt notjson.json xml-named.json noroot.xml \
+  one-long-line.txt big-record.json badquote.csv truncated.json; do
+  check "$name: the report names it once" bash -c "grep -qF -- '$name: FAILED: ' <<<\"\$1\" && ! grep -qF -- '$name: FAILED: $name' <<<\"\$1\"" _ "$out"
+  check "$name: the reason does not repeat the name" bash -c "! grep -qF -- '$name' <<<\"\$1\"" _ "$(err "$name")"
+  check "$name: logged rejected without status=0" \
+    grep -qE "level=error event=rejected watch=drop file=$name moved=[^ ]+ reason=" "$T/err"
+  # Where the reason names a byte, byte_offset is that byte.
+  named=$(err "$name" | grep -oE '(^|[^[:alnum:]])byte [0-9]+' | head -1 | grep -oE '[0-9]+$' || true)
+  if [ -n "$named" ]; then
+    check "$name: byte_offset is the byte the reason names ($named)" \
+      jqe ".byte_offset == $named" "$D.pd/failed/$name.error.json"
+  fi
+done
+check "no line logs status=0" bash -c "! grep -q 'status=0\b' '$T/err'"
+check "latin1.txt: byte_offset 3, the invalid byte" jqe '.byte_offset == 3' "$D.pd/failed/latin1.txt.error.json"
+check "badquote.csv: byte_offset is the opening quote, not the chunk" \
+  bash -c "[ \"\$(tail -c +\$((\$(jq .byte_offset '$D.pd/failed/badquote.csv.error.json') + 1)) '$D.pd/failed/badquote.csv' | head -c 1)\" = '\"' ]"
 check "doctype.xml: delivered as is" archived doctype.xml "$D"
 check "doctype.xml: the entity was not expanded" bash -c "! grep -rq 'expanded!</a>' '$MOCK_REC/payloads'"
 check "deep.json: delivered" archived deep.json "$D"

@@ -30,7 +30,24 @@ for fault in 500 502 503 504 408 429 429:1 503:1 drop 500,502,503,drop,504; do
   check "$fault: retried, exit 0" test "$RC" -eq 0
   check "$fault: archived" archived "retry-$fault.xml" "$D"
   check "$fault: delivered exactly once" test "$(received_count "$T/expected$n")" -eq 1
+  # The client's lines are events with fields, each at its level, naming the file they are for.
+  check "$fault: the login is one info event" grep -qE '^[0-9T:.Z-]+ level=info event=login expires_in=[0-9]+$' "$T/err$n"
+  # (curl itself sends again when a kept-alive connection was dropped: no retry of ours)
+  [ "$fault" = drop ] || check "$fault: each retry is one warn event with the file's fields" grep -qE \
+    "^[0-9T:.Z-]+ level=warn event=retry watch=drop file=retry-$fault.xml chunk=1 attempt=1 delay_ms=[0-9]+ retry_after=(true|false)( status=[0-9]+)? reason=(\"[^\"]+\"|[^ ]+) url=$MOCK_URL/api/v1/flows/42/start/7$" "$T/err$n"
+  check "$fault: no free-text client line" bash -c "! grep -q 'event=client' '$T/err$n'"
+  if [ "$fault" = 429:1 ]; then
+    check "Retry-After is a field" grep -q 'event=retry .* retry_after=true status=429 reason="HTTP 429: ' "$T/err$n"
+  fi
 done
+
+# Credentials in start_url never reach the log with the retry's URL.
+one_case "userinfo.xml" --script 500
+PD_SECRETS+=("url-secret-4711")
+sed -i "s|^start_url = http://|start_url = http://demo:url-secret-4711@|" "$T/c$n.conf"
+run_once
+check "userinfo: retried, exit 0" test "$RC" -eq 0
+check "userinfo: the retry's url has no credentials" grep -q "event=retry .* url=$MOCK_URL/api/v1/flows/42/start/7$" "$T/err$n"
 
 # Retry-After is honoured: the retry waits at least that long.
 one_case "after.xml" --script 429:2
@@ -66,8 +83,20 @@ for status in 403 404 422; do
   check "$status: the error file has the status" \
     jqe ".http_status == $status and .chunk == 0 and .byte_offset == 0" "$D.pd/failed/refused-$status.xml.error.json"
   check "$status: not retried" test "$(payload_count)" -eq 0
+  check "$status: the reason gives the status once" bash -c \
+    "jq -r .reason '$D.pd/failed/refused-$status.xml.error.json' | grep -q '(bytes 0-34): HTTP $status: ' && ! jq -r .reason '$D.pd/failed/refused-$status.xml.error.json' | grep -q 'HTTP $status.*HTTP $status'"
+  check "$status: logged with its status" grep -q "event=rejected watch=drop file=refused-$status.xml status=$status moved=" "$T/err$n"
 done
 check "422: the server's message is kept" jqe '.server_message | length > 0' "$D.pd/failed/refused-422.xml.error.json"
+
+# Still failing when max_retry_time runs out: failed, the reason said once.
+one_case "giveup.xml" --fail-rate 1
+sed -i 's/^timeout = 10s$/timeout = 10s\nmax_retry_time = 1s/' "$T/c$n.conf"
+run_once
+check "max_retry_time: exit 1" test "$RC" -eq 1
+check "max_retry_time: in the failed folder" failed giveup.xml "$D"
+check "max_retry_time: the reason says it gave up, once" bash -c \
+  "jq -r .reason '$D.pd/failed/giveup.xml.error.json' | grep -qE '^chunk 1 \(bytes 0-[0-9]+\): gave up after [0-9]+ attempts in [0-9]+ s \(max_retry_time\): HTTP 50[023]: ' && [ \$(jq -r .reason '$D.pd/failed/giveup.xml.error.json' | grep -o 'gave up\|max_retry_time' | wc -l) -eq 2 ]"
 
 # 413 from a server whose limit is lower than ours: cut smaller until it fits.
 one_case "big.txt" --max-body 700
@@ -101,4 +130,6 @@ PD_PIDS+=($!)
 wait "$rp"
 check "refused then back: exit 0" test "$(cat "$T/rc$n")" -eq 0
 check "refused then back: archived" archived later.xml "$D"
+check "refused then back: the login's retries say why, with no status field" grep -qE \
+  "^[0-9T:.Z-]+ level=warn event=retry attempt=1 delay_ms=[0-9]+ retry_after=false reason=\"Couldn't connect to server\" url=$MOCK_URL/api/v1/login$" "$T/err$n"
 finish

@@ -31,7 +31,7 @@ sed -i 's/^\[daemon\]$/[daemon]\nstuck_warning = 1s/' "$T/d.conf"
 echo "waiting" >"$T/down/wait.txt"
 : >"$T/daemon.err"
 start_daemon "$T/d.conf"
-check "the request is retried" wait_for 20 grep -q "event=client" "$T/daemon.err"
+check "the request is retried" wait_for 20 grep -q "level=warn event=retry watch=drop file=wait.txt chunk=1 " "$T/daemon.err"
 check "a file retried for longer than stuck_warning is told about" \
   wait_for 20 grep -q "event=still_retrying watch=drop file=wait.txt" "$T/daemon.err"
 kill -TERM "$DAEMON_PID"

@@ -16,7 +16,7 @@ EOF
 sed -i 's/^\[daemon\]$/[daemon]\nlog_format = json/' "$T/c.conf"
 
 start_daemon "$T/c.conf"
-port_line() { grep -o '"event":"metrics_listening".*' "$T/daemon.err" | grep -o '"port":"[0-9]*"' | grep -o '[0-9]*'; }
+port_line() { grep -o '"event":"metrics_listening".*' "$T/daemon.err" | grep -o '"port":[0-9]*' | grep -o '[0-9]*'; }
 check "the daemon says where metrics listen" wait_for 10 port_line
 M="http://127.0.0.1:$(port_line)"
 metric() { # metric NAME_WITH_LABELS: its value in a fresh scrape (empty if absent)
@@ -77,7 +77,14 @@ check "the oldest pending age is 0" test "$(val 'patchdrop_oldest_pending_file_a
 check "every log line is a JSON object with level and event" \
   jq -e -s 'length > 5 and all(.[]; has("level") and has("event") and has("time"))' "$T/daemon.err"
 check "the failures were logged, but not once per retry" \
-  bash -c "n=\$(grep -c '\"event\":\"client\"' '$T/daemon.err'); r=\$(awk '\$1 == \"patchdrop_retries_total\" {print \$2}' '$T/metrics.3'); [ \$n -ge 1 ] && [ \$n -lt \$r ]"
+  bash -c "n=\$(grep -c '\"event\":\"retry\"' '$T/daemon.err'); r=\$(awk '\$1 == \"patchdrop_retries_total\" {print \$2}' '$T/metrics.3'); [ \$n -ge 1 ] && [ \$n -lt \$r ]"
+check "numbers and booleans are JSON numbers and booleans, names strings" \
+  jqe -s '[.[] | select(.event == "retry")] | length > 0 and all(.[]; (.attempt | type) == "number" and (.delay_ms | type) == "number" and (.retry_after | type) == "boolean" and (.file | type) == "string" and (.chunk | type) == "number")' "$T/daemon.err"
+check "the login is an info event with a number" \
+  jqe -s 'any(.[]; .event == "login" and .level == "info" and (.expires_in | type) == "number")' "$T/daemon.err"
+check "the metrics port is a number" jqe -s 'any(.[]; .event == "metrics_listening" and (.port | type) == "number")' "$T/daemon.err"
+check "a flow-run id is a string, as in the receipt; sizes are numbers" \
+  jqe -s '[.[] | select(.event == "chunk_delivered")] | length > 0 and all(.[]; (.flow_run_id | type) == "string" and (.bytes | type) == "number" and (.status | type) == "number")' "$T/daemon.err"
 check "the password is not on the command line" bash -c "! grep -qF '$PD_PW' /proc/$DAEMON_PID/cmdline"
 kill -TERM "$DAEMON_PID"
 timeout 20 tail --pid="$DAEMON_PID" -f /dev/null || true

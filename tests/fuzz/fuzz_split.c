@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             n++;
         }
     }
-    if (rc < 0 && !strchr(pd_split_error(sp), ':'))
+    if (rc < 0 && !strcmp(pd_split_error(sp), "no error"))
         abort();
     pd_split_destroy(&sp);
 
