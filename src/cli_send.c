@@ -231,10 +231,6 @@ static void settle(struct file_job *f)
 static void file_fail(struct file_job *f, const char *what)
 {
     struct send *s = f->send;
-    size_t n = strlen(f->path);
-    /* The splitter's messages name the file already; the line starts with it once. */
-    if (!strncmp(what, f->path, n) && !strncmp(what + n, ": ", 2))
-        what += n + 2;
     char name[SAFE_MAX], why[2048];
     clear_progress(s);
     printf("%s: FAILED: %s\n", pd_log_escape(f->path, name, sizeof(name)),
@@ -376,8 +372,12 @@ static void on_chunk_done(void *arg, const struct pd_client_result *r)
             resplit_now(f);
         return;
     }
-    printf("%s, HTTP %ld, REJECTED: %s%s%s%s\n", where, r->api.status,
-           pd_log_escape(r->message ? r->message : pd_strerror(r->err), e1, sizeof(e1)),
+    /* The answer's words already start with "HTTP 422:" when there was an answer: said once. */
+    const char *words = r->message ? r->message : pd_strerror(r->err);
+    char status[32] = "";
+    if (r->api.status && strncmp(words, "HTTP ", 5))
+        snprintf(status, sizeof(status), ", HTTP %ld", r->api.status);
+    printf("%s%s, REJECTED: %s%s%s%s\n", where, status, pd_log_escape(words, e1, sizeof(e1)),
            r->api.errors ? " (" : "", pd_log_escape(r->api.errors, e2, sizeof(e2)),
            r->api.errors ? ")" : "");
     fflush(stdout);

@@ -13,7 +13,8 @@ C=$(conf reject "concurrency = 1")
 run_pd "$T/r" send -c "$C" --flow 4 "$T/in/one.json" "$T/in/two.json"
 check "a rejected file makes the exit status 1" test "$RC" -eq 1
 check "the rejection carries the server's message" \
-  grep -q 'one.json: chunk 1/1, 7 bytes, HTTP 422, REJECTED: HTTP 422: The payload field is required.' "$T/r.out"
+  grep -q 'one.json: chunk 1/1, 7 bytes, REJECTED: HTTP 422: The payload field is required.' "$T/r.out"
+check "the status is said once (no HTTP 422: HTTP 422)" bash -c "! grep -q 'HTTP 422.*HTTP 422' '$T/r.out'"
 check "the rejected file is not retried" test "$(count '.status == 422')" -eq 1 -a "$(starts)" -eq 2
 check "the other file is delivered" grep -q 'two.json: chunk 1/1, 7 bytes, HTTP 200, flow run' "$T/r.out"
 kill "$MOCK_PID"
