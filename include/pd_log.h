@@ -61,6 +61,10 @@ const char *pd_log_quote(const char *value, char *buf, size_t len);
  * readable. A backslash is kept as it is, so escaping twice changes nothing. Cut, never inside a
  * character or an escape, when BUF is too small (4 x strlen + 1 always fits). NULL: "".
  */
+/* Length of the valid UTF-8 sequence at S (at most N bytes), or 0 when it is not valid
+ * (overlong forms, surrogates and code points over U+10FFFF included). */
+size_t pd_utf8_len(const unsigned char *s, size_t n);
+
 const char *pd_log_escape(const char *value, char *buf, size_t len);
 
 #endif

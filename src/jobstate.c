@@ -2,6 +2,7 @@
 #include "pd_jobstate.h"
 #include "pd_error.h"
 #include "pd_fsutil.h"
+#include "pd_log.h"
 #include "pd_jsonfmt.h"
 
 #include <cjson/cJSON.h>
@@ -17,33 +18,6 @@
 #define STATE_VERSION 1
 #define STATE_MAX_BYTES (64u << 20)
 
-/* Length of the valid UTF-8 sequence at S (1 to 4), or 0 when the byte starts none. */
-static size_t utf8_seq(const unsigned char *s)
-{
-    size_t n;
-    unsigned cp;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xC2 && s[0] <= 0xDF)
-        n = 2, cp = s[0] & 0x1F;
-    else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-        n = 3, cp = s[0] & 0x0F;
-    else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-        n = 4, cp = s[0] & 0x07;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-        (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
-        return 0;
-    return n;
-}
-
 /*
  * V as valid UTF-8: every byte that starts no valid sequence is read as Latin-1 (0xE9 -> é), as
  * old Windows and mainframe exports mean it. NULL when V is valid already (or out of memory).
@@ -53,7 +27,7 @@ static char *as_utf8(const char *v)
     const unsigned char *p = (const unsigned char *)v;
     size_t bad = 0, len = strlen(v);
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq(p + i);
+        size_t n = pd_utf8_len(p + i, len - i);
         bad += !n;
         i += n ? n : 1;
     }
@@ -63,7 +37,7 @@ static char *as_utf8(const char *v)
     if (!out)
         return NULL;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq(p + i);
+        size_t n = pd_utf8_len(p + i, len - i);
         if (n) {
             memcpy(q, p + i, n);
             q += n;

@@ -85,8 +85,7 @@ static const struct pd_clock *clk(void)
 
 /* ---- JSON rendering of a key=value message ------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at S (at most N bytes), or 0 when it is not valid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t pd_utf8_len(const unsigned char *s, size_t n)
 {
     size_t len;
     unsigned cp;
@@ -126,7 +125,7 @@ static size_t shown_len(const unsigned char *s, size_t n)
 
     if (s[0] < 0x20 || s[0] == 0x7f)
         return 0;
-    l = utf8_len(s, n);
+    l = pd_utf8_len(s, n);
     if (l == 2 && s[0] == 0xc2 && s[1] < 0xa0)
         return 0;
     return l;
@@ -175,7 +174,7 @@ static void put_json_string(struct out *o, const char *s, size_t n)
             puts_(o, e);
             i++;
         } else {
-            size_t l = utf8_len(u + i, n - i);
+            size_t l = pd_utf8_len(u + i, n - i);
             if (l == 0) {
                 puts_(o, "\\ufffd");
                 i++;
