@@ -70,6 +70,7 @@ struct pd_client_result {
     const char *body;        /* the last answer's body (capped), valid during the callback */
     size_t body_len;
     unsigned attempts;       /* HTTP requests made for this request */
+    unsigned ambiguous;      /* of them: body sent, no answer (each may have started a run) */
 };
 
 typedef void (*pd_client_done_fn)(void *arg, const struct pd_client_result *r);
@@ -77,6 +78,7 @@ typedef void (*pd_client_done_fn)(void *arg, const struct pd_client_result *r);
 struct pd_client_stats {
     uint64_t sent;    /* HTTP requests started, logins included */
     uint64_t retries; /* RETRY answers */
+    uint64_t ambiguous; /* retries of requests whose body was sent without an answer */
     uint64_t logins;  /* login requests started */
     uint64_t reauths; /* 401 answers to data requests */
     /* Now: */

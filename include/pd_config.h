@@ -56,6 +56,7 @@ struct pd_patchworks {
     uint64_t retry_base_ms;
     uint64_t retry_cap_ms;
     uint64_t max_retry_time_ms; /* 0: retry forever; default 5 days */
+    uint64_t max_ambiguous;     /* sent, no answer: resent at most this often; 0: no limit */
 };
 
 struct pd_state_cfg {

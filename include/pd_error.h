@@ -21,7 +21,8 @@
     XX(LIMIT, -1010, "a limit was reached")                                                        \
     XX(STATE, -1011, "damaged state record")                                                       \
     XX(CANCELED, -1012, "canceled")                                                                \
-    XX(EMPTY, -1013, "empty input")
+    XX(EMPTY, -1013, "empty input")                                                                \
+    XX(AMBIGUOUS, -1014, "sent several times without an answer")
 
 enum pd_err {
 #define XX(name, code, text) PD_E##name = (code),

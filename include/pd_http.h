@@ -46,6 +46,9 @@ struct pd_http_response {
     bool truncated;        /* the answer was longer than max_response */
     const char *retry_after; /* the Retry-After header's value, or NULL */
     uint64_t elapsed_ms;
+    /* The whole request body was handed to the server (a failure after that is ambiguous: the
+     * server may have acted on it without answering). */
+    bool body_sent;
 };
 
 /* Called once per transfer, on the loop thread, also when the transfer is canceled. */

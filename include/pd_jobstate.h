@@ -43,6 +43,8 @@ struct pd_jobstate {
     uint64_t next_offset; /* where the first unacknowledged chunk starts */
     unsigned next_index;
     unsigned attempts; /* requests made for this file, all chunks */
+    unsigned possible_duplicates; /* attempts sent whole without an answer: each may have
+                                     started a flow run */
     uint64_t first_failure_ms; /* wall clock of the first retryable failure in a row; 0: none */
     bool finished;     /* every chunk acknowledged */
     char *duplicate_of; /* dedupe: the earlier receipt, when not sent again */

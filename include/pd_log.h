@@ -25,6 +25,11 @@
 #include <stdio.h>
 
 enum pd_log_level { PD_LOG_DEBUG, PD_LOG_INFO, PD_LOG_WARN, PD_LOG_ERROR };
+/*
+ * OR'd into a level: this line is never folded into an `event=repeated` summary, because every
+ * occurrence matters to a person (a request that may have started a flow run without an answer).
+ */
+#define PD_LOG_EVERY 0x10
 enum pd_log_format { PD_LOG_TEXT, PD_LOG_JSON };
 
 struct pd_clock;

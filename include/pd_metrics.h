@@ -34,6 +34,7 @@ enum pd_metrics_counter {
     PD_METRICS_RETRIES, /* answers that will be retried (5xx, 429, network, timeout) */
     PD_METRICS_LOGINS,  /* login requests */
     PD_METRICS_REAUTHS, /* 401 answers to data requests */
+    PD_METRICS_AMBIGUOUS, /* retries of requests sent whole without an answer */
     PD_METRICS_COUNTERS
 };
 

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum req_state { WAIT_AUTH, WAIT_SLOT, IN_FLIGHT, BACKOFF, DONE };
 
@@ -41,6 +42,8 @@ struct req {
     struct pd_http_xfer *xfer;
     unsigned generation; /* of the credentials the request was sent with */
     unsigned attempts, retries;
+    unsigned ambiguous;          /* attempts sent whole without an answer */
+    uint64_t ambiguous_at[8];    /* wall times of the first of them, for the reason */
     uint64_t first_ms; /* monotonic time of submission, for max_retry_time */
     uint64_t failing_since_ms; /* monotonic time of its first retryable failure; 0: none */
     long last_status;          /* of its last answer, 0: none */
@@ -230,6 +233,7 @@ static void finish(struct req *r, int err, const char *message, const struct pd_
     res.body = body;
     res.body_len = body_len;
     res.attempts = r->attempts;
+    res.ambiguous = r->ambiguous;
     r->done(r->arg, &res);
     uv_close((uv_handle_t *)&r->timer, on_req_closed);
     if (!c->closing)
@@ -334,6 +338,36 @@ static void retry_later(struct req *r, const struct pd_api_result *api,
     /* Slow-down answers are about the account, not this request: everybody waits. */
     if (api->status == 429 || api->status == 503)
         pd_limiter_pause(&c->limiter, now, delay);
+    /* Sent whole, no answer: the server may have started a flow run. Every such retry is told
+     * (never folded), counted, and bounded. */
+    bool ambiguous = !api->status && resp->body_sent && !r->no_auth;
+    if (ambiguous) {
+        if (r->ambiguous < sizeof(r->ambiguous_at) / sizeof(r->ambiguous_at[0]))
+            r->ambiguous_at[r->ambiguous] = c->clock->wall_ms(c->clock->arg);
+        r->ambiguous++;
+        c->stats.ambiguous++;
+        pd_metrics_count(c->metrics, PD_METRICS_AMBIGUOUS);
+        if (pw->max_ambiguous && r->ambiguous > pw->max_ambiguous) {
+            char msg[900], when[400] = "";
+            size_t n = 0, k = r->ambiguous < 8 ? r->ambiguous : 8;
+            for (size_t i = 0; i < k && n < sizeof(when) - 40; i++) {
+                time_t t = (time_t)(r->ambiguous_at[i] / 1000);
+                struct tm tm;
+                gmtime_r(&t, &tm);
+                n += (size_t)snprintf(when + n, sizeof(when) - n, "%s%02d:%02d:%02d.%03dZ",
+                                      i ? ", " : "", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                                      (int)(r->ambiguous_at[i] % 1000));
+            }
+            snprintf(msg, sizeof(msg),
+                     "sent whole %u times without an answer (%s: at %s, UTC), so each may have "
+                     "started a flow run; not sent again (max_ambiguous_retries = %llu): check "
+                     "the flow runs in Patchworks around those times",
+                     r->ambiguous, api->message ? api->message : "no answer", when,
+                     (unsigned long long)pw->max_ambiguous);
+            finish(r, PD_EAMBIGUOUS, msg, api, resp->body, resp->body_len);
+            return;
+        }
+    }
     if (pw->max_retry_time_ms && now + delay - r->first_ms > pw->max_retry_time_ms) {
         char msg[600];
         snprintf(msg, sizeof(msg), "gave up after %u attempts in %llu s (max_retry_time): %s",
@@ -345,15 +379,19 @@ static void retry_later(struct req *r, const struct pd_api_result *api,
     if (api->status)
         snprintf(status, sizeof(status), " status=%ld", api->status);
     snprintf(line, sizeof(line),
-             "event=retry%s%s attempt=%u delay_ms=%llu retry_after=%s%s reason=%s url=%s",
+             "event=retry%s%s attempt=%u delay_ms=%llu retry_after=%s%s%s reason=%s url=%s",
              r->context ? " " : "", context_of(r), r->attempts, (unsigned long long)delay,
              told ? "true" : "false", status,
+             ambiguous ? " ambiguous=true possible_duplicate=\"the body was sent whole; the "
+                         "server may have started a flow run\""
+                       : "",
              pd_log_quote(api->message ? api->message : "no answer", qreason, sizeof(qreason)),
              loggable_url(r->url, qurl, sizeof(qurl)));
     snprintf(words, sizeof(words), "retry in %llu.%03llu s%s: %s",
              (unsigned long long)(delay / 1000), (unsigned long long)(delay % 1000),
              told ? " (Retry-After)" : "", api->message ? api->message : "no answer");
-    pd_client_note(c, PD_LOG_WARN, line, words);
+    pd_client_note(c, ambiguous ? (enum pd_log_level)(PD_LOG_WARN | PD_LOG_EVERY) : PD_LOG_WARN,
+                   line, words);
     set_state(r, BACKOFF);
     uv_timer_start(&r->timer, on_backoff_done, delay, 0);
 }

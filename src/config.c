@@ -121,6 +121,10 @@ static const struct key keys[] = {
     {SEC_PATCHWORKS, "max_retry_time", T_DURATION, "5d", 0, 365 * DAY_MS, PW(max_retry_time_ms),
      NULL, "give a file up (failed folder) after retrying one request this long, as a mail "
            "queue gives up after 5 days; 0 retries forever"},
+    {SEC_PATCHWORKS, "max_ambiguous_retries", T_UINT, "3", 0, 1000, PW(max_ambiguous),
+     NULL, "a request whose body was sent but got no answer (a timeout) may still have "
+           "started a flow run: sent again at most this often, then the file goes to the "
+           "failed folder naming the attempts; 0: no limit"},
 
     {SEC_STATE, "dir", T_PATH, "/var/lib/patchdrop", 0, 0, ST(dir), NULL,
      "token cache and delivery state"},

@@ -1955,6 +1955,7 @@ static void on_request_done(void *arg, const struct pd_client_result *r)
     j->busy = false;
     j->in_flight = false;
     j->js.attempts += r->attempts;
+    j->js.possible_duplicates += r->ambiguous;
     if (r->err == 0) {
         memset(&j->ack, 0, sizeof(j->ack));
         j->ack.index = j->chunk.index;
@@ -2037,6 +2038,18 @@ static void on_request_done(void *arg, const struct pd_client_result *r)
         j->fail_status = r->api.status;
         j->fail_message = r->api.message ? strdup(r->api.message) : NULL;
         j->fail_errors = r->api.errors ? strdup(r->api.errors) : NULL;
+        j->fail_chunk = (int)j->chunk.index;
+        j->fail_offset = (int64_t)j->chunk.start;
+        job_set(j, STEP_FINISH_FAIL);
+        job_run(j, work_finish);
+        return;
+    case PD_EAMBIGUOUS:
+        job_fail(j,
+                 "chunk %u (bytes %" PRIu64 "-%" PRIu64 ") %s; %u earlier chunk(s) were "
+                 "delivered",
+                 j->chunk.index + 1, j->chunk.start, j->chunk.end,
+                 r->message ? r->message : "was sent several times without an answer",
+                 j->chunk.index);
         j->fail_chunk = (int)j->chunk.index;
         j->fail_offset = (int64_t)j->chunk.start;
         job_set(j, STEP_FINISH_FAIL);

@@ -41,6 +41,7 @@ struct pd_http_xfer {
     char retry_after[RETRY_AFTER_MAX];
     char errbuf[CURL_ERROR_SIZE];
     uint64_t started_ms;
+    size_t req_len; /* the request body's length, to tell whether all of it went */
     struct pd_http_xfer *next, *prev;
 };
 
@@ -145,6 +146,10 @@ static void xfer_finish(struct pd_http_xfer *x, CURLcode code)
     resp.truncated = x->truncated;
     resp.retry_after = x->retry_after[0] ? x->retry_after : NULL;
     resp.elapsed_ms = uv_now(x->h->loop) - x->started_ms;
+    curl_off_t up = 0;
+    if (x->req_len && code != CURLE_ABORTED_BY_CALLBACK &&
+        curl_easy_getinfo(x->easy, CURLINFO_SIZE_UPLOAD_T, &up) == CURLE_OK)
+        resp.body_sent = (size_t)up >= x->req_len;
     x->done(x->arg, &resp);
     xfer_free(x);
 }
@@ -397,6 +402,7 @@ static int xfer_setup(struct pd_http_xfer *x, const struct pd_http_request *req)
                         !strcmp(req->method, "PATCH"))) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        x->req_len = req->body_len;
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
         /* PUT and PATCH send their body the way POST does, under their own name. */
         if (strcmp(req->method, "POST"))

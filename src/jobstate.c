@@ -157,6 +157,10 @@ static cJSON *common_json(const struct pd_jobstate *js, bool for_people)
     rc |= add_str(o, "claim_id", js->claim_id);
     if (js->duplicate_of)
         rc |= add_name(o, "duplicate_of", js->duplicate_of);
+    /* Requests sent whole that got no answer and went again: a person may find one more flow
+     * run per such attempt. Only written when there were some. */
+    if (js->possible_duplicates)
+        rc |= add_num(o, "possible_duplicates", js->possible_duplicates);
     arr = cJSON_AddArrayToObject(o, "chunks");
     if (!arr)
         rc = PD_ENOMEM;
@@ -314,6 +318,9 @@ int pd_jobstate_load(const char *path, struct pd_jobstate *js, char **why)
         js->next_index = (unsigned)u;
     if (!rc && !(rc = get_u64(o, "attempts", &u)))
         js->attempts = (unsigned)u;
+    if (!rc && cJSON_GetObjectItemCaseSensitive(o, "possible_duplicates") &&
+        !(rc = get_u64(o, "possible_duplicates", &u)))
+        js->possible_duplicates = (unsigned)u;
     if (!rc) {
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "mtime_ns");
         const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "finished");

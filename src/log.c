@@ -452,11 +452,14 @@ void pd_log(enum pd_log_level level, const char *fmt, ...)
     char msg[LINE_MAX_LOG];
     va_list ap;
 
+    bool every = ((unsigned)level & PD_LOG_EVERY) != 0;
+    level = (enum pd_log_level)((unsigned)level & ~(unsigned)PD_LOG_EVERY);
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     pthread_mutex_lock(&lock);
-    if (level >= min_level && !(level >= PD_LOG_WARN && repeat_ms && suppressed(level, msg)))
+    if (level >= min_level &&
+        !(level >= PD_LOG_WARN && repeat_ms && !every && suppressed(level, msg)))
         emit(level, msg);
     pthread_mutex_unlock(&lock);
 }

@@ -412,6 +412,11 @@ static void render_locked(struct pd_metrics *m, FILE *f)
     family(f, "patchdrop_retries_total", "counter",
            "Requests retried after 5xx, 429, a network error or a timeout.");
     fprintf(f, "patchdrop_retries_total %" PRIu64 "\n", m->counters[PD_METRICS_RETRIES]);
+    family(f, "patchdrop_ambiguous_retries_total", "counter",
+           "Requests sent again after their whole body went out without an answer: each may "
+           "have started a flow run (possible duplicates).");
+    fprintf(f, "patchdrop_ambiguous_retries_total %" PRIu64 "\n",
+            m->counters[PD_METRICS_AMBIGUOUS]);
     family(f, "patchdrop_logins_total", "counter", "Logins for a bearer token.");
     fprintf(f, "patchdrop_logins_total %" PRIu64 "\n", m->counters[PD_METRICS_LOGINS]);
     family(f, "patchdrop_reauths_total", "counter", "401 answers to data requests.");
