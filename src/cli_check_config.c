@@ -11,6 +11,7 @@
 #include "pd_config.h"
 #include "pd_error.h"
 #include "pd_netaddr.h"
+#include "pd_zone.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -235,6 +236,13 @@ int pd_cli_check_config(int argc, char **argv)
                 cfg->metrics.listen, cfg->file, pd_cli_metrics_exposed(cfg));
     if (!p.quiet)
         pd_config_print(cfg, stdout);
+    /* Whether a file still open for writing can be told from a finished one (a read lease
+     * needs CAP_LEASE or owning the file); the packaged unit grants it. */
+    if (!pd_zone_lease_possible())
+        fprintf(stderr,
+                "patchdrop: note: no CAP_LEASE here: a daemon started like this takes a "
+                "partner's file once it stopped changing for settle, even if its writer still "
+                "holds it open (the packaged unit grants AmbientCapabilities=CAP_LEASE)\n");
     rc = check_access(cfg, pd_cli_config_path(file), user);
     pd_config_destroy(&cfg);
     return rc ? rc : PD_EXIT_OK;

@@ -50,6 +50,12 @@ RUN=$!
 PD_PIDS+=("$RUN")
 check "the daemon started" wait_for 10 grep -q 'event=started' "$T/run.err"
 check "as $USER_NAME" launched "$RUN"
+if [ "$(id -u)" -eq 0 ]; then
+  check "without CAP_LEASE it warns once that settle alone judges open files" \
+    grep -q "event=lease_unavailable" "$T/run.err"
+  "${AS[@]}" "$P/patchdrop" check-config -q -c "$P/c.conf" --user "$USER_NAME" 2>"$T/cc-lease.err" || true
+  check "and check-config says so" grep -q "no CAP_LEASE here" "$T/cc-lease.err"
+fi
 check "patchdrop run is not dumpable (its /proc files belong to root)" owner_is "$RUN" root
 check "its environment cannot be read by $USER_NAME" \
   bash -c "! ${AS[*]:-} cat /proc/$RUN/environ >/dev/null 2>&1"

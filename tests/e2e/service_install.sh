@@ -27,7 +27,8 @@ check "and has nothing to say about the unit" bash -c "! grep -q patchdrop.servi
 unit="$PD_SRC/conf/patchdrop.service"
 for want in '^Type=notify$' '^WatchdogSec=' '^ExecReload=/bin/kill -HUP \$MAINPID$' '^User=patchdrop$' \
   '^NoNewPrivileges=yes$' '^ProtectSystem=strict$' '^PrivateTmp=yes$' '^ReadWritePaths=' \
-  '^StateDirectory=patchdrop$' '^RestartPreventExitStatus=2$' '^LimitCORE=0$'; do
+  '^StateDirectory=patchdrop$' '^RestartPreventExitStatus=2$' '^LimitCORE=0$' \
+  '^CapabilityBoundingSet=CAP_LEASE$' '^AmbientCapabilities=CAP_LEASE$'; do
   check "the unit has $want" grep -q "$want" "$unit"
 done
 check "patchdrop speaks sd_notify (linked with libsystemd)" \
