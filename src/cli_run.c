@@ -179,6 +179,18 @@ static int start_daemon(struct run *r)
             r->fatal = NULL;
         return rc;
     }
+    /* A service with not one watch it can set up has nothing to do: exit 2 with the reasons
+     * logged (systemd keeps it failed instead of restarting it). A watch that fails among
+     * others is disabled and tried again, and --once reports it in its summary. */
+    if (!r->once && !r->started && r->cfg->nwatches &&
+        pd_daemon_summary(r->daemon).disabled == r->cfg->nwatches) {
+        if (!r->fatal &&
+            asprintf(&r->fatal, "cannot start: no watch could be set up (each reason is logged "
+                                "as event=watch_disabled); fix the folders, then start again") < 0)
+            r->fatal = NULL;
+        pd_daemon_close(&r->daemon, NULL, NULL);
+        return PD_ECONFIG;
+    }
     pd_daemon_start(r->daemon);
     if (!r->started) /* a reload says event=reloaded instead */
         pd_log(PD_LOG_INFO, "event=started config=%s watches=%zu once=%s", r->cfg->file,

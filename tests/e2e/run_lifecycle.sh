@@ -43,4 +43,13 @@ check "and exits 0" test "$rc" -eq 0
 check "event=stopped says one file is left in work/" \
   grep -q "event=stopped files_left_in_work=1" "$T/daemon.err"
 check "the file waits in work/ for the next start" test -f "$T/down.pd/work/wait.txt"
+# A service whose only watch cannot be set up has nothing to do: exit 2 with the reason,
+# instead of a cheerful start (systemd then keeps it failed: RestartPreventExitStatus=2).
+mkdir -p "$T/elsewhere" "$T/broken"
+ln -s "$T/elsewhere" "$T/broken.pd"
+write_conf "$T/b.conf" "$T/broken"
+timeout 20 "$PD_BIN" run -c "$T/b.conf" >"$T/b.out" 2>"$T/b.err" && rc=0 || rc=$?
+check "no watch can be set up: run exits 2" test "$rc" -eq 2
+check "with the reason" grep -q "event=watch_disabled watch=drop reason=.*broken.pd is a symbolic link" "$T/b.err"
+check "and says it cannot start" grep -q "cannot start: no watch could be set up" "$T/b.err"
 finish
