@@ -116,7 +116,7 @@ int main(void)
 {
 #ifndef PD_HAVE_SYSTEMD
     printf("skipped: built without libsystemd\n");
-    return 0;
+    return 77; /* ctest reports it skipped, never passed */
 #endif
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(notifications_follow_the_life_cycle),

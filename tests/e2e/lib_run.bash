@@ -36,8 +36,6 @@ write_conf() {
 
 # payload_count: payloads the emulator accepted so far.
 payload_count() { ls "$MOCK_REC/payloads" 2>/dev/null | wc -l; }
-# start_requests: start-flow requests answered 200.
-ok_requests() { grep -c '"status":200' "$MOCK_REC/requests.jsonl" 2>/dev/null | grep -v '/login' || true; }
 # archived NAME DROP: the file sits in the archive with its receipt.
 # own_of DROP: the watch's own folder (write_conf's DROP.pd, or the default for [watch:drop]).
 own_of() { if [ -d "$1.pd" ]; then echo "$1.pd"; else echo "$T/state/watches/drop"; fi; }
