@@ -1,5 +1,5 @@
 /*
- * The Patchworks Core API as patchdrop uses it (see shared/patchworks-api.md): the URLs and
+ * The Patchworks Core API as patchdrop uses it (see docs/patchworks-api.md): the URLs and
  * bodies of its requests, the reading of its answers, and the ONE function that decides what an
  * answer means for the request that got it. Pure: no I/O, no logging.
  */

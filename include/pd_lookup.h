@@ -1,5 +1,5 @@
 /*
- * Cross-reference lookups (shared/patchworks-api.md, "Cross-reference lookups"): the API's
+ * Cross-reference lookups (docs/patchworks-api.md, "Cross-reference lookups"): the API's
  * operations on lookups and their rows, and the sync of a CSV file (left_value,right_value)
  * into a lookup.
  *

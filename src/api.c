@@ -1,5 +1,5 @@
 /*
- * The Patchworks Core API contract (shared/patchworks-api.md): request URLs and bodies, reading
+ * The Patchworks Core API contract (docs/patchworks-api.md): request URLs and bodies, reading
  * of answers, and pd_api_classify(), the one place that decides what an answer means.
  *
  * The documentation shows several answers only as images, so every reader here is defensive:
