@@ -452,6 +452,25 @@ static char *value_text(const cJSON *v)
     return NULL;
 }
 
+/* The readers free what they built themselves, so api.c links without the lookup module (the
+ * fuzz target builds it alone). */
+static void row_free(struct pd_lookup_row *row)
+{
+    free(row->id);
+    free(row->left);
+    free(row->right);
+    memset(row, 0, sizeof(*row));
+}
+
+static void info_free(struct pd_lookup_info *info)
+{
+    free(info->id);
+    free(info->name);
+    free(info->description);
+    free(info->default_value);
+    memset(info, 0, sizeof(*info));
+}
+
 static bool is_text(const cJSON *v)
 {
     return cJSON_IsString(v) || cJSON_IsNumber(v) || cJSON_IsBool(v);
@@ -486,10 +505,7 @@ static int read_row(const cJSON *item, struct pd_lookup_row *row)
         /* A field that is there and a scalar can only have failed for want of memory. */
         bool bad =
             !is_text(id) || !is_text(left) || (right && !cJSON_IsNull(right) && !is_text(right));
-        free(row->id);
-        free(row->left);
-        free(row->right);
-        memset(row, 0, sizeof(*row));
+        row_free(row);
         return bad ? PD_EPROTOCOL : PD_ENOMEM;
     }
     return 0;
@@ -506,11 +522,11 @@ static int read_info(const cJSON *item, struct pd_lookup_info *info)
     info->description = value_text(record_field(item, "description"));
     info->default_value = value_text(record_field(item, "default_value"));
     if (!info->id) {
-        pd_lookup_info_cleanup(info);
+        info_free(info);
         return is_text(id) ? PD_ENOMEM : PD_EPROTOCOL;
     }
     if (!info->name && !(info->name = strdup(""))) {
-        pd_lookup_info_cleanup(info);
+        info_free(info);
         return PD_ENOMEM;
     }
     return 0;
@@ -578,7 +594,7 @@ int pd_api_parse_lookups_page(const char *body, size_t len, unsigned long page,
     return 0;
 fail:
     for (size_t i = 0; *infos && i < *n; i++)
-        pd_lookup_info_cleanup(&(*infos)[i]);
+        info_free(&(*infos)[i]);
     free(*infos);
     *infos = NULL;
     *n = 0;
@@ -616,7 +632,10 @@ int pd_api_parse_rows_page(const char *body, size_t len, unsigned long page,
     cJSON_Delete(root);
     return 0;
 fail:
-    pd_lookup_rows_cleanup(rows);
+    for (size_t i = 0; i < rows->n; i++)
+        row_free(&rows->v[i]);
+    free(rows->v);
+    memset(rows, 0, sizeof(*rows));
     pd_api_page_cleanup(pg);
     cJSON_Delete(root);
     return rc;
