@@ -1,5 +1,5 @@
 /*
- * The Patchworks Core API as patchdrop uses it (see shared/patchworks-api.md): the URLs and
+ * The Patchworks Core API as patchdrop uses it (see docs/patchworks-api.md): the URLs and
  * bodies of its requests, the reading of its answers, and the ONE function that decides what an
  * answer means for the request that got it. Pure: no I/O, no logging.
  */
@@ -10,6 +10,9 @@
 #include <stdint.h>
 
 struct pd_patchworks;
+struct pd_lookup_info;
+struct pd_lookup_row;
+struct pd_lookup_rows;
 
 enum pd_api_verdict {
     PD_API_OK,      /* 200/201: accepted */
@@ -63,5 +66,48 @@ int pd_api_parse_run_status(const char *body, size_t len, char **words, char **r
 
 /* Words for a Patchworks flow-run status number, or NULL when unknown. */
 const char *pd_api_run_status_name(long status);
+
+/* ---- cross-reference lookups: reading the answers ------------------------------------------ */
+
+/* A list claiming more pages than this is read this far only: a server that never stops paging. */
+#define PD_API_MAX_PAGES 100000
+
+/* What one page of a list answer says about the list. */
+struct pd_api_page {
+    unsigned long last_page; /* meta.last_page (1..PD_API_MAX_PAGES), 0 when absent or not >= 1 */
+    char *next;              /* links.next when a non-empty string (malloc'd), else NULL */
+    size_t items;            /* entries in the page's data list */
+};
+
+void pd_api_page_cleanup(struct pd_api_page *pg);
+
+/*
+ * Reads page PAGE of a list answer: the list of lookups (LOOKUPS_PAGE, into *INFOS / *N, release
+ * each with pd_lookup_info_cleanup and the array with free) or of a lookup's rows (ROWS_PAGE, into
+ * *ROWS, release with pd_lookup_rows_cleanup). The items are the answer itself when it is a JSON
+ * list, else its "data" list; every item must be an object with an "id" (rows also a left_value
+ * and a right_value, flat or under "attributes"; a null or missing right_value is ""). Ids and
+ * values are text: strings exactly as sent, numbers through the one range-guarded number reader
+ * (integral values within +-9e15 without a fraction, others as %.17g, so 1e300 is
+ * "1.0000000000000001e+300"), booleans as true/false. *PG gets the pagination.
+ * Returns 0, PD_EPROTOCOL with WHY (a sentence naming the page and item), or PD_ENOMEM; on
+ * failure the outputs are empty.
+ */
+int pd_api_parse_lookups_page(const char *body, size_t len, unsigned long page,
+                              struct pd_lookup_info **infos, size_t *n, struct pd_api_page *pg,
+                              char *why, size_t whylen);
+int pd_api_parse_rows_page(const char *body, size_t len, unsigned long page,
+                           struct pd_lookup_rows *rows, struct pd_api_page *pg, char *why,
+                           size_t whylen);
+
+/*
+ * Reads a one-record answer (the record under "data", or the answer itself): a lookup (show,
+ * create; a missing name is "", a missing description or default_value NULL) or a row (add,
+ * update). Returns 0, PD_EPROTOCOL with WHY, or PD_ENOMEM; on failure *OUT is empty.
+ */
+int pd_api_parse_lookup(const char *body, size_t len, struct pd_lookup_info *out, char *why,
+                        size_t whylen);
+int pd_api_parse_lookup_row(const char *body, size_t len, struct pd_lookup_row *out, char *why,
+                            size_t whylen);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * Credentials for Patchworks requests (shared/patchworks-api.md, "Authentication").
+ * Credentials for Patchworks requests (docs/patchworks-api.md, "Authentication").
  *
  * Password mode: logs in once, keeps the token until shortly before it expires, and keeps it in
  * <state dir>/token (mode 0600, written atomically) so a restart does not log in again. When

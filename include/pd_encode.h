@@ -1,6 +1,6 @@
 /*
  * The request body encoder: turns payload bytes into the JSON body that the Patchworks start
- * endpoint takes, {"payload":"<payload as one JSON string>"} (see shared/patchworks-api.md).
+ * endpoint takes, {"payload":"<payload as one JSON string>"} (see docs/patchworks-api.md).
  *
  * Escaping follows RFC 8259: '"' and '\' get a backslash, control characters below 0x20 become
  * \n \r \t \b \f or \u00XX. Every other byte is copied unchanged: valid UTF-8 stays as it is

@@ -1,5 +1,5 @@
 /*
- * Cross-reference lookups (shared/patchworks-api.md, "Cross-reference lookups"): the API's
+ * Cross-reference lookups (docs/patchworks-api.md, "Cross-reference lookups"): the API's
  * operations on lookups and their rows, and the sync of a CSV file (left_value,right_value)
  * into a lookup.
  *
@@ -12,7 +12,8 @@
  * credentials never go elsewhere).
  *
  * The pure half (file reading, diff, URLs, JSON) lives in src/lookup_plan.c; the requests in
- * src/lookup.c. Rows are held in memory: a sync needs both sides to compare them, so memory
+ * src/lookup.c; the answers are read by src/api.c (pd_api.h, pd_api_parse_lookups_page and
+ * its siblings). Rows are held in memory: a sync needs both sides to compare them, so memory
  * grows with the number of rows (about 100 bytes a row plus the values), never with requests.
  */
 #ifndef PD_LOOKUP_H

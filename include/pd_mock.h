@@ -1,6 +1,6 @@
 /*
  * patchdrop-mock: the Patchworks API played on loopback (libmicrohttpd), for the demo, the tests
- * and the benchmarks. It implements the contract written down in shared/patchworks-api.md: both
+ * and the benchmarks. It implements the contract written down in docs/patchworks-api.md: both
  * login forms, API keys, start-flow with its 401/413/422 answers, flow-run lookups and the
  * cross-reference lookups with their rows, plus faults a real network and a real server produce
  * (5xx, revoked tokens, dropped connections, hangs, truncated answers, rate limiting), either

@@ -1,5 +1,5 @@
 /*
- * The Patchworks Core API contract (shared/patchworks-api.md): request URLs and bodies, reading
+ * The Patchworks Core API contract (docs/patchworks-api.md): request URLs and bodies, reading
  * of answers, and pd_api_classify(), the one place that decides what an answer means.
  *
  * The documentation shows several answers only as images, so every reader here is defensive:
@@ -10,6 +10,7 @@
 
 #include "pd_config.h"
 #include "pd_error.h"
+#include "pd_lookup.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -72,18 +73,25 @@ static cJSON *parse_body(const char *body, size_t len)
     return cJSON_ParseWithLength(body, len);
 }
 
-/* A JSON scalar as text: strings as they are, integral numbers without a decimal point. */
+/*
+ * The one number reader: a JSON number as text, integral values without a decimal point.
+ * Converting a double outside long long's range is undefined, so the range is tested first;
+ * beyond +-9e15 (where doubles stop being exact integers) the number is printed as it is.
+ */
+static char *number_text(double d)
+{
+    if (d > -9.0e15 && d < 9.0e15 && d == (double)(long long)d)
+        return dup_printf("%lld", (long long)d);
+    return dup_printf("%.17g", d);
+}
+
+/* A JSON scalar as text: non-empty strings (bounded), numbers. */
 static char *scalar_text(const cJSON *v)
 {
     if (cJSON_IsString(v) && v->valuestring && v->valuestring[0])
         return dup_bounded(v->valuestring, strlen(v->valuestring));
-    if (cJSON_IsNumber(v)) {
-        double d = v->valuedouble;
-        /* Converting a double outside long long's range is undefined: test the range first. */
-        if (d > -9.0e15 && d < 9.0e15 && d == (double)(long long)d)
-            return dup_printf("%lld", (long long)d);
-        return dup_printf("%.17g", d);
-    }
+    if (cJSON_IsNumber(v))
+        return number_text(v->valuedouble);
     return NULL;
 }
 
@@ -425,6 +433,248 @@ int pd_api_parse_run_status(const char *body, size_t len, char **words, char **r
         goto done;
     }
 done:
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* ---- cross-reference lookups ---------------------------------------------------------------- */
+
+/* A lookup's id or value as text: strings exactly as sent (empty ones too: a value may be
+ * empty), numbers through number_text, booleans as true/false; NULL for anything else. */
+static char *value_text(const cJSON *v)
+{
+    if (cJSON_IsString(v) && v->valuestring)
+        return strdup(v->valuestring);
+    if (cJSON_IsNumber(v))
+        return number_text(v->valuedouble);
+    if (cJSON_IsBool(v))
+        return strdup(cJSON_IsTrue(v) ? "true" : "false");
+    return NULL;
+}
+
+/* The readers free what they built themselves, so api.c links without the lookup module (the
+ * fuzz target builds it alone). */
+static void row_free(struct pd_lookup_row *row)
+{
+    free(row->id);
+    free(row->left);
+    free(row->right);
+    memset(row, 0, sizeof(*row));
+}
+
+static void info_free(struct pd_lookup_info *info)
+{
+    free(info->id);
+    free(info->name);
+    free(info->description);
+    free(info->default_value);
+    memset(info, 0, sizeof(*info));
+}
+
+static bool is_text(const cJSON *v)
+{
+    return cJSON_IsString(v) || cJSON_IsNumber(v) || cJSON_IsBool(v);
+}
+
+/* A record's field, flat or under "attributes" (JSON:API style). */
+static const cJSON *record_field(const cJSON *item, const char *key)
+{
+    const cJSON *v = object_item(item, key);
+    return v ? v : object_item(object_item(item, "attributes"), key);
+}
+
+/* The record of a one-object answer: under "data", or the answer itself. */
+static const cJSON *record_of(const cJSON *root)
+{
+    const cJSON *d = object_item(root, "data");
+    return cJSON_IsObject(d) ? d : root;
+}
+
+static int read_row(const cJSON *item, struct pd_lookup_row *row)
+{
+    memset(row, 0, sizeof(*row));
+    if (!cJSON_IsObject(item))
+        return PD_EPROTOCOL;
+    const cJSON *id = object_item(item, "id");
+    const cJSON *left = record_field(item, "left_value"),
+                *right = record_field(item, "right_value");
+    row->id = value_text(id);
+    row->left = value_text(left);
+    row->right = !right || cJSON_IsNull(right) ? strdup("") : value_text(right);
+    if (!row->id || !row->left || !row->right) {
+        /* A field that is there and a scalar can only have failed for want of memory. */
+        bool bad =
+            !is_text(id) || !is_text(left) || (right && !cJSON_IsNull(right) && !is_text(right));
+        row_free(row);
+        return bad ? PD_EPROTOCOL : PD_ENOMEM;
+    }
+    return 0;
+}
+
+static int read_info(const cJSON *item, struct pd_lookup_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    if (!cJSON_IsObject(item))
+        return PD_EPROTOCOL;
+    const cJSON *id = object_item(item, "id");
+    info->id = value_text(id);
+    info->name = value_text(record_field(item, "name"));
+    info->description = value_text(record_field(item, "description"));
+    info->default_value = value_text(record_field(item, "default_value"));
+    if (!info->id) {
+        info_free(info);
+        return is_text(id) ? PD_ENOMEM : PD_EPROTOCOL;
+    }
+    if (!info->name && !(info->name = strdup(""))) {
+        info_free(info);
+        return PD_ENOMEM;
+    }
+    return 0;
+}
+
+void pd_api_page_cleanup(struct pd_api_page *pg)
+{
+    if (!pg)
+        return;
+    free(pg->next);
+    memset(pg, 0, sizeof(*pg));
+}
+
+/* The data list of page PAGE and its pagination; *ROOT is to be deleted by the caller. */
+static int read_page(const char *body, size_t len, unsigned long page, cJSON **root,
+                     const cJSON **data, struct pd_api_page *pg, char *why, size_t whylen)
+{
+    memset(pg, 0, sizeof(*pg));
+    if (!(*root = parse_body(body, len))) {
+        snprintf(why, whylen, "page %lu of the list is not JSON", page);
+        return PD_EPROTOCOL;
+    }
+    *data = cJSON_IsArray(*root) ? *root : object_item(*root, "data");
+    if (!cJSON_IsArray(*data)) {
+        snprintf(why, whylen, "page %lu of the list has no \"data\" list", page);
+        return PD_EPROTOCOL;
+    }
+    const cJSON *last = object_item(object_item(*root, "meta"), "last_page");
+    const cJSON *next = object_item(object_item(*root, "links"), "next");
+    if (cJSON_IsNumber(last) && last->valuedouble >= 1)
+        pg->last_page = last->valuedouble > PD_API_MAX_PAGES ? PD_API_MAX_PAGES
+                                                             : (unsigned long)last->valuedouble;
+    if (cJSON_IsString(next) && next->valuestring[0] && !(pg->next = strdup(next->valuestring)))
+        return PD_ENOMEM;
+    pg->items = (size_t)cJSON_GetArraySize(*data);
+    return 0;
+}
+
+int pd_api_parse_lookups_page(const char *body, size_t len, unsigned long page,
+                              struct pd_lookup_info **infos, size_t *n, struct pd_api_page *pg,
+                              char *why, size_t whylen)
+{
+    cJSON *root = NULL;
+    const cJSON *data = NULL, *item;
+    int rc;
+
+    *infos = NULL;
+    *n = 0;
+    if ((rc = read_page(body, len, page, &root, &data, pg, why, whylen)) != 0)
+        goto fail;
+    if (!(*infos = calloc(pg->items ? pg->items : 1, sizeof(**infos)))) {
+        rc = PD_ENOMEM;
+        goto fail;
+    }
+    cJSON_ArrayForEach(item, data)
+    {
+        if ((rc = read_info(item, &(*infos)[*n])) != 0) {
+            if (rc == PD_EPROTOCOL)
+                snprintf(why, whylen, "item %zu of page %lu has no id", *n + 1, page);
+            goto fail;
+        }
+        (*n)++;
+    }
+    cJSON_Delete(root);
+    return 0;
+fail:
+    for (size_t i = 0; *infos && i < *n; i++)
+        info_free(&(*infos)[i]);
+    free(*infos);
+    *infos = NULL;
+    *n = 0;
+    pd_api_page_cleanup(pg);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int pd_api_parse_rows_page(const char *body, size_t len, unsigned long page,
+                           struct pd_lookup_rows *rows, struct pd_api_page *pg, char *why,
+                           size_t whylen)
+{
+    cJSON *root = NULL;
+    const cJSON *data = NULL, *item;
+    int rc;
+
+    memset(rows, 0, sizeof(*rows));
+    if ((rc = read_page(body, len, page, &root, &data, pg, why, whylen)) != 0)
+        goto fail;
+    rows->cap = pg->items ? pg->items : 1;
+    if (!(rows->v = calloc(rows->cap, sizeof(*rows->v)))) {
+        rc = PD_ENOMEM;
+        goto fail;
+    }
+    cJSON_ArrayForEach(item, data)
+    {
+        if ((rc = read_row(item, &rows->v[rows->n])) != 0) {
+            if (rc == PD_EPROTOCOL)
+                snprintf(why, whylen, "item %zu of page %lu has no id, left_value and right_value",
+                         rows->n + 1, page);
+            goto fail;
+        }
+        rows->n++;
+    }
+    cJSON_Delete(root);
+    return 0;
+fail:
+    for (size_t i = 0; i < rows->n; i++)
+        row_free(&rows->v[i]);
+    free(rows->v);
+    memset(rows, 0, sizeof(*rows));
+    pd_api_page_cleanup(pg);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* The record of a one-object answer, or PD_EPROTOCOL with WHY when the answer is not JSON. */
+static int read_record(const char *body, size_t len, cJSON **root, char *why, size_t whylen)
+{
+    if (!(*root = parse_body(body, len))) {
+        snprintf(why, whylen, "the answer is not JSON");
+        return PD_EPROTOCOL;
+    }
+    return 0;
+}
+
+int pd_api_parse_lookup(const char *body, size_t len, struct pd_lookup_info *out, char *why,
+                        size_t whylen)
+{
+    cJSON *root = NULL;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if ((rc = read_record(body, len, &root, why, whylen)) == 0 &&
+        (rc = read_info(record_of(root), out)) == PD_EPROTOCOL)
+        snprintf(why, whylen, "the answer does not hold the record (no id)");
+    cJSON_Delete(root);
+    return rc;
+}
+
+int pd_api_parse_lookup_row(const char *body, size_t len, struct pd_lookup_row *out, char *why,
+                            size_t whylen)
+{
+    cJSON *root = NULL;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if ((rc = read_record(body, len, &root, why, whylen)) == 0 &&
+        (rc = read_row(record_of(root), out)) == PD_EPROTOCOL)
+        snprintf(why, whylen, "the answer does not hold the record (no id)");
     cJSON_Delete(root);
     return rc;
 }

@@ -1,7 +1,7 @@
 /*
  * Credentials for Patchworks requests: the token life cycle of password mode (one login shared
  * by every waiting request, a token file in the state dir so restarts reuse it) and the raw key
- * of API-key mode. See include/pd_auth.h and shared/patchworks-api.md, "Authentication".
+ * of API-key mode. See include/pd_auth.h and docs/patchworks-api.md, "Authentication".
  */
 #include "pd_auth.h"
 

@@ -3,10 +3,12 @@
  * operation object per call (struct op) that makes its requests through pd_client_submit,
  * reads every page of a list, and reports once; and the sync, which reads a CSV file on the
  * thread pool, reads the lookup's rows, compares them (thread pool again) and applies the
- * plan a window of changes at a time.
+ * plan a window of changes at a time. It builds the requests and carries out the sync; every
+ * answer is read by src/api.c (pd_api_parse_lookups_page and its siblings, pd_api.h).
  */
 #include "pd_lookup.h"
 
+#include "pd_api.h"
 #include "pd_client.h"
 #include "pd_config.h"
 #include "pd_error.h"
@@ -20,8 +22,6 @@
 #include <strings.h>
 #include <unistd.h>
 #include <uv.h>
-
-#define MAX_PAGES 100000 /* 10 million rows: beyond it, a server that never stops paging */
 
 enum kind { K_LIST, K_SHOW, K_CREATE, K_ROWS, K_ADD, K_UPDATE, K_DELETE };
 
@@ -61,87 +61,6 @@ struct page_req {
     struct op *op;
     unsigned long page;
 };
-
-/* ---- reading answers ------------------------------------------------------------------------ */
-
-/* An id or value as text: strings as they are, integral numbers without a fraction. */
-static char *text_of(const cJSON *v)
-{
-    char buf[64];
-    if (cJSON_IsString(v))
-        return strdup(v->valuestring);
-    if (cJSON_IsNumber(v)) {
-        double d = v->valuedouble;
-        if (d == (double)(long long)d)
-            snprintf(buf, sizeof(buf), "%lld", (long long)d);
-        else
-            snprintf(buf, sizeof(buf), "%.17g", d);
-        return strdup(buf);
-    }
-    if (cJSON_IsBool(v))
-        return strdup(cJSON_IsTrue(v) ? "true" : "false");
-    return NULL;
-}
-
-/* A record's field, flat or under "attributes" (JSON:API style). */
-static const cJSON *field(const cJSON *item, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(item, key);
-    if (!v) {
-        const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(item, "attributes");
-        if (cJSON_IsObject(attrs))
-            v = cJSON_GetObjectItemCaseSensitive(attrs, key);
-    }
-    return v;
-}
-
-static int parse_row(const cJSON *item, struct pd_lookup_row *row)
-{
-    memset(row, 0, sizeof(*row));
-    if (!cJSON_IsObject(item))
-        return PD_EPROTOCOL;
-    const cJSON *left = field(item, "left_value"), *right = field(item, "right_value");
-    row->id = text_of(cJSON_GetObjectItemCaseSensitive(item, "id"));
-    row->left = text_of(left);
-    row->right = cJSON_IsNull(right) || !right ? strdup("") : text_of(right);
-    if (!row->id || !row->left || !row->right) {
-        bool bad = !cJSON_GetObjectItemCaseSensitive(item, "id") || !row->left || !row->right;
-        free(row->id);
-        free(row->left);
-        free(row->right);
-        memset(row, 0, sizeof(*row));
-        return bad ? PD_EPROTOCOL : PD_ENOMEM;
-    }
-    return 0;
-}
-
-static int parse_info(const cJSON *item, struct pd_lookup_info *info)
-{
-    memset(info, 0, sizeof(*info));
-    if (!cJSON_IsObject(item))
-        return PD_EPROTOCOL;
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(item, "id");
-    info->id = text_of(id);
-    info->name = text_of(field(item, "name"));
-    info->description = text_of(field(item, "description"));
-    info->default_value = text_of(field(item, "default_value"));
-    if (!info->id) {
-        pd_lookup_info_cleanup(info);
-        return id ? PD_ENOMEM : PD_EPROTOCOL;
-    }
-    if (!info->name && !(info->name = strdup(""))) {
-        pd_lookup_info_cleanup(info);
-        return PD_ENOMEM;
-    }
-    return 0;
-}
-
-/* The record of a one-object answer: under "data", or the answer itself. */
-static const cJSON *record_of(const cJSON *root)
-{
-    const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "data");
-    return cJSON_IsObject(d) ? d : root;
-}
 
 /* ---- operations -------------------------------------------------------------------------- */
 
@@ -267,89 +186,48 @@ static int grow_pages(struct op *op, unsigned long n)
     return 0;
 }
 
-/* Reads one page into op->pages[page - 1]; learns last_page and links.next. */
+/* Reads one page (pd_api.h) into op->pages[page - 1]; learns last_page and links.next. */
 static int take_page(struct op *op, unsigned long page, const char *body, size_t len, char *why,
                      size_t whylen)
 {
-    cJSON *root = cJSON_ParseWithLength(body, len);
-    const cJSON *data, *meta, *links, *last, *next;
-    int rc = 0;
+    struct pd_api_page meta;
+    struct page *pg;
+    int rc;
 
-    if (!root) {
-        snprintf(why, whylen, "page %lu of the list is not JSON", page);
-        return PD_EPROTOCOL;
-    }
-    data = cJSON_IsArray(root) ? root : cJSON_GetObjectItemCaseSensitive(root, "data");
-    if (!cJSON_IsArray(data)) {
-        snprintf(why, whylen, "page %lu of the list has no \"data\" list", page);
-        rc = PD_EPROTOCOL;
-        goto out;
-    }
-    meta = cJSON_GetObjectItemCaseSensitive(root, "meta");
-    links = cJSON_GetObjectItemCaseSensitive(root, "links");
-    last = cJSON_GetObjectItemCaseSensitive(meta, "last_page");
-    next = cJSON_GetObjectItemCaseSensitive(links, "next");
+    if ((rc = grow_pages(op, page)) != 0)
+        return rc;
+    pg = &op->pages[page - 1];
+    if (op->kind == K_ROWS)
+        rc = pd_api_parse_rows_page(body, len, page, &pg->rows, &meta, why, whylen);
+    else
+        rc =
+            pd_api_parse_lookups_page(body, len, page, &pg->infos, &pg->ninfos, &meta, why, whylen);
+    if (rc)
+        return rc;
     if (page == 1) {
-        if (cJSON_IsNumber(last) && last->valuedouble >= 1) {
-            op->last_page =
-                last->valuedouble > MAX_PAGES ? MAX_PAGES : (unsigned long)last->valuedouble;
-        } else if (cJSON_IsString(next) && next->valuestring[0]) {
+        if (meta.last_page)
+            op->last_page = meta.last_page;
+        else if (meta.next)
             op->sequential = true;
-        } else {
+        else
             op->last_page = 1;
-        }
     }
     free(op->next_url);
     op->next_url = NULL;
-    if (op->sequential && cJSON_IsString(next) && next->valuestring[0] &&
-        cJSON_GetArraySize(data) > 0 && page < MAX_PAGES) {
-        if (same_origin(next->valuestring, op->pw->lookups_url))
-            op->next_url = strdup(next->valuestring);
-        else if (asprintf(&op->next_url, "%s?page=%lu&per_page=100", op->url, page + 1) < 0)
+    if (op->sequential && meta.next && meta.items > 0 && page < PD_API_MAX_PAGES) {
+        /* links.next is followed on the lookups_url origin only: the credentials go nowhere else.
+         */
+        if (same_origin(meta.next, op->pw->lookups_url)) {
+            op->next_url = meta.next;
+            meta.next = NULL;
+        } else if (asprintf(&op->next_url, "%s?page=%lu&per_page=100", op->url, page + 1) < 0) {
             op->next_url = NULL;
-        if (!op->next_url) {
+        }
+        if (!op->next_url)
             rc = PD_ENOMEM;
-            goto out;
-        }
     }
-    if ((rc = grow_pages(op, page)) != 0)
-        goto out;
-    struct page *pg = &op->pages[page - 1];
-    size_t n = (size_t)cJSON_GetArraySize(data);
-    if (op->kind == K_ROWS) {
-        pg->rows.v = calloc(n ? n : 1, sizeof(*pg->rows.v));
-        pg->rows.cap = n ? n : 1;
-        if (!pg->rows.v) {
-            rc = PD_ENOMEM;
-            goto out;
-        }
-    } else {
-        pg->infos = calloc(n ? n : 1, sizeof(*pg->infos));
-        if (!pg->infos) {
-            rc = PD_ENOMEM;
-            goto out;
-        }
-    }
-    const cJSON *item;
-    size_t i = 0;
-    cJSON_ArrayForEach(item, data)
-    {
-        rc = op->kind == K_ROWS ? parse_row(item, &pg->rows.v[pg->rows.n])
-                                : parse_info(item, &pg->infos[pg->ninfos]);
-        if (rc) {
-            snprintf(why, whylen, "item %zu of page %lu has no %s", i + 1, page,
-                     op->kind == K_ROWS ? "id, left_value and right_value" : "id");
-            goto out;
-        }
-        if (op->kind == K_ROWS)
-            pg->rows.n++;
-        else
-            pg->ninfos++;
-        i++;
-    }
-    pg->have = true;
-out:
-    cJSON_Delete(root);
+    pg->have = rc == 0;
+    pd_api_page_cleanup(&meta);
     return rc;
 }
 
@@ -431,7 +309,7 @@ static void pump_pages(struct op *op)
 static void on_single(void *arg, const struct pd_client_result *r)
 {
     struct op *op = arg;
-    cJSON *root = NULL;
+    char why[200] = "";
     int rc = 0;
 
     if (r->err) {
@@ -441,24 +319,19 @@ static void on_single(void *arg, const struct pd_client_result *r)
     op->status = r->api.status;
     if (op->kind == K_DELETE)
         goto out;
-    root = cJSON_ParseWithLength(r->body, r->body_len);
-    if (!root) {
-        op_error(op, PD_EPROTOCOL, "the answer is not JSON", r->api.status, NULL);
-        goto out;
-    }
     if (op->kind == K_SHOW || op->kind == K_CREATE) {
-        rc = parse_info(record_of(root), &op->info);
+        rc = pd_api_parse_lookup(r->body, r->body_len, &op->info, why, sizeof(why));
     } else {
         op->rows.v = calloc(1, sizeof(*op->rows.v));
-        rc = op->rows.v ? parse_row(record_of(root), &op->rows.v[0]) : PD_ENOMEM;
+        rc = op->rows.v
+                 ? pd_api_parse_lookup_row(r->body, r->body_len, &op->rows.v[0], why, sizeof(why))
+                 : PD_ENOMEM;
         if (!rc)
             op->rows.n = op->rows.cap = 1;
     }
     if (rc)
-        op_error(op, rc, rc == PD_EPROTOCOL ? "the answer does not hold the record (no id)" : NULL,
-                 r->api.status, NULL);
+        op_error(op, rc, why[0] ? why : NULL, r->api.status, NULL);
 out:
-    cJSON_Delete(root);
     op_report(op);
 }
 

@@ -1,4 +1,5 @@
-/* Unit tests of the Patchworks contract: the one classify function, ids, login and status. */
+/* Unit tests of the Patchworks contract: the one classify function, ids, login and status, and
+ * the answers of the cross-reference lookup operations. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,6 +9,7 @@
 #include "pd_api.h"
 #include "pd_config.h"
 #include "pd_error.h"
+#include "pd_lookup.h"
 
 #include <curl/curl.h>
 #include <stdlib.h>
@@ -259,6 +261,232 @@ static void absurd_numbers(void **state)
     free(token);
 }
 
+/* ---- lookups -------------------------------------------------------------------------------- */
+
+static int rows_page(const char *body, unsigned long page, struct pd_lookup_rows *lrows,
+                     struct pd_api_page *pg, char *why)
+{
+    return pd_api_parse_rows_page(body, body ? strlen(body) : 0, page, lrows, pg, why, 200);
+}
+
+/* Ids and values: strings as sent (empty too), numbers without a fraction, booleans in words,
+ * fields flat or under attributes, a null or missing right value as "". */
+static void lookup_rows_page(void **state)
+{
+    struct pd_lookup_rows lrows;
+    struct pd_api_page pg;
+    char why[200] = "";
+    const char *body =
+        "{\"data\":[{\"id\":12,\"left_value\":\"A\",\"right_value\":\"1\"},"
+        "{\"id\":\"r-2\",\"attributes\":{\"left_value\":7,\"right_value\":null}},"
+        "{\"id\":-5,\"left_value\":\"\",\"right_value\":true},"
+        "{\"id\":3,\"left_value\":2.5}],"
+        "\"meta\":{\"current_page\":1,\"last_page\":4},\"links\":{\"next\":\"http://x/?page=2\"}}";
+
+    (void)state;
+    assert_int_equal(rows_page(body, 1, &lrows, &pg, why), 0);
+    assert_int_equal(lrows.n, 4);
+    assert_string_equal(lrows.v[0].id, "12");
+    assert_string_equal(lrows.v[0].left, "A");
+    assert_string_equal(lrows.v[0].right, "1");
+    assert_string_equal(lrows.v[1].id, "r-2");
+    assert_string_equal(lrows.v[1].left, "7");
+    assert_string_equal(lrows.v[1].right, "");
+    assert_string_equal(lrows.v[2].id, "-5");
+    assert_string_equal(lrows.v[2].left, "");
+    assert_string_equal(lrows.v[2].right, "true");
+    assert_string_equal(lrows.v[3].left, "2.5");
+    assert_string_equal(lrows.v[3].right, "");
+    assert_int_equal(lrows.v[0].line, 0);
+    assert_int_equal(pg.last_page, 4);
+    assert_string_equal(pg.next, "http://x/?page=2");
+    assert_int_equal(pg.items, 4);
+    pd_api_page_cleanup(&pg);
+    pd_lookup_rows_cleanup(&lrows);
+
+    /* A bare list: no pagination at all. */
+    assert_int_equal(rows_page("[]", 1, &lrows, &pg, why), 0);
+    assert_int_equal(lrows.n, 0);
+    assert_int_equal(pg.last_page, 0);
+    assert_null(pg.next);
+    assert_int_equal(pg.items, 0);
+    pd_api_page_cleanup(&pg);
+    pd_lookup_rows_cleanup(&lrows);
+}
+
+/* Numbers beyond long long are never converted (the range guard), a page count beyond reason is
+ * capped, and a last_page below one or of the wrong kind is no page count. */
+static void lookup_absurd_numbers(void **state)
+{
+    struct pd_lookup_rows lrows;
+    struct pd_api_page pg;
+    char why[200] = "";
+    const char *body = "{\"data\":[{\"id\":1e300,\"left_value\":-1e300,\"right_value\":1e400},"
+                       "{\"id\":9007199254740993,\"left_value\":-0,\"right_value\":1e15}],"
+                       "\"meta\":{\"last_page\":1e300}}";
+
+    (void)state;
+    assert_int_equal(rows_page(body, 1, &lrows, &pg, why), 0);
+    assert_int_equal(lrows.n, 2);
+    assert_string_equal(lrows.v[0].id, "1.0000000000000001e+300");
+    assert_false(pd_lookup_id_valid(lrows.v[0].id));
+    assert_string_equal(lrows.v[0].left, "-1.0000000000000001e+300");
+    assert_string_equal(lrows.v[0].right, "inf");
+    assert_string_equal(lrows.v[1].id, "9007199254740992");
+    assert_string_equal(lrows.v[1].left, "0");
+    assert_string_equal(lrows.v[1].right, "1000000000000000");
+    assert_int_equal(pg.last_page, PD_API_MAX_PAGES);
+    pd_api_page_cleanup(&pg);
+    pd_lookup_rows_cleanup(&lrows);
+
+    static const char *const no_count[] = {
+        "{\"data\":[],\"meta\":{\"last_page\":0}}",
+        "{\"data\":[],\"meta\":{\"last_page\":-3}}",
+        "{\"data\":[],\"meta\":{\"last_page\":-1e300}}",
+        "{\"data\":[],\"meta\":{\"last_page\":\"4\"}}",
+        "{\"data\":[],\"meta\":7,\"links\":{\"next\":\"\"}}",
+    };
+    for (size_t i = 0; i < sizeof(no_count) / sizeof(no_count[0]); i++) {
+        assert_int_equal(rows_page(no_count[i], 1, &lrows, &pg, why), 0);
+        assert_int_equal(pg.last_page, 0);
+        assert_null(pg.next);
+        pd_api_page_cleanup(&pg);
+        pd_lookup_rows_cleanup(&lrows);
+    }
+}
+
+/* A page that cannot be read says which page and which item, and hands back nothing. */
+static void lookup_bad_pages(void **state)
+{
+    static const struct {
+        const char *body;
+        const char *why;
+    } bad[] = {
+        {NULL, "page 3 of the list is not JSON"},
+        {"<html>", "page 3 of the list is not JSON"},
+        {"{\"data\":{}}", "page 3 of the list has no \"data\" list"},
+        {"{\"lrows\":[]}", "page 3 of the list has no \"data\" list"},
+        {"{\"data\":[{\"id\":1,\"left_value\":\"a\"},{\"left_value\":\"b\"}]}",
+         "item 2 of page 3 has no id, left_value and right_value"},
+        {"{\"data\":[{\"id\":1,\"right_value\":\"a\"}]}",
+         "item 1 of page 3 has no id, left_value and right_value"},
+        {"{\"data\":[{\"id\":{},\"left_value\":\"a\"}]}",
+         "item 1 of page 3 has no id, left_value and right_value"},
+        {"{\"data\":[{\"id\":1,\"left_value\":[\"a\"]}]}",
+         "item 1 of page 3 has no id, left_value and right_value"},
+        {"{\"data\":[{\"id\":1,\"left_value\":\"a\",\"right_value\":{}}]}",
+         "item 1 of page 3 has no id, left_value and right_value"},
+        {"{\"data\":[7]}", "item 1 of page 3 has no id, left_value and right_value"},
+    };
+    struct pd_lookup_rows lrows;
+    struct pd_api_page pg;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char why[200] = "";
+        assert_int_equal(rows_page(bad[i].body, 3, &lrows, &pg, why), PD_EPROTOCOL);
+        assert_string_equal(why, bad[i].why);
+        assert_null(lrows.v);
+        assert_int_equal(lrows.n, 0);
+        assert_null(pg.next);
+    }
+}
+
+static void lookups_page(void **state)
+{
+    struct pd_lookup_info *infos;
+    size_t n;
+    struct pd_api_page pg;
+    char why[200] = "";
+    const char *body = "{\"data\":[{\"id\":3,\"name\":\"Countries\",\"description\":\"ISO\","
+                       "\"default_value\":\"??\"},{\"id\":\"x\",\"attributes\":{\"name\":\"B\"}},"
+                       "{\"id\":-1e300}],\"links\":{\"next\":\"http://h/next\"}}";
+
+    (void)state;
+    assert_int_equal(pd_api_parse_lookups_page(body, strlen(body), 1, &infos, &n, &pg, why, 200),
+                     0);
+    assert_int_equal(n, 3);
+    assert_string_equal(infos[0].id, "3");
+    assert_string_equal(infos[0].name, "Countries");
+    assert_string_equal(infos[0].description, "ISO");
+    assert_string_equal(infos[0].default_value, "??");
+    assert_string_equal(infos[1].id, "x");
+    assert_string_equal(infos[1].name, "B");
+    assert_null(infos[1].description);
+    assert_null(infos[1].default_value);
+    assert_string_equal(infos[2].id, "-1.0000000000000001e+300");
+    assert_string_equal(infos[2].name, "");
+    assert_int_equal(pg.last_page, 0);
+    assert_string_equal(pg.next, "http://h/next");
+    for (size_t i = 0; i < n; i++)
+        pd_lookup_info_cleanup(&infos[i]);
+    free(infos);
+    pd_api_page_cleanup(&pg);
+
+    const char *no_id = "[{\"id\":1,\"name\":\"a\"},{\"name\":\"b\"}]";
+    assert_int_equal(
+        pd_api_parse_lookups_page(no_id, strlen(no_id), 2, &infos, &n, &pg, why, sizeof(why)),
+        PD_EPROTOCOL);
+    assert_string_equal(why, "item 2 of page 2 has no id");
+    assert_null(infos);
+    assert_int_equal(n, 0);
+}
+
+/* One-record answers (show, create, add, update): under data or flat. */
+static void lookup_records(void **state)
+{
+    struct pd_lookup_info info;
+    struct pd_lookup_row row;
+    char why[200] = "";
+    const char *created = "{\"data\":{\"id\":44,\"name\":\"N\",\"default_value\":0}}";
+    const char *added = "{\"id\":\"v9\",\"left_value\":\"L\",\"right_value\":\"R\"}";
+
+    (void)state;
+    assert_int_equal(pd_api_parse_lookup(created, strlen(created), &info, why, 200), 0);
+    assert_string_equal(info.id, "44");
+    assert_string_equal(info.name, "N");
+    assert_null(info.description);
+    assert_string_equal(info.default_value, "0");
+    pd_lookup_info_cleanup(&info);
+    assert_int_equal(pd_api_parse_lookup_row(added, strlen(added), &row, why, 200), 0);
+    assert_string_equal(row.id, "v9");
+    assert_string_equal(row.left, "L");
+    assert_string_equal(row.right, "R");
+    free(row.id);
+    free(row.left);
+    free(row.right);
+
+    const char *nested = "{\"data\":{\"id\":-7,\"attributes\":{\"left_value\":1e300}}}";
+    assert_int_equal(pd_api_parse_lookup_row(nested, strlen(nested), &row, why, 200), 0);
+    assert_string_equal(row.id, "-7");
+    assert_string_equal(row.left, "1.0000000000000001e+300");
+    assert_string_equal(row.right, "");
+    free(row.id);
+    free(row.left);
+    free(row.right);
+
+    assert_int_equal(pd_api_parse_lookup("", 0, &info, why, sizeof(why)), PD_EPROTOCOL);
+    assert_string_equal(why, "the answer is not JSON");
+    assert_null(info.id);
+    static const char *const no_record[] = {"{}", "{\"data\":{\"name\":\"N\"}}", "[1]", "3",
+                                            "{\"data\":{\"id\":null}}"};
+    for (size_t i = 0; i < sizeof(no_record) / sizeof(no_record[0]); i++) {
+        why[0] = '\0';
+        assert_int_equal(pd_api_parse_lookup(no_record[i], strlen(no_record[i]), &info, why, 200),
+                         PD_EPROTOCOL);
+        assert_string_equal(why, "the answer does not hold the record (no id)");
+        why[0] = '\0';
+        assert_int_equal(
+            pd_api_parse_lookup_row(no_record[i], strlen(no_record[i]), &row, why, 200),
+            PD_EPROTOCOL);
+        assert_string_equal(why, "the answer does not hold the record (no id)");
+        assert_null(row.id);
+    }
+    const char *no_left = "{\"data\":{\"id\":5,\"right_value\":\"R\"}}";
+    assert_int_equal(pd_api_parse_lookup_row(no_left, strlen(no_left), &row, why, 200),
+                     PD_EPROTOCOL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -270,6 +498,11 @@ int main(void)
         cmocka_unit_test(login_answers),
         cmocka_unit_test(run_status),
         cmocka_unit_test(absurd_numbers),
+        cmocka_unit_test(lookup_rows_page),
+        cmocka_unit_test(lookup_absurd_numbers),
+        cmocka_unit_test(lookup_bad_pages),
+        cmocka_unit_test(lookups_page),
+        cmocka_unit_test(lookup_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /*
- * The endpoints of patchdrop-mock, as shared/patchworks-api.md describes Patchworks: what each
+ * The endpoints of patchdrop-mock, as docs/patchworks-api.md describes Patchworks: what each
  * answers for a complete request. The server (mock_server.c) does the transport: size and rate
  * checks, latency, and carrying out a drop, a hang or a truncated answer decided here.
  *

@@ -4,7 +4,7 @@
 # single-row commands, and a lookup watch whose receipt lists the changes.
 # PD_LOOKUP_ROWS sets the size (the sanitizer build uses fewer rows to stay quick).
 . "$(dirname "$0")/lib.bash"
-. "$(dirname "$0")/net.bash"
+. "$(dirname "$0")/lib_run.bash"
 
 N=${PD_LOOKUP_ROWS:-50000}
 mock

@@ -4,7 +4,7 @@
 # sequence on the terminal is the progress bar's own (CR ESC [ K). Valid UTF-8 names stay
 # readable, and every file is still delivered. The same holds for the report sent to a pipe.
 . "$(dirname "$0")/lib.bash"
-. "$(dirname "$0")/net.bash"
+. "$(dirname "$0")/lib_run.bash"
 command -v script >/dev/null || { echo "skipped: script(1) is not installed"; exit 77; }
 export LC_ALL=C # byte-wise grep
 # The checks below are "grep -P finds nothing": a grep without -P must skip them, not pass them.

@@ -2,7 +2,7 @@
 # summary table; with output to files or pipes, nothing of either. The terminal is a pty made
 # by script(1).
 . "$(dirname "$0")/lib.bash"
-. "$(dirname "$0")/net.bash"
+. "$(dirname "$0")/lib_run.bash"
 command -v script >/dev/null || { echo "skipped: script(1) is not installed"; exit 77; }
 
 mock --latency 300ms

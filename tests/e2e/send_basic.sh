@@ -2,7 +2,7 @@
 # files' bytes, one line per chunk with its run id, the token is reused across runs, clear
 # refusals, and no secret in any output.
 . "$(dirname "$0")/lib.bash"
-. "$(dirname "$0")/net.bash"
+. "$(dirname "$0")/lib_run.bash"
 
 mock
 C=$(conf basic)

@@ -2,7 +2,7 @@
 # requests the emulator saw never exceed burst + rate x time in any window, and the emulator's
 # own limiter (21 per 1 s window) never had to say 429.
 . "$(dirname "$0")/lib.bash"
-. "$(dirname "$0")/net.bash"
+. "$(dirname "$0")/lib_run.bash"
 
 mkdir -p "$T/in"
 for i in $(seq 1 40); do printf '%d\n' "$i" >"$T/in/f$i.txt"; done

@@ -2,7 +2,7 @@
 # token that expires mid-run costs one login per expiry and no file, and random revocations
 # never lose or repeat a file.
 . "$(dirname "$0")/lib.bash"
-. "$(dirname "$0")/net.bash"
+. "$(dirname "$0")/lib_run.bash"
 
 mkdir -p "$T/in"
 for i in $(seq 1 50); do printf '{"n":%d}' "$i" >"$T/in/f$i.json"; done

@@ -2,7 +2,7 @@
 # files still go; a 413 is reported; API-key mode sends the raw key and never logs in, and a
 # refused key is a configuration error (exit 2).
 . "$(dirname "$0")/lib.bash"
-. "$(dirname "$0")/net.bash"
+. "$(dirname "$0")/lib_run.bash"
 
 mkdir -p "$T/in"
 printf '{"a":1}' >"$T/in/one.json"

@@ -2,7 +2,7 @@
 # measured gaps stay inside the backoff bounds (retry_base 50ms, retry_cap 400ms), Retry-After
 # is honoured and pauses every request, and max_retry_time gives up clearly.
 . "$(dirname "$0")/lib.bash"
-. "$(dirname "$0")/net.bash"
+. "$(dirname "$0")/lib_run.bash"
 
 mkdir -p "$T/in"
 for i in $(seq 1 20); do printf '<o n="%d"/>' "$i" >"$T/in/f$i.xml"; done

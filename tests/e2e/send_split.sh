@@ -2,7 +2,7 @@
 # max_body, they arrive in order and together are the file; a server limit below max_body (413)
 # makes the chunk be cut smaller and sent again, without losing or repeating a record.
 . "$(dirname "$0")/lib.bash"
-. "$(dirname "$0")/net.bash"
+. "$(dirname "$0")/lib_run.bash"
 
 mkdir -p "$T/in"
 for i in $(seq 1 400); do printf '{"id":%d,"name":"item \\"%d\\"","tags":["a","b"]}\n' "$i" "$i"; done >"$T/in/big.ndjson"

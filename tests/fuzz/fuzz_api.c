@@ -1,14 +1,32 @@
 /*
- * libFuzzer target for reading Patchworks answers: the classifier, the login answer and the
- * flow-run record must cope with any body (the server, a proxy or a captive portal may send
- * anything) without crashing or leaking.
+ * libFuzzer target for reading Patchworks answers: the classifier, the login answer, the
+ * flow-run record and the lookup answers (pages of lookups and rows, one-record answers) must
+ * cope with any body (the server, a proxy or a captive portal may send anything) without
+ * crashing or leaking.
  */
 #include "pd_api.h"
 #include "pd_error.h"
+#include "pd_lookup.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* api.c is built alone here, without the lookup module's cleanup functions. */
+static void row_free(struct pd_lookup_row *row)
+{
+    free(row->id);
+    free(row->left);
+    free(row->right);
+}
+
+static void info_free(struct pd_lookup_info *info)
+{
+    free(info->id);
+    free(info->name);
+    free(info->description);
+    free(info->default_value);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -40,5 +58,44 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     free(words);
     free(raw);
+
+    struct pd_lookup_info *infos = NULL, info;
+    struct pd_lookup_rows rows;
+    struct pd_lookup_row row;
+    struct pd_api_page pg;
+    size_t n = 0;
+    char why[200];
+    if (pd_api_parse_lookups_page(body, len, 1, &infos, &n, &pg, why, sizeof(why)) == 0) {
+        if (pg.last_page > PD_API_MAX_PAGES || n != pg.items)
+            abort();
+        for (size_t i = 0; i < n; i++) {
+            if (!infos[i].id || !infos[i].name)
+                abort();
+            info_free(&infos[i]);
+        }
+        pd_api_page_cleanup(&pg);
+    } else if (infos || n) {
+        abort();
+    }
+    free(infos);
+    if (pd_api_parse_rows_page(body, len, 1, &rows, &pg, why, sizeof(why)) == 0) {
+        if (rows.n != pg.items)
+            abort();
+        for (size_t i = 0; i < rows.n; i++) {
+            if (!rows.v[i].id || !rows.v[i].left || !rows.v[i].right)
+                abort();
+            row_free(&rows.v[i]);
+        }
+        pd_api_page_cleanup(&pg);
+    }
+    free(rows.v);
+    if (pd_api_parse_lookup(body, len, &info, why, sizeof(why)) == 0 && !info.id)
+        abort();
+    info_free(&info);
+    if (pd_api_parse_lookup_row(body, len, &row, why, sizeof(why)) == 0) {
+        if (!row.id || !row.left || !row.right)
+            abort();
+        row_free(&row);
+    }
     return 0;
 }
