@@ -315,7 +315,7 @@ static void pump(struct pd_client *c)
     }
 }
 
-/* Counts a transient failure and waits as decided (D: RETRY_AFTER), telling why. */
+/* Tells the retry (D: RETRY_AFTER) and waits as decided. */
 static void retry_later(struct req *r, const struct pd_api_result *api,
                         const struct pd_retry_decision *d)
 {
