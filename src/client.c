@@ -2,15 +2,15 @@
  * The request engine (include/pd_client.h). Each request is a small state machine whose state
  * changes only in set_state(), so every transition can be traced:
  *
- *   WAIT_AUTH --token ready--> WAIT_SLOT --limiter grants--> IN_FLIGHT --answer--> classify:
- *     OK / REJECT / RESPLIT / FATAL -> DONE
- *     RETRY   -> BACKOFF (own timer; 429/503 also pause the account) -> WAIT_AUTH
- *     REAUTH  -> drop the token once -> WAIT_AUTH (one shared login) -> ...
+ *   WAIT_AUTH --token ready--> WAIT_SLOT --limiter grants--> IN_FLIGHT --answer--> classify
+ *   (pd_api), then do what pd_retry decides:
+ *     DONE_OK / REJECT / RESPLIT / GIVE_UP / FATAL -> DONE
+ *     RETRY_AFTER -> BACKOFF (own timer; 429/503 also pause the account) -> WAIT_AUTH
+ *     RELOGIN     -> drop the token once -> WAIT_AUTH (one shared login) -> ...
  */
 #include "pd_client.h"
 
 #include "pd_auth.h"
-#include "pd_backoff.h"
 #include "pd_clock.h"
 #include "pd_config.h"
 #include "pd_error.h"
@@ -18,12 +18,12 @@
 #include "pd_limiter.h"
 #include "pd_log.h"
 #include "pd_metrics.h"
+#include "pd_retry.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 enum req_state { WAIT_AUTH, WAIT_SLOT, IN_FLIGHT, BACKOFF, DONE };
 
@@ -43,7 +43,7 @@ struct req {
     unsigned generation; /* of the credentials the request was sent with */
     unsigned attempts, retries;
     unsigned ambiguous;          /* attempts sent whole without an answer */
-    uint64_t ambiguous_at[8];    /* wall times of the first of them, for the reason */
+    uint64_t ambiguous_at[PD_RETRY_AMBIGUOUS_TIMES]; /* wall times of the first of them */
     uint64_t first_ms; /* monotonic time of submission, for max_retry_time */
     uint64_t failing_since_ms; /* monotonic time of its first retryable failure; 0: none */
     long last_status;          /* of its last answer, 0: none */
@@ -315,95 +315,94 @@ static void pump(struct pd_client *c)
     }
 }
 
+/* Tells the retry (D: RETRY_AFTER) and waits as decided. */
 static void retry_later(struct req *r, const struct pd_api_result *api,
-                        const struct pd_http_response *resp)
+                        const struct pd_retry_decision *d)
 {
     struct pd_client *c = r->c;
-    const struct pd_patchworks *pw = c->pw;
-    uint64_t now = c->clock->mono_ms(c->clock->arg);
-    uint64_t delay = pd_backoff_delay(pw->retry_base_ms, pw->retry_cap_ms, r->retries, c->clock);
-    uint64_t hinted;
-    bool told = false;
+    char line[4096], words[768], status[32] = "", qreason[1024], qurl[1024];
 
+    if (api->status)
+        snprintf(status, sizeof(status), " status=%ld", api->status);
+    snprintf(line, sizeof(line),
+             "event=retry%s%s attempt=%u delay_ms=%llu retry_after=%s%s%s reason=%s url=%s",
+             r->context ? " " : "", context_of(r), r->attempts, (unsigned long long)d->delay_ms,
+             d->retry_after ? "true" : "false", status,
+             d->ambiguous ? " ambiguous=true possible_duplicate=\"the body was sent whole; the "
+                            "server may have started a flow run\""
+                          : "",
+             pd_log_quote(api->message ? api->message : "no answer", qreason, sizeof(qreason)),
+             loggable_url(r->url, qurl, sizeof(qurl)));
+    snprintf(words, sizeof(words), "retry in %llu.%03llu s%s: %s",
+             (unsigned long long)(d->delay_ms / 1000), (unsigned long long)(d->delay_ms % 1000),
+             d->retry_after ? " (Retry-After)" : "", api->message ? api->message : "no answer");
+    pd_client_note(c, d->ambiguous ? (enum pd_log_level)(PD_LOG_WARN | PD_LOG_EVERY) : PD_LOG_WARN,
+                   line, words);
+    set_state(r, BACKOFF);
+    uv_timer_start(&r->timer, on_backoff_done, d->delay_ms, 0);
+}
+
+/* A 401 to a data request: the token is dropped and the request waits for the next one. */
+static void relogin(struct req *r, const struct pd_api_result *api,
+                    const struct pd_http_response *resp)
+{
+    struct pd_client *c = r->c;
+    const char *msg;
+    unsigned suspect;
+    uint64_t delay;
+
+    c->stats.reauths++;
+    pd_metrics_count(c->metrics, PD_METRICS_REAUTHS);
+    if (pd_auth_refused(c->auth, r->generation, &msg, &suspect) != 0) {
+        finish(r, PD_EAUTH, msg, api, resp->body, resp->body_len);
+        return;
+    }
+    if (!pd_retry_relogin_wait(c->pw, suspect, c->clock, &delay)) {
+        advance(r);
+        return;
+    }
+    char line[4096], words[160], qurl[1024];
+    snprintf(line, sizeof(line), "event=token_refused%s%s refused_in_row=%u delay_ms=%llu url=%s",
+             r->context ? " " : "", context_of(r), suspect, (unsigned long long)delay,
+             loggable_url(r->url, qurl, sizeof(qurl)));
+    snprintf(words, sizeof(words),
+             "a fresh token was refused (%u in a row); logging in again in %llu ms", suspect,
+             (unsigned long long)delay);
+    pd_client_note(c, PD_LOG_WARN, line, words);
+    set_state(r, BACKOFF);
+    uv_timer_start(&r->timer, on_backoff_done, delay, 0);
+}
+
+/* Books what decision D counts (retries, ambiguous attempts, the account's pause). */
+static void account_for(struct req *r, const struct pd_retry_decision *d, uint64_t now,
+                        uint64_t wall)
+{
+    struct pd_client *c = r->c;
+    if (!d->retryable)
+        return;
     c->stats.retries++;
     pd_metrics_count(c->metrics, PD_METRICS_RETRIES);
     r->retries++;
     if (!r->failing_since_ms)
         r->failing_since_ms = now ? now : 1;
-    if (resp->retry_after &&
-        pd_backoff_retry_after(resp->retry_after, c->clock->wall_ms(c->clock->arg), &hinted) == 0) {
-        delay = hinted;
-        told = true;
-    }
-    /* Slow-down answers are about the account, not this request: everybody waits. */
-    if (api->status == 429 || api->status == 503)
-        pd_limiter_pause(&c->limiter, now, delay);
-    /* Sent whole, no answer: the server may have started a flow run. Every such retry is told
-     * (never folded), counted, and bounded. */
-    bool ambiguous = !api->status && resp->body_sent && !r->no_auth;
-    if (ambiguous) {
-        if (r->ambiguous < sizeof(r->ambiguous_at) / sizeof(r->ambiguous_at[0]))
-            r->ambiguous_at[r->ambiguous] = c->clock->wall_ms(c->clock->arg);
+    if (d->pause_account)
+        pd_limiter_pause(&c->limiter, now, d->delay_ms);
+    if (d->ambiguous) {
+        if (r->ambiguous < PD_RETRY_AMBIGUOUS_TIMES)
+            r->ambiguous_at[r->ambiguous] = wall;
         r->ambiguous++;
         c->stats.ambiguous++;
         pd_metrics_count(c->metrics, PD_METRICS_AMBIGUOUS);
-        if (pw->max_ambiguous && r->ambiguous > pw->max_ambiguous) {
-            char msg[900], when[400] = "";
-            size_t n = 0, k = r->ambiguous < 8 ? r->ambiguous : 8;
-            for (size_t i = 0; i < k && n < sizeof(when) - 40; i++) {
-                time_t t = (time_t)(r->ambiguous_at[i] / 1000);
-                struct tm tm;
-                gmtime_r(&t, &tm);
-                n += (size_t)snprintf(when + n, sizeof(when) - n, "%s%02d:%02d:%02d.%03dZ",
-                                      i ? ", " : "", tm.tm_hour, tm.tm_min, tm.tm_sec,
-                                      (int)(r->ambiguous_at[i] % 1000));
-            }
-            snprintf(msg, sizeof(msg),
-                     "sent whole %u times without an answer (%s: at %s, UTC), so each may have "
-                     "started a flow run; not sent again (max_ambiguous_retries = %llu): check "
-                     "the flow runs in Patchworks around those times",
-                     r->ambiguous, api->message ? api->message : "no answer", when,
-                     (unsigned long long)pw->max_ambiguous);
-            finish(r, PD_EAMBIGUOUS, msg, api, resp->body, resp->body_len);
-            return;
-        }
     }
-    if (pw->max_retry_time_ms && now + delay - r->first_ms > pw->max_retry_time_ms) {
-        char msg[600];
-        snprintf(msg, sizeof(msg), "gave up after %u attempts in %llu s (max_retry_time): %s",
-                 r->attempts, (unsigned long long)((now - r->first_ms) / 1000), api->message);
-        finish(r, PD_ELIMIT, msg, api, resp->body, resp->body_len);
-        return;
-    }
-    char line[4096], words[768], status[32] = "", qreason[1024], qurl[1024];
-    if (api->status)
-        snprintf(status, sizeof(status), " status=%ld", api->status);
-    snprintf(line, sizeof(line),
-             "event=retry%s%s attempt=%u delay_ms=%llu retry_after=%s%s%s reason=%s url=%s",
-             r->context ? " " : "", context_of(r), r->attempts, (unsigned long long)delay,
-             told ? "true" : "false", status,
-             ambiguous ? " ambiguous=true possible_duplicate=\"the body was sent whole; the "
-                         "server may have started a flow run\""
-                       : "",
-             pd_log_quote(api->message ? api->message : "no answer", qreason, sizeof(qreason)),
-             loggable_url(r->url, qurl, sizeof(qurl)));
-    snprintf(words, sizeof(words), "retry in %llu.%03llu s%s: %s",
-             (unsigned long long)(delay / 1000), (unsigned long long)(delay % 1000),
-             told ? " (Retry-After)" : "", api->message ? api->message : "no answer");
-    pd_client_note(c, ambiguous ? (enum pd_log_level)(PD_LOG_WARN | PD_LOG_EVERY) : PD_LOG_WARN,
-                   line, words);
-    set_state(r, BACKOFF);
-    uv_timer_start(&r->timer, on_backoff_done, delay, 0);
 }
 
+/* Classifies the answer, asks pd_retry what it means, and carries that out. */
 static void on_http_done(void *arg, const struct pd_http_response *resp)
 {
     struct req *r = arg;
     struct pd_client *c = r->c;
     struct pd_api_result api;
-    const char *msg;
-    unsigned suspect;
-    uint64_t delay;
+    struct pd_retry_decision d;
 
     if (r->state != IN_FLIGHT)
         return; /* canceled by finish() */
@@ -419,56 +418,40 @@ static void on_http_done(void *arg, const struct pd_http_response *resp)
         finish(r, PD_ENOMEM, pd_strerror(PD_ENOMEM), NULL, NULL, 0);
         return;
     }
-    switch (api.verdict) {
-    case PD_API_OK:
+    uint64_t now = c->clock->mono_ms(c->clock->arg), wall = c->clock->wall_ms(c->clock->arg);
+    struct pd_retry_input in = {
+        .api = &api,
+        .curl_error = resp->error,
+        .retry_after = resp->retry_after,
+        .body_sent = resp->body_sent,
+        .login = r->no_auth,
+        .attempts = r->attempts,
+        .retries = r->retries,
+        .ambiguous = r->ambiguous,
+        .ambiguous_at = r->ambiguous_at,
+        .elapsed_ms = now - r->first_ms,
+        .now_wall_ms = wall,
+        .clock = c->clock,
+    };
+    pd_retry_decide(c->pw, &in, &d);
+    account_for(r, &d, now, wall);
+    switch (d.action) {
+    case PD_RETRY_DONE_OK:
         if (!r->no_auth)
             pd_auth_proven(c->auth, r->generation);
         finish(r, 0, NULL, &api, resp->body, resp->body_len);
         break;
-    case PD_API_REJECT:
-        finish(r, PD_EREJECTED, api.message, &api, resp->body, resp->body_len);
+    case PD_RETRY_AFTER:
+        retry_later(r, &api, &d);
         break;
-    case PD_API_RESPLIT:
-        finish(r, PD_ETOOBIG, api.message, &api, resp->body, resp->body_len);
+    case PD_RETRY_RELOGIN:
+        relogin(r, &api, resp);
         break;
-    case PD_API_FATAL:
-        finish(r, PD_ECONFIG, resp->error, &api, resp->body, resp->body_len);
-        break;
-    case PD_API_RETRY:
-        retry_later(r, &api, resp);
-        break;
-    case PD_API_REAUTH:
-        if (r->no_auth) {
-            /* The login's own 401: pd_auth turns it into a configuration error. */
-            finish(r, PD_EAUTH, api.message, &api, resp->body, resp->body_len);
-            break;
-        }
-        c->stats.reauths++;
-        pd_metrics_count(c->metrics, PD_METRICS_REAUTHS);
-        if (pd_auth_refused(c->auth, r->generation, &msg, &suspect) != 0) {
-            finish(r, PD_EAUTH, msg, &api, resp->body, resp->body_len);
-            break;
-        }
-        if (suspect == 0) {
-            advance(r);
-            break;
-        }
-        /* Fresh tokens refused at once: log in again, but no faster than backoff allows. */
-        delay = pd_backoff_delay(c->pw->retry_base_ms, c->pw->retry_cap_ms, suspect - 1,
-                                 c->clock);
-        {
-            char line[4096], words[160], qurl[1024];
-            snprintf(line, sizeof(line),
-                     "event=token_refused%s%s refused_in_row=%u delay_ms=%llu url=%s",
-                     r->context ? " " : "", context_of(r), suspect, (unsigned long long)delay,
-                     loggable_url(r->url, qurl, sizeof(qurl)));
-            snprintf(words, sizeof(words),
-                     "a fresh token was refused (%u in a row); logging in again in %llu ms",
-                     suspect, (unsigned long long)delay);
-            pd_client_note(c, PD_LOG_WARN, line, words);
-        }
-        set_state(r, BACKOFF);
-        uv_timer_start(&r->timer, on_backoff_done, delay, 0);
+    case PD_RETRY_RESPLIT:
+    case PD_RETRY_REJECT:
+    case PD_RETRY_GIVE_UP:
+    case PD_RETRY_FATAL:
+        finish(r, d.err, d.message, &api, resp->body, resp->body_len);
         break;
     }
     pd_api_result_cleanup(&api);
