@@ -42,6 +42,8 @@ struct pd_http_xfer {
     char errbuf[CURL_ERROR_SIZE];
     uint64_t started_ms;
     size_t req_len; /* the request body's length, to tell whether all of it went */
+    const char *req_body; /* borrowed until DONE; handed to curl by on_read */
+    size_t req_pos;
     struct pd_http_xfer *next, *prev;
 };
 
@@ -126,6 +128,26 @@ static void xfer_unlink(struct pd_http_xfer *x)
     h->nxfers--;
 }
 
+/* curl asks for the request body piece by piece (see pd_http_send). */
+static size_t on_read(char *buf, size_t size, size_t n, void *arg)
+{
+    struct pd_http_xfer *x = arg;
+    size_t room = size * n, left = x->req_len - x->req_pos;
+    size_t k = left < room ? left : room;
+    memcpy(buf, x->req_body + x->req_pos, k);
+    x->req_pos += k;
+    return k;
+}
+
+/* A rewind is allowed only when nothing was read yet: a request is never sent twice silently. */
+static int on_seek(void *arg, curl_off_t offset, int origin)
+{
+    struct pd_http_xfer *x = arg;
+    if (origin == SEEK_SET && offset == 0 && x->req_pos == 0)
+        return CURL_SEEKFUNC_OK;
+    return CURL_SEEKFUNC_CANTSEEK;
+}
+
 /* Hands a finished (or canceled) transfer to its owner and frees it. */
 static void xfer_finish(struct pd_http_xfer *x, CURLcode code)
 {
@@ -150,6 +172,10 @@ static void xfer_finish(struct pd_http_xfer *x, CURLcode code)
     if (x->req_len && code != CURLE_ABORTED_BY_CALLBACK &&
         curl_easy_getinfo(x->easy, CURLINFO_SIZE_UPLOAD_T, &up) == CURLE_OK)
         resp.body_sent = (size_t)up >= x->req_len;
+    /* curl resets its upload count when it tries a request again on a new connection; what
+     * it read of the body says it went out (it can be read only once: on_seek). */
+    if (x->req_len && x->req_pos >= x->req_len && code != CURLE_ABORTED_BY_CALLBACK)
+        resp.body_sent = true;
     x->done(x->arg, &resp);
     xfer_free(x);
 }
@@ -403,7 +429,17 @@ static int xfer_setup(struct pd_http_xfer *x, const struct pd_http_request *req)
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         x->req_len = req->body_len;
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        /* The body goes through a read function that can be rewound only before its first
+         * byte: when a reused keep-alive connection dies before any answer, libcurl would
+         * otherwise send the whole request again on a new one without telling anybody (a flow
+         * run nobody counts). Now it fails (CURLE_SEND_FAIL_REWIND), and the client retries it
+         * in the open: logged, counted as ambiguous when the body had gone out whole. */
+        x->req_body = req->body ? req->body : "";
+        x->req_pos = 0;
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(e, CURLOPT_READDATA, x);
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
         /* PUT and PATCH send their body the way POST does, under their own name. */
         if (strcmp(req->method, "POST"))
             curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
