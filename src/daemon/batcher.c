@@ -4,6 +4,18 @@
  */
 #include "daemon_internal.h"
 
+#include "pd_api.h"
+#include "pd_batch.h"
+#include "pd_error.h"
+#include "pd_log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 /* ---- batching (batch = N) ----------------------------------------------------------------- */
 
 /*
@@ -31,7 +43,7 @@ struct dbatch {
     char id[33];
 };
 
-bool batching(const struct dwatch *w)
+bool batch_enabled(const struct dwatch *w)
 {
     /* Ordered watches go one at a time; transcoded files are left out one by one in work_next. */
     return w->cfg->batch > 1 && !w->cfg->ordered && w->cfg->flow_id;

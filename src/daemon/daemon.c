@@ -20,6 +20,22 @@
  */
 #include "daemon_internal.h"
 
+#include "pd_error.h"
+#include "pd_log.h"
+#include "pd_lookup.h"
+#include "pd_metrics.h"
+#include "pd_retention.h"
+#include "pd_zone.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
 static void stop_when_idle(struct pd_daemon *d);
 
 uint64_t dw_now_ms(void)

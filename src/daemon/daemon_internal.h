@@ -6,38 +6,19 @@
 #ifndef PD_DAEMON_INTERNAL_H
 #define PD_DAEMON_INTERNAL_H
 
-#include "pd_daemon.h"
-
-#include "pd_api.h"
-#include "pd_batch.h"
 #include "pd_bodylimit.h"
 #include "pd_client.h"
 #include "pd_config.h"
-#include "pd_error.h"
-#include "pd_fsutil.h"
+#include "pd_daemon.h"
 #include "pd_jobstate.h"
-#include "pd_log.h"
-#include "pd_metrics.h"
-#include "pd_lookup.h"
 #include "pd_ready.h"
-#include "pd_retention.h"
 #include "pd_split.h"
 #include "pd_watch.h"
-#include "pd_zone.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <limits.h>
-#include <stdarg.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <dirent.h>
-#include <signal.h>
-#include <time.h>
-#include <unistd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #define NEVER UINT64_MAX
 #define TICK_MS 50
@@ -253,7 +234,7 @@ void dw_on_request_done(void *arg, const struct pd_client_result *r);
 struct job *job_new(struct dwatch *w, const char *work_name, const char *name, bool resume);
 
 /* batcher.c: open batches */
-bool batching(const struct dwatch *w);
+bool batch_enabled(const struct dwatch *w);
 void batch_read(struct job *j);
 void batch_dissolve(struct dbatch *bt);
 bool batch_join(struct job *j);

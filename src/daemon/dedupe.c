@@ -4,7 +4,19 @@
  * together are sent once.
  */
 #include "daemon_internal.h"
+
+#include "pd_error.h"
+#include "pd_fsutil.h"
+
 #include <openssl/evp.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- dedupe of files in flight ----------------------------------------------------------------
  */

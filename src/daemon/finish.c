@@ -4,6 +4,23 @@
  */
 #include "daemon_internal.h"
 
+#include "pd_error.h"
+#include "pd_fsutil.h"
+#include "pd_log.h"
+#include "pd_lookup.h"
+#include "pd_metrics.h"
+#include "pd_retention.h"
+#include "pd_zone.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 /*
  * Moves the work file into DIR under a name no other file or SIDECAR uses, after writing the
  * sidecar TEXT beside it. Nothing is ever overwritten: a clash takes the next suffix.

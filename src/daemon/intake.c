@@ -5,6 +5,24 @@
  */
 #include "daemon_internal.h"
 
+#include "pd_error.h"
+#include "pd_fsutil.h"
+#include "pd_log.h"
+#include "pd_metrics.h"
+#include "pd_zone.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
 /* ---- noticing and readiness (loop thread) ------------------------------------------------ */
 
 static const char *kind_of(mode_t m)

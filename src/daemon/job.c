@@ -5,6 +5,18 @@
  */
 #include "daemon_internal.h"
 
+#include "pd_api.h"
+#include "pd_error.h"
+#include "pd_log.h"
+#include "pd_metrics.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
 /* ---- jobs: loop thread -------------------------------------------------------------------- */
 
 static const char *step_name(enum job_step s)

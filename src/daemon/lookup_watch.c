@@ -4,6 +4,12 @@
  */
 #include "daemon_internal.h"
 
+#include "pd_error.h"
+#include "pd_lookup.h"
+
+#include <stdlib.h>
+#include <string.h>
+
 /* ---- lookup watches: a dropped CSV file is synced into the lookup (pd_lookup.h) ---------- */
 
 static void on_lookup_synced(void *arg, const struct pd_lookup_sync_report *r)

@@ -5,6 +5,15 @@
  */
 #include "daemon_internal.h"
 
+#include "pd_error.h"
+#include "pd_log.h"
+#include "pd_metrics.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
 /* ---- names delivered lately ------------------------------------------------------------------ */
 
 void recent_add(struct dwatch *w, const char *name)

@@ -4,6 +4,21 @@
  */
 #include "daemon_internal.h"
 
+#include "pd_error.h"
+#include "pd_fsutil.h"
+#include "pd_log.h"
+#include "pd_metrics.h"
+#include "pd_zone.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 /* Checks one of the watch's own folders, creating it if need be. */
 static int own_dir(const char *path, bool private_, bool required, char **why)
 {

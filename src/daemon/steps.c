@@ -5,6 +5,20 @@
  */
 #include "daemon_internal.h"
 
+#include "pd_error.h"
+#include "pd_zone.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 static void work_next(uv_work_t *w);
 
 /* ---- jobs: thread-pool steps -------------------------------------------------------------- */
@@ -271,7 +285,7 @@ static void work_next(uv_work_t *wk)
         j->after = j->body ? AFTER_SEND : AFTER_PARK;
         /* A batch takes the file's bytes: only when they are what the splitter sends (not
          * transcoded, by configuration or encoding = auto; no XML declaration rewritten). */
-        if (j->body && j->chunk.whole && batching(j->w) && pd_split_verbatim(j->sp))
+        if (j->body && j->chunk.whole && batch_enabled(j->w) && pd_split_verbatim(j->sp))
             batch_read(j);
         return;
     }
