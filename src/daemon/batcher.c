@@ -1,0 +1,319 @@
+/*
+ * Open batches (batch = N): several small files' chunks in one request (pd_batch.h builds the
+ * body). See the comment on struct dbatch.
+ */
+#include "daemon_internal.h"
+
+#include "pd_api.h"
+#include "pd_batch.h"
+#include "pd_error.h"
+#include "pd_log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- batching (batch = N) ----------------------------------------------------------------- */
+
+/*
+ * A whole small file's chunk, instead of going at once, joins its watch's open batch: the
+ * file's text is added to one combined body (pd_batch.h) and the job gives up its active slot
+ * so that more files are claimed meanwhile. The batch goes as one request when it holds
+ * `batch` files, when the next file does not fit (max_body) or has another CSV header or XML
+ * root, when `batch_window` has passed since it opened, or (run --once) when nothing else of
+ * its watch is on the way. Its answer is then every member's answer: each takes the usual ACK
+ * step (its receipt names the batch's request id and flow run) and FINISH. A refused batch
+ * (422, 413) is sent again file by file, each with its own body, so one bad file cannot sink
+ * the others. A batch of one goes as a plain request.
+ */
+struct dbatch {
+    struct dbatch *next; /* the watch's open batches */
+    struct dwatch *w;
+    struct pd_batch *b;
+    struct job *jobs, *last; /* members in the order added */
+    unsigned n;
+    int format;
+    uint64_t opened_ms;
+    bool in_flight;
+    char *body;
+    size_t body_len;
+    char id[33];
+};
+
+bool batch_enabled(const struct dwatch *w)
+{
+    /* Ordered watches go one at a time; transcoded files are left out one by one in work_next. */
+    return w->cfg->batch > 1 && !w->cfg->ordered && w->cfg->flow_id;
+}
+
+/* Thread pool: keeps the text of a file that goes whole, for the batch (else: it goes alone). */
+void batch_read(struct job *j)
+{
+    size_t n = (size_t)j->js.size, got = 0;
+    char *buf = n ? malloc(n) : NULL;
+
+    while (buf && got < n) {
+        ssize_t r = pread(j->fd, buf + got, n - got, (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    if (!buf || got != n) {
+        free(buf);
+        return;
+    }
+    free(j->raw);
+    j->raw = buf;
+    j->raw_len = n;
+    j->format = pd_split_format(j->sp);
+}
+
+/* Takes an open batch off its watch's list (no-op once sent). */
+static void batch_unlink(struct dbatch *bt)
+{
+    for (struct dbatch **pp = &bt->w->batches; *pp; pp = &(*pp)->next)
+        if (*pp == bt) {
+            *pp = bt->next;
+            break;
+        }
+    bt->next = NULL;
+}
+
+static void batch_free(struct dbatch *bt)
+{
+    batch_unlink(bt);
+    pd_batch_destroy(&bt->b);
+    free(bt->body);
+    free(bt);
+}
+
+/* An open batch is given up (shutdown, or a member freed): its files stay in work/. */
+void batch_dissolve(struct dbatch *bt)
+{
+    if (bt->in_flight)
+        return; /* its members are busy: never freed before the answer */
+    for (struct job *j = bt->jobs; j; j = j->batch_next)
+        j->batch = NULL;
+    batch_free(bt);
+}
+
+static struct dbatch *batch_open(struct dwatch *w, int format)
+{
+    struct dbatch *bt = calloc(1, sizeof(*bt));
+    struct pd_batch_opts o = {.format = format,
+                              .max_body = pd_bodylimit_budget(&w->d->limit),
+                              .header_lines = (unsigned)w->cfg->header_lines,
+                              .max_files = (unsigned)w->cfg->batch};
+    if (!bt || pd_batch_create(&o, &bt->b)) {
+        free(bt);
+        return NULL;
+    }
+    bt->w = w;
+    bt->format = format;
+    bt->opened_ms = dw_now_ms();
+    bt->next = w->batches;
+    w->batches = bt;
+    return bt;
+}
+
+static void on_batch_done(void *arg, const struct pd_client_result *r);
+
+/* Sends an open batch as one request (a batch of one as a plain request). */
+static void batch_send(struct dbatch *bt)
+{
+    struct dwatch *w = bt ? bt->w : NULL;
+    struct pd_client_request req = {.method = "POST"};
+    char *url = NULL, context[300];
+    int rc;
+
+    if (!bt)
+        return;
+    batch_unlink(bt);
+    if (bt->n == 1) {
+        struct job *j = bt->jobs;
+        j->batch = NULL;
+        batch_free(bt);
+        job_send_chunk(j);
+        return;
+    }
+    bt->body = pd_batch_take_body(bt->b, &bt->body_len);
+    rc = bt->body ? pd_jobstate_new_claim_id(bt->id) : PD_ENOMEM;
+    if (!rc)
+        rc = pd_api_start_url(&w->d->cfg->pw, w->cfg->flow_id, w->cfg->version_id, &url);
+    if (!rc) {
+        snprintf(context, sizeof(context), "watch=%s request_id=%s files=%u", w->cfg->name, bt->id,
+                 bt->n);
+        req.url = url;
+        req.body = bt->body;
+        req.body_len = bt->body_len;
+        req.context = context;
+        rc = pd_client_submit(w->d->client, &req, on_batch_done, bt);
+    }
+    free(url);
+    if (rc) {
+        /* Closing, or out of memory: the files stay in work/ for later. */
+        for (struct job *j = bt->jobs, *next; j; j = next) {
+            next = j->batch_next;
+            j->batch = NULL;
+            job_end(j);
+        }
+        batch_free(bt);
+        return;
+    }
+    bt->in_flight = true;
+    char qb[PATH_MAX + 16];
+    pd_log(PD_LOG_INFO, "event=batch_sent watch=%s request_id=%s files=%u bytes=%zu first=%s",
+           w->cfg->name, bt->id, bt->n, bt->body_len, dw_q(bt->jobs->js.name, qb, sizeof(qb)));
+    for (struct job *j = bt->jobs; j; j = j->batch_next) {
+        job_set(j, STEP_SENDING);
+        j->busy = true;
+        j->in_flight = true;
+    }
+}
+
+/* Loop thread: the job's whole chunk joins its watch's batch. False: send it alone. */
+bool batch_join(struct job *j)
+{
+    struct dwatch *w = j->w;
+    struct pd_daemon *d = j->d;
+    char *text = j->raw;
+    size_t len = j->raw_len;
+    int rc = PD_ENOMEM;
+
+    j->raw = NULL;
+    if (j->format < 0 || j->format > PD_SPLIT_NONE) {
+        free(text);
+        return false;
+    }
+    /* The open batch of its format and header (CSV) or root (XML); a full one goes now and
+     * this file opens the next; a file that fits none opens its own. */
+    struct dbatch *bt = NULL;
+    unsigned open = 0;
+    rc = PD_ESTATE;
+    for (struct dbatch *o = w->batches, *next; o && rc == PD_ESTATE; o = next) {
+        next = o->next;
+        open++;
+        if (o->format != j->format)
+            continue;
+        rc = pd_batch_add(o->b, text, len);
+        if (rc == 0)
+            bt = o;
+        else if (rc == PD_ETOOBIG)
+            batch_send(o);
+    }
+    if (rc == PD_ESTATE || rc == PD_ETOOBIG) {
+        if (open >= MAX_OPEN_BATCHES && rc == PD_ESTATE) {
+            struct dbatch *oldest = w->batches;
+            while (oldest && oldest->next)
+                oldest = oldest->next;
+            batch_send(oldest);
+        }
+        bt = batch_open(w, j->format);
+        rc = bt ? pd_batch_add(bt->b, text, len) : PD_ENOMEM;
+        if (rc && bt) {
+            batch_free(bt);
+            bt = NULL;
+        }
+    }
+    free(text);
+    if (rc)
+        return false;
+    if (bt->last)
+        bt->last->batch_next = j;
+    else
+        bt->jobs = j;
+    bt->last = j;
+    bt->n++;
+    j->batch = bt;
+    j->batch_next = NULL;
+    job_set(j, STEP_BATCHED);
+    if (j->counted) {
+        /* Waiting in a batch holds no slot: more files are claimed to join it. */
+        j->counted = false;
+        d->active--;
+        w->active--;
+    }
+    if (bt->n >= w->cfg->batch)
+        batch_send(bt);
+    dw_dispatch(d);
+    return true;
+}
+
+/* Is any file of W on its way to a batch: not scanned yet, settling, ready to claim, or
+ * claimed and being prepared? */
+static bool batch_more_coming(struct dwatch *w)
+{
+    if (w->nheap || !w->scanned)
+        return true;
+    for (size_t b = 0; b < w->nbuckets; b++)
+        for (struct cand *c = w->buckets[b]; c; c = c->next)
+            if (c->due_ms != NEVER)
+                return true;
+    for (struct job *j = w->d->jobs; j; j = j->next)
+        if (j->w == w && j->step == STEP_PREPARE)
+            return true;
+    return false;
+}
+
+void batch_tick(struct pd_daemon *d, uint64_t now)
+{
+    for (size_t i = 0; i < d->nwatches && !d->stopping; i++) {
+        struct dwatch *w = &d->watches[i];
+        bool idle = d->opts.once && w->batches && !batch_more_coming(w);
+        for (struct dbatch *bt = w->batches, *next; bt; bt = next) {
+            next = bt->next;
+            if (idle || now - bt->opened_ms >= w->cfg->batch_window_ms)
+                batch_send(bt);
+        }
+    }
+}
+
+/* The batch's answer is each member's answer; a refused batch goes again file by file. */
+static void on_batch_done(void *arg, const struct pd_client_result *r)
+{
+    struct dbatch *bt = arg;
+    struct dwatch *w = bt->w;
+    unsigned pos = 0;
+
+    bt->in_flight = false;
+    if (r->err == 0)
+        pd_bodylimit_accepted(&w->d->limit, bt->body_len);
+    else if (r->err == PD_ETOOBIG)
+        pd_bodylimit_refused(&w->d->limit, bt->body_len);
+    if (r->err == PD_EREJECTED || r->err == PD_ETOOBIG) {
+        pd_log(PD_LOG_WARN,
+               "event=batch_refused watch=%s request_id=%s files=%u status=%ld "
+               "action=\"each file is sent again on its own\"",
+               w->cfg->name, bt->id, bt->n, r->api.status);
+        for (struct job *j = bt->jobs, *next; j; j = next) {
+            next = j->batch_next;
+            j->batch = NULL;
+            j->busy = false;
+            j->in_flight = false;
+            if (w->d->stopping)
+                job_end(j);
+            else
+                job_send_chunk(j);
+        }
+        batch_free(bt);
+        return;
+    }
+    for (struct job *j = bt->jobs, *next; j; j = next) {
+        next = j->batch_next;
+        j->batch = NULL;
+        if (r->err == 0) {
+            free(j->batch_id);
+            j->batch_id = strdup(bt->id);
+            j->batch_files = bt->n;
+            j->batch_pos = ++pos;
+        }
+        /* Members not yet handled stay busy, so a stop cannot free them under us. */
+        dw_on_request_done(j, r);
+    }
+    batch_free(bt);
+}

@@ -1,0 +1,486 @@
+/*
+ * The drop-folder daemon (see pd_daemon.h).
+ *
+ * The loop thread only keeps books and talks to the network; every step that touches a file's
+ * content or the disk's durability (hashing, splitting, saving progress, archiving) runs on
+ * libuv's thread pool, one step of a job at a time, so the loop never stalls on a big file or a
+ * slow fsync. A job's step changes only in job_set(), which logs the transition.
+ *
+ *   candidate --ready--> claim (rename into work/) --> PREPARE (lock, hash, state, splitter)
+ *     --> chunk --> request --OK--> ACK (save progress) --> next chunk ... --> FINISH (archive)
+ *                           --413--> RESPLIT --> chunk
+ *                           --refused / gave up--> FAIL (failed folder)
+ *
+ * With `batch = N` a whole small file's chunk waits in its watch's open batch (pd_batch.h)
+ * instead of going at once; the batch goes as one request and each of its files then takes
+ * the usual ACK and FINISH steps (see batcher.c).
+ *
+ * This file holds the life cycle, the tick and dispatch; the other files of src/daemon/
+ * hold one concern each and share daemon_internal.h.
+ */
+#include "daemon_internal.h"
+
+#include "pd_error.h"
+#include "pd_log.h"
+#include "pd_lookup.h"
+#include "pd_metrics.h"
+#include "pd_retention.h"
+#include "pd_zone.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static void stop_when_idle(struct pd_daemon *d);
+
+uint64_t dw_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t dw_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+char *dw_join(const char *a, const char *b)
+{
+    char *out;
+    return asprintf(&out, "%s/%s", a, b) < 0 ? NULL : out;
+}
+
+const char *dw_q(const char *v, char *buf, size_t len)
+{
+    return pd_log_quote(v ? v : "", buf, len);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct pd_daemon *d = t->data;
+    uint64_t now = dw_now_ms();
+
+    if (d->stopping) {
+        stop_when_idle(d); /* the last request on the wire may have just been answered */
+        return;
+    }
+    for (size_t i = 0; i < d->nwatches && !d->stopping; i++) {
+        struct dwatch *w = &d->watches[i];
+        uint64_t next = NEVER;
+        if (w->disabled && w->setup_due <= now)
+            dw_watch_try_setup(w);
+        if (!w->disabled)
+            pd_retention_tick(w->retention, now); /* at start, then every 10 minutes */
+        if (w->next_due > now)
+            continue;
+        for (size_t b = 0; b < w->nbuckets; b++) {
+            for (struct cand *c = w->buckets[b], *nx; c; c = nx) {
+                nx = c->next;
+                if (c->queued)
+                    continue;
+                if (c->due_ms <= now)
+                    cand_check(w, c, now); /* may remove c */
+                else if (c->due_ms < next)
+                    next = c->due_ms;
+            }
+        }
+        /* Candidates checked just now may be due again soon; look again next tick. */
+        w->next_due = next == NEVER ? NEVER : next;
+        for (size_t b = 0; b < w->nbuckets && w->next_due != 0; b++)
+            for (struct cand *c = w->buckets[b]; c; c = c->next)
+                if (!c->queued && c->due_ms < w->next_due)
+                    w->next_due = c->due_ms;
+    }
+    batch_tick(d, now);
+    dw_warn_stuck(d, now);
+    /* Parked jobs (could not be moved out of work/) are retried now and then. */
+    for (struct job *j = d->jobs; j && !d->stopping; j = j->next) {
+        if (j->step == STEP_PARKED && !j->busy && j->park_until <= now) {
+            if (j->reprepare) {
+                j->reprepare = false;
+                j->dedupe_wait = false;
+                job_set(j, STEP_PREPARE);
+                job_run(j, work_prepare);
+                continue;
+            }
+            job_set(j, j->finish_failed ? STEP_FINISH_FAIL : STEP_FINISH_OK);
+            job_run(j, work_finish);
+        }
+    }
+    if (d->opts.once && dw_is_once_idle(d))
+        pd_daemon_stop(d, 0);
+}
+
+void dw_dispatch(struct pd_daemon *d)
+{
+    if (d->stopping)
+        return;
+    for (size_t tries = 0; tries < d->nwatches && d->active < d->max_active;) {
+        struct dwatch *w = &d->watches[d->rr++ % d->nwatches];
+        if (!w->nheap || (w->cfg->ordered && w->active) || w->active >= w->max_jobs) {
+            tries++;
+            continue;
+        }
+        tries = 0;
+        dw_claim(w, dw_heap_pop(w));
+    }
+}
+
+/* ---- stopping -------------------------------------------------------------------------- */
+
+bool dw_is_once_idle(struct pd_daemon *d)
+{
+    if (d->stopping || d->jobs)
+        return false;
+    for (size_t i = 0; i < d->nwatches; i++) {
+        struct dwatch *w = &d->watches[i];
+        if (w->disabled)
+            continue; /* nothing of it can be handled now; the summary says so */
+        if (!w->scanned || w->nheap)
+            return false;
+        for (size_t b = 0; b < w->nbuckets; b++)
+            for (struct cand *c = w->buckets[b]; c; c = c->next)
+                if (c->due_ms != NEVER || c->queued)
+                    return false;
+    }
+    return true;
+}
+
+/* Regular files in DIR: what a stop leaves in a work/ folder. */
+static size_t count_files(const char *path)
+{
+    DIR *dir = opendir(path);
+    struct dirent *de;
+    size_t n = 0;
+
+    if (!dir)
+        return 0;
+    while ((de = readdir(dir))) {
+        struct stat st;
+        if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+            n++;
+    }
+    closedir(dir);
+    return n;
+}
+
+void dw_check_stopped(struct pd_daemon *d)
+{
+    if (!d->stopping || d->stopped_told)
+        return;
+    for (struct job *j = d->jobs; j; j = j->next)
+        if (j->busy)
+            return;
+    size_t left = 0;
+    for (size_t i = 0; i < d->nwatches; i++)
+        left += count_files(d->watches[i].work_dir);
+    /* --once never calls a run done while files sit in work/, whatever held them there. */
+    if (d->opts.once && left > d->sum.stuck)
+        d->sum.stuck = left;
+    pd_log(PD_LOG_INFO, "event=stopped files_left_in_work=%zu%s", left,
+           left ? " action=\"resumed at the next start\"" : "");
+    /* Parked jobs keep their files in work/; nothing else holds them. */
+    while (d->jobs)
+        job_free(d->jobs);
+    d->stopped_told = true;
+    uv_timer_stop(&d->grace);
+    uv_timer_stop(&d->tick);
+    if (d->opts.on_stopped)
+        d->opts.on_stopped(d->opts.arg, d->fatal);
+}
+
+/*
+ * Grace is for requests on the wire. Requests only waiting (for their next retry, the rate
+ * limit or a token) are canceled at once: their chunks are sent again after the restart, so a
+ * stop while Patchworks is down does not wait the whole shutdown_grace for nothing.
+ */
+static void stop_when_idle(struct pd_daemon *d)
+{
+    if (!d->stopping || !d->client || pd_client_stats(d->client).in_flight)
+        return;
+    uv_timer_stop(&d->grace);
+    pd_client_close(&d->client, NULL, NULL);
+}
+
+static void on_grace_over(uv_timer_t *t)
+{
+    struct pd_daemon *d = t->data;
+    /* Requests still in flight are canceled; their chunks are sent again after the restart. */
+    pd_client_close(&d->client, NULL, NULL);
+}
+
+void pd_daemon_stop(struct pd_daemon *dd, uint64_t grace_ms)
+{
+    struct pd_daemon *d = dd;
+
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    for (size_t i = 0; i < d->nwatches; i++) {
+        pd_watcher_close(&d->watches[i].watcher, NULL, NULL);
+        /* Files waiting in a batch stay in work/ and go after the restart. */
+        while (d->watches[i].batches)
+            batch_dissolve(d->watches[i].batches);
+    }
+    /* Syncs start no more changes; what is in flight finishes (or is canceled) as below. */
+    for (struct job *j = d->jobs; j; j = j->next)
+        pd_lookup_sync_cancel(j->sync);
+    if (grace_ms)
+        uv_timer_start(&d->grace, on_grace_over, grace_ms, 0);
+    else
+        pd_client_close(&d->client, NULL, NULL);
+    stop_when_idle(d);
+    dw_check_stopped(d);
+}
+
+/* ---- life cycle ---------------------------------------------------------------------------- */
+
+static void on_client_note(void *arg, enum pd_log_level level, const char *line)
+{
+    pd_log(level, "%s", line);
+}
+
+int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct pd_daemon **out)
+{
+    struct pd_daemon *d = calloc(1, sizeof(*d));
+    const struct pd_config *cfg = opts->cfg;
+    int rc = PD_ENOMEM;
+
+    *out = NULL;
+    if (!d)
+        return PD_ENOMEM;
+    d->loop = loop;
+    d->cfg = cfg;
+    d->opts = *opts;
+    uv_mutex_init(&d->holders_lock);
+    d->max_active = (unsigned)cfg->pw.concurrency * 2;
+    /* Whether a file is still open for writing is asked with a read lease. Without CAP_LEASE
+     * leases work only on files patchdrop's user owns: settle alone judges the others. */
+    d->lease = pd_zone_lease_possible();
+    if (!d->lease)
+        pd_log(PD_LOG_WARN,
+               "event=lease_unavailable reason=\"patchdrop's user has no CAP_LEASE\" "
+               "action=\"a file a partner still holds open for writing is judged by settle "
+               "alone; the packaged unit grants AmbientCapabilities=CAP_LEASE\"");
+    /* A writer opening a file in the moment we hold its lease sends us SIGIO (lease break):
+     * the lease is released at once anyway, so the signal must not end the process. */
+    signal(SIGIO, SIG_IGN);
+    d->watches = calloc(cfg->nwatches ? cfg->nwatches : 1, sizeof(*d->watches));
+    if (!d->watches)
+        goto fail;
+    uv_timer_init(loop, &d->tick);
+    uv_timer_init(loop, &d->grace);
+    d->tick.data = d;
+    d->grace.data = d;
+    for (size_t i = 0; i < cfg->nwatches; i++) {
+        struct dwatch *w = &d->watches[i];
+        const struct pd_watch *wc = &cfg->watches[i];
+        w->d = d;
+        w->root_fd = -1;
+        w->cfg = wc;
+        w->next_due = NEVER;
+        d->nwatches++;
+        if (pd_ready_rules_init(&w->rules, wc->include, wc->exclude, wc->done_marker, wc->settle_ms,
+                                wc->min_age_ms))
+            goto fail;
+        w->work_dir = dw_join(wc->work_dir, "work");
+        w->state_dir = dw_join(wc->work_dir, "state");
+        if (!w->work_dir || !w->state_dir)
+            goto fail;
+        /* With several watches, one watch's files may hold at most concurrency - 1 requests
+         * (its jobs each hold one while sending): a request slot always stays for the others,
+         * even when every request of one partner hangs until its timeout. */
+        unsigned share = cfg->pw.concurrency > 1 ? (unsigned)cfg->pw.concurrency - 1 : 1;
+        w->max_jobs = wc->max_jobs        ? (unsigned)wc->max_jobs
+                      : cfg->nwatches > 1 ? share
+                                          : d->max_active;
+        struct pd_watch_opts wo = {.root = wc->path,
+                                   .rescan_ms = wc->rescan_ms,
+                                   .poll = wc->poll,
+                                   .recursive = wc->recursive,
+                                   .skip = ".patchdrop",
+                                   .report_skipped = true};
+        if ((rc = pd_watcher_create(loop, &wo, dw_on_watch_event, w, &w->watcher)))
+            goto fail;
+        /* --once sweeps once at its end instead (cli_run.c) */
+        if (!opts->once && (rc = pd_retention_create(loop, wc, NULL, &w->retention)))
+            goto fail;
+        dw_watch_try_setup(w);
+    }
+    {
+        /* The token and the dedupe records live here: only patchdrop's, like work/. */
+        char *why = NULL;
+        if ((rc = pd_zone_own_dir(cfg->state.dir, 0700, true, &why))) {
+            pd_log(PD_LOG_ERROR, "event=setup_failed folder=%s reason=\"%s\"", cfg->state.dir,
+                   why ? why : pd_strerror(rc));
+            free(why);
+            goto fail;
+        }
+    }
+    if ((rc = pd_bodylimit_init(&d->limit, cfg->pw.max_body, cfg->state.dir)))
+        goto fail;
+    d->limit_ready = true;
+    struct pd_client_opts co = {.pw = &cfg->pw,
+                                .state_dir = cfg->state.dir,
+                                .event = on_client_note,
+                                .note_arg = d,
+                                .metrics = opts->metrics};
+    if ((rc = pd_client_create(loop, &co, &d->client)))
+        goto fail;
+    *out = (struct pd_daemon *)d;
+    return 0;
+fail:
+    pd_daemon_close((struct pd_daemon **)&d, NULL, NULL);
+    return rc ? rc : PD_ENOMEM;
+}
+
+int pd_daemon_start(struct pd_daemon *dd)
+{
+    struct pd_daemon *d = dd;
+
+    d->started = true;
+    for (size_t i = 0; i < d->nwatches; i++)
+        dw_watch_begin(&d->watches[i]);
+    uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
+    return 0;
+}
+
+struct pd_daemon_summary pd_daemon_summary(const struct pd_daemon *dd)
+{
+    struct pd_daemon_summary s = dd->sum;
+    for (size_t i = 0; i < dd->nwatches; i++)
+        s.disabled += dd->watches[i].disabled;
+    return s;
+}
+
+static void daemon_free(struct pd_daemon *d)
+{
+    for (size_t i = 0; i < d->nwatches; i++) {
+        struct dwatch *w = &d->watches[i];
+        for (size_t b = 0; b < w->nbuckets; b++)
+            for (struct cand *c = w->buckets[b], *nx; c; c = nx) {
+                nx = c->next;
+                free(c->name);
+                free(c);
+            }
+        free(w->buckets);
+        free(w->heap);
+        free(w->work_dir);
+        free(w->state_dir);
+        free(w->disabled_why);
+        for (unsigned k = 0; k < RECENT_NAMES; k++)
+            free(w->recent[k].name);
+        for (size_t k = 0; k < w->nodd; k++)
+            free(w->odd[k]);
+        free(w->odd);
+        if (w->root_fd >= 0)
+            close(w->root_fd);
+        pd_retention_destroy(&w->retention); /* a sweep under way frees it when it is back */
+        pd_ready_rules_cleanup(&w->rules);
+    }
+    free(d->watches);
+    free(d->fatal);
+    if (d->limit_ready)
+        pd_bodylimit_cleanup(&d->limit);
+    free(d->holders);
+    uv_mutex_destroy(&d->holders_lock);
+    if (d->on_closed)
+        d->on_closed(d->closed_arg);
+    free(d);
+}
+
+static void on_closed_one(uv_handle_t *h)
+{
+    struct pd_daemon *d = h->data;
+
+    if (--d->pending_closes == 0)
+        daemon_free(d);
+}
+
+static void on_client_closed(void *arg)
+{
+    struct pd_daemon *d = arg;
+    on_closed_one((uv_handle_t *)&d->tick);
+}
+
+void pd_daemon_close(struct pd_daemon **dp, void (*on_closed)(void *arg), void *arg)
+{
+    struct pd_daemon *d = dp ? (struct pd_daemon *)*dp : NULL;
+
+    if (!d)
+        return;
+    *dp = NULL;
+    d->closing = true;
+    d->on_closed = on_closed;
+    d->closed_arg = arg;
+    d->stopping = true;
+    while (d->jobs)
+        job_free(d->jobs); /* callers close only after on_stopped: no job is busy */
+    for (size_t i = 0; i < d->nwatches; i++)
+        pd_watcher_close(&d->watches[i].watcher, NULL, NULL);
+    if (!d->watches) {
+        daemon_free(d); /* failed before any handle existed */
+        return;
+    }
+    d->pending_closes = 2;
+    if (d->client) {
+        d->pending_closes++;
+        pd_client_close(&d->client, on_client_closed, d);
+    }
+    uv_close((uv_handle_t *)&d->tick, on_closed_one);
+    uv_close((uv_handle_t *)&d->grace, on_closed_one);
+}
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+void pd_daemon_sample(const struct pd_daemon *d, struct pd_metrics *m)
+{
+    struct pd_metrics_watch_sample *ws = calloc(d->nwatches ? d->nwatches : 1, sizeof(*ws));
+    struct pd_metrics_sample s = {.watches = ws};
+    struct pd_client_stats cs;
+
+    if (!m || !ws) {
+        free(ws);
+        return;
+    }
+    if (d->client) {
+        cs = pd_client_stats(d->client);
+        s.requests_waiting = cs.waiting;
+        s.requests_in_flight = cs.in_flight;
+        s.failing_since_ms = cs.failing_since_ms;
+        s.last_failure_status = cs.last_failure_status;
+    }
+    /* A candidate's age counts from when its content last changed, so a file still being
+     * uploaded looks young; names never observed (not regular files) do not count. */
+    for (size_t i = 0; i < d->nwatches; i++) {
+        const struct dwatch *w = &d->watches[i];
+        struct pd_metrics_watch_sample *o = &ws[s.nwatches++];
+        o->watch = w->cfg->name;
+        for (size_t b = 0; b < w->nbuckets; b++) {
+            for (const struct cand *c = w->buckets[b]; c; c = c->next) {
+                if (!c->obs.seen)
+                    continue;
+                o->files_pending++;
+                if (!o->oldest_since_ms || c->obs.unchanged_since_ms < o->oldest_since_ms)
+                    o->oldest_since_ms = c->obs.unchanged_since_ms;
+            }
+        }
+        for (const struct job *j = d->jobs; j; j = j->next) {
+            if (j->w != w)
+                continue;
+            o->files_pending++;
+            if (!o->oldest_since_ms || j->since_ms < o->oldest_since_ms)
+                o->oldest_since_ms = j->since_ms;
+        }
+    }
+    pd_metrics_sample(m, &s);
+    free(ws);
+}

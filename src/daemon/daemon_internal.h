@@ -1,0 +1,250 @@
+/*
+ * Private parts of the drop-folder daemon shared by the files of src/daemon/: its watches,
+ * candidates, jobs and the daemon itself, and the functions its files call in one another. Not a
+ * public interface (that is pd_daemon.h). src/daemon/daemon.c's top comment walks a file's way.
+ */
+#ifndef PD_DAEMON_INTERNAL_H
+#define PD_DAEMON_INTERNAL_H
+
+#include "pd_bodylimit.h"
+#include "pd_client.h"
+#include "pd_config.h"
+#include "pd_daemon.h"
+#include "pd_jobstate.h"
+#include "pd_ready.h"
+#include "pd_split.h"
+#include "pd_watch.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define NEVER UINT64_MAX
+#define TICK_MS 50
+#define PARK_RETRY_MS 10000
+#define MIN_BUDGET 256
+#define MAX_OPEN_BATCHES 8     /* per watch: formats, CSV headers and XML roots gathering at once */
+#define REHASH_MAX (64u << 20) /* files up to this size are compared again before archiving */
+#define RECENT_NAMES 64        /* per watch: names delivered lately, to notice one coming back */
+
+/* ---- candidates: names seen in a drop folder, waiting to be ready ----------------------- */
+
+struct cand {
+    struct cand *next; /* hash chain */
+    char *name;        /* relative to the watch's root */
+    struct pd_ready_obs obs;
+    uint64_t due_ms; /* when to look again; NEVER: only on an event or rescan */
+    uint64_t gen;    /* scan generation that last saw it */
+    bool warned;     /* said once that it is not a regular file */
+    bool unreadable; /* said once that it cannot be read */
+    bool linked;     /* said once that it has other names (hard links) */
+    bool busy_said;  /* said once that a writer still holds it open */
+    bool queued;     /* in the ready heap */
+};
+
+struct job;
+struct dbatch;
+struct holder;
+
+struct dwatch {
+    struct pd_daemon *d;
+    const struct pd_watch *cfg;
+    struct pd_ready_rules rules;
+    struct pd_watcher *watcher;
+    char *work_dir, *state_dir;
+    int root_fd;   /* the drop folder, opened once per scan: names resolve beneath it */
+    bool disabled; /* its folders could not be set up: the others go on without it */
+    char *disabled_why;
+    uint64_t setup_due; /* when to try setting it up again */
+    unsigned max_jobs;  /* claimed files handled at once */
+    bool no_lease;      /* its file system takes no leases: settle alone judges */
+    char **odd;         /* items in work/ that are not files, said once each */
+    size_t nodd;
+    struct recent { /* names delivered lately: a writer still appending shows up */
+        char *name;
+        uint64_t at_ms;
+    } recent[RECENT_NAMES];
+    unsigned recent_next;
+    struct cand **buckets;
+    size_t nbuckets, ncands;
+    struct cand **heap; /* ready candidates, oldest first */
+    size_t nheap, capheap;
+    uint64_t gen;
+    uint64_t next_due;
+    bool watching; /* its watcher runs */
+    bool scanned;  /* a full scan finished at least once */
+    unsigned active;
+    struct dbatch *batches;         /* batch = N: the open batches (one per format and header) */
+    struct pd_retention *retention; /* archive_keep...: sweeps of its archive and failed folders */
+};
+
+enum job_step {
+    STEP_PREPARE,
+    STEP_CHUNK_READY, /* a body waits to be sent */
+    STEP_SENDING,
+    STEP_ACK,
+    STEP_RESPLIT,
+    STEP_FINISH_OK,
+    STEP_FINISH_FAIL,
+    STEP_PARKED, /* could not be moved out of work/: retried later */
+    STEP_ENDED,
+    STEP_BATCHED, /* waits in its watch's open batch */
+};
+
+/* What a thread-pool step asks the loop thread to do next. */
+enum after {
+    AFTER_SEND,    /* a chunk body is ready */
+    AFTER_FINISH,  /* every chunk acknowledged (or a duplicate): archive it */
+    AFTER_FAIL,    /* reject the file: failed folder */
+    AFTER_DONE,    /* moved out of work/: the job is over */
+    AFTER_LOCKED,  /* another daemon holds the file */
+    AFTER_PARK,    /* a disk step failed: keep the file in work/ and try again later */
+    AFTER_RELEASE, /* leave the file in work/ for later (shutdown, transient error) */
+    AFTER_LOOKUP,  /* a lookup watch's file: sync it into the lookup */
+};
+
+struct job {
+    struct job *next, *prev;
+    struct pd_daemon *d;
+    struct dwatch *w;
+    enum job_step step;
+    bool resume;    /* found in work/, not claimed now */
+    bool busy;      /* a thread-pool step or a request is under way */
+    bool in_flight; /* a request is under way */
+    bool counted;   /* holds one of the daemon's active slots */
+    int fd;
+    char *work_path, *state_path;
+    struct pd_jobstate js;
+    struct pd_splitter *sp;
+    struct pd_chunk chunk; /* the chunk being sent (body below) */
+    char *body;
+    size_t body_len;
+    uint64_t new_budget;
+    struct pd_chunk_rec ack; /* the acknowledgement to record */
+    /* batch = N: the file's text while it joins a batch, the batch, and its place in it */
+    char *raw;
+    size_t raw_len;
+    int format;
+    struct dbatch *batch;
+    struct job *batch_next;
+    char *batch_id;
+    unsigned batch_files, batch_pos;
+    char *reason; /* FAIL: words */
+    long fail_status;
+    char *fail_message, *fail_errors;
+    int fail_chunk;
+    int64_t fail_offset;
+    char *final_path; /* where the file went */
+    char *park_why;
+    uint64_t park_until;
+    bool finish_failed; /* a parked finish goes to the failed folder */
+    bool reprepare;     /* parked until its twin (another name of the file) is done */
+    bool dedupe_wait;   /* parked until the same content, in flight, is archived */
+    bool holds_dedupe;  /* registered as the one delivering its content (dedupe) */
+    ino_t ino;          /* the claimed file, once opened */
+    dev_t dev;
+    uv_work_t work;
+    enum after after;
+    uint64_t since_ms; /* monotonic: claimed or found in work/, for the metrics */
+    uint64_t sent_ms;  /* monotonic: when its current chunk was first handed to the client */
+    unsigned warned;   /* stuck_warning lines said about the current chunk */
+    struct pd_lookup_sync *sync; /* a lookup watch's sync under way */
+    char *lookup_json;           /* its report, for the receipt */
+    char *lookup_words;          /* its summary, for the log */
+};
+
+struct pd_daemon {
+    uv_loop_t *loop;
+    const struct pd_config *cfg;
+    struct pd_daemon_opts opts;
+    struct pd_client *client;
+    struct dwatch *watches;
+    size_t nwatches;
+    size_t rr; /* round-robin start for dispatch */
+    struct job *jobs;
+    unsigned active, max_active;
+    uv_timer_t tick;
+    uv_timer_t grace;
+    bool stopping, stopped_told, closing;
+    bool started;              /* pd_daemon_start ran: watches set up later begin at once */
+    bool lease;                /* may take read leases on partners' files (root or CAP_LEASE) */
+    struct pd_bodylimit limit; /* the body the server really accepts, learned from 413s */
+    bool limit_ready;
+    uv_mutex_t holders_lock; /* dedupe: contents being delivered now */
+    struct holder *holders;
+    size_t nholders;
+    char *fatal;
+    struct pd_daemon_summary sum;
+    int pending_closes;
+    void (*on_closed)(void *);
+    void *closed_arg;
+};
+
+/* daemon.c: clocks and words, dispatch, stopping */
+uint64_t dw_now_ms(void);
+uint64_t dw_wall_ms(void);
+char *dw_join(const char *a, const char *b);
+const char *dw_q(const char *v, char *buf, size_t len);
+void dw_dispatch(struct pd_daemon *d);
+bool dw_is_once_idle(struct pd_daemon *d);
+void dw_check_stopped(struct pd_daemon *d);
+
+/* pending.c: candidates, the ready heap, names delivered lately */
+void recent_add(struct dwatch *w, const char *name);
+void recent_check(struct dwatch *w, const char *name);
+struct cand *cand_find(struct dwatch *w, const char *name);
+struct cand *cand_add(struct dwatch *w, const char *name);
+void cand_remove(struct dwatch *w, struct cand *c);
+int dw_heap_push(struct dwatch *w, struct cand *c);
+struct cand *dw_heap_pop(struct dwatch *w);
+
+/* intake.c: noticing, readiness, claim, resume orphans */
+void cand_check(struct dwatch *w, struct cand *c, uint64_t now);
+void dw_on_watch_event(void *arg, enum pd_watch_event ev, const char *name);
+void dw_resume_orphans(struct dwatch *w);
+void dw_claim(struct dwatch *w, struct cand *c);
+
+/* dedupe.c: hashing and dedupe */
+bool dedupe_hold(struct job *j);
+void dedupe_release(struct job *j);
+int dw_sha256_file(int fd, char out[65], bool *blank);
+void dedupe_check(struct job *j);
+void dedupe_record(struct job *j);
+
+/* steps.c: thread-pool steps up to the request */
+void job_fail(struct job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void job_park(struct job *j, const char *step, int rc);
+void work_prepare(uv_work_t *wk);
+void work_ack(uv_work_t *wk);
+void work_resplit(uv_work_t *wk);
+
+/* finish.c: placing the file, reporting */
+void work_finish(uv_work_t *wk);
+void job_report(struct job *j, bool ok);
+
+/* job.c: a job on the loop thread */
+void job_set(struct job *j, enum job_step s);
+void job_free(struct job *j);
+void job_end(struct job *j);
+void job_send_chunk(struct job *j);
+void dw_warn_stuck(struct pd_daemon *d, uint64_t now);
+void job_run(struct job *j, void (*fn)(uv_work_t *));
+void dw_on_request_done(void *arg, const struct pd_client_result *r);
+struct job *job_new(struct dwatch *w, const char *work_name, const char *name, bool resume);
+
+/* batcher.c: open batches */
+bool batch_enabled(const struct dwatch *w);
+void batch_read(struct job *j);
+void batch_dissolve(struct dbatch *bt);
+bool batch_join(struct job *j);
+void batch_tick(struct pd_daemon *d, uint64_t now);
+
+/* lookup_watch.c: lookup watches */
+void job_lookup_start(struct job *j);
+
+/* setup.c: a watch's folders */
+void dw_watch_begin(struct dwatch *w);
+void dw_watch_try_setup(struct dwatch *w);
+
+#endif

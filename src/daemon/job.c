@@ -1,0 +1,407 @@
+/*
+ * A job on the loop thread: its one traced step transition (job_set), the thread-pool steps
+ * started and their outcome acted on (on_work_done), a chunk's request and its answer
+ * (dw_on_request_done), and a job's birth and end.
+ */
+#include "daemon_internal.h"
+
+#include "pd_api.h"
+#include "pd_error.h"
+#include "pd_log.h"
+#include "pd_metrics.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- jobs: loop thread -------------------------------------------------------------------- */
+
+static const char *step_name(enum job_step s)
+{
+    static const char *const names[] = {"prepare",   "chunk_ready", "sending", "ack",   "resplit",
+                                        "finish_ok", "finish_fail", "parked",  "ended", "batched"};
+    return names[s];
+}
+
+/* The one place a job's step changes, so every transition can be traced. */
+void job_set(struct job *j, enum job_step s)
+{
+    char qb[PATH_MAX + 16];
+    pd_log(PD_LOG_DEBUG, "event=job_step watch=%s file=%s from=%s to=%s", j->w->cfg->name,
+           dw_q(j->js.name ? j->js.name : j->work_path, qb, sizeof(qb)), step_name(j->step),
+           step_name(s));
+    j->step = s;
+}
+
+void job_free(struct job *j)
+{
+    struct pd_daemon *d = j->d;
+
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        d->jobs = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    if (j->counted) {
+        d->active--;
+        j->w->active--;
+    }
+    dedupe_release(j);
+    if (j->fd >= 0)
+        close(j->fd); /* releases the flock */
+    if (j->batch)
+        batch_dissolve(j->batch);
+    pd_split_destroy(&j->sp);
+    pd_jobstate_cleanup(&j->js);
+    free(j->ack.run_id);
+    free(j->ack.answer);
+    free(j->ack.batch_id);
+    free(j->batch_id);
+    free(j->raw);
+    free(j->body);
+    free(j->work_path);
+    free(j->state_path);
+    free(j->reason);
+    free(j->fail_message);
+    free(j->fail_errors);
+    free(j->final_path);
+    free(j->park_why);
+    free(j->lookup_json);
+    free(j->lookup_words);
+    free(j);
+}
+
+void job_end(struct job *j)
+{
+    struct pd_daemon *d = j->d;
+    job_set(j, STEP_ENDED);
+    job_free(j);
+    if (!d->stopping)
+        dw_dispatch(d);
+    dw_check_stopped(d);
+}
+
+void job_send_chunk(struct job *j)
+{
+    struct pd_client_request req = {.method = "POST", .body = j->body, .body_len = j->body_len};
+    char *url = NULL, qb[PATH_MAX + 16], context[PATH_MAX + 300];
+    int rc = pd_api_start_url(&j->d->cfg->pw, j->js.flow_id, j->js.version_id, &url);
+
+    snprintf(context, sizeof(context), "watch=%s file=%s chunk=%u", j->w->cfg->name,
+             dw_q(j->js.name, qb, sizeof(qb)), j->chunk.index + 1);
+    req.context = context;
+
+    if (!rc) {
+        req.url = url;
+        rc = pd_client_submit(j->d->client, &req, dw_on_request_done, j);
+    }
+    free(url);
+    if (rc) {
+        /* Closing, or out of memory: the file stays in work/ for later. */
+        job_end(j);
+        return;
+    }
+    job_set(j, STEP_SENDING);
+    j->busy = true;
+    j->in_flight = true;
+    j->sent_ms = dw_now_ms();
+    j->warned = 0;
+}
+
+/* A file whose request keeps being retried is told every stuck_warning, never silently. */
+void dw_warn_stuck(struct pd_daemon *d, uint64_t now)
+{
+    uint64_t every = d->cfg->daemon.stuck_warning_ms;
+    char qb[PATH_MAX + 16];
+
+    for (struct job *j = d->jobs; j && every; j = j->next) {
+        if (j->step != STEP_SENDING || !j->sent_ms || now - j->sent_ms < (j->warned + 1) * every)
+            continue;
+        j->warned++;
+        pd_log(PD_LOG_WARN,
+               "event=still_retrying watch=%s file=%s chunk=%u waiting_s=%" PRIu64
+               " action=\"retried until delivered or max_retry_time (%" PRIu64 " s) gives it "
+               "up; see the retry lines for the reason\"",
+               j->w->cfg->name, dw_q(j->js.name, qb, sizeof(qb)), j->js.next_index,
+               (now - j->sent_ms) / 1000, d->cfg->pw.max_retry_time_ms / 1000);
+    }
+}
+
+/* Whether another job of ours holds the same file (another hard link to it). */
+static bool twin_of(const struct job *j)
+{
+    for (const struct job *o = j->d->jobs; o; o = o->next)
+        if (o != j && o->fd >= 0 && o->ino == j->ino && o->dev == j->dev && !o->reprepare)
+            return true;
+    return false;
+}
+
+static void on_work_done(uv_work_t *wk, int status)
+{
+    struct job *j = wk->data;
+    struct pd_daemon *d = j->d;
+    char qb[PATH_MAX + 16], qr[1024];
+
+    j->busy = false;
+    if (status == UV_ECANCELED) {
+        job_end(j);
+        return;
+    }
+    switch (j->after) {
+    case AFTER_SEND:
+        if (d->stopping) {
+            job_end(j); /* progress is saved; the chunk goes after the restart */
+            return;
+        }
+        if (j->raw && batch_join(j))
+            return;
+        job_send_chunk(j);
+        return;
+    case AFTER_FINISH:
+        job_set(j, STEP_FINISH_OK);
+        job_run(j, work_finish);
+        return;
+    case AFTER_FAIL:
+        job_set(j, STEP_FINISH_FAIL);
+        job_run(j, work_finish);
+        return;
+    case AFTER_DONE:
+        job_report(j, j->step == STEP_FINISH_OK);
+        job_end(j);
+        return;
+    case AFTER_LOCKED:
+        if (j->dedupe_wait || twin_of(j)) {
+            /* Another name of a file our own job holds: its turn comes when that one ends. */
+            job_set(j, STEP_PARKED);
+            j->reprepare = true;
+            j->park_until = dw_now_ms() + 1000;
+            return;
+        }
+        job_end(j);
+        return;
+    case AFTER_RELEASE:
+        job_end(j);
+        return;
+    case AFTER_LOOKUP:
+        if (d->stopping) {
+            job_end(j); /* synced after the restart */
+            return;
+        }
+        job_lookup_start(j);
+        return;
+    case AFTER_PARK:
+        if (j->step != STEP_PARKED)
+            pd_log(PD_LOG_ERROR,
+                   "event=stuck watch=%s file=%s reason=%s action=\"the file stays in %s and is "
+                   "tried again every %ds\"",
+                   j->w->cfg->name, dw_q(j->js.name ? j->js.name : j->work_path, qb, sizeof(qb)),
+                   dw_q(j->park_why ? j->park_why : "disk error", qr, sizeof(qr)), j->w->work_dir,
+                   PARK_RETRY_MS / 1000);
+        if (j->step == STEP_FINISH_OK || j->step == STEP_FINISH_FAIL) {
+            /* A finish waits for the disk: keep the job but free its slot. */
+            j->finish_failed = j->step == STEP_FINISH_FAIL;
+            job_set(j, STEP_PARKED);
+            if (j->counted) {
+                j->counted = false;
+                d->active--;
+                j->w->active--;
+            }
+            j->park_until = dw_now_ms() + PARK_RETRY_MS;
+            if (d->opts.once) {
+                d->sum.stuck++;
+                job_end(j);
+                return;
+            }
+            dw_dispatch(d);
+            return;
+        }
+        /* Any other step: the file stays in work/ and is resumed by a later rescan. */
+        d->sum.stuck += d->opts.once ? 1 : 0;
+        job_end(j);
+        return;
+    }
+}
+
+void job_run(struct job *j, void (*fn)(uv_work_t *))
+{
+    j->busy = true;
+    j->work.data = j;
+    if (uv_queue_work(j->d->loop, &j->work, fn, on_work_done)) {
+        j->busy = false;
+        job_end(j);
+    }
+}
+
+void dw_on_request_done(void *arg, const struct pd_client_result *r)
+{
+    struct job *j = arg;
+    struct pd_daemon *d = j->d;
+    char qb[PATH_MAX + 16], qr[256];
+
+    j->busy = false;
+    j->in_flight = false;
+    j->js.attempts += r->attempts;
+    j->js.possible_duplicates += r->ambiguous;
+    if (r->err == 0) {
+        memset(&j->ack, 0, sizeof(j->ack));
+        j->ack.index = j->chunk.index;
+        j->ack.start = j->chunk.start;
+        j->ack.end = j->chunk.end;
+        j->ack.records = j->chunk.records;
+        j->ack.body_bytes = j->body_len;
+        j->ack.status = r->api.status;
+        j->ack.run_id = r->api.run_id ? strdup(r->api.run_id) : NULL;
+        j->ack.answer = !r->api.run_id && r->api.body ? strdup(r->api.body) : NULL;
+        j->ack.time_ms = dw_wall_ms();
+        j->ack.attempts = r->attempts;
+        j->ack.batch_id = j->batch_id; /* NULL unless it went in a batch */
+        j->batch_id = NULL;
+        j->ack.batch_files = j->batch_files;
+        j->ack.batch_pos = j->batch_pos;
+        d->sum.chunks++;
+        d->sum.bytes += j->body_len;
+        pd_metrics_chunk(d->opts.metrics, j->w->cfg->name, j->body_len);
+        pd_log(PD_LOG_INFO,
+               "event=chunk_delivered watch=%s file=%s chunk=%u range=%" PRIu64 "-%" PRIu64
+               " bytes=%zu status=%ld flow_run_id=%s attempts=%u",
+               j->w->cfg->name, dw_q(j->js.name, qb, sizeof(qb)), j->chunk.index + 1,
+               j->chunk.start, j->chunk.end, j->body_len, r->api.status,
+               dw_q(r->api.run_id ? r->api.run_id : "none", qr, sizeof(qr)), r->attempts);
+        if (d->opts.report) {
+            fprintf(d->opts.report,
+                    "%s: chunk %u (bytes %" PRIu64 "-%" PRIu64 ") -> HTTP %ld, flow run %s\n",
+                    j->js.name, j->chunk.index + 1, j->chunk.start, j->chunk.end, r->api.status,
+                    r->api.run_id ? r->api.run_id : "(no id in the answer)");
+            fflush(d->opts.report);
+        }
+        pd_bodylimit_accepted(&d->limit, j->body_len);
+        free(j->body);
+        j->body = NULL;
+        job_set(j, STEP_ACK);
+        job_run(j, work_ack);
+        return;
+    }
+    free(j->body);
+    j->body = NULL;
+    switch (r->err) {
+    case PD_ETOOBIG: {
+        /* The one 413 rule (pd_bodylimit.h): learn the server's limit, cut between what it
+         * took and what it refused, never below what the largest record needs. */
+        uint64_t ok_max, refused_min, budget, need = pd_split_min_body(j->sp);
+        pd_bodylimit_refused(&d->limit, j->body_len);
+        pd_bodylimit_bounds(&d->limit, &ok_max, &refused_min);
+        if (pd_bodylimit_recut(ok_max, refused_min, j->body_len, need, &budget)) {
+            job_fail(j,
+                     "Patchworks refused a %zu-byte request as too large (HTTP 413); the "
+                     "file's largest record needs a %" PRIu64 "-byte request, and the server "
+                     "refuses %" PRIu64 " bytes or more (it accepted up to %" PRIu64 "); %u "
+                     "earlier chunk(s) were delivered; split that record upstream, or have the "
+                     "server's limit raised",
+                     j->body_len, need, refused_min, ok_max, j->chunk.index);
+            j->fail_status = 413;
+            j->fail_chunk = (int)j->chunk.index;
+            j->fail_offset = (int64_t)j->chunk.start;
+            job_set(j, STEP_FINISH_FAIL);
+            job_run(j, work_finish);
+            return;
+        }
+        j->new_budget = budget;
+        pd_log(PD_LOG_WARN,
+               "event=resplit watch=%s file=%s chunk=%u refused_bytes=%zu accepted_max=%" PRIu64
+               " new_max_body=%" PRIu64,
+               j->w->cfg->name, dw_q(j->js.name, qb, sizeof(qb)), j->chunk.index + 1, j->body_len,
+               ok_max, j->new_budget);
+        job_set(j, STEP_RESPLIT);
+        job_run(j, work_resplit);
+        return;
+    }
+    case PD_EREJECTED:
+        job_fail(j,
+                 "Patchworks refused chunk %u (bytes %" PRIu64 "-%" PRIu64 "): %s; %u earlier "
+                 "chunk(s) were delivered; fix the data (or the flow's settings) and drop the "
+                 "file again",
+                 j->chunk.index + 1, j->chunk.start, j->chunk.end,
+                 r->message ? r->message : "no reason given", j->chunk.index);
+        j->fail_status = r->api.status;
+        j->fail_message = r->api.message ? strdup(r->api.message) : NULL;
+        j->fail_errors = r->api.errors ? strdup(r->api.errors) : NULL;
+        j->fail_chunk = (int)j->chunk.index;
+        j->fail_offset = (int64_t)j->chunk.start;
+        job_set(j, STEP_FINISH_FAIL);
+        job_run(j, work_finish);
+        return;
+    case PD_EAMBIGUOUS:
+        job_fail(j,
+                 "chunk %u (bytes %" PRIu64 "-%" PRIu64 ") %s; %u earlier chunk(s) were "
+                 "delivered",
+                 j->chunk.index + 1, j->chunk.start, j->chunk.end,
+                 r->message ? r->message : "was sent several times without an answer",
+                 j->chunk.index);
+        j->fail_chunk = (int)j->chunk.index;
+        j->fail_offset = (int64_t)j->chunk.start;
+        job_set(j, STEP_FINISH_FAIL);
+        job_run(j, work_finish);
+        return;
+    case PD_ELIMIT:
+        job_fail(j,
+                 "chunk %u (bytes %" PRIu64 "-%" PRIu64 "): %s; %u earlier chunk(s) were "
+                 "delivered; drop the file again when Patchworks is reachable",
+                 j->chunk.index + 1, j->chunk.start, j->chunk.end,
+                 r->message ? r->message : "gave up after max_retry_time", j->chunk.index);
+        j->fail_status = r->api.status;
+        j->fail_chunk = (int)j->chunk.index;
+        j->fail_offset = (int64_t)j->chunk.start;
+        job_set(j, STEP_FINISH_FAIL);
+        job_run(j, work_finish);
+        return;
+    case PD_EAUTH:
+    case PD_ECONFIG:
+        /* Not this file's fault: it stays in work/ and the daemon stops with the reason. */
+        if (!d->fatal)
+            d->fatal = strdup(r->message ? r->message : pd_strerror(r->err));
+        job_end(j);
+        if (!d->stopping)
+            pd_daemon_stop(d, 0);
+        return;
+    default: /* canceled at shutdown, or out of memory: resumed later */
+        job_end(j);
+        return;
+    }
+}
+
+struct job *job_new(struct dwatch *w, const char *work_name, const char *name, bool resume)
+{
+    struct job *j = calloc(1, sizeof(*j));
+    char *state_name = NULL;
+
+    if (!j)
+        return NULL;
+    j->d = w->d;
+    j->w = w;
+    j->since_ms = dw_now_ms();
+    j->fd = -1;
+    j->resume = resume;
+    j->fail_chunk = -1;
+    j->fail_offset = -1;
+    j->work_path = dw_join(w->work_dir, work_name);
+    if (asprintf(&state_name, "%s.json", work_name) >= 0)
+        j->state_path = dw_join(w->state_dir, state_name);
+    free(state_name);
+    j->js.name = name ? strdup(name) : NULL;
+    if (!j->work_path || !j->state_path || (name && !j->js.name)) {
+        free(j->work_path);
+        free(j->state_path);
+        free(j->js.name);
+        free(j);
+        return NULL;
+    }
+    j->next = w->d->jobs;
+    if (j->next)
+        j->next->prev = j;
+    w->d->jobs = j;
+    return j;
+}

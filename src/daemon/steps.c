@@ -1,0 +1,370 @@
+/*
+ * A job's steps on libuv's thread pool, up to the request: PREPARE (lock, check, hash, record,
+ * open the splitter), the next chunk, the durable acknowledgement of a chunk, and a re-split
+ * after HTTP 413. Each sets j->after for the loop thread (job.c, on_work_done).
+ */
+#include "daemon_internal.h"
+
+#include "pd_error.h"
+#include "pd_zone.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void work_next(uv_work_t *w);
+
+/* ---- jobs: thread-pool steps -------------------------------------------------------------- */
+
+/* Marks the job for the failed folder with a reason in words (thread-pool or loop thread). */
+void job_fail(struct job *j, const char *fmt, ...)
+{
+    va_list ap;
+    free(j->reason);
+    va_start(ap, fmt);
+    if (vasprintf(&j->reason, fmt, ap) < 0)
+        j->reason = NULL;
+    va_end(ap);
+    j->after = AFTER_FAIL;
+}
+
+void job_park(struct job *j, const char *step, int rc)
+{
+    free(j->park_why);
+    if (asprintf(&j->park_why, "%s: %s", step, pd_strerror(rc)) < 0)
+        j->park_why = NULL;
+    j->after = AFTER_PARK;
+}
+
+static int open_splitter(struct job *j)
+{
+    const struct pd_watch *wc = j->w->cfg;
+    struct pd_split_opts o = {
+        .format = wc->split,
+        .max_body = j->js.max_body,
+        .json_array = wc->json_array,
+        .xml_record = wc->xml_record,
+        .header_lines = (unsigned)wc->header_lines,
+        .encoding = wc->encoding,
+        .name = j->js.name,
+    };
+    int rc = pd_split_create(j->fd, NULL, &o, &j->sp);
+    if (rc) {
+        job_fail(j, "%s", j->sp ? pd_split_error(j->sp) : pd_strerror(rc));
+        return rc;
+    }
+    if (j->js.next_offset || j->js.next_index) {
+        rc = pd_split_seek(j->sp, j->js.next_offset, j->js.next_index);
+        if (rc) {
+            job_fail(j, "cannot resume at byte %" PRIu64 ": %s", j->js.next_offset,
+                     pd_split_error(j->sp));
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* What a file goes to: the flow id, or "lookup:<id>" for a lookup watch. */
+static char *target_id(const struct pd_watch *w)
+{
+    char *out;
+    if (w->flow_id)
+        return strdup(w->flow_id);
+    return asprintf(&out, "lookup:%s", w->lookup_id) < 0 ? NULL : out;
+}
+
+/*
+ * A file over max_file_size, or a sparse one (a 20 GB file of 16 kB on disk), would hold a
+ * job slot while its zeros are hashed and scanned: it goes to the failed folder unread.
+ */
+static bool refuse_shape(struct job *j, const struct stat *st)
+{
+    const struct pd_watch *wc = j->w->cfg;
+    if ((uint64_t)st->st_size > wc->max_file_size) {
+        job_fail(j,
+                 "the file is %lld bytes, over max_file_size (%" PRIu64 " bytes), so nothing "
+                 "was read or sent; split it upstream or raise max_file_size for this watch",
+                 (long long)st->st_size, wc->max_file_size);
+        return true;
+    }
+    if (!wc->allow_sparse && pd_zone_sparse(st)) {
+        job_fail(j,
+                 "the file is sparse: %lld bytes long but only %lld bytes on disk, mostly holes "
+                 "that read as zeros, so nothing was read or sent; drop a real export, or set "
+                 "allow_sparse = yes for this watch",
+                 (long long)st->st_size, (long long)st->st_blocks * 512);
+        return true;
+    }
+    return false;
+}
+
+/* Lock, check, hash, record the claim, open the splitter; then cut the first chunk. */
+void work_prepare(uv_work_t *wk)
+{
+    struct job *j = wk->data;
+    struct stat st;
+    char *why = NULL;
+    int rc;
+
+    if (j->fd >= 0)
+        close(j->fd); /* a job waiting for its twin (below) comes back here */
+    j->fd = open(j->work_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (j->fd < 0) {
+        /* Gone: another daemon finished it, or it was never ours. */
+        j->after = errno == ENOENT ? AFTER_LOCKED : AFTER_RELEASE;
+        if (j->after == AFTER_RELEASE)
+            job_park(j, "open the claimed file", -errno);
+        return;
+    }
+    if (flock(j->fd, LOCK_EX | LOCK_NB)) {
+        /* Held: by another daemon, or by our own job on another name of the same file (hard
+         * links, allow_hard_links = yes): that one is a file of its own and waits its turn. */
+        j->after = fstat(j->fd, &st) == 0 ? AFTER_LOCKED : AFTER_RELEASE;
+        j->ino = st.st_ino;
+        j->dev = st.st_dev;
+        return;
+    }
+    if (fstat(j->fd, &st) == 0) {
+        j->ino = st.st_ino;
+        j->dev = st.st_dev;
+    }
+    /* Still there after we locked it? A daemon that finished it moved it away first. */
+    if (fstat(j->fd, &st) || st.st_nlink == 0 || !S_ISREG(st.st_mode)) {
+        j->after = AFTER_LOCKED;
+        return;
+    }
+    if (j->resume) {
+        rc = pd_jobstate_load(j->state_path, &j->js, &why);
+        if (rc == -ENOENT) {
+            j->resume = false; /* claimed, then a crash before its record was written */
+        } else if (rc) {
+            /* Without its record nobody knows which chunks arrived: a person must decide. */
+            struct pd_jobstate fresh = {0};
+            j->js = fresh;
+            j->js.name = strdup(strrchr(j->work_path, '/') + 1);
+            j->js.work_name = strdup(j->js.name);
+            j->js.watch = strdup(j->w->cfg->name);
+            j->js.flow_id = target_id(j->w->cfg);
+            j->js.size = (uint64_t)st.st_size;
+            job_fail(j,
+                     "its delivery record %s is unreadable (%s), so which chunks already "
+                     "arrived is unknown; check the flow runs in Patchworks, then drop the "
+                     "file again if needed",
+                     j->state_path, why ? why : pd_strerror(rc));
+            free(why);
+            return;
+        }
+    }
+    if (!j->resume) {
+        char id[33];
+        const char *name = j->js.name;
+        j->js.name = NULL;
+        pd_jobstate_cleanup(&j->js);
+        if (pd_jobstate_new_claim_id(id)) {
+            job_park(j, "make a claim id", -errno);
+            free((char *)name);
+            return;
+        }
+        j->js.claim_id = strdup(id);
+        j->js.name = name ? (char *)name : strdup(strrchr(j->work_path, '/') + 1);
+        j->js.work_name = strdup(strrchr(j->work_path, '/') + 1);
+        j->js.watch = strdup(j->w->cfg->name);
+        j->js.flow_id = target_id(j->w->cfg);
+        j->js.version_id = j->w->cfg->version_id ? strdup(j->w->cfg->version_id) : NULL;
+        j->js.size = (uint64_t)st.st_size;
+        j->js.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        j->js.claimed_ms = dw_wall_ms();
+        j->js.max_body = pd_bodylimit_budget(&j->d->limit);
+    } else if ((uint64_t)st.st_size != j->js.size) {
+        job_fail(j,
+                 "the file changed size while being delivered (%" PRIu64 " bytes when claimed, "
+                 "%lld now); %u chunk(s) were delivered; drop a complete file again",
+                 j->js.size, (long long)st.st_size, j->js.next_index);
+        return;
+    }
+    /* Shapes that cost everyone else's turn are refused before a byte is read. */
+    if (!j->js.fail_reason && !j->js.finished && j->js.nchunks == 0 && refuse_shape(j, &st))
+        return;
+    bool blank = true;
+    if (!j->js.sha256 || st.st_size < 65536) {
+        char hex[65];
+        if ((rc = dw_sha256_file(j->fd, hex, &blank))) {
+            job_park(j, "read the file to hash it", rc);
+            return;
+        }
+        if (!j->js.sha256)
+            j->js.sha256 = strdup(hex);
+    } else {
+        blank = false; /* a resumed big file: checked when it was claimed */
+    }
+    if (!j->resume && (rc = pd_jobstate_save(&j->js, j->state_path))) {
+        job_park(j, "save the delivery record", rc);
+        return;
+    }
+    if (j->js.fail_reason) {
+        free(j->reason);
+        j->reason = strdup(j->js.fail_reason);
+        j->fail_status = j->js.fail_status;
+        j->fail_message = j->js.fail_message ? strdup(j->js.fail_message) : NULL;
+        j->fail_errors = j->js.fail_errors ? strdup(j->js.fail_errors) : NULL;
+        j->fail_chunk = j->js.fail_chunk;
+        j->fail_offset = j->js.fail_offset;
+        j->after = AFTER_FAIL;
+        return;
+    }
+    if (j->js.finished) {
+        j->after = AFTER_FINISH;
+        return;
+    }
+    if (j->w->cfg->lookup_id) {
+        /* A sync compares the file with the lookup, so repeating it after a crash is safe. */
+        j->after = AFTER_LOOKUP;
+        return;
+    }
+    if (st.st_size == 0) {
+        job_fail(j, "the file is empty; Patchworks refuses a blank payload, so nothing was sent");
+        return;
+    }
+    if (blank) {
+        job_fail(j,
+                 "the file holds only whitespace (%lld bytes); Patchworks refuses a blank "
+                 "payload, so nothing was sent",
+                 (long long)st.st_size);
+        return;
+    }
+    if (j->w->cfg->dedupe_ms && j->js.nchunks == 0) {
+        dedupe_check(j);
+        if (j->js.duplicate_of) {
+            j->after = AFTER_FINISH;
+            return;
+        }
+        /* The same content already on its way to the same flow (identical files dropped
+         * together): wait for it, then this one is its duplicate. */
+        if (!dedupe_hold(j)) {
+            j->after = AFTER_LOCKED;
+            j->dedupe_wait = true;
+            return;
+        }
+    }
+    if (open_splitter(j))
+        return;
+    work_next(wk);
+}
+
+/* Cuts the next chunk: AFTER_SEND with a body, AFTER_FINISH at the end, or a failure. */
+static void work_next(uv_work_t *wk)
+{
+    struct job *j = wk->data;
+    int rc = pd_split_next(j->sp, &j->chunk);
+
+    if (rc > 0 && j->js.nchunks == 0 && j->chunk.index == j->js.next_index && !j->js.next_index) {
+        /* Before a file's first chunk goes: can its largest record pass at all, by what the
+         * server taught? Then never half a file for want of one record. */
+        uint64_t refused, need = pd_split_min_body(j->sp);
+        if (pd_bodylimit_fits(&j->d->limit, need, &refused)) {
+            job_fail(j,
+                     "the file's largest record needs a %" PRIu64 "-byte request, and Patchworks "
+                     "refuses requests of %" PRIu64 " bytes or more (learned from its HTTP 413 "
+                     "answers), so nothing was sent; split that record upstream, or have the "
+                     "server's limit raised",
+                     need, refused);
+            j->fail_status = 413;
+            return;
+        }
+    }
+    if (rc > 0) {
+        free(j->body);
+        j->body = pd_split_take_body(j->sp, &j->body_len);
+        j->after = j->body ? AFTER_SEND : AFTER_PARK;
+        /* A batch takes the file's bytes: only when they are what the splitter sends (not
+         * transcoded, by configuration or encoding = auto; no XML declaration rewritten). */
+        if (j->body && j->chunk.whole && batch_enabled(j->w) && pd_split_verbatim(j->sp))
+            batch_read(j);
+        return;
+    }
+    if (rc == 0) {
+        j->js.finished = true;
+        if ((rc = pd_jobstate_save(&j->js, j->state_path))) {
+            job_park(j, "save the delivery record", rc);
+            return;
+        }
+        j->after = AFTER_FINISH;
+        return;
+    }
+    if (rc == PD_ENOMEM || (rc > -1000 && rc < 0)) {
+        job_park(j, "read the file", rc);
+        return;
+    }
+    uint64_t ok_max, refused_min;
+    pd_bodylimit_bounds(&j->d->limit, &ok_max, &refused_min);
+    if (rc == PD_ETOOBIG && j->js.max_body < j->d->cfg->pw.max_body && refused_min != UINT64_MAX) {
+        /* Too big for what the server was seen to take, not for max_body: say that, and not
+         * "raise max_body", which would change nothing. */
+        job_fail(j,
+                 "%s; that is below max_body because Patchworks refuses requests of %" PRIu64
+                 " bytes or more (learned from its HTTP 413 answers; it accepted up to %" PRIu64
+                 "), so nothing more was sent: split that record upstream, or have the "
+                 "server's limit raised",
+                 pd_split_error(j->sp), refused_min, ok_max);
+        j->fail_status = 413;
+    } else {
+        job_fail(j, "%s", pd_split_error(j->sp));
+    }
+    j->fail_chunk = (int)j->js.next_index;
+    /* The byte the reason names, where it names one; else where the unsent part starts. */
+    j->fail_offset = pd_split_error_offset(j->sp) >= 0 ? pd_split_error_offset(j->sp)
+                                                       : (int64_t)j->js.next_offset;
+}
+
+/* Records an acknowledged chunk durably, then cuts the next one. */
+void work_ack(uv_work_t *wk)
+{
+    struct job *j = wk->data;
+    int rc = pd_jobstate_add_chunk(&j->js, &j->ack);
+
+    free(j->ack.run_id);
+    free(j->ack.answer);
+    free(j->ack.batch_id);
+    memset(&j->ack, 0, sizeof(j->ack));
+    /* After the last chunk, "acknowledged" and "finished" are one durable save, not two:
+     * small files are bound by fsync, not by the network. */
+    bool last = j->chunk.last;
+    if (!rc && last)
+        j->js.finished = true;
+    if (!rc)
+        rc = pd_jobstate_save(&j->js, j->state_path);
+    if (rc) {
+        /* The chunk arrived but its record did not: a restart would send it again. */
+        job_park(j, "save the delivery record", rc);
+        return;
+    }
+    if (last) {
+        j->after = AFTER_FINISH;
+        return;
+    }
+    work_next(wk);
+}
+
+void work_resplit(uv_work_t *wk)
+{
+    struct job *j = wk->data;
+    int rc = pd_split_resplit(j->sp, j->new_budget);
+
+    if (rc) {
+        job_fail(j,
+                 "Patchworks refused a %zu-byte request as too large (HTTP 413) and the chunk "
+                 "cannot be cut smaller: %s; split the records upstream",
+                 j->body_len, pd_split_error(j->sp));
+        j->fail_status = 413;
+        return;
+    }
+    j->js.max_body = j->new_budget;
+    work_next(wk);
+}
