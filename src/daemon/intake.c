@@ -357,7 +357,9 @@ void dw_claim(struct dwatch *w, struct cand *c)
         w->next_due = 0;
         return;
     }
-    for (unsigned start = 0, remade = 0;; start++) {
+    /* A partner's file may be named like patchdrop's own temp files (.pdtmp-XXXXXX): in work/
+     * it takes a numbered name, so that it is never swept or skipped as one. */
+    for (unsigned start = is_temp_name(base) ? 1 : 0, remade = 0;; start++) {
         rc = pd_fs_unique_name(w->work_dir, base, NULL, start, work_name, sizeof(work_name) - 8);
         if (rc)
             break;

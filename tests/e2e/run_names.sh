@@ -21,6 +21,15 @@ once || true
 once || true
 check "later starts never sweep it from the archive" test -f "$A/export.tmp.x7k2p9"
 
+# A partner's file named exactly like patchdrop's own temp files (hidden names are sent when
+# the watch's exclude allows them): delivered and archived, never swept or skipped.
+write_conf "$T/c2.conf" "$T/drop" "include = * .*" "exclude = *.part"
+echo "looks like ours" >"$T/drop/.pdtmp-abcdef"
+touch -d '2 days ago' "$T/drop/.pdtmp-abcdef"
+timeout 60 "$PD_BIN" run --once -c "$T/c2.conf" >/dev/null 2>>"$T/once.err" && rc=0 || rc=$?
+check "a name like patchdrop's temp files is delivered (exit 0)" test "$rc" -eq 0
+check "and archived under its own name" archived .pdtmp-abcdef "$T/drop"
+
 # A crash left orders.tmp.csv in work/: resumed, not stranded.
 printf 'id,qty\n1,2\n' >"$T/drop.pd/work/orders.tmp.csv"
 once && rc=0 || rc=$?
