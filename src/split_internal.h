@@ -60,9 +60,36 @@ struct cscan {
     uint64_t line, quote_line, quote_dec;
 };
 
+struct scan;
+
+/*
+ * One format's record scanner, as the format registry (pd_format.h) names it. Its state is a
+ * block of STATE_SIZE bytes the driver allocates three times (the live state sc->u, the
+ * snapshot where the record area starts sc->snap, and a mark sc->mark) and that only the
+ * format's own functions look into.
+ */
+struct pd_scan_ops {
+    size_t state_size;
+    int tiled; /* the text between records belongs to the next record (all but json) */
+    /* Checks the options and sets up what the whole scan needs (may be NULL). Returns 0,
+     * PD_ECONFIG with sc->msg, or PD_ENOMEM. Undone by scan_cleanup(). */
+    int (*init)(struct scan *sc);
+    void (*reset)(struct scan *sc);
+    /* 1 when the record area starts at the first byte (no opening to repeat). */
+    int (*area_at_start)(const struct scan *sc);
+    int (*feed)(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos);
+    int (*end)(struct scan *sc, uint64_t eof_dec);
+    /* Copies a state (NULL: all STATE_SIZE bytes). */
+    void (*copy)(void *dst, const void *src);
+    /* Adjusts the state restored from the snapshot for resuming at a chunk's start (may be
+     * NULL); AFTER_RECORD: a record precedes that start. */
+    void (*resume)(struct scan *sc, int after_record);
+};
+
 struct scan {
     int fmt;   /* enum pd_split_format, resolved */
-    int tiled; /* the text between records belongs to the next record (all but json) */
+    const struct pd_scan_ops *ops;
+    int tiled; /* ops->tiled, for the driver */
     int at_mark;
     uint64_t ev_dec;
     char msg[400];
@@ -79,14 +106,11 @@ struct scan {
     unsigned header_lines;
     char delim;
     int started;
-    union {
-        struct jscan j;
-        struct xscan x;
-        struct cscan c;
-    } u, snap, mark;
+    void *u, *snap, *mark; /* the scanner's states (ops->state_size bytes each) */
     int have_snap;
 };
 
+/* FMT must be a format with a scanner (pd_format_get(fmt)->scan). */
 int scan_init(struct scan *sc, int fmt, const char *json_array, const char *xml_record,
               unsigned header_lines, char delim);
 void scan_cleanup(struct scan *sc);
@@ -95,13 +119,12 @@ int scan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, 
 int scan_end(struct scan *sc, uint64_t eof_dec);
 void scan_resume(struct scan *sc, int after_record);
 
-int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos);
-int jscan_end(struct scan *sc, uint64_t eof_dec);
-void jscan_reset(struct scan *sc);
-int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos);
-int xscan_end(struct scan *sc, uint64_t eof_dec);
-void xscan_reset(struct scan *sc);
-void xscan_copy(struct xscan *dst, const struct xscan *src);
+/* The scanners, by format (the registry in src/format.c points at them). */
+extern const struct pd_scan_ops pd_scan_json, pd_scan_ndjson, pd_scan_xml, pd_scan_csv,
+    pd_scan_lines;
+
+/* Splits the json_array pointer (sc->pointer) into sc->segs (json's init). */
+int scan_parse_pointer(struct scan *sc);
 
 /*
  * The decoder. In UTF-8 mode windows are the file's bytes (validated, never ending inside a

@@ -1,13 +1,14 @@
 /*
- * The splitter's record scanners for the line-based formats (csv, lines) and the dispatch
- * that gives the driver one interface over all formats, including the snapshot of the
- * scanner state where the record area starts, which is what lets a later chunk (or a
- * resumed run) start scanning in the middle of the file.
+ * The splitter's record scanners for the line-based formats (csv, lines) and the driver's one
+ * interface over every format's scanner (struct pd_scan_ops, found through the format
+ * registry), including the snapshot of the scanner state where the record area starts,
+ * which is what lets a later chunk (or a resumed run) start scanning in the middle of the
+ * file. Nothing here names a format: a new one needs no change in this file.
  */
 #include "split_internal.h"
 
-#include "pd_config.h"
 #include "pd_error.h"
+#include "pd_format.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,8 +27,9 @@ static void free_segs(struct scan *sc)
 }
 
 /* Splits a JSON pointer (RFC 6901) into unescaped segments. */
-static int parse_pointer(struct scan *sc, const char *ptr)
+int scan_parse_pointer(struct scan *sc)
 {
+    const char *ptr = sc->pointer;
     if (!ptr || !*ptr)
         return 0;
     if (*ptr != '/') {
@@ -75,38 +77,44 @@ void scan_reset(struct scan *sc)
     sc->msg[0] = '\0';
     sc->structural = 0;
     sc->shape_msg[0] = '\0';
-    switch (sc->fmt) {
-    case PD_SPLIT_JSON:
-    case PD_SPLIT_NDJSON:
-        jscan_reset(sc);
-        break;
-    case PD_SPLIT_XML:
-        xscan_reset(sc);
-        break;
-    default:
-        memset(&sc->u.c, 0, sizeof(sc->u.c));
-        sc->u.c.delim = sc->delim;
-        sc->u.c.header_left = sc->fmt == PD_SPLIT_CSV ? sc->header_lines : 0;
-        sc->u.c.line = 1;
-        break;
-    }
+    sc->ops->reset(sc);
+}
+
+static void free_states(struct scan *sc)
+{
+    free(sc->u);
+    free(sc->snap);
+    free(sc->mark);
+    sc->u = sc->snap = sc->mark = NULL;
 }
 
 int scan_init(struct scan *sc, int fmt, const char *json_array, const char *xml_record,
               unsigned header_lines, char delim)
 {
+    const struct pd_format *f = pd_format_get(fmt);
     sc->fmt = fmt;
-    sc->tiled = fmt != PD_SPLIT_JSON;
+    sc->ops = f ? f->scan : NULL;
     sc->pointer = json_array && *json_array ? json_array : NULL;
     sc->xml_record = xml_record && *xml_record ? xml_record : NULL;
     sc->header_lines = header_lines;
     sc->delim = delim;
     sc->msg[0] = '\0';
-    int rc = fmt == PD_SPLIT_JSON ? parse_pointer(sc, json_array) : 0;
+    if (!sc->ops) {
+        snprintf(sc->msg, sizeof(sc->msg), "split format %d has no record scanner", fmt);
+        return PD_ECONFIG;
+    }
+    sc->tiled = sc->ops->tiled;
+    sc->u = calloc(1, sc->ops->state_size);
+    sc->snap = calloc(1, sc->ops->state_size);
+    sc->mark = calloc(1, sc->ops->state_size);
+    int rc = !sc->u || !sc->snap || !sc->mark ? PD_ENOMEM : 0;
+    if (!rc && sc->ops->init)
+        rc = sc->ops->init(sc);
     if (rc < 0) {
         char keep[sizeof(sc->msg)];
         memcpy(keep, sc->msg, sizeof(keep));
         free_segs(sc);
+        free_states(sc);
         memcpy(sc->msg, keep, sizeof(keep));
         return rc;
     }
@@ -117,6 +125,7 @@ int scan_init(struct scan *sc, int fmt, const char *json_array, const char *xml_
 void scan_cleanup(struct scan *sc)
 {
     free_segs(sc);
+    free_states(sc);
 }
 
 /* Records a scan error: its words and where it is. Returns SCAN_ERROR. */
@@ -133,7 +142,7 @@ int scan_fail(struct scan *sc, uint64_t at, const char *fmt, ...)
 /* RFC 4180 rows: a quote opens a quoted field only at the start of a field. */
 static int cscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos)
 {
-    struct cscan *c = &sc->u.c;
+    struct cscan *c = sc->u;
     size_t i = *pos;
     int ev = SCAN_MORE;
     while (i < n) {
@@ -186,7 +195,7 @@ static int cscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
 
 static int cscan_end(struct scan *sc, uint64_t eof_dec)
 {
-    struct cscan *c = &sc->u.c;
+    struct cscan *c = sc->u;
     if (c->st == C_Q)
         return scan_fail(sc, c->quote_dec,
                      "unterminated quoted field starting on line %llu: a '\"' opens a field that "
@@ -208,7 +217,7 @@ static int cscan_end(struct scan *sc, uint64_t eof_dec)
 
 static int lscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos)
 {
-    struct cscan *c = &sc->u.c;
+    struct cscan *c = sc->u;
     size_t i = *pos;
     if (i >= n)
         return SCAN_MORE;
@@ -224,14 +233,27 @@ static int lscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
     return SCAN_REC_END;
 }
 
+static int lscan_end(struct scan *sc, uint64_t eof_dec)
+{
+    struct cscan *c = sc->u;
+    if (!c->pending)
+        return SCAN_DONE;
+    c->pending = 0;
+    sc->ev_dec = eof_dec;
+    return SCAN_REC_END;
+}
+
+static void copy_state(const struct scan *sc, void *dst, const void *src)
+{
+    if (sc->ops->copy)
+        sc->ops->copy(dst, src);
+    else
+        memcpy(dst, src, sc->ops->state_size);
+}
+
 static void take_snapshot(struct scan *sc)
 {
-    if (sc->fmt == PD_SPLIT_XML)
-        xscan_copy(&sc->snap.x, &sc->u.x);
-    else if (sc->fmt == PD_SPLIT_JSON || sc->fmt == PD_SPLIT_NDJSON)
-        sc->snap.j = sc->u.j;
-    else
-        sc->snap.c = sc->u.c;
+    copy_state(sc, sc->snap, sc->u);
     sc->have_snap = 1;
 }
 
@@ -240,8 +262,7 @@ int scan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, 
     int ev;
     if (!sc->started) {
         sc->started = 1;
-        if (sc->fmt == PD_SPLIT_LINES || sc->fmt == PD_SPLIT_NDJSON ||
-            (sc->fmt == PD_SPLIT_CSV && sc->header_lines == 0)) {
+        if (sc->ops->area_at_start(sc)) {
             sc->at_mark = 0;
             sc->ev_dec = base + *pos;
             take_snapshot(sc);
@@ -249,21 +270,7 @@ int scan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, 
         }
     }
     sc->at_mark = 0;
-    switch (sc->fmt) {
-    case PD_SPLIT_JSON:
-    case PD_SPLIT_NDJSON:
-        ev = jscan_feed(sc, b, n, base, pos);
-        break;
-    case PD_SPLIT_XML:
-        ev = xscan_feed(sc, b, n, base, pos);
-        break;
-    case PD_SPLIT_CSV:
-        ev = cscan_feed(sc, b, n, base, pos);
-        break;
-    default:
-        ev = lscan_feed(sc, b, n, base, pos);
-        break;
-    }
+    ev = sc->ops->feed(sc, b, n, base, pos);
     if (ev == SCAN_AREA_START && !sc->at_mark)
         take_snapshot(sc);
     return ev;
@@ -279,27 +286,7 @@ int scan_end(struct scan *sc, uint64_t eof_dec)
             return ev;
     }
     sc->at_mark = 0;
-    switch (sc->fmt) {
-    case PD_SPLIT_JSON:
-    case PD_SPLIT_NDJSON:
-        ev = jscan_end(sc, eof_dec);
-        break;
-    case PD_SPLIT_XML:
-        ev = xscan_end(sc, eof_dec);
-        break;
-    case PD_SPLIT_CSV:
-        ev = cscan_end(sc, eof_dec);
-        break;
-    default:
-        if (sc->u.c.pending) {
-            sc->u.c.pending = 0;
-            sc->ev_dec = eof_dec;
-            ev = SCAN_REC_END;
-        } else {
-            ev = SCAN_DONE;
-        }
-        break;
-    }
+    ev = sc->ops->end(sc, eof_dec);
     if (ev == SCAN_AREA_START)
         take_snapshot(sc);
     return ev;
@@ -309,15 +296,52 @@ void scan_resume(struct scan *sc, int after_record)
 {
     sc->started = 1;
     sc->at_mark = 0;
-    if (sc->fmt == PD_SPLIT_XML) {
-        xscan_copy(&sc->u.x, &sc->snap.x);
-        sc->u.x.mark_pending = 0;
-        sc->u.x.area = 1;
-    } else if (sc->fmt == PD_SPLIT_JSON || sc->fmt == PD_SPLIT_NDJSON) {
-        sc->u.j = sc->snap.j;
-        if (after_record && sc->fmt == PD_SPLIT_JSON)
-            sc->u.j.st = 1 /* J_AFTER */, sc->u.j.first = 0;
-    } else {
-        sc->u.c = sc->snap.c;
-    }
+    copy_state(sc, sc->u, sc->snap);
+    if (sc->ops->resume)
+        sc->ops->resume(sc, after_record);
 }
+
+/* csv and lines share their state; csv counts header rows down, lines has none. */
+static void cscan_reset(struct scan *sc)
+{
+    struct cscan *c = sc->u;
+    memset(c, 0, sizeof(*c));
+    c->delim = sc->delim;
+    c->header_left = sc->header_lines;
+    c->line = 1;
+}
+
+static void lscan_reset(struct scan *sc)
+{
+    cscan_reset(sc);
+    ((struct cscan *)sc->u)->header_left = 0;
+}
+
+static int cscan_area_at_start(const struct scan *sc)
+{
+    return sc->header_lines == 0;
+}
+
+static int always(const struct scan *sc)
+{
+    (void)sc;
+    return 1;
+}
+
+const struct pd_scan_ops pd_scan_csv = {
+    .state_size = sizeof(struct cscan),
+    .tiled = 1,
+    .reset = cscan_reset,
+    .area_at_start = cscan_area_at_start,
+    .feed = cscan_feed,
+    .end = cscan_end,
+};
+
+const struct pd_scan_ops pd_scan_lines = {
+    .state_size = sizeof(struct cscan),
+    .tiled = 1,
+    .reset = lscan_reset,
+    .area_at_start = always,
+    .feed = lscan_feed,
+    .end = lscan_end,
+};
