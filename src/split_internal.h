@@ -1,6 +1,8 @@
 /*
- * Private parts of the splitter shared by src/split*.c: the per-format record scanners and
- * the decoder that turns the file into UTF-8 windows. Not a public interface.
+ * Private parts of the splitter shared by src/split*.c: the interface of the per-format record
+ * scanners (each format's state and functions are private to its file: split_json.c,
+ * split_xml.c, split_csv.c) and the decoder that turns the file into UTF-8 windows. Not a
+ * public interface.
  *
  * Scanners are push tokenizers without recursion: the driver feeds them windows of decoded
  * bytes, and they stop at every event (area start, record start/end, error) so that the
@@ -22,42 +24,6 @@ enum scan_ev {
     SCAN_REC_END,    /* a record ends here (exclusive) */
     SCAN_DONE,       /* end of input reached cleanly (scan_end only) */
     SCAN_ERROR,      /* msg says what; ev_dec where */
-};
-
-#define JSON_MAX_DEPTH 100000
-#define XML_STACK_BYTES 65536
-#define KEY_MAX 256
-
-struct jscan {
-    uint8_t st, num, str_key, first, hex_left, ndjson, found, area_done;
-    uint8_t lit_len, lit_i, in_line_value, pending_hi_used;
-    const char *lit;
-    uint32_t depth, arr_depth, onpath;
-    uint64_t idx;                /* element index in the array at depth onpath */
-    int key_on_path;             /* the last key read matches the pointer at its depth */
-    uint32_t key_len, hex_val, pending_hi;
-    int key_over, collect_key;
-    char key[KEY_MAX];
-    uint8_t stack[JSON_MAX_DEPTH / 8 + 1]; /* bit set: container at that depth is an array */
-};
-
-struct xscan {
-    uint8_t st, quote, bang_len, dashes, brackets, dt_quote, dt_cm, root_done, area;
-    uint8_t mark_pending, empty_tag, rec_name_matched;
-    char bang[8];
-    uint32_t dt_depth, dt_last4;
-    uint32_t depth;
-    uint32_t name_start; /* offset of the name being read in stack */
-    uint32_t stack_len;  /* names, each followed by its 2-byte length */
-    uint32_t etag_i;     /* end tag: bytes of the expected name matched so far */
-    uint8_t stack[XML_STACK_BYTES];
-};
-
-struct cscan {
-    uint8_t st, started, pending;
-    char delim;
-    unsigned header_left;
-    uint64_t line, quote_line, quote_dec;
 };
 
 struct scan;
@@ -98,7 +64,8 @@ struct scan {
     int structural;
     char shape_msg[400]; /* a shape problem found early, reported at the end if no worse one */
     uint64_t shape_dec;
-    /* json_array pointer, split into unescaped segments */
+    /* json_array pointer, split into unescaped segments (by json's init; freed by
+     * scan_cleanup) */
     char **segs;
     size_t nsegs;
     const char *pointer;
@@ -122,9 +89,6 @@ void scan_resume(struct scan *sc, int after_record);
 /* The scanners, by format (the registry in src/format.c points at them). */
 extern const struct pd_scan_ops pd_scan_json, pd_scan_ndjson, pd_scan_xml, pd_scan_csv,
     pd_scan_lines;
-
-/* Splits the json_array pointer (sc->pointer) into sc->segs (json's init). */
-int scan_parse_pointer(struct scan *sc);
 
 /*
  * The decoder. In UTF-8 mode windows are the file's bytes (validated, never ending inside a

@@ -19,6 +19,67 @@
 enum { J_VALUE, J_AFTER, J_KEY, J_COLON, J_STR, J_ESC, J_HEX, J_NUM, J_LIT, J_END };
 enum { N_MINUS, N_ZERO, N_INT, N_DOT, N_FRAC, N_E, N_ESIGN, N_EXP };
 
+#define JSON_MAX_DEPTH 100000
+#define KEY_MAX 256
+
+struct jscan {
+    uint8_t st, num, str_key, first, hex_left, ndjson, found, area_done;
+    uint8_t lit_len, lit_i, in_line_value, pending_hi_used;
+    const char *lit;
+    uint32_t depth, arr_depth, onpath;
+    uint64_t idx;    /* element index in the array at depth onpath */
+    int key_on_path; /* the last key read matches the pointer at its depth */
+    uint32_t key_len, hex_val, pending_hi;
+    int key_over, collect_key;
+    char key[KEY_MAX];
+    uint8_t stack[JSON_MAX_DEPTH / 8 + 1]; /* bit set: container at that depth is an array */
+};
+
+/* Splits a JSON pointer (RFC 6901) into unescaped segments. */
+static int parse_pointer(struct scan *sc)
+{
+    const char *ptr = sc->pointer;
+    if (!ptr || !*ptr)
+        return 0;
+    if (*ptr != '/') {
+        snprintf(sc->msg, sizeof(sc->msg),
+                 "json_array '%s' is not a JSON pointer: it must start with '/' (e.g. /orders)",
+                 ptr);
+        return PD_ECONFIG;
+    }
+    size_t n = 0;
+    for (const char *p = ptr; *p; p++)
+        n += *p == '/';
+    sc->segs = calloc(n, sizeof(*sc->segs));
+    if (!sc->segs)
+        return PD_ENOMEM;
+    const char *p = ptr + 1;
+    for (size_t k = 0; k < n; k++) {
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char *s = malloc(len + 1), *d = s;
+        if (!s)
+            return PD_ENOMEM;
+        sc->segs[sc->nsegs++] = s;
+        for (size_t i = 0; i < len; i++) {
+            if (p[i] == '~' && i + 1 < len && (p[i + 1] == '0' || p[i + 1] == '1')) {
+                *d++ = p[i + 1] == '0' ? '~' : '/';
+                i++;
+            } else {
+                *d++ = p[i];
+            }
+        }
+        *d = '\0';
+        if (d - s >= KEY_MAX) {
+            snprintf(sc->msg, sizeof(sc->msg), "json_array: a key longer than %d bytes",
+                     KEY_MAX - 1);
+            return PD_ECONFIG;
+        }
+        p += len + 1;
+    }
+    return 0;
+}
+
 static int is_ws(unsigned c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -519,7 +580,7 @@ static void jscan_resume(struct scan *sc, int after_record)
 const struct pd_scan_ops pd_scan_json = {
     .state_size = sizeof(struct jscan),
     .tiled = 0,
-    .init = scan_parse_pointer,
+    .init = parse_pointer,
     .reset = jscan_reset,
     .area_at_start = never,
     .feed = jscan_feed,

@@ -36,6 +36,20 @@ static int name_char(unsigned c)
 }
 
 /* Copies only the used part of the name stack: snapshots are taken often before the area. */
+#define XML_STACK_BYTES 65536
+
+struct xscan {
+    uint8_t st, quote, bang_len, dashes, brackets, dt_quote, dt_cm, root_done, area;
+    uint8_t mark_pending, empty_tag, rec_name_matched;
+    char bang[8];
+    uint32_t dt_depth, dt_last4;
+    uint32_t depth;
+    uint32_t name_start; /* offset of the name being read in stack */
+    uint32_t stack_len;  /* names, each followed by its 2-byte length */
+    uint32_t etag_i;     /* end tag: bytes of the expected name matched so far */
+    uint8_t stack[XML_STACK_BYTES];
+};
+
 /* Copies the used part of a state: the fixed fields and the names on the stack. */
 static void xscan_copy(void *dst, const void *src)
 {
