@@ -295,7 +295,8 @@ int pd_batch_add(struct pd_batch *b, const char *text, size_t len)
         if (p.open_len != b->open_len || (p.open_len && memcmp(p.open, b->open, p.open_len)))
             return PD_ESTATE;
     }
-    /* Records join with ',' in JSON; lines and rows each end with a line ending. */
+    /* Records join with the format's separator (',' in JSON); lines and rows each end with a
+     * line ending. */
     const char *sep = first ? "" : b->f->batch_sep;
     bool add_eol = p.eol && p.recs_len && p.recs[p.recs_len - 1] != '\n';
     size_t close_esc = first ? esc(p.close, p.close_len) : b->close_esc;
