@@ -19,11 +19,13 @@
 #ifndef PD_BATCH_H
 #define PD_BATCH_H
 
+#include "pd_format.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 struct pd_batch_opts {
-    int format;            /* enum pd_split_format, resolved: json ndjson xml csv lines */
+    int format;            /* enum pd_split_format, resolved: one with a cutter (pd_format.h) */
     uint64_t max_body;     /* bytes of the whole encoded body */
     unsigned header_lines; /* csv: rows of the header */
     unsigned max_files;    /* at most this many files in one body (>= 1) */
@@ -31,7 +33,8 @@ struct pd_batch_opts {
 
 struct pd_batch;
 
-/* Returns 0 and *out, PD_ENOMEM, or PD_ECONFIG for a format that never batches. */
+/* Returns 0 and *out, PD_ENOMEM, or PD_ECONFIG for a format that never batches (its registry
+ * entry has no cutter). */
 int pd_batch_create(const struct pd_batch_opts *opts, struct pd_batch **out);
 
 /* Frees the batch and NULLs *B; NULL is a no-op. */
@@ -63,5 +66,11 @@ size_t pd_batch_body_len(const struct pd_batch *b);
  * and the batch is unchanged).
  */
 char *pd_batch_take_body(struct pd_batch *b, size_t *len);
+
+/* The built-in formats' cutters (pd_format_cut_fn), which the format registry names. */
+int pd_cut_json(const char *t, size_t n, unsigned header_lines, struct pd_format_parts *p);
+int pd_cut_lines(const char *t, size_t n, unsigned header_lines, struct pd_format_parts *p);
+int pd_cut_csv(const char *t, size_t n, unsigned header_lines, struct pd_format_parts *p);
+int pd_cut_xml(const char *t, size_t n, unsigned header_lines, struct pd_format_parts *p);
 
 #endif

@@ -15,15 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum pd_split_format {
-    PD_SPLIT_AUTO,
-    PD_SPLIT_JSON,
-    PD_SPLIT_NDJSON,
-    PD_SPLIT_XML,
-    PD_SPLIT_CSV,
-    PD_SPLIT_LINES,
-    PD_SPLIT_NONE,
-};
+#include "pd_format.h" /* enum pd_split_format and its names */
 
 enum pd_login_field { PD_LOGIN_EMAIL, PD_LOGIN_USERNAME };
 enum pd_auth_mode { PD_AUTH_PASSWORD, PD_AUTH_API_KEY };
@@ -151,13 +143,11 @@ const struct pd_watch *pd_config_watch(const struct pd_config *cfg, const char *
 int pd_parse_duration(const char *s, uint64_t *ms);  /* 500ms 2s 5m 1h 7d; plain number: s */
 int pd_parse_size(const char *s, uint64_t *bytes);   /* 100, 8MB, 8 MiB, 64kB, 2GiB */
 int pd_parse_bool(const char *s, bool *v);           /* yes/no true/false on/off 1/0 */
-const char *pd_split_format_name(int format);
 /*
  * "127.0.0.1:9465", "[::1]:9465" or "localhost:9465" (port 0: any free port). ADDR and LEN may
  * be NULL to only check the syntax.
  */
 struct sockaddr_storage;
 int pd_parse_listen(const char *s, struct sockaddr_storage *addr, unsigned *len);
-int pd_split_format_parse(const char *s, int *format);
 
 #endif

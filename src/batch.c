@@ -10,9 +10,9 @@
  */
 #include "pd_batch.h"
 
-#include "pd_config.h"
 #include "pd_encode.h"
 #include "pd_error.h"
+#include "pd_format.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -23,18 +23,12 @@
 
 struct pd_batch {
     struct pd_batch_opts o;
+    const struct pd_format *f; /* the format's registry entry: its cutter and separator */
     char *open, *close; /* the first file's opening and closing texts */
     size_t open_len, close_len, close_esc;
     char *body; /* head + escaped opening + escaped records; the closing is added at take */
     size_t body_len, body_cap;
     size_t count;
-};
-
-/* A file's three texts, as pointers into its text. */
-struct parts {
-    const char *open, *recs, *close;
-    size_t open_len, recs_len, close_len;
-    const char *eol; /* the line ending to add after records that lack one, or NULL */
 };
 
 static bool is_blank(char c)
@@ -63,8 +57,9 @@ static const char *find(const char *s, size_t n, const char *needle)
 }
 
 /* JSON: the elements between the outer brackets of a top-level array. */
-static int parts_json(const char *t, size_t n, struct parts *p)
+int pd_cut_json(const char *t, size_t n, unsigned header, struct pd_format_parts *p)
 {
+    (void)header;
     size_t a = 0, b = n;
     while (a < n && is_blank(t[a]))
         a++;
@@ -79,8 +74,9 @@ static int parts_json(const char *t, size_t n, struct parts *p)
 }
 
 /* NDJSON and lines: the whole text is records. */
-static int parts_lines(const char *t, size_t n, struct parts *p)
+int pd_cut_lines(const char *t, size_t n, unsigned header, struct pd_format_parts *p)
 {
+    (void)header;
     if (all_blank(t, n))
         return PD_EPARSE;
     p->recs = t, p->recs_len = n;
@@ -89,7 +85,7 @@ static int parts_lines(const char *t, size_t n, struct parts *p)
 }
 
 /* CSV: the first HEADER rows (quoted fields may hold line breaks) open, the rest are rows. */
-static int parts_csv(const char *t, size_t n, unsigned header, struct parts *p)
+int pd_cut_csv(const char *t, size_t n, unsigned header, struct pd_format_parts *p)
 {
     size_t i = 0;
     bool quoted = false;
@@ -153,8 +149,9 @@ static size_t skip_misc(const char *t, size_t n, size_t i, bool doctype)
 }
 
 /* XML: the prolog and root start tag open; the root's content is records; its end tag closes. */
-static int parts_xml(const char *t, size_t n, struct parts *p)
+int pd_cut_xml(const char *t, size_t n, unsigned header, struct pd_format_parts *p)
 {
+    (void)header;
     size_t i = skip_misc(t, n, 0, true), name_start, name_len;
     char q = 0;
 
@@ -206,39 +203,28 @@ static int parts_xml(const char *t, size_t n, struct parts *p)
     return PD_EPARSE;
 }
 
-static int cut(const struct pd_batch *b, const char *t, size_t n, struct parts *p)
+/* The format's cutter, from the registry. */
+static int cut(const struct pd_batch *b, const char *t, size_t n, struct pd_format_parts *p)
 {
     memset(p, 0, sizeof(*p));
     /* The splitter drops a UTF-8 byte-order mark; so does the batch. */
     if (n >= 3 && !memcmp(t, "\xEF\xBB\xBF", 3))
         t += 3, n -= 3;
-    switch (b->o.format) {
-    case PD_SPLIT_JSON:
-        return parts_json(t, n, p);
-    case PD_SPLIT_NDJSON:
-    case PD_SPLIT_LINES:
-        return parts_lines(t, n, p);
-    case PD_SPLIT_CSV:
-        return parts_csv(t, n, b->o.header_lines, p);
-    case PD_SPLIT_XML:
-        return parts_xml(t, n, p);
-    default:
-        return PD_EPARSE;
-    }
+    return b->f->cut(t, n, b->o.header_lines, p);
 }
 
 int pd_batch_create(const struct pd_batch_opts *opts, struct pd_batch **out)
 {
     struct pd_batch *b;
+    const struct pd_format *f = pd_format_get(opts->format);
 
     *out = NULL;
-    if (opts->format != PD_SPLIT_JSON && opts->format != PD_SPLIT_NDJSON &&
-        opts->format != PD_SPLIT_XML && opts->format != PD_SPLIT_CSV &&
-        opts->format != PD_SPLIT_LINES)
+    if (!f || !f->cut)
         return PD_ECONFIG;
     if (!(b = calloc(1, sizeof(*b))))
         return PD_ENOMEM;
     b->o = *opts;
+    b->f = f;
     if (!b->o.max_files)
         b->o.max_files = 1;
     *out = b;
@@ -295,7 +281,7 @@ static void put(struct pd_batch *b, const char *s, size_t n)
 
 int pd_batch_add(struct pd_batch *b, const char *text, size_t len)
 {
-    struct parts p;
+    struct pd_format_parts p;
     int rc = cut(b, text, len, &p);
     if (rc)
         return rc;
@@ -309,8 +295,9 @@ int pd_batch_add(struct pd_batch *b, const char *text, size_t len)
         if (p.open_len != b->open_len || (p.open_len && memcmp(p.open, b->open, p.open_len)))
             return PD_ESTATE;
     }
-    /* Records join with ',' in JSON; lines and rows each end with a line ending. */
-    const char *sep = !first && b->o.format == PD_SPLIT_JSON ? "," : "";
+    /* Records join with the format's separator (',' in JSON); lines and rows each end with a
+     * line ending. */
+    const char *sep = first ? "" : b->f->batch_sep;
     bool add_eol = p.eol && p.recs_len && p.recs[p.recs_len - 1] != '\n';
     size_t close_esc = first ? esc(p.close, p.close_len) : b->close_esc;
     size_t start = first ? HEAD_LEN + esc(p.open, p.open_len) : b->body_len;

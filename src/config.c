@@ -39,6 +39,7 @@ enum type {
     T_DURATION, /* milliseconds, written with ms/s/m/h/d */
     T_BOOL,
     T_ENUM,
+    T_FORMAT, /* a split format: names from the format registry (pd_format.h) */
     T_LISTEN, /* host:port to listen on, see pd_parse_listen() */
 };
 
@@ -46,8 +47,6 @@ static const char *const login_fields[] = {"email", "username", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const update_methods[] = {"put", "patch", NULL};
-static const char *const split_formats[] = {"auto", "json",  "ndjson", "xml",
-                                            "csv",  "lines", "none",   NULL};
 
 struct key {
     enum section section;
@@ -152,8 +151,8 @@ static const struct key keys[] = {
      "with lookup_id: yes also deletes rows whose left value is not in the file"},
     {SEC_WATCH, "version_id", T_ID, NULL, 0, 0, WA(version_id), NULL,
      "optional: without it Patchworks uses the deployed version"},
-    {SEC_WATCH, "split", T_ENUM, "auto", 0, 0, WA(split), split_formats,
-     "how to cut big files: auto json ndjson xml csv lines none"},
+    {SEC_WATCH, "split", T_FORMAT, "auto", 0, 0, WA(split), NULL,
+     "how to cut big files:" /* the format names follow, see pd_config_key_help() */},
     {SEC_WATCH, "json_array", T_STRING, NULL, 0, 0, WA(json_array), NULL,
      "JSON pointer of the array to split inside a top-level object, e.g. /orders"},
     {SEC_WATCH, "xml_record", T_STRING, NULL, 0, 0, WA(xml_record), NULL,
@@ -520,18 +519,6 @@ static int parse_enum(const char *s, const char *const *choices, int *out)
     return PD_ECONFIG;
 }
 
-const char *pd_split_format_name(int format)
-{
-    if (format < 0 || format > PD_SPLIT_NONE)
-        return "?";
-    return split_formats[format];
-}
-
-int pd_split_format_parse(const char *s, int *format)
-{
-    return parse_enum(s, split_formats, format);
-}
-
 static void join_choices(const char *const *choices, char *buf, size_t len)
 {
     size_t used = 0;
@@ -652,6 +639,14 @@ static int set_value(struct parser *p, const struct key *k, void *base, const ch
     case T_ENUM:
         if ((e = 0, parse_enum(value, k->choices, &e))) {
             join_choices(k->choices, choices, sizeof(choices));
+            add_error(p, line, "%s must be one of %s, not '%s'", k->name, choices, value);
+            return PD_ECONFIG;
+        }
+        *(int *)(void *)field = e;
+        return 0;
+    case T_FORMAT:
+        if ((e = 0, pd_format_parse(value, &e))) {
+            pd_format_join_names(", ", choices, sizeof(choices));
             add_error(p, line, "%s must be one of %s, not '%s'", k->name, choices, value);
             return PD_ECONFIG;
         }
@@ -1583,6 +1578,14 @@ const char *pd_config_key_help(size_t i, const char **def)
     if (i >= NKEYS)
         return NULL;
     *def = keys[i].def;
+    if (keys[i].type == T_FORMAT) {
+        /* The registry's names, so a new format shows in the help and the manual by itself. */
+        static char help[256];
+        size_t n = (size_t)snprintf(help, sizeof(help), "%s ", keys[i].help);
+        if (n < sizeof(help))
+            pd_format_join_names(" ", help + n, sizeof(help) - n);
+        return help;
+    }
     return keys[i].help;
 }
 
@@ -1637,6 +1640,9 @@ static void print_section(enum section sec, const void *base, FILE *out)
             break;
         case T_ENUM:
             fprintf(out, "%s = %s\n", k->name, k->choices[*(const int *)(const void *)field]);
+            break;
+        case T_FORMAT:
+            fprintf(out, "%s = %s\n", k->name, pd_format_name(*(const int *)(const void *)field));
             break;
         }
     }

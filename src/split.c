@@ -14,9 +14,9 @@
  */
 #include "pd_split.h"
 
-#include "pd_config.h"
 #include "pd_encode.h"
 #include "pd_error.h"
+#include "pd_format.h"
 #include "split_internal.h"
 
 #include <ctype.h>
@@ -128,25 +128,6 @@ static int ends_with(const char *s, const char *ext)
     return a >= b && !strcasecmp(s + a - b, ext);
 }
 
-static int format_of_name(const char *name)
-{
-    if (ends_with(name, ".json"))
-        return PD_SPLIT_JSON;
-    if (ends_with(name, ".ndjson") || ends_with(name, ".jsonl"))
-        return PD_SPLIT_NDJSON;
-    if (ends_with(name, ".xml"))
-        return PD_SPLIT_XML;
-    if (ends_with(name, ".csv") || ends_with(name, ".tsv"))
-        return PD_SPLIT_CSV;
-    return PD_SPLIT_LINES;
-}
-
-static const char *fmt_name(int fmt)
-{
-    static const char *const names[] = {"auto", "json", "ndjson", "xml", "csv", "lines", "none"};
-    return fmt >= 0 && fmt <= PD_SPLIT_NONE ? names[fmt] : "?";
-}
-
 static char *dup_or_null(const char *s)
 {
     return s && *s ? strdup(s) : NULL;
@@ -175,8 +156,8 @@ int pd_split_create(int fd, const char *path, const struct pd_split_opts *opts,
     }
     sp->max_body = opts->max_body;
     sp->fmt_cfg = opts->format;
-    sp->fmt = opts->format == PD_SPLIT_AUTO ? format_of_name(sp->name) : opts->format;
-    if (sp->fmt < PD_SPLIT_JSON || sp->fmt > PD_SPLIT_NONE) {
+    sp->fmt = opts->format == PD_SPLIT_AUTO ? pd_format_of_name(sp->name) : opts->format;
+    if (sp->fmt == PD_SPLIT_AUTO || !pd_format_get(sp->fmt)) {
         rc = set_err(sp, PD_ECONFIG, "unknown split format %d", opts->format);
         goto fail;
     }
@@ -195,7 +176,7 @@ int pd_split_create(int fd, const char *path, const struct pd_split_opts *opts,
         sp->own_fd = 1;
     }
     sp->is_xml = sp->fmt == PD_SPLIT_XML ||
-                 (sp->fmt == PD_SPLIT_NONE && format_of_name(sp->name) == PD_SPLIT_XML);
+                 (sp->fmt == PD_SPLIT_NONE && pd_format_of_name(sp->name) == PD_SPLIT_XML);
     char msg[400];
     rc = dec_open(&sp->dec, sp->fd, sp->encoding, sp->is_xml, msg, sizeof(msg));
     sp->dec_ok = 1;
@@ -207,7 +188,9 @@ int pd_split_create(int fd, const char *path, const struct pd_split_opts *opts,
         goto fail;
     }
     char delim = (ends_with(sp->name, ".tsv")) ? '\t' : ',';
-    rc = scan_init(&sp->sc, sp->fmt == PD_SPLIT_NONE ? PD_SPLIT_LINES : sp->fmt, sp->json_array,
+    /* split = none scans nothing, but the driver still reads the file through the lines
+     * scanner (a file that fits goes whole either way). */
+    rc = scan_init(&sp->sc, pd_format_get(sp->fmt)->scan ? sp->fmt : PD_SPLIT_LINES, sp->json_array,
                    sp->xml_record, opts->header_lines, delim);
     if (rc < 0) {
         set_err(sp, rc, "%s", rc == PD_ENOMEM ? "out of memory" : sp->sc.msg);
@@ -599,7 +582,7 @@ static int split_ready(struct pd_splitter *sp)
     if (sp->total_records == 0)
         return set_err(sp, PD_EEMPTY,
                        "the file is too big for one request but holds no %s records to split it by",
-                       fmt_name(sp->fmt));
+                       pd_format_name(sp->fmt));
     if (sp->pre_over)
         return set_err(sp, PD_ETOOBIG,
                        "the text before the first record (repeated in every chunk) is larger "

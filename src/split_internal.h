@@ -1,6 +1,8 @@
 /*
- * Private parts of the splitter shared by src/split*.c: the per-format record scanners and
- * the decoder that turns the file into UTF-8 windows. Not a public interface.
+ * Private parts of the splitter shared by src/split*.c: the interface of the per-format record
+ * scanners (each format's state and functions are private to its file: split_json.c,
+ * split_xml.c, split_csv.c) and the decoder that turns the file into UTF-8 windows. Not a
+ * public interface.
  *
  * Scanners are push tokenizers without recursion: the driver feeds them windows of decoded
  * bytes, and they stop at every event (area start, record start/end, error) so that the
@@ -24,45 +26,36 @@ enum scan_ev {
     SCAN_ERROR,      /* msg says what; ev_dec where */
 };
 
-#define JSON_MAX_DEPTH 100000
-#define XML_STACK_BYTES 65536
-#define KEY_MAX 256
+struct scan;
 
-struct jscan {
-    uint8_t st, num, str_key, first, hex_left, ndjson, found, area_done;
-    uint8_t lit_len, lit_i, in_line_value, pending_hi_used;
-    const char *lit;
-    uint32_t depth, arr_depth, onpath;
-    uint64_t idx;                /* element index in the array at depth onpath */
-    int key_on_path;             /* the last key read matches the pointer at its depth */
-    uint32_t key_len, hex_val, pending_hi;
-    int key_over, collect_key;
-    char key[KEY_MAX];
-    uint8_t stack[JSON_MAX_DEPTH / 8 + 1]; /* bit set: container at that depth is an array */
-};
-
-struct xscan {
-    uint8_t st, quote, bang_len, dashes, brackets, dt_quote, dt_cm, root_done, area;
-    uint8_t mark_pending, empty_tag, rec_name_matched;
-    char bang[8];
-    uint32_t dt_depth, dt_last4;
-    uint32_t depth;
-    uint32_t name_start; /* offset of the name being read in stack */
-    uint32_t stack_len;  /* names, each followed by its 2-byte length */
-    uint32_t etag_i;     /* end tag: bytes of the expected name matched so far */
-    uint8_t stack[XML_STACK_BYTES];
-};
-
-struct cscan {
-    uint8_t st, started, pending;
-    char delim;
-    unsigned header_left;
-    uint64_t line, quote_line, quote_dec;
+/*
+ * One format's record scanner, as the format registry (pd_format.h) names it. Its state is a
+ * block of STATE_SIZE bytes the driver allocates three times (the live state sc->u, the
+ * snapshot where the record area starts sc->snap, and a mark sc->mark) and that only the
+ * format's own functions look into.
+ */
+struct pd_scan_ops {
+    size_t state_size;
+    int tiled; /* the text between records belongs to the next record (all but json) */
+    /* Checks the options and sets up what the whole scan needs (may be NULL). Returns 0,
+     * PD_ECONFIG with sc->msg, or PD_ENOMEM. Undone by scan_cleanup(). */
+    int (*init)(struct scan *sc);
+    void (*reset)(struct scan *sc);
+    /* 1 when the record area starts at the first byte (no opening to repeat). */
+    int (*area_at_start)(const struct scan *sc);
+    int (*feed)(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos);
+    int (*end)(struct scan *sc, uint64_t eof_dec);
+    /* Copies a state (NULL: all STATE_SIZE bytes). */
+    void (*copy)(void *dst, const void *src);
+    /* Adjusts the state restored from the snapshot for resuming at a chunk's start (may be
+     * NULL); AFTER_RECORD: a record precedes that start. */
+    void (*resume)(struct scan *sc, int after_record);
 };
 
 struct scan {
     int fmt;   /* enum pd_split_format, resolved */
-    int tiled; /* the text between records belongs to the next record (all but json) */
+    const struct pd_scan_ops *ops;
+    int tiled; /* ops->tiled, for the driver */
     int at_mark;
     uint64_t ev_dec;
     char msg[400];
@@ -71,7 +64,8 @@ struct scan {
     int structural;
     char shape_msg[400]; /* a shape problem found early, reported at the end if no worse one */
     uint64_t shape_dec;
-    /* json_array pointer, split into unescaped segments */
+    /* json_array pointer, split into unescaped segments (by json's init; freed by
+     * scan_cleanup) */
     char **segs;
     size_t nsegs;
     const char *pointer;
@@ -79,14 +73,11 @@ struct scan {
     unsigned header_lines;
     char delim;
     int started;
-    union {
-        struct jscan j;
-        struct xscan x;
-        struct cscan c;
-    } u, snap, mark;
+    void *u, *snap, *mark; /* the scanner's states (ops->state_size bytes each) */
     int have_snap;
 };
 
+/* FMT must be a format with a scanner (pd_format_get(fmt)->scan). */
 int scan_init(struct scan *sc, int fmt, const char *json_array, const char *xml_record,
               unsigned header_lines, char delim);
 void scan_cleanup(struct scan *sc);
@@ -95,13 +86,9 @@ int scan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, 
 int scan_end(struct scan *sc, uint64_t eof_dec);
 void scan_resume(struct scan *sc, int after_record);
 
-int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos);
-int jscan_end(struct scan *sc, uint64_t eof_dec);
-void jscan_reset(struct scan *sc);
-int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos);
-int xscan_end(struct scan *sc, uint64_t eof_dec);
-void xscan_reset(struct scan *sc);
-void xscan_copy(struct xscan *dst, const struct xscan *src);
+/* The scanners, by format (the registry in src/format.c points at them). */
+extern const struct pd_scan_ops pd_scan_json, pd_scan_ndjson, pd_scan_xml, pd_scan_csv,
+    pd_scan_lines;
 
 /*
  * The decoder. In UTF-8 mode windows are the file's bytes (validated, never ending inside a

@@ -9,7 +9,6 @@
  */
 #include "split_internal.h"
 
-#include "pd_config.h"
 #include "pd_error.h"
 
 #include <stdarg.h>
@@ -19,6 +18,67 @@
 
 enum { J_VALUE, J_AFTER, J_KEY, J_COLON, J_STR, J_ESC, J_HEX, J_NUM, J_LIT, J_END };
 enum { N_MINUS, N_ZERO, N_INT, N_DOT, N_FRAC, N_E, N_ESIGN, N_EXP };
+
+#define JSON_MAX_DEPTH 100000
+#define KEY_MAX 256
+
+struct jscan {
+    uint8_t st, num, str_key, first, hex_left, ndjson, found, area_done;
+    uint8_t lit_len, lit_i, in_line_value, pending_hi_used;
+    const char *lit;
+    uint32_t depth, arr_depth, onpath;
+    uint64_t idx;    /* element index in the array at depth onpath */
+    int key_on_path; /* the last key read matches the pointer at its depth */
+    uint32_t key_len, hex_val, pending_hi;
+    int key_over, collect_key;
+    char key[KEY_MAX];
+    uint8_t stack[JSON_MAX_DEPTH / 8 + 1]; /* bit set: container at that depth is an array */
+};
+
+/* Splits a JSON pointer (RFC 6901) into unescaped segments. */
+static int parse_pointer(struct scan *sc)
+{
+    const char *ptr = sc->pointer;
+    if (!ptr || !*ptr)
+        return 0;
+    if (*ptr != '/') {
+        snprintf(sc->msg, sizeof(sc->msg),
+                 "json_array '%s' is not a JSON pointer: it must start with '/' (e.g. /orders)",
+                 ptr);
+        return PD_ECONFIG;
+    }
+    size_t n = 0;
+    for (const char *p = ptr; *p; p++)
+        n += *p == '/';
+    sc->segs = calloc(n, sizeof(*sc->segs));
+    if (!sc->segs)
+        return PD_ENOMEM;
+    const char *p = ptr + 1;
+    for (size_t k = 0; k < n; k++) {
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        char *s = malloc(len + 1), *d = s;
+        if (!s)
+            return PD_ENOMEM;
+        sc->segs[sc->nsegs++] = s;
+        for (size_t i = 0; i < len; i++) {
+            if (p[i] == '~' && i + 1 < len && (p[i + 1] == '0' || p[i + 1] == '1')) {
+                *d++ = p[i + 1] == '0' ? '~' : '/';
+                i++;
+            } else {
+                *d++ = p[i];
+            }
+        }
+        *d = '\0';
+        if (d - s >= KEY_MAX) {
+            snprintf(sc->msg, sizeof(sc->msg), "json_array: a key longer than %d bytes",
+                     KEY_MAX - 1);
+            return PD_ECONFIG;
+        }
+        p += len + 1;
+    }
+    return 0;
+}
 
 static int is_ws(unsigned c)
 {
@@ -38,12 +98,17 @@ static void set_kind(struct jscan *j, uint32_t depth, int array)
         j->stack[depth / 8] &= (uint8_t)~(1u << (depth % 8));
 }
 
-void jscan_reset(struct scan *sc)
+static void jscan_reset(struct scan *sc)
 {
-    struct jscan *j = &sc->u.j;
+    struct jscan *j = sc->u;
     memset(j, 0, offsetof(struct jscan, stack));
     j->st = J_VALUE;
-    j->ndjson = sc->fmt == PD_SPLIT_NDJSON;
+}
+
+static void ndscan_reset(struct scan *sc)
+{
+    jscan_reset(sc);
+    ((struct jscan *)sc->u)->ndjson = 1;
 }
 
 static const char *kind_name(unsigned c)
@@ -61,7 +126,7 @@ static const char *kind_name(unsigned c)
 /* Does the value about to start (inside the container at depth j->depth) lie on the pointer? */
 static int value_on_path(struct scan *sc)
 {
-    struct jscan *j = &sc->u.j;
+    struct jscan *j = sc->u;
     if (j->found)
         return 0;
     if (j->depth == 0)
@@ -83,7 +148,7 @@ static int value_on_path(struct scan *sc)
  */
 static int value_start(struct scan *sc, unsigned c, uint64_t at, int *ev)
 {
-    struct jscan *j = &sc->u.j;
+    struct jscan *j = sc->u;
     *ev = SCAN_MORE;
     if (j->ndjson) {
         j->in_line_value = 1;
@@ -130,7 +195,7 @@ static int value_start(struct scan *sc, unsigned c, uint64_t at, int *ev)
 /* A value just ended at AT (exclusive). Emits REC_END for elements of the split array. */
 static int value_end(struct scan *sc, uint64_t at)
 {
-    struct jscan *j = &sc->u.j;
+    struct jscan *j = sc->u;
     j->st = j->depth == 0 ? J_END : J_AFTER;
     if (j->found && !j->area_done && j->depth == j->arr_depth) {
         sc->ev_dec = at;
@@ -164,7 +229,7 @@ static void key_add(struct jscan *j, uint32_t cp)
 
 static void key_done(struct scan *sc)
 {
-    struct jscan *j = &sc->u.j;
+    struct jscan *j = sc->u;
     j->key_on_path = 0;
     if (j->collect_key && !j->key_over) {
         const char *seg = sc->segs[j->depth - 1];
@@ -174,7 +239,7 @@ static void key_done(struct scan *sc)
 
 static int push(struct scan *sc, int array, uint64_t at)
 {
-    struct jscan *j = &sc->u.j;
+    struct jscan *j = sc->u;
     if (j->depth + 1 >= JSON_MAX_DEPTH)
         return scan_fail(sc, at, "JSON nested deeper than %d levels", JSON_MAX_DEPTH);
     j->depth++;
@@ -187,7 +252,7 @@ static int push(struct scan *sc, int array, uint64_t at)
 /* Closes the container at the current depth with C (']' or '}') at AT. */
 static int pop(struct scan *sc, unsigned c, uint64_t at)
 {
-    struct jscan *j = &sc->u.j;
+    struct jscan *j = sc->u;
     int arr = is_array(j, j->depth);
     if (j->depth == 0 || arr != (c == ']'))
         return scan_fail(sc, at, "unexpected '%c'", c);
@@ -201,9 +266,9 @@ static int pop(struct scan *sc, unsigned c, uint64_t at)
     return value_end(sc, at + 1);
 }
 
-int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos)
+static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos)
 {
-    struct jscan *j = &sc->u.j;
+    struct jscan *j = sc->u;
     size_t i = *pos;
     int ev = SCAN_MORE;
     while (i < n) {
@@ -458,9 +523,9 @@ out:
     return ev;
 }
 
-int jscan_end(struct scan *sc, uint64_t eof_dec)
+static int jscan_end(struct scan *sc, uint64_t eof_dec)
 {
-    struct jscan *j = &sc->u.j;
+    struct jscan *j = sc->u;
     if (j->st == J_NUM && (j->num == N_ZERO || j->num == N_INT || j->num == N_FRAC || j->num == N_EXP)) {
         int ev = value_end(sc, eof_dec);
         if (ev != SCAN_MORE)
@@ -489,3 +554,45 @@ int jscan_end(struct scan *sc, uint64_t eof_dec)
     }
     return SCAN_DONE;
 }
+
+static int never(const struct scan *sc)
+{
+    (void)sc;
+    return 0;
+}
+
+static int always(const struct scan *sc)
+{
+    (void)sc;
+    return 1;
+}
+
+/* A chunk that starts after a record continues after that record's separator. */
+static void jscan_resume(struct scan *sc, int after_record)
+{
+    struct jscan *j = sc->u;
+    if (after_record) {
+        j->st = J_AFTER;
+        j->first = 0;
+    }
+}
+
+const struct pd_scan_ops pd_scan_json = {
+    .state_size = sizeof(struct jscan),
+    .tiled = 0,
+    .init = parse_pointer,
+    .reset = jscan_reset,
+    .area_at_start = never,
+    .feed = jscan_feed,
+    .end = jscan_end,
+    .resume = jscan_resume,
+};
+
+const struct pd_scan_ops pd_scan_ndjson = {
+    .state_size = sizeof(struct jscan),
+    .tiled = 1,
+    .reset = ndscan_reset,
+    .area_at_start = always,
+    .feed = jscan_feed,
+    .end = jscan_end,
+};

@@ -36,15 +36,32 @@ static int name_char(unsigned c)
 }
 
 /* Copies only the used part of the name stack: snapshots are taken often before the area. */
-void xscan_copy(struct xscan *dst, const struct xscan *src)
+#define XML_STACK_BYTES 65536
+
+struct xscan {
+    uint8_t st, quote, bang_len, dashes, brackets, dt_quote, dt_cm, root_done, area;
+    uint8_t mark_pending, empty_tag, rec_name_matched;
+    char bang[8];
+    uint32_t dt_depth, dt_last4;
+    uint32_t depth;
+    uint32_t name_start; /* offset of the name being read in stack */
+    uint32_t stack_len;  /* names, each followed by its 2-byte length */
+    uint32_t etag_i;     /* end tag: bytes of the expected name matched so far */
+    uint8_t stack[XML_STACK_BYTES];
+};
+
+/* Copies the used part of a state: the fixed fields and the names on the stack. */
+static void xscan_copy(void *dst, const void *src)
 {
-    memcpy(dst, src, offsetof(struct xscan, stack) + src->stack_len);
+    const struct xscan *x = src;
+    memcpy(dst, src, offsetof(struct xscan, stack) + x->stack_len);
 }
 
-void xscan_reset(struct scan *sc)
+static void xscan_reset(struct scan *sc)
 {
-    memset(&sc->u.x, 0, offsetof(struct xscan, stack));
-    sc->u.x.st = X_TEXT;
+    struct xscan *x = sc->u;
+    memset(x, 0, offsetof(struct xscan, stack));
+    x->st = X_TEXT;
 }
 
 /* The name of the innermost open element (or the one being read), and its length. */
@@ -67,9 +84,9 @@ static int record_name_matches(const struct scan *sc, const char *name, uint32_t
     return 0;
 }
 
-int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos)
+static int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos)
 {
-    struct xscan *x = &sc->u.x;
+    struct xscan *x = sc->u;
     size_t i = *pos;
     int ev = SCAN_MORE;
     while (i < n) {
@@ -96,7 +113,7 @@ int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
             }
             if (x->depth == 1 && sc->xml_record && !x->area && !x->mark_pending) {
                 /* A root child may start here: the records begin here if its name matches. */
-                xscan_copy(&sc->mark.x, x);
+                xscan_copy(sc->mark, x);
                 x->mark_pending = 1;
                 sc->ev_dec = at;
                 ev = SCAN_MARK;
@@ -252,8 +269,8 @@ int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base,
                     record_name_matches(sc, (const char *)x->stack + x->name_start, len)) {
                     /* The records start at the mark: the state there is the area's start. */
                     x->area = 1;
-                    xscan_copy(&sc->snap.x, &sc->mark.x);
-                    sc->snap.x.area = 1;
+                    xscan_copy(sc->snap, sc->mark);
+                    ((struct xscan *)sc->snap)->area = 1;
                     sc->have_snap = 1;
                     sc->at_mark = 1;
                     sc->ev_dec = at;
@@ -406,9 +423,9 @@ out:
     return ev;
 }
 
-int xscan_end(struct scan *sc, uint64_t eof_dec)
+static int xscan_end(struct scan *sc, uint64_t eof_dec)
 {
-    struct xscan *x = &sc->u.x;
+    struct xscan *x = sc->u;
     if (x->st != X_TEXT)
         return scan_fail(sc, eof_dec, "the file ends inside a tag, comment, CDATA section or declaration");
     if (x->depth > 0) {
@@ -473,3 +490,29 @@ int xml_decl_parse(const unsigned char *s, size_t n, struct xml_decl *d)
         i++;
     }
 }
+
+static int never(const struct scan *sc)
+{
+    (void)sc;
+    return 0;
+}
+
+/* A chunk starts inside the root, in the record area, with no mark to wait for. */
+static void xscan_resume(struct scan *sc, int after_record)
+{
+    struct xscan *x = sc->u;
+    (void)after_record;
+    x->mark_pending = 0;
+    x->area = 1;
+}
+
+const struct pd_scan_ops pd_scan_xml = {
+    .state_size = sizeof(struct xscan),
+    .tiled = 1,
+    .reset = xscan_reset,
+    .area_at_start = never,
+    .feed = xscan_feed,
+    .end = xscan_end,
+    .copy = xscan_copy,
+    .resume = xscan_resume,
+};
