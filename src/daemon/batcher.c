@@ -3,6 +3,7 @@
  * body). See the comment on struct dbatch.
  */
 #include "daemon_internal.h"
+#include "pd_format.h"
 
 #include "pd_api.h"
 #include "pd_batch.h"
@@ -186,7 +187,7 @@ bool batch_join(struct job *j)
     int rc = PD_ENOMEM;
 
     j->raw = NULL;
-    if (j->format < 0 || j->format > PD_SPLIT_NONE) {
+    if (!pd_format_get(j->format)) { /* any format the registry knows */
         free(text);
         return false;
     }
