@@ -225,6 +225,7 @@ void job_report(struct job *j, bool ok);
 
 /* job.c: a job on the loop thread */
 void job_set(struct job *j, enum job_step s);
+void job_sending(struct job *j);
 void job_free(struct job *j);
 void job_end(struct job *j);
 void job_send_chunk(struct job *j);

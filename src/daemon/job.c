@@ -105,6 +105,12 @@ void job_send_chunk(struct job *j)
         job_end(j);
         return;
     }
+    job_sending(j);
+}
+
+/* The job's request is with the client now (a chunk, or a lookup sync's changes). */
+void job_sending(struct job *j)
+{
     job_set(j, STEP_SENDING);
     j->busy = true;
     j->in_flight = true;

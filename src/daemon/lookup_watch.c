@@ -56,9 +56,5 @@ void job_lookup_start(struct job *j)
         job_end(j); /* closing, or out of memory: the file stays in work/ for later */
         return;
     }
-    job_set(j, STEP_SENDING);
-    j->busy = true;
-    j->in_flight = true;
-    j->sent_ms = dw_now_ms();
-    j->warned = 0;
+    job_sending(j);
 }
