@@ -194,18 +194,30 @@ int pd_zone_claim(int rootfd, const char *rel, const struct stat *expect, unsign
     /* Between the open and the rename the name may have been swapped for something else: what
      * now sits in work/ must be the file we checked, never a link or another file. */
     if (lstat(to, &moved) == 0 && (moved.st_ino != st.st_ino || moved.st_dev != st.st_dev)) {
+        /* Not what was checked: give it back under its name, to be looked at like any new
+         * file. */
+        if (renameat2(AT_FDCWD, to, dfd, base, RENAME_NOREPLACE) == 0) {
+            rc = -EAGAIN;
+            goto done;
+        }
+        /* The name is taken again. A mere link, or another name of a file (a hard link: maybe
+         * to a file the partner could never read), is dropped: only that name, never what it
+         * points at or the file's other names. */
+        if (S_ISLNK(moved.st_mode) || (S_ISREG(moved.st_mode) && moved.st_nlink > 1 &&
+                                       !(flags & PD_ZONE_ALLOW_LINKS))) {
+            unlink(to);
+            rc = -EAGAIN;
+            goto done;
+        }
         if (S_ISREG(moved.st_mode)) {
-            /* Another regular file of the drop folder: claimed all the same, as itself. */
+            /* The partner's own file, which it swapped in and then reused the name: claimed
+             * as itself (its delivery checks it again from its own descriptor). */
             close(fd);
             fd = open(to, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
             rc = fd < 0 ? -errno : 0;
             goto strip;
         }
-        /* Not a file: give it back, or drop it when it is a mere link (the link only, never
-         * what it points at). */
-        if (renameat2(AT_FDCWD, to, dfd, base, RENAME_NOREPLACE) && S_ISLNK(moved.st_mode))
-            unlink(to);
-        rc = -EAGAIN;
+        rc = -EAGAIN; /* a folder or fifo that cannot go back stays in work/: logged there */
         goto done;
     }
 strip:

@@ -140,6 +140,22 @@ void work_prepare(uv_work_t *wk)
         j->after = AFTER_LOCKED;
         return;
     }
+    /* A file in work/ with other names (an old layout's work/, or a link made meanwhile) is
+     * never read: its other name may be a file the partner could not read. Only this name
+     * goes; the file stays under its others. */
+    if (st.st_nlink > 1 && !j->w->cfg->allow_hard_links) {
+        char qb[PATH_MAX + 16];
+        pd_log(PD_LOG_ERROR,
+               "event=refused watch=%s file=%s reason=\"the file in work/ has %lu names (hard "
+               "links)\" action=\"not read or sent; this name is removed, the file stays "
+               "under its other names\"",
+               j->w->cfg->name, dw_q(j->work_path, qb, sizeof(qb)),
+               (unsigned long)st.st_nlink);
+        unlink(j->work_path);
+        unlink(j->state_path);
+        j->after = AFTER_LOCKED;
+        return;
+    }
     if (j->resume) {
         rc = pd_jobstate_load(j->state_path, &j->js, &why);
         if (rc == -ENOENT) {

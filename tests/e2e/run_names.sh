@@ -106,4 +106,16 @@ check "one line for the fifo" test "$(grep -c 'event=ignored.*a-fifo.*work folde
 check "one line for the link" test "$(grep -c 'event=ignored.*a-link.*work folder' "$T/once.err")" -eq 1
 check "the link's target is untouched" test -s /etc/hostname
 rm -f "$T/drop.pd/work/a-fifo" "$T/drop.pd/work/a-link"
+# A file in work/ with another name (an old layout's work/, or a link made there): never read
+# or sent; only the name in work/ goes, the file stays under its other name.
+echo "secret elsewhere" >"$T/elsewhere-secret.txt"
+ln "$T/elsewhere-secret.txt" "$T/drop.pd/work/linked-in-work.txt"
+write_conf "$T/c4.conf" "$T/drop" # allow_hard_links = no again
+before=$(payload_count)
+: >"$T/once.err"
+timeout 30 "$PD_BIN" run --once -c "$T/c4.conf" >/dev/null 2>>"$T/once.err" || true
+check "a hard-linked file in work/ is not sent" test "$(payload_count)" -eq "$before"
+check "its name in work/ is removed, one line says why" \
+  bash -c "[ ! -e '$T/drop.pd/work/linked-in-work.txt' ] && grep -q 'event=refused.*linked-in-work.txt.*hard links' '$T/once.err'"
+check "the file under its other name is untouched" grep -qx "secret elsewhere" "$T/elsewhere-secret.txt"
 finish
