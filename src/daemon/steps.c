@@ -105,14 +105,12 @@ static bool refuse_shape(struct job *j, const struct stat *st)
     return false;
 }
 
-/* Lock, check, hash, record the claim, open the splitter; then cut the first chunk. */
-void work_prepare(uv_work_t *wk)
+/*
+ * Opens the claimed file in work/ and locks it. False, with the job's next step set, when it is
+ * gone, held by another daemon (or by our own job on another name of it), or has other names.
+ */
+static bool prepare_open(struct job *j, struct stat *st)
 {
-    struct job *j = wk->data;
-    struct stat st;
-    char *why = NULL;
-    int rc;
-
     if (j->fd >= 0)
         close(j->fd); /* a job waiting for its twin (below) comes back here */
     j->fd = open(j->work_path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -121,109 +119,142 @@ void work_prepare(uv_work_t *wk)
         j->after = errno == ENOENT ? AFTER_LOCKED : AFTER_RELEASE;
         if (j->after == AFTER_RELEASE)
             job_park(j, "open the claimed file", -errno);
-        return;
+        return false;
     }
     if (flock(j->fd, LOCK_EX | LOCK_NB)) {
         /* Held: by another daemon, or by our own job on another name of the same file (hard
          * links, allow_hard_links = yes): that one is a file of its own and waits its turn. */
-        j->after = fstat(j->fd, &st) == 0 ? AFTER_LOCKED : AFTER_RELEASE;
-        j->ino = st.st_ino;
-        j->dev = st.st_dev;
-        return;
+        j->after = fstat(j->fd, st) == 0 ? AFTER_LOCKED : AFTER_RELEASE;
+        j->ino = st->st_ino;
+        j->dev = st->st_dev;
+        return false;
     }
-    if (fstat(j->fd, &st) == 0) {
-        j->ino = st.st_ino;
-        j->dev = st.st_dev;
+    if (fstat(j->fd, st) == 0) {
+        j->ino = st->st_ino;
+        j->dev = st->st_dev;
     }
     /* Still there after we locked it? A daemon that finished it moved it away first. */
-    if (fstat(j->fd, &st) || st.st_nlink == 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(j->fd, st) || st->st_nlink == 0 || !S_ISREG(st->st_mode)) {
         j->after = AFTER_LOCKED;
-        return;
+        return false;
     }
     /* A file in work/ with other names (an old layout's work/, or a link made meanwhile) is
      * never read: its other name may be a file the partner could not read. Only this name
      * goes; the file stays under its others. */
-    if (st.st_nlink > 1 && !j->w->cfg->allow_hard_links) {
+    if (st->st_nlink > 1 && !j->w->cfg->allow_hard_links) {
         char qb[PATH_MAX + 16];
         pd_log(PD_LOG_ERROR,
                "event=refused watch=%s file=%s reason=\"the file in work/ has %lu names (hard "
                "links)\" action=\"not read or sent; this name is removed, the file stays "
                "under its other names\"",
                j->w->cfg->name, dw_q(j->work_path, qb, sizeof(qb)),
-               (unsigned long)st.st_nlink);
+               (unsigned long)st->st_nlink);
         unlink(j->work_path);
         unlink(j->state_path);
         j->after = AFTER_LOCKED;
-        return;
+        return false;
     }
+    return true;
+}
+
+/* A resumed file's delivery record, unreadable: a person must decide (failed folder). */
+static void record_unreadable(struct job *j, const struct stat *st, int rc, char *why)
+{
+    struct pd_jobstate fresh = {0};
+    j->js = fresh;
+    j->js.name = strdup(strrchr(j->work_path, '/') + 1);
+    j->js.work_name = strdup(j->js.name);
+    j->js.watch = strdup(j->w->cfg->name);
+    j->js.flow_id = target_id(j->w->cfg);
+    j->js.size = (uint64_t)st->st_size;
+    job_fail(j,
+             "its delivery record %s is unreadable (%s), so which chunks already arrived is "
+             "unknown; check the flow runs in Patchworks, then drop the file again if needed",
+             j->state_path, why ? why : pd_strerror(rc));
+    free(why);
+}
+
+/*
+ * The job's delivery record: read back for a resumed file (which must not have changed size),
+ * or made new for a claimed one. False, with the next step set, when the job cannot go on.
+ */
+static bool prepare_record(struct job *j, const struct stat *st)
+{
+    char *why = NULL;
+    int rc;
+
     if (j->resume) {
         rc = pd_jobstate_load(j->state_path, &j->js, &why);
         if (rc == -ENOENT) {
             j->resume = false; /* claimed, then a crash before its record was written */
         } else if (rc) {
-            /* Without its record nobody knows which chunks arrived: a person must decide. */
-            struct pd_jobstate fresh = {0};
-            j->js = fresh;
-            j->js.name = strdup(strrchr(j->work_path, '/') + 1);
-            j->js.work_name = strdup(j->js.name);
-            j->js.watch = strdup(j->w->cfg->name);
-            j->js.flow_id = target_id(j->w->cfg);
-            j->js.size = (uint64_t)st.st_size;
-            job_fail(j,
-                     "its delivery record %s is unreadable (%s), so which chunks already "
-                     "arrived is unknown; check the flow runs in Patchworks, then drop the "
-                     "file again if needed",
-                     j->state_path, why ? why : pd_strerror(rc));
-            free(why);
-            return;
+            /* Without its record nobody knows which chunks arrived. */
+            record_unreadable(j, st, rc, why);
+            return false;
         }
     }
-    if (!j->resume) {
-        char id[33];
-        const char *name = j->js.name;
-        j->js.name = NULL;
-        pd_jobstate_cleanup(&j->js);
-        if (pd_jobstate_new_claim_id(id)) {
-            job_park(j, "make a claim id", -errno);
-            free((char *)name);
-            return;
-        }
-        j->js.claim_id = strdup(id);
-        j->js.name = name ? (char *)name : strdup(strrchr(j->work_path, '/') + 1);
-        j->js.work_name = strdup(strrchr(j->work_path, '/') + 1);
-        j->js.watch = strdup(j->w->cfg->name);
-        j->js.flow_id = target_id(j->w->cfg);
-        j->js.version_id = j->w->cfg->version_id ? strdup(j->w->cfg->version_id) : NULL;
-        j->js.size = (uint64_t)st.st_size;
-        j->js.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-        j->js.claimed_ms = dw_wall_ms();
-        j->js.max_body = pd_bodylimit_budget(&j->d->limit);
-    } else if ((uint64_t)st.st_size != j->js.size) {
+    if (j->resume) {
+        if ((uint64_t)st->st_size == j->js.size)
+            return true;
         job_fail(j,
                  "the file changed size while being delivered (%" PRIu64 " bytes when claimed, "
                  "%lld now); %u chunk(s) were delivered; drop a complete file again",
-                 j->js.size, (long long)st.st_size, j->js.next_index);
-        return;
+                 j->js.size, (long long)st->st_size, j->js.next_index);
+        return false;
     }
-    /* Shapes that cost everyone else's turn are refused before a byte is read. */
-    if (!j->js.fail_reason && !j->js.finished && j->js.nchunks == 0 && refuse_shape(j, &st))
-        return;
-    bool blank = true;
-    if (!j->js.sha256 || st.st_size < 65536) {
+    char id[33];
+    const char *name = j->js.name;
+    j->js.name = NULL;
+    pd_jobstate_cleanup(&j->js);
+    if (pd_jobstate_new_claim_id(id)) {
+        job_park(j, "make a claim id", -errno);
+        free((char *)name);
+        return false;
+    }
+    j->js.claim_id = strdup(id);
+    j->js.name = name ? (char *)name : strdup(strrchr(j->work_path, '/') + 1);
+    j->js.work_name = strdup(strrchr(j->work_path, '/') + 1);
+    j->js.watch = strdup(j->w->cfg->name);
+    j->js.flow_id = target_id(j->w->cfg);
+    j->js.version_id = j->w->cfg->version_id ? strdup(j->w->cfg->version_id) : NULL;
+    j->js.size = (uint64_t)st->st_size;
+    j->js.mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    j->js.claimed_ms = dw_wall_ms();
+    j->js.max_body = pd_bodylimit_budget(&j->d->limit);
+    return true;
+}
+
+/* Hashes the file (a resumed big one was hashed when claimed) and saves a new claim's record. */
+static bool prepare_hash(struct job *j, const struct stat *st, bool *blank)
+{
+    int rc;
+
+    *blank = true;
+    if (!j->js.sha256 || st->st_size < 65536) {
         char hex[65];
-        if ((rc = dw_sha256_file(j->fd, hex, &blank))) {
+        if ((rc = dw_sha256_file(j->fd, hex, blank))) {
             job_park(j, "read the file to hash it", rc);
-            return;
+            return false;
         }
         if (!j->js.sha256)
             j->js.sha256 = strdup(hex);
     } else {
-        blank = false; /* a resumed big file: checked when it was claimed */
+        *blank = false; /* a resumed big file: checked when it was claimed */
     }
     if (!j->resume && (rc = pd_jobstate_save(&j->js, j->state_path))) {
         job_park(j, "save the delivery record", rc);
-        return;
+        return false;
     }
+    return true;
+}
+
+/*
+ * Where a prepared file goes next when it is not simply sent: a judgement recorded before a
+ * crash, a finished delivery, a lookup sync, an empty or blank file, a duplicate (dedupe), or
+ * waiting for the same content in flight. True when its chunks are to be cut and sent.
+ */
+static bool prepare_route(struct job *j, const struct stat *st, bool blank)
+{
     if (j->js.fail_reason) {
         free(j->reason);
         j->reason = strdup(j->js.fail_reason);
@@ -233,42 +264,59 @@ void work_prepare(uv_work_t *wk)
         j->fail_chunk = j->js.fail_chunk;
         j->fail_offset = j->js.fail_offset;
         j->after = AFTER_FAIL;
-        return;
+        return false;
     }
     if (j->js.finished) {
         j->after = AFTER_FINISH;
-        return;
+        return false;
     }
     if (j->w->cfg->lookup_id) {
         /* A sync compares the file with the lookup, so repeating it after a crash is safe. */
         j->after = AFTER_LOOKUP;
-        return;
+        return false;
     }
-    if (st.st_size == 0) {
+    if (st->st_size == 0) {
         job_fail(j, "the file is empty; Patchworks refuses a blank payload, so nothing was sent");
-        return;
+        return false;
     }
     if (blank) {
         job_fail(j,
                  "the file holds only whitespace (%lld bytes); Patchworks refuses a blank "
                  "payload, so nothing was sent",
-                 (long long)st.st_size);
-        return;
+                 (long long)st->st_size);
+        return false;
     }
     if (j->w->cfg->dedupe_ms && j->js.nchunks == 0) {
         dedupe_check(j);
         if (j->js.duplicate_of) {
             j->after = AFTER_FINISH;
-            return;
+            return false;
         }
         /* The same content already on its way to the same flow (identical files dropped
          * together): wait for it, then this one is its duplicate. */
         if (!dedupe_hold(j)) {
             j->after = AFTER_LOCKED;
             j->dedupe_wait = true;
-            return;
+            return false;
         }
     }
+    return true;
+}
+
+/* Lock, check, hash, record the claim, open the splitter; then cut the first chunk. */
+void work_prepare(uv_work_t *wk)
+{
+    struct job *j = wk->data;
+    struct stat st;
+    bool blank;
+
+    if (!prepare_open(j, &st) || !prepare_record(j, &st))
+        return;
+    /* Shapes that cost everyone else's turn are refused before a byte is read. */
+    if (!j->js.fail_reason && !j->js.finished && j->js.nchunks == 0 && refuse_shape(j, &st))
+        return;
+    if (!prepare_hash(j, &st, &blank) || !prepare_route(j, &st, blank))
+        return;
     if (open_splitter(j))
         return;
     work_next(wk);
