@@ -41,7 +41,7 @@ struct pd_http_xfer {
     char retry_after[RETRY_AFTER_MAX];
     char errbuf[CURL_ERROR_SIZE];
     uint64_t started_ms;
-    size_t req_len; /* the request body's length, to tell whether all of it went */
+    size_t req_len;       /* the request body's length, to tell whether all of it went */
     const char *req_body; /* borrowed until DONE; handed to curl by on_read */
     size_t req_pos;
     struct pd_http_xfer *next, *prev;
@@ -160,9 +160,7 @@ static void xfer_finish(struct pd_http_xfer *x, CURLcode code)
         curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     resp.status = status;
     resp.curl_code = code;
-    resp.error = code == CURLE_OK ? ""
-                 : x->errbuf[0]   ? x->errbuf
-                                  : curl_easy_strerror(code);
+    resp.error = code == CURLE_OK ? "" : x->errbuf[0] ? x->errbuf : curl_easy_strerror(code);
     resp.body = x->body ? x->body : (char *)"";
     resp.body_len = x->body_len;
     resp.truncated = x->truncated;

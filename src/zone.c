@@ -203,8 +203,8 @@ int pd_zone_claim(int rootfd, const char *rel, const struct stat *expect, unsign
         /* The name is taken again. A mere link, or another name of a file (a hard link: maybe
          * to a file the partner could never read), is dropped: only that name, never what it
          * points at or the file's other names. */
-        if (S_ISLNK(moved.st_mode) || (S_ISREG(moved.st_mode) && moved.st_nlink > 1 &&
-                                       !(flags & PD_ZONE_ALLOW_LINKS))) {
+        if (S_ISLNK(moved.st_mode) ||
+            (S_ISREG(moved.st_mode) && moved.st_nlink > 1 && !(flags & PD_ZONE_ALLOW_LINKS))) {
             unlink(to);
             rc = -EAGAIN;
             goto done;

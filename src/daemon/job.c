@@ -242,89 +242,113 @@ void job_run(struct job *j, void (*fn)(uv_work_t *))
     }
 }
 
+/* An acknowledged chunk: recorded, counted, said; then saved durably (work_ack). */
+static void chunk_acked(struct job *j, const struct pd_client_result *r)
+{
+    struct pd_daemon *d = j->d;
+    char qb[PATH_MAX + 16], qr[256];
+
+    memset(&j->ack, 0, sizeof(j->ack));
+    j->ack.index = j->chunk.index;
+    j->ack.start = j->chunk.start;
+    j->ack.end = j->chunk.end;
+    j->ack.records = j->chunk.records;
+    j->ack.body_bytes = j->body_len;
+    j->ack.status = r->api.status;
+    j->ack.run_id = r->api.run_id ? strdup(r->api.run_id) : NULL;
+    j->ack.answer = !r->api.run_id && r->api.body ? strdup(r->api.body) : NULL;
+    j->ack.time_ms = dw_wall_ms();
+    j->ack.attempts = r->attempts;
+    j->ack.batch_id = j->batch_id; /* NULL unless it went in a batch */
+    j->batch_id = NULL;
+    j->ack.batch_files = j->batch_files;
+    j->ack.batch_pos = j->batch_pos;
+    d->sum.chunks++;
+    d->sum.bytes += j->body_len;
+    pd_metrics_chunk(d->opts.metrics, j->w->cfg->name, j->body_len);
+    pd_log(PD_LOG_INFO,
+           "event=chunk_delivered watch=%s file=%s chunk=%u range=%" PRIu64 "-%" PRIu64
+           " bytes=%zu status=%ld flow_run_id=%s attempts=%u",
+           j->w->cfg->name, dw_q(j->js.name, qb, sizeof(qb)), j->chunk.index + 1, j->chunk.start,
+           j->chunk.end, j->body_len, r->api.status,
+           dw_q(r->api.run_id ? r->api.run_id : "none", qr, sizeof(qr)), r->attempts);
+    if (d->opts.report) {
+        fprintf(d->opts.report,
+                "%s: chunk %u (bytes %" PRIu64 "-%" PRIu64 ") -> HTTP %ld, flow run %s\n",
+                j->js.name, j->chunk.index + 1, j->chunk.start, j->chunk.end, r->api.status,
+                r->api.run_id ? r->api.run_id : "(no id in the answer)");
+        fflush(d->opts.report);
+    }
+    pd_bodylimit_accepted(&d->limit, j->body_len);
+    free(j->body);
+    j->body = NULL;
+    job_set(j, STEP_ACK);
+    job_run(j, work_ack);
+}
+
+/* The chunk's job_fail() reason is set: the failure names the chunk, and the file goes to the
+ * failed folder. */
+static void chunk_failed(struct job *j)
+{
+    j->fail_chunk = (int)j->chunk.index;
+    j->fail_offset = (int64_t)j->chunk.start;
+    job_set(j, STEP_FINISH_FAIL);
+    job_run(j, work_finish);
+}
+
+/*
+ * HTTP 413, the one rule (pd_bodylimit.h): learn the server's limit, cut between what it took
+ * and what it refused, never below what the largest record needs; refuse the file only when
+ * that record cannot pass.
+ */
+static void chunk_too_big(struct job *j)
+{
+    struct pd_daemon *d = j->d;
+    char qb[PATH_MAX + 16];
+    uint64_t ok_max, refused_min, budget, need = pd_split_min_body(j->sp);
+
+    pd_bodylimit_refused(&d->limit, j->body_len);
+    pd_bodylimit_bounds(&d->limit, &ok_max, &refused_min);
+    if (pd_bodylimit_recut(ok_max, refused_min, j->body_len, need, &budget)) {
+        job_fail(j,
+                 "Patchworks refused a %zu-byte request as too large (HTTP 413); the file's "
+                 "largest record needs a %" PRIu64 "-byte request, and the server refuses %" PRIu64
+                 " bytes or more (it accepted up to %" PRIu64 "); %u earlier chunk(s) were "
+                 "delivered; split that record upstream, or have the server's limit raised",
+                 j->body_len, need, refused_min, ok_max, j->chunk.index);
+        j->fail_status = 413;
+        chunk_failed(j);
+        return;
+    }
+    j->new_budget = budget;
+    pd_log(PD_LOG_WARN,
+           "event=resplit watch=%s file=%s chunk=%u refused_bytes=%zu accepted_max=%" PRIu64
+           " new_max_body=%" PRIu64,
+           j->w->cfg->name, dw_q(j->js.name, qb, sizeof(qb)), j->chunk.index + 1, j->body_len,
+           ok_max, j->new_budget);
+    job_set(j, STEP_RESPLIT);
+    job_run(j, work_resplit);
+}
+
 void dw_on_request_done(void *arg, const struct pd_client_result *r)
 {
     struct job *j = arg;
     struct pd_daemon *d = j->d;
-    char qb[PATH_MAX + 16], qr[256];
 
     j->busy = false;
     j->in_flight = false;
     j->js.attempts += r->attempts;
     j->js.possible_duplicates += r->ambiguous;
     if (r->err == 0) {
-        memset(&j->ack, 0, sizeof(j->ack));
-        j->ack.index = j->chunk.index;
-        j->ack.start = j->chunk.start;
-        j->ack.end = j->chunk.end;
-        j->ack.records = j->chunk.records;
-        j->ack.body_bytes = j->body_len;
-        j->ack.status = r->api.status;
-        j->ack.run_id = r->api.run_id ? strdup(r->api.run_id) : NULL;
-        j->ack.answer = !r->api.run_id && r->api.body ? strdup(r->api.body) : NULL;
-        j->ack.time_ms = dw_wall_ms();
-        j->ack.attempts = r->attempts;
-        j->ack.batch_id = j->batch_id; /* NULL unless it went in a batch */
-        j->batch_id = NULL;
-        j->ack.batch_files = j->batch_files;
-        j->ack.batch_pos = j->batch_pos;
-        d->sum.chunks++;
-        d->sum.bytes += j->body_len;
-        pd_metrics_chunk(d->opts.metrics, j->w->cfg->name, j->body_len);
-        pd_log(PD_LOG_INFO,
-               "event=chunk_delivered watch=%s file=%s chunk=%u range=%" PRIu64 "-%" PRIu64
-               " bytes=%zu status=%ld flow_run_id=%s attempts=%u",
-               j->w->cfg->name, dw_q(j->js.name, qb, sizeof(qb)), j->chunk.index + 1,
-               j->chunk.start, j->chunk.end, j->body_len, r->api.status,
-               dw_q(r->api.run_id ? r->api.run_id : "none", qr, sizeof(qr)), r->attempts);
-        if (d->opts.report) {
-            fprintf(d->opts.report,
-                    "%s: chunk %u (bytes %" PRIu64 "-%" PRIu64 ") -> HTTP %ld, flow run %s\n",
-                    j->js.name, j->chunk.index + 1, j->chunk.start, j->chunk.end, r->api.status,
-                    r->api.run_id ? r->api.run_id : "(no id in the answer)");
-            fflush(d->opts.report);
-        }
-        pd_bodylimit_accepted(&d->limit, j->body_len);
-        free(j->body);
-        j->body = NULL;
-        job_set(j, STEP_ACK);
-        job_run(j, work_ack);
+        chunk_acked(j, r);
         return;
     }
     free(j->body);
     j->body = NULL;
     switch (r->err) {
-    case PD_ETOOBIG: {
-        /* The one 413 rule (pd_bodylimit.h): learn the server's limit, cut between what it
-         * took and what it refused, never below what the largest record needs. */
-        uint64_t ok_max, refused_min, budget, need = pd_split_min_body(j->sp);
-        pd_bodylimit_refused(&d->limit, j->body_len);
-        pd_bodylimit_bounds(&d->limit, &ok_max, &refused_min);
-        if (pd_bodylimit_recut(ok_max, refused_min, j->body_len, need, &budget)) {
-            job_fail(j,
-                     "Patchworks refused a %zu-byte request as too large (HTTP 413); the "
-                     "file's largest record needs a %" PRIu64 "-byte request, and the server "
-                     "refuses %" PRIu64 " bytes or more (it accepted up to %" PRIu64 "); %u "
-                     "earlier chunk(s) were delivered; split that record upstream, or have the "
-                     "server's limit raised",
-                     j->body_len, need, refused_min, ok_max, j->chunk.index);
-            j->fail_status = 413;
-            j->fail_chunk = (int)j->chunk.index;
-            j->fail_offset = (int64_t)j->chunk.start;
-            job_set(j, STEP_FINISH_FAIL);
-            job_run(j, work_finish);
-            return;
-        }
-        j->new_budget = budget;
-        pd_log(PD_LOG_WARN,
-               "event=resplit watch=%s file=%s chunk=%u refused_bytes=%zu accepted_max=%" PRIu64
-               " new_max_body=%" PRIu64,
-               j->w->cfg->name, dw_q(j->js.name, qb, sizeof(qb)), j->chunk.index + 1, j->body_len,
-               ok_max, j->new_budget);
-        job_set(j, STEP_RESPLIT);
-        job_run(j, work_resplit);
+    case PD_ETOOBIG:
+        chunk_too_big(j);
         return;
-    }
     case PD_EREJECTED:
         job_fail(j,
                  "Patchworks refused chunk %u (bytes %" PRIu64 "-%" PRIu64 "): %s; %u earlier "
@@ -335,10 +359,7 @@ void dw_on_request_done(void *arg, const struct pd_client_result *r)
         j->fail_status = r->api.status;
         j->fail_message = r->api.message ? strdup(r->api.message) : NULL;
         j->fail_errors = r->api.errors ? strdup(r->api.errors) : NULL;
-        j->fail_chunk = (int)j->chunk.index;
-        j->fail_offset = (int64_t)j->chunk.start;
-        job_set(j, STEP_FINISH_FAIL);
-        job_run(j, work_finish);
+        chunk_failed(j);
         return;
     case PD_EAMBIGUOUS:
         job_fail(j,
@@ -347,10 +368,7 @@ void dw_on_request_done(void *arg, const struct pd_client_result *r)
                  j->chunk.index + 1, j->chunk.start, j->chunk.end,
                  r->message ? r->message : "was sent several times without an answer",
                  j->chunk.index);
-        j->fail_chunk = (int)j->chunk.index;
-        j->fail_offset = (int64_t)j->chunk.start;
-        job_set(j, STEP_FINISH_FAIL);
-        job_run(j, work_finish);
+        chunk_failed(j);
         return;
     case PD_ELIMIT:
         job_fail(j,
@@ -359,10 +377,7 @@ void dw_on_request_done(void *arg, const struct pd_client_result *r)
                  j->chunk.index + 1, j->chunk.start, j->chunk.end,
                  r->message ? r->message : "gave up after max_retry_time", j->chunk.index);
         j->fail_status = r->api.status;
-        j->fail_chunk = (int)j->chunk.index;
-        j->fail_offset = (int64_t)j->chunk.start;
-        job_set(j, STEP_FINISH_FAIL);
-        job_run(j, work_finish);
+        chunk_failed(j);
         return;
     case PD_EAUTH:
     case PD_ECONFIG:

@@ -147,8 +147,7 @@ static bool prepare_open(struct job *j, struct stat *st)
                "event=refused watch=%s file=%s reason=\"the file in work/ has %lu names (hard "
                "links)\" action=\"not read or sent; this name is removed, the file stays "
                "under its other names\"",
-               j->w->cfg->name, dw_q(j->work_path, qb, sizeof(qb)),
-               (unsigned long)st->st_nlink);
+               j->w->cfg->name, dw_q(j->work_path, qb, sizeof(qb)), (unsigned long)st->st_nlink);
         unlink(j->work_path);
         unlink(j->state_path);
         j->after = AFTER_LOCKED;
