@@ -23,7 +23,7 @@ int pd_cli_lookup(int argc, char **argv);
 int pd_cli_version(int argc, char **argv);
 
 /*
- * The command line of one command (src/cli_opts.c), parsed the same way for all: -h/--help
+ * The command line of one command (src/cli/cli_opts.c), parsed the same way for all: -h/--help
  * always; -c/--config FILE, -q/--quiet and -v/--verbose, each with one meaning, where the
  * command says it has them; then its own options. Every refusal is "patchdrop CMD: why" (getopt's
  * words, for options), the usage line and where --help is, on stderr, with exit status 2.

@@ -1,6 +1,6 @@
 /*
  * The configuration file: an INI file read with inih and checked against one table of keys
- * (src/config.c) that drives parsing, defaults, validation and `patchdrop check-config`.
+ * (src/app/config.c) that drives parsing, defaults, validation and `patchdrop check-config`.
  *
  * Relative paths in the file are taken relative to the folder of the file itself, so a config
  * can travel with its drop folders. Secrets (password, api_key) come from the file, from a

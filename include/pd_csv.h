@@ -4,7 +4,7 @@
  * byte-order mark at the start is dropped. Every row carries the line it starts on, so a
  * person can be told exactly where a bad row is.
  *
- * Why not the splitter's CSV scanner (src/split_scan.c)? That one only finds where rows end,
+ * Why not the splitter's CSV scanner (src/format/split_scan.c)? That one only finds where rows end,
  * so a chunk can be cut between them; it never takes a field apart or unquotes it, and it
  * lets text after a closing quote pass. Lookup rows need the values themselves, checked.
  *

@@ -1,10 +1,10 @@
 /*
  * The format registry: the one table that says, for every split format, how config and logs
  * spell it, which file extensions choose it when split = auto, which record scanner the
- * splitter runs over it (src/split_scan.c drives it), and how batching cuts a small file of
- * it into its opening, records and closing (src/batch.c). It owns the format enum. Adding a
+ * splitter runs over it (src/format/split_scan.c drives it), and how batching cuts a small file of
+ * it into its opening, records and closing (src/format/batch.c). It owns the format enum. Adding a
  * format is one new file (its scanner and cutter) plus one constant and one line here and in
- * src/format.c; docs/architecture.md ("How to add a format") walks through it.
+ * src/format/format.c; docs/architecture.md ("How to add a format") walks through it.
  * Pure data and lookups: no I/O, no logging.
  */
 #ifndef PD_FORMAT_H
@@ -44,7 +44,7 @@ struct pd_format_parts {
 typedef int (*pd_format_cut_fn)(const char *text, size_t len, unsigned header_lines,
                                 struct pd_format_parts *p);
 
-struct pd_scan_ops; /* the splitter's record scanner (src/split_internal.h) */
+struct pd_scan_ops; /* the splitter's record scanner (src/format/split_internal.h) */
 
 struct pd_format {
     const char *name;               /* as config, logs and messages spell it */

@@ -12,7 +12,7 @@
  * land in the next minute beside the ones started after it: a 429). A 429 or 503 pauses every
  * request until the pause ends.
  *
- * Pure: the caller passes the monotonic time in and owns the waiting (see src/client.c).
+ * Pure: the caller passes the monotonic time in and owns the waiting (see src/net/client.c).
  */
 #ifndef PD_LIMITER_H
 #define PD_LIMITER_H

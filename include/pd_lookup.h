@@ -11,8 +11,8 @@
  * answer has no meta (links.next is followed only on the lookups_url host, so the
  * credentials never go elsewhere).
  *
- * The pure half (file reading, diff, URLs, JSON) lives in src/lookup_plan.c; the requests in
- * src/lookup.c; the answers are read by src/api.c (pd_api.h, pd_api_parse_lookups_page and
+ * The pure half (file reading, diff, URLs, JSON) lives in src/net/lookup_plan.c; the requests in
+ * src/net/lookup.c; the answers are read by src/net/api.c (pd_api.h, pd_api_parse_lookups_page and
  * its siblings). Rows are held in memory: a sync needs both sides to compare them, so memory
  * grows with the number of rows (about 100 bytes a row plus the values), never with requests.
  */

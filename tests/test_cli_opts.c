@@ -1,4 +1,4 @@
-/* Unit tests of the shared command-line parser (src/cli_opts.c): what each command gets, and
+/* Unit tests of the shared command-line parser (src/cli/cli_opts.c): what each command gets, and
  * what a user reads when the command line is refused. */
 #include <stdarg.h>
 #include <stddef.h>

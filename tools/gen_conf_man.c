@@ -1,6 +1,6 @@
 /*
  * Build tool: writes the man page patchdrop.conf(5) from its template (docs/patchdrop.conf.5.in)
- * with every key of the config table (src/config.c) in place of the line @KEYS@, so the page can
+ * with every key of the config table (src/app/config.c) in place of the line @KEYS@, so the page can
  * never miss a key. `gen_conf_man --keys` lists "section key" lines instead, for tests.
  */
 #include "pd_config.h"

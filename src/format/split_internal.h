@@ -1,5 +1,5 @@
 /*
- * Private parts of the splitter shared by src/split*.c: the interface of the per-format record
+ * Private parts of the splitter shared by src/format/split*.c: the interface of the per-format record
  * scanners (each format's state and functions are private to its file: split_json.c,
  * split_xml.c, split_csv.c) and the decoder that turns the file into UTF-8 windows. Not a
  * public interface.
@@ -86,7 +86,7 @@ int scan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, 
 int scan_end(struct scan *sc, uint64_t eof_dec);
 void scan_resume(struct scan *sc, int after_record);
 
-/* The scanners, by format (the registry in src/format.c points at them). */
+/* The scanners, by format (the registry in src/format/format.c points at them). */
 extern const struct pd_scan_ops pd_scan_json, pd_scan_ndjson, pd_scan_xml, pd_scan_csv,
     pd_scan_lines;
 

@@ -4,7 +4,7 @@
  * reads every page of a list, and reports once; and the sync, which reads a CSV file on the
  * thread pool, reads the lookup's rows, compares them (thread pool again) and applies the
  * plan a window of changes at a time. It builds the requests and carries out the sync; every
- * answer is read by src/api.c (pd_api_parse_lookups_page and its siblings, pd_api.h).
+ * answer is read by src/net/api.c (pd_api_parse_lookups_page and its siblings, pd_api.h).
  */
 #include "pd_lookup.h"
 

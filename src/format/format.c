@@ -1,6 +1,6 @@
 /*
  * The format registry (the contract is in include/pd_format.h): one line per format. The
- * scanners live in src/split_*.c, the batch cutters in src/batch.c (or in the format's own
+ * scanners live in src/split_*.c, the batch cutters in src/format/batch.c (or in the format's own
  * file); this table is the only place that ties a format's name to them.
  */
 #include "pd_format.h"

@@ -1,6 +1,6 @@
 /*
  * `patchdrop check-config`: validate a config file and print it, secrets masked, then check that
- * the user the service runs as can reach every file and folder it needs (src/access.c). Also the
+ * the user the service runs as can reach every file and folder it needs (src/app/access.c). Also the
  * config loader every command uses, which first makes the process impossible to dump (it is about
  * to hold the password) and then warns (at every start) about settings that weaken security:
  * tls_verify = no, Patchworks URLs in plain http:// to another machine, and drop folders
