@@ -4,23 +4,25 @@
  * (including credentials Patchworks refused).
  *
  * Files go in parallel up to `concurrency`; the chunks of one file go in order, one at a time,
- * so a rejection stops the rest of that file. Chunks come from the record-aware splitter
- * (pd_split.h) behind four small calls (struct source below), made on the libuv thread pool so
- * reading and escaping never stall the requests in flight. While a chunk is in flight the
- * file's next chunk is already being cut, so reading and escaping overlap the network instead
- * of adding to it (a big file goes at the speed of the slower of the two). A 413 drops the chunk
- * cut ahead, cuts the refused chunk to half its size and sends it again. At most two chunk
+ * so a rejection stops the rest of that file. Each file goes through the delivery engine the
+ * daemon uses (pd_deliver.h): the same splitter settings, the same verdict on every answer and
+ * the same 413 rule, with the server's limit learned in the same state dir. Chunks are cut on
+ * the libuv thread pool so reading and escaping never stall the requests in flight. While a
+ * chunk is in flight the file's next chunk is already being cut, so reading and escaping overlap
+ * the network instead of adding to it (a big file goes at the speed of the slower of the two).
+ * A 413 drops the chunk cut ahead and cuts the refused chunk again, smaller. At most two chunk
  * bodies per file, so 2 x `concurrency`, are held in memory.
  */
 #include "pd_cli.h"
 #include "pd_cli_net.h"
 #include "pd_api.h"
+#include "pd_bodylimit.h"
 #include "pd_client.h"
 #include "pd_config.h"
+#include "pd_deliver.h"
 #include "pd_error.h"
 #include "pd_log.h"
 #include "pd_progress.h"
-#include "pd_split.h"
 
 #include <limits.h>
 #include <stdbool.h>
@@ -30,10 +32,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* ---- chunk source: the record-aware splitter (pd_split.h) ------------------------------ */
+/* ---- chunks, from the delivery engine (pd_deliver.h) ---------------------------------- */
 
 struct chunk {
-    struct pd_chunk pc;   /* as the splitter made it (body excluded), for a resplit */
+    struct pd_chunk pc;   /* as the splitter made it (body excluded), for a re-cut */
     unsigned index;       /* 1-based */
     bool last;            /* no chunk follows */
     uint64_t offset, len; /* the file bytes it carries */
@@ -41,97 +43,20 @@ struct chunk {
     size_t body_len;
 };
 
-struct source {
-    struct pd_splitter *sp;
-    char message[512];
-};
-
-/* The smallest body worth asking for after a 413: below it a server limit is not plausible. */
-#define RESPLIT_FLOOR 256u
-
-static int source_open(const char *path, const struct pd_watch *w, uint64_t max_body,
-                       struct source **out, char *msg, size_t msglen)
+/* Cuts the file's next chunk (on the thread pool): 1 and a chunk, 0 at the end, or a negative
+ * code with dl->why. */
+static int cut_next(struct pd_delivery *dl, struct chunk *c)
 {
-    struct pd_split_opts o = {
-        .format = w ? w->split : PD_SPLIT_AUTO,
-        .max_body = max_body,
-        .json_array = w ? w->json_array : NULL,
-        .xml_record = w ? w->xml_record : NULL,
-        .header_lines = w ? (unsigned)w->header_lines : 1,
-        .encoding = w ? w->encoding : NULL,
-        .name = path,
-    };
-    struct source *s = calloc(1, sizeof(*s));
-    *out = NULL;
-    if (!s)
-        return PD_ENOMEM;
-    int rc = pd_split_create(-1, path, &o, &s->sp);
-    if (rc) {
-        snprintf(msg, msglen, "%s", s->sp ? pd_split_error(s->sp) : pd_strerror(rc));
-        pd_split_destroy(&s->sp);
-        free(s);
-        return rc;
-    }
-    *out = s;
-    return 0;
-}
-
-/* Returns 1 and a chunk, 0 at the end, or a negative code with s->message. */
-static int source_next(struct source *s, struct chunk *c)
-{
-    struct pd_chunk pc;
     memset(c, 0, sizeof(*c));
-    int rc = pd_split_next(s->sp, &pc);
-    if (rc < 0) {
-        snprintf(s->message, sizeof(s->message), "%s", pd_split_error(s->sp));
+    int rc = pd_delivery_next(dl, &c->pc, &c->body, &c->body_len);
+    if (rc <= 0)
         return rc;
-    }
-    if (rc == 0)
-        return 0;
-    c->pc = pc;
-    c->pc.body = NULL;
-    c->index = pc.index + 1;
-    c->last = pc.last;
-    c->offset = pc.start;
-    c->len = pc.end - pc.start;
-    c->body = pd_split_take_body(s->sp, &c->body_len);
-    if (!c->body) {
-        snprintf(s->message, sizeof(s->message), "%s", pd_strerror(PD_ENOMEM));
-        return PD_ENOMEM;
-    }
+    c->index = c->pc.index + 1;
+    c->last = c->pc.last;
+    c->offset = c->pc.start;
+    c->len = c->pc.end - c->pc.start;
     return 1;
 }
-
-/* After a 413: the splitter cuts the refused chunk again, to half the refused body. */
-static int source_resplit(struct source *s, const struct chunk *c, size_t refused_len)
-{
-    uint64_t smaller = refused_len / 2;
-    if (smaller < RESPLIT_FLOOR) {
-        snprintf(s->message, sizeof(s->message),
-                 "Patchworks refused a %zu-byte body as too large (413); smaller than %u bytes "
-                 "is not tried",
-                 refused_len, RESPLIT_FLOOR);
-        return PD_ETOOBIG;
-    }
-    int rc = pd_split_resplit_chunk(s->sp, &c->pc, smaller);
-    if (rc)
-        snprintf(s->message, sizeof(s->message),
-                 "Patchworks refused %llu bytes as too large (413) and they cannot be cut "
-                 "smaller: %s",
-                 (unsigned long long)c->len, pd_split_error(s->sp));
-    return rc;
-}
-
-static void source_close(struct source **sp)
-{
-    if (!*sp)
-        return;
-    pd_split_destroy(&(*sp)->sp);
-    free(*sp);
-    *sp = NULL;
-}
-
-/* ---- sending ------------------------------------------------------------------------- */
 
 /*
  * Every line names its file, and partners choose file names; messages and ids come from
@@ -145,7 +70,7 @@ enum file_state { F_PENDING, F_ACTIVE, F_DELIVERED, F_FAILED };
 
 /*
  * A file being sent. Two things may be under way at once: a request (`sending`, for `chunk`)
- * and the cutting of the next chunk on the thread pool (`making`, into `ahead`). The source
+ * and the cutting of the next chunk on the thread pool (`making`, into `ahead`). The delivery
  * is closed, and the file counted as done, only once neither is (settle()), because the
  * thread pool may still be reading through it.
  */
@@ -153,7 +78,8 @@ struct file_job {
     struct send *send;
     const char *path;
     enum file_state state;
-    struct source *src;
+    struct pd_delivery dl; /* while `open` */
+    bool open;
     struct chunk chunk; /* the one in flight */
     struct chunk ahead; /* the next one, cut while `chunk` is in flight */
     int ahead_rc;       /* 1: `ahead` holds a chunk, 0: no chunk follows, < 0: error */
@@ -173,6 +99,7 @@ struct send {
     const struct pd_config *cfg;
     const struct pd_watch *watch; /* NULL with --flow */
     char *url;
+    struct pd_bodylimit limit; /* what the server takes, learned as the daemon learns it */
     struct file_job *files;
     size_t nfiles, next_file, active;
     uint64_t bytes_ok, bytes_total, chunks_ok;
@@ -214,7 +141,7 @@ static void drop_chunk(struct chunk *c)
     c->body = NULL;
 }
 
-/* Once a finished file has nothing under way: close its source and start the next file. */
+/* Once a finished file has nothing under way: close its delivery and start the next file. */
 static void settle(struct file_job *f)
 {
     if (f->ended || f->making || f->sending ||
@@ -223,7 +150,9 @@ static void settle(struct file_job *f)
     f->ended = true;
     drop_chunk(&f->ahead);
     f->have_ahead = false;
-    source_close(&f->src);
+    if (f->open)
+        pd_delivery_close(&f->dl);
+    f->open = false;
     f->send->active--;
     schedule(f->send);
 }
@@ -269,7 +198,7 @@ static void send_ahead(struct file_job *f)
         return;
     }
     if (rc < 0) {
-        file_fail(f, f->src && f->src->message[0] ? f->src->message : pd_strerror(rc));
+        file_fail(f, f->dl.why[0] ? f->dl.why : pd_strerror(rc));
         settle(f);
         return;
     }
@@ -300,9 +229,8 @@ static void resplit_now(struct file_job *f)
     f->resplit = false;
     f->chunk = f->refused; /* its body is gone; for the words only */
     chunk_words(f, where, sizeof(where));
-    if (source_resplit(f->src, &f->refused, f->refused_len) != 0) {
-        printf("%s, HTTP 413, REJECTED: %s\n", where,
-               pd_log_escape(f->src->message, why, sizeof(why)));
+    if (pd_delivery_refused(&f->dl, &f->refused.pc, f->refused_len, f->chunks_ok) != 0) {
+        printf("%s, HTTP 413, REJECTED: %s\n", where, pd_log_escape(f->dl.why, why, sizeof(why)));
         fflush(stdout);
         f->state = F_FAILED;
         settle(f);
@@ -313,65 +241,38 @@ static void resplit_now(struct file_job *f)
     make_ahead(f);
 }
 
-static void on_chunk_done(void *arg, const struct pd_client_result *r)
+/* The chunk arrived: say so with its flow-run id; send the next one if it is cut already. */
+static void chunk_acked(struct file_job *f, const struct pd_client_result *r, const char *where)
 {
-    struct file_job *f = arg;
     struct send *s = f->send;
-    char where[WHERE_MAX], e1[1024], e2[1024];
+    char e1[1024];
 
-    f->sending = false;
-    chunk_words(f, where, sizeof(where));
-    if (r->err == PD_ECANCELED) {
-        drop_chunk(&f->chunk);
-        f->state = F_FAILED;
+    if (r->api.run_id)
+        printf("%s, HTTP %ld, flow run %s\n", where, r->api.status,
+               pd_log_escape(r->api.run_id, e1, sizeof(e1)));
+    else
+        printf("%s, HTTP %ld, no flow run id in the answer: %s\n", where, r->api.status,
+               pd_log_escape(r->api.body ? r->api.body : "(empty)", e1, sizeof(e1)));
+    fflush(stdout);
+    pd_delivery_accepted(&f->dl, f->chunk.body_len);
+    f->chunks_ok++;
+    s->chunks_ok++;
+    s->bytes_ok += f->chunk.len;
+    bool last = f->chunk.last;
+    drop_chunk(&f->chunk);
+    if (last) {
+        f->state = F_DELIVERED;
         settle(f);
-        return;
+    } else if (f->have_ahead) {
+        send_ahead(f);
     }
-    clear_progress(s);
-    if (r->err == 0) {
-        if (r->api.run_id)
-            printf("%s, HTTP %ld, flow run %s\n", where, r->api.status,
-                   pd_log_escape(r->api.run_id, e1, sizeof(e1)));
-        else
-            printf("%s, HTTP %ld, no flow run id in the answer: %s\n", where, r->api.status,
-                   pd_log_escape(r->api.body ? r->api.body : "(empty)", e1, sizeof(e1)));
-        fflush(stdout);
-        f->chunks_ok++;
-        s->chunks_ok++;
-        s->bytes_ok += f->chunk.len;
-        bool last = f->chunk.last;
-        drop_chunk(&f->chunk);
-        if (last) {
-            f->state = F_DELIVERED;
-            settle(f);
-        } else if (f->have_ahead) {
-            send_ahead(f);
-        }
-        /* else: the next chunk is still being cut; on_ahead_made sends it. */
-        return;
-    }
-    if (r->err == PD_EAUTH || r->err == PD_ECONFIG) {
-        /* Nothing else can succeed either: stop everything and say why once. */
-        if (!s->fatal)
-            fprintf(stderr, "patchdrop send: %s\n",
-                    pd_log_escape(r->message ? r->message : pd_strerror(r->err), e1, sizeof(e1)));
-        s->fatal = PD_EXIT_USAGE;
-        drop_chunk(&f->chunk);
-        f->state = F_FAILED;
-        pd_client_close(&s->net.client, NULL, NULL);
-        settle(f);
-        return;
-    }
-    if (r->err == PD_ETOOBIG) {
-        f->refused = f->chunk;
-        f->refused.body = NULL;
-        f->refused_len = f->chunk.body_len;
-        drop_chunk(&f->chunk);
-        f->resplit = true;
-        if (!f->making)
-            resplit_now(f);
-        return;
-    }
+    /* else: the next chunk is still being cut; on_ahead_made sends it. */
+}
+
+/* The chunk was refused (or failed for good): say why, with the server's field errors. */
+static void chunk_refused(struct file_job *f, const struct pd_client_result *r, const char *where)
+{
+    char e1[1024], e2[1024];
     /* The answer's words already start with "HTTP 422:" when there was an answer: said once. */
     const char *words = r->message ? r->message : pd_strerror(r->err);
     char status[32] = "";
@@ -386,10 +287,56 @@ static void on_chunk_done(void *arg, const struct pd_client_result *r)
     settle(f);
 }
 
+/* The client's final answer to the file's chunk, judged once by pd_delivery_verdict. */
+static void on_chunk_done(void *arg, const struct pd_client_result *r)
+{
+    struct file_job *f = arg;
+    struct send *s = f->send;
+    char where[WHERE_MAX], e1[1024];
+
+    f->sending = false;
+    chunk_words(f, where, sizeof(where));
+    if (r->err == PD_ECANCELED) {
+        drop_chunk(&f->chunk);
+        f->state = F_FAILED;
+        settle(f);
+        return;
+    }
+    clear_progress(s);
+    switch (pd_delivery_verdict(r->err)) {
+    case PD_DL_ACKED:
+        chunk_acked(f, r, where);
+        return;
+    case PD_DL_STOP:
+        /* Nothing else can succeed either: stop everything and say why once. */
+        if (!s->fatal)
+            fprintf(stderr, "patchdrop send: %s\n",
+                    pd_log_escape(r->message ? r->message : pd_strerror(r->err), e1, sizeof(e1)));
+        s->fatal = PD_EXIT_USAGE;
+        drop_chunk(&f->chunk);
+        f->state = F_FAILED;
+        pd_client_close(&s->net.client, NULL, NULL);
+        settle(f);
+        return;
+    case PD_DL_RECUT:
+        f->refused = f->chunk;
+        f->refused.body = NULL;
+        f->refused_len = f->chunk.body_len;
+        drop_chunk(&f->chunk);
+        f->resplit = true;
+        if (!f->making)
+            resplit_now(f);
+        return;
+    default: /* refused, or failed for good; out of memory: no second chance in one go */
+        chunk_refused(f, r, where);
+        return;
+    }
+}
+
 static void work_make_chunk(uv_work_t *w)
 {
     struct file_job *f = w->data;
-    f->ahead_rc = source_next(f->src, &f->ahead);
+    f->ahead_rc = cut_next(&f->dl, &f->ahead);
 }
 
 /* Back on the loop with the next chunk (or the end, or an error). */
@@ -433,13 +380,19 @@ static void schedule(struct send *s)
     while (!s->fatal && s->net.client && s->next_file < s->nfiles &&
            s->active < s->cfg->pw.concurrency) {
         struct file_job *f = &s->files[s->next_file++];
-        char msg[512] = "";
-        int rc = source_open(f->path, s->watch, s->cfg->pw.max_body, &f->src, msg, sizeof(msg));
-        if (rc) {
-            file_fail(f, msg);
+        struct pd_delivery_opts o = {.fd = -1,
+                                     .path = f->path,
+                                     .name = f->path,
+                                     .watch = s->watch,
+                                     .max_body = s->cfg->pw.max_body,
+                                     .budget = pd_bodylimit_budget(&s->limit),
+                                     .limit = &s->limit};
+        if (pd_delivery_open(&f->dl, &o) != 0) {
+            file_fail(f, f->dl.why);
             f->ended = true;
             continue;
         }
+        f->open = true;
         f->state = F_ACTIVE;
         s->active++;
         make_ahead(f);
@@ -546,11 +499,15 @@ int pd_cli_send(int argc, char **argv)
         goto out_cfg;
     }
     s.cfg = cfg;
+    if (pd_bodylimit_init(&s.limit, cfg->pw.max_body, cfg->state.dir) != 0) {
+        fprintf(stderr, "patchdrop send: out of memory\n");
+        goto out_url;
+    }
     s.nfiles = (size_t)p.nargs;
     s.files = calloc(s.nfiles, sizeof(*s.files));
     if (!s.files) {
         fprintf(stderr, "patchdrop send: out of memory\n");
-        goto out_url;
+        goto out_files;
     }
     for (size_t i = 0; i < s.nfiles; i++) {
         struct stat st;
@@ -593,12 +550,14 @@ int pd_cli_send(int argc, char **argv)
                 s.nfiles, (unsigned long long)s.bytes_ok, failed ? "; see FAILED/REJECTED above" : "");
     rc = s.fatal ? s.fatal : failed ? PD_EXIT_FAILED : PD_EXIT_OK;
 out_files:
-    for (size_t i = 0; i < s.nfiles; i++) {
-        source_close(&s.files[i].src);
+    for (size_t i = 0; s.files && i < s.nfiles; i++) {
+        if (s.files[i].open)
+            pd_delivery_close(&s.files[i].dl);
         free(s.files[i].chunk.body);
         free(s.files[i].ahead.body);
     }
     free(s.files);
+    pd_bodylimit_cleanup(&s.limit);
 out_url:
     free(s.url);
 out_cfg:

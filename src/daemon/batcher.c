@@ -71,7 +71,7 @@ void batch_read(struct job *j)
     free(j->raw);
     j->raw = buf;
     j->raw_len = n;
-    j->format = pd_split_format(j->sp);
+    j->format = pd_split_format(j->dl.sp);
 }
 
 /* Takes an open batch off its watch's list (no-op once sent). */
@@ -280,13 +280,14 @@ static void on_batch_done(void *arg, const struct pd_client_result *r)
     struct dbatch *bt = arg;
     struct dwatch *w = bt->w;
     unsigned pos = 0;
+    enum pd_delivery_verdict v = pd_delivery_verdict(r->err);
 
     bt->in_flight = false;
-    if (r->err == 0)
+    if (v == PD_DL_ACKED)
         pd_bodylimit_accepted(&w->d->limit, bt->body_len);
-    else if (r->err == PD_ETOOBIG)
+    else if (v == PD_DL_RECUT)
         pd_bodylimit_refused(&w->d->limit, bt->body_len);
-    if (r->err == PD_EREJECTED || r->err == PD_ETOOBIG) {
+    if (v == PD_DL_RECUT || r->err == PD_EREJECTED) {
         pd_log(PD_LOG_WARN,
                "event=batch_refused watch=%s request_id=%s files=%u status=%ld "
                "action=\"each file is sent again on its own\"",

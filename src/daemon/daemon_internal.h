@@ -10,6 +10,7 @@
 #include "pd_client.h"
 #include "pd_config.h"
 #include "pd_daemon.h"
+#include "pd_deliver.h"
 #include "pd_jobstate.h"
 #include "pd_ready.h"
 #include "pd_split.h"
@@ -116,11 +117,10 @@ struct job {
     int fd;
     char *work_path, *state_path;
     struct pd_jobstate js;
-    struct pd_splitter *sp;
+    struct pd_delivery dl; /* the file's splitter and its way through 413s */
     struct pd_chunk chunk; /* the chunk being sent (body below) */
     char *body;
     size_t body_len;
-    uint64_t new_budget;
     struct pd_chunk_rec ack; /* the acknowledgement to record */
     /* batch = N: the file's text while it joins a batch, the batch, and its place in it */
     char *raw;
@@ -217,7 +217,7 @@ void job_fail(struct job *j, const char *fmt, ...) __attribute__((format(printf,
 void job_park(struct job *j, const char *step, int rc);
 void work_prepare(uv_work_t *wk);
 void work_ack(uv_work_t *wk);
-void work_resplit(uv_work_t *wk);
+void work_next(uv_work_t *wk);
 
 /* finish.c: placing the file, reporting */
 void work_finish(uv_work_t *wk);

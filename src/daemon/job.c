@@ -55,7 +55,7 @@ void job_free(struct job *j)
         close(j->fd); /* releases the flock */
     if (j->batch)
         batch_dissolve(j->batch);
-    pd_split_destroy(&j->sp);
+    pd_delivery_close(&j->dl);
     pd_jobstate_cleanup(&j->js);
     free(j->ack.run_id);
     free(j->ack.answer);
@@ -279,7 +279,7 @@ static void chunk_acked(struct job *j, const struct pd_client_result *r)
                 r->api.run_id ? r->api.run_id : "(no id in the answer)");
         fflush(d->opts.report);
     }
-    pd_bodylimit_accepted(&d->limit, j->body_len);
+    pd_delivery_accepted(&j->dl, j->body_len);
     free(j->body);
     j->body = NULL;
     job_set(j, STEP_ACK);
@@ -296,91 +296,70 @@ static void chunk_failed(struct job *j)
     job_run(j, work_finish);
 }
 
-/*
- * HTTP 413, the one rule (pd_bodylimit.h): learn the server's limit, cut between what it took
- * and what it refused, never below what the largest record needs; refuse the file only when
- * that record cannot pass.
- */
+/* HTTP 413: the one rule (pd_delivery_refused): cut the chunk again smaller, or refuse the file
+ * when its largest record cannot pass. */
 static void chunk_too_big(struct job *j)
 {
-    struct pd_daemon *d = j->d;
     char qb[PATH_MAX + 16];
-    uint64_t ok_max, refused_min, budget, need = pd_split_min_body(j->sp);
+    uint64_t ok_max, refused_min;
 
-    pd_bodylimit_refused(&d->limit, j->body_len);
-    pd_bodylimit_bounds(&d->limit, &ok_max, &refused_min);
-    if (pd_bodylimit_recut(ok_max, refused_min, j->body_len, need, &budget)) {
-        job_fail(j,
-                 "Patchworks refused a %zu-byte request as too large (HTTP 413); the file's "
-                 "largest record needs a %" PRIu64 "-byte request, and the server refuses %" PRIu64
-                 " bytes or more (it accepted up to %" PRIu64 "); %u earlier chunk(s) were "
-                 "delivered; split that record upstream, or have the server's limit raised",
-                 j->body_len, need, refused_min, ok_max, j->chunk.index);
-        j->fail_status = 413;
+    if (pd_delivery_refused(&j->dl, &j->chunk, j->body_len, j->chunk.index)) {
+        job_fail(j, "%s", j->dl.why);
+        j->fail_status = j->dl.why_status;
         chunk_failed(j);
         return;
     }
-    j->new_budget = budget;
+    pd_bodylimit_bounds(&j->d->limit, &ok_max, &refused_min);
     pd_log(PD_LOG_WARN,
            "event=resplit watch=%s file=%s chunk=%u refused_bytes=%zu accepted_max=%" PRIu64
            " new_max_body=%" PRIu64,
            j->w->cfg->name, dw_q(j->js.name, qb, sizeof(qb)), j->chunk.index + 1, j->body_len,
-           ok_max, j->new_budget);
+           ok_max, j->dl.budget);
     job_set(j, STEP_RESPLIT);
-    job_run(j, work_resplit);
+    job_run(j, work_next);
 }
 
+/* A refused chunk, or one sent too often without an answer, or out of retry time. */
+static void chunk_refused(struct job *j, const struct pd_client_result *r)
+{
+    char why[4096];
+
+    pd_delivery_failure(r, &j->chunk, j->chunk.index, why, sizeof(why));
+    job_fail(j, "%s", why);
+    if (r->err != PD_EAMBIGUOUS)
+        j->fail_status = r->api.status;
+    if (r->err == PD_EREJECTED) {
+        j->fail_message = r->api.message ? strdup(r->api.message) : NULL;
+        j->fail_errors = r->api.errors ? strdup(r->api.errors) : NULL;
+    }
+    chunk_failed(j);
+}
+
+/* The client's final answer to the job's chunk, judged once by pd_delivery_verdict. */
 void dw_on_request_done(void *arg, const struct pd_client_result *r)
 {
     struct job *j = arg;
     struct pd_daemon *d = j->d;
+    enum pd_delivery_verdict v = pd_delivery_verdict(r->err);
 
     j->busy = false;
     j->in_flight = false;
     j->js.attempts += r->attempts;
     j->js.possible_duplicates += r->ambiguous;
-    if (r->err == 0) {
+    if (v == PD_DL_ACKED) {
         chunk_acked(j, r);
         return;
     }
     free(j->body);
     j->body = NULL;
-    switch (r->err) {
-    case PD_ETOOBIG:
+    switch (v) {
+    case PD_DL_RECUT:
         chunk_too_big(j);
         return;
-    case PD_EREJECTED:
-        job_fail(j,
-                 "Patchworks refused chunk %u (bytes %" PRIu64 "-%" PRIu64 "): %s; %u earlier "
-                 "chunk(s) were delivered; fix the data (or the flow's settings) and drop the "
-                 "file again",
-                 j->chunk.index + 1, j->chunk.start, j->chunk.end,
-                 r->message ? r->message : "no reason given", j->chunk.index);
-        j->fail_status = r->api.status;
-        j->fail_message = r->api.message ? strdup(r->api.message) : NULL;
-        j->fail_errors = r->api.errors ? strdup(r->api.errors) : NULL;
-        chunk_failed(j);
+    case PD_DL_FAILED:
+        chunk_refused(j, r);
         return;
-    case PD_EAMBIGUOUS:
-        job_fail(j,
-                 "chunk %u (bytes %" PRIu64 "-%" PRIu64 ") %s; %u earlier chunk(s) were "
-                 "delivered",
-                 j->chunk.index + 1, j->chunk.start, j->chunk.end,
-                 r->message ? r->message : "was sent several times without an answer",
-                 j->chunk.index);
-        chunk_failed(j);
-        return;
-    case PD_ELIMIT:
-        job_fail(j,
-                 "chunk %u (bytes %" PRIu64 "-%" PRIu64 "): %s; %u earlier chunk(s) were "
-                 "delivered; drop the file again when Patchworks is reachable",
-                 j->chunk.index + 1, j->chunk.start, j->chunk.end,
-                 r->message ? r->message : "gave up after max_retry_time", j->chunk.index);
-        j->fail_status = r->api.status;
-        chunk_failed(j);
-        return;
-    case PD_EAUTH:
-    case PD_ECONFIG:
+    case PD_DL_STOP:
         /* Not this file's fault: it stays in work/ and the daemon stops with the reason. */
         if (!d->fatal)
             d->fatal = strdup(r->message ? r->message : pd_strerror(r->err));

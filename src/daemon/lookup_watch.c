@@ -21,12 +21,12 @@ static void on_lookup_synced(void *arg, const struct pd_lookup_sync_report *r)
     j->sync = NULL;
     j->busy = false;
     j->in_flight = false;
-    if (r->err == PD_ECANCELED || r->err == PD_EAUTH || r->err == PD_ECONFIG ||
-        r->err == PD_ENOMEM) {
+    enum pd_delivery_verdict v = pd_delivery_verdict(r->err);
+    if (v == PD_DL_STOP || v == PD_DL_LATER) {
         /* Not this file's fault: it stays in work/ and is synced again later. */
-        if ((r->err == PD_EAUTH || r->err == PD_ECONFIG) && !d->fatal)
+        bool fatal = v == PD_DL_STOP;
+        if (fatal && !d->fatal)
             d->fatal = strdup(r->message ? r->message : pd_strerror(r->err));
-        bool fatal = r->err == PD_EAUTH || r->err == PD_ECONFIG;
         job_end(j);
         if (fatal && !d->stopping)
             pd_daemon_stop(d, 0);

@@ -19,8 +19,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void work_next(uv_work_t *w);
-
 /* ---- jobs: thread-pool steps -------------------------------------------------------------- */
 
 /* Marks the job for the failed folder with a reason in words (thread-pool or loop thread). */
@@ -43,32 +41,24 @@ void job_park(struct job *j, const char *step, int rc)
     j->after = AFTER_PARK;
 }
 
-static int open_splitter(struct job *j)
+/* The file's delivery (pd_deliver.h): the splitter with the watch's settings, cutting to the
+ * budget its record holds, continuing where the record says. */
+static int open_delivery(struct job *j)
 {
-    const struct pd_watch *wc = j->w->cfg;
-    struct pd_split_opts o = {
-        .format = wc->split,
-        .max_body = j->js.max_body,
-        .json_array = wc->json_array,
-        .xml_record = wc->xml_record,
-        .header_lines = (unsigned)wc->header_lines,
-        .encoding = wc->encoding,
+    struct pd_delivery_opts o = {
+        .fd = j->fd,
         .name = j->js.name,
+        .watch = j->w->cfg,
+        .max_body = j->d->cfg->pw.max_body,
+        .budget = j->js.max_body,
+        .limit = &j->d->limit,
+        .resume_offset = j->js.next_offset,
+        .resume_index = j->js.next_index,
     };
-    int rc = pd_split_create(j->fd, NULL, &o, &j->sp);
-    if (rc) {
-        job_fail(j, "%s", j->sp ? pd_split_error(j->sp) : pd_strerror(rc));
-        return rc;
-    }
-    if (j->js.next_offset || j->js.next_index) {
-        rc = pd_split_seek(j->sp, j->js.next_offset, j->js.next_index);
-        if (rc) {
-            job_fail(j, "cannot resume at byte %" PRIu64 ": %s", j->js.next_offset,
-                     pd_split_error(j->sp));
-            return rc;
-        }
-    }
-    return 0;
+    int rc = pd_delivery_open(&j->dl, &o);
+    if (rc)
+        job_fail(j, "%s", j->dl.why);
+    return rc;
 }
 
 /* What a file goes to: the flow id, or "lookup:<id>" for a lookup watch. */
@@ -316,39 +306,26 @@ void work_prepare(uv_work_t *wk)
         return;
     if (!prepare_hash(j, &st, &blank) || !prepare_route(j, &st, blank))
         return;
-    if (open_splitter(j))
+    if (open_delivery(j))
         return;
     work_next(wk);
 }
 
-/* Cuts the next chunk: AFTER_SEND with a body, AFTER_FINISH at the end, or a failure. */
-static void work_next(uv_work_t *wk)
+/* Cuts the next chunk (the refused one again after a 413): AFTER_SEND with a body,
+ * AFTER_FINISH at the end, or a failure. */
+void work_next(uv_work_t *wk)
 {
     struct job *j = wk->data;
-    int rc = pd_split_next(j->sp, &j->chunk);
 
-    if (rc > 0 && j->js.nchunks == 0 && j->chunk.index == j->js.next_index && !j->js.next_index) {
-        /* Before a file's first chunk goes: can its largest record pass at all, by what the
-         * server taught? Then never half a file for want of one record. */
-        uint64_t refused, need = pd_split_min_body(j->sp);
-        if (pd_bodylimit_fits(&j->d->limit, need, &refused)) {
-            job_fail(j,
-                     "the file's largest record needs a %" PRIu64 "-byte request, and Patchworks "
-                     "refuses requests of %" PRIu64 " bytes or more (learned from its HTTP 413 "
-                     "answers), so nothing was sent; split that record upstream, or have the "
-                     "server's limit raised",
-                     need, refused);
-            j->fail_status = 413;
-            return;
-        }
-    }
+    free(j->body);
+    j->body = NULL;
+    int rc = pd_delivery_next(&j->dl, &j->chunk, &j->body, &j->body_len);
     if (rc > 0) {
-        free(j->body);
-        j->body = pd_split_take_body(j->sp, &j->body_len);
-        j->after = j->body ? AFTER_SEND : AFTER_PARK;
+        j->js.max_body = j->dl.budget; /* what a restart cuts to */
+        j->after = AFTER_SEND;
         /* A batch takes the file's bytes: only when they are what the splitter sends (not
          * transcoded, by configuration or encoding = auto; no XML declaration rewritten). */
-        if (j->body && j->chunk.whole && batch_enabled(j->w) && pd_split_verbatim(j->sp))
+        if (j->chunk.whole && batch_enabled(j->w) && pd_split_verbatim(j->dl.sp))
             batch_read(j);
         return;
     }
@@ -361,29 +338,15 @@ static void work_next(uv_work_t *wk)
         j->after = AFTER_FINISH;
         return;
     }
-    if (rc == PD_ENOMEM || (rc > -1000 && rc < 0)) {
+    if (pd_delivery_transient(rc)) {
         job_park(j, "read the file", rc);
         return;
     }
-    uint64_t ok_max, refused_min;
-    pd_bodylimit_bounds(&j->d->limit, &ok_max, &refused_min);
-    if (rc == PD_ETOOBIG && j->js.max_body < j->d->cfg->pw.max_body && refused_min != UINT64_MAX) {
-        /* Too big for what the server was seen to take, not for max_body: say that, and not
-         * "raise max_body", which would change nothing. */
-        job_fail(j,
-                 "%s; that is below max_body because Patchworks refuses requests of %" PRIu64
-                 " bytes or more (learned from its HTTP 413 answers; it accepted up to %" PRIu64
-                 "), so nothing more was sent: split that record upstream, or have the "
-                 "server's limit raised",
-                 pd_split_error(j->sp), refused_min, ok_max);
-        j->fail_status = 413;
-    } else {
-        job_fail(j, "%s", pd_split_error(j->sp));
-    }
+    job_fail(j, "%s", j->dl.why);
+    j->fail_status = j->dl.why_status;
     j->fail_chunk = (int)j->js.next_index;
     /* The byte the reason names, where it names one; else where the unsent part starts. */
-    j->fail_offset = pd_split_error_offset(j->sp) >= 0 ? pd_split_error_offset(j->sp)
-                                                       : (int64_t)j->js.next_offset;
+    j->fail_offset = j->dl.why_offset >= 0 ? j->dl.why_offset : (int64_t)j->js.next_offset;
 }
 
 /* Records an acknowledged chunk durably, then cuts the next one. */
@@ -412,22 +375,5 @@ void work_ack(uv_work_t *wk)
         j->after = AFTER_FINISH;
         return;
     }
-    work_next(wk);
-}
-
-void work_resplit(uv_work_t *wk)
-{
-    struct job *j = wk->data;
-    int rc = pd_split_resplit(j->sp, j->new_budget);
-
-    if (rc) {
-        job_fail(j,
-                 "Patchworks refused a %zu-byte request as too large (HTTP 413) and the chunk "
-                 "cannot be cut smaller: %s; split the records upstream",
-                 j->body_len, pd_split_error(j->sp));
-        j->fail_status = 413;
-        return;
-    }
-    j->js.max_body = j->new_budget;
     work_next(wk);
 }

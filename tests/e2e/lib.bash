@@ -36,7 +36,7 @@ cleanup() {
     echo "the secret scan failed"
     rc=1
   fi
-  rm -rf "$T"
+  [ -n "${PD_E2E_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
   exit $rc
 }
 trap cleanup EXIT

@@ -23,8 +23,11 @@ mock --max-body 30 --api-key "$APIKEY"
 C=$(conf toolarge "api_key = $APIKEY")
 printf '{"payload is longer":"than twenty bytes"}' >"$T/in/long.json"
 run_pd "$T/big" send -c "$C" --flow 4 "$T/in/long.json"
+# The same 413 rule as the daemon's (pd_deliver.h): cut smaller while the record may fit, then
+# refused with the reason.
 check "a 413 is reported as too large (exit 1)" \
-  bash -c "[ $RC -eq 1 ] && grep -q 'HTTP 413, REJECTED: Patchworks refused .* as too large (413)' '$T/big.out'"
+  bash -c "[ $RC -eq 1 ] && grep -q 'HTTP 413, too large for the server: cutting it smaller' '$T/big.out' &&
+    grep -q 'long.json: FAILED: Patchworks refused a [0-9]*-byte request as too large (HTTP 413)' '$T/big.out'"
 kill "$MOCK_PID"
 
 mock --api-key "$APIKEY"
