@@ -439,117 +439,129 @@ static const struct pd_cli_spec spec = {
     .max_args = -1,
 };
 
+/* The flow to start: --flow (and --flow-version) or a watch's; sets s->watch and s->url.
+ * 0, or PD_EXIT_USAGE after saying why. */
+static int pick_target(struct send *s, const struct pd_config *cfg, const char *watch,
+                       const char *flow, const char *version)
+{
+    if (watch) {
+        const struct pd_watch *w = pd_config_watch(cfg, watch);
+        if (!w)
+            return pd_cli_usage_error(&spec, "%s has no [watch:%s]", cfg->file, watch);
+        if (!w->flow_id) {
+            fprintf(stderr, "patchdrop send: [watch:%s] feeds lookup %s, not a flow; use "
+                            "patchdrop lookup sync %s FILE\n",
+                    watch, w->lookup_id, w->lookup_id);
+            return PD_EXIT_USAGE;
+        }
+        flow = w->flow_id;
+        version = w->version_id;
+        s->watch = w;
+    }
+    if (pd_api_start_url(&cfg->pw, flow, version, &s->url) != 0)
+        return pd_cli_usage_error(&spec, "flow '%s'%s%s is not a valid id (letters, digits, - _ .)",
+                                  flow, version ? " version " : "", version ? version : "");
+    return 0;
+}
+
+/* The files named on the command line, with their total size for the progress bar. */
+static int add_files(struct send *s, char **paths, size_t n)
+{
+    s->files = calloc(n, sizeof(*s->files));
+    if (!s->files)
+        return PD_ENOMEM;
+    s->nfiles = n;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        s->files[i].send = s;
+        s->files[i].path = paths[i];
+        if (stat(paths[i], &st) == 0 && S_ISREG(st.st_mode))
+            s->bytes_total += (uint64_t)st.st_size;
+    }
+    return 0;
+}
+
+/* Sends every file on the loop; then the summary. Returns the exit status. */
+static int send_all(struct send *s, bool quiet)
+{
+    pd_progress_init(&s->bar, stderr, false, mono_ms());
+    s->progress = pd_progress_on(&s->bar) && !quiet;
+    if (s->progress) {
+        uv_timer_init(&s->net.loop, &s->progress_timer);
+        s->progress_timer.data = s;
+        uv_timer_start(&s->progress_timer, on_progress_tick, 250, 250);
+        s->net.notes = pd_progress_wrap(&s->bar, stderr);
+    }
+    schedule(s);
+    pd_cli_net_run(&s->net);
+
+    size_t delivered = 0, failed = 0;
+    for (size_t i = 0; i < s->nfiles; i++) {
+        delivered += s->files[i].state == F_DELIVERED;
+        failed += s->files[i].state != F_DELIVERED;
+    }
+    if (s->progress && !uv_is_closing((uv_handle_t *)&s->progress_timer))
+        uv_close((uv_handle_t *)&s->progress_timer, NULL);
+    if (pd_cli_net_close(&s->net) != 0)
+        failed++;
+    if (s->progress) {
+        struct pd_progress_state ps = progress_state(s);
+        pd_progress_summary(&s->bar, &ps, mono_ms());
+    }
+    s->net.notes = NULL;
+    pd_progress_cleanup(&s->bar);
+    if (!quiet)
+        fprintf(stderr, "patchdrop send: %zu of %zu files delivered (%llu bytes)%s\n", delivered,
+                s->nfiles, (unsigned long long)s->bytes_ok,
+                failed ? "; see FAILED/REJECTED above" : "");
+    return s->fatal ? s->fatal : failed ? PD_EXIT_FAILED : PD_EXIT_OK;
+}
+
 int pd_cli_send(int argc, char **argv)
 {
     const char *watch = NULL, *flow = NULL, *version = NULL;
     struct pd_config *cfg = NULL;
     struct pd_cli_parser p;
     struct send s;
-    int c, rc = PD_EXIT_USAGE, quiet;
+    int c, rc = PD_EXIT_USAGE;
 
     memset(&s, 0, sizeof(s));
     pd_cli_begin(&p, &spec, argc, argv);
     while ((c = pd_cli_next(&p)) > 0) {
-        switch (c) {
-        case 'w':
+        if (c == 'w')
             watch = p.arg;
-            break;
-        case 'f':
+        else if (c == 'f')
             flow = p.arg;
-            break;
-        case O_FLOW_VERSION:
+        else if (c == O_FLOW_VERSION)
             version = p.arg;
-            break;
-        default: /* -v, --version: the old names of --flow-version */
+        else /* -v, --version: the old names of --flow-version */
             return pd_cli_usage_error(&spec,
                                       "%s is not the flow's version any more: use "
                                       "--flow-version ID (%s)",
                                       c == 'v' ? "-v" : "--version",
                                       c == 'v' ? "-v means --verbose wherever it exists"
                                                : "patchdrop --version is the program's");
-        }
     }
     if (c < 0)
         return p.status;
-    quiet = p.quiet;
     if ((watch && flow) || (!watch && !flow) || (version && !flow) || p.nargs == 0)
         return pd_cli_usage_error(&spec, "give --watch NAME or --flow ID (with --flow-version "
                                          "only alongside --flow), then one or more files");
     if (pd_cli_load_config(p.config, &cfg) != 0)
         return PD_EXIT_USAGE;
-    if (watch) {
-        const struct pd_watch *w = pd_config_watch(cfg, watch);
-        if (!w) {
-            pd_cli_usage_error(&spec, "%s has no [watch:%s]", cfg->file, watch);
-            goto out_cfg;
-        }
-        if (!w->flow_id) {
-            fprintf(stderr, "patchdrop send: [watch:%s] feeds lookup %s, not a flow; use "
-                            "patchdrop lookup sync %s FILE\n",
-                    watch, w->lookup_id, w->lookup_id);
-            goto out_cfg;
-        }
-        flow = w->flow_id;
-        version = w->version_id;
-        s.watch = w;
-    }
-    if (pd_api_start_url(&cfg->pw, flow, version, &s.url) != 0) {
-        pd_cli_usage_error(&spec, "flow '%s'%s%s is not a valid id (letters, digits, - _ .)", flow,
-                           version ? " version " : "", version ? version : "");
-        goto out_cfg;
-    }
+    if (pick_target(&s, cfg, watch, flow, version) != 0)
+        goto out;
     s.cfg = cfg;
-    if (pd_bodylimit_init(&s.limit, cfg->pw.max_body, cfg->state.dir) != 0) {
+    if (pd_bodylimit_init(&s.limit, cfg->pw.max_body, cfg->state.dir) != 0 ||
+        add_files(&s, p.args, (size_t)p.nargs) != 0) {
         fprintf(stderr, "patchdrop send: out of memory\n");
-        goto out_url;
+        goto out;
     }
-    s.nfiles = (size_t)p.nargs;
-    s.files = calloc(s.nfiles, sizeof(*s.files));
-    if (!s.files) {
-        fprintf(stderr, "patchdrop send: out of memory\n");
-        goto out_files;
+    if (pd_cli_net_open(&s.net, cfg, "send") == 0) {
+        s.net.quiet = p.quiet;
+        rc = send_all(&s, p.quiet);
     }
-    for (size_t i = 0; i < s.nfiles; i++) {
-        struct stat st;
-        s.files[i].send = &s;
-        s.files[i].path = p.args[i];
-        if (stat(s.files[i].path, &st) == 0 && S_ISREG(st.st_mode))
-            s.bytes_total += (uint64_t)st.st_size;
-    }
-    if (pd_cli_net_open(&s.net, cfg, "send") != 0)
-        goto out_files;
-    s.net.quiet = quiet;
-    pd_progress_init(&s.bar, stderr, false, mono_ms());
-    s.progress = pd_progress_on(&s.bar) && !quiet;
-    if (s.progress) {
-        uv_timer_init(&s.net.loop, &s.progress_timer);
-        s.progress_timer.data = &s;
-        uv_timer_start(&s.progress_timer, on_progress_tick, 250, 250);
-        s.net.notes = pd_progress_wrap(&s.bar, stderr);
-    }
-    schedule(&s);
-    pd_cli_net_run(&s.net);
-
-    size_t delivered = 0, failed = 0;
-    for (size_t i = 0; i < s.nfiles; i++) {
-        delivered += s.files[i].state == F_DELIVERED;
-        failed += s.files[i].state != F_DELIVERED;
-    }
-    if (s.progress && !uv_is_closing((uv_handle_t *)&s.progress_timer))
-        uv_close((uv_handle_t *)&s.progress_timer, NULL);
-    if (pd_cli_net_close(&s.net) != 0)
-        failed++;
-    if (s.progress) {
-        struct pd_progress_state ps = progress_state(&s);
-        pd_progress_summary(&s.bar, &ps, mono_ms());
-    }
-    s.net.notes = NULL;
-    pd_progress_cleanup(&s.bar);
-    if (!quiet)
-        fprintf(stderr, "patchdrop send: %zu of %zu files delivered (%llu bytes)%s\n", delivered,
-                s.nfiles, (unsigned long long)s.bytes_ok, failed ? "; see FAILED/REJECTED above" : "");
-    rc = s.fatal ? s.fatal : failed ? PD_EXIT_FAILED : PD_EXIT_OK;
-out_files:
+out:
     for (size_t i = 0; s.files && i < s.nfiles; i++) {
         if (s.files[i].open)
             pd_delivery_close(&s.files[i].dl);
@@ -557,10 +569,9 @@ out_files:
         free(s.files[i].ahead.body);
     }
     free(s.files);
-    pd_bodylimit_cleanup(&s.limit);
-out_url:
+    if (s.cfg)
+        pd_bodylimit_cleanup(&s.limit);
     free(s.url);
-out_cfg:
     pd_config_destroy(&cfg);
     return rc;
 }
