@@ -28,6 +28,22 @@ struct pd_chunk_rec {
     unsigned batch_pos;   /* this file's place in it, 1-based */
 };
 
+/*
+ * Why a file failed: one struct from the answer (or the step) that decided it, through the
+ * delivery record (kept across a restart), to the error file.
+ */
+struct pd_failure {
+    char *reason;  /* words, with what to do; NULL: no failure */
+    long status;   /* 0: no HTTP answer involved */
+    char *message; /* the server's message, or NULL */
+    char *errors;  /* the server's field errors, or NULL */
+    int chunk;     /* chunk index, or -1 */
+    int64_t offset; /* byte offset in the file, or -1 */
+};
+
+/* No failure: everything NULL or 0, chunk and offset -1. Frees what F held. */
+void pd_failure_clear(struct pd_failure *f);
+
 struct pd_jobstate {
     char *claim_id; /* random, tells this claim's receipt from an older one */
     char *watch;
@@ -50,11 +66,7 @@ struct pd_jobstate {
     char *duplicate_of; /* dedupe: the earlier receipt, when not sent again */
     /* Set once the file was judged a failure, so a restart finishes the move to the failed
      * folder instead of sending the file again. */
-    char *fail_reason;
-    long fail_status;
-    char *fail_message, *fail_errors;
-    int fail_chunk;      /* -1: none */
-    int64_t fail_offset; /* -1: none */
+    struct pd_failure fail;
     struct pd_chunk_rec *chunks;
     size_t nchunks;
 };
@@ -74,18 +86,10 @@ void pd_jobstate_cleanup(struct pd_jobstate *js);
 char *pd_jobstate_receipt(const struct pd_jobstate *js, uint64_t finished_ms);
 
 /*
- * The error file as JSON text: the receipt's facts plus the reason in words, the HTTP status
- * and server message when there was one, and the chunk number and byte offset when it applies
- * (CHUNK < 0: none).
+ * The error file as JSON text: the receipt's facts plus F's reason in words (NULL: "rejected"),
+ * the HTTP status and server message when there was one, and the chunk number and byte offset
+ * when it applies.
  */
-struct pd_failure {
-    const char *reason;  /* words, with what to do */
-    long status;         /* 0: no HTTP answer involved */
-    const char *message; /* the server's message, or NULL */
-    const char *errors;  /* the server's field errors, or NULL */
-    int chunk;           /* chunk index, or -1 */
-    int64_t offset;      /* byte offset in the file, or -1 */
-};
 char *pd_jobstate_error_report(const struct pd_jobstate *js, const struct pd_failure *f,
                                uint64_t failed_ms);
 

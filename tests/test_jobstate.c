@@ -159,23 +159,24 @@ static void test_round_trip(void **state)
     assert_int_equal(back.chunks[1].status, 201);
     assert_null(back.chunks[1].run_id);
     assert_string_equal(back.chunks[1].answer, "{\"ok\":1}");
-    assert_null(back.fail_reason);
+    assert_null(back.fail.reason);
+    assert_int_equal(back.fail.chunk, -1);
     pd_jobstate_cleanup(&back);
 
     /* A judged failure survives a restart, so the file is not sent again. */
-    js.fail_reason = strdup("refused: bad data");
-    js.fail_status = 422;
-    js.fail_message = strdup("The payload is invalid.");
-    js.fail_chunk = 1;
-    js.fail_offset = 7000000;
+    js.fail.reason = strdup("refused: bad data");
+    js.fail.status = 422;
+    js.fail.message = strdup("The payload is invalid.");
+    js.fail.chunk = 1;
+    js.fail.offset = 7000000;
     assert_int_equal(pd_jobstate_save(&js, path), 0);
     assert_int_equal(pd_jobstate_load(path, &back, &why), 0);
-    assert_string_equal(back.fail_reason, "refused: bad data");
-    assert_int_equal(back.fail_status, 422);
-    assert_string_equal(back.fail_message, "The payload is invalid.");
-    assert_null(back.fail_errors);
-    assert_int_equal(back.fail_chunk, 1);
-    assert_int_equal(back.fail_offset, 7000000);
+    assert_string_equal(back.fail.reason, "refused: bad data");
+    assert_int_equal(back.fail.status, 422);
+    assert_string_equal(back.fail.message, "The payload is invalid.");
+    assert_null(back.fail.errors);
+    assert_int_equal(back.fail.chunk, 1);
+    assert_int_equal(back.fail.offset, 7000000);
     pd_jobstate_cleanup(&back);
     pd_jobstate_cleanup(&js);
 }

@@ -130,11 +130,7 @@ struct job {
     struct job *batch_next;
     char *batch_id;
     unsigned batch_files, batch_pos;
-    char *reason; /* FAIL: words */
-    long fail_status;
-    char *fail_message, *fail_errors;
-    int fail_chunk;
-    int64_t fail_offset;
+    bool fail_saved; /* js.fail is in the delivery record on disk */
     char *final_path; /* where the file went */
     char *park_why;
     uint64_t park_until;

@@ -165,30 +165,17 @@ void work_finish(uv_work_t *wk)
         j->step = STEP_FINISH_FAIL;
         failed = true;
     }
-    if (failed && !j->js.fail_reason && j->reason) {
+    if (failed && !j->fail_saved && j->js.fail.reason) {
         /* Record the verdict first: after a crash the file goes to the failed folder, it is
          * not sent again. */
-        j->js.fail_reason = strdup(j->reason);
-        j->js.fail_status = j->fail_status;
-        j->js.fail_message = j->fail_message ? strdup(j->fail_message) : NULL;
-        j->js.fail_errors = j->fail_errors ? strdup(j->fail_errors) : NULL;
-        j->js.fail_chunk = j->fail_chunk;
-        j->js.fail_offset = j->fail_offset;
         if (j->js.claim_id && (rc = pd_jobstate_save(&j->js, j->state_path))) {
             job_park(j, "save the delivery record", rc);
             return;
         }
+        j->fail_saved = true;
     }
     if (failed) {
-        struct pd_failure f = {
-            .reason = j->reason ? j->reason : "rejected",
-            .status = j->fail_status,
-            .message = j->fail_message,
-            .errors = j->fail_errors,
-            .chunk = j->fail_chunk,
-            .offset = j->fail_offset,
-        };
-        text = pd_jobstate_error_report(&j->js, &f, dw_wall_ms());
+        text = pd_jobstate_error_report(&j->js, &j->js.fail, dw_wall_ms());
     } else {
         text = pd_jobstate_receipt(&j->js, dw_wall_ms());
     }
@@ -260,14 +247,15 @@ void job_report(struct job *j, bool ok)
     } else {
         d->sum.rejected++;
         char status[32] = ""; /* none when nothing was sent: the file was refused here */
-        if (j->fail_status)
-            snprintf(status, sizeof(status), " status=%ld", j->fail_status);
+        if (j->js.fail.status)
+            snprintf(status, sizeof(status), " status=%ld", j->js.fail.status);
         pd_log(PD_LOG_ERROR, "event=rejected watch=%s file=%s%s moved=%s reason=%s",
                j->w->cfg->name, dw_q(j->js.name, qb, sizeof(qb)), status,
-               dw_q(j->final_path, qp, sizeof(qp)), dw_q(j->reason, qr, sizeof(qr)));
+               dw_q(j->final_path, qp, sizeof(qp)), dw_q(j->js.fail.reason, qr, sizeof(qr)));
         if (d->opts.report)
             fprintf(d->opts.report, "%s: FAILED: %s; moved to %s (reason in %s.error.json)\n",
-                    j->js.name, j->reason ? j->reason : "rejected", j->final_path, j->final_path);
+                    j->js.name, j->js.fail.reason ? j->js.fail.reason : "rejected",
+                    j->final_path, j->final_path);
     }
     if (d->opts.report)
         fflush(d->opts.report);

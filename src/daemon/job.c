@@ -65,9 +65,6 @@ void job_free(struct job *j)
     free(j->body);
     free(j->work_path);
     free(j->state_path);
-    free(j->reason);
-    free(j->fail_message);
-    free(j->fail_errors);
     free(j->final_path);
     free(j->park_why);
     free(j->lookup_json);
@@ -290,8 +287,8 @@ static void chunk_acked(struct job *j, const struct pd_client_result *r)
  * failed folder. */
 static void chunk_failed(struct job *j)
 {
-    j->fail_chunk = (int)j->chunk.index;
-    j->fail_offset = (int64_t)j->chunk.start;
+    j->js.fail.chunk = (int)j->chunk.index;
+    j->js.fail.offset = (int64_t)j->chunk.start;
     job_set(j, STEP_FINISH_FAIL);
     job_run(j, work_finish);
 }
@@ -305,7 +302,7 @@ static void chunk_too_big(struct job *j)
 
     if (pd_delivery_refused(&j->dl, &j->chunk, j->body_len, j->chunk.index)) {
         job_fail(j, "%s", j->dl.why);
-        j->fail_status = j->dl.why_status;
+        j->js.fail.status = j->dl.why_status;
         chunk_failed(j);
         return;
     }
@@ -327,10 +324,10 @@ static void chunk_refused(struct job *j, const struct pd_client_result *r)
     pd_delivery_failure(r, &j->chunk, j->chunk.index, why, sizeof(why));
     job_fail(j, "%s", why);
     if (r->err != PD_EAMBIGUOUS)
-        j->fail_status = r->api.status;
+        j->js.fail.status = r->api.status;
     if (r->err == PD_EREJECTED) {
-        j->fail_message = r->api.message ? strdup(r->api.message) : NULL;
-        j->fail_errors = r->api.errors ? strdup(r->api.errors) : NULL;
+        j->js.fail.message = r->api.message ? strdup(r->api.message) : NULL;
+        j->js.fail.errors = r->api.errors ? strdup(r->api.errors) : NULL;
     }
     chunk_failed(j);
 }
@@ -385,8 +382,7 @@ struct job *job_new(struct dwatch *w, const char *work_name, const char *name, b
     j->since_ms = dw_now_ms();
     j->fd = -1;
     j->resume = resume;
-    j->fail_chunk = -1;
-    j->fail_offset = -1;
+    pd_failure_clear(&j->js.fail);
     j->work_path = dw_join(w->work_dir, work_name);
     if (asprintf(&state_name, "%s.json", work_name) >= 0)
         j->state_path = dw_join(w->state_dir, state_name);

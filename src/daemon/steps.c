@@ -25,10 +25,10 @@
 void job_fail(struct job *j, const char *fmt, ...)
 {
     va_list ap;
-    free(j->reason);
+    free(j->js.fail.reason);
     va_start(ap, fmt);
-    if (vasprintf(&j->reason, fmt, ap) < 0)
-        j->reason = NULL;
+    if (vasprintf(&j->js.fail.reason, fmt, ap) < 0)
+        j->js.fail.reason = NULL;
     va_end(ap);
     j->after = AFTER_FAIL;
 }
@@ -149,8 +149,7 @@ static bool prepare_open(struct job *j, struct stat *st)
 /* A resumed file's delivery record, unreadable: a person must decide (failed folder). */
 static void record_unreadable(struct job *j, const struct stat *st, int rc, char *why)
 {
-    struct pd_jobstate fresh = {0};
-    j->js = fresh;
+    pd_jobstate_cleanup(&j->js);
     j->js.name = strdup(strrchr(j->work_path, '/') + 1);
     j->js.work_name = strdup(j->js.name);
     j->js.watch = strdup(j->w->cfg->name);
@@ -244,14 +243,8 @@ static bool prepare_hash(struct job *j, const struct stat *st, bool *blank)
  */
 static bool prepare_route(struct job *j, const struct stat *st, bool blank)
 {
-    if (j->js.fail_reason) {
-        free(j->reason);
-        j->reason = strdup(j->js.fail_reason);
-        j->fail_status = j->js.fail_status;
-        j->fail_message = j->js.fail_message ? strdup(j->js.fail_message) : NULL;
-        j->fail_errors = j->js.fail_errors ? strdup(j->js.fail_errors) : NULL;
-        j->fail_chunk = j->js.fail_chunk;
-        j->fail_offset = j->js.fail_offset;
+    if (j->js.fail.reason) {
+        j->fail_saved = true; /* judged before a restart: finish the move */
         j->after = AFTER_FAIL;
         return false;
     }
@@ -302,7 +295,7 @@ void work_prepare(uv_work_t *wk)
     if (!prepare_open(j, &st) || !prepare_record(j, &st))
         return;
     /* Shapes that cost everyone else's turn are refused before a byte is read. */
-    if (!j->js.fail_reason && !j->js.finished && j->js.nchunks == 0 && refuse_shape(j, &st))
+    if (!j->js.fail.reason && !j->js.finished && j->js.nchunks == 0 && refuse_shape(j, &st))
         return;
     if (!prepare_hash(j, &st, &blank) || !prepare_route(j, &st, blank))
         return;
@@ -343,10 +336,10 @@ void work_next(uv_work_t *wk)
         return;
     }
     job_fail(j, "%s", j->dl.why);
-    j->fail_status = j->dl.why_status;
-    j->fail_chunk = (int)j->js.next_index;
+    j->js.fail.status = j->dl.why_status;
+    j->js.fail.chunk = (int)j->js.next_index;
     /* The byte the reason names, where it names one; else where the unsent part starts. */
-    j->fail_offset = j->dl.why_offset >= 0 ? j->dl.why_offset : (int64_t)j->js.next_offset;
+    j->js.fail.offset = j->dl.why_offset >= 0 ? j->dl.why_offset : (int64_t)j->js.next_offset;
 }
 
 /* Records an acknowledged chunk durably, then cuts the next one. */

@@ -202,13 +202,13 @@ int pd_jobstate_save(const struct pd_jobstate *js, const char *path)
     rc |= add_num(o, "first_failure_ms", (double)js->first_failure_ms);
     if (!cJSON_AddBoolToObject(o, "finished", js->finished))
         rc = PD_ENOMEM;
-    if (js->fail_reason) {
-        rc |= add_str(o, "fail_reason", js->fail_reason);
-        rc |= add_num(o, "fail_status", (double)js->fail_status);
-        rc |= add_str(o, "fail_message", js->fail_message);
-        rc |= add_str(o, "fail_errors", js->fail_errors);
-        rc |= add_num(o, "fail_chunk", js->fail_chunk);
-        rc |= add_num(o, "fail_offset", (double)js->fail_offset);
+    if (js->fail.reason) {
+        rc |= add_str(o, "fail_reason", js->fail.reason);
+        rc |= add_num(o, "fail_status", (double)js->fail.status);
+        rc |= add_str(o, "fail_message", js->fail.message);
+        rc |= add_str(o, "fail_errors", js->fail.errors);
+        rc |= add_num(o, "fail_chunk", js->fail.chunk);
+        rc |= add_num(o, "fail_offset", (double)js->fail.offset);
     }
     if (!rc && !(text = cJSON_PrintUnformatted(o)))
         rc = PD_ENOMEM;
@@ -260,6 +260,69 @@ static int get_u64(const cJSON *o, const char *k, uint64_t *out)
     return 0;
 }
 
+/* The failure a record holds, if any. */
+static int load_failure(const cJSON *o, struct pd_failure *f)
+{
+    const cJSON *v;
+    int rc;
+
+    pd_failure_clear(f);
+    if ((rc = get_str(o, "fail_reason", false, &f->reason)) || !f->reason)
+        return rc;
+    rc = get_str(o, "fail_message", false, &f->message);
+    rc = rc ? rc : get_str(o, "fail_errors", false, &f->errors);
+    if ((v = cJSON_GetObjectItemCaseSensitive(o, "fail_status")) && cJSON_IsNumber(v))
+        f->status = (long)v->valuedouble;
+    if ((v = cJSON_GetObjectItemCaseSensitive(o, "fail_chunk")) && cJSON_IsNumber(v))
+        f->chunk = (int)v->valuedouble;
+    if ((v = cJSON_GetObjectItemCaseSensitive(o, "fail_offset")) && cJSON_IsNumber(v))
+        f->offset = (int64_t)v->valuedouble;
+    return rc;
+}
+
+/* One acknowledged chunk of a record, appended to JS as saved. */
+static int load_chunk(const cJSON *item, struct pd_jobstate *js)
+{
+    struct pd_chunk_rec c;
+    uint64_t u;
+    int rc;
+
+    memset(&c, 0, sizeof(c));
+    rc = get_u64(item, "index", &u);
+    c.index = (unsigned)u;
+    rc = rc ? rc : get_u64(item, "start", &c.start);
+    rc = rc ? rc : get_u64(item, "end", &c.end);
+    rc = rc ? rc : get_u64(item, "records", &c.records);
+    rc = rc ? rc : get_u64(item, "body_bytes", &c.body_bytes);
+    rc = rc ? rc : get_u64(item, "time_ms", &c.time_ms);
+    if (!rc && !(rc = get_u64(item, "status", &u)))
+        c.status = (long)u;
+    if (!rc && !(rc = get_u64(item, "attempts", &u)))
+        c.attempts = (unsigned)u;
+    rc = rc ? rc : get_str(item, "flow_run_id", false, &c.run_id);
+    rc = rc ? rc : get_str(item, "answer", false, &c.answer);
+    const cJSON *batch = cJSON_GetObjectItemCaseSensitive(item, "batch");
+    if (!rc && batch) {
+        rc = get_str(batch, "request_id", true, &c.batch_id);
+        rc = rc ? rc : get_u64(batch, "files", &u);
+        c.batch_files = (unsigned)u;
+        rc = rc ? rc : get_u64(batch, "position", &u);
+        c.batch_pos = (unsigned)u;
+    }
+    if (!rc) {
+        /* add_chunk copies; keep next_offset as saved, not as re-derived. */
+        uint64_t off = js->next_offset;
+        unsigned idx = js->next_index;
+        rc = pd_jobstate_add_chunk(js, &c);
+        js->next_offset = off;
+        js->next_index = idx;
+    }
+    free(c.run_id);
+    free(c.answer);
+    free(c.batch_id);
+    return rc;
+}
+
 int pd_jobstate_load(const char *path, struct pd_jobstate *js, char **why)
 {
     char *text = NULL;
@@ -295,20 +358,7 @@ int pd_jobstate_load(const char *path, struct pd_jobstate *js, char **why)
     rc = rc ? rc : get_str(o, "version_id", false, &js->version_id);
     rc = rc ? rc : get_str(o, "sha256", false, &js->sha256);
     rc = rc ? rc : get_str(o, "duplicate_of", false, &js->duplicate_of);
-    rc = rc ? rc : get_str(o, "fail_reason", false, &js->fail_reason);
-    js->fail_chunk = -1;
-    js->fail_offset = -1;
-    if (!rc && js->fail_reason) {
-        const cJSON *v;
-        rc = get_str(o, "fail_message", false, &js->fail_message);
-        rc = rc ? rc : get_str(o, "fail_errors", false, &js->fail_errors);
-        if ((v = cJSON_GetObjectItemCaseSensitive(o, "fail_status")) && cJSON_IsNumber(v))
-            js->fail_status = (long)v->valuedouble;
-        if ((v = cJSON_GetObjectItemCaseSensitive(o, "fail_chunk")) && cJSON_IsNumber(v))
-            js->fail_chunk = (int)v->valuedouble;
-        if ((v = cJSON_GetObjectItemCaseSensitive(o, "fail_offset")) && cJSON_IsNumber(v))
-            js->fail_offset = (int64_t)v->valuedouble;
-    }
+    rc = rc ? rc : load_failure(o, &js->fail);
     rc = rc ? rc : get_u64(o, "size", &js->size);
     rc = rc ? rc : get_u64(o, "claimed_ms", &js->claimed_ms);
     rc = rc ? rc : get_u64(o, "max_body", &js->max_body);
@@ -335,42 +385,9 @@ int pd_jobstate_load(const char *path, struct pd_jobstate *js, char **why)
         rc = PD_ESTATE;
     cJSON_ArrayForEach(item, arr)
     {
-        struct pd_chunk_rec c;
-        memset(&c, 0, sizeof(c));
         if (rc)
             break;
-        rc = get_u64(item, "index", &u);
-        c.index = (unsigned)u;
-        rc = rc ? rc : get_u64(item, "start", &c.start);
-        rc = rc ? rc : get_u64(item, "end", &c.end);
-        rc = rc ? rc : get_u64(item, "records", &c.records);
-        rc = rc ? rc : get_u64(item, "body_bytes", &c.body_bytes);
-        rc = rc ? rc : get_u64(item, "time_ms", &c.time_ms);
-        if (!rc && !(rc = get_u64(item, "status", &u)))
-            c.status = (long)u;
-        if (!rc && !(rc = get_u64(item, "attempts", &u)))
-            c.attempts = (unsigned)u;
-        rc = rc ? rc : get_str(item, "flow_run_id", false, &c.run_id);
-        rc = rc ? rc : get_str(item, "answer", false, &c.answer);
-        const cJSON *batch = cJSON_GetObjectItemCaseSensitive(item, "batch");
-        if (!rc && batch) {
-            rc = get_str(batch, "request_id", true, &c.batch_id);
-            rc = rc ? rc : get_u64(batch, "files", &u);
-            c.batch_files = (unsigned)u;
-            rc = rc ? rc : get_u64(batch, "position", &u);
-            c.batch_pos = (unsigned)u;
-        }
-        if (!rc) {
-            /* add_chunk copies; keep next_offset as saved, not as re-derived. */
-            uint64_t off = js->next_offset;
-            unsigned idx = js->next_index;
-            rc = pd_jobstate_add_chunk(js, &c);
-            js->next_offset = off;
-            js->next_index = idx;
-        }
-        free(c.run_id);
-        free(c.answer);
-        free(c.batch_id);
+        rc = load_chunk(item, js);
     }
     if (rc == PD_ESTATE && !*why && asprintf(why, "%s misses a field or has one of the wrong type",
                                              path) < 0)
@@ -425,10 +442,19 @@ void pd_jobstate_cleanup(struct pd_jobstate *js)
     free(js->version_id);
     free(js->sha256);
     free(js->duplicate_of);
-    free(js->fail_reason);
-    free(js->fail_message);
-    free(js->fail_errors);
+    pd_failure_clear(&js->fail);
     memset(js, 0, sizeof(*js));
+    pd_failure_clear(&js->fail);
+}
+
+void pd_failure_clear(struct pd_failure *f)
+{
+    free(f->reason);
+    free(f->message);
+    free(f->errors);
+    memset(f, 0, sizeof(*f));
+    f->chunk = -1;
+    f->offset = -1;
 }
 
 /* The file for people: two-space indent, keys in the order added above (pd_jsonfmt.h). */
@@ -465,7 +491,7 @@ char *pd_jobstate_error_report(const struct pd_jobstate *js, const struct pd_fai
         return NULL;
     iso_time(failed_ms, when, sizeof(when));
     rc |= add_str(o, "result", "failed");
-    rc |= add_str(o, "reason", f->reason);
+    rc |= add_str(o, "reason", f->reason ? f->reason : "rejected");
     rc |= add_str(o, "failed_at", when);
     if (f->status)
         rc |= add_num(o, "http_status", (double)f->status);
