@@ -22,6 +22,47 @@
 #include <unistd.h>
 
 /*
+ * Our own sidecar left by a crash between writing it and moving the file (its text names this
+ * claim): the move is finished under that name. 0 when done (or the directory sync's code), 1
+ * when there is none and a new name is to be found.
+ */
+static int place_leftover(struct job *j, const char *dir, const char *base, const char *sidecar)
+{
+    char name[NAME_MAX + 1], *side = NULL, *dest = NULL;
+
+    for (unsigned k = 0; k < 100000; k++) {
+        char *text_there = NULL;
+        struct stat st;
+        bool ours;
+        if (pd_fs_numbered_name(base, k, name, sizeof(name) - strlen(sidecar)))
+            break;
+        dest = dw_join(dir, name);
+        if (!dest || asprintf(&side, "%s%s", dest, sidecar) < 0) {
+            side = NULL;
+            break;
+        }
+        bool dest_there = lstat(dest, &st) == 0;
+        if (!dest_there && lstat(side, &st) != 0)
+            break; /* the first free name: no leftover of ours beyond it */
+        ours = !dest_there && pd_fs_read_all(side, 1 << 20, &text_there, NULL) == 0 &&
+               strstr(text_there, j->js.claim_id) != NULL;
+        free(text_there);
+        if (ours && pd_fs_rename_noreplace(j->work_path, dest) == 0) {
+            free(side);
+            free(j->final_path);
+            j->final_path = dest;
+            return pd_fs_fsync_dir(dir);
+        }
+        free(side);
+        free(dest);
+        side = dest = NULL;
+    }
+    free(side);
+    free(dest);
+    return 1;
+}
+
+/*
  * Moves the work file into DIR under a name no other file or SIDECAR uses, after writing the
  * sidecar TEXT beside it. Nothing is ever overwritten: a clash takes the next suffix.
  */
@@ -36,40 +77,8 @@ static int place(struct job *j, const char *dir, const char *sidecar, const char
         return rc;
     /* A crash between writing the sidecar and moving the file leaves our own sidecar behind:
      * finish that move instead of starting a second name. */
-    if (j->js.claim_id) {
-        for (unsigned k = 0; k < 100000; k++) {
-            char *text_there = NULL;
-            struct stat st;
-            bool ours;
-            if (pd_fs_numbered_name(base, k, name, sizeof(name) - strlen(sidecar)))
-                break;
-            dest = dw_join(dir, name);
-            if (!dest || asprintf(&side, "%s%s", dest, sidecar) < 0) {
-                side = NULL;
-                break;
-            }
-            bool dest_there = lstat(dest, &st) == 0;
-            if (!dest_there && lstat(side, &st) != 0) {
-                free(side);
-                free(dest);
-                side = dest = NULL;
-                break; /* the first free name: no leftover of ours beyond it */
-            }
-            ours = !dest_there && pd_fs_read_all(side, 1 << 20, &text_there, NULL) == 0 &&
-                   strstr(text_there, j->js.claim_id) != NULL;
-            free(text_there);
-            if (ours && pd_fs_rename_noreplace(j->work_path, dest) == 0) {
-                free(side);
-                rc = pd_fs_fsync_dir(dir);
-                free(j->final_path);
-                j->final_path = dest;
-                return rc;
-            }
-            free(side);
-            free(dest);
-            side = dest = NULL;
-        }
-    }
+    if (j->js.claim_id && (rc = place_leftover(j, dir, base, sidecar)) != 1)
+        return rc;
     for (unsigned start = 0;; start++) {
         rc = pd_fs_unique_name(dir, base, sidecar, start, name, sizeof(name) - strlen(sidecar));
         if (rc)
@@ -128,17 +137,18 @@ static void remove_marker(struct job *j)
     }
 }
 
-void work_finish(uv_work_t *wk)
+/*
+ * Someone wrote to the file in work/ while it was being sent: what arrived may not be what would
+ * be archived. True, with the job failed and saying so, instead of a receipt that does not match
+ * the file.
+ */
+static bool changed_meanwhile(struct job *j)
 {
-    struct job *j = wk->data;
-    bool failed = j->step == STEP_FINISH_FAIL;
-    char *text;
-    int rc;
     struct stat st;
 
-    /* Someone wrote to the file in work/ while it was being sent: what arrived may not be
-     * what is archived. Say so instead of writing a receipt that does not match the file. */
-    if (!failed && !j->js.duplicate_of && j->fd >= 0 && fstat(j->fd, &st) == 0 &&
+    if (j->js.duplicate_of || j->fd < 0)
+        return false;
+    if (fstat(j->fd, &st) == 0 &&
         ((uint64_t)st.st_size != j->js.size ||
          (j->js.mtime_ns &&
           (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != j->js.mtime_ns))) {
@@ -147,22 +157,46 @@ void work_finish(uv_work_t *wk)
                  "claimed, %lld now); %zu chunk(s) were delivered from the file as it was; "
                  "check the flow runs in Patchworks and drop a complete file again",
                  j->js.size, (long long)st.st_size, j->js.nchunks);
-        j->step = STEP_FINISH_FAIL;
-        failed = true;
+        return true;
     }
-
     /* Same size and mtime is not the same content (a writer may keep both): a file small
      * enough to read again cheaply is compared with what was claimed, byte for byte. */
     char again[65];
     bool blank = false;
-    if (!failed && !j->js.duplicate_of && j->fd >= 0 && j->js.sha256 && j->js.size < REHASH_MAX &&
-        dw_sha256_file(j->fd, again, &blank) == 0 && strcmp(again, j->js.sha256)) {
+    if (j->js.sha256 && j->js.size < REHASH_MAX && dw_sha256_file(j->fd, again, &blank) == 0 &&
+        strcmp(again, j->js.sha256)) {
         job_fail(j,
                  "the file changed while it was being delivered (same size, other content "
                  "than when it was claimed); %zu chunk(s) were delivered from the file as it "
                  "was; check the flow runs in Patchworks and drop a complete file again",
                  j->js.nchunks);
-        j->step = STEP_FINISH_FAIL;
+        return true;
+    }
+    return false;
+}
+
+/* The receipt, or the error file, with a lookup sync's result when there is one. */
+static char *finish_text(struct job *j, bool failed)
+{
+    char *text = failed ? pd_jobstate_error_report(&j->js, &j->js.fail, dw_wall_ms())
+                        : pd_jobstate_receipt(&j->js, dw_wall_ms());
+    if (text && j->lookup_json) {
+        char *merged = pd_lookup_receipt(text, j->lookup_json);
+        free(text);
+        text = merged;
+    }
+    return text;
+}
+
+void work_finish(uv_work_t *wk)
+{
+    struct job *j = wk->data;
+    bool failed = j->step == STEP_FINISH_FAIL;
+    char *text;
+    int rc;
+
+    if (!failed && changed_meanwhile(j)) {
+        job_set(j, STEP_FINISH_FAIL);
         failed = true;
     }
     if (failed && !j->fail_saved && j->js.fail.reason) {
@@ -174,17 +208,7 @@ void work_finish(uv_work_t *wk)
         }
         j->fail_saved = true;
     }
-    if (failed) {
-        text = pd_jobstate_error_report(&j->js, &j->js.fail, dw_wall_ms());
-    } else {
-        text = pd_jobstate_receipt(&j->js, dw_wall_ms());
-    }
-    if (text && j->lookup_json) {
-        char *merged = pd_lookup_receipt(text, j->lookup_json);
-        free(text);
-        text = merged;
-    }
-    if (!text) {
+    if (!(text = finish_text(j, failed))) {
         job_park(j, "write the receipt", PD_ENOMEM);
         return;
     }

@@ -143,11 +143,46 @@ static bool twin_of(const struct job *j)
     return false;
 }
 
+/* A disk step failed: said once, and tried again later. */
+static void job_parked(struct job *j)
+{
+    struct pd_daemon *d = j->d;
+    char qb[PATH_MAX + 16], qr[1024];
+
+    if (j->step != STEP_PARKED)
+        pd_log(PD_LOG_ERROR,
+               "event=stuck watch=%s file=%s reason=%s action=\"the file stays in %s and is "
+               "tried again every %ds\"",
+               j->w->cfg->name, dw_q(j->js.name ? j->js.name : j->work_path, qb, sizeof(qb)),
+               dw_q(j->park_why ? j->park_why : "disk error", qr, sizeof(qr)), j->w->work_dir,
+               PARK_RETRY_MS / 1000);
+    if (j->step == STEP_FINISH_OK || j->step == STEP_FINISH_FAIL) {
+        /* A finish waits for the disk: keep the job but free its slot. */
+        j->finish_failed = j->step == STEP_FINISH_FAIL;
+        job_set(j, STEP_PARKED);
+        if (j->counted) {
+            j->counted = false;
+            d->active--;
+            j->w->active--;
+        }
+        j->park_until = dw_now_ms() + PARK_RETRY_MS;
+        if (d->opts.once) {
+            d->sum.stuck++;
+            job_end(j);
+            return;
+        }
+        dw_dispatch(d);
+        return;
+    }
+    /* Any other step: the file stays in work/ and is resumed by a later rescan. */
+    d->sum.stuck += d->opts.once ? 1 : 0;
+    job_end(j);
+}
+
 static void on_work_done(uv_work_t *wk, int status)
 {
     struct job *j = wk->data;
     struct pd_daemon *d = j->d;
-    char qb[PATH_MAX + 16], qr[1024];
 
     j->busy = false;
     if (status == UV_ECANCELED) {
@@ -197,34 +232,7 @@ static void on_work_done(uv_work_t *wk, int status)
         job_lookup_start(j);
         return;
     case AFTER_PARK:
-        if (j->step != STEP_PARKED)
-            pd_log(PD_LOG_ERROR,
-                   "event=stuck watch=%s file=%s reason=%s action=\"the file stays in %s and is "
-                   "tried again every %ds\"",
-                   j->w->cfg->name, dw_q(j->js.name ? j->js.name : j->work_path, qb, sizeof(qb)),
-                   dw_q(j->park_why ? j->park_why : "disk error", qr, sizeof(qr)), j->w->work_dir,
-                   PARK_RETRY_MS / 1000);
-        if (j->step == STEP_FINISH_OK || j->step == STEP_FINISH_FAIL) {
-            /* A finish waits for the disk: keep the job but free its slot. */
-            j->finish_failed = j->step == STEP_FINISH_FAIL;
-            job_set(j, STEP_PARKED);
-            if (j->counted) {
-                j->counted = false;
-                d->active--;
-                j->w->active--;
-            }
-            j->park_until = dw_now_ms() + PARK_RETRY_MS;
-            if (d->opts.once) {
-                d->sum.stuck++;
-                job_end(j);
-                return;
-            }
-            dw_dispatch(d);
-            return;
-        }
-        /* Any other step: the file stays in work/ and is resumed by a later rescan. */
-        d->sum.stuck += d->opts.once ? 1 : 0;
-        job_end(j);
+        job_parked(j);
         return;
     }
 }
