@@ -34,6 +34,9 @@ struct pd_delivery_opts {
     struct pd_bodylimit *limit; /* what the server was seen to take; shared, thread-safe */
     uint64_t resume_offset;     /* continue at this chunk start (0: the beginning) */
     unsigned resume_index;      /* numbering the next chunk so */
+    const void *mem;            /* the file's bytes, read already: split from memory (must
+                                 * outlive the delivery); NULL: read the file */
+    size_t mem_len;
 };
 
 struct pd_delivery {

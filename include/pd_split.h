@@ -66,6 +66,10 @@ struct pd_split_opts {
     unsigned header_lines;  /* csv: rows repeated at the top of every chunk */
     const char *encoding;   /* iconv charset name; UTF-8: strict; NULL, "" or "auto": detected */
     const char *name;       /* file name for choosing the format; NULL: the path */
+    /* The file's bytes when the caller has read them already (a small file that may join a
+     * batch): read from here, never from FD or PATH. Must outlive the splitter. */
+    const void *mem;
+    size_t mem_len;
 };
 
 struct pd_chunk {

@@ -50,8 +50,9 @@ bool batch_enabled(const struct dwatch *w)
     return w->cfg->batch > 1 && !w->cfg->ordered && w->cfg->flow_id;
 }
 
-/* Thread pool: keeps the text of a file that goes whole, for the batch (else: it goes alone). */
-void batch_read(struct job *j)
+/* Thread pool: reads a small file whole, once, into j->raw (see prepare_hash). False: the
+ * read failed or came short (the file changed: its size is checked again later). */
+bool batch_read(struct job *j)
 {
     size_t n = (size_t)j->js.size, got = 0;
     char *buf = n ? malloc(n) : NULL;
@@ -66,12 +67,12 @@ void batch_read(struct job *j)
     }
     if (!buf || got != n) {
         free(buf);
-        return;
+        return false;
     }
     free(j->raw);
     j->raw = buf;
     j->raw_len = n;
-    j->format = pd_split_format(j->dl.sp);
+    return true;
 }
 
 /* Takes an open batch off its watch's list (no-op once sent). */
@@ -182,15 +183,13 @@ bool batch_join(struct job *j)
 {
     struct dwatch *w = j->w;
     struct pd_daemon *d = j->d;
-    char *text = j->raw;
+    const char *text = j->raw; /* the batch copies it; the job keeps it for its splitter */
     size_t len = j->raw_len;
     int rc = PD_ENOMEM;
 
-    j->raw = NULL;
-    if (!pd_format_get(j->format)) { /* any format the registry knows */
-        free(text);
+    j->batchable = false;
+    if (!pd_format_get(j->format)) /* any format the registry knows */
         return false;
-    }
     /* The open batch of its format and header (CSV) or root (XML); a full one goes now and
      * this file opens the next; a file that fits none opens its own. */
     struct dbatch *bt = NULL;
@@ -221,7 +220,6 @@ bool batch_join(struct job *j)
             bt = NULL;
         }
     }
-    free(text);
     if (rc)
         return false;
     if (bt->last)

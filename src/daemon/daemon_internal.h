@@ -122,9 +122,12 @@ struct job {
     char *body;
     size_t body_len;
     struct pd_chunk_rec ack; /* the acknowledgement to record */
-    /* batch = N: the file's text while it joins a batch, the batch, and its place in it */
+    /* batch = N: a small file's bytes, read once (hashed, split and batched from memory; kept
+     * while its delivery is open), whether they may join a batch, the batch, and its place in
+     * it */
     char *raw;
     size_t raw_len;
+    bool batchable;
     int format;
     struct dbatch *batch;
     struct job *batch_next;
@@ -138,6 +141,7 @@ struct job {
     bool reprepare;     /* parked until its twin (another name of the file) is done */
     bool dedupe_wait;   /* parked until the same content, in flight, is archived */
     bool holds_dedupe;  /* registered as the one delivering its content (dedupe) */
+    int64_t ctime_ns;   /* its ctime when opened: unchanged at the finish, nothing wrote to it */
     ino_t ino;          /* the claimed file, once opened */
     dev_t dev;
     uv_work_t work;
@@ -205,6 +209,7 @@ void dw_claim(struct dwatch *w, struct cand *c);
 bool dedupe_hold(struct job *j);
 void dedupe_release(struct job *j);
 int dw_sha256_file(int fd, char out[65], bool *blank);
+int dw_sha256_mem(const void *buf, size_t n, char out[65], bool *blank);
 void dedupe_check(struct job *j);
 void dedupe_record(struct job *j);
 
@@ -232,7 +237,7 @@ struct job *job_new(struct dwatch *w, const char *work_name, const char *name, b
 
 /* batcher.c: open batches */
 bool batch_enabled(const struct dwatch *w);
-void batch_read(struct job *j);
+bool batch_read(struct job *j);
 void batch_dissolve(struct dbatch *bt);
 bool batch_join(struct job *j);
 void batch_tick(struct pd_daemon *d, uint64_t now);

@@ -68,19 +68,49 @@ void dedupe_release(struct job *j)
     j->holds_dedupe = false;
 }
 
+/* Feeds N bytes to the digest; *BLANK stays true while they hold nothing but whitespace. */
+static void sha256_feed(EVP_MD_CTX *ctx, const unsigned char *buf, size_t n, bool *blank)
+{
+    for (size_t i = 0; *blank && i < n; i++)
+        if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' && buf[i] != '\r')
+            *blank = false;
+    EVP_DigestUpdate(ctx, buf, n);
+}
+
+/* The hex digest, and the context freed. */
+static int sha256_end(EVP_MD_CTX *ctx, int rc, char out[65])
+{
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+
+    if (!rc && !EVP_DigestFinal_ex(ctx, md, &mdlen))
+        rc = PD_ENOMEM;
+    EVP_MD_CTX_free(ctx);
+    for (unsigned i = 0; !rc && i < mdlen; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return rc;
+}
+
+static EVP_MD_CTX *sha256_begin(void)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (ctx && !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
+
 /* Hashes the file; *BLANK tells whether it holds nothing but whitespace. */
 int dw_sha256_file(int fd, char out[65], bool *blank)
 {
-    unsigned char buf[65536], md[32];
-    unsigned int mdlen = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char buf[65536];
+    EVP_MD_CTX *ctx = sha256_begin();
     off_t off = 0;
     int rc = 0;
 
-    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-        EVP_MD_CTX_free(ctx);
+    if (!ctx)
         return PD_ENOMEM;
-    }
     for (;;) {
         ssize_t n = pread(fd, buf, sizeof(buf), off);
         if (n < 0) {
@@ -91,18 +121,21 @@ int dw_sha256_file(int fd, char out[65], bool *blank)
         }
         if (n == 0)
             break;
-        for (ssize_t i = 0; *blank && i < n; i++)
-            if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n' && buf[i] != '\r')
-                *blank = false;
-        EVP_DigestUpdate(ctx, buf, (size_t)n);
+        sha256_feed(ctx, buf, (size_t)n, blank);
         off += n;
     }
-    if (!rc && !EVP_DigestFinal_ex(ctx, md, &mdlen))
-        rc = PD_ENOMEM;
-    EVP_MD_CTX_free(ctx);
-    for (unsigned i = 0; !rc && i < mdlen; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    return rc;
+    return sha256_end(ctx, rc, out);
+}
+
+/* The same for a file read into memory already. */
+int dw_sha256_mem(const void *buf, size_t n, char out[65], bool *blank)
+{
+    EVP_MD_CTX *ctx = sha256_begin();
+
+    if (!ctx)
+        return PD_ENOMEM;
+    sha256_feed(ctx, buf, n, blank);
+    return sha256_end(ctx, 0, out);
 }
 
 /* The dedupe record of a content for a flow: <state dir>/dedupe/<flow>-<sha256>. */

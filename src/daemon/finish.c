@@ -148,10 +148,10 @@ static bool changed_meanwhile(struct job *j)
 
     if (j->js.duplicate_of || j->fd < 0)
         return false;
-    if (fstat(j->fd, &st) == 0 &&
-        ((uint64_t)st.st_size != j->js.size ||
-         (j->js.mtime_ns &&
-          (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != j->js.mtime_ns))) {
+    bool have = fstat(j->fd, &st) == 0;
+    if (have && ((uint64_t)st.st_size != j->js.size ||
+                 (j->js.mtime_ns && (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec !=
+                                        j->js.mtime_ns))) {
         job_fail(j,
                  "the file changed while it was being delivered (%" PRIu64 " bytes when "
                  "claimed, %lld now); %zu chunk(s) were delivered from the file as it was; "
@@ -159,8 +159,13 @@ static bool changed_meanwhile(struct job *j)
                  j->js.size, (long long)st.st_size, j->js.nchunks);
         return true;
     }
-    /* Same size and mtime is not the same content (a writer may keep both): a file small
-     * enough to read again cheaply is compared with what was claimed, byte for byte. */
+    /* Same size and mtime is not the same content (a writer may set both back): a file small
+     * enough to read again cheaply is compared with what was claimed, byte for byte, unless its
+     * ctime, which every write moves and no writer can set, is still what it was when this job
+     * opened and hashed it (a resumed job's hash is older than that). */
+    if (have && !j->resume && j->ctime_ns &&
+        (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec == j->ctime_ns)
+        return false;
     char again[65];
     bool blank = false;
     if (j->js.sha256 && j->js.size < REHASH_MAX && dw_sha256_file(j->fd, again, &blank) == 0 &&

@@ -195,7 +195,7 @@ static void on_work_done(uv_work_t *wk, int status)
             job_end(j); /* progress is saved; the chunk goes after the restart */
             return;
         }
-        if (j->raw && batch_join(j))
+        if (j->batchable && batch_join(j))
             return;
         job_send_chunk(j);
         return;

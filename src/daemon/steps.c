@@ -54,6 +54,8 @@ static int open_delivery(struct job *j)
         .limit = &j->d->limit,
         .resume_offset = j->js.next_offset,
         .resume_index = j->js.next_index,
+        .mem = j->raw,
+        .mem_len = j->raw_len,
     };
     int rc = pd_delivery_open(&j->dl, &o);
     if (rc)
@@ -128,6 +130,7 @@ static bool prepare_open(struct job *j, struct stat *st)
         j->after = AFTER_LOCKED;
         return false;
     }
+    j->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
     /* A file in work/ with other names (an old layout's work/, or a link made meanwhile) is
      * never read: its other name may be a file the partner could not read. Only this name
      * goes; the file stays under its others. */
@@ -218,9 +221,16 @@ static bool prepare_hash(struct job *j, const struct stat *st, bool *blank)
     int rc;
 
     *blank = true;
+    /* A small file that may join a batch is read once, here: hashed, split and batched from
+     * memory. */
+    if (batch_enabled(j->w) && j->js.nchunks == 0 && st->st_size > 0 &&
+        (uint64_t)st->st_size <= j->js.max_body)
+        batch_read(j); /* else (a short read: the file changed) it is read from the file */
     if (!j->js.sha256 || st->st_size < 65536) {
         char hex[65];
-        if ((rc = dw_sha256_file(j->fd, hex, blank))) {
+        rc = j->raw ? dw_sha256_mem(j->raw, j->raw_len, hex, blank)
+                    : dw_sha256_file(j->fd, hex, blank);
+        if (rc) {
             job_park(j, "read the file to hash it", rc);
             return false;
         }
@@ -318,8 +328,10 @@ void work_next(uv_work_t *wk)
         j->after = AFTER_SEND;
         /* A batch takes the file's bytes: only when they are what the splitter sends (not
          * transcoded, by configuration or encoding = auto; no XML declaration rewritten). */
-        if (j->chunk.whole && batch_enabled(j->w) && pd_split_verbatim(j->dl.sp))
-            batch_read(j);
+        if (j->raw && j->chunk.whole && pd_split_verbatim(j->dl.sp)) {
+            j->batchable = true;
+            j->format = pd_split_format(j->dl.sp);
+        }
         return;
     }
     if (rc == 0) {

@@ -39,6 +39,8 @@ int pd_delivery_open(struct pd_delivery *dl, const struct pd_delivery_opts *o)
         .header_lines = w ? (unsigned)w->header_lines : 1,
         .encoding = w ? w->encoding : NULL,
         .name = o->name,
+        .mem = o->mem,
+        .mem_len = o->mem_len,
     };
     memset(dl, 0, sizeof(*dl));
     dl->limit = o->limit;

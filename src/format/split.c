@@ -166,7 +166,7 @@ int pd_split_create(int fd, const char *path, const struct pd_split_opts *opts,
                      (unsigned long long)sp->max_body);
         goto fail;
     }
-    if (fd < 0) {
+    if (fd < 0 && !opts->mem) {
         sp->fd = open(path, O_RDONLY | O_CLOEXEC);
         if (sp->fd < 0) {
             rc = -errno;
@@ -178,7 +178,8 @@ int pd_split_create(int fd, const char *path, const struct pd_split_opts *opts,
     sp->is_xml = sp->fmt == PD_SPLIT_XML ||
                  (sp->fmt == PD_SPLIT_NONE && pd_format_of_name(sp->name) == PD_SPLIT_XML);
     char msg[400];
-    rc = dec_open(&sp->dec, sp->fd, sp->encoding, sp->is_xml, msg, sizeof(msg));
+    rc = dec_open(&sp->dec, sp->fd, opts->mem, opts->mem_len, sp->encoding, sp->is_xml, msg,
+                  sizeof(msg));
     sp->dec_ok = 1;
     /* A charset the file names but this system cannot read is the file's fault, not the
      * configuration's: pd_split_next() reports it like any other fault in the text. */

@@ -30,11 +30,18 @@
 #define NO_CD ((iconv_t)-1)
 #define CK_MAX (DEC_BUF / 8 + 16)
 
-static ssize_t read_at(int fd, void *buf, size_t len, uint64_t off)
+/* LEN bytes at OFF of the file (fewer at its end): from memory when the caller read it already. */
+static ssize_t read_at(const struct split_dec *d, void *buf, size_t len, uint64_t off)
 {
     size_t got = 0;
+    if (d->mem) {
+        got = off < d->mem_len ? d->mem_len - (size_t)off : 0;
+        got = got < len ? got : len;
+        memcpy(buf, d->mem + off, got);
+        return (ssize_t)got;
+    }
     while (got < len) {
-        ssize_t r = pread(fd, (char *)buf + got, len - got, (off_t)(off + got));
+        ssize_t r = pread(d->fd, (char *)buf + got, len - got, (off_t)(off + got));
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -182,19 +189,22 @@ static int open_auto(struct split_dec *d, const unsigned char *h, size_t hn, int
     return rc;
 }
 
-int dec_open(struct split_dec *d, int fd, const char *encoding, int xml, char *msg, size_t msgsz)
+int dec_open(struct split_dec *d, int fd, const void *mem, size_t mem_len, const char *encoding,
+             int xml, char *msg, size_t msgsz)
 {
     char sq[64];
     const char *cs = NULL;
     memset(d, 0, sizeof(*d));
     d->fd = fd;
+    d->mem = mem;
+    d->mem_len = mem_len;
     d->cd = d->cd2 = NO_CD;
     d->raw = malloc(DEC_BUF);
     if (!d->raw)
         return PD_ENOMEM;
     /* The head goes into the read buffer, which the first dec_fill() overwrites. */
     unsigned char *head = d->raw;
-    ssize_t hn = read_at(fd, head, XML_DECL_MAX, 0);
+    ssize_t hn = read_at(d, head, XML_DECL_MAX, 0);
     if (hn < 0) {
         snprintf(msg, msgsz, "cannot read the file: %s", strerror((int)-hn));
         return (int)hn;
@@ -344,7 +354,7 @@ static int fill_utf8(struct split_dec *d)
     uint64_t off = d->win_dec + d->win_len;
     if (d->carry)
         memmove(d->raw, d->raw + d->win_len, d->carry);
-    ssize_t r = read_at(d->fd, d->raw + d->carry, DEC_BUF - d->carry, off + d->carry);
+    ssize_t r = read_at(d, d->raw + d->carry, DEC_BUF - d->carry, off + d->carry);
     if (r < 0)
         return dec_fail(d, (int)r, off, "cannot read the file: %s", strerror((int)-r));
     size_t n = d->carry + (size_t)r;
@@ -392,7 +402,7 @@ static int fill_iconv(struct split_dec *d)
             memmove(d->raw, d->raw + d->raw_pos, keep);
             d->raw_base += d->raw_pos;
             d->raw_pos = 0;
-            ssize_t r = read_at(d->fd, d->raw + keep, DEC_BUF - keep, d->raw_base + keep);
+            ssize_t r = read_at(d, d->raw + keep, DEC_BUF - keep, d->raw_base + keep);
             if (r < 0)
                 return dec_fail(d, (int)r, d->raw_base, "cannot read the file: %s", strerror((int)-r));
             d->raw_len = keep + (size_t)r;
@@ -494,7 +504,7 @@ int dec_exact(struct split_dec *d, struct dec_anchor a, uint64_t dec, uint64_t *
         return 0;
     unsigned char buf[DEC_SLICE * 2 + 16];
     char out[64];
-    ssize_t n = read_at(d->fd, buf, sizeof(buf), a.orig);
+    ssize_t n = read_at(d, buf, sizeof(buf), a.orig);
     if (n < 0)
         return (int)n;
     iconv(d->cd2, NULL, NULL, NULL, NULL);

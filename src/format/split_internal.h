@@ -105,6 +105,8 @@ struct dec_anchor {
 
 struct split_dec {
     int fd;
+    const unsigned char *mem; /* the file's bytes already in memory (then fd is not read) */
+    size_t mem_len;
     iconv_t cd, cd2; /* (iconv_t)-1 in UTF-8 mode */
     uint64_t data_start; /* file offset after any byte-order mark */
     const char *charset; /* for messages */
@@ -135,7 +137,8 @@ struct split_dec {
  * file names one it does not know or contradicts itself (MSG says where and what to set);
  * PD_ENOMEM or -errno.
  */
-int dec_open(struct split_dec *d, int fd, const char *encoding, int xml, char *msg, size_t msgsz);
+int dec_open(struct split_dec *d, int fd, const void *mem, size_t mem_len, const char *encoding,
+             int xml, char *msg, size_t msgsz);
 void dec_close(struct split_dec *d);
 /* Restarts decoding at file offset ORIG (a character boundary). */
 void dec_seek(struct split_dec *d, uint64_t orig);
