@@ -89,6 +89,10 @@ int scan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, 
 int scan_end(struct scan *sc, uint64_t eof_dec);
 void scan_resume(struct scan *sc, int after_record);
 
+/* area_at_start for a scanner whose records never (always) begin at the first byte. */
+int scan_never(const struct scan *sc);
+int scan_always(const struct scan *sc);
+
 /* The scanners, by format (the registry in src/format/format.c points at them). */
 extern const struct pd_scan_ops pd_scan_json, pd_scan_ndjson, pd_scan_xml, pd_scan_csv,
     pd_scan_lines;
