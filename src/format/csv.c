@@ -277,11 +277,98 @@ static int fail(struct pd_csv *r, int code)
     return code;
 }
 
+/* Where pd_csv_next() is in the row it reads. */
+struct row_scan {
+    enum st st;
+    bool any, bad;
+    uint64_t row_line, quote_line;
+};
+
+#define STEP_NEXT 1 /* row_step(): the byte is used up, read the next one */
+
+/* One byte through the state machine (not the end of a line outside quotes, which the caller
+ * handles). Returns 0, STEP_NEXT, or the error of append() or end_field(). */
+static inline int row_step(struct pd_csv *r, struct row_scan *rs, int c, bool eol)
+{
+    if (rs->st == S_QUOTED) {
+        if (c == '"') {
+            rs->st = S_QQ;
+            return STEP_NEXT;
+        }
+        if (c == '\n')
+            r->line++;
+        return append(r, (char)c);
+    }
+    if (rs->st == S_SKIP)
+        return eol ? 0 : STEP_NEXT;
+    if (rs->st == S_QQ && c == '"') {
+        rs->st = S_QUOTED;
+        return append(r, '"');
+    }
+    if (c == ',') {
+        rs->any = true;
+        rs->st = S_START;
+        return end_field(r);
+    }
+    if (eol)
+        return 0;
+    if (rs->st == S_QQ) {
+        set_error(r, rs->row_line,
+                  "text after the closing quote of a field; a quote inside a quoted field "
+                  "must be doubled (\"\"), or the whole field quoted");
+        rs->bad = true;
+        rs->st = S_SKIP;
+        return STEP_NEXT;
+    }
+    if (c == '"' && rs->st == S_START) {
+        rs->any = true;
+        rs->quote_line = r->line;
+        rs->st = S_QUOTED;
+        return STEP_NEXT;
+    }
+    /* A quote inside an unquoted field is taken as it is (12" pipe). */
+    rs->any = true;
+    rs->st = S_UNQ;
+    return append(r, (char)c);
+}
+
+/* The end of the input: 0 no row, 1 the row is complete, or an error. */
+static int row_at_end(struct pd_csv *r, const struct row_scan *rs)
+{
+    int rc;
+    if (rs->st == S_QUOTED) {
+        set_error(r, rs->quote_line,
+                  "a quoted field starts here and never ends; a quote inside a quoted "
+                  "field must be doubled (\"\"), and the field needs a closing quote");
+        return fail(r, PD_EPARSE);
+    }
+    if (rs->bad)
+        return PD_EPARSE;
+    if (!rs->any)
+        return 0;
+    if ((rc = end_field(r)) != 0)
+        return fail(r, rc);
+    return 1;
+}
+
+/* The row's fields must be UTF-8 text: 0, or PD_EPARSE naming the first that is not. */
+static int check_fields(struct pd_csv *r, uint64_t row_line)
+{
+    for (size_t i = 0; i < r->nf; i++) {
+        if (!utf8_valid((const unsigned char *)r->row + r->starts[i], r->lens[i])) {
+            set_error(r, row_line,
+                      "field %zu is not UTF-8 text; save the file as UTF-8 (\"CSV UTF-8\" in "
+                      "Excel)",
+                      i + 1);
+            return PD_EPARSE;
+        }
+    }
+    return 0;
+}
+
 int pd_csv_next(struct pd_csv *r, struct pd_csv_row *row)
 {
-    enum st st = S_START;
-    bool any = false, bad = false;
-    uint64_t row_line, quote_line = 0;
+    struct row_scan rs = {.st = S_START};
     int rc;
 
     memset(row, 0, sizeof(*row));
@@ -292,7 +379,7 @@ int pd_csv_next(struct pd_csv *r, struct pd_csv_row *row)
     r->rlen = 0;
     r->nf = 0;
     r->field_start = 0;
-    row_line = r->line;
+    rs.row_line = r->line;
     for (;;) {
         int c = next_byte(r);
         if (c == READ_ERROR) {
@@ -305,18 +392,8 @@ int pd_csv_next(struct pd_csv *r, struct pd_csv_row *row)
                 continue;
         }
         if (c == END_OF_INPUT) {
-            if (st == S_QUOTED) {
-                set_error(r, quote_line,
-                          "a quoted field starts here and never ends; a quote inside a quoted "
-                          "field must be doubled (\"\"), and the field needs a closing quote");
-                return fail(r, PD_EPARSE);
-            }
-            if (bad)
-                return PD_EPARSE;
-            if (!any)
-                return 0;
-            if ((rc = end_field(r)) != 0)
-                return fail(r, rc);
+            if ((rc = row_at_end(r, &rs)) <= 0)
+                return rc;
             break;
         }
         if (c == 0) {
@@ -324,47 +401,11 @@ int pd_csv_next(struct pd_csv *r, struct pd_csv_row *row)
             return fail(r, PD_EENCODING);
         }
         bool eol = c == '\n' || c == '\r';
-        rc = 0;
-        if (st == S_QUOTED) {
-            if (c == '"') {
-                st = S_QQ;
-                continue;
-            }
-            if (c == '\n')
-                r->line++;
-            rc = append(r, (char)c);
-        } else if (st == S_SKIP) {
-            if (!eol)
-                continue;
-        } else if (st == S_QQ && c == '"') {
-            rc = append(r, '"');
-            st = S_QUOTED;
-        } else if (c == ',') {
-            any = true;
-            rc = end_field(r);
-            st = S_START;
-        } else if (eol) {
-            /* handled below */
-        } else if (st == S_QQ) {
-            set_error(r, row_line,
-                      "text after the closing quote of a field; a quote inside a quoted field "
-                      "must be doubled (\"\"), or the whole field quoted");
-            bad = true;
-            st = S_SKIP;
+        rc = row_step(r, &rs, c, eol);
+        if (rc == STEP_NEXT)
             continue;
-        } else if (c == '"' && st == S_START) {
-            any = true;
-            quote_line = r->line;
-            st = S_QUOTED;
-            continue;
-        } else {
-            /* A quote inside an unquoted field is taken as it is (12" pipe). */
-            any = true;
-            rc = append(r, (char)c);
-            st = S_UNQ;
-        }
         if (rc == PD_ELIMIT) {
-            set_error(r, row_line,
+            set_error(r, rs.row_line,
                       "a field longer than %zu bytes; is a closing quote missing (a quoted "
                       "field runs until its closing quote, across lines)?",
                       r->max_field);
@@ -372,28 +413,21 @@ int pd_csv_next(struct pd_csv *r, struct pd_csv_row *row)
         }
         if (rc)
             return fail(r, rc);
-        if (eol && st != S_QUOTED) {
+        if (eol && rs.st != S_QUOTED) {
             r->line++;
             r->skip_lf = c == '\r';
-            if (bad)
+            if (rs.bad)
                 return PD_EPARSE;
-            if (!any && st == S_START)
+            if (!rs.any && rs.st == S_START)
                 break; /* an empty line: a row without fields */
             if ((rc = end_field(r)) != 0)
                 return fail(r, rc);
             break;
         }
     }
-    for (size_t i = 0; i < r->nf; i++) {
-        if (!utf8_valid((const unsigned char *)r->row + r->starts[i], r->lens[i])) {
-            set_error(r, row_line,
-                      "field %zu is not UTF-8 text; save the file as UTF-8 (\"CSV UTF-8\" in "
-                      "Excel)",
-                      i + 1);
-            return PD_EPARSE;
-        }
-    }
-    hand_out(r, row, row_line);
+    if ((rc = check_fields(r, rs.row_line)) != 0)
+        return rc;
+    hand_out(r, row, rs.row_line);
     return 1;
 }
 

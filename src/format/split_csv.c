@@ -142,12 +142,6 @@ static int cscan_area_at_start(const struct scan *sc)
     return sc->header_lines == 0;
 }
 
-static int always(const struct scan *sc)
-{
-    (void)sc;
-    return 1;
-}
-
 const struct pd_scan_ops pd_scan_csv = {
     .state_size = sizeof(struct cscan),
     .tiled = 1,
@@ -161,7 +155,7 @@ const struct pd_scan_ops pd_scan_lines = {
     .state_size = sizeof(struct cscan),
     .tiled = 1,
     .reset = lscan_reset,
-    .area_at_start = always,
+    .area_at_start = scan_always,
     .feed = lscan_feed,
     .end = lscan_end,
 };

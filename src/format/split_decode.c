@@ -119,6 +119,41 @@ static int xml_enc_name(const unsigned char *s, size_t n)
     return n > 0;
 }
 
+/* The first bytes that say a charset: SKIP of them are not text (a mark); NULL: UTF-8. */
+struct sig {
+    const char *bytes;
+    size_t len;
+    const char *charset;
+    uint64_t skip;
+};
+
+/* UTF-32LE's mark begins like UTF-16LE's, so the 4-byte marks are tried first. */
+static const struct sig byte_order_marks[] = {
+    {"\xEF\xBB\xBF", 3, NULL, 3}, /* UTF-8: the mark is dropped */
+    {"\xFF\xFE\0\0", 4, "UTF-32LE", 4},
+    {"\0\0\xFE\xFF", 4, "UTF-32BE", 4},
+    {"\xFF\xFE", 2, "UTF-16LE", 2},
+    {"\xFE\xFF", 2, "UTF-16BE", 2},
+};
+/* Without a mark an XML file starts with '<' (most often "<?"), whatever its width. */
+static const struct sig xml_starts[] = {
+    {"\0\0\0<", 4, "UTF-32BE", 0},
+    {"<\0\0\0", 4, "UTF-32LE", 0},
+    {"\0<\0?", 4, "UTF-16BE", 0},
+    {"<\0?\0", 4, "UTF-16LE", 0},
+};
+#define NMARKS (sizeof(byte_order_marks) / sizeof(byte_order_marks[0]))
+#define NSTARTS (sizeof(xml_starts) / sizeof(xml_starts[0]))
+
+static const struct sig *find_sig(const struct sig *sigs, size_t n, const unsigned char *h,
+                                  size_t hn)
+{
+    for (size_t i = 0; i < n; i++)
+        if (hn >= sigs[i].len && !memcmp(h, sigs[i].bytes, sigs[i].len))
+            return &sigs[i];
+    return NULL;
+}
+
 /*
  * encoding = auto: a byte-order mark, then for XML the first characters and the declaration
  * (XML 1.0 appendix F), else strict UTF-8. H holds the file's first HN bytes.
@@ -126,28 +161,13 @@ static int xml_enc_name(const unsigned char *s, size_t n)
 static int open_auto(struct split_dec *d, const unsigned char *h, size_t hn, int xml, char *msg,
                      size_t msgsz)
 {
-    /* UTF-32LE's mark begins like UTF-16LE's, so the 4-byte marks are tried first. */
-    if (hn >= 3 && !memcmp(h, "\xEF\xBB\xBF", 3))
-        return open_utf8(d, 3);
-    if (hn >= 4 && !memcmp(h, "\xFF\xFE\0\0", 4))
-        return open_found(d, "UTF-32LE", 4);
-    if (hn >= 4 && !memcmp(h, "\0\0\xFE\xFF", 4))
-        return open_found(d, "UTF-32BE", 4);
-    if (hn >= 2 && !memcmp(h, "\xFF\xFE", 2))
-        return open_found(d, "UTF-16LE", 2);
-    if (hn >= 2 && !memcmp(h, "\xFE\xFF", 2))
-        return open_found(d, "UTF-16BE", 2);
+    const struct sig *sg = find_sig(byte_order_marks, NMARKS, h, hn);
+    if (!sg && xml)
+        sg = find_sig(xml_starts, NSTARTS, h, hn);
+    if (sg)
+        return sg->charset ? open_found(d, sg->charset, sg->skip) : open_utf8(d, sg->skip);
     if (!xml)
         return open_utf8(d, 0);
-    /* Without a mark an XML file starts with '<' (most often "<?"), whatever its width. */
-    if (hn >= 4 && !memcmp(h, "\0\0\0<", 4))
-        return open_found(d, "UTF-32BE", 0);
-    if (hn >= 4 && !memcmp(h, "<\0\0\0", 4))
-        return open_found(d, "UTF-32LE", 0);
-    if (hn >= 4 && !memcmp(h, "\0<\0?", 4))
-        return open_found(d, "UTF-16BE", 0);
-    if (hn >= 4 && !memcmp(h, "<\0?\0", 4))
-        return open_found(d, "UTF-16LE", 0);
     struct xml_decl x;
     if (!xml_decl_parse(h, hn, &x) || !x.enc_len ||
         dec_is_utf8_name((const char *)h + x.enc_off, x.enc_len))

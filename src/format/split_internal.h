@@ -1,8 +1,9 @@
 /*
  * Private parts of the splitter shared by src/format/split*.c: the interface of the per-format record
  * scanners (each format's state and functions are private to its file: split_json.c,
- * split_xml.c, split_csv.c) and the decoder that turns the file into UTF-8 windows. Not a
- * public interface.
+ * split_xml.c, split_csv.c), the decoder that turns the file into UTF-8 windows, and the
+ * driver's state shared by split.c (create, pass 2, resplit) and split_pass1.c (the first
+ * pass). Not a public interface.
  *
  * Scanners are push tokenizers without recursion: the driver feeds them windows of decoded
  * bytes, and they stop at every event (area start, record start/end, error) so that the
@@ -11,6 +12,8 @@
  */
 #ifndef PD_SPLIT_INTERNAL_H
 #define PD_SPLIT_INTERNAL_H
+
+#include "pd_split.h"
 
 #include <iconv.h>
 #include <stddef.h>
@@ -85,6 +88,10 @@ void scan_reset(struct scan *sc);
 int scan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos);
 int scan_end(struct scan *sc, uint64_t eof_dec);
 void scan_resume(struct scan *sc, int after_record);
+
+/* area_at_start for a scanner whose records never (always) begin at the first byte. */
+int scan_never(const struct scan *sc);
+int scan_always(const struct scan *sc);
 
 /* The scanners, by format (the registry in src/format/format.c points at them). */
 extern const struct pd_scan_ops pd_scan_json, pd_scan_ndjson, pd_scan_xml, pd_scan_csv,
@@ -170,5 +177,74 @@ int dec_is_utf8_name(const char *name, size_t len);
 
 /* Records a scan error (words and position) in SC; returns SCAN_ERROR. */
 int scan_fail(struct scan *sc, uint64_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- the driver (split.c, split_pass1.c) ------------------------------------------------ */
+
+#define HEAD_LEN (sizeof(PD_ENCODE_BODY_HEAD) - 1)
+#define TAIL_LEN (sizeof(PD_ENCODE_BODY_TAIL) - 1)
+
+struct pd_splitter {
+    int fd, own_fd;
+    char *name, *json_array, *xml_record, *encoding;
+    int fmt_cfg, fmt;
+    int is_xml; /* XML by format, or by name with split = none: its declaration matters */
+    uint64_t max_body;
+    struct split_dec dec;
+    int dec_ok;
+    /* The XML declaration's encoding value (decoded offsets), rewritten to UTF-8 in what is
+     * sent when it names another charset: the text sent is UTF-8 whatever the file was. */
+    int decl_rewrite;
+    uint64_t decl_dec, decl_len;
+    struct scan sc;
+    size_t pos; /* read position in dec.win */
+
+    int err; /* sticky error */
+    char msg[1024];
+    int64_t err_offset; /* the byte msg names, or -1 */
+
+    /* pass 1 results */
+    int prepared, whole, whole_sent;
+    int split_err;        /* problem found by the first pass */
+    int split_structural; /* ...that only matters when the file must be split */
+    char split_msg[1024];
+    char split_tail[400];
+    uint64_t split_err_dec;
+    int split_err_line_wanted;
+    uint64_t area_orig, file_end, whole_len, total_records;
+    char *pre, *suf;
+    size_t pre_len, suf_len, pre_esc, suf_esc;
+    int pre_over, suf_over;
+    uint64_t big_num, big_off, big_size, over_count;
+
+    /* iteration */
+    uint64_t seek_target;
+    uint64_t next_start, next_record;
+    unsigned next_index;
+    int positioned;
+
+    char *body;
+    size_t body_len, body_cap;
+    struct pd_chunk last;
+    int have_last;
+};
+
+/* Sets the splitter's sticky error (and the byte its words name); returns CODE. */
+int split_set_err(struct pd_splitter *sp, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* "9123456 bytes (9.1 MB)": exact for the record, readable for the person. */
+const char *split_size_words(uint64_t n, char *buf, size_t sz);
+/* Appends SRC escaped unless the body would pass LIMIT: 0 done, 1 no room, <0 error. */
+int split_body_escape(struct pd_splitter *sp, const void *src, size_t n, size_t limit);
+int split_body_raw(struct pd_splitter *sp, const char *s, size_t n);
+/* The file offset of decoded offset DEC, at or after anchor A. */
+uint64_t split_exact(struct pd_splitter *sp, struct dec_anchor a, uint64_t dec);
+
+/* Pass 1 (split_pass1.c): reads the whole file once; then the file goes whole (sp->whole) or
+ * is ready to be cut from sp->next_start. Returns 0 or the sticky error. */
+int split_pass1(struct pd_splitter *sp);
+/* Everything pass 1 found that stops splitting; 0 when the file can be split. */
+int split_ready(struct pd_splitter *sp);
+/* Can the file be split with the current budget? Sets the sticky error when not. */
+int split_check_budget(struct pd_splitter *sp);
 
 #endif

@@ -555,18 +555,6 @@ static int jscan_end(struct scan *sc, uint64_t eof_dec)
     return SCAN_DONE;
 }
 
-static int never(const struct scan *sc)
-{
-    (void)sc;
-    return 0;
-}
-
-static int always(const struct scan *sc)
-{
-    (void)sc;
-    return 1;
-}
-
 /* A chunk that starts after a record continues after that record's separator. */
 static void jscan_resume(struct scan *sc, int after_record)
 {
@@ -582,7 +570,7 @@ const struct pd_scan_ops pd_scan_json = {
     .tiled = 0,
     .init = parse_pointer,
     .reset = jscan_reset,
-    .area_at_start = never,
+    .area_at_start = scan_never,
     .feed = jscan_feed,
     .end = jscan_end,
     .resume = jscan_resume,
@@ -592,7 +580,7 @@ const struct pd_scan_ops pd_scan_ndjson = {
     .state_size = sizeof(struct jscan),
     .tiled = 1,
     .reset = ndscan_reset,
-    .area_at_start = always,
+    .area_at_start = scan_always,
     .feed = jscan_feed,
     .end = jscan_end,
 };

@@ -82,6 +82,18 @@ void scan_cleanup(struct scan *sc)
     free_states(sc);
 }
 
+int scan_never(const struct scan *sc)
+{
+    (void)sc;
+    return 0;
+}
+
+int scan_always(const struct scan *sc)
+{
+    (void)sc;
+    return 1;
+}
+
 /* Records a scan error: its words and where it is. Returns SCAN_ERROR. */
 int scan_fail(struct scan *sc, uint64_t at, const char *fmt, ...)
 {

@@ -84,6 +84,28 @@ static int record_name_matches(const struct scan *sc, const char *name, uint32_t
     return 0;
 }
 
+/*
+ * Inside a comment or a CDATA section, which ends with two CLOSE bytes and '>' (COUNT: the
+ * CLOSE bytes just seen, at most 2). Returns where to go on: other text is skipped up to the
+ * next CLOSE byte at once.
+ */
+static inline size_t skip_to_close(struct xscan *x, uint8_t *count, unsigned char close,
+                                   const unsigned char *b, size_t i, size_t n)
+{
+    unsigned c = b[i];
+    if (c == close) {
+        if (*count < 2)
+            (*count)++;
+    } else if (c == '>' && *count >= 2) {
+        x->st = X_TEXT;
+    } else {
+        *count = 0;
+        const unsigned char *p = memchr(b + i, close, n - i);
+        return p ? (size_t)(p - b) : n;
+    }
+    return i + 1;
+}
+
 static int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos)
 {
     struct xscan *x = sc->u;
@@ -190,32 +212,10 @@ static int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
             continue;
         }
         case X_COMMENT:
-            if (c == '-') {
-                if (x->dashes < 2)
-                    x->dashes++;
-            } else if (c == '>' && x->dashes >= 2) {
-                x->st = X_TEXT;
-            } else {
-                x->dashes = 0;
-                const unsigned char *p = memchr(b + i, '-', n - i);
-                i = p ? (size_t)(p - b) : n;
-                continue;
-            }
-            i++;
+            i = skip_to_close(x, &x->dashes, '-', b, i, n);
             continue;
         case X_CDATA:
-            if (c == ']') {
-                if (x->brackets < 2)
-                    x->brackets++;
-            } else if (c == '>' && x->brackets >= 2) {
-                x->st = X_TEXT;
-            } else {
-                x->brackets = 0;
-                const unsigned char *p = memchr(b + i, ']', n - i);
-                i = p ? (size_t)(p - b) : n;
-                continue;
-            }
-            i++;
+            i = skip_to_close(x, &x->brackets, ']', b, i, n);
             continue;
         case X_DOCTYPE:
             i++;
@@ -491,12 +491,6 @@ int xml_decl_parse(const unsigned char *s, size_t n, struct xml_decl *d)
     }
 }
 
-static int never(const struct scan *sc)
-{
-    (void)sc;
-    return 0;
-}
-
 /* A chunk starts inside the root, in the record area, with no mark to wait for. */
 static void xscan_resume(struct scan *sc, int after_record)
 {
@@ -510,7 +504,7 @@ const struct pd_scan_ops pd_scan_xml = {
     .state_size = sizeof(struct xscan),
     .tiled = 1,
     .reset = xscan_reset,
-    .area_at_start = never,
+    .area_at_start = scan_never,
     .feed = xscan_feed,
     .end = xscan_end,
     .copy = xscan_copy,

@@ -10,6 +10,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,58 +84,121 @@ static void usage(FILE *out)
           out);
 }
 
+/* How an option's value is read. */
+enum kind { K_TEXT, K_PORT, K_NUMBER, K_RATE, K_DURATION, K_SIZE, K_SCRIPT, K_FLAG, K_HELP };
+
+/* One option: its name, its kind, the field it fills and what a bad value should have been. */
+struct opt_spec {
+    const char *name;
+    enum kind kind;
+    bool in_cli; /* the field is in struct pd_mock_cli, else in struct pd_mock_options */
+    size_t off;
+    bool nonzero; /* 0 is refused */
+    const char *expect;
+};
+
+#define OPT(field) false, offsetof(struct pd_mock_options, field)
+#define CLI(field) true, offsetof(struct pd_mock_cli, field)
+#define PROBABILITY "a probability from 0 to 1"
+
+static const struct opt_spec specs[] = {
+    {"port", K_PORT, OPT(port), false, "a port number from 0 to 65535"},
+    {"port-file", K_TEXT, CLI(port_file), false, NULL},
+    {"bind", K_TEXT, OPT(bind), false, NULL},
+    {"user", K_TEXT, OPT(user), false, NULL},
+    {"password", K_TEXT, OPT(password), false, NULL},
+    {"api-key", K_TEXT, OPT(api_key), false, NULL},
+    {"token-ttl", K_DURATION, OPT(token_ttl_ms), true,
+     "a duration above 0 such as 500ms, 30s, 24h"},
+    {"max-body", K_SIZE, OPT(max_body), true, "a size above 0 such as 8000000, 8MB, 64KiB"},
+    {"seed", K_NUMBER, OPT(seed), false, "a whole number"},
+    {"fail-rate", K_RATE, OPT(fail_rate), false, PROBABILITY},
+    {"fail-401-rate", K_RATE, OPT(fail_401_rate), false, PROBABILITY},
+    {"latency", K_DURATION, OPT(latency_ms), false, "a duration such as 50ms or 1s"},
+    {"drop-rate", K_RATE, OPT(drop_rate), false, PROBABILITY},
+    {"rate-limit", K_NUMBER, OPT(rate_limit), false, "a number of requests (0: no limit)"},
+    {"rate-window", K_DURATION, OPT(rate_window_ms), true, "a duration above 0 such as 1s or 60s"},
+    {"script", K_SCRIPT, OPT(script), false, NULL},
+    {"record", K_TEXT, OPT(record_dir), false, NULL},
+    {"exit-after", K_DURATION, CLI(exit_after_ms), false, "a duration such as 30s or 10m"},
+    {"quiet", K_FLAG, OPT(quiet), false, NULL},
+    {"help", K_HELP, false, 0, false, NULL},
+};
+
+#define NSPECS (sizeof(specs) / sizeof(specs[0]))
+#define FIRST_VAL 256 /* getopt_long's value of specs[0]; above every short option */
+
+/* Stores VALUE in the field of S. Returns 0, or 1 when VALUE is not what S expects. */
+static int set_value(const struct opt_spec *s, const char *value, struct pd_mock_options *opts,
+                     struct pd_mock_cli *cli)
+{
+    char *field = (s->in_cli ? (char *)cli : (char *)opts) + s->off;
+    uint64_t v;
+    switch (s->kind) {
+    case K_TEXT:
+    case K_SCRIPT:
+        *(const char **)field = value;
+        return 0;
+    case K_FLAG:
+        *(bool *)field = true;
+        return 0;
+    case K_PORT:
+        if (parse_uint(value, 65535, &v))
+            return 1;
+        *(uint16_t *)field = (uint16_t)v;
+        return 0;
+    case K_NUMBER:
+        return parse_uint(value, UINT64_MAX, (uint64_t *)field) != 0;
+    case K_RATE:
+        return parse_rate(value, (double *)field) != 0;
+    case K_DURATION:
+        return pd_mock_parse_duration(value, (uint64_t *)field) ||
+               (s->nonzero && !*(uint64_t *)field);
+    case K_SIZE:
+        return pd_mock_parse_size(value, (uint64_t *)field) || (s->nonzero && !*(uint64_t *)field);
+    default:
+        return 0;
+    }
+}
+
+static int usage_error(char **err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Sets *ERR (when ERR is not NULL) and returns PD_EUSAGE. */
+static int usage_error(char **err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (err && vasprintf(err, fmt, ap) < 0)
+        *err = NULL;
+    va_end(ap);
+    return PD_EUSAGE;
+}
+
+/* A --script list is parsed now, so a mistake in it stops the program before it listens. */
+static int check_script(const char *list, char **err)
+{
+    struct mock_script tmp = {0};
+    char *why = NULL;
+    if (mock_script_parse(list, &tmp, &why)) {
+        usage_error(err, "--script: %s", why ? why : "invalid");
+        free(why);
+        return PD_EUSAGE;
+    }
+    mock_script_cleanup(&tmp);
+    return 0;
+}
+
 int pd_mock_args_parse(int argc, char **argv, struct pd_mock_options *opts, struct pd_mock_cli *cli,
                        FILE *out, char **err)
 {
-    enum {
-        O_PORT = 256,
-        O_PORT_FILE,
-        O_BIND,
-        O_USER,
-        O_PASSWORD,
-        O_API_KEY,
-        O_TTL,
-        O_MAX_BODY,
-        O_SEED,
-        O_FAIL,
-        O_FAIL401,
-        O_LATENCY,
-        O_DROP,
-        O_RATE,
-        O_WINDOW,
-        O_SCRIPT,
-        O_RECORD,
-        O_EXIT_AFTER,
-        O_QUIET,
-        O_HELP,
-    };
-    static const struct option longopts[] = {
-        {"port", required_argument, NULL, O_PORT},
-        {"port-file", required_argument, NULL, O_PORT_FILE},
-        {"bind", required_argument, NULL, O_BIND},
-        {"user", required_argument, NULL, O_USER},
-        {"password", required_argument, NULL, O_PASSWORD},
-        {"api-key", required_argument, NULL, O_API_KEY},
-        {"token-ttl", required_argument, NULL, O_TTL},
-        {"max-body", required_argument, NULL, O_MAX_BODY},
-        {"seed", required_argument, NULL, O_SEED},
-        {"fail-rate", required_argument, NULL, O_FAIL},
-        {"fail-401-rate", required_argument, NULL, O_FAIL401},
-        {"latency", required_argument, NULL, O_LATENCY},
-        {"drop-rate", required_argument, NULL, O_DROP},
-        {"rate-limit", required_argument, NULL, O_RATE},
-        {"rate-window", required_argument, NULL, O_WINDOW},
-        {"script", required_argument, NULL, O_SCRIPT},
-        {"record", required_argument, NULL, O_RECORD},
-        {"exit-after", required_argument, NULL, O_EXIT_AFTER},
-        {"quiet", no_argument, NULL, O_QUIET},
-        {"help", no_argument, NULL, O_HELP},
-        {NULL, 0, NULL, 0},
-    };
-    const char *expect = NULL;
-    uint64_t v = 0;
+    struct option longopts[NSPECS + 1];
     int c, idx = 0;
 
+    for (size_t i = 0; i < NSPECS; i++) {
+        int flag = specs[i].kind == K_FLAG || specs[i].kind == K_HELP;
+        longopts[i] = (struct option){specs[i].name, flag ? no_argument : required_argument, NULL,
+                                      FIRST_VAL + (int)i};
+    }
+    longopts[NSPECS] = (struct option){NULL, 0, NULL, 0};
     if (err)
         *err = NULL;
     cli->port_file = NULL;
@@ -141,115 +206,27 @@ int pd_mock_args_parse(int argc, char **argv, struct pd_mock_options *opts, stru
     optind = 0; /* full re-initialisation (glibc), so the tests can parse several times */
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", longopts, &idx)) != -1) {
-        switch (c) {
-        case O_PORT:
-            if (parse_uint(optarg, 65535, &v))
-                expect = "a port number from 0 to 65535";
-            opts->port = (uint16_t)v;
-            break;
-        case O_PORT_FILE:
-            cli->port_file = optarg;
-            break;
-        case O_BIND:
-            opts->bind = optarg;
-            break;
-        case O_USER:
-            opts->user = optarg;
-            break;
-        case O_PASSWORD:
-            opts->password = optarg;
-            break;
-        case O_API_KEY:
-            opts->api_key = optarg;
-            break;
-        case O_TTL:
-            if (pd_mock_parse_duration(optarg, &opts->token_ttl_ms) || !opts->token_ttl_ms)
-                expect = "a duration above 0 such as 500ms, 30s, 24h";
-            break;
-        case O_MAX_BODY:
-            if (pd_mock_parse_size(optarg, &opts->max_body) || !opts->max_body)
-                expect = "a size above 0 such as 8000000, 8MB, 64KiB";
-            break;
-        case O_SEED:
-            if (parse_uint(optarg, UINT64_MAX, &opts->seed))
-                expect = "a whole number";
-            break;
-        case O_FAIL:
-            if (parse_rate(optarg, &opts->fail_rate))
-                expect = "a probability from 0 to 1";
-            break;
-        case O_FAIL401:
-            if (parse_rate(optarg, &opts->fail_401_rate))
-                expect = "a probability from 0 to 1";
-            break;
-        case O_DROP:
-            if (parse_rate(optarg, &opts->drop_rate))
-                expect = "a probability from 0 to 1";
-            break;
-        case O_LATENCY:
-            if (pd_mock_parse_duration(optarg, &opts->latency_ms))
-                expect = "a duration such as 50ms or 1s";
-            break;
-        case O_RATE:
-            if (parse_uint(optarg, UINT64_MAX, &opts->rate_limit))
-                expect = "a number of requests (0: no limit)";
-            break;
-        case O_WINDOW:
-            if (pd_mock_parse_duration(optarg, &opts->rate_window_ms) || !opts->rate_window_ms)
-                expect = "a duration above 0 such as 1s or 60s";
-            break;
-        case O_SCRIPT: {
-            struct mock_script tmp = {0};
-            char *why = NULL;
-            if (mock_script_parse(optarg, &tmp, &why)) {
-                if (err && asprintf(err, "--script: %s", why ? why : "invalid") < 0)
-                    *err = NULL;
-                free(why);
-                return PD_EUSAGE;
-            }
-            mock_script_cleanup(&tmp);
-            opts->script = optarg;
-            break;
-        }
-        case O_RECORD:
-            opts->record_dir = optarg;
-            break;
-        case O_EXIT_AFTER:
-            if (pd_mock_parse_duration(optarg, &cli->exit_after_ms))
-                expect = "a duration such as 30s or 10m";
-            break;
-        case O_QUIET:
-            opts->quiet = true;
-            break;
-        case 'h':
-        case O_HELP:
+        const struct opt_spec *s =
+            c >= FIRST_VAL && c < FIRST_VAL + (int)NSPECS ? &specs[c - FIRST_VAL] : NULL;
+        if (c == 'h' || (s && s->kind == K_HELP)) {
             usage(out ? out : stdout);
             return 1;
-        case ':': {
+        }
+        if (c == ':') {
             const char *name = "an option";
             for (const struct option *o = longopts; o->name; o++)
                 if (o->val == optopt)
                     name = o->name;
-            if (err && asprintf(err, "--%s needs a value (see --help)", name) < 0)
-                *err = NULL;
-            return PD_EUSAGE;
+            return usage_error(err, "--%s needs a value (see --help)", name);
         }
-        default:
-            if (err && asprintf(err, "unknown option %s (see --help)", argv[optind - 1]) < 0)
-                *err = NULL;
+        if (!s)
+            return usage_error(err, "unknown option %s (see --help)", argv[optind - 1]);
+        if (s->kind == K_SCRIPT && check_script(optarg, err))
             return PD_EUSAGE;
-        }
-        if (expect) {
-            if (err &&
-                asprintf(err, "--%s '%s': expected %s", longopts[idx].name, optarg, expect) < 0)
-                *err = NULL;
-            return PD_EUSAGE;
-        }
+        if (set_value(s, optarg, opts, cli))
+            return usage_error(err, "--%s '%s': expected %s", s->name, optarg, s->expect);
     }
-    if (optind < argc) {
-        if (err && asprintf(err, "unexpected argument '%s' (see --help)", argv[optind]) < 0)
-            *err = NULL;
-        return PD_EUSAGE;
-    }
+    if (optind < argc)
+        return usage_error(err, "unexpected argument '%s' (see --help)", argv[optind]);
     return 0;
 }

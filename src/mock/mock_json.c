@@ -273,27 +273,45 @@ static int read_word(struct reader *r, const char *word)
 
 static int read_value(struct reader *r);
 
-static int read_array(struct reader *r)
+/* Past the opening bracket; 1 when CLOSE follows at once (and is read too). */
+static int open_container(struct reader *r, char close)
 {
     r->pos++;
     skip_ws(r);
-    if (r->pos < r->n && r->s[r->pos] == ']') {
+    if (r->pos < r->n && r->s[r->pos] == close) {
         r->pos++;
-        return 0;
+        return 1;
     }
+    return 0;
+}
+
+/* After an element or member: 1 past CLOSE, 0 past a comma (another one follows), or
+ * PD_EPARSE with UNCLOSED or EXPECTED. */
+static int next_item(struct reader *r, char close, const char *unclosed, const char *expected)
+{
+    skip_ws(r);
+    if (r->pos >= r->n)
+        return fail(r, unclosed);
+    if (r->s[r->pos] == close) {
+        r->pos++;
+        return 1;
+    }
+    if (r->s[r->pos] != ',')
+        return fail(r, expected);
+    r->pos++;
+    return 0;
+}
+
+static int read_array(struct reader *r)
+{
+    int rc;
+    if (open_container(r, ']'))
+        return 0;
     for (;;) {
         if (read_value(r))
             return PD_EPARSE;
-        skip_ws(r);
-        if (r->pos >= r->n)
-            return fail(r, "the array is not closed");
-        if (r->s[r->pos] == ']') {
-            r->pos++;
-            return 0;
-        }
-        if (r->s[r->pos] != ',')
-            return fail(r, "expected , or ] in an array");
-        r->pos++;
+        if ((rc = next_item(r, ']', "the array is not closed", "expected , or ] in an array")))
+            return rc < 0 ? rc : 0;
     }
 }
 
@@ -311,12 +329,8 @@ struct top {
 
 static int read_object(struct reader *r, struct top *top)
 {
-    r->pos++;
-    skip_ws(r);
-    if (r->pos < r->n && r->s[r->pos] == '}') {
-        r->pos++;
+    if (open_container(r, '}'))
         return 0;
-    }
     for (;;) {
         skip_ws(r);
         if (r->pos >= r->n || r->s[r->pos] != '"')
@@ -360,16 +374,9 @@ static int read_object(struct reader *r, struct top *top)
         } else if (read_value(r)) {
             return PD_EPARSE;
         }
-        skip_ws(r);
-        if (r->pos >= r->n)
-            return fail(r, "the object is not closed");
-        if (r->s[r->pos] == '}') {
-            r->pos++;
-            return 0;
-        }
-        if (r->s[r->pos] != ',')
-            return fail(r, "expected , or } in an object");
-        r->pos++;
+        rc = next_item(r, '}', "the object is not closed", "expected , or } in an object");
+        if (rc)
+            return rc < 0 ? rc : 0;
     }
 }
 

@@ -57,6 +57,24 @@ static void answer_message(struct mock_answer *ans, int status, const char *msg)
     set_answer(ans, status, mock_json_message(msg));
 }
 
+/* {"data": ITEM}. */
+static cJSON *with_data(cJSON *item)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddItemToObject(r, "data", item);
+    return r;
+}
+
+/* Answers STATUS with R, or NONE_STATUS with NONE_MSG when there is no R. */
+static void answer_found(struct mock_answer *ans, int status, cJSON *r, int none_status,
+                         const char *none_msg)
+{
+    if (r)
+        set_answer(ans, status, print_and_free(r));
+    else
+        answer_message(ans, none_status, none_msg);
+}
+
 /* ---- routing --------------------------------------------------------------------------- */
 
 #define MAX_SEGMENTS 10
@@ -518,10 +536,7 @@ static void answer_run(struct pd_mock *m, const struct mock_route_match *rt,
         add_time(d, "finished_at", run.started_ms);
     }
     pthread_mutex_unlock(&m->lock);
-    if (r)
-        set_answer(ans, 200, print_and_free(r));
-    else
-        answer_message(ans, 404, "Flow run not found.");
+    answer_found(ans, 200, r, 404, "Flow run not found.");
 }
 
 /* ---- cross-reference lookups ---------------------------------------------------------- */
@@ -652,16 +667,9 @@ static void answer_lookup_create(struct pd_mock *m, const struct mock_request *r
     } else {
         pthread_mutex_lock(&m->lock);
         struct mock_lookup *lk = mock_store_lookup_add(m->store, name, desc, def, mock_epoch_ms());
-        cJSON *r = NULL;
-        if (lk) {
-            r = cJSON_CreateObject();
-            cJSON_AddItemToObject(r, "data", lookup_json(lk));
-        }
+        cJSON *r = lk ? with_data(lookup_json(lk)) : NULL;
         pthread_mutex_unlock(&m->lock);
-        if (r)
-            set_answer(ans, 201, print_and_free(r));
-        else
-            answer_message(ans, 500, "Server Error");
+        answer_found(ans, 201, r, 500, "Server Error");
     }
     cJSON_Delete(o);
 }
@@ -688,18 +696,11 @@ static void answer_lookups(struct pd_mock *m, const struct mock_request *rq,
 static void answer_lookup(struct pd_mock *m, const struct mock_route_match *rt,
                           struct mock_answer *ans)
 {
-    cJSON *r = NULL;
     pthread_mutex_lock(&m->lock);
     struct mock_lookup *lk = mock_store_lookup_get(m->store, rt->id);
-    if (lk) {
-        r = cJSON_CreateObject();
-        cJSON_AddItemToObject(r, "data", lookup_json(lk));
-    }
+    cJSON *r = lk ? with_data(lookup_json(lk)) : NULL;
     pthread_mutex_unlock(&m->lock);
-    if (r)
-        set_answer(ans, 200, print_and_free(r));
-    else
-        answer_message(ans, 404, "Cross-reference lookup not found.");
+    answer_found(ans, 200, r, 404, "Cross-reference lookup not found.");
 }
 
 static void answer_values(struct pd_mock *m, const struct mock_request *rq,
@@ -738,10 +739,7 @@ static void answer_values(struct pd_mock *m, const struct mock_request *rq,
     uint64_t total = 0;
     if (lk && post) {
         struct mock_row *row = mock_store_row_add(m->store, lk, left, right, mock_epoch_ms());
-        if (row) {
-            r = cJSON_CreateObject();
-            cJSON_AddItemToObject(r, "data", row_json(lk, row));
-        }
+        r = row ? with_data(row_json(lk, row)) : NULL;
     } else if (lk) {
         data = cJSON_CreateArray();
         total = lk->nrows;
@@ -813,8 +811,7 @@ static void answer_value(struct pd_mock *m, const struct mock_request *rq,
         rc = mock_store_row_set(row, left, right);
         if (!rc) {
             lk->updated_ms = mock_epoch_ms();
-            r = cJSON_CreateObject();
-            cJSON_AddItemToObject(r, "data", row_json(lk, row));
+            r = with_data(row_json(lk, row));
         }
     }
     pthread_mutex_unlock(&m->lock);

@@ -32,21 +32,18 @@ static int parse_step(const char *item, struct mock_step *st)
 {
     memset(st, 0, sizeof(*st));
     st->retry_after = -1;
-    if (!strcmp(item, "ok")) {
-        st->kind = MOCK_STEP_OK;
-        return 0;
-    }
-    if (!strcmp(item, "drop")) {
-        st->kind = MOCK_STEP_DROP;
-        return 0;
-    }
-    if (!strcmp(item, "hang")) {
-        st->kind = MOCK_STEP_HANG;
-        return 0;
-    }
-    if (!strcmp(item, "truncate")) {
-        st->kind = MOCK_STEP_TRUNCATE;
-        return 0;
+    static const struct {
+        const char *word;
+        int kind;
+    } words[] = {{"ok", MOCK_STEP_OK},
+                 {"drop", MOCK_STEP_DROP},
+                 {"hang", MOCK_STEP_HANG},
+                 {"truncate", MOCK_STEP_TRUNCATE}};
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (!strcmp(item, words[i].word)) {
+            st->kind = words[i].kind;
+            return 0;
+        }
     }
     char *end;
     errno = 0;

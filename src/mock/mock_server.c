@@ -42,18 +42,21 @@ struct conn_req {
     int rl_retry_after;
 };
 
-static uint64_t monotonic_ms(void)
+static uint64_t clock_ms(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t monotonic_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
 }
 
 uint64_t mock_epoch_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return clock_ms(CLOCK_REALTIME);
 }
 
 uint64_t mock_now(struct pd_mock *m)
@@ -167,6 +170,67 @@ static void add_headers(struct MHD_Response *resp, struct pd_mock *m, struct con
     }
 }
 
+/* Ends a request without an answer: frees BODY, logs OUTCOME, and has libmicrohttpd close
+ * the connection. */
+static enum MHD_Result no_answer(struct pd_mock *m, struct conn_req *r, char *body,
+                                 const char *outcome)
+{
+    free(body);
+    log_request(m, r, 0, outcome, 0, NULL);
+    return MHD_NO;
+}
+
+/* Holds connection C, answering nothing, until the client gives up or we stop. */
+static enum MHD_Result hang(struct pd_mock *m, struct MHD_Connection *c, struct conn_req *r,
+                            struct mock_answer *ans)
+{
+    no_answer(m, r, ans->body, ans->outcome);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    int fd = ci ? ci->connect_fd : -1;
+    pthread_mutex_lock(&m->lock);
+    m->hangs_active++;
+    pthread_mutex_unlock(&m->lock);
+    while (fd >= 0 && !stopping(m)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+        int k = poll(&p, 1, 100);
+        if (k < 0 && errno != EINTR)
+            break;
+        if (k <= 0)
+            continue;
+        if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+            break;
+        char b;
+        ssize_t got = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            break;
+        pause_ms(m, 100); /* the client sent more: keep ignoring it, without spinning */
+    }
+    pthread_mutex_lock(&m->lock);
+    m->hangs_active--;
+    pthread_mutex_unlock(&m->lock);
+    return MHD_NO;
+}
+
+/* The response for BODY (LEN bytes, taken on success): whole, or cut in half for
+ * MOCK_TRUNCATE. NULL when out of memory. */
+static struct MHD_Response *make_response(int action, char *body, size_t len)
+{
+    if (action != MOCK_TRUNCATE)
+        return MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct truncated *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->body = body;
+    t->len = len;
+    t->cut = len / 2;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(len, 1024, on_truncated_read, t, on_truncated_free);
+    if (!resp)
+        free(t);
+    return resp;
+}
+
 /*
  * Carries out ANS on connection C: waits the configured latency, then answers, truncates,
  * drops or hangs. Takes ans->body. Returns what the handler must return to libmicrohttpd.
@@ -174,80 +238,25 @@ static void add_headers(struct MHD_Response *resp, struct pd_mock *m, struct con
 static enum MHD_Result deliver(struct pd_mock *m, struct MHD_Connection *c, struct conn_req *r,
                                struct mock_answer *ans)
 {
-    enum MHD_Result ret = MHD_NO;
-    struct MHD_Response *resp = NULL;
     r->answered = true;
-
-    if (ans->action == MOCK_HANG) {
-        /* Hold the connection, answer nothing, until the client gives up or we stop. */
-        free(ans->body);
-        log_request(m, r, 0, ans->outcome, 0, NULL);
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        int fd = ci ? ci->connect_fd : -1;
-        pthread_mutex_lock(&m->lock);
-        m->hangs_active++;
-        pthread_mutex_unlock(&m->lock);
-        while (fd >= 0 && !stopping(m)) {
-            struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
-            int k = poll(&p, 1, 100);
-            if (k < 0 && errno != EINTR)
-                break;
-            if (k <= 0)
-                continue;
-            if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
-                break;
-            char b;
-            ssize_t got = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-            if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-                break;
-            pause_ms(m, 100); /* the client sent more: keep ignoring it, without spinning */
-        }
-        pthread_mutex_lock(&m->lock);
-        m->hangs_active--;
-        pthread_mutex_unlock(&m->lock);
-        return MHD_NO;
-    }
-
+    if (ans->action == MOCK_HANG)
+        return hang(m, c, r, ans);
     if (m->opt.latency_ms)
         pause_ms(m, m->opt.latency_ms);
-
-    if (ans->action == MOCK_DROP) {
-        free(ans->body);
-        log_request(m, r, 0, ans->outcome, 0, NULL);
-        return MHD_NO;
-    }
+    if (ans->action == MOCK_DROP)
+        return no_answer(m, r, ans->body, ans->outcome);
     if (!ans->body) {
         ans->body = mock_json_message("Server Error");
         ans->status = 500;
-        if (!ans->body) {
-            log_request(m, r, 0, "aborted", 0, NULL);
-            return MHD_NO;
-        }
+        if (!ans->body)
+            return no_answer(m, r, NULL, "aborted");
     }
-    size_t len = strlen(ans->body);
-    if (ans->action == MOCK_TRUNCATE) {
-        struct truncated *t = calloc(1, sizeof(*t));
-        if (t) {
-            t->body = ans->body;
-            t->len = len;
-            t->cut = len / 2;
-            resp = MHD_create_response_from_callback(len, 1024, on_truncated_read, t,
-                                                     on_truncated_free);
-            if (!resp)
-                free(t);
-        }
-    } else {
-        resp = MHD_create_response_from_buffer(len, ans->body, MHD_RESPMEM_MUST_FREE);
-    }
-    if (!resp) {
-        free(ans->body);
-        log_request(m, r, 0, "aborted", 0, NULL);
-        return MHD_NO;
-    }
+    struct MHD_Response *resp = make_response(ans->action, ans->body, strlen(ans->body));
+    if (!resp)
+        return no_answer(m, r, ans->body, "aborted");
     ans->body = NULL;
     add_headers(resp, m, r, ans->retry_after);
-    ret = MHD_queue_response(c, (unsigned)ans->status, resp);
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)ans->status, resp);
     MHD_destroy_response(resp);
     log_request(m, r, ret == MHD_YES ? ans->status : 0, ans->outcome, ans->flow_run_id,
                 ans->payload_file);
@@ -264,6 +273,16 @@ static enum MHD_Result deliver_simple(struct pd_mock *m, struct MHD_Connection *
                               .retry_after = retry_after,
                               .outcome = outcome};
     return deliver(m, c, r, &ans);
+}
+
+/* The answer to a body over --max-body. */
+static enum MHD_Result too_large(struct pd_mock *m, struct MHD_Connection *c, struct conn_req *r)
+{
+    return deliver_simple(m, c, r, 413,
+                          mock_json_message("The request body is too large. Reduce the payload "
+                                            "size by splitting the data and sending over "
+                                            "multiple calls."),
+                          -1, "ok");
 }
 
 /* ---- the handler ---------------------------------------------------------------------------- */
@@ -347,11 +366,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             r->declared = (*end || end == cl) ? 0 : v;
         }
         if (r->declared > m->opt.max_body)
-            return deliver_simple(
-                m, c, r, 413,
-                mock_json_message("The request body is too large. Reduce the payload size by "
-                                  "splitting the data and sending over multiple calls."),
-                -1, "ok");
+            return too_large(m, c, r);
         check_rate(m, r);
         if (r->rate_limited)
             return deliver_simple(m, c, r, 429, mock_json_message("Too Many Attempts."),
@@ -370,11 +385,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
 
     if (r->too_big)
-        return deliver_simple(
-            m, c, r, 413,
-            mock_json_message("The request body is too large. Reduce the payload size by "
-                              "splitting the data and sending over multiple calls."),
-            -1, "ok");
+        return too_large(m, c, r);
 
     struct mock_request rq = {
         .method = method,
@@ -450,43 +461,36 @@ static bool bad_rate(double p)
     return !(p >= 0.0 && p <= 1.0);
 }
 
-int pd_mock_create(const struct pd_mock_options *opts, struct pd_mock **out, char **err)
-{
-    struct pd_mock *m = NULL;
-    int rc = PD_ENOMEM;
-    union {
-        struct sockaddr_in v4;
-        struct sockaddr_in6 v6;
-    } addr;
-    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
+union sock_addr {
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+};
 
-    if (err)
-        *err = NULL;
-    if (bad_rate(opts->fail_rate) || bad_rate(opts->fail_401_rate) || bad_rate(opts->drop_rate)) {
-        set_err(err, "fail, 401 and drop rates are probabilities from 0 to 1", NULL);
-        return PD_EUSAGE;
-    }
-    if (!opts->user || !opts->password || !opts->max_body) {
-        set_err(err, "a user, a password and a max body above 0 are needed", NULL);
-        return PD_EUSAGE;
-    }
-    memset(&addr, 0, sizeof(addr));
-    const char *bind = opts->bind ? opts->bind : "127.0.0.1";
-    if (inet_pton(AF_INET, bind, &addr.v4.sin_addr) == 1) {
-        addr.v4.sin_family = AF_INET;
-        addr.v4.sin_port = htons(opts->port);
-    } else if (inet_pton(AF_INET6, bind, &addr.v6.sin6_addr) == 1) {
-        addr.v6.sin6_family = AF_INET6;
-        addr.v6.sin6_port = htons(opts->port);
-        flags |= MHD_USE_IPv6;
+/* The address to listen on; MHD_USE_IPv6 added to FLAGS for an IPv6 one. */
+static int resolve_bind(const char *bind, uint16_t port, union sock_addr *addr, unsigned *flags,
+                        char **err)
+{
+    memset(addr, 0, sizeof(*addr));
+    if (inet_pton(AF_INET, bind, &addr->v4.sin_addr) == 1) {
+        addr->v4.sin_family = AF_INET;
+        addr->v4.sin_port = htons(port);
+    } else if (inet_pton(AF_INET6, bind, &addr->v6.sin6_addr) == 1) {
+        addr->v6.sin6_family = AF_INET6;
+        addr->v6.sin6_port = htons(port);
+        *flags |= MHD_USE_IPv6;
     } else {
         set_err(err, "--bind: not an IPv4 or IPv6 address: ", bind);
         return PD_EUSAGE;
     }
+    return 0;
+}
 
-    m = calloc(1, sizeof(*m));
+/* The emulator's own state from OPTS, strings copied; NULL when out of memory. */
+static struct pd_mock *mock_new(const struct pd_mock_options *opts, const char *bind)
+{
+    struct pd_mock *m = calloc(1, sizeof(*m));
     if (!m)
-        goto fail;
+        return NULL;
     m->opt = *opts;
     m->log = opts->log ? opts->log : stderr;
     pthread_mutex_init(&m->lock, NULL);
@@ -500,8 +504,10 @@ int pd_mock_create(const struct pd_mock_options *opts, struct pd_mock **out, cha
     m->user = strdup(opts->user);
     m->password = strdup(opts->password);
     m->api_key = opts->api_key ? strdup(opts->api_key) : NULL;
-    if (!m->bind || !m->user || !m->password || (opts->api_key && !m->api_key))
-        goto fail;
+    if (!m->bind || !m->user || !m->password || (opts->api_key && !m->api_key)) {
+        pd_mock_destroy(&m);
+        return NULL;
+    }
     m->opt.bind = m->bind;
     m->opt.user = m->user;
     m->opt.password = m->password;
@@ -511,6 +517,32 @@ int pd_mock_create(const struct pd_mock_options *opts, struct pd_mock **out, cha
     m->opt.log = m->log;
     if (!m->opt.rate_window_ms)
         m->opt.rate_window_ms = 60000;
+    return m;
+}
+
+int pd_mock_create(const struct pd_mock_options *opts, struct pd_mock **out, char **err)
+{
+    struct pd_mock *m = NULL;
+    int rc = PD_ENOMEM;
+    union sock_addr addr;
+    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
+
+    if (err)
+        *err = NULL;
+    if (bad_rate(opts->fail_rate) || bad_rate(opts->fail_401_rate) || bad_rate(opts->drop_rate)) {
+        set_err(err, "fail, 401 and drop rates are probabilities from 0 to 1", NULL);
+        return PD_EUSAGE;
+    }
+    if (!opts->user || !opts->password || !opts->max_body) {
+        set_err(err, "a user, a password and a max body above 0 are needed", NULL);
+        return PD_EUSAGE;
+    }
+    const char *bind = opts->bind ? opts->bind : "127.0.0.1";
+    if (resolve_bind(bind, opts->port, &addr, &flags, err))
+        return PD_EUSAGE;
+    m = mock_new(opts, bind);
+    if (!m)
+        goto fail;
     if ((rc = mock_store_create(&m->store)))
         goto fail;
     if ((rc = mock_script_parse(opts->script, &m->script, err)))

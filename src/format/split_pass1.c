@@ -1,0 +1,438 @@
+/*
+ * The splitter's first pass (see split.c): reads the whole file once, checks its text and
+ * syntax, measures the encoded size of the file and of every record, keeps the text repeated
+ * in every chunk, and encodes the file into the body while it still fits whole.
+ */
+#include "pd_encode.h"
+#include "pd_error.h"
+#include "pd_format.h"
+#include "split_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int grow_append(char **buf, size_t *len, const unsigned char *src, size_t n, uint64_t cap,
+                       int *over)
+{
+    if (*over)
+        return 0;
+    if (*len + n > cap) {
+        *over = 1;
+        return 0;
+    }
+    char *b = realloc(*buf, *len + n + 1);
+    if (!b)
+        return PD_ENOMEM;
+    memcpy(b + *len, src, n);
+    *buf = b;
+    *len += n;
+    return 0;
+}
+
+/* Line number of decoded offset DEC, by reading again from the start (errors only). */
+static uint64_t line_of(struct pd_splitter *sp, uint64_t dec)
+{
+    uint64_t line = 1;
+    dec_seek(&sp->dec, 0);
+    while (dec_fill(&sp->dec) > 0) {
+        uint64_t base = sp->dec.win_dec;
+        if (base >= dec)
+            break;
+        size_t n = sp->dec.win_len;
+        if (dec - base < n)
+            n = (size_t)(dec - base);
+        const unsigned char *p = sp->dec.win, *e = p + n;
+        while ((p = memchr(p, '\n', (size_t)(e - p))) != NULL)
+            line++, p++;
+    }
+    sp->positioned = 0;
+    return line;
+}
+
+struct p1 {
+    int whole_fits, collecting_pre, collecting_suf;
+    uint64_t esc_total, dec_total, nrec, rec_start_esc, rec_start_dec;
+    struct dec_anchor rec_start_anchor;
+    uint64_t mark_dec, mark_esc;
+    struct dec_anchor mark_anchor;
+    size_t mark_pre_len;
+    uint64_t target_rec;
+};
+
+/* Decoded text pass 1 keeps: counted, escaped into the whole body while that fits, and
+ * collected as the text to repeat before or after the records. */
+static int take(struct pd_splitter *sp, struct p1 *st, const unsigned char *s, size_t n)
+{
+    int rc;
+    st->dec_total += n;
+    if (st->whole_fits) {
+        size_t before = sp->body_len;
+        rc = split_body_escape(sp, s, n, (size_t)sp->max_body - TAIL_LEN);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            st->esc_total += sp->body_len - before;
+        else
+            st->whole_fits = 0;
+    }
+    if (!st->whole_fits)
+        st->esc_total += pd_encode_escaped_len(s, n);
+    if (st->collecting_pre &&
+        (rc = grow_append(&sp->pre, &sp->pre_len, s, n, sp->max_body, &sp->pre_over)) < 0)
+        return rc;
+    if (st->collecting_suf &&
+        (rc = grow_append(&sp->suf, &sp->suf_len, s, n, sp->max_body, &sp->suf_over)) < 0)
+        return rc;
+    return 0;
+}
+
+/* Window bytes [A, B) for take(), with the XML declaration's encoding value replaced by
+ * "UTF-8" (the value lies in the first window, but any cut through it is handled). */
+static int account(struct pd_splitter *sp, struct p1 *st, size_t a, size_t b)
+{
+    const unsigned char *w = sp->dec.win;
+    uint64_t base = sp->dec.win_dec, from = base + a, to = base + b;
+    uint64_t lo = sp->decl_dec, hi = sp->decl_dec + sp->decl_len;
+    int rc;
+    if (b <= a)
+        return 0;
+    if (!sp->decl_rewrite || to <= lo || from >= hi)
+        return take(sp, st, w + a, b - a);
+    if (from < lo && (rc = take(sp, st, w + a, (size_t)(lo - from))) < 0)
+        return rc;
+    if (from <= lo && (rc = take(sp, st, (const unsigned char *)"UTF-8", 5)) < 0)
+        return rc;
+    if (to > hi)
+        return take(sp, st, w + (size_t)(hi - base), (size_t)(to - hi));
+    return 0;
+}
+
+/* Finds the XML declaration at the start of the first window and whether its encoding must
+ * become UTF-8 (it names another charset, whether or not the file was transcoded: the text
+ * sent is UTF-8 either way, and a declaration that says otherwise makes parsers misread it). */
+static void find_declaration(struct pd_splitter *sp)
+{
+    struct split_dec *d = &sp->dec;
+    struct xml_decl x;
+    size_t n = d->win_len < XML_DECL_MAX ? d->win_len : XML_DECL_MAX;
+    if (xml_decl_parse(d->win, n, &x) && x.enc_len &&
+        !dec_is_utf8_name((const char *)d->win + x.enc_off, x.enc_len)) {
+        sp->decl_rewrite = 1;
+        sp->decl_dec = d->win_dec + x.enc_off;
+        sp->decl_len = x.enc_len;
+    }
+}
+
+/* A scanner error: kept for the case the file turns out to need splitting. */
+static void note_scan_error(struct pd_splitter *sp, struct p1 *st)
+{
+    uint64_t dec = sp->sc.ev_dec, orig = dec;
+    int known = 1;
+    if (sp->dec.cd != (iconv_t)-1) {
+        if (dec >= sp->dec.win_dec && dec <= sp->dec.win_dec + sp->dec.win_len)
+            orig = split_exact(sp, dec_anchor_of(&sp->dec, dec), dec);
+        else
+            known = 0;
+    }
+    char rec[64] = "";
+    if (!st->collecting_pre)
+        snprintf(rec, sizeof(rec), ", in record %llu", (unsigned long long)(st->nrec + 1));
+    const char *hint = "";
+    if (sp->fmt_cfg == PD_SPLIT_AUTO && st->collecting_pre)
+        hint = " (the split format was chosen from the file name; set split for this watch if "
+               "the file is of another kind)";
+    if (known)
+        snprintf(sp->split_msg, sizeof(sp->split_msg), "%s at byte %llu", sp->sc.msg,
+                 (unsigned long long)orig);
+    else
+        snprintf(sp->split_msg, sizeof(sp->split_msg), "%s", sp->sc.msg);
+    snprintf(sp->split_tail, sizeof(sp->split_tail), "%s)%s", rec, hint);
+    sp->split_err = PD_EPARSE;
+    sp->split_structural = sp->sc.structural;
+    sp->split_err_dec = dec;
+    sp->split_err_line_wanted = 1;
+}
+
+static int handle_p1_event(struct pd_splitter *sp, struct p1 *st, int ev)
+{
+    struct scan *sc = &sp->sc;
+    int rc;
+    switch (ev) {
+    case SCAN_MARK:
+        st->mark_dec = sc->ev_dec;
+        st->mark_anchor = dec_anchor_of(&sp->dec, sc->ev_dec);
+        st->mark_pre_len = sp->pre_len;
+        st->mark_esc = st->esc_total;
+        break;
+    case SCAN_AREA_START: {
+        uint64_t dec = sc->ev_dec;
+        struct dec_anchor a;
+        st->collecting_pre = 0;
+        st->collecting_suf = 1;
+        sp->suf_len = 0;
+        sp->suf_over = 0;
+        if (sc->at_mark) {
+            /* The records began at the mark: what was read since is record text, not pre. */
+            dec = st->mark_dec;
+            a = st->mark_anchor;
+            st->rec_start_esc = st->mark_esc;
+            if (sp->pre_len >= st->mark_pre_len && !sp->pre_over) {
+                rc =
+                    grow_append(&sp->suf, &sp->suf_len, (unsigned char *)sp->pre + st->mark_pre_len,
+                                sp->pre_len - st->mark_pre_len, sp->max_body, &sp->suf_over);
+                if (rc < 0)
+                    return rc;
+                sp->pre_len = st->mark_pre_len;
+            }
+        } else {
+            a = dec_anchor_of(&sp->dec, dec);
+            st->rec_start_esc = st->esc_total;
+        }
+        st->rec_start_dec = dec;
+        st->rec_start_anchor = a;
+        sp->area_orig = split_exact(sp, a, dec);
+        if (sp->seek_target == sp->area_orig)
+            st->target_rec = 1;
+        break;
+    }
+    case SCAN_REC_START:
+        st->rec_start_esc = st->esc_total;
+        st->rec_start_dec = sc->ev_dec;
+        st->rec_start_anchor = dec_anchor_of(&sp->dec, sc->ev_dec);
+        break;
+    case SCAN_REC_END: {
+        uint64_t size = st->esc_total - st->rec_start_esc;
+        st->nrec++;
+        if (size > sp->big_size) {
+            sp->big_size = size;
+            sp->big_num = st->nrec;
+            sp->big_off = split_exact(sp, st->rec_start_anchor, st->rec_start_dec);
+        }
+        uint64_t pre_esc = pd_encode_escaped_len(sp->pre, sp->pre_len);
+        if (PD_ENCODE_BODY_OVERHEAD + pre_esc + size > sp->max_body)
+            sp->over_count++;
+        sp->suf_len = 0;
+        sp->suf_over = 0;
+        struct dec_anchor a = dec_anchor_of(&sp->dec, sc->ev_dec);
+        if (sp->sc.tiled) {
+            st->rec_start_esc = st->esc_total;
+            st->rec_start_dec = sc->ev_dec;
+            st->rec_start_anchor = a;
+        }
+        if (!st->target_rec && sp->seek_target && sp->seek_target >= a.orig &&
+            sp->seek_target <= a.orig + 8 * DEC_SLICE &&
+            split_exact(sp, a, sc->ev_dec) == sp->seek_target)
+            st->target_rec = st->nrec + 1;
+        break;
+    }
+    default:
+        break;
+    }
+    return 0;
+}
+
+int split_check_budget(struct pd_splitter *sp)
+{
+    char a[64], b[64];
+    uint64_t fixed = PD_ENCODE_BODY_OVERHEAD + sp->pre_esc + sp->suf_esc;
+    if (fixed >= sp->max_body)
+        return split_set_err(
+            sp, PD_ETOOBIG,
+            "the text repeated in every chunk (before and after the records) is %s "
+            "encoded, which leaves no room for records under max_body %llu; raise "
+            "max_body",
+            split_size_words(fixed, a, sizeof(a)), (unsigned long long)sp->max_body);
+    if (sp->big_size > sp->max_body - fixed) {
+        char others[96] = "";
+        if (sp->over_count > 1)
+            snprintf(others, sizeof(others), " (%llu records are too large; this is the largest)",
+                     (unsigned long long)sp->over_count);
+        return split_set_err(
+            sp, PD_ETOOBIG,
+            "record %llu at byte %llu is %s encoded, larger than the %s a request "
+            "can hold (max_body %llu less the text repeated in every chunk)%s; raise "
+            "max_body or split the record upstream",
+            (unsigned long long)sp->big_num, (unsigned long long)sp->big_off,
+            split_size_words(sp->big_size, a, sizeof(a)),
+            split_size_words(sp->max_body - fixed, b, sizeof(b)), (unsigned long long)sp->max_body,
+            others);
+    }
+    return 0;
+}
+
+/* A syntax error the first pass found, with its line number, as the splitter's error. */
+static int syntax_error(struct pd_splitter *sp)
+{
+    if (sp->split_err_line_wanted) {
+        char m[sizeof(sp->split_msg) + sizeof(sp->split_tail) + 32];
+        snprintf(m, sizeof(m), "%s (line %llu%s", sp->split_msg,
+                 (unsigned long long)line_of(sp, sp->split_err_dec), sp->split_tail);
+        memcpy(sp->split_msg, m, sizeof(sp->split_msg) - 1);
+        sp->split_err_line_wanted = 0;
+    }
+    return split_set_err(sp, sp->split_err, "%s", sp->split_msg);
+}
+
+/* Everything pass 1 found that stops splitting; 0 when the file can be split. */
+int split_ready(struct pd_splitter *sp)
+{
+    if (sp->fmt == PD_SPLIT_NONE) {
+        char a[64];
+        return split_set_err(
+            sp, PD_ETOOBIG,
+            "the file is %s once encoded, larger than max_body %llu, and this watch "
+            "has split = none; choose a split format or raise max_body",
+            split_size_words(sp->whole_len, a, sizeof(a)), (unsigned long long)sp->max_body);
+    }
+    if (sp->split_err)
+        return syntax_error(sp);
+    if (sp->total_records == 0)
+        return split_set_err(
+            sp, PD_EEMPTY,
+            "the file is too big for one request but holds no %s records to split it by",
+            pd_format_name(sp->fmt));
+    if (sp->pre_over)
+        return split_set_err(sp, PD_ETOOBIG,
+                             "the text before the first record (repeated in every chunk) is larger "
+                             "than max_body %llu",
+                             (unsigned long long)sp->max_body);
+    if (sp->suf_over)
+        return split_set_err(sp, PD_ETOOBIG,
+                             "the text after the last record (repeated in every chunk) is larger "
+                             "than max_body %llu",
+                             (unsigned long long)sp->max_body);
+    return split_check_budget(sp);
+}
+
+/* Back to the file's start, with nothing found yet. */
+static void p1_start(struct pd_splitter *sp, struct p1 *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->whole_fits = 1;
+    st->collecting_pre = 1;
+    st->target_rec = sp->seek_target == 0;
+    sp->pre_len = sp->suf_len = 0;
+    sp->pre_over = sp->suf_over = 0;
+    sp->big_num = sp->big_off = sp->big_size = sp->over_count = 0;
+    sp->split_err = 0;
+    sp->split_err_line_wanted = 0;
+    sp->area_orig = 0;
+    sp->whole = sp->whole_sent = 0;
+    sp->positioned = 0;
+    sp->decl_rewrite = 0;
+    scan_reset(&sp->sc);
+    dec_seek(&sp->dec, 0);
+    sp->body_len = 0;
+}
+
+/* Reads the file to its end, or to a scan error when the file cannot go whole either. Returns
+ * 0 or the sticky error. */
+static int p1_read(struct pd_splitter *sp, struct p1 *st)
+{
+    struct split_dec *d = &sp->dec;
+    int rc;
+    int scanning = sp->fmt != PD_SPLIT_NONE;
+    size_t pos = 0, acc = 0;
+    for (;;) {
+        if (pos == d->win_len) {
+            if ((rc = account(sp, st, acc, pos)) < 0)
+                return split_set_err(sp, rc, "out of memory");
+            rc = dec_fill(d);
+            if (rc < 0)
+                return split_set_err(sp, rc, "%s", d->err);
+            if (rc == 0)
+                break;
+            if (sp->is_xml && d->win_dec == d->data_start)
+                find_declaration(sp);
+            pos = acc = 0;
+        }
+        int ev = SCAN_MORE;
+        size_t evpos;
+        if (scanning)
+            ev = scan_feed(&sp->sc, d->win, d->win_len, d->win_dec, &pos);
+        else
+            pos = d->win_len;
+        evpos = ev == SCAN_MORE || ev == SCAN_ERROR ? pos : (size_t)(sp->sc.ev_dec - d->win_dec);
+        if (ev == SCAN_AREA_START && sp->sc.at_mark)
+            evpos = pos;
+        if ((rc = account(sp, st, acc, evpos)) < 0)
+            return split_set_err(sp, rc, "out of memory");
+        acc = evpos;
+        if (ev == SCAN_ERROR) {
+            note_scan_error(sp, st);
+            scanning = 0;
+            if (!st->whole_fits)
+                break; /* no need to read on: the file can go neither whole nor split */
+        } else if ((rc = handle_p1_event(sp, st, ev)) < 0) {
+            return split_set_err(sp, rc, "out of memory");
+        }
+    }
+    uint64_t eof_dec = d->win_dec + d->win_len;
+    while (scanning) {
+        int ev = scan_end(&sp->sc, eof_dec);
+        if (ev == SCAN_DONE)
+            break;
+        if (ev == SCAN_ERROR) {
+            note_scan_error(sp, st);
+            break;
+        }
+        if ((rc = handle_p1_event(sp, st, ev)) < 0)
+            return split_set_err(sp, rc, "out of memory");
+    }
+    return 0;
+}
+
+/* What the whole file read says: it goes whole, or it is cut from the chunk asked for. */
+static int p1_verdict(struct pd_splitter *sp, const struct p1 *st)
+{
+    int rc;
+    /* A file of a structured kind goes only when it is well formed, even when it fits whole:
+     * a flow that expects JSON must never get half an array. (split = lines or none sends
+     * any text as it is.) */
+    if (sp->split_err && !sp->split_structural)
+        return syntax_error(sp);
+    if (st->whole_fits && sp->body_len + TAIL_LEN <= sp->max_body) {
+        split_body_raw(sp, PD_ENCODE_BODY_TAIL, TAIL_LEN);
+        sp->whole = 1;
+        if (sp->seek_target != 0 && sp->seek_target != sp->file_end)
+            return split_set_err(sp, PD_ESTATE,
+                                 "byte %llu is not a chunk boundary: the file now goes whole; it "
+                                 "changed since, or max_body differs from when it was recorded",
+                                 (unsigned long long)sp->seek_target);
+        sp->whole_sent = sp->seek_target != 0;
+        return 0;
+    }
+    sp->whole_len = st->esc_total + PD_ENCODE_BODY_OVERHEAD;
+    if ((rc = split_ready(sp)) < 0)
+        return rc;
+    if (!st->target_rec)
+        return split_set_err(sp, PD_ESTATE,
+                             "byte %llu is not a chunk boundary of this file; it changed since, "
+                             "or max_body differs from when the chunk was recorded",
+                             (unsigned long long)sp->seek_target);
+    sp->next_start = sp->seek_target ? sp->seek_target : sp->area_orig;
+    sp->next_record = st->target_rec;
+    return 0;
+}
+
+int split_pass1(struct pd_splitter *sp)
+{
+    struct p1 st;
+    struct split_dec *d = &sp->dec;
+    int rc;
+    p1_start(sp, &st);
+    if ((rc = split_body_raw(sp, PD_ENCODE_BODY_HEAD, HEAD_LEN)) < 0)
+        return split_set_err(sp, rc, "out of memory");
+    if ((rc = p1_read(sp, &st)) < 0)
+        return rc;
+    uint64_t eof_dec = d->win_dec + d->win_len;
+    if (st.dec_total == 0)
+        return split_set_err(sp, PD_EEMPTY, "the file is empty; there is nothing to send");
+    sp->file_end = split_exact(sp, dec_anchor_of(d, eof_dec), eof_dec);
+    sp->total_records = st.nrec;
+    sp->pre_esc = pd_encode_escaped_len(sp->pre, sp->pre_len);
+    sp->suf_esc = pd_encode_escaped_len(sp->suf, sp->suf_len);
+    sp->prepared = 1;
+    return p1_verdict(sp, &st);
+}
