@@ -62,6 +62,22 @@ check "that flow run is the merged payload's" \
 check "a file sent alone has no batch in its receipt" jqe '.chunks[0].batch == null' "$A/o1.json.receipt.json"
 check "the batches are logged" grep -q "event=batch_sent.*files=6" "$T/err"
 
+# A small file that joins a batch is read from disk once: hashed, split and batched from that one
+# read, and not compared byte for byte again at the finish when nothing wrote to it (its ctime).
+kill "$MOCK_PID"
+start_mock
+rm -rf "$T/drop" "$T/drop.pd" "$T/state"
+mkdir -p "$T/drop"
+for i in 1 2 3 4; do mk "r$i.json" "0$i" "[{\"id\":$i}]"; done
+write_conf "$T/c.conf" "$T/drop" "batch = 10" "batch_window = 300ms"
+timeout 60 strace -f -y -qq -e trace=read,pread64,readv,preadv,preadv2 -o "$T/strace.out" \
+  "$PD_BIN" run --once -c "$T/c.conf" >/dev/null 2>"$T/err3" && rc=0 || rc=$?
+check "the four files went in one request (exit 0)" test "$rc" -eq 0 -a "$(payload_count)" -eq 1
+for i in 1 2 3 4; do
+  check "r$i.json was read once" \
+    test "$(grep -E "read(64)?\([0-9]+<[^>]*/r$i\.json>" "$T/strace.out" | grep -cv '= 0$')" -eq 1
+done
+
 # A refused batch goes again file by file: the batch gets 422, then the second file alone too;
 # the other two arrive, the refused one goes to the failed folder with its reason.
 kill "$MOCK_PID"
