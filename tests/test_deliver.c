@@ -191,6 +191,48 @@ static void test_failure_words(void **state)
     assert_non_null(strstr(buf, "was sent several times without an answer"));
 }
 
+/* A small file read into memory once is cut exactly as from the file. */
+static void test_memory_cuts_as_the_file(void **state)
+{
+    struct pd_bodylimit lim;
+    struct pd_delivery a, b;
+    struct pd_chunk ca, cb;
+    char *ba, *bb, mem[4096];
+    size_t la, lb;
+    int ra, rb;
+
+    write_array(30, 25, 99, 0);
+    FILE *f = fopen(path, "rb");
+    size_t n = fread(mem, 1, sizeof(mem), f);
+    fclose(f);
+    pd_bodylimit_init(&lim, 600, NULL);
+    struct pd_delivery_opts o = {.fd = -1, .path = path, .name = "orders.json", .max_body = 600,
+                                 .budget = 600, .limit = &lim};
+    assert_int_equal(pd_delivery_open(&a, &o), 0);
+    o.path = "/nonexistent/never-read.json"; /* memory only: the file is never opened */
+    o.mem = mem;
+    o.mem_len = n;
+    assert_int_equal(pd_delivery_open(&b, &o), 0);
+    do {
+        ra = pd_delivery_next(&a, &ca, &ba, &la);
+        rb = pd_delivery_next(&b, &cb, &bb, &lb);
+        assert_int_equal(ra, rb);
+        if (ra == 1) {
+            assert_int_equal(ca.start, cb.start);
+            assert_int_equal(ca.end, cb.end);
+            assert_int_equal(la, lb);
+            assert_memory_equal(ba, bb, la);
+        }
+        free(ba);
+        free(bb);
+    } while (ra == 1);
+    assert_int_equal(ra, 0);
+    pd_delivery_close(&a);
+    pd_delivery_close(&b);
+    pd_bodylimit_cleanup(&lim);
+    unlink(path);
+}
+
 /* A file that cannot be opened says which and why. */
 static void test_open_failure_names_the_reason(void **state)
 {
@@ -213,6 +255,7 @@ int main(void)
         cmocka_unit_test(test_record_too_big_for_learned_limit),
         cmocka_unit_test(test_refusal_when_record_cannot_fit),
         cmocka_unit_test(test_failure_words),
+        cmocka_unit_test(test_memory_cuts_as_the_file),
         cmocka_unit_test(test_open_failure_names_the_reason),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
