@@ -351,7 +351,15 @@ static void process_memory(uint64_t *rss, uint64_t *vsz)
     fclose(f);
 }
 
-static void render_locked(struct pd_metrics *m, FILE *f)
+/* A family of one number without labels. */
+static void single(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
+{
+    family(f, name, type, help);
+    fprintf(f, "%s %" PRIu64 "\n", name, v);
+}
+
+/* The per-watch families: files, chunks, bytes, what is pending, whether the watch is up. */
+static void render_watches(struct pd_metrics *m, FILE *f, uint64_t now)
 {
     static const struct {
         const char *name, *help;
@@ -363,13 +371,7 @@ static void render_locked(struct pd_metrics *m, FILE *f)
         {"patchdrop_files_duplicate_total", "Files archived as duplicates (dedupe), not sent."},
         {"patchdrop_files_rejected_total", "Files moved to the failed folder with the reason."},
     };
-    uint64_t now = m->clock->mono_ms(m->clock->arg);
-    uint64_t rss, vsz;
-    char reason[256];
-    int health = health_locked(m, reason, sizeof(reason));
 
-    family(f, "patchdrop_build_info", "gauge", "Version of the running patchdrop.");
-    fprintf(f, "patchdrop_build_info{version=\"%s\"} 1\n", PD_VERSION);
     for (int e = 0; e < PD_METRICS_FILE_EVENTS; e++) {
         family(f, files[e].name, "counter", files[e].help);
         PER_WATCH(f, m, files[e].name, w->files[e]);
@@ -395,7 +397,11 @@ static void render_locked(struct pd_metrics *m, FILE *f)
     family(f, "patchdrop_last_delivery_timestamp_seconds", "gauge",
            "Unix time of the last file delivered; 0: none since the start.");
     PER_WATCH(f, m, "patchdrop_last_delivery_timestamp_seconds", w->last_delivery_wall_ms / 1000);
+}
 
+/* The account-wide families: answers, retries, logins, requests, health, this endpoint. */
+static void render_requests(struct pd_metrics *m, FILE *f, uint64_t now, int health)
+{
     family(f, "patchdrop_http_responses_total", "counter",
            "Answers from Patchworks by HTTP status; status=\"none\": no answer (network error, "
            "timeout).");
@@ -409,42 +415,49 @@ static void render_locked(struct pd_metrics *m, FILE *f)
             fprintf(f, "patchdrop_http_responses_total{status=\"none\"} %" PRIu64 "\n",
                     m->responses[s]);
     }
-    family(f, "patchdrop_retries_total", "counter",
-           "Requests retried after 5xx, 429, a network error or a timeout.");
-    fprintf(f, "patchdrop_retries_total %" PRIu64 "\n", m->counters[PD_METRICS_RETRIES]);
-    family(f, "patchdrop_ambiguous_retries_total", "counter",
+    single(f, "patchdrop_retries_total", "counter",
+           "Requests retried after 5xx, 429, a network error or a timeout.",
+           m->counters[PD_METRICS_RETRIES]);
+    single(f, "patchdrop_ambiguous_retries_total", "counter",
            "Requests sent again after their whole body went out without an answer: each may "
-           "have started a flow run (possible duplicates).");
-    fprintf(f, "patchdrop_ambiguous_retries_total %" PRIu64 "\n",
-            m->counters[PD_METRICS_AMBIGUOUS]);
-    family(f, "patchdrop_logins_total", "counter", "Logins for a bearer token.");
-    fprintf(f, "patchdrop_logins_total %" PRIu64 "\n", m->counters[PD_METRICS_LOGINS]);
-    family(f, "patchdrop_reauths_total", "counter", "401 answers to data requests.");
-    fprintf(f, "patchdrop_reauths_total %" PRIu64 "\n", m->counters[PD_METRICS_REAUTHS]);
-    family(f, "patchdrop_requests_waiting", "gauge",
-           "Requests waiting for a token, the rate limit, a free slot or their next retry.");
-    fprintf(f, "patchdrop_requests_waiting %" PRIu64 "\n", m->waiting);
-    family(f, "patchdrop_requests_in_flight", "gauge", "Requests sent and not yet answered.");
-    fprintf(f, "patchdrop_requests_in_flight %" PRIu64 "\n", m->in_flight);
-    family(f, "patchdrop_failing_seconds", "gauge",
-           "How long the oldest retrying request has been failing; 0: nothing failing.");
-    fprintf(f, "patchdrop_failing_seconds %" PRIu64 "\n",
-            m->failing_since_ms && now > m->failing_since_ms ? (now - m->failing_since_ms) / 1000
-                                                             : 0);
-    family(f, "patchdrop_healthy", "gauge", "1 when /healthz answers 200, else 0.");
-    fprintf(f, "patchdrop_healthy %d\n", health == 200);
-    family(f, "patchdrop_metrics_connections_evicted_total", "counter",
+           "have started a flow run (possible duplicates).",
+           m->counters[PD_METRICS_AMBIGUOUS]);
+    single(f, "patchdrop_logins_total", "counter", "Logins for a bearer token.",
+           m->counters[PD_METRICS_LOGINS]);
+    single(f, "patchdrop_reauths_total", "counter", "401 answers to data requests.",
+           m->counters[PD_METRICS_REAUTHS]);
+    single(f, "patchdrop_requests_waiting", "gauge",
+           "Requests waiting for a token, the rate limit, a free slot or their next retry.",
+           m->waiting);
+    single(f, "patchdrop_requests_in_flight", "gauge", "Requests sent and not yet answered.",
+           m->in_flight);
+    single(f, "patchdrop_failing_seconds", "gauge",
+           "How long the oldest retrying request has been failing; 0: nothing failing.",
+           m->failing_since_ms && now > m->failing_since_ms ? (now - m->failing_since_ms) / 1000
+                                                            : 0);
+    single(f, "patchdrop_healthy", "gauge", "1 when /healthz answers 200, else 0.", health == 200);
+    single(f, "patchdrop_metrics_connections_evicted_total", "counter",
            "Connections to this endpoint closed before they sent a whole request, because they "
-           "were stale or slots were needed for new ones (a flood shows here).");
-    fprintf(f, "patchdrop_metrics_connections_evicted_total %" PRIu64 "\n", m->evicted);
+           "were stale or slots were needed for new ones (a flood shows here).",
+           m->evicted);
+}
 
+static void render_locked(struct pd_metrics *m, FILE *f)
+{
+    uint64_t now = m->clock->mono_ms(m->clock->arg);
+    uint64_t rss, vsz;
+    char reason[256];
+    int health = health_locked(m, reason, sizeof(reason));
+
+    family(f, "patchdrop_build_info", "gauge", "Version of the running patchdrop.");
+    fprintf(f, "patchdrop_build_info{version=\"%s\"} 1\n", PD_VERSION);
+    render_watches(m, f, now);
+    render_requests(m, f, now, health);
     process_memory(&rss, &vsz);
-    family(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-    fprintf(f, "process_resident_memory_bytes %" PRIu64 "\n", rss);
-    family(f, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
-    fprintf(f, "process_virtual_memory_bytes %" PRIu64 "\n", vsz);
-    family(f, "process_start_time_seconds", "gauge", "Start time of the process, Unix time.");
-    fprintf(f, "process_start_time_seconds %" PRIu64 "\n", m->start_wall_ms / 1000);
+    single(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss);
+    single(f, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", vsz);
+    single(f, "process_start_time_seconds", "gauge", "Start time of the process, Unix time.",
+           m->start_wall_ms / 1000);
 }
 
 int pd_metrics_render(struct pd_metrics *m, char **text, size_t *len)

@@ -273,6 +273,99 @@ static const struct pd_cli_spec spec = {
     .max_args = 0,
 };
 
+/* The metrics, and their endpoint when [metrics] listen is set. Returns 0 or the exit status. */
+static int start_metrics(struct run *r)
+{
+    struct pd_metrics_opts mo = {.unhealthy_after_ms = r->cfg->metrics.unhealthy_after_ms};
+    char err[256];
+
+    if (pd_metrics_create(&mo, &r->metrics)) {
+        fprintf(stderr, "patchdrop run: out of memory\n");
+        return PD_EXIT_FAILED;
+    }
+    if (!r->cfg->metrics.listen)
+        return 0;
+    if (pd_cli_metrics_exposed(r->cfg))
+        pd_log(PD_LOG_WARN,
+               "event=metrics_exposed listen=%s reason=\"not a loopback address\" "
+               "risk=\"%s\"",
+               r->cfg->metrics.listen, pd_cli_metrics_exposed(r->cfg));
+    if (pd_metrics_listen(r->metrics, r->cfg->metrics.listen, err, sizeof(err))) {
+        fprintf(stderr, "patchdrop run: %s: %s\n", r->file, err);
+        return PD_EXIT_USAGE;
+    }
+    pd_log(PD_LOG_INFO, "event=metrics_listening listen=%s port=%u paths=\"/metrics /healthz\"",
+           r->cfg->metrics.listen, pd_metrics_port(r->metrics));
+    return 0;
+}
+
+/* The loop with its heartbeat, progress bar (--once on a terminal), report and signals. */
+static void setup_loop(struct run *r)
+{
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&r->loop);
+#ifdef PD_HAVE_SYSTEMD
+    uint64_t watchdog_usec = 0;
+    r->watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
+    uint64_t beat_ms =
+        r->watchdog && watchdog_usec / 2000 < BEAT_MS ? watchdog_usec / 2000 : BEAT_MS;
+#else
+    uint64_t beat_ms = BEAT_MS;
+#endif
+    uv_timer_init(&r->loop, &r->beat);
+    uv_timer_init(&r->loop, &r->progress_timer);
+    r->beat.data = r->progress_timer.data = r;
+    uv_timer_start(&r->beat, on_beat, 0, beat_ms ? beat_ms : 1);
+    pd_progress_init(&r->progress, stderr, false, mono_ms());
+    if (!r->once)
+        r->progress.tty = NULL; /* a service's stderr is its log: no bar there */
+    r->report = r->once ? stdout : NULL;
+    if (pd_progress_on(&r->progress)) {
+        /* Log and report lines wipe the bar first, so it never garbles them. */
+        pd_log_set_output(pd_progress_wrap(&r->progress, stderr));
+        r->report = pd_progress_wrap(&r->progress, stdout);
+        uv_timer_start(&r->progress_timer, on_progress_tick, PROGRESS_MS, PROGRESS_MS);
+    }
+    /* Report lines name files (a partner picks the names) and quote Patchworks: never raw to a
+     * terminal. Without memory for the escaping, no report rather than a raw one: the log
+     * (quoted) says it all too. */
+    if (r->report && !(r->report = r->escaped = pd_progress_escaping(r->report)))
+        fprintf(stderr, "patchdrop run: out of memory: no report lines, see the log\n");
+    uv_signal_init(&r->loop, &r->sigterm);
+    uv_signal_init(&r->loop, &r->sigint);
+    uv_signal_init(&r->loop, &r->sighup);
+    r->sigterm.data = r->sigint.data = r->sighup.data = r;
+    uv_signal_start(&r->sigterm, on_stop_signal, SIGTERM);
+    uv_signal_start(&r->sigint, on_stop_signal, SIGINT);
+    uv_signal_start(&r->sighup, on_hup, SIGHUP);
+}
+
+/* The exit status once the loop ended; a fatal reason is said on stderr. */
+static int exit_status(const struct run *r)
+{
+    if (r->fatal) {
+        char safe[2048];
+        fprintf(stderr, "patchdrop run: %s\n", pd_log_escape(r->fatal, safe, sizeof(safe)));
+        return PD_EXIT_USAGE;
+    }
+    /* --once reports on the files it handled; a daemon that drained and stopped cleanly
+     * exits 0 whatever happened to files before (systemd would mark it failed). */
+    if (r->once && (r->total.rejected || r->total.stuck || r->total.disabled || r->total.skipped))
+        return PD_EXIT_FAILED;
+    return PD_EXIT_OK;
+}
+
+/* --once: the last line, on stdout. */
+static void print_summary(const struct pd_daemon_summary *t)
+{
+    printf("summary: %" PRIu64 " delivered, %" PRIu64 " duplicate(s), %" PRIu64 " failed, %" PRIu64
+           " stuck in work/; %" PRIu64 " chunk(s), %" PRIu64 " bytes%s\n",
+           t->delivered, t->duplicates, t->rejected, t->stuck, t->chunks, t->bytes,
+           t->disabled  ? "; some watches could not be set up (see the log)"
+           : t->skipped ? "; some files were out of reach (path too long, see the log)"
+                        : "");
+}
+
 int pd_cli_run(int argc, char **argv)
 {
     struct pd_cli_parser p;
@@ -297,63 +390,12 @@ int pd_cli_run(int argc, char **argv)
         return PD_EXIT_USAGE;
     }
     apply_log_settings(&r, r.cfg);
-    struct pd_metrics_opts mo = {.unhealthy_after_ms = r.cfg->metrics.unhealthy_after_ms};
-    if (pd_metrics_create(&mo, &r.metrics)) {
-        fprintf(stderr, "patchdrop run: out of memory\n");
+    if ((rc = start_metrics(&r))) {
+        pd_metrics_destroy(&r.metrics);
         pd_config_destroy(&r.cfg);
-        return PD_EXIT_FAILED;
+        return rc;
     }
-    if (r.cfg->metrics.listen) {
-        char err[256];
-        if (pd_cli_metrics_exposed(r.cfg))
-            pd_log(PD_LOG_WARN,
-                   "event=metrics_exposed listen=%s reason=\"not a loopback address\" "
-                   "risk=\"%s\"",
-                   r.cfg->metrics.listen, pd_cli_metrics_exposed(r.cfg));
-        if (pd_metrics_listen(r.metrics, r.cfg->metrics.listen, err, sizeof(err))) {
-            fprintf(stderr, "patchdrop run: %s: %s\n", r.file, err);
-            pd_metrics_destroy(&r.metrics);
-            pd_config_destroy(&r.cfg);
-            return PD_EXIT_USAGE;
-        }
-        pd_log(PD_LOG_INFO, "event=metrics_listening listen=%s port=%u paths=\"/metrics /healthz\"",
-               r.cfg->metrics.listen, pd_metrics_port(r.metrics));
-    }
-    signal(SIGPIPE, SIG_IGN);
-    uv_loop_init(&r.loop);
-#ifdef PD_HAVE_SYSTEMD
-    uint64_t watchdog_usec = 0;
-    r.watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0;
-    uint64_t beat_ms = r.watchdog && watchdog_usec / 2000 < BEAT_MS ? watchdog_usec / 2000 : BEAT_MS;
-#else
-    uint64_t beat_ms = BEAT_MS;
-#endif
-    uv_timer_init(&r.loop, &r.beat);
-    uv_timer_init(&r.loop, &r.progress_timer);
-    r.beat.data = r.progress_timer.data = &r;
-    uv_timer_start(&r.beat, on_beat, 0, beat_ms ? beat_ms : 1);
-    pd_progress_init(&r.progress, stderr, false, mono_ms());
-    if (!r.once)
-        r.progress.tty = NULL; /* a service's stderr is its log: no bar there */
-    r.report = r.once ? stdout : NULL;
-    if (pd_progress_on(&r.progress)) {
-        /* Log and report lines wipe the bar first, so it never garbles them. */
-        pd_log_set_output(pd_progress_wrap(&r.progress, stderr));
-        r.report = pd_progress_wrap(&r.progress, stdout);
-        uv_timer_start(&r.progress_timer, on_progress_tick, PROGRESS_MS, PROGRESS_MS);
-    }
-    /* Report lines name files (a partner picks the names) and quote Patchworks: never raw to a
-     * terminal. Without memory for the escaping, no report rather than a raw one: the log
-     * (quoted) says it all too. */
-    if (r.report && !(r.report = r.escaped = pd_progress_escaping(r.report)))
-        fprintf(stderr, "patchdrop run: out of memory: no report lines, see the log\n");
-    uv_signal_init(&r.loop, &r.sigterm);
-    uv_signal_init(&r.loop, &r.sigint);
-    uv_signal_init(&r.loop, &r.sighup);
-    r.sigterm.data = r.sigint.data = r.sighup.data = &r;
-    uv_signal_start(&r.sigterm, on_stop_signal, SIGTERM);
-    uv_signal_start(&r.sigint, on_stop_signal, SIGINT);
-    uv_signal_start(&r.sighup, on_hup, SIGHUP);
+    setup_loop(&r);
     if (start_daemon(&r))
         close_signals(&r);
     else
@@ -367,18 +409,7 @@ int pd_cli_run(int argc, char **argv)
     if (uv_loop_close(&r.loop))
         pd_log(PD_LOG_WARN, "event=exit reason=\"a loop handle was left open\"");
 
-    if (r.fatal) {
-        char safe[2048];
-        fprintf(stderr, "patchdrop run: %s\n", pd_log_escape(r.fatal, safe, sizeof(safe)));
-        status = PD_EXIT_USAGE;
-    } else if (r.once && (r.total.rejected || r.total.stuck || r.total.disabled ||
-                          r.total.skipped)) {
-        /* --once reports on the files it handled; a daemon that drained and stopped cleanly
-         * exits 0 whatever happened to files before (systemd would mark it failed). */
-        status = PD_EXIT_FAILED;
-    } else {
-        status = PD_EXIT_OK;
-    }
+    status = exit_status(&r);
     if (r.escaped)
         fclose(r.escaped);
     if (pd_progress_on(&r.progress)) {
@@ -389,14 +420,7 @@ int pd_cli_run(int argc, char **argv)
     }
     pd_metrics_destroy(&r.metrics);
     if (r.once)
-        printf("summary: %" PRIu64 " delivered, %" PRIu64 " duplicate(s), %" PRIu64
-               " failed, %" PRIu64 " stuck in work/; %" PRIu64 " chunk(s), %" PRIu64
-               " bytes%s\n",
-               r.total.delivered, r.total.duplicates, r.total.rejected, r.total.stuck,
-               r.total.chunks, r.total.bytes,
-               r.total.disabled ? "; some watches could not be set up (see the log)"
-               : r.total.skipped ? "; some files were out of reach (path too long, see the log)"
-                                 : "");
+        print_summary(&r.total);
     free(r.fatal);
     pd_config_destroy(&r.cfg);
     pd_config_destroy(&r.next_cfg);

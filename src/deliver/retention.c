@@ -446,6 +446,26 @@ static bool rules_on(const struct pd_retention_rules *r)
     return r->keep_ms || r->sidecar_keep_ms || r->max_bytes;
 }
 
+/* RW's archive folder (FAILED false) or failed folder, with the keys its reasons name. */
+static void folder_of(const struct ret_watch *rw, bool failed, struct pd_retention_folder *f)
+{
+    static const struct {
+        const char *folder, *suffix, *why_age, *why_size, *why_lone;
+    } words[2] = {
+        {"archive", PD_RETENTION_RECEIPT, "archive_keep", "archive_max_size", "receipt_keep"},
+        {"failed", PD_RETENTION_ERROR, "failed_keep", "failed_keep", "failed_keep"},
+    };
+
+    *f = (struct pd_retention_folder){.watch = rw->name,
+                                      .folder = words[failed].folder,
+                                      .dir = failed ? rw->failed_dir : rw->archive_dir,
+                                      .suffix = words[failed].suffix,
+                                      .rules = failed ? rw->failed : rw->archive,
+                                      .why_age = words[failed].why_age,
+                                      .why_size = words[failed].why_size,
+                                      .why_lone = words[failed].why_lone};
+}
+
 /*
  * One sweep of both folders of RW, with its summary line. UNTIL_DONE: again while a bounded
  * sweep left work (`run --once`); else *MORE says whether it did. Returns the first error.
@@ -453,44 +473,31 @@ static bool rules_on(const struct pd_retention_rules *r)
 static int sweep_watch(const struct ret_watch *rw, const struct pd_clock *clock, bool until_done,
                        const atomic_bool *cancel, bool *more)
 {
-    struct pd_retention_folder archive = {.watch = rw->name,
-                                          .folder = "archive",
-                                          .dir = rw->archive_dir,
-                                          .suffix = PD_RETENTION_RECEIPT,
-                                          .rules = rw->archive,
-                                          .why_age = "archive_keep",
-                                          .why_size = "archive_max_size",
-                                          .why_lone = "receipt_keep"};
-    struct pd_retention_folder failed = {.watch = rw->name,
-                                         .folder = "failed",
-                                         .dir = rw->failed_dir,
-                                         .suffix = PD_RETENTION_ERROR,
-                                         .rules = rw->failed,
-                                         .why_age = "failed_keep",
-                                         .why_size = "failed_keep",
-                                         .why_lone = "failed_keep"};
-    struct pd_retention_result ra, rf;
+    struct pd_retention_folder folders[2]; /* archive, failed */
+    struct pd_retention_result res[2];
+    const struct pd_retention_result *ra = &res[0], *rf = &res[1];
     uint64_t started = clock->mono_ms(clock->arg);
     size_t removed = 0, errors = 0;
     uint64_t removed_bytes = 0;
     int rc = 0, r;
 
+    folder_of(rw, false, &folders[0]);
+    folder_of(rw, true, &folders[1]);
     do {
         int64_t now = (int64_t)clock->wall_ms(clock->arg);
-        memset(&ra, 0, sizeof(ra));
-        memset(&rf, 0, sizeof(rf));
-        if (rules_on(&archive.rules) && archive.dir &&
-            (r = pd_retention_sweep(&archive, now, PD_RETENTION_MAX_ENTRIES, cancel, &ra)) && !rc)
-            rc = r;
-        if (rules_on(&failed.rules) && failed.dir &&
-            (r = pd_retention_sweep(&failed, now, PD_RETENTION_MAX_ENTRIES, cancel, &rf)) && !rc)
-            rc = r;
-        removed += ra.removed + rf.removed;
-        removed_bytes += ra.removed_bytes + rf.removed_bytes;
-        errors += ra.errors + rf.errors;
-    } while (until_done && !rc && (ra.more || rf.more) && !(cancel && atomic_load(cancel)));
+        memset(res, 0, sizeof(res));
+        for (size_t i = 0; i < 2; i++) {
+            const struct pd_retention_folder *f = &folders[i];
+            if (rules_on(&f->rules) && f->dir &&
+                (r = pd_retention_sweep(f, now, PD_RETENTION_MAX_ENTRIES, cancel, &res[i])) && !rc)
+                rc = r;
+        }
+        removed += ra->removed + rf->removed;
+        removed_bytes += ra->removed_bytes + rf->removed_bytes;
+        errors += ra->errors + rf->errors;
+    } while (until_done && !rc && (ra->more || rf->more) && !(cancel && atomic_load(cancel)));
     if (more)
-        *more = ra.more || rf.more;
+        *more = ra->more || rf->more;
     /* Quiet when nothing happened: the daemon sweeps every ten minutes. */
     char qw[256], why[160] = "";
     if (rc)
@@ -501,8 +508,8 @@ static int sweep_watch(const struct ret_watch *rw, const struct pd_clock *clock,
            "event=retention_swept watch=%s removed=%zu removed_bytes=%" PRIu64
            " archive_files=%zu archive_bytes=%" PRIu64 " failed_files=%zu ignored=%zu errors=%zu"
            " more=%s elapsed_ms=%" PRIu64 "%s",
-           pd_log_quote(rw->name, qw, sizeof(qw)), removed, removed_bytes, ra.files, ra.bytes,
-           rf.files, ra.ignored + rf.ignored, errors, ra.more || rf.more ? "yes" : "no",
+           pd_log_quote(rw->name, qw, sizeof(qw)), removed, removed_bytes, ra->files, ra->bytes,
+           rf->files, ra->ignored + rf->ignored, errors, ra->more || rf->more ? "yes" : "no",
            clock->mono_ms(clock->arg) - started, why);
     return rc;
 }
@@ -727,28 +734,19 @@ static bool later(const struct timespec *a, const struct timespec *b)
     return a->tv_sec != b->tv_sec ? a->tv_sec > b->tv_sec : a->tv_nsec > b->tv_nsec;
 }
 
-int pd_retention_supersede(const char *watch, const char *failed_dir, const char *name,
-                           const char *archived, uint64_t now_ms, char **superseded)
+/*
+ * The failed copies of NAME (BASE: its last part) in the failed folder FD whose error files no
+ * delivery marked yet, and in *NEWEST which of them failed last. The copies are named as
+ * place() names a clash: NAME, then NAME.1.EXT ... A copy may be gone (retention, a person)
+ * while later ones stay, so a few gaps are looked past.
+ */
+static int find_copies(int fd, const char *name, const char *base, struct copy **out, size_t *count,
+                       size_t *newest)
 {
-    const char *slash = strrchr(name, '/');
-    const char *base = slash ? slash + 1 : name;
-    const char *aslash = strrchr(archived, '/');
-    const char *archived_name = aslash ? aslash + 1 : archived;
     struct copy *copies = NULL;
-    size_t ncopies = 0, newest = 0;
-    char *receipt = NULL, *rpath = NULL, *text = NULL;
-    struct stat rst;
-    int fd, rc = 0;
+    size_t ncopies = 0;
+    int rc = 0;
 
-    if (superseded)
-        *superseded = NULL;
-    if (!failed_dir)
-        return 0;
-    fd = open(failed_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? 0 : -errno;
-    /* The copies are named as place() names a clash: NAME, then NAME.1.EXT ... A copy may be
-     * gone (retention, a person) while later ones stay, so a few gaps are looked past. */
     for (unsigned k = 0, misses = 0; k < 100000 && misses < MISSES && ncopies < MAX_COPIES; k++) {
         char cand[NAME_MAX + 1], side[NAME_MAX + 32];
         struct stat st;
@@ -768,70 +766,99 @@ int pd_retention_supersede(const char *watch, const char *failed_dir, const char
         if (!copies && !(copies = calloc(MAX_COPIES, sizeof(*copies)))) {
             free(etext);
             rc = PD_ENOMEM;
-            goto done;
+            break;
         }
         snprintf(copies[ncopies].name, sizeof(copies[ncopies].name), "%s", cand);
         copies[ncopies].text = etext;
         copies[ncopies].st = st;
-        if (ncopies == 0 || !later(&copies[newest].st.st_mtim, &st.st_mtim))
-            newest = ncopies; /* the latest failure (of equal times, the higher number) */
+        if (ncopies == 0 || !later(&copies[*newest].st.st_mtim, &st.st_mtim))
+            *newest = ncopies; /* the latest failure (of equal times, the higher number) */
         ncopies++;
     }
-    if (!ncopies)
-        goto done;
+    *out = copies;
+    *count = ncopies;
+    return rc;
+}
 
-    /* The receipt first: it is what a reader of the archive opens. */
-    if (asprintf(&rpath, "%s%s", archived, PD_RETENTION_RECEIPT) < 0) {
-        rpath = NULL;
-        rc = PD_ENOMEM;
-        goto done;
-    }
-    if ((rc = read_at(AT_FDCWD, rpath, &receipt, &rst)))
-        goto done;
-    {
-        struct pd_jobstate_note note = {
-            .key = "supersedes", .text = copies[newest].name, .name = true};
-        if (!(text = pd_jobstate_annotate(receipt, &note, 1))) {
-            rc = PD_EPARSE;
-            goto done;
-        }
-        if (strcmp(text, receipt) && (rc = rewrite_keeping_time(rpath, text, &rst)))
-            goto done;
-    }
-    for (size_t i = 0; i < ncopies; i++) {
-        struct pd_jobstate_note notes[] = {
-            {.key = "superseded_by", .text = archived_name, .name = true},
-            {.key = "superseded_at", .time_ms = now_ms},
-        };
-        char *marked = pd_jobstate_annotate(copies[i].text, notes, 2), *epath = NULL, qw[256],
-             qf[4 * NAME_MAX + 8], qa[4 * NAME_MAX + 8];
-        int r = marked ? 0 : PD_EPARSE;
-        if (!r && asprintf(&epath, "%s/%s%s", failed_dir, copies[i].name, PD_RETENTION_ERROR) < 0) {
-            epath = NULL;
-            r = PD_ENOMEM;
-        }
-        if (!r)
-            r = rewrite_keeping_time(epath, marked, &copies[i].st);
-        pd_log(r ? PD_LOG_ERROR : PD_LOG_INFO,
-               "event=superseded watch=%s failed=%s archived=%s%s%s%s",
-               pd_log_quote(watch ? watch : "", qw, sizeof(qw)),
-               pd_log_quote(copies[i].name, qf, sizeof(qf)),
-               pd_log_quote(archived_name, qa, sizeof(qa)), r ? " reason=\"" : "",
-               r ? pd_strerror(r) : "", r ? "\" action=\"the error file stays unmarked\"" : "");
-        if (r && !rc)
-            rc = r;
-        free(marked);
-        free(epath);
-    }
-    if (superseded && !(*superseded = strdup(copies[newest].name)))
-        rc = rc ? rc : PD_ENOMEM;
-done:
-    for (size_t i = 0; i < ncopies; i++)
-        free(copies[i].text);
-    free(copies);
+/* Names the failed copy COPY in the receipt of ARCHIVED, keeping the receipt's times. */
+static int mark_receipt(const char *archived, const char *copy)
+{
+    struct pd_jobstate_note note = {.key = "supersedes", .text = copy, .name = true};
+    char *receipt = NULL, *rpath = NULL, *text = NULL;
+    struct stat rst;
+    int rc;
+
+    if (asprintf(&rpath, "%s%s", archived, PD_RETENTION_RECEIPT) < 0)
+        return PD_ENOMEM;
+    rc = read_at(AT_FDCWD, rpath, &receipt, &rst);
+    if (!rc && !(text = pd_jobstate_annotate(receipt, &note, 1)))
+        rc = PD_EPARSE;
+    else if (!rc && strcmp(text, receipt))
+        rc = rewrite_keeping_time(rpath, text, &rst);
     free(receipt);
     free(rpath);
     free(text);
+    return rc;
+}
+
+/* Marks the error file of failed copy C as superseded by ARCHIVED_NAME, with a log line. */
+static int mark_copy(const char *watch, const char *failed_dir, const struct copy *c,
+                     const char *archived_name, uint64_t now_ms)
+{
+    struct pd_jobstate_note notes[] = {
+        {.key = "superseded_by", .text = archived_name, .name = true},
+        {.key = "superseded_at", .time_ms = now_ms},
+    };
+    char *marked = pd_jobstate_annotate(c->text, notes, 2), *epath = NULL, qw[256],
+         qf[4 * NAME_MAX + 8], qa[4 * NAME_MAX + 8];
+    int r = marked ? 0 : PD_EPARSE;
+
+    if (!r && asprintf(&epath, "%s/%s%s", failed_dir, c->name, PD_RETENTION_ERROR) < 0) {
+        epath = NULL;
+        r = PD_ENOMEM;
+    }
+    if (!r)
+        r = rewrite_keeping_time(epath, marked, &c->st);
+    pd_log(r ? PD_LOG_ERROR : PD_LOG_INFO, "event=superseded watch=%s failed=%s archived=%s%s%s%s",
+           pd_log_quote(watch ? watch : "", qw, sizeof(qw)), pd_log_quote(c->name, qf, sizeof(qf)),
+           pd_log_quote(archived_name, qa, sizeof(qa)), r ? " reason=\"" : "",
+           r ? pd_strerror(r) : "", r ? "\" action=\"the error file stays unmarked\"" : "");
+    free(marked);
+    free(epath);
+    return r;
+}
+
+int pd_retention_supersede(const char *watch, const char *failed_dir, const char *name,
+                           const char *archived, uint64_t now_ms, char **superseded)
+{
+    const char *slash = strrchr(name, '/');
+    const char *aslash = strrchr(archived, '/');
+    const char *archived_name = aslash ? aslash + 1 : archived;
+    struct copy *copies = NULL;
+    size_t ncopies = 0, newest = 0;
+    int fd, rc;
+
+    if (superseded)
+        *superseded = NULL;
+    if (!failed_dir)
+        return 0;
+    fd = open(failed_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    rc = find_copies(fd, name, slash ? slash + 1 : name, &copies, &ncopies, &newest);
+    /* The receipt first: it is what a reader of the archive opens. */
+    if (!rc && ncopies && !(rc = mark_receipt(archived, copies[newest].name))) {
+        for (size_t i = 0; i < ncopies; i++) {
+            int r = mark_copy(watch, failed_dir, &copies[i], archived_name, now_ms);
+            if (r && !rc)
+                rc = r;
+        }
+        if (superseded && !(*superseded = strdup(copies[newest].name)))
+            rc = rc ? rc : PD_ENOMEM;
+    }
+    for (size_t i = 0; i < ncopies; i++)
+        free(copies[i].text);
+    free(copies);
     close(fd);
     return rc;
 }

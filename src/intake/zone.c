@@ -142,12 +142,75 @@ static bool same_file(const struct stat *a, const struct stat *b)
            a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/*
+ * Whether the file open as FD may be claimed: still the regular file EXPECT saw (its *ST), with
+ * no other names unless allowed, and with PD_ZONE_LEASE open for writing nowhere (*LEASED: the
+ * read lease that says so is held).
+ */
+static int claimable(int fd, const struct stat *expect, unsigned flags, struct stat *st,
+                     bool *leased)
+{
+    if (fstat(fd, st) || !S_ISREG(st->st_mode) || !same_file(st, expect))
+        return -EAGAIN;
+    /* Another name of the same file may be one the partner could never read (a hard link
+     * to someone else's file): such a file is not touched at all. */
+    if (st->st_nlink > 1 && !(flags & PD_ZONE_ALLOW_LINKS))
+        return -EMLINK;
+    /* A read lease is refused while any process holds the file open for writing: a writer
+     * that paused longer than settle (a stalled upload) has not finished. Held only across
+     * the rename, so a writer opening it meanwhile waits microseconds, not the break time. */
+    if (flags & PD_ZONE_LEASE) {
+        if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0)
+            *leased = true;
+        else if (errno == EAGAIN)
+            return -EBUSY;
+        else
+            return -ENOLCK; /* no lease here (NFS, no CAP_LEASE): the caller decides */
+    }
+    return 0;
+}
+
+/*
+ * Between the open and the rename the name may have been swapped for something else: what
+ * now sits in work/ as TO must be the file checked (ST), never a link or another file.
+ * Returns 0 when it is, or when it is the partner's own file (then *FD is that file), else
+ * -EAGAIN (or -errno).
+ */
+static int check_moved(int dfd, const char *base, const char *to, const struct stat *st,
+                       unsigned flags, int *fd)
+{
+    struct stat moved;
+
+    if (lstat(to, &moved) || (moved.st_ino == st->st_ino && moved.st_dev == st->st_dev))
+        return 0;
+    /* Not what was checked: give it back under its name, to be looked at like any new
+     * file. */
+    if (renameat2(AT_FDCWD, to, dfd, base, RENAME_NOREPLACE) == 0)
+        return -EAGAIN;
+    /* The name is taken again. A mere link, or another name of a file (a hard link: maybe
+     * to a file the partner could never read), is dropped: only that name, never what it
+     * points at or the file's other names. */
+    if (S_ISLNK(moved.st_mode) ||
+        (S_ISREG(moved.st_mode) && moved.st_nlink > 1 && !(flags & PD_ZONE_ALLOW_LINKS))) {
+        unlink(to);
+        return -EAGAIN;
+    }
+    if (S_ISREG(moved.st_mode)) {
+        /* The partner's own file, which it swapped in and then reused the name: claimed
+         * as itself (its delivery checks it again from its own descriptor). */
+        close(*fd);
+        *fd = open(to, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        return *fd < 0 ? -errno : 0;
+    }
+    return -EAGAIN; /* a folder or fifo that cannot go back stays in work/: logged there */
+}
+
 int pd_zone_claim(int rootfd, const char *rel, const struct stat *expect, unsigned flags,
                   const char *to, int *out)
 {
     bool leased = false;
     const char *base;
-    struct stat st, moved;
+    struct stat st;
     int dfd = pd_fs_open_parent(rootfd, rel, &base);
     int fd, rc;
 
@@ -161,69 +224,17 @@ int pd_zone_claim(int rootfd, const char *rel, const struct stat *expect, unsign
         close(dfd);
         return rc;
     }
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || !same_file(&st, expect)) {
-        rc = -EAGAIN;
+    if ((rc = claimable(fd, expect, flags, &st, &leased)))
         goto done;
-    }
-    /* Another name of the same file may be one the partner could never read (a hard link
-     * to someone else's file): such a file is not touched at all. */
-    if (st.st_nlink > 1 && !(flags & PD_ZONE_ALLOW_LINKS)) {
-        rc = -EMLINK;
-        goto done;
-    }
-    /* A read lease is refused while any process holds the file open for writing: a writer
-     * that paused longer than settle (a stalled upload) has not finished. Held only across
-     * the rename, so a writer opening it meanwhile waits microseconds, not the break time. */
-    if (flags & PD_ZONE_LEASE) {
-        if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
-            leased = true;
-        } else if (errno == EAGAIN) {
-            rc = -EBUSY;
-            goto done;
-        } else {
-            rc = -ENOLCK; /* no lease here (NFS, no CAP_LEASE): the caller decides */
-            goto done;
-        }
-    }
     rc = pd_fs_renameat_noreplace(dfd, base, to);
     if (leased)
         (void)fcntl(fd, F_SETLEASE, F_UNLCK);
     leased = false;
-    if (rc)
-        goto done;
-    /* Between the open and the rename the name may have been swapped for something else: what
-     * now sits in work/ must be the file we checked, never a link or another file. */
-    if (lstat(to, &moved) == 0 && (moved.st_ino != st.st_ino || moved.st_dev != st.st_dev)) {
-        /* Not what was checked: give it back under its name, to be looked at like any new
-         * file. */
-        if (renameat2(AT_FDCWD, to, dfd, base, RENAME_NOREPLACE) == 0) {
-            rc = -EAGAIN;
-            goto done;
-        }
-        /* The name is taken again. A mere link, or another name of a file (a hard link: maybe
-         * to a file the partner could never read), is dropped: only that name, never what it
-         * points at or the file's other names. */
-        if (S_ISLNK(moved.st_mode) ||
-            (S_ISREG(moved.st_mode) && moved.st_nlink > 1 && !(flags & PD_ZONE_ALLOW_LINKS))) {
-            unlink(to);
-            rc = -EAGAIN;
-            goto done;
-        }
-        if (S_ISREG(moved.st_mode)) {
-            /* The partner's own file, which it swapped in and then reused the name: claimed
-             * as itself (its delivery checks it again from its own descriptor). */
-            close(fd);
-            fd = open(to, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-            rc = fd < 0 ? -errno : 0;
-            goto strip;
-        }
-        rc = -EAGAIN; /* a folder or fifo that cannot go back stays in work/: logged there */
-        goto done;
-    }
-strip:
+    if (!rc)
+        rc = check_moved(dfd, base, to, &st, flags, &fd);
     /* A partner's setuid program must not keep its bits anywhere patchdrop puts it. Without
      * root or ownership this fails, and then the bits are the owner's own, gaining nothing. */
-    if (fd >= 0 && fstat(fd, &st) == 0 && st.st_nlink == 1)
+    if (!rc && fd >= 0 && fstat(fd, &st) == 0 && st.st_nlink == 1)
         (void)fchmod(fd, PD_FS_FILE_MODE); /* never through another name: only ours changes */
 done:
     if (leased)

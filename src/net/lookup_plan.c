@@ -184,14 +184,71 @@ static int rows_push(struct pd_lookup_rows *rows, const char *left, const char *
     return 0;
 }
 
+/* Where a lookup file's two columns are, from its header row. */
+struct columns {
+    bool have; /* the header was read */
+    size_t n, left, right;
+};
+
+static bool row_blank(const struct pd_csv_row *row)
+{
+    for (size_t i = 0; i < row->nfields; i++)
+        if (row->lens[i])
+            return false;
+    return true;
+}
+
+/* Reads the header ROW of file NAME into *COLS, or says why it is not one. */
+static int read_header(struct problems *pr, const char *name, const struct pd_csv_row *row,
+                       struct columns *cols)
+{
+    bool l = false, r = false;
+
+    for (size_t i = 0; i < row->nfields; i++) {
+        if (!l && header_is(row->fields[i], "left_value"))
+            cols->left = i, l = true;
+        else if (!r && header_is(row->fields[i], "right_value"))
+            cols->right = i, r = true;
+    }
+    if (!l || !r) {
+        problem(pr,
+                "%s: line %llu: the first row must be the header naming the columns "
+                "left_value and right_value (it starts with \"%.60s\"); add the "
+                "line left_value,right_value at the top",
+                name, (unsigned long long)row->line, row->nfields ? row->fields[0] : "");
+        return PD_EPARSE;
+    }
+    cols->n = row->nfields;
+    cols->have = true;
+    return 0;
+}
+
+/* Whether data ROW of file NAME fits the header in COLS; says why not. */
+static bool row_ok(struct problems *pr, const char *name, const struct pd_csv_row *row,
+                   const struct columns *cols)
+{
+    if (row->nfields != cols->n) {
+        problem(pr,
+                "%s: line %llu: %zu values where the header has %zu; a value holding a "
+                "comma must be in double quotes",
+                name, (unsigned long long)row->line, row->nfields, cols->n);
+        return false;
+    }
+    if (row->lens[cols->left] == 0) {
+        problem(pr, "%s: line %llu: left_value is empty; every row needs one", name,
+                (unsigned long long)row->line);
+        return false;
+    }
+    return true;
+}
+
 int pd_lookup_read_csv(int fd, const char *buf, size_t len, const char *name,
                        struct pd_lookup_rows *out, char **msg)
 {
     struct pd_csv *csv = NULL;
     struct pd_csv_row row;
     struct problems pr = {0};
-    size_t header_n = 0, left_col = 0, right_col = 0;
-    bool have_header = false;
+    struct columns cols = {0};
     int rc;
 
     memset(out, 0, sizeof(*out));
@@ -212,50 +269,19 @@ int pd_lookup_read_csv(int fd, const char *buf, size_t len, const char *name,
                 continue;
             break;
         }
-        bool blank = true;
-        for (size_t i = 0; i < row.nfields && blank; i++)
-            blank = row.lens[i] == 0;
-        if (blank)
+        if (row_blank(&row))
             continue;
-        if (!have_header) {
-            bool l = false, r = false;
-            for (size_t i = 0; i < row.nfields; i++) {
-                if (!l && header_is(row.fields[i], "left_value"))
-                    left_col = i, l = true;
-                else if (!r && header_is(row.fields[i], "right_value"))
-                    right_col = i, r = true;
-            }
-            if (!l || !r) {
-                problem(&pr,
-                        "%s: line %llu: the first row must be the header naming the columns "
-                        "left_value and right_value (it starts with \"%.60s\"); add the "
-                        "line left_value,right_value at the top",
-                        name, (unsigned long long)row.line, row.nfields ? row.fields[0] : "");
-                rc = PD_EPARSE;
+        if (!cols.have) {
+            if ((rc = read_header(&pr, name, &row, &cols)))
                 break;
-            }
-            header_n = row.nfields;
-            have_header = true;
             continue;
         }
-        if (row.nfields != header_n) {
-            problem(&pr,
-                    "%s: line %llu: %zu values where the header has %zu; a value holding a "
-                    "comma must be in double quotes",
-                    name, (unsigned long long)row.line, row.nfields, header_n);
-            continue;
-        }
-        if (row.lens[left_col] == 0) {
-            problem(&pr, "%s: line %llu: left_value is empty; every row needs one", name,
-                    (unsigned long long)row.line);
-            continue;
-        }
-        if (pr.count)
+        if (!row_ok(&pr, name, &row, &cols) || pr.count)
             continue; /* the file is refused: keep reading only to name every bad row */
-        if ((rc = rows_push(out, row.fields[left_col], row.fields[right_col], row.line)) != 0)
+        if ((rc = rows_push(out, row.fields[cols.left], row.fields[cols.right], row.line)) != 0)
             goto done;
     }
-    if (rc == 0 && !have_header && pr.count == 0) {
+    if (rc == 0 && !cols.have && pr.count == 0) {
         problem(&pr,
                 "%s: the file has no rows; a lookup file starts with the header "
                 "left_value,right_value",

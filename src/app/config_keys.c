@@ -1,0 +1,276 @@
+/*
+ * The config file's keys: one table drives parsing, defaults, validation, printing and the
+ * manual (patchdrop.conf(5) is generated from pd_config_key_name() and pd_config_key_help()),
+ * and the lookups in it, down to guessing which key a misspelt name meant.
+ */
+#include "config_internal.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *const login_fields[] = {"email", "username", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const update_methods[] = {"put", "patch", NULL};
+
+#define PW(field) offsetof(struct pd_patchworks, field)
+#define ST(field) offsetof(struct pd_state_cfg, field)
+#define WA(field) offsetof(struct pd_watch, field)
+#define DA(field) offsetof(struct pd_daemon_cfg, field)
+#define ME(field) offsetof(struct pd_metrics_cfg, field)
+#define DAY_MS (86400000ULL)
+
+/* Every key patchdrop reads. Add new keys here and nowhere else. */
+const struct key cfg_keys[] = {
+    {SEC_PATCHWORKS, "email", T_STRING, NULL, 0, 0, PW(email), NULL,
+     "login name; with a password, patchdrop logs in for a bearer token"},
+    {SEC_PATCHWORKS, "password", T_SECRET, NULL, 0, 0, PW(password), NULL,
+     "or password_file, or the environment variable PATCHDROP_PASSWORD"},
+    {SEC_PATCHWORKS, "password_file", T_PATH, NULL, 0, 0, PW(password_file), NULL,
+     "file holding the password: readable by patchdrop's user, never by others (e.g. "
+     "root:patchdrop mode 640)"},
+    {SEC_PATCHWORKS, "api_key", T_SECRET, NULL, 0, 0, PW(api_key), NULL,
+     "instead of email: an API key, or api_key_file, or PATCHDROP_API_KEY"},
+    {SEC_PATCHWORKS, "api_key_file", T_PATH, NULL, 0, 0, PW(api_key_file), NULL,
+     "file holding the API key: readable by patchdrop's user, never by others (e.g. "
+     "root:patchdrop mode 640)"},
+    {SEC_PATCHWORKS, "login_url", T_URL, "https://svc-fabric.pwks.co/api/v1/login", 0, 0,
+     PW(login_url), NULL, "where email and password are exchanged for a token"},
+    {SEC_PATCHWORKS, "login_field", T_ENUM, "email", 0, 0, PW(login_field), login_fields,
+     "email, or username for the API reference's login form"},
+    {SEC_PATCHWORKS, "start_url", T_URL, "https://start.wearepatchworks.com/api/v1", 0, 0,
+     PW(start_url), NULL, "flows are started at <start_url>/flows/<flow>/start/<version>"},
+    {SEC_PATCHWORKS, "core_url", T_URL, "https://core.wearepatchworks.com/api/v1", 0, 0,
+     PW(core_url), NULL, "flow runs are read at <core_url>/flow-runs/<id>"},
+    {SEC_PATCHWORKS, "lookups_url", T_URL, "https://app.wearepatchworks.com/core-main/api/v1", 0, 0,
+     PW(lookups_url), NULL, "cross-reference lookups"},
+    {SEC_PATCHWORKS, "lookups_path", T_STRING, "/cross-reference-lookups", 0, 0, PW(lookups_path),
+     NULL, "the lookups list under lookups_url; one lookup is <path>/<id>"},
+    {SEC_PATCHWORKS, "lookup_rows_path", T_STRING, "/cross-reference-lookups/{id}/values", 0, 0,
+     PW(lookup_rows_path), NULL, "a lookup's rows under lookups_url; {id} is the lookup"},
+    {SEC_PATCHWORKS, "lookup_value_path", T_STRING,
+     "/cross-reference-lookups/{id}/values/{value_id}", 0, 0, PW(lookup_value_path), NULL,
+     "one row of a lookup under lookups_url; {id} and {value_id}"},
+    {SEC_PATCHWORKS, "lookup_update_method", T_ENUM, "put", 0, 0, PW(lookup_update_method),
+     update_methods, "put or patch: the HTTP method that changes a row"},
+    {SEC_PATCHWORKS, "max_body", T_SIZE, "8000000", 256, 1000000000, PW(max_body), NULL,
+     "largest request body in bytes, after JSON escaping"},
+    {SEC_PATCHWORKS, "rate_limit", T_UINT, "240", 1, 1000000, PW(rate_limit), NULL,
+     "requests per rate_window (a minute) for the whole account"},
+    {SEC_PATCHWORKS, "rate_window", T_DURATION, "1m", 1000, DAY_MS, PW(rate_window_ms), NULL,
+     "the window rate_limit counts over; keep 1m for Patchworks"},
+    {SEC_PATCHWORKS, "concurrency", T_UINT, "4", 1, 64, PW(concurrency), NULL,
+     "requests in flight at most"},
+    {SEC_PATCHWORKS, "timeout", T_DURATION, "60s", 1000, DAY_MS, PW(timeout_ms), NULL,
+     "longest time one request may take"},
+    {SEC_PATCHWORKS, "ca_file", T_PATH, NULL, 0, 0, PW(ca_file), NULL,
+     "PEM file of certificate authorities to trust instead of the system's"},
+    {SEC_PATCHWORKS, "tls_verify", T_BOOL, "yes", 0, 0, PW(tls_verify), NULL,
+     "no turns off certificate checks: only for a test server you own"},
+    {SEC_PATCHWORKS, "retry_base", T_DURATION, "1s", 1, DAY_MS, PW(retry_base_ms), NULL,
+     "first retry delay; doubles each attempt, with full jitter"},
+    {SEC_PATCHWORKS, "retry_cap", T_DURATION, "5m", 1, DAY_MS, PW(retry_cap_ms), NULL,
+     "longest delay between retries"},
+    {SEC_PATCHWORKS, "max_retry_time", T_DURATION, "5d", 0, 365 * DAY_MS, PW(max_retry_time_ms),
+     NULL, "give a file up (failed folder) after retrying one request this long, as a mail "
+           "queue gives up after 5 days; 0 retries forever"},
+    {SEC_PATCHWORKS, "max_ambiguous_retries", T_UINT, "3", 0, 1000, PW(max_ambiguous),
+     NULL, "a request whose body was sent but got no answer (a timeout) may still have "
+           "started a flow run: sent again at most this often, then the file goes to the "
+           "failed folder naming the attempts; 0: no limit"},
+
+    {SEC_STATE, "dir", T_PATH, "/var/lib/patchdrop", 0, 0, ST(dir), NULL,
+     "token cache and delivery state"},
+
+    {SEC_DAEMON, "stuck_warning", T_DURATION, "1d", 1000, 365 * DAY_MS, DA(stuck_warning_ms),
+     NULL, "a file whose request keeps being retried gets a warning line this often"},
+    {SEC_DAEMON, "shutdown_grace", T_DURATION, "30s", 0, DAY_MS, DA(shutdown_grace_ms), NULL,
+     "on SIGTERM, how long requests in flight may finish before patchdrop exits"},
+    {SEC_DAEMON, "log_format", T_ENUM, "text", 0, 0, DA(log_format), log_formats,
+     "text (key=value) or json (one object per line)"},
+    {SEC_DAEMON, "log_level", T_ENUM, "info", 0, 0, DA(log_level), log_levels,
+     "least important level logged: debug info warn error"},
+
+    {SEC_METRICS, "listen", T_LISTEN, NULL, 0, 0, ME(listen), NULL,
+     "host:port of the /metrics and /healthz endpoint; unset: off"},
+    {SEC_METRICS, "unhealthy_after", T_DURATION, "10m", 1000, 365 * DAY_MS, ME(unhealthy_after_ms),
+     NULL, "/healthz answers 503 once deliveries fail this long"},
+
+    {SEC_WATCH, "path", T_PATH, NULL, 0, 0, WA(path), NULL, "the drop folder (required)"},
+    {SEC_WATCH, "flow_id", T_ID, NULL, 0, 0, WA(flow_id), NULL,
+     "the process flow to start (this or lookup_id is required)"},
+    {SEC_WATCH, "lookup_id", T_ID, NULL, 0, 0, WA(lookup_id), NULL,
+     "instead of flow_id: CSV files (left_value,right_value) are synced into this lookup"},
+    {SEC_WATCH, "delete_missing", T_BOOL, "no", 0, 0, WA(delete_missing), NULL,
+     "with lookup_id: yes also deletes rows whose left value is not in the file"},
+    {SEC_WATCH, "version_id", T_ID, NULL, 0, 0, WA(version_id), NULL,
+     "optional: without it Patchworks uses the deployed version"},
+    {SEC_WATCH, "split", T_FORMAT, "auto", 0, 0, WA(split), NULL,
+     "how to cut big files:" /* the format names follow, see pd_config_key_help() */},
+    {SEC_WATCH, "json_array", T_STRING, NULL, 0, 0, WA(json_array), NULL,
+     "JSON pointer of the array to split inside a top-level object, e.g. /orders"},
+    {SEC_WATCH, "xml_record", T_STRING, NULL, 0, 0, WA(xml_record), NULL,
+     "element name of XML records; default: the root's children"},
+    {SEC_WATCH, "header_lines", T_UINT, "1", 0, 100, WA(header_lines), NULL,
+     "CSV header lines repeated at the top of every chunk"},
+    {SEC_WATCH, "encoding", T_STRING, "auto", 0, 0, WA(encoding), NULL,
+     "the files' charset: auto (byte-order mark, XML declaration, else UTF-8) or iconv name"},
+    {SEC_WATCH, "settle", T_DURATION, "2s", 0, DAY_MS, WA(settle_ms), NULL,
+     "a file is ready once unchanged this long"},
+    {SEC_WATCH, "work_dir", T_PATH, NULL, 0, 0, WA(work_dir), NULL,
+     "patchdrop's own folder for the watch (work/, state/): outside the drop folder, on its "
+     "file system, owned by patchdrop's user, mode 700; default <state dir>/watches/<name>, or "
+     "<parent of path>/.patchdrop-<folder name> when the state dir is on another file system"},
+    {SEC_WATCH, "archive_dir", T_PATH, NULL, 0, 0, WA(archive_dir), NULL,
+     "delivered files and receipts, outside the drop folder; default <work_dir>/archive"},
+    {SEC_WATCH, "failed_dir", T_PATH, NULL, 0, 0, WA(failed_dir), NULL,
+     "rejected files and their reasons, outside the drop folder; default <work_dir>/failed"},
+    {SEC_WATCH, "archive_keep", T_DURATION, "30d", 0, 36500 * DAY_MS, WA(archive_keep_ms), NULL,
+     "delivered files (and their receipts) are removed once archived this long, counted from "
+     "the receipt's time; 0 keeps them forever"},
+    {SEC_WATCH, "receipt_keep", T_DURATION, NULL, 0, 36500 * DAY_MS, WA(receipt_keep_ms), NULL,
+     "receipts are kept this long, even when archive_max_size removed their file earlier; at "
+     "least archive_keep (a receipt may outlive its file, never the reverse); 0 keeps them "
+     "forever; unset: the same as archive_keep"},
+    {SEC_WATCH, "archive_max_size", T_SIZE, "0", 0, UINT64_MAX / 2, WA(archive_max_size), NULL,
+     "the archived files' total size; over it the oldest are removed first (receipts stay "
+     "for receipt_keep and are not counted); 0: no cap"},
+    {SEC_WATCH, "failed_keep", T_DURATION, "90d", 0, 36500 * DAY_MS, WA(failed_keep_ms), NULL,
+     "rejected files and their .error.json are removed once failed this long (longer than "
+     "archive_keep: a failure waits for a person); 0 keeps them forever"},
+    {SEC_WATCH, "max_file_size", T_SIZE, "10GB", 1, UINT64_MAX / 2, WA(max_file_size), NULL,
+     "a larger file goes to the failed folder unread"},
+    {SEC_WATCH, "allow_hard_links", T_BOOL, "no", 0, 0, WA(allow_hard_links), NULL,
+     "yes: send files that have other names too (no: they go to the failed folder, since a "
+     "partner could link a file it may not read)"},
+    {SEC_WATCH, "allow_sparse", T_BOOL, "no", 0, 0, WA(allow_sparse), NULL,
+     "yes: send sparse files (no: a file with far fewer blocks on disk than its size goes to "
+     "the failed folder unread)"},
+    {SEC_WATCH, "max_jobs", T_UINT, "0", 0, 10000, WA(max_jobs), NULL,
+     "files of this watch handled at once; 0: concurrency - 1 when there are several "
+     "watches, so one partner cannot take every request slot"},
+    {SEC_WATCH, "rescan", T_DURATION, "30s", 100, DAY_MS, WA(rescan_ms), NULL,
+     "full rescan period; inotify only makes pickup faster"},
+    {SEC_WATCH, "poll", T_BOOL, "no", 0, 0, WA(poll), NULL,
+     "yes: rescans only, for NFS/SMB mounts where inotify sees nothing"},
+    {SEC_WATCH, "recursive", T_BOOL, "no", 0, 0, WA(recursive), NULL, "also watch subfolders"},
+    {SEC_WATCH, "min_age", T_DURATION, "0", 0, 365 * DAY_MS, WA(min_age_ms), NULL,
+     "a file's mtime must be at least this old"},
+    {SEC_WATCH, "include", T_STRING, "*", 0, 0, WA(include), NULL,
+     "globs of names to send, separated by spaces, commas or semicolons (*.xml, *.csv); a ; "
+     "after a blank starts a comment"},
+    {SEC_WATCH, "exclude", T_STRING, "*.part *.filepart *.tmp .* ~*", 0, 0, WA(exclude), NULL,
+     "globs of names never to send (uploads in progress), separated like include's"},
+    {SEC_WATCH, "done_marker", T_STRING, NULL, 0, 0, WA(done_marker), NULL,
+     "send a file only once its marker exists, e.g. {name}.done; removed after delivery"},
+    {SEC_WATCH, "ordered", T_BOOL, "no", 0, 0, WA(ordered), NULL,
+     "yes: one file at a time, oldest first, for flows that need order"},
+    {SEC_WATCH, "dedupe", T_DURATION, "0", 0, 365 * DAY_MS, WA(dedupe_ms), NULL,
+     "skip a file whose content was delivered to the same flow within this window; 0: off"},
+    {SEC_WATCH, "batch", T_UINT, "0", 0, 1000, WA(batch), NULL,
+     "pack up to this many small files into one request where the format allows; 0: off"},
+    {SEC_WATCH, "batch_window", T_DURATION, "2s", 0, 3600000, WA(batch_window_ms), NULL,
+     "how long a batch waits for more files before it goes"},
+};
+
+const size_t cfg_nkeys = sizeof(cfg_keys) / sizeof(cfg_keys[0]);
+_Static_assert(sizeof(cfg_keys) / sizeof(cfg_keys[0]) <= CFG_MAX_KEYS,
+               "more keys than struct seen holds: raise CFG_MAX_KEYS in config_internal.h");
+
+const struct key *cfg_find_key(enum section sec, const char *name)
+{
+    for (size_t i = 0; i < cfg_nkeys; i++)
+        if (cfg_keys[i].section == sec && !strcmp(cfg_keys[i].name, name))
+            return &cfg_keys[i];
+    return NULL;
+}
+
+/*
+ * Edit distance between A and B counting a swap of two neighbours as one edit (optimal string
+ * alignment): "emial" is one edit from "email". Names longer than a config line never match.
+ */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t rows[3][LINE_MAX_INI + 1];
+    size_t *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+
+    if (la > LINE_MAX_INI || lb > LINE_MAX_INI)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = a[i - 1] != b[j - 1];
+            size_t best = prev[j - 1] + cost;
+            if (prev[j] + 1 < best)
+                best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best)
+                best = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1;
+            cur[j] = best;
+        }
+        size_t *t = prev2;
+        prev2 = prev;
+        prev = cur;
+        cur = t;
+    }
+    return prev[lb];
+}
+
+/*
+ * The key of SEC that NAME most likely misspells: at most two edits away (and not a rewrite of
+ * a short name), or else one of the two a prefix of the other (timeout_ms, retry). NULL when
+ * nothing is that close: a far-fetched guess misleads more than none.
+ */
+const struct key *cfg_closest_key(enum section sec, const char *name)
+{
+    const struct key *best = NULL, *prefix = NULL;
+    size_t best_d = 3, n = strlen(name);
+
+    for (size_t i = 0; i < cfg_nkeys; i++) {
+        const struct key *k = &cfg_keys[i];
+        size_t kn = strlen(k->name), shorter = n < kn ? n : kn;
+        if (k->section != sec)
+            continue;
+        size_t d = edit_distance(name, k->name);
+        if (d < best_d && d < shorter) {
+            best = k;
+            best_d = d;
+        }
+        if (!prefix && shorter >= 4 && !strncmp(name, k->name, shorter))
+            prefix = k;
+    }
+    return best ? best : prefix;
+}
+
+const char *const cfg_section_names[] = {"patchworks", "state", "daemon", "metrics", "watch"};
+
+const char *pd_config_key_name(size_t i, const char **section)
+{
+    if (i >= cfg_nkeys)
+        return NULL;
+    *section = cfg_section_names[cfg_keys[i].section];
+    return cfg_keys[i].name;
+}
+
+const char *pd_config_key_help(size_t i, const char **def)
+{
+    if (i >= cfg_nkeys)
+        return NULL;
+    *def = cfg_keys[i].def;
+    if (cfg_keys[i].type == T_FORMAT) {
+        /* The registry's names, so a new format shows in the help and the manual by itself. */
+        static char help[256];
+        size_t n = (size_t)snprintf(help, sizeof(help), "%s ", cfg_keys[i].help);
+        if (n < sizeof(help))
+            pd_format_join_names(" ", help + n, sizeof(help) - n);
+        return help;
+    }
+    return cfg_keys[i].help;
+}
