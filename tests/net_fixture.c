@@ -160,7 +160,8 @@ struct pd_config *nf_config(struct net_fixture *f, const char *pw_extra, const c
             "login_url = %s/api/v1/login\nstart_url = %s/api/v1\ncore_url = %s/api/v1\n"
             "lookups_url = %s/core-main/api/v1\nrate_limit = 100000\nconcurrency = 4\n"
             "retry_base = 50ms\nretry_cap = 500ms\ntimeout = 10s\n%s\n[state]\ndir = %s/state\n",
-            f->url, f->url, f->url, f->url, pw_extra ? pw_extra : "", f->dir);
+            f->url, f->url, f->url, f->lookups[0] ? f->lookups : f->url, pw_extra ? pw_extra : "",
+            f->dir);
     if (watch) {
         snprintf(drop, sizeof(drop), "%s/drop", f->dir);
         if (mkdir(drop, 0755) != 0)

@@ -24,10 +24,11 @@
 struct pd_config;
 
 struct net_fixture {
-    char dir[64];  /* the temp folder, removed at the end */
-    char rec[96];  /* dir/rec: what the emulator received */
-    char url[64];  /* http://127.0.0.1:PORT */
-    char conf[96]; /* dir/c.conf */
+    char dir[64];     /* the temp folder, removed at the end */
+    char rec[96];     /* dir/rec: what the emulator received */
+    char url[64];     /* http://127.0.0.1:PORT */
+    char lookups[64]; /* where lookups_url points (+ /core-main/api/v1); "": the emulator */
+    char conf[96];    /* dir/c.conf */
     struct pd_mock *mock;
     uv_loop_t loop;
     uv_timer_t guard, poll;

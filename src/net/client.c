@@ -1,7 +1,9 @@
 /*
  * The request engine (include/pd_client.h). Each request is a small state machine whose state
- * changes only in set_state(), so every transition can be traced:
+ * changes only in set_state(), which traces every transition at debug level
+ * (event=request_state):
  *
+ *   NEW --submit--> BACKOFF (0 ms, so DONE never runs inside submit) --> WAIT_AUTH ...
  *   WAIT_AUTH --token ready--> WAIT_SLOT --limiter grants--> IN_FLIGHT --answer--> classify
  *   (pd_api), then do what pd_retry decides:
  *     DONE_OK / REJECT / RESPLIT / GIVE_UP / FATAL -> DONE
@@ -79,8 +81,8 @@ static void pump(struct pd_client *c);
 
 static const char *state_name(enum req_state s)
 {
-    static const char *const names[] = {"new",     "wait-auth", "wait-slot",
-                                        "in-flight", "backoff", "done"};
+    static const char *const names[] = {"new",       "wait-auth", "wait-slot",
+                                        "in-flight", "backoff",   "done"};
     return names[s];
 }
 
@@ -182,8 +184,8 @@ static void set_state(struct req *r, enum req_state next)
     char qurl[1024];
 
     pd_log(PD_LOG_DEBUG, "event=request_state%s%s method=%s from=%s to=%s url=%s",
-           r->context ? " " : "", context_of(r), r->method, state_name(r->state),
-           state_name(next), loggable_url(r->url, qurl, sizeof(qurl)));
+           r->context ? " " : "", context_of(r), r->method, state_name(r->state), state_name(next),
+           loggable_url(r->url, qurl, sizeof(qurl)));
     switch (r->state) {
     case WAIT_AUTH:
         pd_auth_cancel_wait(c->auth, &r->auth_wait);
