@@ -206,12 +206,14 @@ char *nf_read(const char *dir, const char *name, size_t *len)
 
 void nf_write(const char *dir, const char *name, const char *text)
 {
-    char path[512];
+    char path[512], tmp[512];
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    FILE *out = fopen(path, "w");
+    snprintf(tmp, sizeof(tmp), "%s.nf-tmp", dir); /* beside DIR, on its file system */
+    FILE *out = fopen(tmp, "w");
     assert_non_null(out);
     fputs(text, out);
     assert_int_equal(fclose(out), 0);
+    assert_int_equal(rename(tmp, path), 0);
 }
 
 bool nf_exists(const char *dir, const char *name)

@@ -65,7 +65,7 @@ struct pd_config *nf_config(struct net_fixture *f, const char *pw_extra, const c
 
 /* DIR/NAME's whole content (malloc'd, NUL-terminated), or NULL when it cannot be read. */
 char *nf_read(const char *dir, const char *name, size_t *len);
-/* Writes TEXT to DIR/NAME. */
+/* Writes TEXT to DIR/NAME, whole at once (renamed in): a watcher never sees it half written. */
 void nf_write(const char *dir, const char *name, const char *text);
 /* Whether DIR/NAME exists. */
 bool nf_exists(const char *dir, const char *name);

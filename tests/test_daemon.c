@@ -35,7 +35,8 @@ struct dt {
     char drop[128], archive[160], failed[160], work[160];
     bool stopped, closed;
     struct pd_daemon_summary sum;
-    unsigned want; /* files the condition waits for */
+    unsigned want;    /* files the condition waits for */
+    const char *line; /* what logged() waits for */
 };
 
 static int setup(void **state)
@@ -115,10 +116,29 @@ static uint64_t files(struct dt *t, enum pd_metrics_file ev)
     return pd_metrics_totals(t->metrics).files[ev];
 }
 
-static bool discovered(void *arg)
+/* Every candidate has been looked at (stat'd and judged) at least once: the metrics count a
+ * file as pending from then on. */
+static bool observed(void *arg)
 {
     struct dt *t = arg;
-    return files(t, PD_METRICS_DISCOVERED) >= t->want;
+    char *text = NULL, want[96];
+    size_t len;
+    pd_daemon_sample(t->d, t->metrics);
+    assert_int_equal(pd_metrics_render(t->metrics, &text, &len), 0);
+    snprintf(want, sizeof(want), "patchdrop_files_pending{watch=\"drop\"} %u\n", t->want);
+    bool yes = strstr(text, want) != NULL;
+    free(text);
+    return yes;
+}
+
+/* The log holds t->line. */
+static bool logged(void *arg)
+{
+    struct dt *t = arg;
+    char *text = nf_log_text(&t->nf);
+    bool yes = strstr(text, t->line) != NULL;
+    free(text);
+    return yes;
 }
 
 /* Receipts in the archive folder. */
@@ -185,8 +205,7 @@ static void claimed_after_settle(void **state)
     nf_write(t->drop, "a.csv", text);
     start(t, NULL, "settle = 1h", true);
     t->want = 1;
-    nf_run_until(&t->nf, discovered, t);
-    nf_run_for(&t->nf, FEW_TICKS_MS);
+    nf_run_until(&t->nf, observed, t);
     assert_int_equal(files(t, PD_METRICS_CLAIMED), 0);
     nf_advance(&t->nf, 3600000 - 1);
     nf_run_for(&t->nf, FEW_TICKS_MS);
@@ -341,9 +360,10 @@ static void batching(void **state)
 
     /* Alone in its batch: it waits for the window, however many ticks pass. */
     nf_write(t->drop, "a4.json", "[{\"id\":4}]");
-    t->want = 4;
-    nf_run_until(&t->nf, discovered, t);
+    t->line = "file=a4.json from=prepare to=batched";
+    nf_run_until(&t->nf, logged, t);
     nf_run_for(&t->nf, FEW_TICKS_MS);
+    t->want = 4;
     assert_int_equal(nf_stats(&t->nf).start_flow, 1);
     assert_int_equal(receipts(t), 3);
     nf_advance(&t->nf, 3600000);
