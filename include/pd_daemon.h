@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <uv.h>
 
+struct pd_clock;
 struct pd_config;
 struct pd_daemon;
 struct pd_metrics;
@@ -41,6 +42,10 @@ struct pd_daemon_opts {
     void (*on_stopped)(void *arg, const char *fatal);
     void *arg;
     struct pd_metrics *metrics; /* counts files, chunks and requests; NULL: none */
+    /* Every time the daemon reads (settle, batches, parking, receipts), passed on to its
+     * client and its archive sweeps; must outlive the daemon. NULL: the system clock. The
+     * loop's timers still fire on real time: a test's fake clock decides what is due. */
+    const struct pd_clock *clock;
 };
 
 /*

@@ -117,7 +117,7 @@ static struct dbatch *batch_open(struct dwatch *w, int format)
     }
     bt->w = w;
     bt->format = format;
-    bt->opened_ms = dw_now_ms();
+    bt->opened_ms = dw_now_ms(w->d);
     bt->next = w->batches;
     w->batches = bt;
     return bt;

@@ -20,6 +20,7 @@
  */
 #include "daemon_internal.h"
 
+#include "pd_clock.h"
 #include "pd_error.h"
 #include "pd_log.h"
 #include "pd_lookup.h"
@@ -33,23 +34,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static void stop_when_idle(struct pd_daemon *d);
 
-uint64_t dw_now_ms(void)
+uint64_t dw_now_ms(const struct pd_daemon *d)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return d->clock->mono_ms(d->clock->arg);
 }
 
-uint64_t dw_wall_ms(void)
+uint64_t dw_wall_ms(const struct pd_daemon *d)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return d->clock->wall_ms(d->clock->arg);
 }
 
 char *dw_join(const char *a, const char *b)
@@ -66,7 +62,7 @@ const char *dw_q(const char *v, char *buf, size_t len)
 static void on_tick(uv_timer_t *t)
 {
     struct pd_daemon *d = t->data;
-    uint64_t now = dw_now_ms();
+    uint64_t now = dw_now_ms(d);
 
     if (d->stopping) {
         stop_when_idle(d); /* the last request on the wire may have just been answered */
@@ -248,6 +244,74 @@ static void on_client_note(void *arg, enum pd_log_level level, const char *line)
     pd_log(level, "%s", line);
 }
 
+/* Watch I of the configuration: its rules, folders, share of the jobs, watcher and sweeps. */
+static int watch_init(struct pd_daemon *d, size_t i)
+{
+    const struct pd_config *cfg = d->cfg;
+    struct dwatch *w = &d->watches[i];
+    const struct pd_watch *wc = &cfg->watches[i];
+    int rc;
+
+    w->d = d;
+    w->root_fd = -1;
+    w->cfg = wc;
+    w->next_due = NEVER;
+    d->nwatches++;
+    if (pd_ready_rules_init(&w->rules, wc->include, wc->exclude, wc->done_marker, wc->settle_ms,
+                            wc->min_age_ms))
+        return PD_ENOMEM;
+    w->work_dir = dw_join(wc->work_dir, "work");
+    w->state_dir = dw_join(wc->work_dir, "state");
+    if (!w->work_dir || !w->state_dir)
+        return PD_ENOMEM;
+    /* With several watches, one watch's files may hold at most concurrency - 1 requests
+     * (its jobs each hold one while sending): a request slot always stays for the others,
+     * even when every request of one partner hangs until its timeout. */
+    unsigned share = cfg->pw.concurrency > 1 ? (unsigned)cfg->pw.concurrency - 1 : 1;
+    w->max_jobs = wc->max_jobs        ? (unsigned)wc->max_jobs
+                  : cfg->nwatches > 1 ? share
+                                      : d->max_active;
+    struct pd_watch_opts wo = {.root = wc->path,
+                               .rescan_ms = wc->rescan_ms,
+                               .poll = wc->poll,
+                               .recursive = wc->recursive,
+                               .skip = ".patchdrop",
+                               .report_skipped = true};
+    if ((rc = pd_watcher_create(d->loop, &wo, dw_on_watch_event, w, &w->watcher)))
+        return rc;
+    /* --once sweeps once at its end instead (cli_run.c) */
+    if (!d->opts.once && (rc = pd_retention_create(d->loop, wc, d->clock, &w->retention)))
+        return rc;
+    dw_watch_try_setup(w);
+    return 0;
+}
+
+/* The state dir, the body limit learned from 413s, and the client that talks to Patchworks. */
+static int daemon_connect(struct pd_daemon *d)
+{
+    const struct pd_config *cfg = d->cfg;
+    char *why = NULL;
+    int rc;
+
+    /* The token and the dedupe records live here: only patchdrop's, like work/. */
+    if ((rc = pd_zone_own_dir(cfg->state.dir, 0700, true, &why))) {
+        pd_log(PD_LOG_ERROR, "event=setup_failed folder=%s reason=\"%s\"", cfg->state.dir,
+               why ? why : pd_strerror(rc));
+        free(why);
+        return rc;
+    }
+    if ((rc = pd_bodylimit_init(&d->limit, cfg->pw.max_body, cfg->state.dir)))
+        return rc;
+    d->limit_ready = true;
+    struct pd_client_opts co = {.pw = &cfg->pw,
+                                .state_dir = cfg->state.dir,
+                                .clock = d->clock,
+                                .event = on_client_note,
+                                .note_arg = d,
+                                .metrics = d->opts.metrics};
+    return pd_client_create(d->loop, &co, &d->client);
+}
+
 int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct pd_daemon **out)
 {
     struct pd_daemon *d = calloc(1, sizeof(*d));
@@ -260,6 +324,7 @@ int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct 
     d->loop = loop;
     d->cfg = cfg;
     d->opts = *opts;
+    d->clock = opts->clock ? opts->clock : pd_clock_system();
     uv_mutex_init(&d->holders_lock);
     d->max_active = (unsigned)cfg->pw.concurrency * 2;
     /* Whether a file is still open for writing is asked with a read lease. Without CAP_LEASE
@@ -280,60 +345,10 @@ int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct 
     uv_timer_init(loop, &d->grace);
     d->tick.data = d;
     d->grace.data = d;
-    for (size_t i = 0; i < cfg->nwatches; i++) {
-        struct dwatch *w = &d->watches[i];
-        const struct pd_watch *wc = &cfg->watches[i];
-        w->d = d;
-        w->root_fd = -1;
-        w->cfg = wc;
-        w->next_due = NEVER;
-        d->nwatches++;
-        if (pd_ready_rules_init(&w->rules, wc->include, wc->exclude, wc->done_marker, wc->settle_ms,
-                                wc->min_age_ms))
+    for (size_t i = 0; i < cfg->nwatches; i++)
+        if ((rc = watch_init(d, i)))
             goto fail;
-        w->work_dir = dw_join(wc->work_dir, "work");
-        w->state_dir = dw_join(wc->work_dir, "state");
-        if (!w->work_dir || !w->state_dir)
-            goto fail;
-        /* With several watches, one watch's files may hold at most concurrency - 1 requests
-         * (its jobs each hold one while sending): a request slot always stays for the others,
-         * even when every request of one partner hangs until its timeout. */
-        unsigned share = cfg->pw.concurrency > 1 ? (unsigned)cfg->pw.concurrency - 1 : 1;
-        w->max_jobs = wc->max_jobs        ? (unsigned)wc->max_jobs
-                      : cfg->nwatches > 1 ? share
-                                          : d->max_active;
-        struct pd_watch_opts wo = {.root = wc->path,
-                                   .rescan_ms = wc->rescan_ms,
-                                   .poll = wc->poll,
-                                   .recursive = wc->recursive,
-                                   .skip = ".patchdrop",
-                                   .report_skipped = true};
-        if ((rc = pd_watcher_create(loop, &wo, dw_on_watch_event, w, &w->watcher)))
-            goto fail;
-        /* --once sweeps once at its end instead (cli_run.c) */
-        if (!opts->once && (rc = pd_retention_create(loop, wc, NULL, &w->retention)))
-            goto fail;
-        dw_watch_try_setup(w);
-    }
-    {
-        /* The token and the dedupe records live here: only patchdrop's, like work/. */
-        char *why = NULL;
-        if ((rc = pd_zone_own_dir(cfg->state.dir, 0700, true, &why))) {
-            pd_log(PD_LOG_ERROR, "event=setup_failed folder=%s reason=\"%s\"", cfg->state.dir,
-                   why ? why : pd_strerror(rc));
-            free(why);
-            goto fail;
-        }
-    }
-    if ((rc = pd_bodylimit_init(&d->limit, cfg->pw.max_body, cfg->state.dir)))
-        goto fail;
-    d->limit_ready = true;
-    struct pd_client_opts co = {.pw = &cfg->pw,
-                                .state_dir = cfg->state.dir,
-                                .event = on_client_note,
-                                .note_arg = d,
-                                .metrics = opts->metrics};
-    if ((rc = pd_client_create(loop, &co, &d->client)))
+    if ((rc = daemon_connect(d)))
         goto fail;
     *out = (struct pd_daemon *)d;
     return 0;

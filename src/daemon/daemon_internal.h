@@ -158,6 +158,7 @@ struct pd_daemon {
     uv_loop_t *loop;
     const struct pd_config *cfg;
     struct pd_daemon_opts opts;
+    const struct pd_clock *clock; /* every time the daemon reads; never NULL */
     struct pd_client *client;
     struct dwatch *watches;
     size_t nwatches;
@@ -182,8 +183,8 @@ struct pd_daemon {
 };
 
 /* daemon.c: clocks and words, dispatch, stopping */
-uint64_t dw_now_ms(void);
-uint64_t dw_wall_ms(void);
+uint64_t dw_now_ms(const struct pd_daemon *d);  /* monotonic, from the injected clock */
+uint64_t dw_wall_ms(const struct pd_daemon *d); /* since the epoch, from the injected clock */
 char *dw_join(const char *a, const char *b);
 const char *dw_q(const char *v, char *buf, size_t len);
 void dw_dispatch(struct pd_daemon *d);

@@ -155,7 +155,7 @@ void dedupe_check(struct job *j)
     if (!path)
         return;
     if (stat(path, &st) == 0 &&
-        dw_wall_ms() - (uint64_t)st.st_mtim.tv_sec * 1000 < j->w->cfg->dedupe_ms &&
+        dw_wall_ms(j->d) - (uint64_t)st.st_mtim.tv_sec * 1000 < j->w->cfg->dedupe_ms &&
         pd_fs_read_all(path, 4096, &text, NULL) == 0) {
         text[strcspn(text, "\n")] = '\0';
         j->js.duplicate_of = text;

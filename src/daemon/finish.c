@@ -183,8 +183,8 @@ static bool changed_meanwhile(struct job *j)
 /* The receipt, or the error file, with a lookup sync's result when there is one. */
 static char *finish_text(struct job *j, bool failed)
 {
-    char *text = failed ? pd_jobstate_error_report(&j->js, &j->js.fail, dw_wall_ms())
-                        : pd_jobstate_receipt(&j->js, dw_wall_ms());
+    char *text = failed ? pd_jobstate_error_report(&j->js, &j->js.fail, dw_wall_ms(j->d))
+                        : pd_jobstate_receipt(&j->js, dw_wall_ms(j->d));
     if (text && j->lookup_json) {
         char *merged = pd_lookup_receipt(text, j->lookup_json);
         free(text);
@@ -230,7 +230,7 @@ void work_finish(uv_work_t *wk)
     remove_marker(j);
     if (!failed) /* a failed copy of the same file: the receipt and its error file say so */
         pd_retention_supersede(j->w->cfg->name, j->w->cfg->failed_dir, j->js.name, j->final_path,
-                               dw_wall_ms(), NULL);
+                               dw_wall_ms(j->d), NULL);
     if (!failed && j->w->cfg->dedupe_ms && !j->js.duplicate_of)
         dedupe_record(j);
     /* The file is safe in its new home: its record may go. */

@@ -66,7 +66,7 @@ void cand_check(struct dwatch *w, struct cand *c, uint64_t now)
         return;
     }
     c->warned = false;
-    uint64_t wait = pd_ready_observe(&w->rules, &c->obs, &st, now, dw_wall_ms());
+    uint64_t wait = pd_ready_observe(&w->rules, &c->obs, &st, now, dw_wall_ms(w->d));
     if (wait) {
         c->due_ms = now + wait;
         return;
@@ -215,11 +215,11 @@ static bool is_temp_name(const char *name)
     return !strncmp(name, PD_FS_TEMP_PREFIX, n) && strlen(name) == n + 6;
 }
 
-static void sweep_temps(const char *path)
+static void sweep_temps(struct dwatch *w, const char *path)
 {
     DIR *dir = opendir(path);
     struct dirent *de;
-    time_t now = time(NULL);
+    time_t now = (time_t)(dw_wall_ms(w->d) / 1000);
 
     if (!dir)
         return;
@@ -240,8 +240,8 @@ static void sweep_state_dir(struct dwatch *w)
     DIR *dir = opendir(w->state_dir);
     struct dirent *de;
 
-    sweep_temps(w->state_dir);
-    sweep_temps(w->work_dir);
+    sweep_temps(w, w->state_dir);
+    sweep_temps(w, w->work_dir);
     if (!dir)
         return;
     while ((de = readdir(dir))) {
@@ -333,40 +333,31 @@ static void leave_in_place(struct dwatch *w, struct cand *c, bool *said, const c
         return;
     }
     *said = true;
-    c->due_ms = dw_now_ms() + w->cfg->rescan_ms;
+    c->due_ms = dw_now_ms(w->d) + w->cfg->rescan_ms;
 }
 
 /*
- * Claims one ready candidate by renaming it into work/, then starts its job. The name is
- * resolved beneath the drop folder's descriptor and the file checked again through its own
- * descriptor, so a partner swapping a folder or the file for a symlink gains nothing.
+ * Renames C (checked as ST) into work/ under a free name, put in WORK_NAME (LEN bytes).
+ * Returns 0 or what pd_zone_claim() said.
  */
-void dw_claim(struct dwatch *w, struct cand *c)
+static int claim_rename(struct dwatch *w, struct cand *c, struct stat *st, char *work_name,
+                        size_t len)
 {
     const char *slash = strrchr(c->name, '/');
     const char *base = slash ? slash + 1 : c->name;
-    char work_name[NAME_MAX + 1], to[PATH_MAX], qb[PATH_MAX + 16];
-    struct stat st;
+    char to[PATH_MAX], qb[PATH_MAX + 16];
     int rc;
 
-    /* Changed since it was found ready? Then it was not done after all. */
-    if (w->root_fd < 0 || pd_zone_stat(w->root_fd, c->name, &st) || !S_ISREG(st.st_mode) ||
-        (uint64_t)st.st_size != c->obs.size || (uint64_t)st.st_ino != c->obs.ino ||
-        (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != c->obs.mtime_ns) {
-        c->due_ms = 0;
-        w->next_due = 0;
-        return;
-    }
     /* A partner's file may be named like patchdrop's own temp files (.pdtmp-XXXXXX): in work/
      * it takes a numbered name, so that it is never swept or skipped as one. */
     for (unsigned start = is_temp_name(base) ? 1 : 0, remade = 0;; start++) {
-        rc = pd_fs_unique_name(w->work_dir, base, NULL, start, work_name, sizeof(work_name) - 8);
+        rc = pd_fs_unique_name(w->work_dir, base, NULL, start, work_name, len - 8);
         if (rc)
             break;
         snprintf(to, sizeof(to), "%s/%s", w->work_dir, work_name);
         unsigned flags = (w->cfg->allow_hard_links ? PD_ZONE_ALLOW_LINKS : 0) |
                          (w->d->lease && !w->no_lease ? PD_ZONE_LEASE : 0);
-        rc = pd_zone_claim(w->root_fd, c->name, &st, flags, to, NULL);
+        rc = pd_zone_claim(w->root_fd, c->name, st, flags, to, NULL);
         if (rc == -ENOLCK) {
             /* No leases on this file system (NFS, FUSE): settle alone judges, said once. */
             pd_log(PD_LOG_WARN,
@@ -378,7 +369,7 @@ void dw_claim(struct dwatch *w, struct cand *c)
             start--;
             continue;
         }
-        if (rc == -ENOENT && !remade++ && pd_zone_stat(w->root_fd, c->name, &st) == 0) {
+        if (rc == -ENOENT && !remade++ && pd_zone_stat(w->root_fd, c->name, st) == 0) {
             /* The file is there, so our folder is not (removed by hand): make it again. */
             char *why = NULL;
             if (pd_zone_own_dir(w->work_dir, 0700, true, &why) == 0 &&
@@ -391,6 +382,29 @@ void dw_claim(struct dwatch *w, struct cand *c)
         if (rc != -EEXIST)
             break;
     }
+    return rc;
+}
+
+/*
+ * Claims one ready candidate by renaming it into work/, then starts its job. The name is
+ * resolved beneath the drop folder's descriptor and the file checked again through its own
+ * descriptor, so a partner swapping a folder or the file for a symlink gains nothing.
+ */
+void dw_claim(struct dwatch *w, struct cand *c)
+{
+    char work_name[NAME_MAX + 1], qb[PATH_MAX + 16];
+    struct stat st;
+    int rc;
+
+    /* Changed since it was found ready? Then it was not done after all. */
+    if (w->root_fd < 0 || pd_zone_stat(w->root_fd, c->name, &st) || !S_ISREG(st.st_mode) ||
+        (uint64_t)st.st_size != c->obs.size || (uint64_t)st.st_ino != c->obs.ino ||
+        (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != c->obs.mtime_ns) {
+        c->due_ms = 0;
+        w->next_due = 0;
+        return;
+    }
+    rc = claim_rename(w, c, &st, work_name, sizeof(work_name));
     if (rc == -EBUSY) {
         /* A writer still holds it open (a stalled upload): not done, whatever settle says. */
         if (!c->busy_said)
@@ -399,7 +413,7 @@ void dw_claim(struct dwatch *w, struct cand *c)
                    "open for writing\" action=\"claimed once the writer closes it\"",
                    w->cfg->name, dw_q(c->name, qb, sizeof(qb)));
         c->busy_said = true;
-        c->due_ms = dw_now_ms() + (w->cfg->settle_ms > 500 ? w->cfg->settle_ms : 500);
+        c->due_ms = dw_now_ms(w->d) + (w->cfg->settle_ms > 500 ? w->cfg->settle_ms : 500);
         if (c->due_ms < w->next_due)
             w->next_due = c->due_ms;
         return;
@@ -435,7 +449,7 @@ void dw_claim(struct dwatch *w, struct cand *c)
                "event=claim_failed watch=%s file=%s reason=\"%s\" action=\"left in place, "
                "tried again at the next rescan\"",
                w->cfg->name, dw_q(c->name, qb, sizeof(qb)), pd_strerror(rc));
-        c->due_ms = dw_now_ms() + w->cfg->rescan_ms;
+        c->due_ms = dw_now_ms(w->d) + w->cfg->rescan_ms;
         return;
     }
     recent_check(w, c->name);

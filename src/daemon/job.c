@@ -111,7 +111,7 @@ void job_sending(struct job *j)
     job_set(j, STEP_SENDING);
     j->busy = true;
     j->in_flight = true;
-    j->sent_ms = dw_now_ms();
+    j->sent_ms = dw_now_ms(j->d);
     j->warned = 0;
 }
 
@@ -165,7 +165,7 @@ static void job_parked(struct job *j)
             d->active--;
             j->w->active--;
         }
-        j->park_until = dw_now_ms() + PARK_RETRY_MS;
+        j->park_until = dw_now_ms(d) + PARK_RETRY_MS;
         if (d->opts.once) {
             d->sum.stuck++;
             job_end(j);
@@ -216,7 +216,7 @@ static void on_work_done(uv_work_t *wk, int status)
             /* Another name of a file our own job holds: its turn comes when that one ends. */
             job_set(j, STEP_PARKED);
             j->reprepare = true;
-            j->park_until = dw_now_ms() + 1000;
+            j->park_until = dw_now_ms(j->d) + 1000;
             return;
         }
         job_end(j);
@@ -262,7 +262,7 @@ static void chunk_acked(struct job *j, const struct pd_client_result *r)
     j->ack.status = r->api.status;
     j->ack.run_id = r->api.run_id ? strdup(r->api.run_id) : NULL;
     j->ack.answer = !r->api.run_id && r->api.body ? strdup(r->api.body) : NULL;
-    j->ack.time_ms = dw_wall_ms();
+    j->ack.time_ms = dw_wall_ms(j->d);
     j->ack.attempts = r->attempts;
     j->ack.batch_id = j->batch_id; /* NULL unless it went in a batch */
     j->batch_id = NULL;
@@ -387,7 +387,7 @@ struct job *job_new(struct dwatch *w, const char *work_name, const char *name, b
         return NULL;
     j->d = w->d;
     j->w = w;
-    j->since_ms = dw_now_ms();
+    j->since_ms = dw_now_ms(w->d);
     j->fd = -1;
     j->resume = resume;
     pd_failure_clear(&j->js.fail);

@@ -21,7 +21,7 @@ void recent_add(struct dwatch *w, const char *name)
     struct recent *r = &w->recent[w->recent_next++ % RECENT_NAMES];
     free(r->name);
     r->name = name ? strdup(name) : NULL;
-    r->at_ms = dw_now_ms();
+    r->at_ms = dw_now_ms(w->d);
 }
 
 /*
@@ -31,7 +31,7 @@ void recent_add(struct dwatch *w, const char *name)
  */
 void recent_check(struct dwatch *w, const char *name)
 {
-    uint64_t now = dw_now_ms(), window = w->cfg->settle_ms * 2 + 5000;
+    uint64_t now = dw_now_ms(w->d), window = w->cfg->settle_ms * 2 + 5000;
     char qb[PATH_MAX + 16];
     for (unsigned i = 0; i < RECENT_NAMES; i++) {
         struct recent *r = &w->recent[i];

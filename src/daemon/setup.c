@@ -145,7 +145,7 @@ void dw_watch_try_setup(struct dwatch *w)
     char *why = NULL;
     int rc = watch_setup(w, &why);
 
-    w->setup_due = dw_now_ms() + w->cfg->rescan_ms;
+    w->setup_due = dw_now_ms(w->d) + w->cfg->rescan_ms;
     if (rc == 0) {
         if (w->disabled)
             pd_log(PD_LOG_INFO, "event=watch_enabled watch=%s", w->cfg->name);

@@ -210,7 +210,7 @@ static bool prepare_record(struct job *j, const struct stat *st)
     j->js.version_id = j->w->cfg->version_id ? strdup(j->w->cfg->version_id) : NULL;
     j->js.size = (uint64_t)st->st_size;
     j->js.mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-    j->js.claimed_ms = dw_wall_ms();
+    j->js.claimed_ms = dw_wall_ms(j->d);
     j->js.max_body = pd_bodylimit_budget(&j->d->limit);
     return true;
 }

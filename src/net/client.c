@@ -1,7 +1,9 @@
 /*
  * The request engine (include/pd_client.h). Each request is a small state machine whose state
- * changes only in set_state(), so every transition can be traced:
+ * changes only in set_state(), which traces every transition at debug level
+ * (event=request_state):
  *
+ *   NEW --submit--> BACKOFF (0 ms, so DONE never runs inside submit) --> WAIT_AUTH ...
  *   WAIT_AUTH --token ready--> WAIT_SLOT --limiter grants--> IN_FLIGHT --answer--> classify
  *   (pd_api), then do what pd_retry decides:
  *     DONE_OK / REJECT / RESPLIT / GIVE_UP / FATAL -> DONE
@@ -25,7 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum req_state { WAIT_AUTH, WAIT_SLOT, IN_FLIGHT, BACKOFF, DONE };
+/* NEW only until submit hands the request to the loop (as BACKOFF, a zero timer). */
+enum req_state { NEW, WAIT_AUTH, WAIT_SLOT, IN_FLIGHT, BACKOFF, DONE };
 
 struct req {
     uv_timer_t timer; /* backoff; its close callback frees the request */
@@ -78,7 +81,8 @@ static void pump(struct pd_client *c);
 
 static const char *state_name(enum req_state s)
 {
-    static const char *const names[] = {"wait-auth", "wait-slot", "in-flight", "backoff", "done"};
+    static const char *const names[] = {"new",       "wait-auth", "wait-slot",
+                                        "in-flight", "backoff",   "done"};
     return names[s];
 }
 
@@ -171,11 +175,17 @@ static void slot_remove(struct pd_client *c, struct req *r)
 
 /*
  * The only place a request changes state: leaving a state undoes what entering it set up
- * (queue membership, timers), so no request is ever in two queues.
+ * (queue membership, timers), so no request is ever in two queues. Each change is traced at
+ * debug level.
  */
 static void set_state(struct req *r, enum req_state next)
 {
     struct pd_client *c = r->c;
+    char qurl[1024];
+
+    pd_log(PD_LOG_DEBUG, "event=request_state%s%s method=%s from=%s to=%s url=%s",
+           r->context ? " " : "", context_of(r), r->method, state_name(r->state), state_name(next),
+           loggable_url(r->url, qurl, sizeof(qurl)));
     switch (r->state) {
     case WAIT_AUTH:
         pd_auth_cancel_wait(c->auth, &r->auth_wait);
@@ -186,6 +196,7 @@ static void set_state(struct req *r, enum req_state next)
     case BACKOFF:
         uv_timer_stop(&r->timer);
         break;
+    case NEW:
     case IN_FLIGHT:
     case DONE:
         break;
@@ -199,7 +210,6 @@ static void set_state(struct req *r, enum req_state next)
             c->slot_head = r;
         c->slot_tail = r;
     }
-    (void)state_name;
 }
 
 /* Final outcome: reported once, then the request's memory goes with its timer's close. */
@@ -210,14 +220,12 @@ static void finish(struct req *r, int err, const char *message, const struct pd_
     struct pd_client_result res;
     if (r->state == DONE)
         return;
-    if (r->state == IN_FLIGHT && r->xfer) {
-        struct pd_http_xfer *x = r->xfer;
-        r->xfer = NULL;
-        r->state = DONE; /* the cancel callback below must not act on this request */
+    struct pd_http_xfer *x = r->state == IN_FLIGHT ? r->xfer : NULL;
+    r->xfer = NULL;
+    set_state(r, DONE); /* first: the cancel callback below must not act on this request */
+    if (x) {
         pd_http_cancel(x);
         pd_limiter_release(&c->limiter, c->clock->mono_ms(c->clock->arg));
-    } else {
-        set_state(r, DONE);
     }
     if (r->prev)
         r->prev->next = r->next;
@@ -543,7 +551,7 @@ int pd_client_submit(struct pd_client *c, const struct pd_client_request *req,
     r->done = done;
     r->arg = arg;
     r->first_ms = c->clock->mono_ms(c->clock->arg);
-    r->state = BACKOFF;
+    set_state(r, BACKOFF);
     r->next = c->reqs;
     if (c->reqs)
         c->reqs->prev = r;
