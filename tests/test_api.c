@@ -1,10 +1,6 @@
 /* Unit tests of the Patchworks contract: the one classify function, ids, login and status, and
  * the answers of the cross-reference lookup operations. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_api.h"
 #include "pd_config.h"
@@ -489,20 +485,8 @@ static void lookup_records(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(classify_table),
-        cmocka_unit_test(run_id_variants),
-        cmocka_unit_test(no_run_id_keeps_body),
-        cmocka_unit_test(reject_carries_message_and_errors),
-        cmocka_unit_test(requests),
-        cmocka_unit_test(login_answers),
-        cmocka_unit_test(run_status),
-        cmocka_unit_test(absurd_numbers),
-        cmocka_unit_test(lookup_rows_page),
-        cmocka_unit_test(lookup_absurd_numbers),
-        cmocka_unit_test(lookup_bad_pages),
-        cmocka_unit_test(lookups_page),
-        cmocka_unit_test(lookup_records),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, classify_table, run_id_variants, no_run_id_keeps_body,
+                        reject_carries_message_and_errors, requests, login_answers, run_status,
+                        absurd_numbers, lookup_rows_page, lookup_absurd_numbers, lookup_bad_pages,
+                        lookups_page, lookup_records);
 }

@@ -4,11 +4,7 @@
  * an injected clock); a 401 drops a token once however many requests report it; API-key mode
  * sends the raw key and turns a 401 into a configuration error naming the key's source.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_auth.h"
 #include "pd_clock.h"
@@ -33,7 +29,7 @@ static uint32_t fake_random(void *arg)
 static const struct pd_clock clock_ = {.mono_ms = fake_wall, .wall_ms = fake_wall,
                                        .random = fake_random};
 
-static char dir[64];
+static const char *const dir = pd_test_dir;
 
 static struct pd_patchworks pw_password(void)
 {
@@ -48,28 +44,13 @@ static struct pd_patchworks pw_password(void)
 
 static void write_token(const char *json)
 {
-    char path[128];
-    snprintf(path, sizeof(path), "%s/token", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(json, f);
-    fclose(f);
+    pd_test_write(pd_test_path(dir, "token"), json);
 }
 
 static int setup(void **state)
 {
-    snprintf(dir, sizeof(dir), "/tmp/pd-test-auth-XXXXXX");
-    assert_non_null(mkdtemp(dir));
     now_ms = 1000000;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-    return 0;
+    return pd_test_setup(state);
 }
 
 static void kept_token_is_reused_until_renewal(void **state)
@@ -178,13 +159,7 @@ static void api_key_is_raw_and_401_is_a_config_error(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(kept_token_is_reused_until_renewal, setup, teardown),
-        cmocka_unit_test_setup_teardown(kept_token_of_another_account_or_expired_is_ignored,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(many_401s_drop_the_token_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(api_key_is_raw_and_401_is_a_config_error, setup,
-                                        teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(setup, pd_test_teardown, kept_token_is_reused_until_renewal,
+                        kept_token_of_another_account_or_expired_is_ignored,
+                        many_401s_drop_the_token_once, api_key_is_raw_and_401_is_a_config_error);
 }

@@ -4,11 +4,7 @@
  * without changing the batch. Every body is checked to be {"payload": "<string>"} whose string
  * is exactly the combined document, and no longer than max_body.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_batch.h"
 #include "pd_config.h"
@@ -212,14 +208,8 @@ static void formats_that_never_batch(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(json_arrays_merge_into_one_array),
-        cmocka_unit_test(json_that_cannot_join),
-        cmocka_unit_test(ndjson_and_lines_concatenate_with_line_ends),
-        cmocka_unit_test(csv_rows_go_under_one_header),
-        cmocka_unit_test(xml_records_go_under_one_root),
-        cmocka_unit_test(never_over_max_body_or_max_files),
-        cmocka_unit_test(formats_that_never_batch),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, json_arrays_merge_into_one_array, json_that_cannot_join,
+                        ndjson_and_lines_concatenate_with_line_ends, csv_rows_go_under_one_header,
+                        xml_records_go_under_one_root, never_over_max_body_or_max_files,
+                        formats_that_never_batch);
 }

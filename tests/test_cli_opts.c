@@ -1,10 +1,6 @@
 /* Unit tests of the shared command-line parser (src/cli/cli_opts.c): what each command gets, and
  * what a user reads when the command line is refused. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_cli.h"
 
@@ -226,15 +222,9 @@ static void test_parses_twice(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_common_own_options_and_operands),
-        cmocka_unit_test(test_verbose_is_common_only_where_taken),
-        cmocka_unit_test(test_unknown_option_is_refused_as_patchdrop_cmd),
-        cmocka_unit_test(test_missing_value_and_common_option_not_taken),
-        cmocka_unit_test(test_too_many_operands),
-        cmocka_unit_test(test_help_exits_0_on_stdout),
-        cmocka_unit_test(test_usage_error_says_command_and_hint),
-        cmocka_unit_test(test_parses_twice),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(
+        NULL, NULL, test_common_own_options_and_operands, test_verbose_is_common_only_where_taken,
+        test_unknown_option_is_refused_as_patchdrop_cmd,
+        test_missing_value_and_common_option_not_taken, test_too_many_operands,
+        test_help_exits_0_on_stdout, test_usage_error_says_command_and_hint, test_parses_twice);
 }

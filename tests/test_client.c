@@ -5,11 +5,7 @@
  * nothing sleeps beyond the loop's own timers. Each test checks the final result, the event lines
  * and what the emulator received.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_client.h"
 #include "pd_clock.h"
@@ -369,15 +365,7 @@ static void relogin_suspect_counting(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(retry_until_ok, setup, teardown),
-        cmocka_unit_test_setup_teardown(retry_after_followed, setup, teardown),
-        cmocka_unit_test_setup_teardown(refusals_final, setup, teardown),
-        cmocka_unit_test_setup_teardown(fatal_url, setup, teardown),
-        cmocka_unit_test_setup_teardown(max_retry_time, setup, teardown),
-        cmocka_unit_test_setup_teardown(ambiguous_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(relogin_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(relogin_suspect_counting, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(setup, teardown, retry_until_ok, retry_after_followed, refusals_final,
+                        fatal_url, max_retry_time, ambiguous_bounded, relogin_once,
+                        relogin_suspect_counting);
 }

@@ -4,11 +4,7 @@
  * keep-alive reuse, capped answers, Retry-After, timeouts, dropped and refused connections,
  * cancel, and a clean close (uv_loop_close returns 0).
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_error.h"
 #include "pd_http.h"
@@ -386,17 +382,9 @@ static void cancel_and_close_report_every_transfer(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(answers_arrive, setup, teardown),
-        cmocka_unit_test_setup_teardown(post_body_from_memory, setup, teardown),
-        cmocka_unit_test_setup_teardown(connections_are_reused, setup, teardown),
-        cmocka_unit_test_setup_teardown(many_at_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(answers_are_capped, setup, teardown),
-        cmocka_unit_test_setup_teardown(retry_after_is_reported, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_hanging_server_times_out, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_dropped_connection_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_refused_connection_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(cancel_and_close_report_every_transfer, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(setup, teardown, answers_arrive, post_body_from_memory,
+                        connections_are_reused, many_at_once, answers_are_capped,
+                        retry_after_is_reported, a_hanging_server_times_out,
+                        a_dropped_connection_fails, a_refused_connection_fails,
+                        cancel_and_close_report_every_transfer);
 }

@@ -1,10 +1,6 @@
 /* The durable delivery record: round trip, damage detection, receipts and error files. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
+#include "testlib.h"
 #include <stdbool.h>
-#include <cmocka.h>
 
 #include "pd_error.h"
 #include "pd_fsutil.h"
@@ -17,23 +13,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[256], path[300];
+static const char *const dir = pd_test_dir;
+static char path[300];
 
 static int setup(void **state)
 {
-    snprintf(dir, sizeof(dir), "/tmp/pd-test-js-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    pd_test_setup(state);
     snprintf(path, sizeof(path), "%s/orders.xml.json", dir);
     return 0;
 }
 
-static int teardown(void **state)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-    return 0;
-}
 
 static void fill(struct pd_jobstate *js)
 {
@@ -324,12 +313,7 @@ static void test_receipt_and_error_file_layout(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_non_utf8_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_damaged_records_are_named, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_receipt_and_error_file, setup, teardown),
-        cmocka_unit_test(test_receipt_and_error_file_layout),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(setup, pd_test_teardown, test_round_trip, test_non_utf8_names,
+                        test_damaged_records_are_named, test_receipt_and_error_file) +
+           PD_RUN_TESTS(NULL, NULL, test_receipt_and_error_file_layout);
 }

@@ -1,9 +1,5 @@
 /* Unit tests of the account-wide pace: token bucket, sliding minute, concurrency, pauses. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_limiter.h"
 
@@ -165,14 +161,8 @@ static void slow_answers_keep_counting(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(never_more_than_rate_in_any_minute),
-        cmocka_unit_test(bucket_bound_holds_in_every_window),
-        cmocka_unit_test(sliding_minute_holds_when_bucket_would_allow_more),
-        cmocka_unit_test(concurrency_cap),
-        cmocka_unit_test(pause_stops_everybody),
-        cmocka_unit_test(scaled_window_holds),
-        cmocka_unit_test(slow_answers_keep_counting),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, never_more_than_rate_in_any_minute,
+                        bucket_bound_holds_in_every_window,
+                        sliding_minute_holds_when_bucket_would_allow_more, concurrency_cap,
+                        pause_stops_everybody, scaled_window_holds, slow_answers_keep_counting);
 }

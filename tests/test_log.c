@@ -1,9 +1,5 @@
 /* Unit tests of the log: text and JSON lines, journald prefixes, levels, repeat suppression. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_clock.h"
 #include "pd_log.h"
@@ -366,24 +362,13 @@ static void unquoted_words_cannot_break_a_line(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(text_lines_have_time_level_and_fields, setup, teardown),
-        cmocka_unit_test_setup_teardown(json_lines_are_objects, setup, teardown),
-        cmocka_unit_test_setup_teardown(json_values_keep_their_type, setup, teardown),
-        cmocka_unit_test_setup_teardown(journald_gets_priorities_and_no_time, setup, teardown),
-        cmocka_unit_test_setup_teardown(levels_filter, setup, teardown),
-        cmocka_unit_test_setup_teardown(repeats_are_counted_not_written, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_copy_after_the_window_brings_the_summary, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(different_lines_and_info_lines_are_all_written, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(window_zero_never_suppresses, setup, teardown),
-        cmocka_unit_test_setup_teardown(many_keys_evict_with_their_summary, setup, teardown),
-        cmocka_unit_test_setup_teardown(json_summary_too, setup, teardown),
-        cmocka_unit_test(names_are_escaped_for_terminals),
-        cmocka_unit_test(escaping_is_cut_whole_and_idempotent),
-        cmocka_unit_test(log_values_escape_the_same_way),
-        cmocka_unit_test_setup_teardown(unquoted_words_cannot_break_a_line, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(setup, teardown, text_lines_have_time_level_and_fields,
+                        json_lines_are_objects, json_values_keep_their_type,
+                        journald_gets_priorities_and_no_time, levels_filter,
+                        repeats_are_counted_not_written, a_copy_after_the_window_brings_the_summary,
+                        different_lines_and_info_lines_are_all_written,
+                        window_zero_never_suppresses, many_keys_evict_with_their_summary,
+                        json_summary_too, unquoted_words_cannot_break_a_line) +
+           PD_RUN_TESTS(NULL, NULL, names_are_escaped_for_terminals,
+                        escaping_is_cut_whole_and_idempotent, log_values_escape_the_same_way);
 }

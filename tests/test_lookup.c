@@ -3,7 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_config.h"
 #include "pd_error.h"
@@ -368,18 +368,9 @@ static void test_config_lookup_watch(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reads_header_in_any_order_with_extra_columns),
-        cmocka_unit_test(test_bad_rows_are_all_named),
-        cmocka_unit_test(test_many_bad_rows_are_counted),
-        cmocka_unit_test(test_header_and_empty_file),
-        cmocka_unit_test(test_diff_adds_updates_deletes),
-        cmocka_unit_test(test_diff_duplicate_left_values_name_both_lines),
-        cmocka_unit_test(test_diff_is_exact),
-        cmocka_unit_test(test_urls),
-        cmocka_unit_test(test_export_round_trips),
-        cmocka_unit_test(test_report_json_and_receipt),
-        cmocka_unit_test(test_config_lookup_watch),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(
+        NULL, NULL, test_reads_header_in_any_order_with_extra_columns, test_bad_rows_are_all_named,
+        test_many_bad_rows_are_counted, test_header_and_empty_file, test_diff_adds_updates_deletes,
+        test_diff_duplicate_left_values_name_both_lines, test_diff_is_exact, test_urls,
+        test_export_round_trips, test_report_json_and_receipt, test_config_lookup_watch);
 }

@@ -1,9 +1,5 @@
 /* Unit tests of metrics: the Prometheus page, the health verdict, and the HTTP endpoint. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_clock.h"
 #include "pd_error.h"
@@ -411,16 +407,9 @@ static void report_lines_are_escaped(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(report_lines_are_escaped),
-        cmocka_unit_test(idle_connections_never_starve_a_scrape),
-        cmocka_unit_test(counts_per_watch_and_status),
-        cmocka_unit_test(gauges_come_from_the_sample),
-        cmocka_unit_test(label_values_are_escaped),
-        cmocka_unit_test(null_metrics_are_off),
-        cmocka_unit_test(health_follows_the_loop_and_failures),
-        cmocka_unit_test(serves_metrics_and_health_over_http),
-        cmocka_unit_test(progress_line_shows_files_bytes_rate_eta),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, report_lines_are_escaped,
+                        idle_connections_never_starve_a_scrape, counts_per_watch_and_status,
+                        gauges_come_from_the_sample, label_values_are_escaped, null_metrics_are_off,
+                        health_follows_the_loop_and_failures, serves_metrics_and_health_over_http,
+                        progress_line_shows_files_bytes_rate_eta);
 }

@@ -1,9 +1,5 @@
 /* Readiness: filters, done markers, settle measured on our clock, min_age. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_ready.h"
 
@@ -131,12 +127,7 @@ static void test_min_age_and_zero_settle(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_default_filters),
-        cmocka_unit_test(test_include_lists_and_markers),
-        cmocka_unit_test(test_glob_separators),
-        cmocka_unit_test(test_settle_on_our_clock),
-        cmocka_unit_test(test_min_age_and_zero_settle),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, test_default_filters, test_include_lists_and_markers,
+                        test_glob_separators, test_settle_on_our_clock,
+                        test_min_age_and_zero_settle);
 }

@@ -3,11 +3,7 @@
  * executor on a real temporary folder (times set with utimensat, never slept for), the
  * daemon's thread-pool object, and supersede.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_clock.h"
 #include "pd_config.h"
@@ -266,15 +262,13 @@ static void test_roles(void **state)
 
 /* ---- the executor on a real folder ---------------------------------------------------------- */
 
-static char dir[256];
+static const char *const dir = pd_test_dir;
 static FILE *log_out;
 static long log_from; /* what logged() already returned */
 
 static int setup(void **state)
 {
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/pd-test-retention-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    pd_test_setup(state);
     assert_int_equal(chmod(dir, 0750), 0);
     log_out = tmpfile();
     assert_non_null(log_out);
@@ -287,22 +281,14 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    char cmd[300];
-    (void)state;
     pd_log_set_output(NULL);
     fclose(log_out);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-    return 0;
+    return pd_test_teardown(state);
 }
 
 static const char *at(const char *name)
 {
-    static char bufs[8][600];
-    static int i;
-    char *b = bufs[i++ % 8];
-    snprintf(b, 600, "%s/%s", dir, name);
-    return b;
+    return pd_test_path(dir, name);
 }
 
 /* Writes NAME with SIZE bytes, its mtime AGE_MS before the real now (touch -d). */
@@ -638,7 +624,7 @@ static void test_run_once(void **state)
         archived(name, 1, 60 * DAY_MS);
     }
     struct pd_watch w;
-    make_watch(&w, dir, failed);
+    make_watch(&w, pd_test_dir, failed);
     logged();
     assert_int_equal(pd_retention_run(&w, NULL), 0);
     for (int i = 0; i < 30; i++) {
@@ -656,10 +642,7 @@ static void test_run_once(void **state)
 
 static void write_text(const char *name, const char *text, int64_t age_ms)
 {
-    FILE *f = fopen(at(name), "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    pd_test_write(at(name), text);
     if (age_ms) {
         struct timespec t[2];
         int64_t ms = real_now() - age_ms;
@@ -817,20 +800,9 @@ static void test_supersede_bytes(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plan_ages),
-        cmocka_unit_test(test_plan_lone_grace),
-        cmocka_unit_test(test_plan_size_cap),
-        cmocka_unit_test(test_plan_receipt_never_first),
-        cmocka_unit_test(test_roles),
-        cmocka_unit_test_setup_teardown(test_sweep_ages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sweep_size_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sweep_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sweep_refuses, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_daemon_object, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_run_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_supersede, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_supersede_bytes, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, test_plan_ages, test_plan_lone_grace, test_plan_size_cap,
+                        test_plan_receipt_never_first, test_roles) +
+           PD_RUN_TESTS(setup, teardown, test_sweep_ages, test_sweep_size_cap, test_sweep_bounded,
+                        test_sweep_refuses, test_daemon_object, test_run_once, test_supersede,
+                        test_supersede_bytes);
 }

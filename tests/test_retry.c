@@ -4,11 +4,7 @@
  * Retry-After and the limits, to the one decision. Jitter comes from fake random sources (all
  * zeros, all ones, a sequence), so each row checks its delay bounds without sleeping.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_api.h"
 #include "pd_clock.h"
@@ -350,11 +346,6 @@ static void relogin_wait(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(decide_table),
-        cmocka_unit_test(give_up_words),
-        cmocka_unit_test(give_up_names_first_times),
-        cmocka_unit_test(relogin_wait),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, decide_table, give_up_words, give_up_names_first_times,
+                        relogin_wait);
 }
