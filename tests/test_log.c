@@ -11,21 +11,6 @@
 /* 2023-11-14T22:13:20.250Z */
 #define WALL0 1700000000250ULL
 
-static uint64_t fake_mono, fake_wall;
-static uint64_t mono(void *arg)
-{
-    return fake_mono;
-}
-static uint64_t wall(void *arg)
-{
-    return fake_wall;
-}
-static uint32_t rnd(void *arg)
-{
-    return 4;
-}
-static const struct pd_clock fake = {mono, wall, rnd, NULL};
-
 static char *buf;
 static size_t buflen;
 static FILE *out;
@@ -33,14 +18,12 @@ static FILE *out;
 static int setup(void **state)
 {
     unsetenv("JOURNAL_STREAM");
-    fake_mono = 1000;
-    fake_wall = WALL0;
+    pd_test_mono = 1000;
+    pd_test_wall = WALL0;
     out = open_memstream(&buf, &buflen);
-    pd_log_set_output(out);
-    pd_log_set_clock(&fake);
+    pd_log_set_clock(&pd_test_clock);
     pd_log_set_format(PD_LOG_TEXT);
-    pd_log_set_level(PD_LOG_INFO);
-    pd_log_set_repeat_window(60000);
+    pd_test_log_to(out, PD_LOG_INFO, 60000);
     return 0;
 }
 
@@ -192,7 +175,7 @@ static void repeats_are_counted_not_written(void **state)
 {
     for (int i = 0; i < 5000; i++) {
         pd_log(PD_LOG_ERROR, "event=client retry in %d.%03d s: HTTP 503", i % 7, i % 1000);
-        fake_mono += 10; /* 50 s in all: inside one window */
+        pd_test_mono += 10; /* 50 s in all: inside one window */
     }
     char *t = taken();
     assert_int_equal(count_lines(t), 1);
@@ -201,7 +184,7 @@ static void repeats_are_counted_not_written(void **state)
     /* Nothing is summarised before the window is over. */
     pd_log_flush_repeats(0);
     assert_string_equal(taken(), "");
-    fake_mono += 10000;
+    pd_test_mono += 10000;
     pd_log_flush_repeats(0);
     t = taken();
     assert_int_equal(count_lines(t), 1);
@@ -218,7 +201,7 @@ static void a_copy_after_the_window_brings_the_summary(void **state)
     pd_log(PD_LOG_WARN, "event=folder_error watch=a reason=gone");
     pd_log(PD_LOG_WARN, "event=folder_error watch=a reason=gone");
     assert_int_equal(count_lines(taken()), 1);
-    fake_mono += 61000;
+    pd_test_mono += 61000;
     pd_log(PD_LOG_WARN, "event=folder_error watch=a reason=gone");
     char *t = taken();
     assert_int_equal(count_lines(t), 2);
@@ -254,7 +237,7 @@ static void many_keys_evict_with_their_summary(void **state)
 {
     for (int i = 0; i < 3; i++)
         pd_log(PD_LOG_ERROR, "event=first");
-    fake_mono += 1;
+    pd_test_mono += 1;
     for (int k = 0; k < 40; k++)
         pd_log(PD_LOG_ERROR, "event=other%c%c", 'a' + k / 26, 'a' + k % 26);
     char *t = taken();

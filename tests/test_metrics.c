@@ -18,27 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t fake_mono, fake_wall;
-static uint64_t mono(void *arg)
-{
-    return fake_mono;
-}
-static uint64_t wall(void *arg)
-{
-    return fake_wall;
-}
-static uint32_t rnd(void *arg)
-{
-    return 4;
-}
-static const struct pd_clock fake = {mono, wall, rnd, NULL};
-
 static struct pd_metrics *make(uint64_t unhealthy_ms)
 {
-    struct pd_metrics_opts o = {.unhealthy_after_ms = unhealthy_ms, .clock = &fake};
+    struct pd_metrics_opts o = {.unhealthy_after_ms = unhealthy_ms, .clock = &pd_test_clock};
     struct pd_metrics *m = NULL;
-    fake_mono = 100000;
-    fake_wall = 1700000000000ULL;
+    pd_test_mono = 100000;
+    pd_test_wall = 1700000000000ULL;
     assert_int_equal(pd_metrics_create(&o, &m), 0);
     return m;
 }
@@ -72,7 +57,7 @@ static void counts_per_watch_and_status(void **state)
     pd_metrics_file_event(m, "orders", PD_METRICS_CLAIMED, 50);
     pd_metrics_chunk(m, "orders", 120);
     pd_metrics_chunk(m, "orders", 70);
-    fake_wall += 5000;
+    pd_test_wall += 5000;
     pd_metrics_file_event(m, "orders", PD_METRICS_DELIVERED, 100);
     pd_metrics_file_event(m, "orders", PD_METRICS_REJECTED, 50);
     pd_metrics_file_event(m, "stock", PD_METRICS_DISCOVERED, 0);
@@ -179,17 +164,17 @@ static void health_follows_the_loop_and_failures(void **state)
     assert_string_equal(why, "ok");
 
     /* The loop stops beating: stalled. */
-    fake_mono += 16000;
+    pd_test_mono += 16000;
     assert_int_equal(pd_metrics_health(m, why, sizeof(why)), 503);
     assert_non_null(strstr(why, "has not run for 16 s"));
     pd_metrics_heartbeat(m);
 
     /* A request has been failing for less than unhealthy_after: still healthy. */
-    s.failing_since_ms = fake_mono - 9000;
+    s.failing_since_ms = pd_test_mono - 9000;
     s.last_failure_status = 503;
     pd_metrics_sample(m, &s);
     assert_int_equal(pd_metrics_health(m, why, sizeof(why)), 200);
-    fake_mono += 1000;
+    pd_test_mono += 1000;
     pd_metrics_heartbeat(m);
     assert_int_equal(pd_metrics_health(m, why, sizeof(why)), 503);
     assert_non_null(strstr(why, "failing for 10 s"));

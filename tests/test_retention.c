@@ -273,9 +273,7 @@ static int setup(void **state)
     log_out = tmpfile();
     assert_non_null(log_out);
     log_from = 0;
-    pd_log_set_output(log_out);
-    pd_log_set_level(PD_LOG_DEBUG);
-    pd_log_set_repeat_window(0);
+    pd_test_log_to(log_out, PD_LOG_DEBUG, 0);
     return 0;
 }
 

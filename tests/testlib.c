@@ -72,6 +72,13 @@ void pd_test_write(const char *path, const char *text)
     fclose(f);
 }
 
+void pd_test_log_to(FILE *out, enum pd_log_level level, uint64_t window_ms)
+{
+    pd_log_set_output(out);
+    pd_log_set_level(level);
+    pd_log_set_repeat_window(window_ms);
+}
+
 uint64_t pd_test_mono, pd_test_wall;
 
 static uint64_t mono(void *arg)

@@ -12,6 +12,9 @@
 #include <cmocka.h>
 
 #include "pd_clock.h"
+#include "pd_log.h"
+
+#include <stdio.h>
 
 /*
  * Runs the test functions named after SETUP and TEARDOWN (either may be NULL), each between
@@ -49,6 +52,9 @@ void pd_test_rm_rf(const char *path);
 const char *pd_test_path(const char *dir, const char *name);
 /* Writes TEXT to PATH, replacing what was there; fails the test if it cannot. */
 void pd_test_write(const char *path, const char *text);
+
+/* Sends the log to OUT at LEVEL, repeats suppressed for WINDOW_MS (0: never). */
+void pd_test_log_to(FILE *out, enum pd_log_level level, uint64_t window_ms);
 
 /* A clock that says what the test sets: pd_test_mono and pd_test_wall; random() is 4. */
 extern uint64_t pd_test_mono, pd_test_wall;
