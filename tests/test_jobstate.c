@@ -240,16 +240,18 @@ static void test_receipt_and_error_file(void **state)
     pd_jobstate_cleanup(&js);
 }
 
-/* TEXT equals the golden file tests/data/jobstate/NAME byte for byte. */
-static void assert_golden(const char *text, const char *name)
+/* TEXT (made, then freed here) equals the golden file tests/data/jobstate/NAME byte for byte. */
+static void assert_golden(char *text, const char *name)
 {
     char gpath[600], *golden = NULL;
     size_t len = 0;
+    assert_non_null(text);
     snprintf(gpath, sizeof(gpath), "%s/jobstate/%s", PD_TEST_DATA, name);
     assert_int_equal(pd_fs_read_all(gpath, 1 << 20, &golden, &len), 0);
     if (strcmp(text, golden) != 0)
         fail_msg("%s differs; got:\n%s", gpath, text);
     free(golden);
+    free(text);
 }
 
 /*
@@ -267,10 +269,7 @@ static void test_receipt_and_error_file_layout(void **state)
     js.claim_id = strdup("00112233445566778899aabbccddeeff");
     js.sha256 = strdup("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
     js.version_id = strdup("7");
-    char *r = pd_jobstate_receipt(&js, 1764000003000ULL);
-    assert_non_null(r);
-    assert_golden(r, "receipt.json");
-    free(r);
+    assert_golden(pd_jobstate_receipt(&js, 1764000003000ULL), "receipt.json");
 
     struct pd_failure f = {.reason = "Patchworks refused chunk 3 (bytes 14000000-20000000): HTTP "
                                      "422: The payload field is required.; 2 earlier chunk(s) "
@@ -280,10 +279,7 @@ static void test_receipt_and_error_file_layout(void **state)
                            .errors = "payload: The payload field is required.",
                            .chunk = 2,
                            .offset = 14000000};
-    r = pd_jobstate_error_report(&js, &f, 1764000004000ULL);
-    assert_non_null(r);
-    assert_golden(r, "error.json");
-    free(r);
+    assert_golden(pd_jobstate_error_report(&js, &f, 1764000004000ULL), "error.json");
 
     /* Refused here, before anything was sent: no status, no server words, no chunks. */
     pd_jobstate_cleanup(&js);
@@ -304,10 +300,7 @@ static void test_receipt_and_error_file_layout(void **state)
                                      "set encoding to its charset",
                            .chunk = 0,
                            .offset = 3};
-    r = pd_jobstate_error_report(&js, &g, 1764000004000ULL);
-    assert_non_null(r);
-    assert_golden(r, "error-local.json");
-    free(r);
+    assert_golden(pd_jobstate_error_report(&js, &g, 1764000004000ULL), "error-local.json");
     pd_jobstate_cleanup(&js);
 }
 
