@@ -152,7 +152,8 @@ static void xml_records_go_under_one_root(void **state)
 
     /* A DOCTYPE with an internal subset is part of the opening. */
     const char *d = "<!DOCTYPE r [ <!ENTITY e \"x>y\"> ]>\n<r><i>1</i></r>";
-    expect_joined(PD_SPLIT_XML, d, d, "<!DOCTYPE r [ <!ENTITY e \"x>y\"> ]>\n<r><i>1</i><i>1</i></r>");
+    expect_joined(PD_SPLIT_XML, d, d,
+                  "<!DOCTYPE r [ <!ENTITY e \"x>y\"> ]>\n<r><i>1</i><i>1</i></r>");
 }
 
 static void never_over_max_body_or_max_files(void **state)

@@ -84,8 +84,8 @@ static int parse_all(struct pd_cli_parser *p, const struct pd_cli_spec *spec, ch
 }
 
 /* Parses ARGV with SPEC, which must end in -1; returns what it wrote to STREAM meanwhile. */
-static const char *parse_ends(struct pd_cli_parser *p, const struct pd_cli_spec *spec,
-                              char **argv, FILE *stream)
+static const char *parse_ends(struct pd_cli_parser *p, const struct pd_cli_spec *spec, char **argv,
+                              FILE *stream)
 {
     static struct capture cap;
     capture_begin(&cap, stream);
@@ -161,8 +161,8 @@ static void test_missing_value_and_common_option_not_taken(void **state)
     assert_non_null(strstr(parse_ends(&p, &run_like, long_missing, stderr),
                            "patchdrop run: option '--config' requires an argument\n"));
     /* run takes no -q: unknown to it. */
-    assert_non_null(strstr(parse_ends(&p, &run_like, quiet, stderr),
-                           "patchdrop run: invalid option -- 'q'\n"));
+    assert_non_null(
+        strstr(parse_ends(&p, &run_like, quiet, stderr), "patchdrop run: invalid option -- 'q'\n"));
     assert_int_equal(p.status, PD_EXIT_USAGE);
 }
 

@@ -79,8 +79,7 @@ static void test_glob_separators(void **state)
         assert_string_equal(r.exclude[1], "*.part");
         assert_null(r.exclude[2]);
         expect_wanted(&r, true, (const char *const[]){"a.xml", "b.csv", NULL});
-        expect_wanted(&r, false,
-                      (const char *const[]){"c.json", "a.xml.part", "a.csv.tmp", NULL});
+        expect_wanted(&r, false, (const char *const[]){"c.json", "a.xml.part", "a.csv.tmp", NULL});
         pd_ready_rules_cleanup(&r);
     }
 }

@@ -321,6 +321,14 @@ static bool exists(const char *name)
     return lstat(at(name), &st) == 0;
 }
 
+/* Checks that each of NAMES (up to NULL) is there when THERE, and is gone when not. */
+static void expect_there(bool there, const char *const names[])
+{
+    for (size_t i = 0; names[i]; i++)
+        if (exists(names[i]) != there)
+            fail_msg("%s is %s", names[i], there ? "gone" : "still there");
+}
+
 static int64_t real_now(void)
 {
     struct timespec t;
@@ -381,18 +389,12 @@ static void test_sweep_ages(void **state)
     struct pd_retention_result res = {0};
     assert_int_equal(pd_retention_sweep(&f, real_now(), 100, NULL, &res), 0);
 
-    assert_false(exists("old.xml"));
-    assert_false(exists("old.xml.receipt.json"));
-    assert_false(exists("lone.xml.receipt.json"));
-    assert_true(exists("new.xml"));
-    assert_true(exists("new.xml.receipt.json"));
-    assert_true(exists("young.xml.receipt.json"));
-    assert_true(exists("target.txt"));
-    assert_true(exists("link.xml"));
-    assert_true(exists("target.txt.receipt.json"));
-    assert_true(exists("folder.xml"));
-    assert_true(exists("fifo.xml"));
-    assert_true(exists(".pdtmp-abc123"));
+    expect_there(false, (const char *const[]){"old.xml", "old.xml.receipt.json",
+                                              "lone.xml.receipt.json", NULL});
+    expect_there(true,
+                 (const char *const[]){"new.xml", "new.xml.receipt.json", "young.xml.receipt.json",
+                                       "target.txt", "link.xml", "target.txt.receipt.json",
+                                       "folder.xml", "fifo.xml", ".pdtmp-abc123", NULL});
     assert_int_equal(res.removed, 3);
     assert_int_equal(res.removed_bytes, 100 + 7 + 7);
     assert_int_equal(res.files, 2); /* new.xml, target.txt */
@@ -414,12 +416,10 @@ static void test_sweep_ages(void **state)
     /* Injected time: forty days later everything regular goes, the ctime-aged file too. */
     res = (struct pd_retention_result){0};
     assert_int_equal(pd_retention_sweep(&f, real_now() + 40 * DAY_MS, 100, NULL, &res), 0);
-    assert_false(exists("new.xml"));
-    assert_false(exists("target.txt"));
-    assert_false(exists("young.xml.receipt.json"));
-    assert_true(exists("link.xml"));
-    assert_true(exists("target.txt.receipt.json"));
-    assert_true(exists(".pdtmp-abc123"));
+    expect_there(false,
+                 (const char *const[]){"new.xml", "target.txt", "young.xml.receipt.json", NULL});
+    expect_there(
+        true, (const char *const[]){"link.xml", "target.txt.receipt.json", ".pdtmp-abc123", NULL});
     assert_int_equal(res.files, 0);
 }
 
@@ -436,12 +436,9 @@ static void test_sweep_size_cap(void **state)
     struct pd_retention_result res = {0};
     assert_int_equal(pd_retention_sweep(&f, real_now(), 100, NULL, &res), 0);
     /* 1400 bytes: a (500) and b (400) go, 500 remain. Their receipts stay (receipt_keep). */
-    assert_false(exists("a.csv"));
-    assert_false(exists("b.csv"));
-    assert_true(exists("c.csv"));
-    assert_true(exists("d.csv"));
-    assert_true(exists("a.csv.receipt.json"));
-    assert_true(exists("b.csv.receipt.json"));
+    expect_there(false, (const char *const[]){"a.csv", "b.csv", NULL});
+    expect_there(true, (const char *const[]){"c.csv", "d.csv", "a.csv.receipt.json",
+                                             "b.csv.receipt.json", NULL});
     assert_int_equal(res.bytes, 500);
     const char *log = logged();
     assert_non_null(strstr(log, "file=a.csv age_s=345600 bytes=500 reason=archive_max_size"));
@@ -465,9 +462,7 @@ static void test_sweep_bounded(void **state)
     assert_int_equal(pd_retention_sweep(&f, real_now(), 3, NULL, &res), 0);
     assert_int_equal(res.removed, 6);
     assert_true(res.more);
-    assert_false(exists("f6.json"));
-    assert_false(exists("f5.json"));
-    assert_false(exists("f4.json"));
+    expect_there(false, (const char *const[]){"f6.json", "f5.json", "f4.json", NULL});
     assert_true(exists("f3.json"));
     int sweeps = 1;
     while (res.more) {
@@ -480,8 +475,7 @@ static void test_sweep_bounded(void **state)
         snprintf(name, sizeof(name), "f%d.json", i);
         assert_false(exists(name));
     }
-    assert_true(exists("keep.json"));
-    assert_true(exists("keep.json.receipt.json"));
+    expect_there(true, (const char *const[]){"keep.json", "keep.json.receipt.json", NULL});
 
     /* A cancelled sweep stops and says so. */
     archived("g.json", 10, 40 * DAY_MS);
@@ -582,8 +576,8 @@ static void test_daemon_object(void **state)
     assert_false(pd_retention_busy(r));
     assert_false(exists("old.xml"));
     assert_true(exists("new.xml"));
-    assert_false(exists("failed/bad.json"));
-    assert_false(exists("failed/bad.json.error.json"));
+    expect_there(false,
+                 (const char *const[]){"failed/bad.json", "failed/bad.json.error.json", NULL});
     assert_true(exists("failed/recent.json"));
     const char *log = logged();
     assert_non_null(strstr(log, "folder=failed file=bad.json age_s=7862400 bytes=3 "

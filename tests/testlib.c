@@ -35,8 +35,7 @@ char pd_test_dir[256];
 int pd_test_setup(void **state)
 {
     (void)state;
-    snprintf(pd_test_dir, sizeof(pd_test_dir), "/tmp/pd-%s-XXXXXX",
-             program_invocation_short_name);
+    snprintf(pd_test_dir, sizeof(pd_test_dir), "/tmp/pd-%s-XXXXXX", program_invocation_short_name);
     assert_non_null(mkdtemp(pd_test_dir));
     return 0;
 }

@@ -655,8 +655,8 @@ static int read_row_into(const cJSON *item, void *out)
  * The record of a one-object answer, read into OUT with READ; PD_EPROTOCOL with WHY when the
  * answer is not JSON or holds no record.
  */
-static int read_record(const char *body, size_t len, int (*read)(const cJSON *, void *),
-                       void *out, char *why, size_t whylen)
+static int read_record(const char *body, size_t len, int (*read)(const cJSON *, void *), void *out,
+                       char *why, size_t whylen)
 {
     cJSON *root = parse_body(body, len);
     int rc;
