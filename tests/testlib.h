@@ -1,6 +1,7 @@
 /*
- * What the unit tests share: a fresh temporary folder per test, paths and files in it, a fake
- * clock, and short names for the test tables. Built into every tests/test_*.c executable.
+ * What the unit tests share: one way to run a file's tests, a fresh temporary folder per test,
+ * paths and files in it, the log sent to a file, a fake clock. Built into every tests/test_*.c
+ * executable.
  */
 #ifndef PD_TESTLIB_H
 #define PD_TESTLIB_H
@@ -17,7 +18,7 @@
 #include <stdio.h>
 
 /*
- * Runs the test functions named after SETUP and TEARDOWN (either may be NULL), each between
+ * Runs the test functions listed after SETUP and TEARDOWN (either may be NULL), each between
  * them, as cmocka's group "tests"; returns how many failed (main's exit status).
  */
 #define PD_RUN_TESTS(setup, teardown, ...) PD_RUN_(setup, teardown, NULL, NULL, __VA_ARGS__)
