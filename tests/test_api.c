@@ -1,10 +1,6 @@
 /* Unit tests of the Patchworks contract: the one classify function, ids, login and status, and
  * the answers of the cross-reference lookup operations. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_api.h"
 #include "pd_config.h"
@@ -263,10 +259,48 @@ static void absurd_numbers(void **state)
 
 /* ---- lookups -------------------------------------------------------------------------------- */
 
+/* ROW holds ID, LEFT and RIGHT. */
+static void expect_row(const struct pd_lookup_row *row, const char *id, const char *left,
+                       const char *right)
+{
+    assert_string_equal(row->id, id);
+    assert_string_equal(row->left, left);
+    assert_string_equal(row->right, right);
+}
+
+/* INFO holds these strings; a NULL one must be missing (NULL) too. */
+static void expect_info(const struct pd_lookup_info *info, const char *id, const char *name,
+                        const char *description, const char *default_value)
+{
+    const char *got[] = {info->id, info->name, info->description, info->default_value};
+    const char *want[] = {id, name, description, default_value};
+    for (int i = 0; i < 4; i++) {
+        if (want[i])
+            assert_string_equal(got[i], want[i]);
+        else
+            assert_null(got[i]);
+    }
+}
+
 static int rows_page(const char *body, unsigned long page, struct pd_lookup_rows *lrows,
                      struct pd_api_page *pg, char *why)
 {
     return pd_api_parse_rows_page(body, body ? strlen(body) : 0, page, lrows, pg, why, 200);
+}
+
+/* Reads BODY as page 1, which must hold N rows. */
+static void read_rows(const char *body, size_t n, struct pd_lookup_rows *lrows,
+                      struct pd_api_page *pg)
+{
+    char why[200] = "";
+    assert_int_equal(rows_page(body, 1, lrows, pg, why), 0);
+    assert_int_equal(lrows->n, n);
+}
+
+static void rows_cleanup(struct pd_api_page *pg, struct pd_lookup_rows *lrows)
+{
+    pd_api_page_cleanup(pg);
+    pd_lookup_rows_cleanup(lrows);
 }
 
 /* Ids and values: strings as sent (empty too), numbers without a fraction, booleans in words,
@@ -275,7 +309,6 @@ static void lookup_rows_page(void **state)
 {
     struct pd_lookup_rows lrows;
     struct pd_api_page pg;
-    char why[200] = "";
     const char *body =
         "{\"data\":[{\"id\":12,\"left_value\":\"A\",\"right_value\":\"1\"},"
         "{\"id\":\"r-2\",\"attributes\":{\"left_value\":7,\"right_value\":null}},"
@@ -284,34 +317,23 @@ static void lookup_rows_page(void **state)
         "\"meta\":{\"current_page\":1,\"last_page\":4},\"links\":{\"next\":\"http://x/?page=2\"}}";
 
     (void)state;
-    assert_int_equal(rows_page(body, 1, &lrows, &pg, why), 0);
-    assert_int_equal(lrows.n, 4);
-    assert_string_equal(lrows.v[0].id, "12");
-    assert_string_equal(lrows.v[0].left, "A");
-    assert_string_equal(lrows.v[0].right, "1");
-    assert_string_equal(lrows.v[1].id, "r-2");
-    assert_string_equal(lrows.v[1].left, "7");
-    assert_string_equal(lrows.v[1].right, "");
-    assert_string_equal(lrows.v[2].id, "-5");
-    assert_string_equal(lrows.v[2].left, "");
-    assert_string_equal(lrows.v[2].right, "true");
-    assert_string_equal(lrows.v[3].left, "2.5");
-    assert_string_equal(lrows.v[3].right, "");
+    read_rows(body, 4, &lrows, &pg);
+    expect_row(&lrows.v[0], "12", "A", "1");
+    expect_row(&lrows.v[1], "r-2", "7", "");
+    expect_row(&lrows.v[2], "-5", "", "true");
+    expect_row(&lrows.v[3], "3", "2.5", "");
     assert_int_equal(lrows.v[0].line, 0);
     assert_int_equal(pg.last_page, 4);
     assert_string_equal(pg.next, "http://x/?page=2");
     assert_int_equal(pg.items, 4);
-    pd_api_page_cleanup(&pg);
-    pd_lookup_rows_cleanup(&lrows);
+    rows_cleanup(&pg, &lrows);
 
     /* A bare list: no pagination at all. */
-    assert_int_equal(rows_page("[]", 1, &lrows, &pg, why), 0);
-    assert_int_equal(lrows.n, 0);
+    read_rows("[]", 0, &lrows, &pg);
     assert_int_equal(pg.last_page, 0);
     assert_null(pg.next);
     assert_int_equal(pg.items, 0);
-    pd_api_page_cleanup(&pg);
-    pd_lookup_rows_cleanup(&lrows);
+    rows_cleanup(&pg, &lrows);
 }
 
 /* Numbers beyond long long are never converted (the range guard), a page count beyond reason is
@@ -320,24 +342,17 @@ static void lookup_absurd_numbers(void **state)
 {
     struct pd_lookup_rows lrows;
     struct pd_api_page pg;
-    char why[200] = "";
     const char *body = "{\"data\":[{\"id\":1e300,\"left_value\":-1e300,\"right_value\":1e400},"
                        "{\"id\":9007199254740993,\"left_value\":-0,\"right_value\":1e15}],"
                        "\"meta\":{\"last_page\":1e300}}";
 
     (void)state;
-    assert_int_equal(rows_page(body, 1, &lrows, &pg, why), 0);
-    assert_int_equal(lrows.n, 2);
-    assert_string_equal(lrows.v[0].id, "1.0000000000000001e+300");
+    read_rows(body, 2, &lrows, &pg);
+    expect_row(&lrows.v[0], "1.0000000000000001e+300", "-1.0000000000000001e+300", "inf");
     assert_false(pd_lookup_id_valid(lrows.v[0].id));
-    assert_string_equal(lrows.v[0].left, "-1.0000000000000001e+300");
-    assert_string_equal(lrows.v[0].right, "inf");
-    assert_string_equal(lrows.v[1].id, "9007199254740992");
-    assert_string_equal(lrows.v[1].left, "0");
-    assert_string_equal(lrows.v[1].right, "1000000000000000");
+    expect_row(&lrows.v[1], "9007199254740992", "0", "1000000000000000");
     assert_int_equal(pg.last_page, PD_API_MAX_PAGES);
-    pd_api_page_cleanup(&pg);
-    pd_lookup_rows_cleanup(&lrows);
+    rows_cleanup(&pg, &lrows);
 
     static const char *const no_count[] = {
         "{\"data\":[],\"meta\":{\"last_page\":0}}",
@@ -346,12 +361,12 @@ static void lookup_absurd_numbers(void **state)
         "{\"data\":[],\"meta\":{\"last_page\":\"4\"}}",
         "{\"data\":[],\"meta\":7,\"links\":{\"next\":\"\"}}",
     };
+    char why[200] = "";
     for (size_t i = 0; i < sizeof(no_count) / sizeof(no_count[0]); i++) {
         assert_int_equal(rows_page(no_count[i], 1, &lrows, &pg, why), 0);
         assert_int_equal(pg.last_page, 0);
         assert_null(pg.next);
-        pd_api_page_cleanup(&pg);
-        pd_lookup_rows_cleanup(&lrows);
+        rows_cleanup(&pg, &lrows);
     }
 }
 
@@ -406,16 +421,9 @@ static void lookups_page(void **state)
     assert_int_equal(pd_api_parse_lookups_page(body, strlen(body), 1, &infos, &n, &pg, why, 200),
                      0);
     assert_int_equal(n, 3);
-    assert_string_equal(infos[0].id, "3");
-    assert_string_equal(infos[0].name, "Countries");
-    assert_string_equal(infos[0].description, "ISO");
-    assert_string_equal(infos[0].default_value, "??");
-    assert_string_equal(infos[1].id, "x");
-    assert_string_equal(infos[1].name, "B");
-    assert_null(infos[1].description);
-    assert_null(infos[1].default_value);
-    assert_string_equal(infos[2].id, "-1.0000000000000001e+300");
-    assert_string_equal(infos[2].name, "");
+    expect_info(&infos[0], "3", "Countries", "ISO", "??");
+    expect_info(&infos[1], "x", "B", NULL, NULL);
+    expect_info(&infos[2], "-1.0000000000000001e+300", "", NULL, NULL);
     assert_int_equal(pg.last_page, 0);
     assert_string_equal(pg.next, "http://h/next");
     for (size_t i = 0; i < n; i++)
@@ -443,24 +451,17 @@ static void lookup_records(void **state)
 
     (void)state;
     assert_int_equal(pd_api_parse_lookup(created, strlen(created), &info, why, 200), 0);
-    assert_string_equal(info.id, "44");
-    assert_string_equal(info.name, "N");
-    assert_null(info.description);
-    assert_string_equal(info.default_value, "0");
+    expect_info(&info, "44", "N", NULL, "0");
     pd_lookup_info_cleanup(&info);
     assert_int_equal(pd_api_parse_lookup_row(added, strlen(added), &row, why, 200), 0);
-    assert_string_equal(row.id, "v9");
-    assert_string_equal(row.left, "L");
-    assert_string_equal(row.right, "R");
+    expect_row(&row, "v9", "L", "R");
     free(row.id);
     free(row.left);
     free(row.right);
 
     const char *nested = "{\"data\":{\"id\":-7,\"attributes\":{\"left_value\":1e300}}}";
     assert_int_equal(pd_api_parse_lookup_row(nested, strlen(nested), &row, why, 200), 0);
-    assert_string_equal(row.id, "-7");
-    assert_string_equal(row.left, "1.0000000000000001e+300");
-    assert_string_equal(row.right, "");
+    expect_row(&row, "-7", "1.0000000000000001e+300", "");
     free(row.id);
     free(row.left);
     free(row.right);
@@ -489,20 +490,8 @@ static void lookup_records(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(classify_table),
-        cmocka_unit_test(run_id_variants),
-        cmocka_unit_test(no_run_id_keeps_body),
-        cmocka_unit_test(reject_carries_message_and_errors),
-        cmocka_unit_test(requests),
-        cmocka_unit_test(login_answers),
-        cmocka_unit_test(run_status),
-        cmocka_unit_test(absurd_numbers),
-        cmocka_unit_test(lookup_rows_page),
-        cmocka_unit_test(lookup_absurd_numbers),
-        cmocka_unit_test(lookup_bad_pages),
-        cmocka_unit_test(lookups_page),
-        cmocka_unit_test(lookup_records),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, classify_table, run_id_variants, no_run_id_keeps_body,
+                        reject_carries_message_and_errors, requests, login_answers, run_status,
+                        absurd_numbers, lookup_rows_page, lookup_absurd_numbers, lookup_bad_pages,
+                        lookups_page, lookup_records);
 }

@@ -4,11 +4,7 @@
  * an injected clock); a 401 drops a token once however many requests report it; API-key mode
  * sends the raw key and turns a 401 into a configuration error naming the key's source.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_auth.h"
 #include "pd_clock.h"
@@ -33,7 +29,7 @@ static uint32_t fake_random(void *arg)
 static const struct pd_clock clock_ = {.mono_ms = fake_wall, .wall_ms = fake_wall,
                                        .random = fake_random};
 
-static char dir[64];
+static const char *const dir = pd_test_dir;
 
 static struct pd_patchworks pw_password(void)
 {
@@ -48,28 +44,40 @@ static struct pd_patchworks pw_password(void)
 
 static void write_token(const char *json)
 {
-    char path[128];
-    snprintf(path, sizeof(path), "%s/token", dir);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(json, f);
-    fclose(f);
+    pd_test_write(pd_test_path(dir, "token"), json);
+}
+
+/* A kept token of USER from LOGIN_URL: tok-1, expiring at 2,000,000 ms, renewed from 1,900,000. */
+static void keep_token(const char *user, const char *login_url)
+{
+    char json[300];
+    snprintf(json, sizeof(json),
+             "{\"version\":1,\"login_url\":\"%s\",\"user\":\"%s\",\"token\":\"tok-1\","
+             "\"expires_at_ms\":2000000,\"renew_at_ms\":1900000}",
+             login_url, user);
+    write_token(json);
+}
+
+static struct pd_auth *create(const struct pd_patchworks *pw)
+{
+    struct pd_auth *a;
+    assert_int_equal(pd_auth_create(NULL, pw, dir, &clock_, &a), 0);
+    return a;
+}
+
+/* With what is kept now, the credentials module starts without a token. */
+static void expect_no_token(const struct pd_patchworks *pw)
+{
+    struct pd_auth *a = create(pw);
+    unsigned gen;
+    assert_null(pd_auth_header(a, &gen));
+    pd_auth_destroy(&a);
 }
 
 static int setup(void **state)
 {
-    snprintf(dir, sizeof(dir), "/tmp/pd-test-auth-XXXXXX");
-    assert_non_null(mkdtemp(dir));
     now_ms = 1000000;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-    return 0;
+    return pd_test_setup(state);
 }
 
 static void kept_token_is_reused_until_renewal(void **state)
@@ -77,10 +85,8 @@ static void kept_token_is_reused_until_renewal(void **state)
     struct pd_patchworks pw = pw_password();
     struct pd_auth *a;
     unsigned gen;
-    write_token("{\"version\":1,\"login_url\":\"http://127.0.0.1:9/api/v1/login\","
-                "\"user\":\"demo@example.com\",\"token\":\"tok-1\",\"expires_at_ms\":2000000,"
-                "\"renew_at_ms\":1900000}");
-    assert_int_equal(pd_auth_create(NULL, &pw, dir, &clock_, &a), 0);
+    keep_token("demo@example.com", "http://127.0.0.1:9/api/v1/login");
+    a = create(&pw);
     assert_true(pd_auth_from_cache(a));
     assert_string_equal(pd_auth_header(a, &gen), "Bearer tok-1");
     assert_int_equal(pd_auth_expires_at(a), 2000000);
@@ -95,34 +101,18 @@ static void kept_token_is_reused_until_renewal(void **state)
 static void kept_token_of_another_account_or_expired_is_ignored(void **state)
 {
     struct pd_patchworks pw = pw_password();
-    struct pd_auth *a;
-    unsigned gen;
-    write_token("{\"version\":1,\"login_url\":\"http://127.0.0.1:9/api/v1/login\","
-                "\"user\":\"other@example.com\",\"token\":\"tok-1\",\"expires_at_ms\":2000000,"
-                "\"renew_at_ms\":1900000}");
-    assert_int_equal(pd_auth_create(NULL, &pw, dir, &clock_, &a), 0);
-    assert_null(pd_auth_header(a, &gen));
-    pd_auth_destroy(&a);
+    keep_token("other@example.com", "http://127.0.0.1:9/api/v1/login");
+    expect_no_token(&pw);
 
-    write_token("{\"version\":1,\"login_url\":\"http://elsewhere/login\","
-                "\"user\":\"demo@example.com\",\"token\":\"tok-1\",\"expires_at_ms\":2000000,"
-                "\"renew_at_ms\":1900000}");
-    assert_int_equal(pd_auth_create(NULL, &pw, dir, &clock_, &a), 0);
-    assert_null(pd_auth_header(a, &gen));
-    pd_auth_destroy(&a);
+    keep_token("demo@example.com", "http://elsewhere/login");
+    expect_no_token(&pw);
 
     now_ms = 1950000;
-    write_token("{\"version\":1,\"login_url\":\"http://127.0.0.1:9/api/v1/login\","
-                "\"user\":\"demo@example.com\",\"token\":\"tok-1\",\"expires_at_ms\":2000000,"
-                "\"renew_at_ms\":1900000}");
-    assert_int_equal(pd_auth_create(NULL, &pw, dir, &clock_, &a), 0);
-    assert_null(pd_auth_header(a, &gen));
-    pd_auth_destroy(&a);
+    keep_token("demo@example.com", "http://127.0.0.1:9/api/v1/login");
+    expect_no_token(&pw);
 
     write_token("garbage{");
-    assert_int_equal(pd_auth_create(NULL, &pw, dir, &clock_, &a), 0);
-    assert_null(pd_auth_header(a, &gen));
-    pd_auth_destroy(&a);
+    expect_no_token(&pw);
 }
 
 static void many_401s_drop_the_token_once(void **state)
@@ -132,10 +122,8 @@ static void many_401s_drop_the_token_once(void **state)
     unsigned gen, gen2;
     const char *msg;
     unsigned suspect;
-    write_token("{\"version\":1,\"login_url\":\"http://127.0.0.1:9/api/v1/login\","
-                "\"user\":\"demo@example.com\",\"token\":\"tok-1\",\"expires_at_ms\":2000000,"
-                "\"renew_at_ms\":1900000}");
-    assert_int_equal(pd_auth_create(NULL, &pw, dir, &clock_, &a), 0);
+    keep_token("demo@example.com", "http://127.0.0.1:9/api/v1/login");
+    a = create(&pw);
     assert_non_null(pd_auth_header(a, &gen));
     pd_auth_proven(a, gen);
     for (int i = 0; i < 50; i++) {
@@ -148,7 +136,7 @@ static void many_401s_drop_the_token_once(void **state)
     pd_auth_destroy(&a);
 
     /* A token refused before any request succeeded with it is suspect: back off first. */
-    assert_int_equal(pd_auth_create(NULL, &pw, dir, &clock_, &a), 0);
+    a = create(&pw);
     assert_non_null(pd_auth_header(a, &gen));
     assert_int_equal(pd_auth_refused(a, gen, &msg, &suspect), 0);
     assert_int_equal(suspect, 1);
@@ -165,7 +153,7 @@ static void api_key_is_raw_and_401_is_a_config_error(void **state)
     pw.auth = PD_AUTH_API_KEY;
     pw.api_key = "k-123";
     pw.secret_source = "api_key_file /etc/patchdrop/key";
-    assert_int_equal(pd_auth_create(NULL, &pw, dir, &clock_, &a), 0);
+    a = create(&pw);
     assert_string_equal(pd_auth_header(a, &gen), "k-123");
     now_ms += 365ull * 24 * 3600 * 1000;
     assert_string_equal(pd_auth_header(a, &gen), "k-123");
@@ -178,13 +166,7 @@ static void api_key_is_raw_and_401_is_a_config_error(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(kept_token_is_reused_until_renewal, setup, teardown),
-        cmocka_unit_test_setup_teardown(kept_token_of_another_account_or_expired_is_ignored,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(many_401s_drop_the_token_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(api_key_is_raw_and_401_is_a_config_error, setup,
-                                        teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(setup, pd_test_teardown, kept_token_is_reused_until_renewal,
+                        kept_token_of_another_account_or_expired_is_ignored,
+                        many_401s_drop_the_token_once, api_key_is_raw_and_401_is_a_config_error);
 }

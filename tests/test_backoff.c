@@ -1,9 +1,5 @@
 /* Unit tests of retry delays: bounds of full jitter with an injected random source, Retry-After. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_backoff.h"
 #include "pd_clock.h"
@@ -97,12 +93,7 @@ static void retry_after_http_date(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(ceiling_doubles_then_caps),
-        cmocka_unit_test(jitter_spans_zero_to_ceiling),
-        cmocka_unit_test(jitter_stays_in_bounds_and_spreads),
-        cmocka_unit_test(retry_after_seconds),
-        cmocka_unit_test(retry_after_http_date),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, ceiling_doubles_then_caps, jitter_spans_zero_to_ceiling,
+                        jitter_stays_in_bounds_and_spreads, retry_after_seconds,
+                        retry_after_http_date);
 }

@@ -4,11 +4,7 @@
  * without changing the batch. Every body is checked to be {"payload": "<string>"} whose string
  * is exactly the combined document, and no longer than max_body.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_batch.h"
 #include "pd_config.h"
@@ -51,6 +47,24 @@ static char *payload_of(struct pd_batch *b)
     return out;
 }
 
+/* Takes the payload, which must be WANT. */
+static void expect_payload(struct pd_batch *b, const char *want)
+{
+    char *p = payload_of(b);
+    assert_string_equal(p, want);
+    free(p);
+}
+
+/* Files ONE and TWO of FORMAT go into one batch, whose payload is WANT. */
+static void expect_joined(int format, const char *one, const char *two, const char *want)
+{
+    struct pd_batch *b = make(format, 8000000, 100);
+    assert_int_equal(add(b, one), 0);
+    assert_int_equal(add(b, two), 0);
+    expect_payload(b, want);
+    pd_batch_destroy(&b);
+}
+
 static void json_arrays_merge_into_one_array(void **state)
 {
     struct pd_batch *b = make(PD_SPLIT_JSON, 8000000, 100);
@@ -84,21 +98,11 @@ static void json_that_cannot_join(void **state)
 
 static void ndjson_and_lines_concatenate_with_line_ends(void **state)
 {
-    struct pd_batch *b = make(PD_SPLIT_NDJSON, 8000000, 100);
-    assert_int_equal(add(b, "{\"a\":1}\n{\"a\":2}"), 0); /* no final newline: one is added */
-    assert_int_equal(add(b, "{\"a\":3}\n"), 0);
-    char *p = payload_of(b);
-    assert_string_equal(p, "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n");
-    free(p);
-    pd_batch_destroy(&b);
-
-    b = make(PD_SPLIT_LINES, 8000000, 100);
-    assert_int_equal(add(b, "one\r\ntwo"), 0); /* CRLF file: CRLF added */
-    assert_int_equal(add(b, "three\n"), 0);
-    p = payload_of(b);
-    assert_string_equal(p, "one\r\ntwo\r\nthree\n");
-    free(p);
-    pd_batch_destroy(&b);
+    /* No final newline: one is added. */
+    expect_joined(PD_SPLIT_NDJSON, "{\"a\":1}\n{\"a\":2}", "{\"a\":3}\n",
+                  "{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n");
+    /* CRLF file: CRLF added. */
+    expect_joined(PD_SPLIT_LINES, "one\r\ntwo", "three\n", "one\r\ntwo\r\nthree\n");
 }
 
 static void csv_rows_go_under_one_header(void **state)
@@ -112,24 +116,15 @@ static void csv_rows_go_under_one_header(void **state)
     assert_int_equal(pd_batch_body_len(b), before);
     /* A header without rows adds nothing: it goes alone. */
     assert_int_equal(add(b, "id,name\n"), PD_EPARSE);
-    char *p = payload_of(b);
-    assert_string_equal(p, "id,name\n1,\"Ann\nLee\"\n2,Bob\n3,Cy\n");
-    free(p);
+    expect_payload(b, "id,name\n1,\"Ann\nLee\"\n2,Bob\n3,Cy\n");
     /* Emptied, the batch takes the other header now. */
     assert_int_equal(add(b, "id,name,extra\n4,Di,x\n"), 0);
-    p = payload_of(b);
-    assert_string_equal(p, "id,name,extra\n4,Di,x\n");
-    free(p);
+    expect_payload(b, "id,name,extra\n4,Di,x\n");
     pd_batch_destroy(&b);
 
     /* A quoted line break inside a header field stays in the header. */
-    b = make(PD_SPLIT_CSV, 8000000, 100);
-    assert_int_equal(add(b, "\"a\nb\",c\r\n1,2\r\n"), 0);
-    assert_int_equal(add(b, "\"a\nb\",c\r\n3,4"), 0);
-    p = payload_of(b);
-    assert_string_equal(p, "\"a\nb\",c\r\n1,2\r\n3,4\r\n");
-    free(p);
-    pd_batch_destroy(&b);
+    expect_joined(PD_SPLIT_CSV, "\"a\nb\",c\r\n1,2\r\n", "\"a\nb\",c\r\n3,4",
+                  "\"a\nb\",c\r\n1,2\r\n3,4\r\n");
 }
 
 static void xml_records_go_under_one_root(void **state)
@@ -150,22 +145,15 @@ static void xml_records_go_under_one_root(void **state)
     /* No records: alone. */
     assert_int_equal(add(b, "<orders/>"), PD_EPARSE);
     assert_int_equal(add(b, "<orders>\n</orders>"), PD_EPARSE);
-    char *p = payload_of(b);
-    assert_string_equal(p, "<?xml version=\"1.0\"?>\n<!-- export -->\n<orders xmlns=\"urn:x\" "
-                           "note=\"a>b\">\n  <order id=\"1\"/>\n\n  <order id=\"2\"><n>&lt;/orders&gt;"
-                           "</n></order>\n</orders>\n");
-    free(p);
+    expect_payload(b, "<?xml version=\"1.0\"?>\n<!-- export -->\n<orders xmlns=\"urn:x\" "
+                      "note=\"a>b\">\n  <order id=\"1\"/>\n\n  <order id=\"2\"><n>&lt;/orders&gt;"
+                      "</n></order>\n</orders>\n");
     pd_batch_destroy(&b);
 
     /* A DOCTYPE with an internal subset is part of the opening. */
     const char *d = "<!DOCTYPE r [ <!ENTITY e \"x>y\"> ]>\n<r><i>1</i></r>";
-    b = make(PD_SPLIT_XML, 8000000, 100);
-    assert_int_equal(add(b, d), 0);
-    assert_int_equal(add(b, d), 0);
-    p = payload_of(b);
-    assert_string_equal(p, "<!DOCTYPE r [ <!ENTITY e \"x>y\"> ]>\n<r><i>1</i><i>1</i></r>");
-    free(p);
-    pd_batch_destroy(&b);
+    expect_joined(PD_SPLIT_XML, d, d,
+                  "<!DOCTYPE r [ <!ENTITY e \"x>y\"> ]>\n<r><i>1</i><i>1</i></r>");
 }
 
 static void never_over_max_body_or_max_files(void **state)
@@ -212,14 +200,8 @@ static void formats_that_never_batch(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(json_arrays_merge_into_one_array),
-        cmocka_unit_test(json_that_cannot_join),
-        cmocka_unit_test(ndjson_and_lines_concatenate_with_line_ends),
-        cmocka_unit_test(csv_rows_go_under_one_header),
-        cmocka_unit_test(xml_records_go_under_one_root),
-        cmocka_unit_test(never_over_max_body_or_max_files),
-        cmocka_unit_test(formats_that_never_batch),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, json_arrays_merge_into_one_array, json_that_cannot_join,
+                        ndjson_and_lines_concatenate_with_line_ends, csv_rows_go_under_one_header,
+                        xml_records_go_under_one_root, never_over_max_body_or_max_files,
+                        formats_that_never_batch);
 }

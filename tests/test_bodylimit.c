@@ -1,10 +1,6 @@
 /* The one 413 rule: learn the server's limit, cut between the bounds, refuse only what cannot fit.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_bodylimit.h"
 
@@ -103,9 +99,5 @@ static void test_learns_and_remembers(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_recut_table),
-        cmocka_unit_test(test_learns_and_remembers),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, test_recut_table, test_learns_and_remembers);
 }

@@ -1,10 +1,6 @@
 /* Unit tests of the shared command-line parser (src/cli/cli_opts.c): what each command gets, and
  * what a user reads when the command line is refused. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_cli.h"
 
@@ -87,6 +83,18 @@ static int parse_all(struct pd_cli_parser *p, const struct pd_cli_spec *spec, ch
     return c;
 }
 
+/* Parses ARGV with SPEC, which must end in -1; returns what it wrote to STREAM meanwhile. */
+static const char *parse_ends(struct pd_cli_parser *p, const struct pd_cli_spec *spec, char **argv,
+                              FILE *stream)
+{
+    static struct capture cap;
+    capture_begin(&cap, stream);
+    int c = parse_all(p, spec, argv);
+    const char *text = capture_end(&cap);
+    assert_int_equal(c, -1);
+    return text;
+}
+
 static void test_common_own_options_and_operands(void **state)
 {
     char *argv[] = {"send",  "a.json",         "-c", "x.conf", "--watch", "w1", "-q",
@@ -130,12 +138,8 @@ static void test_unknown_option_is_refused_as_patchdrop_cmd(void **state)
 {
     char *argv[] = {"run", "--bogus", NULL};
     struct pd_cli_parser p;
-    struct capture err;
 
-    capture_begin(&err, stderr);
-    int c = parse_all(&p, &run_like, argv);
-    const char *text = capture_end(&err);
-    assert_int_equal(c, -1);
+    const char *text = parse_ends(&p, &run_like, argv, stderr);
     assert_int_equal(p.status, PD_EXIT_USAGE);
     assert_string_equal(text, "patchdrop run: unrecognized option '--bogus'\n"
                               "usage: patchdrop run [-c FILE] [-v]\n"
@@ -149,21 +153,16 @@ static void test_missing_value_and_common_option_not_taken(void **state)
     char *long_missing[] = {"run", "--config", NULL};
     char *quiet[] = {"run", "-q", NULL};
     struct pd_cli_parser p;
-    struct capture err;
 
-    capture_begin(&err, stderr);
-    assert_int_equal(parse_all(&p, &run_like, missing), -1);
-    assert_non_null(strstr(capture_end(&err), "patchdrop run: option requires an argument -- 'c'\n"
-                                              "usage: patchdrop run "));
+    assert_non_null(strstr(parse_ends(&p, &run_like, missing, stderr),
+                           "patchdrop run: option requires an argument -- 'c'\n"
+                           "usage: patchdrop run "));
     assert_int_equal(p.status, PD_EXIT_USAGE);
-    capture_begin(&err, stderr);
-    assert_int_equal(parse_all(&p, &run_like, long_missing), -1);
-    assert_non_null(
-        strstr(capture_end(&err), "patchdrop run: option '--config' requires an argument\n"));
+    assert_non_null(strstr(parse_ends(&p, &run_like, long_missing, stderr),
+                           "patchdrop run: option '--config' requires an argument\n"));
     /* run takes no -q: unknown to it. */
-    capture_begin(&err, stderr);
-    assert_int_equal(parse_all(&p, &run_like, quiet), -1);
-    assert_non_null(strstr(capture_end(&err), "patchdrop run: invalid option -- 'q'\n"));
+    assert_non_null(
+        strstr(parse_ends(&p, &run_like, quiet, stderr), "patchdrop run: invalid option -- 'q'\n"));
     assert_int_equal(p.status, PD_EXIT_USAGE);
 }
 
@@ -171,13 +170,11 @@ static void test_too_many_operands(void **state)
 {
     char *argv[] = {"run", "-v", "extra", NULL};
     struct pd_cli_parser p;
-    struct capture err;
 
-    capture_begin(&err, stderr);
-    assert_int_equal(parse_all(&p, &run_like, argv), -1);
-    assert_string_equal(capture_end(&err), "patchdrop run: unexpected argument 'extra'\n"
-                                           "usage: patchdrop run [-c FILE] [-v]\n"
-                                           "'patchdrop run --help' describes every option.\n");
+    assert_string_equal(parse_ends(&p, &run_like, argv, stderr),
+                        "patchdrop run: unexpected argument 'extra'\n"
+                        "usage: patchdrop run [-c FILE] [-v]\n"
+                        "'patchdrop run --help' describes every option.\n");
     assert_int_equal(p.status, PD_EXIT_USAGE);
 }
 
@@ -185,12 +182,8 @@ static void test_help_exits_0_on_stdout(void **state)
 {
     char *argv[] = {"send", "--help", "--bogus", NULL};
     struct pd_cli_parser p;
-    struct capture out;
 
-    capture_begin(&out, stdout);
-    int c = parse_all(&p, &send_like, argv);
-    const char *text = capture_end(&out);
-    assert_int_equal(c, -1);
+    const char *text = parse_ends(&p, &send_like, argv, stdout);
     assert_int_equal(p.status, PD_EXIT_OK);
     assert_string_equal(text, "usage: patchdrop send [-c FILE] [-q] --watch NAME FILE...\n"
                               "  -w, --watch NAME\n");
@@ -226,15 +219,9 @@ static void test_parses_twice(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_common_own_options_and_operands),
-        cmocka_unit_test(test_verbose_is_common_only_where_taken),
-        cmocka_unit_test(test_unknown_option_is_refused_as_patchdrop_cmd),
-        cmocka_unit_test(test_missing_value_and_common_option_not_taken),
-        cmocka_unit_test(test_too_many_operands),
-        cmocka_unit_test(test_help_exits_0_on_stdout),
-        cmocka_unit_test(test_usage_error_says_command_and_hint),
-        cmocka_unit_test(test_parses_twice),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(
+        NULL, NULL, test_common_own_options_and_operands, test_verbose_is_common_only_where_taken,
+        test_unknown_option_is_refused_as_patchdrop_cmd,
+        test_missing_value_and_common_option_not_taken, test_too_many_operands,
+        test_help_exits_0_on_stdout, test_usage_error_says_command_and_hint, test_parses_twice);
 }

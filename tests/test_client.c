@@ -5,11 +5,7 @@
  * nothing sleeps beyond the loop's own timers. Each test checks the final result, the event lines
  * and what the emulator received.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_client.h"
 #include "pd_clock.h"
@@ -197,21 +193,36 @@ static size_t count(const char *hay, const char *needle)
     return n;
 }
 
+/* What the emulator counted: start-flow requests, flow runs started and logins. */
+static void expect_mock(struct fixture *f, uint64_t start_flow, uint64_t runs, uint64_t logins)
+{
+    struct pd_mock_stats s = mock_stats(f);
+    assert_int_equal(s.start_flow, start_flow);
+    assert_int_equal(s.runs, runs);
+    assert_int_equal(s.logins, logins);
+}
+
+/*
+ * Starts the client, has the emulator answer the requests by LIST and sends one; it must end
+ * with ERR after ATTEMPTS attempts. Returns F.
+ */
+static struct fixture *run_script(struct fixture *f, const char *list, int err, unsigned attempts)
+{
+    start_client(f);
+    script(f, list);
+    send_one(f, NULL);
+    assert_int_equal(f->err, err);
+    assert_int_equal(f->attempts, attempts);
+    return f;
+}
+
 /* 5xx answers are retried until one is accepted; each retry is told. */
 static void retry_until_ok(void **state)
 {
-    struct fixture *f = *state;
-    start_client(f);
-    script(f, "500,502,504");
-    send_one(f, NULL);
-    assert_int_equal(f->err, 0);
+    struct fixture *f = run_script(*state, "500,502,504", 0, 4);
     assert_int_equal(f->status, 200);
-    assert_int_equal(f->attempts, 4);
     assert_int_equal(f->ambiguous, 0);
-    struct pd_mock_stats s = mock_stats(f);
-    assert_int_equal(s.start_flow, 4);
-    assert_int_equal(s.runs, 1);
-    assert_int_equal(s.logins, 1);
+    expect_mock(f, 4, 1, 1);
     assert_int_equal(count(f->events, "event=retry test=client attempt="), 3);
     assert_non_null(strstr(f->events, "attempt=1 delay_ms=0 retry_after=false status=500 "
                                       "reason=\"HTTP 500: Server Error\""));
@@ -226,12 +237,7 @@ static void retry_until_ok(void **state)
 /* The server's Retry-After is followed (0 s here, so nothing waits). */
 static void retry_after_followed(void **state)
 {
-    struct fixture *f = *state;
-    start_client(f);
-    script(f, "429:0,503:0");
-    send_one(f, NULL);
-    assert_int_equal(f->err, 0);
-    assert_int_equal(f->attempts, 3);
+    struct fixture *f = run_script(*state, "429:0,503:0", 0, 3);
     assert_non_null(strstr(f->events, "attempt=1 delay_ms=0 retry_after=true status=429"));
     assert_non_null(strstr(f->events, "attempt=2 delay_ms=0 retry_after=true status=503"));
     assert_int_equal(mock_stats(f).start_flow, 3);
@@ -282,13 +288,9 @@ static void max_retry_time(void **state)
     struct fixture *f = *state;
     f->pw.max_retry_time_ms = 25000;
     f->bump_on_retry_ms = 10000;
-    start_client(f);
-    script(f, "500,500,500,500,500,500");
-    send_one(f, NULL);
-    assert_int_equal(f->err, PD_ELIMIT);
+    run_script(f, "500,500,500,500,500,500", PD_ELIMIT, 4);
     assert_string_equal(
         f->message, "gave up after 4 attempts in 30 s (max_retry_time): HTTP 500: Server Error");
-    assert_int_equal(f->attempts, 4);
     assert_int_equal(count(f->events, "event=retry "), 3);
     struct pd_mock_stats s = mock_stats(f);
     assert_int_equal(s.start_flow, 4);
@@ -300,11 +302,7 @@ static void ambiguous_bounded(void **state)
 {
     struct fixture *f = *state;
     f->pw.max_ambiguous = 2;
-    start_client(f);
-    script(f, "drop,drop,drop,drop");
-    send_one(f, NULL);
-    assert_int_equal(f->err, PD_EAMBIGUOUS);
-    assert_int_equal(f->attempts, 3);
+    run_script(f, "drop,drop,drop,drop", PD_EAMBIGUOUS, 3);
     assert_int_equal(f->ambiguous, 3);
     assert_true(strncmp(f->message, "sent whole 3 times without an answer (", 38) == 0);
     assert_non_null(strstr(f->message, "(max_ambiguous_retries = 2)"));
@@ -324,16 +322,8 @@ static void ambiguous_bounded(void **state)
 /* A 401 to a data request: one new login, then the request is sent again. */
 static void relogin_once(void **state)
 {
-    struct fixture *f = *state;
-    start_client(f);
-    script(f, "401");
-    send_one(f, NULL);
-    assert_int_equal(f->err, 0);
-    assert_int_equal(f->attempts, 2);
-    struct pd_mock_stats s = mock_stats(f);
-    assert_int_equal(s.logins, 2);
-    assert_int_equal(s.start_flow, 2);
-    assert_int_equal(s.runs, 1);
+    struct fixture *f = run_script(*state, "401", 0, 2);
+    expect_mock(f, 2, 1, 2);
     /* The first token was never proven: its refusal counts, but backs off 0 ms here. */
     assert_non_null(strstr(f->events, "event=token_refused test=client refused_in_row=1 "
                                       "delay_ms=0 url="));
@@ -345,12 +335,7 @@ static void relogin_once(void **state)
 /* Fresh tokens refused in a row are counted; a proven token's refusal logs in at once. */
 static void relogin_suspect_counting(void **state)
 {
-    struct fixture *f = *state;
-    start_client(f);
-    script(f, "401,401,401");
-    send_one(f, NULL);
-    assert_int_equal(f->err, 0);
-    assert_int_equal(f->attempts, 4);
+    struct fixture *f = run_script(*state, "401,401,401", 0, 4);
     assert_non_null(strstr(f->events, "refused_in_row=1 "));
     assert_non_null(strstr(f->events, "refused_in_row=2 "));
     assert_non_null(strstr(f->events, "refused_in_row=3 "));
@@ -369,15 +354,7 @@ static void relogin_suspect_counting(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(retry_until_ok, setup, teardown),
-        cmocka_unit_test_setup_teardown(retry_after_followed, setup, teardown),
-        cmocka_unit_test_setup_teardown(refusals_final, setup, teardown),
-        cmocka_unit_test_setup_teardown(fatal_url, setup, teardown),
-        cmocka_unit_test_setup_teardown(max_retry_time, setup, teardown),
-        cmocka_unit_test_setup_teardown(ambiguous_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(relogin_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(relogin_suspect_counting, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(setup, teardown, retry_until_ok, retry_after_followed, refusals_final,
+                        fatal_url, max_retry_time, ambiguous_bounded, relogin_once,
+                        relogin_suspect_counting);
 }

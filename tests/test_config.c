@@ -1,9 +1,5 @@
 /* Unit tests of the config file: every value syntax and every error path. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_config.h"
 #include "pd_error.h"
@@ -16,25 +12,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char tmpdir[256];
+static const char *const tmpdir = pd_test_dir;
 
+/* A temporary folder with drop/ in it; no secrets from the environment. */
 static int setup(void **state)
 {
-    snprintf(tmpdir, sizeof(tmpdir), "/tmp/pd-test-config-XXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
-    char drop[300];
-    snprintf(drop, sizeof(drop), "%s/drop", tmpdir);
-    assert_int_equal(mkdir(drop, 0700), 0);
+    pd_test_setup(state);
+    assert_int_equal(mkdir(pd_test_path(tmpdir, "drop"), 0700), 0);
     unsetenv("PATCHDROP_PASSWORD");
     unsetenv("PATCHDROP_API_KEY");
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-    assert_int_equal(system(cmd), 0);
     return 0;
 }
 
@@ -43,10 +29,7 @@ static const char *write_file(const char *name, const char *text, mode_t mode)
 {
     static char path[400];
     snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    pd_test_write(path, text);
     chmod(path, mode);
     return path;
 }
@@ -777,30 +760,13 @@ static void test_sample_config_documents_every_key(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_durations),
-        cmocka_unit_test(test_sizes),
-        cmocka_unit_test(test_bools),
-        cmocka_unit_test(test_split_format_names),
-        cmocka_unit_test(test_sample_config_documents_every_key),
-        cmocka_unit_test_setup_teardown(test_defaults_and_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_every_key_set, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_syntax_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_and_repeated, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_watch_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_trust_boundary, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_one_mistake_one_message, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_ranges_in_natural_units, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_did_you_mean, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_retention_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_service_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_environment_secrets, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_inline_secret_needs_private_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_all_errors_reported_in_line_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_print_masks_secrets, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, test_durations, test_sizes, test_bools, test_split_format_names,
+                        test_sample_config_documents_every_key) +
+           PD_RUN_TESTS(setup, pd_test_teardown, test_defaults_and_values, test_every_key_set,
+                        test_syntax_errors, test_unknown_and_repeated, test_bad_values,
+                        test_watch_errors, test_trust_boundary, test_one_mistake_one_message,
+                        test_ranges_in_natural_units, test_did_you_mean, test_retention_keys,
+                        test_service_keys, test_credentials, test_environment_secrets,
+                        test_inline_secret_needs_private_file, test_missing_file,
+                        test_all_errors_reported_in_line_order, test_print_masks_secrets);
 }

@@ -3,7 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_csv.h"
 #include "pd_error.h"
@@ -203,14 +203,7 @@ static void test_writer_quotes_only_when_needed(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plain_and_quoted),
-        cmocka_unit_test(test_newlines_in_fields),
-        cmocka_unit_test(test_bom_and_empty_lines),
-        cmocka_unit_test(test_bad_rows_reported_by_line),
-        cmocka_unit_test(test_field_limit),
-        cmocka_unit_test(test_reads_from_fd_across_buffers),
-        cmocka_unit_test(test_writer_quotes_only_when_needed),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, test_plain_and_quoted, test_newlines_in_fields,
+                        test_bom_and_empty_lines, test_bad_rows_reported_by_line, test_field_limit,
+                        test_reads_from_fd_across_buffers, test_writer_quotes_only_when_needed);
 }

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include <cJSON.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static uint64_t next_rand(void)
@@ -137,11 +137,6 @@ static void test_random_against_reference_and_cjson(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_escapes_each_special),
-        cmocka_unit_test(test_utf8_is_copied_raw),
-        cmocka_unit_test(test_body_and_cap),
-        cmocka_unit_test(test_random_against_reference_and_cjson),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, test_escapes_each_special, test_utf8_is_copied_raw,
+                        test_body_and_cap, test_random_against_reference_and_cjson);
 }

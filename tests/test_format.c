@@ -6,11 +6,7 @@
  * tile it); batching accepts exactly the formats with a cutter. A format added to the
  * registry without a sample below fails here, so every new format is exercised.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_batch.h"
 #include "pd_config.h"
@@ -252,12 +248,8 @@ static void batching_accepts_the_formats_with_a_cutter(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_format_has_a_name_that_parses_back),
-        cmocka_unit_test(extensions_choose_their_format),
-        cmocka_unit_test(the_split_key_lists_every_format),
-        cmocka_unit_test(the_splitter_accepts_every_format),
-        cmocka_unit_test(batching_accepts_the_formats_with_a_cutter),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, every_format_has_a_name_that_parses_back,
+                        extensions_choose_their_format, the_split_key_lists_every_format,
+                        the_splitter_accepts_every_format,
+                        batching_accepts_the_formats_with_a_cutter);
 }

@@ -1,9 +1,5 @@
 /* Durable writes and moves that never overwrite. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_fsutil.h"
 
@@ -14,30 +10,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[256];
-
-static int setup(void **state)
-{
-    snprintf(dir, sizeof(dir), "/tmp/pd-test-fs-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-    return 0;
-}
+static const char *const dir = pd_test_dir;
 
 static const char *at(const char *name)
 {
-    static char bufs[4][512];
-    static int i;
-    char *b = bufs[i++ % 4];
-    snprintf(b, 512, "%s/%s", dir, name);
-    return b;
+    return pd_test_path(dir, name);
 }
 
 static char *slurp(const char *path)
@@ -185,14 +162,7 @@ static void test_unique_name(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_mkdirs, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_long_names_fit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_write_atomic_replaces, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_create_durable_never_replaces, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rename_noreplace, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rename_across_file_systems, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unique_name, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_IN_DIR(test_mkdirs, test_long_names_fit, test_write_atomic_replaces,
+                         test_create_durable_never_replaces, test_rename_noreplace,
+                         test_rename_across_file_systems, test_unique_name);
 }

@@ -4,11 +4,7 @@
  * keep-alive reuse, capped answers, Retry-After, timeouts, dropped and refused connections,
  * cancel, and a clean close (uv_loop_close returns 0).
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_error.h"
 #include "pd_http.h"
@@ -242,6 +238,15 @@ static void run_until(struct fixture *f, int *calls, int want)
         assert_true(uv_run(&f->loop, UV_RUN_ONCE) || *calls >= want);
 }
 
+/* GETs PATH and runs the loop until the answer came. */
+static struct outcome fetch(struct fixture *f, const char *path)
+{
+    struct outcome o = {0};
+    get(f, path, &o);
+    run_until(f, &o.calls, 1);
+    return o;
+}
+
 static void post_body_from_memory(void **state)
 {
     struct fixture *f = *state;
@@ -308,10 +313,7 @@ static void many_at_once(void **state)
 
 static void answers_are_capped(void **state)
 {
-    struct fixture *f = *state;
-    struct outcome o = {0};
-    get(f, "/big", &o);
-    run_until(f, &o.calls, 1);
+    struct outcome o = fetch(*state, "/big");
     assert_int_equal(o.status, 200);
     assert_int_equal(o.curl_code, CURLE_OK);
     assert_int_equal(o.body_len, 100000);
@@ -320,30 +322,21 @@ static void answers_are_capped(void **state)
 
 static void retry_after_is_reported(void **state)
 {
-    struct fixture *f = *state;
-    struct outcome o = {0};
-    get(f, "/slow-down", &o);
-    run_until(f, &o.calls, 1);
+    struct outcome o = fetch(*state, "/slow-down");
     assert_int_equal(o.status, 503);
     assert_string_equal(o.retry_after, "7");
 }
 
 static void a_hanging_server_times_out(void **state)
 {
-    struct fixture *f = *state;
-    struct outcome o = {0};
-    get(f, "/hang", &o);
-    run_until(f, &o.calls, 1);
+    struct outcome o = fetch(*state, "/hang");
     assert_int_equal(o.status, 0);
     assert_int_equal(o.curl_code, CURLE_OPERATION_TIMEDOUT);
 }
 
 static void a_dropped_connection_fails(void **state)
 {
-    struct fixture *f = *state;
-    struct outcome o = {0};
-    get(f, "/drop", &o);
-    run_until(f, &o.calls, 1);
+    struct outcome o = fetch(*state, "/drop");
     assert_int_equal(o.status, 0);
     assert_int_equal(o.curl_code, CURLE_GOT_NOTHING);
 }
@@ -386,17 +379,9 @@ static void cancel_and_close_report_every_transfer(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(answers_arrive, setup, teardown),
-        cmocka_unit_test_setup_teardown(post_body_from_memory, setup, teardown),
-        cmocka_unit_test_setup_teardown(connections_are_reused, setup, teardown),
-        cmocka_unit_test_setup_teardown(many_at_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(answers_are_capped, setup, teardown),
-        cmocka_unit_test_setup_teardown(retry_after_is_reported, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_hanging_server_times_out, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_dropped_connection_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_refused_connection_fails, setup, teardown),
-        cmocka_unit_test_setup_teardown(cancel_and_close_report_every_transfer, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(setup, teardown, answers_arrive, post_body_from_memory,
+                        connections_are_reused, many_at_once, answers_are_capped,
+                        retry_after_is_reported, a_hanging_server_times_out,
+                        a_dropped_connection_fails, a_refused_connection_fails,
+                        cancel_and_close_report_every_transfer);
 }

@@ -7,11 +7,7 @@
  * Without the engine's own minimum the TLS 1.1 handshake succeeds there. Exits 77 (skipped) when
  * the openssl tool is missing or cannot make a certificate or start a server.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_http.h"
 
@@ -187,10 +183,6 @@ static void remove_dir(void)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(tls_1_2_is_spoken),
-        cmocka_unit_test(tls_1_1_is_refused),
-    };
     struct server probe;
     int rc;
 
@@ -209,7 +201,7 @@ int main(void)
         return SKIP;
     }
     server_stop(&probe);
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    rc = PD_RUN_TESTS(NULL, NULL, tls_1_2_is_spoken, tls_1_1_is_refused);
     remove_dir();
     return rc;
 }

@@ -1,10 +1,6 @@
 /* The durable delivery record: round trip, damage detection, receipts and error files. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
+#include "testlib.h"
 #include <stdbool.h>
-#include <cmocka.h>
 
 #include "pd_error.h"
 #include "pd_fsutil.h"
@@ -17,23 +13,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[256], path[300];
+static const char *const dir = pd_test_dir;
+static char path[300];
 
 static int setup(void **state)
 {
-    snprintf(dir, sizeof(dir), "/tmp/pd-test-js-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    pd_test_setup(state);
     snprintf(path, sizeof(path), "%s/orders.xml.json", dir);
     return 0;
 }
 
-static int teardown(void **state)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-    return 0;
-}
 
 static void fill(struct pd_jobstate *js)
 {
@@ -252,16 +241,18 @@ static void test_receipt_and_error_file(void **state)
     pd_jobstate_cleanup(&js);
 }
 
-/* TEXT equals the golden file tests/data/jobstate/NAME byte for byte. */
-static void assert_golden(const char *text, const char *name)
+/* TEXT (made, then freed here) equals the golden file tests/data/jobstate/NAME byte for byte. */
+static void assert_golden(char *text, const char *name)
 {
     char gpath[600], *golden = NULL;
     size_t len = 0;
+    assert_non_null(text);
     snprintf(gpath, sizeof(gpath), "%s/jobstate/%s", PD_TEST_DATA, name);
     assert_int_equal(pd_fs_read_all(gpath, 1 << 20, &golden, &len), 0);
     if (strcmp(text, golden) != 0)
         fail_msg("%s differs; got:\n%s", gpath, text);
     free(golden);
+    free(text);
 }
 
 /*
@@ -279,10 +270,7 @@ static void test_receipt_and_error_file_layout(void **state)
     js.claim_id = strdup("00112233445566778899aabbccddeeff");
     js.sha256 = strdup("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
     js.version_id = strdup("7");
-    char *r = pd_jobstate_receipt(&js, 1764000003000ULL);
-    assert_non_null(r);
-    assert_golden(r, "receipt.json");
-    free(r);
+    assert_golden(pd_jobstate_receipt(&js, 1764000003000ULL), "receipt.json");
 
     struct pd_failure f = {.reason = "Patchworks refused chunk 3 (bytes 14000000-20000000): HTTP "
                                      "422: The payload field is required.; 2 earlier chunk(s) "
@@ -292,10 +280,7 @@ static void test_receipt_and_error_file_layout(void **state)
                            .errors = "payload: The payload field is required.",
                            .chunk = 2,
                            .offset = 14000000};
-    r = pd_jobstate_error_report(&js, &f, 1764000004000ULL);
-    assert_non_null(r);
-    assert_golden(r, "error.json");
-    free(r);
+    assert_golden(pd_jobstate_error_report(&js, &f, 1764000004000ULL), "error.json");
 
     /* Refused here, before anything was sent: no status, no server words, no chunks. */
     pd_jobstate_cleanup(&js);
@@ -316,21 +301,13 @@ static void test_receipt_and_error_file_layout(void **state)
                                      "set encoding to its charset",
                            .chunk = 0,
                            .offset = 3};
-    r = pd_jobstate_error_report(&js, &g, 1764000004000ULL);
-    assert_non_null(r);
-    assert_golden(r, "error-local.json");
-    free(r);
+    assert_golden(pd_jobstate_error_report(&js, &g, 1764000004000ULL), "error-local.json");
     pd_jobstate_cleanup(&js);
 }
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_non_utf8_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_damaged_records_are_named, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_receipt_and_error_file, setup, teardown),
-        cmocka_unit_test(test_receipt_and_error_file_layout),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(setup, pd_test_teardown, test_round_trip, test_non_utf8_names,
+                        test_damaged_records_are_named, test_receipt_and_error_file) +
+           PD_RUN_TESTS(NULL, NULL, test_receipt_and_error_file_layout);
 }

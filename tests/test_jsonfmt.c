@@ -1,9 +1,5 @@
 /* The layout of JSON written for people: whole outputs compared. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_jsonfmt.h"
 
@@ -50,8 +46,5 @@ static void layout(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(layout),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, layout);
 }

@@ -1,9 +1,5 @@
 /* Unit tests of the account-wide pace: token bucket, sliding minute, concurrency, pauses. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_limiter.h"
 
@@ -25,6 +21,18 @@ static size_t simulate(struct pd_limiter *l, uint64_t until_ms, uint64_t *starts
     return n;
 }
 
+/* Checks that the N STARTS hold 1150 to 1212 starts, never more than MAX in any WINDOW_MS. */
+static void check_sliding(const uint64_t *starts, size_t n, uint64_t window_ms, size_t max)
+{
+    assert_true(n <= 1200 + 12);
+    assert_true(n >= 1150);
+    for (size_t i = 0, j = 0; i < n; i++) {
+        while (starts[i] - starts[j] >= window_ms)
+            j++;
+        assert_true(i - j + 1 <= max);
+    }
+}
+
 static void never_more_than_rate_in_any_minute(void **state)
 {
     static uint64_t starts[5000];
@@ -32,13 +40,7 @@ static void never_more_than_rate_in_any_minute(void **state)
     assert_int_equal(pd_limiter_init(&l, 240, 0, 0), 0);
     size_t n = simulate(&l, 5 * 60000, starts, 5000);
     /* Five minutes at 240/min: close to 1200, never more. */
-    assert_true(n <= 1200 + 12);
-    assert_true(n >= 1150);
-    for (size_t i = 0, j = 0; i < n; i++) {
-        while (starts[i] - starts[j] >= 60000)
-            j++;
-        assert_true(i - j + 1 <= 240);
-    }
+    check_sliding(starts, n, 60000, 240);
     /* A burst is at most rate/20, then requests are spread evenly. */
     size_t at_zero = 0;
     for (size_t i = 0; i < n && starts[i] == 0; i++)
@@ -119,13 +121,7 @@ static void scaled_window_holds(void **state)
     struct pd_limiter l;
     assert_int_equal(pd_limiter_init_window(&l, 240, 6000, 0, 0), 0);
     size_t n = simulate(&l, 30000, starts, 3000);
-    assert_true(n <= 1200 + 12);
-    assert_true(n >= 1150);
-    for (size_t i = 0, j = 0; i < n; i++) {
-        while (starts[i] - starts[j] >= 6000)
-            j++;
-        assert_true(i - j + 1 <= 240);
-    }
+    check_sliding(starts, n, 6000, 240);
     /* Fixed windows opening at the first start, as Laravel's throttle counts. */
     for (uint64_t w0 = 0; w0 < 30000; w0 += 6000) {
         size_t in = 0;
@@ -165,14 +161,8 @@ static void slow_answers_keep_counting(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(never_more_than_rate_in_any_minute),
-        cmocka_unit_test(bucket_bound_holds_in_every_window),
-        cmocka_unit_test(sliding_minute_holds_when_bucket_would_allow_more),
-        cmocka_unit_test(concurrency_cap),
-        cmocka_unit_test(pause_stops_everybody),
-        cmocka_unit_test(scaled_window_holds),
-        cmocka_unit_test(slow_answers_keep_counting),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, never_more_than_rate_in_any_minute,
+                        bucket_bound_holds_in_every_window,
+                        sliding_minute_holds_when_bucket_would_allow_more, concurrency_cap,
+                        pause_stops_everybody, scaled_window_holds, slow_answers_keep_counting);
 }

@@ -1,9 +1,5 @@
 /* Unit tests of the log: text and JSON lines, journald prefixes, levels, repeat suppression. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_clock.h"
 #include "pd_log.h"
@@ -15,21 +11,6 @@
 /* 2023-11-14T22:13:20.250Z */
 #define WALL0 1700000000250ULL
 
-static uint64_t fake_mono, fake_wall;
-static uint64_t mono(void *arg)
-{
-    return fake_mono;
-}
-static uint64_t wall(void *arg)
-{
-    return fake_wall;
-}
-static uint32_t rnd(void *arg)
-{
-    return 4;
-}
-static const struct pd_clock fake = {mono, wall, rnd, NULL};
-
 static char *buf;
 static size_t buflen;
 static FILE *out;
@@ -37,14 +18,12 @@ static FILE *out;
 static int setup(void **state)
 {
     unsetenv("JOURNAL_STREAM");
-    fake_mono = 1000;
-    fake_wall = WALL0;
+    pd_test_mono = 1000;
+    pd_test_wall = WALL0;
     out = open_memstream(&buf, &buflen);
-    pd_log_set_output(out);
-    pd_log_set_clock(&fake);
+    pd_log_set_clock(&pd_test_clock);
     pd_log_set_format(PD_LOG_TEXT);
-    pd_log_set_level(PD_LOG_INFO);
-    pd_log_set_repeat_window(60000);
+    pd_test_log_to(out, PD_LOG_INFO, 60000);
     return 0;
 }
 
@@ -196,7 +175,7 @@ static void repeats_are_counted_not_written(void **state)
 {
     for (int i = 0; i < 5000; i++) {
         pd_log(PD_LOG_ERROR, "event=client retry in %d.%03d s: HTTP 503", i % 7, i % 1000);
-        fake_mono += 10; /* 50 s in all: inside one window */
+        pd_test_mono += 10; /* 50 s in all: inside one window */
     }
     char *t = taken();
     assert_int_equal(count_lines(t), 1);
@@ -205,7 +184,7 @@ static void repeats_are_counted_not_written(void **state)
     /* Nothing is summarised before the window is over. */
     pd_log_flush_repeats(0);
     assert_string_equal(taken(), "");
-    fake_mono += 10000;
+    pd_test_mono += 10000;
     pd_log_flush_repeats(0);
     t = taken();
     assert_int_equal(count_lines(t), 1);
@@ -222,7 +201,7 @@ static void a_copy_after_the_window_brings_the_summary(void **state)
     pd_log(PD_LOG_WARN, "event=folder_error watch=a reason=gone");
     pd_log(PD_LOG_WARN, "event=folder_error watch=a reason=gone");
     assert_int_equal(count_lines(taken()), 1);
-    fake_mono += 61000;
+    pd_test_mono += 61000;
     pd_log(PD_LOG_WARN, "event=folder_error watch=a reason=gone");
     char *t = taken();
     assert_int_equal(count_lines(t), 2);
@@ -258,7 +237,7 @@ static void many_keys_evict_with_their_summary(void **state)
 {
     for (int i = 0; i < 3; i++)
         pd_log(PD_LOG_ERROR, "event=first");
-    fake_mono += 1;
+    pd_test_mono += 1;
     for (int k = 0; k < 40; k++)
         pd_log(PD_LOG_ERROR, "event=other%c%c", 'a' + k / 26, 'a' + k % 26);
     char *t = taken();
@@ -366,24 +345,13 @@ static void unquoted_words_cannot_break_a_line(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(text_lines_have_time_level_and_fields, setup, teardown),
-        cmocka_unit_test_setup_teardown(json_lines_are_objects, setup, teardown),
-        cmocka_unit_test_setup_teardown(json_values_keep_their_type, setup, teardown),
-        cmocka_unit_test_setup_teardown(journald_gets_priorities_and_no_time, setup, teardown),
-        cmocka_unit_test_setup_teardown(levels_filter, setup, teardown),
-        cmocka_unit_test_setup_teardown(repeats_are_counted_not_written, setup, teardown),
-        cmocka_unit_test_setup_teardown(a_copy_after_the_window_brings_the_summary, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(different_lines_and_info_lines_are_all_written, setup,
-                                        teardown),
-        cmocka_unit_test_setup_teardown(window_zero_never_suppresses, setup, teardown),
-        cmocka_unit_test_setup_teardown(many_keys_evict_with_their_summary, setup, teardown),
-        cmocka_unit_test_setup_teardown(json_summary_too, setup, teardown),
-        cmocka_unit_test(names_are_escaped_for_terminals),
-        cmocka_unit_test(escaping_is_cut_whole_and_idempotent),
-        cmocka_unit_test(log_values_escape_the_same_way),
-        cmocka_unit_test_setup_teardown(unquoted_words_cannot_break_a_line, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(setup, teardown, text_lines_have_time_level_and_fields,
+                        json_lines_are_objects, json_values_keep_their_type,
+                        journald_gets_priorities_and_no_time, levels_filter,
+                        repeats_are_counted_not_written, a_copy_after_the_window_brings_the_summary,
+                        different_lines_and_info_lines_are_all_written,
+                        window_zero_never_suppresses, many_keys_evict_with_their_summary,
+                        json_summary_too, unquoted_words_cannot_break_a_line) +
+           PD_RUN_TESTS(NULL, NULL, names_are_escaped_for_terminals,
+                        escaping_is_cut_whole_and_idempotent, log_values_escape_the_same_way);
 }

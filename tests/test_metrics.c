@@ -1,9 +1,5 @@
 /* Unit tests of metrics: the Prometheus page, the health verdict, and the HTTP endpoint. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_clock.h"
 #include "pd_error.h"
@@ -22,27 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t fake_mono, fake_wall;
-static uint64_t mono(void *arg)
-{
-    return fake_mono;
-}
-static uint64_t wall(void *arg)
-{
-    return fake_wall;
-}
-static uint32_t rnd(void *arg)
-{
-    return 4;
-}
-static const struct pd_clock fake = {mono, wall, rnd, NULL};
-
 static struct pd_metrics *make(uint64_t unhealthy_ms)
 {
-    struct pd_metrics_opts o = {.unhealthy_after_ms = unhealthy_ms, .clock = &fake};
+    struct pd_metrics_opts o = {.unhealthy_after_ms = unhealthy_ms, .clock = &pd_test_clock};
     struct pd_metrics *m = NULL;
-    fake_mono = 100000;
-    fake_wall = 1700000000000ULL;
+    pd_test_mono = 100000;
+    pd_test_wall = 1700000000000ULL;
     assert_int_equal(pd_metrics_create(&o, &m), 0);
     return m;
 }
@@ -76,7 +57,7 @@ static void counts_per_watch_and_status(void **state)
     pd_metrics_file_event(m, "orders", PD_METRICS_CLAIMED, 50);
     pd_metrics_chunk(m, "orders", 120);
     pd_metrics_chunk(m, "orders", 70);
-    fake_wall += 5000;
+    pd_test_wall += 5000;
     pd_metrics_file_event(m, "orders", PD_METRICS_DELIVERED, 100);
     pd_metrics_file_event(m, "orders", PD_METRICS_REJECTED, 50);
     pd_metrics_file_event(m, "stock", PD_METRICS_DISCOVERED, 0);
@@ -183,17 +164,17 @@ static void health_follows_the_loop_and_failures(void **state)
     assert_string_equal(why, "ok");
 
     /* The loop stops beating: stalled. */
-    fake_mono += 16000;
+    pd_test_mono += 16000;
     assert_int_equal(pd_metrics_health(m, why, sizeof(why)), 503);
     assert_non_null(strstr(why, "has not run for 16 s"));
     pd_metrics_heartbeat(m);
 
     /* A request has been failing for less than unhealthy_after: still healthy. */
-    s.failing_since_ms = fake_mono - 9000;
+    s.failing_since_ms = pd_test_mono - 9000;
     s.last_failure_status = 503;
     pd_metrics_sample(m, &s);
     assert_int_equal(pd_metrics_health(m, why, sizeof(why)), 200);
-    fake_mono += 1000;
+    pd_test_mono += 1000;
     pd_metrics_heartbeat(m);
     assert_int_equal(pd_metrics_health(m, why, sizeof(why)), 503);
     assert_non_null(strstr(why, "failing for 10 s"));
@@ -411,16 +392,9 @@ static void report_lines_are_escaped(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(report_lines_are_escaped),
-        cmocka_unit_test(idle_connections_never_starve_a_scrape),
-        cmocka_unit_test(counts_per_watch_and_status),
-        cmocka_unit_test(gauges_come_from_the_sample),
-        cmocka_unit_test(label_values_are_escaped),
-        cmocka_unit_test(null_metrics_are_off),
-        cmocka_unit_test(health_follows_the_loop_and_failures),
-        cmocka_unit_test(serves_metrics_and_health_over_http),
-        cmocka_unit_test(progress_line_shows_files_bytes_rate_eta),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, report_lines_are_escaped,
+                        idle_connections_never_starve_a_scrape, counts_per_watch_and_status,
+                        gauges_come_from_the_sample, label_values_are_escaped, null_metrics_are_off,
+                        health_follows_the_loop_and_failures, serves_metrics_and_health_over_http,
+                        progress_line_shows_files_bytes_rate_eta);
 }

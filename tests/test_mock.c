@@ -21,7 +21,7 @@
 
 #include <setjmp.h>
 #include <stddef.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #define PASSWORD "s3cret-pw"
 #define USER "ops@example.com"
@@ -1334,31 +1334,12 @@ static void test_create_errors(void **state)
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_login_both_forms),
-        cmocka_unit_test(test_login_refused),
-        cmocka_unit_test(test_token_expiry),
-        cmocka_unit_test(test_api_key),
-        cmocka_unit_test(test_start_flow_ok),
-        cmocka_unit_test(test_start_flow_too_large),
-        cmocka_unit_test(test_start_flow_invalid),
-        cmocka_unit_test(test_lookups),
-        cmocka_unit_test(test_fail_rate_reproducible),
-        cmocka_unit_test(test_fail_401_rate),
-        cmocka_unit_test(test_drop_rate),
-        cmocka_unit_test(test_latency),
-        cmocka_unit_test(test_script),
-        cmocka_unit_test(test_truncate),
-        cmocka_unit_test(test_hang),
-        cmocka_unit_test(test_rate_limit),
-        cmocka_unit_test(test_concurrent_clients),
-        cmocka_unit_test(test_record),
-        cmocka_unit_test(test_record_dir_unusable),
-        cmocka_unit_test(test_args),
-        cmocka_unit_test(test_value_syntax),
-        cmocka_unit_test(test_create_errors),
-    };
-    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = PD_RUN_TESTS(
+        NULL, NULL, test_login_both_forms, test_login_refused, test_token_expiry, test_api_key,
+        test_start_flow_ok, test_start_flow_too_large, test_start_flow_invalid, test_lookups,
+        test_fail_rate_reproducible, test_fail_401_rate, test_drop_rate, test_latency, test_script,
+        test_truncate, test_hang, test_rate_limit, test_concurrent_clients, test_record,
+        test_record_dir_unusable, test_args, test_value_syntax, test_create_errors);
     curl_global_cleanup();
     return failed;
 }

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <cmocka.h>
+#include "testlib.h"
 
 static void hosts(void **state)
 {
@@ -102,10 +102,5 @@ static void listen_addresses(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(hosts),
-        cmocka_unit_test(urls),
-        cmocka_unit_test(listen_addresses),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, hosts, urls, listen_addresses);
 }

@@ -3,11 +3,7 @@
  * RELOADING on SIGHUP, READY again, STOPPING on SIGTERM). The command runs in-process on an
  * empty drop folder, so no request is ever made; a helper thread plays systemd.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_cli.h"
 
@@ -118,8 +114,5 @@ int main(void)
     printf("skipped: built without libsystemd\n");
     return 77; /* ctest reports it skipped, never passed */
 #endif
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(notifications_follow_the_life_cycle),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, notifications_follow_the_life_cycle);
 }

@@ -1,9 +1,5 @@
 /* The progress bar's time left: never a guess from the first second, never absurd. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_progress.h"
 
@@ -104,10 +100,6 @@ static void absurd_values_are_capped(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(no_eta_until_the_rate_is_measurable),
-        cmocka_unit_test(eta_from_the_rate_since_the_start),
-        cmocka_unit_test(absurd_values_are_capped),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, no_eta_until_the_rate_is_measurable,
+                        eta_from_the_rate_since_the_start, absurd_values_are_capped);
 }

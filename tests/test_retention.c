@@ -3,11 +3,7 @@
  * executor on a real temporary folder (times set with utimensat, never slept for), the
  * daemon's thread-pool object, and supersede.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_clock.h"
 #include "pd_config.h"
@@ -266,43 +262,31 @@ static void test_roles(void **state)
 
 /* ---- the executor on a real folder ---------------------------------------------------------- */
 
-static char dir[256];
+static const char *const dir = pd_test_dir;
 static FILE *log_out;
 static long log_from; /* what logged() already returned */
 
 static int setup(void **state)
 {
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/pd-test-retention-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    pd_test_setup(state);
     assert_int_equal(chmod(dir, 0750), 0);
     log_out = tmpfile();
     assert_non_null(log_out);
     log_from = 0;
-    pd_log_set_output(log_out);
-    pd_log_set_level(PD_LOG_DEBUG);
-    pd_log_set_repeat_window(0);
+    pd_test_log_to(log_out, PD_LOG_DEBUG, 0);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    char cmd[300];
-    (void)state;
     pd_log_set_output(NULL);
     fclose(log_out);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-    return 0;
+    return pd_test_teardown(state);
 }
 
 static const char *at(const char *name)
 {
-    static char bufs[8][600];
-    static int i;
-    char *b = bufs[i++ % 8];
-    snprintf(b, 600, "%s/%s", dir, name);
-    return b;
+    return pd_test_path(dir, name);
 }
 
 /* Writes NAME with SIZE bytes, its mtime AGE_MS before the real now (touch -d). */
@@ -335,6 +319,14 @@ static bool exists(const char *name)
 {
     struct stat st;
     return lstat(at(name), &st) == 0;
+}
+
+/* Checks that each of NAMES (up to NULL) is there when THERE, and is gone when not. */
+static void expect_there(bool there, const char *const names[])
+{
+    for (size_t i = 0; names[i]; i++)
+        if (exists(names[i]) != there)
+            fail_msg("%s is %s", names[i], there ? "gone" : "still there");
 }
 
 static int64_t real_now(void)
@@ -397,18 +389,12 @@ static void test_sweep_ages(void **state)
     struct pd_retention_result res = {0};
     assert_int_equal(pd_retention_sweep(&f, real_now(), 100, NULL, &res), 0);
 
-    assert_false(exists("old.xml"));
-    assert_false(exists("old.xml.receipt.json"));
-    assert_false(exists("lone.xml.receipt.json"));
-    assert_true(exists("new.xml"));
-    assert_true(exists("new.xml.receipt.json"));
-    assert_true(exists("young.xml.receipt.json"));
-    assert_true(exists("target.txt"));
-    assert_true(exists("link.xml"));
-    assert_true(exists("target.txt.receipt.json"));
-    assert_true(exists("folder.xml"));
-    assert_true(exists("fifo.xml"));
-    assert_true(exists(".pdtmp-abc123"));
+    expect_there(false, (const char *const[]){"old.xml", "old.xml.receipt.json",
+                                              "lone.xml.receipt.json", NULL});
+    expect_there(true,
+                 (const char *const[]){"new.xml", "new.xml.receipt.json", "young.xml.receipt.json",
+                                       "target.txt", "link.xml", "target.txt.receipt.json",
+                                       "folder.xml", "fifo.xml", ".pdtmp-abc123", NULL});
     assert_int_equal(res.removed, 3);
     assert_int_equal(res.removed_bytes, 100 + 7 + 7);
     assert_int_equal(res.files, 2); /* new.xml, target.txt */
@@ -430,12 +416,10 @@ static void test_sweep_ages(void **state)
     /* Injected time: forty days later everything regular goes, the ctime-aged file too. */
     res = (struct pd_retention_result){0};
     assert_int_equal(pd_retention_sweep(&f, real_now() + 40 * DAY_MS, 100, NULL, &res), 0);
-    assert_false(exists("new.xml"));
-    assert_false(exists("target.txt"));
-    assert_false(exists("young.xml.receipt.json"));
-    assert_true(exists("link.xml"));
-    assert_true(exists("target.txt.receipt.json"));
-    assert_true(exists(".pdtmp-abc123"));
+    expect_there(false,
+                 (const char *const[]){"new.xml", "target.txt", "young.xml.receipt.json", NULL});
+    expect_there(
+        true, (const char *const[]){"link.xml", "target.txt.receipt.json", ".pdtmp-abc123", NULL});
     assert_int_equal(res.files, 0);
 }
 
@@ -452,12 +436,9 @@ static void test_sweep_size_cap(void **state)
     struct pd_retention_result res = {0};
     assert_int_equal(pd_retention_sweep(&f, real_now(), 100, NULL, &res), 0);
     /* 1400 bytes: a (500) and b (400) go, 500 remain. Their receipts stay (receipt_keep). */
-    assert_false(exists("a.csv"));
-    assert_false(exists("b.csv"));
-    assert_true(exists("c.csv"));
-    assert_true(exists("d.csv"));
-    assert_true(exists("a.csv.receipt.json"));
-    assert_true(exists("b.csv.receipt.json"));
+    expect_there(false, (const char *const[]){"a.csv", "b.csv", NULL});
+    expect_there(true, (const char *const[]){"c.csv", "d.csv", "a.csv.receipt.json",
+                                             "b.csv.receipt.json", NULL});
     assert_int_equal(res.bytes, 500);
     const char *log = logged();
     assert_non_null(strstr(log, "file=a.csv age_s=345600 bytes=500 reason=archive_max_size"));
@@ -481,9 +462,7 @@ static void test_sweep_bounded(void **state)
     assert_int_equal(pd_retention_sweep(&f, real_now(), 3, NULL, &res), 0);
     assert_int_equal(res.removed, 6);
     assert_true(res.more);
-    assert_false(exists("f6.json"));
-    assert_false(exists("f5.json"));
-    assert_false(exists("f4.json"));
+    expect_there(false, (const char *const[]){"f6.json", "f5.json", "f4.json", NULL});
     assert_true(exists("f3.json"));
     int sweeps = 1;
     while (res.more) {
@@ -496,8 +475,7 @@ static void test_sweep_bounded(void **state)
         snprintf(name, sizeof(name), "f%d.json", i);
         assert_false(exists(name));
     }
-    assert_true(exists("keep.json"));
-    assert_true(exists("keep.json.receipt.json"));
+    expect_there(true, (const char *const[]){"keep.json", "keep.json.receipt.json", NULL});
 
     /* A cancelled sweep stops and says so. */
     archived("g.json", 10, 40 * DAY_MS);
@@ -598,8 +576,8 @@ static void test_daemon_object(void **state)
     assert_false(pd_retention_busy(r));
     assert_false(exists("old.xml"));
     assert_true(exists("new.xml"));
-    assert_false(exists("failed/bad.json"));
-    assert_false(exists("failed/bad.json.error.json"));
+    expect_there(false,
+                 (const char *const[]){"failed/bad.json", "failed/bad.json.error.json", NULL});
     assert_true(exists("failed/recent.json"));
     const char *log = logged();
     assert_non_null(strstr(log, "folder=failed file=bad.json age_s=7862400 bytes=3 "
@@ -638,7 +616,7 @@ static void test_run_once(void **state)
         archived(name, 1, 60 * DAY_MS);
     }
     struct pd_watch w;
-    make_watch(&w, dir, failed);
+    make_watch(&w, pd_test_dir, failed);
     logged();
     assert_int_equal(pd_retention_run(&w, NULL), 0);
     for (int i = 0; i < 30; i++) {
@@ -656,10 +634,7 @@ static void test_run_once(void **state)
 
 static void write_text(const char *name, const char *text, int64_t age_ms)
 {
-    FILE *f = fopen(at(name), "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    pd_test_write(at(name), text);
     if (age_ms) {
         struct timespec t[2];
         int64_t ms = real_now() - age_ms;
@@ -817,20 +792,9 @@ static void test_supersede_bytes(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plan_ages),
-        cmocka_unit_test(test_plan_lone_grace),
-        cmocka_unit_test(test_plan_size_cap),
-        cmocka_unit_test(test_plan_receipt_never_first),
-        cmocka_unit_test(test_roles),
-        cmocka_unit_test_setup_teardown(test_sweep_ages, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sweep_size_cap, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sweep_bounded, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sweep_refuses, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_daemon_object, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_run_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_supersede, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_supersede_bytes, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, test_plan_ages, test_plan_lone_grace, test_plan_size_cap,
+                        test_plan_receipt_never_first, test_roles) +
+           PD_RUN_TESTS(setup, teardown, test_sweep_ages, test_sweep_size_cap, test_sweep_bounded,
+                        test_sweep_refuses, test_daemon_object, test_run_once, test_supersede,
+                        test_supersede_bytes);
 }

@@ -4,11 +4,7 @@
  * Retry-After and the limits, to the one decision. Jitter comes from fake random sources (all
  * zeros, all ones, a sequence), so each row checks its delay bounds without sleeping.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_api.h"
 #include "pd_clock.h"
@@ -237,6 +233,20 @@ static void decide_table(void **state)
     }
 }
 
+/* Attempt ATTEMPTS, sent whole, after as many retries, all without an answer (times AT). */
+static struct pd_retry_input ambiguous_input(const struct pd_api_result *api, unsigned attempts,
+                                             const uint64_t *at, const struct pd_clock *clock)
+{
+    return (struct pd_retry_input){.api = api,
+                                   .body_sent = true,
+                                   .attempts = attempts,
+                                   .retries = attempts - 1,
+                                   .ambiguous = attempts - 1,
+                                   .ambiguous_at = at,
+                                   .now_wall_ms = WALL_MS,
+                                   .clock = clock};
+}
+
 /* The words of the two limits, as the user reads them in the failure and the receipt. */
 static void give_up_words(void **state)
 {
@@ -268,17 +278,8 @@ static void give_up_words(void **state)
     pd_api_result_cleanup(&api);
 
     assert_int_equal(pd_api_classify(0, CURLE_OPERATION_TIMEDOUT, NULL, 0, &api), 0);
-    in = (struct pd_retry_input){
-        .api = &api,
-        .curl_error = curl_easy_strerror(CURLE_OPERATION_TIMEDOUT),
-        .body_sent = true,
-        .attempts = 4,
-        .retries = 3,
-        .ambiguous = 3,
-        .ambiguous_at = at,
-        .now_wall_ms = WALL_MS,
-        .clock = &clock,
-    };
+    in = ambiguous_input(&api, 4, at, &clock);
+    in.curl_error = curl_easy_strerror(CURLE_OPERATION_TIMEDOUT);
     pd_retry_decide(&limits, &in, &d);
     assert_int_equal(d.action, PD_RETRY_GIVE_UP);
     assert_int_equal(d.err, PD_EAMBIGUOUS);
@@ -308,16 +309,7 @@ static void give_up_names_first_times(void **state)
         at[i] = WALL_MS - 60000 + i * 1000;
     pw.max_ambiguous = 9;
     assert_int_equal(pd_api_classify(0, CURLE_RECV_ERROR, NULL, 0, &api), 0);
-    struct pd_retry_input in = {
-        .api = &api,
-        .body_sent = true,
-        .attempts = 10,
-        .retries = 9,
-        .ambiguous = 9,
-        .ambiguous_at = at,
-        .now_wall_ms = WALL_MS,
-        .clock = &clock,
-    };
+    struct pd_retry_input in = ambiguous_input(&api, 10, at, &clock);
     pd_retry_decide(&pw, &in, &d);
     assert_int_equal(d.err, PD_EAMBIGUOUS);
     assert_non_null(strstr(d.message, "sent whole 10 times"));
@@ -350,11 +342,6 @@ static void relogin_wait(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(decide_table),
-        cmocka_unit_test(give_up_words),
-        cmocka_unit_test(give_up_names_first_times),
-        cmocka_unit_test(relogin_wait),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(NULL, NULL, decide_table, give_up_words, give_up_names_first_times,
+                        relogin_wait);
 }

@@ -27,7 +27,7 @@
 #include <unistd.h>
 
 #include <cJSON.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -1738,25 +1738,11 @@ static int teardown(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_properties),
-        cmocka_unit_test(test_ndjson_properties),
-        cmocka_unit_test(test_xml_properties),
-        cmocka_unit_test(test_csv_properties),
-        cmocka_unit_test(test_lines_properties),
-        cmocka_unit_test(test_big_files_cross_windows),
-        cmocka_unit_test(test_error_messages),
-        cmocka_unit_test(test_error_offset_is_the_named_byte),
-        cmocka_unit_test(test_small_files_go_whole_unparsed),
-        cmocka_unit_test(test_seek_checks_boundaries),
-        cmocka_unit_test(test_deep_nesting),
-        cmocka_unit_test(test_transcoding),
-        cmocka_unit_test(test_latin1_xml),
-        cmocka_unit_test(test_xml_wide_charsets),
-        cmocka_unit_test(test_utf8_bom),
-        cmocka_unit_test(test_auto_other_formats),
-        cmocka_unit_test(test_xml_declared_charset_errors),
-        cmocka_unit_test(test_regression_inputs),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return PD_RUN_GROUP(
+        setup, teardown, test_json_properties, test_ndjson_properties, test_xml_properties,
+        test_csv_properties, test_lines_properties, test_big_files_cross_windows,
+        test_error_messages, test_error_offset_is_the_named_byte,
+        test_small_files_go_whole_unparsed, test_seek_checks_boundaries, test_deep_nesting,
+        test_transcoding, test_latin1_xml, test_xml_wide_charsets, test_utf8_bom,
+        test_auto_other_formats, test_xml_declared_charset_errors, test_regression_inputs);
 }

@@ -1,9 +1,5 @@
 /* The folder watcher on a real loop and real folders: scans, inotify hints, recursion, loss. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_watch.h"
 
@@ -20,7 +16,7 @@
 #define RENAME_EXCHANGE (1 << 1)
 #endif
 
-static char dir[256];
+static const char *const dir = pd_test_dir;
 static char drop[300]; /* DIR/drop, the root of the tests that need an outside */
 
 struct seen {
@@ -94,11 +90,7 @@ static bool has_part(const struct seen *s, const char *part)
 /* DIR/REL, in one of four rotating buffers (enough for one call's arguments). */
 static const char *at(const char *rel)
 {
-    static char paths[4][512];
-    static int next;
-    char *p = paths[next++ % 4];
-    snprintf(p, sizeof(paths[0]), "%s/%s", dir, rel);
-    return p;
+    return pd_test_path(dir, rel);
 }
 
 /* mkdir -p DIR/REL */
@@ -111,12 +103,7 @@ static void mkdirs(const char *rel)
 
 static void touch(const char *rel)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", dir, rel);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs("x", f);
-    fclose(f);
+    pd_test_write(at(rel), "x");
 }
 
 /* Runs the loop for about N times 10 ms: for "nothing is reported" checks. */
@@ -139,17 +126,8 @@ static void spin(uv_loop_t *loop, int n)
 
 static int setup(void **state)
 {
-    snprintf(dir, sizeof(dir), "/tmp/pd-test-watch-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    pd_test_setup(state);
     snprintf(drop, sizeof(drop), "%s/drop", dir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
     return 0;
 }
 
@@ -530,17 +508,10 @@ static void test_folder_moved_out_is_unwatched(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_initial_scan_and_inotify, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_poll_mode_uses_rescans, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recursive_new_subfolder, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_not_recursive_reports_folder_names, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_root_deleted_and_recreated, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_symlink_to_outside_not_entered, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_subfolder_swapped_before_rescan, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_subfolder_swapped_mid_scan, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_long_path_reported_as_skipped, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_folder_moved_out_is_unwatched, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_TESTS(setup, pd_test_teardown, test_initial_scan_and_inotify,
+                        test_poll_mode_uses_rescans, test_recursive_new_subfolder,
+                        test_not_recursive_reports_folder_names, test_root_deleted_and_recreated,
+                        test_symlink_to_outside_not_entered, test_subfolder_swapped_before_rescan,
+                        test_subfolder_swapped_mid_scan, test_long_path_reported_as_skipped,
+                        test_folder_moved_out_is_unwatched);
 }

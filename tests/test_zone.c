@@ -1,9 +1,5 @@
 /* The trust boundary: our folders checked, names resolved beneath a drop folder, claims. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testlib.h"
 
 #include "pd_error.h"
 #include "pd_fsutil.h"
@@ -17,47 +13,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[256];
-
-static int setup(void **state)
-{
-    (void)state;
-    snprintf(dir, sizeof(dir), "/tmp/pd-test-zone-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    char cmd[300];
-    (void)state;
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-    return 0;
-}
+static const char *const dir = pd_test_dir;
 
 static const char *at(const char *name)
 {
-    static char bufs[8][512];
-    static int i;
-    char *b = bufs[i++ % 8];
-    snprintf(b, 512, "%s/%s", dir, name);
-    return b;
+    return pd_test_path(dir, name);
 }
 
 static void put(const char *name, const char *text)
 {
-    FILE *f = fopen(at(name), "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    pd_test_write(at(name), text);
 }
 
 static void rm_rf(const char *name)
 {
-    char cmd[700];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", at(name));
-    assert_int_equal(system(cmd), 0);
+    pd_test_rm_rf(at(name));
 }
 
 static bool exists(const char *name)
@@ -305,12 +275,5 @@ static void test_migrate(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_own_dir, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_beneath, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_claim, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sparse, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migrate, setup, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return PD_RUN_IN_DIR(test_own_dir, test_open_beneath, test_claim, test_sparse, test_migrate);
 }

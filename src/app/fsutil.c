@@ -82,6 +82,16 @@ static int dir_of(const char *path, char *out, size_t outlen)
     return 0;
 }
 
+/* read(2), again when interrupted: the bytes read, 0 at the end, or -errno. */
+static ssize_t read_some(int fd, void *buf, size_t len)
+{
+    ssize_t n;
+    do
+        n = read(fd, buf, len);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
 static int write_full(int fd, const void *data, size_t len)
 {
     const char *p = data;
@@ -241,15 +251,11 @@ static int copy_file(int fromdir, const char *from, int out)
     if (in < 0)
         return -errno;
     for (;;) {
-        ssize_t n = read(in, buf, sizeof(buf));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = -errno;
+        ssize_t n = read_some(in, buf, sizeof(buf));
+        if (n <= 0) {
+            rc = (int)n;
             break;
         }
-        if (n == 0)
-            break;
         if ((rc = write_full(out, buf, (size_t)n)))
             break;
     }
@@ -491,15 +497,11 @@ int pd_fs_read_all(const char *path, size_t max, char **out, size_t *len)
         return -ENOMEM;
     }
     while (used < max) {
-        ssize_t n = read(fd, buf + used, max - used);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            rc = -errno;
+        ssize_t n = read_some(fd, buf + used, max - used);
+        if (n <= 0) {
+            rc = (int)n;
             break;
         }
-        if (n == 0)
-            break;
         used += (size_t)n;
     }
     close(fd);

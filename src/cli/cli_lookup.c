@@ -441,37 +441,26 @@ static void on_synced(void *arg, const struct pd_lookup_sync_report *r)
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
+    /* Where each option of ours goes, by its code from O_JSON: a flag set, or its value. */
+    bool *flag[O_DELETE - O_JSON + 1] = {[O_JSON - O_JSON] = &a->json,
+                                         [O_DRY - O_JSON] = &a->dry_run,
+                                         [O_DELETE - O_JSON] = &a->delete_missing};
+    const char **value[O_DELETE - O_JSON + 1] = {[O_NAME - O_JSON] = &a->name,
+                                                 [O_DESC - O_JSON] = &a->description,
+                                                 [O_DEFAULT - O_JSON] = &a->def,
+                                                 [O_LEFT - O_JSON] = &a->left,
+                                                 [O_RIGHT - O_JSON] = &a->right};
     struct pd_cli_parser p;
     int c;
 
     pd_cli_begin(&p, &spec, argc, argv);
     while ((c = pd_cli_next(&p)) > 0) {
-        switch (c) {
-        case O_JSON:
-            a->json = true;
-            break;
-        case O_NAME:
-            a->name = p.arg;
-            break;
-        case O_DESC:
-            a->description = p.arg;
-            break;
-        case O_DEFAULT:
-            a->def = p.arg;
-            break;
-        case O_LEFT:
-            a->left = p.arg;
-            break;
-        case O_RIGHT:
-            a->right = p.arg;
-            break;
-        case O_DRY:
-            a->dry_run = true;
-            break;
-        case O_DELETE:
-            a->delete_missing = true;
-            break;
-        }
+        if (c < O_JSON || c > O_DELETE)
+            continue;
+        if (flag[c - O_JSON])
+            *flag[c - O_JSON] = true;
+        else if (value[c - O_JSON])
+            *value[c - O_JSON] = p.arg;
     }
     if (c < 0)
         return p.status == PD_EXIT_OK ? -1 : p.status;

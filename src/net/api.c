@@ -641,40 +641,46 @@ fail:
     return rc;
 }
 
-/* The record of a one-object answer, or PD_EPROTOCOL with WHY when the answer is not JSON. */
-static int read_record(const char *body, size_t len, cJSON **root, char *why, size_t whylen)
+static int read_info_into(const cJSON *item, void *out)
 {
-    if (!(*root = parse_body(body, len))) {
+    return read_info(item, out);
+}
+
+static int read_row_into(const cJSON *item, void *out)
+{
+    return read_row(item, out);
+}
+
+/*
+ * The record of a one-object answer, read into OUT with READ; PD_EPROTOCOL with WHY when the
+ * answer is not JSON or holds no record.
+ */
+static int read_record(const char *body, size_t len, int (*read)(const cJSON *, void *), void *out,
+                       char *why, size_t whylen)
+{
+    cJSON *root = parse_body(body, len);
+    int rc;
+
+    if (!root) {
         snprintf(why, whylen, "the answer is not JSON");
         return PD_EPROTOCOL;
     }
-    return 0;
+    if ((rc = read(record_of(root), out)) == PD_EPROTOCOL)
+        snprintf(why, whylen, "the answer does not hold the record (no id)");
+    cJSON_Delete(root);
+    return rc;
 }
 
 int pd_api_parse_lookup(const char *body, size_t len, struct pd_lookup_info *out, char *why,
                         size_t whylen)
 {
-    cJSON *root = NULL;
-    int rc;
-
     memset(out, 0, sizeof(*out));
-    if ((rc = read_record(body, len, &root, why, whylen)) == 0 &&
-        (rc = read_info(record_of(root), out)) == PD_EPROTOCOL)
-        snprintf(why, whylen, "the answer does not hold the record (no id)");
-    cJSON_Delete(root);
-    return rc;
+    return read_record(body, len, read_info_into, out, why, whylen);
 }
 
 int pd_api_parse_lookup_row(const char *body, size_t len, struct pd_lookup_row *out, char *why,
                             size_t whylen)
 {
-    cJSON *root = NULL;
-    int rc;
-
     memset(out, 0, sizeof(*out));
-    if ((rc = read_record(body, len, &root, why, whylen)) == 0 &&
-        (rc = read_row(record_of(root), out)) == PD_EPROTOCOL)
-        snprintf(why, whylen, "the answer does not hold the record (no id)");
-    cJSON_Delete(root);
-    return rc;
+    return read_record(body, len, read_row_into, out, why, whylen);
 }

@@ -61,6 +61,17 @@ struct pd_http {
     void *closed_arg;
 };
 
+/* Takes NODE out of the doubly linked list HEAD starts (sockets and transfers alike). */
+#define LIST_UNLINK(head, node)                                                                    \
+    do {                                                                                           \
+        if ((node)->prev)                                                                          \
+            (node)->prev->next = (node)->next;                                                     \
+        else                                                                                       \
+            (head) = (node)->next;                                                                 \
+        if ((node)->next)                                                                          \
+            (node)->next->prev = (node)->prev;                                                     \
+    } while (0)
+
 static void maybe_free(struct pd_http *h)
 {
     if (!h->closing || h->open_handles > 0)
@@ -91,13 +102,7 @@ static void on_sock_closed(uv_handle_t *handle)
 
 static void sock_forget(struct sock_ctx *ctx)
 {
-    struct pd_http *h = ctx->h;
-    if (ctx->prev)
-        ctx->prev->next = ctx->next;
-    else
-        h->socks = ctx->next;
-    if (ctx->next)
-        ctx->next->prev = ctx->prev;
+    LIST_UNLINK(ctx->h->socks, ctx);
     uv_poll_stop(&ctx->poll);
     uv_close((uv_handle_t *)&ctx->poll, on_sock_closed);
 }
@@ -118,14 +123,8 @@ static void xfer_free(struct pd_http_xfer *x)
 
 static void xfer_unlink(struct pd_http_xfer *x)
 {
-    struct pd_http *h = x->h;
-    if (x->prev)
-        x->prev->next = x->next;
-    else
-        h->xfers = x->next;
-    if (x->next)
-        x->next->prev = x->prev;
-    h->nxfers--;
+    LIST_UNLINK(x->h->xfers, x);
+    x->h->nxfers--;
 }
 
 /* curl asks for the request body piece by piece (see pd_http_send). */

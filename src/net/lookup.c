@@ -412,32 +412,34 @@ static char *lookup_path(const struct pd_patchworks *pw, const char *id)
     return out;
 }
 
-int pd_lookup_list(struct pd_client *c, const struct pd_patchworks *pw, pd_lookup_done_fn done,
-                   void *arg)
+/* Starts an operation of KIND without a body on the URL TMPL (with ID, when it takes one). */
+static int op_get(struct pd_client *c, const struct pd_patchworks *pw, enum kind kind,
+                  const char *tmpl, const char *id, pd_lookup_done_fn done, void *arg)
 {
-    struct op *op = op_new(c, pw, K_LIST, done, arg);
+    struct op *op = op_new(c, pw, kind, done, arg);
     int rc;
     if (!op)
         return PD_ENOMEM;
-    if ((rc = url_for(op, pw->lookups_path, NULL, NULL)) != 0)
+    if ((rc = url_for(op, tmpl, id, NULL)) != 0)
         return rc;
     return op_start(op);
+}
+
+int pd_lookup_list(struct pd_client *c, const struct pd_patchworks *pw, pd_lookup_done_fn done,
+                   void *arg)
+{
+    return op_get(c, pw, K_LIST, pw->lookups_path, NULL, done, arg);
 }
 
 int pd_lookup_show(struct pd_client *c, const struct pd_patchworks *pw, const char *id,
                    pd_lookup_done_fn done, void *arg)
 {
-    struct op *op = op_new(c, pw, K_SHOW, done, arg);
     char *tmpl = lookup_path(pw, id);
-    int rc;
-    if (!op || !tmpl) {
-        free(op);
-        free(tmpl);
+    if (!tmpl)
         return PD_ENOMEM;
-    }
-    rc = url_for(op, tmpl, id, NULL);
+    int rc = op_get(c, pw, K_SHOW, tmpl, id, done, arg);
     free(tmpl);
-    return rc ? rc : op_start(op);
+    return rc;
 }
 
 int pd_lookup_create(struct pd_client *c, const struct pd_patchworks *pw, const char *name,
@@ -461,13 +463,7 @@ int pd_lookup_create(struct pd_client *c, const struct pd_patchworks *pw, const 
 int pd_lookup_rows(struct pd_client *c, const struct pd_patchworks *pw, const char *id,
                    pd_lookup_done_fn done, void *arg)
 {
-    struct op *op = op_new(c, pw, K_ROWS, done, arg);
-    int rc;
-    if (!op)
-        return PD_ENOMEM;
-    if ((rc = url_for(op, pw->lookup_rows_path, id, NULL)) != 0)
-        return rc;
-    return op_start(op);
+    return op_get(c, pw, K_ROWS, pw->lookup_rows_path, id, done, arg);
 }
 
 int pd_lookup_add(struct pd_client *c, const struct pd_patchworks *pw, const char *id,

@@ -102,6 +102,17 @@ conf() {
   echo "$f"
 }
 
+# add_watch CONF NAME PATH FLOW [key = value ...]: appends a [watch:NAME] section to CONF.
+add_watch() {
+  local file=$1 name=$2 path=$3 flow=$4; shift 4
+  {
+    echo "[watch:$name]"
+    echo "path = $path"
+    echo "flow_id = $flow"
+    for kv in "$@"; do echo "$kv"; done
+  } >>"$file"
+}
+
 # count JQ_FILTER: how many lines of the mock's requests.jsonl match (a jq select condition).
 count() {
   jq -c "select($1)" "$MOCK_REC/requests.jsonl" 2>/dev/null | wc -l

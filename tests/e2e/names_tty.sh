@@ -13,12 +13,7 @@ echo x | grep -qP '\x78' 2>/dev/null || { echo "skipped: grep -P (PCRE) is not a
 mock
 C=$(conf tty "concurrency = 2")
 mkdir -p "$T/in" "$T/drop"
-cat >>"$C" <<EOF
-[watch:drop]
-path = $T/drop
-flow_id = 42
-settle = 0
-EOF
+add_watch "$C" drop "$T/drop" 42 "settle = 0"
 names=($'a\e]0;title\a.txt' $'b\e[2J.txt' $'c.txt\n2024-01-01T00:00:00Z level=error event=forged'
   $'d\x9b2J.txt' $'e\xc2\x9b2J.txt' $'caf\xc3\xa9 \xc3\xbcn\xc3\xaf.txt')
 # What each must look like on the terminal.

@@ -10,12 +10,7 @@ C=$(conf tty "concurrency = 1")
 mkdir -p "$T/in" "$T/drop"
 for i in 1 2 3 4; do seq 1 2000 | sed "s/^/file $i line /" >"$T/in/f$i.txt"; done
 cp "$T"/in/f*.txt "$T/drop/"
-cat >>"$C" <<EOF
-[watch:drop]
-path = $T/drop
-flow_id = 42
-settle = 0
-EOF
+add_watch "$C" drop "$T/drop" 42 "settle = 0"
 
 # screen FILE: the lines as a terminal shows them (what follows the last carriage return).
 screen() { sed 's/\r$//; s/\x1b\[K//g' "$1" | awk -F'\r' '{print $NF}'; }

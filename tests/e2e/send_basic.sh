@@ -27,12 +27,7 @@ check "without --flow-version the flow's deployed version is used" \
   test "$(count '.path == "/api/v1/flows/12/start"')" -eq 1
 
 mkdir -p "$T/drop"
-cat >>"$C" <<CONF
-[watch:orders]
-path = $T/drop
-flow_id = 77
-version_id = 8
-CONF
+add_watch "$C" orders "$T/drop" 77 "version_id = 8"
 run_pd "$T/s3" send -c "$C" --watch orders "$T/in/b.csv"
 check "--watch uses the watch's flow and version" \
   test "$RC" -eq 0 -a "$(count '.path == "/api/v1/flows/77/start/8"')" -eq 1
