@@ -9,6 +9,7 @@
 #include "pd_http.h"
 
 #include "pd_error.h"
+#include "pd_list.h"
 
 #include <curl/curl.h>
 #include <stdlib.h>
@@ -61,17 +62,6 @@ struct pd_http {
     void *closed_arg;
 };
 
-/* Takes NODE out of the doubly linked list HEAD starts (sockets and transfers alike). */
-#define LIST_UNLINK(head, node)                                                                    \
-    do {                                                                                           \
-        if ((node)->prev)                                                                          \
-            (node)->prev->next = (node)->next;                                                     \
-        else                                                                                       \
-            (head) = (node)->next;                                                                 \
-        if ((node)->next)                                                                          \
-            (node)->next->prev = (node)->prev;                                                     \
-    } while (0)
-
 static void maybe_free(struct pd_http *h)
 {
     if (!h->closing || h->open_handles > 0)
@@ -102,7 +92,7 @@ static void on_sock_closed(uv_handle_t *handle)
 
 static void sock_forget(struct sock_ctx *ctx)
 {
-    LIST_UNLINK(ctx->h->socks, ctx);
+    PD_LIST_UNLINK(ctx->h->socks, ctx);
     uv_poll_stop(&ctx->poll);
     uv_close((uv_handle_t *)&ctx->poll, on_sock_closed);
 }
@@ -123,7 +113,7 @@ static void xfer_free(struct pd_http_xfer *x)
 
 static void xfer_unlink(struct pd_http_xfer *x)
 {
-    LIST_UNLINK(x->h->xfers, x);
+    PD_LIST_UNLINK(x->h->xfers, x);
     x->h->nxfers--;
 }
 
