@@ -10,6 +10,7 @@
 
 #include "pd_error.h"
 #include "pd_list.h"
+#include "pd_mem.h"
 
 #include <curl/curl.h>
 #include <stdlib.h>
@@ -319,18 +320,9 @@ static size_t on_body_data(char *data, size_t size, size_t nmemb, void *userp)
     size_t take = n < room ? n : room;
     if (take == 0)
         return n;
-    if (x->body_len + take + 1 > x->body_cap) {
-        size_t want = x->body_cap ? x->body_cap * 2 : 4096;
-        while (want < x->body_len + take + 1)
-            want *= 2;
-        if (want > cap + 1)
-            want = cap + 1;
-        char *p = realloc(x->body, want);
-        if (!p)
-            return 0; /* fails the transfer with CURLE_WRITE_ERROR: retried later */
-        x->body = p;
-        x->body_cap = want;
-    }
+    /* take fits in room, so the body never needs more than cap + 1 */
+    if (pd_reserve(&x->body, &x->body_cap, x->body_len + take + 1, 4096, cap + 1))
+        return 0; /* fails the transfer with CURLE_WRITE_ERROR: retried later */
     memcpy(x->body + x->body_len, data, take);
     x->body_len += take;
     x->body[x->body_len] = '\0';
