@@ -759,80 +759,58 @@ static void run_properties(struct gen *g)
 
 /* ---- property tests per format ------------------------------------------------------------ */
 
-static void test_json_properties(void **state)
+enum gen_format { G_JSON, G_NDJSON, G_XML, G_CSV, G_LINES };
+
+/* A generated file of format F with N records; VARIANT: JSON under a pointer, XML with a record
+ * name, CSV as TSV (the other formats have none). */
+static void make(struct gen *g, enum gen_format f, unsigned n, int variant)
 {
-    (void)state;
-    rng_state = 0x1234567ull;
+    switch (f) {
+    case G_JSON: make_json(g, n, variant); break;
+    case G_NDJSON: make_ndjson(g, n); break;
+    case G_XML: make_xml(g, n, variant); break;
+    case G_CSV: make_csv(g, n, variant); break;
+    case G_LINES: make_lines(g, n); break;
+    }
+}
+
+/* 25 rounds of the properties on generated files of format F, the random numbers from SEED;
+ * every EVERY-th round (0: none) is the format's variant. */
+static void property_rounds(enum gen_format f, uint64_t seed, int every)
+{
+    rng_state = seed;
     for (int round = 0; round < 25; round++) {
         struct gen g;
-        make_json(&g, 1 + rn(round < 5 ? 3 : 30), round % 3 == 2);
+        make(&g, f, 1 + rn(round < 5 ? 3 : 30), every && round % every == every - 1);
         run_properties(&g);
         gen_free(&g);
     }
 }
 
-static void test_ndjson_properties(void **state)
+static void test_properties_per_format(void **state)
 {
     (void)state;
-    rng_state = 0x2345678ull;
-    for (int round = 0; round < 25; round++) {
-        struct gen g;
-        make_ndjson(&g, 1 + rn(round < 5 ? 3 : 30));
-        run_properties(&g);
-        gen_free(&g);
-    }
-}
-
-static void test_xml_properties(void **state)
-{
-    (void)state;
-    rng_state = 0x3456789ull;
-    for (int round = 0; round < 25; round++) {
-        struct gen g;
-        make_xml(&g, 1 + rn(round < 5 ? 3 : 30), round % 3 == 2);
-        run_properties(&g);
-        gen_free(&g);
-    }
-}
-
-static void test_csv_properties(void **state)
-{
-    (void)state;
-    rng_state = 0x456789aull;
-    for (int round = 0; round < 25; round++) {
-        struct gen g;
-        make_csv(&g, 1 + rn(round < 5 ? 3 : 30), round % 4 == 3);
-        run_properties(&g);
-        gen_free(&g);
-    }
-}
-
-static void test_lines_properties(void **state)
-{
-    (void)state;
-    rng_state = 0x56789abull;
-    for (int round = 0; round < 25; round++) {
-        struct gen g;
-        make_lines(&g, 1 + rn(round < 5 ? 3 : 30));
-        run_properties(&g);
-        gen_free(&g);
-    }
+    property_rounds(G_JSON, 0x1234567ull, 3);
+    property_rounds(G_NDJSON, 0x2345678ull, 0);
+    property_rounds(G_XML, 0x3456789ull, 3);
+    property_rounds(G_CSV, 0x456789aull, 4);
+    property_rounds(G_LINES, 0x56789abull, 0);
 }
 
 /* Files bigger than the 64 KiB read window: records cross window edges. */
 static void test_big_files_cross_windows(void **state)
 {
     (void)state;
+    static const struct {
+        enum gen_format format;
+        unsigned n;
+        int variant;
+    } big[] = {{G_JSON, 6000, 1}, {G_NDJSON, 8000, 0}, {G_XML, 4000, 0}, {G_CSV, 6000, 0},
+               {G_LINES, 8000, 0}};
     rng_state = 0x6789abcull;
-    for (int f = 0; f < 5; f++) {
+    for (size_t f = 0; f < sizeof(big) / sizeof(big[0]); f++) {
         struct gen g;
-        switch (f) {
-        case 0: make_json(&g, 6000, 1); break;
-        case 1: make_ndjson(&g, 8000); break;
-        case 2: make_xml(&g, 4000, 0); break;
-        case 3: make_csv(&g, 6000, 0); break;
-        default: make_lines(&g, 8000); break;
-        }
+        make(&g, big[f].format, big[f].n, big[f].variant);
         assert_true(g.file.len > 3 * 65536 / 2);
         size_t minb = min_budget(&g);
         uint64_t budgets[] = {minb, 20000, 70001, whole_budget(&g) - 1};
@@ -1739,8 +1717,7 @@ static int teardown(void **state)
 int main(void)
 {
     return PD_RUN_GROUP(
-        setup, teardown, test_json_properties, test_ndjson_properties, test_xml_properties,
-        test_csv_properties, test_lines_properties, test_big_files_cross_windows,
+        setup, teardown, test_properties_per_format, test_big_files_cross_windows,
         test_error_messages, test_error_offset_is_the_named_byte,
         test_small_files_go_whole_unparsed, test_seek_checks_boundaries, test_deep_nesting,
         test_transcoding, test_latin1_xml, test_xml_wide_charsets, test_utf8_bom,
