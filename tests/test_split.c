@@ -88,6 +88,17 @@ static char *write_file(const char *name, const void *data, size_t len)
     return path;
 }
 
+/* Writes the file NAME and opens a splitter on it with O, which must succeed. Returns the
+ * file's path (write_file's buffer). */
+static const char *create_on(const char *name, const void *data, size_t len,
+                             struct pd_split_opts *o, struct pd_splitter **sp)
+{
+    const char *path = write_file(name, data, len);
+    *sp = NULL;
+    assert_int_equal(pd_split_create(-1, path, o, sp), 0);
+    return path;
+}
+
 /* A generated file: [bom] pre lead rec0 sep0 rec1 ... rec(n-1) suf. */
 struct gen {
     int fmt;
@@ -100,6 +111,14 @@ struct gen {
     uint64_t *rec_end; /* file offset after each record */
     uint64_t area_start;
 };
+
+/* An empty generated file of format FMT, named *.EXT. */
+static void gen_begin(struct gen *g, int fmt, const char *ext)
+{
+    memset(g, 0, sizeof(*g));
+    g->fmt = fmt;
+    g->ext = ext;
+}
 
 static struct sb *gen_rec(struct gen *g)
 {
@@ -270,9 +289,7 @@ static void json_value(struct sb *s, int depth, int newlines)
 
 static void make_json(struct gen *g, unsigned n, int with_pointer)
 {
-    memset(g, 0, sizeof(*g));
-    g->fmt = PD_SPLIT_JSON;
-    g->ext = "json";
+    gen_begin(g, PD_SPLIT_JSON, "json");
     if (rn(4) == 0)
         sb_str(&g->bom, "\xef\xbb\xbf");
     json_ws(&g->pre, 1);
@@ -299,9 +316,7 @@ static void make_json(struct gen *g, unsigned n, int with_pointer)
 
 static void make_ndjson(struct gen *g, unsigned n)
 {
-    memset(g, 0, sizeof(*g));
-    g->fmt = PD_SPLIT_NDJSON;
-    g->ext = "ndjson";
+    gen_begin(g, PD_SPLIT_NDJSON, "ndjson");
     for (unsigned i = 0; i < n; i++) {
         struct sb *r = gen_rec(g);
         if (rn(8)) {
@@ -346,9 +361,7 @@ static void xml_element(struct sb *s, const char *name)
 
 static void make_xml(struct gen *g, unsigned n, int with_record)
 {
-    memset(g, 0, sizeof(*g));
-    g->fmt = PD_SPLIT_XML;
-    g->ext = "xml";
+    gen_begin(g, PD_SPLIT_XML, "xml");
     if (rn(4) == 0)
         sb_str(&g->bom, "\xef\xbb\xbf");
     sb_str(&g->pre, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -375,9 +388,7 @@ static void make_xml(struct gen *g, unsigned n, int with_record)
 
 static void make_csv(struct gen *g, unsigned n, int tsv)
 {
-    memset(g, 0, sizeof(*g));
-    g->fmt = PD_SPLIT_CSV;
-    g->ext = tsv ? "tsv" : "csv";
+    gen_begin(g, PD_SPLIT_CSV, tsv ? "tsv" : "csv");
     g->header_lines = 1 + rn(2);
     const char *d = tsv ? "\t" : ",";
     const char *eol = rn(2) ? "\r\n" : "\n";
@@ -408,9 +419,7 @@ static void make_csv(struct gen *g, unsigned n, int tsv)
 
 static void make_lines(struct gen *g, unsigned n)
 {
-    memset(g, 0, sizeof(*g));
-    g->fmt = PD_SPLIT_LINES;
-    g->ext = "txt";
+    gen_begin(g, PD_SPLIT_LINES, "txt");
     for (unsigned i = 0; i < n; i++) {
         struct sb *r = gen_rec(g);
         rand_text(r, 30, "\"\\\t\x01\x1f\r{[<");
@@ -985,9 +994,8 @@ static void test_small_files_go_whole_unparsed(void **state)
     /* A well-formed file that fits goes whole, byte for byte: nothing is reformatted. */
     const char *good = "\xef\xbb\xbf{ \"ok\": [1, 2,\t3] }\r\n";
     struct pd_split_opts o = {.max_body = 1000};
-    struct pd_splitter *sp = NULL;
-    const char *path = write_file("g.json", good, strlen(good));
-    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    struct pd_splitter *sp;
+    const char *path = create_on("g.json", good, strlen(good), &o, &sp);
     struct pd_chunk c;
     assert_int_equal(pd_split_next(sp, &c), 1);
     assert_true(c.whole && c.last);
@@ -1004,8 +1012,7 @@ static void test_small_files_go_whole_unparsed(void **state)
 
     /* Broken JSON is refused even when it fits: a flow must never get half a document. */
     const char *text = "\xef\xbb\xbf{ \"broken\": [1,2,, }\r\n";
-    path = write_file("w.json", text, strlen(text));
-    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    path = create_on("w.json", text, strlen(text), &o, &sp);
     assert_int_equal(pd_split_next(sp, &c), PD_EPARSE);
     assert_null(strstr(pd_split_error(sp), "w.json"));
     assert_non_null(strstr(pd_split_error(sp), "line 1"));
@@ -1027,9 +1034,8 @@ static void test_seek_checks_boundaries(void **state)
     (void)state;
     const char *text = "[10, 20, 30, 40, 50, 60, 70, 80, 90]";
     struct pd_split_opts o = {.max_body = 30};
-    struct pd_splitter *sp = NULL;
-    const char *path = write_file("s.json", text, strlen(text));
-    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    struct pd_splitter *sp;
+    const char *path = create_on("s.json", text, strlen(text), &o, &sp);
     struct pd_chunk c;
     assert_int_equal(pd_split_next(sp, &c), 1);
     assert_int_equal(c.start, 1);
@@ -1118,9 +1124,8 @@ static void check_transcoded_lines(const char *cs, const char *file, size_t len,
                                    uint64_t budget, const char *enc_opt)
 {
     struct pd_split_opts o = {.max_body = budget, .encoding = enc_opt, .format = PD_SPLIT_LINES};
-    struct pd_splitter *sp = NULL;
-    const char *path = write_file("t.txt", file, len);
-    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    struct pd_splitter *sp;
+    create_on("t.txt", file, len, &o, &sp);
     struct pd_chunk c;
     int rc;
     uint64_t expect_start = bom;
@@ -1185,7 +1190,7 @@ static void test_transcoding(void **state)
         assert_int_equal(split_all("u16.txt", u.p, u.len, &o, &sp, &n), 0);
         assert_true(n > 1);
         pd_split_destroy(&sp);
-        assert_int_equal(pd_split_create(-1, write_file("u16.txt", u.p, u.len), &o, &sp), 0);
+        create_on("u16.txt", u.p, u.len, &o, &sp);
         struct pd_chunk c;
         assert_int_equal(pd_split_next(sp, &c), 1);
         assert_int_equal(c.start, 2);
@@ -1631,14 +1636,14 @@ static void test_xml_declared_charset_errors(void **state)
     struct pd_split_opts o = {.max_body = 1000};
     struct pd_splitter *sp = NULL;
     const char bad[] = "<?xml version=\"1.0\" encoding=\"X-NO-SUCH\"?><r/>";
-    assert_int_equal(pd_split_create(-1, write_file("u.xml", bad, sizeof(bad) - 1), &o, &sp), 0);
+    create_on("u.xml", bad, sizeof(bad) - 1, &o, &sp);
     struct pd_chunk c;
     assert_int_equal(pd_split_next(sp, &c), PD_EENCODING);
     pd_split_destroy(&sp);
     /* A configured charset wins: the declaration's unknown name does not matter. */
     sp = NULL;
     o.encoding = "ISO-8859-1";
-    assert_int_equal(pd_split_create(-1, write_file("u.xml", bad, sizeof(bad) - 1), &o, &sp), 0);
+    create_on("u.xml", bad, sizeof(bad) - 1, &o, &sp);
     assert_int_equal(pd_split_next(sp, &c), 1);
     size_t plen;
     char *p = body_payload(c.body, c.body_len, &plen);
