@@ -69,6 +69,10 @@ void pd_cli_begin(struct pd_cli_parser *p, const struct pd_cli_spec *spec, int a
  */
 int pd_cli_next(struct pd_cli_parser *p);
 
+/* pd_cli_begin() and pd_cli_next() for a command with only the common options: 0 once all were
+ * read, -1 when the command must exit with p->status. */
+int pd_cli_parse(struct pd_cli_parser *p, const struct pd_cli_spec *spec, int argc, char **argv);
+
 /* Prints --help of the command. */
 void pd_cli_help(const struct pd_cli_spec *spec, FILE *out);
 

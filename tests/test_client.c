@@ -65,9 +65,7 @@ static void on_event(void *arg, enum pd_log_level level, const char *line)
 {
     struct fixture *f = arg;
     (void)level;
-    int n = snprintf(f->events + f->events_len, sizeof(f->events) - f->events_len, "%s\n", line);
-    if (n > 0 && (size_t)n < sizeof(f->events) - f->events_len)
-        f->events_len += (size_t)n;
+    pd_test_add_line(f->events, sizeof(f->events), &f->events_len, line);
     if (!strncmp(line, "event=retry ", 12))
         f->mono += f->bump_on_retry_ms;
 }

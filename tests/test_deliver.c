@@ -55,6 +55,33 @@ static void open_dl(struct pd_delivery *dl, struct pd_bodylimit *lim, uint64_t m
     open_at(dl, lim, max_body, pd_bodylimit_budget(lim));
 }
 
+/* A file written by write_array, a server limit first at LIMIT, and one delivery's chunk. */
+struct fixture {
+    struct pd_bodylimit lim;
+    struct pd_delivery dl;
+    struct pd_chunk c;
+    char *body;
+    size_t len;
+};
+
+static void fx_begin(struct fixture *f, unsigned n, unsigned width, unsigned big, unsigned bigw,
+                     uint64_t limit)
+{
+    write_array(n, width, big, bigw);
+    pd_bodylimit_init(&f->lim, limit, NULL);
+}
+
+static int fx_next(struct fixture *f)
+{
+    return pd_delivery_next(&f->dl, &f->c, &f->body, &f->len);
+}
+
+static void fx_end(struct fixture *f)
+{
+    pd_bodylimit_cleanup(&f->lim);
+    unlink(path);
+}
+
 static void test_verdict_table(void **state)
 {
     static const struct {
@@ -81,40 +108,34 @@ static void test_verdict_table(void **state)
  * records still all go, once each, in order. */
 static void test_refused_chunk_is_cut_again(void **state)
 {
-    struct pd_bodylimit lim;
-    struct pd_delivery dl;
-    struct pd_chunk c;
-    char *body;
-    size_t len;
+    struct fixture f;
 
-    write_array(40, 30, 99, 0);
-    pd_bodylimit_init(&lim, 1000, NULL);
-    open_dl(&dl, &lim, 1000);
-    assert_int_equal(pd_delivery_next(&dl, &c, &body, &len), 1);
-    assert_int_equal(c.index, 0);
-    assert_true(len <= 1000);
-    size_t refused = len;
-    uint64_t next_start = c.start, records = 0; /* where the records start (after the "[") */
-    free(body);
-    assert_int_equal(pd_delivery_refused(&dl, &c, refused, 0), 0);
-    assert_true(dl.budget < refused);
+    fx_begin(&f, 40, 30, 99, 0, 1000);
+    open_dl(&f.dl, &f.lim, 1000);
+    assert_int_equal(fx_next(&f), 1);
+    assert_int_equal(f.c.index, 0);
+    assert_true(f.len <= 1000);
+    size_t refused = f.len;
+    uint64_t next_start = f.c.start, records = 0; /* where the records start (after the "[") */
+    free(f.body);
+    assert_int_equal(pd_delivery_refused(&f.dl, &f.c, refused, 0), 0);
+    assert_true(f.dl.budget < refused);
     unsigned index = 0;
     int rc;
-    while ((rc = pd_delivery_next(&dl, &c, &body, &len)) == 1) {
-        assert_int_equal(c.index, index++);
-        assert_int_equal(c.start, next_start); /* tiles the file: nothing lost, nothing twice */
-        assert_true(len <= dl.budget);
-        next_start = c.end;
-        records += c.records;
-        pd_delivery_accepted(&dl, len);
-        free(body);
+    while ((rc = fx_next(&f)) == 1) {
+        assert_int_equal(f.c.index, index++);
+        assert_int_equal(f.c.start, next_start); /* tiles the file: nothing lost, nothing twice */
+        assert_true(f.len <= f.dl.budget);
+        next_start = f.c.end;
+        records += f.c.records;
+        pd_delivery_accepted(&f.dl, f.len);
+        free(f.body);
     }
     assert_int_equal(rc, 0);
     assert_int_equal(records, 40);
     assert_true(index > 2);
-    pd_delivery_close(&dl);
-    pd_bodylimit_cleanup(&lim);
-    unlink(path);
+    pd_delivery_close(&f.dl);
+    fx_end(&f);
 }
 
 /* A record that cannot pass what the server was seen to refuse: nothing is sent at all, and the
@@ -123,51 +144,39 @@ static void test_refused_chunk_is_cut_again(void **state)
  * before its first chunk goes. */
 static void test_record_too_big_for_learned_limit(void **state)
 {
-    struct pd_bodylimit lim;
-    struct pd_delivery dl;
-    struct pd_chunk c;
-    char *body;
-    size_t len;
+    struct fixture f;
 
-    write_array(10, 20, 4, 600);
-    pd_bodylimit_init(&lim, 100000, NULL);
-    pd_bodylimit_refused(&lim, 500);
+    fx_begin(&f, 10, 20, 4, 600, 100000);
+    pd_bodylimit_refused(&f.lim, 500);
     for (int resumed = 0; resumed < 2; resumed++) {
         if (resumed)
-            open_at(&dl, &lim, 100000, 100000);
+            open_at(&f.dl, &f.lim, 100000, 100000);
         else
-            open_dl(&dl, &lim, 100000);
-        int rc = pd_delivery_next(&dl, &c, &body, &len);
-        assert_int_equal(rc, PD_ETOOBIG);
-        assert_null(body);
-        assert_int_equal(dl.why_status, 413);
-        assert_non_null(strstr(dl.why, "refuses requests of 500 bytes or more"));
-        assert_non_null(strstr(dl.why, resumed ? "largest record needs a" : "below max_body"));
-        pd_delivery_close(&dl);
+            open_dl(&f.dl, &f.lim, 100000);
+        assert_int_equal(fx_next(&f), PD_ETOOBIG);
+        assert_null(f.body);
+        assert_int_equal(f.dl.why_status, 413);
+        assert_non_null(strstr(f.dl.why, "refuses requests of 500 bytes or more"));
+        assert_non_null(strstr(f.dl.why, resumed ? "largest record needs a" : "below max_body"));
+        pd_delivery_close(&f.dl);
     }
-    pd_bodylimit_cleanup(&lim);
-    unlink(path);
+    fx_end(&f);
 }
 
 /* A 413 for a body no smaller than the largest record needs: the file is refused, with words. */
 static void test_refusal_when_record_cannot_fit(void **state)
 {
-    struct pd_bodylimit lim;
-    struct pd_delivery dl;
-    struct pd_chunk c;
-    char *body;
-    size_t len;
+    struct fixture f;
 
-    write_array(3, 300, 99, 0);
-    pd_bodylimit_init(&lim, 400, NULL);
-    open_dl(&dl, &lim, 400);
-    assert_int_equal(pd_delivery_next(&dl, &c, &body, &len), 1);
-    free(body);
-    assert_int_equal(pd_delivery_refused(&dl, &c, len, 2), -1);
-    assert_int_equal(dl.why_status, 413);
-    assert_non_null(strstr(dl.why, "2 earlier chunk(s) were delivered"));
-    pd_delivery_close(&dl);
-    pd_bodylimit_cleanup(&lim);
+    fx_begin(&f, 3, 300, 99, 0, 400);
+    open_dl(&f.dl, &f.lim, 400);
+    assert_int_equal(fx_next(&f), 1);
+    free(f.body);
+    assert_int_equal(pd_delivery_refused(&f.dl, &f.c, f.len, 2), -1);
+    assert_int_equal(f.dl.why_status, 413);
+    assert_non_null(strstr(f.dl.why, "2 earlier chunk(s) were delivered"));
+    pd_delivery_close(&f.dl);
+    fx_end(&f);
     unlink(path);
 }
 

@@ -29,6 +29,18 @@ static void expect_said(const char *msg, const char *const needles[])
             fail_msg("'%s' not in: %s", needles[i], msg);
 }
 
+/* Reads TEXT, which must be refused with RC (no rows) in words holding each of NEEDLES.
+ * Returns the words, for the caller to free. */
+static char *expect_refused(const char *text, int rc, const char *const needles[])
+{
+    struct pd_lookup_rows rows;
+    char *msg = NULL;
+    assert_int_equal(read_text(text, &rows, &msg), rc);
+    assert_int_equal(rows.n, 0);
+    expect_said(msg, needles);
+    return msg;
+}
+
 static void test_reads_header_in_any_order_with_extra_columns(void **state)
 {
     struct pd_lookup_rows rows;
@@ -58,37 +70,31 @@ static void test_reads_header_in_any_order_with_extra_columns(void **state)
 
 static void test_bad_rows_are_all_named(void **state)
 {
-    struct pd_lookup_rows rows;
-    char *msg = NULL;
     (void)state;
-    assert_int_equal(read_text("left_value,right_value\n"
-                               "A,1\n"
-                               "B,2,extra\n"
-                               ",3\n"
-                               "\"C\"x,4\n"
-                               "D,5\n",
-                               &rows, &msg),
-                     PD_EPARSE);
-    assert_int_equal(rows.n, 0);
-    expect_said(msg, (const char *const[]){"m.csv: line 3: 3 values where the header has 2",
-                                           "m.csv: line 4: left_value is empty",
-                                           "m.csv: line 5: text after the closing quote",
-                                           "3 bad rows; fix them and try again (nothing was "
-                                           "changed)",
-                                           NULL});
-    free(msg);
+    free(expect_refused("left_value,right_value\n"
+                        "A,1\n"
+                        "B,2,extra\n"
+                        ",3\n"
+                        "\"C\"x,4\n"
+                        "D,5\n",
+                        PD_EPARSE,
+                        (const char *const[]){"m.csv: line 3: 3 values where the header has 2",
+                                              "m.csv: line 4: left_value is empty",
+                                              "m.csv: line 5: text after the closing quote",
+                                              "3 bad rows; fix them and try again (nothing was "
+                                              "changed)",
+                                              NULL}));
 }
 
 static void test_many_bad_rows_are_counted(void **state)
 {
-    struct pd_lookup_rows rows;
-    char *msg = NULL, text[4096] = "left_value,right_value\n";
+    char text[4096] = "left_value,right_value\n";
     (void)state;
     for (int i = 0; i < 30; i++)
         strcat(text, ",x\n");
-    assert_int_equal(read_text(text, &rows, &msg), PD_EPARSE);
-    expect_said(msg, (const char *const[]){"line 21: left_value is empty", "... and 10 more",
-                                           "30 bad rows", NULL});
+    char *msg = expect_refused(text, PD_EPARSE,
+                               (const char *const[]){"line 21: left_value is empty",
+                                                     "... and 10 more", "30 bad rows", NULL});
     assert_null(strstr(msg, "line 22:"));
     free(msg);
 }
@@ -98,12 +104,9 @@ static void test_header_and_empty_file(void **state)
     struct pd_lookup_rows rows;
     char *msg = NULL;
     (void)state;
-    assert_int_equal(read_text("a,b\n1,2\n", &rows, &msg), PD_EPARSE);
-    assert_non_null(strstr(msg, "line 1: the first row must be the header"));
-    free(msg);
-    assert_int_equal(read_text("\n\n", &rows, &msg), PD_EEMPTY);
-    assert_non_null(strstr(msg, "the file has no rows"));
-    free(msg);
+    free(expect_refused("a,b\n1,2\n", PD_EPARSE,
+                        (const char *const[]){"line 1: the first row must be the header", NULL}));
+    free(expect_refused("\n\n", PD_EEMPTY, (const char *const[]){"the file has no rows", NULL}));
     /* a header alone is a valid, empty lookup file */
     assert_int_equal(read_text("left_value,right_value\n", &rows, &msg), 0);
     assert_int_equal(rows.n, 0);
@@ -139,88 +142,93 @@ static void add_rows(struct pd_lookup_rows *r, const struct row_in *in, size_t n
     add_rows(r, (const struct row_in[]){__VA_ARGS__},                                              \
              sizeof((const struct row_in[]){__VA_ARGS__}) / sizeof(struct row_in))
 
-static void diff_cleanup(struct pd_lookup_plan *plan, struct pd_lookup_rows *file,
-                         struct pd_lookup_rows *remote)
+/* What a diff test works on: the file's rows, the lookup's, the plan and the words. */
+struct diff {
+    struct pd_lookup_rows file, remote;
+    struct pd_lookup_plan plan;
+    char *msg;
+};
+
+/* Checks every count of a plan. */
+static void expect_plan(const struct pd_lookup_plan *p, size_t n, size_t adds, size_t updates,
+                        size_t deletes, size_t unchanged, size_t kept)
 {
-    pd_lookup_plan_cleanup(plan);
-    pd_lookup_rows_cleanup(file);
-    pd_lookup_rows_cleanup(remote);
+    assert_int_equal(p->n, n);
+    assert_int_equal(p->adds, adds);
+    assert_int_equal(p->updates, updates);
+    assert_int_equal(p->deletes, deletes);
+    assert_int_equal(p->unchanged, unchanged);
+    assert_int_equal(p->kept, kept);
+}
+
+static void diff_cleanup(struct diff *d)
+{
+    pd_lookup_plan_cleanup(&d->plan);
+    pd_lookup_rows_cleanup(&d->file);
+    pd_lookup_rows_cleanup(&d->remote);
 }
 
 static void test_diff_adds_updates_deletes(void **state)
 {
-    struct pd_lookup_rows file = {0}, remote = {0};
-    struct pd_lookup_plan plan;
-    char *msg = NULL;
+    struct diff d = {0};
     (void)state;
-    ADD_ROWS(&file, {NULL, "same", "1", 2}, {NULL, "changed", "new", 3}, {NULL, "added", "x", 4});
+    ADD_ROWS(&d.file, {NULL, "same", "1", 2}, {NULL, "changed", "new", 3}, {NULL, "added", "x", 4});
     /* 13: the lookup's own duplicate of "same" */
-    ADD_ROWS(&remote, {"10", "gone", "g", 0}, {"11", "changed", "old", 0}, {"12", "same", "1", 0},
+    ADD_ROWS(&d.remote, {"10", "gone", "g", 0}, {"11", "changed", "old", 0}, {"12", "same", "1", 0},
              {"13", "same", "dup", 0});
 
-    assert_int_equal(pd_lookup_diff(&file, &remote, false, "f", &plan, &msg), 0);
-    assert_int_equal(plan.adds, 1);
-    assert_int_equal(plan.updates, 1);
-    assert_int_equal(plan.deletes, 0);
-    assert_int_equal(plan.unchanged, 1);
-    assert_int_equal(plan.kept, 2);
+    assert_int_equal(pd_lookup_diff(&d.file, &d.remote, false, "f", &d.plan, &d.msg), 0);
+    expect_plan(&d.plan, 2, 1, 1, 0, 1, 2);
     /* file order: line 3's update before line 4's add */
-    assert_int_equal(plan.v[0].op, PD_LOOKUP_UPDATE);
-    assert_string_equal(plan.v[0].remote->id, "11");
-    assert_string_equal(plan.v[0].file->right, "new");
-    assert_int_equal(plan.v[1].op, PD_LOOKUP_ADD);
-    assert_string_equal(plan.v[1].file->left, "added");
-    pd_lookup_plan_cleanup(&plan);
+    assert_int_equal(d.plan.v[0].op, PD_LOOKUP_UPDATE);
+    assert_string_equal(d.plan.v[0].remote->id, "11");
+    assert_string_equal(d.plan.v[0].file->right, "new");
+    assert_int_equal(d.plan.v[1].op, PD_LOOKUP_ADD);
+    assert_string_equal(d.plan.v[1].file->left, "added");
+    pd_lookup_plan_cleanup(&d.plan);
 
-    assert_int_equal(pd_lookup_diff(&file, &remote, true, "f", &plan, &msg), 0);
-    assert_int_equal(plan.deletes, 2);
-    assert_int_equal(plan.kept, 0);
-    assert_int_equal(plan.n, 4);
+    assert_int_equal(pd_lookup_diff(&d.file, &d.remote, true, "f", &d.plan, &d.msg), 0);
+    expect_plan(&d.plan, 4, 1, 1, 2, 1, 0);
     /* deletes come last, in the lookup's order */
-    assert_int_equal(plan.v[2].op, PD_LOOKUP_DELETE);
-    assert_string_equal(plan.v[2].remote->id, "10");
-    assert_string_equal(plan.v[3].remote->id, "13");
-    pd_lookup_plan_cleanup(&plan);
+    assert_int_equal(d.plan.v[2].op, PD_LOOKUP_DELETE);
+    assert_string_equal(d.plan.v[2].remote->id, "10");
+    assert_string_equal(d.plan.v[3].remote->id, "13");
+    pd_lookup_plan_cleanup(&d.plan);
 
     /* an empty lookup: everything is added; an identical one: nothing to do */
     struct pd_lookup_rows none = {0};
-    assert_int_equal(pd_lookup_diff(&file, &none, true, "f", &plan, &msg), 0);
-    assert_int_equal(plan.adds, 3);
-    pd_lookup_plan_cleanup(&plan);
-    assert_int_equal(pd_lookup_diff(&file, &file, true, "f", &plan, &msg), 0);
-    assert_int_equal(plan.n, 0);
-    assert_int_equal(plan.unchanged, 3);
-    diff_cleanup(&plan, &file, &remote);
+    assert_int_equal(pd_lookup_diff(&d.file, &none, true, "f", &d.plan, &d.msg), 0);
+    expect_plan(&d.plan, 3, 3, 0, 0, 0, 0);
+    pd_lookup_plan_cleanup(&d.plan);
+    assert_int_equal(pd_lookup_diff(&d.file, &d.file, true, "f", &d.plan, &d.msg), 0);
+    expect_plan(&d.plan, 0, 0, 0, 0, 3, 0);
+    diff_cleanup(&d);
 }
 
 static void test_diff_duplicate_left_values_name_both_lines(void **state)
 {
-    struct pd_lookup_rows file = {0}, remote = {0};
-    struct pd_lookup_plan plan;
-    char *msg = NULL;
+    struct diff d = {0};
     (void)state;
-    ADD_ROWS(&file, {NULL, "A", "1", 2}, {NULL, "B", "1", 3}, {NULL, "A", "2", 17});
-    assert_int_equal(pd_lookup_diff(&file, &remote, false, "f.csv", &plan, &msg), PD_EPARSE);
+    ADD_ROWS(&d.file, {NULL, "A", "1", 2}, {NULL, "B", "1", 3}, {NULL, "A", "2", 17});
+    assert_int_equal(pd_lookup_diff(&d.file, &d.remote, false, "f.csv", &d.plan, &d.msg),
+                     PD_EPARSE);
     assert_non_null(
-        strstr(msg, "f.csv: line 2 and line 17 both have the left value \"A\"; keep one row"));
-    assert_int_equal(plan.n, 0);
-    free(msg);
-    pd_lookup_rows_cleanup(&file);
+        strstr(d.msg, "f.csv: line 2 and line 17 both have the left value \"A\"; keep one row"));
+    assert_int_equal(d.plan.n, 0);
+    free(d.msg);
+    pd_lookup_rows_cleanup(&d.file);
 }
 
 /* Values are compared as exact bytes: case and spaces matter, as they do to a flow. */
 static void test_diff_is_exact(void **state)
 {
-    struct pd_lookup_rows file = {0}, remote = {0};
-    struct pd_lookup_plan plan;
-    char *msg = NULL;
+    struct diff d = {0};
     (void)state;
-    ADD_ROWS(&file, {NULL, "ups", "x", 2}, {NULL, "DHL", "y ", 3});
-    ADD_ROWS(&remote, {"1", "UPS", "x", 0}, {"2", "DHL", "y", 0});
-    assert_int_equal(pd_lookup_diff(&file, &remote, false, "f", &plan, &msg), 0);
-    assert_int_equal(plan.adds, 1);
-    assert_int_equal(plan.updates, 1);
-    diff_cleanup(&plan, &file, &remote);
+    ADD_ROWS(&d.file, {NULL, "ups", "x", 2}, {NULL, "DHL", "y ", 3});
+    ADD_ROWS(&d.remote, {"1", "UPS", "x", 0}, {"2", "DHL", "y", 0});
+    assert_int_equal(pd_lookup_diff(&d.file, &d.remote, false, "f", &d.plan, &d.msg), 0);
+    expect_plan(&d.plan, 2, 1, 1, 0, 0, 1);
+    diff_cleanup(&d);
 }
 
 static void test_urls(void **state)
@@ -268,25 +276,24 @@ static void test_export_round_trips(void **state)
 
 static void test_report_json_and_receipt(void **state)
 {
-    struct pd_lookup_rows file = {0}, remote = {0};
-    struct pd_lookup_plan plan;
-    char *msg = NULL, words[300];
+    struct diff d = {0};
+    char words[300];
     (void)state;
-    ADD_ROWS(&file, {NULL, "A", "1", 2}, {NULL, "B", "2", 3});
-    add_row(&remote, "5", "B", "old", 0);
-    assert_int_equal(pd_lookup_diff(&file, &remote, false, "f", &plan, &msg), 0);
-    plan.v[0].state = PD_LOOKUP_DONE;
-    plan.v[0].new_id = strdup("9");
-    plan.v[1].state = PD_LOOKUP_REFUSED;
-    plan.v[1].status = 422;
-    plan.v[1].message = strdup("The right value is too long.");
+    ADD_ROWS(&d.file, {NULL, "A", "1", 2}, {NULL, "B", "2", 3});
+    add_row(&d.remote, "5", "B", "old", 0);
+    assert_int_equal(pd_lookup_diff(&d.file, &d.remote, false, "f", &d.plan, &d.msg), 0);
+    d.plan.v[0].state = PD_LOOKUP_DONE;
+    d.plan.v[0].new_id = strdup("9");
+    d.plan.v[1].state = PD_LOOKUP_REFUSED;
+    d.plan.v[1].status = 422;
+    d.plan.v[1].message = strdup("The right value is too long.");
     struct pd_lookup_sync_report r = {.err = PD_EREJECTED,
                                       .message = "1 of 2 changes were refused",
                                       .lookup_id = "7",
                                       .file = "f.csv",
                                       .file_rows = 2,
                                       .lookup_rows = 1,
-                                      .plan = &plan,
+                                      .plan = &d.plan,
                                       .added = 1,
                                       .refused = 1};
     pd_lookup_sync_summary(&r, words, sizeof(words));
@@ -318,7 +325,7 @@ static void test_report_json_and_receipt(void **state)
     r.dry_run = true;
     pd_lookup_sync_summary(&r, words, sizeof(words));
     assert_non_null(strstr(words, "dry run, nothing changed: would add 1, update 1, delete 0"));
-    diff_cleanup(&plan, &file, &remote);
+    diff_cleanup(&d);
 }
 
 /* Loads a config naming a drop folder; returns rc, with *errors or *cfg. */

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "net_fixture.h"
+#include "testlib.h"
 
 #include "pd_client.h"
 #include "pd_config.h"
@@ -208,9 +209,7 @@ static void on_event(void *arg, enum pd_log_level level, const char *line)
 {
     struct lt *t = arg;
     (void)level;
-    int n = snprintf(t->events + t->events_len, sizeof(t->events) - t->events_len, "%s\n", line);
-    if (n > 0 && (size_t)n < sizeof(t->events) - t->events_len)
-        t->events_len += (size_t)n;
+    pd_test_add_line(t->events, sizeof(t->events), &t->events_len, line);
 }
 
 static int setup(void **state)

@@ -88,6 +88,17 @@ static char *write_file(const char *name, const void *data, size_t len)
     return path;
 }
 
+/* Writes the file NAME and opens a splitter on it with O, which must succeed. Returns the
+ * file's path (write_file's buffer). */
+static const char *create_on(const char *name, const void *data, size_t len,
+                             struct pd_split_opts *o, struct pd_splitter **sp)
+{
+    const char *path = write_file(name, data, len);
+    *sp = NULL;
+    assert_int_equal(pd_split_create(-1, path, o, sp), 0);
+    return path;
+}
+
 /* A generated file: [bom] pre lead rec0 sep0 rec1 ... rec(n-1) suf. */
 struct gen {
     int fmt;
@@ -100,6 +111,14 @@ struct gen {
     uint64_t *rec_end; /* file offset after each record */
     uint64_t area_start;
 };
+
+/* An empty generated file of format FMT, named *.EXT. */
+static void gen_begin(struct gen *g, int fmt, const char *ext)
+{
+    memset(g, 0, sizeof(*g));
+    g->fmt = fmt;
+    g->ext = ext;
+}
 
 static struct sb *gen_rec(struct gen *g)
 {
@@ -270,9 +289,7 @@ static void json_value(struct sb *s, int depth, int newlines)
 
 static void make_json(struct gen *g, unsigned n, int with_pointer)
 {
-    memset(g, 0, sizeof(*g));
-    g->fmt = PD_SPLIT_JSON;
-    g->ext = "json";
+    gen_begin(g, PD_SPLIT_JSON, "json");
     if (rn(4) == 0)
         sb_str(&g->bom, "\xef\xbb\xbf");
     json_ws(&g->pre, 1);
@@ -299,9 +316,7 @@ static void make_json(struct gen *g, unsigned n, int with_pointer)
 
 static void make_ndjson(struct gen *g, unsigned n)
 {
-    memset(g, 0, sizeof(*g));
-    g->fmt = PD_SPLIT_NDJSON;
-    g->ext = "ndjson";
+    gen_begin(g, PD_SPLIT_NDJSON, "ndjson");
     for (unsigned i = 0; i < n; i++) {
         struct sb *r = gen_rec(g);
         if (rn(8)) {
@@ -346,9 +361,7 @@ static void xml_element(struct sb *s, const char *name)
 
 static void make_xml(struct gen *g, unsigned n, int with_record)
 {
-    memset(g, 0, sizeof(*g));
-    g->fmt = PD_SPLIT_XML;
-    g->ext = "xml";
+    gen_begin(g, PD_SPLIT_XML, "xml");
     if (rn(4) == 0)
         sb_str(&g->bom, "\xef\xbb\xbf");
     sb_str(&g->pre, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -375,9 +388,7 @@ static void make_xml(struct gen *g, unsigned n, int with_record)
 
 static void make_csv(struct gen *g, unsigned n, int tsv)
 {
-    memset(g, 0, sizeof(*g));
-    g->fmt = PD_SPLIT_CSV;
-    g->ext = tsv ? "tsv" : "csv";
+    gen_begin(g, PD_SPLIT_CSV, tsv ? "tsv" : "csv");
     g->header_lines = 1 + rn(2);
     const char *d = tsv ? "\t" : ",";
     const char *eol = rn(2) ? "\r\n" : "\n";
@@ -408,9 +419,7 @@ static void make_csv(struct gen *g, unsigned n, int tsv)
 
 static void make_lines(struct gen *g, unsigned n)
 {
-    memset(g, 0, sizeof(*g));
-    g->fmt = PD_SPLIT_LINES;
-    g->ext = "txt";
+    gen_begin(g, PD_SPLIT_LINES, "txt");
     for (unsigned i = 0; i < n; i++) {
         struct sb *r = gen_rec(g);
         rand_text(r, 30, "\"\\\t\x01\x1f\r{[<");
@@ -759,80 +768,58 @@ static void run_properties(struct gen *g)
 
 /* ---- property tests per format ------------------------------------------------------------ */
 
-static void test_json_properties(void **state)
+enum gen_format { G_JSON, G_NDJSON, G_XML, G_CSV, G_LINES };
+
+/* A generated file of format F with N records; VARIANT: JSON under a pointer, XML with a record
+ * name, CSV as TSV (the other formats have none). */
+static void make(struct gen *g, enum gen_format f, unsigned n, int variant)
 {
-    (void)state;
-    rng_state = 0x1234567ull;
+    switch (f) {
+    case G_JSON: make_json(g, n, variant); break;
+    case G_NDJSON: make_ndjson(g, n); break;
+    case G_XML: make_xml(g, n, variant); break;
+    case G_CSV: make_csv(g, n, variant); break;
+    case G_LINES: make_lines(g, n); break;
+    }
+}
+
+/* 25 rounds of the properties on generated files of format F, the random numbers from SEED;
+ * every EVERY-th round (0: none) is the format's variant. */
+static void property_rounds(enum gen_format f, uint64_t seed, int every)
+{
+    rng_state = seed;
     for (int round = 0; round < 25; round++) {
         struct gen g;
-        make_json(&g, 1 + rn(round < 5 ? 3 : 30), round % 3 == 2);
+        make(&g, f, 1 + rn(round < 5 ? 3 : 30), every && round % every == every - 1);
         run_properties(&g);
         gen_free(&g);
     }
 }
 
-static void test_ndjson_properties(void **state)
+static void test_properties_per_format(void **state)
 {
     (void)state;
-    rng_state = 0x2345678ull;
-    for (int round = 0; round < 25; round++) {
-        struct gen g;
-        make_ndjson(&g, 1 + rn(round < 5 ? 3 : 30));
-        run_properties(&g);
-        gen_free(&g);
-    }
-}
-
-static void test_xml_properties(void **state)
-{
-    (void)state;
-    rng_state = 0x3456789ull;
-    for (int round = 0; round < 25; round++) {
-        struct gen g;
-        make_xml(&g, 1 + rn(round < 5 ? 3 : 30), round % 3 == 2);
-        run_properties(&g);
-        gen_free(&g);
-    }
-}
-
-static void test_csv_properties(void **state)
-{
-    (void)state;
-    rng_state = 0x456789aull;
-    for (int round = 0; round < 25; round++) {
-        struct gen g;
-        make_csv(&g, 1 + rn(round < 5 ? 3 : 30), round % 4 == 3);
-        run_properties(&g);
-        gen_free(&g);
-    }
-}
-
-static void test_lines_properties(void **state)
-{
-    (void)state;
-    rng_state = 0x56789abull;
-    for (int round = 0; round < 25; round++) {
-        struct gen g;
-        make_lines(&g, 1 + rn(round < 5 ? 3 : 30));
-        run_properties(&g);
-        gen_free(&g);
-    }
+    property_rounds(G_JSON, 0x1234567ull, 3);
+    property_rounds(G_NDJSON, 0x2345678ull, 0);
+    property_rounds(G_XML, 0x3456789ull, 3);
+    property_rounds(G_CSV, 0x456789aull, 4);
+    property_rounds(G_LINES, 0x56789abull, 0);
 }
 
 /* Files bigger than the 64 KiB read window: records cross window edges. */
 static void test_big_files_cross_windows(void **state)
 {
     (void)state;
+    static const struct {
+        enum gen_format format;
+        unsigned n;
+        int variant;
+    } big[] = {{G_JSON, 6000, 1}, {G_NDJSON, 8000, 0}, {G_XML, 4000, 0}, {G_CSV, 6000, 0},
+               {G_LINES, 8000, 0}};
     rng_state = 0x6789abcull;
-    for (int f = 0; f < 5; f++) {
+    for (size_t f = 0; f < sizeof(big) / sizeof(big[0]); f++) {
         struct gen g;
-        switch (f) {
-        case 0: make_json(&g, 6000, 1); break;
-        case 1: make_ndjson(&g, 8000); break;
-        case 2: make_xml(&g, 4000, 0); break;
-        case 3: make_csv(&g, 6000, 0); break;
-        default: make_lines(&g, 8000); break;
-        }
+        make(&g, big[f].format, big[f].n, big[f].variant);
         assert_true(g.file.len > 3 * 65536 / 2);
         size_t minb = min_budget(&g);
         uint64_t budgets[] = {minb, 20000, 70001, whole_budget(&g) - 1};
@@ -1007,9 +994,8 @@ static void test_small_files_go_whole_unparsed(void **state)
     /* A well-formed file that fits goes whole, byte for byte: nothing is reformatted. */
     const char *good = "\xef\xbb\xbf{ \"ok\": [1, 2,\t3] }\r\n";
     struct pd_split_opts o = {.max_body = 1000};
-    struct pd_splitter *sp = NULL;
-    const char *path = write_file("g.json", good, strlen(good));
-    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    struct pd_splitter *sp;
+    const char *path = create_on("g.json", good, strlen(good), &o, &sp);
     struct pd_chunk c;
     assert_int_equal(pd_split_next(sp, &c), 1);
     assert_true(c.whole && c.last);
@@ -1026,8 +1012,7 @@ static void test_small_files_go_whole_unparsed(void **state)
 
     /* Broken JSON is refused even when it fits: a flow must never get half a document. */
     const char *text = "\xef\xbb\xbf{ \"broken\": [1,2,, }\r\n";
-    path = write_file("w.json", text, strlen(text));
-    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    path = create_on("w.json", text, strlen(text), &o, &sp);
     assert_int_equal(pd_split_next(sp, &c), PD_EPARSE);
     assert_null(strstr(pd_split_error(sp), "w.json"));
     assert_non_null(strstr(pd_split_error(sp), "line 1"));
@@ -1049,9 +1034,8 @@ static void test_seek_checks_boundaries(void **state)
     (void)state;
     const char *text = "[10, 20, 30, 40, 50, 60, 70, 80, 90]";
     struct pd_split_opts o = {.max_body = 30};
-    struct pd_splitter *sp = NULL;
-    const char *path = write_file("s.json", text, strlen(text));
-    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    struct pd_splitter *sp;
+    const char *path = create_on("s.json", text, strlen(text), &o, &sp);
     struct pd_chunk c;
     assert_int_equal(pd_split_next(sp, &c), 1);
     assert_int_equal(c.start, 1);
@@ -1140,9 +1124,8 @@ static void check_transcoded_lines(const char *cs, const char *file, size_t len,
                                    uint64_t budget, const char *enc_opt)
 {
     struct pd_split_opts o = {.max_body = budget, .encoding = enc_opt, .format = PD_SPLIT_LINES};
-    struct pd_splitter *sp = NULL;
-    const char *path = write_file("t.txt", file, len);
-    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    struct pd_splitter *sp;
+    create_on("t.txt", file, len, &o, &sp);
     struct pd_chunk c;
     int rc;
     uint64_t expect_start = bom;
@@ -1207,7 +1190,7 @@ static void test_transcoding(void **state)
         assert_int_equal(split_all("u16.txt", u.p, u.len, &o, &sp, &n), 0);
         assert_true(n > 1);
         pd_split_destroy(&sp);
-        assert_int_equal(pd_split_create(-1, write_file("u16.txt", u.p, u.len), &o, &sp), 0);
+        create_on("u16.txt", u.p, u.len, &o, &sp);
         struct pd_chunk c;
         assert_int_equal(pd_split_next(sp, &c), 1);
         assert_int_equal(c.start, 2);
@@ -1653,14 +1636,14 @@ static void test_xml_declared_charset_errors(void **state)
     struct pd_split_opts o = {.max_body = 1000};
     struct pd_splitter *sp = NULL;
     const char bad[] = "<?xml version=\"1.0\" encoding=\"X-NO-SUCH\"?><r/>";
-    assert_int_equal(pd_split_create(-1, write_file("u.xml", bad, sizeof(bad) - 1), &o, &sp), 0);
+    create_on("u.xml", bad, sizeof(bad) - 1, &o, &sp);
     struct pd_chunk c;
     assert_int_equal(pd_split_next(sp, &c), PD_EENCODING);
     pd_split_destroy(&sp);
     /* A configured charset wins: the declaration's unknown name does not matter. */
     sp = NULL;
     o.encoding = "ISO-8859-1";
-    assert_int_equal(pd_split_create(-1, write_file("u.xml", bad, sizeof(bad) - 1), &o, &sp), 0);
+    create_on("u.xml", bad, sizeof(bad) - 1, &o, &sp);
     assert_int_equal(pd_split_next(sp, &c), 1);
     size_t plen;
     char *p = body_payload(c.body, c.body_len, &plen);
@@ -1739,8 +1722,7 @@ static int teardown(void **state)
 int main(void)
 {
     return PD_RUN_GROUP(
-        setup, teardown, test_json_properties, test_ndjson_properties, test_xml_properties,
-        test_csv_properties, test_lines_properties, test_big_files_cross_windows,
+        setup, teardown, test_properties_per_format, test_big_files_cross_windows,
         test_error_messages, test_error_offset_is_the_named_byte,
         test_small_files_go_whole_unparsed, test_seek_checks_boundaries, test_deep_nesting,
         test_transcoding, test_latin1_xml, test_xml_wide_charsets, test_utf8_bom,

@@ -147,6 +147,16 @@ static void close_and_check(uv_loop_t *loop, struct pd_watcher **w)
     assert_int_equal(uv_loop_close(loop), 0); /* no handle left behind */
 }
 
+/* Starts a watcher with O on a fresh LOOP, its events into S, and waits for its first scan. */
+static void start_watch(uv_loop_t *loop, const struct pd_watch_opts *o, struct seen *s,
+                        struct pd_watcher **w)
+{
+    uv_loop_init(loop);
+    assert_int_equal(pd_watcher_create(loop, o, on_event, s, w), 0);
+    assert_int_equal(pd_watcher_start(*w), 0);
+    RUN_UNTIL(loop, s->scans_done >= 1);
+}
+
 static void test_initial_scan_and_inotify(void **state)
 {
     uv_loop_t loop;
@@ -157,10 +167,7 @@ static void test_initial_scan_and_inotify(void **state)
     touch("before.xml");
     mkdir(strcat(strcpy((char[300]){0}, dir), "/.patchdrop"), 0700);
     touch(".patchdrop/inside");
-    uv_loop_init(&loop);
-    assert_int_equal(pd_watcher_create(&loop, &o, on_event, &s, &w), 0);
-    assert_int_equal(pd_watcher_start(w), 0);
-    RUN_UNTIL(&loop, s.scans_done >= 1);
+    start_watch(&loop, &o, &s, &w);
     assert_int_equal(s.scans_done, 1);
     assert_true(has(&s, "before.xml"));
     assert_false(has(&s, ".patchdrop/inside"));
@@ -179,10 +186,7 @@ static void test_poll_mode_uses_rescans(void **state)
     struct seen s = {0};
     struct pd_watch_opts o = {.root = dir, .rescan_ms = 100, .poll = true};
 
-    uv_loop_init(&loop);
-    assert_int_equal(pd_watcher_create(&loop, &o, on_event, &s, &w), 0);
-    assert_int_equal(pd_watcher_start(w), 0);
-    RUN_UNTIL(&loop, s.scans_done >= 1);
+    start_watch(&loop, &o, &s, &w);
     touch("late.csv");
     RUN_UNTIL(&loop, has(&s, "late.csv"));
     assert_true(has(&s, "late.csv"));
@@ -198,10 +202,7 @@ static void test_recursive_new_subfolder(void **state)
     struct pd_watch_opts o = {.root = dir, .rescan_ms = 60000, .recursive = true};
     char sub[300];
 
-    uv_loop_init(&loop);
-    assert_int_equal(pd_watcher_create(&loop, &o, on_event, &s, &w), 0);
-    assert_int_equal(pd_watcher_start(w), 0);
-    RUN_UNTIL(&loop, s.scans_done >= 1);
+    start_watch(&loop, &o, &s, &w);
     snprintf(sub, sizeof(sub), "%s/partner-a", dir);
     mkdir(sub, 0755);
     touch("partner-a/one.xml");
@@ -225,10 +226,7 @@ static void test_not_recursive_reports_folder_names(void **state)
     snprintf(sub, sizeof(sub), "%s/sub", dir);
     mkdir(sub, 0755);
     touch("sub/deep.xml");
-    uv_loop_init(&loop);
-    assert_int_equal(pd_watcher_create(&loop, &o, on_event, &s, &w), 0);
-    assert_int_equal(pd_watcher_start(w), 0);
-    RUN_UNTIL(&loop, s.scans_done >= 1);
+    start_watch(&loop, &o, &s, &w);
     /* The folder is reported (the daemon says it is not a file); its contents are not. */
     assert_true(has(&s, "sub"));
     assert_false(has(&s, "sub/deep.xml"));
@@ -245,10 +243,7 @@ static void test_root_deleted_and_recreated(void **state)
     mkdir(root, 0755);
     struct pd_watch_opts o = {.root = root, .rescan_ms = 100};
 
-    uv_loop_init(&loop);
-    assert_int_equal(pd_watcher_create(&loop, &o, on_event, &s, &w), 0);
-    assert_int_equal(pd_watcher_start(w), 0);
-    RUN_UNTIL(&loop, s.scans_done >= 1);
+    start_watch(&loop, &o, &s, &w);
     assert_int_equal(rmdir(root), 0);
     RUN_UNTIL(&loop, s.errors >= 1);
     assert_int_equal(s.errors, 1);
@@ -279,10 +274,7 @@ static void test_symlink_to_outside_not_entered(void **state)
     touch("outside/secret.xml");
     touch("outside/deeper/also.xml");
     assert_int_equal(symlink("../outside", at("drop/link")), 0);
-    uv_loop_init(&loop);
-    assert_int_equal(pd_watcher_create(&loop, &o, on_event, &s, &w), 0);
-    assert_int_equal(pd_watcher_start(w), 0);
-    RUN_UNTIL(&loop, s.scans_done >= 1);
+    start_watch(&loop, &o, &s, &w);
     assert_int_equal(s.scans_done, 1);
     assert_true(has(&s, "real/ok.xml"));
     assert_true(has(&s, "link")); /* the name, for the caller to refuse */
@@ -321,10 +313,7 @@ static void test_subfolder_swapped_before_rescan(void **state)
     touch("drop/sub/a.xml");
     touch("outside/secret.xml");
     assert_int_equal(symlink("../outside", at("drop/evil")), 0);
-    uv_loop_init(&loop);
-    assert_int_equal(pd_watcher_create(&loop, &o, on_event, &s, &w), 0);
-    assert_int_equal(pd_watcher_start(w), 0);
-    RUN_UNTIL(&loop, s.scans_done >= 1);
+    start_watch(&loop, &o, &s, &w);
     assert_true(has(&s, "sub/a.xml"));
     assert_true(has(&s, "evil"));
     assert_false(has_part(&s, "secret"));
@@ -388,10 +377,7 @@ static void test_subfolder_swapped_mid_scan(void **state)
     snprintf(evil, sizeof(evil), "%s/evil", drop);
     s.swap_a = a;
     s.swap_b = evil;
-    uv_loop_init(&loop);
-    assert_int_equal(pd_watcher_create(&loop, &o, on_event, &s, &w), 0);
-    assert_int_equal(pd_watcher_start(w), 0);
-    RUN_UNTIL(&loop, s.scans_done >= 1);
+    start_watch(&loop, &o, &s, &w);
     assert_true(s.swapped);
     assert_false(has_part(&s, "secret"));
     /* Every subfolder of the real a/ was still read, through its descriptor. */
@@ -447,10 +433,7 @@ static void test_long_path_reported_as_skipped(void **state)
     close(fd);
     snprintf(ok, sizeof(ok), "%s/ok.xml", deep);
 
-    uv_loop_init(&loop);
-    assert_int_equal(pd_watcher_create(&loop, &o, on_event, &s, &w), 0);
-    assert_int_equal(pd_watcher_start(w), 0);
-    RUN_UNTIL(&loop, s.scans_done >= 1);
+    start_watch(&loop, &o, &s, &w);
     assert_int_equal(s.scans_done, 1);
     assert_true(has(&s, ok));
     assert_true(s.longest < PATH_MAX);
@@ -468,10 +451,7 @@ static void test_long_path_reported_as_skipped(void **state)
 
     memset(&s, 0, sizeof(s));
     o.report_skipped = false;
-    uv_loop_init(&loop);
-    assert_int_equal(pd_watcher_create(&loop, &o, on_event, &s, &w), 0);
-    assert_int_equal(pd_watcher_start(w), 0);
-    RUN_UNTIL(&loop, s.scans_done >= 1);
+    start_watch(&loop, &o, &s, &w);
     assert_true(has(&s, ok));
     assert_int_equal(s.skipped, 0);
     assert_true(s.longest < PATH_MAX);
@@ -488,10 +468,7 @@ static void test_folder_moved_out_is_unwatched(void **state)
 
     mkdirs("drop/sub");
     touch("drop/sub/a.xml");
-    uv_loop_init(&loop);
-    assert_int_equal(pd_watcher_create(&loop, &o, on_event, &s, &w), 0);
-    assert_int_equal(pd_watcher_start(w), 0);
-    RUN_UNTIL(&loop, s.scans_done >= 1);
+    start_watch(&loop, &o, &s, &w);
     assert_true(has(&s, "sub/a.xml"));
     assert_int_equal(rename(at("drop/sub"), at("away")), 0);
     RUN_UNTIL(&loop, s.scans_done >= 2); /* IN_MOVE_SELF asks for one */

@@ -71,6 +71,13 @@ void pd_test_write(const char *path, const char *text)
     fclose(f);
 }
 
+void pd_test_add_line(char *buf, size_t size, size_t *len, const char *line)
+{
+    int n = snprintf(buf + *len, size - *len, "%s\n", line);
+    if (n > 0 && (size_t)n < size - *len)
+        *len += (size_t)n;
+}
+
 void pd_test_log_to(FILE *out, enum pd_log_level level, uint64_t window_ms)
 {
     pd_log_set_output(out);

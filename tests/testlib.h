@@ -54,6 +54,10 @@ const char *pd_test_path(const char *dir, const char *name);
 /* Writes TEXT to PATH, replacing what was there; fails the test if it cannot. */
 void pd_test_write(const char *path, const char *text);
 
+/* Appends LINE and a line feed to BUF (SIZE bytes, *LEN of them used) when they fit: the log
+ * lines a test collects to read back. */
+void pd_test_add_line(char *buf, size_t size, size_t *len, const char *line);
+
 /* Sends the log to OUT at LEVEL, repeats suppressed for WINDOW_MS (0: never). */
 void pd_test_log_to(FILE *out, enum pd_log_level level, uint64_t window_ms);
 

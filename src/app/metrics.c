@@ -14,6 +14,7 @@
 #include "pd_clock.h"
 #include "pd_config.h"
 #include "pd_error.h"
+#include "pd_list.h"
 #include "pd_log.h"
 
 #include <microhttpd.h>
@@ -540,14 +541,7 @@ static void idle_unlink(struct pd_metrics *m, struct mconn *c)
 {
     if (!c->idle)
         return;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        m->idle_head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        m->idle_tail = c->prev;
+    PD_LIST_UNLINK_TAIL(m->idle_head, m->idle_tail, c);
     c->prev = c->next = NULL;
     c->idle = false;
 }
@@ -556,12 +550,7 @@ static void idle_append(struct pd_metrics *m, struct mconn *c, uint64_t now)
 {
     idle_unlink(m, c);
     c->idle_since_ms = now;
-    c->prev = m->idle_tail;
-    if (m->idle_tail)
-        m->idle_tail->next = c;
-    else
-        m->idle_head = c;
-    m->idle_tail = c;
+    PD_LIST_APPEND(m->idle_head, m->idle_tail, c);
     c->idle = true;
 }
 

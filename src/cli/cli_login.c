@@ -87,13 +87,9 @@ int pd_cli_login(int argc, char **argv)
     struct pd_cli_parser p;
     struct login l;
     char *url = NULL;
-    int c;
 
     memset(&l, 0, sizeof(l));
-    pd_cli_begin(&p, &spec, argc, argv);
-    while ((c = pd_cli_next(&p)) > 0)
-        ;
-    if (c < 0)
+    if (pd_cli_parse(&p, &spec, argc, argv) < 0)
         return p.status;
     if (pd_cli_load_config(p.config, &cfg) != 0)
         return PD_EXIT_USAGE;

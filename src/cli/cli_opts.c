@@ -128,3 +128,13 @@ int pd_cli_next(struct pd_cli_parser *p)
         }
     }
 }
+
+int pd_cli_parse(struct pd_cli_parser *p, const struct pd_cli_spec *spec, int argc, char **argv)
+{
+    int c;
+
+    pd_cli_begin(p, spec, argc, argv);
+    while ((c = pd_cli_next(p)) > 0)
+        ; /* the spec has no options of its own */
+    return c;
+}

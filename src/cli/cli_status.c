@@ -71,13 +71,9 @@ int pd_cli_status(int argc, char **argv)
     struct pd_cli_parser p;
     struct status s;
     char *url = NULL;
-    int c;
 
     memset(&s, 0, sizeof(s));
-    pd_cli_begin(&p, &spec, argc, argv);
-    while ((c = pd_cli_next(&p)) > 0)
-        ;
-    if (c < 0)
+    if (pd_cli_parse(&p, &spec, argc, argv) < 0)
         return p.status;
     if (p.nargs != 1)
         return pd_cli_usage_error(&spec, "give exactly one flow run id");

@@ -12,12 +12,8 @@ static const struct pd_cli_spec spec = {
 int pd_cli_version(int argc, char **argv)
 {
     struct pd_cli_parser p;
-    int c;
 
-    pd_cli_begin(&p, &spec, argc, argv);
-    while ((c = pd_cli_next(&p)) > 0)
-        ;
-    if (c < 0)
+    if (pd_cli_parse(&p, &spec, argc, argv) < 0)
         return p.status;
     printf("patchdrop %s\n", PD_VERSION);
     return PD_EXIT_OK;

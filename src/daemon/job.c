@@ -7,6 +7,7 @@
 
 #include "pd_api.h"
 #include "pd_error.h"
+#include "pd_list.h"
 #include "pd_log.h"
 #include "pd_metrics.h"
 
@@ -40,12 +41,7 @@ void job_free(struct job *j)
 {
     struct pd_daemon *d = j->d;
 
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        d->jobs = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
+    PD_LIST_UNLINK(d->jobs, j);
     if (j->counted) {
         d->active--;
         j->w->active--;

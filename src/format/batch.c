@@ -13,6 +13,7 @@
 #include "pd_encode.h"
 #include "pd_error.h"
 #include "pd_format.h"
+#include "pd_mem.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -251,23 +252,6 @@ void pd_batch_destroy(struct pd_batch **bp)
     *bp = NULL;
 }
 
-static int reserve(struct pd_batch *b, size_t need)
-{
-    if (need <= b->body_cap)
-        return 0;
-    size_t cap = b->body_cap ? b->body_cap : 4096;
-    while (cap < need)
-        cap *= 2;
-    if (cap > b->o.max_body && need <= b->o.max_body)
-        cap = (size_t)b->o.max_body;
-    char *grown = realloc(b->body, cap);
-    if (!grown)
-        return PD_ENOMEM;
-    b->body = grown;
-    b->body_cap = cap;
-    return 0;
-}
-
 static size_t esc(const char *s, size_t n)
 {
     return n ? pd_encode_escaped_len(s, n) : 0;
@@ -305,7 +289,7 @@ int pd_batch_add(struct pd_batch *b, const char *text, size_t len)
                    (add_eol ? esc(p.eol, strlen(p.eol)) : 0);
     if (grown + close_esc + TAIL_LEN > b->o.max_body)
         return first ? PD_EPARSE : PD_ETOOBIG;
-    if (reserve(b, grown + close_esc + TAIL_LEN))
+    if (pd_reserve(&b->body, &b->body_cap, grown + close_esc + TAIL_LEN, 4096, b->o.max_body))
         return PD_ENOMEM;
     if (first) {
         b->open = malloc(p.open_len + 1);

@@ -5,6 +5,7 @@
 #include "pd_csv.h"
 
 #include "pd_error.h"
+#include "pd_mem.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -433,17 +434,7 @@ int pd_csv_next(struct pd_csv *r, struct pd_csv_row *row)
 
 static int reserve(struct pd_csv_buf *out, size_t need)
 {
-    if (need <= out->cap)
-        return 0;
-    size_t cap = out->cap ? out->cap : 256;
-    while (cap < need)
-        cap *= 2;
-    char *p = realloc(out->data, cap);
-    if (!p)
-        return PD_ENOMEM;
-    out->data = p;
-    out->cap = cap;
-    return 0;
+    return pd_reserve(&out->data, &out->cap, need, 256, UINT64_MAX);
 }
 
 int pd_csv_end_row(struct pd_csv_buf *out)

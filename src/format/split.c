@@ -18,6 +18,7 @@
 #include "pd_encode.h"
 #include "pd_error.h"
 #include "pd_format.h"
+#include "pd_mem.h"
 #include "split_internal.h"
 
 #include <ctype.h>
@@ -213,12 +214,7 @@ static int body_reserve(struct pd_splitter *sp, size_t need)
         cap = need;
     if (cap > sp->max_body && need <= sp->max_body)
         cap = (size_t)sp->max_body;
-    char *b = realloc(sp->body, cap);
-    if (!b)
-        return PD_ENOMEM;
-    sp->body = b;
-    sp->body_cap = cap;
-    return 0;
+    return pd_resize(&sp->body, &sp->body_cap, cap);
 }
 
 /* Appends SRC escaped unless the body would pass LIMIT: 0 done, 1 no room, <0 error. */

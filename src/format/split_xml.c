@@ -71,6 +71,19 @@ static const char *top_name(const struct xscan *x, uint32_t *len)
     return (const char *)x->stack + x->stack_len - 2 - *len;
 }
 
+/* An element closed at AT (its '>'): text follows. Returns 1 when that ends a record. */
+static int element_closed(struct scan *sc, struct xscan *x, uint64_t at)
+{
+    x->st = X_TEXT;
+    if (x->depth == 0) {
+        x->root_done = 1;
+    } else if (x->depth == 1 && x->area) {
+        sc->ev_dec = at + 1;
+        return 1;
+    }
+    return 0;
+}
+
 static int record_name_matches(const struct scan *sc, const char *name, uint32_t len)
 {
     size_t want = strlen(sc->xml_record);
@@ -281,6 +294,17 @@ static int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
             }
             x->st = X_ATTRS;
             continue;
+        case X_AFTER_AVAL:
+            if (is_ws(c)) {
+                x->st = X_ATTRS, i++;
+                continue;
+            }
+            if (c != '/' && c != '>') {
+                ev = scan_fail(sc, at, "missing whitespace between attributes");
+                goto out;
+            }
+            /* '/' and '>' end the tag as they do after whitespace */
+            /* fall through */
         case X_ATTRS:
             if (is_ws(c)) {
                 i++;
@@ -340,21 +364,6 @@ static int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
             }
             x->st = X_AFTER_AVAL, i++;
             continue;
-        case X_AFTER_AVAL:
-            if (is_ws(c)) {
-                x->st = X_ATTRS, i++;
-                continue;
-            }
-            if (c == '/') {
-                x->st = X_SLASH, i++;
-                continue;
-            }
-            if (c == '>') {
-                i++;
-                goto open_element;
-            }
-            ev = scan_fail(sc, at, "missing whitespace between attributes");
-            goto out;
         case X_SLASH:
             if (c != '>') {
                 ev = scan_fail(sc, at, "'/' in a start tag not followed by '>'");
@@ -362,11 +371,7 @@ static int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
             }
             i++;
             x->stack_len = x->name_start; /* an empty element opens and closes at once */
-            x->st = X_TEXT;
-            if (x->depth == 0) {
-                x->root_done = 1;
-            } else if (x->depth == 1 && x->area) {
-                sc->ev_dec = at + 1;
+            if (element_closed(sc, x, at)) {
                 ev = SCAN_REC_END;
                 goto out;
             }
@@ -390,11 +395,7 @@ static int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
             i++;
             x->stack_len -= len + 2;
             x->depth--;
-            x->st = X_TEXT;
-            if (x->depth == 0) {
-                x->root_done = 1;
-            } else if (x->depth == 1 && x->area) {
-                sc->ev_dec = at + 1;
+            if (element_closed(sc, x, at)) {
                 ev = SCAN_REC_END;
                 goto out;
             }

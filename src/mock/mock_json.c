@@ -10,6 +10,7 @@
 #include "mock.h"
 
 #include "pd_error.h"
+#include "pd_mem.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -33,17 +34,9 @@ static void buf_put(struct buf *b, const void *src, size_t n)
 {
     if (!b || b->failed)
         return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->data, cap);
-        if (!p) {
-            b->failed = true;
-            return;
-        }
-        b->data = p;
-        b->cap = cap;
+    if (pd_reserve(&b->data, &b->cap, b->len + n + 1, 64, UINT64_MAX)) {
+        b->failed = true;
+        return;
     }
     memcpy(b->data + b->len, src, n);
     b->len += n;

@@ -11,6 +11,7 @@
 #include "mock.h"
 
 #include "pd_error.h"
+#include "pd_mem.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -324,16 +325,8 @@ static bool append_body(struct pd_mock *m, struct conn_req *r, const char *data,
         r->len = r->cap = 0;
         return true;
     }
-    if (r->len + n + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : 4096;
-        while (cap < r->len + n + 1)
-            cap *= 2;
-        char *p = realloc(r->body, cap);
-        if (!p)
-            return false;
-        r->body = p;
-        r->cap = cap;
-    }
+    if (pd_reserve(&r->body, &r->cap, r->len + n + 1, 4096, UINT64_MAX))
+        return false;
     memcpy(r->body + r->len, data, n);
     r->len += n;
     r->body[r->len] = '\0';

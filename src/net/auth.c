@@ -11,6 +11,7 @@
 #include "pd_config.h"
 #include "pd_error.h"
 #include "pd_fsutil.h"
+#include "pd_list.h"
 #include "pd_log.h"
 
 #include <cjson/cJSON.h>
@@ -369,12 +370,7 @@ void pd_auth_wait(struct pd_auth *a, struct pd_auth_wait *w, pd_auth_ready_fn re
     w->ready = ready;
     w->arg = arg;
     w->next = NULL;
-    w->prev = a->tail;
-    if (a->tail)
-        a->tail->next = w;
-    else
-        a->head = w;
-    a->tail = w;
+    PD_LIST_APPEND(a->head, a->tail, w);
     w->queued = true;
     if (a->pw->auth == PD_AUTH_API_KEY) {
         notify_all(a, PD_EAUTH, "no API key configured");
@@ -388,14 +384,7 @@ void pd_auth_cancel_wait(struct pd_auth *a, struct pd_auth_wait *w)
 {
     if (!a || !w->queued)
         return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        a->head = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        a->tail = w->prev;
+    PD_LIST_UNLINK_TAIL(a->head, a->tail, w);
     w->next = w->prev = NULL;
     w->queued = false;
 }

@@ -18,6 +18,7 @@
 #include "pd_error.h"
 #include "pd_http.h"
 #include "pd_limiter.h"
+#include "pd_list.h"
 #include "pd_log.h"
 #include "pd_metrics.h"
 #include "pd_retry.h"
@@ -203,12 +204,7 @@ static void set_state(struct req *r, enum req_state next)
     }
     r->state = next;
     if (next == WAIT_SLOT) {
-        r->slot_prev = c->slot_tail;
-        if (c->slot_tail)
-            c->slot_tail->slot_next = r;
-        else
-            c->slot_head = r;
-        c->slot_tail = r;
+        PD_LIST_APPEND_BY(c->slot_head, c->slot_tail, r, slot_prev, slot_next);
     }
 }
 
@@ -227,12 +223,7 @@ static void finish(struct req *r, int err, const char *message, const struct pd_
         pd_http_cancel(x);
         pd_limiter_release(&c->limiter, c->clock->mono_ms(c->clock->arg));
     }
-    if (r->prev)
-        r->prev->next = r->next;
-    else
-        c->reqs = r->next;
-    if (r->next)
-        r->next->prev = r->prev;
+    PD_LIST_UNLINK(c->reqs, r);
     memset(&res, 0, sizeof(res));
     res.err = err;
     res.message = err ? message : NULL;

@@ -9,6 +9,8 @@
 #include "pd_http.h"
 
 #include "pd_error.h"
+#include "pd_list.h"
+#include "pd_mem.h"
 
 #include <curl/curl.h>
 #include <stdlib.h>
@@ -61,17 +63,6 @@ struct pd_http {
     void *closed_arg;
 };
 
-/* Takes NODE out of the doubly linked list HEAD starts (sockets and transfers alike). */
-#define LIST_UNLINK(head, node)                                                                    \
-    do {                                                                                           \
-        if ((node)->prev)                                                                          \
-            (node)->prev->next = (node)->next;                                                     \
-        else                                                                                       \
-            (head) = (node)->next;                                                                 \
-        if ((node)->next)                                                                          \
-            (node)->next->prev = (node)->prev;                                                     \
-    } while (0)
-
 static void maybe_free(struct pd_http *h)
 {
     if (!h->closing || h->open_handles > 0)
@@ -102,7 +93,7 @@ static void on_sock_closed(uv_handle_t *handle)
 
 static void sock_forget(struct sock_ctx *ctx)
 {
-    LIST_UNLINK(ctx->h->socks, ctx);
+    PD_LIST_UNLINK(ctx->h->socks, ctx);
     uv_poll_stop(&ctx->poll);
     uv_close((uv_handle_t *)&ctx->poll, on_sock_closed);
 }
@@ -123,7 +114,7 @@ static void xfer_free(struct pd_http_xfer *x)
 
 static void xfer_unlink(struct pd_http_xfer *x)
 {
-    LIST_UNLINK(x->h->xfers, x);
+    PD_LIST_UNLINK(x->h->xfers, x);
     x->h->nxfers--;
 }
 
@@ -329,18 +320,9 @@ static size_t on_body_data(char *data, size_t size, size_t nmemb, void *userp)
     size_t take = n < room ? n : room;
     if (take == 0)
         return n;
-    if (x->body_len + take + 1 > x->body_cap) {
-        size_t want = x->body_cap ? x->body_cap * 2 : 4096;
-        while (want < x->body_len + take + 1)
-            want *= 2;
-        if (want > cap + 1)
-            want = cap + 1;
-        char *p = realloc(x->body, want);
-        if (!p)
-            return 0; /* fails the transfer with CURLE_WRITE_ERROR: retried later */
-        x->body = p;
-        x->body_cap = want;
-    }
+    /* take fits in room, so the body never needs more than cap + 1 */
+    if (pd_reserve(&x->body, &x->body_cap, x->body_len + take + 1, 4096, cap + 1))
+        return 0; /* fails the transfer with CURLE_WRITE_ERROR: retried later */
     memcpy(x->body + x->body_len, data, take);
     x->body_len += take;
     x->body[x->body_len] = '\0';
