@@ -25,17 +25,17 @@ struct pd_client_result;
 struct pd_watch;
 
 struct pd_delivery_opts {
-    int fd;                     /* the file, or -1: open PATH */
-    const char *path;           /* with fd -1 */
-    const char *name;           /* the file's name in messages */
+    int fd;                       /* the file, or -1: open PATH */
+    const char *path;             /* with fd -1 */
+    const char *name;             /* the file's name in messages */
     const struct pd_watch *watch; /* its settings (split, json_array...); NULL: auto */
-    uint64_t max_body;          /* max_body as configured */
-    uint64_t budget;            /* the body size to cut to now (<= max_body) */
-    struct pd_bodylimit *limit; /* what the server was seen to take; shared, thread-safe */
-    uint64_t resume_offset;     /* continue at this chunk start (0: the beginning) */
-    unsigned resume_index;      /* numbering the next chunk so */
-    const void *mem;            /* the file's bytes, read already: split from memory (must
-                                 * outlive the delivery); NULL: read the file */
+    uint64_t max_body;            /* max_body as configured */
+    uint64_t budget;              /* the body size to cut to now (<= max_body) */
+    struct pd_bodylimit *limit;   /* what the server was seen to take; shared, thread-safe */
+    uint64_t resume_offset;       /* continue at this chunk start (0: the beginning) */
+    unsigned resume_index;        /* numbering the next chunk so */
+    const void *mem;              /* the file's bytes, read already: split from memory (must
+                                   * outlive the delivery); NULL: read the file */
     size_t mem_len;
 };
 

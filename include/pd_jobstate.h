@@ -33,11 +33,11 @@ struct pd_chunk_rec {
  * delivery record (kept across a restart), to the error file.
  */
 struct pd_failure {
-    char *reason;  /* words, with what to do; NULL: no failure */
-    long status;   /* 0: no HTTP answer involved */
-    char *message; /* the server's message, or NULL */
-    char *errors;  /* the server's field errors, or NULL */
-    int chunk;     /* chunk index, or -1 */
+    char *reason;   /* words, with what to do; NULL: no failure */
+    long status;    /* 0: no HTTP answer involved */
+    char *message;  /* the server's message, or NULL */
+    char *errors;   /* the server's field errors, or NULL */
+    int chunk;      /* chunk index, or -1 */
     int64_t offset; /* byte offset in the file, or -1 */
 };
 
@@ -53,17 +53,17 @@ struct pd_jobstate {
     char *version_id;
     uint64_t size;
     int64_t mtime_ns;
-    char *sha256;     /* hex, NULL until computed */
+    char *sha256; /* hex, NULL until computed */
     uint64_t claimed_ms;
     uint64_t max_body;    /* the budget in force (smaller after a 413) */
     uint64_t next_offset; /* where the first unacknowledged chunk starts */
     unsigned next_index;
-    unsigned attempts; /* requests made for this file, all chunks */
+    unsigned attempts;            /* requests made for this file, all chunks */
     unsigned possible_duplicates; /* attempts sent whole without an answer: each may have
                                      started a flow run */
-    uint64_t first_failure_ms; /* wall clock of the first retryable failure in a row; 0: none */
-    bool finished;     /* every chunk acknowledged */
-    char *duplicate_of; /* dedupe: the earlier receipt, when not sent again */
+    uint64_t first_failure_ms;    /* wall clock of the first retryable failure in a row; 0: none */
+    bool finished;                /* every chunk acknowledged */
+    char *duplicate_of;           /* dedupe: the earlier receipt, when not sent again */
     /* Set once the file was judged a failure, so a restart finishes the move to the failed
      * folder instead of sending the file again. */
     struct pd_failure fail;

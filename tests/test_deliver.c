@@ -88,9 +88,15 @@ static void test_verdict_table(void **state)
         int err;
         enum pd_delivery_verdict v;
     } t[] = {
-        {0, PD_DL_ACKED},           {PD_ETOOBIG, PD_DL_RECUT},   {PD_EREJECTED, PD_DL_FAILED},
-        {PD_EAMBIGUOUS, PD_DL_FAILED}, {PD_ELIMIT, PD_DL_FAILED},   {PD_EAUTH, PD_DL_STOP},
-        {PD_ECONFIG, PD_DL_STOP},   {PD_ECANCELED, PD_DL_LATER}, {PD_ENOMEM, PD_DL_LATER},
+        {0, PD_DL_ACKED},
+        {PD_ETOOBIG, PD_DL_RECUT},
+        {PD_EREJECTED, PD_DL_FAILED},
+        {PD_EAMBIGUOUS, PD_DL_FAILED},
+        {PD_ELIMIT, PD_DL_FAILED},
+        {PD_EAUTH, PD_DL_STOP},
+        {PD_ECONFIG, PD_DL_STOP},
+        {PD_ECANCELED, PD_DL_LATER},
+        {PD_ENOMEM, PD_DL_LATER},
         {PD_EPARSE, PD_DL_FAILED},
     };
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -215,8 +221,12 @@ static void test_memory_cuts_as_the_file(void **state)
     size_t n = fread(mem, 1, sizeof(mem), f);
     fclose(f);
     pd_bodylimit_init(&lim, 600, NULL);
-    struct pd_delivery_opts o = {.fd = -1, .path = path, .name = "orders.json", .max_body = 600,
-                                 .budget = 600, .limit = &lim};
+    struct pd_delivery_opts o = {.fd = -1,
+                                 .path = path,
+                                 .name = "orders.json",
+                                 .max_body = 600,
+                                 .budget = 600,
+                                 .limit = &lim};
     assert_int_equal(pd_delivery_open(&a, &o), 0);
     o.path = "/nonexistent/never-read.json"; /* memory only: the file is never opened */
     o.mem = mem;
@@ -247,8 +257,12 @@ static void test_open_failure_names_the_reason(void **state)
 {
     struct pd_bodylimit lim;
     struct pd_delivery dl;
-    struct pd_delivery_opts o = {.fd = -1, .path = "/nonexistent/x.json", .name = "x.json",
-                                 .max_body = 1000, .budget = 1000, .limit = &lim};
+    struct pd_delivery_opts o = {.fd = -1,
+                                 .path = "/nonexistent/x.json",
+                                 .name = "x.json",
+                                 .max_body = 1000,
+                                 .budget = 1000,
+                                 .limit = &lim};
     pd_bodylimit_init(&lim, 1000, NULL);
     assert_true(pd_delivery_open(&dl, &o) < 0);
     assert_true(dl.why[0] != '\0');

@@ -144,8 +144,7 @@ static void drop_chunk(struct chunk *c)
 /* Once a finished file has nothing under way: close its delivery and start the next file. */
 static void settle(struct file_job *f)
 {
-    if (f->ended || f->making || f->sending ||
-        (f->state != F_DELIVERED && f->state != F_FAILED))
+    if (f->ended || f->making || f->sending || (f->state != F_DELIVERED && f->state != F_FAILED))
         return;
     f->ended = true;
     drop_chunk(&f->ahead);
@@ -449,8 +448,9 @@ static int pick_target(struct send *s, const struct pd_config *cfg, const char *
         if (!w)
             return pd_cli_usage_error(&spec, "%s has no [watch:%s]", cfg->file, watch);
         if (!w->flow_id) {
-            fprintf(stderr, "patchdrop send: [watch:%s] feeds lookup %s, not a flow; use "
-                            "patchdrop lookup sync %s FILE\n",
+            fprintf(stderr,
+                    "patchdrop send: [watch:%s] feeds lookup %s, not a flow; use "
+                    "patchdrop lookup sync %s FILE\n",
                     watch, w->lookup_id, w->lookup_id);
             return PD_EXIT_USAGE;
         }

@@ -283,8 +283,8 @@ void job_report(struct job *j, bool ok)
                dw_q(j->final_path, qp, sizeof(qp)), dw_q(j->js.fail.reason, qr, sizeof(qr)));
         if (d->opts.report)
             fprintf(d->opts.report, "%s: FAILED: %s; moved to %s (reason in %s.error.json)\n",
-                    j->js.name, j->js.fail.reason ? j->js.fail.reason : "rejected",
-                    j->final_path, j->final_path);
+                    j->js.name, j->js.fail.reason ? j->js.fail.reason : "rejected", j->final_path,
+                    j->final_path);
     }
     if (d->opts.report)
         fflush(d->opts.report);

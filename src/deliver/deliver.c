@@ -10,23 +10,13 @@
 #include "pd_error.h"
 
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int why(struct pd_delivery *dl, int rc, long status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int why(struct pd_delivery *dl, int rc, long status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(dl->why, sizeof(dl->why), fmt, ap);
-    va_end(ap);
-    dl->why_status = status;
-    return rc;
-}
+/* The failure's words and status into DL; the code RC as the expression's value. */
+#define WHY(dl, rc, status, ...)                                                                   \
+    (snprintf((dl)->why, sizeof((dl)->why), __VA_ARGS__), (dl)->why_status = (status), (rc))
 
 int pd_delivery_open(struct pd_delivery *dl, const struct pd_delivery_opts *o)
 {
@@ -49,15 +39,15 @@ int pd_delivery_open(struct pd_delivery *dl, const struct pd_delivery_opts *o)
     dl->why_offset = -1;
     int rc = pd_split_create(o->fd, o->fd < 0 ? o->path : NULL, &so, &dl->sp);
     if (rc) {
-        why(dl, rc, 0, "%s", dl->sp ? pd_split_error(dl->sp) : pd_strerror(rc));
+        (void)WHY(dl, rc, 0, "%s", dl->sp ? pd_split_error(dl->sp) : pd_strerror(rc));
         pd_split_destroy(&dl->sp);
         return rc;
     }
     if (o->resume_offset || o->resume_index) {
         rc = pd_split_seek(dl->sp, o->resume_offset, o->resume_index);
         if (rc) {
-            why(dl, rc, 0, "cannot resume at byte %" PRIu64 ": %s", o->resume_offset,
-                pd_split_error(dl->sp));
+            (void)WHY(dl, rc, 0, "cannot resume at byte %" PRIu64 ": %s", o->resume_offset,
+                      pd_split_error(dl->sp));
             pd_split_destroy(&dl->sp);
             return rc;
         }
@@ -85,16 +75,16 @@ static int split_failed(struct pd_delivery *dl, int rc)
     if (dl->limit)
         pd_bodylimit_bounds(dl->limit, &ok_max, &refused_min);
     if (pd_delivery_transient(rc))
-        why(dl, rc, 0, "%s", pd_split_error(dl->sp));
+        (void)WHY(dl, rc, 0, "%s", pd_split_error(dl->sp));
     else if (rc == PD_ETOOBIG && dl->budget < dl->max_body && refused_min != UINT64_MAX)
-        why(dl, rc, 413,
-            "%s; that is below max_body because Patchworks refuses requests of %" PRIu64
-            " bytes or more (learned from its HTTP 413 answers; it accepted up to %" PRIu64
-            "), so nothing more was sent: split that record upstream, or have the server's "
-            "limit raised",
-            pd_split_error(dl->sp), refused_min, ok_max);
+        (void)WHY(dl, rc, 413,
+                  "%s; that is below max_body because Patchworks refuses requests of %" PRIu64
+                  " bytes or more (learned from its HTTP 413 answers; it accepted up to %" PRIu64
+                  "), so nothing more was sent: split that record upstream, or have the server's "
+                  "limit raised",
+                  pd_split_error(dl->sp), refused_min, ok_max);
     else
-        why(dl, rc, 0, "%s", pd_split_error(dl->sp));
+        (void)WHY(dl, rc, 0, "%s", pd_split_error(dl->sp));
     dl->why_offset = pd_split_error_offset(dl->sp);
     return rc;
 }
@@ -110,7 +100,7 @@ int pd_delivery_next(struct pd_delivery *dl, struct pd_chunk *c, char **body, si
         dl->recut = false;
         size_t refused_len = dl->refused.body_len;
         if ((rc = pd_split_resplit_chunk(dl->sp, &dl->refused, dl->budget)))
-            return why(dl, rc, 413,
+            return WHY(dl, rc, 413,
                        "Patchworks refused a %zu-byte request as too large (HTTP 413) and the "
                        "chunk cannot be cut smaller: %s; split the records upstream",
                        refused_len, pd_split_error(dl->sp));
@@ -122,7 +112,7 @@ int pd_delivery_next(struct pd_delivery *dl, struct pd_chunk *c, char **body, si
         return 0;
     uint64_t refused, need = pd_split_min_body(dl->sp);
     if (c->index == 0 && dl->limit && pd_bodylimit_fits(dl->limit, need, &refused))
-        return why(dl, PD_ETOOBIG, 413,
+        return WHY(dl, PD_ETOOBIG, 413,
                    "the file's largest record needs a %" PRIu64 "-byte request, and Patchworks "
                    "refuses requests of %" PRIu64 " bytes or more (learned from its HTTP 413 "
                    "answers), so nothing was sent; split that record upstream, or have the "
@@ -130,7 +120,7 @@ int pd_delivery_next(struct pd_delivery *dl, struct pd_chunk *c, char **body, si
                    need, refused);
     *body = pd_split_take_body(dl->sp, body_len);
     if (!*body)
-        return why(dl, PD_ENOMEM, 0, "%s", pd_strerror(PD_ENOMEM));
+        return WHY(dl, PD_ENOMEM, 0, "%s", pd_strerror(PD_ENOMEM));
     c->body = NULL;
     return 1;
 }
@@ -164,9 +154,10 @@ int pd_delivery_refused(struct pd_delivery *dl, const struct pd_chunk *c, size_t
         pd_bodylimit_bounds(dl->limit, &ok_max, &refused_min);
     }
     if (pd_bodylimit_recut(ok_max, refused_min, body_len, need, &budget))
-        return why(dl, -1, 413,
+        return WHY(dl, -1, 413,
                    "Patchworks refused a %zu-byte request as too large (HTTP 413); the file's "
-                   "largest record needs a %" PRIu64 "-byte request, and the server refuses %" PRIu64
+                   "largest record needs a %" PRIu64
+                   "-byte request, and the server refuses %" PRIu64
                    " bytes or more (it accepted up to %" PRIu64 "); %u earlier chunk(s) were "
                    "delivered; split that record upstream, or have the server's limit raised",
                    body_len, need, refused_min, ok_max, delivered);

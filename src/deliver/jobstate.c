@@ -389,8 +389,8 @@ int pd_jobstate_load(const char *path, struct pd_jobstate *js, char **why)
             break;
         rc = load_chunk(item, js);
     }
-    if (rc == PD_ESTATE && !*why && asprintf(why, "%s misses a field or has one of the wrong type",
-                                             path) < 0)
+    if (rc == PD_ESTATE && !*why &&
+        asprintf(why, "%s misses a field or has one of the wrong type", path) < 0)
         *why = NULL;
 done:
     if (rc)
@@ -413,8 +413,7 @@ int pd_jobstate_add_chunk(struct pd_jobstate *js, const struct pd_chunk_rec *c)
     n->run_id = c->run_id ? strdup(c->run_id) : NULL;
     n->answer = c->answer ? strdup(c->answer) : NULL;
     n->batch_id = c->batch_id ? strdup(c->batch_id) : NULL;
-    if ((c->run_id && !n->run_id) || (c->answer && !n->answer) ||
-        (c->batch_id && !n->batch_id)) {
+    if ((c->run_id && !n->run_id) || (c->answer && !n->answer) || (c->batch_id && !n->batch_id)) {
         free(n->run_id);
         free(n->answer);
         free(n->batch_id);
@@ -473,7 +472,8 @@ char *pd_jobstate_receipt(const struct pd_jobstate *js, uint64_t finished_ms)
     if (!o)
         return NULL;
     iso_time(finished_ms, when, sizeof(when));
-    if (add_str(o, "delivered_at", when) || add_str(o, "result", js->duplicate_of ? "duplicate" : "delivered")) {
+    if (add_str(o, "delivered_at", when) ||
+        add_str(o, "result", js->duplicate_of ? "duplicate" : "delivered")) {
         cJSON_Delete(o);
         return NULL;
     }
