@@ -21,6 +21,7 @@
 #define PD_LOG_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -44,6 +45,8 @@ void pd_log_set_clock(const struct pd_clock *clock);
 void pd_log_set_repeat_window(uint64_t ms);
 
 void pd_log(enum pd_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Whether a line of LEVEL would be written: traces skip building their words when not. */
+bool pd_log_enabled(enum pd_log_level level);
 
 /*
  * Writes the summary of every repeated line whose window is over (ALL: of every one, e.g. at

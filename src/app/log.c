@@ -447,6 +447,14 @@ static bool suppressed(enum pd_log_level level, const char *msg)
     return false;
 }
 
+bool pd_log_enabled(enum pd_log_level level)
+{
+    pthread_mutex_lock(&lock);
+    bool on = level >= min_level;
+    pthread_mutex_unlock(&lock);
+    return on;
+}
+
 void pd_log(enum pd_log_level level, const char *fmt, ...)
 {
     char msg[LINE_MAX_LOG];

@@ -31,9 +31,10 @@ static const char *step_name(enum job_step s)
 void job_set(struct job *j, enum job_step s)
 {
     char qb[PATH_MAX + 16];
-    pd_log(PD_LOG_DEBUG, "event=job_step watch=%s file=%s from=%s to=%s", j->w->cfg->name,
-           dw_q(j->js.name ? j->js.name : j->work_path, qb, sizeof(qb)), step_name(j->step),
-           step_name(s));
+    if (pd_log_enabled(PD_LOG_DEBUG))
+        pd_log(PD_LOG_DEBUG, "event=job_step watch=%s file=%s from=%s to=%s", j->w->cfg->name,
+               dw_q(j->js.name ? j->js.name : j->work_path, qb, sizeof(qb)), step_name(j->step),
+               step_name(s));
     j->step = s;
 }
 

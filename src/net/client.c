@@ -184,9 +184,10 @@ static void set_state(struct req *r, enum req_state next)
     struct pd_client *c = r->c;
     char qurl[1024];
 
-    pd_log(PD_LOG_DEBUG, "event=request_state%s%s method=%s from=%s to=%s url=%s",
-           r->context ? " " : "", context_of(r), r->method, state_name(r->state), state_name(next),
-           loggable_url(r->url, qurl, sizeof(qurl)));
+    if (pd_log_enabled(PD_LOG_DEBUG))
+        pd_log(PD_LOG_DEBUG, "event=request_state%s%s method=%s from=%s to=%s url=%s",
+               r->context ? " " : "", context_of(r), r->method, state_name(r->state),
+               state_name(next), loggable_url(r->url, qurl, sizeof(qurl)));
     switch (r->state) {
     case WAIT_AUTH:
         pd_auth_cancel_wait(c->auth, &r->auth_wait);
