@@ -20,6 +20,7 @@
 enum pd_login_field { PD_LOGIN_EMAIL, PD_LOGIN_USERNAME };
 enum pd_auth_mode { PD_AUTH_PASSWORD, PD_AUTH_API_KEY };
 enum pd_update_method { PD_UPDATE_PUT, PD_UPDATE_PATCH };
+enum pd_flow_failure { PD_FLOW_REPORT, PD_FLOW_FAIL, PD_FLOW_RETRY };
 
 struct pd_patchworks {
     enum pd_auth_mode auth;
