@@ -222,6 +222,16 @@ void work_ack(uv_work_t *wk);
 void work_next(uv_work_t *wk);
 
 /* finish.c: placing the file, reporting */
+/*
+ * Moves FROM into DIR under a name no other file or SIDECAR uses (NAME's last part, numbered on
+ * a clash), after writing the sidecar TEXT beside it; *FINAL gets where it went. Nothing is ever
+ * overwritten. A sidecar naming CLAIM_ID left by a crash (between the sidecar and the move) is
+ * taken up instead of starting a second name.
+ */
+struct dw_place {
+    const char *from, *dir, *name, *claim_id, *sidecar, *text;
+};
+int dw_place(const struct dw_place *pl, char **final);
 void work_finish(uv_work_t *wk);
 void job_report(struct job *j, bool ok);
 

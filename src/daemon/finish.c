@@ -26,7 +26,7 @@
  * claim): the move is finished under that name. 0 when done (or the directory sync's code), 1
  * when there is none and a new name is to be found.
  */
-static int place_leftover(struct job *j, const char *dir, const char *base, const char *sidecar)
+static int place_leftover(const struct dw_place *pl, const char *base, char **final)
 {
     char name[NAME_MAX + 1], *side = NULL, *dest = NULL;
 
@@ -34,10 +34,10 @@ static int place_leftover(struct job *j, const char *dir, const char *base, cons
         char *text_there = NULL;
         struct stat st;
         bool ours;
-        if (pd_fs_numbered_name(base, k, name, sizeof(name) - strlen(sidecar)))
+        if (pd_fs_numbered_name(base, k, name, sizeof(name) - strlen(pl->sidecar)))
             break;
-        dest = dw_join(dir, name);
-        if (!dest || asprintf(&side, "%s%s", dest, sidecar) < 0) {
+        dest = dw_join(pl->dir, name);
+        if (!dest || asprintf(&side, "%s%s", dest, pl->sidecar) < 0) {
             side = NULL;
             break;
         }
@@ -45,13 +45,13 @@ static int place_leftover(struct job *j, const char *dir, const char *base, cons
         if (!dest_there && lstat(side, &st) != 0)
             break; /* the first free name: no leftover of ours beyond it */
         ours = !dest_there && pd_fs_read_all(side, 1 << 20, &text_there, NULL) == 0 &&
-               strstr(text_there, j->js.claim_id) != NULL;
+               strstr(text_there, pl->claim_id) != NULL;
         free(text_there);
-        if (ours && pd_fs_rename_noreplace(j->work_path, dest) == 0) {
+        if (ours && pd_fs_rename_noreplace(pl->from, dest) == 0) {
             free(side);
-            free(j->final_path);
-            j->final_path = dest;
-            return pd_fs_fsync_dir(dir);
+            free(*final);
+            *final = dest;
+            return pd_fs_fsync_dir(pl->dir);
         }
         free(side);
         free(dest);
@@ -62,14 +62,11 @@ static int place_leftover(struct job *j, const char *dir, const char *base, cons
     return 1;
 }
 
-/*
- * Moves the work file into DIR under a name no other file or SIDECAR uses, after writing the
- * sidecar TEXT beside it. Nothing is ever overwritten: a clash takes the next suffix.
- */
-static int place(struct job *j, const char *dir, const char *sidecar, const char *text)
+int dw_place(const struct dw_place *pl, char **final)
 {
-    const char *slash = strrchr(j->js.name, '/');
-    const char *base = slash ? slash + 1 : j->js.name;
+    const char *slash = strrchr(pl->name, '/');
+    const char *base = slash ? slash + 1 : pl->name;
+    const char *dir = pl->dir, *sidecar = pl->sidecar;
     char name[NAME_MAX + 1], *side = NULL, *dest = NULL;
     int rc;
 
@@ -77,7 +74,7 @@ static int place(struct job *j, const char *dir, const char *sidecar, const char
         return rc;
     /* A crash between writing the sidecar and moving the file leaves our own sidecar behind:
      * finish that move instead of starting a second name. */
-    if (j->js.claim_id && (rc = place_leftover(j, dir, base, sidecar)) != 1)
+    if (pl->claim_id && (rc = place_leftover(pl, base, final)) != 1)
         return rc;
     for (unsigned start = 0;; start++) {
         rc = pd_fs_unique_name(dir, base, sidecar, start, name, sizeof(name) - strlen(sidecar));
@@ -91,13 +88,13 @@ static int place(struct job *j, const char *dir, const char *sidecar, const char
             rc = PD_ENOMEM;
             break;
         }
-        rc = pd_fs_create_durable(side, text, strlen(text), PD_FS_FILE_MODE);
+        rc = pd_fs_create_durable(side, pl->text, strlen(pl->text), PD_FS_FILE_MODE);
         if (rc == -EEXIST)
             continue; /* another daemon took the name just now */
         if (rc)
             break;
         pd_crashpoint("receipt_written");
-        rc = pd_fs_rename_noreplace(j->work_path, dest);
+        rc = pd_fs_rename_noreplace(pl->from, dest);
         if (rc == -EEXIST) {
             unlink(side);
             continue;
@@ -110,13 +107,25 @@ static int place(struct job *j, const char *dir, const char *sidecar, const char
         break;
     }
     if (!rc) {
-        free(j->final_path);
-        j->final_path = dest;
+        free(*final);
+        *final = dest;
         dest = NULL;
     }
     free(side);
     free(dest);
     return rc;
+}
+
+/* The work file into DIR beside its sidecar TEXT (dw_place). */
+static int place(struct job *j, const char *dir, const char *sidecar, const char *text)
+{
+    struct dw_place pl = {.from = j->work_path,
+                          .dir = dir,
+                          .name = j->js.name,
+                          .claim_id = j->js.claim_id,
+                          .sidecar = sidecar,
+                          .text = text};
+    return dw_place(&pl, &j->final_path);
 }
 
 static void remove_marker(struct job *j)
