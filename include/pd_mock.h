@@ -34,9 +34,20 @@ struct pd_mock_options {
     uint64_t rate_limit;     /* requests per window, 0: unlimited; over it 429 + Retry-After */
     uint64_t rate_window_ms; /* default 60 s */
     const char *script;      /* per start-flow request outcomes, see pd_mock_script_set() */
-    const char *record_dir;  /* NULL: record nothing */
-    bool quiet;              /* no request lines on the log stream */
-    FILE *log;               /* request lines and errors, default stderr */
+    /* Flow runs: running for run_duration_ms after they are created (0: final at once), then
+     * final with an outcome decided when the run is created: the run_script word of the Nth
+     * run created (ok fail stop partial, comma separated; then ok), else failed when the
+     * payload holds run_fail_marker, else drawn from the rates (seeded by seed). */
+    uint64_t run_duration_ms;
+    double run_fail_rate;
+    double run_stop_rate;
+    double run_partial_rate;
+    const char *run_fail_marker; /* NULL: none */
+    const char *run_script;      /* NULL: none; checked by pd_mock_create() */
+    bool run_retry_succeeds;     /* a retried marker run does not fail again */
+    const char *record_dir;      /* NULL: record nothing */
+    bool quiet;                  /* no request lines on the log stream */
+    FILE *log;                   /* request lines and errors, default stderr */
     /* The clock for token expiry and the rate window, in ms; NULL: CLOCK_MONOTONIC. Tests
      * inject one so expiry needs no sleeping. Called from server threads. */
     uint64_t (*clock_ms)(void *ud);
@@ -47,7 +58,8 @@ struct pd_mock_options {
 struct pd_mock_stats {
     uint64_t requests;     /* every request that reached the handler */
     uint64_t logins;       /* successful logins */
-    uint64_t runs;         /* flow runs created (= last flow_run_id) */
+    uint64_t runs;         /* flow runs created, retries included (= last flow_run_id) */
+    uint64_t retries;      /* runs created by a retry */
     uint64_t start_flow;   /* start-flow requests, whatever their answer */
     uint64_t hangs_active; /* connections held by a `hang` right now */
     uint64_t script_left;  /* script entries not yet consumed */

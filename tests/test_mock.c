@@ -455,18 +455,21 @@ static void test_start_flow_ok(void **state)
     /* The runs it created can be looked up; others cannot. */
     assert_int_equal(call(port, "GET", "/api/v1/flow-runs/1", auth, NULL, &r), 200);
     cJSON *j = json_of(&r);
-    assert_int_equal((int)jnum(j, "data.id"), 1);
-    assert_int_equal((int)jnum(j, "data.flow_id"), 7);
-    assert_int_equal((int)jnum(j, "data.flow_version_id"), 3);
-    assert_int_equal((int)jnum(j, "data.status"), 2);
-    const char *started = jstr(j, "data.started_at");
+    assert_string_equal(jstr(j, "data.id"), "1");
+    assert_string_equal(jstr(j, "data.type"), "flow-runs");
+    assert_int_equal((int)jnum(j, "data.attributes.flow_id"), 7);
+    assert_int_equal((int)jnum(j, "data.attributes.flow_version_id"), 3);
+    assert_int_equal((int)jnum(j, "data.attributes.status"), 2);
+    const char *started = jstr(j, "data.attributes.started_at");
     assert_non_null(started);
     assert_true(strlen(started) >= 20 && started[4] == '-' && started[10] == 'T');
+    /* --run-duration 0: final at once. */
+    assert_string_equal(jstr(j, "data.attributes.finished_at"), started);
     cJSON_Delete(j);
     resp_free(&r);
     assert_int_equal(call(port, "GET", "/api/v1/flow-runs/2", auth, NULL, &r), 200);
     j = json_of(&r);
-    assert_true(cJSON_IsNull(jget(j, "data.flow_version_id")));
+    assert_true(cJSON_IsNull(jget(j, "data.attributes.flow_version_id")));
     cJSON_Delete(j);
     resp_free(&r);
     assert_int_equal(call(port, "GET", "/api/v1/flow-runs/5", auth, NULL, NULL), 404);
@@ -1188,11 +1191,345 @@ static void test_record_dir_unusable(void **state)
     free(err);
 }
 
+/* ---- flow runs ---------------------------------------------------------------------------- */
+
+/* One request answered STATUS; its body as JSON (the caller frees it). */
+static cJSON *call_json(uint16_t port, const char *method, const char *path, const char *auth,
+                        const char *body, long status)
+{
+    struct resp r;
+    assert_int_equal(call(port, method, path, auth, body, &r), status);
+    cJSON *j = json_of(&r);
+    resp_free(&r);
+    return j;
+}
+
+/* GET /api/v1/flow-runs/ID, answered STATUS. */
+static cJSON *get_run(uint16_t port, const char *auth, unsigned id, long status)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/api/v1/flow-runs/%u", id);
+    return call_json(port, "GET", path, auth, NULL, status);
+}
+
+static int run_status(uint16_t port, const char *auth, unsigned id)
+{
+    cJSON *j = get_run(port, auth, id, 200);
+    int status = (int)jnum(j, "data.attributes.status");
+    cJSON_Delete(j);
+    return status;
+}
+
+/* The number NAME of J, which is freed. */
+static unsigned take_num(cJSON *j, const char *name)
+{
+    unsigned v = (unsigned)jnum(j, name);
+    cJSON_Delete(j);
+    return v;
+}
+
+/* Starts a run of PAYLOAD; returns its id. */
+static unsigned start_payload(uint16_t port, const char *auth, const char *payload)
+{
+    char body[256];
+    snprintf(body, sizeof(body), "{\"payload\":\"%s\"}", payload);
+    return take_num(call_json(port, "POST", "/api/v1/flows/7/start/3", auth, body, 200),
+                    "flow_run_id");
+}
+
+/* POST /api/v1/flow-runs/ID/retry; returns the new run's id. */
+static unsigned retry_run(uint16_t port, const char *auth, unsigned id)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/api/v1/flow-runs/%u/retry", id);
+    cJSON *j = call_json(port, "POST", path, auth, NULL, 200);
+    assert_string_equal(jstr(j, "message"), "Flow run retried.");
+    return take_num(j, "flow_run_id");
+}
+
+/* Starts the emulator with O and logs in: AUTH holds the Authorization value. */
+static struct pd_mock *start_logged_in(struct pd_mock_options *o, uint16_t *port, char *auth,
+                                       size_t cap)
+{
+    struct pd_mock *m = start_mock(o);
+    *port = pd_mock_port(m);
+    login(*port, auth, cap);
+    return m;
+}
+
+/* An emulator on the fake clock whose runs last DURATION_MS, with RUN_SCRIPT, logged in, with
+ * N runs started. */
+static struct pd_mock *start_runs(uint64_t duration_ms, const char *run_script, unsigned n,
+                                  uint16_t *port, char *auth, size_t cap)
+{
+    struct pd_mock_options o;
+    pd_mock_options_init(&o);
+    o.clock_ms = fake_clock;
+    o.run_duration_ms = duration_ms;
+    o.run_script = run_script;
+    struct pd_mock *m = start_logged_in(&o, port, auth, cap);
+    for (unsigned i = 1; i <= n; i++)
+        assert_int_equal(start_payload(*port, auth, "<a/>"), i);
+    return m;
+}
+
+static void test_run_life(void **state)
+{
+    uint16_t port;
+    char auth[128];
+    struct pd_mock *m = start_runs(10000, "fail,stop,partial", 4, &port, auth, sizeof(auth));
+
+    /* Running until --run-duration has passed on the emulator's clock. */
+    cJSON *j = get_run(port, auth, 1, 200);
+    assert_int_equal((int)jnum(j, "data.attributes.status"), 1);
+    assert_true(cJSON_IsNull(jget(j, "data.attributes.finished_at")));
+    cJSON_Delete(j);
+    atomic_fetch_add(&fake_now, 9999);
+    assert_int_equal(run_status(port, auth, 4), 1);
+    atomic_fetch_add(&fake_now, 1);
+    static const int want[] = {3, 4, 5, 2}; /* the script's words, then ok */
+    for (unsigned i = 1; i <= 4; i++)
+        assert_int_equal(run_status(port, auth, i), want[i - 1]);
+    j = get_run(port, auth, 1, 200);
+    const char *started = jstr(j, "data.attributes.started_at");
+    const char *finished = jstr(j, "data.attributes.finished_at");
+    assert_non_null(finished);
+    assert_true(strlen(finished) == strlen(started) && strcmp(finished, started) > 0);
+    assert_int_equal(finished[strlen(finished) - 1], 'Z');
+    cJSON_Delete(j);
+
+    j = get_run(port, auth, 5, 404);
+    assert_string_equal(jstr(j, "message"), "Flow run not found.");
+    cJSON_Delete(j);
+    assert_int_equal(call(port, "GET", "/api/v1/flow-runs/1", NULL, NULL, NULL), 401);
+    assert_int_equal(call(port, "POST", "/api/v1/flow-runs/1", auth, NULL, NULL), 405);
+    pd_mock_destroy(&m);
+}
+
+static void test_run_rates(void **state)
+{
+    /* Each rate alone at 1 decides every run; the marker beats the rates, the script both. */
+    static const struct {
+        double fail, stop, partial;
+        int status;
+    } all[] = {{1, 0, 0, 3}, {0, 1, 0, 4}, {0, 0, 1, 5}, {0, 0, 0, 2}};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        struct pd_mock_options o;
+        pd_mock_options_init(&o);
+        o.run_fail_rate = all[i].fail;
+        o.run_stop_rate = all[i].stop;
+        o.run_partial_rate = all[i].partial;
+        o.run_fail_marker = "BROKEN";
+        o.run_script = "ok";
+        uint16_t port;
+        char auth[128];
+        struct pd_mock *m = start_logged_in(&o, &port, auth, sizeof(auth));
+        assert_int_equal(start_payload(port, auth, "<a>BROKEN</a>"), 1);
+        assert_int_equal(start_payload(port, auth, "<a/>"), 2);
+        assert_int_equal(start_payload(port, auth, "<a>BROKEN</a>"), 3);
+        assert_int_equal(run_status(port, auth, 1), 2);
+        assert_int_equal(run_status(port, auth, 2), all[i].status);
+        assert_int_equal(run_status(port, auth, 3), 3);
+        pd_mock_destroy(&m);
+    }
+
+    /* Mixed rates: the same seed gives the same outcomes, and all of them show up. */
+    int seen[2][30];
+    for (int k = 0; k < 2; k++) {
+        struct pd_mock_options o;
+        pd_mock_options_init(&o);
+        o.seed = 42;
+        o.run_fail_rate = o.run_stop_rate = o.run_partial_rate = 0.25;
+        uint16_t port;
+        char auth[128];
+        struct pd_mock *m = start_logged_in(&o, &port, auth, sizeof(auth));
+        for (unsigned i = 1; i <= 30; i++) {
+            assert_int_equal(start_payload(port, auth, "<a/>"), i);
+            seen[k][i - 1] = run_status(port, auth, i);
+        }
+        pd_mock_destroy(&m);
+    }
+    assert_memory_equal(seen[0], seen[1], sizeof(seen[0]));
+    for (int status = 2; status <= 5; status++) {
+        bool found = false;
+        for (int i = 0; i < 30; i++)
+            found |= seen[0][i] == status;
+        assert_true(found);
+    }
+}
+
+/* The log of run ID with QUERY (?page=&per_page=), answered STATUS. */
+static cJSON *get_logs(uint16_t port, const char *auth, unsigned id, const char *query, long status)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/api/v1/flow-runs/%u/flow-run-logs%s", id, query);
+    return call_json(port, "GET", path, auth, NULL, status);
+}
+
+static void test_run_logs(void **state)
+{
+    uint16_t port;
+    char auth[128];
+    struct pd_mock *m = start_runs(1000, "fail,ok,partial", 3, &port, auth, sizeof(auth));
+
+    /* A running run has only started. */
+    cJSON *j = get_logs(port, auth, 1, "", 200);
+    assert_int_equal(cJSON_GetArraySize(jget(j, "data")), 1);
+    assert_string_equal(jstr(cJSON_GetArrayItem(jget(j, "data"), 0), "message"),
+                        "Flow run started");
+    cJSON_Delete(j);
+    atomic_fetch_add(&fake_now, 1000);
+
+    /* A failed run names the failing record, in an error entry. */
+    j = get_logs(port, auth, 1, "?page=1&per_page=100", 200);
+    const cJSON *data = jget(j, "data");
+    int n = cJSON_GetArraySize(data);
+    assert_int_equal((int)jnum(j, "meta.total"), n);
+    assert_int_equal((int)jnum(j, "meta.last_page"), 1);
+    assert_true(cJSON_IsNull(jget(j, "links.next")));
+    bool named = false;
+    for (int i = 0; i < n; i++) {
+        const cJSON *e = cJSON_GetArrayItem(data, i);
+        assert_int_equal((int)jnum(e, "flow_run_id"), 1);
+        assert_non_null(jstr(e, "created_at"));
+        named |= !strcmp(jstr(e, "level"), "error") &&
+                 !strncmp(jstr(e, "message"), "Mapping failed: field 'sku' missing in record ", 46);
+    }
+    assert_true(named);
+    cJSON_Delete(j);
+
+    /* Pages of two: a success has five entries, so three pages. */
+    j = get_logs(port, auth, 2, "?per_page=2", 200);
+    assert_int_equal((int)jnum(j, "meta.total"), 5);
+    assert_int_equal((int)jnum(j, "meta.last_page"), 3);
+    assert_int_equal((int)jnum(j, "meta.current_page"), 1);
+    assert_non_null(jstr(j, "links.next"));
+    cJSON_Delete(j);
+    j = get_logs(port, auth, 2, "?page=3&per_page=2", 200);
+    assert_int_equal(cJSON_GetArraySize(jget(j, "data")), 1);
+    assert_string_equal(jstr(cJSON_GetArrayItem(jget(j, "data"), 0), "message"),
+                        "Flow run finished: success");
+    assert_true(cJSON_IsNull(jget(j, "links.next")));
+    cJSON_Delete(j);
+    j = get_logs(port, auth, 3, "", 200);
+    assert_string_equal(jstr(cJSON_GetArrayItem(jget(j, "data"), 2), "level"), "warning");
+    cJSON_Delete(j);
+
+    cJSON_Delete(get_logs(port, auth, 1, "?per_page=101", 422));
+    j = get_logs(port, auth, 9, "", 404);
+    assert_string_equal(jstr(j, "message"), "Flow run not found.");
+    cJSON_Delete(j);
+    cJSON_Delete(get_logs(port, auth, 1, "", 200));
+    assert_int_equal(call(port, "GET", "/api/v1/flow-runs/1/flow-run-logs", NULL, NULL, NULL), 401);
+    pd_mock_destroy(&m);
+}
+
+static void test_run_retry(void **state)
+{
+    for (int succeeds = 0; succeeds < 2; succeeds++) {
+        struct pd_mock_options o;
+        pd_mock_options_init(&o);
+        o.run_fail_marker = "BROKEN";
+        o.run_script = "ok,ok,fail";
+        o.run_retry_succeeds = succeeds;
+        uint16_t port;
+        char auth[128];
+        struct pd_mock *m = start_logged_in(&o, &port, auth, sizeof(auth));
+        /* Runs 1 and 2 are scripted ok; run 3 is scripted to fail; run 4 is marked. */
+        start_payload(port, auth, "<a/>");
+        start_payload(port, auth, "<a/>");
+        assert_int_equal(start_payload(port, auth, "<a/>"), 3);
+        assert_int_equal(start_payload(port, auth, "BROKEN"), 4);
+        assert_int_equal(run_status(port, auth, 3), 3);
+        assert_int_equal(run_status(port, auth, 4), 3);
+
+        /* A retry is a new run: a script failure is past, a marker fails again unless told. */
+        assert_int_equal(retry_run(port, auth, 3), 5);
+        assert_int_equal(run_status(port, auth, 5), 2);
+        assert_int_equal(retry_run(port, auth, 4), 6);
+        assert_int_equal(run_status(port, auth, 6), succeeds ? 2 : 3);
+        cJSON *j = get_run(port, auth, 6, 200);
+        assert_int_equal((int)jnum(j, "data.attributes.flow_id"), 7);
+        assert_int_equal((int)jnum(j, "data.attributes.flow_version_id"), 3);
+        cJSON_Delete(j);
+
+        struct pd_mock_stats st;
+        pd_mock_stats(m, &st);
+        assert_int_equal(st.runs, 6);
+        assert_int_equal(st.retries, 2);
+        assert_int_equal(call(port, "POST", "/api/v1/flow-runs/7/retry", auth, NULL, NULL), 404);
+        assert_int_equal(call(port, "POST", "/api/v1/flow-runs/1/retry", NULL, NULL, NULL), 401);
+        assert_int_equal(call(port, "GET", "/api/v1/flow-runs/1/retry", auth, NULL, NULL), 405);
+        pd_mock_destroy(&m);
+    }
+}
+
+static void test_record_runs(void **state)
+{
+    assert_int_equal(pd_test_setup(state), 0);
+    char rec[300], path[400];
+    snprintf(rec, sizeof(rec), "%s", pd_test_path(pd_test_dir, "rec"));
+    struct pd_mock_options o;
+    pd_mock_options_init(&o);
+    o.record_dir = rec;
+    o.run_script = "fail";
+    uint16_t port;
+    char auth[128];
+    struct pd_mock *m = start_logged_in(&o, &port, auth, sizeof(auth));
+    start_payload(port, auth, "<a/>");
+    assert_int_equal(run_status(port, auth, 1), 3);
+    cJSON_Delete(get_logs(port, auth, 1, "", 200));
+    assert_int_equal(retry_run(port, auth, 1), 2);
+    assert_int_equal(call(port, "GET", "/nowhere", auth, NULL, NULL), 404);
+
+    /* Every request names its route, so a test can count polls. */
+    size_t len;
+    snprintf(path, sizeof(path), "%s/requests.jsonl", rec);
+    char *log = read_all(path, &len);
+    assert_non_null(log);
+    static const char *const routes[] = {"login", "start", "run", "run_logs", "run_retry", "none"};
+    int n = 0;
+    for (char *save = NULL, *line = strtok_r(log, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save), n++) {
+        assert_true(n < 6);
+        cJSON *j = cJSON_Parse(line);
+        assert_string_equal(jstr(j, "route"), routes[n]);
+        if (n == 4) /* the retry names the run it created */
+            assert_int_equal((int)jnum(j, "flow_run_id"), 2);
+        cJSON_Delete(j);
+    }
+    assert_int_equal(n, 6);
+    free(log);
+
+    /* And the outcome decided for each run, to compare with what the client saw. */
+    snprintf(path, sizeof(path), "%s/runs.jsonl", rec);
+    log = read_all(path, &len);
+    assert_non_null(log);
+    char *save = NULL, *line = strtok_r(log, "\n", &save);
+    cJSON *j = cJSON_Parse(line);
+    assert_int_equal((int)jnum(j, "flow_run_id"), 1);
+    assert_int_equal((int)jnum(j, "status"), 3);
+    assert_string_equal(jstr(j, "outcome"), "failed");
+    assert_string_equal(jstr(j, "cause"), "script");
+    assert_string_equal(jstr(j, "payload_file"), "payloads/000001");
+    cJSON_Delete(j);
+    j = cJSON_Parse(strtok_r(NULL, "\n", &save));
+    assert_int_equal((int)jnum(j, "flow_run_id"), 2);
+    assert_int_equal((int)jnum(j, "retry_of"), 1);
+    assert_string_equal(jstr(j, "outcome"), "success");
+    assert_string_equal(jstr(j, "payload_file"), "payloads/000001");
+    cJSON_Delete(j);
+    assert_null(strtok_r(NULL, "\n", &save));
+    free(log);
+    pd_mock_destroy(&m);
+    pd_test_teardown(state);
+}
+
 /* ---- command line ------------------------------------------------------------------------- */
 
 static int parse(struct pd_mock_options *o, struct pd_mock_cli *cli, char **err, ...)
 {
-    char *argv[40] = {"patchdrop-mock"};
+    char *argv[64] = {"patchdrop-mock"};
     int argc = 1;
     va_list ap;
     va_start(ap, err);
@@ -1208,14 +1545,21 @@ static void test_args(void **state)
     struct pd_mock_options o;
     struct pd_mock_cli cli;
     char *err = NULL;
-    assert_int_equal(parse(&o, &cli, &err, "--port", "0", "--port-file", "/tmp/p", "--bind",
-                           "127.0.0.1", "--user", "a@b", "--password", "pw", "--api-key", "k",
-                           "--token-ttl", "250ms", "--max-body", "8MB", "--seed", "7",
-                           "--fail-rate", "0.25", "--fail-401-rate", "0.5", "--latency", "2s",
-                           "--drop-rate", "0", "--rate-limit", "240", "--rate-window=1s",
-                           "--script", "500,429:3,ok", "--record", "/tmp/r", "--exit-after", "5m",
-                           "--quiet", (char *)NULL),
-                     0);
+    assert_int_equal(
+        parse(&o, &cli, &err, "--port", "0", "--port-file", "/tmp/p", "--bind", "127.0.0.1",
+              "--user", "a@b", "--password", "pw", "--api-key", "k", "--token-ttl", "250ms",
+              "--max-body", "8MB", "--seed", "7", "--fail-rate", "0.25", "--fail-401-rate", "0.5",
+              "--latency", "2s", "--drop-rate", "0", "--rate-limit", "240", "--rate-window=1s",
+              "--script", "500,429:3,ok", "--record", "/tmp/r", "--exit-after", "5m", "--quiet",
+              "--run-duration", "3s", "--run-script", "fail,ok", "--run-fail-marker", "BAD",
+              "--run-fail-rate", "0.1", "--run-stop-rate", "0.2", "--run-partial-rate", "0.3",
+              "--run-retry-succeeds", (char *)NULL),
+        0);
+    assert_int_equal(o.run_duration_ms, 3000);
+    assert_string_equal(o.run_script, "fail,ok");
+    assert_string_equal(o.run_fail_marker, "BAD");
+    assert_true(o.run_fail_rate == 0.1 && o.run_stop_rate == 0.2 && o.run_partial_rate == 0.3);
+    assert_true(o.run_retry_succeeds);
     assert_int_equal(o.port, 0);
     assert_string_equal(cli.port_file, "/tmp/p");
     assert_string_equal(o.user, "a@b");
@@ -1241,6 +1585,8 @@ static void test_args(void **state)
     assert_int_equal(o.rate_window_ms, 60000);
     assert_null(cli.port_file);
     assert_int_equal(cli.exit_after_ms, 0);
+    assert_int_equal(o.run_duration_ms, 0);
+    assert_true(!o.run_script && !o.run_fail_marker && !o.run_retry_succeeds);
 
     static const struct {
         const char *opt, *val, *says;
@@ -1253,6 +1599,9 @@ static void test_args(void **state)
         {"--max-body", "-1", "--max-body"},
         {"--script", "200", "script entry '200'"},
         {"--rate-window", "1.5x", "--rate-window"},
+        {"--run-script", "ok,boom", "--run-script: run script word 'boom'"},
+        {"--run-fail-rate", "2", "probability"},
+        {"--run-duration", "soon", "--run-duration"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(parse(&o, &cli, &err, bad[i].opt, bad[i].val, (char *)NULL), PD_EUSAGE);
@@ -1319,6 +1668,17 @@ static void test_create_errors(void **state)
     o.fail_rate = 2;
     assert_int_equal(pd_mock_create(&o, &m, &err), PD_EUSAGE);
     free(err);
+    pd_mock_options_init(&o);
+    o.quiet = true;
+    o.run_partial_rate = -1;
+    assert_int_equal(pd_mock_create(&o, &m, &err), PD_EUSAGE);
+    free(err);
+    pd_mock_options_init(&o);
+    o.quiet = true;
+    o.run_script = "ok,,fail";
+    assert_int_equal(pd_mock_create(&o, &m, &err), PD_EUSAGE);
+    assert_non_null(strstr(err, "run script word ''"));
+    free(err);
     /* A port already taken is refused with a sentence, not a crash. */
     struct pd_mock *first = start_default();
     pd_mock_options_init(&o);
@@ -1339,7 +1699,8 @@ int main(void)
         test_start_flow_ok, test_start_flow_too_large, test_start_flow_invalid, test_lookups,
         test_fail_rate_reproducible, test_fail_401_rate, test_drop_rate, test_latency, test_script,
         test_truncate, test_hang, test_rate_limit, test_concurrent_clients, test_record,
-        test_record_dir_unusable, test_args, test_value_syntax, test_create_errors);
+        test_record_dir_unusable, test_run_life, test_run_rates, test_run_logs, test_run_retry,
+        test_record_runs, test_args, test_value_syntax, test_create_errors);
     curl_global_cleanup();
     return failed;
 }

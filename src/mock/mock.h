@@ -4,6 +4,7 @@
  *   mock_server.c   libmicrohttpd glue: per-request state, size and rate checks, faults,
  *                   latency, hang, drop and truncate, the request log
  *   mock_routes.c   the endpoints: what each answers for a request, as status + JSON body
+ *   mock_runs.c     flow runs: their outcome, their life, their logs and retries
  *   mock_store.c    tokens, flow runs and cross-reference lookups held in memory
  *   mock_json.c     a strict JSON reader for request bodies and the start-flow payload
  *   mock_script.c   the --script list and the seeded random draws
@@ -105,8 +106,18 @@ struct mock_run {
     char *flow_id;
     char *version_id; /* NULL: none given */
     uint64_t started_ms;
+    /* Set by mock_runs.c once added. */
+    uint64_t created_now; /* mock_now() at creation: the run is final run_duration_ms later */
+    int final_status;     /* 2 success, 3 failed, 4 stopped, 5 partial */
+    const char *cause;    /* what decided it: "script", "marker", "rate" or "default" */
+    bool marker;          /* the payload holds --run-fail-marker */
+    uint64_t retry_of;    /* 0: not a retry */
+    unsigned bad_record;  /* the record named by a failed or partial run's log */
+    char payload_file[32];
 };
 bool mock_store_run_get(struct mock_store *st, uint64_t id, struct mock_run *out);
+/* The run itself, to finish filling it in; NULL when there is none. */
+struct mock_run *mock_store_run_at(struct mock_store *st, uint64_t id);
 
 struct mock_row {
     uint64_t id;
@@ -153,6 +164,7 @@ struct mock_logline {
     const char *payload_file; /* NULL: none */
     const char *outcome;
     uint64_t elapsed_ms;
+    const char *route; /* mock_route_name() of the request */
 };
 
 int mock_record_open(const char *dir, struct mock_record **out, char **err);
@@ -163,6 +175,8 @@ int mock_record_payload(struct mock_record *rec, uint64_t id, const char *data, 
                         char *name, size_t cap);
 /* Appends one line to requests.jsonl and flushes it. */
 void mock_record_line(struct mock_record *rec, const struct mock_logline *line);
+/* Appends RUN, with the outcome decided for it, to runs.jsonl and flushes it. */
+void mock_record_run(struct mock_record *rec, const struct mock_run *run);
 
 /* ---- mock_routes.c -------------------------------------------------------------------- */
 
@@ -196,6 +210,8 @@ enum mock_route {
     MOCK_ROUTE_LOGIN_USERNAME,
     MOCK_ROUTE_START,
     MOCK_ROUTE_RUN,
+    MOCK_ROUTE_RUN_LOGS,
+    MOCK_ROUTE_RUN_RETRY,
     MOCK_ROUTE_LOOKUPS,
     MOCK_ROUTE_LOOKUP,
     MOCK_ROUTE_VALUES,
@@ -213,6 +229,8 @@ struct mock_route_match {
 
 /* Finds the endpoint for PATH and METHOD. */
 void mock_route_match(const char *method, const char *path, struct mock_route_match *out);
+/* The route's name in the request log ("start", "run", "run_logs", ...; "none"). */
+const char *mock_route_name(int route);
 
 /* Answers one request (body complete, within max_body). Fills ANS; ans->body is always set
  * for MOCK_ANSWER and MOCK_TRUNCATE. */
@@ -222,6 +240,38 @@ void mock_route_answer(struct pd_mock *m, const struct mock_request *rq,
 /* A JSON body {"message": MSG} (malloc'd); and one with "errors": {FIELD: [MSG]}. */
 char *mock_json_message(const char *msg);
 char *mock_json_error(const char *msg, const char *field, const char *field_msg);
+
+/* Shared with mock_runs.c: answers and the Laravel page envelope. */
+struct cJSON;
+struct mock_page {
+    uint64_t page, per_page;
+};
+void mock_set_answer(struct mock_answer *ans, int status, char *body);
+void mock_answer_message(struct mock_answer *ans, int status, const char *msg);
+char *mock_json_print(struct cJSON *o); /* and frees O */
+void mock_add_time(struct cJSON *o, const char *key, uint64_t epoch_ms);
+void mock_add_id(struct cJSON *o, const char *key, const char *value);
+/* Reads ?page= and ?per_page=; false (answer set) when one is not acceptable. */
+bool mock_read_page(const struct mock_request *rq, struct mock_page *pg, struct mock_answer *ans);
+char *mock_paginated(const struct mock_request *rq, const struct mock_page *pg, uint64_t total,
+                     struct cJSON *data);
+
+/* ---- mock_runs.c ---------------------------------------------------------------------- */
+
+/* Parses a --run-script list (ok fail stop partial) into final statuses (2..5). Returns 0 or
+ * PD_EUSAGE with *err (when ERR is not NULL). */
+int mock_run_script_parse(const char *list, int **statuses, size_t *n, char **err);
+/* Creates a run of FLOW/VERSION and decides its outcome; MARKER: its payload holds the fail
+ * marker; RETRY_OF: the run retried, or 0. Takes the lock; records it in runs.jsonl. */
+int mock_run_create(struct pd_mock *m, const char *flow, const char *version, bool marker,
+                    uint64_t retry_of, uint64_t *id);
+/* Whether the payload DATA[0..LEN) holds the fail marker. */
+bool mock_run_marked(struct pd_mock *m, const char *data, size_t len);
+void mock_run_answer(struct pd_mock *m, const struct mock_route_match *rt, struct mock_answer *ans);
+void mock_run_answer_logs(struct pd_mock *m, const struct mock_request *rq,
+                          const struct mock_route_match *rt, struct mock_answer *ans);
+void mock_run_answer_retry(struct pd_mock *m, const struct mock_route_match *rt,
+                           struct mock_answer *ans);
 
 /* ---- the emulator itself -------------------------------------------------------------- */
 
@@ -245,6 +295,10 @@ struct pd_mock {
     uint64_t requests;
     uint64_t start_flow;
     uint64_t logins;
+    uint64_t retries;
+    int *run_script; /* final statuses of the first runs created */
+    size_t run_script_n;
+    char *run_fail_marker;
     uint64_t hangs_active;
     uint64_t window_start;
     uint64_t window_count;

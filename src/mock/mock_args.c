@@ -74,8 +74,16 @@ static void usage(FILE *out)
           "  --script LIST        outcomes of the next start-flow requests, comma separated:\n"
           "                       ok drop hang truncate 401 403 404 408 413 422 429 500 502\n"
           "                       503 504 429:SECS 503:SECS\n"
-          "  --record DIR         write payloads to DIR/payloads/ and requests to\n"
-          "                       DIR/requests.jsonl\n"
+          "  --run-duration DUR   how long a flow run stays running (default 0: final at once)\n"
+          "  --run-script WORDS   outcomes of the next flow runs created, comma separated:\n"
+          "                       ok fail stop partial (then ok)\n"
+          "  --run-fail-marker T  a run whose payload holds T fails\n"
+          "  --run-fail-rate P    share of flow runs that fail\n"
+          "  --run-stop-rate P    share of flow runs that are stopped\n"
+          "  --run-partial-rate P share of flow runs that partly succeed\n"
+          "  --run-retry-succeeds a retried run of a marker payload succeeds\n"
+          "  --record DIR         write payloads to DIR/payloads/, requests to\n"
+          "                       DIR/requests.jsonl and flow runs to DIR/runs.jsonl\n"
           "  --exit-after DUR     exit by itself after DUR (a safety net for scripts)\n"
           "  --quiet              no line per request on stderr\n"
           "Durations: 250ms 2s 1.5m 1h 1d (plain number: seconds). Sizes: bytes, kB MB GB\n"
@@ -85,7 +93,18 @@ static void usage(FILE *out)
 }
 
 /* How an option's value is read. */
-enum kind { K_TEXT, K_PORT, K_NUMBER, K_RATE, K_DURATION, K_SIZE, K_SCRIPT, K_FLAG, K_HELP };
+enum kind {
+    K_TEXT,
+    K_PORT,
+    K_NUMBER,
+    K_RATE,
+    K_DURATION,
+    K_SIZE,
+    K_SCRIPT,
+    K_RUN_SCRIPT,
+    K_FLAG,
+    K_HELP
+};
 
 /* One option: its name, its kind, the field it fills and what a bad value should have been. */
 struct opt_spec {
@@ -119,6 +138,13 @@ static const struct opt_spec specs[] = {
     {"rate-limit", K_NUMBER, OPT(rate_limit), false, "a number of requests (0: no limit)"},
     {"rate-window", K_DURATION, OPT(rate_window_ms), true, "a duration above 0 such as 1s or 60s"},
     {"script", K_SCRIPT, OPT(script), false, NULL},
+    {"run-duration", K_DURATION, OPT(run_duration_ms), false, "a duration such as 0, 2s or 5m"},
+    {"run-script", K_RUN_SCRIPT, OPT(run_script), false, NULL},
+    {"run-fail-marker", K_TEXT, OPT(run_fail_marker), false, NULL},
+    {"run-fail-rate", K_RATE, OPT(run_fail_rate), false, PROBABILITY},
+    {"run-stop-rate", K_RATE, OPT(run_stop_rate), false, PROBABILITY},
+    {"run-partial-rate", K_RATE, OPT(run_partial_rate), false, PROBABILITY},
+    {"run-retry-succeeds", K_FLAG, OPT(run_retry_succeeds), false, NULL},
     {"record", K_TEXT, OPT(record_dir), false, NULL},
     {"exit-after", K_DURATION, CLI(exit_after_ms), false, "a duration such as 30s or 10m"},
     {"quiet", K_FLAG, OPT(quiet), false, NULL},
@@ -137,6 +163,7 @@ static int set_value(const struct opt_spec *s, const char *value, struct pd_mock
     switch (s->kind) {
     case K_TEXT:
     case K_SCRIPT:
+    case K_RUN_SCRIPT:
         *(const char **)field = value;
         return 0;
     case K_FLAG:
@@ -173,18 +200,21 @@ static int usage_error(char **err, const char *fmt, ...)
     return PD_EUSAGE;
 }
 
-/* A --script list is parsed now, so a mistake in it stops the program before it listens. */
-static int check_script(const char *list, char **err)
+/* Script lists are parsed now, so a mistake in one stops the program before it listens. */
+static int check_script(const struct opt_spec *s, const char *list, char **err)
 {
     struct mock_script tmp = {0};
+    int *statuses = NULL;
+    size_t n;
     char *why = NULL;
-    if (mock_script_parse(list, &tmp, &why)) {
-        usage_error(err, "--script: %s", why ? why : "invalid");
-        free(why);
-        return PD_EUSAGE;
-    }
+    int rc = s->kind == K_SCRIPT ? mock_script_parse(list, &tmp, &why)
+                                 : mock_run_script_parse(list, &statuses, &n, &why);
+    if (rc)
+        usage_error(err, "--%s: %s", s->name, why ? why : "invalid");
+    free(why);
+    free(statuses);
     mock_script_cleanup(&tmp);
-    return 0;
+    return rc ? PD_EUSAGE : 0;
 }
 
 int pd_mock_args_parse(int argc, char **argv, struct pd_mock_options *opts, struct pd_mock_cli *cli,
@@ -221,7 +251,7 @@ int pd_mock_args_parse(int argc, char **argv, struct pd_mock_options *opts, stru
         }
         if (!s)
             return usage_error(err, "unknown option %s (see --help)", argv[optind - 1]);
-        if (s->kind == K_SCRIPT && check_script(optarg, err))
+        if ((s->kind == K_SCRIPT || s->kind == K_RUN_SCRIPT) && check_script(s, optarg, err))
             return PD_EUSAGE;
         if (set_value(s, optarg, opts, cli))
             return usage_error(err, "--%s '%s': expected %s", s->name, optarg, s->expect);

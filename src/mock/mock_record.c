@@ -2,6 +2,7 @@
  * The --record folder of patchdrop-mock, so tests can check exactly what arrived:
  *   DIR/payloads/NNNNNN  each accepted payload string, exactly its bytes, named by flow_run_id
  *   DIR/requests.jsonl   one JSON line per request, flushed as it is written
+ *   DIR/runs.jsonl       one JSON line per flow run created, with the outcome decided for it
  * Payload files appear whole (written under a temporary name, then renamed), so a test that
  * polls the folder while the server runs never reads half a file. The log holds methods, paths,
  * statuses and sizes only: never a header, a password or a token.
@@ -23,6 +24,7 @@
 struct mock_record {
     char *dir;
     FILE *log;
+    FILE *runs;
     pthread_mutex_t lock;
 };
 
@@ -31,6 +33,17 @@ static int make_dir(const char *path)
     if (mkdir(path, 0755) && errno != EEXIST)
         return -errno;
     return 0;
+}
+
+/* Opens DIR/NAME for appending into *F; *PATH gets its name (NULL when out of memory). */
+static int open_log(const char *dir, const char *name, FILE **f, char **path)
+{
+    if (asprintf(path, "%s/%s", dir, name) < 0) {
+        *path = NULL;
+        return PD_ENOMEM;
+    }
+    *f = fopen(*path, "a");
+    return *f ? 0 : -errno;
 }
 
 int mock_record_open(const char *dir, struct mock_record **out, char **err)
@@ -57,17 +70,15 @@ int mock_record_open(const char *dir, struct mock_record **out, char **err)
     if ((rc = make_dir(path)))
         goto fail;
     free(path);
-    rc = PD_ENOMEM;
-    if (asprintf(&path, "%s/requests.jsonl", dir) < 0) {
-        path = NULL;
-        goto fail;
-    }
+    path = NULL;
     step = "open the request log";
-    rec->log = fopen(path, "a");
-    if (!rec->log) {
-        rc = -errno;
+    if ((rc = open_log(dir, "requests.jsonl", &rec->log, &path)))
         goto fail;
-    }
+    free(path);
+    path = NULL;
+    step = "open the run log";
+    if ((rc = open_log(dir, "runs.jsonl", &rec->runs, &path)))
+        goto fail;
     free(path);
     *out = rec;
     return 0;
@@ -87,6 +98,8 @@ void mock_record_close(struct mock_record **recp)
     struct mock_record *rec = *recp;
     if (rec->log)
         fclose(rec->log);
+    if (rec->runs)
+        fclose(rec->runs);
     if (rec->dir)
         pthread_mutex_destroy(&rec->lock);
     free(rec->dir);
@@ -125,6 +138,20 @@ int mock_record_payload(struct mock_record *rec, uint64_t id, const char *data, 
     return rc;
 }
 
+/* Writes O (and frees it) as one line of F, flushed. */
+static void write_line(struct mock_record *rec, FILE *f, cJSON *o)
+{
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text)
+        return;
+    pthread_mutex_lock(&rec->lock);
+    fprintf(f, "%s\n", text);
+    fflush(f);
+    pthread_mutex_unlock(&rec->lock);
+    free(text);
+}
+
 void mock_record_line(struct mock_record *rec, const struct mock_logline *line)
 {
     cJSON *o = cJSON_CreateObject();
@@ -142,13 +169,27 @@ void mock_record_line(struct mock_record *rec, const struct mock_logline *line)
         cJSON_AddStringToObject(o, "payload_file", line->payload_file);
     cJSON_AddStringToObject(o, "outcome", line->outcome);
     cJSON_AddNumberToObject(o, "elapsed_ms", (double)line->elapsed_ms);
-    char *text = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (!text)
+    if (line->route)
+        cJSON_AddStringToObject(o, "route", line->route);
+    write_line(rec, rec->log, o);
+}
+
+void mock_record_run(struct mock_record *rec, const struct mock_run *run)
+{
+    static const char *const outcomes[] = {"running", "success", "failed", "stopped", "partial"};
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
         return;
-    pthread_mutex_lock(&rec->lock);
-    fprintf(rec->log, "%s\n", text);
-    fflush(rec->log);
-    pthread_mutex_unlock(&rec->lock);
-    free(text);
+    cJSON_AddNumberToObject(o, "flow_run_id", (double)run->id);
+    cJSON_AddStringToObject(o, "flow_id", run->flow_id);
+    if (run->version_id)
+        cJSON_AddStringToObject(o, "version_id", run->version_id);
+    cJSON_AddNumberToObject(o, "status", run->final_status);
+    if (run->final_status >= 1 && run->final_status <= 5)
+        cJSON_AddStringToObject(o, "outcome", outcomes[run->final_status - 1]);
+    cJSON_AddStringToObject(o, "cause", run->cause);
+    if (run->retry_of)
+        cJSON_AddNumberToObject(o, "retry_of", (double)run->retry_of);
+    cJSON_AddStringToObject(o, "payload_file", run->payload_file);
+    write_line(rec, rec->runs, o);
 }

@@ -22,7 +22,7 @@
 #define DEFAULT_PER_PAGE 15
 #define MAX_PER_PAGE 100
 
-static char *print_and_free(cJSON *o)
+char *mock_json_print(struct cJSON *o)
 {
     char *s = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
@@ -33,7 +33,7 @@ char *mock_json_message(const char *msg)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "message", msg);
-    return print_and_free(o);
+    return mock_json_print(o);
 }
 
 char *mock_json_error(const char *msg, const char *field, const char *field_msg)
@@ -43,18 +43,18 @@ char *mock_json_error(const char *msg, const char *field, const char *field_msg)
     cJSON *errors = cJSON_AddObjectToObject(o, "errors");
     cJSON *list = cJSON_AddArrayToObject(errors, field);
     cJSON_AddItemToArray(list, cJSON_CreateString(field_msg ? field_msg : msg));
-    return print_and_free(o);
+    return mock_json_print(o);
 }
 
-static void set_answer(struct mock_answer *ans, int status, char *body)
+void mock_set_answer(struct mock_answer *ans, int status, char *body)
 {
     ans->status = status;
     ans->body = body;
 }
 
-static void answer_message(struct mock_answer *ans, int status, const char *msg)
+void mock_answer_message(struct mock_answer *ans, int status, const char *msg)
 {
-    set_answer(ans, status, mock_json_message(msg));
+    mock_set_answer(ans, status, mock_json_message(msg));
 }
 
 /* {"data": ITEM}. */
@@ -70,9 +70,9 @@ static void answer_found(struct mock_answer *ans, int status, cJSON *r, int none
                          const char *none_msg)
 {
     if (r)
-        set_answer(ans, status, print_and_free(r));
+        mock_set_answer(ans, status, mock_json_print(r));
     else
-        answer_message(ans, none_status, none_msg);
+        mock_answer_message(ans, none_status, none_msg);
 }
 
 /* ---- routing --------------------------------------------------------------------------- */
@@ -153,10 +153,18 @@ void mock_route_match(const char *method, const char *path, struct mock_route_ma
                (n == 5 || copy_seg(out->version, sizeof(out->version), seg[5]))) {
         route = MOCK_ROUTE_START;
         allowed = post;
-    } else if (n == 4 && is(seg[0], "api") && is(seg[1], "v1") && is(seg[2], "flow-runs") &&
-               parse_id(seg[3], &out->id)) {
-        route = MOCK_ROUTE_RUN;
-        allowed = get;
+    } else if ((n == 4 || n == 5) && is(seg[0], "api") && is(seg[1], "v1") &&
+               is(seg[2], "flow-runs") && parse_id(seg[3], &out->id)) {
+        if (n == 4) {
+            route = MOCK_ROUTE_RUN;
+            allowed = get;
+        } else if (is(seg[4], "flow-run-logs")) {
+            route = MOCK_ROUTE_RUN_LOGS;
+            allowed = get;
+        } else if (is(seg[4], "retry")) {
+            route = MOCK_ROUTE_RUN_RETRY;
+            allowed = post;
+        }
     } else if (n >= 3) {
         /* Lookups live under /core-main/api/v1 (current docs) or /api/v1. */
         int base = -1;
@@ -187,6 +195,24 @@ void mock_route_match(const char *method, const char *path, struct mock_route_ma
     out->route = allowed ? route : MOCK_ROUTE_NONE;
 }
 
+const char *mock_route_name(int route)
+{
+    static const char *const names[] = {
+        [MOCK_ROUTE_NONE] = "none",
+        [MOCK_ROUTE_LOGIN_EMAIL] = "login",
+        [MOCK_ROUTE_LOGIN_USERNAME] = "login_username",
+        [MOCK_ROUTE_START] = "start",
+        [MOCK_ROUTE_RUN] = "run",
+        [MOCK_ROUTE_RUN_LOGS] = "run_logs",
+        [MOCK_ROUTE_RUN_RETRY] = "run_retry",
+        [MOCK_ROUTE_LOOKUPS] = "lookups",
+        [MOCK_ROUTE_LOOKUP] = "lookup",
+        [MOCK_ROUTE_VALUES] = "values",
+        [MOCK_ROUTE_VALUE] = "value",
+    };
+    return route >= 0 && route < (int)(sizeof(names) / sizeof(names[0])) ? names[route] : "none";
+}
+
 /* ---- helpers ------------------------------------------------------------------------- */
 
 static void iso_time(uint64_t epoch_ms, char *buf, size_t cap)
@@ -199,7 +225,7 @@ static void iso_time(uint64_t epoch_ms, char *buf, size_t cap)
     snprintf(buf, cap, "%s.%03u000Z", base, (unsigned)(epoch_ms % 1000));
 }
 
-static void add_time(cJSON *o, const char *key, uint64_t epoch_ms)
+void mock_add_time(cJSON *o, const char *key, uint64_t epoch_ms)
 {
     char buf[48];
     iso_time(epoch_ms, buf, sizeof(buf));
@@ -207,7 +233,7 @@ static void add_time(cJSON *o, const char *key, uint64_t epoch_ms)
 }
 
 /* Numeric ids print as numbers, anything else as a string. */
-static void add_id(cJSON *o, const char *key, const char *value)
+void mock_add_id(cJSON *o, const char *key, const char *value)
 {
     uint64_t v;
     if (!value)
@@ -310,11 +336,11 @@ static void answer_login(struct pd_mock *m, const struct mock_request *rq, const
         if (!pass_ok)
             cJSON_AddItemToArray(cJSON_AddArrayToObject(errors, "password"),
                                  cJSON_CreateString("The password field is required."));
-        set_answer(ans, 422, print_and_free(r));
+        mock_set_answer(ans, 422, mock_json_print(r));
         goto out;
     }
     if (strcmp(user->valuestring, m->user) || strcmp(pass->valuestring, m->password)) {
-        answer_message(ans, 401, "These credentials do not match our records.");
+        mock_answer_message(ans, 401, "These credentials do not match our records.");
         goto out;
     }
     char token[80];
@@ -325,14 +351,14 @@ static void answer_login(struct pd_mock *m, const struct mock_request *rq, const
         m->logins++;
     pthread_mutex_unlock(&m->lock);
     if (rc) {
-        answer_message(ans, 500, "Server Error");
+        mock_answer_message(ans, 500, "Server Error");
         goto out;
     }
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "message", "You have successfully logged in.");
     cJSON_AddStringToObject(r, "token", token);
     cJSON_AddNumberToObject(r, "expires_in", (double)((m->opt.token_ttl_ms + 999) / 1000));
-    set_answer(ans, 200, print_and_free(r));
+    mock_set_answer(ans, 200, mock_json_print(r));
 out:
     cJSON_Delete(o);
 }
@@ -373,9 +399,9 @@ static const char *status_text(int status)
 static void answer_status(struct mock_answer *ans, int status)
 {
     if (status == 422)
-        set_answer(ans, status, mock_json_error(status_text(status), "payload", NULL));
+        mock_set_answer(ans, status, mock_json_error(status_text(status), "payload", NULL));
     else
-        answer_message(ans, status, status_text(status));
+        mock_answer_message(ans, status, status_text(status));
 }
 
 static void start_normal(struct pd_mock *m, const struct mock_request *rq,
@@ -385,7 +411,7 @@ static void start_normal(struct pd_mock *m, const struct mock_request *rq,
     char msg[256];
 
     if (!authorised(m, rq)) {
-        answer_message(ans, 401, "Unauthenticated.");
+        mock_answer_message(ans, 401, "Unauthenticated.");
         return;
     }
     switch (mock_payload_extract(rq->body, rq->len, &pl)) {
@@ -411,17 +437,15 @@ static void start_normal(struct pd_mock *m, const struct mock_request *rq,
         break;
     }
     if (pl.status != MOCK_PL_OK) {
-        set_answer(ans, 422, mock_json_error(msg, "payload", msg));
+        mock_set_answer(ans, 422, mock_json_error(msg, "payload", msg));
         mock_payload_cleanup(&pl);
         return;
     }
 
     uint64_t id = 0;
-    pthread_mutex_lock(&m->lock);
-    int rc = mock_store_run_add(m->store, rt->flow, rt->version, mock_epoch_ms(), &id);
-    pthread_mutex_unlock(&m->lock);
+    int rc = mock_run_create(m, rt->flow, rt->version, mock_run_marked(m, pl.data, pl.len), 0, &id);
     if (rc) {
-        answer_message(ans, 500, "Server Error");
+        mock_answer_message(ans, 500, "Server Error");
         mock_payload_cleanup(&pl);
         return;
     }
@@ -441,7 +465,7 @@ static void start_normal(struct pd_mock *m, const struct mock_request *rq,
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "message", "Flow initialised.");
     cJSON_AddNumberToObject(r, "flow_run_id", (double)id);
-    set_answer(ans, 200, print_and_free(r));
+    mock_set_answer(ans, 200, mock_json_print(r));
 }
 
 enum draw_kind { DRAW_DROP, DRAW_FAIL, DRAW_FAIL_WHICH, DRAW_401 };
@@ -510,33 +534,11 @@ static void answer_start(struct pd_mock *m, const struct mock_request *rq,
         pthread_mutex_lock(&m->lock);
         mock_store_token_revoke(m->store, token);
         pthread_mutex_unlock(&m->lock);
-        answer_message(ans, 401, "Unauthenticated.");
+        mock_answer_message(ans, 401, "Unauthenticated.");
         ans->outcome = "fault";
         return;
     }
     start_normal(m, rq, rt, ans);
-}
-
-/* ---- flow runs ------------------------------------------------------------------------- */
-
-static void answer_run(struct pd_mock *m, const struct mock_route_match *rt,
-                       struct mock_answer *ans)
-{
-    struct mock_run run;
-    cJSON *r = NULL;
-    pthread_mutex_lock(&m->lock);
-    if (mock_store_run_get(m->store, rt->id, &run)) {
-        r = cJSON_CreateObject();
-        cJSON *d = cJSON_AddObjectToObject(r, "data");
-        cJSON_AddNumberToObject(d, "id", (double)run.id);
-        add_id(d, "flow_id", run.flow_id);
-        add_id(d, "flow_version_id", run.version_id);
-        cJSON_AddNumberToObject(d, "status", 2);
-        add_time(d, "started_at", run.started_ms);
-        add_time(d, "finished_at", run.started_ms);
-    }
-    pthread_mutex_unlock(&m->lock);
-    answer_found(ans, 200, r, 404, "Flow run not found.");
 }
 
 /* ---- cross-reference lookups ---------------------------------------------------------- */
@@ -549,8 +551,8 @@ static cJSON *lookup_json(const struct mock_lookup *lk)
     add_string_or_null(o, "description", lk->description);
     add_string_or_null(o, "default_value", lk->default_value);
     cJSON_AddNullToObject(o, "template_id");
-    add_time(o, "created_at", lk->created_ms);
-    add_time(o, "updated_at", lk->updated_ms);
+    mock_add_time(o, "created_at", lk->created_ms);
+    mock_add_time(o, "updated_at", lk->updated_ms);
     return o;
 }
 
@@ -564,22 +566,18 @@ static cJSON *row_json(const struct mock_lookup *lk, const struct mock_row *row)
     return o;
 }
 
-struct page {
-    uint64_t page, per_page;
-};
-
 /* Reads ?page= and ?per_page=; false (answer set) when one is not acceptable. */
-static bool read_page(const struct mock_request *rq, struct page *pg, struct mock_answer *ans)
+bool mock_read_page(const struct mock_request *rq, struct mock_page *pg, struct mock_answer *ans)
 {
     pg->page = 1;
     pg->per_page = DEFAULT_PER_PAGE;
     if (rq->page && (!parse_id(rq->page, &pg->page))) {
-        set_answer(ans, 422,
-                   mock_json_error("The page must be an integer of at least 1.", "page", NULL));
+        mock_set_answer(
+            ans, 422, mock_json_error("The page must be an integer of at least 1.", "page", NULL));
         return false;
     }
     if (rq->per_page && (!parse_id(rq->per_page, &pg->per_page) || pg->per_page > MAX_PER_PAGE)) {
-        set_answer(
+        mock_set_answer(
             ans, 422,
             mock_json_error("The per page must be an integer from 1 to 100.", "per_page", NULL));
         return false;
@@ -596,8 +594,8 @@ static cJSON *page_url(const struct mock_request *rq, uint64_t page, uint64_t pe
 }
 
 /* The Laravel page envelope around DATA for TOTAL items. */
-static char *paginated(const struct mock_request *rq, const struct page *pg, uint64_t total,
-                       cJSON *data)
+char *mock_paginated(const struct mock_request *rq, const struct mock_page *pg, uint64_t total,
+                     cJSON *data)
 {
     uint64_t last = total ? (total + pg->per_page - 1) / pg->per_page : 1;
     uint64_t from = (pg->page - 1) * pg->per_page;
@@ -629,7 +627,7 @@ static char *paginated(const struct mock_request *rq, const struct page *pg, uin
     cJSON_AddStringToObject(meta, "path", path);
     cJSON_AddNumberToObject(meta, "per_page", (double)pg->per_page);
     cJSON_AddNumberToObject(meta, "total", (double)total);
-    return print_and_free(r);
+    return mock_json_print(r);
 }
 
 /* A string member, absent, or wrong: returns false (and sets *bad) when present but not a
@@ -653,17 +651,18 @@ static void answer_lookup_create(struct pd_mock *m, const struct mock_request *r
     cJSON *o = parse_object(rq, why, sizeof(why));
     const char *name = NULL, *desc = NULL, *def = NULL;
     if (!o) {
-        set_answer(ans, 422, mock_json_error(why, "name", "The name field is required."));
+        mock_set_answer(ans, 422, mock_json_error(why, "name", "The name field is required."));
         return;
     }
     if (!get_string(o, "name", false, &name) || !name || blank(name)) {
-        set_answer(ans, 422, mock_json_error("The name field is required.", "name", NULL));
+        mock_set_answer(ans, 422, mock_json_error("The name field is required.", "name", NULL));
     } else if (!get_string(o, "description", true, &desc)) {
-        set_answer(ans, 422,
-                   mock_json_error("The description must be a string.", "description", NULL));
+        mock_set_answer(ans, 422,
+                        mock_json_error("The description must be a string.", "description", NULL));
     } else if (!get_string(o, "default_value", true, &def)) {
-        set_answer(ans, 422,
-                   mock_json_error("The default value must be a string.", "default_value", NULL));
+        mock_set_answer(
+            ans, 422,
+            mock_json_error("The default value must be a string.", "default_value", NULL));
     } else {
         pthread_mutex_lock(&m->lock);
         struct mock_lookup *lk = mock_store_lookup_add(m->store, name, desc, def, mock_epoch_ms());
@@ -681,8 +680,8 @@ static void answer_lookups(struct pd_mock *m, const struct mock_request *rq,
         answer_lookup_create(m, rq, ans);
         return;
     }
-    struct page pg;
-    if (!read_page(rq, &pg, ans))
+    struct mock_page pg;
+    if (!mock_read_page(rq, &pg, ans))
         return;
     cJSON *data = cJSON_CreateArray();
     pthread_mutex_lock(&m->lock);
@@ -690,7 +689,7 @@ static void answer_lookups(struct pd_mock *m, const struct mock_request *rq,
     for (uint64_t i = (pg.page - 1) * pg.per_page; i < total && i < pg.page * pg.per_page; i++)
         cJSON_AddItemToArray(data, lookup_json(mock_store_lookup_at(m->store, (size_t)i)));
     pthread_mutex_unlock(&m->lock);
-    set_answer(ans, 200, paginated(rq, &pg, total, data));
+    mock_set_answer(ans, 200, mock_paginated(rq, &pg, total, data));
 }
 
 static void answer_lookup(struct pd_mock *m, const struct mock_route_match *rt,
@@ -706,29 +705,30 @@ static void answer_lookup(struct pd_mock *m, const struct mock_route_match *rt,
 static void answer_values(struct pd_mock *m, const struct mock_request *rq,
                           const struct mock_route_match *rt, struct mock_answer *ans)
 {
-    struct page pg = {1, DEFAULT_PER_PAGE};
+    struct mock_page pg = {1, DEFAULT_PER_PAGE};
     cJSON *o = NULL;
     const char *left = NULL, *right = NULL;
     char why[160];
     bool post = is(rq->method, "POST");
 
-    if (!post && !read_page(rq, &pg, ans))
+    if (!post && !mock_read_page(rq, &pg, ans))
         return;
     if (post) {
         o = parse_object(rq, why, sizeof(why));
         if (!o) {
-            set_answer(ans, 422,
-                       mock_json_error(why, "left_value", "The left value field is required."));
+            mock_set_answer(
+                ans, 422, mock_json_error(why, "left_value", "The left value field is required."));
             return;
         }
         if (!get_string(o, "left_value", false, &left) || !left || blank(left)) {
-            set_answer(ans, 422,
-                       mock_json_error("The left value field is required.", "left_value", NULL));
+            mock_set_answer(
+                ans, 422, mock_json_error("The left value field is required.", "left_value", NULL));
             goto out;
         }
         if (!get_string(o, "right_value", false, &right) || !right) {
-            set_answer(ans, 422,
-                       mock_json_error("The right value field is required.", "right_value", NULL));
+            mock_set_answer(
+                ans, 422,
+                mock_json_error("The right value field is required.", "right_value", NULL));
             goto out;
         }
     }
@@ -748,13 +748,13 @@ static void answer_values(struct pd_mock *m, const struct mock_request *rq,
     }
     pthread_mutex_unlock(&m->lock);
     if (!lk)
-        answer_message(ans, 404, "Cross-reference lookup not found.");
+        mock_answer_message(ans, 404, "Cross-reference lookup not found.");
     else if (post && r)
-        set_answer(ans, 201, print_and_free(r));
+        mock_set_answer(ans, 201, mock_json_print(r));
     else if (post)
-        answer_message(ans, 500, "Server Error");
+        mock_answer_message(ans, 500, "Server Error");
     else
-        set_answer(ans, 200, paginated(rq, &pg, total, data));
+        mock_set_answer(ans, 200, mock_paginated(rq, &pg, total, data));
 out:
     cJSON_Delete(o);
 }
@@ -770,20 +770,20 @@ static void answer_value(struct pd_mock *m, const struct mock_request *rq,
     if (!del) {
         o = parse_object(rq, why, sizeof(why));
         if (!o) {
-            set_answer(ans, 422, mock_json_error(why, "left_value", NULL));
+            mock_set_answer(ans, 422, mock_json_error(why, "left_value", NULL));
             return;
         }
         bool left_ok = get_string(o, "left_value", false, &left);
         bool right_ok = get_string(o, "right_value", false, &right);
         if (!left_ok || !right_ok) {
-            set_answer(ans, 422,
-                       mock_json_error("The values must be strings.",
-                                       left_ok ? "right_value" : "left_value", NULL));
+            mock_set_answer(ans, 422,
+                            mock_json_error("The values must be strings.",
+                                            left_ok ? "right_value" : "left_value", NULL));
             goto out;
         }
         if (left && blank(left)) {
-            set_answer(ans, 422,
-                       mock_json_error("The left value must not be blank.", "left_value", NULL));
+            mock_set_answer(
+                ans, 422, mock_json_error("The left value must not be blank.", "left_value", NULL));
             goto out;
         }
         if (!left && !right) {
@@ -795,7 +795,7 @@ static void answer_value(struct pd_mock *m, const struct mock_request *rq,
                                  cJSON_CreateString(msg));
             cJSON_AddItemToArray(cJSON_AddArrayToObject(errors, "right_value"),
                                  cJSON_CreateString(msg));
-            set_answer(ans, 422, print_and_free(r));
+            mock_set_answer(ans, 422, mock_json_print(r));
             goto out;
         }
     }
@@ -816,15 +816,15 @@ static void answer_value(struct pd_mock *m, const struct mock_request *rq,
     }
     pthread_mutex_unlock(&m->lock);
     if (!lk)
-        answer_message(ans, 404, "Cross-reference lookup not found.");
+        mock_answer_message(ans, 404, "Cross-reference lookup not found.");
     else if (!row)
-        answer_message(ans, 404, "Cross-reference lookup value not found.");
+        mock_answer_message(ans, 404, "Cross-reference lookup value not found.");
     else if (del)
-        answer_message(ans, 200, "Value deleted.");
+        mock_answer_message(ans, 200, "Value deleted.");
     else if (r)
-        set_answer(ans, 200, print_and_free(r));
+        mock_set_answer(ans, 200, mock_json_print(r));
     else
-        answer_message(ans, 500, "Server Error");
+        mock_answer_message(ans, 500, "Server Error");
 out:
     cJSON_Delete(o);
 }
@@ -849,20 +849,26 @@ void mock_route_answer(struct pd_mock *m, const struct mock_request *rq,
         return;
     case MOCK_ROUTE_NONE:
         if (rt->path_ok)
-            answer_message(ans, 405, "Method not allowed.");
+            mock_answer_message(ans, 405, "Method not allowed.");
         else
-            answer_message(ans, 404, "Not Found");
+            mock_answer_message(ans, 404, "Not Found");
         return;
     default:
         break;
     }
     if (!authorised(m, rq)) {
-        answer_message(ans, 401, "Unauthenticated.");
+        mock_answer_message(ans, 401, "Unauthenticated.");
         return;
     }
     switch (rt->route) {
     case MOCK_ROUTE_RUN:
-        answer_run(m, rt, ans);
+        mock_run_answer(m, rt, ans);
+        break;
+    case MOCK_ROUTE_RUN_LOGS:
+        mock_run_answer_logs(m, rq, rt, ans);
+        break;
+    case MOCK_ROUTE_RUN_RETRY:
+        mock_run_answer_retry(m, rt, ans);
         break;
     case MOCK_ROUTE_LOOKUPS:
         answer_lookups(m, rq, ans);
@@ -877,7 +883,7 @@ void mock_route_answer(struct pd_mock *m, const struct mock_request *rq,
         answer_value(m, rq, rt, ans);
         break;
     default:
-        answer_message(ans, 404, "Not Found");
+        mock_answer_message(ans, 404, "Not Found");
         break;
     }
 }

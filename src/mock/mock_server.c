@@ -112,6 +112,9 @@ static void log_request(struct pd_mock *m, struct conn_req *r, int status, const
         .outcome = outcome,
         .elapsed_ms = monotonic_ms() - r->t0_ms,
     };
+    struct mock_route_match rt;
+    mock_route_match(r->method, line.path, &rt);
+    line.route = mock_route_name(rt.route);
     if (m->record)
         mock_record_line(m->record, &line);
     if (m->opt.quiet)
@@ -497,7 +500,9 @@ static struct pd_mock *mock_new(const struct pd_mock_options *opts, const char *
     m->user = strdup(opts->user);
     m->password = strdup(opts->password);
     m->api_key = opts->api_key ? strdup(opts->api_key) : NULL;
-    if (!m->bind || !m->user || !m->password || (opts->api_key && !m->api_key)) {
+    m->run_fail_marker = opts->run_fail_marker ? strdup(opts->run_fail_marker) : NULL;
+    if (!m->bind || !m->user || !m->password || (opts->api_key && !m->api_key) ||
+        (opts->run_fail_marker && !m->run_fail_marker)) {
         pd_mock_destroy(&m);
         return NULL;
     }
@@ -506,6 +511,8 @@ static struct pd_mock *mock_new(const struct pd_mock_options *opts, const char *
     m->opt.password = m->password;
     m->opt.api_key = m->api_key;
     m->opt.script = NULL;
+    m->opt.run_script = NULL;
+    m->opt.run_fail_marker = m->run_fail_marker;
     m->opt.record_dir = NULL;
     m->opt.log = m->log;
     if (!m->opt.rate_window_ms)
@@ -522,8 +529,10 @@ int pd_mock_create(const struct pd_mock_options *opts, struct pd_mock **out, cha
 
     if (err)
         *err = NULL;
-    if (bad_rate(opts->fail_rate) || bad_rate(opts->fail_401_rate) || bad_rate(opts->drop_rate)) {
-        set_err(err, "fail, 401 and drop rates are probabilities from 0 to 1", NULL);
+    if (bad_rate(opts->fail_rate) || bad_rate(opts->fail_401_rate) || bad_rate(opts->drop_rate) ||
+        bad_rate(opts->run_fail_rate) || bad_rate(opts->run_stop_rate) ||
+        bad_rate(opts->run_partial_rate)) {
+        set_err(err, "fail, 401, drop and run rates are probabilities from 0 to 1", NULL);
         return PD_EUSAGE;
     }
     if (!opts->user || !opts->password || !opts->max_body) {
@@ -539,6 +548,8 @@ int pd_mock_create(const struct pd_mock_options *opts, struct pd_mock **out, cha
     if ((rc = mock_store_create(&m->store)))
         goto fail;
     if ((rc = mock_script_parse(opts->script, &m->script, err)))
+        goto fail;
+    if ((rc = mock_run_script_parse(opts->run_script, &m->run_script, &m->run_script_n, err)))
         goto fail;
     if (opts->record_dir && (rc = mock_record_open(opts->record_dir, &m->record, err)))
         goto fail;
@@ -594,6 +605,8 @@ void pd_mock_destroy(struct pd_mock **mp)
     free(m->user);
     free(m->password);
     free(m->api_key);
+    free(m->run_fail_marker);
+    free(m->run_script);
     free(m);
     *mp = NULL;
 }
@@ -629,6 +642,7 @@ void pd_mock_stats(struct pd_mock *m, struct pd_mock_stats *out)
     out->requests = m->requests;
     out->logins = m->logins;
     out->runs = mock_store_run_count(m->store);
+    out->retries = m->retries;
     out->start_flow = m->start_flow;
     out->hangs_active = m->hangs_active;
     out->script_left = m->script.n - m->script.next;

@@ -10,6 +10,7 @@
 
 #include "pd_error.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -163,6 +164,7 @@ int mock_store_run_add(struct mock_store *st, const char *flow, const char *vers
         free(run->version_id);
         return PD_ENOMEM;
     }
+    memset(&run->created_now, 0, sizeof(*run) - offsetof(struct mock_run, created_now));
     run->id = ++st->nruns;
     run->started_ms = epoch_ms;
     *id = run->id;
@@ -180,6 +182,11 @@ bool mock_store_run_get(struct mock_store *st, uint64_t id, struct mock_run *out
         return false;
     *out = st->runs[id - 1];
     return true;
+}
+
+struct mock_run *mock_store_run_at(struct mock_store *st, uint64_t id)
+{
+    return id == 0 || id > st->nruns ? NULL : &st->runs[id - 1];
 }
 
 static char *dup_or_null(const char *s)
