@@ -5,6 +5,14 @@
  * (pd_backoff) and Retry-After, pauses the whole account on 429/503, logs in again once on 401,
  * and reports to the caller only final outcomes. Nothing is dropped: RETRY has no attempt limit
  * unless max_retry_time is set.
+ *
+ * Polls (requests following a flow run, `poll`) share the account's rate with the rest: a
+ * poll waits while any other request waits for the pace or a slot, and polls never take more
+ * than poll_share percent of the rate window (ceil(rate_limit * share / 100), at least 1, per
+ * rate_window). They never starve: when deliveries use less than the whole rate, polls use the
+ * rest up to their share, and under a full delivery backlog a poll that has waited longer than
+ * one rate window goes before the deliveries until the polls' share of the window is used. A
+ * retry of a poll is a poll (see pd_limiter_next).
  */
 #ifndef PD_CLIENT_H
 #define PD_CLIENT_H
@@ -40,7 +48,8 @@ struct pd_client_opts {
      * note_arg.
      */
     void (*event)(void *arg, enum pd_log_level level, const char *line);
-    struct pd_metrics *metrics; /* counts answers, retries and logins; NULL: none */
+    struct pd_metrics *metrics; /* counts answers, retries, logins and polls; NULL: none */
+    unsigned poll_share;        /* percent of the rate polls may take; 0: 25 */
 };
 
 struct pd_client_request {
@@ -55,6 +64,7 @@ struct pd_client_request {
      * client reads nothing in it: it only passes the caller's words on.
      */
     const char *context;
+    bool poll; /* follows a flow run: goes after the others, within poll_share */
 };
 
 struct pd_client_result {
@@ -81,6 +91,8 @@ struct pd_client_stats {
     uint64_t ambiguous; /* retries of requests whose body was sent without an answer */
     uint64_t logins;  /* login requests started */
     uint64_t reauths; /* 401 answers to data requests */
+    uint64_t polls;   /* of the requests started: polls */
+    uint64_t polls_deferred; /* polls held back by poll_share (each poll once) */
     /* Now: */
     uint64_t waiting;   /* requests waiting for a token, a slot or a retry */
     uint64_t in_flight; /* requests sent, not answered */

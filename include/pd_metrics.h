@@ -35,6 +35,8 @@ enum pd_metrics_counter {
     PD_METRICS_LOGINS,  /* login requests */
     PD_METRICS_REAUTHS, /* 401 answers to data requests */
     PD_METRICS_AMBIGUOUS, /* retries of requests sent whole without an answer */
+    PD_METRICS_POLLS,     /* polls of flow runs started (retries included) */
+    PD_METRICS_POLLS_DEFERRED, /* polls held back by follow_share (each poll once) */
     PD_METRICS_COUNTERS
 };
 

@@ -11,6 +11,7 @@
 #include "pd_clock.h"
 #include "pd_config.h"
 #include "pd_error.h"
+#include "pd_metrics.h"
 #include "pd_mock.h"
 
 #include <stdio.h>
@@ -43,6 +44,11 @@ struct fixture {
     char message[1024];
     unsigned attempts, ambiguous;
     long status;
+    /* Requests sent with send_tagged(): the tags of those answered, in order. */
+    char order[16];
+    size_t norder;
+    unsigned poll_share;
+    struct pd_metrics *metrics;
 };
 
 static uint64_t fake_mono(void *arg)
@@ -114,7 +120,8 @@ static int setup(void **state)
 /* Creates the client once the test has set its limits. */
 static void start_client(struct fixture *f)
 {
-    struct pd_client_opts o = {.pw = &f->pw, .clock = &f->clock, .event = on_event, .note_arg = f};
+    struct pd_client_opts o = {.pw = &f->pw, .clock = &f->clock, .event = on_event, .note_arg = f,
+                               .poll_share = f->poll_share, .metrics = f->metrics};
     assert_int_equal(pd_client_create(&f->loop, &o, &f->client), 0);
 }
 
@@ -133,6 +140,7 @@ static int teardown(void **state)
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     pd_mock_destroy(&f->mock);
+    pd_metrics_destroy(&f->metrics);
     free(f);
     return 0;
 }
@@ -350,9 +358,124 @@ static void relogin_suspect_counting(void **state)
     assert_int_equal(mock_stats(f).logins, 5);
 }
 
+/* A request sent with send_tagged(): its answer appends TAG to the fixture's order. */
+struct tagged {
+    struct fixture *f;
+    char tag;
+};
+
+static void on_tagged(void *arg, const struct pd_client_result *r)
+{
+    struct tagged *t = arg;
+    assert_int_equal(r->err, 0);
+    if (t->f->norder < sizeof(t->f->order) - 1)
+        t->f->order[t->f->norder++] = t->tag;
+}
+
+/* Queues a start request tagged T, a poll when POLL; the loop is not run. */
+static void send_tagged(struct fixture *f, struct tagged *t, bool poll)
+{
+    struct pd_client_request req = {
+        .method = "POST",
+        .url = f->start_url,
+        .body = BODY,
+        .body_len = strlen(BODY),
+        .poll = poll,
+    };
+    t->f = f;
+    assert_int_equal(pd_client_submit(f->client, &req, on_tagged, t), 0);
+}
+
+/* Runs the loop until N tagged requests were answered. */
+static void run_until_answered(struct fixture *f, size_t n)
+{
+    f->timed_out = false;
+    uv_timer_start(&f->guard, on_guard, GUARD_MS, 0);
+    while (f->norder < n && !f->timed_out)
+        uv_run(&f->loop, UV_RUN_ONCE);
+    uv_timer_stop(&f->guard);
+    if (f->norder < n)
+        fail_msg("%zu of %zu answered within %d ms; events:\n%s", f->norder, n, GUARD_MS,
+                 f->events);
+}
+
+/* One slot: a delivery submitted after a poll still goes before it. */
+static void delivery_before_poll(void **state)
+{
+    struct fixture *f = *state;
+    struct tagged t[3] = {{.tag = 'a'}, {.tag = 'p'}, {.tag = 'b'}};
+    f->pw.concurrency = 1;
+    start_client(f);
+    send_one(f, NULL); /* logged in */
+    send_tagged(f, &t[0], false); /* takes the slot */
+    send_tagged(f, &t[1], true);
+    send_tagged(f, &t[2], false);
+    run_until_answered(f, 3);
+    assert_string_equal(f->order, "abp");
+    struct pd_client_stats cs = pd_client_stats(f->client);
+    assert_int_equal(cs.polls, 1);
+    assert_int_equal(cs.polls_deferred, 0);
+}
+
+/*
+ * A share of 2% of 80 a minute: 2 polls a window. The third waits for the window, counted
+ * deferred once however often it is looked at, and goes once the fake clock moved a window on.
+ */
+static void poll_share_deferred_once(void **state)
+{
+    struct fixture *f = *state;
+    struct tagged t[4] = {{.tag = '1'}, {.tag = '2'}, {.tag = '3'}, {.tag = 'd'}};
+    f->pw.rate_limit = 80; /* burst 4: the login, one delivery and two polls */
+    f->poll_share = 2;
+    start_client(f);
+    send_one(f, NULL);
+    for (size_t i = 0; i < 3; i++)
+        send_tagged(f, &t[i], true);
+    run_until_answered(f, 2);
+    for (int i = 0; i < 5; i++)
+        uv_run(&f->loop, UV_RUN_NOWAIT); /* looked at again: still one deferral */
+    struct pd_client_stats cs = pd_client_stats(f->client);
+    assert_string_equal(f->order, "12");
+    assert_int_equal(cs.polls, 2);
+    assert_int_equal(cs.polls_deferred, 1);
+    assert_int_equal(cs.waiting, 1);
+    /* A window later the share is free again; the delivery wakes the queue. */
+    f->mono += 60000;
+    send_tagged(f, &t[3], false);
+    run_until_answered(f, 4);
+    cs = pd_client_stats(f->client);
+    assert_int_equal(cs.polls, 3);
+    assert_int_equal(cs.polls_deferred, 1);
+    assert_int_equal(mock_stats(f).start_flow, 5);
+}
+
+/* A poll answered 503 is retried as a poll, and both are counted in the metrics. */
+static void poll_retry_stays_poll(void **state)
+{
+    struct fixture *f = *state;
+    struct pd_metrics_opts mo = {.clock = &f->clock};
+    struct tagged t = {.tag = 'p'};
+    char *text = NULL;
+    size_t len;
+    assert_int_equal(pd_metrics_create(&mo, &f->metrics), 0);
+    start_client(f);
+    script(f, "503:0");
+    send_tagged(f, &t, true);
+    run_until_answered(f, 1);
+    struct pd_client_stats cs = pd_client_stats(f->client);
+    assert_int_equal(cs.retries, 1);
+    assert_int_equal(cs.polls, 2);
+    assert_int_equal(cs.sent, 3); /* the login is not a poll */
+    assert_int_equal(pd_metrics_render(f->metrics, &text, &len), 0);
+    assert_non_null(strstr(text, "\npatchdrop_polls_total 2\n"));
+    assert_non_null(strstr(text, "\npatchdrop_polls_deferred_total 0\n"));
+    free(text);
+}
+
 int main(void)
 {
     return PD_RUN_TESTS(setup, teardown, retry_until_ok, retry_after_followed, refusals_final,
                         fatal_url, max_retry_time, ambiguous_bounded, relogin_once,
-                        relogin_suspect_counting);
+                        relogin_suspect_counting, delivery_before_poll, poll_share_deferred_once,
+                        poll_retry_stays_poll);
 }

@@ -400,6 +400,28 @@ static void render_watches(struct pd_metrics *m, FILE *f, uint64_t now)
     PER_WATCH(f, m, "patchdrop_last_delivery_timestamp_seconds", w->last_delivery_wall_ms / 1000);
 }
 
+/* The account-wide counters of pd_metrics_count(), in the order shown. */
+static const struct {
+    const char *name, *help;
+    enum pd_metrics_counter counter;
+} counter_families[] = {
+    {"patchdrop_retries_total", "Requests retried after 5xx, 429, a network error or a timeout.",
+     PD_METRICS_RETRIES},
+    {"patchdrop_ambiguous_retries_total",
+     "Requests sent again after their whole body went out without an answer: each may have "
+     "started a flow run (possible duplicates).",
+     PD_METRICS_AMBIGUOUS},
+    {"patchdrop_logins_total", "Logins for a bearer token.", PD_METRICS_LOGINS},
+    {"patchdrop_reauths_total", "401 answers to data requests.", PD_METRICS_REAUTHS},
+    {"patchdrop_polls_total",
+     "Requests sent to follow a flow run to its final status, retries included.",
+     PD_METRICS_POLLS},
+    {"patchdrop_polls_deferred_total",
+     "Polls of flow runs held back because polls had used their follow_share of the rate "
+     "(each poll counted once).",
+     PD_METRICS_POLLS_DEFERRED},
+};
+
 /* The account-wide families: answers, retries, logins, requests, health, this endpoint. */
 static void render_requests(struct pd_metrics *m, FILE *f, uint64_t now, int health)
 {
@@ -416,17 +438,9 @@ static void render_requests(struct pd_metrics *m, FILE *f, uint64_t now, int hea
             fprintf(f, "patchdrop_http_responses_total{status=\"none\"} %" PRIu64 "\n",
                     m->responses[s]);
     }
-    single(f, "patchdrop_retries_total", "counter",
-           "Requests retried after 5xx, 429, a network error or a timeout.",
-           m->counters[PD_METRICS_RETRIES]);
-    single(f, "patchdrop_ambiguous_retries_total", "counter",
-           "Requests sent again after their whole body went out without an answer: each may "
-           "have started a flow run (possible duplicates).",
-           m->counters[PD_METRICS_AMBIGUOUS]);
-    single(f, "patchdrop_logins_total", "counter", "Logins for a bearer token.",
-           m->counters[PD_METRICS_LOGINS]);
-    single(f, "patchdrop_reauths_total", "counter", "401 answers to data requests.",
-           m->counters[PD_METRICS_REAUTHS]);
+    for (size_t i = 0; i < sizeof(counter_families) / sizeof(counter_families[0]); i++)
+        single(f, counter_families[i].name, "counter", counter_families[i].help,
+               m->counters[counter_families[i].counter]);
     single(f, "patchdrop_requests_waiting", "gauge",
            "Requests waiting for a token, the rate limit, a free slot or their next retry.",
            m->waiting);

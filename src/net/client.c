@@ -9,6 +9,9 @@
  *     DONE_OK / REJECT / RESPLIT / GIVE_UP / FATAL -> DONE
  *     RETRY_AFTER -> BACKOFF (own timer; 429/503 also pause the account) -> WAIT_AUTH
  *     RELOGIN     -> drop the token once -> WAIT_AUTH (one shared login) -> ...
+ *
+ * WAIT_SLOT is two FIFOs, the other requests and the polls; pd_limiter_next chooses between
+ * their heads.
  */
 #include "pd_client.h"
 
@@ -40,6 +43,8 @@ struct req {
     const char *body;
     size_t body_len;
     bool no_auth;
+    bool poll;
+    bool deferred; /* a poll held back by the share once: counted */
     pd_client_done_fn done;
     void *arg;
     struct pd_auth_wait auth_wait;
@@ -51,8 +56,9 @@ struct req {
     uint64_t first_ms; /* monotonic time of submission, for max_retry_time */
     uint64_t failing_since_ms; /* monotonic time of its first retryable failure; 0: none */
     long last_status;          /* of its last answer, 0: none */
+    uint64_t slot_since_ms;    /* monotonic time it began waiting in WAIT_SLOT */
     struct req *next, *prev;           /* all live requests */
-    struct req *slot_next, *slot_prev; /* the limiter's FIFO */
+    struct req *slot_next, *slot_prev; /* the limiter's FIFO (of polls for a poll) */
 };
 
 struct pd_client {
@@ -64,7 +70,8 @@ struct pd_client {
     struct pd_limiter limiter;
     uv_timer_t pace_timer;
     struct req *reqs;
-    struct req *slot_head, *slot_tail;
+    struct req *slot_head, *slot_tail; /* waiting for the limiter, polls aside */
+    struct req *poll_head, *poll_tail; /* polls waiting for the limiter */
     struct pd_client_stats stats;
     void (*note_fn)(void *arg, const char *line);
     void (*event_fn)(void *arg, enum pd_log_level level, const char *line);
@@ -163,14 +170,16 @@ static void on_req_closed(uv_handle_t *h)
 
 static void slot_remove(struct pd_client *c, struct req *r)
 {
+    struct req **head = r->poll ? &c->poll_head : &c->slot_head;
+    struct req **tail = r->poll ? &c->poll_tail : &c->slot_tail;
     if (r->slot_prev)
         r->slot_prev->slot_next = r->slot_next;
-    else if (c->slot_head == r)
-        c->slot_head = r->slot_next;
+    else if (*head == r)
+        *head = r->slot_next;
     if (r->slot_next)
         r->slot_next->slot_prev = r->slot_prev;
-    else if (c->slot_tail == r)
-        c->slot_tail = r->slot_prev;
+    else if (*tail == r)
+        *tail = r->slot_prev;
     r->slot_next = r->slot_prev = NULL;
 }
 
@@ -205,7 +214,11 @@ static void set_state(struct req *r, enum req_state next)
     }
     r->state = next;
     if (next == WAIT_SLOT) {
-        PD_LIST_APPEND_BY(c->slot_head, c->slot_tail, r, slot_prev, slot_next);
+        r->slot_since_ms = c->clock->mono_ms(c->clock->arg);
+        if (r->poll)
+            PD_LIST_APPEND_BY(c->poll_head, c->poll_tail, r, slot_prev, slot_next);
+        else
+            PD_LIST_APPEND_BY(c->slot_head, c->slot_tail, r, slot_prev, slot_next);
     }
 }
 
@@ -288,6 +301,10 @@ static void start(struct req *r)
     set_state(r, IN_FLIGHT);
     r->attempts++;
     c->stats.sent++;
+    if (r->poll) {
+        c->stats.polls++;
+        pd_metrics_count(c->metrics, PD_METRICS_POLLS);
+    }
     int rc = pd_http_send(c->http, &hr, on_http_done, r, &r->xfer);
     if (rc) {
         pd_limiter_release(&c->limiter, c->clock->mono_ms(c->clock->arg));
@@ -300,18 +317,31 @@ static void on_pace_timer(uv_timer_t *t)
     pump(t->data);
 }
 
-/* Starts waiting requests in order while the limiter allows. */
+/* Starts waiting requests in order, polls after the others, while the limiter allows. */
 static void pump(struct pd_client *c)
 {
-    while (c->slot_head && !c->closing) {
-        int64_t wait = pd_limiter_try(&c->limiter, c->clock->mono_ms(c->clock->arg));
+    while ((c->slot_head || c->poll_head) && !c->closing) {
+        struct pd_limiter_queue q = {
+            .requests = c->slot_head != NULL,
+            .polls = c->poll_head != NULL,
+            .poll_since_ms = c->poll_head ? c->poll_head->slot_since_ms : 0,
+        };
+        enum pd_limiter_pick pick;
+        bool held;
+        int64_t wait =
+            pd_limiter_next(&c->limiter, c->clock->mono_ms(c->clock->arg), &q, &pick, &held);
+        if (held && !c->poll_head->deferred) {
+            c->poll_head->deferred = true;
+            c->stats.polls_deferred++;
+            pd_metrics_count(c->metrics, PD_METRICS_POLLS_DEFERRED);
+        }
         if (wait == PD_LIMITER_BUSY)
             return; /* a release calls pump again */
         if (wait > 0) {
             uv_timer_start(&c->pace_timer, on_pace_timer, (uint64_t)wait, 0);
             return;
         }
-        start(c->slot_head);
+        start(pick == PD_LIMITER_POLL ? c->poll_head : c->slot_head);
     }
 }
 
@@ -490,6 +520,8 @@ int pd_client_create(uv_loop_t *loop, const struct pd_client_opts *opts, struct 
     if ((rc = pd_limiter_init_window(&c->limiter, pw->rate_limit, pw->rate_window_ms, pw->concurrency,
                               c->clock->mono_ms(c->clock->arg))) != 0)
         goto fail_limiter;
+    if ((rc = pd_limiter_set_poll_share(&c->limiter, opts->poll_share)) != 0)
+        goto fail_http; /* frees the limiter */
     if ((rc = pd_http_create(loop, &ho, &c->http)) != 0)
         goto fail_http;
     if ((rc = pd_auth_create(c, pw, opts->state_dir, c->clock, &c->auth)) != 0)
@@ -540,6 +572,7 @@ int pd_client_submit(struct pd_client *c, const struct pd_client_request *req,
     r->body = req->body;
     r->body_len = req->body_len;
     r->no_auth = req->no_auth;
+    r->poll = req->poll && !req->no_auth;
     r->done = done;
     r->arg = arg;
     r->first_ms = c->clock->mono_ms(c->clock->arg);

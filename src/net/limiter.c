@@ -34,6 +34,33 @@ int pd_limiter_init_window(struct pd_limiter *l, uint64_t rate_per_min, uint64_t
             return PD_ENOMEM;
         l->nstarts = rate_per_min;
     }
+    if (pd_limiter_set_poll_share(l, PD_LIMITER_POLL_SHARE) != 0) {
+        pd_limiter_cleanup(l);
+        return PD_ENOMEM;
+    }
+    return 0;
+}
+
+int pd_limiter_set_poll_share(struct pd_limiter *l, unsigned percent)
+{
+    uint64_t max = 0;
+    uint64_t *ring = NULL;
+
+    if (!percent)
+        percent = PD_LIMITER_POLL_SHARE;
+    if (percent > 100)
+        percent = 100;
+    /* Unlimited rates bound no share either. */
+    if (l->rate > 0 && l->rate <= WINDOW_RING_MAX) {
+        max = (l->rate * percent + 99) / 100;
+        ring = calloc(max, sizeof(*ring));
+        if (!ring)
+            return PD_ENOMEM;
+    }
+    free(l->polls);
+    l->polls = ring;
+    l->poll_max = max;
+    l->poll_head = l->poll_count = 0;
     return 0;
 }
 
@@ -41,6 +68,8 @@ void pd_limiter_cleanup(struct pd_limiter *l)
 {
     free(l->starts);
     l->starts = NULL;
+    free(l->polls);
+    l->polls = NULL;
 }
 
 static void refill(struct pd_limiter *l, uint64_t now_ms)
@@ -91,6 +120,55 @@ int64_t pd_limiter_try(struct pd_limiter *l, uint64_t now_ms)
     }
     l->inflight++;
     return 0;
+}
+
+/* 0 when the polls' share allows one more poll now, else how long until it does. */
+static int64_t poll_share_wait(struct pd_limiter *l, uint64_t now_ms)
+{
+    if (!l->polls || l->poll_count < l->poll_max)
+        return 0;
+    uint64_t oldest = l->polls[l->poll_head]; /* the ring is full: head is the oldest */
+    return oldest + l->window_ms > now_ms ? (int64_t)(oldest + l->window_ms - now_ms) : 0;
+}
+
+static void poll_started(struct pd_limiter *l, uint64_t now_ms)
+{
+    if (!l->polls)
+        return;
+    l->polls[l->poll_head] = now_ms;
+    l->poll_head = (l->poll_head + 1) % l->poll_max;
+    if (l->poll_count < l->poll_max)
+        l->poll_count++;
+}
+
+int64_t pd_limiter_next(struct pd_limiter *l, uint64_t now_ms, const struct pd_limiter_queue *q,
+                        enum pd_limiter_pick *pick, bool *share_held)
+{
+    int64_t wait;
+
+    *pick = PD_LIMITER_NONE;
+    *share_held = false;
+    /* A poll goes when nothing else waits, or before the others once it waited a window. */
+    if (q->polls && (!q->requests || now_ms >= q->poll_since_ms + l->window_ms)) {
+        wait = poll_share_wait(l, now_ms);
+        if (wait == 0) {
+            wait = pd_limiter_try(l, now_ms);
+            if (wait == 0) {
+                poll_started(l, now_ms);
+                *pick = PD_LIMITER_POLL;
+            }
+            return wait;
+        }
+        *share_held = true;
+        if (!q->requests)
+            return wait;
+    }
+    if (!q->requests)
+        return PD_LIMITER_BUSY;
+    wait = pd_limiter_try(l, now_ms);
+    if (wait == 0)
+        *pick = PD_LIMITER_REQUEST;
+    return wait;
 }
 
 void pd_limiter_release(struct pd_limiter *l, uint64_t now_ms)
