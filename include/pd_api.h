@@ -67,6 +67,75 @@ int pd_api_parse_run_status(const char *body, size_t len, char **words, char **r
 /* Words for a Patchworks flow-run status number, or NULL when unknown. */
 const char *pd_api_run_status_name(long status);
 
+/* ---- following a flow run ------------------------------------------------------------------- */
+
+/* The paths of a flow run: flow_run_path, flow_run_logs_path, flow_run_retry_path. */
+enum pd_api_run_path { PD_API_RUN, PD_API_RUN_LOGS, PD_API_RUN_RETRY };
+
+/*
+ * core_url and the path's template with every {id} replaced by RUN_ID (letters, digits, '-',
+ * '_', '.'; anything else is PD_ECONFIG, as is a missing core_url). A template the config left
+ * NULL is the default ("/flow-runs/{id}" ...). Returns 0 and a malloc'd *URL, or PD_ENOMEM.
+ * pd_api_run_url() is the PD_API_RUN case.
+ */
+int pd_api_flow_run_url(const struct pd_patchworks *pw, enum pd_api_run_path which,
+                        const char *run_id, char **url);
+
+/* Log entries asked for in one page, the most the API serves. */
+#define PD_API_RUN_LOGS_PER_PAGE 100
+
+/* The logs' URL for page PAGE (1 ...): "?page=PAGE&per_page=100" after PD_API_RUN_LOGS. */
+int pd_api_run_logs_page_url(const struct pd_patchworks *pw, const char *run_id, unsigned page,
+                             char **url);
+
+/* dashboard_url (or its default) with {id} replaced; RUN_ID checked as above. */
+int pd_api_dashboard_url(const struct pd_patchworks *pw, const char *run_id, char **url);
+
+struct pd_api_run {
+    long status;       /* 1 running, 2 success, 3 failed, 4 stopped, 5 partial; 0: none found */
+    char *started_at;  /* as sent (bounded), or NULL */
+    char *finished_at; /* NULL while running or when null */
+};
+
+/*
+ * Reads a flow-run record: flat, under `attributes`, under `data` or `data.attributes`. The
+ * status is a number, a numeric string or one of the words; anything else leaves it 0. Returns
+ * 0, or PD_EPROTOCOL when the answer is not a JSON object (*OUT is then empty); PD_ENOMEM.
+ */
+int pd_api_parse_run(const char *body, size_t len, struct pd_api_run *out);
+void pd_api_run_cleanup(struct pd_api_run *r);
+
+/* "running", "success", "failed", "stopped", "partial" for 1..5; NULL for others. */
+const char *pd_api_run_outcome(long status);
+
+/* Bounds of what one logs page yields: entries read, bytes of one message. */
+#define PD_API_RUN_LOGS_MAX 100
+#define PD_API_RUN_LOG_MESSAGE_MAX 1000
+
+struct pd_api_run_log {
+    char *time;    /* created_at or time, as sent; NULL when absent */
+    char *level;   /* NULL when absent */
+    char *message; /* at most PD_API_RUN_LOG_MESSAGE_MAX bytes, cut at a character; or NULL */
+};
+
+/*
+ * Reads one page of a run's log entries (the answer itself when a list, else its `data` list;
+ * each entry flat or under `attributes`; entries that are not objects or hold none of the three
+ * fields are skipped; at most PD_API_RUN_LOGS_MAX). *NEXT_PAGE is the page after this one from
+ * meta (current_page, last_page) or links.next's page=, 0 on the last page. Returns 0, or
+ * PD_EPROTOCOL (not JSON, no list) / PD_ENOMEM with the outputs empty. Free with
+ * pd_api_run_logs_free.
+ */
+int pd_api_parse_run_logs(const char *body, size_t len, struct pd_api_run_log **entries, size_t *n,
+                          unsigned *next_page);
+void pd_api_run_logs_free(struct pd_api_run_log *e, size_t n);
+
+/*
+ * Reads a retry answer like a start answer: flow_run_id, run_id or id, at the top or under
+ * `data`. Returns 0 and the new run's id (malloc'd), or PD_EPROTOCOL when it names none.
+ */
+int pd_api_parse_retry(const char *body, size_t len, char **new_run_id);
+
 /* ---- cross-reference lookups: reading the answers ------------------------------------------ */
 
 /* A list claiming more pages than this is read this far only: a server that never stops paging. */

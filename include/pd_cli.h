@@ -19,6 +19,7 @@ int pd_cli_run(int argc, char **argv);
 int pd_cli_send(int argc, char **argv);
 int pd_cli_login(int argc, char **argv);
 int pd_cli_status(int argc, char **argv);
+int pd_cli_flow_run(int argc, char **argv);
 int pd_cli_lookup(int argc, char **argv);
 int pd_cli_version(int argc, char **argv);
 
@@ -93,6 +94,10 @@ int pd_cli_load_config(const char *file, struct pd_config **out);
 
 /* Why [metrics] listen is a risk (words for a warning), or NULL when it is off or loopback. */
 const char *pd_cli_metrics_exposed(const struct pd_config *cfg);
+
+/* `patchdrop flow-run` under the name and usage of SPEC (`status RUN_ID`, its old name): ID
+ * only, no options of its own; a note on stderr says to use flow-run. */
+int pd_cli_flow_run_as(const struct pd_cli_spec *spec, int argc, char **argv);
 
 /* The config file the user meant: the argument, $PATCHDROP_CONFIG or the system default. */
 const char *pd_cli_config_path(const char *arg);

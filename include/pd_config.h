@@ -20,6 +20,7 @@
 enum pd_login_field { PD_LOGIN_EMAIL, PD_LOGIN_USERNAME };
 enum pd_auth_mode { PD_AUTH_PASSWORD, PD_AUTH_API_KEY };
 enum pd_update_method { PD_UPDATE_PUT, PD_UPDATE_PATCH };
+/* What a watch does when a flow run it started ends other than success. */
 enum pd_flow_failure { PD_FLOW_REPORT, PD_FLOW_FAIL, PD_FLOW_RETRY };
 
 struct pd_patchworks {
@@ -50,6 +51,12 @@ struct pd_patchworks {
     uint64_t retry_cap_ms;
     uint64_t max_retry_time_ms; /* 0: retry forever; default 5 days */
     uint64_t max_ambiguous;     /* sent, no answer: resent at most this often; 0: no limit */
+    /* Following flow runs: templates with {id}, the paths appended to core_url. */
+    char *flow_run_path;       /* default "/flow-runs/{id}" */
+    char *flow_run_logs_path;  /* default "/flow-runs/{id}/flow-run-logs" */
+    char *flow_run_retry_path; /* default "/flow-runs/{id}/retry" */
+    char *dashboard_url;       /* the run's page for people, a URL with {id} */
+    uint64_t follow_share;     /* percent of the account's rate polls may take, 1..100 */
 };
 
 struct pd_state_cfg {
@@ -93,6 +100,12 @@ struct pd_watch {
     uint64_t dedupe_ms;  /* 0: off; else skip content delivered to the flow within this window */
     uint64_t batch;      /* 0 or 1: off; else up to this many small files in one request */
     uint64_t batch_window_ms; /* how long a batch may wait for more files */
+    bool follow;              /* poll each started run to its final status; lookups: no */
+    uint64_t follow_first_ms; /* the first poll, after the start was acknowledged */
+    uint64_t follow_cap_ms;   /* polls back off, doubling, up to this */
+    uint64_t follow_timeout_ms; /* then the outcome is unknown */
+    int on_flow_failure;        /* enum pd_flow_failure */
+    uint64_t flow_retries;      /* on_flow_failure = retry: retries of one run at most */
 };
 
 struct pd_daemon_cfg {

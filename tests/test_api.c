@@ -1,5 +1,5 @@
 /* Unit tests of the Patchworks contract: the one classify function, ids, login and status, and
- * the answers of the cross-reference lookup operations. */
+ * the answers of the cross-reference lookup operations and of following a flow run. */
 #include "testlib.h"
 
 #include "pd_api.h"
@@ -488,10 +488,242 @@ static void lookup_records(void **state)
                      PD_EPROTOCOL);
 }
 
+/* ---- following a flow run ------------------------------------------------------------------- */
+
+static void flow_run_urls(void **state)
+{
+    struct pd_patchworks pw = pw_fixture();
+    static const struct {
+        enum pd_api_run_path which;
+        const char *tmpl, *id, *want;
+    } cases[] = {
+        {PD_API_RUN, NULL, "99", "http://127.0.0.1:1/api/v1/flow-runs/99"},
+        {PD_API_RUN_LOGS, NULL, "99", "http://127.0.0.1:1/api/v1/flow-runs/99/flow-run-logs"},
+        {PD_API_RUN_RETRY, NULL, "a-b_c.1", "http://127.0.0.1:1/api/v1/flow-runs/a-b_c.1/retry"},
+        {PD_API_RUN, "/runs/{id}/x/{id}", "7", "http://127.0.0.1:1/api/v1/runs/7/x/7"},
+        {PD_API_RUN_LOGS, "/logs?run={id}", "7", "http://127.0.0.1:1/api/v1/logs?run=7"},
+        {PD_API_RUN_RETRY, "/retry", "7", "http://127.0.0.1:1/api/v1/retry"},
+    };
+    char *s;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pw.flow_run_path = pw.flow_run_logs_path = pw.flow_run_retry_path = (char *)cases[i].tmpl;
+        assert_int_equal(pd_api_flow_run_url(&pw, cases[i].which, cases[i].id, &s), 0);
+        assert_string_equal(s, cases[i].want);
+        free(s);
+    }
+    pw.flow_run_path = pw.flow_run_logs_path = pw.flow_run_retry_path = NULL;
+    /* Ids that would change the URL's meaning, and no core_url: refused. */
+    static const char *const bad[] = {"", "9 9", "../x", "1/2", "1?a", "%2e", "{id}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(pd_api_flow_run_url(&pw, PD_API_RUN_LOGS, bad[i], &s), PD_ECONFIG);
+        assert_null(s);
+        assert_int_equal(pd_api_dashboard_url(&pw, bad[i], &s), PD_ECONFIG);
+    }
+    assert_int_equal(pd_api_flow_run_url(&pw, PD_API_RUN, NULL, &s), PD_ECONFIG);
+    pw.core_url = NULL;
+    assert_int_equal(pd_api_flow_run_url(&pw, PD_API_RUN, "1", &s), PD_ECONFIG);
+    pw = pw_fixture();
+    assert_int_equal(pd_api_run_logs_page_url(&pw, "12", 3, &s), 0);
+    assert_string_equal(s,
+                        "http://127.0.0.1:1/api/v1/flow-runs/12/flow-run-logs?page=3&per_page=100");
+    free(s);
+    assert_int_equal(pd_api_dashboard_url(&pw, "12", &s), 0);
+    assert_string_equal(s, "https://app.wearepatchworks.com/flow-run-logs/12");
+    free(s);
+    pw.dashboard_url = "http://dash.test/run/{id}?tab=logs";
+    assert_int_equal(pd_api_dashboard_url(&pw, "12", &s), 0);
+    assert_string_equal(s, "http://dash.test/run/12?tab=logs");
+    free(s);
+}
+
+static void flow_run_records(void **state)
+{
+    static const struct {
+        const char *body;
+        long status;
+        const char *started, *finished;
+    } cases[] = {
+        {"{\"data\":{\"id\":\"7\",\"type\":\"flow-runs\",\"attributes\":{\"status\":2,"
+         "\"started_at\":\"2026-01-02T03:04:05Z\",\"finished_at\":\"2026-01-02T03:05:00Z\"}}}",
+         2, "2026-01-02T03:04:05Z", "2026-01-02T03:05:00Z"},
+        {"{\"id\":7,\"status\":1,\"started_at\":\"s\",\"finished_at\":null}", 1, "s", NULL},
+        {"{\"data\":{\"id\":7,\"status\":\"3\"}}", 3, NULL, NULL},
+        {"{\"attributes\":{\"status\":4}}", 4, NULL, NULL},
+        {"{\"status\":\"partial success\"}", 5, NULL, NULL},
+        {"{\"status\":\"stopped\"}", 4, NULL, NULL},
+        {"{\"status\":\"queued\"}", 0, NULL, NULL},
+        {"{\"status\":9,\"started_at\":1700000000}", 0, "1700000000", NULL},
+        {"{\"status\":2.5}", 0, NULL, NULL},
+        {"{\"status\":\"2x\"}", 0, NULL, NULL},
+        {"{\"status\":1e300}", 0, NULL, NULL},
+        {"{\"status\":-777777777777777777777777}", 0, NULL, NULL},
+        {"{\"status\":\"99999999999999999999999\"}", 0, NULL, NULL},
+        {"{\"status\":true,\"started_at\":\"\"}", 0, NULL, NULL},
+        {"{\"id\":1}", 0, NULL, NULL},
+        {"{}", 0, NULL, NULL},
+    };
+    struct pd_api_run r;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(pd_api_parse_run(cases[i].body, strlen(cases[i].body), &r), 0);
+        assert_int_equal(r.status, cases[i].status);
+        if (cases[i].started)
+            assert_string_equal(r.started_at, cases[i].started);
+        else
+            assert_null(r.started_at);
+        if (cases[i].finished)
+            assert_string_equal(r.finished_at, cases[i].finished);
+        else
+            assert_null(r.finished_at);
+        pd_api_run_cleanup(&r);
+        pd_api_run_cleanup(&r); /* twice is harmless */
+    }
+    static const char *const garbage[] = {"", "not json", "[1,2]", "\"2\"", "{\"status\":", "2"};
+    for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
+        assert_int_equal(pd_api_parse_run(garbage[i], strlen(garbage[i]), &r), PD_EPROTOCOL);
+        assert_int_equal(r.status, 0);
+        assert_null(r.started_at);
+    }
+    assert_int_equal(pd_api_parse_run(NULL, 0, &r), PD_EPROTOCOL);
+    static const char *const outcomes[] = {NULL,      "running", "success", "failed",
+                                           "stopped", "partial", NULL};
+    for (long st = 0; st <= 6; st++)
+        if (outcomes[st])
+            assert_string_equal(pd_api_run_outcome(st), outcomes[st]);
+        else
+            assert_null(pd_api_run_outcome(st));
+    assert_null(pd_api_run_outcome(-1));
+}
+
+/* Parses BODY as a logs page expecting N entries and NEXT; returns them (free with the API). */
+static struct pd_api_run_log *logs_ok(const char *body, size_t want_n, unsigned want_next)
+{
+    struct pd_api_run_log *e = NULL;
+    size_t n = 99;
+    unsigned next = 99;
+    assert_int_equal(pd_api_parse_run_logs(body, strlen(body), &e, &n, &next), 0);
+    assert_int_equal(n, want_n);
+    assert_int_equal(next, want_next);
+    assert_non_null(e);
+    return e;
+}
+
+static void flow_run_logs(void **state)
+{
+    (void)state;
+    /* JSON:API entries under attributes, with the paging. */
+    struct pd_api_run_log *e = logs_ok(
+        "{\"data\":[{\"id\":1,\"attributes\":{\"created_at\":\"t1\",\"level\":\"info\","
+        "\"message\":\"Flow started\"}},{\"id\":2,\"attributes\":{\"created_at\":\"t2\","
+        "\"level\":\"error\",\"message\":\"Mapping failed\"}}],\"meta\":{\"current_page\":1,"
+        "\"last_page\":3,\"total\":250},\"links\":{\"next\":\"http://x/?page=2\"}}",
+        2, 2);
+    assert_string_equal(e[0].time, "t1");
+    assert_string_equal(e[0].level, "info");
+    assert_string_equal(e[0].message, "Flow started");
+    assert_string_equal(e[1].level, "error");
+    pd_api_run_logs_free(e, 2);
+    /* Flat entries with time; numeric strings in meta; the last page. */
+    e = logs_ok("{\"data\":[{\"time\":\"t\",\"level\":200,\"message\":\"m\"},7,{},"
+                "{\"other\":1}],\"meta\":{\"current_page\":\"3\",\"last_page\":\"3\"}}",
+                1, 0);
+    assert_string_equal(e[0].time, "t");
+    assert_string_equal(e[0].level, "200");
+    pd_api_run_logs_free(e, 1);
+    /* A bare list, missing fields: NULL. No paging: the last page. */
+    e = logs_ok("[{\"message\":\"only\"}]", 1, 0);
+    assert_null(e[0].time);
+    assert_null(e[0].level);
+    assert_string_equal(e[0].message, "only");
+    pd_api_run_logs_free(e, 1);
+    /* Only links.next: its page=, forward only. */
+    pd_api_run_logs_free(
+        logs_ok("{\"data\":[],\"links\":{\"next\":\"/l?per_page=100&page=5\"}}", 0, 5), 0);
+    pd_api_run_logs_free(
+        logs_ok("{\"data\":[],\"meta\":{\"current_page\":5},\"links\":{\"next\":\"/l?page=5\"}}", 0,
+                0),
+        0);
+    pd_api_run_logs_free(logs_ok("{\"data\":[],\"links\":{\"next\":\"/l?per_page=9\"}}", 0, 0), 0);
+    pd_api_run_logs_free(logs_ok("{\"data\":[],\"links\":{\"next\":null}}", 0, 0), 0);
+    /* Huge numbers are bounded, never undefined behaviour. */
+    pd_api_run_logs_free(
+        logs_ok("{\"data\":[],\"meta\":{\"current_page\":1,\"last_page\":1e300}}", 0, 2), 0);
+    pd_api_run_logs_free(
+        logs_ok("{\"data\":[],\"meta\":{\"current_page\":1e300,\"last_page\":1e300}}", 0, 0), 0);
+    pd_api_run_logs_free(
+        logs_ok("{\"data\":[],\"links\":{\"next\":\"?page=99999999999999999999\"}}", 0, 0), 0);
+
+    /* At most 100 entries a page; each message at most 1000 bytes, cut at a character. */
+    size_t cap = 200 * 40 + 3000;
+    char *big = malloc(cap), *o = big;
+    o += sprintf(o, "{\"data\":[{\"message\":\"");
+    for (int i = 0; i < 1200; i++)
+        o += sprintf(o, "\xc3\xa9"); /* é: two bytes */
+    o += sprintf(o, "\"}");
+    for (int i = 1; i < 200; i++)
+        o += sprintf(o, ",{\"message\":\"m%d\"}", i);
+    sprintf(o, "]}");
+    e = logs_ok(big, 100, 0);
+    assert_true(strlen(e[0].message) <= 1000);
+    assert_int_equal(strlen(e[0].message) % 2, 0);
+    assert_string_equal(e[99].message, "m99");
+    pd_api_run_logs_free(e, 100);
+    free(big);
+
+    static const char *const garbage[] = {"", "nope", "{}", "{\"data\":{}}", "{\"data\":7}", "3"};
+    for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
+        size_t n = 9;
+        unsigned next = 9;
+        e = (struct pd_api_run_log *)1;
+        assert_int_equal(pd_api_parse_run_logs(garbage[i], strlen(garbage[i]), &e, &n, &next),
+                         PD_EPROTOCOL);
+        assert_null(e);
+        assert_int_equal(n, 0);
+        assert_int_equal(next, 0);
+    }
+    pd_api_run_logs_free(NULL, 0);
+}
+
+static void flow_run_retry(void **state)
+{
+    static const struct {
+        const char *body, *id;
+    } cases[] = {
+        {"{\"message\":\"Flow run retried.\",\"flow_run_id\":8}", "8"},
+        {"{\"data\":{\"run_id\":\"r-9\"}}", "r-9"},
+        {"{\"id\":\"10\"}", "10"},
+        {"{\"flow_run_id\":\"11\",\"id\":\"1\"}", "11"},
+        {"{\"flow_run_id\":7.7e110}", "7.6999999999999995e+110"},
+    };
+    char *id;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(pd_api_parse_retry(cases[i].body, strlen(cases[i].body), &id), 0);
+        assert_string_equal(id, cases[i].id);
+        free(id);
+    }
+    static const char *const none[] = {"",
+                                       "{}",
+                                       "{\"message\":\"ok\"}",
+                                       "[1]",
+                                       "junk",
+                                       "{\"flow_run_id\":\"\"}",
+                                       "{\"data\":{\"id\":null}}"};
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        assert_int_equal(pd_api_parse_retry(none[i], strlen(none[i]), &id), PD_EPROTOCOL);
+        assert_null(id);
+    }
+}
+
 int main(void)
 {
     return PD_RUN_TESTS(NULL, NULL, classify_table, run_id_variants, no_run_id_keeps_body,
                         reject_carries_message_and_errors, requests, login_answers, run_status,
                         absurd_numbers, lookup_rows_page, lookup_absurd_numbers, lookup_bad_pages,
-                        lookups_page, lookup_records);
+                        lookups_page, lookup_records, flow_run_urls, flow_run_records,
+                        flow_run_logs, flow_run_retry);
 }

@@ -730,6 +730,92 @@ static void test_retention_keys(void **state)
                      "shorter");
 }
 
+/* What the follow keys of CFG and its watch "orders" should be. */
+struct follow_want {
+    const char *run, *logs, *retry, *dashboard;
+    uint64_t share;
+    bool follow;
+    uint64_t first, cap, timeout;
+    int on_failure;
+    uint64_t retries;
+};
+
+static void check_follow(const struct pd_config *cfg, const struct follow_want *f)
+{
+    const struct pd_watch *w = pd_config_watch(cfg, "orders");
+    assert_string_equal(cfg->pw.flow_run_path, f->run);
+    assert_string_equal(cfg->pw.flow_run_logs_path, f->logs);
+    assert_string_equal(cfg->pw.flow_run_retry_path, f->retry);
+    assert_string_equal(cfg->pw.dashboard_url, f->dashboard);
+    assert_int_equal(cfg->pw.follow_share, f->share);
+    assert_int_equal(w->follow, f->follow);
+    assert_int_equal(w->follow_first_ms, f->first);
+    assert_int_equal(w->follow_cap_ms, f->cap);
+    assert_int_equal(w->follow_timeout_ms, f->timeout);
+    assert_int_equal(w->on_flow_failure, f->on_failure);
+    assert_int_equal(w->flow_retries, f->retries);
+}
+
+/* Following flow runs: defaults, every key, and each bound refused once, at its line. */
+static void test_follow_keys(void **state)
+{
+    (void)state;
+    assert_int_equal(mkdir(pd_test_path(tmpdir, "table"), 0700), 0);
+    struct pd_config *cfg = expect_ok(GOOD_PW GOOD_WATCH);
+    check_follow(cfg, &(struct follow_want){"/flow-runs/{id}", "/flow-runs/{id}/flow-run-logs",
+                                            "/flow-runs/{id}/retry",
+                                            "https://app.wearepatchworks.com/flow-run-logs/{id}",
+                                            25, true, 5000, 300000, 86400000, PD_FLOW_REPORT, 2});
+    pd_config_destroy(&cfg);
+
+    cfg =
+        expect_ok(GOOD_PW "flow_run_path = /v2/runs/{id}\nflow_run_logs_path = /logs/{id}\n"
+                          "flow_run_retry_path = /runs/{id}/again\n"
+                          "dashboard_url = http://dash.test/r/{id}\nfollow_share = 100\n" GOOD_WATCH
+                          "follow = no\nfollow_first = 100ms\nfollow_cap = 100ms\n"
+                          "follow_timeout = 1h\non_flow_failure = retry\nflow_retries = 10\n"
+                          "[watch:table]\npath = table\nlookup_id = 5\nfollow = yes\n");
+    check_follow(cfg, &(struct follow_want){"/v2/runs/{id}", "/logs/{id}", "/runs/{id}/again",
+                                            "http://dash.test/r/{id}", 100, false, 100, 100,
+                                            3600000, PD_FLOW_RETRY, 10});
+    /* A lookup watch starts no runs: nothing to follow. */
+    assert_false(pd_config_watch(cfg, "table")->follow);
+    pd_config_destroy(&cfg);
+    cfg = expect_ok(GOOD_PW GOOD_WATCH "on_flow_failure = fail\nflow_retries = 0\n");
+    assert_int_equal(pd_config_watch(cfg, "orders")->on_flow_failure, PD_FLOW_FAIL);
+    pd_config_destroy(&cfg);
+
+    expect_one_error(GOOD_PW "follow_share = 0\n" GOOD_WATCH, 4, "from 1 to 100", NULL);
+    expect_one_error(GOOD_PW "follow_share = 101\n" GOOD_WATCH, 4, "from 1 to 100", NULL);
+    expect_one_error(GOOD_PW GOOD_WATCH "flow_retries = 11\n", 7, "from 0 to 10", NULL);
+    expect_one_error(GOOD_PW GOOD_WATCH "follow_first = 50ms\n", 7, "out of range", "shorter");
+    expect_one_error(GOOD_PW GOOD_WATCH "on_flow_failure = ignore\n", 7, "report", NULL);
+    expect_one_error(GOOD_PW GOOD_WATCH "follow = maybe\n", 7, "yes or no", NULL);
+    /* Between keys: one message naming both, at the later key's line when it was set. */
+    expect_one_error(GOOD_PW GOOD_WATCH "follow_first = 1m\nfollow_cap = 30s\n", 8,
+                     "follow_cap = 30s is shorter than follow_first = 1m", NULL);
+    expect_one_error(GOOD_PW GOOD_WATCH "follow_first = 10m\n", 7,
+                     "follow_cap = 5m is shorter than follow_first = 10m", NULL);
+    expect_one_error(GOOD_PW GOOD_WATCH "follow_cap = 1m\nfollow_timeout = 1s\n", 8,
+                     "follow_timeout = 1s is shorter than follow_first = 5s", NULL);
+    expect_one_error(GOOD_PW GOOD_WATCH "follow_first = soon\nfollow_cap = 1s\n", 7,
+                     "must be a duration", "shorter");
+    /* Templates: a path starting with / holding {id}; the dashboard an http(s) URL with {id}. */
+    expect_one_error(GOOD_PW "flow_run_path = flow-runs/{id}\n" GOOD_WATCH, 4,
+                     "flow_run_path = flow-runs/{id}: expected a path starting with / holding "
+                     "{id}, e.g. /flow-runs/{id}",
+                     NULL);
+    expect_one_error(GOOD_PW "flow_run_logs_path = /flow-runs/logs\n" GOOD_WATCH, 4,
+                     "e.g. /flow-runs/{id}/flow-run-logs", NULL);
+    expect_one_error(GOOD_PW "flow_run_retry_path = /r/{id}?x=1\n" GOOD_WATCH, 4,
+                     "flow_run_retry_path", NULL);
+    expect_one_error(GOOD_PW "dashboard_url = ftp://dash/{id}\n" GOOD_WATCH, 4,
+                     "http:// or https://", NULL);
+    expect_one_error(GOOD_PW "dashboard_url = https://dash/runs\n" GOOD_WATCH, 4,
+                     "dashboard_url = https://dash/runs: expected an http(s) URL holding {id}",
+                     NULL);
+}
+
 /* The sample config documents every key of the table, so users can find them all. */
 static void test_sample_config_documents_every_key(void **state)
 {
@@ -762,11 +848,11 @@ int main(void)
 {
     return PD_RUN_TESTS(NULL, NULL, test_durations, test_sizes, test_bools, test_split_format_names,
                         test_sample_config_documents_every_key) +
-           PD_RUN_TESTS(setup, pd_test_teardown, test_defaults_and_values, test_every_key_set,
-                        test_syntax_errors, test_unknown_and_repeated, test_bad_values,
-                        test_watch_errors, test_trust_boundary, test_one_mistake_one_message,
-                        test_ranges_in_natural_units, test_did_you_mean, test_retention_keys,
-                        test_service_keys, test_credentials, test_environment_secrets,
-                        test_inline_secret_needs_private_file, test_missing_file,
-                        test_all_errors_reported_in_line_order, test_print_masks_secrets);
+           PD_RUN_TESTS(
+               setup, pd_test_teardown, test_defaults_and_values, test_every_key_set,
+               test_syntax_errors, test_unknown_and_repeated, test_bad_values, test_watch_errors,
+               test_trust_boundary, test_one_mistake_one_message, test_ranges_in_natural_units,
+               test_did_you_mean, test_retention_keys, test_follow_keys, test_service_keys,
+               test_credentials, test_environment_secrets, test_inline_secret_needs_private_file,
+               test_missing_file, test_all_errors_reported_in_line_order, test_print_masks_secrets);
 }

@@ -1,8 +1,8 @@
 /*
  * The config file's checks across keys, once every key is read and the defaults are in: the
  * credentials and the secret they name, each watch's folders and the trust boundary between
- * patchdrop's folders and the drop folders (docs/architecture.md), retention, the lookup
- * paths. Every problem is reported, at the line of the key it is about.
+ * patchdrop's folders and the drop folders (docs/architecture.md), retention, the path
+ * templates, following flow runs. Every problem is reported, at the line of the key it is about.
  */
 #include "config_internal.h"
 #include "pd_ready.h"
@@ -453,16 +453,25 @@ static void validate_watches(struct parser *p)
     check_boundaries(p);
 }
 
-/* The lookup path templates: a path under lookups_url, with the placeholders it needs. */
-static void validate_lookup_paths(struct parser *p)
+/* The path templates: a path under lookups_url or core_url, with the placeholders it needs. */
+static void validate_paths(struct parser *p)
 {
     const struct pd_patchworks *pw = &p->cfg->pw;
     const struct {
         const char *key, *value;
         bool id, value_id;
-    } t[] = {{"lookups_path", pw->lookups_path, false, false},
-             {"lookup_rows_path", pw->lookup_rows_path, true, false},
-             {"lookup_value_path", pw->lookup_value_path, true, true}};
+        const char *example;
+    } t[] = {
+        {"lookups_path", pw->lookups_path, false, false, "/cross-reference-lookups"},
+        {"lookup_rows_path", pw->lookup_rows_path, true, false,
+         "/cross-reference-lookups/{id}/values"},
+        {"lookup_value_path", pw->lookup_value_path, true, true,
+         "/cross-reference-lookups/{id}/values/{value_id}"},
+        {"flow_run_path", pw->flow_run_path, true, false, "/flow-runs/{id}"},
+        {"flow_run_logs_path", pw->flow_run_logs_path, true, false,
+         "/flow-runs/{id}/flow-run-logs"},
+        {"flow_run_retry_path", pw->flow_run_retry_path, true, false, "/flow-runs/{id}/retry"},
+    };
 
     for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
         const char *v = t[i].value;
@@ -475,9 +484,42 @@ static void validate_lookup_paths(struct parser *p)
                           t[i].value_id ? "holding {id} and {value_id}"
                           : t[i].id     ? "holding {id}"
                                         : "without placeholders",
-                          t[i].value_id ? "/cross-reference-lookups/{id}/values/{value_id}"
-                          : t[i].id     ? "/cross-reference-lookups/{id}/values"
-                                        : "/cross-reference-lookups");
+                          t[i].example);
+    }
+    /* The scheme was checked with the key; the link names the run. */
+    if (pw->dashboard_url &&
+        (!strstr(pw->dashboard_url, "{id}") || strpbrk(pw->dashboard_url, " \t")))
+        cfg_add_error(p, key_line(&p->pw_seen, SEC_PATCHWORKS, "dashboard_url"),
+                      "dashboard_url = %s: expected an http(s) URL holding {id}, e.g. "
+                      "https://app.wearepatchworks.com/flow-run-logs/{id}",
+                      pw->dashboard_url);
+}
+
+/* Duration KEY of a section must be at least FIRST (both parsed): one message naming both. */
+static void check_not_shorter(struct parser *p, const struct seen *s, enum section sec,
+                              const char *key, uint64_t v, const char *first, uint64_t fv)
+{
+    if (key_bad(s, sec, key) || key_bad(s, sec, first) || v >= fv)
+        return;
+    char a[32], b[32];
+    cfg_format_duration(v, a, sizeof(a));
+    cfg_format_duration(fv, b, sizeof(b));
+    cfg_add_error(p, key_line(s, sec, key) ? key_line(s, sec, key) : key_line(s, sec, first),
+                  "%s = %s is shorter than %s = %s; make it at least as long", key, a, first, b);
+}
+
+/* Following flow runs: the backoff's bounds; lookup watches start no runs to follow. */
+static void validate_follow(struct parser *p)
+{
+    for (size_t i = 0; i < p->cfg->nwatches; i++) {
+        struct pd_watch *w = &p->cfg->watches[i];
+        const struct seen *s = &p->watch_seen[i];
+        if (w->lookup_id)
+            w->follow = false;
+        check_not_shorter(p, s, SEC_WATCH, "follow_cap", w->follow_cap_ms, "follow_first",
+                          w->follow_first_ms);
+        check_not_shorter(p, s, SEC_WATCH, "follow_timeout", w->follow_timeout_ms, "follow_first",
+                          w->follow_first_ms);
     }
 }
 
@@ -485,7 +527,8 @@ void cfg_check(struct parser *p, bool config_readable)
 {
     validate_credentials(p, config_readable);
     validate_watches(p);
-    validate_lookup_paths(p);
+    validate_paths(p);
+    validate_follow(p);
     /* A check between two keys runs only when both parsed: one mistake, one message. */
     if (!key_bad(&p->pw_seen, SEC_PATCHWORKS, "retry_cap") &&
         !key_bad(&p->pw_seen, SEC_PATCHWORKS, "retry_base") &&

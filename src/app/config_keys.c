@@ -14,6 +14,7 @@ static const char *const login_fields[] = {"email", "username", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const update_methods[] = {"put", "patch", NULL};
+static const char *const flow_failures[] = {"report", "fail", "retry", NULL};
 
 #define PW(field) offsetof(struct pd_patchworks, field)
 #define ST(field) offsetof(struct pd_state_cfg, field)
@@ -80,6 +81,17 @@ const struct key cfg_keys[] = {
      NULL, "a request whose body was sent but got no answer (a timeout) may still have "
            "started a flow run: sent again at most this often, then the file goes to the "
            "failed folder naming the attempts; 0: no limit"},
+    {SEC_PATCHWORKS, "flow_run_path", T_STRING, "/flow-runs/{id}", 0, 0, PW(flow_run_path), NULL,
+     "a flow run under core_url; {id} is the run"},
+    {SEC_PATCHWORKS, "flow_run_logs_path", T_STRING, "/flow-runs/{id}/flow-run-logs", 0, 0,
+     PW(flow_run_logs_path), NULL, "a flow run's log entries under core_url, paged; {id}"},
+    {SEC_PATCHWORKS, "flow_run_retry_path", T_STRING, "/flow-runs/{id}/retry", 0, 0,
+     PW(flow_run_retry_path), NULL, "where a flow run is retried (POST) under core_url; {id}"},
+    {SEC_PATCHWORKS, "dashboard_url", T_URL, "https://app.wearepatchworks.com/flow-run-logs/{id}",
+     0, 0, PW(dashboard_url), NULL,
+     "a flow run's page in the Patchworks dashboard, for receipts and messages; {id}"},
+    {SEC_PATCHWORKS, "follow_share", T_UINT, "25", 1, 100, PW(follow_share), NULL,
+     "percent of rate_limit that polls of flow runs may take at most; deliveries go first"},
 
     {SEC_STATE, "dir", T_PATH, "/var/lib/patchdrop", 0, 0, ST(dir), NULL,
      "token cache and delivery state"},
@@ -173,6 +185,21 @@ const struct key cfg_keys[] = {
      "pack up to this many small files into one request where the format allows; 0: off"},
     {SEC_WATCH, "batch_window", T_DURATION, "2s", 0, 3600000, WA(batch_window_ms), NULL,
      "how long a batch waits for more files before it goes"},
+    {SEC_WATCH, "follow", T_BOOL, "yes", 0, 0, WA(follow), NULL,
+     "poll each flow run a file started until it succeeds or fails, and record the outcome in "
+     "the receipt; lookup watches start no runs and ignore it"},
+    {SEC_WATCH, "follow_first", T_DURATION, "5s", 100, DAY_MS, WA(follow_first_ms), NULL,
+     "the first poll of a run, this long after its start was acknowledged"},
+    {SEC_WATCH, "follow_cap", T_DURATION, "5m", 100, DAY_MS, WA(follow_cap_ms), NULL,
+     "polls back off, doubling, up to this long apart; at least follow_first"},
+    {SEC_WATCH, "follow_timeout", T_DURATION, "24h", 100, 365 * DAY_MS, WA(follow_timeout_ms),
+     NULL, "a run still not final this long after its start has the outcome unknown; at least "
+           "follow_first"},
+    {SEC_WATCH, "on_flow_failure", T_ENUM, "report", 0, 0, WA(on_flow_failure), flow_failures,
+     "a run that failed, stopped or partly succeeded: report (a warning line), fail (the file "
+     "goes to the failed folder with the run's log) or retry (flow_retries times, then fail)"},
+    {SEC_WATCH, "flow_retries", T_UINT, "2", 0, 10, WA(flow_retries), NULL,
+     "on_flow_failure = retry: how often one run is retried before the file fails"},
 };
 
 const size_t cfg_nkeys = sizeof(cfg_keys) / sizeof(cfg_keys[0]);

@@ -5,9 +5,11 @@
  * The documentation shows several answers only as images, so every reader here is defensive:
  * ids may be numbers or strings, at the top or under `data`; records may be flat or nested under
  * `attributes`; anything unexpected is kept verbatim for the user rather than guessed at.
+ * Following a flow run (its record, its log pages, a retry) is read the same way.
  */
 #include "pd_api.h"
 
+#include "api_internal.h"
 #include "pd_config.h"
 #include "pd_error.h"
 #include "pd_lookup.h"
@@ -19,9 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* What the user sees of a server message or body is bounded: a log line, not a dump. */
-#define TEXT_MAX 2048
 
 const char *pd_api_verdict_name(enum pd_api_verdict v)
 {
@@ -54,8 +53,7 @@ static char *dup_bounded(const char *s, size_t len)
     return d;
 }
 
-static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *dup_printf(const char *fmt, ...)
+char *api_dup_printf(const char *fmt, ...)
 {
     va_list ap;
     char *s = NULL;
@@ -66,7 +64,7 @@ static char *dup_printf(const char *fmt, ...)
     return s;
 }
 
-static cJSON *parse_body(const char *body, size_t len)
+cJSON *api_parse_body(const char *body, size_t len)
 {
     if (!body || len == 0)
         return NULL;
@@ -81,12 +79,18 @@ static cJSON *parse_body(const char *body, size_t len)
 static char *number_text(double d)
 {
     if (d > -9.0e15 && d < 9.0e15 && d == (double)(long long)d)
-        return dup_printf("%lld", (long long)d);
-    return dup_printf("%.17g", d);
+        return api_dup_printf("%lld", (long long)d);
+    return api_dup_printf("%.17g", d);
+}
+
+/* Whether api_scalar_text() has something to read: a non-empty string or a number. */
+bool api_has_text(const cJSON *v)
+{
+    return cJSON_IsNumber(v) || (cJSON_IsString(v) && v->valuestring && v->valuestring[0]);
 }
 
 /* A JSON scalar as text: non-empty strings (bounded), numbers. */
-static char *scalar_text(const cJSON *v)
+char *api_scalar_text(const cJSON *v)
 {
     if (cJSON_IsString(v) && v->valuestring && v->valuestring[0])
         return dup_bounded(v->valuestring, strlen(v->valuestring));
@@ -95,19 +99,19 @@ static char *scalar_text(const cJSON *v)
     return NULL;
 }
 
-static const cJSON *object_item(const cJSON *obj, const char *key)
+const cJSON *api_object_item(const cJSON *obj, const char *key)
 {
     return cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
 }
 
 /* The flow-run id of a start answer: flow_run_id, run_id or id, at the top or under data. */
-static char *find_run_id(const cJSON *root)
+char *api_find_run_id(const cJSON *root)
 {
     static const char *const keys[] = {"flow_run_id", "run_id", "id"};
-    const cJSON *places[] = {root, object_item(root, "data")};
+    const cJSON *places[] = {root, api_object_item(root, "data")};
     for (size_t p = 0; p < 2; p++)
         for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
-            char *id = scalar_text(object_item(places[p], keys[k]));
+            char *id = api_scalar_text(api_object_item(places[p], keys[k]));
             if (id)
                 return id;
         }
@@ -243,28 +247,28 @@ int pd_api_classify(long status, int curl_code, const char *body, size_t len,
     out->status = status;
     out->curl_code = curl_code;
     out->verdict = verdict_of(status, curl_code);
-    root = parse_body(body, len);
+    root = api_parse_body(body, len);
 
     if (out->verdict == PD_API_OK) {
-        out->run_id = find_run_id(root);
+        out->run_id = api_find_run_id(root);
         if (!out->run_id && body && len && !(out->body = dup_bounded(body, len)))
             goto fail;
         rc = 0;
         goto done;
     }
     if (status == 0) {
-        out->message = dup_printf("%s", curl_easy_strerror((CURLcode)curl_code));
+        out->message = api_dup_printf("%s", curl_easy_strerror((CURLcode)curl_code));
     } else {
-        const cJSON *msg = object_item(root, "message");
+        const cJSON *msg = api_object_item(root, "message");
         if (!cJSON_IsString(msg))
-            msg = object_item(root, "error");
+            msg = api_object_item(root, "error");
         if (cJSON_IsString(msg) && msg->valuestring[0])
-            out->message = dup_printf("HTTP %ld: %.*s", status, TEXT_MAX, msg->valuestring);
+            out->message = api_dup_printf("HTTP %ld: %.*s", status, TEXT_MAX, msg->valuestring);
         else if (!root && body && len && len < 200 && out->verdict == PD_API_REJECT)
-            out->message = dup_printf("HTTP %ld: %.*s", status, (int)len, body);
+            out->message = api_dup_printf("HTTP %ld: %.*s", status, (int)len, body);
         else
-            out->message = dup_printf("HTTP %ld: %s", status, status_words(status));
-        out->errors = flatten_errors(object_item(root, "errors"));
+            out->message = api_dup_printf("HTTP %ld: %s", status, status_words(status));
+        out->errors = flatten_errors(api_object_item(root, "errors"));
     }
     if (!out->message)
         goto fail;
@@ -310,7 +314,7 @@ done:
 }
 
 /* Path segments are ids: anything else would change the URL's meaning, so it is refused. */
-static bool segment_ok(const char *s)
+bool api_segment_ok(const char *s)
 {
     if (!s || !*s)
         return false;
@@ -321,7 +325,7 @@ static bool segment_ok(const char *s)
     return true;
 }
 
-static int base_len(const char *base)
+int api_base_len(const char *base)
 {
     size_t n = strlen(base);
     while (n > 0 && base[n - 1] == '/')
@@ -333,22 +337,14 @@ int pd_api_start_url(const struct pd_patchworks *pw, const char *flow_id, const 
                      char **out)
 {
     *out = NULL;
-    if (!pw->start_url || !segment_ok(flow_id) || (version_id && !segment_ok(version_id)))
+    if (!pw->start_url || !api_segment_ok(flow_id) || (version_id && !api_segment_ok(version_id)))
         return PD_ECONFIG;
     if (version_id)
-        *out = dup_printf("%.*s/flows/%s/start/%s", base_len(pw->start_url), pw->start_url,
-                          flow_id, version_id);
+        *out = api_dup_printf("%.*s/flows/%s/start/%s", api_base_len(pw->start_url), pw->start_url,
+                              flow_id, version_id);
     else
-        *out = dup_printf("%.*s/flows/%s/start", base_len(pw->start_url), pw->start_url, flow_id);
-    return *out ? 0 : PD_ENOMEM;
-}
-
-int pd_api_run_url(const struct pd_patchworks *pw, const char *run_id, char **out)
-{
-    *out = NULL;
-    if (!pw->core_url || !segment_ok(run_id))
-        return PD_ECONFIG;
-    *out = dup_printf("%.*s/flow-runs/%s", base_len(pw->core_url), pw->core_url, run_id);
+        *out = api_dup_printf("%.*s/flows/%s/start", api_base_len(pw->start_url), pw->start_url,
+                              flow_id);
     return *out ? 0 : PD_ENOMEM;
 }
 
@@ -356,81 +352,28 @@ int pd_api_parse_login(const char *body, size_t len, uint64_t default_ttl_s, cha
                        uint64_t *expires_in_s)
 {
     int rc = PD_EPROTOCOL;
-    cJSON *root = parse_body(body, len);
-    const cJSON *places[] = {root, object_item(root, "data")};
+    cJSON *root = api_parse_body(body, len);
+    const cJSON *places[] = {root, api_object_item(root, "data")};
 
     *token = NULL;
     *expires_in_s = default_ttl_s;
     for (size_t p = 0; p < 2 && !*token; p++) {
-        const cJSON *t = object_item(places[p], "token");
+        const cJSON *t = api_object_item(places[p], "token");
         if (!cJSON_IsString(t))
-            t = object_item(places[p], "access_token");
+            t = api_object_item(places[p], "access_token");
         if (!cJSON_IsString(t) || !t->valuestring[0])
             continue;
         if (!(*token = strdup(t->valuestring))) {
             rc = PD_ENOMEM;
             goto done;
         }
-        const cJSON *e = object_item(places[p], "expires_in");
+        const cJSON *e = api_object_item(places[p], "expires_in");
         if (cJSON_IsNumber(e) && e->valuedouble > 0)
             /* A year at most: an absurd lifetime must not overflow the conversion. */
             *expires_in_s = e->valuedouble < 31536000.0 ? (uint64_t)e->valuedouble : 31536000;
         else if (cJSON_IsString(e) && atoll(e->valuestring) > 0)
             *expires_in_s = (uint64_t)atoll(e->valuestring);
         rc = 0;
-    }
-done:
-    cJSON_Delete(root);
-    return rc;
-}
-
-const char *pd_api_run_status_name(long status)
-{
-    switch (status) {
-    case 1:
-        return "running";
-    case 2:
-        return "success";
-    case 3:
-        return "failed";
-    case 4:
-        return "stopped";
-    case 5:
-        return "partial success";
-    default:
-        return NULL;
-    }
-}
-
-int pd_api_parse_run_status(const char *body, size_t len, char **words, char **raw)
-{
-    int rc = PD_EPROTOCOL;
-    cJSON *root = parse_body(body, len);
-    const cJSON *data = object_item(root, "data");
-    const cJSON *places[] = {root, object_item(root, "attributes"), data,
-                             object_item(data, "attributes")};
-
-    *words = *raw = NULL;
-    for (size_t p = 0; p < sizeof(places) / sizeof(places[0]); p++) {
-        const cJSON *s = object_item(places[p], "status");
-        if (!s || (!cJSON_IsNumber(s) && !cJSON_IsString(s)))
-            continue;
-        if (!(*raw = scalar_text(s)))
-            continue; /* an empty string says nothing */
-        rc = PD_ENOMEM;
-        const char *name = NULL;
-        if (cJSON_IsNumber(s) && s->valuedouble > -1e9 && s->valuedouble < 1e9)
-            name = pd_api_run_status_name((long)s->valuedouble);
-        else if (cJSON_IsString(s) && s->valuestring[0] >= '0' && s->valuestring[0] <= '9')
-            name = pd_api_run_status_name(atol(s->valuestring));
-        *words = strdup(name ? name : *raw);
-        if (!*words) {
-            free(*raw);
-            *raw = NULL;
-            goto done;
-        }
-        rc = 0;
-        goto done;
     }
 done:
     cJSON_Delete(root);
@@ -477,16 +420,16 @@ static bool is_text(const cJSON *v)
 }
 
 /* A record's field, flat or under "attributes" (JSON:API style). */
-static const cJSON *record_field(const cJSON *item, const char *key)
+const cJSON *api_record_field(const cJSON *item, const char *key)
 {
-    const cJSON *v = object_item(item, key);
-    return v ? v : object_item(object_item(item, "attributes"), key);
+    const cJSON *v = api_object_item(item, key);
+    return v ? v : api_object_item(api_object_item(item, "attributes"), key);
 }
 
 /* The record of a one-object answer: under "data", or the answer itself. */
 static const cJSON *record_of(const cJSON *root)
 {
-    const cJSON *d = object_item(root, "data");
+    const cJSON *d = api_object_item(root, "data");
     return cJSON_IsObject(d) ? d : root;
 }
 
@@ -495,9 +438,9 @@ static int read_row(const cJSON *item, struct pd_lookup_row *row)
     memset(row, 0, sizeof(*row));
     if (!cJSON_IsObject(item))
         return PD_EPROTOCOL;
-    const cJSON *id = object_item(item, "id");
-    const cJSON *left = record_field(item, "left_value"),
-                *right = record_field(item, "right_value");
+    const cJSON *id = api_object_item(item, "id");
+    const cJSON *left = api_record_field(item, "left_value"),
+                *right = api_record_field(item, "right_value");
     row->id = value_text(id);
     row->left = value_text(left);
     row->right = !right || cJSON_IsNull(right) ? strdup("") : value_text(right);
@@ -516,11 +459,11 @@ static int read_info(const cJSON *item, struct pd_lookup_info *info)
     memset(info, 0, sizeof(*info));
     if (!cJSON_IsObject(item))
         return PD_EPROTOCOL;
-    const cJSON *id = object_item(item, "id");
+    const cJSON *id = api_object_item(item, "id");
     info->id = value_text(id);
-    info->name = value_text(record_field(item, "name"));
-    info->description = value_text(record_field(item, "description"));
-    info->default_value = value_text(record_field(item, "default_value"));
+    info->name = value_text(api_record_field(item, "name"));
+    info->description = value_text(api_record_field(item, "description"));
+    info->default_value = value_text(api_record_field(item, "default_value"));
     if (!info->id) {
         info_free(info);
         return is_text(id) ? PD_ENOMEM : PD_EPROTOCOL;
@@ -540,25 +483,35 @@ void pd_api_page_cleanup(struct pd_api_page *pg)
     memset(pg, 0, sizeof(*pg));
 }
 
+/* A page number: a number (or with STRINGS a numeric string) >= 1, at most PD_API_MAX_PAGES;
+ * else 0. */
+unsigned long api_page_number(const cJSON *v, bool strings)
+{
+    double d = cJSON_IsNumber(v)                                   ? v->valuedouble
+               : strings && cJSON_IsString(v) && v->valuestring[0] ? strtod(v->valuestring, NULL)
+                                                                   : 0;
+    if (!(d >= 1)) /* NaN too */
+        return 0;
+    return d > PD_API_MAX_PAGES ? PD_API_MAX_PAGES : (unsigned long)d;
+}
+
 /* The data list of page PAGE and its pagination; *ROOT is to be deleted by the caller. */
-static int read_page(const char *body, size_t len, unsigned long page, cJSON **root,
-                     const cJSON **data, struct pd_api_page *pg, char *why, size_t whylen)
+int api_read_page(const char *body, size_t len, unsigned long page, cJSON **root,
+                  const cJSON **data, struct pd_api_page *pg, char *why, size_t whylen)
 {
     memset(pg, 0, sizeof(*pg));
-    if (!(*root = parse_body(body, len))) {
+    if (!(*root = api_parse_body(body, len))) {
         snprintf(why, whylen, "page %lu of the list is not JSON", page);
         return PD_EPROTOCOL;
     }
-    *data = cJSON_IsArray(*root) ? *root : object_item(*root, "data");
+    *data = cJSON_IsArray(*root) ? *root : api_object_item(*root, "data");
     if (!cJSON_IsArray(*data)) {
         snprintf(why, whylen, "page %lu of the list has no \"data\" list", page);
         return PD_EPROTOCOL;
     }
-    const cJSON *last = object_item(object_item(*root, "meta"), "last_page");
-    const cJSON *next = object_item(object_item(*root, "links"), "next");
-    if (cJSON_IsNumber(last) && last->valuedouble >= 1)
-        pg->last_page = last->valuedouble > PD_API_MAX_PAGES ? PD_API_MAX_PAGES
-                                                             : (unsigned long)last->valuedouble;
+    const cJSON *next = api_object_item(api_object_item(*root, "links"), "next");
+    pg->last_page =
+        api_page_number(api_object_item(api_object_item(*root, "meta"), "last_page"), false);
     if (cJSON_IsString(next) && next->valuestring[0] && !(pg->next = strdup(next->valuestring)))
         return PD_ENOMEM;
     pg->items = (size_t)cJSON_GetArraySize(*data);
@@ -575,7 +528,7 @@ int pd_api_parse_lookups_page(const char *body, size_t len, unsigned long page,
 
     *infos = NULL;
     *n = 0;
-    if ((rc = read_page(body, len, page, &root, &data, pg, why, whylen)) != 0)
+    if ((rc = api_read_page(body, len, page, &root, &data, pg, why, whylen)) != 0)
         goto fail;
     if (!(*infos = calloc(pg->items ? pg->items : 1, sizeof(**infos)))) {
         rc = PD_ENOMEM;
@@ -612,7 +565,7 @@ int pd_api_parse_rows_page(const char *body, size_t len, unsigned long page,
     int rc;
 
     memset(rows, 0, sizeof(*rows));
-    if ((rc = read_page(body, len, page, &root, &data, pg, why, whylen)) != 0)
+    if ((rc = api_read_page(body, len, page, &root, &data, pg, why, whylen)) != 0)
         goto fail;
     rows->cap = pg->items ? pg->items : 1;
     if (!(rows->v = calloc(rows->cap, sizeof(*rows->v)))) {
@@ -658,7 +611,7 @@ static int read_row_into(const cJSON *item, void *out)
 static int read_record(const char *body, size_t len, int (*read)(const cJSON *, void *), void *out,
                        char *why, size_t whylen)
 {
-    cJSON *root = parse_body(body, len);
+    cJSON *root = api_parse_body(body, len);
     int rc;
 
     if (!root) {

@@ -1,8 +1,8 @@
 /*
  * libFuzzer target for reading Patchworks answers: the classifier, the login answer, the
- * flow-run record and the lookup answers (pages of lookups and rows, one-record answers) must
- * cope with any body (the server, a proxy or a captive portal may send anything) without
- * crashing or leaking.
+ * flow-run record, its log pages and the retry answer, and the lookup answers (pages of lookups and
+ * rows, one-record answers) must cope with any body (the server, a proxy or a captive portal may
+ * send anything) without crashing or leaking.
  */
 #include "pd_api.h"
 #include "pd_error.h"
@@ -58,6 +58,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     free(words);
     free(raw);
+
+    struct pd_api_run run;
+    if (pd_api_parse_run(body, len, &run) == 0) {
+        if (run.status < 0 || run.status > 5 || (run.status && !pd_api_run_outcome(run.status)))
+            abort();
+        pd_api_run_cleanup(&run);
+    } else if (run.status || run.started_at || run.finished_at) {
+        abort();
+    }
+    struct pd_api_run_log *logs = NULL;
+    size_t nlogs = 0;
+    unsigned next = 0;
+    if (pd_api_parse_run_logs(body, len, &logs, &nlogs, &next) == 0) {
+        if (nlogs > PD_API_RUN_LOGS_MAX || next > PD_API_MAX_PAGES)
+            abort();
+        for (size_t i = 0; i < nlogs; i++)
+            if ((!logs[i].time && !logs[i].level && !logs[i].message) ||
+                (logs[i].message && strlen(logs[i].message) > PD_API_RUN_LOG_MESSAGE_MAX))
+                abort();
+        pd_api_run_logs_free(logs, nlogs);
+    } else if (logs || nlogs || next) {
+        abort();
+    }
+    char *new_id = NULL;
+    if (pd_api_parse_retry(body, len, &new_id) == 0 && (!new_id || !new_id[0]))
+        abort();
+    free(new_id);
 
     struct pd_lookup_info *infos = NULL, info;
     struct pd_lookup_rows rows;
