@@ -31,6 +31,8 @@ struct pd_daemon_summary {
     uint64_t stuck;      /* files that could not be moved out of work/ (retried later) */
     uint64_t disabled;   /* watches whose folders could not be set up (retried later) */
     uint64_t skipped;    /* folders whose names were too long to reach (once per scan) */
+    /* flow runs followed to their end (follow = yes) */
+    uint64_t runs_succeeded, runs_failed /* failed, stopped or partial */, runs_unknown;
 };
 
 struct pd_daemon_opts {
@@ -46,6 +48,9 @@ struct pd_daemon_opts {
      * client and its archive sweeps; must outlive the daemon. NULL: the system clock. The
      * loop's timers still fire on real time: a test's fake clock decides what is due. */
     const struct pd_clock *clock;
+    /* --once: leave the runs started to the service (their records stay) instead of waiting
+     * for their outcomes. */
+    bool no_follow;
 };
 
 /*

@@ -167,7 +167,7 @@ struct pd_config *nf_config(struct net_fixture *f, const char *pw_extra, const c
         if (mkdir(drop, 0755) != 0)
             assert_true(nf_exists(f->dir, "drop"));
         fprintf(out,
-                "[watch:drop]\npath = %s\nwork_dir = %s.pd\nflow_id = 42\nversion_id = 7\n"
+                "[watch:drop]\npath = %s\nwork_dir = %s.pd\nflow_id = 42\nversion_id = 7\nfollow = no\n"
                 "rescan = 1s\n%s\n",
                 drop, drop, watch);
     }

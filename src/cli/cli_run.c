@@ -47,6 +47,7 @@ struct run {
     struct pd_config *cfg, *next_cfg;
     struct pd_daemon *daemon;
     bool once;
+    bool no_follow; /* --once --no-follow */
     bool quitting;
     int interrupts;
     char *fatal;
@@ -64,6 +65,9 @@ static void add_summary(struct pd_daemon_summary *t, const struct pd_daemon_summ
     t->stuck += s->stuck;
     t->disabled = s->disabled; /* a state, not a count of events: the latest daemon's */
     t->skipped += s->skipped;
+    t->runs_succeeded += s->runs_succeeded;
+    t->runs_failed += s->runs_failed;
+    t->runs_unknown += s->runs_unknown;
 }
 
 static int start_daemon(struct run *r);
@@ -169,6 +173,7 @@ static int start_daemon(struct run *r)
 {
     struct pd_daemon_opts o = {.cfg = r->cfg,
                                .once = r->once,
+                               .no_follow = r->no_follow,
                                .report = r->report,
                                .on_stopped = on_daemon_stopped,
                                .arg = r,
@@ -257,17 +262,23 @@ static void on_hup(uv_signal_t *h, int signum)
     pd_daemon_stop(r->daemon, r->cfg->daemon.shutdown_grace_ms);
 }
 
-static const struct option run_opts[] = {{"once", no_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
+enum { O_NO_FOLLOW = 256 };
+static const struct option run_opts[] = {{"once", no_argument, NULL, 'o'},
+                                         {"no-follow", no_argument, NULL, O_NO_FOLLOW},
+                                         {NULL, 0, NULL, 0}};
 
 static const struct pd_cli_spec spec = {
     .name = "run",
-    .synopsis = "[-c FILE] [--once] [-v]",
+    .synopsis = "[-c FILE] [--once [--no-follow]] [-v]",
     .help = "  -c, --config FILE  config file (default $PATCHDROP_CONFIG or "
             "/etc/patchdrop/patchdrop.conf)\n"
-            "      --once         handle every file present, then exit (for cron)\n"
+            "      --once         handle every file present, then exit (for cron); waits for\n"
+            "                     the flow runs it started to end (watches with follow = yes)\n"
+            "      --no-follow    with --once: do not wait for them (the service follows them)\n"
             "  -v, --verbose      log every step of every file\n"
-            "exit status: 0 all delivered (the daemon: a clean stop), 1 a file failed or is stuck\n"
-            "or a watch could not be set up (--once), 2 configuration error\n",
+            "exit status: 0 all delivered (the daemon: a clean stop), 1 a file failed or is stuck,\n"
+            "a flow run did not succeed, or a watch could not be set up (--once), 2 configuration\n"
+            "error\n",
     .common = PD_CLI_CONFIG | PD_CLI_VERBOSE,
     .opts = run_opts,
     .max_args = 0,
@@ -350,7 +361,8 @@ static int exit_status(const struct run *r)
     }
     /* --once reports on the files it handled; a daemon that drained and stopped cleanly
      * exits 0 whatever happened to files before (systemd would mark it failed). */
-    if (r->once && (r->total.rejected || r->total.stuck || r->total.disabled || r->total.skipped))
+    if (r->once && (r->total.rejected || r->total.stuck || r->total.disabled || r->total.skipped ||
+                    r->total.runs_failed || r->total.runs_unknown))
         return PD_EXIT_FAILED;
     return PD_EXIT_OK;
 }
@@ -364,6 +376,10 @@ static void print_summary(const struct pd_daemon_summary *t)
            t->disabled  ? "; some watches could not be set up (see the log)"
            : t->skipped ? "; some files were out of reach (path too long, see the log)"
                         : "");
+    if (t->runs_succeeded || t->runs_failed || t->runs_unknown)
+        printf("flow runs: %" PRIu64 " succeeded, %" PRIu64 " failed, stopped or partial, %" PRIu64
+               " unknown\n",
+               t->runs_succeeded, t->runs_failed, t->runs_unknown);
 }
 
 int pd_cli_run(int argc, char **argv)
@@ -374,11 +390,17 @@ int pd_cli_run(int argc, char **argv)
 
     memset(&r, 0, sizeof(r));
     pd_cli_begin(&p, &spec, argc, argv);
-    while ((c = pd_cli_next(&p)) > 0)
+    while ((c = pd_cli_next(&p)) > 0) {
         if (c == 'o')
             r.once = true;
+        else if (c == O_NO_FOLLOW)
+            r.no_follow = true;
+    }
     if (c < 0)
         return p.status;
+    if (r.no_follow && !r.once)
+        return pd_cli_usage_error(&spec, "--no-follow goes with --once (the daemon always "
+                                         "follows the runs of watches with follow = yes)");
     r.verbose = p.verbose;
     r.file = pd_cli_config_path(p.config);
     if ((rc = pd_cli_load_config(r.file, &r.cfg)))

@@ -96,6 +96,8 @@ static void on_tick(uv_timer_t *t)
                     w->next_due = c->due_ms;
     }
     batch_tick(d, now);
+    if (!(d->opts.once && d->opts.no_follow))
+        follow_tick(d, now);
     dw_warn_stuck(d, now);
     /* Parked jobs (could not be moved out of work/) are retried now and then. */
     for (struct job *j = d->jobs; j && !d->stopping; j = j->next) {
@@ -134,7 +136,7 @@ void dw_dispatch(struct pd_daemon *d)
 
 bool dw_is_once_idle(struct pd_daemon *d)
 {
-    if (d->stopping || d->jobs)
+    if (d->stopping || d->jobs || (!d->opts.no_follow && !follow_idle(d)))
         return false;
     for (size_t i = 0; i < d->nwatches; i++) {
         struct dwatch *w = &d->watches[i];
@@ -175,6 +177,9 @@ void dw_check_stopped(struct pd_daemon *d)
     for (struct job *j = d->jobs; j; j = j->next)
         if (j->busy)
             return;
+    if (follow_busy(d))
+        return;
+    follow_stop(d); /* their records stay: followed again at the next start */
     size_t left = 0;
     for (size_t i = 0; i < d->nwatches; i++)
         left += count_files(d->watches[i].work_dir);
@@ -308,7 +313,8 @@ static int daemon_connect(struct pd_daemon *d)
                                 .clock = d->clock,
                                 .event = on_client_note,
                                 .note_arg = d,
-                                .metrics = d->opts.metrics};
+                                .metrics = d->opts.metrics,
+                                .poll_share = (unsigned)cfg->pw.follow_share};
     return pd_client_create(d->loop, &co, &d->client);
 }
 
@@ -364,6 +370,8 @@ int pd_daemon_start(struct pd_daemon *dd)
     d->started = true;
     for (size_t i = 0; i < d->nwatches; i++)
         dw_watch_begin(&d->watches[i]);
+    if (!(d->opts.once && d->opts.no_follow))
+        follow_load(d);
     uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
     return 0;
 }
@@ -378,6 +386,7 @@ struct pd_daemon_summary pd_daemon_summary(const struct pd_daemon *dd)
 
 static void daemon_free(struct pd_daemon *d)
 {
+    follow_stop(d);
     for (size_t i = 0; i < d->nwatches; i++) {
         struct dwatch *w = &d->watches[i];
         for (size_t b = 0; b < w->nbuckets; b++)

@@ -11,6 +11,7 @@
 #include "pd_config.h"
 #include "pd_daemon.h"
 #include "pd_deliver.h"
+#include "pd_follow.h"
 #include "pd_jobstate.h"
 #include "pd_ready.h"
 #include "pd_split.h"
@@ -152,7 +153,11 @@ struct job {
     struct pd_lookup_sync *sync; /* a lookup watch's sync under way */
     char *lookup_json;           /* its report, for the receipt */
     char *lookup_words;          /* its summary, for the log */
+    struct pd_follow_rec *follow; /* its chunks' runs to follow, saved; adopted once archived */
+    size_t nfollow;
 };
+
+struct frun;
 
 struct pd_daemon {
     uv_loop_t *loop;
@@ -177,6 +182,8 @@ struct pd_daemon {
     size_t nholders;
     char *fatal;
     struct pd_daemon_summary sum;
+    struct frun *runs; /* flow runs being followed (follow.c) */
+    size_t nruns;
     int pending_closes;
     void (*on_closed)(void *);
     void *closed_arg;
@@ -252,6 +259,16 @@ bool batch_read(struct job *j);
 void batch_dissolve(struct dbatch *bt);
 bool batch_join(struct job *j);
 void batch_tick(struct pd_daemon *d, uint64_t now);
+
+/* follow.c: following flow runs to their end */
+void follow_records(struct job *j);
+char *follow_receipt_start(struct job *j, char *text);
+void follow_adopt(struct job *j);
+void follow_load(struct pd_daemon *d);
+void follow_tick(struct pd_daemon *d, uint64_t now);
+bool follow_idle(const struct pd_daemon *d);
+bool follow_busy(const struct pd_daemon *d);
+void follow_stop(struct pd_daemon *d);
 
 /* lookup_watch.c: lookup watches */
 void job_lookup_start(struct job *j);

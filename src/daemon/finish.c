@@ -193,7 +193,7 @@ static bool changed_meanwhile(struct job *j)
 static char *finish_text(struct job *j, bool failed)
 {
     char *text = failed ? pd_jobstate_error_report(&j->js, &j->js.fail, dw_wall_ms(j->d))
-                        : pd_jobstate_receipt(&j->js, dw_wall_ms(j->d));
+                        : follow_receipt_start(j, pd_jobstate_receipt(&j->js, dw_wall_ms(j->d)));
     if (text && j->lookup_json) {
         char *merged = pd_lookup_receipt(text, j->lookup_json);
         free(text);
@@ -226,6 +226,8 @@ void work_finish(uv_work_t *wk)
         job_park(j, "write the receipt", PD_ENOMEM);
         return;
     }
+    if (!failed)
+        follow_records(j);
     rc = place(j, failed ? j->w->cfg->failed_dir : j->w->cfg->archive_dir,
                failed ? ".error.json" : ".receipt.json", text);
     free(text);

@@ -66,6 +66,9 @@ void job_free(struct job *j)
     free(j->park_why);
     free(j->lookup_json);
     free(j->lookup_words);
+    for (size_t i = 0; i < j->nfollow; i++)
+        pd_follow_cleanup(&j->follow[i]);
+    free(j->follow);
     free(j);
 }
 
@@ -205,6 +208,8 @@ static void on_work_done(uv_work_t *wk, int status)
         job_run(j, work_finish);
         return;
     case AFTER_DONE:
+        if (j->step == STEP_FINISH_OK)
+            follow_adopt(j);
         job_report(j, j->step == STEP_FINISH_OK);
         job_end(j);
         return;

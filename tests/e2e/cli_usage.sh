@@ -61,13 +61,14 @@ refused() {
   fi
 }
 
-for cmd in run send login status lookup check-config version; do
+for cmd in run send login status flow-run lookup check-config version; do
   refused "$cmd" "an unknown option" "$cmd" --bogus
 done
 refused run "-c without its file" run -c
 refused run "--config without its file" run --config
 refused run "a value given to --once" run --once=yes
 refused run "a stray argument" run extra
+refused run "--no-follow without --once" run -c "$C" --no-follow
 refused send "--flow without its id" send -c "$C" "$T/a.json" --flow
 refused send "neither --watch nor --flow" send -c "$C" "$T/a.json"
 refused send "no file" send -c "$C" --flow 12

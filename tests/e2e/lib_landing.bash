@@ -119,6 +119,7 @@ land_watch() {
     echo "version_id = 7"
     echo "settle = ${PD_SETTLE:-0}"
     echo "rescan = ${PD_RESCAN:-1s}"
+    echo "follow = no"
     for kv in "$@"; do echo "$kv"; done
   } >>"$file"
 }

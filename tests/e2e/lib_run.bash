@@ -19,6 +19,7 @@ write_conf() {
     echo "retry_base = 50ms"
     echo "retry_cap = 500ms"
     echo "timeout = 10s"
+    [ -z "${PD_MAX_BODY:-}" ] || echo "max_body = $PD_MAX_BODY"
     echo "[state]"
     echo "dir = $T/state"
     echo "[daemon]"
@@ -33,6 +34,9 @@ write_conf() {
     echo "version_id = 7"
     echo "settle = ${PD_SETTLE:-0}"
     echo "rescan = ${PD_RESCAN:-1s}"
+    # Following flow runs (follow = yes, the default) is tested by run_follow.sh; elsewhere a
+    # run --once would wait for outcomes the test does not look at. PD_FOLLOW=1 keeps it on.
+    [ -n "${PD_FOLLOW:-}" ] || echo "follow = no"
     for kv in "$@"; do echo "$kv"; done
   } >"$file")
 }
@@ -109,6 +113,7 @@ add_watch() {
     echo "[watch:$name]"
     echo "path = $path"
     echo "flow_id = $flow"
+    [ -n "${PD_FOLLOW:-}" ] || echo "follow = no"
     for kv in "$@"; do echo "$kv"; done
   } >>"$file"
 }

@@ -70,6 +70,7 @@ path = $UP
 flow_id = 42
 settle = 0
 rescan = 1s
+follow = no
 CONF
 chown "root:$SVC" "$ETC/patchdrop.conf"
 chmod 0640 "$ETC/patchdrop.conf"
