@@ -122,6 +122,8 @@ void follow_records(struct job *j)
     }
     pd_fs_fsync_dir(dir);
     free(dir);
+    if (j->nfollow)
+        pd_crashpoint("follow_saved");
 }
 
 /* The receipt as first written: each chunk with a run is running, with its dashboard link. */
@@ -593,6 +595,8 @@ static void work_apply(uv_work_t *wk)
          * follow_timeout, then let go. */
         int rc = receipt ? pd_follow_receipt_update(receipt, &res)
                          : dw_wall_ms(f->d) < f->deadline_wall ? -ENOENT : 0;
+        if (!rc && receipt)
+            pd_crashpoint("outcome_written");
         if (!rc && receipt && f->act == PD_FOLLOW_FAIL)
             rc = move_to_failed(f, rec, receipt, dashboard);
         if (lock >= 0)

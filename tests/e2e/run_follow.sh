@@ -1,20 +1,22 @@
-# Following flow runs to their end (follow = yes): every receipt ends with each chunk's final
+# Following flow runs to their end (follow = yes), the emulator ending runs after 2 s and failing
+# those whose payload holds a marker: every receipt ends with each chunk's final
 # outcome; on_flow_failure = fail moves exactly the files whose run failed, with the run's log;
 # retry ends as success with both runs recorded; a kill -9 while following loses no run.
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/lib_run.bash"
 export PD_FOLLOW=1
 
-# mixed DROP: 12 files: small ones (batched), two cut into chunks, three whose run fails.
+# mixed DROP: 50 files: 40 small ones (batched), two cut into chunks, five CSV, three whose run
+# fails.
 mixed() {
   mkdir -p "$1"
-  for i in 1 2 3 4 5 6; do printf '[{"id":%d,"sku":"A%d"}]\n' "$i" "$i" >"$1/s$i.json"; done
+  for i in $(seq 1 40); do printf '[{"id":%d,"sku":"A%d"}]\n' "$i" "$i" >"$1/s$i.json"; done
   for f in big1 big2; do
     { printf '['; for i in $(seq 1 60); do [ "$i" -gt 1 ] && printf ','; printf '{"id":%d,"pad":"%s"}' "$i" "$(printf '%040d' "$i")"; done; printf ']\n'; } >"$1/$f.json"
   done
   # (NDJSON: a batch of its own, so their runs are theirs alone)
   for i in 1 2 3; do printf '{"id":%d,"sku":"BOOM"}\n' "$i" >"$1/bad$i.ndjson"; done
-  printf 'id,name\n1,Ann\n2,Bob\n' >"$1/c1.csv"
+  for i in 1 2 3 4 5; do printf 'id,name\n%d,Ann\n%d,Bob\n' "$i" "$((i + 10))" >"$1/c$i.csv"; done
 }
 follow_conf() { PD_MAX_BODY=1500 write_conf "$1" "$2" "follow_first = 200ms" "follow_cap = 1s" \
   "batch = 3" "batch_window = 200ms" "${@:3}"; }
@@ -28,12 +30,12 @@ receipts_final() {
   done
 }
 
-start_mock --run-duration 1s --run-fail-marker BOOM
+start_mock --run-duration 2s --run-fail-marker BOOM
 mixed "$T/d1"
 follow_conf "$T/c1.conf" "$T/d1"
 out=$(timeout 120 "$PD_BIN" run --once -c "$T/c1.conf" 2>"$T/e1") && rc=0 || rc=$?
 check "report: three runs failed, so exit 1" test "$rc" -eq 1
-check "report: every file archived" test "$(ls "$(own_of "$T/d1")"/archive/*.receipt.json | wc -l)" -eq 12
+check "report: every file archived" test "$(ls "$(own_of "$T/d1")"/archive/*.receipt.json | wc -l)" -eq 50
 check "report: every receipt carries every chunk's final outcome" receipts_final "$T/d1"
 check "report: a file of several chunks was followed chunk by chunk" \
   jqe '(.chunks | length) > 1 and all(.chunks[]; .outcome == "success") and .flow_result == "success"' \
@@ -68,8 +70,9 @@ for i in 1 2 3; do
   check "fail: bad$i.ndjson left the archive with its receipt" \
     test ! -e "$(own_of "$T/d2")/archive/bad$i.ndjson" -a ! -e "$(own_of "$T/d2")/archive/bad$i.ndjson.receipt.json"
 done
-check "fail: the other nine stay archived, their runs succeeded" \
-  test "$(ls "$(own_of "$T/d2")"/archive/*.receipt.json | wc -l)" -eq 9
+check "fail: the other 47 stay archived, their runs succeeded" \
+  test "$(ls "$(own_of "$T/d2")"/archive/*.receipt.json | wc -l)" -eq 47 -a \
+  "$(jq -r .flow_result "$(own_of "$T/d2")"/archive/*.receipt.json | sort -u)" = success
 kill "$MOCK_PID"
 
 # on_flow_failure = retry: the first run fails, its retry succeeds; both runs recorded.
@@ -107,4 +110,21 @@ timeout 60 "$PD_BIN" run --once -c "$T/c4.conf" >"$T/o4" 2>>"$T/e4" && rc=0 || r
 check "kill: the restart follows every run to its end (exit 0)" test "$rc" -eq 0
 check "kill: every receipt is final" receipts_final "$T/d4"
 check "kill: no record is left" test -z "$(ls "$T/state/follow" 2>/dev/null)"
+
+four_final() { [ "$(ls "$(own_of "$1")"/archive/*.receipt.json | wc -l)" -eq 4 ] && receipts_final "$1"; }
+# A crash at each step of following: after the records are saved (before the file is archived),
+# and after an outcome is written (before its record goes). The restart finishes every run.
+for cp in follow_saved:2 outcome_written:2; do
+  rm -rf "$T/state" "$T/d5" "$T/d5.pd"
+  mkdir -p "$T/d5"
+  for i in 1 2 3 4; do printf '[{"id":%d}]\n' "$i" >"$T/d5/p$i.json"; done
+  write_conf "$T/c5.conf" "$T/d5" "follow_first = 200ms" "follow_cap = 500ms"
+  PATCHDROP_CRASHPOINT=$cp timeout 60 "$PD_BIN" run --once -c "$T/c5.conf" >/dev/null 2>"$T/e5" \
+    && rc=0 || rc=$?
+  check "crash at $cp: the daemon was killed there" test "$rc" -eq 137
+  timeout 60 "$PD_BIN" run --once -c "$T/c5.conf" >"$T/o5" 2>>"$T/e5" && rc=0 || rc=$?
+  check "crash at $cp: the restart delivers and follows everything (exit 0)" test "$rc" -eq 0
+  check "crash at $cp: four receipts, every one final" four_final "$T/d5"
+  check "crash at $cp: no record is left" test -z "$(ls "$T/state/follow" 2>/dev/null)"
+done
 finish
