@@ -51,6 +51,7 @@ struct frun {
     int lock_fd;            /* the first record, locked while this daemon acts on the run */
     enum fstep step;
     enum pd_run_outcome outcome;
+    long status; /* Patchworks' status number, as last read; 0: none */
     enum pd_follow_step act;
     uint64_t finished_ms;
     char *why;              /* why the outcome is unknown, or NULL */
@@ -405,8 +406,10 @@ static void poll_answered(struct frun *f, const struct pd_client_result *r, bool
     struct pd_api_run run = {0};
     enum pd_run_outcome o = PD_RUN_UNKNOWN;
 
-    if (ok && pd_api_parse_run(r->body, r->body_len, &run) == 0)
+    if (ok && pd_api_parse_run(r->body, r->body_len, &run) == 0) {
         o = pd_run_outcome_of(run.status);
+        f->status = run.status;
+    }
     else if (ok) /* an answer this version cannot read: asked again, until follow_timeout */
         o = PD_RUN_RUNNING;
     else
@@ -524,6 +527,8 @@ static char *error_text(struct frun *f, const char *receipt_path, const char *da
     cJSON_AddStringToObject(o, "reason", reason);
     cJSON_AddStringToObject(o, "flow_run_id", f->run_id);
     cJSON_AddStringToObject(o, "flow_run_outcome", pd_run_outcome_name(f->outcome));
+    if (f->status)
+        cJSON_AddNumberToObject(o, "flow_run_status", (double)f->status);
     if (dashboard)
         cJSON_AddStringToObject(o, "dashboard", dashboard);
     logs = cJSON_AddArrayToObject(o, "flow_run_logs");

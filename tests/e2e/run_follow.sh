@@ -64,7 +64,8 @@ check "fail: exactly the three files whose run failed are in the failed folder" 
   "bad1.ndjson.error.json bad2.ndjson.error.json bad3.ndjson.error.json "
 for i in 1 2 3; do
   check "fail: bad$i.ndjson's error file holds the run id, its outcome, log entries and the link" \
-    jqe '.result == "failed" and .flow_run_outcome == "failed" and (.flow_run_id | length > 0) and
+    jqe '.result == "failed" and .flow_run_outcome == "failed" and .flow_run_status == 3 and
+         (.flow_run_id | length > 0) and
          (.flow_run_logs | length > 0) and (.dashboard | test("/flow-run-logs/"))' \
     "$(own_of "$T/d2")/failed/bad$i.ndjson.error.json"
   check "fail: bad$i.ndjson left the archive with its receipt" \
