@@ -9,7 +9,8 @@
  * pd_metrics_heartbeat() from a timer; /healthz says 503 when that stops, or when a request has
  * been failing (and retrying) for longer than unhealthy_after.
  *
- * Never put a secret in a label: the only labels are watch names and HTTP statuses.
+ * Never put a secret in a label: the only labels are watch names, HTTP statuses and flow run
+ * outcomes.
  */
 #ifndef PD_METRICS_H
 #define PD_METRICS_H
@@ -58,6 +59,7 @@ struct pd_metrics_sample {
     uint64_t requests_in_flight; /* sent, no answer yet */
     uint64_t failing_since_ms;   /* monotonic time the oldest retrying request first failed; 0 */
     long last_failure_status;    /* its last answer's HTTP status, 0: no answer */
+    uint64_t runs_followed;      /* flow runs being followed to their final status */
     const struct pd_metrics_watch_sample *watches;
     size_t nwatches;
 };
@@ -95,6 +97,13 @@ void pd_metrics_file_event(struct pd_metrics *m, const char *watch, enum pd_metr
 void pd_metrics_chunk(struct pd_metrics *m, const char *watch, uint64_t body_bytes);
 void pd_metrics_response(struct pd_metrics *m, long status); /* 0: no answer arrived */
 void pd_metrics_count(struct pd_metrics *m, enum pd_metrics_counter c);
+/*
+ * A flow run followed for WATCH reached its final status OUTCOME (success, failed, stopped,
+ * partial; anything else counts as unknown), TOOK_MS after its start request was acknowledged.
+ * Called once per followed chunk, as the run --once summary counts them.
+ */
+void pd_metrics_flow_run(struct pd_metrics *m, const char *watch, const char *outcome,
+                         uint64_t took_ms);
 
 void pd_metrics_heartbeat(struct pd_metrics *m);
 /* Replaces every gauge; a watch missing from S has nothing pending. */

@@ -41,6 +41,13 @@
 #define CONN_IDLE_MS 5000 /* a connection idle this long without a whole request is stale */
 #define CONN_TIMEOUT_S 5  /* libmicrohttpd's own inactivity timeout */
 
+/* The final outcomes of a flow run, as labels; anything else counts as the last, unknown. */
+static const char *const run_outcomes[] = {"success", "failed", "stopped", "partial", "unknown"};
+#define RUN_OUTCOMES (sizeof(run_outcomes) / sizeof(run_outcomes[0]))
+/* patchdrop_flow_run_seconds' bucket bounds (le), seconds: from follow_first's 5 s to a day. */
+static const unsigned run_le_s[] = {5, 15, 30, 60, 120, 300, 900, 3600, 21600, 86400};
+#define RUN_BUCKETS (sizeof(run_le_s) / sizeof(run_le_s[0]))
+
 /* A connection to the metrics listener; libmicrohttpd's thread only (see "connection guard"). */
 struct mconn {
     struct mconn *prev, *next; /* in the idle list, oldest first */
@@ -57,6 +64,10 @@ struct mwatch {
     uint64_t chunks, bytes_sent;
     uint64_t last_delivery_wall_ms;
     uint64_t pending, oldest_since_ms;
+    uint64_t runs[RUN_OUTCOMES];        /* flow runs finished, by outcome */
+    uint64_t run_buckets[RUN_BUCKETS];  /* of them, those that took at most run_le_s[i] (and
+                                           more than the bound before): summed when shown */
+    uint64_t run_ms_sum;                /* how long they took, added up */
     char *down_why; /* NULL: the watch is set up; else why it is disabled */
 };
 
@@ -72,6 +83,7 @@ struct pd_metrics {
     uint64_t waiting, in_flight;
     uint64_t failing_since_ms;
     long last_failure_status;
+    uint64_t runs_followed;
     uint64_t heartbeat_ms; /* monotonic; 0: the loop never beat */
     uint64_t evicted;      /* connections the guard shut down (under the lock: /metrics shows it) */
     struct MHD_Daemon *httpd;
@@ -204,6 +216,28 @@ void pd_metrics_count(struct pd_metrics *m, enum pd_metrics_counter c)
     pthread_mutex_unlock(&m->lock);
 }
 
+void pd_metrics_flow_run(struct pd_metrics *m, const char *watch, const char *outcome,
+                         uint64_t took_ms)
+{
+    struct mwatch *w;
+    size_t o = 0, b = 0;
+
+    if (!m)
+        return;
+    while (o < RUN_OUTCOMES - 1 && (!outcome || strcmp(outcome, run_outcomes[o])))
+        o++;
+    while (b < RUN_BUCKETS && took_ms > run_le_s[b] * (uint64_t)1000)
+        b++;
+    pthread_mutex_lock(&m->lock);
+    if ((w = watch_of(m, watch ? watch : ""))) {
+        w->runs[o]++;
+        if (b < RUN_BUCKETS) /* longer than the last bound: in +Inf only, which is the count */
+            w->run_buckets[b]++;
+        w->run_ms_sum += took_ms;
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
 void pd_metrics_heartbeat(struct pd_metrics *m)
 {
     if (!m)
@@ -224,6 +258,7 @@ void pd_metrics_sample(struct pd_metrics *m, const struct pd_metrics_sample *s)
     m->in_flight = s->requests_in_flight;
     m->failing_since_ms = s->failing_since_ms;
     m->last_failure_status = s->last_failure_status;
+    m->runs_followed = s->runs_followed;
     for (size_t i = 0; i < m->nwatches; i++)
         m->watches[i].pending = m->watches[i].oldest_since_ms = 0;
     for (size_t i = 0; i < s->nwatches; i++) {
@@ -400,6 +435,52 @@ static void render_watches(struct pd_metrics *m, FILE *f, uint64_t now)
     PER_WATCH(f, m, "patchdrop_last_delivery_timestamp_seconds", w->last_delivery_wall_ms / 1000);
 }
 
+/* The start of a per-watch sample with more labels: NAME{watch="W" (the caller ends it). */
+static void watch_sample(FILE *f, const char *name, const struct mwatch *w)
+{
+    fprintf(f, "%s{watch=\"", name);
+    put_label(f, w->name);
+    fputc('"', f);
+}
+
+/* The flow runs followed: how many now, how they ended, how long they took. */
+static void render_runs(struct pd_metrics *m, FILE *f)
+{
+    single(f, "patchdrop_flow_runs_followed", "gauge",
+           "Flow runs being followed to their final status now.", m->runs_followed);
+    family(f, "patchdrop_flow_runs_finished_total", "counter",
+           "Flow runs followed to their final status, by outcome (unknown: not final after "
+           "follow_timeout, or its poll failed); one per file chunk, so files batched into one "
+           "request count once each.");
+    for (size_t i = 0; i < m->nwatches; i++)
+        for (size_t o = 0; o < RUN_OUTCOMES; o++) {
+            watch_sample(f, "patchdrop_flow_runs_finished_total", &m->watches[i]);
+            fprintf(f, ",outcome=\"%s\"} %" PRIu64 "\n", run_outcomes[o], m->watches[i].runs[o]);
+        }
+    family(f, "patchdrop_flow_run_seconds", "histogram",
+           "Time from a start request's acknowledgement to its flow run's final status, every "
+           "outcome (retries included: from the first start).");
+    for (size_t i = 0; i < m->nwatches; i++) {
+        const struct mwatch *w = &m->watches[i];
+        uint64_t count = 0;
+        for (size_t b = 0; b < RUN_BUCKETS; b++) {
+            count += w->run_buckets[b];
+            watch_sample(f, "patchdrop_flow_run_seconds_bucket", w);
+            fprintf(f, ",le=\"%u\"} %" PRIu64 "\n", run_le_s[b], count);
+        }
+        count = 0;
+        for (size_t o = 0; o < RUN_OUTCOMES; o++)
+            count += w->runs[o];
+        watch_sample(f, "patchdrop_flow_run_seconds_bucket", w);
+        fprintf(f, ",le=\"+Inf\"} %" PRIu64 "\n", count);
+        /* Printed by hand: a locale's decimal comma must never reach the page. */
+        watch_sample(f, "patchdrop_flow_run_seconds_sum", w);
+        fprintf(f, "} %" PRIu64 ".%03u\n", w->run_ms_sum / 1000, (unsigned)(w->run_ms_sum % 1000));
+        watch_sample(f, "patchdrop_flow_run_seconds_count", w);
+        fprintf(f, "} %" PRIu64 "\n", count);
+    }
+}
+
 /* The account-wide counters of pd_metrics_count(), in the order shown. */
 static const struct {
     const char *name, *help;
@@ -467,6 +548,7 @@ static void render_locked(struct pd_metrics *m, FILE *f)
     family(f, "patchdrop_build_info", "gauge", "Version of the running patchdrop.");
     fprintf(f, "patchdrop_build_info{version=\"%s\"} 1\n", PD_VERSION);
     render_watches(m, f, now);
+    render_runs(m, f);
     render_requests(m, f, now, health);
     process_memory(&rss, &vsz);
     single(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", rss);

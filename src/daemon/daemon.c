@@ -482,6 +482,7 @@ void pd_daemon_sample(const struct pd_daemon *d, struct pd_metrics *m)
         s.failing_since_ms = cs.failing_since_ms;
         s.last_failure_status = cs.last_failure_status;
     }
+    s.runs_followed = d->nruns;
     /* A candidate's age counts from when its content last changed, so a file still being
      * uploaded looks young; names never observed (not regular files) do not count. */
     for (size_t i = 0; i < d->nwatches; i++) {

@@ -20,6 +20,7 @@
 #include "pd_fsutil.h"
 #include "pd_jsonfmt.h"
 #include "pd_log.h"
+#include "pd_metrics.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -656,6 +657,8 @@ static void say_outcome(struct frun *f, const struct pd_follow_rec *rec)
         fprintf(d->opts.report, "%s: flow run %s %s%s%s\n", rec->file, f->run_id,
                 pd_run_outcome_name(f->outcome), f->act == PD_FOLLOW_FAIL ? "; moved to " : "",
                 f->act == PD_FOLLOW_FAIL ? f->cfg->failed_dir : "");
+    pd_metrics_flow_run(d->opts.metrics, f->cfg->name, pd_run_outcome_name(f->outcome),
+                        f->finished_ms > rec->started_ms ? f->finished_ms - rec->started_ms : 0);
     switch (f->outcome) {
     case PD_RUN_SUCCESS:
         d->sum.runs_succeeded++;
