@@ -96,12 +96,18 @@ start_mock --run-duration 3s
 mkdir -p "$T/d4"
 for i in 1 2 3 4; do printf '[{"id":%d}]\n' "$i" >"$T/d4/k$i.json"; done
 write_conf "$T/c4.conf" "$T/d4" "follow_first = 200ms" "follow_cap = 500ms"
+printf '[metrics]\nlisten = 127.0.0.1:0\n' >>"$T/c4.conf"
 "$PD_BIN" run -c "$T/c4.conf" >/dev/null 2>"$T/e4" &
 pid=$!
 for _ in $(seq 100); do
   [ "$(ls "$(own_of "$T/d4")"/archive/*.receipt.json 2>/dev/null | wc -l)" -eq 4 ] && break
   sleep 0.1
 done
+port=$(grep -o 'event=metrics_listening.*port=[0-9]*' "$T/e4" | grep -o 'port=[0-9]*' | cut -d= -f2)
+sleep 1.2 # the loop hands the metrics what it holds once a second
+curl -s --max-time 5 "http://127.0.0.1:$port/metrics" >"$T/m4" || true
+check "kill: /metrics shows the runs being followed and the polls made" \
+  bash -c "grep -Eq '^patchdrop_flow_runs_followed [1-9]' '$T/m4' && grep -Eq '^patchdrop_polls_total [1-9]' '$T/m4'"
 kill -9 "$pid"; wait "$pid" 2>/dev/null || true
 check "kill: the runs were still being followed (records on disk)" \
   test "$(ls "$T/state/follow" | wc -l)" -ge 1
