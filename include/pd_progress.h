@@ -19,6 +19,8 @@ struct pd_progress_state {
     uint64_t bytes_done, bytes_total; /* file bytes */
     uint64_t chunks;                  /* acknowledged chunks */
     const char *total_words;          /* what files_total counts, e.g. "claimed"; NULL: files */
+    /* run --once with follow = yes: the flow runs' outcomes (all 0: no rows for them) */
+    uint64_t runs_succeeded, runs_failed, runs_unknown;
 };
 
 struct pd_progress {

@@ -98,8 +98,38 @@ static void absurd_values_are_capped(void **state)
     assert_string_equal(eta_shown(&p, &s, now), "99:59:51");
 }
 
+/* The summary table as a terminal would show it. */
+static char *summary_of(const struct pd_progress_state *s)
+{
+    static char text[2048];
+    struct pd_progress p = bar_at(T0);
+    p.tty = tmpfile();
+    assert_non_null(p.tty);
+    pd_progress_summary(&p, s, T0 + 2000);
+    rewind(p.tty);
+    text[fread(text, 1, sizeof(text) - 1, p.tty)] = '\0';
+    fclose(p.tty);
+    return text;
+}
+
+/* With followed flow runs, the table gains their outcomes; without, no such rows. */
+static void summary_shows_run_outcomes(void **state)
+{
+    struct pd_progress_state s = {.files_done = 5, .files_total = 5, .files_failed = 1};
+    assert_null(strstr(summary_of(&s), "flow runs"));
+    s.runs_succeeded = 3;
+    s.runs_failed = 1;
+    const char *t = summary_of(&s);
+    assert_non_null(strstr(t, "  delivered           4\n"));
+    assert_non_null(strstr(t, "  flow runs      chunks\n"));
+    assert_non_null(strstr(t, "  succeeded           3\n"));
+    assert_non_null(strstr(t, "  not success         1\n"));
+    assert_non_null(strstr(t, "  unknown             0\n"));
+}
+
 int main(void)
 {
     return PD_RUN_TESTS(NULL, NULL, no_eta_until_the_rate_is_measurable,
-                        eta_from_the_rate_since_the_start, absurd_values_are_capped);
+                        eta_from_the_rate_since_the_start, absurd_values_are_capped,
+                        summary_shows_run_outcomes);
 }

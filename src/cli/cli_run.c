@@ -105,6 +105,9 @@ static struct pd_progress_state progress_state(struct run *r)
         .bytes_total = t.claimed_bytes,
         .chunks = t.chunks,
         .total_words = "claimed files",
+        .runs_succeeded = r->total.runs_succeeded,
+        .runs_failed = r->total.runs_failed,
+        .runs_unknown = r->total.runs_unknown,
     };
     return s;
 }

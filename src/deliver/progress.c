@@ -251,6 +251,12 @@ void pd_progress_summary(struct pd_progress *p, const struct pd_progress_state *
         fprintf(p->tty, "  %-12s %8" PRIu64 "\n", "not done", s->files_total - s->files_done);
     pd_progress_bytes(s->bytes_total, b2, sizeof(b2));
     fprintf(p->tty, "  %-12s %8" PRIu64 "\n", "total", s->files_total);
+    if (s->runs_succeeded || s->runs_failed || s->runs_unknown) {
+        fprintf(p->tty, "  %-12s %8s\n", "flow runs", "chunks");
+        fprintf(p->tty, "  %-12s %8" PRIu64 "\n", "succeeded", s->runs_succeeded);
+        fprintf(p->tty, "  %-12s %8" PRIu64 "\n", "not success", s->runs_failed);
+        fprintf(p->tty, "  %-12s %8" PRIu64 "\n", "unknown", s->runs_unknown);
+    }
     fprintf(p->tty, "  %" PRIu64 " chunk(s), %s of %s in %s, %s/s\n", s->chunks, b1, b2, took,
             rate);
     fflush(p->tty);
