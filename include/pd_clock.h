@@ -5,6 +5,7 @@
 #ifndef PD_CLOCK_H
 #define PD_CLOCK_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct pd_clock {
@@ -19,5 +20,9 @@ struct pd_clock {
 
 /* The real clocks and a random source seeded once from the kernel. Never NULL. */
 const struct pd_clock *pd_clock_system(void);
+
+/* Wall-clock MS as ISO 8601 UTC with milliseconds, "2026-11-30T08:57:23.329Z", into BUF (at
+ * least 32 bytes), as receipts and logs write times. */
+void pd_clock_iso(uint64_t ms, char *buf, size_t len);
 
 #endif

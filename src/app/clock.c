@@ -1,6 +1,7 @@
 /* The system's clocks and a small PRNG for jitter, behind the injectable pd_clock interface. */
 #include "pd_clock.h"
 
+#include <stdio.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -51,4 +52,13 @@ static const struct pd_clock system_clock = {
 const struct pd_clock *pd_clock_system(void)
 {
     return &system_clock;
+}
+
+void pd_clock_iso(uint64_t ms, char *buf, size_t len)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }

@@ -351,12 +351,7 @@ static void emit(enum pd_log_level level, const char *msg)
         snprintf(prio, sizeof(prio), "<%d>", syslog_prio[level]);
         puts_(&o, prio);
     } else {
-        uint64_t ms = clk()->wall_ms(clk()->arg);
-        time_t secs = (time_t)(ms / 1000);
-        struct tm tm;
-        gmtime_r(&secs, &tm);
-        snprintf(time, sizeof(time), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+        pd_clock_iso(clk()->wall_ms(clk()->arg), time, sizeof(time));
     }
     if (format == PD_LOG_JSON) {
         render_json(&o, journal ? NULL : time, level, msg);

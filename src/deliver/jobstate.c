@@ -1,5 +1,7 @@
 /* A claimed file's durable delivery record, receipt and error file (see pd_jobstate.h). */
 #include "pd_jobstate.h"
+
+#include "pd_clock.h"
 #include "pd_error.h"
 #include "pd_fsutil.h"
 #include "pd_log.h"
@@ -93,15 +95,6 @@ static int add_num(cJSON *o, const char *k, double v)
     return cJSON_AddNumberToObject(o, k, v) ? 0 : PD_ENOMEM;
 }
 
-static void iso_time(uint64_t ms, char *buf, size_t len)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
 static cJSON *chunk_json(const struct pd_chunk_rec *c, bool for_people)
 {
     cJSON *o = cJSON_CreateObject();
@@ -120,7 +113,7 @@ static cJSON *chunk_json(const struct pd_chunk_rec *c, bool for_people)
     if (c->answer)
         rc |= add_str(o, "answer", c->answer);
     if (for_people) {
-        iso_time(c->time_ms, when, sizeof(when));
+        pd_clock_iso(c->time_ms, when, sizeof(when));
         rc |= add_str(o, "time", when);
     } else {
         rc |= add_num(o, "time_ms", (double)c->time_ms);
@@ -471,7 +464,7 @@ char *pd_jobstate_receipt(const struct pd_jobstate *js, uint64_t finished_ms)
 
     if (!o)
         return NULL;
-    iso_time(finished_ms, when, sizeof(when));
+    pd_clock_iso(finished_ms, when, sizeof(when));
     if (add_str(o, "delivered_at", when) ||
         add_str(o, "result", js->duplicate_of ? "duplicate" : "delivered")) {
         cJSON_Delete(o);
@@ -489,7 +482,7 @@ char *pd_jobstate_error_report(const struct pd_jobstate *js, const struct pd_fai
 
     if (!o)
         return NULL;
-    iso_time(failed_ms, when, sizeof(when));
+    pd_clock_iso(failed_ms, when, sizeof(when));
     rc |= add_str(o, "result", "failed");
     rc |= add_str(o, "reason", f->reason ? f->reason : "rejected");
     rc |= add_str(o, "failed_at", when);
@@ -526,7 +519,7 @@ char *pd_jobstate_annotate(const char *text, const struct pd_jobstate_note *note
         if (cJSON_GetObjectItemCaseSensitive(o, notes[i].key))
             continue;
         if (!notes[i].text) {
-            iso_time(notes[i].time_ms, when, sizeof(when));
+            pd_clock_iso(notes[i].time_ms, when, sizeof(when));
             rc = add_str(o, notes[i].key, when);
         } else {
             rc = add_text(o, notes[i].key, notes[i].text, notes[i].name);

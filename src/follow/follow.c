@@ -3,6 +3,7 @@
  */
 #include "pd_follow.h"
 
+#include "pd_clock.h"
 #include "pd_config.h"
 #include "pd_error.h"
 #include "pd_fsutil.h"
@@ -219,15 +220,6 @@ char *pd_follow_find_receipt(const char *dir, const char *base, const char *clai
     return NULL;
 }
 
-static void iso(uint64_t ms, char *buf, size_t len)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
-}
-
 /* Sets KEY of O to ITEM, in place when it is there (the receipt's order stays). */
 static bool put(cJSON *o, const char *key, cJSON *item)
 {
@@ -267,7 +259,7 @@ static bool apply_chunk(cJSON *c, const struct pd_follow_result *res)
     char when[80];
     bool ok = put(c, "outcome", cJSON_CreateString(res->outcome));
     if (res->finished_ms) {
-        iso(res->finished_ms, when, sizeof(when));
+        pd_clock_iso(res->finished_ms, when, sizeof(when));
         ok = ok && put(c, "finished_at", cJSON_CreateString(when));
     }
     if (res->dashboard)
