@@ -117,6 +117,19 @@ timeout 60 "$PD_BIN" run --once -c "$T/c4.conf" >"$T/o4" 2>>"$T/e4" && rc=0 || r
 check "kill: the restart follows every run to its end (exit 0)" test "$rc" -eq 0
 check "kill: every receipt is final" receipts_final "$T/d4"
 check "kill: no record is left" test -z "$(ls "$T/state/follow" 2>/dev/null)"
+# polled_after_outcome: a poll of a run that reached the emulator more than a second after the
+# run's outcome was written into its receipt (none may).
+polled_after_outcome() {
+  jq -r '.chunks[] | "\(.flow_run_id) \(.finished_at | sub("\\.[0-9]+Z$"; "Z") | fromdateiso8601)"' \
+    "$(own_of "$T/d4")"/archive/*.receipt.json | while read -r run done_s; do
+    jq -r --arg p "/api/v1/flow-runs/$run" --argjson d "$done_s" \
+      'select(.route == "run" and .path == $p and (.time_ms / 1000) > $d + 1) | .seq' \
+      "$MOCK_REC/requests.jsonl"
+  done
+}
+check "kill: no run was polled after its outcome was saved" test -z "$(polled_after_outcome)"
+check "kill: each run was polled (the emulator saw a poll of every run)" \
+  test "$(jq -r 'select(.route == "run") | .path' "$MOCK_REC/requests.jsonl" | sort -u | wc -l)" -eq 4
 
 four_final() { [ "$(ls "$(own_of "$1")"/archive/*.receipt.json | wc -l)" -eq 4 ] && receipts_final "$1"; }
 # A crash at each step of following: after the records are saved (before the file is archived),
