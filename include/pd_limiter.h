@@ -15,8 +15,9 @@
  * Polls (GETs following flow runs) share the same pace with the other requests (deliveries),
  * and pd_limiter_next() chooses between them: a poll goes only when no other request waits,
  * and polls never take more than poll_share percent of the rate: a poll may start only while
- * fewer than ceil(rate * share / 100) (at least 1) polls started within the last window
- * (starts: the share is patchdrop's own bound, not the server's). So that polls never starve
+ * fewer than ceil(rate * share / 100) (at least 1) polls are in flight or were answered within
+ * the last window (like the rate itself: the server sees a request arrive after it started, so
+ * counting starts only let a few more land in one of its windows). So that polls never starve
  * under a full delivery backlog, a poll that has waited longer than one window goes before the
  * waiting deliveries until the polls' share of the window is used.
  *
@@ -46,10 +47,11 @@ struct pd_limiter {
     uint64_t pause_until_ms;
     uint64_t *starts; /* ring of the last answers' times (sliding window), oldest first */
     size_t nstarts, head, count;
-    /* Polls: at most poll_max starts per window (0: no bound), the last ones' times, a ring. */
+    /* Polls: at most poll_max in flight or answered within a window (0: no bound); their
+     * answer times (in flight: UINT64_MAX). */
     uint64_t poll_max;
     uint64_t *polls;
-    size_t poll_head, poll_count;
+    size_t poll_count;
 };
 
 /* Which request pd_limiter_next() let start. */
@@ -98,6 +100,8 @@ int64_t pd_limiter_next(struct pd_limiter *l, uint64_t now_ms, const struct pd_l
 
 /* A request that held a slot has finished (answered, failed or canceled) at NOW_MS. */
 void pd_limiter_release(struct pd_limiter *l, uint64_t now_ms);
+/* The same for a poll's share: it counts on until a window after NOW_MS. */
+void pd_limiter_poll_done(struct pd_limiter *l, uint64_t now_ms);
 
 /* The server said slow down: nobody starts before NOW_MS + MS (an existing longer pause stays). */
 void pd_limiter_pause(struct pd_limiter *l, uint64_t now_ms, uint64_t ms);

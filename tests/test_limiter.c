@@ -193,7 +193,9 @@ static void simulate_mix(struct pd_limiter *l, uint64_t until_ms, struct mix *m)
                 m->polls[m->npolls++] = now;
             else
                 m->deliveries_at[m->ndeliveries++] = now, pending -= pending > 0;
-            pd_limiter_release(l, now);
+            pd_limiter_release(l, now); /* answered at once */
+            if (pick == PD_LIMITER_POLL)
+                pd_limiter_poll_done(l, now);
             continue;
         }
         assert_true(w > 0);
@@ -286,9 +288,13 @@ static void delivery_before_poll(void **state)
     q.requests = false;
     assert_int_equal(pd_limiter_next(&s, 0, &q, &pick, &held), 0);
     assert_int_equal(pick, PD_LIMITER_POLL);
+    pd_limiter_release(&s, 10);
+    pd_limiter_poll_done(&s, 10);
     q.requests = true;
     assert_int_equal(pd_limiter_next(&s, 70000, &q, &pick, &held), 0);
     assert_int_equal(pick, PD_LIMITER_POLL); /* a window later: the share is free again */
+    pd_limiter_release(&s, 70000);
+    pd_limiter_poll_done(&s, 70000);
     assert_true(pd_limiter_next(&s, 70000, &q, &pick, &held) > 0); /* the bucket: burst 1 */
     assert_true(held);
     assert_int_equal(pick, PD_LIMITER_NONE);
@@ -299,6 +305,27 @@ static void delivery_before_poll(void **state)
     pd_limiter_cleanup(&l);
 }
 
+/* A poll counts until a window after its answer (the server may see it that late), and one in
+ * flight holds its share until it is answered. */
+static void poll_counts_until_a_window_after_its_answer(void **state)
+{
+    struct pd_limiter l;
+    enum pd_limiter_pick pick;
+    bool held;
+    struct pd_limiter_queue q = {.polls = true};
+    assert_int_equal(pd_limiter_init(&l, 4, 0, 0), 0); /* share 25%: one poll a minute */
+    assert_int_equal(pd_limiter_next(&l, 0, &q, &pick, &held), 0);
+    assert_int_equal(pick, PD_LIMITER_POLL);
+    assert_int_equal(pd_limiter_next(&l, 90000, &q, &pick, &held), PD_LIMITER_BUSY);
+    assert_true(held);
+    pd_limiter_release(&l, 90000);
+    pd_limiter_poll_done(&l, 90000);
+    assert_int_equal(pd_limiter_next(&l, 100000, &q, &pick, &held), 50000);
+    assert_int_equal(pd_limiter_next(&l, 150000, &q, &pick, &held), 0);
+    assert_int_equal(pick, PD_LIMITER_POLL);
+    pd_limiter_cleanup(&l);
+}
+
 int main(void)
 {
     return PD_RUN_TESTS(NULL, NULL, never_more_than_rate_in_any_minute,
@@ -306,5 +333,6 @@ int main(void)
                         sliding_minute_holds_when_bucket_would_allow_more, concurrency_cap,
                         pause_stops_everybody, scaled_window_holds, slow_answers_keep_counting,
                         polls_keep_to_share_under_backlog, polls_alone_get_share,
-                        polls_use_what_deliveries_leave, delivery_before_poll);
+                        polls_use_what_deliveries_leave, delivery_before_poll,
+                        poll_counts_until_a_window_after_its_answer);
 }

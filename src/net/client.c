@@ -222,6 +222,16 @@ static void set_state(struct req *r, enum req_state next)
     }
 }
 
+/* The request's slot is free again; a poll's share counts on for a window from now. */
+static void release(struct req *r)
+{
+    struct pd_client *c = r->c;
+    uint64_t now = c->clock->mono_ms(c->clock->arg);
+    pd_limiter_release(&c->limiter, now);
+    if (r->poll)
+        pd_limiter_poll_done(&c->limiter, now);
+}
+
 /* Final outcome: reported once, then the request's memory goes with its timer's close. */
 static void finish(struct req *r, int err, const char *message, const struct pd_api_result *api,
                    const char *body, size_t body_len)
@@ -235,7 +245,7 @@ static void finish(struct req *r, int err, const char *message, const struct pd_
     set_state(r, DONE); /* first: the cancel callback below must not act on this request */
     if (x) {
         pd_http_cancel(x);
-        pd_limiter_release(&c->limiter, c->clock->mono_ms(c->clock->arg));
+        release(r);
     }
     PD_LIST_UNLINK(c->reqs, r);
     memset(&res, 0, sizeof(res));
@@ -293,7 +303,7 @@ static void start(struct req *r)
         hr.authorization = pd_auth_header(c->auth, &r->generation);
         if (!hr.authorization) {
             /* The token expired while waiting for a slot. */
-            pd_limiter_release(&c->limiter, c->clock->mono_ms(c->clock->arg));
+            release(r);
             advance(r);
             return;
         }
@@ -307,7 +317,7 @@ static void start(struct req *r)
     }
     int rc = pd_http_send(c->http, &hr, on_http_done, r, &r->xfer);
     if (rc) {
-        pd_limiter_release(&c->limiter, c->clock->mono_ms(c->clock->arg));
+        release(r);
         finish(r, rc, pd_strerror(rc), NULL, NULL, 0);
     }
 }
@@ -437,7 +447,7 @@ static void on_http_done(void *arg, const struct pd_http_response *resp)
     if (r->state != IN_FLIGHT)
         return; /* canceled by finish() */
     r->xfer = NULL;
-    pd_limiter_release(&c->limiter, c->clock->mono_ms(c->clock->arg));
+    release(r);
     if (resp->curl_code == CURLE_ABORTED_BY_CALLBACK) {
         finish(r, PD_ECANCELED, "canceled", NULL, NULL, 0);
         return;

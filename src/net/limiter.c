@@ -60,7 +60,7 @@ int pd_limiter_set_poll_share(struct pd_limiter *l, unsigned percent)
     free(l->polls);
     l->polls = ring;
     l->poll_max = max;
-    l->poll_head = l->poll_count = 0;
+    l->poll_count = 0;
     return 0;
 }
 
@@ -122,23 +122,48 @@ int64_t pd_limiter_try(struct pd_limiter *l, uint64_t now_ms)
     return 0;
 }
 
-/* 0 when the polls' share allows one more poll now, else how long until it does. */
+#define POLL_IN_FLIGHT UINT64_MAX
+
+/*
+ * 0 when the polls' share allows one more poll now, else how long until it does. A poll counts
+ * from its start until a window after its answer, as every request does for the rate: the
+ * server sees it arrive somewhat after patchdrop started it, so counting starts alone let a few
+ * more than the share land in one of the server's windows.
+ */
 static int64_t poll_share_wait(struct pd_limiter *l, uint64_t now_ms)
 {
-    if (!l->polls || l->poll_count < l->poll_max)
+    uint64_t first_free = POLL_IN_FLIGHT;
+    size_t kept = 0;
+
+    if (!l->polls)
         return 0;
-    uint64_t oldest = l->polls[l->poll_head]; /* the ring is full: head is the oldest */
-    return oldest + l->window_ms > now_ms ? (int64_t)(oldest + l->window_ms - now_ms) : 0;
+    for (size_t i = 0; i < l->poll_count; i++) {
+        uint64_t end = l->polls[i];
+        if (end != POLL_IN_FLIGHT && end + l->window_ms <= now_ms)
+            continue; /* answered a window ago: no longer counted */
+        l->polls[kept++] = end;
+        if (end != POLL_IN_FLIGHT && end + l->window_ms < first_free)
+            first_free = end + l->window_ms;
+    }
+    l->poll_count = kept;
+    if (kept < l->poll_max)
+        return 0;
+    return first_free == POLL_IN_FLIGHT ? PD_LIMITER_BUSY : (int64_t)(first_free - now_ms);
 }
 
-static void poll_started(struct pd_limiter *l, uint64_t now_ms)
+static void poll_started(struct pd_limiter *l)
 {
-    if (!l->polls)
-        return;
-    l->polls[l->poll_head] = now_ms;
-    l->poll_head = (l->poll_head + 1) % l->poll_max;
-    if (l->poll_count < l->poll_max)
-        l->poll_count++;
+    if (l->polls && l->poll_count < l->poll_max)
+        l->polls[l->poll_count++] = POLL_IN_FLIGHT;
+}
+
+void pd_limiter_poll_done(struct pd_limiter *l, uint64_t now_ms)
+{
+    for (size_t i = 0; l->polls && i < l->poll_count; i++)
+        if (l->polls[i] == POLL_IN_FLIGHT) {
+            l->polls[i] = now_ms;
+            return;
+        }
 }
 
 int64_t pd_limiter_next(struct pd_limiter *l, uint64_t now_ms, const struct pd_limiter_queue *q,
@@ -154,7 +179,7 @@ int64_t pd_limiter_next(struct pd_limiter *l, uint64_t now_ms, const struct pd_l
         if (wait == 0) {
             wait = pd_limiter_try(l, now_ms);
             if (wait == 0) {
-                poll_started(l, now_ms);
+                poll_started(l);
                 *pick = PD_LIMITER_POLL;
             }
             return wait;
