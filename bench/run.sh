@@ -15,10 +15,13 @@
 #   4. pickup latency: from a writer closing a file to its request reaching the emulator, with
 #      settle = 0.5s (20 files; --quick 5)
 #   5. the splitter and escaper (bench_split; the full run adds 2 GiB files for peak RSS)
+#   6. following flow runs: 2,000 runs followed at once (--quick 200) while a second wave of
+#      files is delivered, the emulator limited to 240 requests per 2 s: polls per window against
+#      follow_share, deliveries' time against the floor, 429s provoked, every receipt final
 #
 # --quick takes well under a minute and only shows that the benchmarks work. Everything talks
 # to patchdrop-mock on 127.0.0.1; files live in a temporary folder that is removed at the end.
-# Needs curl, jq and /usr/bin/time (scripts/setup installs them).
+# Needs curl, jq, python3 and /usr/bin/time (scripts/setup installs them).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 quick=0
@@ -33,7 +36,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
-for tool in curl jq /usr/bin/time; do
+for tool in curl jq python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (run scripts/setup)" >&2; exit 2; }
 done
 PD="$build/patchdrop" MOCK="$build/patchdrop-mock" SPLIT="$build/bench/bench_split"
@@ -91,8 +94,8 @@ conf() {
     echo "path = $drop"
     echo "flow_id = 1"
     echo "version_id = 1"
-    # Deliveries are measured; following the runs they start has a benchmark of its own.
-    echo "follow = no"
+    # Deliveries are measured; following the runs they start has a benchmark of its own (6).
+    case "$*" in *"watch:follow ="*) ;; *) echo "follow = no" ;; esac
     for kv in "$@"; do case "$kv" in watch:*) echo "${kv#watch:}" ;; esac; done
   } >"$file")
 }
@@ -306,6 +309,135 @@ say ""
 say '```'
 if [ $quick = 1 ]; then "$SPLIT" --size 5 --dir "$W" | tee -a "$REPORT"; else "$SPLIT" --big --dir "$W" | tee -a "$REPORT"; fi
 say '```'
+
+# ---- 6. following flow runs -------------------------------------------------------------------
+# A minute scaled down 30 times (a 6 s window would take over 3 minutes of polls alone: every
+# run costs at least one poll and polls get 60 a window): follow_first and follow_cap likewise.
+if [ $quick = 1 ]; then n1=200 n2=50 dur=4s; else n1=2000 n2=500 dur=30s; fi
+rl=240 rw=2 share=25
+say ""
+say "## 6. Following flow runs: $n1 runs followed while $n2 more files are delivered, patchdrop-mock at $rl requests per ${rw}s"
+rm -rf "$W/fw" "$W/rec" "$W/state"
+mkdir -p "$W/fw/drop" "$W/fw/wave2" "$W/rec"
+"$SPLIT" --files json "$n1" 2000 "$W/fw/drop"
+"$SPLIT" --files json "$n2" 2000 "$W/fw/wave2"
+mock m6 --rate-limit "$rl" --rate-window "${rw}s" --run-duration "$dur" --record "$W/rec"
+conf "$W/c6.conf" "$W/fw/drop" "rate_limit = $rl" "rate_window = ${rw}s" "follow_share = $share" \
+  "watch:settle = 0" "watch:follow = yes" "watch:follow_first = 200ms" "watch:follow_cap = 10s"
+/usr/bin/time -f "%e %U %S %M" -o "$W/time6" "$PD" run --once -c "$W/c6.conf" >"$W/run6.out" \
+  2>>"$W/stderr.log" &
+RUN6=$!
+PIDS+=("$RUN6")
+# The second wave lands once the first is delivered: its deliveries meet every first-wave run's polls.
+starts() { local n; n=$(grep -c '"status":200,.*"route":"start"' "$W/rec/requests.jsonl" 2>/dev/null || true); echo "${n:-0}"; }
+until [ "$(starts)" -ge "$n1" ]; do
+  kill -0 "$RUN6" 2>/dev/null || { say "patchdrop run (follow) ended before the first wave was delivered"; exit 1; }
+  sleep 0.1
+done
+drop2=$(( ${EPOCHREALTIME/[.,]/} / 1000 ))
+for f in "$W"/fw/wave2/*; do mv "$f" "$W/fw/drop/w2-${f##*/}"; done
+rc6=0
+wait "$RUN6" || rc6=$?
+stop_mock
+read -r wall6 _ <"$W/time6"
+if [ "$rc6" != 0 ] || ! grep -q "summary: $((n1 + n2)) delivered" "$W/run6.out"; then
+  say "patchdrop run (follow) FAILED (exit $rc6): $(grep -E 'summary|flow runs' "$W/run6.out" | tr '\n' ' ')"; exit 1
+fi
+runs_line=$(grep -m1 '^flow runs:' "$W/run6.out" || echo "flow runs: (not printed)")
+# Every receipt ends with a final outcome on each chunk with a run, and a final flow_result.
+receipts=$(ls "$W/state/watches/bench/archive/"*.receipt.json | wc -l)
+final=$(jq -n '[inputs | select(([.chunks[] | select(.flow_run_id != null)] | length > 0 and
+    all(.outcome != null and .outcome != "running" and .finished_at != null)) and
+    .flow_result != null and .flow_result != "running")] | length' \
+  "$W/state/watches/bench/archive/"*.receipt.json)
+nruns=$(wc -l <"$W/rec/runs.jsonl")
+# The windows as the emulator counts them (fixed, each opening with the first request after the
+# last closed, by arrival: answer time minus time spent), and any window-long span for the polls.
+cat >"$W/windows.py" <<'PY'
+import json, sys
+rl, rw, share, drop2 = int(sys.argv[2]), int(sys.argv[3]) * 1000, int(sys.argv[4]), int(sys.argv[5])
+POLL = ("run", "run_logs", "run_retry")
+reqs = []
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    reqs.append((r["time_ms"] - r.get("elapsed_ms", 0), r["route"], r["status"], r["path"],
+                 r.get("flow_run_id")))
+reqs.sort()
+t0 = reqs[0][0]
+wins, cur = [], None
+for t, route, status, _, _ in reqs:
+    if cur is None or t >= cur["start"] + rw:
+        cur = {"start": t, "n": 0, "polls": 0, "starts": 0, "r429": 0}
+        wins.append(cur)
+    cur["n"] += 1
+    cur["polls"] += route in POLL
+    cur["starts"] += route == "start"
+    cur["r429"] += status == 429
+# Any rw-long span, not only the emulator's windows.
+pt = [t for t, route, *_ in reqs if route in POLL]
+slide, j = 0, 0
+for i in range(len(pt)):
+    while pt[i] - pt[j] >= rw:
+        j += 1
+    slide = max(slide, i - j + 1)
+# Deliveries waited while a wave was not all delivered: windows wholly inside such a span.
+st = [t for t, route, status, *_ in reqs if route == "start" and status == 200]
+w1 = [t for t in st if t < drop2]
+w2 = [t for t in st if t >= drop2]
+spans = [(t0, max(w1))] + ([(drop2, max(w2))] if w2 else [])
+busy = [w for w in wins if any(a <= w["start"] and w["start"] + rw <= b for a, b in spans)]
+# Runs followed at once: from a run's start to its last poll.
+began, last = {}, {}
+for t, route, status, path, run in reqs:
+    if route == "start" and run:
+        began[str(run)] = t
+    elif route == "run":
+        last[path.rstrip("/").rsplit("/", 1)[1]] = t
+ev = sorted([(t, 1) for t in began.values()] + [(t, -1) for r, t in last.items() if r in began])
+n = most = 0
+for _, d in ev:
+    n += d
+    most = max(most, n)
+out = {
+    "reqs": len(reqs), "polls": len(pt), "starts": len(st), "r429": sum(w["r429"] for w in wins),
+    "nwin": len(wins), "maxpolls": max(w["polls"] for w in wins), "slide": slide,
+    "pollmax": (rl * share + 99) // 100, "nbusy": len(busy),
+    "over": sum(w["polls"] > (rl * share + 99) // 100 for w in wins),
+    "busyshare": "%.1f" % max([100.0 * w["polls"] / w["n"] for w in busy] or [0]),
+    "busyfill": "%.0f" % (100.0 * sum(w["n"] for w in busy) / (rl * len(busy)) if busy else 0),
+    "w1n": len(w1), "w1s": "%.2f" % ((max(w1) - t0) / 1000), "w2n": len(w2),
+    "w2s": "%.2f" % ((max(w2) - drop2) / 1000 if w2 else 0), "most": most,
+    "spans": "%.2f" % ((reqs[-1][0] - t0) / 1000),
+}
+for k, v in out.items():
+    print("%s=%s" % (k, v))
+PY
+declare -A F
+while IFS='=' read -r k v; do F[$k]=$v; done < <(python3 "$W/windows.py" "$W/rec/requests.jsonl" "$rl" "$rw" "$share" "$drop2")
+floor1=$(calc "%.2f" "${F[w1n]} * $rw / $rl")
+floor2=$(calc "%.2f" "${F[w2n]} * $rw / $rl")
+floorall=$(calc "%.2f" "${F[reqs]} * $rw / $rl")
+floorpoll=$(calc "%.2f" "${F[polls]} * $rw / ${F[pollmax]}")
+# With polls at their whole share, deliveries have the rest of the rate.
+rest1=$(calc "%.2f" "${F[w1n]} * $rw / ($rl - ${F[pollmax]})")
+rest2=$(calc "%.2f" "${F[w2n]} * $rw / ($rl - ${F[pollmax]})")
+say ""
+say "$n1 files of 2 KB dropped, then $n2 more once the first $n1 were delivered, batch off (a run per file); runs last $dur; patchdrop: rate_limit = $rl, rate_window = ${rw}s, follow_share = $share% (at most ${F[pollmax]} polls a window), follow_first = 200ms, follow_cap = 10s. Up to **${F[most]} runs followed at once**. \`run --once\` took $wall6 s: $(echo "${runs_line#flow runs: }")."
+say ""
+say "| requests | polls | deliveries | windows | most polls in a window (limit ${F[pollmax]}) | windows over the limit | most polls in any ${rw} s | windows with deliveries waiting: most poll share, requests / rate | 429s |"
+say "|---|---|---|---|---|---|---|---|---|"
+say "| ${F[reqs]} | ${F[polls]} | ${F[starts]} | ${F[nwin]} | **${F[maxpolls]}** ($(calc "%.1f" "100 * ${F[maxpolls]} / $rl")% of the rate) | **${F[over]}** | ${F[slide]} | ${F[nbusy]} windows: **${F[busyshare]}%**, ${F[busyfill]}% | **${F[r429]}** |"
+say ""
+say "| | deliveries | wall s | floor s (deliveries / rate) | wall / floor | floor s with polls at their share | wall / that floor |"
+say "|---|---|---|---|---|---|---|"
+say "| first wave (from the first request) | ${F[w1n]} | ${F[w1s]} | $floor1 | $(ratio "${F[w1s]}" "$floor1") | $rest1 | **$(ratio "${F[w1s]}" "$rest1")** |"
+say "| second wave, under the first wave's polls (from its drop) | ${F[w2n]} | ${F[w2s]} | $floor2 | $(ratio "${F[w2s]}" "$floor2") | $rest2 | **$(ratio "${F[w2s]}" "$rest2")** |"
+say "| everything, to the last poll | ${F[reqs]} requests | ${F[spans]} | $floorall (requests / rate) | $(ratio "${F[spans]}" "$floorall") | $floorpoll (polls / their share) | **$(ratio "${F[spans]}" "$floorpoll")** |"
+say ""
+say "Receipts: $final of $receipts end with every run's final outcome ($nruns runs created at the emulator)."
+say ""
+say "Target: polls never over follow_share of the rate in any window, no 429, every receipt final. Windows are the emulator's (fixed, each opening with the first request after the last one closed, by arrival time); \"any ${rw} s\" slides over every poll. While deliveries wait, polls take their share and no more, so a wave's deliveries take about the rest of the rate; the run's end is bound by the polls' share (every run costs at least one poll)."
+rm -rf "$W/fw" "$W/rec" "$W/state"
 
 cp "$REPORT" "$out"
 echo
