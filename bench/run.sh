@@ -3,7 +3,7 @@
 # machine, in this invocation, and writes bench/results.md (also printed). No figure is asserted:
 # each is shown next to its baseline and the ratio between them.
 #
-#   bench/run.sh [--quick] [--build DIR] [--out FILE]
+#   bench/run.sh [--quick] [--build DIR] [--out FILE] [--only N[,N...]]
 #
 #   1. large file: `patchdrop send` of a big JSON array (1 GiB; --quick 32 MiB) against curl
 #      posting the same request bodies, pre-built, over one keep-alive connection
@@ -25,6 +25,9 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 quick=0
+only=""
+# want N: section N runs (every section unless --only names some).
+want() { [ -z "$only" ] || [[ $only == *",$1,"* ]]; }
 build="$top/build"
 out="$top/bench/results.md"
 while [ $# -gt 0 ]; do
@@ -32,7 +35,8 @@ while [ $# -gt 0 ]; do
     --quick) quick=1 ;;
     --build) build=$(cd "$2" && pwd); shift ;;
     --out) out=$2; shift ;;
-    *) echo "usage: bench/run.sh [--quick] [--build DIR] [--out FILE]" >&2; exit 2 ;;
+    --only) only=",$2,"; shift ;;
+    *) echo "usage: bench/run.sh [--quick] [--build DIR] [--out FILE] [--only N[,N...]]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -120,6 +124,7 @@ echo "# patchdrop benchmarks" >"$REPORT"
 cat "$REPORT"
 
 # ---- 1. large file ----------------------------------------------------------------------------
+if want 1; then
 if [ $quick = 1 ]; then big=$((32 << 20)); runs=1; else big=$((1 << 30)); runs=2; fi
 say ""
 say "## 1. Large file: $((big >> 20)) MiB JSON array, \`patchdrop send\` vs curl"
@@ -166,7 +171,10 @@ say "| curl, bodies pre-built, one keep-alive connection | $best_curl | $curl_mb
 say ""
 say "**Throughput ratio patchdrop/curl: $(ratio "$pd_mbs" "$curl_mbs")** (target >= 0.70); patchdrop peak RSS $((pd_rss / 1024)) MiB (target < 64 MiB)."
 
+fi
+
 # ---- 2. many small files ----------------------------------------------------------------------
+if want 2; then
 if [ $quick = 1 ]; then nsmall=300; nscript=40; else nsmall=10000; nscript=400; fi
 say ""
 say "## 2. Many small files: $nsmall files of ~2 KB, \`patchdrop run --once\` vs a jq + curl loop"
@@ -216,7 +224,10 @@ say "| shell loop: jq + curl per file ($nscript files) | $script_rate | 1 | $scr
 say ""
 say "Target: >= 20 times the script's rate. patchdrop writes each file's delivery record and receipt durably (fsync) and archives it; the script does neither."
 
+fi
+
 # ---- 3. rate-limited backlog ------------------------------------------------------------------
+if want 3; then
 if [ $quick = 1 ]; then
   rl=60 rw=2 nj=60 nc=6 nn=1 nsize=1500000
 else
@@ -261,7 +272,10 @@ rm -rf "$W/backlog" "$W/rec" "$W/state"
 say ""
 say "Target: within 5% of the floor (wall / floor <= 1.05) with no 429. The floor counts the requests actually made; with batching there are far fewer, so start-up and the batch window weigh more."
 
+fi
+
 # ---- 4. pickup latency ------------------------------------------------------------------------
+if want 4; then
 if [ $quick = 1 ]; then npick=5; else npick=20; fi
 say ""
 say "## 4. Pickup latency: settle = 0.5s, $npick files written one after another"
@@ -302,7 +316,10 @@ say ""
 say "Target: within 100 ms of settle. The daemon looks at candidates every 50 ms, so up to two ticks are part of it."
 rm -rf "$W/pick" "$W/rec" "$W/state"
 
+fi
+
 # ---- 5. splitter and escaper ------------------------------------------------------------------
+if want 5; then
 say ""
 say "## 5. Splitter and escaper (bench_split$([ $quick = 1 ] && echo " --size 5" || echo " --big"))"
 say ""
@@ -310,7 +327,10 @@ say '```'
 if [ $quick = 1 ]; then "$SPLIT" --size 5 --dir "$W" | tee -a "$REPORT"; else "$SPLIT" --big --dir "$W" | tee -a "$REPORT"; fi
 say '```'
 
+fi
+
 # ---- 6. following flow runs -------------------------------------------------------------------
+if want 6; then
 # A minute scaled down 30 times (a 6 s window would take over 3 minutes of polls alone: every
 # run costs at least one poll and polls get 60 a window): follow_first and follow_cap likewise.
 if [ $quick = 1 ]; then n1=200 n2=50 dur=4s; else n1=2000 n2=500 dur=30s; fi
@@ -438,6 +458,7 @@ say "Receipts: $final of $receipts end with every run's final outcome ($nruns ru
 say ""
 say "Target: polls never over follow_share of the rate in any window, no 429, every receipt final. Windows are the emulator's (fixed, each opening with the first request after the last one closed, by arrival time); \"any ${rw} s\" slides over every poll. While deliveries wait, polls take their share and no more, so a wave's deliveries take about the rest of the rate; the run's end is bound by the polls' share (every run costs at least one poll)."
 rm -rf "$W/fw" "$W/rec" "$W/state"
+fi
 
 cp "$REPORT" "$out"
 echo
