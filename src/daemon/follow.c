@@ -9,8 +9,8 @@
  * last log messages), fail (the file and its receipt move to the failed folder with an error
  * file holding the run's log entries) or retry (a new run, followed in turn). A record is
  * removed only once its outcome is in the receipt, so a restart or a kill goes on following;
- * while it polls or acts on a run, the daemon holds a lock on the run's first record, so two
- * daemons sharing a state dir never poll the same run at once.
+ * while it polls or acts on a run, the daemon holds a lock on one of the run's records (the
+ * first by name), so two daemons sharing a state dir never poll the same run at once.
  */
 #include "daemon_internal.h"
 
@@ -306,12 +306,17 @@ static bool run_request(struct frun *f, enum fstep step)
     return true;
 }
 
-/* The run's first record, locked: another daemon on the same state dir leaves it alone. */
+/* The run's record with the first name, locked: every daemon on the same state dir picks the
+ * same one for the run (a batch's run has a record per file), so only one polls it at a time. */
 static int run_lock(struct frun *f)
 {
+    const char *first = f->recs[0].path;
     if (f->lock_fd >= 0)
         return 0;
-    int fd = open(f->recs[0].path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    for (size_t i = 1; i < f->nrecs; i++)
+        if (strcmp(f->recs[i].path, first) < 0)
+            first = f->recs[i].path;
+    int fd = open(first, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return -errno;
     if (flock(fd, LOCK_EX | LOCK_NB)) {
