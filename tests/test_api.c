@@ -81,11 +81,25 @@ static char *id_of(const char *body)
     return id;
 }
 
+/* An answer and the run id read from it. */
+struct id_case {
+    const char *body, *id;
+};
+
+/* READ reads the id of every case's body as the case says. */
+static void expect_ids(const struct id_case *cases, size_t n, char *(*read)(const char *body))
+{
+    for (size_t i = 0; i < n; i++) {
+        char *id = read(cases[i].body);
+        if (!id || strcmp(id, cases[i].id))
+            fail_msg("%s: %s, want %s", cases[i].body, id ? id : "no id", cases[i].id);
+        free(id);
+    }
+}
+
 static void run_id_variants(void **state)
 {
-    static const struct {
-        const char *body, *id;
-    } cases[] = {
+    static const struct id_case cases[] = {
         {"{\"message\":\"Flow initialised.\",\"flow_run_id\":123}", "123"},
         {"{\"flow_run_id\":\"abc-9\"}", "abc-9"},
         {"{\"run_id\":456}", "456"},
@@ -99,12 +113,7 @@ static void run_id_variants(void **state)
         {"{\"flow_run_id\":null,\"id\":5}", "5"},
         {"{\"flow_run_id\":\"\",\"run_id\":6}", "6"},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char *id = id_of(cases[i].body);
-        assert_non_null(id);
-        assert_string_equal(id, cases[i].id);
-        free(id);
-    }
+    expect_ids(cases, sizeof(cases) / sizeof(cases[0]), id_of);
 }
 
 static void no_run_id_keeps_body(void **state)
@@ -687,11 +696,15 @@ static void flow_run_logs(void **state)
     pd_api_run_logs_free(NULL, 0);
 }
 
+static char *retry_id_of(const char *body)
+{
+    char *id = NULL;
+    return pd_api_parse_retry(body, strlen(body), &id) == 0 ? id : NULL;
+}
+
 static void flow_run_retry(void **state)
 {
-    static const struct {
-        const char *body, *id;
-    } cases[] = {
+    static const struct id_case cases[] = {
         {"{\"message\":\"Flow run retried.\",\"flow_run_id\":8}", "8"},
         {"{\"data\":{\"run_id\":\"r-9\"}}", "r-9"},
         {"{\"id\":\"10\"}", "10"},
@@ -701,11 +714,7 @@ static void flow_run_retry(void **state)
     char *id;
 
     (void)state;
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        assert_int_equal(pd_api_parse_retry(cases[i].body, strlen(cases[i].body), &id), 0);
-        assert_string_equal(id, cases[i].id);
-        free(id);
-    }
+    expect_ids(cases, sizeof(cases) / sizeof(cases[0]), retry_id_of);
     static const char *const none[] = {"",
                                        "{}",
                                        "{\"message\":\"ok\"}",
