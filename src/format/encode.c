@@ -147,8 +147,11 @@ static inline uint64_t word_special(uint64_t w)
 static inline uint64_t special_mask(const unsigned char *p)
 {
     uint64_t m = 0;
-    for (int k = 0; k < 8; k++)
-        m |= ((word_special(load64(p + 8 * k)) >> 7) * UINT64_C(0x0102040810204080) >> 56) << (8 * k);
+    for (int k = 0; k < 8; k++) {
+        uint64_t w = word_special(load64(p + 8 * k));
+        if (w) /* most words of text have none: skip the multiply */
+            m |= ((w >> 7) * UINT64_C(0x0102040810204080) >> 56) << (8 * k);
+    }
     return m;
 }
 
