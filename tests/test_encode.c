@@ -135,8 +135,45 @@ static void test_random_against_reference_and_cjson(void **state)
     free(body);
 }
 
+/* Every length 0..300 at every source alignment, with the input and the output each in a
+ * heap block of exactly its size: the escaper stores and loads whole blocks, and the
+ * sanitizer build catches any that runs past either buffer. */
+static void test_lengths_and_alignments_against_reference(void **state)
+{
+    (void)state;
+    unsigned char in[300];
+    char ref[6 * 300];
+    for (int mode = 0; mode < 3; mode++) {
+        for (size_t n = 0; n <= 300; n++) {
+            for (size_t align = 0; align < 16; align++) {
+                for (size_t i = 0; i < n; i++) {
+                    uint64_t r = next_rand();
+                    if (mode == 0)
+                        in[i] = (unsigned char)r; /* every byte value */
+                    else if (mode == 1) /* sparse specials, as in text */
+                        in[i] = r % 40 == 0 ? (unsigned char)(r >> 8) % 0x20 : (unsigned char)('a' + r % 26);
+                    else /* dense, as in JSON and worse */
+                        in[i] = r % 2 ? (unsigned char)"\"\\\n\t\x01\x1f\x00\x7f"[(r >> 8) % 8] : 'x';
+                }
+                size_t want = naive_escape(ref, in, n);
+                unsigned char *src = malloc(align + n);
+                char *dst = malloc(want + align % 2);
+                memcpy(src + align, in, n);
+                assert_int_equal(pd_encode_escaped_len(src + align, n), want);
+                /* Output at the very end of its block, at varying alignments too. */
+                char *out = dst + align % 2;
+                assert_int_equal(pd_encode_escape(out, src + align, n), want);
+                assert_memory_equal(out, ref, want);
+                free(src);
+                free(dst);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     return PD_RUN_TESTS(NULL, NULL, test_escapes_each_special, test_utf8_is_copied_raw,
-                        test_body_and_cap, test_random_against_reference_and_cjson);
+                        test_body_and_cap, test_random_against_reference_and_cjson,
+                        test_lengths_and_alignments_against_reference);
 }
