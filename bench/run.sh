@@ -18,10 +18,16 @@
 #   6. following flow runs: 2,000 runs followed at once (--quick 200) while a second wave of
 #      files is delivered, the emulator limited to 240 requests per 2 s: polls per window against
 #      follow_share, deliveries' time against the floor, 429s provoked, every receipt final
+#   7. patchdrop's own cost: the same work against a fast sink (nginx answering every start with
+#      a canned run id, bench/nginx-sink.conf) so that the server costs next to nothing: 5,000
+#      small files (--quick 300) batch off and batch = 1000 against the jq + curl loop, the large
+#      file against curl, the wakeups of an idle daemon over 10 s, and 100,000 files dropped at
+#      once (--quick 5,000) with batch = 100
 #
-# --quick takes well under a minute and only shows that the benchmarks work. Everything talks
-# to patchdrop-mock on 127.0.0.1; files live in a temporary folder that is removed at the end.
-# Needs curl, jq, python3 and /usr/bin/time (scripts/setup installs them).
+# --quick takes well under a minute and only shows that the benchmarks work. Sections 1-6 talk
+# to patchdrop-mock on 127.0.0.1, section 7 to nginx on 127.0.0.1; files live in a temporary
+# folder that is removed at the end. Needs curl, jq, python3, /usr/bin/time and, for section 7,
+# nginx (Debian's nginx-light; scripts/setup installs them all).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 quick=0
@@ -43,6 +49,8 @@ done
 for tool in curl jq python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "bench: $tool is missing (run scripts/setup)" >&2; exit 2; }
 done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+if want 7 && [ ! -x "$NGINX" ]; then echo "bench: nginx is missing (run scripts/setup)" >&2; exit 2; fi
 PD="$build/patchdrop" MOCK="$build/patchdrop-mock" SPLIT="$build/bench/bench_split"
 if [ ! -x "$PD" ] || [ ! -x "$MOCK" ] || [ ! -x "$SPLIT" ]; then
   echo "bench: building in $build" >&2
@@ -79,6 +87,29 @@ mock() {
 }
 stop_mock() { kill "$MOCK_PID" 2>/dev/null || true; wait "$MOCK_PID" 2>/dev/null || true; }
 
+# sink NAME: starts nginx as the fast sink in $W/NAME (its pid, logs and temp files stay there);
+# sets URL, SINK_PID and SINK_DIR.
+sink() {
+  local port
+  SINK_DIR=$W/$1
+  rm -rf "$SINK_DIR"
+  mkdir -p "$SINK_DIR/tmp"
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  sed "s/@PORT@/$port/" "$top/bench/nginx-sink.conf" >"$SINK_DIR/nginx.conf"
+  "$NGINX" -p "$SINK_DIR/" -e error.log -c "$SINK_DIR/nginx.conf" 2>>"$W/stderr.log" &
+  SINK_PID=$!
+  PIDS+=("$SINK_PID")
+  URL="http://127.0.0.1:$port"
+  for _ in $(seq 200); do curl -s -o /dev/null "$URL/ready" && return; sleep 0.05; done
+  echo "bench: nginx did not start (see $SINK_DIR/error.log)" >&2; exit 1
+}
+# stop_sink: stops it gracefully, which writes out its access log; sets SINK_STARTS (flow starts).
+stop_sink() {
+  kill -QUIT "$SINK_PID" 2>/dev/null || true
+  wait "$SINK_PID" 2>/dev/null || true
+  SINK_STARTS=$(grep -c '^200 ' "$SINK_DIR/access.log" || true)
+}
+
 # conf FILE DROP [key = value lines...]: a config for the emulator at $URL.
 conf() {
   local file=$1 drop=$2; shift 2
@@ -109,8 +140,8 @@ timed() {
   local tf=$W/time.$$
   local o=$1; shift
   /usr/bin/time -f "%e %U %S %M" -o "$tf" "$@" >"$o" 2>>"$W/stderr.log" || T_RC=$?
-  read -r T_WALL u s T_RSS_KB <"$tf"
-  T_CPU=$(calc "%.2f" "$u + $s")
+  read -r T_WALL T_USR T_SYS T_RSS_KB <"$tf"
+  T_CPU=$(calc "%.2f" "$T_USR + $T_SYS")
 }
 
 echo "# patchdrop benchmarks" >"$REPORT"
@@ -123,42 +154,74 @@ echo "# patchdrop benchmarks" >"$REPORT"
 } >>"$REPORT"
 cat "$REPORT"
 
+# send_vs_curl SIZE RUNS: `patchdrop send` of a SIZE-byte JSON array to the server at $URL against
+# curl posting the same bodies, pre-built, over one keep-alive connection; the best wall time of
+# RUNS each. Sets nbodies body_bytes best_pd pd_cpu pd_rss best_curl curl_cpu curl_rss (KB).
+send_vs_curl() {
+  mkdir -p "$W/big" "$W/bodies"
+  "$SPLIT" --generate json "$1" "$W/big/orders.json"
+  nbodies=$("$SPLIT" --bodies "$W/big/orders.json" "$W/bodies")
+  body_bytes=$(du -cb "$W/bodies" | tail -1 | cut -f1)
+  conf "$W/c-big.conf" "$W/big" "rate_limit = 1000000"
+  for f in "$W"/bodies/body-*; do
+    printf 'url = "%s/api/v1/flows/1/start/1"\ndata-binary = "@%s"\nheader = "Authorization: %s"\n' "$URL" "$f" "$KEY"
+    printf 'header = "Content-Type: application/json"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nnext\n'
+  done | head -n -1 >"$W/curl.cfg"
+  best_pd=999999 best_curl=999999 pd_rss=0 curl_rss=0 pd_cpu=0 curl_cpu=0
+  for _ in $(seq "$2"); do
+    T_RC=0
+    timed "$W/send.out" "$PD" send -q -c "$W/c-big.conf" --watch bench "$W/big/orders.json"
+    ok=$(grep -c "HTTP 200" "$W/send.out" || true)
+    if [ "$T_RC" != 0 ] || [ "$ok" != "$nbodies" ]; then
+      say "patchdrop send FAILED (exit $T_RC, $ok of $nbodies chunks)"; exit 1
+    fi
+    if awk -v a="$T_WALL" -v b="$best_pd" 'BEGIN {exit !(a < b)}'; then best_pd=$T_WALL pd_cpu=$T_CPU; fi
+    [ "$T_RSS_KB" -gt "$pd_rss" ] && pd_rss=$T_RSS_KB
+    T_RC=0
+    timed "$W/curl.out" curl -s -K "$W/curl.cfg"
+    ok=$(grep -c "^200" "$W/curl.out" || true)
+    if [ "$T_RC" != 0 ] || [ "$ok" != "$nbodies" ]; then
+      say "curl FAILED (exit $T_RC, $ok of $nbodies bodies)"; exit 1
+    fi
+    if awk -v a="$T_WALL" -v b="$best_curl" 'BEGIN {exit !(a < b)}'; then best_curl=$T_WALL curl_cpu=$T_CPU; fi
+    [ "$T_RSS_KB" -gt "$curl_rss" ] && curl_rss=$T_RSS_KB
+  done
+  rm -rf "$W/bodies" "$W/big" "$W/state"
+}
+
+# jq_curl_loop N: the baseline a user would write, run over N files of ~2 KB against the server at
+# $URL (its rate is per file). Sets script_rate (files/s), script_cpu (CPU s per 1,000 files) and
+# script_sys (sys CPU s per 1,000 files).
+jq_curl_loop() {
+  mkdir -p "$W/script/in" "$W/script/done"
+  "$SPLIT" --files json "$1" 2000 "$W/script/in"
+  cat >"$W/script/send.sh" <<'SH'
+#!/usr/bin/env bash
+# For each file: wrap it as {"payload": "<file>"} with jq, POST it with curl, move it away.
+for f in "$1"/*; do
+  jq -Rs '{payload: .}' "$f" |
+    curl -sf -o /dev/null -H "Authorization: $KEY" -H "Content-Type: application/json" \
+      --data-binary @- "$URL/api/v1/flows/1/start/1" && mv "$f" "$2/"
+done
+SH
+  T_RC=0
+  KEY=$KEY URL=$URL timed "$W/script.out" bash "$W/script/send.sh" "$W/script/in" "$W/script/done"
+  moved=$(ls "$W/script/done" | wc -l)
+  [ "$moved" = "$1" ] || { say "the baseline script FAILED ($moved of $1)"; exit 1; }
+  script_rate=$(calc "%.1f" "$1 / $T_WALL")
+  script_cpu=$(calc "%.2f" "$T_CPU / $1 * 1000")
+  script_sys=$(calc "%.2f" "$T_SYS / $1 * 1000")
+  rm -rf "$W/script"
+}
+
 # ---- 1. large file ----------------------------------------------------------------------------
 if want 1; then
 if [ $quick = 1 ]; then big=$((32 << 20)); runs=1; else big=$((1 << 30)); runs=2; fi
 say ""
 say "## 1. Large file: $((big >> 20)) MiB JSON array, \`patchdrop send\` vs curl"
-mkdir -p "$W/big" "$W/bodies"
-"$SPLIT" --generate json "$big" "$W/big/orders.json"
-nbodies=$("$SPLIT" --bodies "$W/big/orders.json" "$W/bodies")
-body_bytes=$(du -cb "$W/bodies" | tail -1 | cut -f1)
 mock m1
-conf "$W/c1.conf" "$W/big" "rate_limit = 1000000"
-for f in "$W"/bodies/body-*; do
-  printf 'url = "%s/api/v1/flows/1/start/1"\ndata-binary = "@%s"\nheader = "Authorization: %s"\n' "$URL" "$f" "$KEY"
-  printf 'header = "Content-Type: application/json"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\nnext\n'
-done | head -n -1 >"$W/curl.cfg"
-best_pd=999999 best_curl=999999 pd_rss=0 curl_rss=0 pd_cpu=0 curl_cpu=0
-for r in $(seq $runs); do
-  T_RC=0
-  timed "$W/send.out" "$PD" send -q -c "$W/c1.conf" --watch bench "$W/big/orders.json"
-  ok=$(grep -c "HTTP 200" "$W/send.out" || true)
-  if [ "$T_RC" != 0 ] || [ "$ok" != "$nbodies" ]; then
-    say "patchdrop send FAILED (exit $T_RC, $ok of $nbodies chunks)"; exit 1
-  fi
-  if awk -v a="$T_WALL" -v b="$best_pd" 'BEGIN {exit !(a < b)}'; then best_pd=$T_WALL pd_cpu=$T_CPU; fi
-  [ "$T_RSS_KB" -gt "$pd_rss" ] && pd_rss=$T_RSS_KB
-  T_RC=0
-  timed "$W/curl.out" curl -s -K "$W/curl.cfg"
-  ok=$(grep -c "^200" "$W/curl.out" || true)
-  if [ "$T_RC" != 0 ] || [ "$ok" != "$nbodies" ]; then
-    say "curl FAILED (exit $T_RC, $ok of $nbodies bodies)"; exit 1
-  fi
-  if awk -v a="$T_WALL" -v b="$best_curl" 'BEGIN {exit !(a < b)}'; then best_curl=$T_WALL curl_cpu=$T_CPU; fi
-  [ "$T_RSS_KB" -gt "$curl_rss" ] && curl_rss=$T_RSS_KB
-done
+send_vs_curl "$big" "$runs"
 stop_mock
-rm -rf "$W/bodies" "$W/big" "$W/state"
 pd_mbs=$(calc "%.0f" "$big / 1e6 / $best_pd")
 curl_mbs=$(calc "%.0f" "$big / 1e6 / $best_curl")
 say ""
@@ -195,26 +258,9 @@ for mode in plain batch; do
   S_CPU[$mode]=$(calc "%.2f" "$T_CPU / $nsmall * 1000")
 done
 rm -rf "$W/small" "$W/state"
-# The baseline: what a user would write, run over part of the backlog (its rate is per file).
-mkdir -p "$W/script/in" "$W/script/done"
-"$SPLIT" --files json "$nscript" 2000 "$W/script/in"
-cat >"$W/script/send.sh" <<'SH'
-#!/usr/bin/env bash
-# For each file: wrap it as {"payload": "<file>"} with jq, POST it with curl, move it away.
-for f in "$1"/*; do
-  jq -Rs '{payload: .}' "$f" |
-    curl -sf -o /dev/null -H "Authorization: $KEY" -H "Content-Type: application/json" \
-      --data-binary @- "$URL/api/v1/flows/1/start/1" && mv "$f" "$2/"
-done
-SH
-T_RC=0
-KEY=$KEY URL=$URL timed "$W/script.out" bash "$W/script/send.sh" "$W/script/in" "$W/script/done"
-moved=$(ls "$W/script/done" | wc -l)
-[ "$moved" = "$nscript" ] || { say "the baseline script FAILED ($moved of $nscript)"; exit 1; }
-script_rate=$(calc "%.1f" "$nscript / $T_WALL")
-script_cpu=$(calc "%.2f" "$T_CPU / $nscript * 1000")
+# The baseline: what a user would write, run over part of the backlog.
+jq_curl_loop "$nscript"
 stop_mock
-rm -rf "$W/script"
 say ""
 say "| | files/s | ratio to the script | CPU s per 1,000 files |"
 say "|---|---|---|---|"
@@ -458,6 +504,107 @@ say "Receipts: $final of $receipts end with every run's final outcome ($nruns ru
 say ""
 say "Target: polls never over follow_share of the rate in any window, no 429, every receipt final. Windows are the emulator's (fixed, each opening with the first request after the last one closed, by arrival time); \"any ${rw} s\" slides over every poll. While deliveries wait, polls take their share and no more, so a wave's deliveries take about the rest of the rate; the run's end is bound by the polls' share (every run costs at least one poll)."
 rm -rf "$W/fw" "$W/rec" "$W/state"
+fi
+
+# ---- 7. patchdrop's own cost: a fast sink -----------------------------------------------------
+if want 7; then
+if [ $quick = 1 ]; then
+  nfast=300 nloop=40 nburst=5000 big=$((32 << 20)) runs=1
+else
+  nfast=5000 nloop=500 nburst=100000 big=$((1 << 30)) runs=2
+fi
+say ""
+say "## 7. Patchdrop's own cost: a fast sink"
+# once7 NAME N DROP [key = value lines...]: `run --once` over the N files in DROP to a fresh sink;
+# sets R_RATE (files/s), R_REQS (flow starts at the sink), R_RECEIPTS and T_* of the run.
+once7() {
+  local name=$1 n=$2 drop=$3; shift 3
+  rm -rf "$W/state"
+  sink "$name"
+  conf "$W/c7.conf" "$drop" "rate_limit = 1000000" "watch:settle = 0" "$@"
+  T_RC=0
+  timed "$W/run7.out" "$PD" run --once -c "$W/c7.conf"
+  stop_sink
+  if [ "$T_RC" != 0 ] || ! grep -q "summary: $n delivered" "$W/run7.out"; then
+    say "patchdrop run ($name) FAILED (exit $T_RC): $(tail -1 "$W/run7.out")"; exit 1
+  fi
+  R_RATE=$(calc "%.0f" "$n / $T_WALL")
+  R_REQS=$SINK_STARTS
+  R_RECEIPTS=$(find "$W/state/watches/bench/archive" -name '*.receipt.json' | wc -l)
+}
+# Small files, batch off and batch = 1000, then the jq + curl loop against the same sink.
+declare -A F7
+for mode in plain batch; do
+  rm -rf "$W/small"
+  mkdir -p "$W/small"
+  "$SPLIT" --files json "$nfast" 2000 "$W/small"
+  if [ $mode = plain ]; then extra=(); else extra=("watch:batch = 1000" "watch:batch_window = 200ms"); fi
+  once7 "sink-$mode" "$nfast" "$W/small" "${extra[@]}"
+  F7[$mode.rate]=$R_RATE F7[$mode.sys]=$T_SYS F7[$mode.usr]=$T_USR F7[$mode.wall]=$T_WALL
+  F7[$mode.rss]=$((T_RSS_KB / 1024)) F7[$mode.reqs]=$R_REQS
+done
+rm -rf "$W/small" "$W/state"
+sink sink-loop
+jq_curl_loop "$nloop"
+stop_sink
+x_plain=$(calc "%.0f" "${F7[plain.rate]} / $script_rate")
+x_batch=$(calc "%.0f" "${F7[batch.rate]} / $script_rate")
+# The large file.
+sink sink-big
+send_vs_curl "$big" "$runs"
+stop_sink
+big_mbs=$(calc "%.0f" "$big / 1e6 / $best_pd")
+bcurl_mbs=$(calc "%.0f" "$big / 1e6 / $best_curl")
+big_gib=$(calc "%.2f" "$pd_cpu * 1073741824 / $big")
+bcurl_gib=$(calc "%.2f" "$curl_cpu * 1073741824 / $big")
+# Idle cost: a daemon with one empty watch; context switches of all its threads over 10 s.
+rm -rf "$W/idle" "$W/state"
+mkdir -p "$W/idle"
+sink sink-idle
+conf "$W/c7i.conf" "$W/idle"
+"$PD" run -c "$W/c7i.conf" >/dev/null 2>>"$W/stderr.log" &
+IDLE=$!
+PIDS+=("$IDLE")
+sleep 2
+# switches: "all main", the context switches of every thread and of the main one, in one read.
+switches() {
+  awk -v main="/proc/$IDLE/task/$IDLE/status" '/ctxt_switches/ {n += $2; if (FILENAME == main) m += $2}
+    END {print n + 0, m + 0}' /proc/"$IDLE"/task/*/status
+}
+threads=$(ls /proc/"$IDLE"/task | wc -l)
+read -r c0 m0 < <(switches)
+t0=${EPOCHREALTIME/[.,]/}
+sleep 10
+read -r c1 m1 < <(switches)
+t1=${EPOCHREALTIME/[.,]/}
+kill -0 "$IDLE" 2>/dev/null || { say "the idle daemon ended early"; exit 1; }
+kill "$IDLE" 2>/dev/null || true
+wait "$IDLE" 2>/dev/null || true
+stop_sink
+idle_s=$(calc "%.2f" "($t1 - $t0) / 1e6")
+wake=$(calc "%.1f" "($c1 - $c0) / $idle_s")
+wake_main=$(calc "%.1f" "($m1 - $m0) / $idle_s")
+rm -rf "$W/idle" "$W/state"
+# Many files dropped at once, batch = 100.
+rm -rf "$W/burst"
+mkdir -p "$W/burst"
+"$SPLIT" --files json "$nburst" 2000 "$W/burst"
+once7 sink-burst "$nburst" "$W/burst" "watch:batch = 100" "watch:batch_window = 200ms"
+burst_wall=$T_WALL burst_rss=$((T_RSS_KB / 1024)) burst_rate=$R_RATE burst_reqs=$R_REQS
+burst_receipts=$R_RECEIPTS burst_cpu=$T_CPU
+rm -rf "$W/burst" "$W/state"
+say ""
+say "nginx (bench/nginx-sink.conf, one worker) answers every flow start at once with a canned run id and reads the body away, so the figures are patchdrop's own cost; it shares the CPUs with the program measured. Every row's baseline is from this run. patchdrop: rate_limit = 1000000, settle = 0, follow = no."
+say ""
+say "| what | patchdrop (this run) | baseline (this run) | target |"
+say "|---|---|---|---|"
+say "| $nfast JSON files of ~2 KB, \`run --once\`, batch off | **${F7[plain.rate]} files/s** (wall ${F7[plain.wall]} s, user ${F7[plain.usr]} s, **sys ${F7[plain.sys]} s**; ${F7[plain.reqs]} requests) | jq + curl loop ($nloop files): $script_rate files/s, **${x_plain}x** | >= 2,500 files/s (>= 40x the loop) |"
+say "| the same, \`batch = 1000\` | **${F7[batch.rate]} files/s** (wall ${F7[batch.wall]} s, sys ${F7[batch.sys]} s; ${F7[batch.reqs]} requests), **peak RSS ${F7[batch.rss]} MiB** | the loop: **${x_batch}x** | >= 6,000 files/s, peak RSS <= 48 MiB |"
+say "| idle daemon, one empty watch, 10 s | **$wake wakeups/s** (voluntary + involuntary context switches of its $threads threads; main thread $wake_main/s) | | <= 1 a second |"
+say "| $((big >> 20)) MiB JSON array, \`send\` | **$big_mbs MB/s**, **$big_gib CPU s per GiB**, **peak RSS $((pd_rss / 1024)) MiB** ($nbodies requests, best of $runs) | curl posting the same bodies pre-built: $bcurl_mbs MB/s, $bcurl_gib CPU s per GiB, RSS $((curl_rss / 1024)) MiB | >= 700 MB/s, <= 1.4 CPU s per GiB, RSS <= 48 MiB |"
+say "| $nburst files dropped at once, \`run --once\`, batch = 100 | $burst_receipts of $nburst receipts, $burst_reqs requests, **peak RSS $burst_rss MiB**, wall **$burst_wall s** ($burst_rate files/s, CPU $burst_cpu s) | | all delivered, RSS <= 64 MiB |"
+say ""
+say "Wakeups are read from /proc/PID/task/*/status (voluntary_ctxt_switches + nonvoluntary_ctxt_switches) 2 s after start and again 10 s later. Files/s = files / wall time of \`run --once\` (start-up and the last batch window included). Oldest-first fairness of the burst is not measured here."
 fi
 
 cp "$REPORT" "$out"
