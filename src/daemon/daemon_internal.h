@@ -212,6 +212,7 @@ void cand_check(struct dwatch *w, struct cand *c, uint64_t now);
 void dw_on_watch_event(void *arg, enum pd_watch_event ev, const char *name);
 void dw_resume_orphans(struct dwatch *w);
 void dw_claim(struct dwatch *w, struct cand *c);
+void dw_sweep_temps(struct pd_daemon *d, const char *path);
 
 /* dedupe.c: hashing and dedupe */
 bool dedupe_hold(struct job *j);

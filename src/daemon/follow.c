@@ -234,8 +234,12 @@ static const struct pd_watch *watch_named(struct pd_daemon *d, const char *name)
 void follow_load(struct pd_daemon *d)
 {
     char *dir = follow_dir(d);
-    DIR *dh = dir ? opendir(dir) : NULL;
+    DIR *dh;
     struct dirent *de;
+
+    if (dir)
+        dw_sweep_temps(d, dir); /* a record half-written when the last daemon was killed */
+    dh = dir ? opendir(dir) : NULL;
 
     while (dh && (de = readdir(dh))) {
         struct pd_follow_rec r;

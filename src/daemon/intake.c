@@ -215,11 +215,12 @@ static bool is_temp_name(const char *name)
     return !strncmp(name, PD_FS_TEMP_PREFIX, n) && strlen(name) == n + 6;
 }
 
-static void sweep_temps(struct dwatch *w, const char *path)
+/* Removes our temp files in PATH left by a crash (a minute old or more). */
+void dw_sweep_temps(struct pd_daemon *d, const char *path)
 {
     DIR *dir = opendir(path);
     struct dirent *de;
-    time_t now = (time_t)(dw_wall_ms(w->d) / 1000);
+    time_t now = (time_t)(dw_wall_ms(d) / 1000);
 
     if (!dir)
         return;
@@ -240,8 +241,8 @@ static void sweep_state_dir(struct dwatch *w)
     DIR *dir = opendir(w->state_dir);
     struct dirent *de;
 
-    sweep_temps(w, w->state_dir);
-    sweep_temps(w, w->work_dir);
+    dw_sweep_temps(w->d, w->state_dir);
+    dw_sweep_temps(w->d, w->work_dir);
     if (!dir)
         return;
     while ((de = readdir(dir))) {
