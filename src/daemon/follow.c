@@ -284,16 +284,15 @@ static void on_answer(void *arg, const struct pd_client_result *r);
 static bool run_request(struct frun *f, enum fstep step)
 {
     static const enum pd_api_run_path paths[] = {PD_API_RUN, PD_API_RUN_LOGS, PD_API_RUN_RETRY};
-    char *url = NULL, *full = NULL, context[PATH_MAX + 200];
+    char *url = NULL, context[PATH_MAX + 200];
     struct pd_client_request req = {.method = step == F_RETRY ? "POST" : "GET", .poll = true};
-    int rc = pd_api_flow_run_url(&f->d->cfg->pw, paths[step], f->run_id, &url);
+    /* The log's first page (the API's page size): a run's log is short, and its last entries
+     * say why it failed; the error file keeps the last LOG_LINES_KEPT. */
+    int rc = step == F_LOGS ? pd_api_run_logs_page_url(&f->d->cfg->pw, f->run_id, 1, &url)
+                            : pd_api_flow_run_url(&f->d->cfg->pw, paths[step], f->run_id, &url);
 
-    /* One page of the run's log, up to LOG_LINES_KEPT entries: a run's log is short, and its
-     * last entries say why it failed. */
-    if (!rc && step == F_LOGS && asprintf(&full, "%s?page=1&per_page=%d", url, LOG_LINES_KEPT) < 0)
-        rc = PD_ENOMEM;
     run_context(f, context, sizeof(context));
-    req.url = full ? full : url;
+    req.url = url;
     req.context = context;
     if (!rc && step == F_RETRY) {
         req.body = "{}";
@@ -302,7 +301,6 @@ static bool run_request(struct frun *f, enum fstep step)
     if (!rc)
         rc = pd_client_submit(f->d->client, &req, on_answer, f);
     free(url);
-    free(full);
     if (rc)
         return false;
     f->step = step;
