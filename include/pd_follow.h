@@ -79,10 +79,10 @@ char *pd_follow_find_receipt(const char *dir, const char *base, const char *clai
 /* What the receipt says of one chunk's run. */
 struct pd_follow_result {
     unsigned chunk;
-    const char *outcome;        /* pd_run_outcome_name() */
-    uint64_t finished_ms;       /* wall clock; 0: not final */
-    const char *dashboard;      /* link to the run, or NULL */
-    const char *const *runs;    /* every run started for the chunk (after retries), or NULL */
+    const char *outcome;     /* pd_run_outcome_name() */
+    uint64_t finished_ms;    /* wall clock; 0: not final */
+    const char *dashboard;   /* link to the run, or NULL */
+    const char *const *runs; /* every run started for the chunk (after retries), or NULL */
     size_t nruns;
 };
 
@@ -94,7 +94,11 @@ struct pd_follow_result {
  */
 char *pd_follow_receipt_apply(const char *receipt, const struct pd_follow_result *res);
 
-/* The same on the file at PATH, rewritten atomically. 0, -errno, PD_ESTATE or PD_ENOMEM. */
-int pd_follow_receipt_update(const char *path, const struct pd_follow_result *res);
+/*
+ * The same on the file at PATH, rewritten atomically through a temp file in TMPDIR (the watch's
+ * own state folder: pd_fs_replace_from). 0, -errno, PD_ESTATE or PD_ENOMEM.
+ */
+int pd_follow_receipt_update(const char *path, const char *tmpdir,
+                             const struct pd_follow_result *res);
 
 #endif

@@ -22,6 +22,15 @@ int pd_fs_fsync_dir(const char *dir);
 int pd_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
 /*
+ * The same for a PATH in a folder people read (archive, failed): the temp file is written in
+ * TMPDIR, one of patchdrop's own folders whose leftover temp files are swept, and renamed over
+ * PATH, so a kill never leaves a temp name beside PATH. Where TMPDIR is NULL or on another file
+ * system than PATH, it is pd_fs_write_atomic.
+ */
+int pd_fs_replace_from(const char *tmpdir, const char *path, const void *data, size_t len,
+                       mode_t mode);
+
+/*
  * Creates PATH with DATA durably, failing with -EEXIST when PATH exists (also when another
  * process creates it at the same moment).
  */

@@ -175,14 +175,16 @@ void pd_retention_destroy(struct pd_retention **r);
  * Why after the move: the archived name is known only once place() has won a name, and the
  * receipt is written before the move (it is what makes a crash resumable), so the link is
  * added afterwards, by one call once the file is safe. The receipt is rewritten first, then
- * the error files, each durably (pd_fs_write_atomic: never half written) with its mtime kept;
+ * the error files, each durably (pd_fs_replace_from, its temp file in TMPDIR, one of the
+ * watch's own folders, or beside it when NULL: never half written) with its mtime kept;
  * a crash between them leaves a receipt naming a failed copy whose error file is not marked
  * yet, a link from one side only, and never a mark naming a delivery that did not happen.
  * Logs one `event=superseded` line per copy. *SUPERSEDED (may be NULL) gets the newest copy's
  * name (malloc'd) or NULL. NOW_MS: wall clock. Returns 0 (also when nothing failed before) or
  * a negative code; the delivery stands either way.
  */
-int pd_retention_supersede(const char *watch, const char *failed_dir, const char *name,
-                           const char *archived, uint64_t now_ms, char **superseded);
+int pd_retention_supersede(const char *watch, const char *failed_dir, const char *tmpdir,
+                           const char *name, const char *archived, uint64_t now_ms,
+                           char **superseded);
 
 #endif

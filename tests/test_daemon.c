@@ -402,6 +402,56 @@ static void once_drains(void **state)
     closedir(dir);
 }
 
+/*
+ * Files left in work/ by a crash are resumed as slots free, before any new claim: a restart
+ * holds no more files at once than a running daemon (2 x concurrency, or the watch's
+ * max_jobs), so no more chunks can be acknowledged and not yet recorded at the next kill.
+ */
+static void orphans_resume_within_slots(void **state)
+{
+    struct dt *t = *state;
+    char pd[160];
+
+    snprintf(pd, sizeof(pd), "%s/drop.pd", t->nf.dir);
+    assert_int_equal(mkdir(pd, 0700), 0);
+    assert_int_equal(mkdir(t->work, 0700), 0);
+    for (int i = 0; i < 10; i++) {
+        char name[32], text[64];
+        snprintf(name, sizeof(name), "left%d.xml", i);
+        snprintf(text, sizeof(text), "<orders><order id=\"L%d\"/></orders>\n", i);
+        nf_write(t->work, name, text);
+    }
+    for (int i = 0; i < 3; i++) {
+        char name[32], text[64];
+        snprintf(name, sizeof(name), "new%d.xml", i);
+        snprintf(text, sizeof(text), "<orders><order id=\"N%d\"/></orders>\n", i);
+        nf_write(t->drop, name, text);
+    }
+    start(t, NULL, "settle = 0\nmax_jobs = 2", true);
+    nf_run_until(&t->nf, is_stopped, t);
+    assert_int_equal(t->sum.delivered, 13);
+    assert_int_equal(nf_stats(&t->nf).runs, 13);
+    /* Jobs at once, from the traced steps: each starts at its first step, ends at "ended". */
+    char *log = nf_log_text(&t->nf);
+    int now = 0, most = 0, started_before_claim = -1;
+    for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strstr(line, "event=claimed") && started_before_claim < 0)
+            started_before_claim = now;
+        if (strstr(line, "event=job_step") && strstr(line, "from=prepare to=prepare"))
+            now++;
+        if (strstr(line, "event=job_step") && strstr(line, " to=ended"))
+            now--;
+        most = now > most ? now : most;
+    }
+    free(log);
+    assert_int_equal(now, 0);
+    assert_true(most >= 1);
+    if (most > 2)
+        fail_msg("%d files were handled at once; max_jobs = 2", most);
+    /* The files found in work/ went first: the drop folder's waited for their slots. */
+    assert_true(started_before_claim >= 0 && started_before_claim <= 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -411,6 +461,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(too_big_recut, setup, teardown),
         cmocka_unit_test_setup_teardown(batching, setup, teardown),
         cmocka_unit_test_setup_teardown(once_drains, setup, teardown),
+        cmocka_unit_test_setup_teardown(orphans_resume_within_slots, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -137,8 +137,8 @@ static void test_receipt_outcomes(void **state)
     size_t len;
 
     pd_test_write(path, RECEIPT("c1"));
-    assert_int_equal(pd_follow_receipt_update(path, &two), 0);
-    assert_int_equal(pd_follow_receipt_update(path, &one), 0);
+    assert_int_equal(pd_follow_receipt_update(path, NULL, &two), 0);
+    assert_int_equal(pd_follow_receipt_update(path, NULL, &one), 0);
     assert_int_equal(pd_fs_read_all(path, 1 << 20, &text, &len), 0);
     assert_non_null(strstr(text, "\"flow_result\": \"running\""));
     assert_non_null(strstr(text, "\"finished_at\": \"2025-11-24T16:00:00.123Z\""));
@@ -149,7 +149,7 @@ static void test_receipt_outcomes(void **state)
     two.finished_ms = 1764000001000ULL;
     two.runs = runs;
     two.nruns = 2;
-    assert_int_equal(pd_follow_receipt_update(path, &two), 0);
+    assert_int_equal(pd_follow_receipt_update(path, NULL, &two), 0);
     assert_int_equal(pd_fs_read_all(path, 1 << 20, &text, &len), 0);
     assert_non_null(strstr(text, "\"flow_result\": \"success\""));
     assert_non_null(strstr(text, "\"runs\": [\n        \"42\",\n        \"43\"\n      ]"));
@@ -159,16 +159,16 @@ static void test_receipt_outcomes(void **state)
     free(text);
 
     two.outcome = "failed";
-    assert_int_equal(pd_follow_receipt_update(path, &two), 0);
+    assert_int_equal(pd_follow_receipt_update(path, NULL, &two), 0);
     assert_int_equal(pd_fs_read_all(path, 1 << 20, &text, &len), 0);
     assert_non_null(strstr(text, "\"flow_result\": \"failed\""));
     free(text);
 
     pd_test_write(path, "not json");
-    assert_int_equal(pd_follow_receipt_update(path, &two), PD_ESTATE);
+    assert_int_equal(pd_follow_receipt_update(path, NULL, &two), PD_ESTATE);
     one.chunk = 9; /* no such chunk */
     pd_test_write(path, RECEIPT("c1"));
-    assert_int_equal(pd_follow_receipt_update(path, &one), PD_ESTATE);
+    assert_int_equal(pd_follow_receipt_update(path, NULL, &one), PD_ESTATE);
 }
 
 int main(void)

@@ -55,6 +55,45 @@ static void test_write_atomic_replaces(void **state)
     assert_int_equal(pd_fs_write_atomic(at("missing/s.json"), "x", 1, 0600), -ENOENT);
 }
 
+/* A file in a folder people read is replaced through a temp file in one of our own. */
+static void test_replace_from(void **state)
+{
+    struct stat st;
+    char cmd[600];
+    assert_int_equal(pd_fs_mkdirs(at("archive"), 0750), 0);
+    assert_int_equal(pd_fs_mkdirs(at("state"), 0700), 0);
+    assert_int_equal(pd_fs_create_durable(at("archive/r.json"), "one", 3, 0640), 0);
+    assert_int_equal(pd_fs_replace_from(at("state"), at("archive/r.json"), "two!", 4, 0640), 0);
+    char *text = slurp(at("archive/r.json"));
+    assert_string_equal(text, "two!");
+    free(text);
+    assert_int_equal(stat(at("archive/r.json"), &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0640);
+    snprintf(cmd, sizeof(cmd), "test $(ls -A '%s' | wc -l) -eq 1 && test -z \"$(ls -A '%s')\"",
+             at("archive"), at("state"));
+    assert_int_equal(system(cmd), 0);
+    /* Without a folder of ours: beside the file, as pd_fs_write_atomic. */
+    assert_int_equal(pd_fs_replace_from(NULL, at("archive/r.json"), "3", 1, 0640), 0);
+    text = slurp(at("archive/r.json"));
+    assert_string_equal(text, "3");
+    free(text);
+    /* A folder of ours on another file system (here /dev/shm, where it is one): beside it. */
+    struct stat shm, here;
+    char other[] = "/dev/shm/pd-replace-XXXXXX";
+    if (stat("/dev/shm", &shm) == 0 && stat(dir, &here) == 0 && shm.st_dev != here.st_dev &&
+        mkdtemp(other)) {
+        assert_int_equal(pd_fs_replace_from(other, at("archive/r.json"), "four", 4, 0640), 0);
+        text = slurp(at("archive/r.json"));
+        assert_string_equal(text, "four");
+        free(text);
+        assert_int_equal(system(cmd), 0);
+        snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s')\"", other);
+        assert_int_equal(system(cmd), 0);
+        rmdir(other);
+    }
+    assert_int_equal(pd_fs_replace_from(at("state"), at("missing/r.json"), "x", 1, 0600), -ENOENT);
+}
+
 static void test_create_durable_never_replaces(void **state)
 {
     assert_int_equal(pd_fs_create_durable(at("r.json"), "first", 5, 0644), 0);
@@ -142,14 +181,17 @@ static void test_long_names_fit(void **state)
 static void test_unique_name(void **state)
 {
     char name[256];
-    assert_int_equal(pd_fs_unique_name(dir, "orders.xml", ".receipt.json", 0, name, sizeof(name)), 0);
+    assert_int_equal(pd_fs_unique_name(dir, "orders.xml", ".receipt.json", 0, name, sizeof(name)),
+                     0);
     assert_string_equal(name, "orders.xml");
     assert_int_equal(pd_fs_write_atomic(at("orders.xml"), "x", 1, 0600), 0);
-    assert_int_equal(pd_fs_unique_name(dir, "orders.xml", ".receipt.json", 0, name, sizeof(name)), 0);
+    assert_int_equal(pd_fs_unique_name(dir, "orders.xml", ".receipt.json", 0, name, sizeof(name)),
+                     0);
     assert_string_equal(name, "orders.1.xml");
     /* A leftover sidecar also blocks a name. */
     assert_int_equal(pd_fs_write_atomic(at("orders.1.xml.receipt.json"), "x", 1, 0600), 0);
-    assert_int_equal(pd_fs_unique_name(dir, "orders.xml", ".receipt.json", 0, name, sizeof(name)), 0);
+    assert_int_equal(pd_fs_unique_name(dir, "orders.xml", ".receipt.json", 0, name, sizeof(name)),
+                     0);
     assert_string_equal(name, "orders.2.xml");
     assert_int_equal(pd_fs_write_atomic(at("README"), "x", 1, 0600), 0);
     assert_int_equal(pd_fs_unique_name(dir, "README", NULL, 0, name, sizeof(name)), 0);
@@ -163,6 +205,6 @@ static void test_unique_name(void **state)
 int main(void)
 {
     return PD_RUN_IN_DIR(test_mkdirs, test_long_names_fit, test_write_atomic_replaces,
-                         test_create_durable_never_replaces, test_rename_noreplace,
-                         test_rename_across_file_systems, test_unique_name);
+                         test_replace_from, test_create_durable_never_replaces,
+                         test_rename_noreplace, test_rename_across_file_systems, test_unique_name);
 }

@@ -702,7 +702,7 @@ static void test_supersede(void **state)
 
     char *sup = NULL;
     assert_int_equal(
-        pd_retention_supersede("orders", failed, "broken.json", archivedp, 1700000000000ULL, &sup),
+        pd_retention_supersede("orders", failed, NULL, "broken.json", archivedp, 1700000000000ULL, &sup),
         0);
     assert_non_null(sup);
     assert_string_equal(sup, "broken.1.json"); /* the latest failure */
@@ -741,7 +741,7 @@ static void test_supersede(void **state)
     write_text("archive/broken.1.json.receipt.json", "{\"file\": \"broken.json\"}\n", 0);
     snprintf(archivedp, sizeof(archivedp), "%s", at("archive/broken.1.json"));
     assert_int_equal(
-        pd_retention_supersede("orders", failed, "broken.json", archivedp, 1700000000000ULL, &sup),
+        pd_retention_supersede("orders", failed, NULL, "broken.json", archivedp, 1700000000000ULL, &sup),
         0);
     assert_null(sup);
     o = read_json("archive/broken.1.json.receipt.json");
@@ -754,13 +754,13 @@ static void test_supersede(void **state)
     unlink(at("failed/broken.1.json.error.json"));
     write_text("archive/b.receipt.json", "{\"file\": \"sub/broken.json\"}\n", 0);
     snprintf(archivedp, sizeof(archivedp), "%s", at("archive/b"));
-    assert_int_equal(pd_retention_supersede("orders", failed, "sub/broken.json", archivedp,
+    assert_int_equal(pd_retention_supersede("orders", failed, NULL, "sub/broken.json", archivedp,
                                             1700000000000ULL, &sup),
                      0);
     assert_non_null(sup);
     assert_string_equal(sup, "broken.2.json");
     free(sup);
-    assert_int_equal(pd_retention_supersede("orders", at("nothing"), "x", archivedp, 0, &sup), 0);
+    assert_int_equal(pd_retention_supersede("orders", at("nothing"), NULL, "x", archivedp, 0, &sup), 0);
     assert_null(sup);
 }
 
@@ -777,7 +777,7 @@ static void test_supersede_bytes(void **state)
     snprintf(archivedp, sizeof(archivedp), "%s", at("caf\xe9.csv"));
     char *sup = NULL;
     assert_int_equal(
-        pd_retention_supersede("orders", failed, "caf\xe9.csv", archivedp, 1700000000000ULL, &sup),
+        pd_retention_supersede("orders", failed, NULL, "caf\xe9.csv", archivedp, 1700000000000ULL, &sup),
         0);
     assert_non_null(sup);
     assert_string_equal(sup, "caf\xe9.csv");

@@ -144,15 +144,12 @@ static int link_unnamed(int fd, const char *path)
     return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) ? -errno : 0;
 }
 
-/* Writes DATA into a new temp file beside PATH and fsyncs it; TMP receives its name. */
-static int write_temp(const char *path, const void *data, size_t len, mode_t mode, char *tmp,
-                      size_t tmplen)
+/* Writes DATA into a new temp file in DIR and fsyncs it; TMP receives its name. */
+static int write_temp_in(const char *dir, const void *data, size_t len, mode_t mode, char *tmp,
+                         size_t tmplen)
 {
-    char dir[PATH_MAX];
     int fd, rc;
 
-    if ((rc = dir_of(path, dir, sizeof(dir))))
-        return rc;
     fd = make_temp(dir, tmp, tmplen);
     if (fd < 0)
         return fd;
@@ -166,6 +163,15 @@ static int write_temp(const char *path, const void *data, size_t len, mode_t mod
     if (rc)
         unlink(tmp);
     return rc;
+}
+
+/* Writes DATA into a new temp file beside PATH and fsyncs it; TMP receives its name. */
+static int write_temp(const char *path, const void *data, size_t len, mode_t mode, char *tmp,
+                      size_t tmplen)
+{
+    char dir[PATH_MAX];
+    int rc = dir_of(path, dir, sizeof(dir));
+    return rc ? rc : write_temp_in(dir, data, len, mode, tmp, tmplen);
 }
 
 void pd_crashpoint(const char *name)
@@ -206,6 +212,26 @@ int pd_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mo
         rc = -errno;
         unlink(tmp);
         return rc;
+    }
+    return pd_fs_fsync_dir(dir);
+}
+
+int pd_fs_replace_from(const char *tmpdir, const char *path, const void *data, size_t len,
+                       mode_t mode)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX];
+    int rc;
+
+    if (!tmpdir)
+        return pd_fs_write_atomic(path, data, len, mode);
+    if ((rc = dir_of(path, dir, sizeof(dir))) ||
+        (rc = write_temp_in(tmpdir, data, len, mode, tmp, sizeof(tmp))))
+        return rc;
+    pd_crashpoint("atomic_write");
+    if (rename(tmp, path)) {
+        rc = -errno;
+        unlink(tmp);
+        return rc == -EXDEV ? pd_fs_write_atomic(path, data, len, mode) : rc;
     }
     return pd_fs_fsync_dir(dir);
 }

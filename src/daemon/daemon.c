@@ -123,12 +123,16 @@ void dw_dispatch(struct pd_daemon *d)
         return;
     for (size_t tries = 0; tries < d->nwatches && d->active < d->max_active;) {
         struct dwatch *w = &d->watches[d->rr++ % d->nwatches];
-        if (!w->nheap || (w->cfg->ordered && w->active) || w->active >= w->max_jobs) {
+        if ((!w->nheap && !w->orphans_left) || (w->cfg->ordered && w->active) ||
+            w->active >= w->max_jobs) {
             tries++;
             continue;
         }
         tries = 0;
-        dw_claim(w, dw_heap_pop(w));
+        if (w->orphans_left) /* files left in work/ by a stop or crash go first */
+            dw_resume_orphans(w, false);
+        else
+            dw_claim(w, dw_heap_pop(w));
     }
 }
 
@@ -142,7 +146,7 @@ bool dw_is_once_idle(struct pd_daemon *d)
         struct dwatch *w = &d->watches[i];
         if (w->disabled)
             continue; /* nothing of it can be handled now; the summary says so */
-        if (!w->scanned || w->nheap)
+        if (!w->scanned || w->nheap || w->orphans_left)
             return false;
         for (size_t b = 0; b < w->nbuckets; b++)
             for (struct cand *c = w->buckets[b]; c; c = c->next)
@@ -273,9 +277,7 @@ static int watch_init(struct pd_daemon *d, size_t i)
      * (its jobs each hold one while sending): a request slot always stays for the others,
      * even when every request of one partner hangs until its timeout. */
     unsigned share = cfg->pw.concurrency > 1 ? (unsigned)cfg->pw.concurrency - 1 : 1;
-    w->max_jobs = wc->max_jobs        ? (unsigned)wc->max_jobs
-                  : cfg->nwatches > 1 ? share
-                                      : d->max_active;
+    w->max_jobs = wc->max_jobs ? (unsigned)wc->max_jobs : cfg->nwatches > 1 ? share : d->max_active;
     struct pd_watch_opts wo = {.root = wc->path,
                                .rescan_ms = wc->rescan_ms,
                                .poll = wc->poll,
@@ -402,6 +404,7 @@ static void daemon_free(struct pd_daemon *d)
         free(w->disabled_why);
         for (unsigned k = 0; k < RECENT_NAMES; k++)
             free(w->recent[k].name);
+        dw_orphans_free(w);
         for (size_t k = 0; k < w->nodd; k++)
             free(w->odd[k]);
         free(w->odd);

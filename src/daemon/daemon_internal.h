@@ -63,6 +63,12 @@ struct dwatch {
     bool no_lease;      /* its file system takes no leases: settle alone judges */
     char **odd;         /* items in work/ that are not files, said once each */
     size_t nodd;
+    /* Files found in work/ (left by a stop or a crash) are resumed as slots free, before any
+     * new claim, so a restart holds no more files at once than a running daemon: those tried
+     * in this round (one per scan) and whether some still wait for a slot. */
+    char **orphans_tried;
+    size_t norphans_tried;
+    bool orphans_left;
     struct recent { /* names delivered lately: a writer still appending shows up */
         char *name;
         uint64_t at_ms;
@@ -210,7 +216,8 @@ struct cand *dw_heap_pop(struct dwatch *w);
 /* intake.c: noticing, readiness, claim, resume orphans */
 void cand_check(struct dwatch *w, struct cand *c, uint64_t now);
 void dw_on_watch_event(void *arg, enum pd_watch_event ev, const char *name);
-void dw_resume_orphans(struct dwatch *w);
+void dw_resume_orphans(struct dwatch *w, bool new_round);
+void dw_orphans_free(struct dwatch *w);
 void dw_claim(struct dwatch *w, struct cand *c);
 void dw_sweep_temps(struct pd_daemon *d, const char *path);
 

@@ -240,8 +240,8 @@ void work_finish(uv_work_t *wk)
     }
     remove_marker(j);
     if (!failed) /* a failed copy of the same file: the receipt and its error file say so */
-        pd_retention_supersede(j->w->cfg->name, j->w->cfg->failed_dir, j->js.name, j->final_path,
-                               dw_wall_ms(j->d), NULL);
+        pd_retention_supersede(j->w->cfg->name, j->w->cfg->failed_dir, j->w->state_dir, j->js.name,
+                               j->final_path, dw_wall_ms(j->d), NULL);
     if (!failed && j->w->cfg->dedupe_ms && !j->js.duplicate_of)
         dedupe_record(j);
     /* The file is safe in its new home: its record may go. */

@@ -33,7 +33,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-#define LOG_LINES_SAID 3 /* of a failed run's log, in its warning line */
+#define LOG_LINES_SAID 3  /* of a failed run's log, in its warning line */
 #define LOG_LINES_KEPT 50 /* in its error file */
 
 enum fstep { F_POLL, F_LOGS, F_RETRY, F_APPLY };
@@ -55,7 +55,7 @@ struct frun {
     long status; /* Patchworks' status number, as last read; 0: none */
     enum pd_follow_step act;
     uint64_t finished_ms;
-    char *why;              /* why the outcome is unknown, or NULL */
+    char *why; /* why the outcome is unknown, or NULL */
     struct pd_api_run_log *logs;
     size_t nlogs;
     uv_work_t work;
@@ -102,7 +102,7 @@ void follow_records(struct job *j)
         r.delay_ms = w->follow_first_ms;
         r.next_ms = dw_wall_ms(j->d) + r.delay_ms;
         int rc = r.watch && r.file && r.claim_id && r.archive_dir ? pd_follow_add_run(&r, c->run_id)
-                                                                   : PD_ENOMEM;
+                                                                  : PD_ENOMEM;
         if (!rc)
             rc = pd_follow_save(&r, dir);
         if (rc) {
@@ -138,7 +138,8 @@ char *follow_receipt_start(struct job *j, char *text)
         if (!j->js.chunks[i].run_id)
             continue;
         pd_api_dashboard_url(&j->d->cfg->pw, j->js.chunks[i].run_id, &link);
-        struct pd_follow_result res = {.chunk = (unsigned)i, .outcome = "running", .dashboard = link};
+        struct pd_follow_result res = {
+            .chunk = (unsigned)i, .outcome = "running", .dashboard = link};
         char *next = pd_follow_receipt_apply(text, &res);
         free(link);
         free(text);
@@ -417,8 +418,7 @@ static void poll_answered(struct frun *f, const struct pd_client_result *r, bool
     if (ok && pd_api_parse_run(r->body, r->body_len, &run) == 0) {
         o = pd_run_outcome_of(run.status);
         f->status = run.status;
-    }
-    else if (ok) /* an answer this version cannot read: asked again, until follow_timeout */
+    } else if (ok) /* an answer this version cannot read: asked again, until follow_timeout */
         o = PD_RUN_RUNNING;
     else
         f->why = strdup(r->message ? r->message : pd_strerror(r->err));
@@ -587,6 +587,9 @@ static void work_apply(uv_work_t *wk)
 {
     struct frun *f = wk->data;
     char *dir = follow_dir(f->d), *dashboard = NULL;
+    /* Receipts are replaced through the watch's own state folder: a kill leaves no temp name
+     * in the archive. */
+    char *tmpdir = dw_join(f->cfg->work_dir, "state");
 
     pd_api_dashboard_url(&f->d->cfg->pw, f->run_id, &dashboard);
     for (size_t i = 0; i < f->nrecs; i++) {
@@ -606,8 +609,11 @@ static void work_apply(uv_work_t *wk)
         /* No receipt yet (the file is archived after its records are made: a crash between
          * the two is finished by the restart) or none any more (retention): kept until
          * follow_timeout, then let go. */
-        int rc = receipt ? pd_follow_receipt_update(receipt, &res)
-                         : dw_wall_ms(f->d) < f->deadline_wall ? -ENOENT : 0;
+        int rc = 0;
+        if (receipt)
+            rc = pd_follow_receipt_update(receipt, tmpdir, &res);
+        else if (dw_wall_ms(f->d) < f->deadline_wall)
+            rc = -ENOENT;
         if (!rc && receipt)
             pd_crashpoint("outcome_written");
         if (!rc && receipt && f->act == PD_FOLLOW_FAIL)
@@ -627,6 +633,7 @@ static void work_apply(uv_work_t *wk)
     }
     if (dir)
         pd_fs_fsync_dir(dir);
+    free(tmpdir);
     free(dir);
     free(dashboard);
 }
@@ -654,12 +661,13 @@ static void say_outcome(struct frun *f, const struct pd_follow_rec *rec)
 
     last_messages(f, msgs, sizeof(msgs));
     /* One line per file, never folded with the other files of its run (a batch). */
-    pd_log(bad ? (enum pd_log_level)(PD_LOG_WARN | PD_LOG_EVERY) : PD_LOG_INFO,
-           "event=flow_run_finished watch=%s file=%s flow_run_id=%s outcome=%s action=\"%s\"%s%s%s%s",
-           f->cfg->name, dw_q(rec->file, qb, sizeof(qb)), f->run_id,
-           pd_run_outcome_name(f->outcome), actions[f->act], msgs[0] ? " last_messages=" : "",
-           msgs[0] ? dw_q(msgs, qm, sizeof(qm)) : "", f->why ? " reason=" : "",
-           f->why ? dw_q(f->why, qw, sizeof(qw)) : "");
+    pd_log(
+        bad ? (enum pd_log_level)(PD_LOG_WARN | PD_LOG_EVERY) : PD_LOG_INFO,
+        "event=flow_run_finished watch=%s file=%s flow_run_id=%s outcome=%s action=\"%s\"%s%s%s%s",
+        f->cfg->name, dw_q(rec->file, qb, sizeof(qb)), f->run_id, pd_run_outcome_name(f->outcome),
+        actions[f->act], msgs[0] ? " last_messages=" : "",
+        msgs[0] ? dw_q(msgs, qm, sizeof(qm)) : "", f->why ? " reason=" : "",
+        f->why ? dw_q(f->why, qw, sizeof(qw)) : "");
     if (d->opts.report)
         fprintf(d->opts.report, "%s: flow run %s %s%s%s\n", rec->file, f->run_id,
                 pd_run_outcome_name(f->outcome), f->act == PD_FOLLOW_FAIL ? "; moved to " : "",

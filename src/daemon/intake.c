@@ -162,7 +162,7 @@ void dw_on_watch_event(void *arg, enum pd_watch_event ev, const char *name)
         w->gen++;
         w->scanned = true;
         root_refresh(w);
-        dw_resume_orphans(w);
+        dw_resume_orphans(w, true);
         dw_dispatch(d);
         return;
     }
@@ -286,13 +286,46 @@ static void odd_item(struct dwatch *w, const char *name, mode_t mode)
            kind_of(mode));
 }
 
-/* Picks up files left in work/ by a stopped or crashed daemon (ours or another's). */
-void dw_resume_orphans(struct dwatch *w)
+static bool orphan_tried(const struct dwatch *w, const char *name)
 {
+    for (size_t i = 0; i < w->norphans_tried; i++)
+        if (!strcmp(w->orphans_tried[i], name))
+            return true;
+    return false;
+}
+
+static void orphans_forget(struct dwatch *w)
+{
+    for (size_t i = 0; i < w->norphans_tried; i++)
+        free(w->orphans_tried[i]);
+    free(w->orphans_tried);
+    w->orphans_tried = NULL;
+    w->norphans_tried = 0;
+}
+
+/* Whether the watch may start one more job now (the daemon's and the watch's slots). */
+static bool slot_free(const struct dwatch *w)
+{
+    const struct pd_daemon *d = w->d;
+    return !d->stopping && d->active < d->max_active && w->active < w->max_jobs &&
+           !(w->cfg->ordered && w->active);
+}
+
+/*
+ * Picks up files left in work/ by a stopped or crashed daemon (ours or another's), as many as
+ * there are free slots: each holds one, as a claim does, so no more chunks are acknowledged and
+ * not yet recorded at a kill than while running (at most one per slot). NEW_ROUND (a scan)
+ * looks at every file again; otherwise only at those not tried since the last scan.
+ */
+void dw_resume_orphans(struct dwatch *w, bool new_round)
+{
+    if (new_round) {
+        orphans_forget(w);
+        sweep_state_dir(w);
+    }
+    w->orphans_left = false;
     DIR *dir = opendir(w->work_dir);
     struct dirent *de;
-
-    sweep_state_dir(w);
     if (!dir)
         return;
     while ((de = readdir(dir))) {
@@ -300,21 +333,40 @@ void dw_resume_orphans(struct dwatch *w)
         /* Every name a partner can give a file is resumed; only our own temp files are not. */
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || is_temp_name(de->d_name))
             continue;
+        if (job_holds(w, de->d_name) || orphan_tried(w, de->d_name))
+            continue;
         if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW))
             continue;
         if (!S_ISREG(st.st_mode)) {
             odd_item(w, de->d_name, st.st_mode);
             continue;
         }
-        if (job_holds(w, de->d_name))
-            continue;
+        if (!slot_free(w)) {
+            w->orphans_left = true; /* resumed when a slot frees (dw_dispatch) */
+            break;
+        }
+        char **grown = realloc(w->orphans_tried, (w->norphans_tried + 1) * sizeof(*grown));
+        if (!grown)
+            break;
+        w->orphans_tried = grown;
+        if (!(w->orphans_tried[w->norphans_tried] = strdup(de->d_name)))
+            break;
+        w->norphans_tried++;
         struct job *j = job_new(w, de->d_name, NULL, true);
         if (!j)
             break;
+        j->counted = true;
+        w->d->active++;
+        w->active++;
         job_set(j, STEP_PREPARE);
         job_run(j, work_prepare);
     }
     closedir(dir);
+}
+
+void dw_orphans_free(struct dwatch *w)
+{
+    orphans_forget(w);
 }
 
 /* Says once per candidate why it stays in the drop folder, and looks again at the next rescan. */

@@ -132,7 +132,7 @@ void dw_watch_begin(struct dwatch *w)
     if (w->disabled || !w->d->started || w->watching)
         return;
     w->watching = true;
-    dw_resume_orphans(w);
+    dw_resume_orphans(w, true);
     pd_watcher_start(w->watcher);
 }
 

@@ -713,11 +713,15 @@ static bool open_failure_of(const char *text, const char *name)
     return yes;
 }
 
-/* Replaces PATH's content with TEXT durably and gives it back the times in ST. */
-static int rewrite_keeping_time(const char *path, const char *text, const struct stat *st)
+/*
+ * Replaces PATH's content with TEXT durably (the temp file in TMPDIR, one of our own folders:
+ * a kill leaves no temp name in the archive or failed folder) and gives it back ST's times.
+ */
+static int rewrite_keeping_time(const char *tmpdir, const char *path, const char *text,
+                                const struct stat *st)
 {
     struct timespec times[2] = {st->st_atim, st->st_mtim};
-    int rc = pd_fs_write_atomic(path, text, strlen(text), PD_FS_FILE_MODE);
+    int rc = pd_fs_replace_from(tmpdir, path, text, strlen(text), PD_FS_FILE_MODE);
     if (!rc && utimensat(AT_FDCWD, path, times, AT_SYMLINK_NOFOLLOW))
         rc = -errno;
     return rc;
@@ -781,7 +785,7 @@ static int find_copies(int fd, const char *name, const char *base, struct copy *
 }
 
 /* Names the failed copy COPY in the receipt of ARCHIVED, keeping the receipt's times. */
-static int mark_receipt(const char *archived, const char *copy)
+static int mark_receipt(const char *tmpdir, const char *archived, const char *copy)
 {
     struct pd_jobstate_note note = {.key = "supersedes", .text = copy, .name = true};
     char *receipt = NULL, *rpath = NULL, *text = NULL;
@@ -794,7 +798,7 @@ static int mark_receipt(const char *archived, const char *copy)
     if (!rc && !(text = pd_jobstate_annotate(receipt, &note, 1)))
         rc = PD_EPARSE;
     else if (!rc && strcmp(text, receipt))
-        rc = rewrite_keeping_time(rpath, text, &rst);
+        rc = rewrite_keeping_time(tmpdir, rpath, text, &rst);
     free(receipt);
     free(rpath);
     free(text);
@@ -802,8 +806,8 @@ static int mark_receipt(const char *archived, const char *copy)
 }
 
 /* Marks the error file of failed copy C as superseded by ARCHIVED_NAME, with a log line. */
-static int mark_copy(const char *watch, const char *failed_dir, const struct copy *c,
-                     const char *archived_name, uint64_t now_ms)
+static int mark_copy(const char *watch, const char *failed_dir, const char *tmpdir,
+                     const struct copy *c, const char *archived_name, uint64_t now_ms)
 {
     struct pd_jobstate_note notes[] = {
         {.key = "superseded_by", .text = archived_name, .name = true},
@@ -818,7 +822,7 @@ static int mark_copy(const char *watch, const char *failed_dir, const struct cop
         r = PD_ENOMEM;
     }
     if (!r)
-        r = rewrite_keeping_time(epath, marked, &c->st);
+        r = rewrite_keeping_time(tmpdir, epath, marked, &c->st);
     pd_log(r ? PD_LOG_ERROR : PD_LOG_INFO, "event=superseded watch=%s failed=%s archived=%s%s%s%s",
            pd_log_quote(watch ? watch : "", qw, sizeof(qw)), pd_log_quote(c->name, qf, sizeof(qf)),
            pd_log_quote(archived_name, qa, sizeof(qa)), r ? " reason=\"" : "",
@@ -828,8 +832,9 @@ static int mark_copy(const char *watch, const char *failed_dir, const struct cop
     return r;
 }
 
-int pd_retention_supersede(const char *watch, const char *failed_dir, const char *name,
-                           const char *archived, uint64_t now_ms, char **superseded)
+int pd_retention_supersede(const char *watch, const char *failed_dir, const char *tmpdir,
+                           const char *name, const char *archived, uint64_t now_ms,
+                           char **superseded)
 {
     const char *slash = strrchr(name, '/');
     const char *aslash = strrchr(archived, '/');
@@ -847,9 +852,9 @@ int pd_retention_supersede(const char *watch, const char *failed_dir, const char
         return errno == ENOENT ? 0 : -errno;
     rc = find_copies(fd, name, slash ? slash + 1 : name, &copies, &ncopies, &newest);
     /* The receipt first: it is what a reader of the archive opens. */
-    if (!rc && ncopies && !(rc = mark_receipt(archived, copies[newest].name))) {
+    if (!rc && ncopies && !(rc = mark_receipt(tmpdir, archived, copies[newest].name))) {
         for (size_t i = 0; i < ncopies; i++) {
-            int r = mark_copy(watch, failed_dir, &copies[i], archived_name, now_ms);
+            int r = mark_copy(watch, failed_dir, tmpdir, &copies[i], archived_name, now_ms);
             if (r && !rc)
                 rc = r;
         }

@@ -283,7 +283,8 @@ char *pd_follow_receipt_apply(const char *receipt, const struct pd_follow_result
     return text;
 }
 
-int pd_follow_receipt_update(const char *path, const struct pd_follow_result *res)
+int pd_follow_receipt_update(const char *path, const char *tmpdir,
+                             const struct pd_follow_result *res)
 {
     char *text = NULL, *next;
     size_t len;
@@ -295,7 +296,7 @@ int pd_follow_receipt_update(const char *path, const struct pd_follow_result *re
     free(text);
     if (!next)
         return PD_ESTATE;
-    rc = pd_fs_write_atomic(path, next, strlen(next), PD_FS_FILE_MODE);
+    rc = pd_fs_replace_from(tmpdir, path, next, strlen(next), PD_FS_FILE_MODE);
     free(next);
     return rc;
 }

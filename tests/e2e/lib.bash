@@ -60,8 +60,11 @@ wait_for() {
 # start_mock [options...]: starts patchdrop-mock on a free loopback port; sets MOCK_URL, MOCK_REC.
 start_mock() {
   : "${PD_MOCK:?PD_MOCK must name the patchdrop-mock binary}"
-  MOCK_REC="$T/record.$RANDOM"
-  mkdir -p "$MOCK_REC"
+  # Each emulator records into a folder of its own: a counter, never $RANDOM, whose repeats
+  # (1 in 32768 a pair) once mixed two cases' payloads.
+  MOCK_STARTS=$((${MOCK_STARTS:-0} + 1))
+  MOCK_REC="$T/record.$MOCK_STARTS"
+  mkdir "$MOCK_REC" || { echo "start_mock: $MOCK_REC exists" >&2; exit 1; }
   rm -f "$T/port"
   "$PD_MOCK" --port 0 --port-file "$T/port" --record "$MOCK_REC" --quiet --exit-after 240s \
     --user demo@example.com --password demo "$@" &

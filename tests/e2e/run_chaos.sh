@@ -3,7 +3,9 @@
 # random moments and at chosen steps (mid state write, between receipt and move, after the
 # move), then restarted, many times. At the end every record arrived, repeats are only chunks
 # that were in flight at a kill, every file sits in exactly one of archive or failed, and every
-# receipt agrees with the emulator's log. Seeded and reproducible: PD_CHAOS_SEED=N.
+# receipt agrees with the emulator's log. The flow runs are followed (follow = yes) through the
+# kills too: at the end every chunk's run has its final outcome in its receipt and no run is left
+# to follow. Seeded and reproducible: PD_CHAOS_SEED=N.
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/lib_run.bash"
 SEED=${PD_CHAOS_SEED:-$RANDOM}
@@ -16,15 +18,16 @@ start_mock --seed "$SEED" --fail-rate 0.08 --drop-rate 0.04 --token-ttl 2s \
 D="$T/drop"
 mkdir -p "$D"
 python3 "$(dirname "$0")/chaos.py" make "$D" "$SEED" "$FILES"
-PD_CONCURRENCY=4 PD_RESCAN=1s write_conf "$T/c.conf" "$D"
+PD_FOLLOW=1 PD_CONCURRENCY=4 PD_RESCAN=1s write_conf "$T/c.conf" "$D" "follow_first = 100ms" \
+  "follow_cap = 300ms"
 sed -i 's/^\[patchworks\]$/[patchworks]\nmax_body = 6000/' "$T/c.conf"
 
-points=(atomic_write receipt_written archived)
+points=(atomic_write receipt_written archived follow_saved outcome_written)
 kills=0
 for trial in $(seq 1 "$TRIALS"); do
   if [ $((trial % 3)) -eq 0 ]; then
     # Die at a chosen step: the Nth time the daemon reaches it.
-    p=${points[$((RANDOM % 3))]}
+    p=${points[$((RANDOM % ${#points[@]}))]}
     PATCHDROP_CRASHPOINT="$p:$((RANDOM % 20 + 1))" start_daemon "$T/c.conf"
     what="at $p"
   else
@@ -53,6 +56,12 @@ check "no delivery record is left" \
   test -z "$(ls -A "$D.pd/state" | grep -v '^\.pdtmp-')"
 check "no stray file in the archive" \
   test -z "$(ls -A "$D.pd/archive" | grep -v '\.receipt\.json$' | while read -r f; do [ -f "$D.pd/archive/$f.receipt.json" ] || echo "$f"; done)"
+check "every run followed through the kills has its final outcome in its receipt" \
+  test -z "$(cd "$D.pd/archive" && for r in *.receipt.json; do
+    jq -e 'all(.chunks[] | select(.flow_run_id != null); .outcome == "success" and .finished_at != null)
+           and .flow_result == "success"' "$r" >/dev/null || echo "$r"; done)"
+check "no run is left to follow (young temp files of a kill aside)" \
+  test -z "$(ls -A "$T/state/follow" 2>/dev/null | grep -v '^\.pdtmp-')"
 check "every receipt has its file" \
   test -z "$(cd "$D.pd/archive" && for r in *.receipt.json; do [ -f "${r%.receipt.json}" ] || echo "$r"; done)"
 finish
