@@ -61,6 +61,7 @@ struct pd_patchworks {
 
 struct pd_state_cfg {
     char *dir;
+    bool group_commit; /* durable steps share syncfs rounds (pd_commit.h) */
 };
 
 struct pd_watch {

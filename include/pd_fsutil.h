@@ -22,6 +22,13 @@ int pd_fs_fsync_dir(const char *dir);
 int pd_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
 
 /*
+ * Replaces PATH with DATA (temp file beside it, renamed over it) without waiting for the disk:
+ * for what need not survive a power cut. After one PATH may hold the old content, the new, or
+ * an empty file; a crash of the process alone (kill -9) leaves the old or the new.
+ */
+int pd_fs_write_replace(const char *path, const void *data, size_t len, mode_t mode);
+
+/*
  * The same for a PATH in a folder people read (archive, failed): the temp file is written in
  * TMPDIR, one of patchdrop's own folders whose leftover temp files are swept, and renamed over
  * PATH, so a kill never leaves a temp name beside PATH. Where TMPDIR is NULL or on another file
@@ -98,6 +105,13 @@ int pd_fs_unique_name(const char *dir, const char *name, const char *sidecar, un
  * at that exact step would. Costs one comparison when unset.
  */
 void pd_crashpoint(const char *name);
+
+struct pd_commit;
+/*
+ * From now on every fsync of a file or folder on a file system C covers is one shared round of
+ * C's group commit (pd_commit.h); NULL goes back to fsync. The daemon sets it while it runs.
+ */
+void pd_fs_group_commit(struct pd_commit *c);
 
 /* Reads at most MAX bytes of PATH into a malloc'd NUL-terminated buffer. */
 int pd_fs_read_all(const char *path, size_t max, char **out, size_t *len);

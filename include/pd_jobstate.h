@@ -74,6 +74,14 @@ struct pd_jobstate {
 /* Saves durably to PATH (mode 0600). Returns 0 or -errno / PD_ENOMEM. */
 int pd_jobstate_save(const struct pd_jobstate *js, const char *path);
 
+/*
+ * Saves a new claim's record (nothing acknowledged yet) without waiting for the disk: after a
+ * power cut it may be missing or empty, which pd_jobstate_load takes for no record at all, and
+ * the file is sent from its start, as it would be anyway. The first durable save (an
+ * acknowledgement) makes it durable with everything else.
+ */
+int pd_jobstate_save_claim(const struct pd_jobstate *js, const char *path);
+
 /* Loads PATH. Returns 0, -errno, or PD_ESTATE with *why saying what is wrong (free it). */
 int pd_jobstate_load(const char *path, struct pd_jobstate *out, char **why);
 

@@ -7,6 +7,7 @@
 #include "pd_jobstate.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,7 +175,7 @@ static void test_damaged_records_are_named(void **state)
 {
     struct pd_jobstate js;
     char *why = NULL;
-    const char *cases[] = {"", "{\"version\":1", "[]", "{\"version\":99}",
+    const char *cases[] = {"{\"version\":1", "[]", "{\"version\":99}",
                            "{\"version\":1,\"claim_id\":\"x\"}"};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         assert_int_equal(pd_fs_write_atomic(path, cases[i], strlen(cases[i]), 0600), 0);
@@ -184,6 +185,23 @@ static void test_damaged_records_are_named(void **state)
         free(why);
     }
     assert_true(pd_jobstate_load("/nonexistent/x.json", &js, &why) < 0);
+}
+
+/* A claim's record is saved without waiting for the disk; a power cut may leave it empty,
+ * which is no record at all (the file is sent from its start), never a damaged one. */
+static void test_claim_record_and_empty_record(void **state)
+{
+    struct pd_jobstate js, back;
+    char *why = NULL;
+    fill(&js);
+    assert_int_equal(pd_jobstate_save_claim(&js, path), 0);
+    assert_int_equal(pd_jobstate_load(path, &back, &why), 0);
+    assert_string_equal(back.claim_id, js.claim_id);
+    pd_jobstate_cleanup(&back);
+    pd_jobstate_cleanup(&js);
+    assert_int_equal(pd_fs_write_atomic(path, "", 0, 0600), 0);
+    assert_int_equal(pd_jobstate_load(path, &back, &why), -ENOENT);
+    assert_null(why);
 }
 
 static void test_receipt_and_error_file(void **state)
@@ -308,6 +326,7 @@ static void test_receipt_and_error_file_layout(void **state)
 int main(void)
 {
     return PD_RUN_TESTS(setup, pd_test_teardown, test_round_trip, test_non_utf8_names,
-                        test_damaged_records_are_named, test_receipt_and_error_file) +
+                        test_damaged_records_are_named, test_claim_record_and_empty_record,
+                        test_receipt_and_error_file) +
            PD_RUN_TESTS(NULL, NULL, test_receipt_and_error_file_layout);
 }

@@ -5,6 +5,8 @@
  */
 #include "pd_fsutil.h"
 
+#include "pd_commit.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -12,6 +14,7 @@
 #include <stdint.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,18 +54,39 @@ int pd_fs_mkdirs(const char *path, mode_t mode)
     return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
 
+/* The daemon's group commit (pd_fs_group_commit), or NULL: each step fsyncs on its own; and
+ * the threads using it this moment, so it is never taken away under one of them. */
+static _Atomic(struct pd_commit *) group;
+static atomic_int group_users;
+
+void pd_fs_group_commit(struct pd_commit *c)
+{
+    atomic_store(&group, c);
+    while (!c && atomic_load(&group_users))
+        sched_yield(); /* a sync under way: at most one round */
+}
+
+/* Makes FD's writes durable: a shared round of the group commit when it covers FD's file
+ * system, else fsync(2). */
+static int sync_fd(int fd)
+{
+    atomic_fetch_add(&group_users, 1);
+    struct pd_commit *g = atomic_load(&group);
+    int rc = g && pd_commit_covers(g, fd) ? pd_commit_sync(g) : fsync(fd) ? -errno : 0;
+    atomic_fetch_sub(&group_users, 1);
+    return rc;
+}
+
 int pd_fs_fsync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = 0;
 
     if (fd < 0)
         return -errno;
-    /* Some file systems refuse fsync on folders (EINVAL): nothing more can be done there. */
-    if (fsync(fd) && errno != EINVAL)
-        rc = -errno;
+    int rc = sync_fd(fd);
     close(fd);
-    return rc;
+    /* Some file systems refuse fsync on folders (EINVAL): nothing more can be done there. */
+    return rc == -EINVAL ? 0 : rc;
 }
 
 static int dir_of(const char *path, char *out, size_t outlen)
@@ -156,8 +180,8 @@ static int write_temp_in(const char *dir, const void *data, size_t len, mode_t m
     rc = fchmod(fd, mode) ? -errno : 0;
     if (!rc)
         rc = write_full(fd, data, len);
-    if (!rc && fsync(fd))
-        rc = -errno;
+    if (!rc)
+        rc = sync_fd(fd);
     if (close(fd) && !rc)
         rc = -errno;
     if (rc)
@@ -216,6 +240,27 @@ int pd_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mo
     return pd_fs_fsync_dir(dir);
 }
 
+int pd_fs_write_replace(const char *path, const void *data, size_t len, mode_t mode)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX];
+    int rc = dir_of(path, dir, sizeof(dir));
+    if (rc)
+        return rc;
+    int fd = make_temp(dir, tmp, sizeof(tmp));
+    if (fd < 0)
+        return fd;
+    rc = fchmod(fd, mode) ? -errno : 0;
+    if (!rc)
+        rc = write_full(fd, data, len);
+    if (close(fd) && !rc)
+        rc = -errno;
+    if (!rc && rename(tmp, path))
+        rc = -errno;
+    if (rc)
+        unlink(tmp);
+    return rc;
+}
+
 int pd_fs_replace_from(const char *tmpdir, const char *path, const void *data, size_t len,
                        mode_t mode)
 {
@@ -248,8 +293,8 @@ int pd_fs_create_durable(const char *path, const void *data, size_t len, mode_t 
         rc = fchmod(fd, mode) ? -errno : 0;
         if (!rc)
             rc = write_full(fd, data, len);
-        if (!rc && fsync(fd))
-            rc = -errno;
+        if (!rc)
+            rc = sync_fd(fd);
         /* link never replaces: exactly one creator of PATH wins. */
         if (!rc)
             rc = link_unnamed(fd, path);
@@ -316,8 +361,8 @@ static int move_across(int fromdir, const char *from, const char *to)
     rc = copy_file(fromdir, from, fd);
     if (!rc && fchmod(fd, PD_FS_FILE_MODE))
         rc = -errno;
-    if (!rc && fsync(fd))
-        rc = -errno;
+    if (!rc)
+        rc = sync_fd(fd);
     if (!rc && unnamed)
         rc = link_unnamed(fd, to);
     if (close(fd) && !rc)

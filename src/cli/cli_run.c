@@ -317,6 +317,12 @@ static int start_metrics(struct run *r)
 static void setup_loop(struct run *r)
 {
     signal(SIGPIPE, SIG_IGN);
+    /* A durable step waits on the thread pool for a shared sync (group commit): room for every
+     * file handled at once besides hashing and cutting, so they wait together. libuv reads it
+     * at its first use; the user's UV_THREADPOOL_SIZE wins. */
+    char threads[16];
+    snprintf(threads, sizeof(threads), "%" PRIu64, r->cfg->pw.concurrency * 2 + 4);
+    setenv("UV_THREADPOOL_SIZE", threads, 0);
     uv_loop_init(&r->loop);
 #ifdef PD_HAVE_SYSTEMD
     uint64_t watchdog_usec = 0;

@@ -21,6 +21,7 @@
 #include "daemon_internal.h"
 
 #include "pd_clock.h"
+#include "pd_commit.h"
 #include "pd_error.h"
 #include "pd_log.h"
 #include "pd_lookup.h"
@@ -30,6 +31,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,8 +192,13 @@ void dw_check_stopped(struct pd_daemon *d)
     /* --once never calls a run done while files sit in work/, whatever held them there. */
     if (d->opts.once && left > d->sum.stuck)
         d->sum.stuck = left;
-    pd_log(PD_LOG_INFO, "event=stopped files_left_in_work=%zu%s", left,
-           left ? " action=\"resumed at the next start\"" : "");
+    struct pd_commit_stats cs = {0};
+    if (d->commit)
+        cs = pd_commit_stats(d->commit);
+    /* durable_steps / syncs: how many steps each sync served (group commit). */
+    pd_log(PD_LOG_INFO,
+           "event=stopped files_left_in_work=%zu durable_steps=%" PRIu64 " syncs=%" PRIu64 "%s",
+           left, cs.waits, cs.rounds, left ? " action=\"resumed at the next start\"" : "");
     /* Parked jobs keep their files in work/; nothing else holds them. */
     while (d->jobs)
         job_free(d->jobs);
@@ -372,6 +379,7 @@ int pd_daemon_start(struct pd_daemon *dd)
     d->started = true;
     for (size_t i = 0; i < d->nwatches; i++)
         dw_watch_begin(&d->watches[i]);
+    dw_commit_begin(d);
     if (!(d->opts.once && d->opts.no_follow))
         follow_load(d);
     uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
@@ -389,6 +397,7 @@ struct pd_daemon_summary pd_daemon_summary(const struct pd_daemon *dd)
 static void daemon_free(struct pd_daemon *d)
 {
     follow_stop(d);
+    dw_commit_end(d);
     for (size_t i = 0; i < d->nwatches; i++) {
         struct dwatch *w = &d->watches[i];
         for (size_t b = 0; b < w->nbuckets; b++)

@@ -121,6 +121,7 @@ struct job {
     bool busy;      /* a thread-pool step or a request is under way */
     bool in_flight; /* a request is under way */
     bool counted;   /* holds one of the daemon's active slots */
+    bool finishing; /* archiving without a slot (counted in d->finishing) */
     int fd;
     char *work_path, *state_path;
     struct pd_jobstate js;
@@ -163,6 +164,9 @@ struct job {
     size_t nfollow;
 };
 
+/* Files archiving at once after their last acknowledgement, beside the active slots. */
+#define FINISHING_MAX 64
+
 struct frun;
 
 struct pd_daemon {
@@ -176,6 +180,7 @@ struct pd_daemon {
     size_t rr; /* round-robin start for dispatch */
     struct job *jobs;
     unsigned active, max_active;
+    unsigned finishing; /* jobs archiving after giving back their slot (at most FINISHING_MAX) */
     uv_timer_t tick;
     uv_timer_t grace;
     bool stopping, stopped_told, closing;
@@ -188,6 +193,7 @@ struct pd_daemon {
     size_t nholders;
     char *fatal;
     struct pd_daemon_summary sum;
+    struct pd_commit *commit; /* durable steps share syncs ([state] group_commit) */
     struct frun *runs; /* flow runs being followed (follow.c) */
     size_t nruns;
     int pending_closes;
@@ -283,6 +289,8 @@ void job_lookup_start(struct job *j);
 
 /* setup.c: a watch's folders */
 void dw_watch_begin(struct dwatch *w);
+void dw_commit_begin(struct pd_daemon *d);
+void dw_commit_end(struct pd_daemon *d);
 void dw_watch_try_setup(struct dwatch *w);
 
 #endif

@@ -244,10 +244,10 @@ void work_finish(uv_work_t *wk)
                                j->final_path, dw_wall_ms(j->d), NULL);
     if (!failed && j->w->cfg->dedupe_ms && !j->js.duplicate_of)
         dedupe_record(j);
-    /* The file is safe in its new home: its record may go. */
+    /* The file is safe in its new home (place() synced the move): its record may go, with no
+     * sync of its own: a record whose file has left work/ is swept at the next start. */
     pd_crashpoint("archived");
     unlink(j->state_path);
-    pd_fs_fsync_dir(j->w->state_dir);
     j->after = AFTER_DONE;
 }
 

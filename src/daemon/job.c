@@ -38,15 +38,24 @@ void job_set(struct job *j, enum job_step s)
     j->step = s;
 }
 
+/* Gives back the daemon's and the watch's slot the job holds, if it holds one. */
+static void job_release_slot(struct job *j)
+{
+    if (j->counted) {
+        j->counted = false;
+        j->d->active--;
+        j->w->active--;
+    }
+}
+
 void job_free(struct job *j)
 {
     struct pd_daemon *d = j->d;
 
     PD_LIST_UNLINK(d->jobs, j);
-    if (j->counted) {
-        d->active--;
-        j->w->active--;
-    }
+    job_release_slot(j);
+    if (j->finishing)
+        d->finishing--;
     dedupe_release(j);
     if (j->fd >= 0)
         close(j->fd); /* releases the flock */
@@ -160,11 +169,7 @@ static void job_parked(struct job *j)
         /* A finish waits for the disk: keep the job but free its slot. */
         j->finish_failed = j->step == STEP_FINISH_FAIL;
         job_set(j, STEP_PARKED);
-        if (j->counted) {
-            j->counted = false;
-            d->active--;
-            j->w->active--;
-        }
+        job_release_slot(j);
         j->park_until = dw_now_ms(d) + PARK_RETRY_MS;
         if (d->opts.once) {
             d->sum.stuck++;
@@ -201,7 +206,17 @@ static void on_work_done(uv_work_t *wk, int status)
         return;
     case AFTER_FINISH:
         job_set(j, STEP_FINISH_OK);
+        /* Every acknowledgement is on disk: while the receipt and the move wait for the disk
+         * (syncs shared with other files), the slot goes to the next file, so more files
+         * share each sync. Bounded (each holds its file open); an ordered watch keeps its
+         * slot, and its order. */
+        if (!j->w->cfg->ordered && d->finishing < FINISHING_MAX) {
+            j->finishing = true;
+            d->finishing++;
+            job_release_slot(j);
+        }
         job_run(j, work_finish);
+        dw_dispatch(d);
         return;
     case AFTER_FAIL:
         job_set(j, STEP_FINISH_FAIL);

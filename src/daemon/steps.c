@@ -239,7 +239,7 @@ static bool prepare_hash(struct job *j, const struct stat *st, bool *blank)
     } else {
         *blank = false; /* a resumed big file: checked when it was claimed */
     }
-    if (!j->resume && (rc = pd_jobstate_save(&j->js, j->state_path))) {
+    if (!j->resume && (rc = pd_jobstate_save_claim(&j->js, j->state_path))) {
         job_park(j, "save the delivery record", rc);
         return false;
     }

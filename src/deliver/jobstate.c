@@ -171,7 +171,7 @@ static cJSON *common_json(const struct pd_jobstate *js, bool for_people)
     return o;
 }
 
-int pd_jobstate_save(const struct pd_jobstate *js, const char *path)
+static int save(const struct pd_jobstate *js, const char *path, bool durable)
 {
     cJSON *o = common_json(js, false);
     char *text = NULL;
@@ -206,10 +206,21 @@ int pd_jobstate_save(const struct pd_jobstate *js, const char *path)
     if (!rc && !(text = cJSON_PrintUnformatted(o)))
         rc = PD_ENOMEM;
     if (!rc)
-        rc = pd_fs_write_atomic(path, text, strlen(text), 0600);
+        rc = durable ? pd_fs_write_atomic(path, text, strlen(text), 0600)
+                     : pd_fs_write_replace(path, text, strlen(text), 0600);
     free(text);
     cJSON_Delete(o);
     return rc;
+}
+
+int pd_jobstate_save(const struct pd_jobstate *js, const char *path)
+{
+    return save(js, path, true);
+}
+
+int pd_jobstate_save_claim(const struct pd_jobstate *js, const char *path)
+{
+    return save(js, path, false);
 }
 
 static int get_str(const cJSON *o, const char *k, bool required, char **out)
@@ -330,6 +341,12 @@ int pd_jobstate_load(const char *path, struct pd_jobstate *js, char **why)
     rc = pd_fs_read_all(path, STATE_MAX_BYTES, &text, &len);
     if (rc)
         return rc;
+    if (len == 0) {
+        /* A claim's record a power cut caught before it reached the disk
+         * (pd_jobstate_save_claim): nothing was acknowledged, as if there were none. */
+        free(text);
+        return -ENOENT;
+    }
     o = cJSON_ParseWithLength(text, len);
     if (!o || !cJSON_IsObject(o)) {
         rc = PD_ESTATE;

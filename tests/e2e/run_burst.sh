@@ -5,7 +5,7 @@
 N=${PD_BURST:-20000}
 start_mock
 D=$(mktemp -d /dev/shm/pd-burst.XXXXXX)
-trap 'cleanup; rm -rf "$D"' EXIT
+trap 'cleanup; rm -rf "$D" "$D.pd"' EXIT
 PD_CONCURRENCY=8 PD_RESCAN=2s write_conf "$T/c.conf" "$D"
 start_daemon "$T/c.conf"
 sleep 0.3

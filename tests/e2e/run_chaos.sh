@@ -22,7 +22,7 @@ PD_FOLLOW=1 PD_CONCURRENCY=4 PD_RESCAN=1s write_conf "$T/c.conf" "$D" "follow_fi
   "follow_cap = 300ms"
 sed -i 's/^\[patchworks\]$/[patchworks]\nmax_body = 6000/' "$T/c.conf"
 
-points=(atomic_write receipt_written archived follow_saved outcome_written)
+points=(atomic_write receipt_written archived follow_saved outcome_written group_synced)
 kills=0
 for trial in $(seq 1 "$TRIALS"); do
   if [ $((trial % 3)) -eq 0 ]; then
