@@ -359,7 +359,7 @@ say "| overhead after settle (ms) | median | p95 | max |"
 say "|---|---|---|---|"
 say "| close -> request at the emulator, minus 500 ms | $(calc "%.0f" "$med") | $(calc "%.0f" "$p95") | $(calc "%.0f" "$mx") |"
 say ""
-say "Target: within 100 ms of settle. The daemon looks at candidates every 50 ms, so up to two ticks are part of it."
+say "Target: within 100 ms of settle. The daemon wakes when a file's settle ends (no tick), so the overhead is the daemon's own work and the emulator's."
 rm -rf "$W/pick" "$W/rec" "$W/state"
 
 fi

@@ -289,6 +289,33 @@ static void wakes_when_settled(void **state)
     assert_int_equal(files(t, PD_METRICS_CLAIMED), 1);
 }
 
+/* A file written again while it settles: the event says so at once, and settle counts from
+ * that change (not from a look at settle's end, which would find the change and start again). */
+static void settle_from_last_change(void **state)
+{
+    struct dt *t = *state;
+    const char *text = "[{\"id\":1},{\"id\":2}]";
+
+    start_no_rescan(t, "settle = 700ms");
+    nf_write(t->drop, "a.json", "[{\"id\":1}");
+    t->want = 1;
+    nf_run_until(&t->nf, observed, t);
+    nf_advance(&t->nf, 600);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/a.json", t->drop);
+    FILE *out = fopen(path, "w");
+    assert_non_null(out);
+    fputs(text, out);
+    assert_int_equal(fclose(out), 0); /* IN_CLOSE_WRITE */
+    nf_run_for(&t->nf, 200);
+    nf_advance(&t->nf, 700); /* 1300 ms after the first look, 700 after the change */
+    t->want = 1;
+    nf_run_until(&t->nf, archived, t);
+    char *got = payload(t, 1);
+    assert_string_equal(got, text);
+    free(got);
+}
+
 /* A file is claimed only once it stayed unchanged for settle, as the injected clock tells (an
  * hour here: on the real clock it would never be claimed within the guard). */
 static void claimed_after_settle(void **state)
@@ -558,6 +585,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(orphans_resume_within_slots, setup, teardown),
         cmocka_unit_test_setup_teardown(idle_sleeps, setup, teardown),
         cmocka_unit_test_setup_teardown(wakes_when_settled, setup, teardown),
+        cmocka_unit_test_setup_teardown(settle_from_last_change, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

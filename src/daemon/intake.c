@@ -178,7 +178,9 @@ void dw_on_watch_event(void *arg, enum pd_watch_event ev, const char *name)
     if (!c && !(c = cand_add(w, name)))
         return;
     c->gen = w->gen;
-    if (!c->queued && (c->due_ms == NEVER || c->due_ms == 0))
+    /* Written, closed, renamed or its mode changed: looked at now, so settle counts from the
+     * last change an event told of, not from a look that found it still being written. */
+    if (!c->queued)
         cand_due(w, c, 0);
 }
 
