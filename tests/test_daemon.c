@@ -2,9 +2,10 @@
  * Unit tests of the daemon (pd_daemon.h) as `patchdrop run` drives it, on temp drop folders,
  * against the emulator running in-process (pdmock, recording what it receives) and with a fake
  * clock: settle, batch windows and backoff are judged by the clock the test moves, so nothing
- * sleeps. The loop's own timers (the 50 ms tick, rescans) still fire on real time; a wait for
- * something to happen is bounded by a guard, and a check that something does NOT happen runs
- * the loop for a few ticks.
+ * sleeps. The loop's own timers (the daemon's wake, rescans) still fire on real time: the daemon
+ * sleeps until its next deadline, a second at most, so a move of the clock is seen within a
+ * second. A wait for something to happen is bounded by a guard, and a check that something
+ * does NOT happen runs the loop for longer than the daemon's longest sleep.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,8 +25,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* A few of the daemon's 50 ms ticks: long enough for anything due to have happened. */
-#define FEW_TICKS_MS 300
+/* Longer than the daemon's longest sleep (a second): anything due has happened by then. */
+#define LONGEST_SLEEP_MS 1100
 
 struct dt {
     struct net_fixture nf;
@@ -33,6 +34,7 @@ struct dt {
     struct pd_metrics *metrics;
     struct pd_daemon *d;
     char drop[128], archive[160], failed[160], work[160];
+    uv_timer_t window; /* count_wakes() */
     bool stopped, closed;
     struct pd_daemon_summary sum;
     unsigned want;    /* files the condition waits for */
@@ -95,11 +97,10 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Loads a config with WATCH's keys for [watch:drop] and starts the daemon on it. */
-static void start(struct dt *t, const char *pw_extra, const char *watch, bool once)
+/* Starts the daemon on t->cfg. */
+static void begin(struct dt *t, bool once)
 {
     struct pd_metrics_opts mo = {.clock = &t->nf.clock};
-    t->cfg = nf_config(&t->nf, pw_extra, watch);
     assert_int_equal(pd_metrics_create(&mo, &t->metrics), 0);
     struct pd_daemon_opts o = {.cfg = t->cfg,
                                .once = once,
@@ -109,6 +110,22 @@ static void start(struct dt *t, const char *pw_extra, const char *watch, bool on
                                .clock = &t->nf.clock};
     assert_int_equal(pd_daemon_create(&t->nf.loop, &o, &t->d), 0);
     assert_int_equal(pd_daemon_start(t->d), 0);
+}
+
+/* Loads a config with WATCH's keys for [watch:drop] and starts the daemon on it. */
+static void start(struct dt *t, const char *pw_extra, const char *watch, bool once)
+{
+    t->cfg = nf_config(&t->nf, pw_extra, watch);
+    begin(t, once);
+}
+
+/* start(), with the watcher's rescans (every second in these tests) out of the way: they wake
+ * the loop on their own timer, not the daemon's. */
+static void start_no_rescan(struct dt *t, const char *watch)
+{
+    t->cfg = nf_config(&t->nf, NULL, watch);
+    t->cfg->watches[0].rescan_ms = 3600000;
+    begin(t, false);
 }
 
 static uint64_t files(struct dt *t, enum pd_metrics_file ev)
@@ -195,6 +212,110 @@ static void assert_contains(const char *hay, const char *needle)
         fail_msg("\"%s\" not found in:\n%s", needle, hay ? hay : "(nothing)");
 }
 
+static void find_wake(uv_handle_t *h, void *arg)
+{
+    struct dt *t = ((void **)arg)[0];
+    if (h->type == UV_TIMER && h->data == t->d && uv_is_active(h))
+        ((void **)arg)[1] = h;
+}
+
+/* The daemon's one timer: the active timer whose data is the daemon. */
+static uv_timer_t *wake_timer(struct dt *t)
+{
+    void *arg[2] = {t, NULL};
+    uv_walk(&t->nf.loop, find_wake, arg);
+    if (!arg[1])
+        fail_msg("the daemon has no timer armed");
+    return arg[1];
+}
+
+static void on_window(uv_timer_t *timer)
+{
+    (void)timer;
+}
+
+/* How often the loop woke up (returned from waiting) in MS of real time, its end excluded. */
+static unsigned count_wakes(struct dt *t, uint64_t ms)
+{
+    unsigned n = 0;
+    uv_timer_init(&t->nf.loop, &t->window);
+    uv_timer_start(&t->window, on_window, ms, 0);
+    while (uv_is_active((uv_handle_t *)&t->window)) {
+        uv_run(&t->nf.loop, UV_RUN_ONCE);
+        n++;
+    }
+    uv_close((uv_handle_t *)&t->window, NULL);
+    return n - 1;
+}
+
+/* An idle daemon (an empty drop folder) has no tick: its one timer never repeats, is due within
+ * its longest sleep, and the loop wakes about once a second (it woke every 50 ms before). */
+static void idle_sleeps(void **state)
+{
+    struct dt *t = *state;
+
+    start_no_rescan(t, "settle = 0");
+    nf_run_for(&t->nf, 300); /* its first scan */
+    uv_timer_t *wake = wake_timer(t);
+    assert_int_equal(uv_timer_get_repeat(wake), 0);
+    assert_true(uv_timer_get_due_in(wake) <= 1000);
+    unsigned n = count_wakes(t, 2500);
+    if (n > 4)
+        fail_msg("an idle daemon woke %u times in 2.5 s", n);
+}
+
+/* A settling file wakes the daemon when its settle ends, as the injected clock tells: the timer
+ * is armed for that moment, nothing wakes in between, and the file goes once the clock gets
+ * there. */
+static void wakes_when_settled(void **state)
+{
+    struct dt *t = *state;
+
+    nf_write(t->drop, "a.json", "[{\"id\":1}]");
+    start_no_rescan(t, "settle = 700ms");
+    t->want = 1;
+    nf_run_until(&t->nf, observed, t);
+    uint64_t due = uv_timer_get_due_in(wake_timer(t));
+    if (due < 300 || due > 700)
+        fail_msg("the daemon wakes in %llu ms, not when settle ends (700 ms)",
+                 (unsigned long long)due);
+    unsigned n = count_wakes(t, 200);
+    if (n > 1)
+        fail_msg("the daemon woke %u times in 200 ms with nothing due", n);
+    assert_int_equal(files(t, PD_METRICS_CLAIMED), 0);
+    nf_advance(&t->nf, 700);
+    t->want = 1;
+    nf_run_until(&t->nf, archived, t);
+    assert_int_equal(files(t, PD_METRICS_CLAIMED), 1);
+}
+
+/* A file written again while it settles: the event says so at once, and settle counts from
+ * that change (not from a look at settle's end, which would find the change and start again). */
+static void settle_from_last_change(void **state)
+{
+    struct dt *t = *state;
+    const char *text = "[{\"id\":1},{\"id\":2}]";
+
+    start_no_rescan(t, "settle = 700ms");
+    nf_write(t->drop, "a.json", "[{\"id\":1}");
+    t->want = 1;
+    nf_run_until(&t->nf, observed, t);
+    nf_advance(&t->nf, 600);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/a.json", t->drop);
+    FILE *out = fopen(path, "w");
+    assert_non_null(out);
+    fputs(text, out);
+    assert_int_equal(fclose(out), 0); /* IN_CLOSE_WRITE */
+    nf_run_for(&t->nf, 200);
+    nf_advance(&t->nf, 700); /* 1300 ms after the first look, 700 after the change */
+    t->want = 1;
+    nf_run_until(&t->nf, archived, t);
+    char *got = payload(t, 1);
+    assert_string_equal(got, text);
+    free(got);
+}
+
 /* A file is claimed only once it stayed unchanged for settle, as the injected clock tells (an
  * hour here: on the real clock it would never be claimed within the guard). */
 static void claimed_after_settle(void **state)
@@ -208,7 +329,7 @@ static void claimed_after_settle(void **state)
     nf_run_until(&t->nf, observed, t);
     assert_int_equal(files(t, PD_METRICS_CLAIMED), 0);
     nf_advance(&t->nf, 3600000 - 1);
-    nf_run_for(&t->nf, FEW_TICKS_MS);
+    nf_run_for(&t->nf, LONGEST_SLEEP_MS);
     assert_int_equal(files(t, PD_METRICS_CLAIMED), 0);
     assert_true(nf_exists(t->drop, "a.csv"));
     assert_int_equal(nf_stats(&t->nf).start_flow, 0);
@@ -358,11 +479,11 @@ static void batching(void **state)
     assert_contains(receipt, "\"request_id\"");
     free(receipt);
 
-    /* Alone in its batch: it waits for the window, however many ticks pass. */
+    /* Alone in its batch: it waits for the window, however often the daemon wakes. */
     nf_write(t->drop, "a4.json", "[{\"id\":4}]");
     t->line = "file=a4.json from=prepare to=batched";
     nf_run_until(&t->nf, logged, t);
-    nf_run_for(&t->nf, FEW_TICKS_MS);
+    nf_run_for(&t->nf, LONGEST_SLEEP_MS);
     t->want = 4;
     assert_int_equal(nf_stats(&t->nf).start_flow, 1);
     assert_int_equal(receipts(t), 3);
@@ -466,6 +587,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(batching, setup, teardown),
         cmocka_unit_test_setup_teardown(once_drains, setup, teardown),
         cmocka_unit_test_setup_teardown(orphans_resume_within_slots, setup, teardown),
+        cmocka_unit_test_setup_teardown(idle_sleeps, setup, teardown),
+        cmocka_unit_test_setup_teardown(wakes_when_settled, setup, teardown),
+        cmocka_unit_test_setup_teardown(settle_from_last_change, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,6 +43,7 @@ struct run {
     FILE *escaped; /* the stream under report that escapes names (pd_progress_escaping) */
     bool verbose;
     bool watchdog;
+    uint64_t beat_ms;
     const char *file;
     struct pd_config *cfg, *next_cfg;
     struct pd_daemon *daemon;
@@ -130,6 +131,9 @@ static void on_beat(uv_timer_t *t)
     pd_log_flush_repeats(0);
     if (r->watchdog)
         notify("WATCHDOG=1");
+    /* On a whole multiple of beat_ms of the loop's clock, where an idle daemon's capped sleep
+     * ends too (daemon.c, dw_wake): both come in one wakeup, not two a second. */
+    uv_timer_start(&r->beat, on_beat, r->beat_ms - uv_now(&r->loop) % r->beat_ms, 0);
 }
 
 static void close_signals(struct run *r)
@@ -335,7 +339,8 @@ static void setup_loop(struct run *r)
     uv_timer_init(&r->loop, &r->beat);
     uv_timer_init(&r->loop, &r->progress_timer);
     r->beat.data = r->progress_timer.data = r;
-    uv_timer_start(&r->beat, on_beat, 0, beat_ms ? beat_ms : 1);
+    r->beat_ms = beat_ms ? beat_ms : 1;
+    uv_timer_start(&r->beat, on_beat, 0, 0);
     pd_progress_init(&r->progress, stderr, false, mono_ms());
     if (!r->once)
         r->progress.tty = NULL; /* a service's stderr is its log: no bar there */

@@ -120,6 +120,7 @@ static struct dbatch *batch_open(struct dwatch *w, int format)
     bt->opened_ms = dw_now_ms(w->d);
     bt->next = w->batches;
     w->batches = bt;
+    dw_wake(w->d, bt->opened_ms + w->cfg->batch_window_ms); /* its window's end */
     return bt;
 }
 
@@ -259,17 +260,22 @@ static bool batch_more_coming(struct dwatch *w)
     return false;
 }
 
-void batch_tick(struct pd_daemon *d, uint64_t now)
+uint64_t batch_tick(struct pd_daemon *d, uint64_t now)
 {
+    uint64_t due = NEVER;
     for (size_t i = 0; i < d->nwatches && !d->stopping; i++) {
         struct dwatch *w = &d->watches[i];
         bool idle = d->opts.once && w->batches && !batch_more_coming(w);
         for (struct dbatch *bt = w->batches, *next; bt; bt = next) {
             next = bt->next;
-            if (idle || now - bt->opened_ms >= w->cfg->batch_window_ms)
+            uint64_t end = bt->opened_ms + w->cfg->batch_window_ms;
+            if (idle || now >= end)
                 batch_send(bt);
+            else if (end < due)
+                due = end;
         }
     }
+    return due;
 }
 
 /* The batch's answer is each member's answer; a refused batch goes again file by file. */

@@ -15,7 +15,7 @@
  * instead of going at once; the batch goes as one request and each of its files then takes
  * the usual ACK and FINISH steps (see batcher.c).
  *
- * This file holds the life cycle, the tick and dispatch; the other files of src/daemon/
+ * This file holds the life cycle, the wake timer and dispatch; the other files of src/daemon/
  * hold one concern each and share daemon_internal.h.
  */
 #include "daemon_internal.h"
@@ -61,68 +61,119 @@ const char *dw_q(const char *v, char *buf, size_t len)
     return pd_log_quote(v ? v : "", buf, len);
 }
 
-static void on_tick(uv_timer_t *t)
+/* ---- waking ------------------------------------------------------------------------------ */
+
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+static void on_wake(uv_timer_t *t);
+
+/*
+ * One timer, armed for the earliest deadline: a candidate's look (settle, a rescan's retry), a
+ * batch window's end, a run's poll, a parked job's retry, a stuck warning, a disabled watch's
+ * setup. Whoever moves a deadline earlier calls this; on_wake computes them all again. The
+ * sleep is capped at WAKE_MAX_MS and ends on a whole second of the loop's clock, where
+ * cli_run.c's heartbeat beats too: an idle process wakes once a second, not twice.
+ */
+void dw_wake(struct pd_daemon *d, uint64_t at)
+{
+    uint64_t now = dw_now_ms(d), loop_now = uv_now(d->loop);
+    uint64_t delay = at > now ? at - now : 0;
+
+    if (!d->started || d->stopping)
+        return; /* pd_daemon_start wakes at once; a stop polls on its own */
+    if (delay >= WAKE_MAX_MS)
+        delay = WAKE_MAX_MS - loop_now % WAKE_MAX_MS;
+    if (d->woke_ms + WAKE_GAP_MS > loop_now + delay)
+        delay = d->woke_ms + WAKE_GAP_MS - loop_now;
+    if (uv_is_active((uv_handle_t *)&d->wake) && uv_timer_get_due_in(&d->wake) <= delay)
+        return;
+    uv_timer_start(&d->wake, on_wake, delay, 0);
+}
+
+/* W's due work: a setup retry, retention, the candidates due. Returns W's next deadline. */
+static uint64_t watch_wake(struct dwatch *w, uint64_t now)
+{
+    if (w->disabled && w->setup_due <= now)
+        dw_watch_try_setup(w);
+    if (!w->disabled)
+        pd_retention_tick(w->retention, now); /* its own schedule (>= 1 s): seen within the cap */
+    if (w->next_due <= now) {
+        uint64_t next = NEVER;
+        for (size_t b = 0; b < w->nbuckets; b++)
+            for (struct cand *c = w->buckets[b], *nx; c; c = nx) {
+                nx = c->next;
+                if (!c->queued && c->due_ms <= now)
+                    cand_check(w, c, now); /* may remove c */
+            }
+        /* Candidates checked just now may be due again soon. */
+        for (size_t b = 0; b < w->nbuckets; b++)
+            for (struct cand *c = w->buckets[b]; c; c = c->next)
+                if (!c->queued && c->due_ms < next)
+                    next = c->due_ms;
+        w->next_due = next;
+    }
+    return w->disabled ? earliest(w->setup_due, w->next_due) : w->next_due;
+}
+
+/* Parked jobs due are retried; returns the jobs' next deadline (a retry or a stuck warning). */
+static uint64_t jobs_wake(struct pd_daemon *d, uint64_t now)
+{
+    uint64_t next = NEVER, every = d->cfg->daemon.stuck_warning_ms;
+
+    dw_warn_stuck(d, now);
+    for (struct job *j = d->jobs; j && !d->stopping; j = j->next) {
+        if (j->step == STEP_SENDING && j->sent_ms && every)
+            next = earliest(next, j->sent_ms + (j->warned + 1) * every);
+        if (j->step != STEP_PARKED || j->busy)
+            continue;
+        if (j->park_until > now) {
+            next = earliest(next, j->park_until);
+            continue;
+        }
+        /* Parked jobs (could not be moved out of work/) are retried now and then. */
+        if (j->reprepare) {
+            j->reprepare = false;
+            j->dedupe_wait = false;
+            job_set(j, STEP_PREPARE);
+            job_run(j, work_prepare);
+            continue;
+        }
+        job_set(j, j->finish_failed ? STEP_FINISH_FAIL : STEP_FINISH_OK);
+        job_run(j, work_finish);
+    }
+    return next;
+}
+
+static void on_wake(uv_timer_t *t)
 {
     struct pd_daemon *d = t->data;
-    uint64_t now = dw_now_ms(d);
+    uint64_t now = dw_now_ms(d), next = NEVER;
 
+    d->woke_ms = uv_now(d->loop);
     if (d->stopping) {
         stop_when_idle(d); /* the last request on the wire may have just been answered */
         return;
     }
-    for (size_t i = 0; i < d->nwatches && !d->stopping; i++) {
-        struct dwatch *w = &d->watches[i];
-        uint64_t next = NEVER;
-        if (w->disabled && w->setup_due <= now)
-            dw_watch_try_setup(w);
-        if (!w->disabled)
-            pd_retention_tick(w->retention, now); /* at start, then every 10 minutes */
-        if (w->next_due > now)
-            continue;
-        for (size_t b = 0; b < w->nbuckets; b++) {
-            for (struct cand *c = w->buckets[b], *nx; c; c = nx) {
-                nx = c->next;
-                if (c->queued)
-                    continue;
-                if (c->due_ms <= now)
-                    cand_check(w, c, now); /* may remove c */
-                else if (c->due_ms < next)
-                    next = c->due_ms;
-            }
-        }
-        /* Candidates checked just now may be due again soon; look again next tick. */
-        w->next_due = next == NEVER ? NEVER : next;
-        for (size_t b = 0; b < w->nbuckets && w->next_due != 0; b++)
-            for (struct cand *c = w->buckets[b]; c; c = c->next)
-                if (!c->queued && c->due_ms < w->next_due)
-                    w->next_due = c->due_ms;
-    }
-    batch_tick(d, now);
+    for (size_t i = 0; i < d->nwatches && !d->stopping; i++)
+        next = earliest(next, watch_wake(&d->watches[i], now));
+    next = earliest(next, batch_tick(d, now));
     if (!(d->opts.once && d->opts.no_follow))
-        follow_tick(d, now);
-    dw_warn_stuck(d, now);
-    /* Parked jobs (could not be moved out of work/) are retried now and then. */
-    for (struct job *j = d->jobs; j && !d->stopping; j = j->next) {
-        if (j->step == STEP_PARKED && !j->busy && j->park_until <= now) {
-            if (j->reprepare) {
-                j->reprepare = false;
-                j->dedupe_wait = false;
-                job_set(j, STEP_PREPARE);
-                job_run(j, work_prepare);
-                continue;
-            }
-            job_set(j, j->finish_failed ? STEP_FINISH_FAIL : STEP_FINISH_OK);
-            job_run(j, work_finish);
-        }
-    }
+        next = earliest(next, follow_tick(d, now));
+    next = earliest(next, jobs_wake(d, now));
     if (d->opts.once && dw_is_once_idle(d))
         pd_daemon_stop(d, 0);
+    dw_wake(d, next);
 }
 
 void dw_dispatch(struct pd_daemon *d)
 {
     if (d->stopping)
         return;
+    if (d->opts.once)
+        dw_wake(d, 0); /* a job ended or a claim went: --once may be done */
     for (size_t tries = 0; tries < d->nwatches && d->active < d->max_active;) {
         struct dwatch *w = &d->watches[d->rr++ % d->nwatches];
         if ((!w->nheap && !w->orphans_left) || (w->cfg->ordered && w->active) ||
@@ -178,6 +229,8 @@ static size_t count_files(const char *path)
 
 void dw_check_stopped(struct pd_daemon *d)
 {
+    if (d->opts.once)
+        dw_wake(d, 0); /* a job or a followed run ended: --once may be done */
     if (!d->stopping || d->stopped_told)
         return;
     for (struct job *j = d->jobs; j; j = j->next)
@@ -204,7 +257,7 @@ void dw_check_stopped(struct pd_daemon *d)
         job_free(d->jobs);
     d->stopped_told = true;
     uv_timer_stop(&d->grace);
-    uv_timer_stop(&d->tick);
+    uv_timer_stop(&d->wake);
     if (d->opts.on_stopped)
         d->opts.on_stopped(d->opts.arg, d->fatal);
 }
@@ -236,6 +289,8 @@ void pd_daemon_stop(struct pd_daemon *dd, uint64_t grace_ms)
     if (d->stopping)
         return;
     d->stopping = true;
+    /* Until it has stopped, it looks for the last answer on the wire now and then. */
+    uv_timer_start(&d->wake, on_wake, STOP_POLL_MS, STOP_POLL_MS);
     for (size_t i = 0; i < d->nwatches; i++) {
         pd_watcher_close(&d->watches[i].watcher, NULL, NULL);
         /* Files waiting in a batch stay in work/ and go after the restart. */
@@ -356,9 +411,9 @@ int pd_daemon_create(uv_loop_t *loop, const struct pd_daemon_opts *opts, struct 
     d->watches = calloc(cfg->nwatches ? cfg->nwatches : 1, sizeof(*d->watches));
     if (!d->watches)
         goto fail;
-    uv_timer_init(loop, &d->tick);
+    uv_timer_init(loop, &d->wake);
     uv_timer_init(loop, &d->grace);
-    d->tick.data = d;
+    d->wake.data = d;
     d->grace.data = d;
     for (size_t i = 0; i < cfg->nwatches; i++)
         if ((rc = watch_init(d, i)))
@@ -382,7 +437,7 @@ int pd_daemon_start(struct pd_daemon *dd)
     dw_commit_begin(d);
     if (!(d->opts.once && d->opts.no_follow))
         follow_load(d);
-    uv_timer_start(&d->tick, on_tick, TICK_MS, TICK_MS);
+    dw_wake(d, 0); /* retention's first sweep, and what the watches found */
     return 0;
 }
 
@@ -444,7 +499,7 @@ static void on_closed_one(uv_handle_t *h)
 static void on_client_closed(void *arg)
 {
     struct pd_daemon *d = arg;
-    on_closed_one((uv_handle_t *)&d->tick);
+    on_closed_one((uv_handle_t *)&d->wake);
 }
 
 void pd_daemon_close(struct pd_daemon **dp, void (*on_closed)(void *arg), void *arg)
@@ -471,7 +526,7 @@ void pd_daemon_close(struct pd_daemon **dp, void (*on_closed)(void *arg), void *
         d->pending_closes++;
         pd_client_close(&d->client, on_client_closed, d);
     }
-    uv_close((uv_handle_t *)&d->tick, on_closed_one);
+    uv_close((uv_handle_t *)&d->wake, on_closed_one);
     uv_close((uv_handle_t *)&d->grace, on_closed_one);
 }
 

@@ -23,7 +23,13 @@
 #include <sys/types.h>
 
 #define NEVER UINT64_MAX
-#define TICK_MS 50
+/* The daemon sleeps until its next deadline (dw_wake): at most WAKE_MAX_MS, so a moved clock
+ * (the injected one of the tests, retention's own schedule) is seen within a second; wakes come
+ * at least WAKE_GAP_MS apart, so a busy drop folder costs no more than a scan per WAKE_GAP_MS;
+ * a stopping daemon looks for its last answer every STOP_POLL_MS. */
+#define WAKE_MAX_MS 1000
+#define WAKE_GAP_MS 20
+#define STOP_POLL_MS 50
 #define PARK_RETRY_MS 10000
 #define MIN_BUDGET 256
 #define MAX_OPEN_BATCHES 8     /* per watch: formats, CSV headers and XML roots gathering at once */
@@ -79,7 +85,7 @@ struct dwatch {
     struct cand **heap; /* ready candidates, oldest first */
     size_t nheap, capheap;
     uint64_t gen;
-    uint64_t next_due;
+    uint64_t next_due; /* the earliest due_ms of its candidates not queued (0: look now) */
     bool watching; /* its watcher runs */
     bool scanned;  /* a full scan finished at least once */
     unsigned active;
@@ -181,7 +187,8 @@ struct pd_daemon {
     struct job *jobs;
     unsigned active, max_active;
     unsigned finishing; /* jobs archiving after giving back their slot (at most FINISHING_MAX) */
-    uv_timer_t tick;
+    uv_timer_t wake;    /* one shot, armed for the next deadline (dw_wake) */
+    uint64_t woke_ms;   /* the loop's clock at the last wake, for WAKE_GAP_MS */
     uv_timer_t grace;
     bool stopping, stopped_told, closing;
     bool started;              /* pd_daemon_start ran: watches set up later begin at once */
@@ -206,6 +213,9 @@ uint64_t dw_now_ms(const struct pd_daemon *d);  /* monotonic, from the injected 
 uint64_t dw_wall_ms(const struct pd_daemon *d); /* since the epoch, from the injected clock */
 char *dw_join(const char *a, const char *b);
 const char *dw_q(const char *v, char *buf, size_t len);
+/* Makes the daemon wake by AT (the injected clock's ms; 0: at once), whenever a deadline may
+ * have moved earlier; a later AT than the one armed changes nothing. */
+void dw_wake(struct pd_daemon *d, uint64_t at);
 void dw_dispatch(struct pd_daemon *d);
 bool dw_is_once_idle(struct pd_daemon *d);
 void dw_check_stopped(struct pd_daemon *d);
@@ -216,6 +226,8 @@ void recent_check(struct dwatch *w, const char *name);
 struct cand *cand_find(struct dwatch *w, const char *name);
 struct cand *cand_add(struct dwatch *w, const char *name);
 void cand_remove(struct dwatch *w, struct cand *c);
+/* C is looked at again at AT (0: at once; NEVER: on an event or rescan). */
+void cand_due(struct dwatch *w, struct cand *c, uint64_t at);
 int dw_heap_push(struct dwatch *w, struct cand *c);
 struct cand *dw_heap_pop(struct dwatch *w);
 
@@ -272,14 +284,16 @@ bool batch_enabled(const struct dwatch *w);
 bool batch_read(struct job *j);
 void batch_dissolve(struct dbatch *bt);
 bool batch_join(struct job *j);
-void batch_tick(struct pd_daemon *d, uint64_t now);
+/* Sends the batches whose window is over; returns when the next window ends (or NEVER). */
+uint64_t batch_tick(struct pd_daemon *d, uint64_t now);
 
 /* follow.c: following flow runs to their end */
 void follow_records(struct job *j);
 char *follow_receipt_start(struct job *j, char *text);
 void follow_adopt(struct job *j);
 void follow_load(struct pd_daemon *d);
-void follow_tick(struct pd_daemon *d, uint64_t now);
+/* Polls the runs due; returns when the next one is due (or NEVER). */
+uint64_t follow_tick(struct pd_daemon *d, uint64_t now);
 bool follow_idle(const struct pd_daemon *d);
 bool follow_busy(const struct pd_daemon *d);
 void follow_stop(struct pd_daemon *d);

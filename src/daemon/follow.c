@@ -203,6 +203,7 @@ static void run_adopt(struct pd_daemon *d, const struct pd_watch *cfg, struct pd
         f->next = d->runs;
         d->runs = f;
         d->nruns++;
+        dw_wake(d, f->due_ms);
     }
     if (!(grown = realloc(f->recs, (f->nrecs + 1) * sizeof(*grown)))) {
         pd_follow_cleanup(r);
@@ -337,12 +338,17 @@ static void run_unlock(struct frun *f)
     f->lock_fd = -1;
 }
 
-void follow_tick(struct pd_daemon *d, uint64_t now)
+uint64_t follow_tick(struct pd_daemon *d, uint64_t now)
 {
+    uint64_t due = NEVER;
     for (struct frun *f = d->runs, *next; f && !d->stopping; f = next) {
         next = f->next;
-        if (f->busy || f->due_ms > now)
+        if (f->busy)
             continue;
+        if (f->due_ms > now) {
+            due = f->due_ms < due ? f->due_ms : due;
+            continue;
+        }
         int rc = run_lock(f);
         if (rc == -ENOENT) { /* another daemon recorded its outcome */
             run_unlink(f);
@@ -352,8 +358,10 @@ void follow_tick(struct pd_daemon *d, uint64_t now)
         if (rc || !run_request(f, F_POLL)) {
             run_unlock(f);
             f->due_ms = now + f->delay_ms;
+            due = f->due_ms < due ? f->due_ms : due;
         }
     }
+    return due;
 }
 
 bool follow_idle(const struct pd_daemon *d)
@@ -391,6 +399,7 @@ static void run_later(struct frun *f, bool grow)
         f->delay_ms = pd_follow_delay(f->delay_ms, f->cfg->follow_first_ms, f->cfg->follow_cap_ms);
     f->due_ms = dw_now_ms(f->d) + f->delay_ms;
     run_unlock(f);
+    dw_wake(f->d, f->due_ms);
 }
 
 /* A final outcome: what it leads to, and the requests that takes first. */

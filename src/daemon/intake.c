@@ -68,7 +68,7 @@ void cand_check(struct dwatch *w, struct cand *c, uint64_t now)
     c->warned = false;
     uint64_t wait = pd_ready_observe(&w->rules, &c->obs, &st, now, dw_wall_ms(w->d));
     if (wait) {
-        c->due_ms = now + wait;
+        cand_due(w, c, now + wait);
         return;
     }
     if (w->rules.done_marker) {
@@ -171,19 +171,17 @@ void dw_on_watch_event(void *arg, enum pd_watch_event ev, const char *name)
     if (!pd_ready_name_wanted(&w->rules, base)) {
         struct cand *owner = marker_owner(w, name);
         if (owner && !owner->queued)
-            owner->due_ms = 0;
+            cand_due(w, owner, 0);
         return;
     }
     struct cand *c = cand_find(w, name);
     if (!c && !(c = cand_add(w, name)))
         return;
     c->gen = w->gen;
-    if (!c->queued && c->due_ms == NEVER) {
-        c->due_ms = 0;
-        w->next_due = 0;
-    } else if (!c->queued && c->due_ms == 0) {
-        w->next_due = 0;
-    }
+    /* Written, closed, renamed or its mode changed: looked at now, so settle counts from the
+     * last change an event told of, not from a look that found it still being written. */
+    if (!c->queued)
+        cand_due(w, c, 0);
 }
 
 /* ---- claim, resume orphans, sweeps --------------------------------------------------- */
@@ -386,7 +384,7 @@ static void leave_in_place(struct dwatch *w, struct cand *c, bool *said, const c
         return;
     }
     *said = true;
-    c->due_ms = dw_now_ms(w->d) + w->cfg->rescan_ms;
+    cand_due(w, c, dw_now_ms(w->d) + w->cfg->rescan_ms);
 }
 
 /*
@@ -453,8 +451,7 @@ void dw_claim(struct dwatch *w, struct cand *c)
     if (w->root_fd < 0 || pd_zone_stat(w->root_fd, c->name, &st) || !S_ISREG(st.st_mode) ||
         (uint64_t)st.st_size != c->obs.size || (uint64_t)st.st_ino != c->obs.ino ||
         (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec != c->obs.mtime_ns) {
-        c->due_ms = 0;
-        w->next_due = 0;
+        cand_due(w, c, 0);
         return;
     }
     rc = claim_rename(w, c, &st, work_name, sizeof(work_name));
@@ -466,9 +463,7 @@ void dw_claim(struct dwatch *w, struct cand *c)
                    "open for writing\" action=\"claimed once the writer closes it\"",
                    w->cfg->name, dw_q(c->name, qb, sizeof(qb)));
         c->busy_said = true;
-        c->due_ms = dw_now_ms(w->d) + (w->cfg->settle_ms > 500 ? w->cfg->settle_ms : 500);
-        if (c->due_ms < w->next_due)
-            w->next_due = c->due_ms;
+        cand_due(w, c, dw_now_ms(w->d) + (w->cfg->settle_ms > 500 ? w->cfg->settle_ms : 500));
         return;
     }
     if (rc == -EACCES || rc == -EPERM) {
@@ -489,8 +484,7 @@ void dw_claim(struct dwatch *w, struct cand *c)
     }
     c->unreadable = c->linked = false;
     if (rc == -EAGAIN) {
-        c->due_ms = 0; /* changed, or swapped for something else: look again */
-        w->next_due = 0;
+        cand_due(w, c, 0); /* changed, or swapped for something else: look again */
         return;
     }
     if (rc == -ENOENT) {
@@ -502,7 +496,7 @@ void dw_claim(struct dwatch *w, struct cand *c)
                "event=claim_failed watch=%s file=%s reason=\"%s\" action=\"left in place, "
                "tried again at the next rescan\"",
                w->cfg->name, dw_q(c->name, qb, sizeof(qb)), pd_strerror(rc));
-        c->due_ms = dw_now_ms(w->d) + w->cfg->rescan_ms;
+        cand_due(w, c, dw_now_ms(w->d) + w->cfg->rescan_ms);
         return;
     }
     recent_check(w, c->name);

@@ -119,6 +119,15 @@ void cand_remove(struct dwatch *w, struct cand *c)
     free(c);
 }
 
+void cand_due(struct dwatch *w, struct cand *c, uint64_t at)
+{
+    c->due_ms = at;
+    if (at < w->next_due)
+        w->next_due = at;
+    if (at != NEVER)
+        dw_wake(w->d, at);
+}
+
 /* Oldest first: mtime, then name. */
 static bool older(const struct cand *a, const struct cand *b)
 {
