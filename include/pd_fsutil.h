@@ -108,8 +108,8 @@ void pd_crashpoint(const char *name);
 
 struct pd_commit;
 /*
- * From now on every fsync of a file or folder on a file system C covers is one shared round of
- * C's group commit (pd_commit.h); NULL goes back to fsync. The daemon sets it while it runs.
+ * From now on every fsync of a file or folder is a shared round of C's group commit
+ * (pd_commit.h); NULL goes back to fsync. The daemon sets it while it runs.
  */
 void pd_fs_group_commit(struct pd_commit *c);
 

@@ -45,6 +45,7 @@ static int fake_sync(int fd, void *arg)
 struct caller {
     struct pd_commit *c;
     struct fake *f;
+    int fd; /* what it asks to be synced */
     int rc;
     pthread_t t;
 };
@@ -56,7 +57,7 @@ static void *call(void *arg)
     k->f->waiting++;
     pthread_cond_broadcast(&k->f->cond);
     pthread_mutex_unlock(&k->f->lock);
-    k->rc = pd_commit_sync(k->c);
+    k->rc = pd_commit_sync(k->c, k->fd);
     pthread_mutex_lock(&k->f->lock);
     k->f->returned++;
     pthread_cond_broadcast(&k->f->cond);
@@ -75,8 +76,7 @@ static void await_at_least(struct fake *f, const unsigned *field, unsigned want)
 
 static struct pd_commit *make(struct fake *f)
 {
-    const char *dirs[] = {pd_test_dir, pd_test_dir}; /* one file system: one sync per round */
-    struct pd_commit_opts o = {.dirs = dirs, .ndirs = 2, .sync = fake_sync, .arg = f};
+    struct pd_commit_opts o = {.sync = fake_sync, .arg = f};
     struct pd_commit *c = NULL;
     memset(f, 0, sizeof(*f));
     pthread_mutex_init(&f->lock, NULL);
@@ -85,17 +85,21 @@ static struct pd_commit *make(struct fake *f)
     return c;
 }
 
-/* Eight callers arriving while a round runs are served by one more round, not eight. */
+/*
+ * Eight callers arriving while a round runs are served by one more round, not eight; their
+ * folder's file system is synced once in it.
+ */
 static void test_waiters_share_a_round(void **state)
 {
     struct fake f;
     struct pd_commit *c = make(&f);
-    struct caller first = {.c = c, .f = &f}, rest[8];
+    int fd = open(pd_test_dir, O_RDONLY | O_DIRECTORY);
+    struct caller first = {.c = c, .f = &f, .fd = fd}, rest[8];
 
     pthread_create(&first.t, NULL, call, &first);
     await_at_least(&f, &f.rounds_begun, 1); /* the first caller leads round 1, held by the test */
     for (int i = 0; i < 8; i++) {
-        rest[i] = (struct caller){.c = c, .f = &f};
+        rest[i] = (struct caller){.c = c, .f = &f, .fd = fd};
         pthread_create(&rest[i].t, NULL, call, &rest[i]);
     }
     await_at_least(&f, &f.waiting, 9);
@@ -117,12 +121,14 @@ static void test_waiters_share_a_round(void **state)
         pthread_join(rest[i].t, NULL);
         assert_int_equal(rest[i].rc, 0);
     }
-    assert_int_equal(f.rounds_begun, 2);
+    assert_int_equal(f.rounds_begun, 2); /* one sync in each round: one file system */
     struct pd_commit_stats s = pd_commit_stats(c);
     assert_int_equal(s.waits, 9);
     assert_int_equal(s.rounds, 2);
+    assert_int_equal(s.syncs, 2);
     pd_commit_destroy(&c);
     assert_null(c);
+    close(fd);
 }
 
 /* A failed sync fails every caller it served; the next round starts clean. */
@@ -130,7 +136,7 @@ static void test_failed_round_fails_its_callers(void **state)
 {
     struct fake f;
     struct pd_commit *c = make(&f);
-    struct caller k = {.c = c, .f = &f};
+    struct caller k = {.c = c, .f = &f, .fd = open(pd_test_dir, O_RDONLY | O_DIRECTORY)};
 
     f.fail = -EIO;
     f.release = 1;
@@ -143,37 +149,36 @@ static void test_failed_round_fails_its_callers(void **state)
     pthread_join(k.t, NULL);
     assert_int_equal(k.rc, 0);
     pd_commit_destroy(&c);
+    close(k.fd);
 }
 
-/* Only folders on a covered file system are synced by rounds; a missing folder is left out. */
-static void test_covers_its_file_systems(void **state)
+/* The real syncs: durable writes through the group commit, files and folders alike. */
+static void test_durable_writes_through_rounds(void **state)
 {
     struct pd_commit *c = NULL;
-    const char *dirs[] = {pd_test_dir, "/nonexistent/folder"};
-    struct pd_commit_opts o = {.dirs = dirs, .ndirs = 2};
-    assert_int_equal(pd_commit_create(&o, &c), 0);
+    assert_int_equal(pd_commit_create(NULL, &c), 0);
     int fd = open(pd_test_dir, O_RDONLY | O_DIRECTORY);
     assert_true(fd >= 0);
-    assert_true(pd_commit_covers(c, fd));
+    assert_int_equal(pd_commit_sync(c, fd), 0);
     close(fd);
-    struct stat here, shm;
-    fd = open("/dev/shm", O_RDONLY | O_DIRECTORY);
-    if (fd >= 0 && fstat(fd, &shm) == 0 && stat(pd_test_dir, &here) == 0 &&
-        shm.st_dev != here.st_dev)
-        assert_false(pd_commit_covers(c, fd));
-    if (fd >= 0)
-        close(fd);
-    /* The real syncfs(2), and durable writes through it. */
-    assert_int_equal(pd_commit_sync(c), 0);
     pd_fs_group_commit(c);
     assert_int_equal(pd_fs_write_atomic(pd_test_path(pd_test_dir, "r.json"), "x", 1, 0600), 0);
+    assert_int_equal(pd_fs_create_durable(pd_test_path(pd_test_dir, "n.json"), "y", 1, 0600), 0);
     pd_fs_group_commit(NULL);
-    assert_true(pd_commit_stats(c).rounds >= 3); /* the file, then its folder */
+    struct pd_commit_stats s = pd_commit_stats(c);
+    assert_int_equal(s.waits, 5); /* the folder; the temp file and the folder, twice */
+    assert_int_equal(s.rounds, 5);
+    assert_int_equal(s.syncs, 5);
+    char *text = NULL;
+    size_t len;
+    assert_int_equal(pd_fs_read_all(pd_test_path(pd_test_dir, "r.json"), 16, &text, &len), 0);
+    assert_string_equal(text, "x");
+    free(text);
     pd_commit_destroy(&c);
 }
 
 int main(void)
 {
     return PD_RUN_IN_DIR(test_waiters_share_a_round, test_failed_round_fails_its_callers,
-                         test_covers_its_file_systems);
+                         test_durable_writes_through_rounds);
 }

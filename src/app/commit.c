@@ -1,7 +1,8 @@
 /*
  * Group commit (see pd_commit.h): a leader/follower round counter under one mutex. `started`
- * and `done` number the rounds; a caller needs round started + 1 (one that begins after its
- * writes), leads it when none is running, and otherwise waits for the running one to end.
+ * and `done` number the rounds; a caller queues its descriptor for round started + 1 (the next
+ * to begin), leads it when none is running, and otherwise waits for the running one to end.
+ * A round's leader takes the queue as it is when the round begins.
  */
 #include "pd_commit.h"
 
@@ -15,18 +16,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAX_FS 16
+/* One caller's request, on its own stack while it waits. */
+struct want {
+    struct want *next;
+    int fd;
+    int rc;
+    struct stat st;
+    bool same; /* the file or folder of an earlier request in the round: synced once */
+};
 
 struct pd_commit {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int fds[MAX_FS];
-    dev_t devs[MAX_FS];
-    size_t nfs;
+    struct want *queue;     /* for the next round */
     uint64_t started, done; /* rounds begun and finished */
     bool running;
-    int err;            /* of the last failed round */
-    uint64_t err_round; /* which one; 0: none failed */
     struct pd_commit_stats stats;
     int (*sync)(int fd, void *arg);
     void *arg;
@@ -41,37 +45,14 @@ static int sync_fs(int fd, void *arg)
 int pd_commit_create(const struct pd_commit_opts *o, struct pd_commit **out)
 {
     struct pd_commit *c = calloc(1, sizeof(*c));
-    int rc = 0;
 
     *out = NULL;
     if (!c)
         return PD_ENOMEM;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
-    c->sync = o->sync ? o->sync : sync_fs;
-    c->arg = o->arg;
-    for (size_t i = 0; i < o->ndirs && !rc; i++) {
-        struct stat st;
-        int fd = open(o->dirs[i], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0 || fstat(fd, &st)) {
-            /* Not there (yet): writes there are not covered and fsync on their own. */
-        } else if (pd_commit_covers(c, fd)) {
-            close(fd);
-            fd = -1;
-        } else if (c->nfs == (size_t)MAX_FS) {
-            rc = -EMFILE;
-        } else {
-            c->fds[c->nfs] = fd;
-            c->devs[c->nfs++] = st.st_dev;
-            fd = -1;
-        }
-        if (fd >= 0)
-            close(fd);
-    }
-    if (rc) {
-        pd_commit_destroy(&c);
-        return rc;
-    }
+    c->sync = o && o->sync ? o->sync : sync_fs;
+    c->arg = o ? o->arg : NULL;
     *out = c;
     return 0;
 }
@@ -81,42 +62,48 @@ void pd_commit_destroy(struct pd_commit **cp)
     struct pd_commit *c = *cp;
     if (!c)
         return;
-    for (size_t i = 0; i < c->nfs; i++)
-        close(c->fds[i]);
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->lock);
     free(c);
     *cp = NULL;
 }
 
-bool pd_commit_covers(struct pd_commit *c, int fd)
+/*
+ * One round, run by its leader without the lock: one syncfs(2) per file system the round's
+ * descriptors are on (usually one), through the first descriptor on it. A descriptor fstat
+ * cannot read is synced on its own.
+ */
+static uint64_t run_round(struct pd_commit *c, struct want *round)
 {
-    struct stat st;
-    if (!c || fstat(fd, &st))
-        return false;
-    for (size_t i = 0; i < c->nfs; i++)
-        if (c->devs[i] == st.st_dev)
-            return true;
-    return false;
-}
-
-/* One round, run by its leader without the lock: every file system once. */
-static int run_round(struct pd_commit *c)
-{
-    int rc = 0;
-    for (size_t i = 0; i < c->nfs; i++) {
-        int r = c->sync(c->fds[i], c->arg);
-        if (r && !rc)
-            rc = r;
+    uint64_t synced = 0;
+    for (struct want *w = round; w; w = w->next) {
+        bool known = fstat(w->fd, &w->st) == 0;
+        for (struct want *e = round; known && e != w && !w->same; e = e->next)
+            w->same = e->st.st_dev == w->st.st_dev && !e->same && e->st.st_nlink != (nlink_t)-1;
+        if (!known)
+            w->st.st_nlink = (nlink_t)-1; /* never taken for another's file system */
+    }
+    for (struct want *w = round; w; w = w->next) {
+        if (w->same)
+            continue;
+        w->rc = c->sync(w->fd, c->arg);
+        synced++;
+        for (struct want *e = w->next; e; e = e->next)
+            if (e->same && e->st.st_dev == w->st.st_dev)
+                e->rc = w->rc;
     }
     pd_crashpoint("group_synced");
-    return rc;
+    return synced;
 }
 
-int pd_commit_sync(struct pd_commit *c)
+int pd_commit_sync(struct pd_commit *c, int fd)
 {
+    struct want me = {.fd = fd};
+
     pthread_mutex_lock(&c->lock);
     c->stats.waits++;
+    me.next = c->queue;
+    c->queue = &me;
     uint64_t need = c->started + 1;
     while (c->done < need) {
         if (c->running) {
@@ -124,23 +111,20 @@ int pd_commit_sync(struct pd_commit *c)
             continue;
         }
         uint64_t round = ++c->started;
+        struct want *mine = c->queue;
+        c->queue = NULL;
         c->running = true;
         pthread_mutex_unlock(&c->lock);
-        int rc = run_round(c);
+        uint64_t synced = run_round(c, mine);
         pthread_mutex_lock(&c->lock);
         c->running = false;
         c->done = round;
         c->stats.rounds++;
-        if (rc) {
-            c->err = rc;
-            c->err_round = round;
-        }
+        c->stats.syncs += synced;
         pthread_cond_broadcast(&c->cond);
     }
-    /* A failed round at or after ours: what we wrote may not be on disk. */
-    int rc = c->err_round >= need ? c->err : 0;
     pthread_mutex_unlock(&c->lock);
-    return rc;
+    return me.rc;
 }
 
 struct pd_commit_stats pd_commit_stats(struct pd_commit *c)

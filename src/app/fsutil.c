@@ -66,13 +66,12 @@ void pd_fs_group_commit(struct pd_commit *c)
         sched_yield(); /* a sync under way: at most one round */
 }
 
-/* Makes FD's writes durable: a shared round of the group commit when it covers FD's file
- * system, else fsync(2). */
+/* Makes FD's writes durable: in a shared round of the group commit, else by fsync(2). */
 static int sync_fd(int fd)
 {
     atomic_fetch_add(&group_users, 1);
     struct pd_commit *g = atomic_load(&group);
-    int rc = g && pd_commit_covers(g, fd) ? pd_commit_sync(g) : fsync(fd) ? -errno : 0;
+    int rc = g ? pd_commit_sync(g, fd) : fsync(fd) ? -errno : 0;
     atomic_fetch_sub(&group_users, 1);
     return rc;
 }

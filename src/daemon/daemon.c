@@ -248,10 +248,12 @@ void dw_check_stopped(struct pd_daemon *d)
     struct pd_commit_stats cs = {0};
     if (d->commit)
         cs = pd_commit_stats(d->commit);
-    /* durable_steps / syncs: how many steps each sync served (group commit). */
+    /* Group commit: durable steps, the rounds that served them and the syncs those made. */
     pd_log(PD_LOG_INFO,
-           "event=stopped files_left_in_work=%zu durable_steps=%" PRIu64 " syncs=%" PRIu64 "%s",
-           left, cs.waits, cs.rounds, left ? " action=\"resumed at the next start\"" : "");
+           "event=stopped files_left_in_work=%zu durable_steps=%" PRIu64 " rounds=%" PRIu64
+           " syncs=%" PRIu64 "%s",
+           left, cs.waits, cs.rounds, cs.syncs,
+           left ? " action=\"resumed at the next start\"" : "");
     /* Parked jobs keep their files in work/; nothing else holds them. */
     while (d->jobs)
         job_free(d->jobs);

@@ -171,33 +171,11 @@ void dw_watch_try_setup(struct dwatch *w)
     pd_metrics_watch_state(w->d->opts.metrics, w->cfg->name, why ? why : "cannot be set up");
 }
 
-/*
- * The group commit (pd_commit.h) over every folder the daemon writes in: the state dir and
- * each watch's own folders and drop folder (claims are renames there). A watch set up later
- * may bring a file system it does not cover: its steps fsync on their own.
- */
+/* The group commit (pd_commit.h): from now on the durable steps of all files share rounds. */
 void dw_commit_begin(struct pd_daemon *d)
 {
-    size_t n = 0;
-    const char **dirs = calloc(1 + 5 * d->nwatches, sizeof(*dirs));
-
-    if (!d->cfg->state.group_commit || !dirs) {
-        free(dirs);
-        return;
-    }
-    dirs[n++] = d->cfg->state.dir;
-    for (size_t i = 0; i < d->nwatches; i++) {
-        const struct dwatch *w = &d->watches[i];
-        dirs[n++] = w->cfg->path;
-        dirs[n++] = w->work_dir;
-        dirs[n++] = w->state_dir;
-        dirs[n++] = w->cfg->archive_dir;
-        dirs[n++] = w->cfg->failed_dir;
-    }
-    struct pd_commit_opts o = {.dirs = dirs, .ndirs = n};
-    if (pd_commit_create(&o, &d->commit) == 0)
+    if (d->cfg->state.group_commit && pd_commit_create(NULL, &d->commit) == 0)
         pd_fs_group_commit(d->commit);
-    free(dirs);
 }
 
 void dw_commit_end(struct pd_daemon *d)
