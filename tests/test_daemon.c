@@ -19,10 +19,12 @@
 #include "pd_metrics.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* A few of the daemon's 50 ms ticks: long enough for anything due to have happened. */
 #define FEW_TICKS_MS 300
@@ -452,6 +454,55 @@ static void orphans_resume_within_slots(void **state)
     assert_true(started_before_claim >= 0 && started_before_claim <= 2);
 }
 
+/* A JSON array of N elements "1", written with an mtime SECONDS after the epoch's (the claim
+ * order: oldest first). */
+static void write_ones(struct dt *t, const char *name, int n, time_t seconds)
+{
+    char text[1024], path[256];
+    size_t len = 0;
+    text[len++] = '[';
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, sizeof(text) - len, i ? ",1" : "1");
+    snprintf(text + len, sizeof(text) - len, "]");
+    nf_write(t->drop, name, text);
+    snprintf(path, sizeof(path), "%s/%s", t->drop, name);
+    struct timespec ts[2] = {{.tv_sec = seconds}, {.tv_sec = seconds}};
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* batch = N packs first fit: a file that does not fit one open body goes into another of its
+ * kind. Two large files and two small ones, one at a time in that order, where a body holds
+ * one large and one small: next fit sends 3 bodies ([L1] [L2 S1] [S2]), first fit 2. */
+static void batching_first_fit(void **state)
+{
+    struct dt *t = *state;
+
+    /* Bodies: {"payload":"[" + elements + "]"}: L+S 1,015 bytes, L+L 1,215, S+S+L 1,416. */
+    start(t, "max_body = 1100", "settle = 0\nmax_jobs = 1\nbatch = 10\nbatch_window = 1h", false);
+    write_ones(t, "l1.json", 300, 1);
+    write_ones(t, "l2.json", 300, 2);
+    write_ones(t, "s1.json", 200, 3);
+    write_ones(t, "s2.json", 200, 4);
+    t->line = "file=s2.json from=prepare to=batched";
+    nf_run_until(&t->nf, logged, t);
+    assert_int_equal(nf_stats(&t->nf).start_flow, 0);
+    nf_advance(&t->nf, 3600000);
+    t->want = 4;
+    nf_run_until(&t->nf, archived, t);
+    assert_int_equal(nf_stats(&t->nf).start_flow, 2);
+    for (uint64_t run = 1; run <= 2; run++) {
+        char *p = payload(t, run);
+        size_t ones = 0, len = strlen(p);
+        for (size_t i = 0; i < len; i++)
+            ones += p[i] == '1';
+        assert_int_equal(p[0], '[');
+        assert_int_equal(p[len - 1], ']');
+        assert_int_equal(ones, 500); /* one large and one small, each whole, in one array */
+        assert_null(strstr(p, "]["));
+        free(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -462,6 +513,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(batching, setup, teardown),
         cmocka_unit_test_setup_teardown(once_drains, setup, teardown),
         cmocka_unit_test_setup_teardown(orphans_resume_within_slots, setup, teardown),
+        cmocka_unit_test_setup_teardown(batching_first_fit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

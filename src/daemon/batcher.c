@@ -19,16 +19,19 @@
 
 /* ---- batching (batch = N) ----------------------------------------------------------------- */
 
+#define BINS_PER_KIND 2 /* open batches of one format and header or root, per watch */
+
 /*
- * A whole small file's chunk, instead of going at once, joins its watch's open batch: the
- * file's text is added to one combined body (pd_batch.h) and the job gives up its active slot
- * so that more files are claimed meanwhile. The batch goes as one request when it holds
- * `batch` files, when the next file does not fit (max_body) or has another CSV header or XML
- * root, when `batch_window` has passed since it opened, or (run --once) when nothing else of
- * its watch is on the way. Its answer is then every member's answer: each takes the usual ACK
- * step (its receipt names the batch's request id and flow run) and FINISH. A refused batch
- * (422, 413) is sent again file by file, each with its own body, so one bad file cannot sink
- * the others. A batch of one goes as a plain request.
+ * A whole small file's chunk, instead of going at once, joins an open batch of its watch: the
+ * file's text is added to one combined body (pd_batch.h), the job's own copies are freed and
+ * it gives up its active slot so that more files are claimed meanwhile. The batch goes as one
+ * request when it holds `batch` files, when a file fits none of the open batches of its kind
+ * and this one is the fullest (batch_place), when `batch_window` has passed since it opened,
+ * or (run --once) when nothing else of its watch is on the way. Its answer is then every
+ * member's answer: each takes the usual ACK step (its receipt names the batch's request id and
+ * flow run) and FINISH. A refused batch (422, 413) is sent again file by file, each cut again
+ * from its file, so one bad file cannot sink the others. A batch of one goes as a plain
+ * request.
  */
 struct dbatch {
     struct dbatch *next; /* the watch's open batches */
@@ -75,6 +78,31 @@ bool batch_read(struct job *j)
     return true;
 }
 
+/* A member's own copies of its bytes go once they are in the batch's body: the read, its
+ * single-file body and its splitter (whose buffers are far larger than a small file). The
+ * body's length stays, for the receipt and the counts. Should the batch be refused, the file
+ * is cut again from work/ (work_alone). */
+static void batch_shed(struct job *j)
+{
+    pd_delivery_close(&j->dl);
+    free(j->raw);
+    j->raw = NULL;
+    j->raw_len = 0;
+    free(j->body);
+    j->body = NULL;
+}
+
+/* Thread pool: a member of a refused batch is cut again from its file, to go on its own (with
+ * no bytes in memory it cannot join a batch again). */
+static void work_alone(uv_work_t *wk)
+{
+    struct job *j = wk->data;
+
+    pd_delivery_close(&j->dl);
+    if (!open_delivery(j))
+        work_next(wk);
+}
+
 /* Takes an open batch off its watch's list (no-op once sent). */
 static void batch_unlink(struct dbatch *bt)
 {
@@ -118,8 +146,11 @@ static struct dbatch *batch_open(struct dwatch *w, int format)
     bt->w = w;
     bt->format = format;
     bt->opened_ms = dw_now_ms(w->d);
-    bt->next = w->batches;
-    w->batches = bt;
+    /* Oldest first: first fit tries the fullest bodies before the newer ones. */
+    struct dbatch **pp = &w->batches;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = bt;
     return bt;
 }
 
@@ -178,49 +209,60 @@ static void batch_send(struct dbatch *bt)
     }
 }
 
-/* Loop thread: the job's whole chunk joins its watch's batch. False: send it alone. */
-bool batch_join(struct job *j)
+/*
+ * Where a file goes: first fit over the open batches of its format, oldest first (a file that
+ * does not fit one body may fit another of the same header or root). Only when none takes it
+ * does another open: then, with BINS_PER_KIND batches of its kind open already, the fullest of
+ * them goes first, and with MAX_OPEN_BATCHES open in all, the oldest; so the watch holds at
+ * most BINS_PER_KIND bodies per kind, each at most max_body. NULL with *RC: send it alone.
+ */
+static struct dbatch *batch_place(struct job *j, int *rc)
 {
     struct dwatch *w = j->w;
+    struct dbatch *fullest = NULL;
+    unsigned open = 0, same = 0;
+
+    *rc = PD_ESTATE;
+    for (struct dbatch *o = w->batches; o; o = o->next) {
+        open++;
+        if (o->format != j->format)
+            continue;
+        *rc = pd_batch_add(o->b, j->raw, j->raw_len);
+        if (*rc == 0)
+            return o;
+        if (*rc == PD_ETOOBIG) {
+            same++;
+            if (!fullest || pd_batch_body_len(o->b) > pd_batch_body_len(fullest->b))
+                fullest = o;
+        } else if (*rc != PD_ESTATE) {
+            return NULL; /* it can never join a batch, or out of memory */
+        }
+    }
+    if (same >= BINS_PER_KIND)
+        batch_send(fullest);
+    else if (open >= MAX_OPEN_BATCHES)
+        batch_send(w->batches);
+    struct dbatch *bt = batch_open(w, j->format);
+    *rc = bt ? pd_batch_add(bt->b, j->raw, j->raw_len) : PD_ENOMEM;
+    if (*rc && bt) {
+        batch_free(bt);
+        bt = NULL;
+    }
+    return bt;
+}
+
+/* Loop thread: the job's whole chunk joins a batch of its watch (the batch copies its bytes;
+ * batch_shed() then frees them). False: send it alone. */
+bool batch_join(struct job *j)
+{
     struct pd_daemon *d = j->d;
-    const char *text = j->raw; /* the batch copies it; the job keeps it for its splitter */
-    size_t len = j->raw_len;
-    int rc = PD_ENOMEM;
+    struct dbatch *bt;
+    int rc;
 
     j->batchable = false;
     if (!pd_format_get(j->format)) /* any format the registry knows */
         return false;
-    /* The open batch of its format and header (CSV) or root (XML); a full one goes now and
-     * this file opens the next; a file that fits none opens its own. */
-    struct dbatch *bt = NULL;
-    unsigned open = 0;
-    rc = PD_ESTATE;
-    for (struct dbatch *o = w->batches, *next; o && rc == PD_ESTATE; o = next) {
-        next = o->next;
-        open++;
-        if (o->format != j->format)
-            continue;
-        rc = pd_batch_add(o->b, text, len);
-        if (rc == 0)
-            bt = o;
-        else if (rc == PD_ETOOBIG)
-            batch_send(o);
-    }
-    if (rc == PD_ESTATE || rc == PD_ETOOBIG) {
-        if (open >= MAX_OPEN_BATCHES && rc == PD_ESTATE) {
-            struct dbatch *oldest = w->batches;
-            while (oldest && oldest->next)
-                oldest = oldest->next;
-            batch_send(oldest);
-        }
-        bt = batch_open(w, j->format);
-        rc = bt ? pd_batch_add(bt->b, text, len) : PD_ENOMEM;
-        if (rc && bt) {
-            batch_free(bt);
-            bt = NULL;
-        }
-    }
-    if (rc)
+    if (!(bt = batch_place(j, &rc)))
         return false;
     if (bt->last)
         bt->last->batch_next = j;
@@ -228,6 +270,12 @@ bool batch_join(struct job *j)
         bt->jobs = j;
     bt->last = j;
     bt->n++;
+    /* The batch's body holds the file's bytes now; a batch of one keeps its member's own body,
+     * since it goes as a plain request. */
+    if (bt->n == 2)
+        batch_shed(bt->jobs);
+    if (bt->n >= 2)
+        batch_shed(j);
     j->batch = bt;
     j->batch_next = NULL;
     job_set(j, STEP_BATCHED);
@@ -235,9 +283,9 @@ bool batch_join(struct job *j)
         /* Waiting in a batch holds no slot: more files are claimed to join it. */
         j->counted = false;
         d->active--;
-        w->active--;
+        j->w->active--;
     }
-    if (bt->n >= w->cfg->batch)
+    if (bt->n >= j->w->cfg->batch)
         batch_send(bt);
     dw_dispatch(d);
     return true;
@@ -295,10 +343,14 @@ static void on_batch_done(void *arg, const struct pd_client_result *r)
             j->batch = NULL;
             j->busy = false;
             j->in_flight = false;
-            if (w->d->stopping)
+            if (w->d->stopping) {
                 job_end(j);
-            else
+            } else if (j->body) {
                 job_send_chunk(j);
+            } else {
+                job_set(j, STEP_RESPLIT);
+                job_run(j, work_alone);
+            }
         }
         batch_free(bt);
         return;

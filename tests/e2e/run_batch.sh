@@ -104,4 +104,25 @@ check "the failed file's reason has the HTTP status" \
   bash -c "jq -e '.http_status == 422' '$T'/drop.pd/failed/*.error.json >/dev/null"
 check "receipts of files sent alone have no batch" \
   bash -c "for r in '$T'/drop.pd/archive/*.receipt.json; do jq -e '.chunks[0].batch == null' \"\$r\" >/dev/null || exit 1; done"
+# First fit: a file that does not fit one open body goes into another of its kind. Two large
+# JSON files and two small ones, claimed in that order, where a body holds one large and one
+# small: next fit would send 3 bodies ([L1] [L2 S1] [S2]), first fit sends 2, each whole.
+kill "$MOCK_PID"
+start_mock
+rm -rf "$T/drop" "$T/drop.pd" "$T/state"
+mkdir -p "$T/drop"
+ones() { printf '[1'; for _ in $(seq 2 "$1"); do printf ',1'; done; printf ']'; }
+mk l1.json 01 "$(ones 300)"
+mk l2.json 02 "$(ones 300)"
+mk s1.json 03 "$(ones 200)"
+mk s2.json 04 "$(ones 200)"
+PD_CONCURRENCY=1 PD_MAX_BODY=1100 write_conf "$T/c.conf" "$T/drop" "batch = 10" "batch_window = 1h"
+out=$(timeout 60 "$PD_BIN" run --once -c "$T/c.conf" 2>"$T/err4") && rc=0 || rc=$?
+check "the four files delivered (exit 0)" test "$rc" -eq 0
+check "in 2 requests, not 3" test "$(payload_count)" -eq 2
+for p in "$MOCK_REC"/payloads/*; do
+  check "$(basename "$p"): one large and one small file, merged into one array" \
+    jqe 'length == 500' "$p"
+done
+
 finish
