@@ -44,6 +44,7 @@ struct dbatch {
     bool pending; /* no body: the watch's files ready together, waiting to be packed */
     size_t pending_bytes;
     bool in_flight;
+    bool counted; /* holds one active slot while in flight */
     char *body;
     size_t body_len;
     char id[33];
@@ -133,6 +134,10 @@ static void batch_unlink(struct dbatch *bt)
 
 static void batch_free(struct dbatch *bt)
 {
+    if (bt->counted) {
+        bt->w->d->active--;
+        bt->w->active--;
+    }
     batch_unlink(bt);
     pd_batch_destroy(&bt->b);
     free(bt->body);
@@ -219,6 +224,11 @@ static void batch_send(struct dbatch *bt)
         return;
     }
     bt->in_flight = true;
+    /* In flight, it holds one of the slots its members gave up: when the account's rate holds
+     * requests back, claims wait for answers instead of piling bodies up in memory. */
+    bt->counted = true;
+    w->d->active++;
+    w->active++;
     char qb[PATH_MAX + 16];
     pd_log(PD_LOG_INFO, "event=batch_sent watch=%s request_id=%s files=%u bytes=%zu first=%s",
            w->cfg->name, bt->id, bt->n, bt->body_len, dw_q(bt->jobs->js.name, qb, sizeof(qb)));
@@ -466,6 +476,7 @@ static void on_batch_done(void *arg, const struct pd_client_result *r)
                 batch_alone(j);
         }
         batch_free(bt);
+        dw_dispatch(w->d);
         return;
     }
     for (struct job *j = bt->jobs, *next; j; j = next) {
@@ -481,4 +492,5 @@ static void on_batch_done(void *arg, const struct pd_client_result *r)
         dw_on_request_done(j, r);
     }
     batch_free(bt);
+    dw_dispatch(w->d);
 }
