@@ -12,8 +12,9 @@
 #   2. many small files: `patchdrop run --once` over 10,000 files of ~2 KB (--quick 300), plain
 #      and with batch = 100, against a shell loop calling jq and curl per file
 #   3. rate-limited backlog: patchdrop-mock limited to 240 requests per 6 s (a minute scaled
-#      down ten times; --quick 60 per 2 s), a mixed backlog, batch off and on: time against the
-#      floor the limit sets, requests against the fewest possible, 429s provoked
+#      down ten times; --quick 60 per 2 s), a mixed backlog, batch off and on (batch_window 200 ms
+#      and the default 2 s): time against the floor the limit sets, requests against the fewest
+#      possible (and the fewest the format rules allow), 429s provoked
 #   4. pickup latency: from a writer closing a file to its request reaching the emulator, with
 #      settle = 0.5s (20 files; --quick 5)
 #   5. the splitter and escaper (bench_split; the full run adds 2 GiB files for peak RSS)
