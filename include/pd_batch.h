@@ -54,6 +54,11 @@ void pd_batch_destroy(struct pd_batch **b);
  */
 int pd_batch_add(struct pd_batch *b, const char *text, size_t len);
 
+/* 0 when TEXT may join a batch of OPTS's format, or what pd_batch_add() would say of it
+ * whatever the batch: PD_EPARSE (it can never join: see above), PD_ECONFIG (a format that never
+ * batches). Reads TEXT only. */
+int pd_batch_check(const struct pd_batch_opts *opts, const char *text, size_t len);
+
 /* Files in the batch now. */
 size_t pd_batch_count(const struct pd_batch *b);
 

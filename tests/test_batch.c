@@ -96,6 +96,22 @@ static void json_that_cannot_join(void **state)
     pd_batch_destroy(&b);
 }
 
+/* pd_batch_check says beforehand what adding the file to any batch would say of its shape. */
+static void check_before_adding(void **state)
+{
+    struct pd_batch_opts o = {.format = PD_SPLIT_JSON, .max_body = 8000000, .max_files = 10};
+    const char *no[] = {"{\"orders\":[1,2]}", "[ ]", "  \n", "[1"};
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        assert_int_equal(pd_batch_check(&o, no[i], strlen(no[i])), PD_EPARSE);
+    assert_int_equal(pd_batch_check(&o, "\xEF\xBB\xBF[1]\n", 7), 0);
+    o.format = PD_SPLIT_CSV;
+    o.header_lines = 1;
+    assert_int_equal(pd_batch_check(&o, "id\n", 3), PD_EPARSE);
+    assert_int_equal(pd_batch_check(&o, "id\n1\n", 5), 0);
+    o.format = PD_SPLIT_NONE;
+    assert_int_equal(pd_batch_check(&o, "[1]", 3), PD_ECONFIG);
+}
+
 static void ndjson_and_lines_concatenate_with_line_ends(void **state)
 {
     /* No final newline: one is added. */
@@ -203,5 +219,5 @@ int main(void)
     return PD_RUN_TESTS(NULL, NULL, json_arrays_merge_into_one_array, json_that_cannot_join,
                         ndjson_and_lines_concatenate_with_line_ends, csv_rows_go_under_one_header,
                         xml_records_go_under_one_root, never_over_max_body_or_max_files,
-                        formats_that_never_batch);
+                        formats_that_never_batch, check_before_adding);
 }

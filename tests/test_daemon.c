@@ -20,10 +20,12 @@
 #include "pd_metrics.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* Longer than the daemon's longest sleep (a second): anything due has happened by then. */
 #define LONGEST_SLEEP_MS 1100
@@ -577,6 +579,84 @@ static void orphans_resume_within_slots(void **state)
     assert_true(started_before_claim >= 0 && started_before_claim <= 2);
 }
 
+/* A JSON array of N elements DIGIT, written with an mtime SECONDS after the epoch's (the
+ * claim order: oldest first). */
+static void write_digits(struct dt *t, const char *name, int n, char digit, time_t seconds)
+{
+    char text[1024], path[256];
+    size_t len = 0;
+    text[len++] = '[';
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(text + len, sizeof(text) - len, i ? ",%c" : "%c", digit);
+    snprintf(text + len, sizeof(text) - len, "]");
+    nf_write(t->drop, name, text);
+    snprintf(path, sizeof(path), "%s/%s", t->drop, name);
+    struct timespec ts[2] = {{.tv_sec = seconds}, {.tv_sec = seconds}};
+    assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* Flow run RUN's payload: a JSON array of `large` 2s then `small` 1s. */
+static void expect_large_then_small(struct dt *t, uint64_t run, size_t large, size_t small)
+{
+    char *p = payload(t, run);
+    size_t len = strlen(p), twos = 0, ones = 0;
+    for (size_t i = 0; i < len; i++) {
+        twos += p[i] == '2';
+        ones += p[i] == '1';
+    }
+    assert_int_equal(p[0], '[');
+    assert_int_equal(p[len - 1], ']');
+    assert_null(strstr(p, "]["));
+    assert_int_equal(twos, large);
+    assert_int_equal(ones, small);
+    assert_true(!small || !large || strchr(p, '2') < strchr(p, '1'));
+    free(p);
+}
+
+/* batch = N packs first fit: a file that does not fit one open body goes into another of its
+ * kind. Two large files and two small ones, one at a time in that order, where a body holds
+ * one large and one small: next fit sends 3 bodies ([L1] [L2 S1] [S2]), first fit 2. */
+static void batching_first_fit(void **state)
+{
+    struct dt *t = *state;
+
+    /* Bodies: {"payload":"[" + elements + "]"}: L+S 1,015 bytes, L+L 1,215, S+S+L 1,416. */
+    start(t, "max_body = 1100", "settle = 0\nmax_jobs = 1\nbatch = 10\nbatch_window = 1h", false);
+    write_digits(t, "l1.json", 300, '2', 1);
+    write_digits(t, "l2.json", 300, '2', 2);
+    write_digits(t, "s1.json", 200, '1', 3);
+    write_digits(t, "s2.json", 200, '1', 4);
+    t->line = "file=s2.json from=prepare to=batched";
+    nf_run_until(&t->nf, logged, t);
+    assert_int_equal(nf_stats(&t->nf).start_flow, 0);
+    nf_advance(&t->nf, 3600000);
+    t->want = 4;
+    nf_run_until(&t->nf, archived, t);
+    assert_int_equal(nf_stats(&t->nf).start_flow, 2);
+    /* One large and one small file in each body, each whole, in one array. */
+    expect_large_then_small(t, 1, 300, 200);
+    expect_large_then_small(t, 2, 300, 200);
+}
+
+/* Files ready together are packed larger first: two small files and two large ones, all four
+ * prepared at once, whatever order they come in: two bodies, each a large file then a small
+ * one (first fit in the order S S L L would send 3: [S S] [L] [L]). */
+static void batching_larger_first(void **state)
+{
+    struct dt *t = *state;
+
+    write_digits(t, "s1.json", 200, '1', 1);
+    write_digits(t, "s2.json", 200, '1', 2);
+    write_digits(t, "l1.json", 300, '2', 3);
+    write_digits(t, "l2.json", 300, '2', 4);
+    start(t, "max_body = 1100", "settle = 0\nmax_jobs = 4\nbatch = 10\nbatch_window = 1h", true);
+    nf_run_until(&t->nf, is_stopped, t);
+    assert_int_equal(t->sum.delivered, 4);
+    assert_int_equal(nf_stats(&t->nf).start_flow, 2);
+    expect_large_then_small(t, 1, 300, 200);
+    expect_large_then_small(t, 2, 300, 200);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -590,6 +670,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(idle_sleeps, setup, teardown),
         cmocka_unit_test_setup_teardown(wakes_when_settled, setup, teardown),
         cmocka_unit_test_setup_teardown(settle_from_last_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(batching_first_fit, setup, teardown),
+        cmocka_unit_test_setup_teardown(batching_larger_first, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,16 +19,19 @@
 
 /* ---- batching (batch = N) ----------------------------------------------------------------- */
 
+#define BINS_PER_KIND 2 /* open batches of one format and header or root, per watch */
+
 /*
- * A whole small file's chunk, instead of going at once, joins its watch's open batch: the
- * file's text is added to one combined body (pd_batch.h) and the job gives up its active slot
- * so that more files are claimed meanwhile. The batch goes as one request when it holds
- * `batch` files, when the next file does not fit (max_body) or has another CSV header or XML
- * root, when `batch_window` has passed since it opened, or (run --once) when nothing else of
- * its watch is on the way. Its answer is then every member's answer: each takes the usual ACK
- * step (its receipt names the batch's request id and flow run) and FINISH. A refused batch
- * (422, 413) is sent again file by file, each with its own body, so one bad file cannot sink
- * the others. A batch of one goes as a plain request.
+ * A whole small file's chunk, instead of going at once, joins an open batch of its watch: the
+ * file's text is added to one combined body (pd_batch.h), the job's own copies are freed and
+ * it gives up its active slot so that more files are claimed meanwhile. The batch goes as one
+ * request when it holds `batch` files, when a file fits none of the open batches of its kind
+ * and this one is the fullest (batch_place), when `batch_window` has passed since it opened,
+ * or (run --once) when nothing else of its watch is on the way. Its answer is then every
+ * member's answer: each takes the usual ACK step (its receipt names the batch's request id and
+ * flow run) and FINISH. A refused batch (422, 413) is sent again file by file, each cut again
+ * from its file, so one bad file cannot sink the others. A batch of one goes as a plain
+ * request.
  */
 struct dbatch {
     struct dbatch *next; /* the watch's open batches */
@@ -38,7 +41,10 @@ struct dbatch {
     unsigned n;
     int format;
     uint64_t opened_ms;
+    bool pending; /* no body: the watch's files ready together, waiting to be packed */
+    size_t pending_bytes;
     bool in_flight;
+    bool counted; /* holds one active slot while in flight */
     char *body;
     size_t body_len;
     char id[33];
@@ -75,6 +81,46 @@ bool batch_read(struct job *j)
     return true;
 }
 
+/* A member's own copies of its bytes go once they are in a batch's body: its single-file body
+ * and its splitter (whose buffers are far larger than a small file), and with RAW its read. The
+ * body's length stays, for the receipt and the counts. Should it have to go alone after all,
+ * the file is cut again from work/ (batch_alone). */
+static void batch_shed(struct job *j, bool raw)
+{
+    pd_delivery_close(&j->dl);
+    free(j->body);
+    j->body = NULL;
+    if (raw) {
+        free(j->raw);
+        j->raw = NULL;
+        j->raw_len = 0;
+    }
+}
+
+/* Thread pool: a file that was to go in a batch is cut again from its file, to go on its own
+ * (with no bytes in memory it cannot join a batch again). */
+static void work_alone(uv_work_t *wk)
+{
+    struct job *j = wk->data;
+
+    pd_delivery_close(&j->dl);
+    if (!open_delivery(j))
+        work_next(wk);
+}
+
+/* A file of a refused batch, or one no batch took, goes as a plain request: with its own body
+ * when it still has one, else cut again. */
+static void batch_alone(struct job *j)
+{
+    if (j->body) {
+        job_send_chunk(j);
+        return;
+    }
+    batch_shed(j, true);
+    job_set(j, STEP_RESPLIT);
+    job_run(j, work_alone);
+}
+
 /* Takes an open batch off its watch's list (no-op once sent). */
 static void batch_unlink(struct dbatch *bt)
 {
@@ -88,6 +134,10 @@ static void batch_unlink(struct dbatch *bt)
 
 static void batch_free(struct dbatch *bt)
 {
+    if (bt->counted) {
+        bt->w->d->active--;
+        bt->w->active--;
+    }
     batch_unlink(bt);
     pd_batch_destroy(&bt->b);
     free(bt->body);
@@ -104,22 +154,28 @@ void batch_dissolve(struct dbatch *bt)
     batch_free(bt);
 }
 
-static struct dbatch *batch_open(struct dwatch *w, int format)
+/* A new open batch (or, with format -1, the watch's pending files), counting its window from
+ * SINCE. */
+static struct dbatch *batch_open(struct dwatch *w, int format, uint64_t since)
 {
     struct dbatch *bt = calloc(1, sizeof(*bt));
     struct pd_batch_opts o = {.format = format,
                               .max_body = pd_bodylimit_budget(&w->d->limit),
                               .header_lines = (unsigned)w->cfg->header_lines,
                               .max_files = (unsigned)w->cfg->batch};
-    if (!bt || pd_batch_create(&o, &bt->b)) {
+    if (!bt || (format >= 0 && pd_batch_create(&o, &bt->b))) {
         free(bt);
         return NULL;
     }
     bt->w = w;
     bt->format = format;
-    bt->opened_ms = dw_now_ms(w->d);
-    bt->next = w->batches;
-    w->batches = bt;
+    bt->pending = format < 0;
+    bt->opened_ms = since;
+    /* Oldest first: first fit tries the fullest bodies before the newer ones. */
+    struct dbatch **pp = &w->batches;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = bt;
     dw_wake(w->d, bt->opened_ms + w->cfg->batch_window_ms); /* its window's end */
     return bt;
 }
@@ -141,7 +197,7 @@ static void batch_send(struct dbatch *bt)
         struct job *j = bt->jobs;
         j->batch = NULL;
         batch_free(bt);
-        job_send_chunk(j);
+        batch_alone(j);
         return;
     }
     bt->body = pd_batch_take_body(bt->b, &bt->body_len);
@@ -169,6 +225,11 @@ static void batch_send(struct dbatch *bt)
         return;
     }
     bt->in_flight = true;
+    /* In flight, it holds one of the slots its members gave up: when the account's rate holds
+     * requests back, claims wait for answers instead of piling bodies up in memory. */
+    bt->counted = true;
+    w->d->active++;
+    w->active++;
     char qb[PATH_MAX + 16];
     pd_log(PD_LOG_INFO, "event=batch_sent watch=%s request_id=%s files=%u bytes=%zu first=%s",
            w->cfg->name, bt->id, bt->n, bt->body_len, dw_q(bt->jobs->js.name, qb, sizeof(qb)));
@@ -179,50 +240,57 @@ static void batch_send(struct dbatch *bt)
     }
 }
 
-/* Loop thread: the job's whole chunk joins its watch's batch. False: send it alone. */
-bool batch_join(struct job *j)
+/*
+ * Where a file goes: first fit over the open batches of its format, oldest first (a file that
+ * does not fit one body may fit another of the same header or root). Only when none takes it
+ * does another open (its window counted from SINCE): then, with BINS_PER_KIND batches of its
+ * kind open already, the fullest of them goes first, and with MAX_OPEN_BATCHES open in all,
+ * the oldest; so the watch holds at most BINS_PER_KIND bodies per kind, each at most max_body.
+ * NULL: send it alone.
+ */
+static struct dbatch *batch_place(struct job *j, uint64_t since)
 {
     struct dwatch *w = j->w;
-    struct pd_daemon *d = j->d;
-    const char *text = j->raw; /* the batch copies it; the job keeps it for its splitter */
-    size_t len = j->raw_len;
-    int rc = PD_ENOMEM;
+    struct dbatch *fullest = NULL, *oldest = NULL;
+    unsigned open = 0, same = 0;
+    int rc;
 
-    j->batchable = false;
-    if (!pd_format_get(j->format)) /* any format the registry knows */
-        return false;
-    /* The open batch of its format and header (CSV) or root (XML); a full one goes now and
-     * this file opens the next; a file that fits none opens its own. */
-    struct dbatch *bt = NULL;
-    unsigned open = 0;
-    rc = PD_ESTATE;
-    for (struct dbatch *o = w->batches, *next; o && rc == PD_ESTATE; o = next) {
-        next = o->next;
+    for (struct dbatch *o = w->batches; o; o = o->next) {
+        if (o->pending)
+            continue;
         open++;
+        oldest = oldest ? oldest : o;
         if (o->format != j->format)
             continue;
-        rc = pd_batch_add(o->b, text, len);
+        rc = pd_batch_add(o->b, j->raw, j->raw_len);
         if (rc == 0)
-            bt = o;
-        else if (rc == PD_ETOOBIG)
-            batch_send(o);
-    }
-    if (rc == PD_ESTATE || rc == PD_ETOOBIG) {
-        if (open >= MAX_OPEN_BATCHES && rc == PD_ESTATE) {
-            struct dbatch *oldest = w->batches;
-            while (oldest && oldest->next)
-                oldest = oldest->next;
-            batch_send(oldest);
-        }
-        bt = batch_open(w, j->format);
-        rc = bt ? pd_batch_add(bt->b, text, len) : PD_ENOMEM;
-        if (rc && bt) {
-            batch_free(bt);
-            bt = NULL;
+            return o;
+        if (rc == PD_ETOOBIG) {
+            same++;
+            if (!fullest || pd_batch_body_len(o->b) > pd_batch_body_len(fullest->b))
+                fullest = o;
+        } else if (rc != PD_ESTATE) {
+            return NULL; /* it can never join a batch, or out of memory */
         }
     }
-    if (rc)
-        return false;
+    if (same >= BINS_PER_KIND)
+        batch_send(fullest);
+    else if (open >= MAX_OPEN_BATCHES)
+        batch_send(oldest);
+    struct dbatch *bt = batch_open(w, j->format, since);
+    if (bt && pd_batch_add(bt->b, j->raw, j->raw_len)) {
+        batch_free(bt);
+        bt = NULL;
+    }
+    return bt;
+}
+
+/* The job is in BT's body now: it waits there, holding no slot (more files are claimed to
+ * join); its own copies go once it shares the body. BT goes when it holds `batch` files. */
+static void batch_link(struct dbatch *bt, struct job *j)
+{
+    struct pd_daemon *d = j->d;
+
     if (bt->last)
         bt->last->batch_next = j;
     else
@@ -231,16 +299,122 @@ bool batch_join(struct job *j)
     bt->n++;
     j->batch = bt;
     j->batch_next = NULL;
-    job_set(j, STEP_BATCHED);
+    /* A batch of one keeps its member's own body: it goes as a plain request. (Pending files
+     * keep their read, for batch_pack.) */
+    if (bt->n == 2 && !bt->pending)
+        batch_shed(bt->jobs, true);
+    if (bt->n >= 2 && !bt->pending)
+        batch_shed(j, true);
+    if (j->step != STEP_BATCHED)
+        job_set(j, STEP_BATCHED);
     if (j->counted) {
-        /* Waiting in a batch holds no slot: more files are claimed to join it. */
         j->counted = false;
         d->active--;
-        w->active--;
+        j->w->active--;
     }
-    if (bt->n >= w->cfg->batch)
-        batch_send(bt);
-    dw_dispatch(d);
+}
+
+static struct dbatch *batch_pending(struct dwatch *w)
+{
+    for (struct dbatch *o = w->batches; o; o = o->next)
+        if (o->pending)
+            return o;
+    return NULL;
+}
+
+/* Is a file of W other than J being prepared (claimed, soon ready)? */
+static bool batch_preparing(struct dwatch *w, const struct job *j)
+{
+    for (struct job *o = w->d->jobs; o; o = o->next)
+        if (o != j && o->w == w && o->step == STEP_PREPARE)
+            return true;
+    return false;
+}
+
+struct staged {
+    struct job *j;
+    size_t order;
+};
+
+/* Larger first; in the order they came when of one size. */
+static int larger_first(const void *a, const void *b)
+{
+    const struct staged *x = a, *y = b;
+    if (x->j->raw_len != y->j->raw_len)
+        return x->j->raw_len > y->j->raw_len ? -1 : 1;
+    return x->order < y->order ? -1 : 1;
+}
+
+/* First fit decreasing: the watch's files that were ready together go into its open batches,
+ * the larger first, so that the small ones fill the room the large ones leave. */
+static void batch_pack(struct dwatch *w)
+{
+    struct dbatch *p = batch_pending(w);
+    if (!p)
+        return;
+    size_t n = 0;
+    struct staged *v = calloc(p->n, sizeof(*v));
+    for (struct job *j = p->jobs; j && v; j = j->batch_next, n++)
+        v[n] = (struct staged){j, n};
+    if (v)
+        qsort(v, n, sizeof(*v), larger_first);
+    uint64_t since = p->opened_ms;
+    struct job *j = p->jobs; /* out of memory: in the order they came */
+    for (struct job *m = j; m; m = m->batch_next)
+        m->batch = NULL;
+    batch_free(p);
+    for (size_t i = 0; v ? i < n : j != NULL; i++) {
+        struct job *m = v ? v[i].j : j;
+        j = m->batch_next;
+        m->batch_next = NULL;
+        struct dbatch *bt = batch_place(m, since);
+        if (!bt) {
+            batch_alone(m);
+            continue;
+        }
+        batch_link(bt, m);
+        if (bt->n >= w->cfg->batch)
+            batch_send(bt);
+    }
+    free(v);
+}
+
+/*
+ * Loop thread: the job's whole chunk joins a batch of its watch. A file alone in time is placed
+ * at once; files ready together (others of the watch being prepared) wait, holding only their
+ * read, until the last of them is ready (or they make a body's worth), then are packed larger
+ * first (batch_pack). False: send it alone.
+ */
+bool batch_join(struct job *j)
+{
+    struct dwatch *w = j->w;
+    struct pd_batch_opts o = {.format = j->format, .header_lines = (unsigned)w->cfg->header_lines};
+    struct dbatch *p = batch_pending(w);
+
+    j->batchable = false;
+    if (pd_batch_check(&o, j->raw, j->raw_len))
+        return false; /* a format or shape that never batches */
+    if (!p && !batch_preparing(w, j)) {
+        struct dbatch *bt = batch_place(j, dw_now_ms(j->d));
+        if (!bt)
+            return false;
+        batch_link(bt, j);
+        if (bt->n >= w->cfg->batch)
+            batch_send(bt);
+        dw_dispatch(j->d);
+        return true;
+    }
+    if (!p && !(p = batch_open(w, -1, dw_now_ms(j->d))))
+        return false;
+    batch_shed(j, false);
+    batch_link(p, j);
+    p->pending_bytes += j->raw_len;
+    /* Waiting files are bounded as open batches are: BINS_PER_KIND bodies' worth. */
+    if (p->n >= w->cfg->batch ||
+        p->pending_bytes >= BINS_PER_KIND * pd_bodylimit_budget(&j->d->limit) ||
+        !batch_preparing(w, j))
+        batch_pack(w);
+    dw_dispatch(j->d);
     return true;
 }
 
@@ -265,6 +439,7 @@ uint64_t batch_tick(struct pd_daemon *d, uint64_t now)
     uint64_t due = NEVER;
     for (size_t i = 0; i < d->nwatches && !d->stopping; i++) {
         struct dwatch *w = &d->watches[i];
+        batch_pack(w); /* files that waited for others ready with them */
         bool idle = d->opts.once && w->batches && !batch_more_coming(w);
         for (struct dbatch *bt = w->batches, *next; bt; bt = next) {
             next = bt->next;
@@ -304,9 +479,10 @@ static void on_batch_done(void *arg, const struct pd_client_result *r)
             if (w->d->stopping)
                 job_end(j);
             else
-                job_send_chunk(j);
+                batch_alone(j);
         }
         batch_free(bt);
+        dw_dispatch(w->d);
         return;
     }
     for (struct job *j = bt->jobs, *next; j; j = next) {
@@ -322,4 +498,5 @@ static void on_batch_done(void *arg, const struct pd_client_result *r)
         dw_on_request_done(j, r);
     }
     batch_free(bt);
+    dw_dispatch(w->d);
 }

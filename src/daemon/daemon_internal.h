@@ -253,6 +253,7 @@ void job_park(struct job *j, const char *step, int rc);
 void work_prepare(uv_work_t *wk);
 void work_ack(uv_work_t *wk);
 void work_next(uv_work_t *wk);
+int open_delivery(struct job *j);
 
 /* finish.c: placing the file, reporting */
 /*

@@ -43,7 +43,7 @@ void job_park(struct job *j, const char *step, int rc)
 
 /* The file's delivery (pd_deliver.h): the splitter with the watch's settings, cutting to the
  * budget its record holds, continuing where the record says. */
-static int open_delivery(struct job *j)
+int open_delivery(struct job *j)
 {
     struct pd_delivery_opts o = {
         .fd = j->fd,

@@ -205,13 +205,24 @@ int pd_cut_xml(const char *t, size_t n, unsigned header, struct pd_format_parts 
 }
 
 /* The format's cutter, from the registry. */
-static int cut(const struct pd_batch *b, const char *t, size_t n, struct pd_format_parts *p)
+static int cut(const struct pd_format *f, unsigned header_lines, const char *t, size_t n,
+               struct pd_format_parts *p)
 {
     memset(p, 0, sizeof(*p));
     /* The splitter drops a UTF-8 byte-order mark; so does the batch. */
     if (n >= 3 && !memcmp(t, "\xEF\xBB\xBF", 3))
         t += 3, n -= 3;
-    return b->f->cut(t, n, b->o.header_lines, p);
+    return f->cut(t, n, header_lines, p);
+}
+
+int pd_batch_check(const struct pd_batch_opts *opts, const char *text, size_t len)
+{
+    const struct pd_format *f = pd_format_get(opts->format);
+    struct pd_format_parts p;
+
+    if (!f || !f->cut)
+        return PD_ECONFIG;
+    return cut(f, opts->header_lines, text, len, &p);
 }
 
 int pd_batch_create(const struct pd_batch_opts *opts, struct pd_batch **out)
@@ -266,7 +277,7 @@ static void put(struct pd_batch *b, const char *s, size_t n)
 int pd_batch_add(struct pd_batch *b, const char *text, size_t len)
 {
     struct pd_format_parts p;
-    int rc = cut(b, text, len, &p);
+    int rc = cut(b->f, b->o.header_lines, text, len, &p);
     if (rc)
         return rc;
 

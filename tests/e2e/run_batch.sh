@@ -104,4 +104,41 @@ check "the failed file's reason has the HTTP status" \
   bash -c "jq -e '.http_status == 422' '$T'/drop.pd/failed/*.error.json >/dev/null"
 check "receipts of files sent alone have no batch" \
   bash -c "for r in '$T'/drop.pd/archive/*.receipt.json; do jq -e '.chunks[0].batch == null' \"\$r\" >/dev/null || exit 1; done"
+# First fit: a file that does not fit one open body goes into another of its kind. Two large
+# JSON files (elements 2) and two small ones (elements 1), claimed one at a time in that order,
+# where a body holds one large and one small: next fit would send 3 bodies ([L1] [L2 S1] [S2]),
+# first fit sends 2, each whole.
+# digits N D: a JSON array of N elements D.
+digits() { printf '[%s' "$2"; for _ in $(seq 2 "$1"); do printf ',%s' "$2"; done; printf ']'; }
+# two_bodies WHAT: 2 requests, each a large file's elements then a small one's, in one array.
+two_bodies() {
+  check "$1: in 2 requests" test "$(payload_count)" -eq 2
+  for p in "$MOCK_REC"/payloads/*; do
+    check "$1: $(basename "$p") holds a large file then a small one, merged into one array" \
+      jqe '(map(tostring) | join("")) == ("2" * 300) + ("1" * 200)' "$p"
+  done
+}
+pack_run() {
+  kill "$MOCK_PID"
+  start_mock
+  rm -rf "$T/drop" "$T/drop.pd" "$T/state"
+  mkdir -p "$T/drop"
+  local i=1
+  for f in "$@"; do
+    case $f in l*) mk "$f.json" "0$i" "$(digits 300 2)" ;; *) mk "$f.json" "0$i" "$(digits 200 1)" ;; esac
+    i=$((i + 1))
+  done
+  PD_MAX_BODY=1100 write_conf "$T/c.conf" "$T/drop" "batch = 10" "batch_window = 1h"
+  out=$(timeout 60 "$PD_BIN" run --once -c "$T/c.conf" 2>"$T/err4") && rc=0 || rc=$?
+}
+PD_CONCURRENCY=1 pack_run l1 l2 s1 s2
+check "first fit: the four files delivered (exit 0)" test "$rc" -eq 0
+two_bodies "first fit"
+
+# Files ready together are packed larger first: two small files claimed before two large ones,
+# all four prepared at once (first fit in that order would send 3: [S1 S2] [L1] [L2]).
+PD_CONCURRENCY=4 pack_run s1 s2 l1 l2
+check "larger first: the four files delivered (exit 0)" test "$rc" -eq 0
+two_bodies "larger first"
+
 finish
