@@ -327,6 +327,29 @@ static int load_chunk(const cJSON *item, struct pd_jobstate *js)
     return rc;
 }
 
+/* The counters of a record: chunk index, attempts, possible repeats, mtime, finished. */
+static int load_progress(const cJSON *o, struct pd_jobstate *js)
+{
+    uint64_t u;
+    int rc;
+    if (!(rc = get_u64(o, "next_index", &u)))
+        js->next_index = (unsigned)u;
+    if (!rc && !(rc = get_u64(o, "attempts", &u)))
+        js->attempts = (unsigned)u;
+    if (!rc && cJSON_GetObjectItemCaseSensitive(o, "possible_duplicates") &&
+        !(rc = get_u64(o, "possible_duplicates", &u)))
+        js->possible_duplicates = (unsigned)u;
+    if (rc)
+        return rc;
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "mtime_ns");
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "finished");
+    js->mtime_ns = cJSON_IsString(m) ? (int64_t)strtoll(m->valuestring, NULL, 10) : 0;
+    if (!cJSON_IsBool(f))
+        return PD_ESTATE;
+    js->finished = cJSON_IsTrue(f);
+    return 0;
+}
+
 int pd_jobstate_load(const char *path, struct pd_jobstate *js, char **why)
 {
     char *text = NULL;
@@ -374,22 +397,7 @@ int pd_jobstate_load(const char *path, struct pd_jobstate *js, char **why)
     rc = rc ? rc : get_u64(o, "max_body", &js->max_body);
     rc = rc ? rc : get_u64(o, "next_offset", &js->next_offset);
     rc = rc ? rc : get_u64(o, "first_failure_ms", &js->first_failure_ms);
-    if (!rc && !(rc = get_u64(o, "next_index", &u)))
-        js->next_index = (unsigned)u;
-    if (!rc && !(rc = get_u64(o, "attempts", &u)))
-        js->attempts = (unsigned)u;
-    if (!rc && cJSON_GetObjectItemCaseSensitive(o, "possible_duplicates") &&
-        !(rc = get_u64(o, "possible_duplicates", &u)))
-        js->possible_duplicates = (unsigned)u;
-    if (!rc) {
-        const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "mtime_ns");
-        const cJSON *f = cJSON_GetObjectItemCaseSensitive(o, "finished");
-        js->mtime_ns = cJSON_IsString(m) ? (int64_t)strtoll(m->valuestring, NULL, 10) : 0;
-        if (!cJSON_IsBool(f))
-            rc = PD_ESTATE;
-        else
-            js->finished = cJSON_IsTrue(f);
-    }
+    rc = rc ? rc : load_progress(o, js);
     arr = cJSON_GetObjectItemCaseSensitive(o, "chunks");
     if (!rc && !cJSON_IsArray(arr))
         rc = PD_ESTATE;
