@@ -70,7 +70,9 @@ int dw_place(const struct dw_place *pl, char **final)
     char name[NAME_MAX + 1], *side = NULL, *dest = NULL;
     int rc;
 
-    if ((rc = pd_fs_mkdirs(dir, 0750)))
+    /* Made at setup; made again only when gone (a mkdir per file costs a syscall per level). */
+    struct stat st;
+    if (stat(dir, &st) && (rc = pd_fs_mkdirs(dir, 0750)))
         return rc;
     /* A crash between writing the sidecar and moving the file leaves our own sidecar behind:
      * finish that move instead of starting a second name. */
