@@ -22,6 +22,12 @@ int pd_cli_status(int argc, char **argv);
 int pd_cli_flow_run(int argc, char **argv);
 int pd_cli_lookup(int argc, char **argv);
 int pd_cli_version(int argc, char **argv);
+int pd_cli_retry(int argc, char **argv);
+
+/* --since of retry: a duration back from NOW_MS (1h, 2d) or a local date (2026-11-30,
+ * 2026-11-30T08:00[:00]) into *SINCE_MS (wall clock). 0 or PD_ECONFIG. */
+#include <stdint.h>
+int pd_cli_parse_since(const char *s, uint64_t now_ms, uint64_t *since_ms);
 
 /*
  * The command line of one command (src/cli/cli_opts.c), parsed the same way for all: -h/--help
