@@ -30,6 +30,19 @@ int pd_cli_retry(int argc, char **argv);
 int pd_cli_parse_since(const char *s, uint64_t now_ms, uint64_t *since_ms);
 
 /*
+ * --dry-run (src/cli/cli_dryrun.c): one line per file to OUT, what would be taken (and how it
+ * would be cut: format, chunks, request bytes, records) or skipped and why, then a summary;
+ * no request, nothing claimed, moved or changed. Exit status: 0, or 1 when a file would fail.
+ * _run: every flow watch's drop folder (and work/) as run --once finds them; _send: the files
+ * PATHS as send would cut them with W's settings (NULL: --flow, split = auto).
+ */
+struct pd_config;
+struct pd_watch;
+int pd_cli_dryrun_run(const struct pd_config *cfg, FILE *out);
+int pd_cli_dryrun_send(const struct pd_config *cfg, const struct pd_watch *w, char **paths,
+                       int n, FILE *out);
+
+/*
  * The command line of one command (src/cli/cli_opts.c), parsed the same way for all: -h/--help
  * always; -c/--config FILE, -q/--quiet and -v/--verbose, each with one meaning, where the
  * command says it has them; then its own options. Every refusal is "patchdrop CMD: why" (getopt's

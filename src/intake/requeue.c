@@ -35,11 +35,19 @@ static int read_at(int dirfd, const char *name, char **out, struct stat *st)
         rc = -errno;
     else if (!S_ISREG(st->st_mode) || (uint64_t)st->st_size > ERROR_MAX)
         rc = -EINVAL;
+    else if (!(*out = malloc((size_t)st->st_size + 1)))
+        rc = PD_ENOMEM;
     else {
-        char path[64];
-        size_t len = 0;
-        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
-        rc = pd_fs_read_all(path, ERROR_MAX, out, &len);
+        size_t used = 0;
+        while (used < (size_t)st->st_size) {
+            ssize_t n = read(fd, *out + used, (size_t)st->st_size - used);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            used += (size_t)n;
+        }
+        (*out)[used] = '\0';
     }
     close(fd);
     return rc;
