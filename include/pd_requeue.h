@@ -44,7 +44,7 @@ int pd_requeue_list(int failedfd, uint64_t since_ms, struct pd_requeue_item **ou
 
 /*
  * Whether IT's place in the drop folder ROOTFD is free: 0, -EEXIST when a name is there,
- * -ENOENT when its folder is gone, -ELOOP when a symlink is on the way.
+ * -ENOENT when its folder is gone, -ELOOP or -ENOTDIR when a symlink is on the way.
  */
 int pd_requeue_check(int rootfd, const struct pd_requeue_item *it);
 

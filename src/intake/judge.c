@@ -107,8 +107,9 @@ enum pd_judgement pd_judge(int rootfd, const char *rel, const struct pd_judge_op
         return PD_JUDGE_EXCLUDED;
     }
     if ((rc = pd_zone_stat(rootfd, rel, st))) {
-        snprintf(why, whylen, "%s", rc == -ELOOP || rc == -EXDEV
-                                        ? "reached only through a symbolic link: never followed"
+        snprintf(why, whylen, "%s", rc == -ELOOP || rc == -EXDEV || rc == -ENOTDIR
+                                        ? "reached only through a symbolic link (or a file "
+                                          "where a folder should be): never followed"
                                         : strerror(-rc));
         return PD_JUDGE_GONE;
     }

@@ -290,8 +290,8 @@ int pd_requeue_move(int failedfd, int rootfd, struct pd_requeue_item *it, uint64
         return -ENOENT;
     }
     if ((pfd = pd_fs_open_parent(rootfd, it->rel, &base)) < 0) {
-        snprintf(why, whylen, "%s", pfd == -ELOOP || pfd == -EXDEV
-                 ? "a symbolic link is on its way in the drop folder: never followed; "
+        snprintf(why, whylen, "%s", pfd == -ELOOP || pfd == -EXDEV || pfd == -ENOTDIR
+                 ? "a symbolic link (or a file) is on its way in the drop folder: never followed; "
                    "move it by hand"
                  : pfd == -ENOENT ? "its folder in the drop folder is gone: make it again, "
                                     "then retry"
