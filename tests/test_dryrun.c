@@ -56,14 +56,20 @@ static void old_file(const char *rel, const char *text)
 
 static char out[8192];
 
-static int dry_run(void)
+/* What F holds into out; F closed. */
+static void read_back(FILE *f)
 {
-    FILE *f = tmpfile();
-    int rc = pd_cli_dryrun_run(cfg, f);
     rewind(f);
     size_t n = fread(out, 1, sizeof(out) - 1, f);
     out[n] = '\0';
     fclose(f);
+}
+
+static int dry_run(void)
+{
+    FILE *f = tmpfile();
+    int rc = pd_cli_dryrun_run(cfg, f);
+    read_back(f);
     return rc;
 }
 
@@ -109,10 +115,7 @@ static void test_send(void **state)
     char *paths[] = {(char *)path, (char *)pd_test_path(pd_test_dir, "nosuch")};
     FILE *f = tmpfile();
     assert_int_equal(pd_cli_dryrun_send(cfg, NULL, paths, 2, f), 1);
-    rewind(f);
-    size_t n = fread(out, 1, sizeof(out) - 1, f);
-    out[n] = '\0';
-    fclose(f);
+    read_back(f);
     assert_non_null(strstr(out, "x.ndjson: take: 16 bytes, ndjson, 1 chunk(s)"));
     assert_non_null(strstr(out, "nosuch: would fail: No such file or directory"));
     assert_non_null(strstr(out, "dry run: 1 file(s) would be sent"));

@@ -210,7 +210,7 @@ static const struct pd_watch *find_file(const struct pd_config *cfg, const struc
     snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - arg) + (slash == arg) : 0, arg);
     for (size_t i = 0; i < cfg->nwatches; i++) {
         const struct pd_watch *w = &cfg->watches[i];
-        if ((only && w != only) || !w->flow_id || (slash && !is_failed_dir(w, dir)))
+        if ((only && w != only) || (slash && !is_failed_dir(w, dir)))
             continue;
         if (holds(w, name)) {
             found = w;
@@ -284,7 +284,7 @@ int pd_cli_retry(int argc, char **argv)
     }
     if (all) {
         for (size_t i = 0; i < cfg->nwatches; i++)
-            if ((!only || only == &cfg->watches[i]) && cfg->watches[i].flow_id)
+            if (!only || only == &cfg->watches[i])
                 retry_all(&r, &cfg->watches[i], since_ms);
     } else {
         retry_named(&r, only, p.args, p.nargs);

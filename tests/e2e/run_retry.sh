@@ -44,7 +44,13 @@ check "it says so" grep -q "bad.json: not moved: the drop folder already has a f
 check "the partner's file is untouched" grep -q "new upload" "$D/bad.json"
 check "the failed file stays, with its error file" failed bad.json "$D"
 rm "$D/bad.json"
-check "usage: neither files nor --all-failed is exit 2" bash -c "! '$PD_BIN' retry -c '$T/c.conf' 2>/dev/null; test \$? -eq 1 || '$PD_BIN' retry -c '$T/c.conf' 2>/dev/null; test \$? -eq 2"
+"$PD_BIN" retry -c "$T/c.conf" >/dev/null 2>&1 && rc=0 || rc=$?
+check "usage: neither files nor --all-failed is exit 2" test "$rc" -eq 2
+"$PD_BIN" retry -c "$T/c.conf" --since 1h bad.json >/dev/null 2>&1 && rc=0 || rc=$?
+check "usage: --since without --all-failed is exit 2" test "$rc" -eq 2
+out=$("$PD_BIN" retry -c "$T/c.conf" --all-failed --since soon 2>&1) && rc=0 || rc=$?
+check "usage: a --since that is no duration or date is exit 2, said" test "$rc" -eq 2
+check "and says what it takes" grep -q "give a duration (1h, 2d) or a date" <<<"$out"
 
 # ---- retry, then run --once: delivered, archived, the failure kept and linked ---------------
 out=$("$PD_BIN" retry -c "$T/c.conf" bad.json "$F/deep.json" 2>&1) && rc=0 || rc=$?
