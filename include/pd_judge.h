@@ -25,6 +25,7 @@ enum pd_judgement {
     PD_JUDGE_NOT_REGULAR,    /* a symlink, fifo, device, socket or folder */
     PD_JUDGE_HARD_LINK,      /* other names too, allow_hard_links = no */
     PD_JUDGE_GONE,           /* vanished, or reached only through a symlink */
+    PD_JUDGE_WRITING,        /* some process holds it open for writing (pd_judge_writing) */
 };
 
 struct pd_judge_opts {
@@ -39,6 +40,13 @@ struct pd_judge_opts {
  */
 enum pd_judgement pd_judge(int rootfd, const char *rel, const struct pd_judge_opts *o,
                            struct stat *st, char *why, size_t whylen);
+
+/*
+ * Whether some process holds FD's file (opened read-only, lstat ST) open for writing, as the
+ * claim's read lease would find (pd_zone.h, PD_ZONE_LEASE): the lease is taken and given back
+ * at once. False where no lease can be taken (NFS, another user's file without CAP_LEASE).
+ */
+bool pd_judge_writing(int fd, const struct stat *st);
 
 /* The verdict's short word: "take", "excluded", "settling", ... */
 const char *pd_judge_word(enum pd_judgement j);

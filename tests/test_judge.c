@@ -104,8 +104,23 @@ static void test_marker(void **state)
     assert_string_equal(pd_judge_word(PD_JUDGE_MARKER_MISSING), "no-marker");
 }
 
+static void test_writing(void **state)
+{
+    (void)state;
+    struct stat st;
+    const char *path = pd_test_path(pd_test_dir, "up.json");
+    pd_test_write(path, "[1]");
+    int writer = open(path, O_WRONLY | O_APPEND), fd = open(path, O_RDONLY);
+    assert_true(writer >= 0 && fd >= 0);
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_true(pd_judge_writing(fd, &st));
+    close(writer);
+    assert_false(pd_judge_writing(fd, &st));
+    close(fd);
+}
+
 int main(void)
 {
     return PD_RUN_TESTS(setup, teardown, test_take_and_settle, test_skips, test_hard_links,
-                        test_marker);
+                        test_marker, test_writing);
 }

@@ -106,6 +106,10 @@ static void dry_one(struct dry *d, int rootfd, const char *rel)
     if (fd < 0 || fstat(fd, &now) || now.st_ino != st.st_ino || !S_ISREG(now.st_mode)) {
         fprintf(d->out, "%s: %s: skip (gone): changed while looked at\n", d->w->name, q);
         d->skip++;
+    } else if (pd_judge_writing(fd, &st)) {
+        fprintf(d->out, "%s: %s: skip (%s): a process holds it open for writing (an upload "
+                "under way?)\n", d->w->name, q, pd_judge_word(PD_JUDGE_WRITING));
+        d->skip++;
     } else {
         cut_file(d, fd, rel, (uint64_t)st.st_size);
     }

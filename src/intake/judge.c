@@ -4,11 +4,13 @@
 #include "pd_zone.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *pd_judge_word(enum pd_judgement j)
 {
@@ -20,6 +22,7 @@ const char *pd_judge_word(enum pd_judgement j)
         [PD_JUDGE_NOT_REGULAR] = "not-a-file",
         [PD_JUDGE_HARD_LINK] = "hard-link",
         [PD_JUDGE_GONE] = "gone",
+        [PD_JUDGE_WRITING] = "writing",
     };
     return (unsigned)j < sizeof(words) / sizeof(words[0]) ? words[j] : "?";
 }
@@ -131,4 +134,15 @@ enum pd_judgement pd_judge(int rootfd, const char *rel, const struct pd_judge_op
         return PD_JUDGE_HARD_LINK;
     }
     return PD_JUDGE_TAKE;
+}
+
+bool pd_judge_writing(int fd, const struct stat *st)
+{
+    if (st->st_uid != geteuid() && !pd_zone_lease_possible())
+        return false;
+    if (fcntl(fd, F_SETLEASE, F_RDLCK) == 0) {
+        fcntl(fd, F_SETLEASE, F_UNLCK);
+        return false;
+    }
+    return errno == EAGAIN;
 }
