@@ -22,6 +22,25 @@ int pd_cli_status(int argc, char **argv);
 int pd_cli_flow_run(int argc, char **argv);
 int pd_cli_lookup(int argc, char **argv);
 int pd_cli_version(int argc, char **argv);
+int pd_cli_retry(int argc, char **argv);
+
+/* --since of retry: a duration back from NOW_MS (1h, 2d) or a local date (2026-11-30,
+ * 2026-11-30T08:00[:00]) into *SINCE_MS (wall clock). 0 or PD_ECONFIG. */
+#include <stdint.h>
+int pd_cli_parse_since(const char *s, uint64_t now_ms, uint64_t *since_ms);
+
+/*
+ * --dry-run (src/cli/cli_dryrun.c): one line per file to OUT, what would be taken (and how it
+ * would be cut: format, chunks, request bytes, records) or skipped and why, then a summary;
+ * no request, nothing claimed, moved or changed. Exit status: 0, or 1 when a file would fail.
+ * _run: every flow watch's drop folder (and work/) as run --once finds them; _send: the files
+ * PATHS as send would cut them with W's settings (NULL: --flow, split = auto).
+ */
+struct pd_config;
+struct pd_watch;
+int pd_cli_dryrun_run(const struct pd_config *cfg, FILE *out);
+int pd_cli_dryrun_send(const struct pd_config *cfg, const struct pd_watch *w, char **paths,
+                       int n, FILE *out);
 
 /*
  * The command line of one command (src/cli/cli_opts.c), parsed the same way for all: -h/--help

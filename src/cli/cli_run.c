@@ -269,19 +269,22 @@ static void on_hup(uv_signal_t *h, int signum)
     pd_daemon_stop(r->daemon, r->cfg->daemon.shutdown_grace_ms);
 }
 
-enum { O_NO_FOLLOW = 256 };
+enum { O_NO_FOLLOW = 256, O_DRY_RUN };
 static const struct option run_opts[] = {{"once", no_argument, NULL, 'o'},
                                          {"no-follow", no_argument, NULL, O_NO_FOLLOW},
+                                         {"dry-run", no_argument, NULL, O_DRY_RUN},
                                          {NULL, 0, NULL, 0}};
 
 static const struct pd_cli_spec spec = {
     .name = "run",
-    .synopsis = "[-c FILE] [--once [--no-follow]] [-v]",
+    .synopsis = "[-c FILE] [--once [--no-follow | --dry-run]] [-v]",
     .help = "  -c, --config FILE  config file (default $PATCHDROP_CONFIG or "
             "/etc/patchdrop/patchdrop.conf)\n"
             "      --once         handle every file present, then exit (for cron); waits for\n"
             "                     the flow runs it started to end (watches with follow = yes)\n"
             "      --no-follow    with --once: do not wait for them (the service follows them)\n"
+            "      --dry-run      with --once: say what would be taken or skipped and why, and\n"
+            "                     how each file would be cut; send nothing, move nothing\n"
             "  -v, --verbose      log every step of every file\n"
             "exit status: 0 all delivered (the daemon: a clean stop), 1 a file failed or is stuck,\n"
             "a flow run did not succeed, or a watch could not be set up (--once), 2 configuration\n"
@@ -401,6 +404,7 @@ int pd_cli_run(int argc, char **argv)
     struct pd_cli_parser p;
     struct run r;
     int c, rc, status;
+    bool dry = false;
 
     memset(&r, 0, sizeof(r));
     pd_cli_begin(&p, &spec, argc, argv);
@@ -409,9 +413,13 @@ int pd_cli_run(int argc, char **argv)
             r.once = true;
         else if (c == O_NO_FOLLOW)
             r.no_follow = true;
+        else if (c == O_DRY_RUN)
+            dry = true;
     }
     if (c < 0)
         return p.status;
+    if (dry && !r.once)
+        return pd_cli_usage_error(&spec, "--dry-run goes with --once (what one run would do now)");
     if (r.no_follow && !r.once)
         return pd_cli_usage_error(&spec, "--no-follow goes with --once (the daemon always "
                                          "follows the runs of watches with follow = yes)");
@@ -424,6 +432,11 @@ int pd_cli_run(int argc, char **argv)
                         "folder (see conf/patchdrop.conf)\n", r.file);
         pd_config_destroy(&r.cfg);
         return PD_EXIT_USAGE;
+    }
+    if (dry) {
+        rc = pd_cli_dryrun_run(r.cfg, stdout);
+        pd_config_destroy(&r.cfg);
+        return rc;
     }
     apply_log_settings(&r, r.cfg);
     if ((rc = start_metrics(&r))) {

@@ -410,7 +410,7 @@ static void on_progress_tick(uv_timer_t *t)
     pd_progress_draw(&s->bar, &ps, mono_ms());
 }
 
-enum { O_FLOW_VERSION = 256, O_OLD_VERSION };
+enum { O_FLOW_VERSION = 256, O_OLD_VERSION, O_DRY_RUN };
 
 static const struct option send_opts[] = {
     {"watch", required_argument, NULL, 'w'},
@@ -419,17 +419,20 @@ static const struct option send_opts[] = {
     /* The flow's version was --version/-v: refused with the new name, never taken for
      * --verbose or the program's version (the ID would become a file to send). */
     {"version", optional_argument, NULL, O_OLD_VERSION},
+    {"dry-run", no_argument, NULL, O_DRY_RUN},
     {NULL, 0, NULL, 0}};
 
 static const struct pd_cli_spec spec = {
     .name = "send",
-    .synopsis = "[-c FILE] [-q] (--watch NAME | --flow ID [--flow-version ID]) FILE...",
+    .synopsis = "[-c FILE] [-q] [--dry-run] (--watch NAME | --flow ID [--flow-version ID]) "
+                "FILE...",
     .help = "  -c, --config FILE      config file (default $PATCHDROP_CONFIG or "
             "/etc/patchdrop/patchdrop.conf)\n"
             "  -w, --watch NAME       use the flow and settings of [watch:NAME]\n"
             "  -f, --flow ID          start this process flow\n"
             "      --flow-version ID  this version of it (default: the deployed version)\n"
             "  -q, --quiet            no notes about retries and logins on stderr\n"
+            "      --dry-run          how each file would be cut; no request\n"
             "Prints one line per chunk with its flow-run id. Exit status: 0 all delivered,\n"
             "1 something rejected, 2 usage or configuration error.\n",
     .common = PD_CLI_CONFIG | PD_CLI_QUIET,
@@ -524,6 +527,7 @@ int pd_cli_send(int argc, char **argv)
     struct pd_cli_parser p;
     struct send s;
     int c, rc = PD_EXIT_USAGE;
+    bool dry = false;
 
     memset(&s, 0, sizeof(s));
     pd_cli_begin(&p, &spec, argc, argv);
@@ -534,6 +538,8 @@ int pd_cli_send(int argc, char **argv)
             flow = p.arg;
         else if (c == O_FLOW_VERSION)
             version = p.arg;
+        else if (c == O_DRY_RUN)
+            dry = true;
         else /* -v, --version: the old names of --flow-version */
             return pd_cli_usage_error(&spec,
                                       "%s is not the flow's version any more: use "
@@ -551,6 +557,10 @@ int pd_cli_send(int argc, char **argv)
         return PD_EXIT_USAGE;
     if (pick_target(&s, cfg, watch, flow, version) != 0)
         goto out;
+    if (dry) { /* src/cli/cli_dryrun.c */
+        rc = pd_cli_dryrun_send(cfg, s.watch, p.args, p.nargs, stdout);
+        goto out;
+    }
     s.cfg = cfg;
     if (pd_bodylimit_init(&s.limit, cfg->pw.max_body, cfg->state.dir) != 0 ||
         add_files(&s, p.args, (size_t)p.nargs) != 0) {

@@ -18,6 +18,7 @@ static const struct command commands[] = {
     {"flow-run", pd_cli_flow_run,
      "show a flow run's status, times and logs; --wait for its end; retry it"},
     {"status", pd_cli_status, "show the status of a flow run (old name of flow-run)"},
+    {"retry", pd_cli_retry, "put failed files back into their drop folders to be sent again"},
     {"lookup", pd_cli_lookup, "manage cross-reference lookups; sync a CSV file into one"},
     {"check-config", pd_cli_check_config, "validate a config file and print it, secrets masked"},
     {"version", pd_cli_version, "print the version of patchdrop (also --version, -V)"},

@@ -728,7 +728,7 @@ static int rewrite_keeping_time(const char *tmpdir, const char *path, const char
 }
 
 struct copy {
-    char name[NAME_MAX + 1]; /* the failed copy's name */
+    char name[NAME_MAX + 16]; /* the failed copy's name (under history/ for a retried one) */
     char *text;              /* its error file */
     struct stat st;          /* the error file's */
 };
@@ -740,16 +740,20 @@ static bool later(const struct timespec *a, const struct timespec *b)
 
 /*
  * The failed copies of NAME (BASE: its last part) in the failed folder FD whose error files no
- * delivery marked yet, and in *NEWEST which of them failed last. The copies are named as
- * place() names a clash: NAME, then NAME.1.EXT ... A copy may be gone (retention, a person)
- * while later ones stay, so a few gaps are looked past.
+ * delivery marked yet, added to *OUT, and in *NEWEST which of them failed last. The copies are
+ * named as place() names a clash: NAME, then NAME.1.EXT ... A copy may be gone (retention, a
+ * person) while later ones stay, so a few gaps are looked past. PREFIX goes before each name
+ * found ("history/": the error files `patchdrop retry` kept of files it put back).
  */
-static int find_copies(int fd, const char *name, const char *base, struct copy **out, size_t *count,
-                       size_t *newest)
+static int find_copies(int fd, const char *prefix, const char *name, const char *base,
+                       struct copy **out, size_t *count, size_t *newest)
 {
-    struct copy *copies = NULL;
-    size_t ncopies = 0;
+    struct copy *copies = *out;
+    size_t ncopies = *count;
     int rc = 0;
+
+    if (fd < 0)
+        return 0;
 
     for (unsigned k = 0, misses = 0; k < 100000 && misses < MISSES && ncopies < MAX_COPIES; k++) {
         char cand[NAME_MAX + 1], side[NAME_MAX + 32];
@@ -772,7 +776,7 @@ static int find_copies(int fd, const char *name, const char *base, struct copy *
             rc = PD_ENOMEM;
             break;
         }
-        snprintf(copies[ncopies].name, sizeof(copies[ncopies].name), "%s", cand);
+        snprintf(copies[ncopies].name, sizeof(copies[ncopies].name), "%s%s", prefix, cand);
         copies[ncopies].text = etext;
         copies[ncopies].st = st;
         if (ncopies == 0 || !later(&copies[*newest].st.st_mtim, &st.st_mtim))
@@ -850,7 +854,14 @@ int pd_retention_supersede(const char *watch, const char *failed_dir, const char
     fd = open(failed_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? 0 : -errno;
-    rc = find_copies(fd, name, slash ? slash + 1 : name, &copies, &ncopies, &newest);
+    rc = find_copies(fd, "", name, slash ? slash + 1 : name, &copies, &ncopies, &newest);
+    /* A file `patchdrop retry` put back: its failure's error file waits in history/. */
+    int hfd = openat(fd, "history", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (!rc)
+        rc = find_copies(hfd, "history/", name, slash ? slash + 1 : name, &copies, &ncopies,
+                         &newest);
+    if (hfd >= 0)
+        close(hfd);
     /* The receipt first: it is what a reader of the archive opens. */
     if (!rc && ncopies && !(rc = mark_receipt(tmpdir, archived, copies[newest].name))) {
         for (size_t i = 0; i < ncopies; i++) {
