@@ -57,7 +57,7 @@ char *pd_checks_json(const struct pd_checks *c);
  * Where an answer holds what patchdrop reads. PATHS (NULL-terminated) are the places patchdrop
  * accepts, in its order: "token", "data.token" (members through objects), "data[]" (a member
  * that is a list), "[]" (the answer itself is a list). Returns the index of the first path
- * present, -1 when none is (SEEN then lists the keys the answer has, comma separated, two
+ * present, -1 when none is (SEEN then lists the keys the answer has, comma separated, three
  * levels deep: "message, data.jwt, data.ttl"; never a value), -2 when the answer is not JSON.
  */
 int pd_shape_find(const char *body, size_t len, const char *const *paths, char *seen,

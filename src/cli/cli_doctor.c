@@ -312,8 +312,11 @@ static void run_checks(struct doctor *d, const char *config)
     d->net.quiet = 1;
     doctor_login(d);
     doctor_lookups(d);
-    doctor_flow_run(d);
     doctor_start_test(d);
+    /* The run just started shows where a run's status is, when no other run was named. */
+    if (!d->flow_run)
+        d->flow_run = d->started_run;
+    doctor_flow_run(d);
     pd_cli_net_close(&d->net);
     doctor_answer_clear(&d->ans);
 }
@@ -338,6 +341,7 @@ int pd_cli_doctor(int argc, char **argv)
         rc = d.checks.n ? pd_checks_exit(&d.checks) : PD_EXIT_FAILED;
     }
     free(d.start_flow);
+    free(d.started_run);
     free(d.start_version);
     pd_config_destroy(&d.cfg);
     pd_checks_free(&d.checks);

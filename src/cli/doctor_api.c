@@ -31,6 +31,8 @@ static const char *const run_id_paths[] = {"flow_run_id", "run_id", "id", "data.
     "patchdrop reads this answer where the public documentation says; please report this "    \
     "line (it names keys only, never values) so patchdrop can read what your account answers"
 
+#define SEE_SHAPE "see the shape line below"
+
 static void wipe_free(char *s, size_t len)
 {
     if (s)
@@ -139,7 +141,7 @@ static void login_answered(struct doctor *d)
     uint64_t ttl = 0;
 
     if (pd_api_parse_login(d->ans.body, d->ans.body_len, 0, &token, &ttl) != 0) {
-        CHECK(d, PD_CHECK_FAIL, "login", SHAPE_FIX,
+        CHECK(d, PD_CHECK_FAIL, "login", SEE_SHAPE,
               "%s answered HTTP %ld without a token patchdrop can read", d->pw.login_url,
               d->ans.status);
         shape(d, "shape login token", "the token", token_paths, PD_CHECK_FAIL);
@@ -229,7 +231,7 @@ void doctor_lookups(struct doctor *d)
               "first page", url, d->ans.status, n);
         shape(d, "shape lookups", "the list", list_paths, PD_CHECK_FAIL);
     } else {
-        CHECK(d, PD_CHECK_FAIL, "lookups", SHAPE_FIX, "%s answered HTTP %ld, but %s", url,
+        CHECK(d, PD_CHECK_FAIL, "lookups", SEE_SHAPE, "%s answered HTTP %ld, but %s", url,
               d->ans.status, why);
         shape(d, "shape lookups", "the list", list_paths, PD_CHECK_FAIL);
     }
@@ -263,7 +265,7 @@ void doctor_flow_run(struct doctor *d)
                   pd_api_run_outcome(run.status) ? pd_api_run_outcome(run.status) : "unknown",
                   run.status);
         else
-            CHECK(d, PD_CHECK_FAIL, "flow-run", SHAPE_FIX,
+            CHECK(d, PD_CHECK_FAIL, "flow-run", SEE_SHAPE,
                   "%s answered HTTP %ld without a status patchdrop can read", url,
                   d->ans.status);
         shape(d, "shape flow-run", "the run's status", status_paths, PD_CHECK_FAIL);
@@ -307,12 +309,14 @@ void doctor_start_test(struct doctor *d)
         call_failed(d, "start-test", url, "check the flow's id and version (the flow's page "
                                           "shows them) and start_url");
     } else {
+        if (d->ans.run_id && !d->started_run)
+            d->started_run = strdup(d->ans.run_id);
         if (d->ans.run_id)
             CHECK(d, PD_CHECK_OK, "start-test", NULL, "started flow %s%s%s at %s: flow run %s",
                   d->start_flow, d->start_version ? " version " : "",
                   d->start_version ? d->start_version : "", url, d->ans.run_id);
         else
-            CHECK(d, PD_CHECK_WARN, "start-test", SHAPE_FIX,
+            CHECK(d, PD_CHECK_WARN, "start-test", SEE_SHAPE,
                   "started flow %s at %s (HTTP %ld), but the answer names no flow run: "
                   "patchdrop delivers, but cannot follow the runs it starts",
                   d->start_flow, url, d->ans.status);

@@ -35,6 +35,7 @@ struct doctor {
     const char *flow_run;   /* --flow-run ID */
     char *start_flow;       /* --start-test FLOW[:VERSION], split */
     char *start_version;    /* NULL: none given */
+    char *started_run;      /* the run --start-test started, read next unless --flow-run */
     struct doctor_answer ans;
 };
 

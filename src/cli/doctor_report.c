@@ -190,7 +190,7 @@ static void append(char *out, size_t len, size_t *used, const char *prefix, cons
     *used += (size_t)n;
 }
 
-/* The key names of O, two levels deep, never their values. */
+/* The key names of O, three levels deep, never their values. */
 static void list_keys(const cJSON *o, const char *prefix, int depth, char *out, size_t len,
                       size_t *used)
 {
@@ -198,7 +198,7 @@ static void list_keys(const cJSON *o, const char *prefix, int depth, char *out, 
         char name[160];
         snprintf(name, sizeof(name), "%s%s", k->string ? k->string : "?",
                  cJSON_IsArray(k) ? "[]" : "");
-        if (cJSON_IsObject(k) && k->child && depth < 2) {
+        if (cJSON_IsObject(k) && k->child && depth < 3) {
             char sub[320];
             snprintf(sub, sizeof(sub), "%s%s%s", prefix, *prefix ? "." : "", name);
             list_keys(k, sub, depth + 1, out, len, used);
