@@ -28,8 +28,8 @@ int pd_probe_dns(const char *host, const char *port, struct addrinfo **res, char
                  size_t addrslen, char *why, size_t whylen);
 
 /* Opens a TCP connection to the addresses of RES in turn, each within TIMEOUT_MS, and closes
- * it. Returns 0 and ADDR (the one that answered), or -EIO with WHY (the last address's
- * error). */
+ * it. Returns 0 and ADDR (the one that answered), or -EIO with ADDR and WHY (the last
+ * address tried, its error). */
 int pd_probe_tcp(const struct addrinfo *res, unsigned timeout_ms, char *addr, size_t addrlen,
                  char *why, size_t whylen);
 

@@ -33,11 +33,14 @@ static void check_access(struct doctor *d, const char *file)
 {
     struct pd_access_user u;
     char *abs = NULL, line[2048], name[96];
-    FILE *out = tmpfile();
+    FILE *out;
     int rc;
 
-    if (geteuid() != 0 || pd_access_user_lookup(SERVICE_USER, &u) != 0)
+    if (d->user)
+        pd_access_user_lookup(d->user, &u); /* checked with the command line */
+    else if (geteuid() != 0 || pd_access_user_lookup(SERVICE_USER, &u) != 0)
         pd_access_user_self(&u);
+    out = tmpfile();
     snprintf(name, sizeof(name), "access as %s", u.name);
     if (!out) {
         CHECK(d, PD_CHECK_FAIL, name, NULL, "cannot make a temporary file to check with");
@@ -166,8 +169,8 @@ static bool check_endpoint(struct doctor *d, const char *key, const char *url)
     freeaddrinfo(res);
     if (!ok) {
         CHECK(d, PD_CHECK_FAIL, name, "check the port in the URL, and firewalls or proxies "
-              "between this machine and the server", "cannot connect to %s port %s: %s", u.host,
-              u.port, why);
+              "between this machine and the server", "cannot connect to %s port %s (%s): %s",
+              u.host, u.port, addr, why);
         return false;
     }
     CHECK(d, PD_CHECK_OK, name, NULL, "connected to %s port %s", addr, u.port);
@@ -218,15 +221,18 @@ static void check_endpoints(struct doctor *d)
 }
 
 static const struct option doctor_opts[] = {{"json", no_argument, NULL, 'j'},
+                                            {"user", required_argument, NULL, 'u'},
                                             {"flow-run", required_argument, NULL, 'r'},
                                             {"start-test", required_argument, NULL, 's'},
                                             {NULL, 0, NULL, 0}};
 
 static const struct pd_cli_spec spec = {
     .name = "doctor",
-    .synopsis = "[-c FILE] [--json] [--flow-run ID] [--start-test FLOW[:VERSION]]",
+    .synopsis = "[-c FILE] [-u USER] [--json] [--flow-run ID] [--start-test FLOW[:VERSION]]",
     .help = "  -c, --config FILE        config file (default $PATCHDROP_CONFIG or "
             "/etc/patchdrop/patchdrop.conf)\n"
+            "  -u, --user USER          check access as USER (default: " SERVICE_USER " when it\n"
+            "                           exists and we are root, else ourselves)\n"
             "      --json               one JSON document: status and checks (name, status,\n"
             "                           detail, fix)\n"
             "      --flow-run ID        also read flow run ID (read only)\n"
@@ -239,7 +245,7 @@ static const struct pd_cli_spec spec = {
             "Exit status: 0 all ok (warnings allowed), 1 a check failed, 2 usage or config.\n",
     .common = PD_CLI_CONFIG,
     .opts = doctor_opts,
-    .shortopts = "",
+    .shortopts = "u:",
     .max_args = 0,
 };
 
@@ -258,9 +264,13 @@ static int parse(struct doctor *d, int argc, char **argv, const char **config, b
             d->flow_run = p.arg;
         else if (c == 's')
             start = p.arg;
+        else if (c == 'u')
+            d->user = p.arg;
     }
     if (c < 0)
         return p.status;
+    if (d->user && pd_access_user_lookup(d->user, &(struct pd_access_user){0}) != 0)
+        return pd_cli_usage_error(&spec, "--user %s: there is no such user", d->user);
     *config = p.config;
     if (d->flow_run && !pd_lookup_id_valid(d->flow_run))
         return pd_cli_usage_error(&spec, "--flow-run '%s' is not a flow run id", d->flow_run);
@@ -300,6 +310,8 @@ static void run_checks(struct doctor *d, const char *config)
     d->pw = d->cfg->pw;
     if (!d->pw.max_retry_time_ms || d->pw.max_retry_time_ms > DOCTOR_RETRY_MS)
         d->pw.max_retry_time_ms = DOCTOR_RETRY_MS;
+    if (!d->pw.timeout_ms || d->pw.timeout_ms > DOCTOR_RETRY_MS)
+        d->pw.timeout_ms = DOCTOR_RETRY_MS;
     check_endpoints(d);
     net_cfg = *d->cfg;
     net_cfg.pw = d->pw;

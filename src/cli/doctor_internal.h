@@ -33,6 +33,7 @@ struct doctor {
     bool reachable[4]; /* each endpoint (login, start, core, lookups) passed DNS, TCP, TLS */
     bool authorized;   /* the login passed, or an API key is used */
     const char *flow_run;   /* --flow-run ID */
+    const char *user;       /* --user: whose access is checked; NULL: the service's */
     char *start_flow;       /* --start-test FLOW[:VERSION], split */
     char *start_version;    /* NULL: none given */
     char *started_run;      /* the run --start-test started, read next unless --flow-run */

@@ -120,7 +120,7 @@ int pd_probe_tcp(const struct addrinfo *res, unsigned timeout_ms, char *addr, si
         addr_text(ai, addr, addrlen);
         if (!err)
             return 0;
-        snprintf(why, whylen, "%s: %s", addr, strerror(err));
+        snprintf(why, whylen, "%s", strerror(err));
     }
     return -EIO;
 }
