@@ -174,20 +174,21 @@ static bool has_path(const cJSON *root, const char *path)
     return true;
 }
 
-/* Appends S to OUT (LEN bytes, holding *USED), with ", " between; "..." once it is full. */
+/* Appends S to OUT (LEN bytes, holding *USED), with ", " between. Room for ", ..." is always
+ * kept, so a list that does not fit ends with it. */
 static void append(char *out, size_t len, size_t *used, const char *prefix, const char *s)
 {
     int n;
-    if (*used + 4 >= len)
-        return;
+    if (*used >= len)
+        return; /* already ended with "..." */
     n = snprintf(out + *used, len - *used, "%s%s%s%s", *used ? ", " : "", prefix,
                  *prefix ? "." : "", s);
-    if (n < 0 || (size_t)n >= len - *used) {
-        snprintf(out + (len > 4 ? len - 4 : 0), len > 4 ? 4 : len, "...");
-        *used = len;
+    if (n >= 0 && (size_t)n + 6 <= len - *used) {
+        *used += (size_t)n;
         return;
     }
-    *used += (size_t)n;
+    snprintf(out + *used, len - *used, "%s...", *used ? ", " : "");
+    *used = len;
 }
 
 /* The key names of O, three levels deep, never their values. */

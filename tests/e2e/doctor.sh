@@ -107,18 +107,20 @@ if command -v openssl >/dev/null && openssl req -x509 -newkey rsa:2048 -nodes -d
   PD_PIDS+=("$!")
   wait_for 10 grep -q '^ACCEPT' "$T/tls.out" || true
   TP=$(sed -n 's/^ACCEPT .*:\([0-9]*\)$/\1/p' "$T/tls.out")
-  CT=$(dconf tls login_url "https://localhost:$TP/api/v1/login")
+  # On lookups_url: the login goes to the emulator, so the list is what cannot be reached.
+  CT=$(dconf tls lookups_url "https://localhost:$TP/core-main/api/v1")
   doctor "$T/t" -c "$CT"
   check "a refused certificate: exit 1" test "$RC" -eq 1
   check "the TLS check FAILs naming the problem and the certificate presented" \
-    grep -qE "^FAIL +tls login_url: certificate refused: .*self[- ]signed.*; localhost:$TP presented subject CN=localhost, issued by CN=localhost, expires in (29|30) days -> .*set ca_file" "$T/t.out"
-  check "the login is not tried through it" grep -qE '^skip +login: not tried: login_url cannot be reached' "$T/t.out"
+    grep -qE "^FAIL +tls lookups_url: certificate refused: .*self[- ]signed.*; localhost:$TP presented subject CN=localhost, issued by CN=localhost, expires in (29|30) days -> .*set ca_file" "$T/t.out"
+  check "the lookups list is not asked for through it" \
+    grep -qE '^skip +lookups: not tried: lookups_url cannot be reached' "$T/t.out"
   check "no secret in the output" bash -c "! grep -qF -- '$PW' '$T/t.out' '$T/t.err'"
 
-  CA=$(dconf tlsca login_url "https://localhost:$TP/api/v1/login" ca_file "$T/cert.pem")
+  CA=$(dconf tlsca lookups_url "https://localhost:$TP/core-main/api/v1" ca_file "$T/cert.pem")
   doctor "$T/ta" -c "$CA"
   check "with ca_file naming the certificate, the certificate is verified, with its expiry" \
-    grep -qE '^ok +tls login_url: certificate of localhost verified: subject CN=localhost, issued by CN=localhost, expires in (29|30) days' "$T/ta.out"
+    grep -qE '^ok +tls lookups_url: certificate of localhost verified: subject CN=localhost, issued by CN=localhost, expires in (29|30) days' "$T/ta.out"
 else
   echo "# openssl cannot make a certificate here: the TLS case is skipped"
 fi
