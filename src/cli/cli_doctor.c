@@ -128,9 +128,12 @@ static bool check_tls(struct doctor *d, const char *key, const char *url,
               "TLS handshake with %s:%s failed: %s", u->host, u->port, why);
         return false;
     }
-    if (!cert.have)
-        CHECK(d, PD_CHECK_OK, name, NULL, "TLS handshake with %s:%s passed%s", u->host, u->port,
-              pw->tls_verify ? "" : " (not verified: tls_verify = no)");
+    if (!pw->tls_verify)
+        CHECK(d, PD_CHECK_WARN, name, "remove tls_verify = no; for a private CA set ca_file",
+              "TLS handshake with %s:%s passed, the certificate NOT checked (tls_verify = no)%s%s",
+              u->host, u->port, cert.have ? ": subject " : "", cert.have ? cert.subject : "");
+    else if (!cert.have)
+        CHECK(d, PD_CHECK_OK, name, NULL, "TLS handshake with %s:%s passed", u->host, u->port);
     else if (cert.days_left < CERT_WARN_DAYS)
         CHECK(d, PD_CHECK_WARN, name, "the server's operator must renew its certificate soon",
               "certificate of %s (subject %s, issued by %s) %s %ld days", u->host, cert.subject,
@@ -138,9 +141,8 @@ static bool check_tls(struct doctor *d, const char *key, const char *url,
               cert.days_left < 0 ? -cert.days_left : cert.days_left);
     else
         CHECK(d, PD_CHECK_OK, name, NULL,
-              "certificate of %s %s: subject %s, issued by %s, expires in %ld days", u->host,
-              pw->tls_verify ? "verified" : "NOT verified (tls_verify = no)", cert.subject,
-              cert.issuer, cert.days_left);
+              "certificate of %s verified: subject %s, issued by %s, expires in %ld days",
+              u->host, cert.subject, cert.issuer, cert.days_left);
     return true;
 }
 

@@ -98,6 +98,12 @@ check "a run in another shape: expected status, saw data.attributes.state" \
 check "no value of an answer is printed (no token, no key)" \
   bash -c "[ $RC -eq 1 ] && ! grep -qF -- '$APIKEY' '$T/k.out' '$T/k.err'"
 
+CB=$(dconf badkey api_key "key-wrong-$RANDOM-never-shown")
+sed -i '/^email = /d; /^password = /d' "$CB"
+doctor "$T/b" -c "$CB"
+check "a wrong API key: the lookups list FAILs, saying the credentials were refused and what to do" \
+  bash -c "[ $RC -eq 1 ] && grep -qE '^FAIL +lookups: .* refused the credentials: .* -> check the API key' '$T/b.out'"
+
 # ---- a refused TLS certificate ----
 if command -v openssl >/dev/null && openssl req -x509 -newkey rsa:2048 -nodes -days 30 \
   -subj /CN=localhost -addext subjectAltName=DNS:localhost -keyout "$T/key.pem" \
@@ -121,6 +127,10 @@ if command -v openssl >/dev/null && openssl req -x509 -newkey rsa:2048 -nodes -d
   doctor "$T/ta" -c "$CA"
   check "with ca_file naming the certificate, the certificate is verified, with its expiry" \
     grep -qE '^ok +tls lookups_url: certificate of localhost verified: subject CN=localhost, issued by CN=localhost, expires in (29|30) days' "$T/ta.out"
+  CV=$(dconf tlsno lookups_url "https://localhost:$TP/core-main/api/v1" tls_verify no)
+  doctor "$T/tv" -c "$CV"
+  check "with tls_verify = no, the handshake passes with a warning that nothing was checked" \
+    grep -qE '^warn +tls lookups_url: TLS handshake with localhost:[0-9]+ passed, the certificate NOT checked \(tls_verify = no\): subject CN=localhost -> remove tls_verify = no' "$T/tv.out"
 else
   echo "# openssl cannot make a certificate here: the TLS case is skipped"
 fi
@@ -140,5 +150,20 @@ doctor "$T/u3" -c "$T/missing.conf" --json
 check "a config that cannot be loaded: exit 2, and --json still prints one document" \
   bash -c "[ $RC -eq 2 ] && jq -e '.status == \"fail\" and .checks[0].name == \"config\"' '$T/u3.out' >/dev/null"
 check "no start request from any of it but --start-test's" test "$(starts)" -le 1
+doctor "$T/u4" -c "$C" --user no-such-user-pd
+check "--user naming nobody: exit 2" bash -c "[ $RC -eq 2 ] && grep -q 'no such user' '$T/u4.err'"
+RC=0
+"$PD_MOCK" --shape login,nope >"$T/ms.out" 2>&1 || RC=$?
+check "patchdrop-mock --shape refuses what it does not know: exit 2, saying what" \
+  bash -c "[ $RC -eq 2 ] && grep -q \"'nope' is not login, lookups or run\" '$T/ms.out'"
+
+# ---- as root, access is checked as the service's user ----
+if [ "$(id -u)" -eq 0 ] && id patchdrop >/dev/null 2>&1; then
+  run_pd "$T/r" doctor -c "$C"
+  check "as root, without --user, access is checked as patchdrop, which cannot read this config" \
+    bash -c "[ $RC -eq 1 ] && grep -qE '^FAIL +access as patchdrop: .*$C' '$T/r.out'"
+else
+  echo "# not root, or no user patchdrop here: access as the service's user not checked"
+fi
 
 finish
