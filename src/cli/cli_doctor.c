@@ -214,8 +214,8 @@ static void check_endpoints(struct doctor *d)
             snprintf(name, sizeof(name), "endpoint %s", keys[i]);
             d->reachable[i] = d->reachable[same];
             CHECK(d, d->reachable[i] ? PD_CHECK_OK : PD_CHECK_FAIL, name, NULL,
-                  "the same host and port as %s: %s above", keys[same],
-                  d->reachable[i] ? "reachable" : "see");
+                  "the same host and port as %s, %s above", keys[same],
+                  d->reachable[i] ? "checked" : "which failed");
         } else {
             d->reachable[i] = check_endpoint(d, keys[i], urls[i]);
         }

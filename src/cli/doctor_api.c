@@ -201,8 +201,9 @@ void doctor_login(struct doctor *d)
                  "check %s \"%s\" and the password from %s; `patchdrop login` tries again",
                  pw->login_field == PD_LOGIN_USERNAME ? "the username" : "the email", pw->email,
                  pw->secret_source ? pw->secret_source : "the configuration");
-        CHECK(d, PD_CHECK_FAIL, "login", fix, "Patchworks refused the login at %s (HTTP %ld: %s)",
-              pw->login_url, d->ans.status, d->ans.message ? d->ans.message : "refused");
+        /* The message starts "HTTP 401: " and goes on with the server's words. */
+        CHECK(d, PD_CHECK_FAIL, "login", fix, "Patchworks refused the login at %s (%s)",
+              pw->login_url, d->ans.message ? d->ans.message : "refused");
     } else
         call_failed(d, "login", pw->login_url, "check login_url (the checks above say whether "
                                                "it is reachable)");
