@@ -37,7 +37,7 @@ struct pd_probe_cert {
     bool have;         /* the certificate was read */
     char subject[256]; /* RFC 2253: "CN=api.example.com,O=..." */
     char issuer[256];
-    long days_left;    /* until it expires (negative: expired that long ago) */
+    long days_left; /* until it expires (negative: expired that long ago) */
 };
 
 /*

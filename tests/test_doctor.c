@@ -45,9 +45,9 @@ static void shape_missing_names_keys_not_values(void **state)
     assert_string_equal(seen, "message, jwt, expires");
     assert_null(strstr(seen, "SECRET"));
     /* "data" that is not a list is not the list; nested keys are named with their path. */
-    assert_int_equal(find("{\"data\":{\"items\":[1]},\"meta\":{\"total\":1}}", list_paths, seen,
-                          sizeof(seen)),
-                     -1);
+    assert_int_equal(
+        find("{\"data\":{\"items\":[1]},\"meta\":{\"total\":1}}", list_paths, seen, sizeof(seen)),
+        -1);
     assert_string_equal(seen, "data.items[], meta.total");
     assert_int_equal(find("{\"data\":{\"id\":\"7\",\"attributes\":{\"state\":2}}}", status_paths,
                           seen, sizeof(seen)),
@@ -108,8 +108,8 @@ static void checks_render_text(void **state)
     assert_int_equal(pd_checks_add(&c, PD_CHECK_OK, "dns login_url", NULL, "%s resolves to %s",
                                    "api.example", "192.0.2.1"),
                      0);
-    assert_int_equal(pd_checks_add(&c, PD_CHECK_FAIL, "login", "check the password",
-                                   "refused (%s)", "bad\x1b[2Jwords\n"),
+    assert_int_equal(pd_checks_add(&c, PD_CHECK_FAIL, "login", "check the password", "refused (%s)",
+                                   "bad\x1b[2Jwords\n"),
                      0);
     assert_int_equal(pd_checks_add(&c, PD_CHECK_WARN, "tls", "renew it", "expires in 3 days"), 0);
     assert_int_equal(pd_checks_add(&c, PD_CHECK_SKIP, "lookups", NULL, "not tried: no login"), 0);

@@ -69,9 +69,9 @@ static void dns_and_tcp(void **state)
     assert_string_equal(why, strerror(ECONNREFUSED));
     freeaddrinfo(res);
     /* .invalid never resolves (RFC 6761). */
-    assert_int_equal(pd_probe_dns("no-such-host.invalid", "443", &res, addrs, sizeof(addrs), why,
-                                  sizeof(why)),
-                     -EIO);
+    assert_int_equal(
+        pd_probe_dns("no-such-host.invalid", "443", &res, addrs, sizeof(addrs), why, sizeof(why)),
+        -EIO);
     assert_null(res);
     assert_true(why[0] != '\0');
 }

@@ -81,12 +81,14 @@ static void check_config(struct doctor *d, const char *file)
     const struct pd_config *cfg = d->cfg;
     const char *why = pd_cli_metrics_exposed(cfg);
 
-    CHECK(d, PD_CHECK_OK, "config", NULL, "%s is valid: %zu watch%s, %s", cfg->file,
-          cfg->nwatches, cfg->nwatches == 1 ? "" : "es",
+    CHECK(d, PD_CHECK_OK, "config", NULL, "%s is valid: %zu watch%s, %s", cfg->file, cfg->nwatches,
+          cfg->nwatches == 1 ? "" : "es",
           cfg->pw.auth == PD_AUTH_API_KEY ? "an API key" : "a login with email and password");
     if (!cfg->pw.tls_verify)
-        CHECK(d, PD_CHECK_WARN, "config tls_verify", "remove tls_verify = no; for a private CA "
-              "set ca_file", "tls_verify = no: certificates are NOT checked, anyone on the path "
+        CHECK(d, PD_CHECK_WARN, "config tls_verify",
+              "remove tls_verify = no; for a private CA "
+              "set ca_file",
+              "tls_verify = no: certificates are NOT checked, anyone on the path "
               "can read your data and credentials");
     if (why)
         CHECK(d, PD_CHECK_WARN, "config metrics", NULL, "[metrics] listen = %s: %s",
@@ -104,8 +106,7 @@ static bool check_tls(struct doctor *d, const char *key, const char *url,
     int rc;
 
     snprintf(name, sizeof(name), "tls %s", key);
-    rc = pd_probe_tls(url, pw->tls_verify, pw->ca_file, PROBE_TIMEOUT_MS, &cert, why,
-                      sizeof(why));
+    rc = pd_probe_tls(url, pw->tls_verify, pw->ca_file, PROBE_TIMEOUT_MS, &cert, why, sizeof(why));
     if (rc == PD_ECONFIG) {
         snprintf(fix, sizeof(fix),
                  "if %s is the right server, put the certificate of the CA that signed its "
@@ -141,8 +142,8 @@ static bool check_tls(struct doctor *d, const char *key, const char *url,
               cert.days_left < 0 ? -cert.days_left : cert.days_left);
     else
         CHECK(d, PD_CHECK_OK, name, NULL,
-              "certificate of %s verified: subject %s, issued by %s, expires in %ld days",
-              u->host, cert.subject, cert.issuer, cert.days_left);
+              "certificate of %s verified: subject %s, issued by %s, expires in %ld days", u->host,
+              cert.subject, cert.issuer, cert.days_left);
     return true;
 }
 
@@ -161,8 +162,10 @@ static bool check_endpoint(struct doctor *d, const char *key, const char *url)
     }
     snprintf(name, sizeof(name), "dns %s", key);
     if (pd_probe_dns(u.host, u.port, &res, addrs, sizeof(addrs), why, sizeof(why)) != 0) {
-        CHECK(d, PD_CHECK_FAIL, name, "check the host name in the URL and this machine's DNS "
-              "(/etc/resolv.conf)", "%s does not resolve: %s", u.host, why);
+        CHECK(d, PD_CHECK_FAIL, name,
+              "check the host name in the URL and this machine's DNS "
+              "(/etc/resolv.conf)",
+              "%s does not resolve: %s", u.host, why);
         return false;
     }
     CHECK(d, PD_CHECK_OK, name, NULL, "%s resolves to %s", u.host, addrs);
@@ -170,9 +173,10 @@ static bool check_endpoint(struct doctor *d, const char *key, const char *url)
     ok = pd_probe_tcp(res, PROBE_TIMEOUT_MS, addr, sizeof(addr), why, sizeof(why)) == 0;
     freeaddrinfo(res);
     if (!ok) {
-        CHECK(d, PD_CHECK_FAIL, name, "check the port in the URL, and firewalls or proxies "
-              "between this machine and the server", "cannot connect to %s port %s (%s): %s",
-              u.host, u.port, addr, why);
+        CHECK(d, PD_CHECK_FAIL, name,
+              "check the port in the URL, and firewalls or proxies "
+              "between this machine and the server",
+              "cannot connect to %s port %s (%s): %s", u.host, u.port, addr, why);
         return false;
     }
     CHECK(d, PD_CHECK_OK, name, NULL, "connected to %s port %s", addr, u.port);
@@ -181,8 +185,7 @@ static bool check_endpoint(struct doctor *d, const char *key, const char *url)
     snprintf(name, sizeof(name), "tls %s", key);
     if (pd_url_is_cleartext_remote(url, host, sizeof(host)))
         CHECK(d, PD_CHECK_WARN, name, "use https://",
-              "plain http:// to %s, not this machine: credentials and data travel in clear",
-              host);
+              "plain http:// to %s, not this machine: credentials and data travel in clear", host);
     else
         CHECK(d, PD_CHECK_SKIP, name, NULL, "plain http:// to this machine: no TLS");
     return true;
@@ -204,9 +207,8 @@ static void check_endpoints(struct doctor *d)
             struct pd_probe_url a, b;
             char why[128];
             if (urls[j] && !pd_probe_url_parse(urls[i], &a, why, sizeof(why)) &&
-                !pd_probe_url_parse(urls[j], &b, why, sizeof(why)) &&
-                !strcmp(a.scheme, b.scheme) && !strcmp(a.host, b.host) &&
-                !strcmp(a.port, b.port))
+                !pd_probe_url_parse(urls[j], &b, why, sizeof(why)) && !strcmp(a.scheme, b.scheme) &&
+                !strcmp(a.host, b.host) && !strcmp(a.port, b.port))
                 same = j;
         }
         if (same >= 0) {
@@ -345,8 +347,10 @@ int pd_cli_doctor(int argc, char **argv)
     memset(&d, 0, sizeof(d));
     rc = parse(&d, argc, argv, &config, &json);
     if (rc < 0 && pd_cli_load_config(config, &d.cfg) != 0) {
-        CHECK(&d, PD_CHECK_FAIL, "config", "fix the lines said on stderr (patchdrop "
-              "check-config says the same)", "%s cannot be loaded", pd_cli_config_path(config));
+        CHECK(&d, PD_CHECK_FAIL, "config",
+              "fix the lines said on stderr (patchdrop "
+              "check-config says the same)",
+              "%s cannot be loaded", pd_cli_config_path(config));
         print_checks(&d, json);
         rc = PD_EXIT_USAGE;
     } else if (rc < 0) {

@@ -24,11 +24,11 @@ static const char *const expiry_paths[] = {"expires_in", "data.expires_in", NULL
 static const char *const list_paths[] = {"data[]", "[]", NULL};
 static const char *const status_paths[] = {"status", "attributes.status", "data.status",
                                            "data.attributes.status", NULL};
-static const char *const run_id_paths[] = {"flow_run_id", "run_id", "id", "data.flow_run_id",
+static const char *const run_id_paths[] = {"flow_run_id", "run_id",  "id", "data.flow_run_id",
                                            "data.run_id", "data.id", NULL};
 
-#define SHAPE_FIX                                                                              \
-    "patchdrop reads this answer where the public documentation says; please report this "    \
+#define SHAPE_FIX                                                                                  \
+    "patchdrop reads this answer where the public documentation says; please report this "         \
     "line (it names keys only, never values) so patchdrop can read what your account answers"
 
 #define SEE_SHAPE "see the shape line below"
@@ -69,10 +69,10 @@ static int request(struct doctor *d, const char *method, const char *url, const 
                    bool no_auth)
 {
     struct pd_client_request req = {.method = method,
-                                     .url = url,
-                                     .body = body,
-                                     .body_len = body ? strlen(body) : 0,
-                                     .no_auth = no_auth};
+                                    .url = url,
+                                    .body = body,
+                                    .body_len = body ? strlen(body) : 0,
+                                    .no_auth = no_auth};
     int rc;
 
     doctor_answer_clear(&d->ans);
@@ -84,8 +84,8 @@ static int request(struct doctor *d, const char *method, const char *url, const 
 }
 
 /* Says where the answer holds WHAT; MISSING is the status when it is not where expected. */
-static bool shape(struct doctor *d, const char *name, const char *what,
-                  const char *const *paths, enum pd_check_status missing)
+static bool shape(struct doctor *d, const char *name, const char *what, const char *const *paths,
+                  enum pd_check_status missing)
 {
     char seen[512], want[256];
     int i = pd_shape_find(d->ans.body, d->ans.body_len, paths, seen, sizeof(seen));
@@ -96,8 +96,8 @@ static bool shape(struct doctor *d, const char *name, const char *what,
     }
     pd_shape_paths(paths, want, sizeof(want));
     if (i == -2)
-        CHECK(d, missing, name, SHAPE_FIX, "%s: expected in %s, but the answer is not JSON",
-              what, want);
+        CHECK(d, missing, name, SHAPE_FIX, "%s: expected in %s, but the answer is not JSON", what,
+              want);
     else
         CHECK(d, missing, name, SHAPE_FIX, "%s: expected in %s; the answer has: %s", what, want,
               seen);
@@ -205,8 +205,9 @@ void doctor_login(struct doctor *d)
         CHECK(d, PD_CHECK_FAIL, "login", fix, "Patchworks refused the login at %s (%s)",
               pw->login_url, d->ans.message ? d->ans.message : "refused");
     } else
-        call_failed(d, "login", pw->login_url, "check login_url (the checks above say whether "
-                                               "it is reachable)");
+        call_failed(d, "login", pw->login_url,
+                    "check login_url (the checks above say whether "
+                    "it is reachable)");
 }
 
 void doctor_lookups(struct doctor *d)
@@ -224,12 +225,15 @@ void doctor_lookups(struct doctor *d)
         return;
     }
     if (request(d, "GET", url, NULL, false) != 0) {
-        call_failed(d, "lookups", url, "check lookups_url and lookups_path "
-                                       "(docs/patchworks-api.md)");
+        call_failed(d, "lookups", url,
+                    "check lookups_url and lookups_path "
+                    "(docs/patchworks-api.md)");
     } else if (pd_api_parse_lookups_page(d->ans.body, d->ans.body_len, 1, &infos, &n, &pg, why,
                                          sizeof(why)) == 0) {
-        CHECK(d, PD_CHECK_OK, "lookups", NULL, "listed the lookups at %s: HTTP %ld, %zu on the "
-              "first page", url, d->ans.status, n);
+        CHECK(d, PD_CHECK_OK, "lookups", NULL,
+              "listed the lookups at %s: HTTP %ld, %zu on the "
+              "first page",
+              url, d->ans.status, n);
         shape(d, "shape lookups", "the list", list_paths, PD_CHECK_FAIL);
     } else {
         CHECK(d, PD_CHECK_FAIL, "lookups", SEE_SHAPE, "%s answered HTTP %ld, but %s", url,
@@ -256,8 +260,9 @@ void doctor_flow_run(struct doctor *d)
         return;
     }
     if (request(d, "GET", url, NULL, false) != 0) {
-        call_failed(d, "flow-run", url, "check the run's id (its dashboard page shows it), "
-                                        "core_url and flow_run_path");
+        call_failed(d, "flow-run", url,
+                    "check the run's id (its dashboard page shows it), "
+                    "core_url and flow_run_path");
     } else {
         pd_api_parse_run(d->ans.body, d->ans.body_len, &run);
         if (run.status)
@@ -267,8 +272,7 @@ void doctor_flow_run(struct doctor *d)
                   run.status);
         else
             CHECK(d, PD_CHECK_FAIL, "flow-run", SEE_SHAPE,
-                  "%s answered HTTP %ld without a status patchdrop can read", url,
-                  d->ans.status);
+                  "%s answered HTTP %ld without a status patchdrop can read", url, d->ans.status);
         shape(d, "shape flow-run", "the run's status", status_paths, PD_CHECK_FAIL);
         pd_api_run_cleanup(&run);
     }
@@ -307,8 +311,9 @@ void doctor_start_test(struct doctor *d)
         return;
     }
     if (request(d, "POST", url, body, false) != 0) {
-        call_failed(d, "start-test", url, "check the flow's id and version (the flow's page "
-                                          "shows them) and start_url");
+        call_failed(d, "start-test", url,
+                    "check the flow's id and version (the flow's page "
+                    "shows them) and start_url");
     } else {
         if (d->ans.run_id && !d->started_run)
             d->started_run = strdup(d->ans.run_id);

@@ -30,13 +30,13 @@ struct doctor {
     struct pd_patchworks pw;
     struct pd_cli_net net;
     bool net_open;
-    bool reachable[4]; /* each endpoint (login, start, core, lookups) passed DNS, TCP, TLS */
-    bool authorized;   /* the login passed, or an API key is used */
-    const char *flow_run;   /* --flow-run ID */
-    const char *user;       /* --user: whose access is checked; NULL: the service's */
-    char *start_flow;       /* --start-test FLOW[:VERSION], split */
-    char *start_version;    /* NULL: none given */
-    char *started_run;      /* the run --start-test started, read next unless --flow-run */
+    bool reachable[4];    /* each endpoint (login, start, core, lookups) passed DNS, TCP, TLS */
+    bool authorized;      /* the login passed, or an API key is used */
+    const char *flow_run; /* --flow-run ID */
+    const char *user;     /* --user: whose access is checked; NULL: the service's */
+    char *start_flow;     /* --start-test FLOW[:VERSION], split */
+    char *start_version;  /* NULL: none given */
+    char *started_run;    /* the run --start-test started, read next unless --flow-run */
     struct doctor_answer ans;
 };
 
@@ -44,7 +44,7 @@ struct doctor {
 enum { DOCTOR_LOGIN, DOCTOR_START, DOCTOR_CORE, DOCTOR_LOOKUPS };
 
 /* Adds a check; out of memory is said once at the end (the list stays as it was). */
-#define CHECK(d, status, name, fix, ...) \
+#define CHECK(d, status, name, fix, ...)                                                           \
     ((void)pd_checks_add(&(d)->checks, (status), (name), (fix), __VA_ARGS__))
 
 /* doctor_api.c: the login (or the API key), the lookups list, --flow-run, --start-test. */

@@ -19,7 +19,8 @@
 static const struct {
     const char *name;
     unsigned bit;
-} shapes[] = {{"login", MOCK_SHAPE_LOGIN}, {"lookups", MOCK_SHAPE_LOOKUPS}, {"run", MOCK_SHAPE_RUN}};
+} shapes[] = {
+    {"login", MOCK_SHAPE_LOGIN}, {"lookups", MOCK_SHAPE_LOOKUPS}, {"run", MOCK_SHAPE_RUN}};
 
 int mock_shape_parse(const char *list, unsigned *out, char **err)
 {

@@ -44,8 +44,7 @@ int pd_probe_url_parse(const char *url, struct pd_probe_url *out, char *why, siz
         out->scheme[i] = (char)(scheme[i] | 0x20);
     /* An IPv6 literal comes bracketed; getaddrinfo wants it bare. */
     snprintf(out->host, sizeof(out->host), "%.*s",
-             host[0] == '[' ? (int)strlen(host) - 2 : (int)strlen(host),
-             host + (host[0] == '['));
+             host[0] == '[' ? (int)strlen(host) - 2 : (int)strlen(host), host + (host[0] == '['));
     snprintf(out->port, sizeof(out->port), "%s", port);
     rc = 0;
 out:
