@@ -131,6 +131,18 @@ if command -v openssl >/dev/null && openssl req -x509 -newkey rsa:2048 -nodes -d
   doctor "$T/tv" -c "$CV"
   check "with tls_verify = no, the handshake passes with a warning that nothing was checked" \
     grep -qE '^warn +tls lookups_url: TLS handshake with localhost:[0-9]+ passed, the certificate NOT checked \(tls_verify = no\): subject CN=localhost -> remove tls_verify = no' "$T/tv.out"
+  # A certificate that runs out within 14 days is a warning, not a failure.
+  openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj /CN=localhost \
+    -addext subjectAltName=DNS:localhost -keyout "$T/key7.pem" -out "$T/cert7.pem" >/dev/null 2>&1
+  openssl s_server -accept 127.0.0.1:0 -cert "$T/cert7.pem" -key "$T/key7.pem" -www \
+    >"$T/tls7.out" 2>&1 &
+  PD_PIDS+=("$!")
+  wait_for 10 grep -q '^ACCEPT' "$T/tls7.out" || true
+  TP7=$(sed -n 's/^ACCEPT .*:\([0-9]*\)$/\1/p' "$T/tls7.out")
+  C7=$(dconf tls7 lookups_url "https://localhost:$TP7/core-main/api/v1" ca_file "$T/cert7.pem")
+  doctor "$T/t7" -c "$C7"
+  check "a certificate with 7 days left: a warning with what to do" \
+    grep -qE '^warn +tls lookups_url: certificate of localhost .* expires in [67] days -> .*renew' "$T/t7.out"
 else
   echo "# openssl cannot make a certificate here: the TLS case is skipped"
 fi
@@ -164,6 +176,12 @@ if [ "$(id -u)" -eq 0 ] && id patchdrop >/dev/null 2>&1; then
     bash -c "[ $RC -eq 1 ] && grep -qE '^FAIL +access as patchdrop: .*$C' '$T/r.out'"
 else
   echo "# not root, or no user patchdrop here: access as the service's user not checked"
+fi
+# As root, another user's view is taken in a child with that user's ids: what it says arrives.
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+  run_pd "$T/nb" doctor -c "$C" --user nobody
+  check "as root, --user nobody: each thing nobody cannot reach is a FAIL line with its fix" \
+    bash -c "[ $RC -eq 1 ] && grep -qE '^FAIL +access as nobody: .*$C.*(chmod|chgrp|setfacl)' '$T/nb.out'"
 fi
 
 finish
