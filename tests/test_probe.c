@@ -1,6 +1,7 @@
 /* Tests of doctor's probes that need no other host: URLs read, loopback resolved, a TCP
  * connection to a listening socket and one to a closed port. TLS is tested by tests/e2e/doctor.sh
- * against `openssl s_server`. */
+ * against `openssl s_server`. A name that does not resolve is not tried: it would ask the
+ * machine's DNS server, which tests never reach. */
 #include "pd_error.h"
 #include "pd_probe.h"
 
@@ -68,12 +69,6 @@ static void dns_and_tcp(void **state)
     assert_int_equal(pd_probe_tcp(res, 2000, addr, sizeof(addr), why, sizeof(why)), -EIO);
     assert_string_equal(why, strerror(ECONNREFUSED));
     freeaddrinfo(res);
-    /* .invalid never resolves (RFC 6761). */
-    assert_int_equal(
-        pd_probe_dns("no-such-host.invalid", "443", &res, addrs, sizeof(addrs), why, sizeof(why)),
-        -EIO);
-    assert_null(res);
-    assert_true(why[0] != '\0');
 }
 
 int main(void)
