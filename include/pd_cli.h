@@ -15,6 +15,7 @@
 #include <stdio.h>
 
 int pd_cli_check_config(int argc, char **argv);
+int pd_cli_doctor(int argc, char **argv);
 int pd_cli_run(int argc, char **argv);
 int pd_cli_send(int argc, char **argv);
 int pd_cli_login(int argc, char **argv);

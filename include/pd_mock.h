@@ -45,6 +45,9 @@ struct pd_mock_options {
     const char *run_fail_marker; /* NULL: none */
     const char *run_script;      /* NULL: none; checked by pd_mock_create() */
     bool run_retry_succeeds;     /* a retried marker run does not fail again */
+    /* Answers with a key renamed, to test clients against an unexpected shape: "login",
+     * "lookups", "run", comma separated (docs/mock.md); NULL: as documented. */
+    const char *shape;
     const char *record_dir;      /* NULL: record nothing */
     bool quiet;                  /* no request lines on the log stream */
     FILE *log;                   /* request lines and errors, default stderr */

@@ -21,6 +21,7 @@ static const struct command commands[] = {
     {"retry", pd_cli_retry, "put failed files back into their drop folders to be sent again"},
     {"lookup", pd_cli_lookup, "manage cross-reference lookups; sync a CSV file into one"},
     {"check-config", pd_cli_check_config, "validate a config file and print it, secrets masked"},
+    {"doctor", pd_cli_doctor, "check everything between this host and a working account"},
     {"version", pd_cli_version, "print the version of patchdrop (also --version, -V)"},
 };
 

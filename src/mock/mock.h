@@ -10,6 +10,7 @@
  *   mock_script.c   the --script list and the seeded random draws
  *   mock_record.c   the --record folder: payload files and requests.jsonl
  *   mock_args.c     the command line
+ *   mock_shape.c    --shape: answers with a key renamed
  */
 #ifndef PD_MOCK_INTERNAL_H
 #define PD_MOCK_INTERNAL_H
@@ -273,6 +274,18 @@ void mock_run_answer_logs(struct pd_mock *m, const struct mock_request *rq,
 void mock_run_answer_retry(struct pd_mock *m, const struct mock_route_match *rt,
                            struct mock_answer *ans);
 
+/* ---- mock_shape.c --------------------------------------------------------------------- */
+
+#define MOCK_SHAPE_LOGIN 1u
+#define MOCK_SHAPE_LOOKUPS 2u
+#define MOCK_SHAPE_RUN 4u
+
+/* Parses a --shape list (login, lookups, run; comma separated) into MOCK_SHAPE_ bits. Returns
+ * 0, or PD_EUSAGE with *err (when ERR is not NULL). */
+int mock_shape_parse(const char *list, unsigned *out, char **err);
+/* Renames the key --shape names in a 200 answer of ROUTE. */
+void mock_shape_apply(struct pd_mock *m, int route, const char *method, struct mock_answer *ans);
+
 /* ---- the emulator itself -------------------------------------------------------------- */
 
 struct pd_mock {
@@ -299,6 +312,7 @@ struct pd_mock {
     int *run_script; /* final statuses of the first runs created */
     size_t run_script_n;
     char *run_fail_marker;
+    unsigned shape; /* MOCK_SHAPE_ bits */
     uint64_t hangs_active;
     uint64_t window_start;
     uint64_t window_count;

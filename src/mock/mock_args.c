@@ -82,6 +82,9 @@ static void usage(FILE *out)
           "  --run-stop-rate P    share of flow runs that are stopped\n"
           "  --run-partial-rate P share of flow runs that partly succeed\n"
           "  --run-retry-succeeds a retried run of a marker payload succeeds\n"
+          "  --shape LIST         answer with a key renamed, comma separated: login (token ->\n"
+          "                       jwt, expires_in -> expires), lookups (data -> items), run\n"
+          "                       (status -> state)\n"
           "  --record DIR         write payloads to DIR/payloads/, requests to\n"
           "                       DIR/requests.jsonl and flow runs to DIR/runs.jsonl\n"
           "  --exit-after DUR     exit by itself after DUR (a safety net for scripts)\n"
@@ -102,6 +105,7 @@ enum kind {
     K_SIZE,
     K_SCRIPT,
     K_RUN_SCRIPT,
+    K_SHAPE,
     K_FLAG,
     K_HELP
 };
@@ -145,6 +149,7 @@ static const struct opt_spec specs[] = {
     {"run-stop-rate", K_RATE, OPT(run_stop_rate), false, PROBABILITY},
     {"run-partial-rate", K_RATE, OPT(run_partial_rate), false, PROBABILITY},
     {"run-retry-succeeds", K_FLAG, OPT(run_retry_succeeds), false, NULL},
+    {"shape", K_SHAPE, OPT(shape), false, NULL},
     {"record", K_TEXT, OPT(record_dir), false, NULL},
     {"exit-after", K_DURATION, CLI(exit_after_ms), false, "a duration such as 30s or 10m"},
     {"quiet", K_FLAG, OPT(quiet), false, NULL},
@@ -164,6 +169,7 @@ static int set_value(const struct opt_spec *s, const char *value, struct pd_mock
     case K_TEXT:
     case K_SCRIPT:
     case K_RUN_SCRIPT:
+    case K_SHAPE:
         *(const char **)field = value;
         return 0;
     case K_FLAG:
@@ -200,15 +206,17 @@ static int usage_error(char **err, const char *fmt, ...)
     return PD_EUSAGE;
 }
 
-/* Script lists are parsed now, so a mistake in one stops the program before it listens. */
+/* Script and shape lists are parsed now, so a mistake stops the program before it listens. */
 static int check_script(const struct opt_spec *s, const char *list, char **err)
 {
     struct mock_script tmp = {0};
     int *statuses = NULL;
     size_t n;
     char *why = NULL;
-    int rc = s->kind == K_SCRIPT ? mock_script_parse(list, &tmp, &why)
-                                 : mock_run_script_parse(list, &statuses, &n, &why);
+    unsigned shape;
+    int rc = s->kind == K_SCRIPT   ? mock_script_parse(list, &tmp, &why)
+             : s->kind == K_SHAPE ? mock_shape_parse(list, &shape, &why)
+                                  : mock_run_script_parse(list, &statuses, &n, &why);
     if (rc)
         usage_error(err, "--%s: %s", s->name, why ? why : "invalid");
     free(why);
@@ -251,7 +259,8 @@ int pd_mock_args_parse(int argc, char **argv, struct pd_mock_options *opts, stru
         }
         if (!s)
             return usage_error(err, "unknown option %s (see --help)", argv[optind - 1]);
-        if ((s->kind == K_SCRIPT || s->kind == K_RUN_SCRIPT) && check_script(s, optarg, err))
+        if ((s->kind == K_SCRIPT || s->kind == K_RUN_SCRIPT || s->kind == K_SHAPE) &&
+            check_script(s, optarg, err))
             return PD_EUSAGE;
         if (set_value(s, optarg, opts, cli))
             return usage_error(err, "--%s '%s': expected %s", s->name, optarg, s->expect);

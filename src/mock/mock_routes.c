@@ -831,8 +831,8 @@ out:
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
-void mock_route_answer(struct pd_mock *m, const struct mock_request *rq,
-                       const struct mock_route_match *rt, struct mock_answer *ans)
+static void route_answer(struct pd_mock *m, const struct mock_request *rq,
+                         const struct mock_route_match *rt, struct mock_answer *ans)
 {
     ans->action = MOCK_ANSWER;
     ans->retry_after = -1;
@@ -886,4 +886,11 @@ void mock_route_answer(struct pd_mock *m, const struct mock_request *rq,
         mock_answer_message(ans, 404, "Not Found");
         break;
     }
+}
+
+void mock_route_answer(struct pd_mock *m, const struct mock_request *rq,
+                       const struct mock_route_match *rt, struct mock_answer *ans)
+{
+    route_answer(m, rq, rt, ans);
+    mock_shape_apply(m, rt->route, rq->method, ans);
 }

@@ -512,6 +512,7 @@ static struct pd_mock *mock_new(const struct pd_mock_options *opts, const char *
     m->opt.api_key = m->api_key;
     m->opt.script = NULL;
     m->opt.run_script = NULL;
+    m->opt.shape = NULL;
     m->opt.run_fail_marker = m->run_fail_marker;
     m->opt.record_dir = NULL;
     m->opt.log = m->log;
@@ -550,6 +551,8 @@ int pd_mock_create(const struct pd_mock_options *opts, struct pd_mock **out, cha
     if ((rc = mock_script_parse(opts->script, &m->script, err)))
         goto fail;
     if ((rc = mock_run_script_parse(opts->run_script, &m->run_script, &m->run_script_n, err)))
+        goto fail;
+    if ((rc = mock_shape_parse(opts->shape, &m->shape, err)))
         goto fail;
     if (opts->record_dir && (rc = mock_record_open(opts->record_dir, &m->record, err)))
         goto fail;
