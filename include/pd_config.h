@@ -70,7 +70,8 @@ struct pd_state_cfg {
 
 struct pd_watch {
     char *name; /* the NAME of [watch:NAME] */
-    int line;   /* line of its section header, for messages */
+    int line;   /* where its section header is, for messages: a position of the config reader
+                   (its line in the config file, counted on through included files) */
     char *path;
     char *flow_id;
     char *lookup_id;  /* instead of flow_id: CSV files are synced into this lookup */
