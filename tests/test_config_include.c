@@ -58,6 +58,7 @@ static void expect_errors(const char *file, ...)
     }
     va_end(ap);
     assert_null(strstr(errors, "s3cret"));
+    assert_null(strstr(errors, "${PD_T_PW}")); /* in a secret: words of it */
     free(errors);
 }
 
@@ -115,6 +116,11 @@ static void test_env_errors(void **state)
                                "version_id = ${oops\n");
     expect_errors(c, "c.conf:6: ${PD_T_FLOW} is not set", "${PD_T_FLOW:-value}",
                   "c.conf:7: ${ must be followed by a variable name", NULL);
+    /* A literal secret that looks like a reference: said without its words. */
+    char *s = put("s.conf", "[patchworks]\nemail = ops@example.com\npassword = s3cret${PD_T_PW}x\n"
+                            WATCH);
+    expect_errors(s, "s.conf:3: password names a variable that is not set", "$${", NULL);
+    free(s);
     /* Empty is not unset: the key says it is empty; with :- the default is used. */
     setenv("PD_T_FLOW", "", 1);
     expect_errors(c, "c.conf:6: flow_id is empty", NULL);

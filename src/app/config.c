@@ -295,7 +295,9 @@ static int on_ini_value(void *user, const char *section, const char *name, const
         return 1;
     }
     seen->line[k - cfg_keys] = p->lineno;
+    p->secret_key = k->type == T_SECRET ? k->name : NULL;
     rc = cfg_expand(p, value, p->lineno, &expanded, &vars);
+    p->secret_key = NULL;
     if (rc == PD_ENOMEM)
         p->oom = true;
     if (rc || cfg_set_value(p, k, base, expanded, p->lineno))

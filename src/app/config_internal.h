@@ -109,6 +109,7 @@ struct parser {
     struct pos *pos; /* by position - 1 */
     size_t npos;
     bool in_watch; /* the last section header was a [watch:NAME] */
+    const char *secret_key; /* the secret key whose value is being expanded, else NULL */
     struct pd_config *cfg;
     struct seen pw_seen, state_seen, daemon_seen, metrics_seen;
     struct seen *watch_seen;                            /* parallel to cfg->watches */

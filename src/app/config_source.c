@@ -376,6 +376,14 @@ static int expand_one(struct parser *p, const char *s, int pos, FILE *out, char 
         def = s + n + 2;
     snprintf(name, sizeof(name), "%.*s", (int)n, s);
     val = getenv(name);
+    if (!val && !def && p->secret_key) {
+        /* A literal secret may hold "${...}": its words are not shown. */
+        cfg_add_error(p, pos, "%s names a variable that is not set in patchdrop's environment "
+                      "(not shown: it could be part of the secret); set it (for the service: "
+                      "Environment= or EnvironmentFile= in a drop-in of the unit), or write $${ "
+                      "for a literal ${", p->secret_key);
+        return PD_ECONFIG;
+    }
     if (!val && !def) {
         cfg_add_error(p, pos, "${%s} is not set in patchdrop's environment; set it (for the "
                       "service: Environment= or EnvironmentFile= in a drop-in of the unit) or "
