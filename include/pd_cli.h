@@ -12,6 +12,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 int pd_cli_check_config(int argc, char **argv);
@@ -42,6 +43,15 @@ struct pd_watch;
 int pd_cli_dryrun_run(const struct pd_config *cfg, FILE *out);
 int pd_cli_dryrun_send(const struct pd_config *cfg, const struct pd_watch *w, char **paths,
                        int n, FILE *out);
+
+/* A line of the command table (src/cli/main.c); a command without a summary is hidden. */
+struct pd_cli_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+};
+/* `patchdrop completion bash|zsh`: the script for the N commands of CMDS (cli_completion.c). */
+int pd_cli_completion(const struct pd_cli_command *cmds, size_t n, int argc, char **argv);
 
 /*
  * The command line of one command (src/cli/cli_opts.c), parsed the same way for all: -h/--help

@@ -6,6 +6,10 @@
  * can travel with its drop folders. Secrets (password, api_key) come from the file, from a
  * *_file key or from the environment (PATCHDROP_PASSWORD, PATCHDROP_API_KEY); they are held
  * here resolved and are wiped when the config is destroyed. Nothing in this module logs.
+ *
+ * Values may name environment variables, ${VAR} or ${VAR:-default} ($${ is a literal ${), and
+ * `include = PATTERN` before a file's first section reads other files (a glob, sorted) as if
+ * their sections were written there.
  */
 #ifndef PD_CONFIG_H
 #define PD_CONFIG_H
@@ -66,7 +70,8 @@ struct pd_state_cfg {
 
 struct pd_watch {
     char *name; /* the NAME of [watch:NAME] */
-    int line;   /* line of its section header, for messages */
+    int line;   /* where its section header is, for messages: a position of the config reader
+                   (its line in the config file, counted on through included files) */
     char *path;
     char *flow_id;
     char *lookup_id;  /* instead of flow_id: CSV files are synced into this lookup */
@@ -121,6 +126,8 @@ struct pd_metrics_cfg {
     uint64_t unhealthy_after_ms; /* /healthz turns 503 once deliveries fail this long */
 };
 
+struct cfg_origin;
+
 struct pd_config {
     char *file; /* the file it was read from, as given */
     struct pd_patchworks pw;
@@ -129,6 +136,8 @@ struct pd_config {
     struct pd_metrics_cfg metrics;
     struct pd_watch *watches;
     size_t nwatches;
+    struct cfg_origin *origins; /* where each value set was written (check-config shows it) */
+    size_t norigins;
 };
 
 /*

@@ -10,7 +10,10 @@
  * pd_log_quote() quotes a value that would read as a number or boolean, so a name such as
  * "2024" stays a string: print counts with %d and the like, names through pd_log_quote().
  * Under systemd (JOURNAL_STREAM set) a line starts with a <N> syslog priority and carries no
- * time, since journald adds its own and keeps the level from the prefix.
+ * time, since journald adds its own and keeps the level from the prefix. When stderr is the
+ * journal's stream (JOURNAL_STREAM names it) and the output is not redirected, each line is
+ * sent to journald natively instead, with PRIORITY= and the fields EVENT=, WATCH= and FILE=
+ * taken from its event=, watch= and file= (`journalctl -u patchdrop WATCH=orders`).
  *
  * A warning or error that repeats is written once; the copies that follow within the repeat
  * window are counted, and one `event=repeated times=N` line (with the last copy) is written when
@@ -60,6 +63,14 @@ void pd_log_flush_repeats(int all);
  * boolean, so it is a string in JSON lines whatever it holds.
  */
 const char *pd_log_quote(const char *value, char *buf, size_t len);
+
+/*
+ * The journal fields of MSG, a key=value line: "EVENT=...", "WATCH=..." and "FILE=..." for the
+ * first event=, watch= and file= it has, each value unquoted and escaped as pd_log_escape()
+ * does (cut to fit). Writes at most MAX into FIELDS, in the order of the line; returns how many.
+ */
+#define PD_LOG_FIELD_MAX 1024
+size_t pd_log_journal_fields(const char *msg, char (*fields)[PD_LOG_FIELD_MAX], size_t max);
 
 /*
  * VALUE made safe to print on a terminal, into BUF (LEN bytes); returns BUF. For every file name

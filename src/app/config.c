@@ -52,7 +52,7 @@ static int problem_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : (x->seq > y->seq);
 }
 
-/* All problems, in the order of their lines, one "FILE:LINE: message" per line. */
+/* All problems, in the order they were read, one "FILE:LINE: message" per line. */
 static char *format_problems(struct parser *p)
 {
     char *out = NULL;
@@ -63,8 +63,10 @@ static char *format_problems(struct parser *p)
         return NULL;
     qsort(p->problems, p->nproblems, sizeof(*p->problems), problem_cmp);
     for (size_t i = 0; i < p->nproblems; i++) {
-        if (p->problems[i].line > 0)
-            fprintf(mem, "%s:%d: %s\n", p->file, p->problems[i].line, p->problems[i].msg);
+        int pos = p->problems[i].line;
+        if (pos > 0)
+            fprintf(mem, "%s:%d: %s\n", cfg_pos_file(p, pos), cfg_pos_line(p, pos),
+                    p->problems[i].msg);
         else
             fprintf(mem, "%s: %s\n", p->file, p->problems[i].msg);
     }
@@ -158,42 +160,20 @@ oom:
 
 /*
  * Our line reader for inih: counts lines, refuses lines longer than inih's buffer, strips
- * leading blanks, and records every section header (inih reports only sections with keys).
+ * leading blanks, reads included files in turn (config_source.c), and records every section
+ * header (inih reports only sections with keys).
  */
 static char *read_line(char *buf, int size, void *stream)
 {
     struct parser *p = stream;
-    int c;
-    size_t n = 0, cap = (size_t)size;
-    bool too_long = false, leading = true, any = false;
+    size_t cap = (size_t)size;
+    char where[LINE_MAX_INI + 32];
 
     if (cap > LINE_MAX_INI)
         cap = LINE_MAX_INI;
-    while ((c = fgetc(p->fp)) != EOF) {
-        any = true;
-        if (c == '\n')
-            break;
-        if (leading && (c == ' ' || c == '\t'))
-            continue;
-        leading = false;
-        if (n + 2 < cap)
-            buf[n++] = (char)c;
-        else
-            too_long = true;
-    }
-    if (!any)
+    if (!cfg_read_line(p, buf, cap))
         return NULL;
-    p->lineno++;
-    if (n && buf[n - 1] == '\r')
-        n--;
-    buf[n] = '\0';
-    if (too_long) {
-        cfg_add_error(p, p->lineno,
-                      "line is longer than %d characters; shorten it (a long secret can go in "
-                      "password_file or api_key_file)",
-                      LINE_MAX_INI - 2);
-        buf[0] = '\0'; /* skip it */
-    } else if (buf[0] == '[') {
+    if (buf[0] == '[') {
         char *end = strchr(buf, ']');
         char name[LINE_MAX_INI];
         const char *wname = NULL;
@@ -204,6 +184,7 @@ static char *read_line(char *buf, int size, void *stream)
             memcpy(name, buf + 1, len);
             name[len] = '\0';
             sec = section_of(name, &wname);
+            p->in_watch = sec == SEC_WATCH;
             if (sec < 0) {
                 cfg_add_error(p, p->lineno,
                               "unknown section [%s]; expected [patchworks], [state], [daemon], "
@@ -215,9 +196,8 @@ static char *read_line(char *buf, int size, void *stream)
                              : sec == SEC_METRICS  ? &p->metrics_line
                                                    : &p->daemon_line;
                 if (*first)
-                    cfg_add_error(p, p->lineno,
-                                  "section [%s] appears again (first at line %d); keep one", name,
-                                  *first);
+                    cfg_add_error(p, p->lineno, "section [%s] appears again (first at %s); keep one",
+                                  name, cfg_where(p, *first, where, sizeof(where)));
                 else
                     *first = p->lineno;
             } else if (!*wname) {
@@ -226,9 +206,9 @@ static char *read_line(char *buf, int size, void *stream)
                 const struct pd_watch *old = pd_config_watch(p->cfg, wname);
                 if (old)
                     cfg_add_error(p, p->lineno,
-                                  "section [watch:%s] appears again (first at line %d); give each "
+                                  "section [watch:%s] appears again (first at %s); give each "
                                   "drop folder its own name",
-                                  wname, old->line);
+                                  wname, cfg_where(p, old->line, where, sizeof(where)));
                 else
                     add_watch(p, wname, p->lineno);
             }
@@ -237,55 +217,94 @@ static char *read_line(char *buf, int size, void *stream)
     return buf;
 }
 
+/* Where the keys of SECTION are stored and which of them were set; NULL: reported already. */
+static void *section_slot(struct parser *p, const char *section, int *secp, struct seen **seen)
+{
+    const char *wname = NULL;
+    int sec = section_of(section, &wname);
+    struct pd_watch *w;
+
+    *secp = sec;
+    switch (sec) {
+    case SEC_PATCHWORKS:
+        *seen = &p->pw_seen;
+        return &p->cfg->pw;
+    case SEC_STATE:
+        *seen = &p->state_seen;
+        return &p->cfg->state;
+    case SEC_DAEMON:
+        *seen = &p->daemon_seen;
+        return &p->cfg->daemon;
+    case SEC_METRICS:
+        *seen = &p->metrics_seen;
+        return &p->cfg->metrics;
+    case SEC_WATCH:
+        w = (struct pd_watch *)pd_config_watch(p->cfg, wname);
+        if (!w)
+            return NULL; /* a nameless or repeated section */
+        *seen = &p->watch_seen[w - p->cfg->watches];
+        return w;
+    }
+    return NULL; /* unknown sections were reported once, at their header */
+}
+
+/* Notes where key K of the section at BASE was set, and through which variables. */
+static void add_origin(struct parser *p, int sec, const void *base, const struct key *k,
+                       char *vars)
+{
+    struct pd_config *cfg = p->cfg;
+    struct cfg_origin *grown = realloc(cfg->origins, (cfg->norigins + 1) * sizeof(*grown));
+    struct cfg_origin *o;
+
+    if (!grown) {
+        free(vars);
+        p->oom = true;
+        return;
+    }
+    cfg->origins = grown;
+    o = &grown[cfg->norigins++];
+    o->sec = sec;
+    o->watch = sec == SEC_WATCH ? (size_t)((const struct pd_watch *)base - cfg->watches) : 0;
+    o->key = (size_t)(k - cfg_keys);
+    o->vars = vars;
+    if (asprintf(&o->where, "%s:%d", cfg_pos_file(p, p->lineno), cfg_pos_line(p, p->lineno)) < 0) {
+        o->where = NULL;
+        p->oom = true;
+    }
+}
+
 static int on_ini_value(void *user, const char *section, const char *name, const char *value)
 {
     struct parser *p = user;
-    const char *wname = NULL;
-    int sec = section_of(section, &wname);
     const struct key *k;
     struct seen *seen;
-    void *base;
+    char *expanded, *vars, where[LINE_MAX_INI + 32];
+    int sec, rc;
+    void *base = section_slot(p, section, &sec, &seen);
 
-    if (sec < 0) {
-        if (!*section)
-            cfg_add_error(p, p->lineno,
-                          "'%s' is outside any section; put it under [patchworks], [state] or "
-                          "[watch:NAME]",
-                          name);
-        return 1; /* unknown sections were reported once, at their header */
-    }
-    if (sec == SEC_PATCHWORKS) {
-        base = &p->cfg->pw;
-        seen = &p->pw_seen;
-    } else if (sec == SEC_STATE) {
-        base = &p->cfg->state;
-        seen = &p->state_seen;
-    } else if (sec == SEC_DAEMON) {
-        base = &p->cfg->daemon;
-        seen = &p->daemon_seen;
-    } else if (sec == SEC_METRICS) {
-        base = &p->cfg->metrics;
-        seen = &p->metrics_seen;
-    } else {
-        struct pd_watch *w = (struct pd_watch *)pd_config_watch(p->cfg, wname);
-        if (!w)
-            return 1; /* a nameless or repeated section: already reported */
-        base = w;
-        seen = &p->watch_seen[w - p->cfg->watches];
-    }
+    if (!base)
+        return 1;
     k = cfg_find_key((enum section)sec, name);
     if (!k) {
         unknown_key(p, (enum section)sec, section, name);
         return 1;
     }
     if (seen->line[k - cfg_keys]) {
-        cfg_add_error(p, p->lineno, "%s is set again (first at line %d); keep one", name,
-                      seen->line[k - cfg_keys]);
+        cfg_add_error(p, p->lineno, "%s is set again (first at %s); keep one", name,
+                      cfg_where(p, seen->line[k - cfg_keys], where, sizeof(where)));
         return 1;
     }
     seen->line[k - cfg_keys] = p->lineno;
-    if (cfg_set_value(p, k, base, value, p->lineno))
+    p->secret_key = k->type == T_SECRET ? k->name : NULL;
+    rc = cfg_expand(p, value, p->lineno, &expanded, &vars);
+    p->secret_key = NULL;
+    if (rc == PD_ENOMEM)
+        p->oom = true;
+    if (rc || cfg_set_value(p, k, base, expanded, p->lineno))
         seen->bad[k - cfg_keys] = true;
+    cfg_free_value(expanded);
+    if (!rc)
+        add_origin(p, sec, base, k, vars);
     return 1;
 }
 
@@ -310,16 +329,21 @@ static int open_file(struct parser *p, const char *file, struct stat *st)
 {
     const char *slash = strrchr(file, '/');
     char *folder;
+    FILE *fp;
     int rc;
 
     p->file = file;
-    p->fp = fopen(file, "re");
-    if (!p->fp) {
+    fp = fopen(file, "re");
+    if (!fp) {
         rc = -errno;
         cfg_add_error(p, 0, "cannot open: %s", strerror(errno));
         return rc;
     }
-    if (fstat(fileno(p->fp), st) || !S_ISREG(st->st_mode)) {
+    if (cfg_push_file(p, file, 0, fp)) {
+        fclose(fp);
+        return PD_ENOMEM;
+    }
+    if (fstat(fileno(fp), st) || !S_ISREG(st->st_mode)) {
         cfg_add_error(p, 0, "is not a regular file");
         return PD_ECONFIG;
     }
@@ -389,9 +413,8 @@ fail:
         *errors = p.oom ? strdup("out of memory while reading the config\n") : format_problems(&p);
     }
     free(p.problems);
-    if (p.fp)
-        fclose(p.fp);
     pd_config_destroy(&p.cfg);
+    cfg_close_files(&p);
     free(p.watch_seen);
     free(p.dir);
     return rc;
@@ -438,6 +461,11 @@ void pd_config_destroy(struct pd_config **cfgp)
         free(cfg->watches[i].name);
     }
     free(cfg->watches);
+    for (size_t i = 0; i < cfg->norigins; i++) {
+        free(cfg->origins[i].where);
+        free(cfg->origins[i].vars);
+    }
+    free(cfg->origins);
     free(cfg->file);
     free(cfg);
     *cfgp = NULL;
@@ -449,4 +477,22 @@ const struct pd_watch *pd_config_watch(const struct pd_config *cfg, const char *
         if (!strcmp(cfg->watches[i].name, name))
             return &cfg->watches[i];
     return NULL;
+}
+
+const struct cfg_origin *cfg_origin_of(const struct pd_config *cfg, int sec, size_t watch,
+                                       size_t key)
+{
+    for (size_t i = 0; i < cfg->norigins; i++) {
+        const struct cfg_origin *o = &cfg->origins[i];
+        if (o->sec == sec && o->watch == watch && o->key == key)
+            return o;
+    }
+    return NULL;
+}
+
+const char *cfg_origin_vars(const struct pd_config *cfg, int sec, size_t watch, const char *name)
+{
+    const struct key *k = cfg_find_key((enum section)sec, name);
+    const struct cfg_origin *o = k ? cfg_origin_of(cfg, sec, watch, (size_t)(k - cfg_keys)) : NULL;
+    return o ? o->vars : NULL;
 }

@@ -95,21 +95,27 @@ static void resolve_secret(struct parser *p, char **inline_value, const char *fi
     int inline_line = key_line(&p->pw_seen, SEC_PATCHWORKS, name);
     int file_line;
     const char *envval;
+    char where[LINE_MAX_INI + 32];
 
     snprintf(file_key, sizeof(file_key), "%s_file", name);
     file_line = key_line(&p->pw_seen, SEC_PATCHWORKS, file_key);
     if (*inline_value && file) {
-        cfg_add_error(p, file_line, "both %s (line %d) and %s are set; keep one", name, inline_line,
-                      file_key);
+        cfg_add_error(p, file_line, "both %s (%s) and %s are set; keep one", name,
+                      cfg_where(p, inline_line, where, sizeof(where)), file_key);
         return;
     }
     if (*inline_value) {
-        if (config_readable)
+        const char *in = cfg_pos_file(p, inline_line);
+        const char *vars = cfg_origin_vars(p->cfg, SEC_PATCHWORKS, 0, name);
+        struct stat st;
+        /* A secret through ${VAR} is not written in the file. */
+        if (!vars && (in == p->file ? config_readable : !stat(in, &st) && (st.st_mode & S_IROTH)))
             cfg_add_error(p, inline_line,
                           "%s is written in this file, which every user can read; run chmod o-r %s "
                           "(or move the secret to %s)",
-                          name, p->file, file_key);
-        if (asprintf(&pw->secret_source, "%s in %s line %d", name, p->file, inline_line) < 0)
+                          name, in, file_key);
+        if (asprintf(&pw->secret_source, "%s%s%s in %s line %d", name, vars ? " = " : "",
+                     vars ? vars : "", in, cfg_pos_line(p, inline_line)) < 0)
             p->oom = true;
         return;
     }
@@ -134,6 +140,7 @@ static void validate_credentials(struct parser *p, bool config_readable)
     struct pd_patchworks *pw = &p->cfg->pw;
     const char *api_env = getenv("PATCHDROP_API_KEY");
     bool want_key = pw->api_key || pw->api_key_file;
+    char where[LINE_MAX_INI + 32];
 
     /* Which way to sign in depends on all of them: one that did not parse was reported, and
      * guessing without it would only add a second message about the same line. */
@@ -145,9 +152,10 @@ static void validate_credentials(struct parser *p, bool config_readable)
         cfg_add_error(p,
                       key_line(&p->pw_seen, SEC_PATCHWORKS, "api_key") +
                           key_line(&p->pw_seen, SEC_PATCHWORKS, "api_key_file"),
-                      "both email (line %d) and an API key are set; use one way to sign in: email "
+                      "both email (%s) and an API key are set; use one way to sign in: email "
                       "with password, or api_key",
-                      key_line(&p->pw_seen, SEC_PATCHWORKS, "email"));
+                      cfg_where(p, key_line(&p->pw_seen, SEC_PATCHWORKS, "email"), where,
+                                sizeof(where)));
         return;
     }
     if (pw->email) {

@@ -72,11 +72,44 @@ struct seen {
     bool bad[CFG_MAX_KEYS];
 };
 
+/* One file being read: the config file or one it includes; a stack of them is read in turn. */
+struct frame {
+    char *path; /* as said in messages */
+    FILE *fp;   /* NULL until its turn comes */
+    int src;    /* its index in parser.srcs once opened */
+    int from;   /* the position of the include line that named it (0: the config file) */
+    int line;   /* lines read from it so far */
+    bool in_section; /* a [section] header was read in this file */
+};
+
+/* Where a position (a line counted across every file read, in reading order) is. */
+struct pos {
+    int src; /* index into parser.srcs */
+    int line;
+};
+
+/* Where a value was set: shown by check-config beside the value. */
+struct cfg_origin {
+    int sec;       /* enum section */
+    size_t watch;  /* index into cfg->watches for SEC_WATCH */
+    size_t key;    /* index into cfg_keys */
+    char *where;   /* "FILE:LINE" */
+    char *vars;    /* "${A}, ${B}" when the value came through the environment, else NULL */
+};
+
 struct parser {
     const char *file;
     char *dir; /* folder of the config file, for relative paths */
-    FILE *fp;
-    int lineno;
+    int lineno; /* the position of the line being read; equal to its line in the config file
+                   until an include */
+    struct frame *stack; /* files left to read, the one being read last */
+    size_t depth;
+    char **srcs; /* every file opened, the config file first */
+    size_t nsrcs;
+    struct pos *pos; /* by position - 1 */
+    size_t npos;
+    bool in_watch; /* the last section header was a [watch:NAME] */
+    const char *secret_key; /* the secret key whose value is being expanded, else NULL */
     struct pd_config *cfg;
     struct seen pw_seen, state_seen, daemon_seen, metrics_seen;
     struct seen *watch_seen;                            /* parallel to cfg->watches */
@@ -87,9 +120,31 @@ struct parser {
     bool oom;
 };
 
-/* config.c: one problem of the file, at LINE (0: the file as a whole). */
+/* config.c: one problem of the file, at position LINE (0: the config file as a whole). */
 void cfg_add_error(struct parser *p, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* config_source.c: reads the next line across the config file and those it includes, handling
+ * `include = PATTERN` lines. cfg_push_file: PATH to be read next (FP: already open), named by
+ * the include line at position FROM. The file and line of a position; "line N" when in the
+ * config file, else "FILE line N", in BUF. */
+char *cfg_read_line(struct parser *p, char *buf, size_t cap);
+int cfg_push_file(struct parser *p, const char *path, int from, FILE *fp);
+void cfg_close_files(struct parser *p);
+const char *cfg_pos_file(const struct parser *p, int pos);
+int cfg_pos_line(const struct parser *p, int pos);
+const char *cfg_where(const struct parser *p, int pos, char *buf, size_t len);
+/* ${VAR} and ${VAR:-default} in VALUE, read at POS: the result in *OUT (free with
+ * cfg_free_value), the names used in *VARS (NULL: none). 0, PD_ECONFIG (said) or PD_ENOMEM. */
+int cfg_expand(struct parser *p, const char *value, int pos, char **out, char **vars);
+void cfg_free_value(char *value);
+
+/* config.c: the variables key NAME of section SEC (WATCH: its index) was set through, as
+ * "${A}, ${B}"; NULL: none, or not set. */
+const char *cfg_origin_vars(const struct pd_config *cfg, int sec, size_t watch, const char *name);
+/* Where key K of section SEC (WATCH: its index) was set, as "FILE:LINE"; NULL: not set. */
+const struct cfg_origin *cfg_origin_of(const struct pd_config *cfg, int sec, size_t watch,
+                                       size_t key);
 
 /* config_keys.c: the key NAME of SEC; the one NAME most likely misspells (NULL: none close). */
 const struct key *cfg_find_key(enum section sec, const char *name);

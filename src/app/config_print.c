@@ -1,6 +1,7 @@
 /*
  * The effective configuration, as `patchdrop check-config` shows it: every key of the
- * table with its value or default, secrets masked.
+ * table with its value or default, secrets masked, each value set in a file under a comment
+ * saying which file and line.
  */
 #include "config_internal.h"
 
@@ -9,7 +10,23 @@
 #include <stdint.h>
 #include <stdio.h>
 
-static void print_section(enum section sec, const void *base, FILE *out)
+/* Where a value set in the file came from, on the line above it: the file and line, and the
+ * variables it was written with (their names only: a value may be a secret). */
+static void print_origin(const struct pd_config *cfg, enum section sec, size_t watch, size_t key,
+                         FILE *out)
+{
+    const struct cfg_origin *o = cfg_origin_of(cfg, sec, watch, key);
+
+    if (!o || !o->where)
+        return;
+    if (o->vars)
+        fprintf(out, "; from %s, through %s\n", o->where, o->vars);
+    else
+        fprintf(out, "; from %s\n", o->where);
+}
+
+static void print_section(const struct pd_config *cfg, enum section sec, size_t watch,
+                          const void *base, FILE *out)
 {
     for (size_t i = 0; i < cfg_nkeys; i++) {
         const struct key *k = &cfg_keys[i];
@@ -18,6 +35,7 @@ static void print_section(enum section sec, const void *base, FILE *out)
 
         if (k->section != sec)
             continue;
+        print_origin(cfg, sec, watch, i, out);
         switch (k->type) {
         case T_SECRET: {
             const char *v = *(char *const *)(const void *)field;
@@ -70,15 +88,15 @@ void pd_config_print(const struct pd_config *cfg, FILE *out)
     if (cfg->pw.secret_source)
         fprintf(out, " (secret from %s)", cfg->pw.secret_source);
     fprintf(out, "\n");
-    print_section(SEC_PATCHWORKS, &cfg->pw, out);
+    print_section(cfg, SEC_PATCHWORKS, 0, &cfg->pw, out);
     fprintf(out, "\n[state]\n");
-    print_section(SEC_STATE, &cfg->state, out);
+    print_section(cfg, SEC_STATE, 0, &cfg->state, out);
     fprintf(out, "\n[daemon]\n");
-    print_section(SEC_DAEMON, &cfg->daemon, out);
+    print_section(cfg, SEC_DAEMON, 0, &cfg->daemon, out);
     fprintf(out, "\n[metrics]\n");
-    print_section(SEC_METRICS, &cfg->metrics, out);
+    print_section(cfg, SEC_METRICS, 0, &cfg->metrics, out);
     for (size_t i = 0; i < cfg->nwatches; i++) {
         fprintf(out, "\n[watch:%s]\n", cfg->watches[i].name);
-        print_section(SEC_WATCH, &cfg->watches[i], out);
+        print_section(cfg, SEC_WATCH, i, &cfg->watches[i], out);
     }
 }

@@ -1,7 +1,8 @@
 /*
  * The log (see pd_log.h): formats one event into a line of text or JSON, suppresses copies of a
  * repeating warning or error, and writes each line with one call so that the lines of
- * concurrent processes never interleave. One mutex guards the settings and the repeat table,
+ * concurrent processes never interleave. Under journald each line is sent natively with
+ * fields of its own (EVENT=, WATCH=, FILE=) when stderr is the journal's stream. One mutex guards the settings and the repeat table,
  * since the metrics thread and libuv's thread pool may log too.
  */
 #include "pd_log.h"
@@ -9,13 +10,26 @@
 #include "pd_clock.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
+
+#ifdef PD_HAVE_SYSTEMD
+/* CODE_FILE= and the like would always name this file: left out. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
+#include <systemd/sd-journal.h>
+/* Where libsystemd sends native journal entries. */
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
+#endif
 
 #define LINE_MAX_LOG 4096
 #define REPEAT_SLOTS 32
@@ -335,6 +349,95 @@ static void render_json(struct out *o, const char *time, enum pd_log_level level
     puts_(o, "}");
 }
 
+/* ---- journald's fields ---------------------------------------------------------------- */
+
+size_t pd_log_journal_fields(const char *msg, char (*fields)[PD_LOG_FIELD_MAX], size_t max)
+{
+    static const struct {
+        const char *key, *field;
+    } wanted[] = {{"event", "EVENT"}, {"watch", "WATCH"}, {"file", "FILE"}};
+    bool done[sizeof(wanted) / sizeof(wanted[0])] = {false};
+    char val[LINE_MAX_LOG], safe[PD_LOG_FIELD_MAX - 8]; /* room for "WATCH=" */
+    size_t n = 0;
+
+    for (const char *p = msg; *p && n < max;) {
+        const char *k = p;
+        bool quoted;
+        size_t klen, vlen;
+
+        while (isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.')
+            p++;
+        klen = (size_t)(p - k);
+        if (!klen || *p != '=') {
+            /* A word that is not key=value (a quoted run of them too): skipped whole. */
+            p = k;
+            read_value(&p, val, sizeof(val), &quoted);
+            while (*p == ' ')
+                p++;
+            continue;
+        }
+        p++;
+        vlen = read_value(&p, val, sizeof(val), &quoted);
+        val[vlen] = '\0';
+        while (*p == ' ')
+            p++;
+        for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
+            if (done[i] || strlen(wanted[i].key) != klen || strncmp(k, wanted[i].key, klen))
+                continue;
+            /* As the line shows it: a name's control characters stay escaped. */
+            snprintf(fields[n++], PD_LOG_FIELD_MAX, "%s=%s", wanted[i].field,
+                     pd_log_escape(val, safe, sizeof(safe)));
+            done[i] = true;
+        }
+    }
+    return n;
+}
+
+/*
+ * Whether stderr is journald's stream for this service: JOURNAL_STREAM names its device and
+ * inode (a wrapper that sent stderr to a file keeps the variable, not the stream).
+ */
+static bool stderr_is_journal(void)
+{
+    const char *env = getenv("JOURNAL_STREAM");
+    uintmax_t dev, ino;
+    struct stat st;
+
+    return env && sscanf(env, "%" SCNuMAX ":%" SCNuMAX, &dev, &ino) == 2 &&
+           !fstat(STDERR_FILENO, &st) && (uintmax_t)st.st_dev == dev &&
+           (uintmax_t)st.st_ino == ino;
+}
+
+/*
+ * Sends LINE to journald natively with its priority and the fields of MSG, so that
+ * `journalctl -u patchdrop WATCH=orders` finds a watch's lines. False when it cannot (no
+ * libsystemd, no journal socket): the line then goes to stderr as before.
+ */
+static bool send_journal(enum pd_log_level level, const char *line, const char *msg)
+{
+#ifdef PD_HAVE_SYSTEMD
+    char fields[3][PD_LOG_FIELD_MAX], message[LINE_MAX_LOG + 160], prio[16], ident[64];
+    struct iovec iov[6];
+    size_t n = pd_log_journal_fields(msg, fields, 3), k = 0;
+
+    /* libsystemd drops the line without a word when the socket is missing. */
+    if (access(JOURNAL_SOCKET, F_OK))
+        return false;
+    snprintf(message, sizeof(message), "MESSAGE=%s", line);
+    snprintf(prio, sizeof(prio), "PRIORITY=%d", syslog_prio[level]);
+    snprintf(ident, sizeof(ident), "SYSLOG_IDENTIFIER=%s", program_invocation_short_name);
+    iov[k++] = (struct iovec){message, strlen(message)};
+    iov[k++] = (struct iovec){prio, strlen(prio)};
+    iov[k++] = (struct iovec){ident, strlen(ident)};
+    for (size_t i = 0; i < n; i++)
+        iov[k++] = (struct iovec){fields[i], strlen(fields[i])};
+    return sd_journal_sendv(iov, (int)k) == 0;
+#else
+    (void)level, (void)line, (void)msg;
+    return false;
+#endif
+}
+
 /* ---- writing ------------------------------------------------------------------------- */
 
 /* Writes one line for MSG (already formatted key=value text). Called with the lock held. */
@@ -342,15 +445,17 @@ static void emit(enum pd_log_level level, const char *msg)
 {
     char line[LINE_MAX_LOG + 128], time[96];
     struct out o = {line, 0, sizeof(line)};
-    bool journal = getenv("JOURNAL_STREAM") != NULL;
+    bool journal = getenv("JOURNAL_STREAM") != NULL, native;
     FILE *f = output ? output : stderr;
 
     line[0] = '\0';
-    if (journal) {
+    /* Sent natively, the priority is a field of its own; through the stream, a prefix. */
+    native = journal && !output && stderr_is_journal();
+    if (journal && !native) {
         char prio[8];
         snprintf(prio, sizeof(prio), "<%d>", syslog_prio[level]);
         puts_(&o, prio);
-    } else {
+    } else if (!journal) {
         pd_clock_iso(clk()->wall_ms(clk()->arg), time, sizeof(time));
     }
     if (format == PD_LOG_JSON) {
@@ -369,6 +474,10 @@ static void emit(enum pd_log_level level, const char *msg)
         char safe[LINE_MAX_LOG];
         puts_(&o, pd_log_escape(msg, safe, sizeof(safe)));
     }
+    if (native && send_journal(level, line, msg))
+        return;
+    if (native) /* through the stream after all, with the prefix it then needs */
+        fprintf(f, "<%d>", syslog_prio[level]);
     fprintf(f, "%s\n", line);
     fflush(f);
 }

@@ -4,13 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-struct command {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *summary;
-};
+static int completion(int argc, char **argv);
 
-static const struct command commands[] = {
+static const struct pd_cli_command commands[] = {
     {"run", pd_cli_run,
      "watch the drop folders and deliver every file (--once: what is there now)"},
     {"send", pd_cli_send, "send files to a process flow now, one line per chunk"},
@@ -23,13 +19,20 @@ static const struct command commands[] = {
     {"check-config", pd_cli_check_config, "validate a config file and print it, secrets masked"},
     {"doctor", pd_cli_doctor, "check everything between this host and a working account"},
     {"version", pd_cli_version, "print the version of patchdrop (also --version, -V)"},
+    {"completion", completion, NULL}, /* hidden: the shell completion script */
 };
+
+static int completion(int argc, char **argv)
+{
+    return pd_cli_completion(commands, sizeof(commands) / sizeof(commands[0]), argc, argv);
+}
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: patchdrop COMMAND [OPTIONS]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
+        if (commands[i].summary)
+            fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\n'patchdrop COMMAND --help' describes a command's options;\n"
                  "'patchdrop --version' (or -V) prints the version.\n");
 }

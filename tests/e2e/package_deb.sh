@@ -133,6 +133,10 @@ check "patchdrop-mock's package has the emulator" grep -qx ./usr/bin/patchdrop-m
 check "and its man page" grep -qx ./usr/share/man/man1/patchdrop-mock.1.gz "$T/mock-contents"
 check "the unit is where bookworm's packages put theirs ($unitdir)" \
   grep -qx ".$unitdir/$unit" "$T/contents"
+check "it ships the bash completion where bash-completion loads it" \
+  grep -qx ./usr/share/bash-completion/completions/patchdrop "$T/contents"
+check "and the zsh completion where Debian's zsh finds it" \
+  grep -qx ./usr/share/zsh/vendor-completions/_patchdrop "$T/contents"
 for pkg in patchdrop patchdrop-mock; do
   for f in copyright changelog.Debian.gz; do
     c=$T/contents
