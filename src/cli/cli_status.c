@@ -41,8 +41,8 @@ static const struct pd_cli_spec old_spec = {
 enum { O_WATCH = 256, O_JSON };
 
 static const struct option status_opts[] = {{"watch", required_argument, NULL, O_WATCH},
-                                             {"json", no_argument, NULL, O_JSON},
-                                             {NULL, 0, NULL, 0}};
+                                            {"json", no_argument, NULL, O_JSON},
+                                            {NULL, 0, NULL, 0}};
 
 static const struct pd_cli_spec spec = {
     .name = "status",
@@ -212,8 +212,8 @@ static void print_count(const char *what, long n)
         printf("  %-10s %ld", what, n);
 }
 
-static int not_running(const struct pd_config *cfg, const char *path, const char *watch,
-                       bool json, int err)
+static int not_running(const struct pd_config *cfg, const char *path, const char *watch, bool json,
+                       int err)
 {
     cJSON *root = cJSON_CreateObject(), *ws = cJSON_AddArrayToObject(root, "watches");
 
@@ -263,7 +263,8 @@ static int not_running(const struct pd_config *cfg, const char *path, const char
     return EXIT_NOT_RUNNING;
 }
 
-/* ---- the table -------------------------------------------------------------------------------- */
+/* ---- the table --------------------------------------------------------------------------------
+ */
 
 static double num(const cJSON *o, const char *key)
 {
@@ -327,10 +328,10 @@ static void print_done(const cJSON *e, bool ok)
 {
     const cJSON *runs = cJSON_GetObjectItemCaseSensitive(e, "runs"), *r;
 
-    printf("  %-9s ", ok ? (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "duplicate"))
-                                ? "duplicate"
-                                : "delivered")
-                         : "FAILED");
+    printf("  %-9s ",
+           ok ? (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "duplicate")) ? "duplicate"
+                                                                                : "delivered")
+              : "FAILED");
     put_name(stdout, str(e, "name"));
     printf("  %s", str(e, "at") ? str(e, "at") : "");
     if (!ok) {
@@ -434,8 +435,7 @@ int pd_cli_status(int argc, char **argv)
         if (errno == ENOENT || errno == ECONNREFUSED)
             rc = not_running(cfg, path, watch, json, errno);
         else {
-            fprintf(stderr, "patchdrop status: cannot connect to %s: %s%s\n", path,
-                    strerror(errno),
+            fprintf(stderr, "patchdrop status: cannot connect to %s: %s%s\n", path, strerror(errno),
                     errno == EACCES ? " (run it as patchdrop's user or a member of its group)"
                                     : "");
             rc = PD_EXIT_FAILED;

@@ -19,10 +19,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define CTL_LINE_MAX 256     /* `status ` and a watch name */
-#define CTL_TIMEOUT_MS 3000  /* to send the line and read the whole answer */
-#define CTL_CONNS 16         /* connections served at once; more are closed at once */
-#define CTL_GROUPS_MAX 256   /* a peer's groups looked at */
+#define CTL_LINE_MAX 256    /* `status ` and a watch name */
+#define CTL_TIMEOUT_MS 3000 /* to send the line and read the whole answer */
+#define CTL_CONNS 16        /* connections served at once; more are closed at once */
+#define CTL_GROUPS_MAX 256  /* a peer's groups looked at */
 
 struct dconn {
     uv_pipe_t pipe;
@@ -285,8 +285,8 @@ static int ctl_listen(struct dcontrol *c)
     struct stat st;
     int rc;
 
-    if ((rc = uv_pipe_bind(&c->server, c->path)) || (rc = uv_listen((uv_stream_t *)&c->server,
-                                                                      CTL_CONNS, on_connection)))
+    if ((rc = uv_pipe_bind(&c->server, c->path)) ||
+        (rc = uv_listen((uv_stream_t *)&c->server, CTL_CONNS, on_connection)))
         return rc;
     /* Bound just now, so the name is ours; 0660: the service's group may ask too. */
     if (lstat(c->path, &st) || !S_ISSOCK(st.st_mode) || chmod(c->path, 0660))

@@ -250,9 +250,9 @@ static cJSON *job_json(const struct pd_daemon *d, const struct job *j, const cha
     cJSON_AddStringToObject(o, "state", state);
     cJSON_AddNumberToObject(o, "size", (double)j->js.size);
     cJSON_AddNumberToObject(o, "bytes_done", (double)j->js.next_offset);
-    cJSON_AddNumberToObject(o, "age_seconds",
-                            (double)(j->since_ms && now > j->since_ms ? (now - j->since_ms) / 1000
-                                                                       : 0));
+    cJSON_AddNumberToObject(
+        o, "age_seconds",
+        (double)(j->since_ms && now > j->since_ms ? (now - j->since_ms) / 1000 : 0));
     if (!strcmp(state, "sending") || !strcmp(state, "retrying")) {
         cJSON_AddNumberToObject(o, "chunk", j->chunk.index + 1);
         if (j->chunk.last || j->chunk.whole)
@@ -344,8 +344,8 @@ static void counts_json(const struct pd_daemon *d, cJSON *o, const struct counts
         cJSON_AddNullToObject(o, "oldest_undelivered_seconds");
 }
 
-static cJSON *watch_json(const struct pd_daemon *d, size_t wi,
-                         const struct pd_client_retrying *rt, size_t nrt)
+static cJSON *watch_json(const struct pd_daemon *d, size_t wi, const struct pd_client_retrying *rt,
+                         size_t nrt)
 {
     const struct dwatch *w = &d->watches[wi];
     cJSON *o = cJSON_CreateObject(), *files;
