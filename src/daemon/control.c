@@ -4,7 +4,8 @@
  * the daemon closes. Anything else gets {"error": ...}. The socket is 0660, so only the daemon's
  * user and group can connect, and each connection's SO_PEERCRED is checked again (a socket
  * someone made wider, a copy of its descriptor). A client can cost little: CTL_LINE_MAX bytes,
- * CTL_TIMEOUT_MS for the whole exchange, CTL_CONNS at once; the loop never waits for one.
+ * CTL_TIMEOUT_MS for the whole exchange; beyond CTL_CONNS at once the oldest silent one goes;
+ * the loop never waits for one.
  */
 #include "daemon_internal.h"
 
@@ -182,6 +183,18 @@ static void on_timeout(uv_timer_t *t)
     conn_close(t->data);
 }
 
+/* Closes the oldest connection still waiting for its line. */
+static void evict_oldest(struct dcontrol *c)
+{
+    struct dconn *old = NULL;
+
+    for (struct dconn *k = c->conns->next; k; k = k->next) /* newest first: skip the new one */
+        if (!k->answered && !k->closing)
+            old = k;
+    if (old)
+        conn_close(old);
+}
+
 /* Whether the peer of FD is the daemon's user, root, or in the daemon's group. */
 static bool peer_allowed(int fd, uid_t *uid)
 {
@@ -226,10 +239,8 @@ static void on_connection(uv_stream_t *server, int status)
         conn_close(k);
         return;
     }
-    if (c->nconns > CTL_CONNS) {
-        conn_close(k); /* busy: a flood costs one accept each */
-        return;
-    }
+    if (c->nconns > CTL_CONNS)
+        evict_oldest(c); /* a newcomer always gets a slot: clients that stay silent lose theirs */
     uv_timer_start(&k->timer, on_timeout, CTL_TIMEOUT_MS, 0);
     if (uv_fileno((uv_handle_t *)&k->pipe, &fd) || !peer_allowed(fd, &uid)) {
         pd_log(PD_LOG_WARN, "event=control_refused uid=%u reason=\"not patchdrop's user or group\"",
