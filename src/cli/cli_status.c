@@ -132,8 +132,8 @@ static int exchange(int fd, const char *request, char **out)
     char *buf = NULL;
     ssize_t n;
 
-    if (write(fd, request, strlen(request)) != (ssize_t)strlen(request))
-        return -1;
+    /* A refusal may come before the request is read: its answer is read all the same. */
+    (void)send(fd, request, strlen(request), MSG_NOSIGNAL);
     for (;;) {
         if (cap - len < 4096) {
             char *grown = cap < ANSWER_MAX ? realloc(buf, cap ? cap * 2 : 65536) : NULL;

@@ -12,6 +12,7 @@
 #include "pd_log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ struct dconn {
     size_t len;
     char *out;
     bool answered, closing;
+    bool refused; /* not patchdrop's user or group: its line gets a refusal */
     int open_handles;
 };
 
@@ -139,7 +141,9 @@ static void conn_request(struct dconn *k)
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
     line[n] = '\0';
-    if (!strcmp(line, "status"))
+    if (k->refused)
+        conn_error(k, "refused: only patchdrop's user and group may ask for its status");
+    else if (!strcmp(line, "status"))
         conn_answer(k, pd_daemon_status_json(k->ctl->d, NULL));
     else if (!strncmp(line, "status ", 7) && line[7])
         conn_answer(k, pd_daemon_status_json(k->ctl->d, line + 7));
@@ -245,8 +249,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (uv_fileno((uv_handle_t *)&k->pipe, &fd) || !peer_allowed(fd, &uid)) {
         pd_log(PD_LOG_WARN, "event=control_refused uid=%u reason=\"not patchdrop's user or group\"",
                (unsigned)uid);
-        conn_error(k, "refused: only patchdrop's user and group may ask for its status");
-        return;
+        k->refused = true; /* answered once its line is read: closing on unread bytes resets */
     }
     uv_read_start((uv_stream_t *)&k->pipe, on_alloc, on_read);
 }
@@ -307,6 +310,20 @@ static int ctl_listen(struct dcontrol *c)
     return 0;
 }
 
+/* The state dir is private (0700, pd_zone_own_dir): the group gets the right to pass through
+ * it (0710), so its members reach the socket by name; they can list and read nothing in it. */
+static void let_group_pass(const char *dir)
+{
+    struct stat st;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+    if (fd < 0)
+        return;
+    if (!fstat(fd, &st) && st.st_uid == geteuid() && (st.st_mode & 0777) == 0700)
+        fchmod(fd, 0710);
+    close(fd);
+}
+
 void dw_control_open(struct pd_daemon *d)
 {
     struct dcontrol *c;
@@ -337,6 +354,7 @@ void dw_control_open(struct pd_daemon *d)
         dw_control_close(d, NULL);
         return;
     }
+    let_group_pass(d->cfg->state.dir);
     pd_log(PD_LOG_DEBUG, "event=control_listening path=%s", c->path);
 }
 
