@@ -65,25 +65,30 @@ static double num(const cJSON *o, const char *key)
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
+/* OPEN, S escaped, CLOSE. */
+static void tagged(FILE *f, const char *open, const char *s, const char *close)
+{
+    fputs(open, f);
+    esc(f, s);
+    fputs(close, f);
+}
+
 /* A table cell holding S escaped, "-" when absent. */
 static void cell(FILE *f, const char *cls, const char *s)
 {
     fprintf(f, "<td class=\"%s\">", cls);
     if (s)
-        esc(f, s);
+        tagged(f, "", s, "</td>");
     else
-        fputs("<span class=\"muted\">-</span>", f);
-    fputs("</td>", f);
+        fputs("<span class=\"muted\">-</span></td>", f);
 }
 
 static void page_account(FILE *f, const cJSON *root)
 {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "account");
 
-    fputs("<h1>patchdrop ", f);
-    esc(f, str(root, "version"));
-    fputs("</h1><p id=\"daemon\">", f);
-    esc(f, str(root, "state"));
+    tagged(f, "<h1>patchdrop ", str(root, "version"), "</h1>");
+    tagged(f, "<p id=\"daemon\">", str(root, "state"), "");
     fprintf(f, ", pid %.0f, at ", num(root, "pid"));
     esc(f, str(root, "now"));
     fprintf(f, "; flow runs followed: %.0f</p>", num(root, "runs_followed"));
@@ -96,15 +101,11 @@ static void page_account(FILE *f, const cJSON *root)
                 num(a, "requests_limit"), num(a, "requests_limit"), num(a, "requests_used"));
     fprintf(f, "; %.0f in flight, %.0f waiting", num(a, "requests_in_flight"),
             num(a, "requests_waiting"));
-    if (str(a, "paused_until")) {
-        fputs("; <span class=\"bad\">paused until ", f);
-        esc(f, str(a, "paused_until"));
-        fputs(" (429/503)</span>", f);
-    }
-    if (str(a, "token_valid_until")) {
-        fputs("; token valid until ", f);
-        esc(f, str(a, "token_valid_until"));
-    }
+    if (str(a, "paused_until"))
+        tagged(f, "; <span class=\"bad\">paused until ", str(a, "paused_until"),
+               " (429/503)</span>");
+    if (str(a, "token_valid_until"))
+        tagged(f, "; token valid until ", str(a, "token_valid_until"), "");
     fputs("</p>", f);
 }
 
@@ -148,14 +149,10 @@ static void run_link(FILE *f, const cJSON *run)
     const char *id = str(run, "id"), *url = str(run, "dashboard");
 
     if (url && (!strncmp(url, "https://", 8) || !strncmp(url, "http://", 7))) {
-        fputs("<a class=\"run\" href=\"", f);
-        esc(f, url);
-        fputs("\">", f);
-        esc(f, id);
-        fputs("</a> ", f);
+        tagged(f, "<a class=\"run\" href=\"", url, "\">");
+        tagged(f, "", id, "</a> ");
     } else {
-        esc(f, id);
-        fputs(" ", f);
+        tagged(f, "", id, " ");
     }
 }
 
@@ -191,16 +188,10 @@ static void page_watch(FILE *f, const cJSON *w)
 {
     const cJSON *oldest = cJSON_GetObjectItemCaseSensitive(w, "oldest_undelivered_seconds");
 
-    fputs("<section class=\"watch\"><h2>Watch ", f);
-    esc(f, str(w, "name"));
-    fputs("</h2><p class=\"muted\">", f);
-    esc(f, str(w, "folder"));
-    fputs("</p>", f);
-    if (str(w, "disabled")) {
-        fputs("<p class=\"bad\">Disabled: ", f);
-        esc(f, str(w, "disabled"));
-        fputs("</p>", f);
-    }
+    tagged(f, "<section class=\"watch\"><h2>Watch ", str(w, "name"), "</h2>");
+    tagged(f, "<p class=\"muted\">", str(w, "folder"), "</p>");
+    if (str(w, "disabled"))
+        tagged(f, "<p class=\"bad\">Disabled: ", str(w, "disabled"), "</p>");
     fprintf(f,
             "<table class=\"counts\"><tr><th>Settling</th><th>Ready</th><th>Claimed</th>"
             "<th>Sending</th><th>Retrying</th><th>Parked</th><th>Oldest undelivered</th></tr>"
