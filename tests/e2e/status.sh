@@ -1,14 +1,14 @@
 # `patchdrop status` against a daemon delivering to patchdrop-mock: a file refused (422) shows as
-# failed with its reason; a big file cut into chunks, sent slowly (--latency), shows its chunk
-# progress while it goes, then as delivered with its flow run; garbage, oversized and slow
-# clients on the control socket never stop the daemon; with no daemon, status says so, counts
-# what the folders hold and exits 3; a stale socket left by a crash is replaced, a symlink in
-# its place is left alone.
+# failed with its reason; a big file cut into chunks, sent slowly (--latency), shows a retry after
+# a 429 (next attempt, last error, the account's pause), then its chunk progress, then as
+# delivered with its flow run; garbage, oversized and slow clients on the control socket never
+# stop the daemon; with no daemon, status says so, counts what the folders hold and exits 3; a
+# stale socket left by a crash is replaced, a symlink in its place is left alone.
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/lib_run.bash"
 command -v python3 >/dev/null || { echo "skipped: python3 is not installed"; exit 77; }
 PD_PW="pw-Status-$RANDOM-never-shown"
-start_mock --password "$PD_PW" --latency 300ms --script 422
+start_mock --password "$PD_PW" --latency 300ms --script 422,429:4
 mkdir -p "$T/drop"
 PD_RATE=600 PD_MAX_BODY=3000 write_conf "$T/c.conf" "$T/drop" "split = csv" "header_lines = 1"
 SOCK="$T/state/patchdrop.sock"
@@ -59,6 +59,16 @@ python3 -c "
 print('id,name')
 for i in range(1500): print(f'{i},customer-{i:05d}-padding-padding')" >"$T/big.csv"
 cp "$T/big.csv" "$T/drop/.big.tmp" && mv "$T/drop/.big.tmp" "$T/drop/big.csv"
+# Its first chunk is answered 429 with Retry-After: 4: a retry waits, and the account pauses.
+retry_seen() {
+  st --json >"$T/s-retry.json" 2>/dev/null &&
+    jqe '.watches[0].files[] | select(.name == "big.csv" and .state == "retrying" and .last_error == "HTTP 429" and .attempts >= 1 and (.next_attempt | test("T")))' "$T/s-retry.json"
+}
+check "status shows the big file waiting for a retry after a 429, with its next attempt" wait_for 15 retry_seen
+check "and the account paused until then" jqe '.account.paused_until | test("T")' "$T/s-retry.json"
+st >"$T/s-retry.out" || true
+check "the table says retrying, the last error and the next attempt" \
+  grep -qE "retrying +big.csv .*last error: HTTP 429, next attempt 20" "$T/s-retry.out"
 chunk_seen() {
   st --json >"$T/s2.json" 2>/dev/null &&
     jqe '.watches[0].files[] | select(.name == "big.csv" and .state == "sending" and .chunk >= 3 and .bytes_done > 0 and .size > 50000)' "$T/s2.json"
