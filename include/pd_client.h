@@ -98,6 +98,18 @@ struct pd_client_stats {
     uint64_t in_flight; /* requests sent, not answered */
     uint64_t failing_since_ms; /* monotonic: the oldest retrying request's first failure; 0 */
     long last_failure_status;  /* that request's last HTTP status, 0: no answer */
+    /* The account's pace (status): requests answered within the window plus those in flight,
+     * of rate_limit per window (0: unlimited); paused until (monotonic, 429/503; 0: not). */
+    uint64_t window_used, window_limit, window_ms;
+    uint64_t paused_until_ms;
+};
+
+/* A request waiting for its next attempt after a retryable failure (status). */
+struct pd_client_retrying {
+    void *arg;           /* the submitter's ARG: tells whose request it is */
+    unsigned attempts;   /* HTTP requests made for it so far */
+    long last_status;    /* its last answer's HTTP status, 0: no answer */
+    uint64_t due_in_ms;  /* when the next attempt goes */
 };
 
 int pd_client_create(uv_loop_t *loop, const struct pd_client_opts *opts, struct pd_client **out);
@@ -110,6 +122,8 @@ struct pd_auth *pd_client_auth(struct pd_client *c);
 uv_loop_t *pd_client_loop(struct pd_client *c);
 const struct pd_clock *pd_client_clock(struct pd_client *c);
 struct pd_client_stats pd_client_stats(const struct pd_client *c);
+/* Fills OUT with up to MAX requests waiting to be tried again; returns how many there are. */
+size_t pd_client_retrying(const struct pd_client *c, struct pd_client_retrying *out, size_t max);
 /*
  * Tells the caller something the client (or its login, pd_auth) did: LINE, an event for the
  * log at LEVEL (opts.event), and WORDS, the same for a person (opts.note).

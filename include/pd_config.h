@@ -124,6 +124,7 @@ struct pd_daemon_cfg {
 struct pd_metrics_cfg {
     char *listen;                /* "127.0.0.1:9465"; NULL: no metrics endpoint */
     uint64_t unhealthy_after_ms; /* /healthz turns 503 once deliveries fail this long */
+    char *token_file;            /* bearer token for /, /api/status, /metrics; NULL: none */
 };
 
 struct cfg_origin;

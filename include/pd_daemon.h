@@ -74,6 +74,14 @@ struct pd_daemon_summary pd_daemon_summary(const struct pd_daemon *d);
 /* Hands the metrics what waits now (files per watch, requests); the loop calls it each second. */
 void pd_daemon_sample(const struct pd_daemon *d, struct pd_metrics *m);
 
+/*
+ * The daemon's state now as one JSON document (README, "Status"), for WATCH only when not NULL;
+ * malloc'd, NULL when out of memory. Loop thread only. The same document answers `status` on
+ * the control socket `<state dir>/patchdrop.sock` (PD_DAEMON_SOCKET) while the daemon runs.
+ */
+char *pd_daemon_status_json(const struct pd_daemon *d, const char *watch);
+#define PD_DAEMON_SOCKET "patchdrop.sock"
+
 /* Frees everything once every handle closed; then ON_CLOSED(ARG). NULLs *D. */
 void pd_daemon_close(struct pd_daemon **d, void (*on_closed)(void *arg), void *arg);
 

@@ -75,12 +75,33 @@ struct pd_metrics_totals {
 int pd_metrics_create(const struct pd_metrics_opts *opts, struct pd_metrics **out);
 
 /*
- * Serves /metrics and /healthz on LISTEN ("127.0.0.1:9465"; port 0: any free port) from a
+ * Serves /metrics, /healthz, / and /api/status on LISTEN ("127.0.0.1:9465"; port 0: any free port) from a
  * thread of its own. Returns 0, PD_ECONFIG for a bad address, or -EADDRINUSE with ERR saying
  * what could not be done.
  */
 int pd_metrics_listen(struct pd_metrics *m, const char *listen, char *err, size_t errlen);
 unsigned pd_metrics_port(const struct pd_metrics *m); /* the port listened on, 0: none */
+
+/*
+ * The daemon's status document (README, "Status") for / (as HTML, pd_status_page_render) and
+ * /api/status: FN returns it malloc'd, or NULL when there is none yet. FN runs on the HTTP
+ * thread: it must be safe there (a copy the loop leaves under a lock, not the daemon itself).
+ * Set it before pd_metrics_listen.
+ */
+typedef char *(*pd_metrics_status_fn)(void *arg);
+void pd_metrics_set_status(struct pd_metrics *m, pd_metrics_status_fn fn, void *arg);
+
+/*
+ * Asks for "Authorization: Bearer TOKEN" (copied; never logged) on /, /api/status and /metrics:
+ * 401 without it. /healthz stays open. Without a token, a listener that is not on loopback
+ * answers / and /api/status with 403 (they show file names). Set it before pd_metrics_listen.
+ * Returns 0 or PD_ENOMEM.
+ */
+int pd_metrics_set_token(struct pd_metrics *m, const char *token);
+
+/* The status page: JSON, the status document (NULL or not JSON: a page saying it is not
+ * there yet), as one self-contained HTML page, malloc'd into *HTML. 0 or PD_ENOMEM. */
+int pd_status_page_render(const char *json, char **html, size_t *len);
 
 /* Stops the HTTP thread and frees everything; NULLs *M. NULL is a no-op. */
 void pd_metrics_destroy(struct pd_metrics **m);

@@ -111,6 +111,9 @@ const struct key cfg_keys[] = {
      "host:port of the /metrics and /healthz endpoint; unset: off"},
     {SEC_METRICS, "unhealthy_after", T_DURATION, "10m", 1000, 365 * DAY_MS, ME(unhealthy_after_ms),
      NULL, "/healthz answers 503 once deliveries fail this long"},
+    {SEC_METRICS, "token_file", T_PATH, NULL, 0, 0, ME(token_file), NULL,
+     "file holding a bearer token that /, /api/status and /metrics then ask for (read at "
+     "start); needed when listen is not a loopback address"},
 
     {SEC_WATCH, "path", T_PATH, NULL, 0, 0, WA(path), NULL, "the drop folder (required)"},
     {SEC_WATCH, "flow_id", T_ID, NULL, 0, 0, WA(flow_id), NULL,

@@ -16,6 +16,7 @@
 #include "pd_error.h"
 #include "pd_list.h"
 #include "pd_log.h"
+#include "pd_netaddr.h"
 
 #include <microhttpd.h>
 
@@ -25,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -92,6 +94,11 @@ struct pd_metrics {
     struct mconn *idle_head, *idle_tail;
     unsigned live;     /* connections open and not evicted */
     unsigned max_conn; /* libmicrohttpd's connection limit */
+    /* The status page: set before the listener starts, read-only afterwards. */
+    pd_metrics_status_fn status_fn;
+    void *status_arg;
+    char *token;   /* bearer token asked for, or NULL */
+    bool loopback; /* the listener is on a loopback address */
 };
 
 int pd_metrics_create(const struct pd_metrics_opts *opts, struct pd_metrics **out)
@@ -125,6 +132,10 @@ void pd_metrics_destroy(struct pd_metrics **mp)
         free(m->watches[i].down_why);
     }
     free(m->watches);
+    if (m->token) {
+        explicit_bzero(m->token, strlen(m->token));
+        free(m->token);
+    }
     pthread_mutex_destroy(&m->lock);
     free(m);
     *mp = NULL;
@@ -732,6 +743,83 @@ static unsigned connection_limit(void)
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
+void pd_metrics_set_status(struct pd_metrics *m, pd_metrics_status_fn fn, void *arg)
+{
+    m->status_fn = fn;
+    m->status_arg = arg;
+}
+
+int pd_metrics_set_token(struct pd_metrics *m, const char *token)
+{
+    free(m->token);
+    m->token = token ? strdup(token) : NULL;
+    return token && !m->token ? PD_ENOMEM : 0;
+}
+
+/* Whether the request carries the bearer token; compared in constant time. */
+static bool authorized(const struct pd_metrics *m, struct MHD_Connection *conn)
+{
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    size_t n = strlen(m->token), given;
+    unsigned char diff = 0;
+
+    if (!h || strncasecmp(h, "Bearer ", 7))
+        return false;
+    h += 7;
+    given = strlen(h);
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)m->token[i] ^ (unsigned char)(i < given ? h[i] : 0);
+    return !diff && given == n;
+}
+
+static enum MHD_Result text_reply(struct MHD_Connection *conn, unsigned code, const char *text)
+{
+    char *body = strdup(text);
+    return body ? reply(conn, code, "text/plain; charset=utf-8", body, strlen(body)) : MHD_NO;
+}
+
+/* /metrics, / and /api/status: behind the token when there is one. */
+static enum MHD_Result guarded(struct pd_metrics *m, struct MHD_Connection *conn, const char *url)
+{
+    char *body = NULL, *json;
+    size_t len = 0;
+    bool page = !strcmp(url, "/");
+
+    if (m->token && !authorized(m, conn)) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(
+            strlen("a bearer token is needed ([metrics] token_file)\n"),
+            (void *)"a bearer token is needed ([metrics] token_file)\n", MHD_RESPMEM_PERSISTENT);
+        enum MHD_Result ret;
+        if (!resp)
+            return MHD_NO;
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"patchdrop\"");
+        ret = MHD_queue_response(conn, 401, resp);
+        MHD_destroy_response(resp);
+        return ret;
+    }
+    if (!strcmp(url, "/metrics")) {
+        if (pd_metrics_render(m, &body, &len))
+            return MHD_NO;
+        return reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
+    }
+    if (!m->token && !m->loopback)
+        return text_reply(conn, 403,
+                          "the status shows file names: set [metrics] token_file to serve it on "
+                          "an address that is not loopback\n");
+    json = m->status_fn ? m->status_fn(m->status_arg) : NULL;
+    if (!page) {
+        if (!json)
+            return text_reply(conn, 503, "the daemon's status is not available yet\n");
+        return reply(conn, 200, "application/json", json, strlen(json));
+    }
+    if (pd_status_page_render(json, &body, &len)) {
+        free(json);
+        return MHD_NO;
+    }
+    free(json);
+    return reply(conn, 200, "text/html; charset=utf-8", body, len);
+}
+
 static enum MHD_Result on_http_request(void *cls, struct MHD_Connection *conn, const char *url,
                                        const char *method, const char *version,
                                        const char *upload, size_t *upload_len, void **state)
@@ -739,7 +827,6 @@ static enum MHD_Result on_http_request(void *cls, struct MHD_Connection *conn, c
     struct pd_metrics *m = cls;
     struct mconn *c = conn_of(conn);
     char *body = NULL;
-    size_t len = 0;
 
     /* A whole request: being answered, it is no longer the guard's to evict. */
     if (c)
@@ -748,11 +835,6 @@ static enum MHD_Result on_http_request(void *cls, struct MHD_Connection *conn, c
         body = strdup("only GET is served here\n");
         return body ? reply(conn, 405, "text/plain", body, strlen(body)) : MHD_NO;
     }
-    if (!strcmp(url, "/metrics")) {
-        if (pd_metrics_render(m, &body, &len))
-            return MHD_NO;
-        return reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", body, len);
-    }
     if (!strcmp(url, "/healthz")) {
         char reason[300];
         int code = pd_metrics_health(m, reason, sizeof(reason));
@@ -760,8 +842,11 @@ static enum MHD_Result on_http_request(void *cls, struct MHD_Connection *conn, c
             return MHD_NO;
         return reply(conn, (unsigned)code, "text/plain; charset=utf-8", body, strlen(body));
     }
-    body = strdup("not found: patchdrop serves /metrics and /healthz\n");
-    return body ? reply(conn, 404, "text/plain", body, strlen(body)) : MHD_NO;
+    if (strcmp(url, "/metrics") && strcmp(url, "/") && strcmp(url, "/api/status")) {
+        body = strdup("not found: patchdrop serves /, /api/status, /metrics and /healthz\n");
+        return body ? reply(conn, 404, "text/plain", body, strlen(body)) : MHD_NO;
+    }
+    return guarded(m, conn, url);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -785,6 +870,7 @@ int pd_metrics_listen(struct pd_metrics *m, const char *listen, char *err, size_
     }
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
+    m->loopback = pd_sockaddr_is_loopback((const struct sockaddr *)&addr);
     m->max_conn = connection_limit();
     m->httpd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_http_request, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,

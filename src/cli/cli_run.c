@@ -23,7 +23,9 @@
 #include <systemd/sd-daemon.h>
 #endif
 
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +56,10 @@ struct run {
     char *fatal;
     struct pd_daemon_summary total;
     bool started; /* the first daemon started: later ones are reloads */
+    /* The daemon's status document as of the last beat, for the metrics thread's / and
+     * /api/status (the daemon itself is the loop's alone). */
+    pthread_mutex_t status_lock;
+    char *status_json;
 };
 
 static void add_summary(struct pd_daemon_summary *t, const struct pd_daemon_summary *s)
@@ -128,6 +134,14 @@ static void on_beat(uv_timer_t *t)
     pd_metrics_heartbeat(r->metrics);
     if (r->daemon)
         pd_daemon_sample(r->daemon, r->metrics);
+    if (r->daemon && r->cfg->metrics.listen) {
+        char *json = pd_daemon_status_json(r->daemon, NULL), *old;
+        pthread_mutex_lock(&r->status_lock);
+        old = r->status_json;
+        r->status_json = json;
+        pthread_mutex_unlock(&r->status_lock);
+        free(old);
+    }
     pd_log_flush_repeats(0);
     if (r->watchdog)
         notify("WATCHDOG=1");
@@ -294,11 +308,54 @@ static const struct pd_cli_spec spec = {
     .max_args = 0,
 };
 
+/* The metrics thread's copy of the status document (see struct run). */
+static char *status_copy(void *arg)
+{
+    struct run *r = arg;
+    char *json;
+    pthread_mutex_lock(&r->status_lock);
+    json = r->status_json ? strdup(r->status_json) : NULL;
+    pthread_mutex_unlock(&r->status_lock);
+    return json;
+}
+
+/* [metrics] token_file: its first line, the bearer token. 0, or the exit status (said). */
+static int metrics_token(struct run *r)
+{
+    const char *path = r->cfg->metrics.token_file;
+    char buf[1024];
+    FILE *f;
+    size_t n;
+    int rc;
+
+    if (!path)
+        return 0;
+    if (!(f = fopen(path, "re"))) {
+        fprintf(stderr, "patchdrop run: %s: [metrics] token_file %s cannot be read: %s\n",
+                r->file, path, strerror(errno));
+        return PD_EXIT_USAGE;
+    }
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (!buf[0] || strpbrk(buf, " \t")) {
+        fprintf(stderr, "patchdrop run: %s: [metrics] token_file %s must hold the token on its "
+                        "first line, without spaces\n", r->file, path);
+        explicit_bzero(buf, sizeof(buf));
+        return PD_EXIT_USAGE;
+    }
+    rc = pd_metrics_set_token(r->metrics, buf);
+    explicit_bzero(buf, sizeof(buf));
+    return rc ? PD_EXIT_FAILED : 0;
+}
+
 /* The metrics, and their endpoint when [metrics] listen is set. Returns 0 or the exit status. */
 static int start_metrics(struct run *r)
 {
     struct pd_metrics_opts mo = {.unhealthy_after_ms = r->cfg->metrics.unhealthy_after_ms};
     char err[256];
+    int rc;
 
     if (pd_metrics_create(&mo, &r->metrics)) {
         fprintf(stderr, "patchdrop run: out of memory\n");
@@ -306,6 +363,9 @@ static int start_metrics(struct run *r)
     }
     if (!r->cfg->metrics.listen)
         return 0;
+    pd_metrics_set_status(r->metrics, status_copy, r);
+    if ((rc = metrics_token(r)))
+        return rc;
     if (pd_cli_metrics_exposed(r->cfg))
         pd_log(PD_LOG_WARN,
                "event=metrics_exposed listen=%s reason=\"not a loopback address\" "
@@ -315,8 +375,11 @@ static int start_metrics(struct run *r)
         fprintf(stderr, "patchdrop run: %s: %s\n", r->file, err);
         return PD_EXIT_USAGE;
     }
-    pd_log(PD_LOG_INFO, "event=metrics_listening listen=%s port=%u paths=\"/metrics /healthz\"",
-           r->cfg->metrics.listen, pd_metrics_port(r->metrics));
+    pd_log(PD_LOG_INFO,
+           "event=metrics_listening listen=%s port=%u paths=\"/ /api/status /metrics /healthz\" "
+           "token=%s",
+           r->cfg->metrics.listen, pd_metrics_port(r->metrics),
+           r->cfg->metrics.token_file ? "yes" : "no");
     return 0;
 }
 
@@ -407,6 +470,7 @@ int pd_cli_run(int argc, char **argv)
     bool dry = false;
 
     memset(&r, 0, sizeof(r));
+    pthread_mutex_init(&r.status_lock, NULL);
     pd_cli_begin(&p, &spec, argc, argv);
     while ((c = pd_cli_next(&p)) > 0) {
         if (c == 'o')
@@ -467,7 +531,9 @@ int pd_cli_run(int argc, char **argv)
         pd_progress_summary(&r.progress, &ps, mono_ms());
         pd_progress_cleanup(&r.progress);
     }
-    pd_metrics_destroy(&r.metrics);
+    pd_metrics_destroy(&r.metrics); /* the HTTP thread first: then the copy is ours */
+    free(r.status_json);
+    pthread_mutex_destroy(&r.status_lock);
     if (r.once)
         print_summary(&r.total);
     free(r.fatal);

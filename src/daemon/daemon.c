@@ -439,6 +439,7 @@ int pd_daemon_start(struct pd_daemon *dd)
     dw_commit_begin(d);
     if (!(d->opts.once && d->opts.no_follow))
         follow_load(d);
+    dw_control_open(d);
     dw_wake(d, 0); /* retention's first sweep, and what the watches found */
     return 0;
 }
@@ -484,6 +485,7 @@ static void daemon_free(struct pd_daemon *d)
     if (d->limit_ready)
         pd_bodylimit_cleanup(&d->limit);
     free(d->holders);
+    status_free(d);
     uv_mutex_destroy(&d->holders_lock);
     if (d->on_closed)
         d->on_closed(d->closed_arg);
@@ -502,6 +504,11 @@ static void on_client_closed(void *arg)
 {
     struct pd_daemon *d = arg;
     on_closed_one((uv_handle_t *)&d->wake);
+}
+
+static void on_control_closed(struct pd_daemon *d)
+{
+    on_client_closed(d);
 }
 
 void pd_daemon_close(struct pd_daemon **dp, void (*on_closed)(void *arg), void *arg)
@@ -528,6 +535,7 @@ void pd_daemon_close(struct pd_daemon **dp, void (*on_closed)(void *arg), void *
         d->pending_closes++;
         pd_client_close(&d->client, on_client_closed, d);
     }
+    d->pending_closes += dw_control_close(d, on_control_closed);
     uv_close((uv_handle_t *)&d->wake, on_closed_one);
     uv_close((uv_handle_t *)&d->grace, on_closed_one);
 }

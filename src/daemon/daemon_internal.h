@@ -174,6 +174,8 @@ struct job {
 #define FINISHING_MAX 64
 
 struct frun;
+struct dstatus;
+struct dcontrol;
 
 struct pd_daemon {
     uv_loop_t *loop;
@@ -203,6 +205,8 @@ struct pd_daemon {
     struct pd_commit *commit; /* durable steps share syncs ([state] group_commit) */
     struct frun *runs; /* flow runs being followed (follow.c) */
     size_t nruns;
+    struct dstatus *status;   /* the last deliveries and failures (status.c) */
+    struct dcontrol *control; /* the control socket (control.c) */
     int pending_closes;
     void (*on_closed)(void *);
     void *closed_arg;
@@ -301,6 +305,15 @@ void follow_stop(struct pd_daemon *d);
 
 /* lookup_watch.c: lookup watches */
 void job_lookup_start(struct job *j);
+
+/* status.c: the last deliveries and failures, for pd_daemon_status_json */
+void status_note(struct job *j, bool ok);
+void status_free(struct pd_daemon *d);
+
+/* control.c: the control socket; closing returns false when there is none, else DONE runs
+ * once its handles are closed */
+void dw_control_open(struct pd_daemon *d);
+bool dw_control_close(struct pd_daemon *d, void (*done)(struct pd_daemon *d));
 
 /* setup.c: a watch's folders */
 void dw_watch_begin(struct dwatch *w);

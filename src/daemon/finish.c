@@ -306,4 +306,5 @@ void job_report(struct job *j, bool ok)
                           : j->js.duplicate_of ? PD_METRICS_DUPLICATE
                                                : PD_METRICS_DELIVERED,
                           j->js.size);
+    status_note(j, ok);
 }

@@ -628,7 +628,33 @@ struct pd_client_stats pd_client_stats(const struct pd_client *c)
             s.last_failure_status = r->last_status;
         }
     }
+    /* The window's answers as pd_limiter counts them, the expired ones left out. */
+    uint64_t now = c->clock->mono_ms(c->clock->arg);
+    const struct pd_limiter *l = &c->limiter;
+    for (size_t i = 0; i < l->count; i++)
+        s.window_used += l->starts[(l->head + l->nstarts - l->count + i) % l->nstarts] +
+                             l->window_ms > now;
+    s.window_used += l->inflight;
+    s.window_limit = l->rate;
+    s.window_ms = l->window_ms;
+    s.paused_until_ms = l->pause_until_ms > now ? l->pause_until_ms : 0;
     return s;
+}
+
+size_t pd_client_retrying(const struct pd_client *c, struct pd_client_retrying *out, size_t max)
+{
+    size_t n = 0;
+    for (const struct req *r = c->reqs; r; r = r->next) {
+        if (r->state != BACKOFF)
+            continue;
+        if (n < max)
+            out[n] = (struct pd_client_retrying){.arg = r->arg,
+                                                 .attempts = r->attempts,
+                                                 .last_status = r->last_status,
+                                                 .due_in_ms = uv_timer_get_due_in(&r->timer)};
+        n++;
+    }
+    return n;
 }
 
 void pd_client_close(struct pd_client **cp, void (*on_closed)(void *arg), void *arg)

@@ -82,7 +82,8 @@ check "which says to use --flow-version" grep -q -- "--flow-version" "$T/refused
 refused login "-c without its file" login -c
 refused login "a stray argument" login -c "$C" extra
 refused status "-c without its file" status -c
-refused status "no run id" status -c "$C"
+refused status "an operand that is not a run id" status -c "$C" abc
+refused status "--watch without its name" status -c "$C" --watch
 refused status "two run ids" status -c "$C" 1 2
 refused status "a run id that would change the URL" status -c "$C" ../x
 refused lookup "-c without its file" lookup -c

@@ -127,7 +127,8 @@ round() {
   verdict live
 
   # The daemon's user and mode on what it keeps.
-  check "[$who] the state dir is $who's, 0700" test "$(stat -c '%U %a' "$home/state")" = "$who 700"
+  # 0710: the group may pass through to the control socket (patchdrop status), no more.
+  check "[$who] the state dir is $who's, 0710" test "$(stat -c '%U %a' "$home/state")" = "$who 710"
   check "[$who] A's work_dir, work/ and state/ are $who's, 0700" \
     test "$(stat -c '%U %a' "$WA" "$WA/work" "$WA/state" | sort -u)" = "$who 700"
 

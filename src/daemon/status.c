@@ -1,0 +1,412 @@
+/*
+ * The daemon's live state for the operator (`patchdrop status`, /api/status, the status page):
+ * one JSON document built on the loop thread from what the daemon holds, and the two small rings
+ * it cannot rebuild, the last files delivered and the last ones failed, per watch. The field
+ * names are stable: README's "Status" section documents them.
+ */
+#include "daemon_internal.h"
+
+#include "pd_api.h"
+#include "pd_auth.h"
+
+#include <cjson/cJSON.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RING 10         /* deliveries and failures kept per watch */
+#define RING_RUNS 4     /* flow-run ids kept per delivery */
+#define RETRYING_MAX 64 /* requests waiting for a retry looked at */
+
+struct done_rec {
+    char *name, *reason, *moved_to;
+    char *runs[RING_RUNS];
+    size_t nruns, nchunks;
+    uint64_t at_ms, size;
+    long status;
+    bool duplicate;
+};
+
+struct ring {
+    struct done_rec rec[RING];
+    unsigned next, count;
+};
+
+struct dstatus {
+    size_t nwatches;
+    struct ring *delivered, *failed; /* one each per watch, by index */
+};
+
+static void rec_clear(struct done_rec *r)
+{
+    free(r->name);
+    free(r->reason);
+    free(r->moved_to);
+    for (size_t i = 0; i < r->nruns; i++)
+        free(r->runs[i]);
+    memset(r, 0, sizeof(*r));
+}
+
+void status_free(struct pd_daemon *d)
+{
+    struct dstatus *s = d->status;
+
+    if (!s)
+        return;
+    for (size_t w = 0; w < s->nwatches; w++)
+        for (unsigned i = 0; i < RING; i++) {
+            rec_clear(&s->delivered[w].rec[i]);
+            rec_clear(&s->failed[w].rec[i]);
+        }
+    free(s->delivered);
+    free(s->failed);
+    free(s);
+    d->status = NULL;
+}
+
+static struct dstatus *status_of(struct pd_daemon *d)
+{
+    struct dstatus *s = d->status;
+
+    if (s)
+        return s;
+    if (!(s = calloc(1, sizeof(*s))))
+        return NULL;
+    s->nwatches = d->nwatches;
+    s->delivered = calloc(d->nwatches ? d->nwatches : 1, sizeof(struct ring));
+    s->failed = calloc(d->nwatches ? d->nwatches : 1, sizeof(struct ring));
+    d->status = s;
+    if (!s->delivered || !s->failed)
+        status_free(d);
+    return d->status;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+void status_note(struct job *j, bool ok)
+{
+    struct dstatus *s = status_of(j->d);
+    size_t wi = (size_t)(j->w - j->d->watches);
+    struct ring *ring;
+    struct done_rec *r;
+
+    if (!s || wi >= s->nwatches)
+        return; /* out of memory: the page only misses this line */
+    ring = ok ? &s->delivered[wi] : &s->failed[wi];
+    r = &ring->rec[ring->next];
+    rec_clear(r);
+    ring->next = (ring->next + 1) % RING;
+    if (ring->count < RING)
+        ring->count++;
+    r->name = dup_or_null(j->js.name);
+    r->moved_to = dup_or_null(j->final_path);
+    r->at_ms = dw_wall_ms(j->d);
+    r->size = j->js.size;
+    r->nchunks = j->js.nchunks;
+    r->duplicate = j->js.duplicate_of != NULL;
+    if (!ok) {
+        r->reason = dup_or_null(j->js.fail.reason ? j->js.fail.reason : "rejected");
+        r->status = j->js.fail.status;
+    }
+    for (size_t i = 0; ok && i < j->js.nchunks && r->nruns < RING_RUNS; i++)
+        if (j->js.chunks[i].run_id && (r->runs[r->nruns] = strdup(j->js.chunks[i].run_id)))
+            r->nruns++;
+}
+
+/* ---- the document ----------------------------------------------------------------------- */
+
+/* Unix ms as "2026-11-30T11:45:00Z"; 0 as null. */
+static void add_time(cJSON *o, const char *key, uint64_t wall_ms)
+{
+    char buf[32];
+    time_t t = (time_t)(wall_ms / 1000);
+    struct tm tm;
+
+    if (!wall_ms || !gmtime_r(&t, &tm)) {
+        cJSON_AddNullToObject(o, key);
+        return;
+    }
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cJSON_AddStringToObject(o, key, buf);
+}
+
+static void add_str(cJSON *o, const char *key, const char *v)
+{
+    if (v)
+        cJSON_AddStringToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+/* The monotonic time AT (later than now) as wall time. */
+static uint64_t mono_to_wall(const struct pd_daemon *d, uint64_t at)
+{
+    uint64_t now = dw_now_ms(d);
+    return dw_wall_ms(d) + (at > now ? at - now : 0);
+}
+
+/* "HTTP 503" or what no answer means, for a retry's last error. */
+static void last_error(char *buf, size_t len, long status)
+{
+    if (status)
+        snprintf(buf, len, "HTTP %ld", status);
+    else
+        snprintf(buf, len, "no answer (network error or timeout)");
+}
+
+static void account_json(const struct pd_daemon *d, cJSON *root)
+{
+    cJSON *a = cJSON_AddObjectToObject(root, "account");
+    struct pd_client_stats cs;
+
+    if (!a || !d->client) {
+        cJSON_AddNullToObject(root, "account");
+        return;
+    }
+    cs = pd_client_stats(d->client);
+    cJSON_AddNumberToObject(a, "requests_used", (double)cs.window_used);
+    cJSON_AddNumberToObject(a, "requests_limit", (double)cs.window_limit);
+    cJSON_AddNumberToObject(a, "window_seconds", (double)(cs.window_ms / 1000));
+    cJSON_AddNumberToObject(a, "requests_in_flight", (double)cs.in_flight);
+    cJSON_AddNumberToObject(a, "requests_waiting", (double)cs.waiting);
+    add_time(a, "paused_until", cs.paused_until_ms ? mono_to_wall(d, cs.paused_until_ms) : 0);
+    add_time(a, "token_valid_until", pd_auth_expires_at(pd_client_auth(d->client)));
+    cJSON_AddNumberToObject(a, "failing_seconds",
+                            cs.failing_since_ms && dw_now_ms(d) > cs.failing_since_ms
+                                ? (double)((dw_now_ms(d) - cs.failing_since_ms) / 1000)
+                                : 0);
+}
+
+struct counts {
+    unsigned settling, ready, claimed, in_flight, retrying, parked, batched, finishing;
+    uint64_t oldest_ms; /* monotonic; 0: nothing undelivered */
+};
+
+static void oldest(struct counts *n, uint64_t since)
+{
+    if (since && (!n->oldest_ms || since < n->oldest_ms))
+        n->oldest_ms = since;
+}
+
+/* The request of J waiting for a retry, or NULL. */
+static const struct pd_client_retrying *retry_of(const struct job *j,
+                                                 const struct pd_client_retrying *rt, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (rt[i].arg == j)
+            return &rt[i];
+    return NULL;
+}
+
+/* The state word of J and what goes with it; NULL: not shown (ended). */
+static const char *job_state(const struct job *j, const struct pd_client_retrying *rt,
+                             struct counts *n)
+{
+    switch (j->step) {
+    case STEP_PREPARE:
+        n->claimed++;
+        return "claimed";
+    case STEP_CHUNK_READY:
+    case STEP_SENDING:
+    case STEP_ACK:
+    case STEP_RESPLIT:
+        if (rt) {
+            n->retrying++;
+            return "retrying";
+        }
+        n->in_flight++;
+        return "sending";
+    case STEP_FINISH_OK:
+    case STEP_FINISH_FAIL:
+        n->finishing++;
+        return "finishing";
+    case STEP_PARKED:
+        n->parked++;
+        return "parked";
+    case STEP_BATCHED:
+        n->batched++;
+        return "batched";
+    case STEP_ENDED:
+        break;
+    }
+    return NULL;
+}
+
+static cJSON *job_json(const struct pd_daemon *d, const struct job *j, const char *state,
+                       const struct pd_client_retrying *rt)
+{
+    cJSON *o = cJSON_CreateObject();
+    uint64_t now = dw_now_ms(d);
+    char err[64];
+
+    if (!o)
+        return NULL;
+    add_str(o, "name", j->js.name);
+    cJSON_AddStringToObject(o, "state", state);
+    cJSON_AddNumberToObject(o, "size", (double)j->js.size);
+    cJSON_AddNumberToObject(o, "bytes_done", (double)j->js.next_offset);
+    cJSON_AddNumberToObject(
+        o, "age_seconds",
+        (double)(j->since_ms && now > j->since_ms ? (now - j->since_ms) / 1000 : 0));
+    if (!strcmp(state, "sending") || !strcmp(state, "retrying")) {
+        cJSON_AddNumberToObject(o, "chunk", j->chunk.index + 1);
+        if (j->chunk.last || j->chunk.whole)
+            cJSON_AddNumberToObject(o, "chunks", j->chunk.index + 1);
+        else
+            cJSON_AddNullToObject(o, "chunks");
+        cJSON_AddNumberToObject(o, "chunk_end", (double)j->chunk.end);
+    }
+    cJSON_AddNumberToObject(o, "attempts", j->js.attempts + (rt ? rt->attempts : 0));
+    if (rt) {
+        last_error(err, sizeof(err), rt->last_status);
+        add_time(o, "next_attempt", dw_wall_ms(d) + rt->due_in_ms);
+        cJSON_AddStringToObject(o, "last_error", err);
+    } else if (j->step == STEP_PARKED) {
+        add_time(o, "next_attempt", j->park_until ? mono_to_wall(d, j->park_until) : 0);
+        add_str(o, "last_error", j->park_why);
+    }
+    return o;
+}
+
+static void ring_json(const struct pd_daemon *d, cJSON *w, const char *key, const struct ring *r,
+                      bool ok)
+{
+    cJSON *arr = cJSON_AddArrayToObject(w, key);
+
+    /* Newest first. */
+    for (unsigned k = 0; arr && k < r->count; k++) {
+        const struct done_rec *e = &r->rec[(r->next + RING - 1 - k) % RING];
+        cJSON *o = cJSON_CreateObject(), *runs;
+        if (!o || !cJSON_AddItemToArray(arr, o))
+            break;
+        add_str(o, "name", e->name);
+        add_time(o, "at", e->at_ms);
+        cJSON_AddNumberToObject(o, "size", (double)e->size);
+        add_str(o, "moved_to", e->moved_to);
+        if (!ok) {
+            add_str(o, "reason", e->reason);
+            cJSON_AddNumberToObject(o, "status", e->status);
+            continue;
+        }
+        cJSON_AddNumberToObject(o, "chunks", (double)e->nchunks);
+        cJSON_AddBoolToObject(o, "duplicate", e->duplicate);
+        runs = cJSON_AddArrayToObject(o, "runs");
+        for (size_t i = 0; runs && i < e->nruns; i++) {
+            cJSON *ro = cJSON_CreateObject();
+            char *link = NULL;
+            if (!ro || !cJSON_AddItemToArray(runs, ro))
+                break;
+            cJSON_AddStringToObject(ro, "id", e->runs[i]);
+            if (pd_api_dashboard_url(&d->cfg->pw, e->runs[i], &link))
+                link = NULL;
+            add_str(ro, "dashboard", link);
+            free(link);
+        }
+    }
+}
+
+/* Names in the drop folder not yet claimed: settling, or ready and waiting for a slot. */
+static void count_cands(const struct dwatch *w, struct counts *n)
+{
+    for (size_t b = 0; b < w->nbuckets; b++)
+        for (const struct cand *c = w->buckets[b]; c; c = c->next) {
+            if (!c->obs.seen)
+                continue;
+            if (c->queued)
+                n->ready++;
+            else
+                n->settling++;
+            oldest(n, c->obs.unchanged_since_ms);
+        }
+}
+
+static void counts_json(const struct pd_daemon *d, cJSON *o, const struct counts *n)
+{
+    uint64_t now = dw_now_ms(d);
+
+    cJSON_AddNumberToObject(o, "settling", n->settling);
+    cJSON_AddNumberToObject(o, "ready", n->ready);
+    cJSON_AddNumberToObject(o, "claimed", n->claimed);
+    cJSON_AddNumberToObject(o, "in_flight", n->in_flight);
+    cJSON_AddNumberToObject(o, "retrying", n->retrying);
+    cJSON_AddNumberToObject(o, "parked", n->parked);
+    cJSON_AddNumberToObject(o, "batched", n->batched);
+    cJSON_AddNumberToObject(o, "finishing", n->finishing);
+    if (n->oldest_ms)
+        cJSON_AddNumberToObject(o, "oldest_undelivered_seconds",
+                                (double)(now > n->oldest_ms ? (now - n->oldest_ms) / 1000 : 0));
+    else
+        cJSON_AddNullToObject(o, "oldest_undelivered_seconds");
+}
+
+static cJSON *watch_json(const struct pd_daemon *d, size_t wi, const struct pd_client_retrying *rt,
+                         size_t nrt)
+{
+    const struct dwatch *w = &d->watches[wi];
+    cJSON *o = cJSON_CreateObject(), *files;
+    struct counts n = {0};
+
+    if (!o)
+        return NULL;
+    cJSON_AddStringToObject(o, "name", w->cfg->name);
+    add_str(o, "folder", w->cfg->path);
+    add_str(o, "disabled", w->disabled ? (w->disabled_why ? w->disabled_why : "disabled") : NULL);
+    count_cands(w, &n);
+    files = cJSON_AddArrayToObject(o, "files");
+    for (const struct job *j = d->jobs; files && j; j = j->next) {
+        const struct pd_client_retrying *r = retry_of(j, rt, nrt);
+        const char *state;
+        cJSON *jo;
+        if (j->w != w || !(state = job_state(j, r, &n)))
+            continue;
+        oldest(&n, j->since_ms);
+        if ((jo = job_json(d, j, state, r)))
+            cJSON_AddItemToArray(files, jo);
+    }
+    counts_json(d, o, &n);
+    if (d->status && wi < d->status->nwatches) {
+        ring_json(d, o, "failed", &d->status->failed[wi], false);
+        ring_json(d, o, "delivered", &d->status->delivered[wi], true);
+    } else {
+        cJSON_AddArrayToObject(o, "failed");
+        cJSON_AddArrayToObject(o, "delivered");
+    }
+    return o;
+}
+
+char *pd_daemon_status_json(const struct pd_daemon *d, const char *watch)
+{
+    cJSON *root = cJSON_CreateObject(), *ws;
+    struct pd_client_retrying rt[RETRYING_MAX];
+    size_t nrt = d->client ? pd_client_retrying(d->client, rt, RETRYING_MAX) : 0;
+    char *out;
+
+    if (!root)
+        return NULL;
+    if (nrt > RETRYING_MAX)
+        nrt = RETRYING_MAX;
+    cJSON_AddNumberToObject(root, "schema", 1);
+    cJSON_AddStringToObject(root, "version", PD_VERSION);
+    cJSON_AddNumberToObject(root, "pid", (double)getpid());
+    add_time(root, "now", dw_wall_ms(d));
+    cJSON_AddStringToObject(root, "state", d->stopping ? "stopping" : "running");
+    add_str(root, "state_dir", d->cfg->state.dir);
+    cJSON_AddNumberToObject(root, "runs_followed", (double)d->nruns);
+    account_json(d, root);
+    ws = cJSON_AddArrayToObject(root, "watches");
+    for (size_t i = 0; ws && i < d->nwatches; i++) {
+        cJSON *o;
+        if (watch && strcmp(watch, d->watches[i].cfg->name))
+            continue;
+        if ((o = watch_json(d, i, rt, nrt)))
+            cJSON_AddItemToArray(ws, o);
+    }
+    out = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return out;
+}
