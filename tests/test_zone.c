@@ -52,6 +52,11 @@ static void test_own_dir(void **state)
     assert_int_equal(stat(at("own/work"), &st), 0);
     assert_int_equal(st.st_mode & 0777, 0700);
     /* Writable by others: something may have been planted; refused with the fix. */
+    /* The group may pass through (the state dir's 0710, for the status socket); no more. */
+    chmod(at("own/work"), 0710);
+    assert_int_equal(pd_zone_own_dir(at("own/work"), 0700, true, &why), 0);
+    assert_int_equal(stat(at("own/work"), &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0710);
     chmod(at("own/work"), 0777);
     assert_int_equal(pd_zone_own_dir(at("own/work"), 0700, true, &why), PD_ECONFIG);
     assert_non_null(strstr(why, "chmod 700"));

@@ -46,12 +46,15 @@ static int check_owned(int fd, const char *path, bool private_, bool fix, char *
                    "%s is owned by uid %u, not by patchdrop's user (uid %u), so someone else "
                    "could change what patchdrop keeps there; run: chown %u %s",
                    path, (unsigned)st.st_uid, (unsigned)me, (unsigned)me, path);
-    mode_t bad = private_ ? 077 : 022;
+    /* Private: nobody else may list, read or change it; the group may pass through it (the
+     * state dir, 0710, so the service's group reaches the status socket by its name). */
+    mode_t bad = private_ ? 067 : 022;
     /* Our own private folder (work/, state/, the state dir) that others may only read, e.g.
      * made by a plain mkdir: ours to tighten, no person needed. One others could write is
      * refused: something may have been planted in it. */
     if ((st.st_mode & bad) && private_ && !(st.st_mode & 022)) {
-        if (!fix || fchmod(fd, st.st_mode & 0700) == 0)
+        /* The group's pass-through stays only where it was alone (0710), not from a 0755. */
+        if (!fix || fchmod(fd, st.st_mode & (st.st_mode & 040 ? 0700 : 0710)) == 0)
             return 0; /* (check-config: tightened at start) */
     }
     if (st.st_mode & bad)

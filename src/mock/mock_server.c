@@ -2,9 +2,11 @@
  * patchdrop-mock's transport: libmicrohttpd with one thread per connection, so a latency, a
  * hang or a slow client holds only its own connection and never the others.
  *
- * Per request, in this order: an early 413 when Content-Length is over --max-body (before the
- * body is read, as a front proxy would), the rate limit (429 + Retry-After, counted over every
- * request), the body collected up to max_body (a longer chunked body becomes a 413 at its end),
+ * Per request, in this order: a 413 when Content-Length is over --max-body (the body read and
+ * thrown away first, as a front proxy's lingering close lets the client read the answer; closing
+ * on an unread body resets the connection, and the client sees a failed send instead), the rate
+ * limit (429 + Retry-After, counted over every request), the body collected up to max_body (a
+ * longer chunked body becomes a 413 at its end),
  * then the endpoint's answer (mock_routes.c), which may also ask for a drop, a hang or a
  * truncated answer. Every request ends as one line in the request log.
  */
@@ -361,8 +363,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             unsigned long long v = strtoull(cl, &end, 10);
             r->declared = (*end || end == cl) ? 0 : v;
         }
-        if (r->declared > m->opt.max_body)
-            return too_large(m, c, r);
+        if (r->declared > m->opt.max_body) {
+            r->too_big = true; /* answered at the body's end (append_body keeps nothing) */
+            return MHD_YES;
+        }
         check_rate(m, r);
         if (r->rate_limited)
             return deliver_simple(m, c, r, 429, mock_json_message("Too Many Attempts."),
