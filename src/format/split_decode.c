@@ -289,6 +289,11 @@ void dec_close(struct split_dec *d)
     d->cd = d->cd2 = NO_CD;
 }
 
+long dec_read(const struct split_dec *d, void *buf, size_t len, uint64_t orig)
+{
+    return (long)read_at(d, buf, len, orig);
+}
+
 void dec_seek(struct split_dec *d, uint64_t orig)
 {
     if (orig < d->data_start)

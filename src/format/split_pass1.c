@@ -6,14 +6,16 @@
 #include "pd_encode.h"
 #include "pd_error.h"
 #include "pd_format.h"
+#include "pd_mem.h"
 #include "split_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int grow_append(char **buf, size_t *len, const unsigned char *src, size_t n, uint64_t cap,
-                       int *over)
+/* Appends to a text kept by pass 1, unless it would pass CAP (then *OVER). */
+static int grow_append(char **buf, size_t *len, size_t *bufcap, const unsigned char *src,
+                       size_t n, uint64_t cap, int *over)
 {
     if (*over)
         return 0;
@@ -21,11 +23,10 @@ static int grow_append(char **buf, size_t *len, const unsigned char *src, size_t
         *over = 1;
         return 0;
     }
-    char *b = realloc(*buf, *len + n + 1);
-    if (!b)
+    /* Doubling: the text after each record is collected again and again. */
+    if (pd_reserve(buf, bufcap, *len + n + 1, 64, UINT64_MAX) < 0)
         return PD_ENOMEM;
-    memcpy(b + *len, src, n);
-    *buf = b;
+    memcpy(*buf + *len, src, n);
     *len += n;
     return 0;
 }
@@ -79,10 +80,12 @@ static int take(struct pd_splitter *sp, struct p1 *st, const unsigned char *s, s
     if (!st->whole_fits)
         st->esc_total += pd_encode_escaped_len(s, n);
     if (st->collecting_pre &&
-        (rc = grow_append(&sp->pre, &sp->pre_len, s, n, sp->max_body, &sp->pre_over)) < 0)
+        (rc = grow_append(&sp->pre, &sp->pre_len, &sp->pre_cap, s, n, sp->max_body,
+                          &sp->pre_over)) < 0)
         return rc;
     if (st->collecting_suf &&
-        (rc = grow_append(&sp->suf, &sp->suf_len, s, n, sp->max_body, &sp->suf_over)) < 0)
+        (rc = grow_append(&sp->suf, &sp->suf_len, &sp->suf_cap, s, n, sp->max_body,
+                          &sp->suf_over)) < 0)
         return rc;
     return 0;
 }
@@ -154,6 +157,39 @@ static void note_scan_error(struct pd_splitter *sp, struct p1 *st)
     sp->split_err_line_wanted = 1;
 }
 
+/* A record ends: its size, the index, and whether the chunk asked for by a seek starts here. */
+static int record_end(struct pd_splitter *sp, struct p1 *st)
+{
+    struct scan *sc = &sp->sc;
+    int rc;
+    uint64_t size = st->esc_total - st->rec_start_esc;
+    st->nrec++;
+    if (size > sp->big_size) {
+        sp->big_size = size;
+        sp->big_num = st->nrec;
+        sp->big_off = split_exact(sp, st->rec_start_anchor, st->rec_start_dec);
+    }
+    if (PD_ENCODE_BODY_OVERHEAD + sp->pre_esc + size > sp->max_body)
+        sp->over_count++;
+    sp->suf_len = 0;
+    sp->suf_over = 0;
+    if ((rc = idx_note(sp, sc->ev_dec, st->esc_total, st->nrec)) < 0)
+        return rc;
+    struct dec_anchor a = dec_anchor_of(&sp->dec, sc->ev_dec);
+    if (sp->sc.tiled) {
+        st->rec_start_esc = st->esc_total;
+        st->rec_start_dec = sc->ev_dec;
+        st->rec_start_anchor = a;
+    }
+    if (!st->target_rec && sp->seek_target && sp->seek_target >= a.orig &&
+        sp->seek_target <= a.orig + 8 * DEC_SLICE &&
+        split_exact(sp, a, sc->ev_dec) == sp->seek_target) {
+        st->target_rec = st->nrec + 1;
+        sp->seek_cum = st->esc_total;
+    }
+    return 0;
+}
+
 static int handle_p1_event(struct pd_splitter *sp, struct p1 *st, int ev)
 {
     struct scan *sc = &sp->sc;
@@ -178,9 +214,9 @@ static int handle_p1_event(struct pd_splitter *sp, struct p1 *st, int ev)
             a = st->mark_anchor;
             st->rec_start_esc = st->mark_esc;
             if (sp->pre_len >= st->mark_pre_len && !sp->pre_over) {
-                rc =
-                    grow_append(&sp->suf, &sp->suf_len, (unsigned char *)sp->pre + st->mark_pre_len,
-                                sp->pre_len - st->mark_pre_len, sp->max_body, &sp->suf_over);
+                rc = grow_append(&sp->suf, &sp->suf_len, &sp->suf_cap,
+                                 (unsigned char *)sp->pre + st->mark_pre_len,
+                                 sp->pre_len - st->mark_pre_len, sp->max_body, &sp->suf_over);
                 if (rc < 0)
                     return rc;
                 sp->pre_len = st->mark_pre_len;
@@ -192,6 +228,8 @@ static int handle_p1_event(struct pd_splitter *sp, struct p1 *st, int ev)
         st->rec_start_dec = dec;
         st->rec_start_anchor = a;
         sp->area_orig = split_exact(sp, a, dec);
+        sp->area_cum = st->rec_start_esc;
+        sp->pre_esc = pd_encode_escaped_len(sp->pre, sp->pre_len); /* final from here on */
         if (sp->seek_target == sp->area_orig)
             st->target_rec = 1;
         break;
@@ -201,31 +239,8 @@ static int handle_p1_event(struct pd_splitter *sp, struct p1 *st, int ev)
         st->rec_start_dec = sc->ev_dec;
         st->rec_start_anchor = dec_anchor_of(&sp->dec, sc->ev_dec);
         break;
-    case SCAN_REC_END: {
-        uint64_t size = st->esc_total - st->rec_start_esc;
-        st->nrec++;
-        if (size > sp->big_size) {
-            sp->big_size = size;
-            sp->big_num = st->nrec;
-            sp->big_off = split_exact(sp, st->rec_start_anchor, st->rec_start_dec);
-        }
-        uint64_t pre_esc = pd_encode_escaped_len(sp->pre, sp->pre_len);
-        if (PD_ENCODE_BODY_OVERHEAD + pre_esc + size > sp->max_body)
-            sp->over_count++;
-        sp->suf_len = 0;
-        sp->suf_over = 0;
-        struct dec_anchor a = dec_anchor_of(&sp->dec, sc->ev_dec);
-        if (sp->sc.tiled) {
-            st->rec_start_esc = st->esc_total;
-            st->rec_start_dec = sc->ev_dec;
-            st->rec_start_anchor = a;
-        }
-        if (!st->target_rec && sp->seek_target && sp->seek_target >= a.orig &&
-            sp->seek_target <= a.orig + 8 * DEC_SLICE &&
-            split_exact(sp, a, sc->ev_dec) == sp->seek_target)
-            st->target_rec = st->nrec + 1;
-        break;
-    }
+    case SCAN_REC_END:
+        return record_end(sp, st);
     default:
         break;
     }
@@ -324,6 +339,7 @@ static void p1_start(struct pd_splitter *sp, struct p1 *st)
     scan_reset(&sp->sc);
     dec_seek(&sp->dec, 0);
     sp->body_len = 0;
+    idx_start(sp);
 }
 
 /* Reads the file to its end, or to a scan error when the file cannot go whole either. Returns
@@ -413,6 +429,8 @@ static int p1_verdict(struct pd_splitter *sp, const struct p1 *st)
                              (unsigned long long)sp->seek_target);
     sp->next_start = sp->seek_target ? sp->seek_target : sp->area_orig;
     sp->next_record = st->target_rec;
+    sp->next_cum = sp->next_start == sp->area_orig ? sp->area_cum : sp->seek_cum;
+    sp->next_cum_known = 1;
     return 0;
 }
 
