@@ -22,7 +22,7 @@
 #      a canned run id, bench/nginx-sink.conf) so that the server costs next to nothing: 5,000
 #      small files (--quick 300) batch off and batch = 1000 against the jq + curl loop, the large
 #      file against curl, the wakeups of an idle daemon over 10 s, and 100,000 files dropped at
-#      once (--quick 5,000) with batch = 100
+#      once (--quick 5,000) with batch = 100; `--only 7send` runs the large file's row alone
 #
 # --quick takes well under a minute and only shows that the benchmarks work. Sections 1-6 talk
 # to patchdrop-mock on 127.0.0.1, section 7 to nginx on 127.0.0.1; files live in a temporary
@@ -507,7 +507,8 @@ rm -rf "$W/fw" "$W/rec" "$W/state"
 fi
 
 # ---- 7. patchdrop's own cost: a fast sink -----------------------------------------------------
-if want 7; then
+# `--only 7send`: the large file's row alone (the other rows are skipped, their lines left out).
+if want 7 || want 7send; then
 if [ $quick = 1 ]; then
   nfast=300 nloop=40 nburst=5000 big=$((32 << 20)) runs=1
 else
@@ -534,6 +535,7 @@ once7() {
 }
 # Small files, batch off and batch = 1000, then the jq + curl loop against the same sink.
 declare -A F7
+if want 7; then
 for mode in plain batch; do
   rm -rf "$W/small"
   mkdir -p "$W/small"
@@ -549,6 +551,7 @@ jq_curl_loop "$nloop"
 stop_sink
 x_plain=$(calc "%.0f" "${F7[plain.rate]} / $script_rate")
 x_batch=$(calc "%.0f" "${F7[batch.rate]} / $script_rate")
+fi
 # The large file.
 sink sink-big
 send_vs_curl "$big" "$runs"
@@ -557,6 +560,7 @@ big_mbs=$(calc "%.0f" "$big / 1e6 / $best_pd")
 bcurl_mbs=$(calc "%.0f" "$big / 1e6 / $best_curl")
 big_gib=$(calc "%.2f" "$pd_cpu * 1073741824 / $big")
 bcurl_gib=$(calc "%.2f" "$curl_cpu * 1073741824 / $big")
+if want 7; then
 # Idle cost: a daemon with one empty watch; context switches of all its threads over 10 s.
 rm -rf "$W/idle" "$W/state"
 mkdir -p "$W/idle"
@@ -593,16 +597,21 @@ once7 sink-burst "$nburst" "$W/burst" "watch:batch = 100" "watch:batch_window = 
 burst_wall=$T_WALL burst_rss=$((T_RSS_KB / 1024)) burst_rate=$R_RATE burst_reqs=$R_REQS
 burst_receipts=$R_RECEIPTS burst_cpu=$T_CPU
 rm -rf "$W/burst" "$W/state"
+fi
 say ""
 say "nginx (bench/nginx-sink.conf, one worker) answers every flow start at once with a canned run id and reads the body away, so the figures are patchdrop's own cost; it shares the CPUs with the program measured. Every row's baseline is from this run. patchdrop: rate_limit = 1000000, settle = 0, follow = no."
 say ""
 say "| what | patchdrop (this run) | baseline (this run) | target |"
 say "|---|---|---|---|"
+if want 7; then
 say "| $nfast JSON files of ~2 KB, \`run --once\`, batch off | **${F7[plain.rate]} files/s** (wall ${F7[plain.wall]} s, user ${F7[plain.usr]} s, **sys ${F7[plain.sys]} s**; ${F7[plain.reqs]} requests) | jq + curl loop ($nloop files): $script_rate files/s, **${x_plain}x** | >= 2,500 files/s (>= 40x the loop) |"
 say "| the same, \`batch = 1000\` | **${F7[batch.rate]} files/s** (wall ${F7[batch.wall]} s, sys ${F7[batch.sys]} s; ${F7[batch.reqs]} requests), **peak RSS ${F7[batch.rss]} MiB** | the loop: **${x_batch}x** | >= 6,000 files/s, peak RSS <= 48 MiB |"
 say "| idle daemon, one empty watch, 10 s | **$wake wakeups/s** (voluntary + involuntary context switches of its $threads threads; main thread $wake_main/s) | | <= 1 a second |"
+fi
 say "| $((big >> 20)) MiB JSON array, \`send\` | **$big_mbs MB/s**, **$big_gib CPU s per GiB**, **peak RSS $((pd_rss / 1024)) MiB** ($nbodies requests, best of $runs) | curl posting the same bodies pre-built: $bcurl_mbs MB/s, $bcurl_gib CPU s per GiB, RSS $((curl_rss / 1024)) MiB | >= 700 MB/s, <= 1.4 CPU s per GiB, RSS <= 48 MiB |"
+if want 7; then
 say "| $nburst files dropped at once, \`run --once\`, batch = 100 | $burst_receipts of $nburst receipts, $burst_reqs requests, **peak RSS $burst_rss MiB**, wall **$burst_wall s** ($burst_rate files/s, CPU $burst_cpu s) | | all delivered, RSS <= 64 MiB |"
+fi
 say ""
 say "Wakeups are read from /proc/PID/task/*/status (voluntary_ctxt_switches + nonvoluntary_ctxt_switches) 2 s after start and again 10 s later. Files/s = files / wall time of \`run --once\` (start-up and the last batch window included). Oldest-first fairness of the burst is not measured here."
 fi

@@ -428,7 +428,10 @@ static int make_chunk(struct pd_splitter *sp, struct pd_chunk *out)
     }
     size_t limit = (size_t)(sp->max_body - TAIL_LEN - sp->suf_esc);
     sp->body_len = 0;
-    if (split_body_raw(sp, PD_ENCODE_BODY_HEAD, HEAD_LEN) < 0 ||
+    /* A chunk of a file that is cut fills about max_body: room for it at once, instead of
+     * doubling from 64 KiB and copying the body at each step. */
+    if (split_body_reserve(sp, (size_t)sp->max_body) < 0 ||
+        split_body_raw(sp, PD_ENCODE_BODY_HEAD, HEAD_LEN) < 0 ||
         split_body_escape(sp, sp->pre, sp->pre_len, limit) < 0)
         return split_set_err(sp, PD_ENOMEM, "out of memory");
     rc = fill_chunk(sp, limit, &c);

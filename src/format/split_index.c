@@ -21,6 +21,19 @@
 #define IDX_MIN_GRAIN 16384    /* escaped bytes between entries, at least */
 #define IDX_BULK (256 * 1024)  /* read size of a copy */
 
+#ifdef PD_SPLIT_IDX_TUNABLE
+/* The fuzz targets set these so that small inputs use the index (and thin it), and compare
+ * the chunks with those cut without it. */
+uint64_t pd_split_idx_min_grain = IDX_MIN_GRAIN;
+size_t pd_split_idx_max = IDX_MAX;
+#define MIN_GRAIN pd_split_idx_min_grain
+#define MAX_ENTRIES \
+    (pd_split_idx_max < 2 ? 2 : pd_split_idx_max < IDX_MAX ? pd_split_idx_max : IDX_MAX)
+#else
+#define MIN_GRAIN IDX_MIN_GRAIN
+#define MAX_ENTRIES IDX_MAX
+#endif
+
 /* The file as pass 1 read it; 0 when fstat fails. */
 static int file_id(const struct pd_splitter *sp, int64_t id[5])
 {
@@ -47,7 +60,7 @@ void idx_start(struct pd_splitter *sp)
     int64_t id[5] = {0};
     sp->nidx = 0;
     sp->idx_last = 0;
-    sp->idx_grain = sp->max_body / 32 > IDX_MIN_GRAIN ? sp->max_body / 32 : IDX_MIN_GRAIN;
+    sp->idx_grain = sp->max_body / 32 > MIN_GRAIN ? sp->max_body / 32 : MIN_GRAIN;
     sp->area_cum = sp->seek_cum = sp->next_cum = 0;
     sp->next_cum_known = 0;
     sp->idx_on = sp->dec.cd == (iconv_t)-1;
@@ -62,12 +75,13 @@ int idx_note(struct pd_splitter *sp, uint64_t off, uint64_t cum, uint64_t rec)
 {
     if (!sp->idx_on || cum - sp->idx_last < sp->idx_grain)
         return 0;
-    if (sp->nidx == IDX_MAX) {
-        for (size_t k = 0; k < IDX_MAX / 2; k++)
+    if (sp->nidx >= MAX_ENTRIES) {
+        for (size_t k = 0; k < sp->nidx / 2; k++)
             sp->idx[k] = sp->idx[2 * k + 1];
-        sp->nidx = IDX_MAX / 2;
+        sp->nidx /= 2;
+        sp->idx_last = sp->idx[sp->nidx - 1].cum;
         sp->idx_grain *= 2;
-        if (cum - sp->idx[sp->nidx - 1].cum < sp->idx_grain)
+        if (cum - sp->idx_last < sp->idx_grain)
             return 0;
     }
     /* At its largest from the start: pages that are never written cost nothing. */

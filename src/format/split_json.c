@@ -291,6 +291,22 @@ static int pop(struct scan *sc, unsigned c, uint64_t at)
     return value_end(sc, at + 1);
 }
 
+/* One byte C of a number in state j->num: sets *OK to 0 when it cannot be there, *END to 1
+ * when the number ended before it. */
+static void num_step(struct jscan *j, unsigned c, int *ok, int *end)
+{
+    switch (j->num) {
+    case N_MINUS: if (c == '0') j->num = N_ZERO; else if (c >= '1' && c <= '9') j->num = N_INT; else *ok = 0; break;
+    case N_ZERO: if (c == '.') j->num = N_DOT; else if (c == 'e' || c == 'E') j->num = N_E; else *end = 1; break;
+    case N_INT: if (c >= '0' && c <= '9') break; if (c == '.') j->num = N_DOT; else if (c == 'e' || c == 'E') j->num = N_E; else *end = 1; break;
+    case N_DOT: if (c >= '0' && c <= '9') j->num = N_FRAC; else *ok = 0; break;
+    case N_FRAC: if (c >= '0' && c <= '9') break; if (c == 'e' || c == 'E') j->num = N_E; else *end = 1; break;
+    case N_E: if (c == '+' || c == '-') j->num = N_ESIGN; else if (c >= '0' && c <= '9') j->num = N_EXP; else *ok = 0; break;
+    case N_ESIGN: if (c >= '0' && c <= '9') j->num = N_EXP; else *ok = 0; break;
+    case N_EXP: if (c >= '0' && c <= '9') break; *end = 1; break;
+    }
+}
+
 /* The byte C after a backslash in a string, at AT: SCAN_MORE or SCAN_ERROR. */
 static int str_escape(struct scan *sc, unsigned c, uint64_t at)
 {
@@ -411,6 +427,7 @@ static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
             i++;
             continue;
         case J_NUM: {
+        num:;
             int ok = 1, end = 0;
             /* Runs of digits are most of a number: skip them without the state switch. */
             if (j->num == N_INT || j->num == N_FRAC || j->num == N_EXP) {
@@ -420,16 +437,7 @@ static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
                     continue;
                 c = b[i], at = base + i;
             }
-            switch (j->num) {
-            case N_MINUS: if (c == '0') j->num = N_ZERO; else if (c >= '1' && c <= '9') j->num = N_INT; else ok = 0; break;
-            case N_ZERO: if (c == '.') j->num = N_DOT; else if (c == 'e' || c == 'E') j->num = N_E; else end = 1; break;
-            case N_INT: if (c >= '0' && c <= '9') break; if (c == '.') j->num = N_DOT; else if (c == 'e' || c == 'E') j->num = N_E; else end = 1; break;
-            case N_DOT: if (c >= '0' && c <= '9') j->num = N_FRAC; else ok = 0; break;
-            case N_FRAC: if (c >= '0' && c <= '9') break; if (c == 'e' || c == 'E') j->num = N_E; else end = 1; break;
-            case N_E: if (c == '+' || c == '-') j->num = N_ESIGN; else if (c >= '0' && c <= '9') j->num = N_EXP; else ok = 0; break;
-            case N_ESIGN: if (c >= '0' && c <= '9') j->num = N_EXP; else ok = 0; break;
-            case N_EXP: if (c >= '0' && c <= '9') break; end = 1; break;
-            }
+            num_step(j, c, &ok, &end);
             if (!ok) {
                 ev = scan_fail(sc, at, "malformed JSON number");
                 goto out;
@@ -486,7 +494,7 @@ static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
                 j->st = J_NUM, j->num = c == '-' ? N_MINUS : c == '0' ? N_ZERO : N_INT;
             } else if (c == 't' || c == 'f' || c == 'n') {
                 j->lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
-                j->lit_len = (uint8_t)strlen(j->lit), j->lit_i = 1, j->st = J_LIT;
+                j->lit_len = c == 'f' ? 5 : 4, j->lit_i = 1, j->st = J_LIT;
             } else {
                 ev = scan_fail(sc, at, "unexpected character '%c' where a JSON value was expected",
                           c >= 0x20 && c < 0x7f ? c : '?');
@@ -498,9 +506,22 @@ static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
                 goto out;
             }
             i++;
-            if (j->st == J_STR && i < n) {
-                c = b[i], at = base + i;
-                goto str; /* straight on into the string, the most frequent value */
+            /* Straight on into what the value holds, without the switch. */
+            if (j->st == J_STR)
+                GO(str);
+            if (j->st == J_NUM)
+                GO(num);
+            if (j->st == J_KEY)
+                GO(key);
+            if (j->st == J_VALUE)
+                GO(value);
+            if (j->st == J_LIT && i + j->lit_len - 1 <= n &&
+                !memcmp(b + i, j->lit + 1, j->lit_len - 1u)) {
+                i += j->lit_len - 1u; /* the whole literal is in the window */
+                if ((ev = value_end(sc, base + i)) != SCAN_MORE)
+                    goto out;
+                if (j->st == J_AFTER)
+                    GO(after);
             }
             continue;
         }
