@@ -53,6 +53,10 @@ static uint64_t line_of(struct pd_splitter *sp, uint64_t dec)
 
 struct p1 {
     int whole_fits, collecting_pre, collecting_suf;
+    /* UTF-8 text: the text after the last record is read again from the file at the end
+     * (from suf_from) instead of being copied after every record on the way. */
+    int suf_by_tail;
+    uint64_t suf_from;
     uint64_t esc_total, dec_total, nrec, rec_start_esc, rec_start_dec;
     struct dec_anchor rec_start_anchor;
     uint64_t mark_dec, mark_esc;
@@ -83,7 +87,7 @@ static int take(struct pd_splitter *sp, struct p1 *st, const unsigned char *s, s
         (rc = grow_append(&sp->pre, &sp->pre_len, &sp->pre_cap, s, n, sp->max_body,
                           &sp->pre_over)) < 0)
         return rc;
-    if (st->collecting_suf &&
+    if (st->collecting_suf && !st->suf_by_tail &&
         (rc = grow_append(&sp->suf, &sp->suf_len, &sp->suf_cap, s, n, sp->max_body,
                           &sp->suf_over)) < 0)
         return rc;
@@ -173,6 +177,7 @@ static int record_end(struct pd_splitter *sp, struct p1 *st)
         sp->over_count++;
     sp->suf_len = 0;
     sp->suf_over = 0;
+    st->suf_from = sc->ev_dec;
     if ((rc = idx_note(sp, sc->ev_dec, st->esc_total, st->nrec)) < 0)
         return rc;
     struct dec_anchor a = dec_anchor_of(&sp->dec, sc->ev_dec);
@@ -214,7 +219,7 @@ static int handle_p1_event(struct pd_splitter *sp, struct p1 *st, int ev)
             a = st->mark_anchor;
             st->rec_start_esc = st->mark_esc;
             if (sp->pre_len >= st->mark_pre_len && !sp->pre_over) {
-                rc = grow_append(&sp->suf, &sp->suf_len, &sp->suf_cap,
+                rc = st->suf_by_tail ? 0 : grow_append(&sp->suf, &sp->suf_len, &sp->suf_cap,
                                  (unsigned char *)sp->pre + st->mark_pre_len,
                                  sp->pre_len - st->mark_pre_len, sp->max_body, &sp->suf_over);
                 if (rc < 0)
@@ -227,6 +232,7 @@ static int handle_p1_event(struct pd_splitter *sp, struct p1 *st, int ev)
         }
         st->rec_start_dec = dec;
         st->rec_start_anchor = a;
+        st->suf_from = dec;
         sp->area_orig = split_exact(sp, a, dec);
         sp->area_cum = st->rec_start_esc;
         sp->pre_esc = pd_encode_escaped_len(sp->pre, sp->pre_len); /* final from here on */
@@ -326,6 +332,7 @@ static void p1_start(struct pd_splitter *sp, struct p1 *st)
     memset(st, 0, sizeof(*st));
     st->whole_fits = 1;
     st->collecting_pre = 1;
+    st->suf_by_tail = sp->dec.cd == (iconv_t)-1;
     st->target_rec = sp->seek_target == 0;
     sp->pre_len = sp->suf_len = 0;
     sp->pre_over = sp->suf_over = 0;
@@ -434,6 +441,30 @@ static int p1_verdict(struct pd_splitter *sp, const struct p1 *st)
     return 0;
 }
 
+/* The text after the last record (or after the area's start when none ended), read again
+ * from the file when it was not collected on the way. */
+static int read_tail(struct pd_splitter *sp, const struct p1 *st, uint64_t eof_dec)
+{
+    if (!st->suf_by_tail || !st->collecting_suf || sp->suf_over)
+        return 0;
+    uint64_t n = eof_dec > st->suf_from ? eof_dec - st->suf_from : 0;
+    sp->suf_len = 0;
+    if (n > sp->max_body) {
+        sp->suf_over = 1;
+        return 0;
+    }
+    if (pd_reserve(&sp->suf, &sp->suf_cap, (size_t)n + 1, 64, UINT64_MAX) < 0)
+        return split_set_err(sp, PD_ENOMEM, "out of memory");
+    long r = dec_read(&sp->dec, sp->suf, (size_t)n, st->suf_from);
+    if (r < 0)
+        return split_set_err(sp, (int)r, "cannot read the file: %s", strerror((int)-r));
+    if ((uint64_t)r != n)
+        return split_set_err(sp, PD_ESTATE, "the file changed while it was read (it is shorter "
+                                            "than a moment ago); drop the complete file again");
+    sp->suf_len = (size_t)n;
+    return 0;
+}
+
 int split_pass1(struct pd_splitter *sp)
 {
     struct p1 st;
@@ -445,6 +476,8 @@ int split_pass1(struct pd_splitter *sp)
     if ((rc = p1_read(sp, &st)) < 0)
         return rc;
     uint64_t eof_dec = d->win_dec + d->win_len;
+    if ((rc = read_tail(sp, &st, eof_dec)) < 0)
+        return rc;
     if (st.dec_total == 0)
         return split_set_err(sp, PD_EEMPTY, "the file is empty; there is nothing to send");
     sp->file_end = split_exact(sp, dec_anchor_of(d, eof_dec), eof_dec);
