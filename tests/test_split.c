@@ -14,6 +14,8 @@
 #include "pd_split.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <iconv.h>
 #include <setjmp.h>
@@ -658,6 +660,17 @@ static void free_chunks(struct chunk_copy *l, size_t n)
     free(l);
 }
 
+/* C is the chunk WANT was: the same place, records and body. */
+static void expect_chunk(const struct pd_chunk *c, const struct chunk_copy *want)
+{
+    assert_int_equal(c->index, want->c.index);
+    assert_int_equal(c->start, want->c.start);
+    assert_int_equal(c->end, want->c.end);
+    assert_int_equal(c->first_record, want->c.first_record);
+    assert_int_equal(c->body_len, want->c.body_len);
+    assert_memory_equal(c->body, want->body, c->body_len);
+}
+
 /* Resume at chunk K of a run: the same chunks must follow. */
 static void check_seek(const struct gen *g, uint64_t budget, struct chunk_copy *l, size_t n, size_t k)
 {
@@ -671,12 +684,7 @@ static void check_seek(const struct gen *g, uint64_t budget, struct chunk_copy *
         int rc = pd_split_next(sp, &c);
         if (rc != 1)
             fail_msg("seek: %d %s", rc, pd_split_error(sp));
-        assert_int_equal(c.index, i);
-        assert_int_equal(c.start, l[i].c.start);
-        assert_int_equal(c.end, l[i].c.end);
-        assert_int_equal(c.first_record, l[i].c.first_record);
-        assert_int_equal(c.body_len, l[i].c.body_len);
-        assert_memory_equal(c.body, l[i].body, c.body_len);
+        expect_chunk(&c, &l[i]);
     }
     assert_int_equal(pd_split_next(sp, &c), 0);
     pd_split_destroy(&sp);
@@ -828,8 +836,11 @@ static void test_big_files_cross_windows(void **state)
                 continue;
             struct chunk_copy *l;
             size_t n = check_split(&g, budgets[b], &l);
-            if (n > 2)
+            if (n > 2) {
                 check_seek(&g, budgets[b], l, n, n / 2);
+                /* Cut again from a chunk the record index knows nothing of the start of. */
+                check_resplit(&g, budgets[b], l, n, n / 2);
+            }
             free_chunks(l, n);
         }
         gen_free(&g);
@@ -837,6 +848,34 @@ static void test_big_files_cross_windows(void **state)
 }
 
 /* ---- specific behaviour ------------------------------------------------------------------ */
+
+/* A file touched after the first pass: pass 2 no longer copies records by the index but scans
+ * them, and cuts the same chunks. */
+static void test_touched_file_is_scanned_again(void **state)
+{
+    (void)state;
+    rng_state = 0x789abcdull;
+    struct gen g;
+    make(&g, G_JSON, 6000, 0);
+    struct chunk_copy *l;
+    size_t n = check_split(&g, 30000, &l);
+    assert_true(n > 4);
+    const char *path = write_file("gen.json", g.file.p, g.file.len);
+    struct pd_splitter *sp = open_gen(&g, 30000, path);
+    struct pd_chunk c;
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(pd_split_next(sp, &c), 1);
+        if (i == 1) {
+            struct timespec ts[2] = {{0, UTIME_OMIT}, {12345, 0}};
+            assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+        }
+        expect_chunk(&c, &l[i]);
+    }
+    assert_int_equal(pd_split_next(sp, &c), 0);
+    pd_split_destroy(&sp);
+    free_chunks(l, n);
+    gen_free(&g);
+}
 
 static int split_all(const char *name, const void *data, size_t len, struct pd_split_opts *o,
                      struct pd_splitter **spp, size_t *nchunks)
@@ -1723,6 +1762,7 @@ int main(void)
 {
     return PD_RUN_GROUP(
         setup, teardown, test_properties_per_format, test_big_files_cross_windows,
+        test_touched_file_is_scanned_again,
         test_error_messages, test_error_offset_is_the_named_byte,
         test_small_files_go_whole_unparsed, test_seek_checks_boundaries, test_deep_nesting,
         test_transcoding, test_latin1_xml, test_xml_wide_charsets, test_utf8_bom,

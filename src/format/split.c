@@ -174,6 +174,7 @@ void pd_split_destroy(struct pd_splitter **spp)
     free(sp->pre);
     free(sp->suf);
     free(sp->body);
+    idx_free(sp);
     free(sp);
     *spp = NULL;
 }
@@ -205,7 +206,7 @@ int pd_split_verbatim(const struct pd_splitter *sp)
 
 /* ---- body buffer ---------------------------------------------------------------------- */
 
-static int body_reserve(struct pd_splitter *sp, size_t need)
+int split_body_reserve(struct pd_splitter *sp, size_t need)
 {
     if (need <= sp->body_cap)
         return 0;
@@ -233,7 +234,7 @@ int split_body_escape(struct pd_splitter *sp, const void *src, size_t n, size_t 
             return 1;
         need = sp->body_len + e;
     }
-    if (body_reserve(sp, need) < 0)
+    if (split_body_reserve(sp, need) < 0)
         return PD_ENOMEM;
     sp->body_len += pd_encode_escape(sp->body + sp->body_len, src, n);
     return 0;
@@ -241,7 +242,7 @@ int split_body_escape(struct pd_splitter *sp, const void *src, size_t n, size_t 
 
 int split_body_raw(struct pd_splitter *sp, const char *s, size_t n)
 {
-    if (body_reserve(sp, sp->body_len + n) < 0)
+    if (split_body_reserve(sp, sp->body_len + n) < 0)
         return PD_ENOMEM;
     memcpy(sp->body + sp->body_len, s, n);
     sp->body_len += n;
@@ -257,11 +258,21 @@ uint64_t split_exact(struct pd_splitter *sp, struct dec_anchor a, uint64_t dec)
 
 /* ---- pass 2 ----------------------------------------------------------------------------- */
 
-static int copy_seg(struct pd_splitter *sp, size_t a, size_t b, size_t limit)
+/* Window bytes [A, B) are passed: escaped onto the body when COPYING, and counted in *CUM
+ * (the escaped length of the text before them) either way. */
+static int pass_seg(struct pd_splitter *sp, size_t a, size_t b, size_t limit, int copying,
+                    uint64_t *cum)
 {
     if (b <= a)
         return 0;
-    return split_body_escape(sp, sp->dec.win + a, b - a, limit);
+    if (!copying) {
+        *cum += pd_encode_escaped_len(sp->dec.win + a, b - a);
+        return 0;
+    }
+    size_t before = sp->body_len;
+    int rc = split_body_escape(sp, sp->dec.win + a, b - a, limit);
+    *cum += sp->body_len - before;
+    return rc;
 }
 
 static int changed(struct pd_splitter *sp)
@@ -281,7 +292,39 @@ struct cut {
     struct dec_anchor anchor;
     uint64_t nrec;
     int last; /* the file's last record is in */
+    uint64_t cum; /* the escaped length of the file's text before DEC, when KNOWN */
+    int known;
 };
+
+/* At the end of a record (C): when the index says that records up to a later end fit, they are
+ * copied without a scan and the scanner continues there. Returns 1 after a jump, 0 when
+ * none was made, or a negative code. */
+static int jump(struct pd_splitter *sp, size_t limit, struct cut *c)
+{
+    if (!c->known && sp->idx_on) {
+        const struct split_idx *at = idx_at(sp, c->dec);
+        if (at)
+            c->known = 1, c->cum = at->cum;
+    }
+    if (!c->known || !sp->idx_on || sp->body_len > limit)
+        return 0;
+    const struct split_idx *e = idx_reach(sp, c->dec, c->cum, limit - sp->body_len);
+    if (!e)
+        return 0;
+    int rc = idx_copy(sp, c->dec, c->cum, e);
+    if (rc != 0)
+        return rc < 0 ? rc : 0;
+    c->nrec = e->rec - sp->next_record + 1;
+    c->len = sp->body_len;
+    c->dec = e->off;
+    c->anchor = (struct dec_anchor){e->off, e->off};
+    c->cum = e->cum;
+    c->last = e->rec >= sp->total_records;
+    dec_seek(&sp->dec, e->off);
+    sp->pos = 0;
+    scan_resume(&sp->sc, 1);
+    return 1;
+}
 
 /* Escapes records into the body from where the chunk starts. Returns 0 after the file's last
  * record, 1 when the next one does not fit (C: the last place that fits), or the sticky
@@ -291,15 +334,17 @@ static int fill_chunk(struct pd_splitter *sp, size_t limit, struct cut *c)
     struct split_dec *d = &sp->dec;
     int rc, copying = sp->sc.tiled;
     size_t acc = sp->pos;
+    uint64_t cum = sp->next_cum; /* escaped length of the text before acc */
     memset(c, 0, sizeof(*c));
     c->len = sp->body_len;
     c->dec = d->win_dec + sp->pos;
     c->anchor = (struct dec_anchor){sp->next_start, c->dec};
+    c->known = sp->next_cum_known;
     for (;;) {
         int ev;
         size_t evpos;
         if (sp->pos == d->win_len) {
-            if (copying && (rc = copy_seg(sp, acc, sp->pos, limit)) != 0)
+            if ((rc = pass_seg(sp, acc, sp->pos, limit, copying, &cum)) != 0)
                 goto overflow;
             rc = dec_fill(d);
             if (rc < 0)
@@ -317,7 +362,7 @@ static int fill_chunk(struct pd_splitter *sp, size_t limit, struct cut *c)
         }
         if (ev == SCAN_ERROR || ev == SCAN_DONE)
             return changed(sp);
-        if (copying && (rc = copy_seg(sp, acc, evpos, limit)) != 0)
+        if ((rc = pass_seg(sp, acc, evpos, limit, copying, &cum)) != 0)
             goto overflow;
         acc = evpos;
         if (ev == SCAN_REC_START) {
@@ -327,10 +372,19 @@ static int fill_chunk(struct pd_splitter *sp, size_t limit, struct cut *c)
             c->len = sp->body_len;
             c->dec = sp->sc.ev_dec;
             c->anchor = dec_anchor_of(d, c->dec);
+            c->cum = cum;
             if (sp->next_record + c->nrec - 1 >= sp->total_records) {
                 c->last = 1;
                 return 0;
             }
+            if ((rc = jump(sp, limit, c)) < 0)
+                return split_set_err(sp, rc, "%s",
+                                     rc == PD_ENOMEM ? "out of memory" : strerror(-rc));
+            if (rc == 1 && c->last)
+                return 0;
+            if (rc == 1)
+                acc = 0;
+            cum = c->cum;
         }
     }
 overflow:
@@ -374,7 +428,10 @@ static int make_chunk(struct pd_splitter *sp, struct pd_chunk *out)
     }
     size_t limit = (size_t)(sp->max_body - TAIL_LEN - sp->suf_esc);
     sp->body_len = 0;
-    if (split_body_raw(sp, PD_ENCODE_BODY_HEAD, HEAD_LEN) < 0 ||
+    /* A chunk of a file that is cut fills about max_body: room for it at once, instead of
+     * doubling from 64 KiB and copying the body at each step. */
+    if (split_body_reserve(sp, (size_t)sp->max_body) < 0 ||
+        split_body_raw(sp, PD_ENCODE_BODY_HEAD, HEAD_LEN) < 0 ||
         split_body_escape(sp, sp->pre, sp->pre_len, limit) < 0)
         return split_set_err(sp, PD_ENOMEM, "out of memory");
     rc = fill_chunk(sp, limit, &c);
@@ -397,6 +454,8 @@ static int make_chunk(struct pd_splitter *sp, struct pd_chunk *out)
     out->body_len = sp->body_len;
     sp->next_start = end;
     sp->next_record += c.nrec;
+    sp->next_cum = c.cum;
+    sp->next_cum_known = c.known;
     return 1;
 }
 
@@ -478,8 +537,12 @@ int pd_split_resplit(struct pd_splitter *sp, uint64_t new_max_body)
         sp->next_start = sp->area_orig;
         sp->next_record = 1;
         sp->next_index = sp->last.index;
+        sp->next_cum = sp->area_cum;
+        sp->next_cum_known = 1;
         return 0;
     }
+    /* Where that chunk began in escaped text is found again at the first indexed record end. */
+    sp->next_cum_known = 0;
     sp->next_start = sp->last.start;
     sp->next_index = sp->last.index;
     sp->next_record = sp->last.first_record;

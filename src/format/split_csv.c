@@ -24,10 +24,14 @@ static int cscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
     int ev = SCAN_MORE;
     while (i < n) {
         if (c->st == C_Q) {
-            while (i < n && b[i] != '"') {
-                c->line += b[i] == '\n';
-                i++;
-            }
+            /* memchr to the closing quote, then the newlines before it in a local count:
+             * adding to c->line byte by byte went through memory (b may alias it). */
+            const unsigned char *q = memchr(b + i, '"', n - i);
+            size_t e = q ? (size_t)(q - b) : n;
+            uint64_t nl = 0;
+            for (; i < e; i++)
+                nl += b[i] == '\n';
+            c->line += nl;
             if (i == n)
                 break;
             i++;

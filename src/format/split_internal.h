@@ -149,6 +149,8 @@ int dec_open(struct split_dec *d, int fd, const void *mem, size_t mem_len, const
 void dec_close(struct split_dec *d);
 /* Restarts decoding at file offset ORIG (a character boundary). */
 void dec_seek(struct split_dec *d, uint64_t orig);
+/* Reads the file's raw bytes at ORIG, as many as there are up to LEN: the count or -errno. */
+long dec_read(const struct split_dec *d, void *buf, size_t len, uint64_t orig);
 /* Next window: 1 when there is one, 0 at end of file, negative on error (d->err). */
 int dec_fill(struct split_dec *d);
 /* A cheap anchor for a decoded offset inside the current window. */
@@ -212,7 +214,7 @@ struct pd_splitter {
     int split_err_line_wanted;
     uint64_t area_orig, file_end, whole_len, total_records;
     char *pre, *suf;
-    size_t pre_len, suf_len, pre_esc, suf_esc;
+    size_t pre_len, suf_len, pre_cap, suf_cap, pre_esc, suf_esc;
     int pre_over, suf_over;
     uint64_t big_num, big_off, big_size, over_count;
 
@@ -226,7 +228,41 @@ struct pd_splitter {
     size_t body_len, body_cap;
     struct pd_chunk last;
     int have_last;
+
+    /* The record index (split_index.c): record ends pass 1 saw about every idx_grain escaped
+     * bytes, so that pass 2 copies the records that fit without scanning them again. */
+    struct split_idx *idx;
+    size_t nidx;
+    uint64_t idx_grain, idx_last;
+    int idx_on;              /* UTF-8 text read from an unchanged file: the index can be used */
+    uint64_t area_cum;       /* escaped length of the text before the record area */
+    uint64_t seek_cum;       /* ... before the chunk asked for by pd_split_seek */
+    uint64_t next_cum;       /* ... before next_start, when next_cum_known */
+    int next_cum_known;
+    int64_t id_size, id_mtime_s, id_mtime_ns, id_ctime_s, id_ctime_ns; /* the file pass 1 read */
+    unsigned char *bulk;     /* read buffer of index copies */
 };
+
+/* One index entry: the end of record REC at decoded offset OFF, where CUM bytes of escaped
+ * text precede it (the whole file's text from its start, as pass 1 counts it). */
+struct split_idx {
+    uint64_t off, cum, rec;
+};
+
+/* Pass 1 starts: forgets the index and notes which file it reads. */
+void idx_start(struct pd_splitter *sp);
+/* Pass 1 saw record REC end at OFF with CUM escaped bytes before it. Returns 0 or PD_ENOMEM. */
+int idx_note(struct pd_splitter *sp, uint64_t off, uint64_t cum, uint64_t rec);
+/* The entry for a record end at OFF, or NULL. */
+const struct split_idx *idx_at(const struct pd_splitter *sp, uint64_t off);
+/* The furthest entry past OFF whose records fit in ROOM more escaped bytes after CUM, or NULL. */
+const struct split_idx *idx_reach(const struct pd_splitter *sp, uint64_t off, uint64_t cum,
+                                  uint64_t room);
+/* Escapes the file's bytes [FROM, E->off) onto the body (CUM: escaped length before FROM).
+ * Returns 0, 1 when the file changed since pass 1 (nothing added; the index is off from
+ * now on), or a negative code. */
+int idx_copy(struct pd_splitter *sp, uint64_t from, uint64_t cum, const struct split_idx *e);
+void idx_free(struct pd_splitter *sp);
 
 /* Sets the splitter's sticky error (and the byte its words name); returns CODE. */
 int split_set_err(struct pd_splitter *sp, int code, const char *fmt, ...)
@@ -236,6 +272,8 @@ const char *split_size_words(uint64_t n, char *buf, size_t sz);
 /* Appends SRC escaped unless the body would pass LIMIT: 0 done, 1 no room, <0 error. */
 int split_body_escape(struct pd_splitter *sp, const void *src, size_t n, size_t limit);
 int split_body_raw(struct pd_splitter *sp, const char *s, size_t n);
+/* Makes room for NEED bytes of body. Returns 0 or PD_ENOMEM. */
+int split_body_reserve(struct pd_splitter *sp, size_t need);
 /* The file offset of decoded offset DEC, at or after anchor A. */
 uint64_t split_exact(struct pd_splitter *sp, struct dec_anchor a, uint64_t dec);
 

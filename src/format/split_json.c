@@ -85,6 +85,31 @@ static int is_ws(unsigned c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/*
+ * The offset of the first byte of B[i..n) that ends a run of plain string text ('"', '\\' or
+ * a control character), or N. A word at a time: most bytes of a JSON file are inside strings.
+ * The lowest flagged byte is exact (borrows run upwards only), and it is the one taken. Kept
+ * here rather than calling the escaper's SSE2 scan (pd_encode.h), the same bytes, because a
+ * call per string costs more than it saves on the short strings of most JSON.
+ */
+#define ONES8 0x0101010101010101ull
+#define HIGH8 0x8080808080808080ull
+static size_t str_run(const unsigned char *b, size_t i, size_t n)
+{
+    while (i + 8 <= n) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        uint64_t q = w ^ (ONES8 * '"'), s = w ^ (ONES8 * '\\');
+        uint64_t hit = ((q - ONES8) & ~q) | ((s - ONES8) & ~s) | ((w - ONES8 * 0x20) & ~w);
+        if (hit & HIGH8)
+            return i + (size_t)(__builtin_ctzll(hit & HIGH8) >> 3);
+        i += 8;
+    }
+    while (i < n && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20)
+        i++;
+    return i;
+}
+
 static int is_array(const struct jscan *j, uint32_t depth)
 {
     return (j->stack[depth / 8] >> (depth % 8)) & 1;
@@ -266,20 +291,102 @@ static int pop(struct scan *sc, unsigned c, uint64_t at)
     return value_end(sc, at + 1);
 }
 
+/* One byte C of a number in state j->num: sets *OK to 0 when it cannot be there, *END to 1
+ * when the number ended before it. */
+static void num_step(struct jscan *j, unsigned c, int *ok, int *end)
+{
+    switch (j->num) {
+    case N_MINUS: if (c == '0') j->num = N_ZERO; else if (c >= '1' && c <= '9') j->num = N_INT; else *ok = 0; break;
+    case N_ZERO: if (c == '.') j->num = N_DOT; else if (c == 'e' || c == 'E') j->num = N_E; else *end = 1; break;
+    case N_INT: if (c >= '0' && c <= '9') break; if (c == '.') j->num = N_DOT; else if (c == 'e' || c == 'E') j->num = N_E; else *end = 1; break;
+    case N_DOT: if (c >= '0' && c <= '9') j->num = N_FRAC; else *ok = 0; break;
+    case N_FRAC: if (c >= '0' && c <= '9') break; if (c == 'e' || c == 'E') j->num = N_E; else *end = 1; break;
+    case N_E: if (c == '+' || c == '-') j->num = N_ESIGN; else if (c >= '0' && c <= '9') j->num = N_EXP; else *ok = 0; break;
+    case N_ESIGN: if (c >= '0' && c <= '9') j->num = N_EXP; else *ok = 0; break;
+    case N_EXP: if (c >= '0' && c <= '9') break; *end = 1; break;
+    }
+}
+
+/* The byte C after a backslash in a string, at AT: SCAN_MORE or SCAN_ERROR. */
+static int str_escape(struct scan *sc, unsigned c, uint64_t at)
+{
+    struct jscan *j = sc->u;
+    /* A switch, not strchr(): escapes are frequent in dense JSON. */
+    int v = -1;
+    switch (c) {
+    case '"': case '\\': case '/': v = (int)c; break;
+    case 'b': v = '\b'; break;
+    case 'f': v = '\f'; break;
+    case 'n': v = '\n'; break;
+    case 'r': v = '\r'; break;
+    case 't': v = '\t'; break;
+    default: break;
+    }
+    if (c == 'u') {
+        j->st = J_HEX, j->hex_left = 4, j->hex_val = 0;
+    } else if (v >= 0) {
+        if (j->collect_key && j->str_key)
+            key_add(j, (uint32_t)v);
+        j->st = J_STR;
+    } else {
+        return scan_fail(sc, at, "invalid escape '\\%c' in a JSON string",
+                         c >= 0x20 && c < 0x7f ? c : '?');
+    }
+    return SCAN_MORE;
+}
+
+/* The byte C of a \\u escape, at AT: SCAN_MORE or SCAN_ERROR. */
+static int str_hex(struct scan *sc, unsigned c, uint64_t at)
+{
+    struct jscan *j = sc->u;
+    int v = c >= '0' && c <= '9' ? (int)c - '0'
+            : c >= 'a' && c <= 'f' ? (int)c - 'a' + 10
+            : c >= 'A' && c <= 'F' ? (int)c - 'A' + 10 : -1;
+    if (v < 0) {
+        return scan_fail(sc, at,
+                         "invalid \\u escape in a JSON string (4 hex digits expected)");
+    }
+    j->hex_val = j->hex_val * 16 + (uint32_t)v;
+    if (--j->hex_left == 0) {
+        j->st = J_STR;
+        if (j->collect_key && j->str_key) {
+            uint32_t cp = j->hex_val;
+            if (cp >= 0xD800 && cp < 0xDC00) {
+                j->pending_hi = cp, j->pending_hi_used = 1;
+            } else {
+                if (cp >= 0xDC00 && cp < 0xE000 && j->pending_hi_used)
+                    cp = 0x10000 + ((j->pending_hi - 0xD800) << 10) + (cp - 0xDC00);
+                j->pending_hi_used = 0;
+                key_add(j, cp);
+            }
+        }
+    }
+    return SCAN_MORE;
+}
+
 static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos)
 {
     struct jscan *j = sc->u;
     size_t i = *pos;
     int ev = SCAN_MORE;
+/* Goes on with the next byte in the state just set, without the switch (or reads more). */
+#define GO(label)                                                                                  \
+    {                                                                                              \
+        if (i < n) {                                                                               \
+            c = b[i], at = base + i;                                                               \
+            goto label;                                                                            \
+        }                                                                                          \
+        continue;                                                                                  \
+    }
     while (i < n) {
         unsigned c = b[i];
         uint64_t at = base + i;
         switch (j->st) {
         case J_STR:
+        str:
             /* The hot loop: most bytes of a JSON file are inside strings. */
             if (!j->collect_key || !j->str_key) {
-                while (i < n && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20)
-                    i++;
+                i = str_run(b, i, n);
                 if (i == n)
                     continue;
                 c = b[i], at = base + i;
@@ -289,8 +396,16 @@ static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
                 if (j->str_key) {
                     key_done(sc);
                     j->st = J_COLON;
+                    /* The usual '": ' after a key, without a turn of the loop per byte. */
+                    if (i + 1 < n && b[i] == ':') {
+                        i += 1 + (b[i + 1] == ' ');
+                        j->st = J_VALUE, j->first = 0;
+                        GO(value);
+                    }
                 } else if ((ev = value_end(sc, at + 1)) != SCAN_MORE) {
                     goto out;
+                } else if (j->st == J_AFTER) {
+                    GO(after);
                 }
             } else if (c == '\\') {
                 j->st = J_ESC, i++;
@@ -305,58 +420,14 @@ static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
                 i++;
             }
             continue;
-        case J_ESC: {
-            /* A switch, not strchr(): escapes are frequent in dense JSON. */
-            int v = -1;
-            switch (c) {
-            case '"': case '\\': case '/': v = (int)c; break;
-            case 'b': v = '\b'; break;
-            case 'f': v = '\f'; break;
-            case 'n': v = '\n'; break;
-            case 'r': v = '\r'; break;
-            case 't': v = '\t'; break;
-            default: break;
-            }
-            if (c == 'u') {
-                j->st = J_HEX, j->hex_left = 4, j->hex_val = 0;
-            } else if (v >= 0) {
-                if (j->collect_key && j->str_key)
-                    key_add(j, (uint32_t)v);
-                j->st = J_STR;
-            } else {
-                ev = scan_fail(sc, at, "invalid escape '\\%c' in a JSON string", c >= 0x20 && c < 0x7f ? c : '?');
+        case J_ESC:
+        case J_HEX:
+            if ((ev = (j->st == J_ESC ? str_escape : str_hex)(sc, c, at)) != SCAN_MORE)
                 goto out;
-            }
             i++;
             continue;
-        }
-        case J_HEX: {
-            int v = c >= '0' && c <= '9' ? (int)c - '0'
-                    : c >= 'a' && c <= 'f' ? (int)c - 'a' + 10
-                    : c >= 'A' && c <= 'F' ? (int)c - 'A' + 10 : -1;
-            if (v < 0) {
-                ev = scan_fail(sc, at, "invalid \\u escape in a JSON string (4 hex digits expected)");
-                goto out;
-            }
-            j->hex_val = j->hex_val * 16 + (uint32_t)v;
-            if (--j->hex_left == 0) {
-                j->st = J_STR;
-                if (j->collect_key && j->str_key) {
-                    uint32_t cp = j->hex_val;
-                    if (cp >= 0xD800 && cp < 0xDC00) {
-                        j->pending_hi = cp, j->pending_hi_used = 1;
-                    } else {
-                        if (cp >= 0xDC00 && cp < 0xE000 && j->pending_hi_used)
-                            cp = 0x10000 + ((j->pending_hi - 0xD800) << 10) + (cp - 0xDC00);
-                        j->pending_hi_used = 0;
-                        key_add(j, cp);
-                    }
-                }
-            }
-            i++;
-            continue;
-        }
         case J_NUM: {
+        num:;
             int ok = 1, end = 0;
             /* Runs of digits are most of a number: skip them without the state switch. */
             if (j->num == N_INT || j->num == N_FRAC || j->num == N_EXP) {
@@ -366,16 +437,7 @@ static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
                     continue;
                 c = b[i], at = base + i;
             }
-            switch (j->num) {
-            case N_MINUS: if (c == '0') j->num = N_ZERO; else if (c >= '1' && c <= '9') j->num = N_INT; else ok = 0; break;
-            case N_ZERO: if (c == '.') j->num = N_DOT; else if (c == 'e' || c == 'E') j->num = N_E; else end = 1; break;
-            case N_INT: if (c >= '0' && c <= '9') break; if (c == '.') j->num = N_DOT; else if (c == 'e' || c == 'E') j->num = N_E; else end = 1; break;
-            case N_DOT: if (c >= '0' && c <= '9') j->num = N_FRAC; else ok = 0; break;
-            case N_FRAC: if (c >= '0' && c <= '9') break; if (c == 'e' || c == 'E') j->num = N_E; else end = 1; break;
-            case N_E: if (c == '+' || c == '-') j->num = N_ESIGN; else if (c >= '0' && c <= '9') j->num = N_EXP; else ok = 0; break;
-            case N_ESIGN: if (c >= '0' && c <= '9') j->num = N_EXP; else ok = 0; break;
-            case N_EXP: if (c >= '0' && c <= '9') break; end = 1; break;
-            }
+            num_step(j, c, &ok, &end);
             if (!ok) {
                 ev = scan_fail(sc, at, "malformed JSON number");
                 goto out;
@@ -384,6 +446,8 @@ static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
                 /* The byte after the number is not consumed: it is read again as structure. */
                 if ((ev = value_end(sc, at)) != SCAN_MORE)
                     goto out;
+                if (j->st == J_AFTER)
+                    GO(after);
                 continue;
             }
             i++;
@@ -398,34 +462,10 @@ static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
             if (++j->lit_i == j->lit_len && (ev = value_end(sc, at + 1)) != SCAN_MORE)
                 goto out;
             continue;
-        default:
-            break;
-        }
-
-        /* Structural states: whitespace is skipped everywhere, newlines matter in ndjson. */
-        if (is_ws(c)) {
-            if (c == '\n' && j->ndjson) {
-                if (j->depth > 0 || j->st == J_COLON) {
-                    ev = scan_fail(sc, at, "a JSON value continues past the end of its line, which "
-                                      "NDJSON does not allow (one value per line)");
-                    goto out;
-                }
-                i++;
-                j->st = J_VALUE, j->in_line_value = 0;
-                sc->ev_dec = at + 1;
-                ev = SCAN_REC_END;
-                goto out;
-            }
-            j->in_line_value = 1; /* a line of blanks without its newline is a record too */
-            i++;
-            /* Indentation comes in runs: skip it here (newlines too, outside NDJSON). */
-            while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' ||
-                             (b[i] == '\n' && !j->ndjson)))
-                i++;
-            continue;
-        }
-        switch (j->st) {
         case J_VALUE: {
+        value:
+            if (is_ws(c))
+                goto blank;
             if (c == ']' && j->first && j->depth > 0) {
                 i++;
                 if ((ev = pop(sc, c, at)) != SCAN_MORE)
@@ -454,7 +494,7 @@ static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
                 j->st = J_NUM, j->num = c == '-' ? N_MINUS : c == '0' ? N_ZERO : N_INT;
             } else if (c == 't' || c == 'f' || c == 'n') {
                 j->lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
-                j->lit_len = (uint8_t)strlen(j->lit), j->lit_i = 1, j->st = J_LIT;
+                j->lit_len = c == 'f' ? 5 : 4, j->lit_i = 1, j->st = J_LIT;
             } else {
                 ev = scan_fail(sc, at, "unexpected character '%c' where a JSON value was expected",
                           c >= 0x20 && c < 0x7f ? c : '?');
@@ -466,9 +506,29 @@ static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
                 goto out;
             }
             i++;
+            /* Straight on into what the value holds, without the switch. */
+            if (j->st == J_STR)
+                GO(str);
+            if (j->st == J_NUM)
+                GO(num);
+            if (j->st == J_KEY)
+                GO(key);
+            if (j->st == J_VALUE)
+                GO(value);
+            if (j->st == J_LIT && i + j->lit_len - 1 <= n &&
+                !memcmp(b + i, j->lit + 1, j->lit_len - 1u)) {
+                i += j->lit_len - 1u; /* the whole literal is in the window */
+                if ((ev = value_end(sc, base + i)) != SCAN_MORE)
+                    goto out;
+                if (j->st == J_AFTER)
+                    GO(after);
+            }
             continue;
         }
         case J_AFTER:
+        after:
+            if (is_ws(c))
+                goto blank;
             if (c == ',') {
                 if (is_array(j, j->depth)) {
                     j->st = J_VALUE;
@@ -477,7 +537,12 @@ static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
                 }
                 j->first = 0;
                 i++;
-                continue;
+                /* The usual ', ' between members, without a turn of the loop for the blank. */
+                if (i < n && b[i] == ' ')
+                    i++;
+                if (j->st == J_KEY)
+                    GO(key);
+                GO(value);
             }
             if (c == ']' || c == '}') {
                 i++;
@@ -488,6 +553,9 @@ static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
             ev = scan_fail(sc, at, "expected ',' or '%c' after a value", is_array(j, j->depth) ? ']' : '}');
             goto out;
         case J_KEY:
+        key:
+            if (is_ws(c))
+                goto blank;
             if (c == '}' && j->first) {
                 i++;
                 if ((ev = pop(sc, c, at)) != SCAN_MORE)
@@ -501,8 +569,14 @@ static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
             j->st = J_STR, j->str_key = 1, j->key_len = 0, j->key_over = 0, j->pending_hi_used = 0;
             j->collect_key = !j->found && j->onpath == j->depth && j->depth <= sc->nsegs;
             i++;
+            if (i < n) {
+                c = b[i], at = base + i;
+                goto str;
+            }
             continue;
         case J_COLON:
+            if (is_ws(c))
+                goto blank;
             if (c != ':') {
                 ev = scan_fail(sc, at, "expected ':' after an object key");
                 goto out;
@@ -511,16 +585,41 @@ static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
             i++;
             continue;
         case J_END:
+            if (is_ws(c))
+                goto blank;
             ev = scan_fail(sc, at, j->ndjson ? "more than one JSON value on one line"
                                         : "unexpected data after the end of the JSON document");
             goto out;
         default:
             break;
         }
+        continue;
+    blank:
+        /* Structural states: whitespace is skipped everywhere, newlines matter in ndjson. */
+        if (c == '\n' && j->ndjson) {
+            if (j->depth > 0 || j->st == J_COLON) {
+                ev = scan_fail(sc, at, "a JSON value continues past the end of its line, which "
+                                  "NDJSON does not allow (one value per line)");
+                goto out;
+            }
+            i++;
+            j->st = J_VALUE, j->in_line_value = 0;
+            sc->ev_dec = at + 1;
+            ev = SCAN_REC_END;
+            goto out;
+        }
+        j->in_line_value = 1; /* a line of blanks without its newline is a record too */
+        i++;
+        /* Indentation comes in runs: skip it here (newlines too, outside NDJSON). */
+        while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' ||
+                         (b[i] == '\n' && !j->ndjson)))
+            i++;
+        continue;
     }
 out:
     *pos = i;
     return ev;
+#undef GO
 }
 
 static int jscan_end(struct scan *sc, uint64_t eof_dec)

@@ -6,14 +6,16 @@
 #include "pd_encode.h"
 #include "pd_error.h"
 #include "pd_format.h"
+#include "pd_mem.h"
 #include "split_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int grow_append(char **buf, size_t *len, const unsigned char *src, size_t n, uint64_t cap,
-                       int *over)
+/* Appends to a text kept by pass 1, unless it would pass CAP (then *OVER). */
+static int grow_append(char **buf, size_t *len, size_t *bufcap, const unsigned char *src,
+                       size_t n, uint64_t cap, int *over)
 {
     if (*over)
         return 0;
@@ -21,11 +23,10 @@ static int grow_append(char **buf, size_t *len, const unsigned char *src, size_t
         *over = 1;
         return 0;
     }
-    char *b = realloc(*buf, *len + n + 1);
-    if (!b)
+    /* Doubling: the text after each record is collected again and again. */
+    if (pd_reserve(buf, bufcap, *len + n + 1, 64, UINT64_MAX) < 0)
         return PD_ENOMEM;
-    memcpy(b + *len, src, n);
-    *buf = b;
+    memcpy(*buf + *len, src, n);
     *len += n;
     return 0;
 }
@@ -52,6 +53,10 @@ static uint64_t line_of(struct pd_splitter *sp, uint64_t dec)
 
 struct p1 {
     int whole_fits, collecting_pre, collecting_suf;
+    /* UTF-8 text: the text after the last record is read again from the file at the end
+     * (from suf_from) instead of being copied after every record on the way. */
+    int suf_by_tail;
+    uint64_t suf_from;
     uint64_t esc_total, dec_total, nrec, rec_start_esc, rec_start_dec;
     struct dec_anchor rec_start_anchor;
     uint64_t mark_dec, mark_esc;
@@ -79,10 +84,12 @@ static int take(struct pd_splitter *sp, struct p1 *st, const unsigned char *s, s
     if (!st->whole_fits)
         st->esc_total += pd_encode_escaped_len(s, n);
     if (st->collecting_pre &&
-        (rc = grow_append(&sp->pre, &sp->pre_len, s, n, sp->max_body, &sp->pre_over)) < 0)
+        (rc = grow_append(&sp->pre, &sp->pre_len, &sp->pre_cap, s, n, sp->max_body,
+                          &sp->pre_over)) < 0)
         return rc;
-    if (st->collecting_suf &&
-        (rc = grow_append(&sp->suf, &sp->suf_len, s, n, sp->max_body, &sp->suf_over)) < 0)
+    if (st->collecting_suf && !st->suf_by_tail &&
+        (rc = grow_append(&sp->suf, &sp->suf_len, &sp->suf_cap, s, n, sp->max_body,
+                          &sp->suf_over)) < 0)
         return rc;
     return 0;
 }
@@ -154,6 +161,40 @@ static void note_scan_error(struct pd_splitter *sp, struct p1 *st)
     sp->split_err_line_wanted = 1;
 }
 
+/* A record ends: its size, the index, and whether the chunk asked for by a seek starts here. */
+static int record_end(struct pd_splitter *sp, struct p1 *st)
+{
+    struct scan *sc = &sp->sc;
+    int rc;
+    uint64_t size = st->esc_total - st->rec_start_esc;
+    st->nrec++;
+    if (size > sp->big_size) {
+        sp->big_size = size;
+        sp->big_num = st->nrec;
+        sp->big_off = split_exact(sp, st->rec_start_anchor, st->rec_start_dec);
+    }
+    if (PD_ENCODE_BODY_OVERHEAD + sp->pre_esc + size > sp->max_body)
+        sp->over_count++;
+    sp->suf_len = 0;
+    sp->suf_over = 0;
+    st->suf_from = sc->ev_dec;
+    if ((rc = idx_note(sp, sc->ev_dec, st->esc_total, st->nrec)) < 0)
+        return rc;
+    struct dec_anchor a = dec_anchor_of(&sp->dec, sc->ev_dec);
+    if (sp->sc.tiled) {
+        st->rec_start_esc = st->esc_total;
+        st->rec_start_dec = sc->ev_dec;
+        st->rec_start_anchor = a;
+    }
+    if (!st->target_rec && sp->seek_target && sp->seek_target >= a.orig &&
+        sp->seek_target <= a.orig + 8 * DEC_SLICE &&
+        split_exact(sp, a, sc->ev_dec) == sp->seek_target) {
+        st->target_rec = st->nrec + 1;
+        sp->seek_cum = st->esc_total;
+    }
+    return 0;
+}
+
 static int handle_p1_event(struct pd_splitter *sp, struct p1 *st, int ev)
 {
     struct scan *sc = &sp->sc;
@@ -178,9 +219,9 @@ static int handle_p1_event(struct pd_splitter *sp, struct p1 *st, int ev)
             a = st->mark_anchor;
             st->rec_start_esc = st->mark_esc;
             if (sp->pre_len >= st->mark_pre_len && !sp->pre_over) {
-                rc =
-                    grow_append(&sp->suf, &sp->suf_len, (unsigned char *)sp->pre + st->mark_pre_len,
-                                sp->pre_len - st->mark_pre_len, sp->max_body, &sp->suf_over);
+                rc = st->suf_by_tail ? 0 : grow_append(&sp->suf, &sp->suf_len, &sp->suf_cap,
+                                 (unsigned char *)sp->pre + st->mark_pre_len,
+                                 sp->pre_len - st->mark_pre_len, sp->max_body, &sp->suf_over);
                 if (rc < 0)
                     return rc;
                 sp->pre_len = st->mark_pre_len;
@@ -191,7 +232,10 @@ static int handle_p1_event(struct pd_splitter *sp, struct p1 *st, int ev)
         }
         st->rec_start_dec = dec;
         st->rec_start_anchor = a;
+        st->suf_from = dec;
         sp->area_orig = split_exact(sp, a, dec);
+        sp->area_cum = st->rec_start_esc;
+        sp->pre_esc = pd_encode_escaped_len(sp->pre, sp->pre_len); /* final from here on */
         if (sp->seek_target == sp->area_orig)
             st->target_rec = 1;
         break;
@@ -201,31 +245,8 @@ static int handle_p1_event(struct pd_splitter *sp, struct p1 *st, int ev)
         st->rec_start_dec = sc->ev_dec;
         st->rec_start_anchor = dec_anchor_of(&sp->dec, sc->ev_dec);
         break;
-    case SCAN_REC_END: {
-        uint64_t size = st->esc_total - st->rec_start_esc;
-        st->nrec++;
-        if (size > sp->big_size) {
-            sp->big_size = size;
-            sp->big_num = st->nrec;
-            sp->big_off = split_exact(sp, st->rec_start_anchor, st->rec_start_dec);
-        }
-        uint64_t pre_esc = pd_encode_escaped_len(sp->pre, sp->pre_len);
-        if (PD_ENCODE_BODY_OVERHEAD + pre_esc + size > sp->max_body)
-            sp->over_count++;
-        sp->suf_len = 0;
-        sp->suf_over = 0;
-        struct dec_anchor a = dec_anchor_of(&sp->dec, sc->ev_dec);
-        if (sp->sc.tiled) {
-            st->rec_start_esc = st->esc_total;
-            st->rec_start_dec = sc->ev_dec;
-            st->rec_start_anchor = a;
-        }
-        if (!st->target_rec && sp->seek_target && sp->seek_target >= a.orig &&
-            sp->seek_target <= a.orig + 8 * DEC_SLICE &&
-            split_exact(sp, a, sc->ev_dec) == sp->seek_target)
-            st->target_rec = st->nrec + 1;
-        break;
-    }
+    case SCAN_REC_END:
+        return record_end(sp, st);
     default:
         break;
     }
@@ -311,6 +332,7 @@ static void p1_start(struct pd_splitter *sp, struct p1 *st)
     memset(st, 0, sizeof(*st));
     st->whole_fits = 1;
     st->collecting_pre = 1;
+    st->suf_by_tail = sp->dec.cd == (iconv_t)-1;
     st->target_rec = sp->seek_target == 0;
     sp->pre_len = sp->suf_len = 0;
     sp->pre_over = sp->suf_over = 0;
@@ -324,6 +346,7 @@ static void p1_start(struct pd_splitter *sp, struct p1 *st)
     scan_reset(&sp->sc);
     dec_seek(&sp->dec, 0);
     sp->body_len = 0;
+    idx_start(sp);
 }
 
 /* Reads the file to its end, or to a scan error when the file cannot go whole either. Returns
@@ -413,6 +436,32 @@ static int p1_verdict(struct pd_splitter *sp, const struct p1 *st)
                              (unsigned long long)sp->seek_target);
     sp->next_start = sp->seek_target ? sp->seek_target : sp->area_orig;
     sp->next_record = st->target_rec;
+    sp->next_cum = sp->next_start == sp->area_orig ? sp->area_cum : sp->seek_cum;
+    sp->next_cum_known = 1;
+    return 0;
+}
+
+/* The text after the last record (or after the area's start when none ended), read again
+ * from the file when it was not collected on the way. */
+static int read_tail(struct pd_splitter *sp, const struct p1 *st, uint64_t eof_dec)
+{
+    if (!st->suf_by_tail || !st->collecting_suf || sp->suf_over)
+        return 0;
+    uint64_t n = eof_dec > st->suf_from ? eof_dec - st->suf_from : 0;
+    sp->suf_len = 0;
+    if (n > sp->max_body) {
+        sp->suf_over = 1;
+        return 0;
+    }
+    if (pd_reserve(&sp->suf, &sp->suf_cap, (size_t)n + 1, 64, UINT64_MAX) < 0)
+        return split_set_err(sp, PD_ENOMEM, "out of memory");
+    long r = dec_read(&sp->dec, sp->suf, (size_t)n, st->suf_from);
+    if (r < 0)
+        return split_set_err(sp, (int)r, "cannot read the file: %s", strerror((int)-r));
+    if ((uint64_t)r != n)
+        return split_set_err(sp, PD_ESTATE, "the file changed while it was read (it is shorter "
+                                            "than a moment ago); drop the complete file again");
+    sp->suf_len = (size_t)n;
     return 0;
 }
 
@@ -427,6 +476,8 @@ int split_pass1(struct pd_splitter *sp)
     if ((rc = p1_read(sp, &st)) < 0)
         return rc;
     uint64_t eof_dec = d->win_dec + d->win_len;
+    if ((rc = read_tail(sp, &st, eof_dec)) < 0)
+        return rc;
     if (st.dec_total == 0)
         return split_set_err(sp, PD_EEMPTY, "the file is empty; there is nothing to send");
     sp->file_end = split_exact(sp, dec_anchor_of(d, eof_dec), eof_dec);

@@ -25,12 +25,12 @@ static int is_ws(unsigned c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static int name_start(unsigned c)
+static inline int name_start(unsigned c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' || c >= 0x80;
 }
 
-static int name_char(unsigned c)
+static inline int name_char(unsigned c)
 {
     return name_start(c) || (c >= '0' && c <= '9') || c == '-' || c == '.';
 }
@@ -119,6 +119,37 @@ static inline size_t skip_to_close(struct xscan *x, uint8_t *count, unsigned cha
     return i + 1;
 }
 
+/* The byte C (at AT) after "<!": one more of "--", "[CDATA[" or "DOCTYPE". Returns SCAN_MORE
+ * or SCAN_ERROR. */
+static int bang_byte(struct scan *sc, struct xscan *x, unsigned c, uint64_t at)
+{
+    /* Their first bytes differ, so the one that matched the first byte is the only
+     * candidate, and each later byte is checked as it comes. */
+    static const char kinds[3][8] = {"--", "[CDATA[", "DOCTYPE"};
+    static const uint8_t klen[3] = {2, 7, 7};
+    int prefix = 0;
+    x->bang[x->bang_len++] = (char)c;
+    for (int k = 0; k < 3; k++) {
+        size_t kl = klen[k];
+        if (x->bang_len <= kl && kinds[k][0] == x->bang[0] &&
+            (unsigned char)kinds[k][x->bang_len - 1] == c) {
+            prefix = 1;
+            if (x->bang_len == kl) {
+                x->st = k == 0 ? X_COMMENT : k == 1 ? X_CDATA : X_DOCTYPE;
+                x->dashes = 0, x->brackets = 0, x->dt_quote = 0, x->dt_cm = 0;
+                x->dt_depth = 0, x->dt_last4 = 0;
+            }
+        }
+    }
+    if (!prefix)
+        return scan_fail(sc, at, "'<!' not followed by '--', '[CDATA[' or 'DOCTYPE'");
+    if (x->st == X_CDATA && x->depth == 0)
+        return scan_fail(sc, at, "CDATA outside the root element");
+    if (x->st == X_DOCTYPE && (x->depth > 0 || x->root_done))
+        return scan_fail(sc, at, "DOCTYPE after the root element started");
+    return SCAN_MORE;
+}
+
 static int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos)
 {
     struct xscan *x = sc->u;
@@ -194,36 +225,11 @@ static int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
             x->dashes = c == '?';
             i++;
             continue;
-        case X_BANG: {
-            static const char *const kinds[] = {"--", "[CDATA[", "DOCTYPE"};
-            int prefix = 0;
-            x->bang[x->bang_len++] = (char)c;
-            for (int k = 0; k < 3; k++) {
-                size_t kl = strlen(kinds[k]);
-                if (x->bang_len <= kl && !memcmp(kinds[k], x->bang, x->bang_len)) {
-                    prefix = 1;
-                    if (x->bang_len == kl) {
-                        x->st = k == 0 ? X_COMMENT : k == 1 ? X_CDATA : X_DOCTYPE;
-                        x->dashes = 0, x->brackets = 0, x->dt_quote = 0, x->dt_cm = 0;
-                        x->dt_depth = 0, x->dt_last4 = 0;
-                    }
-                }
-            }
-            if (!prefix) {
-                ev = scan_fail(sc, at, "'<!' not followed by '--', '[CDATA[' or 'DOCTYPE'");
+        case X_BANG:
+            if ((ev = bang_byte(sc, x, c, at)) != SCAN_MORE)
                 goto out;
-            }
-            if (x->st == X_CDATA && x->depth == 0) {
-                ev = scan_fail(sc, at, "CDATA outside the root element");
-                goto out;
-            }
-            if (x->st == X_DOCTYPE && (x->depth > 0 || x->root_done)) {
-                ev = scan_fail(sc, at, "DOCTYPE after the root element started");
-                goto out;
-            }
             i++;
             continue;
-        }
         case X_COMMENT:
             i = skip_to_close(x, &x->dashes, '-', b, i, n);
             continue;
@@ -262,12 +268,18 @@ static int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
             continue;
         case X_STAG:
             if (name_char(c)) {
-                if (x->stack_len + 3 > XML_STACK_BYTES) {
-                    ev = scan_fail(sc, at, "element name too long or nesting too deep");
-                    goto out;
-                }
-                x->stack[x->stack_len++] = (uint8_t)c;
-                i++;
+                /* The rest of the name at once, its length in a local (stores to the stack
+                 * may alias B, which would reload everything). */
+                uint32_t len = x->stack_len;
+                do {
+                    if (len + 3 > XML_STACK_BYTES) {
+                        x->stack_len = len;
+                        ev = scan_fail(sc, base + i, "element name too long or nesting too deep");
+                        goto out;
+                    }
+                    x->stack[len++] = b[i++];
+                } while (i < n && name_char(b[i]));
+                x->stack_len = len;
                 continue;
             }
             if (!is_ws(c) && c != '/' && c != '>') {
@@ -325,10 +337,11 @@ static int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
             x->st = X_ANAME, i++;
             continue;
         case X_ANAME:
-            if (name_char(c)) {
+            while (i < n && name_char(b[i]))
                 i++;
+            if (i == n)
                 continue;
-            }
+            c = b[i], at = base + i;
             x->st = X_AEQ;
             /* fall through */
         case X_AEQ:
@@ -381,9 +394,13 @@ static int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_
             uint32_t len;
             const char *top = top_name(x, &len);
             if (x->st == X_ETAG && name_char(c)) {
-                if (x->etag_i >= len || (unsigned char)top[x->etag_i] != c)
-                    goto mismatch;
-                x->etag_i++, i++;
+                do {
+                    if (x->etag_i >= len || (unsigned char)top[x->etag_i] != b[i]) {
+                        at = base + i;
+                        goto mismatch;
+                    }
+                    x->etag_i++, i++;
+                } while (i < n && name_char(b[i]));
                 continue;
             }
             if (is_ws(c)) {

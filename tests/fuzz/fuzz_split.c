@@ -24,6 +24,10 @@
 
 #define MAX_CHUNKS 4096
 
+/* The record index's grain and size (split_index.c, built with PD_SPLIT_IDX_TUNABLE). */
+extern uint64_t pd_split_idx_min_grain;
+extern size_t pd_split_idx_max;
+
 static uint64_t fnv(const char *p, size_t n)
 {
     uint64_t h = 1469598103934665603ull;
@@ -66,6 +70,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct pd_splitter *sp = NULL;
     struct pd_chunk c;
+    /* First without the record index (no entry is ever made), so that the run with it below
+     * can be compared chunk for chunk. */
+    pd_split_idx_min_grain = UINT64_MAX / 4;
     int rc = pd_split_create(fd, NULL, &o, &sp);
     size_t n = 0;
     uint64_t prev_end = 0;
@@ -85,6 +92,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc < 0 && !strcmp(pd_split_error(sp), "no error"))
         abort();
     pd_split_destroy(&sp);
+
+    /* With an index entry every few bytes (thinned when 2 to 9 are full): the same chunks. */
+    pd_split_idx_min_grain = 1 + (data[1] >> 7) * 7;
+    pd_split_idx_max = 2 + data[0] % 8;
+    if (n <= MAX_CHUNKS) {
+        size_t m = 0;
+        int rc2 = pd_split_create(fd, NULL, &o, &sp);
+        if (rc2 == 0) {
+            while ((rc2 = pd_split_next(sp, &c)) == 1) {
+                if (m >= n || c.start != starts[m] || fnv(c.body, c.body_len) != hashes[m])
+                    abort();
+                m++;
+            }
+        }
+        if (rc2 != rc || (rc == 0 && m != n))
+            abort();
+        pd_split_destroy(&sp);
+    }
 
     /* Resume in the middle: the same chunks follow. */
     if (rc == 0 && n > 1 && n <= MAX_CHUNKS) {
