@@ -125,8 +125,10 @@ int pd_requeue_plan(int failedfd, const char *name, struct pd_requeue_item *it, 
     rc = rc ? rc : origin_of(text, it->rel, sizeof(it->rel));
     free(text);
     if (rc)
-        snprintf(why, whylen, "its error file %s names no path inside the drop folder (\"file\"):"
-                 " move it back by hand", side);
+        snprintf(why, whylen,
+                 "its error file %s names no path inside the drop folder (\"file\"):"
+                 " move it back by hand",
+                 side);
     return rc;
 }
 
@@ -187,8 +189,8 @@ int pd_requeue_check(int rootfd, const struct pd_requeue_item *it)
     if (pfd < 0)
         return pfd;
     int rc = fstatat(pfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 ? -EEXIST
-             : errno == ENOENT                               ? 0
-                                                             : -errno;
+             : errno == ENOENT                                 ? 0
+                                                               : -errno;
     close(pfd);
     return rc;
 }
@@ -213,8 +215,8 @@ static int create_at(int dirfd, const char *name, const char *text, const struct
 {
     struct timespec times[2] = {st->st_atim, st->st_mtim};
     size_t len = strlen(text), done = 0;
-    int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                    PD_FS_FILE_MODE);
+    int fd =
+        openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, PD_FS_FILE_MODE);
     int rc = 0;
 
     if (fd < 0)
@@ -276,6 +278,17 @@ static int keep_error(int failedfd, const char *side, struct pd_requeue_item *it
     return rc;
 }
 
+/* The error file kept in history/ by keep_error back to SIDE in the failed folder. */
+static int put_back(int failedfd, const char *side, const struct pd_requeue_item *it)
+{
+    int hfd = openat(failedfd, PD_REQUEUE_HISTORY, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (hfd < 0)
+        return -errno;
+    int rc = renameat2(hfd, it->history, failedfd, side, RENAME_NOREPLACE) ? -errno : 0;
+    close(hfd);
+    return rc;
+}
+
 int pd_requeue_move(int failedfd, int rootfd, struct pd_requeue_item *it, uint64_t now_ms,
                     char *why, size_t whylen)
 {
@@ -290,32 +303,39 @@ int pd_requeue_move(int failedfd, int rootfd, struct pd_requeue_item *it, uint64
         return -ENOENT;
     }
     if ((pfd = pd_fs_open_parent(rootfd, it->rel, &base)) < 0) {
-        snprintf(why, whylen, "%s", pfd == -ELOOP || pfd == -EXDEV || pfd == -ENOTDIR
-                 ? "a symbolic link (or a file) is on its way in the drop folder: never followed; "
-                   "move it by hand"
-                 : pfd == -ENOENT ? "its folder in the drop folder is gone: make it again, "
-                                    "then retry"
-                                  : strerror(-pfd));
+        snprintf(
+            why, whylen, "%s",
+            pfd == -ELOOP || pfd == -EXDEV || pfd == -ENOTDIR
+                ? "a symbolic link (or a file) is on its way in the drop folder: never followed; "
+                  "move it by hand"
+            : pfd == -ENOENT ? "its folder in the drop folder is gone: make it again, "
+                               "then retry"
+                             : strerror(-pfd));
         return pfd;
+    }
+    /* The error file goes first: the daemon may take the file and fail it again within
+     * milliseconds, and its new error file must find the name free, not numbered beside the
+     * old one. */
+    snprintf(side, sizeof(side), "%s%s", it->name, PD_RETENTION_ERROR);
+    if (it->has_error && (rc = keep_error(failedfd, side, it, now_ms))) {
+        close(pfd);
+        snprintf(why, whylen, "its error file %s cannot be kept in history/ (%s): nothing moved",
+                 side, pd_strerror(rc));
+        return -EIO;
     }
     rc = move_noreplace(failedfd, it->name, pfd, base);
     if (!rc && fsync(pfd))
         rc = 0; /* the move stands; a folder that cannot sync is no reason to undo it */
     close(pfd);
     if (rc) {
-        snprintf(why, whylen, "%s", rc == -EEXIST
-                 ? "the drop folder already has a file of that name: both left as they are; "
-                   "rename one, then retry"
-                 : strerror(-rc));
+        /* Not moved: its error file goes back beside it (marked retried, which it was not). */
+        bool back = !it->has_error || put_back(failedfd, side, it) == 0;
+        snprintf(why, whylen, "%s%s",
+                 rc == -EEXIST ? "the drop folder already has a file of that name: both left "
+                                 "as they are; rename one, then retry"
+                               : strerror(-rc),
+                 back ? "" : "; its error file stays in history/");
         return rc;
-    }
-    if (!it->has_error)
-        return 0;
-    snprintf(side, sizeof(side), "%s%s", it->name, PD_RETENTION_ERROR);
-    if ((rc = keep_error(failedfd, side, it, now_ms))) {
-        snprintf(why, whylen, "the file is back, but its error file %s stays in the failed "
-                 "folder: %s", side, pd_strerror(rc));
-        return -EIO;
     }
     return 0;
 }
