@@ -23,7 +23,7 @@
 #define RETRYING_MAX 64 /* requests waiting for a retry looked at */
 #define HIST_MIN 360    /* minutes of history kept: 6 hours, fixed memory */
 #define MINUTE_MS 60000
-#define SAMPLE_MS 1000  /* the client's counters are read at most this often */
+#define SAMPLE_MS 500   /* the client's counters are read at most this often (loop time) */
 
 struct done_rec {
     char *name, *reason, *moved_to;
@@ -51,7 +51,8 @@ struct dstatus {
     struct hist requests, limit;       /* the account's requests started, its limit a minute */
     uint64_t minute, first; /* the newest minute counted and the first (wall ms / MINUTE_MS) */
     bool started;
-    uint64_t sent, sampled_ms; /* the client's requests started at its last reading, when */
+    uint64_t sent, sampled_ms; /* the client's requests started at its last reading; when, on
+                                * the loop's clock: the cost is real time, whatever the clock */
 };
 
 static void rec_clear(struct done_rec *r)
@@ -131,13 +132,13 @@ static uint32_t *hist_at(struct dstatus *s, struct hist *h, uint64_t now_ms)
 void status_tick(struct pd_daemon *d)
 {
     struct dstatus *s = d->client ? status_of(d) : NULL;
-    uint64_t now = dw_now_ms(d), per_min;
+    uint64_t now = d->woke_ms + 1, per_min;
     struct pd_client_stats cs;
     uint32_t *n;
 
     if (!s || (s->sampled_ms && now < s->sampled_ms + SAMPLE_MS))
         return;
-    s->sampled_ms = now ? now : 1;
+    s->sampled_ms = now;
     cs = pd_client_stats(d->client);
     n = hist_at(s, &s->requests, dw_wall_ms(d));
     /* Fewer than last time: another client, counting from 0. */
@@ -422,8 +423,10 @@ static void hist_span(const struct pd_daemon *d, uint64_t *from, uint64_t *to)
     *from = *to - s->first + 1 > HIST_MIN ? *to + 1 - HIST_MIN : s->first;
 }
 
-/* H under KEY: a count per minute of the span, 0 for minutes not counted. */
-static void hist_json(const struct pd_daemon *d, cJSON *o, const char *key, const struct hist *h)
+/* H under KEY: a count per minute of the span, 0 for minutes not counted; EXTRA more in the
+ * newest minute (what was not sampled yet). */
+static void hist_json(const struct pd_daemon *d, cJSON *o, const char *key, const struct hist *h,
+                      uint64_t extra)
 {
     cJSON *arr = cJSON_AddArrayToObject(o, key);
     const struct dstatus *s = d->status;
@@ -434,7 +437,8 @@ static void hist_json(const struct pd_daemon *d, cJSON *o, const char *key, cons
     hist_span(d, &from, &to);
     for (uint64_t m = from; m <= to; m++) {
         bool kept = m <= s->minute && m + HIST_MIN > s->minute;
-        if (!cJSON_AddItemToArray(arr, cJSON_CreateNumber(kept ? h->n[m % HIST_MIN] : 0)))
+        double v = (kept ? h->n[m % HIST_MIN] : 0) + (m == to ? (double)extra : 0);
+        if (!cJSON_AddItemToArray(arr, cJSON_CreateNumber(v)))
             break;
     }
 }
@@ -442,16 +446,19 @@ static void hist_json(const struct pd_daemon *d, cJSON *o, const char *key, cons
 static void history_json(const struct pd_daemon *d, cJSON *root)
 {
     cJSON *h = cJSON_AddObjectToObject(root, "history");
-    uint64_t from = 0, to;
+    const struct dstatus *s = d->status;
+    uint64_t from = 0, to, sent = 0;
 
     if (!h)
         return;
-    if (d->status && d->status->started)
+    if (s && s->started)
         hist_span(d, &from, &to);
+    if (s && d->client && (sent = pd_client_stats(d->client).sent) >= s->sent)
+        sent -= s->sent; /* the requests started since the last sample */
     add_time(h, "start", from * MINUTE_MS);
     cJSON_AddNumberToObject(h, "minute_seconds", MINUTE_MS / 1000);
-    hist_json(d, h, "requests", d->status ? &d->status->requests : NULL);
-    hist_json(d, h, "limit", d->status ? &d->status->limit : NULL);
+    hist_json(d, h, "requests", s ? &s->requests : NULL, sent);
+    hist_json(d, h, "limit", s ? &s->limit : NULL, 0);
 }
 
 static cJSON *watch_json(const struct pd_daemon *d, size_t wi, const struct pd_client_retrying *rt,
@@ -483,8 +490,8 @@ static cJSON *watch_json(const struct pd_daemon *d, size_t wi, const struct pd_c
         ring_json(d, o, "failed", &d->status->failed[wi], false);
         ring_json(d, o, "delivered", &d->status->delivered[wi], true);
         if ((h = cJSON_AddObjectToObject(o, "history"))) {
-            hist_json(d, h, "delivered", &d->status->hdelivered[wi]);
-            hist_json(d, h, "failed", &d->status->hfailed[wi]);
+            hist_json(d, h, "delivered", &d->status->hdelivered[wi], 0);
+            hist_json(d, h, "failed", &d->status->hfailed[wi], 0);
         }
     } else {
         cJSON_AddArrayToObject(o, "failed");
