@@ -23,7 +23,7 @@ struct pd_chart_series {
 
 struct pd_chart {
     const char *title;   /* the chart's heading and accessible name */
-    const char *unit;    /* what a count is, for tooltips: "files", "requests" */
+    const char *unit;    /* what a count is, for tooltips after the series' name: "files"; or NULL */
     uint64_t start_ms;   /* wall time of the first step (labels as HH:MM UTC) */
     uint64_t step_ms;    /* a step's length: 60000 */
     size_t n, min_steps; /* steps given; the width spans at least MIN_STEPS, newest at the right */

@@ -133,15 +133,15 @@ static void limit_line(void **state)
     double req[3] = {40, 0, 7}, lim[3] = {240, 240, 240};
     struct pd_chart_series s[2] = {{"requests", "#36c", PD_CHART_BARS, req},
                                    {"limit", "#a00", PD_CHART_LIMIT, lim}};
-    struct pd_chart c = {.title = "Account", .unit = "requests", .start_ms = START_MS,
-                         .step_ms = 60000, .n = 3, .series = s, .nseries = 2};
+    struct pd_chart c = {.title = "Account", .start_ms = START_MS, .step_ms = 60000, .n = 3, .series = s, .nseries = 2};
     struct seen v;
 
     parse(pd_status_chart_svg(&c), &v);
     assert_int_equal(v.bars, 2);
     assert_int_equal(v.limits, 1);
     assert_non_null(strstr(v.text, "\n500\n"));
-    assert_non_null(strstr(v.titles, "240 requests a minute at most: limit\n"));
+    assert_non_null(strstr(v.titles, "11:58 UTC: 40 requests\n"));
+    assert_non_null(strstr(v.titles, "limit: 240 a minute\n"));
 }
 
 /* Markup in any text stays text. */

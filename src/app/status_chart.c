@@ -151,8 +151,10 @@ static void bars(FILE *f, const struct pd_chart *c, size_t slots, double ymax)
             pd_markup_esc(f, s->color);
             fprintf(f, "\"><title>%s UTC: %g ", buf, v);
             pd_markup_esc(f, s->name);
-            fputs(" ", f);
-            pd_markup_esc(f, c->unit);
+            if (c->unit && *c->unit) {
+                fputs(" ", f);
+                pd_markup_esc(f, c->unit);
+            }
             fputs("</title></rect>", f);
         }
     }
@@ -184,11 +186,9 @@ static void limit(FILE *f, const struct pd_chart *c, const struct pd_chart_serie
     }
     if (!any)
         return;
-    fprintf(f, "\"><title>%g ", last);
-    pd_markup_esc(f, c->unit);
-    fputs(" a minute at most: ", f);
+    fputs("\"><title>", f);
     pd_markup_esc(f, s->name);
-    fputs("</title></path>", f);
+    fprintf(f, ": %g a minute</title></path>", last);
 }
 
 static void legend(FILE *f, const struct pd_chart *c)

@@ -139,7 +139,7 @@ static void page_account(FILE *f, const cJSON *root)
         tagged(f, "; token valid until ", str(a, "token_valid_until"), "");
     fputs("</p>", f);
     page_chart(f, root, cJSON_GetObjectItemCaseSensitive(root, "history"),
-               "Account: requests a minute", "requests",
+               "Account: requests a minute", NULL,
                (const struct pd_chart_series[2]){
                    {.name = "requests", .color = "#36c", .kind = PD_CHART_BARS},
                    {.name = "limit", .color = "#a00", .kind = PD_CHART_LIMIT}});
