@@ -343,7 +343,7 @@ static void history(void **state)
     assert_int_equal(nf_count(html, "<svg"), 2);
     assert_non_null(strstr(html, " UTC: 1 delivered files</title>"));
     assert_non_null(strstr(html, " UTC: 1 failed files</title>"));
-    assert_non_null(strstr(html, "class=\"limit\""));
+    assert_non_null(strstr(html, "limit 50000 a minute, far above"));
     free(html);
     free(json);
     cJSON_Delete(root);

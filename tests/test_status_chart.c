@@ -20,7 +20,7 @@
 
 /* What the parser saw. */
 struct seen {
-    int bars, limits, empties, texts;
+    int bars, limits, empties, overs;
     bool in_title, in_text;
     char titles[4096], text[4096];
     const char *root;
@@ -49,6 +49,8 @@ static void on_start(void *arg, const XML_Char *el, const XML_Char **a)
     }
     if (!strcmp(el, "text") && cls && !strcmp(cls, "empty"))
         s->empties++;
+    if (!strcmp(el, "text") && cls && !strcmp(cls, "over"))
+        s->overs++;
     s->in_title = !strcmp(el, "title");
     s->in_text = !strcmp(el, "text");
 }
@@ -130,7 +132,7 @@ static void bars_and_tooltips(void **state)
 static void limit_line(void **state)
 {
     (void)state;
-    double req[3] = {40, 0, 7}, lim[3] = {240, 240, 240};
+    double req[3] = {100, 0, 7}, lim[3] = {240, 240, 240};
     struct pd_chart_series s[2] = {{"requests", "#36c", PD_CHART_BARS, req},
                                    {"limit", "#a00", PD_CHART_LIMIT, lim}};
     struct pd_chart c = {.title = "Account", .start_ms = START_MS, .step_ms = 60000, .n = 3, .series = s, .nseries = 2};
@@ -140,8 +142,32 @@ static void limit_line(void **state)
     assert_int_equal(v.bars, 2);
     assert_int_equal(v.limits, 1);
     assert_non_null(strstr(v.text, "\n500\n"));
-    assert_non_null(strstr(v.titles, "11:58 UTC: 40 requests\n"));
+    assert_non_null(strstr(v.titles, "11:58 UTC: 100 requests\n"));
     assert_non_null(strstr(v.titles, "limit: 240 a minute\n"));
+}
+
+/* A limit far above the bars is told in words: the bars keep the scale. */
+static void limit_far_above(void **state)
+{
+    (void)state;
+    double req[2] = {2, 3}, lim[2] = {240, 240};
+    struct pd_chart_series s[2] = {{"requests", "#36c", PD_CHART_BARS, req},
+                                   {"limit", "#a00", PD_CHART_LIMIT, lim}};
+    struct pd_chart c = {.title = "Account", .start_ms = START_MS, .step_ms = 60000, .n = 2,
+                         .min_steps = 60, .series = s, .nseries = 2};
+    struct seen v;
+
+    parse(pd_status_chart_svg(&c), &v);
+    assert_int_equal(v.bars, 2);
+    assert_int_equal(v.limits, 0);
+    assert_int_equal(v.overs, 1);
+    assert_non_null(strstr(v.text, "limit 240 a minute, far above\n"));
+    assert_non_null(strstr(v.text, "\n5\n"));
+    /* Without a single request, the limit is the scale. */
+    req[0] = req[1] = 0;
+    parse(pd_status_chart_svg(&c), &v);
+    assert_int_equal(v.limits, 1);
+    assert_int_equal(v.empties, 1);
 }
 
 /* Markup in any text stays text. */
@@ -193,6 +219,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bars_and_tooltips),
         cmocka_unit_test(limit_line),
+        cmocka_unit_test(limit_far_above),
         cmocka_unit_test(escapes),
         cmocka_unit_test(empty),
     };

@@ -18,6 +18,7 @@
 #define T 26.0
 #define B 140.0
 #define XTICKS 6 /* time labels at most */
+#define OVER 4   /* a limit over OVER times the tallest bar is told, not drawn: bars stay seen */
 
 void pd_markup_esc(FILE *f, const char *s)
 {
@@ -57,11 +58,10 @@ static void hhmm(char *buf, size_t len, uint64_t ms)
         snprintf(buf, len, "?");
 }
 
-/* The tallest thing drawn: a stack of bars or a limit; 0 when there is nothing. */
-static double top_value(const struct pd_chart *c)
+/* The tallest stack of bars and the highest limit; 0 when there is none. */
+static void tops(const struct pd_chart *c, double *bars, double *limit)
 {
-    double top = 0;
-
+    *bars = *limit = 0;
     for (size_t i = 0; i < c->n; i++) {
         double stack = 0;
         for (size_t k = 0; k < c->nseries; k++) {
@@ -70,13 +70,12 @@ static double top_value(const struct pd_chart *c)
                 continue;
             if (c->series[k].kind == PD_CHART_BARS)
                 stack += v;
-            else if (v > top)
-                top = v;
+            else if (v > *limit)
+                *limit = v;
         }
-        if (stack > top)
-            top = stack;
+        if (stack > *bars)
+            *bars = stack;
     }
-    return top;
 }
 
 /* The smallest 1, 2 or 5 times a power of ten at or over V (1 at least). */
@@ -217,7 +216,7 @@ char *pd_status_chart_svg(const struct pd_chart *c)
 {
     size_t slots = c->n > c->min_steps ? c->n : c->min_steps, len;
     uint64_t step = c->step_ms ? c->step_ms : 60000;
-    double top = top_value(c), ymax = nice_ceil(top);
+    double top, lim, ymax;
     char *out = NULL;
     FILE *f = open_memstream(&out, &len);
 
@@ -225,6 +224,10 @@ char *pd_status_chart_svg(const struct pd_chart *c)
         return NULL;
     if (!slots)
         slots = 1;
+    tops(c, &top, &lim);
+    if (lim > top * OVER && top > 0)
+        lim = -lim; /* off the scale */
+    ymax = nice_ceil(lim > top ? lim : top);
     fprintf(f,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" viewBox=\"0 0 %d %d\" "
             "width=\"100%%\" style=\"max-width:%dpx\" role=\"img\" aria-label=\"",
@@ -239,13 +242,17 @@ char *pd_status_chart_svg(const struct pd_chart *c)
     legend(f, c);
     y_axis(f, ymax);
     x_axis(f, c, slots, c->start_ms - (uint64_t)(slots - c->n) * step);
+    if (lim < 0)
+        fprintf(f, "<text class=\"over\" x=\"%.0f\" y=\"%.0f\" font-size=\"11\" fill=\"#a00\" "
+                   "text-anchor=\"end\">limit %g a minute, far above</text>",
+                R - 4, T + 12, -lim);
     if (top > 0)
         bars(f, c, slots, ymax);
     else
         fprintf(f, "<text class=\"empty\" x=\"%.0f\" y=\"%.0f\" font-size=\"12\" fill=\"#777\" "
                    "text-anchor=\"middle\">nothing yet</text>",
                 (L + R) / 2, (T + B) / 2);
-    for (size_t k = 0; top > 0 && k < c->nseries; k++)
+    for (size_t k = 0; lim > 0 && k < c->nseries; k++)
         if (c->series[k].kind == PD_CHART_LIMIT)
             limit(f, c, &c->series[k], slots, ymax);
     fputs("</svg>", f);

@@ -91,9 +91,10 @@ check "the watch's chart counts the delivered file in a bar with its tooltip" \
   grep -qE '<rect class="bar"[^>]*><title>[0-9]{2}:[0-9]{2} UTC: [0-9]+ delivered files</title>' "$T/dom.html"
 check "the watch's chart counts the failed file" \
   grep -qE '<title>[0-9]{2}:[0-9]{2} UTC: 1 failed files</title>' "$T/dom.html"
-check "the account's chart draws the requests and the limit as a dashed line" \
-  bash -c "grep -qE '<title>[0-9]{2}:[0-9]{2} UTC: [0-9]+ requests</title>' '$T/dom.html' &&
-           grep -qE '<path class=\"limit\"[^>]*stroke-dasharray' '$T/dom.html'"
+check "the account's chart draws the requests" \
+  grep -qE '<title>[0-9]{2}:[0-9]{2} UTC: [0-9]+ requests</title>' "$T/dom.html"
+check "and tells the limit, far above them (rate_limit = 100000 a minute), in words" \
+  grep -qF 'limit 100000 a minute, far above</text>' "$T/dom.html"
 check "the page refreshes itself" grep -q 'http-equiv="refresh"' "$T/dom.html"
 check "the page has no script and no external asset" \
   bash -c "! curl -fsS '$M/' | grep -qiE '<script|<link|src='"
