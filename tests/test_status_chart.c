@@ -128,17 +128,25 @@ static void bars_and_tooltips(void **state)
     assert_non_null(strstr(v.text, "UTC\n"));
 }
 
+/* The account's chart of N minutes (spanning MIN at least): requests REQ under LIM, parsed. */
+static void account(const double *req, const double *lim, size_t n, size_t min, struct seen *v)
+{
+    struct pd_chart_series s[2] = {{"requests", "#36c", PD_CHART_BARS, req},
+                                   {"limit", "#a00", PD_CHART_LIMIT, lim}};
+    struct pd_chart c = {.title = "Account", .start_ms = START_MS, .step_ms = 60000, .n = n,
+                         .min_steps = min, .series = s, .nseries = 2};
+
+    parse(pd_status_chart_svg(&c), v);
+}
+
 /* The limit is one dashed line; the scale holds it. */
 static void limit_line(void **state)
 {
     (void)state;
     double req[3] = {100, 0, 7}, lim[3] = {240, 240, 240};
-    struct pd_chart_series s[2] = {{"requests", "#36c", PD_CHART_BARS, req},
-                                   {"limit", "#a00", PD_CHART_LIMIT, lim}};
-    struct pd_chart c = {.title = "Account", .start_ms = START_MS, .step_ms = 60000, .n = 3, .series = s, .nseries = 2};
     struct seen v;
 
-    parse(pd_status_chart_svg(&c), &v);
+    account(req, lim, 3, 0, &v);
     assert_int_equal(v.bars, 2);
     assert_int_equal(v.limits, 1);
     assert_non_null(strstr(v.text, "\n500\n"));
@@ -151,13 +159,9 @@ static void limit_far_above(void **state)
 {
     (void)state;
     double req[2] = {2, 3}, lim[2] = {240, 240};
-    struct pd_chart_series s[2] = {{"requests", "#36c", PD_CHART_BARS, req},
-                                   {"limit", "#a00", PD_CHART_LIMIT, lim}};
-    struct pd_chart c = {.title = "Account", .start_ms = START_MS, .step_ms = 60000, .n = 2,
-                         .min_steps = 60, .series = s, .nseries = 2};
     struct seen v;
 
-    parse(pd_status_chart_svg(&c), &v);
+    account(req, lim, 2, 60, &v);
     assert_int_equal(v.bars, 2);
     assert_int_equal(v.limits, 0);
     assert_int_equal(v.overs, 1);
@@ -165,7 +169,7 @@ static void limit_far_above(void **state)
     assert_non_null(strstr(v.text, "\n5\n"));
     /* Without a single request, the limit is the scale. */
     req[0] = req[1] = 0;
-    parse(pd_status_chart_svg(&c), &v);
+    account(req, lim, 2, 60, &v);
     assert_int_equal(v.limits, 1);
     assert_int_equal(v.empties, 1);
 }
@@ -196,21 +200,16 @@ static void empty(void **state)
 {
     (void)state;
     double zero[2] = {0, 0};
-    struct pd_chart_series s[2] = {{"requests", "#36c", PD_CHART_BARS, zero},
-                                   {"limit", "#a00", PD_CHART_LIMIT, zero}};
-    struct pd_chart c = {.title = "Account", .unit = "requests", .start_ms = START_MS,
-                         .step_ms = 60000, .n = 2, .min_steps = 60, .series = s, .nseries = 2};
+    struct pd_chart c = {.title = "Nothing", .start_ms = START_MS};
     struct seen v;
 
-    parse(pd_status_chart_svg(&c), &v);
+    account(zero, zero, 2, 60, &v);
     assert_int_equal(v.bars + v.limits, 0);
     assert_int_equal(v.empties, 1);
-    c.n = c.min_steps = 0;
-    parse(pd_status_chart_svg(&c), &v);
+    account(zero, zero, 0, 0, &v);
     assert_int_equal(v.bars + v.limits, 0);
     assert_int_equal(v.empties, 1);
-    c.nseries = 0;
-    parse(pd_status_chart_svg(&c), &v);
+    parse(pd_status_chart_svg(&c), &v); /* no series at all */
     assert_int_equal(v.empties, 1);
 }
 

@@ -22,29 +22,16 @@
 
 void pd_markup_esc(FILE *f, const char *s)
 {
+    static const char *const ent[] = {
+        ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['"'] = "&quot;", ['\''] = "&#39;"};
+
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        switch (*p) {
-        case '&':
-            fputs("&amp;", f);
-            break;
-        case '<':
-            fputs("&lt;", f);
-            break;
-        case '>':
-            fputs("&gt;", f);
-            break;
-        case '"':
-            fputs("&quot;", f);
-            break;
-        case '\'':
-            fputs("&#39;", f);
-            break;
-        default:
-            if (*p < 0x20 || *p == 0x7f)
-                fputs("&#xFFFD;", f);
-            else
-                fputc(*p, f);
-        }
+        if (*p < sizeof(ent) / sizeof(ent[0]) && ent[*p])
+            fputs(ent[*p], f);
+        else if (*p < 0x20 || *p == 0x7f)
+            fputs("&#xFFFD;", f);
+        else
+            fputc(*p, f);
     }
 }
 
