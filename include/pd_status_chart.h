@@ -15,17 +15,17 @@ enum pd_chart_kind {
 };
 
 struct pd_chart_series {
-    const char *name;   /* for the legend and each bar's tooltip, e.g. "delivered" */
-    const char *color;  /* a CSS colour from the caller's code, never from data: "#2a7" */
+    const char *name;  /* for the legend and each bar's tooltip, e.g. "delivered" */
+    const char *color; /* a CSS colour from the caller's code, never from data: "#2a7" */
     enum pd_chart_kind kind;
     const double *values; /* the chart's N steps, oldest first */
 };
 
 struct pd_chart {
-    const char *title;   /* the chart's heading and accessible name */
-    const char *unit;    /* what a count is, for tooltips after the series' name: "files"; or NULL */
-    uint64_t start_ms;   /* wall time of the first step (labels as HH:MM UTC) */
-    uint64_t step_ms;    /* a step's length: 60000 */
+    const char *title; /* the chart's heading and accessible name */
+    const char *unit;  /* what a count is, for tooltips after the series' name: "files"; or NULL */
+    uint64_t start_ms; /* wall time of the first step (labels as HH:MM UTC) */
+    uint64_t step_ms;  /* a step's length: 60000 */
     size_t n, min_steps; /* steps given; the width spans at least MIN_STEPS, newest at the right */
     const struct pd_chart_series *series;
     size_t nseries;

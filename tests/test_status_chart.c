@@ -109,8 +109,14 @@ static void bars_and_tooltips(void **state)
     double ok[5] = {0, 3, 0, 1, 2}, bad[5] = {0, 1, 0, 0, 0};
     struct pd_chart_series s[2] = {{"delivered", "#2a7", PD_CHART_BARS, ok},
                                    {"failed", "#c33", PD_CHART_BARS, bad}};
-    struct pd_chart c = {.title = "Files a minute", .unit = "files", .start_ms = START_MS,
-                         .step_ms = 60000, .n = 5, .min_steps = 60, .series = s, .nseries = 2};
+    struct pd_chart c = {.title = "Files a minute",
+                         .unit = "files",
+                         .start_ms = START_MS,
+                         .step_ms = 60000,
+                         .n = 5,
+                         .min_steps = 60,
+                         .series = s,
+                         .nseries = 2};
     struct seen v;
 
     parse(pd_status_chart_svg(&c), &v);
@@ -133,8 +139,13 @@ static void account(const double *req, const double *lim, size_t n, size_t min, 
 {
     struct pd_chart_series s[2] = {{"requests", "#36c", PD_CHART_BARS, req},
                                    {"limit", "#a00", PD_CHART_LIMIT, lim}};
-    struct pd_chart c = {.title = "Account", .start_ms = START_MS, .step_ms = 60000, .n = n,
-                         .min_steps = min, .series = s, .nseries = 2};
+    struct pd_chart c = {.title = "Account",
+                         .start_ms = START_MS,
+                         .step_ms = 60000,
+                         .n = n,
+                         .min_steps = min,
+                         .series = s,
+                         .nseries = 2};
 
     parse(pd_status_chart_svg(&c), v);
 }
@@ -180,8 +191,13 @@ static void escapes(void **state)
     (void)state;
     double one[1] = {1};
     struct pd_chart_series s[1] = {{"x<y>&\"'\x01", "#000\"/><script>", PD_CHART_BARS, one}};
-    struct pd_chart c = {.title = "<b>watch</b> & 'co'", .unit = "<u>", .start_ms = START_MS,
-                         .step_ms = 60000, .n = 1, .series = s, .nseries = 1};
+    struct pd_chart c = {.title = "<b>watch</b> & 'co'",
+                         .unit = "<u>",
+                         .start_ms = START_MS,
+                         .step_ms = 60000,
+                         .n = 1,
+                         .series = s,
+                         .nseries = 1};
     char *svg = pd_status_chart_svg(&c);
     struct seen v;
 

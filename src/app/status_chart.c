@@ -147,14 +147,15 @@ static void bars(FILE *f, const struct pd_chart *c, size_t slots, double ymax)
 }
 
 /* A limit as a dashed step line, broken where it is 0 (none). */
-static void limit(FILE *f, const struct pd_chart *c, const struct pd_chart_series *s,
-                  size_t slots, double ymax)
+static void limit(FILE *f, const struct pd_chart *c, const struct pd_chart_series *s, size_t slots,
+                  double ymax)
 {
     double bw = (R - L) / (double)slots, last = 0;
     bool open = false, any = false;
 
     for (size_t i = 0; i < c->n; i++) {
-        double v = s->values[i], x = L + (double)(slots - c->n + i) * bw, y = B - v / ymax * (B - T);
+        double v = s->values[i], x = L + (double)(slots - c->n + i) * bw,
+               y = B - v / ymax * (B - T);
         if (v <= 0) {
             open = false;
             continue;
@@ -222,22 +223,26 @@ char *pd_status_chart_svg(const struct pd_chart *c)
     pd_markup_esc(f, c->title);
     fputs("\"><title>", f);
     pd_markup_esc(f, c->title);
-    fprintf(f, "</title><text x=\"%.0f\" y=\"17\" font-size=\"12\" font-weight=\"bold\" "
-               "fill=\"#222\">", L);
+    fprintf(f,
+            "</title><text x=\"%.0f\" y=\"17\" font-size=\"12\" font-weight=\"bold\" "
+            "fill=\"#222\">",
+            L);
     pd_markup_esc(f, c->title);
     fputs("</text>", f);
     legend(f, c);
     y_axis(f, ymax);
     x_axis(f, c, slots, c->start_ms - (uint64_t)(slots - c->n) * step);
     if (lim < 0)
-        fprintf(f, "<text class=\"over\" x=\"%.0f\" y=\"%.0f\" font-size=\"11\" fill=\"#a00\" "
-                   "text-anchor=\"end\">limit %g a minute, far above</text>",
+        fprintf(f,
+                "<text class=\"over\" x=\"%.0f\" y=\"%.0f\" font-size=\"11\" fill=\"#a00\" "
+                "text-anchor=\"end\">limit %g a minute, far above</text>",
                 R - 4, T + 12, -lim);
     if (top > 0)
         bars(f, c, slots, ymax);
     else
-        fprintf(f, "<text class=\"empty\" x=\"%.0f\" y=\"%.0f\" font-size=\"12\" fill=\"#777\" "
-                   "text-anchor=\"middle\">nothing yet</text>",
+        fprintf(f,
+                "<text class=\"empty\" x=\"%.0f\" y=\"%.0f\" font-size=\"12\" fill=\"#777\" "
+                "text-anchor=\"middle\">nothing yet</text>",
                 (L + R) / 2, (T + B) / 2);
     for (size_t k = 0; lim > 0 && k < c->nseries; k++)
         if (c->series[k].kind == PD_CHART_LIMIT)
