@@ -99,7 +99,7 @@ def fmt(v):
 
 def svg(rows, title):
     """The chart: a row per comparison, two bars on the row's own scale, the ratio at the end."""
-    width, left, right, row_h, top = 760, 300, 640, 44, 40
+    width, left, right, row_h, top = 760, 300, 560, 44, 40
     height = top + row_h * len(rows) + 30
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
            f'width="100%" style="max-width:{width}px" font-family="sans-serif" font-size="12">',
