@@ -1,7 +1,8 @@
 /*
  * Unit tests of the daemon's status (pd_daemon_status_json and the control socket, src/daemon/
  * status.c and control.c) against the in-process emulator, and of the status page's renderer
- * (pd_status_page_render): names are escaped, only http(s) links are made.
+ * (pd_status_page_render): names are escaped, only http(s) links are made; the history a minute
+ * at a time rolls over as the fake clock moves, and the page draws it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -249,6 +250,113 @@ static void control_socket(void **state)
     assert_int_not_equal(lstat(t->sock, &st), 0);
 }
 
+/* Sum of the numbers of array KEY in history object of O (the root or a watch); -1: absent. */
+static double hist_sum(const cJSON *o, const char *key, int *len)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(
+                     cJSON_GetObjectItemCaseSensitive(o, "history"), key),
+                *x;
+    double sum = 0;
+
+    if (!cJSON_IsArray(arr))
+        return -1;
+    cJSON_ArrayForEach(x, arr) sum += x->valuedouble;
+    if (len)
+        *len = cJSON_GetArraySize(arr);
+    return sum;
+}
+
+struct want {
+    struct st *t;
+    double delivered;
+};
+
+/* The status document says WANT's deliveries in the first watch's history. */
+static bool st_delivered(void *arg)
+{
+    struct want *w = arg;
+    char *json = pd_daemon_status_json(w->t->d, NULL);
+    cJSON *root = cJSON_Parse(json);
+    bool ok = hist_sum(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "watches"), 0),
+                       "delivered", NULL) >= w->delivered;
+    cJSON_Delete(root);
+    free(json);
+    return ok;
+}
+
+static cJSON *status_doc(struct st *t)
+{
+    char *json = pd_daemon_status_json(t->d, NULL);
+    cJSON *root = cJSON_Parse(json);
+    assert_non_null(root);
+    free(json);
+    return root;
+}
+
+/* A file a minute apart: two counts three minutes apart, the account's requests and limit in
+ * the same minutes; the page draws them; 7 hours on, the history is 6 hours of nothing. */
+static void history(void **state)
+{
+    struct st *t = *state;
+    struct pd_daemon_opts o = {.on_stopped = st_on_stopped, .arg = t, .clock = &t->nf.clock};
+    struct want w = {t, 1};
+    const cJSON *wh, *x;
+    cJSON *root;
+    char *json, *html;
+    double lim = 0;
+    int len = 0, i = 0;
+
+    t->cfg = nf_config(&t->nf, "rate_window = 2m", "settle = 0\nbatch = 1");
+    o.cfg = t->cfg;
+    assert_int_equal(pd_daemon_create(&t->nf.loop, &o, &t->d), 0);
+    assert_int_equal(pd_daemon_start(t->d), 0);
+    nf_write(t->drop, "one.json", "[{\"id\":1}]");
+    nf_run_until(&t->nf, st_delivered, &w);
+    nf_run_for(&t->nf, 2500); /* the client's count is read on a wake, about a second apart */
+    nf_advance(&t->nf, 3 * 60000);
+    nf_script(&t->nf, "422");
+    nf_write(t->drop, "two.json", "[{\"id\":2}]");
+    nf_write(t->drop, "three.json", "[{\"id\":3}]");
+    w.delivered = 2;
+    nf_run_until(&t->nf, st_delivered, &w);
+    nf_run_for(&t->nf, 2500); /* a wake samples the client and the limit */
+    root = status_doc(t);
+    wh = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(item(root, "watches"), 0),
+                                          "history");
+    assert_int_equal(cJSON_GetArraySize(item(wh, "delivered")), 4);
+    assert_int_equal(cJSON_GetArrayItem(item(wh, "delivered"), 0)->valueint, 1);
+    assert_int_equal(cJSON_GetArrayItem(item(wh, "delivered"), 1)->valueint, 0);
+    assert_int_equal(cJSON_GetArrayItem(item(wh, "delivered"), 3)->valueint, 1);
+    assert_int_equal(cJSON_GetArrayItem(item(wh, "failed"), 3)->valueint, 1);
+    assert_true(hist_sum(cJSON_GetArrayItem(item(root, "watches"), 0), "failed", NULL) == 1);
+    /* A login and three starts at least, in the first and the last minute. */
+    assert_true(hist_sum(root, "requests", &len) >= 4 && len == 4);
+    assert_true(cJSON_GetArrayItem(item(item(root, "history"), "requests"), 0)->valueint >= 2);
+    assert_true(cJSON_GetArrayItem(item(item(root, "history"), "requests"), 3)->valueint >= 2);
+    cJSON_ArrayForEach(x, item(item(root, "history"), "limit")) if (i++ == 3) lim = x->valuedouble;
+    assert_true(lim == 50000); /* the fixture's 100000 per 2 minutes */
+    assert_int_equal(item(item(root, "history"), "minute_seconds")->valueint, 60);
+    assert_true(strlen(item(item(root, "history"), "start")->valuestring) == 20);
+    json = cJSON_PrintUnformatted(root);
+    pd_status_page_render(json, &html, &(size_t){0});
+    assert_non_null(strstr(html, "<svg"));
+    assert_int_equal(nf_count(html, "<svg"), 2);
+    assert_non_null(strstr(html, " UTC: 1 delivered files</title>"));
+    assert_non_null(strstr(html, " UTC: 1 failed files</title>"));
+    assert_non_null(strstr(html, "limit 50000 a minute, far above"));
+    free(html);
+    free(json);
+    cJSON_Delete(root);
+    /* Seven hours on: six hours shown, all of them empty, the old counts rolled out. */
+    nf_advance(&t->nf, 7 * 3600000);
+    nf_run_for(&t->nf, 2500);
+    root = status_doc(t);
+    assert_true(hist_sum(cJSON_GetArrayItem(item(root, "watches"), 0), "delivered", &len) == 0);
+    assert_int_equal(len, 360);
+    assert_true(hist_sum(root, "limit", &len) == 50000 && len == 360);
+    cJSON_Delete(root);
+}
+
 /* ---- the page ---------------------------------------------------------------------------- */
 
 static char *page(const char *json)
@@ -303,6 +411,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(rings, st_setup, st_teardown),
         cmocka_unit_test_setup_teardown(failed_ring, st_setup, st_teardown),
         cmocka_unit_test_setup_teardown(control_socket, st_setup, st_teardown),
+        cmocka_unit_test_setup_teardown(history, st_setup, st_teardown),
         cmocka_unit_test(page_escapes),
         cmocka_unit_test(page_without_status),
     };

@@ -2,18 +2,21 @@
  * The status page the metrics listener serves at /: the daemon's status document (README,
  * "Status") as one HTML page, made here from the JSON alone so the metrics module needs nothing
  * of the daemon. No script, no external asset: it reads the same with JavaScript off, and a
- * <meta http-equiv="refresh"> reloads it. Every string from the document (file names come from
+ * <meta http-equiv="refresh"> reloads it. The history a minute at a time is drawn as inline SVG
+ * (status_chart.c): a chart per watch and one for the account. Every string from the document (file names come from
  * anyone who may write to a drop folder) is HTML-escaped; links go only to http(s) addresses.
  */
 #include "pd_metrics.h"
 
 #include "pd_error.h"
+#include "pd_status_chart.h"
 
 #include <cjson/cJSON.h>
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define REFRESH_S 5
 
@@ -22,36 +25,9 @@ static const char style[] =
     "table{border-collapse:collapse;margin:.3em 0 1em}"
     "td,th{border:1px solid #ccc;padding:.2em .5em;text-align:left;vertical-align:top}"
     "th{background:#eee}.bad{color:#a00}.muted{color:#777}h2{margin-bottom:.2em}"
-    "progress{width:10em}";
+    "progress{width:10em}svg.chart{display:block;margin:.3em 0 1em}";
 
-/* S with & < > " ' as entities; control characters as U+FFFD. */
-static void esc(FILE *f, const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        switch (*p) {
-        case '&':
-            fputs("&amp;", f);
-            break;
-        case '<':
-            fputs("&lt;", f);
-            break;
-        case '>':
-            fputs("&gt;", f);
-            break;
-        case '"':
-            fputs("&quot;", f);
-            break;
-        case '\'':
-            fputs("&#39;", f);
-            break;
-        default:
-            if (*p < 0x20 || *p == 0x7f)
-                fputs("&#xFFFD;", f);
-            else
-                fputc(*p, f);
-        }
-    }
-}
+#define esc pd_markup_esc
 
 static const char *str(const cJSON *o, const char *key)
 {
@@ -83,6 +59,61 @@ static void cell(FILE *f, const char *cls, const char *s)
         fputs("<span class=\"muted\">-</span></td>", f);
 }
 
+/* The history's first minute, "2026-11-30T11:45:00Z", as wall ms; 0 when absent. */
+static uint64_t history_start(const cJSON *root)
+{
+    const char *s = str(cJSON_GetObjectItemCaseSensitive(root, "history"), "start");
+    struct tm tm = {0};
+    time_t t;
+
+    if (!s || sscanf(s, "%d-%d-%dT%d:%d:%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                     &tm.tm_min, &tm.tm_sec) != 6)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    t = timegm(&tm);
+    return t > 0 ? (uint64_t)t * 1000 : 0;
+}
+
+/* The numbers of the array KEY of O, N of them (missing ones 0); NULL: out of memory. */
+static double *series(const cJSON *o, const char *key, size_t n)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, key), *x;
+    double *v = calloc(n ? n : 1, sizeof(*v));
+    size_t i = 0;
+
+    cJSON_ArrayForEach(x, arr)
+    {
+        if (!v || i >= n)
+            break;
+        v[i++] = cJSON_IsNumber(x) ? x->valuedouble : 0;
+    }
+    return v;
+}
+
+/* A chart of the two arrays A and B of history object H (the steps: the length of the root's
+ * requests), as bars or as bars and a limit. */
+static void page_chart(FILE *f, const cJSON *root, const cJSON *h, const char *title,
+                       const char *unit, const struct pd_chart_series kinds[2])
+{
+    const cJSON *rh = cJSON_GetObjectItemCaseSensitive(root, "history");
+    size_t n = (size_t)cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(rh, "requests"));
+    struct pd_chart_series s[2] = {kinds[0], kinds[1]};
+    struct pd_chart c = {.title = title, .unit = unit, .start_ms = history_start(root),
+                         .step_ms = (uint64_t)(num(rh, "minute_seconds") * 1000), .n = n,
+                         .min_steps = 60, .series = s, .nseries = 2};
+    double *a = series(h, s[0].name, n), *b = series(h, s[1].name, n);
+    char *svg = NULL;
+
+    s[0].values = a;
+    s[1].values = b;
+    if (a && b && (svg = pd_status_chart_svg(&c)))
+        fputs(svg, f);
+    free(svg);
+    free(a);
+    free(b);
+}
+
 static void page_account(FILE *f, const cJSON *root)
 {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "account");
@@ -107,6 +138,11 @@ static void page_account(FILE *f, const cJSON *root)
     if (str(a, "token_valid_until"))
         tagged(f, "; token valid until ", str(a, "token_valid_until"), "");
     fputs("</p>", f);
+    page_chart(f, root, cJSON_GetObjectItemCaseSensitive(root, "history"),
+               "Account: requests a minute", NULL,
+               (const struct pd_chart_series[2]){
+                   {.name = "requests", .color = "#36c", .kind = PD_CHART_BARS},
+                   {.name = "limit", .color = "#a00", .kind = PD_CHART_LIMIT}});
 }
 
 static void page_files(FILE *f, const cJSON *files)
@@ -184,7 +220,7 @@ static void page_done(FILE *f, const cJSON *list, bool ok)
     fputs("</table>", f);
 }
 
-static void page_watch(FILE *f, const cJSON *w)
+static void page_watch(FILE *f, const cJSON *root, const cJSON *w)
 {
     const cJSON *oldest = cJSON_GetObjectItemCaseSensitive(w, "oldest_undelivered_seconds");
 
@@ -202,6 +238,11 @@ static void page_watch(FILE *f, const cJSON *w)
         fprintf(f, "<td>%.0f s</td></tr></table>", oldest->valuedouble);
     else
         fputs("<td>-</td></tr></table>", f);
+    page_chart(f, root, cJSON_GetObjectItemCaseSensitive(w, "history"),
+               "Files a minute", "files",
+               (const struct pd_chart_series[2]){
+                   {.name = "delivered", .color = "#2a7", .kind = PD_CHART_BARS},
+                   {.name = "failed", .color = "#c33", .kind = PD_CHART_BARS}});
     page_files(f, cJSON_GetObjectItemCaseSensitive(w, "files"));
     page_done(f, cJSON_GetObjectItemCaseSensitive(w, "failed"), false);
     page_done(f, cJSON_GetObjectItemCaseSensitive(w, "delivered"), true);
@@ -228,7 +269,7 @@ int pd_status_page_render(const char *json, char **html, size_t *len)
               f);
     } else {
         page_account(f, root);
-        cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(root, "watches")) page_watch(f, w);
+        cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(root, "watches")) page_watch(f, root, w);
     }
     fputs("</body></html>\n", f);
     cJSON_Delete(root);

@@ -153,6 +153,7 @@ static void on_wake(uv_timer_t *t)
     uint64_t now = dw_now_ms(d), next = NEVER;
 
     d->woke_ms = uv_now(d->loop);
+    status_tick(d);
     if (d->stopping) {
         stop_when_idle(d); /* the last request on the wire may have just been answered */
         return;

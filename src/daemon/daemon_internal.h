@@ -309,6 +309,7 @@ void job_lookup_start(struct job *j);
 /* status.c: the last deliveries and failures, for pd_daemon_status_json */
 void status_note(struct job *j, bool ok);
 void status_free(struct pd_daemon *d);
+void status_tick(struct pd_daemon *d); /* on each wake: the account's requests per minute */
 
 /* control.c: the control socket; closing returns false when there is none, else DONE runs
  * once its handles are closed */

@@ -1,8 +1,10 @@
 /*
  * The daemon's live state for the operator (`patchdrop status`, /api/status, the status page):
  * one JSON document built on the loop thread from what the daemon holds, and the two small rings
- * it cannot rebuild, the last files delivered and the last ones failed, per watch. The field
- * names are stable: README's "Status" section documents them.
+ * it cannot rebuild, the last files delivered and the last ones failed, per watch, and their
+ * history a minute at a time (files delivered and failed per watch, the account's requests and
+ * limit) for the status page's charts. The field names are stable: README's "Status" section
+ * documents them.
  */
 #include "daemon_internal.h"
 
@@ -19,6 +21,9 @@
 #define RING 10         /* deliveries and failures kept per watch */
 #define RING_RUNS 4     /* flow-run ids kept per delivery */
 #define RETRYING_MAX 64 /* requests waiting for a retry looked at */
+#define HIST_MIN 360    /* minutes of history kept: 6 hours, fixed memory */
+#define MINUTE_MS 60000
+#define SAMPLE_MS 500   /* the client's counters are read at most this often (loop time) */
 
 struct done_rec {
     char *name, *reason, *moved_to;
@@ -34,9 +39,20 @@ struct ring {
     unsigned next, count;
 };
 
+/* Counts per wall-clock minute: minute M is in n[M % HIST_MIN]. */
+struct hist {
+    uint32_t n[HIST_MIN];
+};
+
 struct dstatus {
     size_t nwatches;
     struct ring *delivered, *failed; /* one each per watch, by index */
+    struct hist *hdelivered, *hfailed; /* files per minute, one each per watch */
+    struct hist requests, limit;       /* the account's requests started, its limit a minute */
+    uint64_t minute, first; /* the newest minute counted and the first (wall ms / MINUTE_MS) */
+    bool started;
+    uint64_t sent, sampled_ms; /* the client's requests started at its last reading; when, on
+                                * the loop's clock: the cost is real time, whatever the clock */
 };
 
 static void rec_clear(struct done_rec *r)
@@ -62,6 +78,8 @@ void status_free(struct pd_daemon *d)
         }
     free(s->delivered);
     free(s->failed);
+    free(s->hdelivered);
+    free(s->hfailed);
     free(s);
     d->status = NULL;
 }
@@ -77,10 +95,59 @@ static struct dstatus *status_of(struct pd_daemon *d)
     s->nwatches = d->nwatches;
     s->delivered = calloc(d->nwatches ? d->nwatches : 1, sizeof(struct ring));
     s->failed = calloc(d->nwatches ? d->nwatches : 1, sizeof(struct ring));
+    s->hdelivered = calloc(d->nwatches ? d->nwatches : 1, sizeof(struct hist));
+    s->hfailed = calloc(d->nwatches ? d->nwatches : 1, sizeof(struct hist));
     d->status = s;
-    if (!s->delivered || !s->failed)
+    if (!s->delivered || !s->failed || !s->hdelivered || !s->hfailed)
         status_free(d);
     return d->status;
+}
+
+/* Moves the history on to minute M: the minutes in between had nothing. A clock set back
+ * counts in the newest minute. */
+static void hist_roll(struct dstatus *s, uint64_t m)
+{
+    if (!s->started) {
+        s->started = true;
+        s->first = s->minute = m;
+        return;
+    }
+    for (uint64_t k = s->minute + 1; k <= m && k <= s->minute + HIST_MIN; k++) {
+        unsigned slot = (unsigned)(k % HIST_MIN);
+        for (size_t w = 0; w < s->nwatches; w++)
+            s->hdelivered[w].n[slot] = s->hfailed[w].n[slot] = 0;
+        s->requests.n[slot] = s->limit.n[slot] = 0;
+    }
+    if (m > s->minute)
+        s->minute = m;
+}
+
+/* H's count for the minute of wall time NOW_MS, after the history moved on to it. */
+static uint32_t *hist_at(struct dstatus *s, struct hist *h, uint64_t now_ms)
+{
+    hist_roll(s, now_ms / MINUTE_MS);
+    return &h->n[s->minute % HIST_MIN];
+}
+
+void status_tick(struct pd_daemon *d)
+{
+    struct dstatus *s = d->client ? status_of(d) : NULL;
+    uint64_t now = d->woke_ms + 1, per_min;
+    struct pd_client_stats cs;
+    uint32_t *n;
+
+    if (!s || (s->sampled_ms && now < s->sampled_ms + SAMPLE_MS))
+        return;
+    s->sampled_ms = now;
+    cs = pd_client_stats(d->client);
+    n = hist_at(s, &s->requests, dw_wall_ms(d));
+    /* Fewer than last time: another client, counting from 0. */
+    *n += (uint32_t)(cs.sent >= s->sent ? cs.sent - s->sent : cs.sent);
+    s->sent = cs.sent;
+    per_min = cs.window_limit && cs.window_ms ? cs.window_limit * MINUTE_MS / cs.window_ms : 0;
+    n = &s->limit.n[s->minute % HIST_MIN];
+    if (per_min > *n)
+        *n = per_min > UINT32_MAX ? UINT32_MAX : (uint32_t)per_min;
 }
 
 static char *dup_or_null(const char *s)
@@ -98,6 +165,7 @@ void status_note(struct job *j, bool ok)
     if (!s || wi >= s->nwatches)
         return; /* out of memory: the page only misses this line */
     ring = ok ? &s->delivered[wi] : &s->failed[wi];
+    (*hist_at(s, ok ? &s->hdelivered[wi] : &s->hfailed[wi], dw_wall_ms(j->d)))++;
     r = &ring->rec[ring->next];
     rec_clear(r);
     ring->next = (ring->next + 1) % RING;
@@ -344,11 +412,60 @@ static void counts_json(const struct pd_daemon *d, cJSON *o, const struct counts
         cJSON_AddNullToObject(o, "oldest_undelivered_seconds");
 }
 
+/* The minutes shown, oldest first: up to now (or the newest counted, after a clock set back),
+ * back to the first counted, HIST_MIN at most. */
+static void hist_span(const struct pd_daemon *d, uint64_t *from, uint64_t *to)
+{
+    const struct dstatus *s = d->status;
+    uint64_t now = dw_wall_ms(d) / MINUTE_MS;
+
+    *to = s->minute > now ? s->minute : now;
+    *from = *to - s->first + 1 > HIST_MIN ? *to + 1 - HIST_MIN : s->first;
+}
+
+/* H under KEY: a count per minute of the span, 0 for minutes not counted; EXTRA more in the
+ * newest minute (what was not sampled yet). */
+static void hist_json(const struct pd_daemon *d, cJSON *o, const char *key, const struct hist *h,
+                      uint64_t extra)
+{
+    cJSON *arr = cJSON_AddArrayToObject(o, key);
+    const struct dstatus *s = d->status;
+    uint64_t from, to;
+
+    if (!arr || !s || !s->started)
+        return;
+    hist_span(d, &from, &to);
+    for (uint64_t m = from; m <= to; m++) {
+        bool kept = m <= s->minute && m + HIST_MIN > s->minute;
+        double v = (kept ? h->n[m % HIST_MIN] : 0) + (m == to ? (double)extra : 0);
+        if (!cJSON_AddItemToArray(arr, cJSON_CreateNumber(v)))
+            break;
+    }
+}
+
+static void history_json(const struct pd_daemon *d, cJSON *root)
+{
+    cJSON *h = cJSON_AddObjectToObject(root, "history");
+    const struct dstatus *s = d->status;
+    uint64_t from = 0, to, sent = 0;
+
+    if (!h)
+        return;
+    if (s && s->started)
+        hist_span(d, &from, &to);
+    if (s && d->client && (sent = pd_client_stats(d->client).sent) >= s->sent)
+        sent -= s->sent; /* the requests started since the last sample */
+    add_time(h, "start", from * MINUTE_MS);
+    cJSON_AddNumberToObject(h, "minute_seconds", MINUTE_MS / 1000);
+    hist_json(d, h, "requests", s ? &s->requests : NULL, sent);
+    hist_json(d, h, "limit", s ? &s->limit : NULL, 0);
+}
+
 static cJSON *watch_json(const struct pd_daemon *d, size_t wi, const struct pd_client_retrying *rt,
                          size_t nrt)
 {
     const struct dwatch *w = &d->watches[wi];
-    cJSON *o = cJSON_CreateObject(), *files;
+    cJSON *o = cJSON_CreateObject(), *files, *h;
     struct counts n = {0};
 
     if (!o)
@@ -372,9 +489,16 @@ static cJSON *watch_json(const struct pd_daemon *d, size_t wi, const struct pd_c
     if (d->status && wi < d->status->nwatches) {
         ring_json(d, o, "failed", &d->status->failed[wi], false);
         ring_json(d, o, "delivered", &d->status->delivered[wi], true);
+        if ((h = cJSON_AddObjectToObject(o, "history"))) {
+            hist_json(d, h, "delivered", &d->status->hdelivered[wi], 0);
+            hist_json(d, h, "failed", &d->status->hfailed[wi], 0);
+        }
     } else {
         cJSON_AddArrayToObject(o, "failed");
         cJSON_AddArrayToObject(o, "delivered");
+        h = cJSON_AddObjectToObject(o, "history");
+        cJSON_AddArrayToObject(h, "delivered");
+        cJSON_AddArrayToObject(h, "failed");
     }
     return o;
 }
@@ -398,6 +522,7 @@ char *pd_daemon_status_json(const struct pd_daemon *d, const char *watch)
     add_str(root, "state_dir", d->cfg->state.dir);
     cJSON_AddNumberToObject(root, "runs_followed", (double)d->nruns);
     account_json(d, root);
+    history_json(d, root);
     ws = cJSON_AddArrayToObject(root, "watches");
     for (size_t i = 0; ws && i < d->nwatches; i++) {
         cJSON *o;

@@ -1,7 +1,9 @@
 # The status page in a real browser: Debian's headless Chromium loads / from the metrics
 # listener while the daemon delivers to patchdrop-mock, and the rendered DOM shows a delivered
 # file with its flow run linked to the dashboard, a failed file with its reason, and a big file
-# in flight with its chunk progress; a file name with markup in it is shown as text. A screenshot
+# in flight with its chunk progress; a file name with markup in it is shown as text; the charts
+# (inline SVG) count the delivered and the failed file and the account's requests against its
+# limit. A screenshot
 # is kept in the build's Testing/ folder. /api/status is the same JSON as status --json; with a
 # [metrics] token_file, /, /api/status and /metrics answer 401 without the token (the token never
 # reaches the log), /healthz stays open; on an address that is not loopback without a token, /
@@ -39,6 +41,10 @@ sending() {
 check "/api/status shows the big file in flight" wait_for 30 sending
 check "/api/status is the status document" \
   jqe '.schema == 1 and .watches[0].delivered[0].name == "good.csv" and .watches[0].failed[0].reason != null' "$T/api.json"
+check "/api/status counts the delivered and failed files and the requests a minute" \
+  jqe '(.watches[0].history.delivered | add) >= 1 and (.watches[0].history.failed | add) >= 1
+       and (.history.requests | add) >= 3 and .history.limit[-1] > 0
+       and (.history.requests | length) == (.watches[0].history.delivered | length)' "$T/api.json"
 check "/api/status is served as JSON" \
   bash -c "curl -sS -o /dev/null -w '%{content_type}' '$M/api/status' | grep -q application/json"
 
@@ -78,6 +84,17 @@ check "no markup from a file name reached the DOM" \
 check "the page shows the big file in flight with its chunk" \
   grep -qE '^big\.csv \| sending \| [0-9]+ of [0-9]+ bytes, chunk [0-9]+ of' "$T/dom.txt"
 check "the page shows the account's requests" grep -qE 'Account: [0-9]+ requests in the last' "$T/dom.txt"
+# The charts, as the browser built them: one for the account, one for the watch.
+check "the DOM holds the two charts as inline SVG" \
+  test "$(grep -o '<svg[^>]*class="chart"' "$T/dom.html" | wc -l)" = 2
+check "the watch's chart counts the delivered file in a bar with its tooltip" \
+  grep -qE '<rect class="bar"[^>]*><title>[0-9]{2}:[0-9]{2} UTC: [0-9]+ delivered files</title>' "$T/dom.html"
+check "the watch's chart counts the failed file" \
+  grep -qE '<title>[0-9]{2}:[0-9]{2} UTC: 1 failed files</title>' "$T/dom.html"
+check "the account's chart draws the requests" \
+  grep -qE '<title>[0-9]{2}:[0-9]{2} UTC: [0-9]+ requests</title>' "$T/dom.html"
+check "and tells the limit, far above them (rate_limit = 100000 a minute), in words" \
+  grep -qF 'limit 100000 a minute, far above</text>' "$T/dom.html"
 check "the page refreshes itself" grep -q 'http-equiv="refresh"' "$T/dom.html"
 check "the page has no script and no external asset" \
   bash -c "! curl -fsS '$M/' | grep -qiE '<script|<link|src='"
