@@ -735,3 +735,4 @@ fi
 cp "$REPORT" "$out"
 echo
 echo "bench: results written to $out"
+python3 "$top/bench/chart.py" "$out" -o "$top/bench/results.svg" || echo "bench: no chart drawn (see above)"
