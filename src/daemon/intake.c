@@ -66,9 +66,18 @@ void cand_check(struct dwatch *w, struct cand *c, uint64_t now)
         return;
     }
     c->warned = false;
+    struct pd_ready_obs before = c->obs;
     uint64_t wait = pd_ready_observe(&w->rules, &c->obs, &st, now, dw_wall_ms(w->d));
     if (wait) {
         cand_due(w, c, now + wait);
+        return;
+    }
+    /* Seen new or changed at this very look (the event of its creation, its first write): look
+     * once more at the next wake, however short settle is, so a file is never taken in the
+     * moment between its creation and its writer's first bytes. */
+    if (!before.seen || before.size != c->obs.size || before.mtime_ns != c->obs.mtime_ns ||
+        before.ino != c->obs.ino) {
+        cand_due(w, c, now);
         return;
     }
     if (w->rules.done_marker) {
