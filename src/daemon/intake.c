@@ -6,6 +6,7 @@
 #include "daemon_internal.h"
 
 #include "pd_error.h"
+#include "pd_judge.h"
 #include "pd_fsutil.h"
 #include "pd_log.h"
 #include "pd_metrics.h"
@@ -24,21 +25,6 @@
 #include <unistd.h>
 
 /* ---- noticing and readiness (loop thread) ------------------------------------------------ */
-
-static const char *kind_of(mode_t m)
-{
-    if (S_ISLNK(m))
-        return "a symbolic link";
-    if (S_ISFIFO(m))
-        return "a fifo";
-    if (S_ISDIR(m))
-        return "a folder";
-    if (S_ISCHR(m) || S_ISBLK(m))
-        return "a device";
-    if (S_ISSOCK(m))
-        return "a socket";
-    return "not a regular file";
-}
 
 /* Looks at one candidate now: gone, not a file, still settling, or ready. */
 void cand_check(struct dwatch *w, struct cand *c, uint64_t now)
@@ -61,7 +47,7 @@ void cand_check(struct dwatch *w, struct cand *c, uint64_t now)
             pd_log(PD_LOG_WARN,
                    "event=ignored watch=%s file=%s reason=\"%s: patchdrop only sends regular "
                    "files and never follows links\"",
-                   w->cfg->name, dw_q(c->name, qb, sizeof(qb)), kind_of(st.st_mode));
+                   w->cfg->name, dw_q(c->name, qb, sizeof(qb)), pd_judge_kind(st.st_mode));
         c->warned = true;
         return;
     }
@@ -290,7 +276,7 @@ static void odd_item(struct dwatch *w, const char *name, mode_t mode)
            "event=ignored watch=%s file=%s folder=%s reason=\"%s in patchdrop's work folder\" "
            "action=\"never opened or retried; remove it\"",
            w->cfg->name, dw_q(name, qb, sizeof(qb)), dw_q(w->work_dir, qd, sizeof(qd)),
-           kind_of(mode));
+           pd_judge_kind(mode));
 }
 
 static bool orphan_tried(const struct dwatch *w, const char *name)
