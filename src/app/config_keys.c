@@ -95,8 +95,8 @@ const struct key cfg_keys[] = {
 
     {SEC_STATE, "dir", T_PATH, "/var/lib/patchdrop", 0, 0, ST(dir), NULL,
      "token cache and delivery state"},
-    {SEC_STATE, "group_commit", T_BOOL, "yes", 0, 0, ST(group_commit), NULL,
-     "durable steps of files handled at once share one sync of each file system"},
+    {SEC_STATE, "group_commit", T_BOOL, "no", 0, 0, ST(group_commit), NULL,
+     "durable steps of files handled at once share one syncfs of each file system"},
 
     {SEC_DAEMON, "stuck_warning", T_DURATION, "1d", 1000, 365 * DAY_MS, DA(stuck_warning_ms),
      NULL, "a file whose request keeps being retried gets a warning line this often"},

@@ -21,6 +21,8 @@ python3 "$(dirname "$0")/chaos.py" make "$D" "$SEED" "$FILES"
 PD_FOLLOW=1 PD_CONCURRENCY=4 PD_RESCAN=1s write_conf "$T/c.conf" "$D" "follow_first = 100ms" \
   "follow_cap = 300ms"
 sed -i 's/^\[patchworks\]$/[patchworks]\nmax_body = 6000/' "$T/c.conf"
+# The group commit's rounds (not the default) are killed at their crash point group_synced too.
+sed -i 's/^\[state\]$/[state]\ngroup_commit = yes/' "$T/c.conf"
 
 points=(atomic_write receipt_written archived follow_saved outcome_written group_synced)
 kills=0
