@@ -22,7 +22,8 @@ struct want {
     int fd;
     int rc;
     struct stat st;
-    bool same; /* the file or folder of an earlier request in the round: synced once */
+    bool known; /* st was read: its file system is known */
+    bool same;  /* on the file system of an earlier request in the round: synced by it */
 };
 
 struct pd_commit {
@@ -77,11 +78,9 @@ static uint64_t run_round(struct pd_commit *c, struct want *round)
 {
     uint64_t synced = 0;
     for (struct want *w = round; w; w = w->next) {
-        bool known = fstat(w->fd, &w->st) == 0;
-        for (struct want *e = round; known && e != w && !w->same; e = e->next)
-            w->same = e->st.st_dev == w->st.st_dev && !e->same && e->st.st_nlink != (nlink_t)-1;
-        if (!known)
-            w->st.st_nlink = (nlink_t)-1; /* never taken for another's file system */
+        w->known = fstat(w->fd, &w->st) == 0;
+        for (struct want *e = round; w->known && e != w && !w->same; e = e->next)
+            w->same = e->known && !e->same && e->st.st_dev == w->st.st_dev;
     }
     for (struct want *w = round; w; w = w->next) {
         if (w->same)
@@ -89,7 +88,7 @@ static uint64_t run_round(struct pd_commit *c, struct want *round)
         w->rc = c->sync(w->fd, c->arg);
         synced++;
         for (struct want *e = w->next; e; e = e->next)
-            if (e->same && e->st.st_dev == w->st.st_dev)
+            if (e->same && w->known && e->st.st_dev == w->st.st_dev)
                 e->rc = w->rc;
     }
     pd_crashpoint("group_synced");

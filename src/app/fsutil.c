@@ -169,7 +169,7 @@ static int link_unnamed(int fd, const char *path)
 
 /* Writes DATA into a new temp file in DIR and fsyncs it; TMP receives its name. */
 static int write_temp_in(const char *dir, const void *data, size_t len, mode_t mode, char *tmp,
-                         size_t tmplen)
+                         size_t tmplen, bool durable)
 {
     int fd, rc;
 
@@ -179,7 +179,7 @@ static int write_temp_in(const char *dir, const void *data, size_t len, mode_t m
     rc = fchmod(fd, mode) ? -errno : 0;
     if (!rc)
         rc = write_full(fd, data, len);
-    if (!rc)
+    if (!rc && durable)
         rc = sync_fd(fd);
     if (close(fd) && !rc)
         rc = -errno;
@@ -194,7 +194,7 @@ static int write_temp(const char *path, const void *data, size_t len, mode_t mod
 {
     char dir[PATH_MAX];
     int rc = dir_of(path, dir, sizeof(dir));
-    return rc ? rc : write_temp_in(dir, data, len, mode, tmp, tmplen);
+    return rc ? rc : write_temp_in(dir, data, len, mode, tmp, tmplen, true);
 }
 
 void pd_crashpoint(const char *name)
@@ -243,20 +243,12 @@ int pd_fs_write_replace(const char *path, const void *data, size_t len, mode_t m
 {
     char tmp[PATH_MAX], dir[PATH_MAX];
     int rc = dir_of(path, dir, sizeof(dir));
-    if (rc)
-        return rc;
-    int fd = make_temp(dir, tmp, sizeof(tmp));
-    if (fd < 0)
-        return fd;
-    rc = fchmod(fd, mode) ? -errno : 0;
     if (!rc)
-        rc = write_full(fd, data, len);
-    if (close(fd) && !rc)
+        rc = write_temp_in(dir, data, len, mode, tmp, sizeof(tmp), false);
+    if (!rc && rename(tmp, path)) {
         rc = -errno;
-    if (!rc && rename(tmp, path))
-        rc = -errno;
-    if (rc)
         unlink(tmp);
+    }
     return rc;
 }
 
@@ -269,7 +261,7 @@ int pd_fs_replace_from(const char *tmpdir, const char *path, const void *data, s
     if (!tmpdir)
         return pd_fs_write_atomic(path, data, len, mode);
     if ((rc = dir_of(path, dir, sizeof(dir))) ||
-        (rc = write_temp_in(tmpdir, data, len, mode, tmp, sizeof(tmp))))
+        (rc = write_temp_in(tmpdir, data, len, mode, tmp, sizeof(tmp), true)))
         return rc;
     pd_crashpoint("atomic_write");
     if (rename(tmp, path)) {
