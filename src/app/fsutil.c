@@ -167,7 +167,7 @@ static int link_unnamed(int fd, const char *path)
     return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) ? -errno : 0;
 }
 
-/* Writes DATA into a new temp file in DIR and fsyncs it; TMP receives its name. */
+/* Writes DATA into a new temp file in DIR, synced when DURABLE; TMP receives its name. */
 static int write_temp_in(const char *dir, const void *data, size_t len, mode_t mode, char *tmp,
                          size_t tmplen, bool durable)
 {
