@@ -294,7 +294,8 @@ static cJSON *status_doc(struct st *t)
 }
 
 /* A file a minute apart: two counts three minutes apart, the account's requests and limit in
- * the same minutes; the page draws them; 7 hours on, the history is 6 hours of nothing. */
+ * the same minutes; the page draws them; 7 hours on, the history is 6 hours of nothing; a minute no wake has
+ * sampled yet shows the limit now. */
 static void history(void **state)
 {
     struct st *t = *state;
@@ -354,6 +355,16 @@ static void history(void **state)
     assert_true(hist_sum(cJSON_GetArrayItem(item(root, "watches"), 0), "delivered", &len) == 0);
     assert_int_equal(len, 360);
     assert_true(hist_sum(root, "limit", &len) == 50000 && len == 360);
+    cJSON_Delete(root);
+    /* A minute begins and no wake has sampled it yet: the newest minute shows the limit now,
+     * and every series has the same minutes. */
+    nf_advance(&t->nf, 60000);
+    root = status_doc(t);
+    cJSON_ArrayForEach(x, item(item(root, "history"), "limit")) lim = x->valuedouble;
+    assert_true(lim == 50000);
+    assert_true(hist_sum(root, "requests", &len) >= 0 && len == 360);
+    assert_true(hist_sum(cJSON_GetArrayItem(item(root, "watches"), 0), "delivered", &len) == 0);
+    assert_int_equal(len, 360);
     cJSON_Delete(root);
 }
 

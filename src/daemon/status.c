@@ -412,57 +412,71 @@ static void counts_json(const struct pd_daemon *d, cJSON *o, const struct counts
         cJSON_AddNullToObject(o, "oldest_undelivered_seconds");
 }
 
-/* The minutes shown, oldest first: up to now (or the newest counted, after a clock set back),
- * back to the first counted, HIST_MIN at most. */
-static void hist_span(const struct pd_daemon *d, uint64_t *from, uint64_t *to)
+/* The minutes one document shows, oldest first: up to now (or the newest counted, after a
+ * clock set back), back to the first counted, HIST_MIN at most. Taken once per document, so
+ * every series in it has the same length even when a minute ends while it is built. */
+struct span {
+    uint64_t from, to;
+    bool any;
+};
+
+static struct span hist_span(const struct pd_daemon *d, uint64_t now_ms)
 {
     const struct dstatus *s = d->status;
-    uint64_t now = dw_wall_ms(d) / MINUTE_MS;
+    uint64_t now = now_ms / MINUTE_MS;
+    struct span sp = {0};
 
-    *to = s->minute > now ? s->minute : now;
-    *from = *to - s->first + 1 > HIST_MIN ? *to + 1 - HIST_MIN : s->first;
+    if (!s || !s->started)
+        return sp;
+    sp.any = true;
+    sp.to = s->minute > now ? s->minute : now;
+    sp.from = sp.to - s->first + 1 > HIST_MIN ? sp.to + 1 - HIST_MIN : s->first;
+    return sp;
 }
 
-/* H under KEY: a count per minute of the span, 0 for minutes not counted; EXTRA more in the
- * newest minute (what was not sampled yet). */
+/* H under KEY: a count per minute of SP, 0 for minutes not counted; in the newest minute EXTRA
+ * more (what was not sampled yet), and at least AT_LEAST (the limit now, when no wake has sampled
+ * the minute that just began). */
 static void hist_json(const struct pd_daemon *d, cJSON *o, const char *key, const struct hist *h,
-                      uint64_t extra)
+                      const struct span *sp, uint64_t extra, uint64_t at_least)
 {
     cJSON *arr = cJSON_AddArrayToObject(o, key);
     const struct dstatus *s = d->status;
-    uint64_t from, to;
 
-    if (!arr || !s || !s->started)
+    if (!arr || !sp->any || !h)
         return;
-    hist_span(d, &from, &to);
-    for (uint64_t m = from; m <= to; m++) {
+    for (uint64_t m = sp->from; m <= sp->to; m++) {
         bool kept = m <= s->minute && m + HIST_MIN > s->minute;
-        double v = (kept ? h->n[m % HIST_MIN] : 0) + (m == to ? (double)extra : 0);
+        double v = (kept ? h->n[m % HIST_MIN] : 0) + (m == sp->to ? (double)extra : 0);
+        if (m == sp->to && v < (double)at_least)
+            v = (double)at_least;
         if (!cJSON_AddItemToArray(arr, cJSON_CreateNumber(v)))
             break;
     }
 }
 
-static void history_json(const struct pd_daemon *d, cJSON *root)
+static void history_json(const struct pd_daemon *d, cJSON *root, const struct span *sp)
 {
     cJSON *h = cJSON_AddObjectToObject(root, "history");
     const struct dstatus *s = d->status;
-    uint64_t from = 0, to, sent = 0;
+    uint64_t sent = 0, per_min = 0;
 
     if (!h)
         return;
-    if (s && s->started)
-        hist_span(d, &from, &to);
-    if (s && d->client && (sent = pd_client_stats(d->client).sent) >= s->sent)
-        sent -= s->sent; /* the requests started since the last sample */
-    add_time(h, "start", from * MINUTE_MS);
+    if (s && d->client) {
+        struct pd_client_stats cs = pd_client_stats(d->client);
+        if ((sent = cs.sent) >= s->sent)
+            sent -= s->sent; /* the requests started since the last sample */
+        per_min = cs.window_limit && cs.window_ms ? cs.window_limit * MINUTE_MS / cs.window_ms : 0;
+    }
+    add_time(h, "start", sp->from * MINUTE_MS);
     cJSON_AddNumberToObject(h, "minute_seconds", MINUTE_MS / 1000);
-    hist_json(d, h, "requests", s ? &s->requests : NULL, sent);
-    hist_json(d, h, "limit", s ? &s->limit : NULL, 0);
+    hist_json(d, h, "requests", s ? &s->requests : NULL, sp, sent, 0);
+    hist_json(d, h, "limit", s ? &s->limit : NULL, sp, 0, per_min);
 }
 
 static cJSON *watch_json(const struct pd_daemon *d, size_t wi, const struct pd_client_retrying *rt,
-                         size_t nrt)
+                         size_t nrt, const struct span *sp)
 {
     const struct dwatch *w = &d->watches[wi];
     cJSON *o = cJSON_CreateObject(), *files, *h;
@@ -490,8 +504,8 @@ static cJSON *watch_json(const struct pd_daemon *d, size_t wi, const struct pd_c
         ring_json(d, o, "failed", &d->status->failed[wi], false);
         ring_json(d, o, "delivered", &d->status->delivered[wi], true);
         if ((h = cJSON_AddObjectToObject(o, "history"))) {
-            hist_json(d, h, "delivered", &d->status->hdelivered[wi], 0);
-            hist_json(d, h, "failed", &d->status->hfailed[wi], 0);
+            hist_json(d, h, "delivered", &d->status->hdelivered[wi], sp, 0, 0);
+            hist_json(d, h, "failed", &d->status->hfailed[wi], sp, 0, 0);
         }
     } else {
         cJSON_AddArrayToObject(o, "failed");
@@ -508,6 +522,8 @@ char *pd_daemon_status_json(const struct pd_daemon *d, const char *watch)
     cJSON *root = cJSON_CreateObject(), *ws;
     struct pd_client_retrying rt[RETRYING_MAX];
     size_t nrt = d->client ? pd_client_retrying(d->client, rt, RETRYING_MAX) : 0;
+    uint64_t now = dw_wall_ms(d);
+    struct span sp = hist_span(d, now);
     char *out;
 
     if (!root)
@@ -517,18 +533,18 @@ char *pd_daemon_status_json(const struct pd_daemon *d, const char *watch)
     cJSON_AddNumberToObject(root, "schema", 1);
     cJSON_AddStringToObject(root, "version", PD_VERSION);
     cJSON_AddNumberToObject(root, "pid", (double)getpid());
-    add_time(root, "now", dw_wall_ms(d));
+    add_time(root, "now", now);
     cJSON_AddStringToObject(root, "state", d->stopping ? "stopping" : "running");
     add_str(root, "state_dir", d->cfg->state.dir);
     cJSON_AddNumberToObject(root, "runs_followed", (double)d->nruns);
     account_json(d, root);
-    history_json(d, root);
+    history_json(d, root, &sp);
     ws = cJSON_AddArrayToObject(root, "watches");
     for (size_t i = 0; ws && i < d->nwatches; i++) {
         cJSON *o;
         if (watch && strcmp(watch, d->watches[i].cfg->name))
             continue;
-        if ((o = watch_json(d, i, rt, nrt)))
+        if ((o = watch_json(d, i, rt, nrt, &sp)))
             cJSON_AddItemToArray(ws, o);
     }
     out = cJSON_PrintUnformatted(root);
