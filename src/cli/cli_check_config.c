@@ -81,9 +81,13 @@ const char *pd_cli_metrics_exposed(const struct pd_config *cfg)
     if (!cfg->metrics.listen || pd_parse_listen(cfg->metrics.listen, &ss, &len) ||
         pd_sockaddr_is_loopback((const struct sockaddr *)&ss))
         return NULL;
+    if (cfg->metrics.token_file)
+        return "token_file guards /metrics and the status, but the token travels in clear over "
+               "http and /healthz stays open: put TLS in front (a reverse proxy) or keep the "
+               "port on a trusted network";
     return "/metrics and /healthz have no authentication: anyone who can reach the port reads "
-           "them; listen on 127.0.0.1 (scrape through an authenticating proxy) or firewall "
-           "the port";
+           "them; listen on 127.0.0.1 (scrape through an authenticating proxy), set [metrics] "
+           "token_file, or firewall the port";
 }
 
 int pd_cli_load_config(const char *file, struct pd_config **out)

@@ -120,6 +120,13 @@ printf '[metrics]\nlisten = 0.0.0.0:9465\n' >>"$T/metrics.conf"
 check "check-config passes with metrics on 0.0.0.0" test "$rc" -eq 0
 check "but warns they have no authentication" \
   grep -q "WARNING: \[metrics\] listen = 0.0.0.0:9465 in $T/metrics.conf is not a loopback address: /metrics and /healthz have no authentication" "$T/metrics.err"
+printf 'tok-%s\n' "$RANDOM$RANDOM" >"$T/metrics.token"
+chmod 600 "$T/metrics.token"
+sed -i "s|^listen = .*|listen = 0.0.0.0:9465\ntoken_file = $T/metrics.token|" "$T/metrics.conf"
+"$PD_BIN" check-config -q -c "$T/metrics.conf" 2>"$T/metrics.err" && rc=0 || rc=$?
+check "with a token_file: the warning says what is still open, not that nothing is guarded" \
+  bash -c "test $rc -eq 0 && grep -q 'token_file guards /metrics and the status, but the token travels in clear' '$T/metrics.err' && ! grep -q 'have no authentication' '$T/metrics.err'"
+sed -i '/^token_file = /d' "$T/metrics.conf"
 for l in 127.0.0.1:9465 "[::1]:9465" localhost:9465; do
   sed -i "s|^listen = .*|listen = $l|" "$T/metrics.conf"
   "$PD_BIN" check-config -q -c "$T/metrics.conf" 2>"$T/metrics.err"
