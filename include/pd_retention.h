@@ -106,6 +106,7 @@ struct pd_retention_folder {
     const char *watch;  /* for the log */
     const char *folder; /* "archive" or "failed", for the log */
     const char *dir;    /* the watch's archive_dir or failed_dir */
+    const char *sub;    /* a folder beneath DIR swept instead (failed/history), or NULL */
     const char *suffix; /* PD_RETENTION_RECEIPT or PD_RETENTION_ERROR */
     struct pd_retention_rules rules;
     const char *why_age, *why_size, *why_lone; /* reasons as logged: "archive_keep" ... */

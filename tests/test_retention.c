@@ -557,6 +557,10 @@ static void test_daemon_object(void **state)
     put("failed/bad.json.error.json", 3, 91 * DAY_MS);
     put("failed/recent.json", 3, 100 * DAY_MS);
     put("failed/recent.json.error.json", 3, 89 * DAY_MS);
+    /* The error files `patchdrop retry` kept: failed_keep applies to them too. */
+    assert_int_equal(mkdir(at("failed/history"), 0750), 0);
+    put("failed/history/bad.json.error.json", 3, 91 * DAY_MS);
+    put("failed/history/bad-1.json.error.json", 3, 89 * DAY_MS);
 
     struct fake fk = {.wall_ms = real_now()};
     struct pd_clock clock = {.mono_ms = fake_mono, .wall_ms = fake_wall, .arg = &fk};
@@ -579,10 +583,13 @@ static void test_daemon_object(void **state)
     expect_there(false,
                  (const char *const[]){"failed/bad.json", "failed/bad.json.error.json", NULL});
     assert_true(exists("failed/recent.json"));
+    assert_false(exists("failed/history/bad.json.error.json"));
+    assert_true(exists("failed/history/bad-1.json.error.json"));
     const char *log = logged();
     assert_non_null(strstr(log, "folder=failed file=bad.json age_s=7862400 bytes=3 "
                                 "reason=failed_keep"));
-    assert_non_null(strstr(log, "event=retention_swept watch=orders removed=4"));
+    assert_non_null(strstr(log, "folder=failed/history file=bad.json.error.json"));
+    assert_non_null(strstr(log, "event=retention_swept watch=orders removed=5"));
 
     /* Not due again before ten minutes. */
     archived("old2.xml", 10, 31 * DAY_MS);

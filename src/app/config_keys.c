@@ -155,7 +155,8 @@ const struct key cfg_keys[] = {
      "the archived files' total size; over it the oldest are removed first (receipts stay "
      "for receipt_keep and are not counted); 0: no cap"},
     {SEC_WATCH, "failed_keep", T_DURATION, "90d", 0, 36500 * DAY_MS, WA(failed_keep_ms), NULL,
-     "rejected files and their .error.json are removed once failed this long (longer than "
+     "rejected files and their .error.json (and those retry kept in history/) are removed "
+     "once failed this long (longer than "
      "archive_keep: a failure waits for a person); 0 keeps them forever"},
     {SEC_WATCH, "max_file_size", T_SIZE, "10GB", 1, UINT64_MAX / 2, WA(max_file_size), NULL,
      "a larger file goes to the failed folder unread"},

@@ -15,6 +15,7 @@
 #include "pd_fsutil.h"
 #include "pd_jobstate.h"
 #include "pd_log.h"
+#include "pd_requeue.h"
 
 #include <cjson/cJSON.h>
 
@@ -365,8 +366,13 @@ int pd_retention_sweep(const struct pd_retention_folder *f, int64_t now_ms, size
     int rc = 0;
 
     s.fd = open(f->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (s.fd >= 0 && f->sub) {
+        int dfd = s.fd;
+        s.fd = openat(dfd, f->sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        close(dfd);
+    }
     if (s.fd < 0)
-        return errno == ENOENT ? 0 : -errno; /* made at the first delivery */
+        return errno == ENOENT ? 0 : -errno; /* made at the first delivery (or retry) */
     if (!own_folder(s.fd)) {
         char qw[256], qd[PATH_MAX + 16];
         pd_log(PD_LOG_ERROR,
@@ -446,58 +452,69 @@ static bool rules_on(const struct pd_retention_rules *r)
     return r->keep_ms || r->sidecar_keep_ms || r->max_bytes;
 }
 
-/* RW's archive folder (FAILED false) or failed folder, with the keys its reasons name. */
-static void folder_of(const struct ret_watch *rw, bool failed, struct pd_retention_folder *f)
+enum { F_ARCHIVE, F_FAILED, F_HISTORY, NFOLDERS };
+
+/* RW's folder K with the keys its reasons name: the archive, the failed folder, and its
+ * history/ (the error files `patchdrop retry` kept, lone, going by failed_keep). */
+static void folder_of(const struct ret_watch *rw, int k, struct pd_retention_folder *f)
 {
     static const struct {
         const char *folder, *suffix, *why_age, *why_size, *why_lone;
-    } words[2] = {
+    } words[NFOLDERS] = {
         {"archive", PD_RETENTION_RECEIPT, "archive_keep", "archive_max_size", "receipt_keep"},
         {"failed", PD_RETENTION_ERROR, "failed_keep", "failed_keep", "failed_keep"},
+        {"failed/" PD_REQUEUE_HISTORY, PD_RETENTION_ERROR, "failed_keep", "failed_keep",
+         "failed_keep"},
     };
 
     *f = (struct pd_retention_folder){.watch = rw->name,
-                                      .folder = words[failed].folder,
-                                      .dir = failed ? rw->failed_dir : rw->archive_dir,
-                                      .suffix = words[failed].suffix,
-                                      .rules = failed ? rw->failed : rw->archive,
-                                      .why_age = words[failed].why_age,
-                                      .why_size = words[failed].why_size,
-                                      .why_lone = words[failed].why_lone};
+                                      .folder = words[k].folder,
+                                      .dir = k == F_ARCHIVE ? rw->archive_dir : rw->failed_dir,
+                                      .sub = k == F_HISTORY ? PD_REQUEUE_HISTORY : NULL,
+                                      .suffix = words[k].suffix,
+                                      .rules = k == F_ARCHIVE ? rw->archive : rw->failed,
+                                      .why_age = words[k].why_age,
+                                      .why_size = words[k].why_size,
+                                      .why_lone = words[k].why_lone};
 }
 
 /*
- * One sweep of both folders of RW, with its summary line. UNTIL_DONE: again while a bounded
+ * One sweep of every folder of RW, with its summary line. UNTIL_DONE: again while a bounded
  * sweep left work (`run --once`); else *MORE says whether it did. Returns the first error.
  */
 static int sweep_watch(const struct ret_watch *rw, const struct pd_clock *clock, bool until_done,
                        const atomic_bool *cancel, bool *more)
 {
-    struct pd_retention_folder folders[2]; /* archive, failed */
-    struct pd_retention_result res[2];
-    const struct pd_retention_result *ra = &res[0], *rf = &res[1];
+    struct pd_retention_folder folders[NFOLDERS];
+    struct pd_retention_result res[NFOLDERS], all;
     uint64_t started = clock->mono_ms(clock->arg);
     size_t removed = 0, errors = 0;
     uint64_t removed_bytes = 0;
     int rc = 0, r;
 
-    folder_of(rw, false, &folders[0]);
-    folder_of(rw, true, &folders[1]);
+    for (int k = 0; k < NFOLDERS; k++)
+        folder_of(rw, k, &folders[k]);
     do {
         int64_t now = (int64_t)clock->wall_ms(clock->arg);
         memset(res, 0, sizeof(res));
-        for (size_t i = 0; i < 2; i++) {
+        all = (struct pd_retention_result){0};
+        for (size_t i = 0; i < NFOLDERS; i++) {
             const struct pd_retention_folder *f = &folders[i];
             if (rules_on(&f->rules) && f->dir &&
                 (r = pd_retention_sweep(f, now, PD_RETENTION_MAX_ENTRIES, cancel, &res[i])) && !rc)
                 rc = r;
+            all.removed += res[i].removed;
+            all.removed_bytes += res[i].removed_bytes;
+            all.errors += res[i].errors;
+            all.ignored += res[i].ignored;
+            all.more |= res[i].more;
         }
-        removed += ra->removed + rf->removed;
-        removed_bytes += ra->removed_bytes + rf->removed_bytes;
-        errors += ra->errors + rf->errors;
-    } while (until_done && !rc && (ra->more || rf->more) && !(cancel && atomic_load(cancel)));
+        removed += all.removed;
+        removed_bytes += all.removed_bytes;
+        errors += all.errors;
+    } while (until_done && !rc && all.more && !(cancel && atomic_load(cancel)));
     if (more)
-        *more = ra->more || rf->more;
+        *more = all.more;
     /* Quiet when nothing happened: the daemon sweeps every ten minutes. */
     char qw[256], why[160] = "";
     if (rc)
@@ -508,9 +525,9 @@ static int sweep_watch(const struct ret_watch *rw, const struct pd_clock *clock,
            "event=retention_swept watch=%s removed=%zu removed_bytes=%" PRIu64
            " archive_files=%zu archive_bytes=%" PRIu64 " failed_files=%zu ignored=%zu errors=%zu"
            " more=%s elapsed_ms=%" PRIu64 "%s",
-           pd_log_quote(rw->name, qw, sizeof(qw)), removed, removed_bytes, ra->files, ra->bytes,
-           rf->files, ra->ignored + rf->ignored, errors, ra->more || rf->more ? "yes" : "no",
-           clock->mono_ms(clock->arg) - started, why);
+           pd_log_quote(rw->name, qw, sizeof(qw)), removed, removed_bytes, res[F_ARCHIVE].files,
+           res[F_ARCHIVE].bytes, res[F_FAILED].files, all.ignored, errors,
+           all.more ? "yes" : "no", clock->mono_ms(clock->arg) - started, why);
     return rc;
 }
 
