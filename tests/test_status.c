@@ -269,6 +269,7 @@ static double hist_sum(const cJSON *o, const char *key, int *len)
 struct want {
     struct st *t;
     double delivered;
+    const char *key; /* the history counted: "delivered" unless set */
 };
 
 /* The status document says WANT's deliveries in the first watch's history. */
@@ -278,7 +279,7 @@ static bool st_delivered(void *arg)
     char *json = pd_daemon_status_json(w->t->d, NULL);
     cJSON *root = cJSON_Parse(json);
     bool ok = hist_sum(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "watches"), 0),
-                       "delivered", NULL) >= w->delivered;
+                       w->key ? w->key : "delivered", NULL) >= w->delivered;
     cJSON_Delete(root);
     free(json);
     return ok;
@@ -300,7 +301,7 @@ static void history(void **state)
 {
     struct st *t = *state;
     struct pd_daemon_opts o = {.on_stopped = st_on_stopped, .arg = t, .clock = &t->nf.clock};
-    struct want w = {t, 1};
+    struct want w = {t, 1, NULL};
     const cJSON *wh, *x;
     cJSON *root;
     char *json, *html;
@@ -368,6 +369,49 @@ static void history(void **state)
     cJSON_Delete(root);
 }
 
+/* A daemon (not --once) keeps its rings and history in the state dir when it closes; the next
+ * one (a restart or a reload) starts with them, by watch name. */
+static void kept_across_restart(void **state)
+{
+    struct st *t = *state;
+    struct pd_daemon_opts o = {.on_stopped = st_on_stopped, .arg = t, .clock = &t->nf.clock};
+    struct want w = {t, 1, "failed"};
+    const cJSON *wa;
+    cJSON *root;
+
+    t->cfg = nf_config(&t->nf, NULL, "settle = 0\nbatch = 1");
+    o.cfg = t->cfg;
+    assert_int_equal(pd_daemon_create(&t->nf.loop, &o, &t->d), 0);
+    assert_int_equal(pd_daemon_start(t->d), 0);
+    nf_script(&t->nf, "422");
+    nf_write(t->drop, "a-bad.json", "[{\"id\":1}]");
+    nf_run_until(&t->nf, st_delivered, &w);
+    nf_write(t->drop, "b-good.json", "[{\"id\":2}]");
+    w.key = NULL;
+    nf_run_until(&t->nf, st_delivered, &w);
+    nf_run_for(&t->nf, 1500);
+    pd_daemon_stop(t->d, 0);
+    nf_run_until(&t->nf, st_is_stopped, t);
+    pd_daemon_close(&t->d, st_on_closed, t);
+    nf_run_until(&t->nf, st_is_closed, t);
+    t->stopped = t->closed = false;
+
+    assert_int_equal(pd_daemon_create(&t->nf.loop, &o, &t->d), 0);
+    assert_int_equal(pd_daemon_start(t->d), 0);
+    root = status_doc(t);
+    wa = cJSON_GetArrayItem(item(root, "watches"), 0);
+    assert_string_equal(item(cJSON_GetArrayItem(item(wa, "delivered"), 0), "name")->valuestring,
+                        "b-good.json");
+    assert_non_null(item(cJSON_GetArrayItem(item(cJSON_GetArrayItem(item(wa, "delivered"), 0),
+                                                 "runs"), 0), "dashboard")->valuestring);
+    assert_string_equal(item(cJSON_GetArrayItem(item(wa, "failed"), 0), "name")->valuestring,
+                        "a-bad.json");
+    assert_int_equal(item(cJSON_GetArrayItem(item(wa, "failed"), 0), "status")->valueint, 422);
+    assert_true(hist_sum(wa, "delivered", NULL) == 1 && hist_sum(wa, "failed", NULL) == 1);
+    assert_true(hist_sum(root, "requests", NULL) >= 2);
+    cJSON_Delete(root);
+}
+
 /* ---- the page ---------------------------------------------------------------------------- */
 
 static char *page(const char *json)
@@ -423,6 +467,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(failed_ring, st_setup, st_teardown),
         cmocka_unit_test_setup_teardown(control_socket, st_setup, st_teardown),
         cmocka_unit_test_setup_teardown(history, st_setup, st_teardown),
+        cmocka_unit_test_setup_teardown(kept_across_restart, st_setup, st_teardown),
         cmocka_unit_test(page_escapes),
         cmocka_unit_test(page_without_status),
     };

@@ -438,6 +438,8 @@ int pd_daemon_start(struct pd_daemon *dd)
     for (size_t i = 0; i < d->nwatches; i++)
         dw_watch_begin(&d->watches[i]);
     dw_commit_begin(d);
+    if (!d->opts.once)
+        status_load(d);
     if (!(d->opts.once && d->opts.no_follow))
         follow_load(d);
     dw_control_open(d);
@@ -455,6 +457,8 @@ struct pd_daemon_summary pd_daemon_summary(const struct pd_daemon *dd)
 
 static void daemon_free(struct pd_daemon *d)
 {
+    if (d->started && !d->opts.once)
+        status_save(d);
     follow_stop(d);
     dw_commit_end(d);
     for (size_t i = 0; i < d->nwatches; i++) {

@@ -310,6 +310,9 @@ void job_lookup_start(struct job *j);
 void status_note(struct job *j, bool ok);
 void status_free(struct pd_daemon *d);
 void status_tick(struct pd_daemon *d); /* on each wake: the account's requests per minute */
+/* The rings and the history kept in the state dir across a reload or restart (status.c). */
+void status_save(const struct pd_daemon *d);
+void status_load(struct pd_daemon *d);
 
 /* control.c: the control socket; closing returns false when there is none, else DONE runs
  * once its handles are closed */

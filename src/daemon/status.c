@@ -10,6 +10,9 @@
 
 #include "pd_api.h"
 #include "pd_auth.h"
+#include "pd_error.h"
+#include "pd_fsutil.h"
+#include "pd_log.h"
 
 #include <cjson/cJSON.h>
 
@@ -184,6 +187,179 @@ void status_note(struct job *j, bool ok)
     for (size_t i = 0; ok && i < j->js.nchunks && r->nruns < RING_RUNS; i++)
         if (j->js.chunks[i].run_id && (r->runs[r->nruns] = strdup(j->js.chunks[i].run_id)))
             r->nruns++;
+}
+
+static void add_str(cJSON *o, const char *key, const char *v);
+
+/* ---- kept across restarts and reloads ------------------------------------------------------ */
+
+/* <state dir>/status-history.json: the rings and the history a minute at a time, so that the
+ * charts and the last files survive a reload (a new daemon object) or a restart. Written
+ * without a sync when the daemon closes: losing it to a power cut only empties the charts. */
+#define KEEP_FILE "status-history.json"
+#define KEEP_MAX (4u << 20) /* bytes read at most */
+
+static cJSON *hist_keep(const struct dstatus *s, const struct hist *h)
+{
+    cJSON *arr = cJSON_CreateArray();
+    uint64_t from = s->minute + 1 - s->first > HIST_MIN ? s->minute + 1 - HIST_MIN : s->first;
+
+    for (uint64_t m = from; arr && m <= s->minute; m++)
+        cJSON_AddItemToArray(arr, cJSON_CreateNumber(h->n[m % HIST_MIN]));
+    return arr;
+}
+
+static cJSON *ring_keep(const struct ring *r)
+{
+    cJSON *arr = cJSON_CreateArray();
+
+    for (unsigned k = 0; arr && k < r->count; k++) { /* oldest first */
+        const struct done_rec *e = &r->rec[(r->next + RING - r->count + k) % RING];
+        cJSON *o = cJSON_CreateObject(), *runs;
+        if (!o || !cJSON_AddItemToArray(arr, o))
+            break;
+        add_str(o, "name", e->name);
+        add_str(o, "reason", e->reason);
+        add_str(o, "moved_to", e->moved_to);
+        cJSON_AddNumberToObject(o, "at_ms", (double)e->at_ms);
+        cJSON_AddNumberToObject(o, "size", (double)e->size);
+        cJSON_AddNumberToObject(o, "chunks", (double)e->nchunks);
+        cJSON_AddNumberToObject(o, "status", (double)e->status);
+        cJSON_AddBoolToObject(o, "duplicate", e->duplicate);
+        if ((runs = cJSON_AddArrayToObject(o, "runs")))
+            for (size_t i = 0; i < e->nruns; i++)
+                cJSON_AddItemToArray(runs, cJSON_CreateString(e->runs[i]));
+    }
+    return arr;
+}
+
+void status_save(const struct pd_daemon *d)
+{
+    const struct dstatus *s = d->status;
+    cJSON *root, *ws;
+    char *path, *text;
+
+    if (!s || !s->started || !d->cfg->state.dir || !(root = cJSON_CreateObject()))
+        return;
+    cJSON_AddNumberToObject(root, "schema", 1);
+    cJSON_AddNumberToObject(root, "minute", (double)s->minute);
+    cJSON_AddNumberToObject(root, "first", (double)s->first);
+    cJSON_AddItemToObject(root, "requests", hist_keep(s, &s->requests));
+    cJSON_AddItemToObject(root, "limit", hist_keep(s, &s->limit));
+    ws = cJSON_AddArrayToObject(root, "watches");
+    for (size_t w = 0; ws && w < s->nwatches; w++) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(ws, o))
+            break;
+        cJSON_AddStringToObject(o, "name", d->watches[w].cfg->name);
+        cJSON_AddItemToObject(o, "delivered", hist_keep(s, &s->hdelivered[w]));
+        cJSON_AddItemToObject(o, "failed", hist_keep(s, &s->hfailed[w]));
+        cJSON_AddItemToObject(o, "last_delivered", ring_keep(&s->delivered[w]));
+        cJSON_AddItemToObject(o, "last_failed", ring_keep(&s->failed[w]));
+    }
+    text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (text && (path = dw_join(d->cfg->state.dir, KEEP_FILE))) {
+        int rc = pd_fs_write_replace(path, text, strlen(text), 0600);
+        if (rc)
+            pd_log(PD_LOG_DEBUG, "event=status_history_unsaved reason=\"%s\"", pd_strerror(rc));
+        free(path);
+    }
+    free(text);
+}
+
+static uint64_t num_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
+}
+
+static char *text_of(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
+}
+
+/* ARR's counts into H, for the minutes up to S->minute (the newest last). */
+static void hist_restore(const struct dstatus *s, struct hist *h, const cJSON *arr)
+{
+    int n = cJSON_GetArraySize(arr), i = 0;
+    const cJSON *v;
+
+    cJSON_ArrayForEach(v, arr)
+    {
+        uint64_t back = (uint64_t)(n - 1 - i++);
+        if (cJSON_IsNumber(v) && v->valuedouble > 0 && back < HIST_MIN && back <= s->minute)
+            h->n[(s->minute - back) % HIST_MIN] =
+                v->valuedouble > UINT32_MAX ? UINT32_MAX : (uint32_t)v->valuedouble;
+    }
+}
+
+static void ring_restore(struct ring *r, const cJSON *arr)
+{
+    const cJSON *o, *run;
+
+    cJSON_ArrayForEach(o, arr)
+    {
+        struct done_rec *e = &r->rec[r->next];
+        rec_clear(e);
+        r->next = (r->next + 1) % RING;
+        if (r->count < RING)
+            r->count++;
+        e->name = text_of(o, "name");
+        e->reason = text_of(o, "reason");
+        e->moved_to = text_of(o, "moved_to");
+        e->at_ms = num_of(o, "at_ms");
+        e->size = num_of(o, "size");
+        e->nchunks = (size_t)num_of(o, "chunks");
+        e->status = (long)num_of(o, "status");
+        e->duplicate = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "duplicate"));
+        cJSON_ArrayForEach(run, cJSON_GetObjectItemCaseSensitive(o, "runs"))
+        {
+            if (e->nruns < RING_RUNS && cJSON_IsString(run) &&
+                (e->runs[e->nruns] = strdup(run->valuestring)))
+                e->nruns++;
+        }
+    }
+}
+
+void status_load(struct pd_daemon *d)
+{
+    struct dstatus *s;
+    char *path = d->cfg->state.dir ? dw_join(d->cfg->state.dir, KEEP_FILE) : NULL, *text = NULL;
+    cJSON *root = NULL, *o;
+
+    if (path && pd_fs_read_all(path, KEEP_MAX, &text, NULL) == 0)
+        root = cJSON_Parse(text);
+    free(path);
+    free(text);
+    if (!root || num_of(root, "schema") != 1 ||
+        !cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(root, "minute")) ||
+        !(s = status_of(d))) {
+        cJSON_Delete(root); /* none, or not ours: the charts start empty */
+        return;
+    }
+    s->started = true;
+    s->minute = num_of(root, "minute");
+    s->first = num_of(root, "first");
+    if (s->first > s->minute)
+        s->first = s->minute;
+    hist_restore(s, &s->requests, cJSON_GetObjectItemCaseSensitive(root, "requests"));
+    hist_restore(s, &s->limit, cJSON_GetObjectItemCaseSensitive(root, "limit"));
+    /* By watch name: a reload may have added, removed or reordered watches. */
+    cJSON_ArrayForEach(o, cJSON_GetObjectItemCaseSensitive(root, "watches"))
+    {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
+        for (size_t w = 0; cJSON_IsString(name) && w < s->nwatches; w++) {
+            if (strcmp(d->watches[w].cfg->name, name->valuestring))
+                continue;
+            hist_restore(s, &s->hdelivered[w], cJSON_GetObjectItemCaseSensitive(o, "delivered"));
+            hist_restore(s, &s->hfailed[w], cJSON_GetObjectItemCaseSensitive(o, "failed"));
+            ring_restore(&s->delivered[w], cJSON_GetObjectItemCaseSensitive(o, "last_delivered"));
+            ring_restore(&s->failed[w], cJSON_GetObjectItemCaseSensitive(o, "last_failed"));
+        }
+    }
+    cJSON_Delete(root);
 }
 
 /* ---- the document ----------------------------------------------------------------------- */
