@@ -779,31 +779,16 @@ static size_t edi_env_close(const struct scan *sc, char *o)
     return close_interchange(e, o, close_group(e, o, 0));
 }
 
-const struct pd_scan_ops pd_scan_x12 = {
-    .state_size = sizeof(struct ediscan),
-    .tiled = 0,
-    .reset = x12_reset,
-    .area_at_start = scan_always,
-    .feed = edi_feed,
-    .end = edi_end,
-    .copy = edi_copy,
-    .resume = edi_resume,
-    .env_open = edi_env_open,
-    .env_close = edi_env_close,
-};
+/* The two standards share everything but their start. */
+#define EDI_SCAN_OPS(reset_fn)                                                                     \
+    {                                                                                              \
+        .state_size = sizeof(struct ediscan), .tiled = 0, .reset = reset_fn,                       \
+        .area_at_start = scan_always, .feed = edi_feed, .end = edi_end, .copy = edi_copy,          \
+        .resume = edi_resume, .env_open = edi_env_open, .env_close = edi_env_close,                \
+    }
 
-const struct pd_scan_ops pd_scan_edifact = {
-    .state_size = sizeof(struct ediscan),
-    .tiled = 0,
-    .reset = edf_reset,
-    .area_at_start = scan_always,
-    .feed = edi_feed,
-    .end = edi_end,
-    .copy = edi_copy,
-    .resume = edi_resume,
-    .env_open = edi_env_open,
-    .env_close = edi_env_close,
-};
+const struct pd_scan_ops pd_scan_x12 = EDI_SCAN_OPS(x12_reset);
+const struct pd_scan_ops pd_scan_edifact = EDI_SCAN_OPS(edf_reset);
 
 /* ---- the registry's other parts --------------------------------------------------------- */
 
