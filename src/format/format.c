@@ -23,13 +23,13 @@ static const char *const edifact_ext[] = {".edifact", NULL};
 
 /* Auto-detection tries the extensions in table order; a file no entry claims is lines. */
 static const struct pd_format formats[PD_SPLIT_NFORMATS] = {
-    [PD_SPLIT_AUTO] = {"auto", NULL, NULL, NULL, ""},
-    [PD_SPLIT_JSON] = {"json", json_ext, &pd_scan_json, pd_cut_json, ","},
-    [PD_SPLIT_NDJSON] = {"ndjson", ndjson_ext, &pd_scan_ndjson, pd_cut_lines, ""},
-    [PD_SPLIT_XML] = {"xml", xml_ext, &pd_scan_xml, pd_cut_xml, ""},
-    [PD_SPLIT_CSV] = {"csv", csv_ext, &pd_scan_csv, pd_cut_csv, ""},
-    [PD_SPLIT_LINES] = {"lines", NULL, &pd_scan_lines, pd_cut_lines, ""},
-    [PD_SPLIT_NONE] = {"none", NULL, NULL, NULL, ""},
+    [PD_SPLIT_AUTO] = {"auto", NULL, NULL, NULL, "", NULL},
+    [PD_SPLIT_JSON] = {"json", json_ext, &pd_scan_json, pd_cut_json, ",", NULL},
+    [PD_SPLIT_NDJSON] = {"ndjson", ndjson_ext, &pd_scan_ndjson, pd_cut_lines, "", NULL},
+    [PD_SPLIT_XML] = {"xml", xml_ext, &pd_scan_xml, pd_cut_xml, "", NULL},
+    [PD_SPLIT_CSV] = {"csv", csv_ext, &pd_scan_csv, pd_cut_csv, "", NULL},
+    [PD_SPLIT_LINES] = {"lines", NULL, &pd_scan_lines, pd_cut_lines, "", NULL},
+    [PD_SPLIT_NONE] = {"none", NULL, NULL, NULL, "", NULL},
     [PD_SPLIT_X12] = {"x12", x12_ext, &pd_scan_x12, pd_cut_edi, "", pd_sniff_x12},
     [PD_SPLIT_EDIFACT] = {"edifact", edifact_ext, &pd_scan_edifact, pd_cut_edi, "",
                           pd_sniff_edifact},
