@@ -91,6 +91,9 @@ struct pd_chunk {
     uint64_t first_record; /* 1-based number of its first record */
     int whole;             /* 1: the file went as one chunk, unparsed */
     int last;              /* 1: no chunk follows (until a resplit) */
+    /* x12, edifact: the control numbers of its first and last set or message, for the
+     * receipt ("ISA13/GS06/ST02 000000001/1/0001 to 000000002/5/0042"); "" otherwise. */
+    char control[128];
     const char *body;      /* {"payload":"..."}; owned by the splitter (see pd_split_next) */
     size_t body_len;
 };

@@ -544,14 +544,14 @@ static void property_round(int fmt, unsigned round)
 static void test_x12_properties(void **state)
 {
     (void)state;
-    for (unsigned r = 0; r < 60; r++)
+    for (unsigned r = 0; r < 150; r++)
         property_round(PD_SPLIT_X12, r);
 }
 
 static void test_edifact_properties(void **state)
 {
     (void)state;
-    for (unsigned r = 0; r < 60; r++)
+    for (unsigned r = 0; r < 150; r++)
         property_round(PD_SPLIT_EDIFACT, r);
 }
 
@@ -804,6 +804,35 @@ static void test_edi_chosen_by_content(void **state)
     free(out.p);
 }
 
+/* Each chunk says which control numbers it carries, for the receipt. */
+static void test_edi_control_numbers(void **state)
+{
+    (void)state;
+    const char *f = X12_FILE ISA_CRLF "GS|IN|S|R|20261130|1200|12|X|005010\r\n"
+                             "ST|810|0009\r\nSE|2|0009\r\nGE|1|12\r\nIEA|1|000000007\r\n";
+    char *path = write_tmp("n.x12", f, strlen(f));
+    struct pd_split_opts o = {.format = PD_SPLIT_AUTO, .max_body = 330};
+    struct pd_splitter *sp = NULL;
+    struct pd_chunk c;
+    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    assert_int_equal(pd_split_next(sp, &c), 1);
+    assert_int_equal(c.records, 2);
+    assert_string_equal(c.control, "ISA13/GS06/ST02 000000001/1/0001 to 000000001/1/0002");
+    assert_int_equal(pd_split_next(sp, &c), 1);
+    assert_string_equal(c.control, "ISA13/GS06/ST02 000000007/12/0009");
+    assert_int_equal(pd_split_next(sp, &c), 0);
+    pd_split_destroy(&sp);
+    free(path);
+    const char *g = UNB1 EDF_MSG(1, "X") EDF_MSG(2, "Y") "UNZ+2+IC1'";
+    path = write_tmp("n.edifact", g, strlen(g));
+    o.max_body = 120;
+    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    assert_int_equal(pd_split_next(sp, &c), 1);
+    assert_string_equal(c.control, "UNB05/UNG05/UNH01 IC1/-/M1");
+    pd_split_destroy(&sp);
+    free(path);
+}
+
 /* Batching: the files' interchanges one after another, each whole. */
 static void test_edi_batch(void **state)
 {
@@ -835,5 +864,6 @@ int main(void)
     return PD_RUN_IN_DIR(test_x12_properties, test_edifact_properties,
                          test_x12_chunks_are_interchanges, test_x12_crlf_groups,
                          test_edifact_release, test_edi_errors, test_edi_tags_across_windows,
-                         test_edi_set_too_big, test_edi_chosen_by_content, test_edi_batch);
+                         test_edi_set_too_big, test_edi_chosen_by_content, test_edi_control_numbers,
+                         test_edi_batch);
 }

@@ -314,6 +314,7 @@ struct cut {
     int known;
     char close[SCAN_ENV_MAX]; /* enveloped formats: the text that closes a chunk ending here */
     size_t close_len;
+    char control[sizeof(((struct pd_chunk *)0)->control)]; /* ...and its control numbers */
 };
 
 /* At the end of a record (C): when the index says that records up to a later end fit, they are
@@ -369,6 +370,7 @@ static int env_after(struct pd_splitter *sp, struct cut *c, size_t limit)
     c->anchor = dec_anchor_of(&sp->dec, c->dec);
     memcpy(c->close, close, n);
     c->close_len = n;
+    sp->sc.ops->env_label(&sp->sc, c->control, sizeof(c->control));
     scan_snapshot(&sp->sc);
     return 0;
 }
@@ -508,6 +510,7 @@ static int make_chunk(struct pd_splitter *sp, struct pd_chunk *out)
     out->records = c.nrec;
     out->first_record = sp->next_record;
     out->last = c.last;
+    memcpy(out->control, c.control, sizeof(out->control));
     out->body = sp->body;
     out->body_len = sp->body_len;
     sp->next_start = end;

@@ -39,6 +39,8 @@ struct edi_close {
     uint8_t groups; /* edifact: the interchange has UNG groups */
     uint64_t sets;  /* records of the group in this chunk */
     uint64_t ngroups, msgs; /* groups and records of the interchange in this chunk */
+    uint64_t nrec;          /* records in this chunk */
+    char first[3 * EDI_CTL]; /* the control numbers of its first record */
 };
 
 struct ediscan {
@@ -558,20 +560,34 @@ static int is_gap(unsigned char c)
     return c == '\n' || c == '\r' || c == ' ' || c == '\t';
 }
 
-static int start_segment(struct scan *sc, const unsigned char *b, size_t i, uint64_t base)
+/* "interchange/group/set" control numbers of the record that just ended. */
+static void ids_of(const struct ediscan *e, char *out, size_t len)
+{
+    snprintf(out, len, "%s/%s/%s", e->ictl, e->kind == K_X12 || e->groups ? e->gctl : "-",
+             e->sctl);
+}
+
+/* A record ends here (SCAN_REC_END at AT). */
+static int record_ends(struct scan *sc, uint64_t at)
 {
     struct ediscan *e = sc->u;
-    if (e->after_rec) {
-        e->after_rec = 0;
-        sc->ev_dec = base + i;
-        return SCAN_REC_END;
-    }
+    e->after_rec = 0;
+    if (e->cl.nrec == 1)
+        ids_of(e, e->cl.first, sizeof(e->cl.first));
+    sc->ev_dec = at;
+    return SCAN_REC_END;
+}
+
+static int start_segment(struct scan *sc, size_t i, uint64_t base)
+{
+    struct ediscan *e = sc->u;
+    if (e->after_rec)
+        return record_ends(sc, base + i);
     e->in_seg = 1;
     e->tag_done = e->rel_pending = 0;
     e->seg_len = e->tag_len = e->nsep = 0;
     e->seg_dec = base + i;
     e->seg_no++;
-    (void)b;
     return SCAN_MORE;
 }
 
@@ -635,7 +651,7 @@ static int edi_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t 
                 continue;
             }
             e->eol_take = 0;
-            if ((ev = start_segment(sc, b, i, base)) != SCAN_MORE)
+            if ((ev = start_segment(sc, i, base)) != SCAN_MORE)
                 break;
         }
         if (e->where == W_OUT && e->seg_len < 9 + (e->kind == K_X12 ? EDI_KEEP : 0)) {
@@ -664,11 +680,8 @@ static int edi_end(struct scan *sc, uint64_t eof_dec)
     if (e->in_seg)
         return fail_seg(sc, "the file ends inside this %s segment: its terminator is missing",
                         e->seg_len >= 3 ? tag_name(e, t, sizeof(t)) : "last");
-    if (e->after_rec) {
-        e->after_rec = 0;
-        sc->ev_dec = eof_dec;
-        return SCAN_REC_END;
-    }
+    if (e->after_rec)
+        return record_ends(sc, eof_dec);
     if (e->where == W_OUT && e->ic_serial)
         return SCAN_DONE;
     static const char *const x12_miss[] = {"an ISA segment", "", "its IEA segment",
@@ -764,7 +777,9 @@ static size_t edi_env_open(struct scan *sc, int first, char *o)
         e->cl.sets = 0;
         e->ch_grp = e->grp_serial;
     }
-    e->cl.sets++, e->cl.msgs++;
+    if (first)
+        e->cl.nrec = 0;
+    e->cl.sets++, e->cl.msgs++, e->cl.nrec++;
     at = put(o, at, e->carry, e->carry_len);
     e->carry_len = 0;
     return at;
@@ -779,12 +794,25 @@ static size_t edi_env_close(const struct scan *sc, char *o)
     return close_interchange(e, o, close_group(e, o, 0));
 }
 
+static void edi_env_label(const struct scan *sc, char *label, size_t len)
+{
+    const struct ediscan *e = sc->u;
+    char last[3 * EDI_CTL];
+    ids_of(e, last, sizeof(last));
+    const char *names = e->kind == K_X12 ? "ISA13/GS06/ST02" : "UNB05/UNG05/UNH01";
+    if (!strcmp(last, e->cl.first))
+        snprintf(label, len, "%s %s", names, last);
+    else
+        snprintf(label, len, "%s %s to %s", names, e->cl.first, last);
+}
+
 /* The two standards share everything but their start. */
 #define EDI_SCAN_OPS(reset_fn)                                                                     \
     {                                                                                              \
         .state_size = sizeof(struct ediscan), .tiled = 0, .reset = reset_fn,                       \
         .area_at_start = scan_always, .feed = edi_feed, .end = edi_end, .copy = edi_copy,          \
         .resume = edi_resume, .env_open = edi_env_open, .env_close = edi_env_close,                \
+        .env_label = edi_env_label,                                                                \
     }
 
 const struct pd_scan_ops pd_scan_x12 = EDI_SCAN_OPS(x12_reset);

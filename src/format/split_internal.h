@@ -62,6 +62,9 @@ struct pd_scan_ops {
      * copies the text between records, and never uses the record index. */
     size_t (*env_open)(struct scan *sc, int first, char *buf);
     size_t (*env_close)(const struct scan *sc, char *buf);
+    /* The control numbers a chunk ending after the record that ended now carries (for the
+     * receipt), into LABEL (LEN bytes). */
+    void (*env_label)(const struct scan *sc, char *label, size_t len);
 };
 
 #define SCAN_ENV_MAX 2048

@@ -39,6 +39,8 @@ check "every EDIFACT chunk is interchanges with right counts; every message arri
   python3 "$EDI" check edifact "$T/ids/edifact" $(payloads_with UN)
 r=$(own_of "$T/drop")/archive/orders.edi.receipt.json
 check "the receipt lists the X12 chunks" jqe --argjson n "$x12" '.chunks | length == $n' "$r"
+check "each receipt chunk names the control numbers it carried" \
+  jqe '.chunks[0].control_numbers | test("^ISA13/GS06/ST02 000000001/[0-9]+/[0-9]{4} to [0-9]{9}/")' "$r"
 check "the archived file is the file as it came" cmp -s "$T/orig.x12" "$(own_of "$T/drop")/archive/orders.edi"
 kill "$MOCK_PID"
 
