@@ -172,7 +172,7 @@ static int elem_text(const struct ediscan *e, size_t idx, char *out)
     size_t n = 0;
     const char *p = elem(e, idx, &n);
     if (!p)
-        n = 0;
+        p = "", n = 0; /* no such element: empty */
     while (n && p[n - 1] == ' ')
         n--;
     while (n && *p == ' ')
