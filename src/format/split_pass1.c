@@ -281,15 +281,17 @@ int split_check_budget(struct pd_splitter *sp)
         if (sp->over_count > 1)
             snprintf(others, sizeof(others), " (%llu records are too large; this is the largest)",
                      (unsigned long long)sp->over_count);
+        /* EDI: a transaction set goes with the envelope a chunk gives it. */
+        int env = sp->sc.ops->env_open != NULL;
         return split_set_err(
             sp, PD_ETOOBIG,
-            "record %llu at byte %llu is %s encoded, larger than the %s a request "
-            "can hold (max_body %llu less the text repeated in every chunk)%s; raise "
-            "max_body or split the record upstream",
+            "record %llu at byte %llu is %s encoded%s, larger than the %s a request "
+            "can hold (max_body %llu less %s)%s; raise max_body or split the record upstream",
             (unsigned long long)sp->big_num, (unsigned long long)sp->big_off,
             split_size_words(sp->big_size, a, sizeof(a)),
+            env ? " with its interchange and group envelope" : "",
             split_size_words(sp->max_body - fixed, b, sizeof(b)), (unsigned long long)sp->max_body,
-            others);
+            env ? "the request's own text" : "the text repeated in every chunk", others);
     }
     return 0;
 }
