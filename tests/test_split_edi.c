@@ -684,7 +684,7 @@ static void test_edi_errors(void **state)
 {
     (void)state;
     size_t at = strlen(ISA1 GS1 "ST*850*0001~BEG*00*SA*PO1**20261130~");
-    EXPECT_EDI("SE01 says 4 but 3 segments are in transaction set 0001 (ST to SE) (segment 5 "
+    EXPECT_EDI("SE01 says 4 but 3 segments (ST to SE) are in transaction set 0001 (segment 5 "
                "of the file); the interchange is damaged",
                (int64_t)at, "e1.x12",
                ISA1 GS1 "ST*850*0001~BEG*00*SA*PO1**20261130~SE*4*0001~GE*1*1~IEA*1*000000001~");
@@ -712,7 +712,7 @@ static void test_edi_errors(void **state)
     EXPECT_EDI("holds no X12 interchange", 2, "e12.x12", "\n\n");
     /* EDIFACT */
     at = strlen(UNB1 "UNH+M1+ORDERS:D:96A:UN'BGM+220+X+9'");
-    EXPECT_EDI("UNT01 says 2 but 3 segments are in message M1", (int64_t)at, "f1.edifact",
+    EXPECT_EDI("UNT01 says 2 but 3 segments (UNH to UNT) are in message M1", (int64_t)at, "f1.edifact",
                UNB1 "UNH+M1+ORDERS:D:96A:UN'BGM+220+X+9'UNT+2+M1'UNZ+1+IC1'");
     EXPECT_EDI("UNT02 is \"M2\" but UNH01 is \"M1\" (its segment is at offset 43)", (int64_t)at, "f2.edifact",
                UNB1 "UNH+M1+ORDERS:D:96A:UN'BGM+220+X+9'UNT+3+M2'UNZ+1+IC1'");

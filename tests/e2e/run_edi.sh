@@ -63,5 +63,5 @@ check "the batch reads as two interchanges with their own control numbers" \
 check "the damaged file is in failed/" failed bad.x12 "$T/small"
 e=$(own_of "$T/small")/failed/bad.x12.error.json
 check "its reason names SE01, the segment and its byte" \
-  grep -q 'SE01 says 9 but 3 segments are in transaction set 0003.*segment 5 of the file.*at byte 176' "$e"
+  grep -q 'SE01 says 9 but 3 segments (ST to SE) are in transaction set 0003.*segment 5 of the file.*at byte 176' "$e"
 finish
