@@ -835,6 +835,35 @@ static void test_edi_control_numbers(void **state)
     free(path);
 }
 
+/* EDIFACT in UNOC (Latin-1) with encoding = ISO-8859-1: transcoded, still cut between
+ * messages, and the envelope rendered around each. */
+static void test_edifact_latin1(void **state)
+{
+    (void)state;
+    const char *f = UNB1 EDF_MSG(1, "CAF\xc9") EDF_MSG(2, "NO\xcbL") "UNZ+2+IC1'";
+    char *path = write_tmp("l.edifact", f, strlen(f));
+    struct pd_split_opts o = {.format = PD_SPLIT_AUTO, .max_body = 140, .encoding = "ISO-8859-1"};
+    struct pd_splitter *sp = NULL;
+    struct pd_chunk c;
+    struct sb out = {0};
+    uint64_t end = 0;
+    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    while (pd_split_next(sp, &c) == 1) {
+        size_t plen;
+        end = c.end; /* offsets are the file's, not the UTF-8 text's */
+        char *p = payload_of(c.body, c.body_len, &plen);
+        sb_add(&out, p, plen);
+        sb_add(&out, "|", 1);
+        free(p);
+    }
+    assert_string_equal(out.p, UNB1 EDF_MSG(1, "CAF\xc3\x89") "UNZ+1+IC1'|"
+                               UNB1 EDF_MSG(2, "NO\xc3\x8bL") "UNZ+1+IC1'|");
+    assert_int_equal(end, strlen(f) - strlen("UNZ+2+IC1'"));
+    pd_split_destroy(&sp);
+    free(out.p);
+    free(path);
+}
+
 /* Batching: the files' interchanges one after another, each whole. */
 static void test_edi_batch(void **state)
 {
@@ -867,5 +896,5 @@ int main(void)
                          test_x12_chunks_are_interchanges, test_x12_crlf_groups,
                          test_edifact_release, test_edi_errors, test_edi_tags_across_windows,
                          test_edi_set_too_big, test_edi_chosen_by_content, test_edi_control_numbers,
-                         test_edi_batch);
+                         test_edifact_latin1, test_edi_batch);
 }
