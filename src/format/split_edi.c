@@ -114,7 +114,8 @@ static void edi_copy(void *dst, const void *src)
 {
     const struct ediscan *s = src;
     struct ediscan *d = dst;
-    size_t kept = s->seg_len < EDI_KEEP ? s->seg_len : EDI_KEEP;
+    /* Between segments (every record end) nothing of the last one is needed. */
+    size_t kept = !s->in_seg ? 0 : s->seg_len < EDI_KEEP ? s->seg_len : EDI_KEEP;
     memcpy(d, s, offsetof(struct ediscan, seg));
     memcpy(d->seg, s->seg, kept);
     memcpy(d->una, s->una, sizeof(d->una));
