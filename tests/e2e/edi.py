@@ -19,109 +19,104 @@ import sys
 X12_DELIMS = [("*", ">", "~", "^", "\n"), ("|", ":", "~", "{", ""), ("^", "\\", "'", "}", "\r\n")]
 
 
-def gen_x12(path, mb, ids_path):
-    rnd = random.Random(850)
-    out, ids, size, ctl = [], [], 0, 0
-    ic = 0
+def gen(kind, path, mb, ids_path):
+    rnd = random.Random(850 if kind == "x12" else 96)
+    make = x12_interchange if kind == "x12" else edifact_interchange
+    out, ids, size, ctl, ic = [], [], 0, 0, 0
     while size < mb * 1000000:
         ic += 1
-        el, comp, term, rep, eol = X12_DELIMS[ic % len(X12_DELIMS)]
-        t = term + eol
-        isa = el.join(["ISA", "00", " " * 10, "00", " " * 10, "ZZ", "ACMERETAIL".ljust(15), "ZZ",
-                       "PATCHWORKSWH".ljust(15), "261130", "0915", rep, "00501", "%09d" % ic, "0",
-                       "P", comp]) + t
-        parts = [isa]
-        groups = rnd.randint(1, 4)
-        for _ in range(groups):
+        text, ctl = make(rnd, ic, ctl, ids)
+        out.append(text)
+        size += len(text)
+    with open(path, "w", newline="") as f:
+        f.write("".join(out))
+    with open(ids_path, "w") as f:
+        f.write("\n".join(ids) + "\n")
+
+
+def x12_interchange(rnd, ic, ctl, ids):
+    """Interchange IC: 1 to 4 groups of 1 to 60 850s; their ids go to IDS."""
+    el, comp, term, rep, eol = X12_DELIMS[ic % len(X12_DELIMS)]
+    t = term + eol
+    isa = el.join(["ISA", "00", " " * 10, "00", " " * 10, "ZZ", "ACMERETAIL".ljust(15), "ZZ",
+                   "PATCHWORKSWH".ljust(15), "261130", "0915", rep, "00501", "%09d" % ic, "0",
+                   "P", comp]) + t
+    parts = [isa]
+    groups = rnd.randint(1, 4)
+    for _ in range(groups):
+        ctl += 1
+        gctl = str(ctl)
+        parts.append(el.join(["GS", "PO", "ACMERETAIL", "PATCHWORKSWH", "20261130", "0915",
+                              gctl, "X", "005010"]) + t)
+        sets = rnd.randint(1, 60)
+        for _ in range(sets):
             ctl += 1
-            gctl = str(ctl)
-            parts.append(el.join(["GS", "PO", "ACMERETAIL", "PATCHWORKSWH", "20261130", "0915",
-                                  gctl, "X", "005010"]) + t)
-            sets = rnd.randint(1, 60)
-            for _ in range(sets):
-                ctl += 1
-                sctl = "%04d" % (ctl % 10000)
-                body = [el.join(["BEG", "00", "SA", "PO-%d" % ctl, "", "20261130"]),
-                        el.join(["N1", "ST", "ACME STORE %d" % rnd.randint(1, 99), "92", "0017"])]
-                for line in range(rnd.randint(1, 8)):
-                    body.append(el.join(["PO1", str(line + 1), str(rnd.randint(1, 99)), "EA",
-                                         "%.2f" % (rnd.random() * 50), "", "VP",
-                                         "SKU%d%s%d" % (line, comp, rnd.randint(0, 9))]))
-                body.append(el.join(["CTT", str(len(body) - 2)]))
-                parts.append(el.join(["ST", "850", sctl]) + t)
-                parts.extend(s + t for s in body)
-                parts.append(el.join(["SE", str(len(body) + 2), sctl]) + t)
-                ids.append("%d/%s/%s" % (ic, gctl, sctl))
-            parts.append(el.join(["GE", str(sets), gctl]) + t)
-        parts.append(el.join(["IEA", str(groups), "%09d" % ic]) + t)
-        text = "".join(parts)
-        out.append(text)
-        size += len(text)
-    with open(path, "w", newline="") as f:
-        f.write("".join(out))
-    with open(ids_path, "w") as f:
-        f.write("\n".join(ids) + "\n")
+            sctl = "%04d" % (ctl % 10000)
+            body = [el.join(["BEG", "00", "SA", "PO-%d" % ctl, "", "20261130"]),
+                    el.join(["N1", "ST", "ACME STORE %d" % rnd.randint(1, 99), "92", "0017"])]
+            for line in range(rnd.randint(1, 8)):
+                body.append(el.join(["PO1", str(line + 1), str(rnd.randint(1, 99)), "EA",
+                                     "%.2f" % (rnd.random() * 50), "", "VP",
+                                     "SKU%d%s%d" % (line, comp, rnd.randint(0, 9))]))
+            body.append(el.join(["CTT", str(len(body) - 2)]))
+            parts.append(el.join(["ST", "850", sctl]) + t)
+            parts.extend(s + t for s in body)
+            parts.append(el.join(["SE", str(len(body) + 2), sctl]) + t)
+            ids.append("%d/%s/%s" % (ic, gctl, sctl))
+        parts.append(el.join(["GE", str(sets), gctl]) + t)
+    parts.append(el.join(["IEA", str(groups), "%09d" % ic]) + t)
+    return "".join(parts), ctl
 
 
-def gen_edifact(path, mb, ids_path):
-    rnd = random.Random(96)
-    out, ids, size, ctl = [], [], 0, 0
-    ic = 0
-    while size < mb * 1000000:
-        ic += 1
-        una = ic % 2 == 0
-        comp, el, rel, term = (":", "+", "?", "'") if ic % 3 else ("|", "^", "!", "~")
-        if comp != ":":
-            una = True
-        eol = "\n" if ic % 4 else ""
-        t = term + eol
+def edifact_interchange(rnd, ic, ctl, ids):
+    """Interchange IC: messages in 0, 1 or 3 groups, release characters in data."""
+    una = ic % 2 == 0
+    comp, el, rel, term = (":", "+", "?", "'") if ic % 3 else ("|", "^", "!", "~")
+    if comp != ":":
+        una = True
+    eol = "\n" if ic % 4 else ""
+    t = term + eol
 
-        def esc(s):
-            return "".join(rel + c if c in (comp, el, rel, term) else c for c in s)
+    def esc(s):
+        return "".join(rel + c if c in (comp, el, rel, term) else c for c in s)
 
-        parts = []
-        if una:
-            parts.append("UNA" + comp + el + "." + rel + " " + term + eol)
-        parts.append(el.join(["UNB", "UNOC" + comp + "3", "5012345000008" + comp + "14",
-                              "5098765000004" + comp + "14", "261130" + comp + "0915",
-                              "IC%d" % ic]) + t)
-        groups = rnd.choice([0, 0, 1, 3])
-        total = 0
-        for _ in range(max(groups, 1)):
-            gid = "-"
-            if groups:
-                ctl += 1
-                gid = "G%d" % ctl
-                parts.append(el.join(["UNG", "ORDERS", "ACME", "PW", "261130" + comp + "0915", gid,
-                                      "UN", "D" + comp + "96A"]) + t)
-            msgs = rnd.randint(1, 40)
-            for _ in range(msgs):
-                ctl += 1
-                ref = "M%d" % ctl
-                segs = [el.join(["BGM", "220", esc("PO-%d'1" % ctl), "9"]),
-                        el.join(["NAD", "BY", "5012345000008" + comp + comp + "9", "",
-                                 esc("O'NEIL+SONS? LTD: 50% OFF")])]
-                for line in range(rnd.randint(1, 10)):
-                    segs.append(el.join(["LIN", str(line + 1), "", "50123456789%02d" % line
-                                         + comp + "EN"]))
-                    segs.append(el.join(["QTY", "21" + comp + str(rnd.randint(1, 99))]))
-                    segs.append(el.join(["IMD", "F", "", comp * 3 + esc("MUG ?+'BLUE':%d" % line)]))
-                parts.append(el.join(["UNH", ref, "ORDERS" + comp + "D" + comp + "96A" + comp
-                                      + "UN"]) + t)
-                parts.extend(s + t for s in segs)
-                parts.append(el.join(["UNT", str(len(segs) + 2), ref]) + t)
-                ids.append("IC%d/%s/%s" % (ic, gid, ref))
-            total += msgs
-            if groups:
-                parts.append(el.join(["UNE", str(msgs), gid]) + t)
-        parts.append(el.join(["UNZ", str(groups if groups else total), "IC%d" % ic]) + t)
-        text = "".join(parts)
-        out.append(text)
-        size += len(text)
-    with open(path, "w", newline="") as f:
-        f.write("".join(out))
-    with open(ids_path, "w") as f:
-        f.write("\n".join(ids) + "\n")
+    parts = []
+    if una:
+        parts.append("UNA" + comp + el + "." + rel + " " + term + eol)
+    parts.append(el.join(["UNB", "UNOC" + comp + "3", "5012345000008" + comp + "14",
+                          "5098765000004" + comp + "14", "261130" + comp + "0915",
+                          "IC%d" % ic]) + t)
+    groups = rnd.choice([0, 0, 1, 3])
+    total = 0
+    for _ in range(max(groups, 1)):
+        gid = "-"
+        if groups:
+            ctl += 1
+            gid = "G%d" % ctl
+            parts.append(el.join(["UNG", "ORDERS", "ACME", "PW", "261130" + comp + "0915", gid,
+                                  "UN", "D" + comp + "96A"]) + t)
+        msgs = rnd.randint(1, 40)
+        for _ in range(msgs):
+            ctl += 1
+            ref = "M%d" % ctl
+            segs = [el.join(["BGM", "220", esc("PO-%d'1" % ctl), "9"]),
+                    el.join(["NAD", "BY", "5012345000008" + comp + comp + "9", "",
+                             esc("O'NEIL+SONS? LTD: 50% OFF")])]
+            for line in range(rnd.randint(1, 10)):
+                segs.append(el.join(["LIN", str(line + 1), "", "50123456789%02d" % line
+                                     + comp + "EN"]))
+                segs.append(el.join(["QTY", "21" + comp + str(rnd.randint(1, 99))]))
+                segs.append(el.join(["IMD", "F", "", comp * 3 + esc("MUG ?+'BLUE':%d" % line)]))
+            parts.append(el.join(["UNH", ref, "ORDERS" + comp + "D" + comp + "96A" + comp
+                                  + "UN"]) + t)
+            parts.extend(s + t for s in segs)
+            parts.append(el.join(["UNT", str(len(segs) + 2), ref]) + t)
+            ids.append("IC%d/%s/%s" % (ic, gid, ref))
+        total += msgs
+        if groups:
+            parts.append(el.join(["UNE", str(msgs), gid]) + t)
+    parts.append(el.join(["UNZ", str(groups if groups else total), "IC%d" % ic]) + t)
+    return "".join(parts), ctl
 
 
 class Bad(Exception):
@@ -174,6 +169,20 @@ def want(cond, what):
         raise Bad(what)
 
 
+def read_set(text, i, el, term, rel, trailer, ctl):
+    """The segments of a set or message after its ST or UNH, up to TRAILER (SE, UNT), whose
+    count and control number are checked; returns where the next segment starts."""
+    count = 1
+    while True:
+        seg, i = segments(text, i, term, rel)
+        want(seg is not None, "%s %s not closed" % (trailer, ctl))
+        e = split_el(seg, el, rel)
+        count += 1
+        if e[0] == trailer:
+            want(e[1] == str(count) and e[2] == ctl, "%s %r: %d segments" % (trailer, seg, count))
+            return i
+
+
 def read_x12(text):
     ids, i, n = [], 0, len(text)
     while True:
@@ -201,14 +210,8 @@ def read_x12(text):
                     want(e[1] == str(sets) and e[2] == gctl, "GE %r: %d sets, %s" % (seg, sets, gctl))
                     break
                 want(e[0] == "ST", "ST expected, got %r" % seg[:20])
-                sctl, count = e[2], 1
-                while True:
-                    seg, i = segments(text, i, term, None)
-                    e = split_el(seg, el, None)
-                    count += 1
-                    if e[0] == "SE":
-                        want(e[1] == str(count) and e[2] == sctl, "SE %r: %d" % (seg, count))
-                        break
+                sctl = e[2]
+                i = read_set(text, i, el, term, None, "SE", sctl)
                 ids.append("%d/%s/%s" % (int(ictl), gctl, sctl))
                 sets += 1
 
@@ -247,14 +250,8 @@ def read_edifact(text):
                     want(e[1] == str(gmsgs) and e[2] == gid, "UNE %r" % seg)
                     break
                 want(e[0] == "UNH", "UNH expected, got %r" % seg[:20])
-                ref, count = e[1], 1
-                while True:
-                    seg, i = segments(text, i, term, rel)
-                    e = split_el(seg, el, rel)
-                    count += 1
-                    if e[0] == "UNT":
-                        want(e[1] == str(count) and e[2] == ref, "UNT %r: %d" % (seg, count))
-                        break
+                ref = e[1]
+                i = read_set(text, i, el, term, rel, "UNT", ref)
                 ids.append("%s/%s/%s" % (ictl, gid, ref))
                 msgs += 1
                 if not in_group:
@@ -297,7 +294,7 @@ def check(kind, ids_path, payloads, any_order=False):
 
 def main():
     if sys.argv[1] == "gen":
-        (gen_x12 if sys.argv[2] == "x12" else gen_edifact)(sys.argv[3], float(sys.argv[4]), sys.argv[5])
+        gen(sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5])
         return 0
     if sys.argv[2] == "--any-order":
         return check(sys.argv[3], sys.argv[4], sys.argv[5:], True)
