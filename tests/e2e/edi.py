@@ -123,13 +123,18 @@ class Bad(Exception):
     pass
 
 
+def skip_blank(text, i):
+    """Past the line breaks and blanks between segments."""
+    while i < len(text) and text[i] in "\r\n \t":
+        i += 1
+    return i
+
+
 def segments(text, i, term, rel):
     """The next segment from I (line breaks before it skipped) and where the one after starts;
     a terminator after an odd number of release characters is data."""
-    n = len(text)
-    while i < n and text[i] in "\r\n \t":
-        i += 1
-    if i >= n:
+    i = skip_blank(text, i)
+    if i >= len(text):
         return None, i
     j = text.find(term, i)
     while j >= 0 and rel:
@@ -183,82 +188,80 @@ def read_set(text, i, el, term, rel, trailer, ctl):
             return i
 
 
-def read_x12(text):
-    ids, i, n = [], 0, len(text)
+def read_all(text, one):
+    """The ids of every interchange in TEXT, each read by ONE(text, i, ids) from I to its end."""
+    ids, i = [], 0
     while True:
-        while i < n and text[i] in "\r\n \t":
-            i += 1
-        if i >= n:
+        i = skip_blank(text, i)
+        if i >= len(text):
             return ids
-        want(text.startswith("ISA", i) and n - i >= 106, "no ISA at %d" % i)
-        el, term = text[i + 3], text[i + 105]
-        isa = split_el(text[i:i + 105], el, None)
-        ictl, groups, i = isa[13], 0, i + 106
+        i = one(text, i, ids)
+
+
+def x12_read(text, i, ids):
+    want(text.startswith("ISA", i) and len(text) - i >= 106, "no ISA at %d" % i)
+    el, term = text[i + 3], text[i + 105]
+    isa = split_el(text[i:i + 105], el, None)
+    ictl, groups, i = isa[13], 0, i + 106
+    while True:
+        seg, i = segments(text, i, term, None)
+        want(seg is not None, "interchange %s not closed" % ictl)
+        e = split_el(seg, el, None)
+        if e[0] == "IEA":
+            want(e[1] == str(groups) and e[2] == ictl, "IEA %r: %d groups, %s" % (seg, groups, ictl))
+            return i
+        want(e[0] == "GS", "GS expected, got %r" % seg[:20])
+        gctl, sets, groups = e[6], 0, groups + 1
         while True:
             seg, i = segments(text, i, term, None)
-            want(seg is not None, "interchange %s not closed" % ictl)
             e = split_el(seg, el, None)
-            if e[0] == "IEA":
-                want(e[1] == str(groups) and e[2] == ictl, "IEA %r: %d groups, %s" % (seg, groups, ictl))
+            if e[0] == "GE":
+                want(e[1] == str(sets) and e[2] == gctl, "GE %r: %d sets, %s" % (seg, sets, gctl))
                 break
-            want(e[0] == "GS", "GS expected, got %r" % seg[:20])
-            gctl, sets, groups = e[6], 0, groups + 1
-            while True:
-                seg, i = segments(text, i, term, None)
-                e = split_el(seg, el, None)
-                if e[0] == "GE":
-                    want(e[1] == str(sets) and e[2] == gctl, "GE %r: %d sets, %s" % (seg, sets, gctl))
-                    break
-                want(e[0] == "ST", "ST expected, got %r" % seg[:20])
-                sctl = e[2]
-                i = read_set(text, i, el, term, None, "SE", sctl)
-                ids.append("%d/%s/%s" % (int(ictl), gctl, sctl))
-                sets += 1
+            want(e[0] == "ST", "ST expected, got %r" % seg[:20])
+            sctl = e[2]
+            i = read_set(text, i, el, term, None, "SE", sctl)
+            ids.append("%d/%s/%s" % (int(ictl), gctl, sctl))
+            sets += 1
 
 
-def read_edifact(text):
-    ids, i, n = [], 0, len(text)
+def edifact_read(text, i, ids):
+    comp, el, rel, term = ":", "+", "?", "'"
+    if text.startswith("UNA", i):
+        comp, el, rel, term = text[i + 3], text[i + 4], text[i + 6], text[i + 8]
+        i += 9
+    seg, i = segments(text, i, term, rel)
+    e = split_el(seg, el, rel)
+    want(e[0] == "UNB", "UNB expected, got %r" % seg[:20])
+    ictl, groups, msgs, has_groups = e[5], 0, 0, None
     while True:
-        while i < n and text[i] in "\r\n \t":
-            i += 1
-        if i >= n:
-            return ids
-        comp, el, rel, term = ":", "+", "?", "'"
-        if text.startswith("UNA", i):
-            comp, el, rel, term = text[i + 3], text[i + 4], text[i + 6], text[i + 8]
-            i += 9
         seg, i = segments(text, i, term, rel)
+        want(seg is not None, "interchange %s not closed" % ictl)
         e = split_el(seg, el, rel)
-        want(e[0] == "UNB", "UNB expected, got %r" % seg[:20])
-        ictl, groups, msgs, has_groups = e[5], 0, 0, None
-        while True:
+        if e[0] == "UNZ":
+            want(e[1] == str(groups if has_groups else msgs) and e[2] == ictl, "UNZ %r" % seg)
+            return i
+        gid, in_group = "-", e[0] == "UNG"
+        want(has_groups in (None, in_group), "groups mixed in %s" % ictl)
+        has_groups = in_group
+        if in_group:
+            gid, gmsgs, groups = e[5], 0, groups + 1
             seg, i = segments(text, i, term, rel)
-            want(seg is not None, "interchange %s not closed" % ictl)
             e = split_el(seg, el, rel)
-            if e[0] == "UNZ":
-                want(e[1] == str(groups if has_groups else msgs) and e[2] == ictl, "UNZ %r" % seg)
+        while True:
+            if in_group and e[0] == "UNE":
+                want(e[1] == str(gmsgs) and e[2] == gid, "UNE %r" % seg)
                 break
-            gid, in_group = "-", e[0] == "UNG"
-            want(has_groups in (None, in_group), "groups mixed in %s" % ictl)
-            has_groups = in_group
-            if in_group:
-                gid, gmsgs, groups = e[5], 0, groups + 1
-                seg, i = segments(text, i, term, rel)
-                e = split_el(seg, el, rel)
-            while True:
-                if in_group and e[0] == "UNE":
-                    want(e[1] == str(gmsgs) and e[2] == gid, "UNE %r" % seg)
-                    break
-                want(e[0] == "UNH", "UNH expected, got %r" % seg[:20])
-                ref = e[1]
-                i = read_set(text, i, el, term, rel, "UNT", ref)
-                ids.append("%s/%s/%s" % (ictl, gid, ref))
-                msgs += 1
-                if not in_group:
-                    break
-                gmsgs += 1
-                seg, i = segments(text, i, term, rel)
-                e = split_el(seg, el, rel)
+            want(e[0] == "UNH", "UNH expected, got %r" % seg[:20])
+            ref = e[1]
+            i = read_set(text, i, el, term, rel, "UNT", ref)
+            ids.append("%s/%s/%s" % (ictl, gid, ref))
+            msgs += 1
+            if not in_group:
+                break
+            gmsgs += 1
+            seg, i = segments(text, i, term, rel)
+            e = split_el(seg, el, rel)
 
 
 def check(kind, ids_path, payloads, any_order=False):
@@ -270,7 +273,7 @@ def check(kind, ids_path, payloads, any_order=False):
         with open(p, newline="") as f:
             text = f.read()
         try:
-            got = read_x12(text) if kind == "x12" else read_edifact(text)
+            got = read_all(text, x12_read if kind == "x12" else edifact_read)
         except (Bad, IndexError) as e:
             print("%s: not a valid %s chunk: %s" % (p, kind, e))
             return 1
