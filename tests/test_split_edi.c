@@ -438,31 +438,10 @@ static int split_file(int fmt, const char *path, uint64_t budget, struct seen *s
     return rc;
 }
 
-/* From chunk K's start (as a restarted daemon would), the rest of the sets. */
-static void check_seek(int fmt, const char *path, uint64_t budget, uint64_t start, unsigned k,
-                       const char *tail)
-{
-    struct pd_split_opts o = {.format = fmt, .max_body = budget};
-    struct pd_splitter *sp = NULL;
-    struct pd_chunk c;
-    struct seen seen = {0};
-    int rc;
-    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
-    assert_int_equal(pd_split_seek(sp, start, k), 0);
-    while ((rc = pd_split_next(sp, &c)) == 1) {
-        assert_int_equal(c.index, k++);
-        take_chunk(fmt, &c, budget, &seen);
-    }
-    if (rc != 0)
-        fail_msg("seek to %llu: %s", (unsigned long long)start, pd_split_error(sp));
-    assert_string_equal(seen.ids.p ? seen.ids.p : "", tail);
-    free(seen.ids.p);
-    pd_split_destroy(&sp);
-}
-
-/* After chunk K the server says 413: the rest is cut again at a smaller budget. */
-static void check_resplit(int fmt, const char *path, uint64_t budget, unsigned k,
-                          const char *expect)
+/* Splits PATH again: SEEK, from chunk K's start (as a restarted daemon would), else refusing
+ * chunk K as a 413 would (it is cut again at a smaller budget). The sets must be WANT. */
+static void check_again(int fmt, const char *path, uint64_t budget, int seek, uint64_t start,
+                        unsigned k, const char *want)
 {
     struct pd_split_opts o = {.format = fmt, .max_body = budget};
     struct pd_splitter *sp = NULL;
@@ -471,15 +450,19 @@ static void check_resplit(int fmt, const char *path, uint64_t budget, unsigned k
     int rc;
     unsigned i = 0;
     assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    if (seek)
+        assert_int_equal(pd_split_seek(sp, start, k), 0);
     while ((rc = pd_split_next(sp, &c)) == 1) {
-        if (i++ == k && c.body_len > pd_split_min_body(sp) &&
-            pd_split_resplit(sp, c.body_len - 1) == 0)
+        if (seek)
+            assert_int_equal(c.index, k++);
+        else if (i++ == k && c.body_len > pd_split_min_body(sp) &&
+                 pd_split_resplit(sp, c.body_len - 1) == 0)
             continue; /* refused: not taken */
-        take_chunk(fmt, &c, c.body_len, &seen);
+        take_chunk(fmt, &c, seek ? budget : c.body_len, &seen);
     }
     if (rc != 0)
-        fail_msg("resplit: %s", pd_split_error(sp));
-    assert_string_equal(seen.ids.p, expect);
+        fail_msg("%s: %s", seek ? "seek" : "resplit", pd_split_error(sp));
+    assert_string_equal(seen.ids.p ? seen.ids.p : "", want);
     free(seen.ids.p);
     pd_split_destroy(&sp);
 }
@@ -523,9 +506,9 @@ static void property_round(int fmt, unsigned round)
                      (unsigned long long)budget, seen.ids.p, expect.p);
         /* Resume at a random chunk: the sets from there on. */
         unsigned k = rn(run.n);
-        check_seek(fmt, path, budget, run.starts[k], k, nth_line(expect.p, run.before[k]));
+        check_again(fmt, path, budget, 1, run.starts[k], k, nth_line(expect.p, run.before[k]));
         if (run.n > 1)
-            check_resplit(fmt, path, budget, rn(run.n), expect.p);
+            check_again(fmt, path, budget, 0, 0, rn(run.n), expect.p);
     }
     free(seen.ids.p);
     unlink(path);
@@ -757,6 +740,35 @@ static void test_edi_tags_across_windows(void **state)
     }
 }
 
+/* An EDIFACT release character that ends a read window still releases the terminator that
+ * starts the next one. */
+static void test_edifact_release_across_windows(void **state)
+{
+    (void)state;
+    for (size_t shift = 0; shift < 3; shift++) {
+        struct sb f = {0};
+        sb_fmt(&f, UNB1 "UNH+M1+ORDERS:D:96A:UN'FTX+AAA+");
+        size_t pad = 65535 - shift - f.len;
+        char *filler = malloc(pad);
+        assert_non_null(filler);
+        memset(filler, 'y', pad);
+        sb_add(&f, filler, pad);
+        free(filler);
+        sb_fmt(&f, "?'?'?''UNT+3+M1'" EDF_MSG(2, "Z?'") "UNZ+2+IC1'");
+        char *path = write_tmp("r.edifact", f.p, f.len);
+        struct seen seen = {0};
+        /* Less than the whole: the second message goes in a chunk of its own. */
+        uint64_t budget = PD_ENCODE_BODY_OVERHEAD + pd_encode_escaped_len(f.p, f.len) - 10;
+        struct run run;
+        assert_int_equal(split_file(PD_SPLIT_EDIFACT, path, budget, &seen, &run, NULL), 0);
+        assert_int_equal(run.n, 2);
+        assert_string_equal(seen.ids.p, "IC1/-/M1\nIC1/-/M2\n");
+        free(seen.ids.p);
+        free(path);
+        free(f.p);
+    }
+}
+
 /* One transaction set bigger than the budget fails the file, saying which and what to do. */
 static void test_edi_set_too_big(void **state)
 {
@@ -888,6 +900,7 @@ int main(void)
     return PD_RUN_IN_DIR(test_x12_properties, test_edifact_properties,
                          test_x12_chunks_are_interchanges, test_x12_crlf_groups,
                          test_edifact_release, test_edi_errors, test_edi_tags_across_windows,
+                         test_edifact_release_across_windows,
                          test_edi_set_too_big, test_edi_chosen_by_content, test_edi_control_numbers,
                          test_edifact_latin1, test_edi_batch);
 }
