@@ -686,6 +686,12 @@ static void test_edi_errors(void **state)
     EXPECT_EDI("the file ends inside this GE segment: its terminator is missing", 141 + 46,
                "e11.x12", ISA1 GS1 X12_SET(1) "GE*1*1");
     EXPECT_EDI("holds no X12 interchange", 2, "e12.x12", "\n\n");
+    EXPECT_EDI("ISA segment's delimiters \"**~\" (element, component, segment terminator) are "
+               "not distinct", 0, "e13.x12",
+               "ISA*00*          *00*          *ZZ*S              *ZZ*R              *261130*"
+               "1200*^*00501*000000001*0*P**~" GS1 X12_SET(1) "GE*1*1~IEA*1*000000001~");
+    EXPECT_EDI("ST02 (the control number) is empty", 141, "e14.x12",
+               ISA1 GS1 "ST*850~SE*2*~GE*1*1~IEA*1*000000001~");
     /* EDIFACT */
     at = strlen(UNB1 "UNH+M1+ORDERS:D:96A:UN'BGM+220+X+9'");
     EXPECT_EDI("UNT01 says 2 but 3 segments (UNH to UNT) are in message M1", (int64_t)at, "f1.edifact",
