@@ -27,12 +27,17 @@ void sb_add(struct sb *s, const void *d, size_t n)
 
 void sb_fmt(struct sb *s, const char *fmt, ...)
 {
-    char buf[1024];
-    va_list ap;
+    va_list ap, again;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_copy(again, ap);
+    size_t n = (size_t)vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    sb_add(s, buf, (size_t)n);
+    char *grown = realloc(s->p, s->len + n + 1);
+    assert_non_null(grown);
+    s->p = grown;
+    vsnprintf(s->p + s->len, n + 1, fmt, again); /* in place: no size limit */
+    va_end(again);
+    s->len += n;
 }
 
 /* ---- the independent reader --------------------------------------------------------------- */
