@@ -9,6 +9,8 @@
  *   xml     the records of files whose opening (declaration, comments, DOCTYPE, root start
  *           tag with its attributes) is byte for byte the same, under that root once (the
  *           closing is the first file's: comments after another file's root are not carried)
+ *   x12     whole interchanges one after another (both standards allow several in one
+ *   edifact file), each file's envelope and control numbers kept as they are
  * The body is {"payload":"<combined text>"} and never longer than max_body.
  *
  * Each file's text must be a well-formed document of the format (the splitter checked it when
@@ -77,5 +79,7 @@ int pd_cut_json(const char *t, size_t n, unsigned header_lines, struct pd_format
 int pd_cut_lines(const char *t, size_t n, unsigned header_lines, struct pd_format_parts *p);
 int pd_cut_csv(const char *t, size_t n, unsigned header_lines, struct pd_format_parts *p);
 int pd_cut_xml(const char *t, size_t n, unsigned header_lines, struct pd_format_parts *p);
+/* x12 and edifact (src/format/split_edi.c): a batch is the interchanges one after another. */
+int pd_cut_edi(const char *t, size_t n, unsigned header_lines, struct pd_format_parts *p);
 
 #endif

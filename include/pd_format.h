@@ -24,6 +24,8 @@ enum pd_split_format {
     PD_SPLIT_CSV,
     PD_SPLIT_LINES,
     PD_SPLIT_NONE, /* never split: the file goes whole */
+    PD_SPLIT_X12,
+    PD_SPLIT_EDIFACT,
     PD_SPLIT_NFORMATS
 };
 
@@ -52,6 +54,9 @@ struct pd_format {
     const struct pd_scan_ops *scan; /* record scanner; NULL: never scanned (auto, none) */
     pd_format_cut_fn cut;           /* batch cutter; NULL: never batches */
     const char *batch_sep;          /* text between two files' records in a batch ("," json) */
+    /* 1 when a file's first bytes (HEAD, N) are of this format; NULL: never chosen by content.
+     * EDI files often have names that say nothing (.edi, .txt, none). */
+    int (*sniff)(const unsigned char *head, size_t n);
 };
 
 /* The entry of format ID, or NULL when ID is no format. */
@@ -65,6 +70,14 @@ int pd_format_parse(const char *name, int *id);
 
 /* The format the extension of file name NAME chooses (any case); PD_SPLIT_LINES for others. */
 int pd_format_of_name(const char *name);
+
+/*
+ * The format for split = auto from the file's name and its first bytes (HEAD, N; a UTF-8
+ * byte-order mark and blanks are skipped): the name's format, except that a file whose name
+ * chooses lines (no extension claims it) or a format whose content check fails goes to the
+ * first format whose content check accepts it (a .edi file starting with UNB is edifact).
+ */
+int pd_format_of_text(const char *name, const unsigned char *head, size_t n);
 
 /* Writes the names, separated by SEP, into BUF (always terminated). */
 void pd_format_join_names(const char *sep, char *buf, size_t len);

@@ -26,6 +26,7 @@ struct pd_chunk_rec {
     char *batch_id;       /* random id of that request, the same in every file's receipt */
     unsigned batch_files; /* files in that request */
     unsigned batch_pos;   /* this file's place in it, 1-based */
+    char control[128];    /* EDI: the control numbers it carried (pd_chunk's); "" otherwise */
 };
 
 /*

@@ -18,10 +18,21 @@
  *   csv     the first header_lines rows open every chunk; whole rows follow (quoted fields
  *           with commas, newlines and doubled quotes stay whole). TSV (.tsv) uses tabs.
  *   lines   whole lines, line endings kept exactly.
+ *   x12     whole transaction sets (ST...SE). Every chunk is an interchange: the original ISA
+ *           and GS segments around its sets, GE01 and IEA01 counting what the chunk holds,
+ *           GS06 and ISA13 kept; a chunk that spans groups or interchanges closes one and
+ *           opens the next. Delimiters come from each ISA (element separator, ISA16, the
+ *           terminator after it with any CR/LF). SE01, GE01, IEA01 and the control number
+ *           pairs ST02/SE02, GS06/GE02, ISA13/IEA02 are checked, also in a file that fits.
+ *   edifact the same for messages (UNH...UNT) in UNB...UNZ and optional UNG...UNE, with the UNA
+ *           (or the default ":+.? '" delimiters) and release character honoured, UNE01 and
+ *           UNZ01 rewritten per chunk, UNT01 and the references UNH01/UNT02, UNG05/UNE02,
+ *           UNB05/UNZ02 checked. Blanks and line breaks between segments are allowed.
  *   none    never split.
- *   auto    by extension (.json, .ndjson/.jsonl, .xml, .csv/.tsv, anything else lines), then
- *           confirmed by the first non-blank character: a .json file must start with [ or {,
- *           an .xml file with <. A mismatch is an error (the file is not what its name says;
+ *   auto    by extension (.json, .ndjson/.jsonl, .xml, .csv/.tsv, .x12, .edifact, anything
+ *           else lines), then confirmed by the first non-blank character: a .json file must
+ *           start with [ or {, an .xml file with <. A .edi file, or one no extension claims,
+ *           is x12 when it starts with ISA and edifact with UNA or UNB+ (pd_format_of_text). A mismatch is an error (the file is not what its name says;
  *           guessing another format could send something the flow does not expect).
  *
  * Files whose whole body fits max_body go as one chunk, byte for byte (a UTF-8 byte-order mark
@@ -49,7 +60,8 @@
  * start (and the max_body it used) can resume after a crash with pd_split_seek().
  *
  * Memory: two 64 KiB read buffers, the body (grown as needed up to max_body), the repeated
- * opening/closing texts (each at most max_body) and the nesting stack; never the file.
+ * opening/closing texts (each at most max_body) and the nesting stack (EDI: the current
+ * envelope segments, 512 bytes each at most); never the file.
  * Nothing here logs or uses the event loop; callers run it on a worker thread.
  */
 #ifndef PD_SPLIT_H
@@ -79,6 +91,9 @@ struct pd_chunk {
     uint64_t first_record; /* 1-based number of its first record */
     int whole;             /* 1: the file went as one chunk, unparsed */
     int last;              /* 1: no chunk follows (until a resplit) */
+    /* x12, edifact: the control numbers of its first and last set or message, for the
+     * receipt ("ISA13/GS06/ST02 000000001/1/0001 to 000000002/5/0042"); "" otherwise. */
+    char control[128];
     const char *body;      /* {"payload":"..."}; owned by the splitter (see pd_split_next) */
     size_t body_len;
 };

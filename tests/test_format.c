@@ -33,6 +33,16 @@ static const struct sample samples[] = {
     {"csv", "id,name\n", "1,\"a, b\"\n", ""},
     {"lines", "", "a line\n", ""},
     {"none", "", "anything at all\n", ""},
+    /* EDI: interchanges of one transaction set or message each (the counts stay right). */
+    {"x12",
+     "ISA*00*          *00*          *ZZ*S              *ZZ*R              *261130*1200*^*00501*"
+     "000000001*0*P*>~GS*PO*S*R*20261130*1200*1*X*005010~ST*850*1~SE*2*1~",
+     "GE*1*1~IEA*1*000000001~\n"
+     "ISA*00*          *00*          *ZZ*S              *ZZ*R              *261130*1200*^*00501*"
+     "000000001*0*P*>~GS*PO*S*R*20261130*1200*1*X*005010~ST*850*1~SE*2*1~",
+     "GE*1*1~IEA*1*000000001~\n"},
+    {"edifact", "UNA:+.? 'UNB+UNOC:3+S+R+261130:1200+1'UNH+1+ORDERS:D:96A:UN'UNT+2+1'",
+     "UNZ+1+1'UNB+UNOC:3+S+R+261130:1200+1'UNH+1+ORDERS:D:96A:UN'UNT+2+1'", "UNZ+1+1'"},
 };
 
 static const struct sample *sample_of(const char *name)
@@ -126,7 +136,7 @@ static void the_split_key_lists_every_format(void **state)
             help = pd_config_key_help(i, &def);
     assert_non_null(help);
     assert_string_equal(def, "auto");
-    assert_string_equal(help, "how to cut big files: auto json ndjson xml csv lines none");
+    assert_string_equal(help, "how to cut big files: auto json ndjson xml csv lines none x12 edifact");
     for (int id = 0; id < PD_SPLIT_NFORMATS; id++)
         assert_non_null(strstr(help, pd_format_name(id)));
 }

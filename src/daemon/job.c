@@ -275,6 +275,7 @@ static void chunk_acked(struct job *j, const struct pd_client_result *r)
     j->ack.start = j->chunk.start;
     j->ack.end = j->chunk.end;
     j->ack.records = j->chunk.records;
+    memcpy(j->ack.control, j->chunk.control, sizeof(j->ack.control));
     j->ack.body_bytes = j->body_len;
     j->ack.status = r->api.status;
     j->ack.run_id = r->api.run_id ? strdup(r->api.run_id) : NULL;

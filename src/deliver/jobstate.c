@@ -119,6 +119,8 @@ static cJSON *chunk_json(const struct pd_chunk_rec *c, bool for_people)
         rc |= add_num(o, "time_ms", (double)c->time_ms);
     }
     rc |= add_num(o, "attempts", c->attempts);
+    if (c->control[0])
+        rc |= add_str(o, "control_numbers", c->control);
     if (c->batch_id) {
         cJSON *b = cJSON_AddObjectToObject(o, "batch");
         rc |= b ? 0 : PD_ENOMEM;
@@ -288,7 +290,7 @@ static int load_failure(const cJSON *o, struct pd_failure *f)
 static int load_chunk(const cJSON *item, struct pd_jobstate *js)
 {
     struct pd_chunk_rec c;
-    uint64_t u;
+    uint64_t u = 0;
     int rc;
 
     memset(&c, 0, sizeof(c));
@@ -305,6 +307,9 @@ static int load_chunk(const cJSON *item, struct pd_jobstate *js)
         c.attempts = (unsigned)u;
     rc = rc ? rc : get_str(item, "flow_run_id", false, &c.run_id);
     rc = rc ? rc : get_str(item, "answer", false, &c.answer);
+    const cJSON *ctl = cJSON_GetObjectItemCaseSensitive(item, "control_numbers");
+    if (cJSON_IsString(ctl))
+        snprintf(c.control, sizeof(c.control), "%s", ctl->valuestring);
     const cJSON *batch = cJSON_GetObjectItemCaseSensitive(item, "batch");
     if (!rc && batch) {
         rc = get_str(batch, "request_id", true, &c.batch_id);

@@ -85,6 +85,22 @@ static char *dup_or_null(const char *s)
     return s && *s ? strdup(s) : NULL;
 }
 
+/* split = auto: the name's format, or the one the file's first bytes show (EDI files are
+ * often named .edi, .txt or nothing). A file that cannot be read here fails later. */
+static int choose_format(struct pd_splitter *sp, const struct pd_split_opts *opts)
+{
+    unsigned char head[256];
+    size_t n = 0;
+    if (opts->mem) {
+        n = opts->mem_len < sizeof(head) ? opts->mem_len : sizeof(head);
+        memcpy(head, opts->mem, n);
+    } else {
+        ssize_t r = pread(sp->fd, head, sizeof(head), 0);
+        n = r > 0 ? (size_t)r : 0;
+    }
+    return pd_format_of_text(sp->name, head, n);
+}
+
 int pd_split_create(int fd, const char *path, const struct pd_split_opts *opts,
                     struct pd_splitter **out)
 {
@@ -109,7 +125,7 @@ int pd_split_create(int fd, const char *path, const struct pd_split_opts *opts,
     sp->max_body = opts->max_body;
     sp->fmt_cfg = opts->format;
     sp->fmt = opts->format == PD_SPLIT_AUTO ? pd_format_of_name(sp->name) : opts->format;
-    if (sp->fmt == PD_SPLIT_AUTO || !pd_format_get(sp->fmt)) {
+    if (!pd_format_get(sp->fmt)) {
         rc = split_set_err(sp, PD_ECONFIG, "unknown split format %d", opts->format);
         goto fail;
     }
@@ -127,6 +143,8 @@ int pd_split_create(int fd, const char *path, const struct pd_split_opts *opts,
         }
         sp->own_fd = 1;
     }
+    if (opts->format == PD_SPLIT_AUTO)
+        sp->fmt = choose_format(sp, opts);
     sp->is_xml = sp->fmt == PD_SPLIT_XML ||
                  (sp->fmt == PD_SPLIT_NONE && pd_format_of_name(sp->name) == PD_SPLIT_XML);
     char msg[400];
@@ -294,6 +312,9 @@ struct cut {
     int last; /* the file's last record is in */
     uint64_t cum; /* the escaped length of the file's text before DEC, when KNOWN */
     int known;
+    char close[SCAN_ENV_MAX]; /* enveloped formats: the text that closes a chunk ending here */
+    size_t close_len;
+    char control[sizeof(((struct pd_chunk *)0)->control)]; /* ...and its control numbers */
 };
 
 /* At the end of a record (C): when the index says that records up to a later end fit, they are
@@ -324,6 +345,34 @@ static int jump(struct pd_splitter *sp, size_t limit, struct cut *c)
     sp->pos = 0;
     scan_resume(&sp->sc, 1);
     return 1;
+}
+
+/* Enveloped formats: the envelope text before the record starting now (the chunk's opening,
+ * or the trailers and headers between two groups). 0, 1 when it does not fit, or an error. */
+static int env_before(struct pd_splitter *sp, const struct cut *c, size_t limit)
+{
+    char env[SCAN_ENV_MAX];
+    size_t n = sp->sc.ops->env_open(&sp->sc, c->nrec == 0, env);
+    return split_body_escape(sp, env, n, limit);
+}
+
+/* Enveloped formats: a record ended; the chunk may end here when its closing text fits too.
+ * Then C is this place, with that text, and the state is where the next chunk starts. */
+static int env_after(struct pd_splitter *sp, struct cut *c, size_t limit)
+{
+    char close[SCAN_ENV_MAX];
+    size_t n = sp->sc.ops->env_close(&sp->sc, close);
+    if (sp->body_len > limit || pd_encode_escaped_len(close, n) > limit - sp->body_len)
+        return 1;
+    c->nrec++;
+    c->len = sp->body_len;
+    c->dec = sp->sc.ev_dec;
+    c->anchor = dec_anchor_of(&sp->dec, c->dec);
+    memcpy(c->close, close, n);
+    c->close_len = n;
+    sp->sc.ops->env_label(&sp->sc, c->control, sizeof(c->control));
+    scan_snapshot(&sp->sc);
+    return 0;
 }
 
 /* Escapes records into the body from where the chunk starts. Returns 0 after the file's last
@@ -367,6 +416,16 @@ static int fill_chunk(struct pd_splitter *sp, size_t limit, struct cut *c)
         acc = evpos;
         if (ev == SCAN_REC_START) {
             copying = 1;
+            if (sp->sc.ops->env_open && (rc = env_before(sp, c, limit)) != 0)
+                goto overflow;
+        } else if (ev == SCAN_REC_END && sp->sc.ops->env_open) {
+            copying = 0;
+            if ((rc = env_after(sp, c, limit)) != 0)
+                goto overflow;
+            if (sp->next_record + c->nrec - 1 >= sp->total_records) {
+                c->last = 1;
+                return 0;
+            }
         } else if (ev == SCAN_REC_END) {
             c->nrec++;
             c->len = sp->body_len;
@@ -439,7 +498,8 @@ static int make_chunk(struct pd_splitter *sp, struct pd_chunk *out)
         rc = cut_back(sp, &c);
     if (rc < 0)
         return rc;
-    if (split_body_escape(sp, sp->suf, sp->suf_len, (size_t)sp->max_body - TAIL_LEN) != 0 ||
+    if (split_body_escape(sp, c.close, c.close_len, (size_t)sp->max_body - TAIL_LEN) != 0 ||
+        split_body_escape(sp, sp->suf, sp->suf_len, (size_t)sp->max_body - TAIL_LEN) != 0 ||
         split_body_raw(sp, PD_ENCODE_BODY_TAIL, TAIL_LEN) < 0)
         return split_set_err(sp, PD_ENOMEM, "out of memory");
     uint64_t end = split_exact(sp, c.anchor, c.dec);
@@ -450,6 +510,7 @@ static int make_chunk(struct pd_splitter *sp, struct pd_chunk *out)
     out->records = c.nrec;
     out->first_record = sp->next_record;
     out->last = c.last;
+    memcpy(out->control, c.control, sizeof(out->control));
     out->body = sp->body;
     out->body_len = sp->body_len;
     sp->next_start = end;
@@ -541,6 +602,9 @@ int pd_split_resplit(struct pd_splitter *sp, uint64_t new_max_body)
         sp->next_cum_known = 1;
         return 0;
     }
+    /* An envelope depends on the records before the chunk: read the file again up to it. */
+    if (sp->sc.ops->env_open)
+        return pd_split_seek(sp, sp->last.start, sp->last.index);
     /* Where that chunk began in escaped text is found again at the first indexed record end. */
     sp->next_cum_known = 0;
     sp->next_start = sp->last.start;

@@ -63,7 +63,8 @@ void idx_start(struct pd_splitter *sp)
     sp->idx_grain = sp->max_body / 32 > MIN_GRAIN ? sp->max_body / 32 : MIN_GRAIN;
     sp->area_cum = sp->seek_cum = sp->next_cum = 0;
     sp->next_cum_known = 0;
-    sp->idx_on = sp->dec.cd == (iconv_t)-1;
+    /* An enveloped format's records are not copied as the file has them. */
+    sp->idx_on = sp->dec.cd == (iconv_t)-1 && !sp->sc.ops->env_open;
     if (sp->idx_on && !sp->dec.mem) {
         sp->idx_on = file_id(sp, id);
         sp->id_size = id[0], sp->id_mtime_s = id[1], sp->id_mtime_ns = id[2];

@@ -53,7 +53,21 @@ struct pd_scan_ops {
     /* Adjusts the state restored from the snapshot for resuming at a chunk's start (may be
      * NULL); AFTER_RECORD: a record precedes that start. */
     void (*resume)(struct scan *sc, int after_record);
+    /* Enveloped formats (EDI), whose chunks are not the text before the records, records and
+     * the text after them, but records inside an envelope rendered per chunk; NULL for the
+     * others. env_open: at SCAN_REC_START, the text to put before the record starting now
+     * (FIRST: the chunk's first record). env_close: after SCAN_REC_END, the text that closes
+     * a chunk ending there. Both write at most SCAN_ENV_MAX bytes into BUF. The driver then
+     * snapshots the state at every record end a chunk may start after (scan_snapshot), never
+     * copies the text between records, and never uses the record index. */
+    size_t (*env_open)(struct scan *sc, int first, char *buf);
+    size_t (*env_close)(const struct scan *sc, char *buf);
+    /* The control numbers a chunk ending after the record that ended now carries (for the
+     * receipt), into LABEL (LEN bytes). */
+    void (*env_label)(const struct scan *sc, char *label, size_t len);
 };
+
+#define SCAN_ENV_MAX 2048
 
 struct scan {
     int fmt;   /* enum pd_split_format, resolved */
@@ -88,6 +102,9 @@ void scan_reset(struct scan *sc);
 int scan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos);
 int scan_end(struct scan *sc, uint64_t eof_dec);
 void scan_resume(struct scan *sc, int after_record);
+/* Makes the live state the one scan_resume() restores (enveloped formats: the state where the
+ * next chunk starts). */
+void scan_snapshot(struct scan *sc);
 
 /* area_at_start for a scanner whose records never (always) begin at the first byte. */
 int scan_never(const struct scan *sc);
@@ -95,7 +112,11 @@ int scan_always(const struct scan *sc);
 
 /* The scanners, by format (the registry in src/format/format.c points at them). */
 extern const struct pd_scan_ops pd_scan_json, pd_scan_ndjson, pd_scan_xml, pd_scan_csv,
-    pd_scan_lines;
+    pd_scan_lines, pd_scan_x12, pd_scan_edifact;
+
+/* Content checks of the EDI formats (struct pd_format's sniff), in split_edi.c. */
+int pd_sniff_x12(const unsigned char *head, size_t n);
+int pd_sniff_edifact(const unsigned char *head, size_t n);
 
 /*
  * The decoder. In UTF-8 mode windows are the file's bytes (validated, never ending inside a

@@ -63,6 +63,7 @@ struct p1 {
     struct dec_anchor mark_anchor;
     size_t mark_pre_len;
     uint64_t target_rec;
+    uint64_t rec_env_esc; /* enveloped formats: the record's envelope, opening a chunk */
 };
 
 /* Decoded text pass 1 keeps: counted, escaped into the whole body while that fits, and
@@ -167,6 +168,11 @@ static int record_end(struct pd_splitter *sp, struct p1 *st)
     struct scan *sc = &sp->sc;
     int rc;
     uint64_t size = st->esc_total - st->rec_start_esc;
+    if (sc->ops->env_close) {
+        /* Alone in a chunk, a record carries its envelope. */
+        char env[SCAN_ENV_MAX];
+        size += st->rec_env_esc + pd_encode_escaped_len(env, sc->ops->env_close(sc, env));
+    }
     st->nrec++;
     if (size > sp->big_size) {
         sp->big_size = size;
@@ -191,6 +197,8 @@ static int record_end(struct pd_splitter *sp, struct p1 *st)
         split_exact(sp, a, sc->ev_dec) == sp->seek_target) {
         st->target_rec = st->nrec + 1;
         sp->seek_cum = st->esc_total;
+        if (sc->ops->env_open)
+            scan_snapshot(sc); /* the chunk asked for starts in this envelope */
     }
     return 0;
 }
@@ -241,6 +249,10 @@ static int handle_p1_event(struct pd_splitter *sp, struct p1 *st, int ev)
         break;
     }
     case SCAN_REC_START:
+        if (sc->ops->env_open) {
+            char env[SCAN_ENV_MAX];
+            st->rec_env_esc = pd_encode_escaped_len(env, sc->ops->env_open(sc, 1, env));
+        }
         st->rec_start_esc = st->esc_total;
         st->rec_start_dec = sc->ev_dec;
         st->rec_start_anchor = dec_anchor_of(&sp->dec, sc->ev_dec);
@@ -269,15 +281,17 @@ int split_check_budget(struct pd_splitter *sp)
         if (sp->over_count > 1)
             snprintf(others, sizeof(others), " (%llu records are too large; this is the largest)",
                      (unsigned long long)sp->over_count);
+        /* EDI: a transaction set goes with the envelope a chunk gives it. */
+        int env = sp->sc.ops->env_open != NULL;
         return split_set_err(
             sp, PD_ETOOBIG,
-            "record %llu at byte %llu is %s encoded, larger than the %s a request "
-            "can hold (max_body %llu less the text repeated in every chunk)%s; raise "
-            "max_body or split the record upstream",
+            "record %llu at byte %llu is %s encoded%s, larger than the %s a request "
+            "can hold (max_body %llu less %s)%s; raise max_body or split the record upstream",
             (unsigned long long)sp->big_num, (unsigned long long)sp->big_off,
             split_size_words(sp->big_size, a, sizeof(a)),
+            env ? " with its interchange and group envelope" : "",
             split_size_words(sp->max_body - fixed, b, sizeof(b)), (unsigned long long)sp->max_body,
-            others);
+            env ? "the request's own text" : "the text repeated in every chunk", others);
     }
     return 0;
 }
@@ -478,6 +492,8 @@ int split_pass1(struct pd_splitter *sp)
     uint64_t eof_dec = d->win_dec + d->win_len;
     if ((rc = read_tail(sp, &st, eof_dec)) < 0)
         return rc;
+    if (sp->sc.ops->env_open)
+        sp->suf_len = 0, sp->suf_over = 0; /* the trailers are rendered per chunk */
     if (st.dec_total == 0)
         return split_set_err(sp, PD_EEMPTY, "the file is empty; there is nothing to send");
     sp->file_end = split_exact(sp, dec_anchor_of(d, eof_dec), eof_dec);

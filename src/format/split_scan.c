@@ -113,7 +113,7 @@ static void copy_state(const struct scan *sc, void *dst, const void *src)
         memcpy(dst, src, sc->ops->state_size);
 }
 
-static void take_snapshot(struct scan *sc)
+void scan_snapshot(struct scan *sc)
 {
     copy_state(sc, sc->snap, sc->u);
     sc->have_snap = 1;
@@ -127,14 +127,14 @@ int scan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, 
         if (sc->ops->area_at_start(sc)) {
             sc->at_mark = 0;
             sc->ev_dec = base + *pos;
-            take_snapshot(sc);
+            scan_snapshot(sc);
             return SCAN_AREA_START;
         }
     }
     sc->at_mark = 0;
     ev = sc->ops->feed(sc, b, n, base, pos);
     if (ev == SCAN_AREA_START && !sc->at_mark)
-        take_snapshot(sc);
+        scan_snapshot(sc);
     return ev;
 }
 
@@ -150,7 +150,7 @@ int scan_end(struct scan *sc, uint64_t eof_dec)
     sc->at_mark = 0;
     ev = sc->ops->end(sc, eof_dec);
     if (ev == SCAN_AREA_START)
-        take_snapshot(sc);
+        scan_snapshot(sc);
     return ev;
 }
 

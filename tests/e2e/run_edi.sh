@@ -1,0 +1,67 @@
+# EDI through a watch: a 30 MB X12 file (thousands of 850s in many interchanges and groups,
+# three sets of delimiters) and a 30 MB EDIFACT file (release characters in the data, UNA
+# present and absent, with and without UNG groups) are each cut into several chunks under
+# max_body; every chunk is a valid interchange by an independent reader (edi.py: counts, control
+# number pairs), every set and message arrived exactly once, in order. Small EDI files batch as
+# whole interchanges; a damaged interchange goes to failed/ naming the segment and byte.
+. "$(dirname "$0")/lib.bash"
+. "$(dirname "$0")/lib_run.bash"
+
+EDI="$(dirname "$0")/edi.py"
+mkdir -p "$T/drop" "$T/ids"
+python3 "$EDI" gen x12 "$T/drop/orders.edi" 30 "$T/ids/x12"
+python3 "$EDI" gen edifact "$T/drop/orders.edifact" 30 "$T/ids/edifact"
+cp "$T/drop/orders.edi" "$T/orig.x12"
+
+# payloads_with PREFIX: the payload files (in arrival order) whose text starts with PREFIX.
+payloads_with() {
+  local f
+  for f in $(jq -r 'select(.status == 200 and .payload_file != null) | .payload_file' \
+      "$MOCK_REC/requests.jsonl"); do
+    if [ "$(head -c ${#1} "$MOCK_REC/$f")" = "$1" ]; then echo "$MOCK_REC/$f"; fi
+  done
+}
+
+start_mock
+PD_MAX_BODY=4000000 write_conf "$T/c.conf" "$T/drop"
+out=$(timeout 120 "$PD_BIN" run --once -c "$T/c.conf" 2>"$T/err") && rc=0 || rc=$?
+check "both files delivered (exit 0)" test "$rc" -eq 0
+check "the X12 file is archived with its receipt" archived orders.edi "$T/drop"
+check "the EDIFACT file is archived with its receipt" archived orders.edifact "$T/drop"
+check "every request body fitted max_body" \
+  test "$(jq -s '[.[] | select(.body_bytes > 4000000)] | length' "$MOCK_REC/requests.jsonl")" -eq 0
+x12=$(payloads_with ISA | wc -l) edf=$(payloads_with UN | wc -l)
+check "the X12 file went in several chunks ($x12)" test "$x12" -ge 7
+check "the EDIFACT file went in several chunks ($edf)" test "$edf" -ge 7
+check "every X12 chunk is interchanges with right counts; every 850 arrived once, in order" \
+  python3 "$EDI" check x12 "$T/ids/x12" $(payloads_with ISA)
+check "every EDIFACT chunk is interchanges with right counts; every message arrived once, in order" \
+  python3 "$EDI" check edifact "$T/ids/edifact" $(payloads_with UN)
+r=$(own_of "$T/drop")/archive/orders.edi.receipt.json
+check "the receipt lists the X12 chunks" jqe --argjson n "$x12" '.chunks | length == $n' "$r"
+check "each receipt chunk names the control numbers it carried" \
+  jqe '.chunks[0].control_numbers | test("^ISA13/GS06/ST02 000000001/[0-9]+/[0-9]{4} to [0-9]{9}/")' "$r"
+check "the archived file is the file as it came" cmp -s "$T/orig.x12" "$(own_of "$T/drop")/archive/orders.edi"
+kill "$MOCK_PID"
+
+# Small files batch as whole interchanges; a damaged one is refused with its segment and byte.
+start_mock
+mkdir -p "$T/small"
+isa='ISA*00*          *00*          *ZZ*ACME           *ZZ*PW             *261130*0915*U*00401*00000000'
+printf '%s1*0*P*>~GS*PO*A*P*20261130*0915*1*X*004010~ST*850*0001~BEG*00*SA*P1**20261130~SE*3*0001~GE*1*1~IEA*1*000000001~\n' "$isa" >"$T/small/a.x12"
+printf '%s2*0*P*>~GS*PO*A*P*20261130*0915*2*X*004010~ST*850*0002~BEG*00*SA*P2**20261130~SE*3*0002~GE*1*2~IEA*1*000000002~\n' "$isa" >"$T/small/b.x12"
+printf '%s3*0*P*>~GS*PO*A*P*20261130*0915*3*X*004010~ST*850*0003~BEG*00*SA*P3**20261130~SE*9*0003~GE*1*3~IEA*1*000000003~\n' "$isa" >"$T/small/bad.x12"
+write_conf "$T/s.conf" "$T/small" "batch = 10" "batch_window = 300ms"
+out=$(timeout 60 "$PD_BIN" run --once -c "$T/s.conf" 2>"$T/err2") && rc=0 || rc=$?
+check "the good files are archived" archived a.x12 "$T/small"
+check "... and b.x12" archived b.x12 "$T/small"
+check "one request carried both, as two whole interchanges" test "$(payload_count)" -eq 1
+printf '%s\n' 1/1/0001 2/2/0002 >"$T/ids/small"
+# Files join a batch as they are ready: in either order.
+check "the batch reads as two interchanges with their own control numbers" \
+  python3 "$EDI" check --any-order x12 "$T/ids/small" "$MOCK_REC"/payloads/*
+check "the damaged file is in failed/" failed bad.x12 "$T/small"
+e=$(own_of "$T/small")/failed/bad.x12.error.json
+check "its reason names SE01, the segment and its byte" \
+  grep -q 'SE01 says 9 but 3 segments (ST to SE) are in transaction set 0003.*segment 5 of the file.*at byte 176' "$e"
+finish
