@@ -285,6 +285,7 @@ static void chunk_acked(struct job *j, const struct pd_client_result *r)
     j->batch_id = NULL;
     j->ack.batch_files = j->batch_files;
     j->ack.batch_pos = j->batch_pos;
+    j->ack.entry = j->dl.entry; /* a compressed file's inner file it is of */
     d->sum.chunks++;
     d->sum.bytes += j->body_len;
     pd_metrics_chunk(d->opts.metrics, j->w->cfg->name, j->body_len);

@@ -56,7 +56,11 @@ int open_delivery(struct job *j)
         .resume_index = j->js.next_index,
         .mem = j->raw,
         .mem_len = j->raw_len,
+        .expand_dir = j->w->state_dir, /* a compressed file's expansion: no name, ours */
+        .resume_entry = j->js.next_entry,
     };
+    for (size_t e = 0; e < j->js.nentries && e < j->js.next_entry; e++)
+        o.expanded_before += j->js.entries[e].size;
     int rc = pd_delivery_open(&j->dl, &o);
     if (rc)
         job_fail(j, "%s", j->dl.why);
@@ -328,7 +332,7 @@ void work_next(uv_work_t *wk)
         j->after = AFTER_SEND;
         /* A batch takes the file's bytes: only when they are what the splitter sends (not
          * transcoded, by configuration or encoding = auto; no XML declaration rewritten). */
-        if (j->raw && j->chunk.whole && pd_split_verbatim(j->dl.sp)) {
+        if (j->raw && !j->dl.cx && j->chunk.whole && pd_split_verbatim(j->dl.sp)) {
             j->batchable = true;
             j->format = pd_split_format(j->dl.sp);
         }
@@ -336,7 +340,8 @@ void work_next(uv_work_t *wk)
     }
     if (rc == 0) {
         j->js.finished = true;
-        if ((rc = pd_jobstate_save(&j->js, j->state_path))) {
+        if ((rc = pd_delivery_note_entries(&j->dl, &j->js)) ||
+            (rc = pd_jobstate_save(&j->js, j->state_path))) {
             job_park(j, "save the delivery record", rc);
             return;
         }
@@ -348,6 +353,7 @@ void work_next(uv_work_t *wk)
         return;
     }
     job_fail(j, "%s", j->dl.why);
+    (void)pd_delivery_note_entries(&j->dl, &j->js); /* which entries the error file lists */
     j->js.fail.status = j->dl.why_status;
     j->js.fail.chunk = (int)j->js.next_index;
     /* The byte the reason names, where it names one; else where the unsent part starts. */
@@ -358,7 +364,9 @@ void work_next(uv_work_t *wk)
 void work_ack(uv_work_t *wk)
 {
     struct job *j = wk->data;
-    int rc = pd_jobstate_add_chunk(&j->js, &j->ack);
+    int rc = pd_delivery_note_entries(&j->dl, &j->js);
+
+    rc = rc ? rc : pd_jobstate_add_chunk(&j->js, &j->ack);
 
     free(j->ack.run_id);
     free(j->ack.answer);

@@ -1,0 +1,314 @@
+/*
+ * pd_expand: compressed files made here with zlib, libzstd and libarchive, expanded into a file
+ * with no name, and the hostile ones refused (names, links, encryption, nesting, truncation,
+ * bombs) with words that say which entry and which byte.
+ */
+#include "testlib.h"
+
+#include "pd_error.h"
+#include "pd_expand.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+static const struct pd_expand_limits roomy = {.max_size = 1ull << 40, .max_ratio = 100};
+
+/* One gzip member of TEXT (LEN bytes) appended to PATH. */
+static void gz_member(const char *path, const char *mode, const void *text, size_t len)
+{
+    gzFile g = gzopen(path, mode);
+    assert_non_null(g);
+    assert_int_equal(gzwrite(g, text, (unsigned)len), (int)len);
+    assert_int_equal(gzclose(g), Z_OK);
+}
+
+static void write_bytes(const char *path, const void *b, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, b, n), (ssize_t)n);
+    close(fd);
+}
+
+/* Expands entry I of PATH (named NAME) with L: the code, the text in *OUT (free it), x->why. */
+static int expand(const char *path, const char *name, size_t i, const struct pd_expand_limits *l,
+                  struct pd_expand *x, char **out, uint64_t *size)
+{
+    int fd = open(path, O_RDONLY), tfd = pd_expand_tmpfile(pd_test_dir);
+    assert_true(fd >= 0 && tfd >= 0);
+    int rc = pd_expand_open(x, fd, name);
+    *size = 0;
+    if (!rc && x->kind != PD_Z_NONE)
+        rc = pd_expand_entry(x, i, tfd, l, size);
+    if (out) {
+        struct stat st;
+        assert_int_equal(fstat(tfd, &st), 0);
+        *out = calloc(1, (size_t)st.st_size + 1);
+        assert_int_equal(pread(tfd, *out, (size_t)st.st_size, 0), st.st_size);
+    }
+    close(tfd);
+    close(fd);
+    return rc;
+}
+
+static void gz_several_members(void **state)
+{
+    (void)state;
+    const char *p = pd_test_path(pd_test_dir, "orders.json.gz");
+    gz_member(p, "wb", "[{\"a\":1},", 9);
+    gz_member(p, "ab", "{\"a\":2}]\n", 9);
+    struct pd_expand x;
+    char *out;
+    uint64_t size;
+    assert_int_equal(expand(p, "in/orders.json.gz", 0, &roomy, &x, &out, &size), 0);
+    assert_int_equal(x.kind, PD_Z_GZIP);
+    assert_int_equal(x.n, 1);
+    assert_string_equal(x.entries[0].name, "orders.json");
+    assert_string_equal(out, "[{\"a\":1},{\"a\":2}]\n");
+    assert_int_equal(size, 18);
+    free(out);
+    pd_expand_close(&x);
+}
+
+static void zst_several_frames(void **state)
+{
+    (void)state;
+    char a[256], b[256];
+    size_t na = ZSTD_compress(a, sizeof(a), "id,v\n1,a\n", 9, 3);
+    size_t nb = ZSTD_compress(b, sizeof(b), "2,b\n", 4, 19);
+    assert_false(ZSTD_isError(na) || ZSTD_isError(nb));
+    char both[512];
+    memcpy(both, a, na);
+    memcpy(both + na, b, nb);
+    const char *p = pd_test_path(pd_test_dir, "rows.csv.zst");
+    write_bytes(p, both, na + nb);
+    struct pd_expand x;
+    char *out;
+    uint64_t size;
+    assert_int_equal(expand(p, "rows.csv.zst", 0, &roomy, &x, &out, &size), 0);
+    assert_int_equal(x.kind, PD_Z_ZSTD);
+    assert_string_equal(x.entries[0].name, "rows.csv");
+    assert_string_equal(out, "id,v\n1,a\n2,b\n");
+    free(out);
+    pd_expand_close(&x);
+    /* cut short inside the second frame: the byte and zstd's words */
+    write_bytes(p, both, na + nb - 3);
+    assert_int_equal(expand(p, "rows.csv.zst", 0, &roomy, &x, NULL, &size), PD_EPARSE);
+    assert_non_null(strstr(x.why, "truncated"));
+    assert_int_equal(x.why_offset, (int64_t)(na + nb - 3));
+    pd_expand_close(&x);
+}
+
+/* A zip at PATH: entries NAMES[i] with TEXTS[i]; a text NULL makes a folder, "->x" a symlink
+ * to x. PASS: encrypted with it. */
+static void make_zip(const char *path, const char *const *names, const char *const *texts,
+                     size_t n, const char *pass)
+{
+    struct archive *a = archive_write_new();
+    assert_int_equal(archive_write_set_format_zip(a), ARCHIVE_OK);
+    if (pass) {
+        assert_int_equal(archive_write_set_options(a, "zip:encryption=zipcrypt"), ARCHIVE_OK);
+        assert_int_equal(archive_write_set_passphrase(a, pass), ARCHIVE_OK);
+    }
+    assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+    for (size_t i = 0; i < n; i++) {
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, names[i]);
+        archive_entry_set_perm(e, 0644);
+        if (!texts[i]) {
+            archive_entry_set_filetype(e, AE_IFDIR);
+        } else if (texts[i][0] == '-' && texts[i][1] == '>') {
+            archive_entry_set_filetype(e, AE_IFLNK);
+            archive_entry_set_symlink(e, texts[i] + 2);
+        } else {
+            archive_entry_set_filetype(e, AE_IFREG);
+            archive_entry_set_size(e, (la_int64_t)strlen(texts[i]));
+        }
+        assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+        if (texts[i] && texts[i][0] != '-')
+            assert_int_equal(archive_write_data(a, texts[i], strlen(texts[i])),
+                             (la_ssize_t)strlen(texts[i]));
+        archive_entry_free(e);
+    }
+    assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+    archive_write_free(a);
+}
+
+static void zip_entries_in_order(void **state)
+{
+    (void)state;
+    const char *names[] = {"dir/", "a.csv", "../../etc/b.csv", "/abs/c\033[31m.csv"};
+    const char *texts[] = {NULL, "x\n1\n", "x\n2\n", "x\n3\n"};
+    const char *p = pd_test_path(pd_test_dir, "three.zip");
+    make_zip(p, names, texts, 4, NULL);
+    struct pd_expand x;
+    char *out;
+    uint64_t size;
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(expand(p, "three.zip", i, &roomy, &x, &out, &size), 0);
+        assert_int_equal(x.n, 3); /* the folder is skipped */
+        assert_string_equal(x.entries[i].name, names[i + 1]);
+        assert_string_equal(out, texts[i + 1]);
+        free(out);
+        pd_expand_close(&x);
+    }
+    /* entry names are never paths: nothing was made beside the test folder's own files */
+    DIR *d = opendir(pd_test_dir);
+    struct dirent *de;
+    int files = 0;
+    while ((de = readdir(d)))
+        files += de->d_name[0] != '.';
+    closedir(d);
+    assert_int_equal(files, 1);
+}
+
+/* The zip NAMES/TEXTS is refused before anything is expanded, with WORDS in the reason. */
+static void zip_refused(const char *const *names, const char *const *texts, size_t n,
+                        const char *pass, const char *words)
+{
+    const char *p = pd_test_path(pd_test_dir, "bad.zip");
+    make_zip(p, names, texts, n, pass);
+    struct pd_expand x;
+    uint64_t size;
+    assert_int_equal(expand(p, "bad.zip", 0, &roomy, &x, NULL, &size), PD_EPARSE);
+    assert_non_null(strstr(x.why, words));
+    pd_expand_close(&x);
+}
+
+static void zip_links_encryption_nesting_refused(void **state)
+{
+    (void)state;
+    const char *n1[] = {"ok.csv", "evil\n.csv"}, *t1[] = {"x\n", "->/etc/passwd"};
+    zip_refused(n1, t1, 2, NULL, "zip entry 2 (evil\\n.csv) is a symbolic link");
+    const char *n2[] = {"secret.csv"}, *t2[] = {"x\n1\n"};
+    zip_refused(n2, t2, 1, "pw", "(secret.csv) is encrypted");
+    const char *n3[] = {"inner.csv.gz"}, *t3[] = {"x\n"};
+    zip_refused(n3, t3, 1, NULL, "itself compressed");
+    const char *n4[] = {"inner.csv"}, *t4[] = {"\x1f\x8b\x08\x00 not really"};
+    zip_refused(n4, t4, 1, NULL, "by its first bytes");
+    const char *n5[] = {"empty/"}, *t5[] = {NULL};
+    zip_refused(n5, t5, 1, NULL, "holds no files");
+}
+
+static void names_that_lie(void **state)
+{
+    (void)state;
+    const char *p = pd_test_path(pd_test_dir, "orders.json.gz");
+    pd_test_write(p, "[{\"a\":1}]\n");
+    struct pd_expand x;
+    uint64_t size;
+    assert_int_equal(expand(p, "orders.json.gz", 0, &roomy, &x, NULL, &size), PD_EPARSE);
+    assert_non_null(strstr(x.why, "says gzip, but the file is not compressed"));
+    pd_expand_close(&x);
+    /* a plain file is no compressed file, and gzip bytes under another name are gzip */
+    assert_int_equal(expand(p, "orders.json", 0, &roomy, &x, NULL, &size), 0);
+    assert_int_equal(x.kind, PD_Z_NONE);
+    pd_expand_close(&x);
+    gz_member(p, "wb", "a\n", 2);
+    assert_int_equal(expand(p, "orders.json", 0, &roomy, &x, NULL, &size), 0);
+    assert_int_equal(x.kind, PD_Z_GZIP);
+    assert_int_equal(size, 2);
+    pd_expand_close(&x);
+}
+
+static void gz_truncated_and_corrupt(void **state)
+{
+    (void)state;
+    const char *p = pd_test_path(pd_test_dir, "t.csv.gz");
+    char text[4000];
+    for (size_t i = 0; i < sizeof(text); i++)
+        text[i] = (char)('a' + (i * 7919) % 26);
+    gz_member(p, "wb", text, sizeof(text));
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    int fd = open(p, O_RDWR);
+    assert_int_equal(ftruncate(fd, st.st_size - 10), 0);
+    struct pd_expand x;
+    uint64_t size;
+    assert_int_equal(expand(p, "t.csv.gz", 0, &roomy, &x, NULL, &size), PD_EPARSE);
+    assert_non_null(strstr(x.why, "truncated"));
+    assert_int_equal(x.why_offset, st.st_size - 10);
+    pd_expand_close(&x);
+    assert_int_equal(pwrite(fd, "\xff\xff\xff\xff", 4, 12), 4); /* inside the deflate data */
+    close(fd);
+    assert_int_equal(expand(p, "t.csv.gz", 0, &roomy, &x, NULL, &size), PD_EPARSE);
+    assert_non_null(strstr(x.why, "corrupt at byte"));
+    assert_non_null(strstr(x.why, "zlib: "));
+    pd_expand_close(&x);
+    /* bytes after the last member that are not gzip */
+    gz_member(p, "wb", "a\n", 2);
+    fd = open(p, O_WRONLY | O_APPEND);
+    assert_int_equal(write(fd, "junk", 4), 4);
+    close(fd);
+    assert_int_equal(expand(p, "t.csv.gz", 0, &roomy, &x, NULL, &size), PD_EPARSE);
+    assert_non_null(strstr(x.why, "4 bytes after its last member"));
+    pd_expand_close(&x);
+}
+
+/* A gzip of N zeros at PATH. */
+static void zeros_gz(const char *path, size_t n)
+{
+    char *z = calloc(1, n);
+    gz_member(path, "wb", z, n);
+    free(z);
+}
+
+static void limits_stop_a_bomb_early(void **state)
+{
+    (void)state;
+    const char *p = pd_test_path(pd_test_dir, "bomb.csv.gz");
+    zeros_gz(p, 64u << 20); /* 64 MiB in about 64 KB */
+    struct pd_expand x;
+    uint64_t size;
+    char *out;
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    /* the ratio: stopped at 100 times the file's size, nothing kept */
+    assert_int_equal(expand(p, "bomb.csv.gz", 0, &roomy, &x, &out, &size), PD_ELIMIT);
+    assert_non_null(strstr(x.why, "max_expansion_ratio (100)"));
+    assert_true(size <= 100 * (uint64_t)st.st_size && size > 100 * (uint64_t)st.st_size - 65536);
+    assert_string_equal(out, "");
+    free(out);
+    pd_expand_close(&x);
+    /* the size, with entries before it counted */
+    struct pd_expand_limits l = {.max_size = 8u << 20, .max_ratio = 0, .before = 3u << 20};
+    assert_int_equal(expand(p, "bomb.csv.gz", 0, &l, &x, NULL, &size), PD_ELIMIT);
+    assert_non_null(strstr(x.why, "max_expanded_size (8388608 bytes)"));
+    assert_true(size <= (5u << 20) && size > (5u << 20) - (64u << 10));
+    pd_expand_close(&x);
+    /* a small file well over the ratio passes: the ratio counts past 1 MiB only */
+    zeros_gz(p, 500000);
+    assert_int_equal(expand(p, "bomb.csv.gz", 0, &roomy, &x, NULL, &size), 0);
+    assert_int_equal(size, 500000);
+    pd_expand_close(&x);
+}
+
+static void tmpfile_has_no_name(void **state)
+{
+    (void)state;
+    int fd = pd_expand_tmpfile(pd_test_dir);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "x", 1), 1);
+    DIR *d = opendir(pd_test_dir);
+    struct dirent *de;
+    while ((de = readdir(d)))
+        assert_true(de->d_name[0] == '.');
+    closedir(d);
+    close(fd);
+}
+
+int main(void)
+{
+    return PD_RUN_IN_DIR(gz_several_members, zst_several_frames, zip_entries_in_order,
+                         zip_links_encryption_nesting_refused, names_that_lie,
+                         gz_truncated_and_corrupt, limits_stop_a_bomb_early,
+                         tmpfile_has_no_name);
+}
