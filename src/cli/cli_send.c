@@ -373,6 +373,14 @@ static void make_ahead(struct file_job *f)
     f->making = true;
 }
 
+/* Where a compressed file is expanded: the state dir (a file there with no name), else the
+ * temp folder. */
+static const char *expand_dir(const struct pd_config *cfg)
+{
+    const char *tmp = getenv("TMPDIR");
+    return cfg->state.dir ? cfg->state.dir : tmp && *tmp ? tmp : "/tmp";
+}
+
 /* Starts files while slots are free: at most 2 x `concurrency` chunk bodies are held at once. */
 static void schedule(struct send *s)
 {
@@ -385,7 +393,8 @@ static void schedule(struct send *s)
                                      .watch = s->watch,
                                      .max_body = s->cfg->pw.max_body,
                                      .budget = pd_bodylimit_budget(&s->limit),
-                                     .limit = &s->limit};
+                                     .limit = &s->limit,
+                                     .expand_dir = expand_dir(s->cfg)};
         if (pd_delivery_open(&f->dl, &o) != 0) {
             file_fail(f, f->dl.why);
             f->ended = true;

@@ -147,13 +147,15 @@ static int entries_json(const struct pd_jobstate *js, cJSON *o)
     for (size_t i = 0; arr && !rc && i < js->nentries; i++) {
         const struct pd_entry_rec *e = &js->entries[i];
         cJSON *eo = cJSON_CreateObject();
-        cJSON *chunks = eo ? cJSON_AddArrayToObject(eo, "chunks") : NULL;
-        cJSON *runs = eo ? cJSON_AddArrayToObject(eo, "flow_run_ids") : NULL;
-        if (!eo || !cJSON_AddItemToArray(arr, eo) || !chunks || !runs)
+        if (!eo || !cJSON_AddItemToArray(arr, eo))
             return PD_ENOMEM;
         rc |= add_name(eo, "name", e->name);
         rc |= add_num(eo, "size", (double)e->size);
         rc |= add_str(eo, "format", e->format);
+        cJSON *chunks = cJSON_AddArrayToObject(eo, "chunks");
+        cJSON *runs = cJSON_AddArrayToObject(eo, "flow_run_ids");
+        if (!chunks || !runs)
+            return PD_ENOMEM;
         for (size_t k = 0; !rc && k < js->nchunks; k++) {
             const struct pd_chunk_rec *c = &js->chunks[k];
             if (c->entry != i)
