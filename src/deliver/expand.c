@@ -71,10 +71,11 @@ const char *pd_expand_kind_name(enum pd_zkind k)
 int xfail(struct pd_expand *x, int rc, int64_t offset, const char *fmt, ...)
 {
     va_list ap;
+
+    x->why_offset = offset;
     va_start(ap, fmt);
     vsnprintf(x->why, sizeof(x->why), fmt, ap);
     va_end(ap);
-    x->why_offset = offset;
     return rc;
 }
 
