@@ -198,6 +198,34 @@ static void zip_links_encryption_nesting_refused(void **state)
     zip_refused(n5, t5, 1, NULL, "holds no files");
 }
 
+/* A zip declaring more entries than one may hold is refused from its end record, before its
+ * directory is read into memory. */
+static void zip_too_many_entries(void **state)
+{
+    (void)state;
+    const char *p = pd_test_path(pd_test_dir, "many.zip");
+    struct archive *a = archive_write_new();
+    assert_int_equal(archive_write_set_format_zip(a), ARCHIVE_OK);
+    assert_int_equal(archive_write_open_filename(a, p), ARCHIVE_OK);
+    for (int i = 0; i <= PD_EXPAND_MAX_ENTRIES; i++) {
+        char name[32];
+        struct archive_entry *e = archive_entry_new();
+        snprintf(name, sizeof(name), "f%05d.csv", i);
+        archive_entry_set_pathname(e, name);
+        archive_entry_set_filetype(e, AE_IFREG);
+        archive_entry_set_size(e, 0);
+        assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+        archive_entry_free(e);
+    }
+    assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+    archive_write_free(a);
+    struct pd_expand x;
+    uint64_t size;
+    assert_int_equal(expand(p, "many.zip", 0, &roomy, &x, NULL, &size), PD_ELIMIT);
+    assert_non_null(strstr(x.why, "declares 10001 entries"));
+    pd_expand_close(&x);
+}
+
 static void names_that_lie(void **state)
 {
     (void)state;
@@ -308,7 +336,8 @@ static void tmpfile_has_no_name(void **state)
 int main(void)
 {
     return PD_RUN_IN_DIR(gz_several_members, zst_several_frames, zip_entries_in_order,
-                         zip_links_encryption_nesting_refused, names_that_lie,
+                         zip_links_encryption_nesting_refused, zip_too_many_entries,
+                         names_that_lie,
                          gz_truncated_and_corrupt, limits_stop_a_bomb_early,
                          tmpfile_has_no_name);
 }

@@ -16,6 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#define EOCD_SEARCH (65535 + 22) /* the end record and the longest comment after it */
+#define ZIP_DIR_MAX (16 << 20)    /* the central directory libarchive holds in memory */
+
 struct zsrc {
     struct pd_expand *x;
     int64_t pos;
@@ -122,14 +125,67 @@ static const char *z_refusal(struct archive *a, struct archive_entry *e)
     return NULL; /* a read error comes back when the entry is expanded, with its words */
 }
 
+static uint64_t le(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    while (n--)
+        v = v << 8 | p[n];
+    return v;
+}
+
+/*
+ * The zip's directory, as its end record declares it, held against the limits before libarchive
+ * reads it into memory (a hostile directory of a million entries would cost hundreds of MiB):
+ * 0, or a refusal. An end record not found is left to libarchive to report.
+ */
+static int z_directory(struct pd_expand *x)
+{
+    unsigned char *t = malloc(EOCD_SEARCH);
+    uint64_t n = x->size < EOCD_SEARCH ? x->size : EOCD_SEARCH, base = x->size - n;
+    uint64_t entries = 0, dir = 0;
+    int rc = 0;
+
+    if (!t)
+        return xfail(x, PD_ENOMEM, -1, "%s", pd_strerror(PD_ENOMEM));
+    if (pread(x->fd, t, n, (off_t)base) != (ssize_t)n)
+        n = 0;
+    for (uint64_t p = n >= 22 ? n - 22 : 0; n >= 22; p--) {
+        if (!memcmp(t + p, "PK\5\6", 4)) {
+            entries = le(t + p + 10, 2);
+            dir = le(t + p + 12, 4);
+            unsigned char z64[56];
+            if ((entries == 0xffff || dir == 0xffffffff) && p >= 20 &&
+                !memcmp(t + p - 20, "PK\6\7", 4) &&
+                pread(x->fd, z64, sizeof(z64), (off_t)le(t + p - 12, 8)) == sizeof(z64) &&
+                !memcmp(z64, "PK\6\6", 4)) {
+                entries = le(z64 + 32, 8);
+                dir = le(z64 + 40, 8);
+            }
+            break;
+        }
+        if (p == 0)
+            break;
+    }
+    free(t);
+    if (entries > PD_EXPAND_MAX_ENTRIES || dir > ZIP_DIR_MAX)
+        rc = xfail(x, PD_ELIMIT, -1,
+                   "the zip file declares %" PRIu64 " entries in a directory of %" PRIu64
+                   " bytes; patchdrop takes at most %d entries and a %d-byte directory in one "
+                   "zip, so nothing was sent; send the files in several zips",
+                   entries, dir, PD_EXPAND_MAX_ENTRIES, ZIP_DIR_MAX);
+    return rc;
+}
+
 int xzip_list(struct pd_expand *x)
 {
+    int rc = z_directory(x);
+    if (rc)
+        return rc;
     struct zsrc *z = malloc(sizeof(*z));
     struct archive *a = z ? z_open(x, z) : NULL;
     struct archive_entry *e;
     size_t cap = 0;
     char nb[1024];
-    int rc = 0;
 
     if (!a) {
         free(z);
@@ -141,11 +197,10 @@ int xzip_list(struct pd_expand *x)
             continue;
         const char *no = z_refusal(a, e);
         if (no || x->n >= PD_EXPAND_MAX_ENTRIES) {
-            rc = xfail(x, PD_EPARSE, -1,
-                       "zip entry %" PRIu64 " (%s) %s%s; nothing of the zip was sent", pos + 1,
+            rc = xfail(x, no ? PD_EPARSE : PD_ELIMIT, -1,
+                       "zip entry %" PRIu64 " (%s) %s; nothing of the zip was sent", pos + 1,
                        xname(name ? name : "(no name)", nb, sizeof(nb)),
-                       no ? no : "is past the most files one zip may hold, ",
-                       no ? "" : "10000");
+                       no ? no : "is past the 10000 files one zip may hold");
             break;
         }
         if (x->n == cap) {
