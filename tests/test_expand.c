@@ -5,13 +5,16 @@
  */
 #include "testlib.h"
 
+#include "pd_deliver.h"
 #include "pd_error.h"
 #include "pd_expand.h"
+#include "pd_jobstate.h"
 
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -319,6 +322,107 @@ static void limits_stop_a_bomb_early(void **state)
     pd_expand_close(&x);
 }
 
+/* The delivery engine over a zip of three CSV files of 40 rows each, cutting to BUDGET,
+ * continuing at ENTRY, OFFSET, INDEX. */
+static void open_zip_dl(struct pd_delivery *dl, uint64_t budget, unsigned entry, uint64_t offset,
+                        unsigned index)
+{
+    const char *p = pd_test_path(pd_test_dir, "rows.zip");
+    static const char *const names[] = {"x.csv", "y.csv", "z.csv"};
+    static char texts[3][2048];
+    const char *t[3];
+    for (int e = 0; e < 3; e++) {
+        size_t at = (size_t)snprintf(texts[e], sizeof(texts[e]), "id,v\n");
+        for (int i = 0; i < 40; i++)
+            at += (size_t)snprintf(texts[e] + at, sizeof(texts[e]) - at, "%c%02d,row\n",
+                                   'x' + e, i);
+        t[e] = texts[e];
+    }
+    make_zip(p, names, t, 3, NULL);
+    struct pd_delivery_opts o = {.fd = -1, .path = p, .name = "in/rows.zip", .max_body = budget,
+                                 .budget = budget, .expand_dir = pd_test_dir,
+                                 .resume_entry = entry, .resume_offset = offset,
+                                 .resume_index = index};
+    assert_int_equal(pd_delivery_open(dl, &o), 0);
+    assert_non_null(dl->cx);
+}
+
+/* The next chunk: its entry and index, and its first row's first letter. */
+static int next_of(struct pd_delivery *dl, struct pd_chunk *c, char *first)
+{
+    char *body;
+    size_t len;
+    int rc = pd_delivery_next(dl, c, &body, &len);
+    if (rc == 1) {
+        char *row = strstr(body, "\\n"); /* after the escaped header */
+        *first = row ? row[2] : '?';
+        free(body);
+    }
+    return rc;
+}
+
+static void delivery_walks_entries(void **state)
+{
+    (void)state;
+    struct pd_delivery dl;
+    struct pd_chunk c, chunks[3];
+    char first;
+    open_zip_dl(&dl, 1u << 20, 0, 0, 0);
+    for (unsigned e = 0; e < 3; e++) {
+        assert_int_equal(next_of(&dl, &c, &first), 1);
+        assert_int_equal(dl.entry, e);
+        assert_int_equal(c.index, e);
+        assert_int_equal(first, 'x' + (int)e);
+        assert_int_equal(c.last, e == 2); /* only the last entry's last chunk */
+        chunks[e] = c;
+    }
+    assert_int_equal(next_of(&dl, &c, &first), 0);
+    /* the receipt's entries */
+    struct pd_jobstate js = {0};
+    assert_int_equal(pd_delivery_note_entries(&dl, &js), 0);
+    assert_string_equal(js.compression, "zip");
+    assert_int_equal(js.nentries, 3);
+    assert_string_equal(js.entries[1].name, "y.csv");
+    assert_string_equal(js.entries[1].format, "csv");
+    assert_int_equal(js.entries[1].size, chunks[1].end);
+    pd_jobstate_cleanup(&js);
+    pd_delivery_close(&dl);
+    /* a restart after entry 1's last chunk goes on with entry 2, numbered on */
+    open_zip_dl(&dl, 1u << 20, 1, chunks[1].end, 2);
+    assert_int_equal(next_of(&dl, &c, &first), 1);
+    assert_int_equal(dl.entry, 2);
+    assert_int_equal(c.index, 2);
+    assert_int_equal(first, 'z');
+    pd_delivery_close(&dl);
+}
+
+/* `send` cuts ahead: a 413 on entry 0's last chunk, while entry 1 is open, cuts entry 0's
+ * chunk again, then goes on to entry 1. */
+static void recut_goes_back_an_entry(void **state)
+{
+    (void)state;
+    struct pd_delivery dl;
+    struct pd_chunk c, refused;
+    char first, *body;
+    size_t len;
+    open_zip_dl(&dl, 1u << 20, 0, 0, 0);
+    assert_int_equal(pd_delivery_next(&dl, &refused, &body, &len), 1);
+    assert_int_equal(next_of(&dl, &c, &first), 1);
+    assert_int_equal(dl.entry, 1);
+    assert_int_equal(pd_delivery_refused(&dl, &refused, len, 0), 0);
+    free(body);
+    unsigned n = 0;
+    while (next_of(&dl, &c, &first) == 1 && dl.entry == 0) {
+        assert_int_equal(first, 'x');
+        assert_int_equal(c.index, n++);
+    }
+    assert_true(n >= 2); /* cut smaller */
+    assert_int_equal(dl.entry, 1);
+    assert_int_equal(first, 'y');
+    assert_int_equal(c.index, n);
+    pd_delivery_close(&dl);
+}
+
 static void tmpfile_has_no_name(void **state)
 {
     (void)state;
@@ -339,5 +443,5 @@ int main(void)
                          zip_links_encryption_nesting_refused, zip_too_many_entries,
                          names_that_lie,
                          gz_truncated_and_corrupt, limits_stop_a_bomb_early,
-                         tmpfile_has_no_name);
+                         delivery_walks_entries, recut_goes_back_an_entry, tmpfile_has_no_name);
 }

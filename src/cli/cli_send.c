@@ -38,6 +38,7 @@ struct chunk {
     struct pd_chunk pc;   /* as the splitter made it (body excluded), for a re-cut */
     unsigned index;       /* 1-based */
     bool last;            /* no chunk follows */
+    const char *entry;    /* a compressed file: the inner file it is of (held by the delivery) */
     uint64_t offset, len; /* the file bytes it carries */
     char *body;           /* {"payload":"..."}, taken from the splitter */
     size_t body_len;
@@ -53,6 +54,7 @@ static int cut_next(struct pd_delivery *dl, struct chunk *c)
         return rc;
     c->index = c->pc.index + 1;
     c->last = c->pc.last;
+    c->entry = dl->cx ? dl->cx->x.entries[dl->entry].name : NULL;
     c->offset = c->pc.start;
     c->len = c->pc.end - c->pc.start;
     return 1;
@@ -169,11 +171,15 @@ static void file_fail(struct file_job *f, const char *what)
 
 static void make_ahead(struct file_job *f);
 
-/* "chunk 2" while more may follow, "chunk 3/3" for the last; the name escaped. */
+/* "chunk 2" while more may follow, "chunk 3/3" for the last; the name escaped, and a compressed
+ * file's inner file in brackets. */
 static void chunk_words(const struct file_job *f, char *out, size_t len)
 {
-    char name[SAFE_MAX];
-    pd_log_escape(f->path, name, sizeof(name));
+    char name[SAFE_MAX], entry[SAFE_MAX / 2];
+    size_t at = strlen(pd_log_escape(f->path, name, sizeof(name)));
+    if (f->chunk.entry && at < sizeof(name))
+        snprintf(name + at, sizeof(name) - at, " [%s]",
+                 pd_log_escape(f->chunk.entry, entry, sizeof(entry)));
     if (f->chunk.last)
         snprintf(out, len, "%s: chunk %u/%u, %llu bytes", name, f->chunk.index, f->chunk.index,
                  (unsigned long long)f->chunk.len);

@@ -82,6 +82,7 @@ int dlx_open_entry(struct pd_delivery *dl, unsigned k, uint64_t offset, unsigned
     cx->size[k] = size;
     struct pd_split_opts so = cx->so;
     so.name = cx->x.entries[k].name;
+    so.max_body = dl->budget; /* smaller after a 413 */
     rc = pd_split_create(cx->fd, NULL, &so, &dl->sp);
     if (!rc && (offset || index))
         rc = pd_split_seek(dl->sp, offset, index);
@@ -198,7 +199,16 @@ int dlx_recut_entry(struct pd_delivery *dl, const struct pd_chunk *refused)
         e--;
     if (e == dl->entry)
         return 0;
-    return dlx_open_entry(dl, e, refused->start, refused->index);
+    /* Opened as it was first cut, and cut once, so the splitter knows the entry (its first
+     * pass) before it cuts the refused chunk again smaller. */
+    uint64_t budget = dl->budget;
+    struct pd_chunk c;
+    dl->budget = cx->so.max_body;
+    int rc = dlx_open_entry(dl, e, refused->start, refused->index);
+    dl->budget = budget;
+    if (rc || (rc = pd_split_next(dl->sp, &c)) >= 0)
+        return rc < 0 ? rc : 0;
+    return x_why(dl, rc, pd_split_error_offset(dl->sp), pd_split_error(dl->sp));
 }
 
 int pd_delivery_note_entries(const struct pd_delivery *dl, struct pd_jobstate *js)

@@ -66,6 +66,8 @@ check "the zip's receipt lists its three files in order, folders skipped" \
   jqe '.compression == "zip" and ([.entries[].name] == ["parts/a.csv", "../b.csv", "parts/c.csv"])' "$r"
 check "each entry has its size, format, chunk and flow run" \
   jqe '[.entries[] | (.size == 588 and .format == "csv" and (.chunks | length) == 1 and (.flow_run_ids | length) == 1)] | all' "$r"
+check "the log names each chunk's inner file" \
+  test "$(grep -c 'event=chunk_delivered watch=drop file=three.zip .* entry=' "$T/daemon.err")" -eq 3
 check "each chunk names its entry" jqe '[.chunks[].entry] == [0, 1, 2]' "$r"
 check "the gzip's receipt names the JSON inside" \
   jqe --argjson n "$(stat -c %s "$T/src/orders.json")" \
@@ -139,5 +141,8 @@ write_conf "$T/c4.conf" "$T/drop4"
 run_pd "$T/send" send -c "$T/c4.conf" --flow 9 "$T/src/orders.json.gz"
 check "send of a .json.gz exits 0" test "$RC" -eq 0
 check "what arrived is the JSON inside" delivered_exactly "$T/src/orders.json"
+run_pd "$T/send2" send -c "$T/c4.conf" --flow 9 "$T/src/three.zip"
+check "send of a zip: one line per inner file, its name escaped in brackets" \
+  bash -c "grep -c 'three.zip \[parts/a.csv\]: chunk 1,\|three.zip \[../b.csv\]: chunk 2,\|three.zip \[parts/c.csv\]: chunk 3/3,' '$T/send2.out' | grep -qx 3"
 check "send leaves no expansion in the state dir" test -z "$(find "$T/state" -name '.pd-expand*')"
 finish
