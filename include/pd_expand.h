@@ -6,7 +6,8 @@
  * (pd_deliver.h does it for `run` and `send`).
  *
  * The compressed file is hostile. Its kind comes from its first bytes (gzip 1f 8b, zstd 28 b5 2f
- * fd, zip PK\3\4); a name saying .gz, .zst or .zip on other bytes is refused. Entry names are
+ * fd, zip PK\3\4); a name saying .gz, .zst or .zip on other bytes is refused, and a zip is
+ * expanded only when named .zip (an .xlsx or a .jar is a zip too, not records). Entry names are
  * text for receipts and for choosing a format, never paths. A zip's symbolic links, links,
  * devices, encrypted entries and archives inside it are refused before anything is expanded;
  * folders are skipped. Expanding stops as soon as it passes max_expanded_size (all entries

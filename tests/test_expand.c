@@ -248,6 +248,12 @@ static void names_that_lie(void **state)
     assert_int_equal(x.kind, PD_Z_GZIP);
     assert_int_equal(size, 2);
     pd_expand_close(&x);
+    /* a zip not named .zip (an .xlsx is one) is no zip to expand */
+    const char *names[] = {"xl/workbook.xml"}, *texts[] = {"<a/>"};
+    make_zip(p, names, texts, 1, NULL);
+    assert_int_equal(expand(p, "book.xlsx", 0, &roomy, &x, NULL, &size), 0);
+    assert_int_equal(x.kind, PD_Z_NONE);
+    pd_expand_close(&x);
 }
 
 static void gz_truncated_and_corrupt(void **state)

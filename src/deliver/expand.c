@@ -326,6 +326,10 @@ int pd_expand_open(struct pd_expand *x, int fd, const char *name)
                      xname(name, nb, sizeof(nb)), pd_expand_kind_name(said),
                      x->kind == PD_Z_NONE ? "not compressed" : pd_expand_kind_name(x->kind),
                      x->kind == PD_Z_NONE ? "" : " data", pd_expand_kind_name(said));
+    /* Only a .zip is a zip to expand: .xlsx, .docx, .jar and .odt files are zips too, and are
+     * no folder of records; they stay what they were (refused as binary by the splitter). */
+    if (x->kind == PD_Z_ZIP && said != PD_Z_ZIP)
+        x->kind = PD_Z_NONE;
     if (x->kind == PD_Z_NONE)
         return 0;
     return x->kind == PD_Z_ZIP ? xzip_list(x) : one_entry(x, name);
