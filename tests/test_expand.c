@@ -429,6 +429,41 @@ static void recut_goes_back_an_entry(void **state)
     pd_delivery_close(&dl);
 }
 
+/* The fuzz target's seeds and the inputs it found (tests/data/expand/: a first byte picking the
+ * name, then the file), expanded again: each ends cleanly, within the limits. */
+static void fuzz_inputs_replayed(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"f.json.gz", "f.csv.zst", "f.zip", "f.txt"};
+    char dir[512], path[1024], buf[1 << 16];
+    snprintf(dir, sizeof(dir), "%s/expand", PD_TEST_DATA);
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int files = 0;
+    assert_non_null(d);
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        int fd = open(path, O_RDONLY);
+        ssize_t n = read(fd, buf, sizeof(buf));
+        close(fd);
+        assert_true(n >= 1);
+        const char *p = pd_test_path(pd_test_dir, "input");
+        write_bytes(p, buf + 1, (size_t)n - 1);
+        struct pd_expand x;
+        uint64_t size;
+        struct pd_expand_limits l = {.max_size = 4u << 20, .max_ratio = 100};
+        int rc = expand(p, names[buf[0] & 3], 0, &l, &x, NULL, &size);
+        assert_true(rc == 0 || rc == PD_EPARSE || rc == PD_ELIMIT);
+        assert_true(size <= l.max_size);
+        pd_expand_close(&x);
+        files++;
+    }
+    closedir(d);
+    assert_true(files >= 3);
+}
+
 static void tmpfile_has_no_name(void **state)
 {
     (void)state;
@@ -449,5 +484,6 @@ int main(void)
                          zip_links_encryption_nesting_refused, zip_too_many_entries,
                          names_that_lie,
                          gz_truncated_and_corrupt, limits_stop_a_bomb_early,
-                         delivery_walks_entries, recut_goes_back_an_entry, tmpfile_has_no_name);
+                         delivery_walks_entries, recut_goes_back_an_entry, fuzz_inputs_replayed,
+                         tmpfile_has_no_name);
 }
