@@ -100,6 +100,27 @@ check "its reason names max_expanded_size, the entry and the bytes reached" \
   "$D2.pd/failed/zeros.csv.zst.error.json"
 check "it was stopped early, not expanded whole ($((SECONDS - run_start)) s)" test $((SECONDS - run_start)) -lt 20
 
+# A file system with little room (a tmpfs of 100 MB holding the drop folder and the watch's
+# folders): the expansion stops while 64 MiB are still free, rather than fill it.
+MNT="$T/small"
+mkdir -p "$MNT"
+if mount -t tmpfs -o size=100m tmpfs "$MNT" 2>/dev/null; then
+  trap 'umount "$MNT" 2>/dev/null; cleanup' EXIT
+  mkdir -p "$MNT/drop"
+  head -c 90000000 /dev/zero | gzip -1 >"$MNT/drop/zeros.csv.gz"
+  write_conf "$T/c5.conf" "$MNT/drop" "max_expansion_ratio = 1000000"
+  timeout 60 "$PD_BIN" run --once -c "$T/c5.conf" >/dev/null 2>"$T/err5" || true
+  check "little room: the file is in failed/" failed zeros.csv.gz "$MNT/drop"
+  check "little room: the reason says how much is free and what patchdrop keeps" \
+    jqe '.reason | test("file system has only [0-9]+ bytes free, and patchdrop keeps at least 67108864 free")' \
+    "$MNT/drop.pd/failed/zeros.csv.gz.error.json"
+  check "little room: the stopped expansion left nothing behind" test "$(df -k --output=avail "$MNT" | tail -1)" -gt 90000
+  umount "$MNT"
+  trap cleanup EXIT
+else
+  echo "# skipped the little-room case: this machine cannot mount a tmpfs"
+fi
+
 # kill -9 in the middle of a zip's second entry, then a restart: the rest arrives, at most the
 # chunk in flight twice, and the receipt's chunks of each entry tile it.
 start_mock --latency 150ms --password "$PD_PW"
