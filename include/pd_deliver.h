@@ -64,6 +64,7 @@ struct pd_delivery_x {
     int *format;              /* the format each was split as, or -1 */
     unsigned *first;          /* the index of each entry's first chunk */
     unsigned resume_entry;
+    uint64_t offset;          /* where in it to go on */
     uint64_t before;          /* expanded by the entries before resume_entry */
 };
 

@@ -117,6 +117,8 @@ int pd_delivery_next(struct pd_delivery *dl, struct pd_chunk *c, char **body, si
                        "chunk cannot be cut smaller: %s; split the records upstream",
                        refused_len, pd_split_error(dl->sp));
     }
+    if (dl->cx && !dl->sp && (rc = dlx_first_entry(dl)))
+        return rc;
     rc = pd_split_next(dl->sp, c);
     /* A compressed file's next entry once one is cut to its end. */
     while (rc == 0 && dl->cx && dl->entry + 1 < dl->cx->x.n) {

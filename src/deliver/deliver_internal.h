@@ -8,6 +8,8 @@
  * (split it as it is), or a negative code with dl->why. */
 int dlx_open(struct pd_delivery *dl, const struct pd_delivery_opts *o,
              const struct pd_split_opts *so);
+/* Expands the entry the delivery starts (or resumes) in, at the first pd_delivery_next(). */
+int dlx_first_entry(struct pd_delivery *dl);
 /* Expands entry K and opens its splitter at OFFSET, numbering on from INDEX. */
 int dlx_open_entry(struct pd_delivery *dl, unsigned k, uint64_t offset, unsigned index);
 /* Before a 413 re-cut: back to the entry the refused chunk is of. */

@@ -170,8 +170,9 @@ int dlx_open(struct pd_delivery *dl, const struct pd_delivery_opts *o,
     } else if ((rc = x_setup(dl->cx, o, so))) {
         rc = x_why(dl, rc, -1, pd_strerror(rc));
     }
-    if (!rc)
-        rc = dlx_open_entry(dl, o->resume_entry, o->resume_offset, o->resume_index);
+    /* The entry is expanded by the first pd_delivery_next(), on a worker thread: `send` opens
+     * deliveries on its loop. */
+    dl->cx->offset = o->resume_offset;
     if (rc) {
         x_free(dl);
         return rc;
@@ -187,6 +188,11 @@ void dlx_name_why(struct pd_delivery *dl)
              xname(dl->cx->x.entries[dl->entry].name, nb, sizeof(nb)),
              pd_expand_kind_name(dl->cx->x.kind), dl->why);
     snprintf(dl->why, sizeof(dl->why), "%.*s", (int)sizeof(dl->why) - 1, why);
+}
+
+int dlx_first_entry(struct pd_delivery *dl)
+{
+    return dlx_open_entry(dl, dl->cx->resume_entry, dl->cx->offset, dl->next_index);
 }
 
 int dlx_recut_entry(struct pd_delivery *dl, const struct pd_chunk *refused)
