@@ -318,6 +318,14 @@ void work_prepare(uv_work_t *wk)
     work_next(wk);
 }
 
+/* A compressed file whose every chunk is acknowledged: its expansion's disk space goes now, not
+ * once it is archived (up to FINISHING_MAX files wait for that at once). */
+static void finished_expansion(struct job *j)
+{
+    if (j->dl.cx)
+        pd_delivery_close(&j->dl);
+}
+
 /* Cuts the next chunk (the refused one again after a 413): AFTER_SEND with a body,
  * AFTER_FINISH at the end, or a failure. */
 void work_next(uv_work_t *wk)
@@ -345,6 +353,7 @@ void work_next(uv_work_t *wk)
             job_park(j, "save the delivery record", rc);
             return;
         }
+        finished_expansion(j);
         j->after = AFTER_FINISH;
         return;
     }
@@ -385,6 +394,7 @@ void work_ack(uv_work_t *wk)
         return;
     }
     if (last) {
+        finished_expansion(j);
         j->after = AFTER_FINISH;
         return;
     }
