@@ -60,6 +60,7 @@ struct pd_delivery_x {
     struct pd_expand_limits lim;
     const char *dir;
     int fd;                   /* the expansion, with no name (or -1) */
+    int own_fd;               /* the compressed file, opened here from its path (or -1) */
     uint64_t *size;           /* each entry's expanded bytes, once expanded here */
     int *format;              /* the format each was split as, or -1 */
     unsigned *first;          /* the index of each entry's first chunk */
@@ -80,7 +81,6 @@ struct pd_delivery {
     char why[2048];
     long why_status;
     int64_t why_offset;
-    int own_fd;               /* the file, opened here from its path for an expansion, or -1 */
     struct pd_delivery_x *cx; /* a compressed file's entries; NULL: split as it is */
     unsigned entry;           /* the entry the last chunk cut is of */
     unsigned next_index;      /* the next chunk's index */

@@ -464,6 +464,21 @@ static void fuzz_inputs_replayed(void **state)
     assert_true(files >= 3);
 }
 
+/* A delivery never opened (a job's zeroed one, freed after a lock was refused) closes no
+ * descriptor: once it closed fd 0, dropping another job's flock on its file. */
+static void zeroed_delivery_closes_nothing(void **state)
+{
+    (void)state;
+    int fd = fcntl(0, F_GETFD) < 0 ? open("/dev/null", O_RDONLY) : -1;
+    struct pd_delivery dl;
+    memset(&dl, 0, sizeof(dl));
+    pd_delivery_close(&dl);
+    pd_delivery_close(&dl);
+    assert_true(fcntl(0, F_GETFD) >= 0);
+    if (fd == 0)
+        close(fd);
+}
+
 static void tmpfile_has_no_name(void **state)
 {
     (void)state;
@@ -485,5 +500,5 @@ int main(void)
                          names_that_lie,
                          gz_truncated_and_corrupt, limits_stop_a_bomb_early,
                          delivery_walks_entries, recut_goes_back_an_entry, fuzz_inputs_replayed,
-                         tmpfile_has_no_name);
+                         zeroed_delivery_closes_nothing, tmpfile_has_no_name);
 }

@@ -39,7 +39,6 @@ int pd_delivery_open(struct pd_delivery *dl, const struct pd_delivery_opts *o)
     dl->max_body = o->max_body;
     dl->budget = o->budget;
     dl->why_offset = -1;
-    dl->own_fd = -1;
     dl->next_index = o->resume_index;
     int rc = dlx_open(dl, o, &so);
     if (rc)

@@ -21,23 +21,24 @@
 #define DEFAULT_MAX_SIZE 10000000000ull /* max_expanded_size's default, 10GB */
 #define DEFAULT_RATIO 100               /* max_expansion_ratio's */
 
+/* Everything a compressed file's delivery holds. Safe on a delivery never opened (a zeroed
+ * one): descriptors live only inside dl->cx, so none is closed that is not ours. */
 static void x_free(struct pd_delivery *dl)
 {
     struct pd_delivery_x *cx = dl->cx;
 
-    if (cx) {
-        if (cx->fd >= 0)
-            close(cx->fd); /* the expansion has no name: it is gone */
-        pd_expand_close(&cx->x);
-        free(cx->size);
-        free(cx->format);
-        free(cx->first);
-        free(cx);
-        dl->cx = NULL;
-    }
-    if (dl->own_fd >= 0)
-        close(dl->own_fd);
-    dl->own_fd = -1;
+    if (!cx)
+        return;
+    if (cx->fd >= 0)
+        close(cx->fd); /* the expansion has no name: it is gone */
+    if (cx->own_fd >= 0)
+        close(cx->own_fd);
+    pd_expand_close(&cx->x);
+    free(cx->size);
+    free(cx->format);
+    free(cx->first);
+    free(cx);
+    dl->cx = NULL;
 }
 
 void dlx_close(struct pd_delivery *dl)
@@ -99,16 +100,16 @@ int dlx_open_entry(struct pd_delivery *dl, unsigned k, uint64_t offset, unsigned
     return 0;
 }
 
-/* The compressed file: from the caller's descriptor, else opened from its path. -1: not to be
- * had (the splitter then says why, as for any file). */
-static int x_fd(struct pd_delivery *dl, const struct pd_delivery_opts *o)
+/* The compressed file: from the caller's descriptor, else opened from its path into CX. -1:
+ * not to be had (the splitter then says why, as for any file). */
+static int x_fd(struct pd_delivery_x *cx, const struct pd_delivery_opts *o)
 {
     if (o->fd >= 0)
         return o->fd;
     if (!o->path)
         return -1;
-    dl->own_fd = open(o->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    return dl->own_fd;
+    cx->own_fd = open(o->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    return cx->own_fd;
 }
 
 /* The limits from the watch (`send --flow`: their defaults), and room for each entry. */
@@ -145,13 +146,13 @@ int dlx_open(struct pd_delivery *dl, const struct pd_delivery_opts *o,
     if (o->mem && pd_expand_sniff(o->mem, o->mem_len) == PD_Z_NONE &&
         pd_expand_by_name(o->name, NULL) == PD_Z_NONE)
         return 0; /* read already, and plain */
-    if ((fd = x_fd(dl, o)) < 0)
-        return 0;
-    if (!(dl->cx = calloc(1, sizeof(*dl->cx)))) {
-        x_free(dl);
+    if (!(dl->cx = calloc(1, sizeof(*dl->cx))))
         return x_why(dl, PD_ENOMEM, -1, pd_strerror(PD_ENOMEM));
+    dl->cx->fd = dl->cx->own_fd = -1;
+    if ((fd = x_fd(dl->cx, o)) < 0) {
+        x_free(dl);
+        return 0;
     }
-    dl->cx->fd = -1;
     rc = pd_expand_open(&dl->cx->x, fd, o->name);
     if (!rc && dl->cx->x.kind == PD_Z_NONE) {
         x_free(dl);
