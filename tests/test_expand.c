@@ -199,6 +199,8 @@ static void zip_links_encryption_nesting_refused(void **state)
     zip_refused(n4, t4, 1, NULL, "by its first bytes");
     const char *n5[] = {"empty/"}, *t5[] = {NULL};
     zip_refused(n5, t5, 1, NULL, "holds no files");
+    const char *n6[] = {"a.csv", "none.csv"}, *t6[] = {"x\n", ""};
+    zip_refused(n6, t6, 2, NULL, "zip entry 2 (none.csv) is empty");
 }
 
 /* A zip declaring more entries than one may hold is refused from its end record, before its

@@ -103,8 +103,8 @@ static struct archive_entry *z_next(struct pd_expand *x, struct archive *a, stru
     return NULL;
 }
 
-/* Why entry E cannot be sent (NULL: it can); the name is escaped into NB by the caller. */
-static const char *z_refusal(struct archive *a, struct archive_entry *e)
+/* Why entry E cannot be sent (NULL: it can), in BUF when the words are libarchive's. */
+static const char *z_refusal(struct archive *a, struct archive_entry *e, char *buf, size_t len)
 {
     unsigned char head[4];
 
@@ -118,11 +118,20 @@ static const char *z_refusal(struct archive *a, struct archive_entry *e)
         return "is encrypted: patchdrop has no password; zip it without encryption";
     if (pd_expand_by_name(archive_entry_pathname(e), NULL) != PD_Z_NONE)
         return "is itself compressed: archives inside archives are not expanded";
+    /* Its first bytes, so an entry that cannot be read at all stops the zip before any of it
+     * is sent, not after the entries before it went. */
     la_ssize_t n = archive_read_data(a, head, sizeof(head));
-    if (n > 0 && pd_expand_sniff(head, (size_t)n) != PD_Z_NONE)
+    if (n < 0) {
+        snprintf(buf, len, "cannot be read (libarchive: %s)",
+                 archive_error_string(a) ? archive_error_string(a) : "unknown");
+        return buf;
+    }
+    if (n == 0)
+        return "is empty: Patchworks refuses a blank payload; leave it out of the zip";
+    if (pd_expand_sniff(head, (size_t)n) != PD_Z_NONE)
         return "is itself compressed (by its first bytes): archives inside archives are not "
                "expanded";
-    return NULL; /* a read error comes back when the entry is expanded, with its words */
+    return NULL;
 }
 
 static uint64_t le(const unsigned char *p, int n)
@@ -185,7 +194,7 @@ int xzip_list(struct pd_expand *x)
     struct archive *a = z ? z_open(x, z) : NULL;
     struct archive_entry *e;
     size_t cap = 0;
-    char nb[1024];
+    char nb[1024], lb[512];
 
     if (!a) {
         free(z);
@@ -195,7 +204,7 @@ int xzip_list(struct pd_expand *x)
         const char *name = archive_entry_pathname(e);
         if (archive_entry_filetype(e) == AE_IFDIR)
             continue;
-        const char *no = z_refusal(a, e);
+        const char *no = z_refusal(a, e, lb, sizeof(lb));
         if (no || x->n >= PD_EXPAND_MAX_ENTRIES) {
             rc = xfail(x, no ? PD_EPARSE : PD_ELIMIT, -1,
                        "zip entry %" PRIu64 " (%s) %s; nothing of the zip was sent", pos + 1,
