@@ -51,6 +51,7 @@ struct pd_delivery_opts {
     const char *expand_dir;
     unsigned resume_entry;
     uint64_t expanded_before;
+    const atomic_bool *cancel; /* set: a long expansion stops (PD_ECANCELED), e.g. at shutdown */
 };
 
 /* A compressed file's delivery: its entries, and the expansion of the one being split. */

@@ -18,6 +18,7 @@
 #ifndef PD_EXPAND_H
 #define PD_EXPAND_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,7 @@ struct pd_expand_limits {
     uint64_t max_size;  /* expanded bytes of all entries together */
     uint64_t max_ratio; /* expanded bytes per compressed byte, past PD_EXPAND_RATIO_MIN */
     uint64_t before;    /* expanded already by the entries before this one */
+    const atomic_bool *cancel; /* set by another thread: stop at once (PD_ECANCELED); or NULL */
 };
 
 struct pd_expand_entry {
@@ -70,7 +72,7 @@ int pd_expand_open(struct pd_expand *x, int fd, const char *name);
 /*
  * Expands entry I into OUTFD (emptied first), within L: 0 with *SIZE, or a negative code with
  * x->why (PD_ELIMIT: a limit or the free space; PD_EPARSE: corrupt or truncated, with the byte;
- * -errno: reading or writing failed).
+ * PD_ECANCELED: L->cancel was set; -errno: reading or writing failed).
  */
 int pd_expand_entry(struct pd_expand *x, size_t i, int outfd, const struct pd_expand_limits *l,
                     uint64_t *size);

@@ -323,6 +323,12 @@ static void limits_stop_a_bomb_early(void **state)
     assert_non_null(strstr(x.why, "max_expanded_size (8388608 bytes)"));
     assert_true(size <= (5u << 20) && size > (5u << 20) - (64u << 10));
     pd_expand_close(&x);
+    /* a stopping daemon's flag ends an expansion at once */
+    atomic_bool stop = true;
+    struct pd_expand_limits lc = {.max_size = 1ull << 40, .cancel = &stop};
+    assert_int_equal(expand(p, "bomb.csv.gz", 0, &lc, &x, NULL, &size), PD_ECANCELED);
+    assert_int_equal(size, 0);
+    pd_expand_close(&x);
     /* a small file well over the ratio passes: the ratio counts past 1 MiB only */
     zeros_gz(p, 500000);
     assert_int_equal(expand(p, "bomb.csv.gz", 0, &roomy, &x, NULL, &size), 0);

@@ -58,6 +58,7 @@ int open_delivery(struct job *j)
         .mem_len = j->raw_len,
         .expand_dir = j->w->state_dir, /* a compressed file's expansion: no name, ours */
         .resume_entry = j->js.next_entry,
+        .cancel = &j->d->cancel_expand,
     };
     for (size_t e = 0; e < j->js.nentries && e < j->js.next_entry; e++)
         o.expanded_before += j->js.entries[e].size;
@@ -355,6 +356,10 @@ void work_next(uv_work_t *wk)
         }
         finished_expansion(j);
         j->after = AFTER_FINISH;
+        return;
+    }
+    if (rc == PD_ECANCELED) {
+        j->after = AFTER_RELEASE; /* shutting down mid-expansion: it stays in work/ */
         return;
     }
     if (pd_delivery_transient(rc)) {

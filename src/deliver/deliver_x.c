@@ -125,6 +125,7 @@ static int x_setup(struct pd_delivery_x *cx, const struct pd_delivery_opts *o,
     cx->fd = -1;
     cx->lim.max_size = o->watch ? o->watch->max_expanded_size : DEFAULT_MAX_SIZE;
     cx->lim.max_ratio = o->watch ? o->watch->max_expansion_ratio : DEFAULT_RATIO;
+    cx->lim.cancel = o->cancel;
     cx->resume_entry = o->resume_entry;
     cx->before = o->expanded_before;
     cx->size = calloc(n, sizeof(*cx->size));

@@ -116,6 +116,9 @@ int xsink_write(struct xsink *s, const void *buf, size_t n)
     uint64_t total = l->before + s->written + n;
     char nb[1024];
 
+    if (l->cancel && atomic_load(l->cancel))
+        return xfail(s->x, PD_ECANCELED, -1, "expanding %s was stopped: shutting down",
+                     xname(s->entry, nb, sizeof(nb)));
     if (total > l->max_size)
         return xfail(s->x, PD_ELIMIT, -1,
                      "the compressed file expands to more than max_expanded_size (%" PRIu64

@@ -121,6 +121,30 @@ else
   echo "# skipped the little-room case: this machine cannot mount a tmpfs"
 fi
 
+# SIGTERM while a big file is being expanded: the daemon stops at once (it does not wait for
+# the expansion's end), nothing was sent, and the file stays in work/ for the next start.
+D6="$T/drop6"
+mkdir -p "$D6"
+head -c 1000000000 < <(yes 'id,name,qty') | zstd -q -1 -o "$T/src/big.csv.zst"
+write_conf "$T/c6.conf" "$D6" "max_expansion_ratio = 1000000"
+sent6=$(payload_count)
+start_daemon "$T/c6.conf"
+cp "$T/src/big.csv.zst" "$D6/"
+wait_for 20 grep -q 'event=claimed watch=drop file=big.csv.zst' "$T/daemon.err" || true
+sleep 0.2
+kill -TERM "$DAEMON_PID"
+stop_start=$(date +%s%3N)
+wait "$DAEMON_PID" || true
+stop_ms=$(($(date +%s%3N) - stop_start))
+check "SIGTERM mid-expansion: stopped within 1.5 s, not after expanding 1 GB (${stop_ms} ms)" \
+  test "$stop_ms" -le 1500
+check "SIGTERM mid-expansion: the log says the file was left in work/" \
+  grep -q 'event=stopped files_left_in_work=1' "$T/daemon.err"
+check "SIGTERM mid-expansion: nothing was sent" test "$(payload_count)" -eq "$sent6"
+check "SIGTERM mid-expansion: the file stays in work/ for the next start" \
+  cmp -s "$D6.pd/work/big.csv.zst" "$T/src/big.csv.zst"
+check "SIGTERM mid-expansion: it did not fail" test ! -e "$D6.pd/failed/big.csv.zst"
+
 # kill -9 in the middle of a zip's second entry, then a restart: the rest arrives, at most the
 # chunk in flight twice, and the receipt's chunks of each entry tile it.
 start_mock --latency 150ms --password "$PD_PW"
