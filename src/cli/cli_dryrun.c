@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #define MAX_DEPTH 32 /* as deep as the watcher goes */
-#define DRY_EXPAND_MAX (4u << 20) /* compressed files up to this are expanded for a look */
+#define DRY_EXPAND_MAX (1u << 20) /* compressed files up to this are expanded for a look */
 #define DRY_NAMES 5               /* the names of a zip's first files said */
 
 struct dry {
