@@ -28,7 +28,8 @@ for n in ("a", "b", "c"):
 with zipfile.ZipFile(os.path.join(src, "three.zip"), "w", zipfile.ZIP_DEFLATED) as z:
     z.writestr(zipfile.ZipInfo("parts/"), "")
     for n in ("a", "b", "c"):
-        z.write(os.path.join(src, n + ".csv"), "../" + n + ".csv" if n == "b" else "parts/" + n + ".csv")
+        # hostile names: a way out of any folder, and a terminal escape
+        z.write(os.path.join(src, n + ".csv"), {"a": "parts/a.csv", "b": "../b.csv", "c": "parts/c\x1b[31m.csv"}[n])
 # a bomb: 200 MB of zeros in a few hundred KB
 with zipfile.ZipFile(os.path.join(src, "bomb.zip"), "w", zipfile.ZIP_DEFLATED) as z:
     with z.open("zeros.csv", "w") as w:
@@ -63,7 +64,10 @@ for f in orders.json.gz rows.csv.zst three.zip; do
 done
 r="$O/archive/three.zip.receipt.json"
 check "the zip's receipt lists its three files in order, folders skipped" \
-  jqe '.compression == "zip" and ([.entries[].name] == ["parts/a.csv", "../b.csv", "parts/c.csv"])' "$r"
+  jqe '.compression == "zip" and ([.entries[].name] == ["parts/a.csv", "../b.csv", "parts/c\u001b[31m.csv"])' "$r"
+check "no entry name was used as a path" \
+  test -z "$(find "$T" -name 'b.csv' -not -path "$T/src/*"; find "$T" -name 'parts' -o -name 'c*.csv' -not -path "$T/src/*")"
+check "no raw escape byte reached the log" bash -c "! grep -q \$'\\x1b' '$T/daemon.err'"
 check "each entry has its size, format, chunk and flow run" \
   jqe '[.entries[] | (.size == 588 and .format == "csv" and (.chunks | length) == 1 and (.flow_run_ids | length) == 1)] | all' "$r"
 check "the log names each chunk's inner file" \
@@ -188,6 +192,6 @@ check "send of a .json.gz exits 0" test "$RC" -eq 0
 check "what arrived is the JSON inside" delivered_exactly "$T/src/orders.json"
 run_pd "$T/send2" send -c "$T/c4.conf" --flow 9 "$T/src/three.zip"
 check "send of a zip: one line per inner file, its name escaped in brackets" \
-  bash -c "grep -c 'three.zip \[parts/a.csv\]: chunk 1,\|three.zip \[../b.csv\]: chunk 2,\|three.zip \[parts/c.csv\]: chunk 3/3,' '$T/send2.out' | grep -qx 3"
+  bash -c "grep -c 'three.zip \[parts/a.csv\]: chunk 1,\|three.zip \[../b.csv\]: chunk 2,\|three.zip \[parts/c\\\\x1b\[31m.csv\]: chunk 3/3,' '$T/send2.out' | grep -qx 3"
 check "send leaves no expansion in the state dir" test -z "$(find "$T/state" -name '.pd-expand*')"
 finish
