@@ -57,17 +57,17 @@ struct pd_delivery_opts {
 /* A compressed file's delivery: its entries, and the expansion of the one being split. */
 struct pd_delivery_x {
     struct pd_expand x;
-    struct pd_split_opts so;  /* the splitter's settings but the file and name */
+    struct pd_split_opts so; /* the splitter's settings but the file and name */
     struct pd_expand_limits lim;
     const char *dir;
-    int fd;                   /* the expansion, with no name (or -1) */
-    int own_fd;               /* the compressed file, opened here from its path (or -1) */
-    uint64_t *size;           /* each entry's expanded bytes, once expanded here */
-    int *format;              /* the format each was split as, or -1 */
-    unsigned *first;          /* the index of each entry's first chunk */
+    int fd;          /* the expansion, with no name (or -1) */
+    int own_fd;      /* the compressed file, opened here from its path (or -1) */
+    uint64_t *size;  /* each entry's expanded bytes, once expanded here */
+    int *format;     /* the format each was split as, or -1 */
+    unsigned *first; /* the index of each entry's first chunk */
     unsigned resume_entry;
-    uint64_t offset;          /* where in it to go on */
-    uint64_t before;          /* expanded by the entries before resume_entry */
+    uint64_t offset; /* where in it to go on */
+    uint64_t before; /* expanded by the entries before resume_entry */
 };
 
 struct pd_delivery {

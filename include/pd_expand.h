@@ -30,9 +30,9 @@ enum pd_zkind { PD_Z_NONE, PD_Z_GZIP, PD_Z_ZSTD, PD_Z_ZIP };
 #define PD_EXPAND_ZSTD_WINDOW_LOG 24   /* zstd frames needing a bigger window are refused */
 
 struct pd_expand_limits {
-    uint64_t max_size;  /* expanded bytes of all entries together */
-    uint64_t max_ratio; /* expanded bytes per compressed byte, past PD_EXPAND_RATIO_MIN */
-    uint64_t before;    /* expanded already by the entries before this one */
+    uint64_t max_size;         /* expanded bytes of all entries together */
+    uint64_t max_ratio;        /* expanded bytes per compressed byte, past PD_EXPAND_RATIO_MIN */
+    uint64_t before;           /* expanded already by the entries before this one */
     const atomic_bool *cancel; /* set by another thread: stop at once (PD_ECANCELED); or NULL */
 };
 

@@ -112,8 +112,8 @@ static void zst_several_frames(void **state)
 
 /* A zip at PATH: entries NAMES[i] with TEXTS[i]; a text NULL makes a folder, "->x" a symlink
  * to x. PASS: encrypted with it. */
-static void make_zip(const char *path, const char *const *names, const char *const *texts,
-                     size_t n, const char *pass)
+static void make_zip(const char *path, const char *const *names, const char *const *texts, size_t n,
+                     const char *pass)
 {
     struct archive *a = archive_write_new();
     assert_int_equal(archive_write_set_format_zip(a), ARCHIVE_OK);
@@ -348,14 +348,19 @@ static void open_zip_dl(struct pd_delivery *dl, uint64_t budget, unsigned entry,
     for (int e = 0; e < 3; e++) {
         size_t at = (size_t)snprintf(texts[e], sizeof(texts[e]), "id,v\n");
         for (int i = 0; i < 40; i++)
-            at += (size_t)snprintf(texts[e] + at, sizeof(texts[e]) - at, "%c%02d,row\n",
-                                   'x' + e, i);
+            at +=
+                (size_t)snprintf(texts[e] + at, sizeof(texts[e]) - at, "%c%02d,row\n", 'x' + e, i);
         t[e] = texts[e];
     }
     make_zip(p, names, t, 3, NULL);
-    struct pd_delivery_opts o = {.fd = -1, .path = p, .name = "in/rows.zip", .max_body = budget,
-                                 .budget = budget, .expand_dir = pd_test_dir,
-                                 .resume_entry = entry, .resume_offset = offset,
+    struct pd_delivery_opts o = {.fd = -1,
+                                 .path = p,
+                                 .name = "in/rows.zip",
+                                 .max_body = budget,
+                                 .budget = budget,
+                                 .expand_dir = pd_test_dir,
+                                 .resume_entry = entry,
+                                 .resume_offset = offset,
                                  .resume_index = index};
     assert_int_equal(pd_delivery_open(dl, &o), 0);
     assert_non_null(dl->cx);
@@ -504,9 +509,8 @@ static void tmpfile_has_no_name(void **state)
 int main(void)
 {
     return PD_RUN_IN_DIR(gz_several_members, zst_several_frames, zip_entries_in_order,
-                         zip_links_encryption_nesting_refused, zip_too_many_entries,
-                         names_that_lie,
-                         gz_truncated_and_corrupt, limits_stop_a_bomb_early,
-                         delivery_walks_entries, recut_goes_back_an_entry, fuzz_inputs_replayed,
+                         zip_links_encryption_nesting_refused, zip_too_many_entries, names_that_lie,
+                         gz_truncated_and_corrupt, limits_stop_a_bomb_early, delivery_walks_entries,
+                         recut_goes_back_an_entry, fuzz_inputs_replayed,
                          zeroed_delivery_closes_nothing, tmpfile_has_no_name);
 }

@@ -369,7 +369,7 @@ static void test_receipt_and_error_file_layout(void **state)
 int main(void)
 {
     return PD_RUN_TESTS(setup, pd_test_teardown, test_round_trip, test_non_utf8_names,
-                        test_compressed_entries, test_damaged_records_are_named, test_claim_record_and_empty_record,
-                        test_receipt_and_error_file) +
+                        test_compressed_entries, test_damaged_records_are_named,
+                        test_claim_record_and_empty_record, test_receipt_and_error_file) +
            PD_RUN_TESTS(NULL, NULL, test_receipt_and_error_file_layout);
 }

@@ -79,8 +79,10 @@ static int dry_compressed(struct dry *d, int fd, const char *name, uint64_t size
     pd_expand_close(&x);
     if (size <= DRY_EXPAND_MAX && d->cfg->state.dir && access(d->cfg->state.dir, W_OK) == 0)
         return 1;
-    fprintf(d->out, "%s: %s: take: %" PRIu64 " bytes, %s; expanded and cut when sent (too big "
-            "to expand for a dry run)\n", d->w ? d->w->name : "send", q, size, what);
+    fprintf(d->out,
+            "%s: %s: take: %" PRIu64 " bytes, %s; expanded and cut when sent (too big "
+            "to expand for a dry run)\n",
+            d->w ? d->w->name : "send", q, size, what);
     d->take++;
     d->bytes += size;
     return 2;
@@ -126,8 +128,8 @@ static void cut_file(struct dry *d, int fd, const char *name, uint64_t size)
                 "%s: %s: take: %" PRIu64 " bytes, %s%s%s, %" PRIu64 " chunk(s) of %" PRIu64
                 " request bytes, %s%" PRIu64 " record(s)\n",
                 d->w ? d->w->name : "send", q, size, what, zc ? ", expanded: " : "",
-                pd_format_name(pd_split_format(dl.sp)), chunks, bodies,
-                whole ? "sent whole, " : "", records);
+                pd_format_name(pd_split_format(dl.sp)), chunks, bodies, whole ? "sent whole, " : "",
+                records);
         d->take++;
         d->chunks += chunks;
         d->bytes += size;

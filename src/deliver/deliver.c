@@ -133,7 +133,8 @@ int pd_delivery_next(struct pd_delivery *dl, struct pd_chunk *c, char **body, si
     if (dl->cx && c->last && dl->entry + 1 < dl->cx->x.n)
         c->last = false; /* more entries follow */
     uint64_t refused, need = pd_split_min_body(dl->sp);
-    if (c->index == (dl->cx ? dl->cx->first[dl->entry] : 0) && dl->limit && pd_bodylimit_fits(dl->limit, need, &refused))
+    if (c->index == (dl->cx ? dl->cx->first[dl->entry] : 0) && dl->limit &&
+        pd_bodylimit_fits(dl->limit, need, &refused))
         return WHY(dl, PD_ETOOBIG, 413,
                    "the file's largest record needs a %" PRIu64 "-byte request, and Patchworks "
                    "refuses requests of %" PRIu64 " bytes or more (learned from its HTTP 413 "

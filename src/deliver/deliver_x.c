@@ -76,8 +76,10 @@ int dlx_open_entry(struct pd_delivery *dl, unsigned k, uint64_t offset, unsigned
         return x_why(dl, rc, cx->x.why_offset, cx->x.why);
     const char *name = xname(cx->x.entries[k].name, nb, sizeof(nb));
     if (size == 0) {
-        snprintf(why, sizeof(why), "%s (in the %s file) is empty; Patchworks refuses a blank "
-                 "payload, so nothing of it was sent", name, pd_expand_kind_name(cx->x.kind));
+        snprintf(why, sizeof(why),
+                 "%s (in the %s file) is empty; Patchworks refuses a blank "
+                 "payload, so nothing of it was sent",
+                 name, pd_expand_kind_name(cx->x.kind));
         return x_why(dl, PD_EEMPTY, -1, why);
     }
     cx->size[k] = size;
@@ -88,9 +90,8 @@ int dlx_open_entry(struct pd_delivery *dl, unsigned k, uint64_t offset, unsigned
     if (!rc && (offset || index))
         rc = pd_split_seek(dl->sp, offset, index);
     if (rc) {
-        snprintf(why, sizeof(why), "%s (in the %s file): %s", name,
-                 pd_expand_kind_name(cx->x.kind), dl->sp ? pd_split_error(dl->sp)
-                                                         : pd_strerror(rc));
+        snprintf(why, sizeof(why), "%s (in the %s file): %s", name, pd_expand_kind_name(cx->x.kind),
+                 dl->sp ? pd_split_error(dl->sp) : pd_strerror(rc));
         pd_split_destroy(&dl->sp);
         return x_why(dl, rc, -1, why);
     }
@@ -162,12 +163,14 @@ int dlx_open(struct pd_delivery *dl, const struct pd_delivery_opts *o,
     if (rc)
         rc = x_why(dl, rc, dl->cx->x.why_offset, dl->cx->x.why);
     else if (!o->expand_dir)
-        rc = x_why(dl, PD_ECONFIG, -1, "the file is compressed, and there is no folder to "
-                                       "expand it in");
+        rc = x_why(dl, PD_ECONFIG, -1,
+                   "the file is compressed, and there is no folder to "
+                   "expand it in");
     else if (o->resume_entry >= dl->cx->x.n) {
-        snprintf(why, sizeof(why), "the delivery record continues in entry %u, but the %s file "
-                 "has %zu; drop the file again", o->resume_entry + 1,
-                 pd_expand_kind_name(dl->cx->x.kind), dl->cx->x.n);
+        snprintf(why, sizeof(why),
+                 "the delivery record continues in entry %u, but the %s file "
+                 "has %zu; drop the file again",
+                 o->resume_entry + 1, pd_expand_kind_name(dl->cx->x.kind), dl->cx->x.n);
         rc = x_why(dl, PD_ESTATE, -1, why);
     } else if ((rc = x_setup(dl->cx, o, so))) {
         rc = x_why(dl, rc, -1, pd_strerror(rc));

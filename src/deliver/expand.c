@@ -161,8 +161,8 @@ static ssize_t xread(struct pd_expand *x, void *buf, size_t len, uint64_t *off)
         n = pread(x->fd, buf, len, (off_t)*off);
     while (n < 0 && errno == EINTR);
     if (n < 0)
-        return xfail(x, -errno, (int64_t)*off, "reading the compressed file at byte %" PRIu64
-                     ": %s", *off, strerror(errno));
+        return xfail(x, -errno, (int64_t)*off,
+                     "reading the compressed file at byte %" PRIu64 ": %s", *off, strerror(errno));
     *off += (uint64_t)n;
     return n;
 }

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #define EOCD_SEARCH (65535 + 22) /* the end record and the longest comment after it */
-#define ZIP_DIR_MAX (16 << 20)    /* the central directory libarchive holds in memory */
+#define ZIP_DIR_MAX (16 << 20)   /* the central directory libarchive holds in memory */
 
 struct zsrc {
     struct pd_expand *x;
@@ -44,8 +44,9 @@ static la_ssize_t z_read(struct archive *a, void *cd, const void **out)
 static la_int64_t z_seek(struct archive *a, void *cd, la_int64_t off, int whence)
 {
     struct zsrc *z = cd;
-    int64_t to = whence == SEEK_SET ? off : whence == SEEK_CUR ? z->pos + off
-                                                               : (int64_t)z->x->size + off;
+    int64_t to = whence == SEEK_SET   ? off
+                 : whence == SEEK_CUR ? z->pos + off
+                                      : (int64_t)z->x->size + off;
     (void)a;
     if (to < 0)
         return ARCHIVE_FATAL;
@@ -85,8 +86,7 @@ static struct archive *z_open(struct pd_expand *x, struct zsrc *z)
 }
 
 /* The next header (NULL at the end), or an error with x->why (*RC). */
-static struct archive_entry *z_next(struct pd_expand *x, struct archive *a, struct zsrc *z,
-                                    int *rc)
+static struct archive_entry *z_next(struct pd_expand *x, struct archive *a, struct zsrc *z, int *rc)
 {
     struct archive_entry *e;
     int r = archive_read_next_header(a, &e);

@@ -343,7 +343,8 @@ static int load_chunk(const cJSON *item, struct pd_jobstate *js)
     rc = rc ? rc : get_str(item, "flow_run_id", false, &c.run_id);
     rc = rc ? rc : get_str(item, "answer", false, &c.answer);
     const cJSON *batch = cJSON_GetObjectItemCaseSensitive(item, "batch");
-    if (!rc && cJSON_GetObjectItemCaseSensitive(item, "entry") && !(rc = get_u64(item, "entry", &u)))
+    if (!rc && cJSON_GetObjectItemCaseSensitive(item, "entry") &&
+        !(rc = get_u64(item, "entry", &u)))
         c.entry = (unsigned)u;
     if (!rc && batch) {
         rc = get_str(batch, "request_id", true, &c.batch_id);
