@@ -183,6 +183,24 @@ check "each entry's chunks tile it (after its CSV header)" \
           and ([range(1; $c | length) | $c[.].start == $c[. - 1].end] | all)] | all' "$r3"
 check "the chunks are numbered on across entries" jqe '[.chunks[].index] == [range(0; .chunks | length)]' "$r3"
 
+# batch = N: a compressed file goes on its own (its expansion is not the bytes read for the
+# batch), the small plain files together.
+start_mock --password "$PD_PW"
+D7="$T/drop7"
+mkdir -p "$D7"
+printf '[{"n":1}]\n' >"$T/src/p1.json"
+printf '[{"n":2}]\n' >"$T/src/p2.json"
+printf '[{"n":3}]\n' >"$T/src/small.json"
+gzip -c "$T/src/small.json" >"$T/src/small.json.gz"
+cp "$T/src/p1.json" "$T/src/p2.json" "$T/src/small.json.gz" "$D7/"
+write_conf "$T/c7.conf" "$D7" "batch = 5" "batch_window = 200ms"
+timeout 60 "$PD_BIN" run --once -c "$T/c7.conf" >/dev/null 2>"$T/err7" || true
+check "batch: the .json.gz arrived alone, as the JSON inside" received "$T/src/small.json"
+check "batch: its receipt names no batch" \
+  jqe '.chunks[0].batch == null and .entries[0].name == "small.json"' "$D7.pd/archive/small.json.gz.receipt.json"
+check "batch: the plain files went together" \
+  jqe '.chunks[0].batch.files == 2' "$D7.pd/archive/p1.json.receipt.json"
+
 # `send` of a .json.gz: the JSON inside arrives.
 start_mock --password "$PD_PW"
 mkdir -p "$T/drop4"
