@@ -92,6 +92,8 @@ struct pd_watch {
     uint64_t archive_max_size; /* the archived files' total size; oldest go first; 0: no cap */
     uint64_t failed_keep_ms;   /* failed files and error files; 0: kept forever */
     uint64_t max_file_size;
+    uint64_t max_expanded_size;   /* a compressed file's expansion, all its entries together */
+    uint64_t max_expansion_ratio; /* expanded bytes per compressed byte, beyond 1 MiB */
     bool allow_hard_links;
     bool allow_sparse;
     uint64_t max_jobs; /* 0: automatic */

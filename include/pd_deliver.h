@@ -10,10 +10,18 @@
  *
  * pd_delivery_next() reads the file: run it on a worker thread, never while another call on the
  * same delivery runs. The others are quick and run on the loop thread.
+ *
+ * A compressed file (.gz, .zst, .zip: pd_expand.h) is expanded, one inner file (entry) at a
+ * time, into a file with no name in opts.expand_dir, and the entry is split like a file of its
+ * own, its name choosing the format under `split = auto`. Chunks are numbered on across the
+ * entries (dl->entry says which one the last chunk cut is of); only the last entry's last chunk
+ * is `last`. Expanding is deterministic, so a restart expands its entry again and resumes at
+ * the chunk its record says.
  */
 #ifndef PD_DELIVER_H
 #define PD_DELIVER_H
 
+#include "pd_expand.h"
 #include "pd_split.h"
 
 #include <stdbool.h>
@@ -37,6 +45,29 @@ struct pd_delivery_opts {
     const void *mem;              /* the file's bytes, read already: split from memory (must
                                    * outlive the delivery); NULL: read the file */
     size_t mem_len;
+    /* A compressed file: where its expansion goes (a folder patchdrop trusts, never a drop
+     * folder; NULL: compressed files are refused), the entry to continue in, and what the
+     * entries before it expanded to (the limits count all entries). */
+    const char *expand_dir;
+    unsigned resume_entry;
+    uint64_t expanded_before;
+    const atomic_bool *cancel; /* set: a long expansion stops (PD_ECANCELED), e.g. at shutdown */
+};
+
+/* A compressed file's delivery: its entries, and the expansion of the one being split. */
+struct pd_delivery_x {
+    struct pd_expand x;
+    struct pd_split_opts so; /* the splitter's settings but the file and name */
+    struct pd_expand_limits lim;
+    const char *dir;
+    int fd;          /* the expansion, with no name (or -1) */
+    int own_fd;      /* the compressed file, opened here from its path (or -1) */
+    uint64_t *size;  /* each entry's expanded bytes, once expanded here */
+    int *format;     /* the format each was split as, or -1 */
+    unsigned *first; /* the index of each entry's first chunk */
+    unsigned resume_entry;
+    uint64_t offset; /* where in it to go on */
+    uint64_t before; /* expanded by the entries before resume_entry */
 };
 
 struct pd_delivery {
@@ -51,11 +82,19 @@ struct pd_delivery {
     char why[2048];
     long why_status;
     int64_t why_offset;
+    struct pd_delivery_x *cx; /* a compressed file's entries; NULL: split as it is */
+    unsigned entry;           /* the entry the last chunk cut is of */
+    unsigned next_index;      /* the next chunk's index */
 };
 
 /* 0, or a negative code with dl->why (nothing to close then). */
 int pd_delivery_open(struct pd_delivery *dl, const struct pd_delivery_opts *o);
 void pd_delivery_close(struct pd_delivery *dl);
+
+struct pd_jobstate;
+/* A compressed file's kind and entries (those expanded: size and format) into JS's receipt
+ * fields; nothing for another file. 0 or PD_ENOMEM. */
+int pd_delivery_note_entries(const struct pd_delivery *dl, struct pd_jobstate *js);
 
 /*
  * Cuts the next chunk (the refused one again after pd_delivery_refused): 1 with *C and the

@@ -27,6 +27,14 @@ struct pd_chunk_rec {
     unsigned batch_files; /* files in that request */
     unsigned batch_pos;   /* this file's place in it, 1-based */
     char control[128];    /* EDI: the control numbers it carried (pd_chunk's); "" otherwise */
+    unsigned entry;       /* a compressed file: the entry (of pd_jobstate.entries) it is of */
+};
+
+/* A compressed file's inner file (pd_expand.h): as the receipt lists it. */
+struct pd_entry_rec {
+    char *name;    /* the entry's name as the archive says it (hostile text, never a path) */
+    uint64_t size; /* its expanded bytes; 0 until it was expanded */
+    char *format;  /* the format it was split as; NULL until it was */
 };
 
 /*
@@ -70,6 +78,12 @@ struct pd_jobstate {
     struct pd_failure fail;
     struct pd_chunk_rec *chunks;
     size_t nchunks;
+    /* A compressed file: its kind ("gzip", "zstd", "zip"; NULL: not compressed), its inner
+     * files in order, and the one the first unacknowledged chunk is of. */
+    char *compression;
+    struct pd_entry_rec *entries;
+    size_t nentries;
+    unsigned next_entry;
 };
 
 /* Saves durably to PATH (mode 0600). Returns 0 or -errno / PD_ENOMEM. */
@@ -86,7 +100,8 @@ int pd_jobstate_save_claim(const struct pd_jobstate *js, const char *path);
 /* Loads PATH. Returns 0, -errno, or PD_ESTATE with *why saying what is wrong (free it). */
 int pd_jobstate_load(const char *path, struct pd_jobstate *out, char **why);
 
-/* Appends an acknowledged chunk (copies its strings) and moves next_offset/next_index on. */
+/* Appends an acknowledged chunk (copies its strings) and moves next_offset/next_index (and
+ * next_entry) on. */
 int pd_jobstate_add_chunk(struct pd_jobstate *js, const struct pd_chunk_rec *c);
 
 void pd_jobstate_cleanup(struct pd_jobstate *js);

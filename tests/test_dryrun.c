@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 static struct pd_config *cfg;
 static char drop[512];
@@ -107,21 +108,48 @@ static void test_would_fail(void **state)
     assert_non_null(strstr(out, "1 would fail"));
 }
 
+/* send --dry-run of PATHS: its exit status, its lines in out. */
+static int dry_send(char **paths, int n)
+{
+    FILE *f = tmpfile();
+    int rc = pd_cli_dryrun_send(cfg, NULL, paths, n, f);
+    read_back(f);
+    return rc;
+}
+
 static void test_send(void **state)
 {
     (void)state;
     const char *path = pd_test_path(pd_test_dir, "x.ndjson");
     pd_test_write(path, "{\"a\":1}\n{\"a\":2}\n");
     char *paths[] = {(char *)path, (char *)pd_test_path(pd_test_dir, "nosuch")};
-    FILE *f = tmpfile();
-    assert_int_equal(pd_cli_dryrun_send(cfg, NULL, paths, 2, f), 1);
-    read_back(f);
+    assert_int_equal(dry_send(paths, 2), 1);
     assert_non_null(strstr(out, "x.ndjson: take: 16 bytes, ndjson, 1 chunk(s)"));
     assert_non_null(strstr(out, "nosuch: would fail: No such file or directory"));
     assert_non_null(strstr(out, "dry run: 1 file(s) would be sent"));
 }
 
+/* A compressed file: said to be one, expanded for a look when small, refused when it lies. */
+static void test_compressed(void **state)
+{
+    (void)state;
+    const char *path = pd_test_path(pd_test_dir, "x.ndjson.gz");
+    gzFile g = gzopen(path, "wb");
+    assert_int_equal(gzwrite(g, "{\"a\":1}\n{\"a\":2}\n", 16), 16);
+    gzclose(g);
+    const char *liar = pd_test_path(pd_test_dir, "y.csv.zst");
+    pd_test_write(liar, "a,b\n");
+    char *paths[] = {(char *)path, (char *)liar};
+    assert_int_equal(mkdir(pd_test_path(pd_test_dir, "state"), 0700), 0);
+    assert_int_equal(dry_send(paths, 2), 1);
+    assert_non_null(strstr(out, "x.ndjson.gz: take: "));
+    assert_non_null(strstr(out, " bytes, gzip of x.ndjson, expanded: ndjson, 1 chunk(s)"));
+    assert_non_null(strstr(out, "y.csv.zst: would fail: the name "));
+    assert_non_null(strstr(out, "says zstd, but the file is not compressed"));
+}
+
 int main(void)
 {
-    return PD_RUN_TESTS(setup, teardown, test_run_verdicts, test_would_fail, test_send);
+    return PD_RUN_TESTS(setup, teardown, test_run_verdicts, test_would_fail, test_send,
+                        test_compressed);
 }

@@ -171,6 +171,49 @@ static void test_round_trip(void **state)
     pd_jobstate_cleanup(&js);
 }
 
+/* A compressed file's record: its entries and the entry to go on in survive a restart (the
+ * resume expands that entry again), and the receipt lists each entry with its chunks. */
+static void test_compressed_entries(void **state)
+{
+    struct pd_jobstate js, back;
+    char *why = NULL;
+    (void)state;
+
+    fill(&js);
+    js.chunks[1].entry = 1; /* chunk 1 is of the second file in the zip */
+    js.next_entry = 1;
+    js.compression = strdup("zip");
+    js.entries = calloc(3, sizeof(*js.entries));
+    js.nentries = 3;
+    js.entries[0] = (struct pd_entry_rec){strdup("a.csv"), 7000000, strdup("csv")};
+    js.entries[1] = (struct pd_entry_rec){strdup("../b\ncaf\xe9.csv"), 9000000, strdup("csv")};
+    js.entries[2] = (struct pd_entry_rec){strdup("c.csv"), 0, NULL}; /* not expanded yet */
+    assert_int_equal(pd_jobstate_save(&js, path), 0);
+    assert_int_equal(pd_jobstate_load(path, &back, &why), 0);
+    assert_string_equal(back.compression, "zip");
+    assert_int_equal(back.next_entry, 1);
+    assert_int_equal(back.chunks[0].entry, 0);
+    assert_int_equal(back.chunks[1].entry, 1);
+    assert_int_equal(back.nentries, 3);
+    assert_string_equal(back.entries[1].name, "../b\ncaf\xe9.csv"); /* byte for byte */
+    assert_int_equal(back.entries[1].size, 9000000);
+    assert_null(back.entries[2].format);
+    pd_jobstate_cleanup(&back);
+
+    char *r = pd_jobstate_receipt(&js, 1764000003000ULL);
+    cJSON *o = cJSON_Parse(r), *e = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "entries"), 1);
+    assert_non_null(e);
+    assert_string_equal(cJSON_GetObjectItem(e, "format")->valuestring, "csv");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(e, "chunks")), 1);
+    assert_int_equal(cJSON_GetArrayItem(cJSON_GetObjectItem(e, "chunks"), 0)->valueint, 1);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(e, "flow_run_ids")), 0);
+    assert_non_null(cJSON_GetObjectItem(e, "name_hex")); /* not UTF-8: exact bytes beside */
+    assert_true(valid_utf8(r));
+    cJSON_Delete(o);
+    free(r);
+    pd_jobstate_cleanup(&js);
+}
+
 static void test_damaged_records_are_named(void **state)
 {
     struct pd_jobstate js;
@@ -326,7 +369,7 @@ static void test_receipt_and_error_file_layout(void **state)
 int main(void)
 {
     return PD_RUN_TESTS(setup, pd_test_teardown, test_round_trip, test_non_utf8_names,
-                        test_damaged_records_are_named, test_claim_record_and_empty_record,
-                        test_receipt_and_error_file) +
+                        test_compressed_entries, test_damaged_records_are_named,
+                        test_claim_record_and_empty_record, test_receipt_and_error_file) +
            PD_RUN_TESTS(NULL, NULL, test_receipt_and_error_file_layout);
 }

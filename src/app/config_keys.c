@@ -160,6 +160,13 @@ const struct key cfg_keys[] = {
      "archive_keep: a failure waits for a person); 0 keeps them forever"},
     {SEC_WATCH, "max_file_size", T_SIZE, "10GB", 1, UINT64_MAX / 2, WA(max_file_size), NULL,
      "a larger file goes to the failed folder unread"},
+    {SEC_WATCH, "max_expanded_size", T_SIZE, "10GB", 1, UINT64_MAX / 2, WA(max_expanded_size),
+     NULL,
+     "a compressed file (.gz, .zst, .zip) may expand to at most this many bytes, all its "
+     "entries together; past it the expansion stops and the file goes to the failed folder"},
+    {SEC_WATCH, "max_expansion_ratio", T_UINT, "100", 1, 1000000, WA(max_expansion_ratio), NULL,
+     "a compressed file may expand to at most this many times its own size (checked once 1 MiB "
+     "is expanded, so small files always pass); stops zip bombs"},
     {SEC_WATCH, "allow_hard_links", T_BOOL, "no", 0, 0, WA(allow_hard_links), NULL,
      "yes: send files that have other names too (no: they go to the failed folder, since a "
      "partner could link a file it may not read)"},

@@ -11,6 +11,7 @@
 #include "pd_config.h"
 #include "pd_deliver.h"
 #include "pd_error.h"
+#include "pd_expand.h"
 #include "pd_format.h"
 #include "pd_fsutil.h"
 #include "pd_judge.h"
@@ -27,6 +28,8 @@
 #include <unistd.h>
 
 #define MAX_DEPTH 32 /* as deep as the watcher goes */
+#define DRY_EXPAND_MAX (1u << 20) /* compressed files up to this are expanded for a look */
+#define DRY_NAMES 5               /* the names of a zip's first files said */
 
 struct dry {
     const struct pd_config *cfg;
@@ -39,15 +42,66 @@ struct dry {
     uint64_t chunks, bytes;
 };
 
+/*
+ * A compressed file (pd_expand.h): "gzip of orders.json", "zip of 3 files: a.csv, ..." into
+ * WHAT. 0: not compressed; 1: compressed and small enough to expand for a look (into a file with
+ * no name in the state dir); 2: said already (too big to expand for a look, or refused).
+ */
+static int dry_compressed(struct dry *d, int fd, const char *name, uint64_t size, char *what,
+                          size_t len)
+{
+    struct pd_expand x;
+    char q[4 * PATH_MAX + 8], qw[8192];
+    int rc = pd_expand_open(&x, fd, name);
+    size_t at = 0;
+
+    if (!rc && x.kind == PD_Z_NONE) {
+        pd_expand_close(&x);
+        return 0;
+    }
+    pd_log_escape(name, q, sizeof(q));
+    if (rc) {
+        fprintf(d->out, "%s: %s: would fail: %s\n", d->w ? d->w->name : "send", q,
+                pd_log_escape(x.why, qw, sizeof(qw)));
+        d->fail++;
+        pd_expand_close(&x);
+        return 2;
+    }
+    if (x.kind == PD_Z_ZIP)
+        at = (size_t)snprintf(what, len, "zip of %zu file(s): ", x.n);
+    else
+        at = (size_t)snprintf(what, len, "%s of ", pd_expand_kind_name(x.kind));
+    for (size_t i = 0; i < x.n && i < DRY_NAMES && at < len; i++)
+        at += (size_t)snprintf(what + at, len - at, "%s%s", i ? ", " : "",
+                               pd_log_escape(x.entries[i].name, qw, 1024));
+    if (x.n > DRY_NAMES && at < len)
+        snprintf(what + at, len - at, ", ...");
+    pd_expand_close(&x);
+    if (size <= DRY_EXPAND_MAX && d->cfg->state.dir && access(d->cfg->state.dir, W_OK) == 0)
+        return 1;
+    fprintf(d->out,
+            "%s: %s: take: %" PRIu64 " bytes, %s; expanded and cut when sent (too big "
+            "to expand for a dry run)\n",
+            d->w ? d->w->name : "send", q, size, what);
+    d->take++;
+    d->bytes += size;
+    return 2;
+}
+
 /* How FD (NAME) would be cut: one line, counted. */
 static void cut_file(struct dry *d, int fd, const char *name, uint64_t size)
 {
+    char what[2048] = "";
+    int zc = dry_compressed(d, fd, name, size, what, sizeof(what));
+    if (zc == 2)
+        return;
     struct pd_delivery_opts o = {.fd = fd,
                                  .name = name,
                                  .watch = d->w,
                                  .max_body = d->cfg->pw.max_body,
                                  .budget = pd_bodylimit_budget(&d->limit),
-                                 .limit = &d->limit};
+                                 .limit = &d->limit,
+                                 .expand_dir = zc ? d->cfg->state.dir : NULL};
     struct pd_delivery dl;
     struct pd_chunk c;
     uint64_t chunks = 0, bodies = 0, records = 0;
@@ -71,16 +125,16 @@ static void cut_file(struct dry *d, int fd, const char *name, uint64_t size)
         d->fail++;
     } else {
         fprintf(d->out,
-                "%s: %s: take: %" PRIu64 " bytes, %s, %" PRIu64 " chunk(s) of %" PRIu64
+                "%s: %s: take: %" PRIu64 " bytes, %s%s%s, %" PRIu64 " chunk(s) of %" PRIu64
                 " request bytes, %s%" PRIu64 " record(s)\n",
-                d->w ? d->w->name : "send", q, size, pd_format_name(pd_split_format(dl.sp)),
-                chunks, bodies, whole ? "sent whole, " : "", records);
+                d->w ? d->w->name : "send", q, size, what, zc ? ", expanded: " : "",
+                pd_format_name(pd_split_format(dl.sp)), chunks, bodies, whole ? "sent whole, " : "",
+                records);
         d->take++;
         d->chunks += chunks;
         d->bytes += size;
     }
-    if (dl.sp)
-        pd_delivery_close(&dl);
+    pd_delivery_close(&dl); /* a compressed file's expansion too, also after a failure */
 }
 
 /* REL beneath ROOTFD: its verdict, and for a file that would be taken, its cut. */

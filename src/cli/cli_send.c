@@ -38,6 +38,7 @@ struct chunk {
     struct pd_chunk pc;   /* as the splitter made it (body excluded), for a re-cut */
     unsigned index;       /* 1-based */
     bool last;            /* no chunk follows */
+    const char *entry;    /* a compressed file: the inner file it is of (held by the delivery) */
     uint64_t offset, len; /* the file bytes it carries */
     char *body;           /* {"payload":"..."}, taken from the splitter */
     size_t body_len;
@@ -53,6 +54,7 @@ static int cut_next(struct pd_delivery *dl, struct chunk *c)
         return rc;
     c->index = c->pc.index + 1;
     c->last = c->pc.last;
+    c->entry = dl->cx ? dl->cx->x.entries[dl->entry].name : NULL;
     c->offset = c->pc.start;
     c->len = c->pc.end - c->pc.start;
     return 1;
@@ -169,11 +171,15 @@ static void file_fail(struct file_job *f, const char *what)
 
 static void make_ahead(struct file_job *f);
 
-/* "chunk 2" while more may follow, "chunk 3/3" for the last; the name escaped. */
+/* "chunk 2" while more may follow, "chunk 3/3" for the last; the name escaped, and a compressed
+ * file's inner file in brackets. */
 static void chunk_words(const struct file_job *f, char *out, size_t len)
 {
-    char name[SAFE_MAX];
-    pd_log_escape(f->path, name, sizeof(name));
+    char name[SAFE_MAX], entry[SAFE_MAX / 2];
+    size_t at = strlen(pd_log_escape(f->path, name, sizeof(name)));
+    if (f->chunk.entry && at < sizeof(name))
+        snprintf(name + at, sizeof(name) - at, " [%s]",
+                 pd_log_escape(f->chunk.entry, entry, sizeof(entry)));
     if (f->chunk.last)
         snprintf(out, len, "%s: chunk %u/%u, %llu bytes", name, f->chunk.index, f->chunk.index,
                  (unsigned long long)f->chunk.len);
@@ -373,6 +379,14 @@ static void make_ahead(struct file_job *f)
     f->making = true;
 }
 
+/* Where a compressed file is expanded: the state dir (a file there with no name), else the
+ * temp folder. */
+static const char *expand_dir(const struct pd_config *cfg)
+{
+    const char *tmp = getenv("TMPDIR");
+    return cfg->state.dir ? cfg->state.dir : tmp && *tmp ? tmp : "/tmp";
+}
+
 /* Starts files while slots are free: at most 2 x `concurrency` chunk bodies are held at once. */
 static void schedule(struct send *s)
 {
@@ -385,7 +399,8 @@ static void schedule(struct send *s)
                                      .watch = s->watch,
                                      .max_body = s->cfg->pw.max_body,
                                      .budget = pd_bodylimit_budget(&s->limit),
-                                     .limit = &s->limit};
+                                     .limit = &s->limit,
+                                     .expand_dir = expand_dir(s->cfg)};
         if (pd_delivery_open(&f->dl, &o) != 0) {
             file_fail(f, f->dl.why);
             f->ended = true;

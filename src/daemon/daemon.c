@@ -292,6 +292,7 @@ void pd_daemon_stop(struct pd_daemon *dd, uint64_t grace_ms)
     if (d->stopping)
         return;
     d->stopping = true;
+    atomic_store(&d->cancel_expand, true); /* a long expansion ends now; resumed after a restart */
     /* Until it has stopped, it looks for the last answer on the wire now and then. */
     uv_timer_start(&d->wake, on_wake, STOP_POLL_MS, STOP_POLL_MS);
     for (size_t i = 0; i < d->nwatches; i++) {

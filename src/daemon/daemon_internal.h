@@ -193,6 +193,7 @@ struct pd_daemon {
     uint64_t woke_ms;   /* the loop's clock at the last wake, for WAKE_GAP_MS */
     uv_timer_t grace;
     bool stopping, stopped_told, closing;
+    atomic_bool cancel_expand; /* stopping, for expansions on the thread pool (pd_expand.h) */
     bool started;              /* pd_daemon_start ran: watches set up later begin at once */
     bool lease;                /* may take read leases on partners' files (root or CAP_LEASE) */
     struct pd_bodylimit limit; /* the body the server really accepts, learned from 413s */

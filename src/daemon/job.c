@@ -286,15 +286,20 @@ static void chunk_acked(struct job *j, const struct pd_client_result *r)
     j->batch_id = NULL;
     j->ack.batch_files = j->batch_files;
     j->ack.batch_pos = j->batch_pos;
+    j->ack.entry = j->dl.entry; /* a compressed file's inner file it is of */
     d->sum.chunks++;
     d->sum.bytes += j->body_len;
     pd_metrics_chunk(d->opts.metrics, j->w->cfg->name, j->body_len);
+    char qe[4 * PATH_MAX + 16] = "";
+    if (j->dl.cx) /* a compressed file: the inner file the chunk is of */
+        snprintf(qe, sizeof(qe), " entry=%s",
+                 dw_q(j->dl.cx->x.entries[j->dl.entry].name, qb, sizeof(qb)));
     pd_log(PD_LOG_INFO,
            "event=chunk_delivered watch=%s file=%s chunk=%u range=%" PRIu64 "-%" PRIu64
-           " bytes=%zu status=%ld flow_run_id=%s attempts=%u",
+           " bytes=%zu status=%ld flow_run_id=%s attempts=%u%s",
            j->w->cfg->name, dw_q(j->js.name, qb, sizeof(qb)), j->chunk.index + 1, j->chunk.start,
            j->chunk.end, j->body_len, r->api.status,
-           dw_q(r->api.run_id ? r->api.run_id : "none", qr, sizeof(qr)), r->attempts);
+           dw_q(r->api.run_id ? r->api.run_id : "none", qr, sizeof(qr)), r->attempts, qe);
     if (d->opts.report) {
         fprintf(d->opts.report,
                 "%s: chunk %u (bytes %" PRIu64 "-%" PRIu64 ") -> HTTP %ld, flow run %s\n",

@@ -56,7 +56,12 @@ int open_delivery(struct job *j)
         .resume_index = j->js.next_index,
         .mem = j->raw,
         .mem_len = j->raw_len,
+        .expand_dir = j->w->state_dir, /* a compressed file's expansion: no name, ours */
+        .resume_entry = j->js.next_entry,
+        .cancel = &j->d->cancel_expand,
     };
+    for (size_t e = 0; e < j->js.nentries && e < j->js.next_entry; e++)
+        o.expanded_before += j->js.entries[e].size;
     int rc = pd_delivery_open(&j->dl, &o);
     if (rc)
         job_fail(j, "%s", j->dl.why);
@@ -314,6 +319,14 @@ void work_prepare(uv_work_t *wk)
     work_next(wk);
 }
 
+/* A compressed file whose every chunk is acknowledged: its expansion's disk space goes now, not
+ * once it is archived (up to FINISHING_MAX files wait for that at once). */
+static void finished_expansion(struct job *j)
+{
+    if (j->dl.cx)
+        pd_delivery_close(&j->dl);
+}
+
 /* Cuts the next chunk (the refused one again after a 413): AFTER_SEND with a body,
  * AFTER_FINISH at the end, or a failure. */
 void work_next(uv_work_t *wk)
@@ -328,7 +341,7 @@ void work_next(uv_work_t *wk)
         j->after = AFTER_SEND;
         /* A batch takes the file's bytes: only when they are what the splitter sends (not
          * transcoded, by configuration or encoding = auto; no XML declaration rewritten). */
-        if (j->raw && j->chunk.whole && pd_split_verbatim(j->dl.sp)) {
+        if (j->raw && !j->dl.cx && j->chunk.whole && pd_split_verbatim(j->dl.sp)) {
             j->batchable = true;
             j->format = pd_split_format(j->dl.sp);
         }
@@ -336,11 +349,17 @@ void work_next(uv_work_t *wk)
     }
     if (rc == 0) {
         j->js.finished = true;
-        if ((rc = pd_jobstate_save(&j->js, j->state_path))) {
+        if ((rc = pd_delivery_note_entries(&j->dl, &j->js)) ||
+            (rc = pd_jobstate_save(&j->js, j->state_path))) {
             job_park(j, "save the delivery record", rc);
             return;
         }
+        finished_expansion(j);
         j->after = AFTER_FINISH;
+        return;
+    }
+    if (rc == PD_ECANCELED) {
+        j->after = AFTER_RELEASE; /* shutting down mid-expansion: it stays in work/ */
         return;
     }
     if (pd_delivery_transient(rc)) {
@@ -348,6 +367,7 @@ void work_next(uv_work_t *wk)
         return;
     }
     job_fail(j, "%s", j->dl.why);
+    (void)pd_delivery_note_entries(&j->dl, &j->js); /* which entries the error file lists */
     j->js.fail.status = j->dl.why_status;
     j->js.fail.chunk = (int)j->js.next_index;
     /* The byte the reason names, where it names one; else where the unsent part starts. */
@@ -358,7 +378,9 @@ void work_next(uv_work_t *wk)
 void work_ack(uv_work_t *wk)
 {
     struct job *j = wk->data;
-    int rc = pd_jobstate_add_chunk(&j->js, &j->ack);
+    int rc = pd_delivery_note_entries(&j->dl, &j->js);
+
+    rc = rc ? rc : pd_jobstate_add_chunk(&j->js, &j->ack);
 
     free(j->ack.run_id);
     free(j->ack.answer);
@@ -377,6 +399,7 @@ void work_ack(uv_work_t *wk)
         return;
     }
     if (last) {
+        finished_expansion(j);
         j->after = AFTER_FINISH;
         return;
     }

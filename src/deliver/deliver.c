@@ -4,6 +4,8 @@
  */
 #include "pd_deliver.h"
 
+#include "deliver_internal.h"
+
 #include "pd_bodylimit.h"
 #include "pd_client.h"
 #include "pd_config.h"
@@ -37,7 +39,11 @@ int pd_delivery_open(struct pd_delivery *dl, const struct pd_delivery_opts *o)
     dl->max_body = o->max_body;
     dl->budget = o->budget;
     dl->why_offset = -1;
-    int rc = pd_split_create(o->fd, o->fd < 0 ? o->path : NULL, &so, &dl->sp);
+    dl->next_index = o->resume_index;
+    int rc = dlx_open(dl, o, &so);
+    if (rc)
+        return rc < 0 ? rc : 0;
+    rc = pd_split_create(o->fd, o->fd < 0 ? o->path : NULL, &so, &dl->sp);
     if (rc) {
         (void)WHY(dl, rc, 0, "%s", dl->sp ? pd_split_error(dl->sp) : pd_strerror(rc));
         pd_split_destroy(&dl->sp);
@@ -58,6 +64,7 @@ int pd_delivery_open(struct pd_delivery *dl, const struct pd_delivery_opts *o)
 void pd_delivery_close(struct pd_delivery *dl)
 {
     pd_split_destroy(&dl->sp);
+    dlx_close(dl);
 }
 
 bool pd_delivery_transient(int rc)
@@ -86,6 +93,8 @@ static int split_failed(struct pd_delivery *dl, int rc)
     else
         (void)WHY(dl, rc, 0, "%s", pd_split_error(dl->sp));
     dl->why_offset = pd_split_error_offset(dl->sp);
+    if (dl->cx)
+        dlx_name_why(dl);
     return rc;
 }
 
@@ -99,19 +108,33 @@ int pd_delivery_next(struct pd_delivery *dl, struct pd_chunk *c, char **body, si
     if (dl->recut) {
         dl->recut = false;
         size_t refused_len = dl->refused.body_len;
+        if (dl->cx && (rc = dlx_recut_entry(dl, &dl->refused)))
+            return rc;
         if ((rc = pd_split_resplit_chunk(dl->sp, &dl->refused, dl->budget)))
             return WHY(dl, rc, 413,
                        "Patchworks refused a %zu-byte request as too large (HTTP 413) and the "
                        "chunk cannot be cut smaller: %s; split the records upstream",
                        refused_len, pd_split_error(dl->sp));
     }
+    if (dl->cx && !dl->sp && (rc = dlx_first_entry(dl)))
+        return rc;
     rc = pd_split_next(dl->sp, c);
+    /* A compressed file's next entry once one is cut to its end. */
+    while (rc == 0 && dl->cx && dl->entry + 1 < dl->cx->x.n) {
+        if ((rc = dlx_open_entry(dl, dl->entry + 1, 0, dl->next_index)))
+            return rc;
+        rc = pd_split_next(dl->sp, c);
+    }
     if (rc < 0)
         return split_failed(dl, rc);
     if (rc == 0)
         return 0;
+    dl->next_index = c->index + 1;
+    if (dl->cx && c->last && dl->entry + 1 < dl->cx->x.n)
+        c->last = false; /* more entries follow */
     uint64_t refused, need = pd_split_min_body(dl->sp);
-    if (c->index == 0 && dl->limit && pd_bodylimit_fits(dl->limit, need, &refused))
+    if (c->index == (dl->cx ? dl->cx->first[dl->entry] : 0) && dl->limit &&
+        pd_bodylimit_fits(dl->limit, need, &refused))
         return WHY(dl, PD_ETOOBIG, 413,
                    "the file's largest record needs a %" PRIu64 "-byte request, and Patchworks "
                    "refuses requests of %" PRIu64 " bytes or more (learned from its HTTP 413 "

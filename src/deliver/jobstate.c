@@ -95,7 +95,7 @@ static int add_num(cJSON *o, const char *k, double v)
     return cJSON_AddNumberToObject(o, k, v) ? 0 : PD_ENOMEM;
 }
 
-static cJSON *chunk_json(const struct pd_chunk_rec *c, bool for_people)
+static cJSON *chunk_json(const struct pd_chunk_rec *c, bool for_people, bool with_entry)
 {
     cJSON *o = cJSON_CreateObject();
     char when[80];
@@ -121,6 +121,8 @@ static cJSON *chunk_json(const struct pd_chunk_rec *c, bool for_people)
     rc |= add_num(o, "attempts", c->attempts);
     if (c->control[0])
         rc |= add_str(o, "control_numbers", c->control);
+    if (with_entry)
+        rc |= add_num(o, "entry", c->entry);
     if (c->batch_id) {
         cJSON *b = cJSON_AddObjectToObject(o, "batch");
         rc |= b ? 0 : PD_ENOMEM;
@@ -133,6 +135,39 @@ static cJSON *chunk_json(const struct pd_chunk_rec *c, bool for_people)
         return NULL;
     }
     return o;
+}
+
+/* A compressed file's entries, each with its chunks (their indexes) and flow runs. */
+static int entries_json(const struct pd_jobstate *js, cJSON *o)
+{
+    int rc = 0;
+
+    if (!js->compression)
+        return 0;
+    rc |= add_str(o, "compression", js->compression);
+    cJSON *arr = cJSON_AddArrayToObject(o, "entries");
+    for (size_t i = 0; arr && !rc && i < js->nentries; i++) {
+        const struct pd_entry_rec *e = &js->entries[i];
+        cJSON *eo = cJSON_CreateObject();
+        if (!eo || !cJSON_AddItemToArray(arr, eo))
+            return PD_ENOMEM;
+        rc |= add_name(eo, "name", e->name);
+        rc |= add_num(eo, "size", (double)e->size);
+        rc |= add_str(eo, "format", e->format);
+        cJSON *chunks = cJSON_AddArrayToObject(eo, "chunks");
+        cJSON *runs = cJSON_AddArrayToObject(eo, "flow_run_ids");
+        if (!chunks || !runs)
+            return PD_ENOMEM;
+        for (size_t k = 0; !rc && k < js->nchunks; k++) {
+            const struct pd_chunk_rec *c = &js->chunks[k];
+            if (c->entry != i)
+                continue;
+            if (!cJSON_AddItemToArray(chunks, cJSON_CreateNumber(c->index)) ||
+                (c->run_id && !cJSON_AddItemToArray(runs, cJSON_CreateString(c->run_id))))
+                rc = PD_ENOMEM;
+        }
+    }
+    return arr ? rc : PD_ENOMEM;
 }
 
 /* The facts shared by the state record, the receipt and the error file. */
@@ -160,12 +195,13 @@ static cJSON *common_json(const struct pd_jobstate *js, bool for_people)
     if (!arr)
         rc = PD_ENOMEM;
     for (size_t i = 0; !rc && i < js->nchunks; i++) {
-        cJSON *c = chunk_json(&js->chunks[i], for_people);
+        cJSON *c = chunk_json(&js->chunks[i], for_people, js->compression != NULL);
         if (!c)
             rc = PD_ENOMEM;
         else
             cJSON_AddItemToArray(arr, c);
     }
+    rc = rc ? rc : entries_json(js, o);
     if (rc) {
         cJSON_Delete(o);
         return NULL;
@@ -193,6 +229,7 @@ static int save(const struct pd_jobstate *js, const char *path, bool durable)
     rc |= add_num(o, "max_body", (double)js->max_body);
     rc |= add_num(o, "next_offset", (double)js->next_offset);
     rc |= add_num(o, "next_index", js->next_index);
+    rc |= add_num(o, "next_entry", js->next_entry);
     rc |= add_num(o, "attempts", js->attempts);
     rc |= add_num(o, "first_failure_ms", (double)js->first_failure_ms);
     if (!cJSON_AddBoolToObject(o, "finished", js->finished))
@@ -311,6 +348,9 @@ static int load_chunk(const cJSON *item, struct pd_jobstate *js)
     if (cJSON_IsString(ctl))
         snprintf(c.control, sizeof(c.control), "%s", ctl->valuestring);
     const cJSON *batch = cJSON_GetObjectItemCaseSensitive(item, "batch");
+    if (!rc && cJSON_GetObjectItemCaseSensitive(item, "entry") &&
+        !(rc = get_u64(item, "entry", &u)))
+        c.entry = (unsigned)u;
     if (!rc && batch) {
         rc = get_str(batch, "request_id", true, &c.batch_id);
         rc = rc ? rc : get_u64(batch, "files", &u);
@@ -321,14 +361,38 @@ static int load_chunk(const cJSON *item, struct pd_jobstate *js)
     if (!rc) {
         /* add_chunk copies; keep next_offset as saved, not as re-derived. */
         uint64_t off = js->next_offset;
-        unsigned idx = js->next_index;
+        unsigned idx = js->next_index, entry = js->next_entry;
         rc = pd_jobstate_add_chunk(js, &c);
         js->next_offset = off;
         js->next_index = idx;
+        js->next_entry = entry;
     }
     free(c.run_id);
     free(c.answer);
     free(c.batch_id);
+    return rc;
+}
+
+/* A compressed file's kind and entries, when the record has them. */
+static int load_entries(const cJSON *o, struct pd_jobstate *js)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(o, "entries"), *item;
+    int rc = get_str(o, "compression", false, &js->compression);
+
+    if (rc || !js->compression)
+        return rc;
+    if (!cJSON_IsArray(arr))
+        return PD_ESTATE;
+    js->entries = calloc((size_t)cJSON_GetArraySize(arr) + 1, sizeof(*js->entries));
+    if (!js->entries)
+        return PD_ENOMEM;
+    cJSON_ArrayForEach(item, arr)
+    {
+        struct pd_entry_rec *e = &js->entries[js->nentries++];
+        rc = rc ? rc : get_str(item, "name", true, &e->name);
+        rc = rc ? rc : get_u64(item, "size", &e->size);
+        rc = rc ? rc : get_str(item, "format", false, &e->format);
+    }
     return rc;
 }
 
@@ -341,6 +405,9 @@ static int load_progress(const cJSON *o, struct pd_jobstate *js)
         js->next_index = (unsigned)u;
     if (!rc && !(rc = get_u64(o, "attempts", &u)))
         js->attempts = (unsigned)u;
+    if (!rc && cJSON_GetObjectItemCaseSensitive(o, "next_entry") &&
+        !(rc = get_u64(o, "next_entry", &u)))
+        js->next_entry = (unsigned)u;
     if (!rc && cJSON_GetObjectItemCaseSensitive(o, "possible_duplicates") &&
         !(rc = get_u64(o, "possible_duplicates", &u)))
         js->possible_duplicates = (unsigned)u;
@@ -412,6 +479,7 @@ int pd_jobstate_load(const char *path, struct pd_jobstate *js, char **why)
             break;
         rc = load_chunk(item, js);
     }
+    rc = rc ? rc : load_entries(o, js);
     if (rc == PD_ESTATE && !*why &&
         asprintf(why, "%s misses a field or has one of the wrong type", path) < 0)
         *why = NULL;
@@ -445,6 +513,7 @@ int pd_jobstate_add_chunk(struct pd_jobstate *js, const struct pd_chunk_rec *c)
     js->nchunks++;
     js->next_offset = c->end;
     js->next_index = c->index + 1;
+    js->next_entry = c->entry;
     return 0;
 }
 
@@ -464,6 +533,12 @@ void pd_jobstate_cleanup(struct pd_jobstate *js)
     free(js->version_id);
     free(js->sha256);
     free(js->duplicate_of);
+    for (size_t i = 0; i < js->nentries; i++) {
+        free(js->entries[i].name);
+        free(js->entries[i].format);
+    }
+    free(js->entries);
+    free(js->compression);
     pd_failure_clear(&js->fail);
     memset(js, 0, sizeof(*js));
     pd_failure_clear(&js->fail);

@@ -14,13 +14,14 @@ cmake --build "$build" --target fuzz -j2 >/dev/null
 status=0
 for t in fuzz_split_json fuzz_split_ndjson fuzz_split_xml fuzz_split_csv fuzz_split_lines \
          fuzz_split_x12 fuzz_split_edifact fuzz_encode \
-         fuzz_config fuzz_api; do
+         fuzz_config fuzz_api fuzz_expand; do
     corpus="$build/corpus/$t"
     mkdir -p "$corpus"
     # Seeds: the regression inputs, which are also good starting points.
     case $t in
         fuzz_config) seeds="$src/conf" ;;
         fuzz_api) seeds="$src/tests/data/api" ;;
+        fuzz_expand) seeds="$src/tests/data/expand" ;;
         *) seeds="$src/tests/data/split" ;;
     esac
     if [ -d "$seeds" ]; then
