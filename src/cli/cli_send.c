@@ -379,12 +379,17 @@ static void make_ahead(struct file_job *f)
     f->making = true;
 }
 
-/* Where a compressed file is expanded: the state dir (a file there with no name), else the
- * temp folder. */
+/* Where a compressed file is expanded: the state dir (a file there with no name) when it is
+ * there, else the temp folder. send does not make the state dir: made by another user than
+ * the service's, it would stop the daemon at its next start. */
 static const char *expand_dir(const struct pd_config *cfg)
 {
     const char *tmp = getenv("TMPDIR");
-    return cfg->state.dir ? cfg->state.dir : tmp && *tmp ? tmp : "/tmp";
+    struct stat st;
+
+    if (cfg->state.dir && stat(cfg->state.dir, &st) == 0 && S_ISDIR(st.st_mode))
+        return cfg->state.dir;
+    return tmp && *tmp ? tmp : "/tmp";
 }
 
 /* Starts files while slots are free: at most 2 x `concurrency` chunk bodies are held at once. */

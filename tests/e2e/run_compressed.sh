@@ -217,4 +217,12 @@ run_pd "$T/send2" send -c "$T/c4.conf" --flow 9 "$T/src/three.zip"
 check "send of a zip: one line per inner file, its name escaped in brackets" \
   bash -c "grep -c 'three.zip \[parts/a.csv\]: chunk 1,\|three.zip \[../b.csv\]: chunk 2,\|three.zip \[parts/c\\\\x1b\[31m.csv\]: chunk 3/3,' '$T/send2.out' | grep -qx 3"
 check "send leaves no expansion in the state dir" test -z "$(find "$T/state" -name '.pd-expand*')"
+# A state dir not made yet (send before the daemon ever ran): the temp folder holds the
+# expansion, and send does not make the state dir (made as another user, it would stop the
+# daemon).
+sed "s|^dir = .*|dir = $T/nostate|" "$T/c4.conf" >"$T/c5.conf"
+mkdir -p "$T/tmp5"
+TMPDIR="$T/tmp5" run_pd "$T/send5" send -c "$T/c5.conf" --flow 9 "$T/src/orders.json.gz"
+check "send of a .json.gz with no state dir yet: expanded in TMPDIR, delivered" \
+  bash -c "test $RC -eq 0 && grep -q 'chunk 1' '$T/send5.out' && test -z \"\$(ls -A '$T/tmp5')\""
 finish
