@@ -163,6 +163,7 @@ void pd_split_destroy(struct pd_splitter **spp)
         return;
     struct pd_splitter *sp = *spp;
     scan_cleanup(&sp->sc);
+    xmlwf_free(&sp->wf);
     if (sp->dec_ok)
         dec_close(&sp->dec);
     if (sp->own_fd && sp->fd >= 0)

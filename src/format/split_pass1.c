@@ -57,6 +57,9 @@ struct p1 {
      * (from suf_from) instead of being copied after every record on the way. */
     int suf_by_tail;
     uint64_t suf_from;
+    struct dec_anchor suf_anchor;
+    int checking; /* expat reads along (split = xml) and has found nothing wrong yet */
+    int wf_stopped; /* expat stopped the reading before the text was counted */
     uint64_t esc_total, dec_total, nrec, rec_start_esc, rec_start_dec;
     struct dec_anchor rec_start_anchor;
     uint64_t mark_dec, mark_esc;
@@ -181,6 +184,7 @@ static int record_end(struct pd_splitter *sp, struct p1 *st)
     if ((rc = idx_note(sp, sc->ev_dec, st->esc_total, st->nrec)) < 0)
         return rc;
     struct dec_anchor a = dec_anchor_of(&sp->dec, sc->ev_dec);
+    st->suf_anchor = a;
     if (sp->sc.tiled) {
         st->rec_start_esc = st->esc_total;
         st->rec_start_dec = sc->ev_dec;
@@ -233,6 +237,7 @@ static int handle_p1_event(struct pd_splitter *sp, struct p1 *st, int ev)
         st->rec_start_dec = dec;
         st->rec_start_anchor = a;
         st->suf_from = dec;
+        st->suf_anchor = a;
         sp->area_orig = split_exact(sp, a, dec);
         sp->area_cum = st->rec_start_esc;
         sp->pre_esc = pd_encode_escaped_len(sp->pre, sp->pre_len); /* final from here on */
@@ -323,7 +328,31 @@ int split_ready(struct pd_splitter *sp)
                              "the text after the last record (repeated in every chunk) is larger "
                              "than max_body %llu",
                              (unsigned long long)sp->max_body);
+    if (sp->tail_text)
+        return split_set_err(
+            sp, PD_EPARSE,
+            "the root element holds text, a comment, CDATA or a processing instruction after "
+            "its last record, at byte %llu: every chunk would repeat it, so the file can only "
+            "go whole, and it is larger than max_body %llu; move that content into a record "
+            "(or before the first one) where the file is made, or raise max_body",
+            (unsigned long long)sp->tail_text_at, (unsigned long long)sp->max_body);
     return split_check_budget(sp);
+}
+
+/* XML: whether anything but whitespace stands between the last record and the root's end tag
+ * (the closing text then starts with it, not with "</"), and where. */
+static void find_tail_text(struct pd_splitter *sp, const struct p1 *st)
+{
+    size_t k = 0;
+    sp->tail_text = 0;
+    if (sp->fmt != PD_SPLIT_XML || sp->suf_over || !st->nrec)
+        return;
+    while (k < sp->suf_len && strchr(" \t\r\n", sp->suf[k]) && sp->suf[k])
+        k++;
+    if (k + 1 < sp->suf_len && sp->suf[k] == '<' && sp->suf[k + 1] == '/')
+        return;
+    sp->tail_text = 1;
+    sp->tail_text_at = split_exact(sp, st->suf_anchor, st->suf_from + k);
 }
 
 /* Back to the file's start, with nothing found yet. */
@@ -349,6 +378,34 @@ static void p1_start(struct pd_splitter *sp, struct p1 *st)
     idx_start(sp);
 }
 
+/* Expat reads the current window (FINAL: the file ended). Returns 1 when it found the file
+ * not well formed: that is the file's fault, unless the scanner found one before. */
+static int wf_feed(struct pd_splitter *sp, struct p1 *st, int final)
+{
+    struct split_dec *d = &sp->dec;
+    struct xmlwf_err e;
+    if (!xmlwf_feed(sp->wf, d->win, final ? 0 : d->win_len, d->win_dec, final, &e))
+        return 0;
+    st->checking = 0;
+    if (sp->split_err && !sp->split_structural)
+        return 1;
+    uint64_t orig = e.dec;
+    int known = d->cd == (iconv_t)-1;
+    if (!known && e.dec >= d->win_dec && e.dec <= d->win_dec + d->win_len) {
+        orig = split_exact(sp, dec_anchor_of(d, e.dec), e.dec);
+        known = 1;
+    }
+    char at[48] = "";
+    if (known)
+        snprintf(at, sizeof(at), " at byte %llu", (unsigned long long)orig);
+    snprintf(sp->split_msg, sizeof(sp->split_msg), "%s%s (line %llu, column %llu); %s", e.msg,
+             at, (unsigned long long)e.line, (unsigned long long)e.column, e.fix);
+    sp->split_err = PD_EPARSE;
+    sp->split_structural = 0;
+    sp->split_err_line_wanted = 0;
+    return 1;
+}
+
 /* Reads the file to its end, or to a scan error when the file cannot go whole either. Returns
  * 0 or the sticky error. */
 static int p1_read(struct pd_splitter *sp, struct p1 *st)
@@ -369,6 +426,10 @@ static int p1_read(struct pd_splitter *sp, struct p1 *st)
             if (sp->is_xml && d->win_dec == d->data_start)
                 find_declaration(sp);
             pos = acc = 0;
+            if (st->checking && wf_feed(sp, st, 0)) {
+                st->wf_stopped = 1;
+                return 0; /* not well formed: the file goes neither whole nor split */
+            }
         }
         int ev = SCAN_MORE;
         size_t evpos;
@@ -392,6 +453,8 @@ static int p1_read(struct pd_splitter *sp, struct p1 *st)
         }
     }
     uint64_t eof_dec = d->win_dec + d->win_len;
+    if (st->checking && wf_feed(sp, st, 1))
+        return 0;
     while (scanning) {
         int ev = scan_end(&sp->sc, eof_dec);
         if (ev == SCAN_DONE)
@@ -471,6 +534,11 @@ int split_pass1(struct pd_splitter *sp)
     struct split_dec *d = &sp->dec;
     int rc;
     p1_start(sp, &st);
+    if (sp->fmt == PD_SPLIT_XML) {
+        if (xmlwf_start(&sp->wf) < 0)
+            return split_set_err(sp, PD_ENOMEM, "out of memory");
+        st.checking = 1;
+    }
     if ((rc = split_body_raw(sp, PD_ENCODE_BODY_HEAD, HEAD_LEN)) < 0)
         return split_set_err(sp, rc, "out of memory");
     if ((rc = p1_read(sp, &st)) < 0)
@@ -478,12 +546,13 @@ int split_pass1(struct pd_splitter *sp)
     uint64_t eof_dec = d->win_dec + d->win_len;
     if ((rc = read_tail(sp, &st, eof_dec)) < 0)
         return rc;
-    if (st.dec_total == 0)
+    if (st.dec_total == 0 && !st.wf_stopped)
         return split_set_err(sp, PD_EEMPTY, "the file is empty; there is nothing to send");
     sp->file_end = split_exact(sp, dec_anchor_of(d, eof_dec), eof_dec);
     sp->total_records = st.nrec;
     sp->pre_esc = pd_encode_escaped_len(sp->pre, sp->pre_len);
     sp->suf_esc = pd_encode_escaped_len(sp->suf, sp->suf_len);
+    find_tail_text(sp, &st);
     sp->prepared = 1;
     return p1_verdict(sp, &st);
 }

@@ -1,0 +1,293 @@
+/*
+ * XML well-formedness in the splitter: every fault class XML 1.0 names is refused with expat's
+ * words, the byte and the line; a DOCTYPE with an internal subset is refused and nothing is
+ * ever expanded; namespaces declared on the root and a UTF-16 file's declaration survive
+ * splitting (each chunk parsed by expat, namespace-aware); text after the last record is never
+ * repeated in every chunk.
+ */
+#include "pd_config.h"
+#include "pd_encode.h"
+#include "pd_error.h"
+#include "pd_split.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+#include <expat.h>
+#include "testlib.h"
+
+#define MAX_CHUNKS 64
+
+struct run {
+    int rc; /* pd_split_next's last answer: 0 done, or the error */
+    char err[1024];
+    int64_t err_off;
+    size_t n;
+    char *payload[MAX_CHUNKS];
+    int whole;
+};
+
+static void run_free(struct run *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->payload[i]);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Splits TEXT (LEN bytes, named NAME) with MAX_BODY and XML_RECORD into R's payloads. */
+static void split_text(const char *name, const void *text, size_t len, uint64_t max_body,
+                       const char *xml_record, struct run *r)
+{
+    struct pd_split_opts o = {.format = PD_SPLIT_XML, .max_body = max_body,
+                              .xml_record = xml_record, .name = name, .mem = text,
+                              .mem_len = len};
+    struct pd_splitter *sp = NULL;
+    struct pd_chunk c;
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(pd_split_create(-1, NULL, &o, &sp), 0);
+    while ((r->rc = pd_split_next(sp, &c)) == 1) {
+        assert_true(r->n < MAX_CHUNKS);
+        cJSON *j = cJSON_ParseWithLength(c.body, c.body_len);
+        assert_non_null(j);
+        cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "payload");
+        assert_true(cJSON_IsString(p));
+        r->payload[r->n++] = strdup(p->valuestring);
+        r->whole = c.whole;
+        cJSON_Delete(j);
+    }
+    snprintf(r->err, sizeof(r->err), "%s", pd_split_error(sp));
+    r->err_off = pd_split_error_offset(sp);
+    pd_split_destroy(&sp);
+}
+
+/* Expat's verdict on S, namespace-aware (an unbound prefix is an error); NULL when good. */
+static const char *expat_error(const char *s)
+{
+    XML_Parser p = XML_ParserCreateNS(NULL, '|');
+    assert_non_null(p);
+    const char *why = NULL;
+    if (XML_Parse(p, s, (int)strlen(s), 1) != XML_STATUS_OK)
+        why = XML_ErrorString(XML_GetErrorCode(p));
+    XML_ParserFree(p);
+    return why;
+}
+
+static void assert_refused(const char *doc, size_t len, const char *words, int64_t byte)
+{
+    struct run r;
+    split_text("f.xml", doc, len, 1 << 20, NULL, &r);
+    if (r.rc != PD_EPARSE || !strstr(r.err, words) || !strstr(r.err, "(line ") ||
+        (byte >= 0 && r.err_off != byte)) {
+        fprintf(stderr, "doc: %.*s\nrc %d, error: %s (byte %lld), want: %s at byte %lld\n",
+                (int)len, doc, r.rc, r.err, (long long)r.err_off, words, (long long)byte);
+        fail();
+    }
+    assert_int_equal(r.n, 0);
+    run_free(&r);
+}
+
+#define REFUSED(doc, words, byte) assert_refused(doc, sizeof(doc) - 1, words, byte)
+
+/* Each fault class the xmltest suite has, in a small file that would go whole. */
+static void test_fault_classes(void **state)
+{
+    (void)state;
+    REFUSED("<r>A & B</r>", "(expat: not well-formed (invalid token))", 6);
+    REFUSED("<r>a&nbsp;b</r>", "(expat: undefined entity)", 4);
+    REFUSED("<r>&foo;</r>", "undefined entity", 3);
+    REFUSED("<r>a\fb</r>", "invalid token", 4);
+    REFUSED("<r>a\x1b" "b</r>", "invalid token", 4);
+    REFUSED("<r>a\xef\xbf\xbe" "b</r>", "invalid token", 4); /* U+FFFE */
+    REFUSED("<r>&#0;</r>", "reference to invalid character number", 3);
+    REFUSED("<r>&#xD800;</r>", "reference to invalid character number", 3);
+    REFUSED("<r>&#xZZ;</r>", "invalid token", -1);
+    REFUSED("<r>a]]>b</r>", "invalid token", 6);
+    REFUSED("<r a=\"1\" a=\"2\"/>", "duplicate attribute", 9);
+    REFUSED("<r><!-- a -- b --></r>", "invalid token", 12);
+    REFUSED("<?xml version=\"1.0\" standalone=\"maybe\"?><r/>", "XML declaration not well-formed", 32);
+    REFUSED("<r/>\n<?xml version=\"1.0\"?>", "junk after document element", 5);
+    REFUSED("<r><? x?></r>", "invalid token", 5);
+    REFUSED("<r><?XmL x?></r>", "invalid token", -1);
+    REFUSED("<!DOCTYPE r SYSTEM>\n<r/>", "syntax error", 18);
+    REFUSED("<r a=1/>", "invalid token", 5);
+    REFUSED("<r><a>x</a>", "no element found", -1);
+    REFUSED("<r>\n  <a>x</b>\n</r>", "mismatched tag", -1);
+    /* The line and column expat counts are in the words. */
+    struct run r;
+    const char doc[] = "<r>\n<a>1</a>\n<a>A & B</a>\n</r>\n";
+    split_text("f.xml", doc, sizeof(doc) - 1, 1 << 20, NULL, &r);
+    assert_int_equal(r.rc, PD_EPARSE);
+    assert_non_null(strstr(r.err, "at byte 19 (line 3, column 7)"));
+    assert_non_null(strstr(r.err, "correct the file"));
+    run_free(&r);
+}
+
+/* A DOCTYPE with an internal subset is refused before its declarations are read: entities
+ * never expand, recursive ones included; an external DTD is never fetched. */
+static void test_doctype(void **state)
+{
+    (void)state;
+    REFUSED("<?xml version=\"1.0\"?>\n<!DOCTYPE r [<!ENTITY x \"expanded!\">]>\n<r>&x;</r>",
+            "DOCTYPE with an internal subset", 34);
+    REFUSED("<!DOCTYPE r [<!ENTITY a \"&b;\"><!ENTITY b \"&a;\">]><r>&a;</r>", "internal subset", 12);
+    REFUSED("<!DOCTYPE r [ <!ELEMENT ]><r/>", "set split = none", 12);
+    /* Billion laughs: refused at once, nothing expanded. */
+    struct sb {
+        char p[4096];
+        size_t n;
+    } b = {.n = 0};
+    b.n += (size_t)snprintf(b.p, sizeof(b.p), "<!DOCTYPE r [<!ENTITY l0 \"lol\">");
+    for (int i = 1; i < 10; i++)
+        b.n += (size_t)snprintf(b.p + b.n, sizeof(b.p) - b.n,
+                                "<!ENTITY l%d \"&l%d;&l%d;&l%d;&l%d;&l%d;&l%d;&l%d;&l%d;&l%d;&l%d;\">",
+                                i, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1, i - 1);
+    b.n += (size_t)snprintf(b.p + b.n, sizeof(b.p) - b.n, "]><r>&l9;</r>");
+    assert_refused(b.p, b.n, "internal subset", 12);
+
+    /* An external DTD only: sent, split, the DOCTYPE in every chunk, the entity unexpanded. */
+    char doc[4096];
+    size_t n = (size_t)snprintf(doc, sizeof(doc), "<!DOCTYPE r SYSTEM \"http://127.0.0.1:9/r.dtd\">\n<r>");
+    for (int i = 0; i < 40; i++)
+        n += (size_t)snprintf(doc + n, sizeof(doc) - n, "<a>%02d &nbsp;</a>", i);
+    n += (size_t)snprintf(doc + n, sizeof(doc) - n, "</r>\n");
+    struct run r;
+    split_text("f.xml", doc, n, 300, NULL, &r);
+    assert_int_equal(r.rc, 0);
+    assert_true(r.n > 2);
+    for (size_t i = 0; i < r.n; i++) {
+        assert_non_null(strstr(r.payload[i], "<!DOCTYPE r SYSTEM"));
+        assert_non_null(strstr(r.payload[i], "&nbsp;"));
+    }
+    run_free(&r);
+}
+
+/* Namespaces declared on the root go with every chunk, and records using their prefixes
+ * parse (namespace-aware) on their own. */
+static void test_namespaces(void **state)
+{
+    (void)state;
+    char doc[8192];
+    size_t n = (size_t)snprintf(doc, sizeof(doc),
+                                "<?xml version=\"1.0\"?>\n<p:orders xmlns:p=\"urn:p\" "
+                                "xmlns=\"urn:d\" xmlns:q='urn:q'>\n");
+    for (int i = 0; i < 60; i++)
+        n += (size_t)snprintf(doc + n, sizeof(doc) - n,
+                              "  <p:order q:id=\"%d\"><p:line>x</p:line><sku>%d</sku></p:order>\n",
+                              i, i);
+    n += (size_t)snprintf(doc + n, sizeof(doc) - n, "</p:orders>\n");
+    for (int rec = 0; rec < 2; rec++) {
+        struct run r;
+        split_text("f.xml", doc, n, 700, rec ? "order" : NULL, &r);
+        assert_int_equal(r.rc, 0);
+        assert_true(r.n > 3);
+        int orders = 0;
+        for (size_t i = 0; i < r.n; i++) {
+            assert_null(expat_error(r.payload[i]));
+            assert_non_null(strstr(r.payload[i], "<p:orders xmlns:p=\"urn:p\" xmlns=\"urn:d\" xmlns:q='urn:q'>"));
+            for (const char *p = r.payload[i]; (p = strstr(p, "<p:order ")); p++)
+                orders++;
+        }
+        assert_int_equal(orders, 60);
+        run_free(&r);
+    }
+}
+
+/* UTF-16 text, little endian, from ASCII and Latin-1 (enough for the test). */
+static size_t utf16le(const char *s, unsigned char *out, int bom)
+{
+    size_t n = 0;
+    if (bom)
+        out[n++] = 0xff, out[n++] = 0xfe;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned c = *p;
+        if (c == 0xc3) /* é and the like: two UTF-8 bytes, one Latin-1 character */
+            c = 0x40 + *++p;
+        out[n++] = (unsigned char)(c & 0xff), out[n++] = (unsigned char)(c >> 8);
+    }
+    return n;
+}
+
+/* A UTF-16 file (by its byte-order mark, or by its declaration alone) is sent as UTF-8 with
+ * its declaration saying so: every chunk parses with expat reading the declaration. */
+static void test_utf16(void **state)
+{
+    (void)state;
+    char text[8192];
+    size_t n = (size_t)snprintf(text, sizeof(text),
+                                "<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n<root>\n");
+    for (int i = 0; i < 50; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "<r n=\"%d\">caf\xc3\xa9</r>\n", i);
+    snprintf(text + n, sizeof(text) - n, "</root>\n");
+    static unsigned char u[20000];
+    for (int bom = 0; bom < 2; bom++) {
+        size_t len = utf16le(text, u, bom);
+        struct run r;
+        split_text("f.xml", u, len, 500, NULL, &r);
+        assert_int_equal(r.rc, 0);
+        assert_true(r.n > 2);
+        for (size_t i = 0; i < r.n; i++) {
+            const char *decl = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
+            assert_memory_equal(r.payload[i], decl, strlen(decl));
+            assert_null(expat_error(r.payload[i]));
+            assert_non_null(strstr(r.payload[i], "caf\xc3\xa9"));
+        }
+        run_free(&r);
+        /* A fault is named at its byte in the UTF-16 file. */
+        char bad[] = "<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n<root><r>A & B</r></root>";
+        len = utf16le(bad, u, bom);
+        split_text("f.xml", u, len, 1 << 20, NULL, &r);
+        assert_int_equal(r.rc, PD_EPARSE);
+        assert_non_null(strstr(r.err, "invalid token"));
+        assert_int_equal(r.err_off, (int64_t)(bom * 2 + 2 * (strstr(bad, " B") - bad)));
+        run_free(&r);
+    }
+}
+
+/* Text after the last record inside the root would be repeated in every chunk: such a file
+ * goes whole when it fits, and is refused with the reason when it must be cut. */
+static void test_text_after_last_record(void **state)
+{
+    (void)state;
+    char doc[8192];
+    for (int kind = 0; kind < 3; kind++) {
+        static const char *const tails[] = {"closing words", "<!-- the end -->", "<![CDATA[x]]>"};
+        size_t n = (size_t)snprintf(doc, sizeof(doc), "<root>\n");
+        for (int i = 0; i < 30; i++)
+            n += (size_t)snprintf(doc + n, sizeof(doc) - n, "  <r>%d</r>\n", i);
+        size_t tail_at = n + 2;
+        n += (size_t)snprintf(doc + n, sizeof(doc) - n, "  %s\n</root>\n", tails[kind]);
+        struct run r;
+        split_text("f.xml", doc, n, 1 << 20, NULL, &r);
+        assert_int_equal(r.rc, 0);
+        assert_int_equal(r.n, 1);
+        assert_true(r.whole);
+        run_free(&r);
+        split_text("f.xml", doc, n, 200, NULL, &r);
+        assert_int_equal(r.rc, PD_EPARSE);
+        assert_int_equal(r.n, 0);
+        assert_non_null(strstr(r.err, "after its last record"));
+        assert_int_equal(r.err_off, (int64_t)tail_at);
+        run_free(&r);
+    }
+    /* Whitespace and what follows the root's end tag are fine. */
+    const char ok[] = "<root>\n <r>1</r>\n <r>2</r>\n <r>3</r>\n <r>4</r>\n\t \n</root>\n<!-- after -->\n";
+    struct run r;
+    split_text("f.xml", ok, sizeof(ok) - 1, 90, NULL, &r);
+    assert_int_equal(r.rc, 0);
+    assert_true(r.n >= 2);
+    for (size_t i = 0; i < r.n; i++)
+        assert_null(expat_error(r.payload[i]));
+    run_free(&r);
+}
+
+int main(void)
+{
+    return PD_RUN_TESTS(NULL, NULL, test_fault_classes, test_doctype, test_namespaces,
+                        test_utf16, test_text_after_last_record);
+}
