@@ -286,8 +286,32 @@ static void test_text_after_last_record(void **state)
     run_free(&r);
 }
 
+/* A comment (or tag) longer than any request can hold is refused as soon as expat has held
+ * that much of it, not read to its end into memory. */
+static void test_token_longer_than_max_body(void **state)
+{
+    (void)state;
+    size_t n = 300000;
+    char *doc = malloc(n + 64);
+    assert_non_null(doc);
+    size_t k = (size_t)sprintf(doc, "<r><a>1</a><!-- ");
+    memset(doc + k, 'x', n), k += n;
+    k += (size_t)sprintf(doc + k, " --><a>2</a></r>");
+    struct run r;
+    split_text("f.xml", doc, k, 10000, NULL, &r);
+    assert_int_equal(r.rc, PD_ETOOBIG);
+    assert_non_null(strstr(r.err, "longer than max_body 10000 bytes at byte 11 (line 1"));
+    run_free(&r);
+    /* With room for it, the same file goes. */
+    split_text("f.xml", doc, k, 1 << 20, NULL, &r);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.n, 1);
+    run_free(&r);
+    free(doc);
+}
+
 int main(void)
 {
     return PD_RUN_TESTS(NULL, NULL, test_fault_classes, test_doctype, test_namespaces,
-                        test_utf16, test_text_after_last_record);
+                        test_utf16, test_text_after_last_record, test_token_longer_than_max_body);
 }

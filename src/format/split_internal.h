@@ -187,6 +187,7 @@ int scan_fail(struct scan *sc, uint64_t at, const char *fmt, ...) __attribute__(
 struct xmlwf;
 
 struct xmlwf_err {
+    int code;              /* PD_EPARSE, or PD_ETOOBIG for a token over max_token */
     uint64_t dec;          /* decoded offset of the fault */
     uint64_t line, column; /* 1-based, as expat counts them */
     char msg[200]; /* what is wrong */
@@ -197,9 +198,10 @@ struct xmlwf_err {
 int xmlwf_start(struct xmlwf **w);
 void xmlwf_free(struct xmlwf **w);
 /* The next N bytes of text, at decoded offset DEC (FINAL: the last of them). Returns 0, or
- * 1 when the document is not well formed (or refused) with *E saying why and where. */
+ * 1 when the document is not well formed, or refused (an internal subset, an unfinished
+ * token over MAX_TOKEN bytes, which expat would hold in memory), with *E saying why and where. */
 int xmlwf_feed(struct xmlwf *w, const unsigned char *b, size_t n, uint64_t dec, int final,
-               struct xmlwf_err *e);
+               uint64_t max_token, struct xmlwf_err *e);
 
 /* ---- the driver (split.c, split_pass1.c) ------------------------------------------------ */
 

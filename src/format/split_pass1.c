@@ -384,7 +384,7 @@ static int wf_feed(struct pd_splitter *sp, struct p1 *st, int final)
 {
     struct split_dec *d = &sp->dec;
     struct xmlwf_err e;
-    if (!xmlwf_feed(sp->wf, d->win, final ? 0 : d->win_len, d->win_dec, final, &e))
+    if (!xmlwf_feed(sp->wf, d->win, final ? 0 : d->win_len, d->win_dec, final, sp->max_body, &e))
         return 0;
     st->checking = 0;
     if (sp->split_err && !sp->split_structural)
@@ -400,7 +400,7 @@ static int wf_feed(struct pd_splitter *sp, struct p1 *st, int final)
         snprintf(at, sizeof(at), " at byte %llu", (unsigned long long)orig);
     snprintf(sp->split_msg, sizeof(sp->split_msg), "%s%s (line %llu, column %llu); %s", e.msg,
              at, (unsigned long long)e.line, (unsigned long long)e.column, e.fix);
-    sp->split_err = PD_EPARSE;
+    sp->split_err = e.code;
     sp->split_structural = 0;
     sp->split_err_line_wanted = 0;
     return 1;

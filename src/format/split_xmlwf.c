@@ -21,6 +21,7 @@
 struct xmlwf {
     XML_Parser p;
     uint64_t base; /* decoded offset of the first byte fed */
+    uint64_t fed;  /* bytes fed so far */
     int started;
     int subset;        /* the DOCTYPE has an internal subset: refused */
     uint64_t subset_at; /* where that DOCTYPE begins (bytes fed before it) */
@@ -48,6 +49,7 @@ static int setup(struct xmlwf *w)
     if (!XML_SetParamEntityParsing(w->p, XML_PARAM_ENTITY_PARSING_NEVER))
         return PD_ENOMEM;
     w->base = 0;
+    w->fed = 0;
     w->started = 0;
     w->subset = 0;
     w->subset_at = 0;
@@ -81,8 +83,29 @@ void xmlwf_free(struct xmlwf **wp)
     *wp = NULL;
 }
 
+/* Expat keeps an unfinished token (a tag, comment, PI or declaration) whole in memory: one
+ * longer than MAX could never be sent in any request anyway, so it is refused before it grows. */
+static int too_long(struct xmlwf *w, uint64_t max, struct xmlwf_err *e)
+{
+    XML_Index at = XML_GetCurrentByteIndex(w->p);
+    uint64_t from = at > 0 ? (uint64_t)at : 0;
+    if (w->fed - from <= max)
+        return 0;
+    memset(e, 0, sizeof(*e));
+    e->code = PD_ETOOBIG;
+    e->dec = w->base + from;
+    e->line = (uint64_t)XML_GetCurrentLineNumber(w->p);
+    e->column = (uint64_t)XML_GetCurrentColumnNumber(w->p) + 1;
+    snprintf(e->msg, sizeof(e->msg),
+             "a single tag, comment, processing instruction or declaration longer than "
+             "max_body %llu bytes", (unsigned long long)max);
+    snprintf(e->fix, sizeof(e->fix),
+             "no request could hold it; raise max_body or shorten it where the file is made");
+    return 1;
+}
+
 int xmlwf_feed(struct xmlwf *w, const unsigned char *b, size_t n, uint64_t dec, int final,
-               struct xmlwf_err *e)
+               uint64_t max_token, struct xmlwf_err *e)
 {
     if (!w->started)
         w->base = dec, w->started = 1;
@@ -92,10 +115,14 @@ int xmlwf_feed(struct xmlwf *w, const unsigned char *b, size_t n, uint64_t dec, 
         if (XML_Parse(w->p, (const char *)b, (int)part, final && part == n) != XML_STATUS_OK)
             break;
         b += part, n -= part;
+        w->fed += part;
+        if (too_long(w, max_token, e))
+            return 1;
         if (n == 0)
             return 0;
     }
     memset(e, 0, sizeof(*e));
+    e->code = PD_EPARSE;
     e->line = (uint64_t)XML_GetCurrentLineNumber(w->p);
     e->column = (uint64_t)XML_GetCurrentColumnNumber(w->p) + 1;
     if (w->subset) {
