@@ -17,8 +17,9 @@
  *           The file must be well-formed XML 1.0 by expat (split_xmlwf.c), whole or cut; a
  *           DOCTYPE with an internal subset is refused (entities are never expanded, nothing
  *           is fetched); one with an external id only is copied verbatim. Content between
- *           the last record and the root end tag (text, comment, CDATA, PI) would be repeated
- *           in every chunk: such a file goes whole or, too big for that, fails (PD_EPARSE).
+ *           the last record and the root end tag (text, comment, CDATA, PI) goes once, with
+ *           the last record (it counts in that record's size); the closing repeated by every
+ *           chunk starts at the root end tag.
  *   csv     the first header_lines rows open every chunk; whole rows follow (quoted fields
  *           with commas, newlines and doubled quotes stay whole). TSV (.tsv) uses tabs.
  *   lines   whole lines, line endings kept exactly.

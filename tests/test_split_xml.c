@@ -30,6 +30,7 @@ struct run {
     int64_t err_off;
     size_t n;
     char *payload[MAX_CHUNKS];
+    uint64_t start[MAX_CHUNKS];
     int whole;
 };
 
@@ -57,6 +58,7 @@ static void split_text(const char *name, const void *text, size_t len, uint64_t 
         assert_non_null(j);
         cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "payload");
         assert_true(cJSON_IsString(p));
+        r->start[r->n] = c.start;
         r->payload[r->n++] = strdup(p->valuestring);
         r->whole = c.whole;
         cJSON_Delete(j);
@@ -249,40 +251,104 @@ static void test_utf16(void **state)
     }
 }
 
-/* Text after the last record inside the root would be repeated in every chunk: such a file
- * goes whole when it fits, and is refused with the reason when it must be cut. */
+/* Resuming at any chunk's start gives the same chunks again, the tail still once at the end. */
+static void check_resume(const char *doc, size_t n, uint64_t budget, const struct run *want)
+{
+    struct pd_split_opts o = {.format = PD_SPLIT_XML, .max_body = budget, .name = "f.xml",
+                              .mem = doc, .mem_len = n};
+    for (size_t k = 1; k < want->n; k++) {
+        struct pd_splitter *sp = NULL;
+        struct pd_chunk c;
+        assert_int_equal(pd_split_create(-1, NULL, &o, &sp), 0);
+        assert_int_equal(pd_split_seek(sp, want->start[k], (unsigned)k), 0);
+        for (size_t i = k; i < want->n; i++) {
+            assert_int_equal(pd_split_next(sp, &c), 1);
+            cJSON *j = cJSON_ParseWithLength(c.body, c.body_len);
+            assert_string_equal(cJSON_GetObjectItemCaseSensitive(j, "payload")->valuestring,
+                                want->payload[i]);
+            cJSON_Delete(j);
+        }
+        assert_int_equal(pd_split_next(sp, &c), 0);
+        pd_split_destroy(&sp);
+    }
+    /* A 413 on the last chunk: cut again smaller, the tail still goes once, at the end. */
+    struct pd_splitter *sp = NULL;
+    struct pd_chunk c;
+    assert_int_equal(pd_split_create(-1, NULL, &o, &sp), 0);
+    for (size_t i = 0; i < want->n; i++)
+        assert_int_equal(pd_split_next(sp, &c), 1);
+    if (pd_split_resplit(sp, c.body_len - 1) == 0) {
+        int rc, tails = 0;
+        char *last = NULL;
+        while ((rc = pd_split_next(sp, &c)) == 1) {
+            cJSON *j = cJSON_ParseWithLength(c.body, c.body_len);
+            const char *p = cJSON_GetObjectItemCaseSensitive(j, "payload")->valuestring;
+            assert_null(expat_error(p));
+            tails += strstr(p, "<r>29</r>") != NULL;
+            free(last);
+            last = strdup(p);
+            cJSON_Delete(j);
+        }
+        assert_int_equal(rc, 0);
+        assert_int_equal(tails, 1);
+        assert_non_null(strstr(last, "<r>29</r>"));
+        free(last);
+    }
+    pd_split_destroy(&sp);
+}
+
+/* Content after the last record inside the root (text, a comment, CDATA, a PI) goes once,
+ * with the last record, never repeated by every chunk's closing; and the last record makes
+ * room for it. */
 static void test_text_after_last_record(void **state)
 {
     (void)state;
     char doc[8192];
-    for (int kind = 0; kind < 3; kind++) {
-        static const char *const tails[] = {"closing words", "<!-- the end -->", "<![CDATA[x]]>"};
+    static const char *const tails[] = {"closing words", "<!-- the end </root> -->",
+                                        "<![CDATA[x</root>]]> words", "<?pi </root>?>"};
+    for (int kind = 0; kind < 4; kind++) {
         size_t n = (size_t)snprintf(doc, sizeof(doc), "<root>\n");
         for (int i = 0; i < 30; i++)
-            n += (size_t)snprintf(doc + n, sizeof(doc) - n, "  <r>%d</r>\n", i);
-        size_t tail_at = n + 2;
-        n += (size_t)snprintf(doc + n, sizeof(doc) - n, "  %s\n</root>\n", tails[kind]);
-        struct run r;
-        split_text("f.xml", doc, n, 1 << 20, NULL, &r);
-        assert_int_equal(r.rc, 0);
-        assert_int_equal(r.n, 1);
-        assert_true(r.whole);
-        run_free(&r);
-        split_text("f.xml", doc, n, 200, NULL, &r);
-        assert_int_equal(r.rc, PD_EPARSE);
-        assert_int_equal(r.n, 0);
-        assert_non_null(strstr(r.err, "after its last record"));
-        assert_int_equal(r.err_off, (int64_t)tail_at);
-        run_free(&r);
+            n += (size_t)snprintf(doc + n, sizeof(doc) - n, "  <r>%02d</r>\n", i);
+        n += (size_t)snprintf(doc + n, sizeof(doc) - n, "  %s\n</root>\n<!-- after -->\n",
+                              tails[kind]);
+        for (uint64_t budget = 60; budget < 400; budget += 7) {
+            struct run r;
+            split_text("f.xml", doc, n, budget, NULL, &r);
+            if (r.rc == PD_ETOOBIG) {
+                run_free(&r);
+                continue;
+            }
+            assert_int_equal(r.rc, 0);
+            int recs = 0, tails_seen = 0;
+            for (size_t i = 0; i < r.n; i++) {
+                assert_null(expat_error(r.payload[i]));
+                for (const char *p = r.payload[i]; (p = strstr(p, "<r>")); p++)
+                    recs++;
+                if (strstr(r.payload[i], tails[kind])) {
+                    tails_seen++;
+                    assert_int_equal(i, r.n - 1);
+                    assert_non_null(strstr(r.payload[i], "<r>29</r>"));
+                }
+                assert_non_null(strstr(r.payload[i], "</root>\n<!-- after -->\n"));
+            }
+            assert_int_equal(recs, 30);
+            assert_int_equal(tails_seen, 1);
+            if (budget % 5 == 0)
+                check_resume(doc, n, budget, &r);
+            run_free(&r);
+        }
     }
-    /* Whitespace and what follows the root's end tag are fine. */
-    const char ok[] = "<root>\n <r>1</r>\n <r>2</r>\n <r>3</r>\n <r>4</r>\n\t \n</root>\n<!-- after -->\n";
+    /* The last record with the tail is what must fit: the error names it. */
+    size_t n = (size_t)snprintf(doc, sizeof(doc), "<root><r>1</r><r>2</r><r>3</r>");
+    memset(doc + n, 'w', 150);
+    n += 150;
+    n += (size_t)snprintf(doc + n, sizeof(doc) - n, "</root>");
     struct run r;
-    split_text("f.xml", ok, sizeof(ok) - 1, 90, NULL, &r);
-    assert_int_equal(r.rc, 0);
-    assert_true(r.n >= 2);
-    for (size_t i = 0; i < r.n; i++)
-        assert_null(expat_error(r.payload[i]));
+    split_text("f.xml", doc, n, 160, NULL, &r);
+    assert_int_equal(r.rc, PD_ETOOBIG);
+    assert_non_null(strstr(r.err, "record 3 at byte 22 is 158 bytes encoded (with the content "
+                               "after it inside the root, which goes with it)"));
     run_free(&r);
 }
 

@@ -240,10 +240,11 @@ struct pd_splitter {
     char *pre, *suf;
     size_t pre_len, suf_len, pre_cap, suf_cap, pre_esc, suf_esc;
     int pre_over, suf_over;
-    /* XML: content between the last record and the root's end tag (text, a comment...),
-     * which the closing text repeated in every chunk would duplicate; where it starts. */
-    int tail_text;
-    uint64_t tail_text_at;
+    /* XML: content between the last record and the root's end tag (text, a comment...):
+     * the first TAIL_LEN bytes of suf. It goes once, after the last record, and the closing
+     * text repeated in every chunk is the rest of suf. Where it ends, and its escaped size. */
+    size_t tail_len;
+    uint64_t tail_esc, tail_end_dec, tail_end_orig;
     uint64_t big_num, big_off, big_size, over_count;
 
     /* iteration */

@@ -58,6 +58,9 @@ struct p1 {
     int suf_by_tail;
     uint64_t suf_from;
     struct dec_anchor suf_anchor;
+    /* the last record so far: its escaped size and where it starts */
+    uint64_t last_size, last_dec;
+    struct dec_anchor last_anchor;
     int checking; /* expat reads along (split = xml) and has found nothing wrong yet */
     int wf_stopped; /* expat stopped the reading before the text was counted */
     uint64_t esc_total, dec_total, nrec, rec_start_esc, rec_start_dec;
@@ -171,6 +174,9 @@ static int record_end(struct pd_splitter *sp, struct p1 *st)
     int rc;
     uint64_t size = st->esc_total - st->rec_start_esc;
     st->nrec++;
+    st->last_size = size;
+    st->last_dec = st->rec_start_dec;
+    st->last_anchor = st->rec_start_anchor;
     if (size > sp->big_size) {
         sp->big_size = size;
         sp->big_num = st->nrec;
@@ -276,11 +282,14 @@ int split_check_budget(struct pd_splitter *sp)
                      (unsigned long long)sp->over_count);
         return split_set_err(
             sp, PD_ETOOBIG,
-            "record %llu at byte %llu is %s encoded, larger than the %s a request "
+            "record %llu at byte %llu is %s encoded%s, larger than the %s a request "
             "can hold (max_body %llu less the text repeated in every chunk)%s; raise "
             "max_body or split the record upstream",
             (unsigned long long)sp->big_num, (unsigned long long)sp->big_off,
             split_size_words(sp->big_size, a, sizeof(a)),
+            sp->tail_len && sp->big_num == sp->total_records
+                ? " (with the content after it inside the root, which goes with it)"
+                : "",
             split_size_words(sp->max_body - fixed, b, sizeof(b)), (unsigned long long)sp->max_body,
             others);
     }
@@ -328,31 +337,62 @@ int split_ready(struct pd_splitter *sp)
                              "the text after the last record (repeated in every chunk) is larger "
                              "than max_body %llu",
                              (unsigned long long)sp->max_body);
-    if (sp->tail_text)
-        return split_set_err(
-            sp, PD_EPARSE,
-            "the root element holds text, a comment, CDATA or a processing instruction after "
-            "its last record, at byte %llu: every chunk would repeat it, so the file can only "
-            "go whole, and it is larger than max_body %llu; move that content into a record "
-            "(or before the first one) where the file is made, or raise max_body",
-            (unsigned long long)sp->tail_text_at, (unsigned long long)sp->max_body);
     return split_check_budget(sp);
 }
 
-/* XML: whether anything but whitespace stands between the last record and the root's end tag
- * (the closing text then starts with it, not with "</"), and where. */
-static void find_tail_text(struct pd_splitter *sp, const struct p1 *st)
+/* Where the root's end tag starts in S (the text after the last record of a well-formed
+ * file: only content, comments, CDATA and PIs can come first), or N. */
+static size_t closing_tag_at(const char *s, size_t n)
 {
-    size_t k = 0;
-    sp->tail_text = 0;
-    if (sp->fmt != PD_SPLIT_XML || sp->suf_over || !st->nrec)
+    static const char *const skip[][2] = {{"<!--", "-->"}, {"<![CDATA[", "]]>"}, {"<?", "?>"}};
+    size_t i = 0;
+    for (;;) {
+        const char *lt = memchr(s + i, '<', n - i);
+        if (!lt)
+            return n;
+        i = (size_t)(lt - s);
+        if (i + 1 < n && s[i + 1] == '/')
+            return i;
+        size_t k = 0, ol = 0;
+        while (k < 3 && !(n - i >= (ol = strlen(skip[k][0])) && !memcmp(s + i, skip[k][0], ol)))
+            k++;
+        if (k == 3)
+            return n; /* an element: cannot follow the last record */
+        size_t cl = strlen(skip[k][1]);
+        const char *end = memmem(s + i + ol, n - i - ol, skip[k][1], cl);
+        if (!end)
+            return n;
+        i = (size_t)(end - s) + cl;
+    }
+}
+
+/* XML: content other than whitespace between the last record and the root's end tag would be
+ * repeated by every chunk's closing: it becomes the tail that goes once, after the last
+ * record, which then needs room for it. */
+static void find_tail(struct pd_splitter *sp, struct p1 *st)
+{
+    sp->tail_len = 0;
+    sp->tail_esc = 0;
+    if (sp->fmt != PD_SPLIT_XML || sp->suf_over || !st->nrec || sp->split_err)
         return;
-    while (k < sp->suf_len && strchr(" \t\r\n", sp->suf[k]) && sp->suf[k])
-        k++;
-    if (k + 1 < sp->suf_len && sp->suf[k] == '<' && sp->suf[k + 1] == '/')
+    size_t k = closing_tag_at(sp->suf, sp->suf_len), ws = 0;
+    while (ws < k && strchr(" \t\r\n", sp->suf[ws]))
+        ws++;
+    if (k == sp->suf_len || ws == k)
         return;
-    sp->tail_text = 1;
-    sp->tail_text_at = split_exact(sp, st->suf_anchor, st->suf_from + k);
+    sp->tail_len = k;
+    sp->tail_esc = pd_encode_escaped_len(sp->suf, k);
+    sp->tail_end_dec = st->suf_from + k;
+    sp->tail_end_orig = split_exact(sp, st->suf_anchor, sp->tail_end_dec);
+    uint64_t size = st->last_size + sp->tail_esc;
+    if (PD_ENCODE_BODY_OVERHEAD + sp->pre_esc + st->last_size <= sp->max_body &&
+        PD_ENCODE_BODY_OVERHEAD + sp->pre_esc + size > sp->max_body)
+        sp->over_count++;
+    if (size > sp->big_size) {
+        sp->big_size = size;
+        sp->big_num = st->nrec;
+        sp->big_off = split_exact(sp, st->last_anchor, st->last_dec);
+    }
 }
 
 /* Back to the file's start, with nothing found yet. */
@@ -551,8 +591,8 @@ int split_pass1(struct pd_splitter *sp)
     sp->file_end = split_exact(sp, dec_anchor_of(d, eof_dec), eof_dec);
     sp->total_records = st.nrec;
     sp->pre_esc = pd_encode_escaped_len(sp->pre, sp->pre_len);
-    sp->suf_esc = pd_encode_escaped_len(sp->suf, sp->suf_len);
-    find_tail_text(sp, &st);
+    find_tail(sp, &st);
+    sp->suf_esc = pd_encode_escaped_len(sp->suf, sp->suf_len) - sp->tail_esc;
     sp->prepared = 1;
     return p1_verdict(sp, &st);
 }
