@@ -248,6 +248,22 @@ static void test_utf16(void **state)
         assert_non_null(strstr(r.err, "invalid token"));
         assert_int_equal(r.err_off, (int64_t)(bom * 2 + 2 * (strstr(bad, " B") - bad)));
         run_free(&r);
+        /* A token left open far before the end is named at its start, in the UTF-16 file. */
+        char *open = malloc(120000);
+        assert_non_null(open);
+        int k = sprintf(open, "<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n<root>\n<a b='");
+        memset(open + k, 'x', 100000);
+        open[k + 100000] = '\0';
+        unsigned char *u2 = malloc(250000);
+        assert_non_null(u2);
+        len = utf16le(open, u2, bom);
+        split_text("f.xml", u2, len, 1 << 20, NULL, &r);
+        assert_int_equal(r.rc, PD_EPARSE);
+        assert_non_null(strstr(r.err, "(expat: unclosed token)"));
+        assert_int_equal(r.err_off, (int64_t)(bom * 2 + 2 * (strstr(open, "<a") - open)));
+        run_free(&r);
+        free(open);
+        free(u2);
     }
 }
 

@@ -51,6 +51,22 @@ static uint64_t line_of(struct pd_splitter *sp, uint64_t dec)
     return line;
 }
 
+/* The file offset of decoded offset DEC anywhere before the current window, by reading again
+ * from the start (errors only). */
+static uint64_t orig_of(struct pd_splitter *sp, uint64_t dec)
+{
+    uint64_t orig = dec;
+    dec_seek(&sp->dec, 0);
+    while (dec_fill(&sp->dec) > 0) {
+        if (dec < sp->dec.win_dec + sp->dec.win_len) {
+            orig = split_exact(sp, dec_anchor_of(&sp->dec, dec), dec);
+            break;
+        }
+    }
+    sp->positioned = 0;
+    return orig;
+}
+
 struct p1 {
     int whole_fits, collecting_pre, collecting_suf;
     /* UTF-8 text: the text after the last record is read again from the file at the end
@@ -429,15 +445,14 @@ static int wf_feed(struct pd_splitter *sp, struct p1 *st, int final)
     st->checking = 0;
     if (sp->split_err && !sp->split_structural)
         return 1;
+    /* (The reading stops here: the decoder may be moved to find the byte.) */
     uint64_t orig = e.dec;
-    int known = d->cd == (iconv_t)-1;
-    if (!known && e.dec >= d->win_dec && e.dec <= d->win_dec + d->win_len) {
-        orig = split_exact(sp, dec_anchor_of(d, e.dec), e.dec);
-        known = 1;
-    }
-    char at[48] = "";
-    if (known)
-        snprintf(at, sizeof(at), " at byte %llu", (unsigned long long)orig);
+    if (d->cd != (iconv_t)-1)
+        orig = e.dec >= d->win_dec && e.dec <= d->win_dec + d->win_len
+                   ? split_exact(sp, dec_anchor_of(d, e.dec), e.dec)
+                   : orig_of(sp, e.dec);
+    char at[48];
+    snprintf(at, sizeof(at), " at byte %llu", (unsigned long long)orig);
     snprintf(sp->split_msg, sizeof(sp->split_msg), "%s%s (line %llu, column %llu); %s", e.msg,
              at, (unsigned long long)e.line, (unsigned long long)e.column, e.fix);
     sp->split_err = e.code;
