@@ -395,8 +395,30 @@ static void test_token_longer_than_max_body(void **state)
     free(doc);
 }
 
+/* Millions of distinct element names would grow expat's tables without bound: it stops at
+ * its cap (32 MiB beside twice max_body) with the reason, instead of taking the memory. */
+static void test_expat_memory_is_capped(void **state)
+{
+    (void)state;
+    size_t cap = 16u << 20, k = 0;
+    char *doc = malloc(cap);
+    assert_non_null(doc);
+    k += (size_t)sprintf(doc, "<root>\n");
+    for (unsigned i = 0; k + 64 < cap; i++)
+        k += (size_t)sprintf(doc + k, "<e%u a%u='1'/>\n", i, i);
+    k += (size_t)sprintf(doc + k, "</root>\n");
+    struct run r;
+    split_text("f.xml", doc, k, 100000, NULL, &r);
+    assert_int_equal(r.rc, PD_ETOOBIG);
+    assert_non_null(strstr(r.err, "checking this XML needs more than 32 MiB"));
+    assert_non_null(strstr(r.err, "at byte "));
+    run_free(&r);
+    free(doc);
+}
+
 int main(void)
 {
     return PD_RUN_TESTS(NULL, NULL, test_fault_classes, test_doctype, test_namespaces,
-                        test_utf16, test_text_after_last_record, test_token_longer_than_max_body);
+                        test_utf16, test_text_after_last_record, test_token_longer_than_max_body,
+                        test_expat_memory_is_capped);
 }

@@ -194,8 +194,9 @@ struct xmlwf_err {
     char fix[300]; /* what to do */
 };
 
-/* Creates *W, or resets it for a new document. Returns 0 or PD_ENOMEM. */
-int xmlwf_start(struct xmlwf **w);
+/* Creates *W, or resets it for a new document, in which expat may hold at most MEM_CAP
+ * bytes. Returns 0 or PD_ENOMEM. */
+int xmlwf_start(struct xmlwf **w, uint64_t mem_cap);
 void xmlwf_free(struct xmlwf **w);
 /* The next N bytes of text, at decoded offset DEC (FINAL: the last of them). Returns 0, or
  * 1 when the document is not well formed, or refused (an internal subset, an unfinished

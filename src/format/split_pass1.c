@@ -590,7 +590,8 @@ int split_pass1(struct pd_splitter *sp)
     int rc;
     p1_start(sp, &st);
     if (sp->fmt == PD_SPLIT_XML) {
-        if (xmlwf_start(&sp->wf) < 0)
+        /* Room for a token of max_body (the buffer doubles) and ordinary name tables. */
+        if (xmlwf_start(&sp->wf, 2 * sp->max_body + (32u << 20)) < 0)
             return split_set_err(sp, PD_ENOMEM, "out of memory");
         st.checking = 1;
     }
