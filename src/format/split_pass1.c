@@ -440,6 +440,10 @@ static int wf_feed(struct pd_splitter *sp, struct p1 *st, int final)
 {
     struct split_dec *d = &sp->dec;
     struct xmlwf_err e;
+    if (sp->split_err && !sp->split_structural) {
+        st->checking = 0; /* the scanner refused the file already: no need to read on */
+        return 0;
+    }
     if (!xmlwf_feed(sp->wf, d->win, final ? 0 : d->win_len, d->win_dec, final, sp->max_body, &e))
         return 0;
     st->checking = 0;
