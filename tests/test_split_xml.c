@@ -30,7 +30,7 @@ struct run {
     int64_t err_off;
     size_t n;
     char *payload[MAX_CHUNKS];
-    uint64_t start[MAX_CHUNKS];
+    uint64_t start[MAX_CHUNKS], end[MAX_CHUNKS];
     int whole;
 };
 
@@ -59,6 +59,7 @@ static void split_text(const char *name, const void *text, size_t len, uint64_t 
         cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "payload");
         assert_true(cJSON_IsString(p));
         r->start[r->n] = c.start;
+        r->end[r->n] = c.end;
         r->payload[r->n++] = strdup(p->valuestring);
         r->whole = c.whole;
         cJSON_Delete(j);
@@ -241,7 +242,8 @@ static void test_utf16(void **state)
                                 "<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n<root>\n");
     for (int i = 0; i < 50; i++)
         n += (size_t)snprintf(text + n, sizeof(text) - n, "<r n=\"%d\">caf\xc3\xa9</r>\n", i);
-    snprintf(text + n, sizeof(text) - n, "</root>\n");
+    size_t tail_at = n;
+    n += (size_t)snprintf(text + n, sizeof(text) - n, "</root>\n");
     static unsigned char u[20000];
     for (int bom = 0; bom < 2; bom++) {
         size_t len = utf16le(text, u, bom);
@@ -255,6 +257,20 @@ static void test_utf16(void **state)
             assert_null(expat_error(r.payload[i]));
             assert_non_null(strstr(r.payload[i], "caf\xc3\xa9"));
         }
+        run_free(&r);
+        /* A long text after the last record goes once; the last chunk ends at the root's end
+         * tag, named by its byte in the UTF-16 file. */
+        char tailed[9000];
+        snprintf(tailed, sizeof(tailed), "%.*s%0300d</root>\n", (int)tail_at, text, 7);
+        len = utf16le(tailed, u, bom);
+        split_text("f.xml", u, len, 600, NULL, &r);
+        assert_int_equal(r.rc, 0);
+        assert_true(r.n > 2);
+        static unsigned char head[20000];
+        tailed[tail_at + 300] = '\0'; /* up to the root's end tag, counted in UTF-16 */
+        assert_int_equal(r.end[r.n - 1], utf16le(tailed, head, bom));
+        for (size_t i = 0; i < r.n; i++)
+            assert_int_equal(strstr(r.payload[i], "0000007</root>") != NULL, i == r.n - 1);
         run_free(&r);
         /* A fault is named at its byte in the UTF-16 file. */
         char bad[] = "<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n<root><r>A & B</r></root>";

@@ -399,7 +399,9 @@ static void find_tail(struct pd_splitter *sp, struct p1 *st)
     sp->tail_len = k;
     sp->tail_esc = pd_encode_escaped_len(sp->suf, k);
     sp->tail_end_dec = st->suf_from + k;
-    sp->tail_end_orig = split_exact(sp, st->suf_anchor, sp->tail_end_dec);
+    /* A transcoded tail may be long: its end is found by reading again (once per file). */
+    sp->tail_end_orig =
+        sp->dec.cd == (iconv_t)-1 ? sp->tail_end_dec : orig_of(sp, sp->tail_end_dec);
     uint64_t size = st->last_size + sp->tail_esc;
     if (PD_ENCODE_BODY_OVERHEAD + sp->pre_esc + st->last_size <= sp->max_body &&
         PD_ENCODE_BODY_OVERHEAD + sp->pre_esc + size > sp->max_body)
