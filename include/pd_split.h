@@ -14,7 +14,12 @@
  *           the repeated opening, and from there on every root child is a record (so a
  *           header element before the records is repeated and nothing after is ever dropped).
  *           Whitespace, comments and PIs between records travel with the record that follows.
- *           DOCTYPE is copied verbatim; entities are never expanded.
+ *           The file must be well-formed XML 1.0 by expat (split_xmlwf.c), whole or cut; a
+ *           DOCTYPE with an internal subset is refused (entities are never expanded, nothing
+ *           is fetched); one with an external id only is copied verbatim. Content between
+ *           the last record and the root end tag (text, comment, CDATA, PI) goes once, with
+ *           the last record (it counts in that record's size); the closing repeated by every
+ *           chunk starts at the root end tag.
  *   csv     the first header_lines rows open every chunk; whole rows follow (quoted fields
  *           with commas, newlines and doubled quotes stay whole). TSV (.tsv) uses tabs.
  *   lines   whole lines, line endings kept exactly.

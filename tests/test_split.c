@@ -348,7 +348,7 @@ static void xml_element(struct sb *s, const char *name)
     for (unsigned i = 0; i < parts; i++) {
         switch (rn(6)) {
         case 0: sb_str(s, "<![CDATA[ </o> <x> ]] ]]>"); break;
-        case 1: sb_str(s, "<!-- <o> -- not a tag -->"); break;
+        case 1: sb_str(s, "<!-- <o> - not a tag -->"); break;
         case 2: sb_str(s, "<b k=\"v\">in &amp; \xe2\x82\xac</b>"); break;
         case 3: sb_str(s, "<?pi data > here?>"); break;
         default: rand_text(s, 10, "&\n\t\"'"); break;
@@ -368,7 +368,8 @@ static void make_xml(struct gen *g, unsigned n, int with_record)
         sb_str(&g->bom, "\xef\xbb\xbf");
     sb_str(&g->pre, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     if (rn(2))
-        sb_str(&g->pre, "<!DOCTYPE root [\n <!ENTITY e \"x > y\">\n <!-- it's -->\n]>\n");
+        /* An internal subset is refused (split_xmlwf.c): a quoted '>' in an external id. */
+        sb_str(&g->pre, "<!DOCTYPE root SYSTEM\n \"x > y.dtd\">\n");
     sb_str(&g->pre, "<!-- head -->\n<a:root xmlns:a=\"urn:x\" q='1 > 0'>");
     if (with_record) {
         g->xml_record = "o";
@@ -462,7 +463,7 @@ static int xml_well_formed(const char *s, size_t n)
             if (!end) return 0;
             i = (size_t)(end - s) + 3;
         } else if (!strncmp(s + i, "<!DOCTYPE", 9)) {
-            end = strstr(s + i, "]>");
+            end = strstr(s + i, "\">"); /* the generator's ends with a quoted id */
             if (!end) return 0;
             i = (size_t)(end - s) + 2;
         } else if (s[i + 1] == '/') {
@@ -980,14 +981,15 @@ static void test_error_messages(void **state)
     EXPECT_ERR(PD_EPARSE, "more than one JSON value on one line", "a.jsonl", "1 2\n3\n4\n5\n6\n7\n8\n9\n",
                .max_body = 20);
     /* xml */
-    EXPECT_ERR(PD_EPARSE, "does not match the open element <b>", "x.xml", "<a><b></c></a>                   ",
+    /* expat's words for what is not well formed; the scanner's for the shape */
+    EXPECT_ERR(PD_EPARSE, "(expat: mismatched tag) at byte 8", "x.xml", "<a><b></c></a>                   ",
                .max_body = 30);
-    EXPECT_ERR(PD_EPARSE, "text before the root element", "x.xml", "hello <a><b/><b/><b/><b/><b/></a>",
+    EXPECT_ERR(PD_EPARSE, "syntax error", "x.xml", "hello <a><b/><b/><b/><b/><b/></a>",
                .max_body = 30);
-    EXPECT_ERR(PD_EPARSE, "a second root element", "x.xml", "<a><b/><b/><b/><b/></a><a><b/></a>",
+    EXPECT_ERR(PD_EPARSE, "junk after document element", "x.xml", "<a><b/><b/><b/><b/></a><a><b/></a>",
                .max_body = 30);
-    EXPECT_ERR(PD_EPARSE, "ends before element <a> is closed", "x.xml", "<a><b/><b/><b/><b/><b/><b/><b/><b/>", .max_body = 30);
-    EXPECT_ERR(PD_EPARSE, "'<' inside an attribute value", "x.xml", "<a><b c=\"<\"/><b/><b/><b/><b/></a>",
+    EXPECT_ERR(PD_EPARSE, "no element found", "x.xml", "<a><b/><b/><b/><b/><b/><b/><b/><b/>", .max_body = 30);
+    EXPECT_ERR(PD_EPARSE, "not well-formed (invalid token)) at byte 9", "x.xml", "<a><b c=\"<\"/><b/><b/><b/><b/></a>",
                .max_body = 30);
     EXPECT_ERR(PD_EPARSE, "no <rec> element directly inside the root", "x.xml",
                "<a><b/><b/><b/><b/><b/><b/></a>", .max_body = 30, .xml_record = "rec");

@@ -181,6 +181,7 @@ void pd_split_destroy(struct pd_splitter **spp)
         return;
     struct pd_splitter *sp = *spp;
     scan_cleanup(&sp->sc);
+    xmlwf_free(&sp->wf);
     if (sp->dec_ok)
         dec_close(&sp->dec);
     if (sp->own_fd && sp->fd >= 0)
@@ -317,6 +318,27 @@ struct cut {
     char control[sizeof(((struct pd_chunk *)0)->control)]; /* ...and its control numbers */
 };
 
+/* The file's last record is in the chunk: the XML content after it inside the root goes once,
+ * here (pass 1 made room for it), and the chunk ends where the root's end tag starts. */
+static void end_at_tail(struct pd_splitter *sp, struct cut *c)
+{
+    if (!sp->tail_len)
+        return;
+    c->len = sp->body_len;
+    c->dec = sp->tail_end_dec;
+    c->anchor = (struct dec_anchor){sp->tail_end_orig, sp->tail_end_dec};
+    c->known = 0;
+}
+
+/* The same after a jump that reached the last record (it left room for the tail). */
+static int add_tail(struct pd_splitter *sp, size_t limit, struct cut *c)
+{
+    int rc = sp->tail_len ? split_body_escape(sp, sp->suf, sp->tail_len, limit) : 0;
+    if (rc == 0)
+        end_at_tail(sp, c);
+    return rc;
+}
+
 /* At the end of a record (C): when the index says that records up to a later end fit, they are
  * copied without a scan and the scanner continues there. Returns 1 after a jump, 0 when
  * none was made, or a negative code. */
@@ -327,9 +349,11 @@ static int jump(struct pd_splitter *sp, size_t limit, struct cut *c)
         if (at)
             c->known = 1, c->cum = at->cum;
     }
-    if (!c->known || !sp->idx_on || sp->body_len > limit)
+    /* Room for the tail too, should the jump reach the last record. */
+    if (!c->known || !sp->idx_on || sp->body_len + sp->tail_esc > limit)
         return 0;
-    const struct split_idx *e = idx_reach(sp, c->dec, c->cum, limit - sp->body_len);
+    const struct split_idx *e =
+        idx_reach(sp, c->dec, c->cum, limit - sp->body_len - sp->tail_esc);
     if (!e)
         return 0;
     int rc = idx_copy(sp, c->dec, c->cum, e);
@@ -427,20 +451,26 @@ static int fill_chunk(struct pd_splitter *sp, size_t limit, struct cut *c)
                 return 0;
             }
         } else if (ev == SCAN_REC_END) {
+            /* The last record goes with the tail after it, or in the next chunk. */
+            int last = sp->next_record + c->nrec >= sp->total_records;
+            if (last && sp->tail_len &&
+                (rc = split_body_escape(sp, sp->suf, sp->tail_len, limit)) != 0)
+                goto overflow;
             c->nrec++;
             c->len = sp->body_len;
             c->dec = sp->sc.ev_dec;
             c->anchor = dec_anchor_of(d, c->dec);
             c->cum = cum;
-            if (sp->next_record + c->nrec - 1 >= sp->total_records) {
+            if (last) {
                 c->last = 1;
+                end_at_tail(sp, c);
                 return 0;
             }
             if ((rc = jump(sp, limit, c)) < 0)
                 return split_set_err(sp, rc, "%s",
                                      rc == PD_ENOMEM ? "out of memory" : strerror(-rc));
             if (rc == 1 && c->last)
-                return 0;
+                return add_tail(sp, limit, c) ? changed(sp) : 0;
             if (rc == 1)
                 acc = 0;
             cum = c->cum;
@@ -498,8 +528,11 @@ static int make_chunk(struct pd_splitter *sp, struct pd_chunk *out)
         rc = cut_back(sp, &c);
     if (rc < 0)
         return rc;
+    /* The closing text: an enveloped format's trailers, then what follows the tail (suf may be
+     * NULL when empty). */
     if (split_body_escape(sp, c.close, c.close_len, (size_t)sp->max_body - TAIL_LEN) != 0 ||
-        split_body_escape(sp, sp->suf, sp->suf_len, (size_t)sp->max_body - TAIL_LEN) != 0 ||
+        split_body_escape(sp, sp->tail_len ? sp->suf + sp->tail_len : sp->suf,
+                          sp->suf_len - sp->tail_len, (size_t)sp->max_body - TAIL_LEN) != 0 ||
         split_body_raw(sp, PD_ENCODE_BODY_TAIL, TAIL_LEN) < 0)
         return split_set_err(sp, PD_ENOMEM, "out of memory");
     uint64_t end = split_exact(sp, c.anchor, c.dec);

@@ -201,6 +201,30 @@ int dec_is_utf8_name(const char *name, size_t len);
 /* Records a scan error (words and position) in SC; returns SCAN_ERROR. */
 int scan_fail(struct scan *sc, uint64_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/*
+ * Well-formedness by expat (split_xmlwf.c), over the decoded UTF-8 text in the order it is
+ * read. Never expands or fetches anything: a DOCTYPE with an internal subset is refused.
+ */
+struct xmlwf;
+
+struct xmlwf_err {
+    int code;              /* PD_EPARSE, or PD_ETOOBIG for a token over max_token */
+    uint64_t dec;          /* decoded offset of the fault */
+    uint64_t line, column; /* 1-based, as expat counts them */
+    char msg[200]; /* what is wrong */
+    char fix[300]; /* what to do */
+};
+
+/* Creates *W, or resets it for a new document, in which expat may hold at most MEM_CAP
+ * bytes. Returns 0 or PD_ENOMEM. */
+int xmlwf_start(struct xmlwf **w, uint64_t mem_cap);
+void xmlwf_free(struct xmlwf **w);
+/* The next N bytes of text, at decoded offset DEC (FINAL: the last of them). Returns 0, or
+ * 1 when the document is not well formed, or refused (an internal subset, an unfinished
+ * token over MAX_TOKEN bytes, which expat would hold in memory), with *E saying why and where. */
+int xmlwf_feed(struct xmlwf *w, const unsigned char *b, size_t n, uint64_t dec, int final,
+               uint64_t max_token, struct xmlwf_err *e);
+
 /* ---- the driver (split.c, split_pass1.c) ------------------------------------------------ */
 
 #define HEAD_LEN (sizeof(PD_ENCODE_BODY_HEAD) - 1)
@@ -220,6 +244,7 @@ struct pd_splitter {
     uint64_t decl_dec, decl_len;
     struct scan sc;
     size_t pos; /* read position in dec.win */
+    struct xmlwf *wf; /* split = xml: expat's check in pass 1 */
 
     int err; /* sticky error */
     char msg[1024];
@@ -237,6 +262,11 @@ struct pd_splitter {
     char *pre, *suf;
     size_t pre_len, suf_len, pre_cap, suf_cap, pre_esc, suf_esc;
     int pre_over, suf_over;
+    /* XML: content between the last record and the root's end tag (text, a comment...):
+     * the first TAIL_LEN bytes of suf. It goes once, after the last record, and the closing
+     * text repeated in every chunk is the rest of suf. Where it ends, and its escaped size. */
+    size_t tail_len;
+    uint64_t tail_esc, tail_end_dec, tail_end_orig;
     uint64_t big_num, big_off, big_size, over_count;
 
     /* iteration */

@@ -51,12 +51,34 @@ static uint64_t line_of(struct pd_splitter *sp, uint64_t dec)
     return line;
 }
 
+/* The file offset of decoded offset DEC anywhere before the current window, by reading again
+ * from the start (errors only). */
+static uint64_t orig_of(struct pd_splitter *sp, uint64_t dec)
+{
+    uint64_t orig = dec;
+    dec_seek(&sp->dec, 0);
+    while (dec_fill(&sp->dec) > 0) {
+        if (dec < sp->dec.win_dec + sp->dec.win_len) {
+            orig = split_exact(sp, dec_anchor_of(&sp->dec, dec), dec);
+            break;
+        }
+    }
+    sp->positioned = 0;
+    return orig;
+}
+
 struct p1 {
     int whole_fits, collecting_pre, collecting_suf;
     /* UTF-8 text: the text after the last record is read again from the file at the end
      * (from suf_from) instead of being copied after every record on the way. */
     int suf_by_tail;
     uint64_t suf_from;
+    struct dec_anchor suf_anchor;
+    /* the last record so far: its escaped size and where it starts */
+    uint64_t last_size, last_dec;
+    struct dec_anchor last_anchor;
+    int checking; /* expat reads along (split = xml) and has found nothing wrong yet */
+    int wf_stopped; /* expat stopped the reading before the text was counted */
     uint64_t esc_total, dec_total, nrec, rec_start_esc, rec_start_dec;
     struct dec_anchor rec_start_anchor;
     uint64_t mark_dec, mark_esc;
@@ -174,6 +196,9 @@ static int record_end(struct pd_splitter *sp, struct p1 *st)
         size += st->rec_env_esc + pd_encode_escaped_len(env, sc->ops->env_close(sc, env));
     }
     st->nrec++;
+    st->last_size = size;
+    st->last_dec = st->rec_start_dec;
+    st->last_anchor = st->rec_start_anchor;
     if (size > sp->big_size) {
         sp->big_size = size;
         sp->big_num = st->nrec;
@@ -187,6 +212,7 @@ static int record_end(struct pd_splitter *sp, struct p1 *st)
     if ((rc = idx_note(sp, sc->ev_dec, st->esc_total, st->nrec)) < 0)
         return rc;
     struct dec_anchor a = dec_anchor_of(&sp->dec, sc->ev_dec);
+    st->suf_anchor = a;
     if (sp->sc.tiled) {
         st->rec_start_esc = st->esc_total;
         st->rec_start_dec = sc->ev_dec;
@@ -241,6 +267,7 @@ static int handle_p1_event(struct pd_splitter *sp, struct p1 *st, int ev)
         st->rec_start_dec = dec;
         st->rec_start_anchor = a;
         st->suf_from = dec;
+        st->suf_anchor = a;
         sp->area_orig = split_exact(sp, a, dec);
         sp->area_cum = st->rec_start_esc;
         sp->pre_esc = pd_encode_escaped_len(sp->pre, sp->pre_len); /* final from here on */
@@ -289,7 +316,10 @@ int split_check_budget(struct pd_splitter *sp)
             "can hold (max_body %llu less %s)%s; raise max_body or split the record upstream",
             (unsigned long long)sp->big_num, (unsigned long long)sp->big_off,
             split_size_words(sp->big_size, a, sizeof(a)),
-            env ? " with its interchange and group envelope" : "",
+            env ? " with its interchange and group envelope"
+            : sp->tail_len && sp->big_num == sp->total_records
+                ? " (with the content after it inside the root, which goes with it)"
+                : "",
             split_size_words(sp->max_body - fixed, b, sizeof(b)), (unsigned long long)sp->max_body,
             env ? "the request's own text" : "the text repeated in every chunk", others);
     }
@@ -340,6 +370,63 @@ int split_ready(struct pd_splitter *sp)
     return split_check_budget(sp);
 }
 
+/* Where the root's end tag starts in S (the text after the last record of a well-formed
+ * file: only content, comments, CDATA and PIs can come first), or N. */
+static size_t closing_tag_at(const char *s, size_t n)
+{
+    static const char *const skip[][2] = {{"<!--", "-->"}, {"<![CDATA[", "]]>"}, {"<?", "?>"}};
+    size_t i = 0;
+    for (;;) {
+        const char *lt = memchr(s + i, '<', n - i);
+        if (!lt)
+            return n;
+        i = (size_t)(lt - s);
+        if (i + 1 < n && s[i + 1] == '/')
+            return i;
+        size_t k = 0, ol = 0;
+        while (k < 3 && !(n - i >= (ol = strlen(skip[k][0])) && !memcmp(s + i, skip[k][0], ol)))
+            k++;
+        if (k == 3)
+            return n; /* an element: cannot follow the last record */
+        size_t cl = strlen(skip[k][1]);
+        const char *end = memmem(s + i + ol, n - i - ol, skip[k][1], cl);
+        if (!end)
+            return n;
+        i = (size_t)(end - s) + cl;
+    }
+}
+
+/* XML: content other than whitespace between the last record and the root's end tag would be
+ * repeated by every chunk's closing: it becomes the tail that goes once, after the last
+ * record, which then needs room for it. */
+static void find_tail(struct pd_splitter *sp, struct p1 *st)
+{
+    sp->tail_len = 0;
+    sp->tail_esc = 0;
+    if (sp->fmt != PD_SPLIT_XML || sp->suf_over || !st->nrec || sp->split_err)
+        return;
+    size_t k = closing_tag_at(sp->suf, sp->suf_len), ws = 0;
+    while (ws < k && strchr(" \t\r\n", sp->suf[ws]))
+        ws++;
+    if (k == sp->suf_len || ws == k)
+        return;
+    sp->tail_len = k;
+    sp->tail_esc = pd_encode_escaped_len(sp->suf, k);
+    sp->tail_end_dec = st->suf_from + k;
+    /* A transcoded tail may be long: its end is found by reading again (once per file). */
+    sp->tail_end_orig =
+        sp->dec.cd == (iconv_t)-1 ? sp->tail_end_dec : orig_of(sp, sp->tail_end_dec);
+    uint64_t size = st->last_size + sp->tail_esc;
+    if (PD_ENCODE_BODY_OVERHEAD + sp->pre_esc + st->last_size <= sp->max_body &&
+        PD_ENCODE_BODY_OVERHEAD + sp->pre_esc + size > sp->max_body)
+        sp->over_count++;
+    if (size > sp->big_size) {
+        sp->big_size = size;
+        sp->big_num = st->nrec;
+        sp->big_off = split_exact(sp, st->last_anchor, st->last_dec);
+    }
+}
+
 /* Back to the file's start, with nothing found yet. */
 static void p1_start(struct pd_splitter *sp, struct p1 *st)
 {
@@ -363,6 +450,37 @@ static void p1_start(struct pd_splitter *sp, struct p1 *st)
     idx_start(sp);
 }
 
+/* Expat reads the current window (FINAL: the file ended). Returns 1 when it found the file
+ * not well formed: that is the file's fault, unless the scanner found one before. */
+static int wf_feed(struct pd_splitter *sp, struct p1 *st, int final)
+{
+    struct split_dec *d = &sp->dec;
+    struct xmlwf_err e;
+    if (sp->split_err && !sp->split_structural) {
+        st->checking = 0; /* the scanner refused the file already: no need to read on */
+        return 0;
+    }
+    if (!xmlwf_feed(sp->wf, d->win, final ? 0 : d->win_len, d->win_dec, final, sp->max_body, &e))
+        return 0;
+    st->checking = 0;
+    if (sp->split_err && !sp->split_structural)
+        return 1;
+    /* (The reading stops here: the decoder may be moved to find the byte.) */
+    uint64_t orig = e.dec;
+    if (d->cd != (iconv_t)-1)
+        orig = e.dec >= d->win_dec && e.dec <= d->win_dec + d->win_len
+                   ? split_exact(sp, dec_anchor_of(d, e.dec), e.dec)
+                   : orig_of(sp, e.dec);
+    char at[48];
+    snprintf(at, sizeof(at), " at byte %llu", (unsigned long long)orig);
+    snprintf(sp->split_msg, sizeof(sp->split_msg), "%s%s (line %llu, column %llu); %s", e.msg,
+             at, (unsigned long long)e.line, (unsigned long long)e.column, e.fix);
+    sp->split_err = e.code;
+    sp->split_structural = 0;
+    sp->split_err_line_wanted = 0;
+    return 1;
+}
+
 /* Reads the file to its end, or to a scan error when the file cannot go whole either. Returns
  * 0 or the sticky error. */
 static int p1_read(struct pd_splitter *sp, struct p1 *st)
@@ -383,6 +501,10 @@ static int p1_read(struct pd_splitter *sp, struct p1 *st)
             if (sp->is_xml && d->win_dec == d->data_start)
                 find_declaration(sp);
             pos = acc = 0;
+            if (st->checking && wf_feed(sp, st, 0)) {
+                st->wf_stopped = 1;
+                return 0; /* not well formed: the file goes neither whole nor split */
+            }
         }
         int ev = SCAN_MORE;
         size_t evpos;
@@ -406,6 +528,8 @@ static int p1_read(struct pd_splitter *sp, struct p1 *st)
         }
     }
     uint64_t eof_dec = d->win_dec + d->win_len;
+    if (st->checking && wf_feed(sp, st, 1))
+        return 0;
     while (scanning) {
         int ev = scan_end(&sp->sc, eof_dec);
         if (ev == SCAN_DONE)
@@ -485,6 +609,12 @@ int split_pass1(struct pd_splitter *sp)
     struct split_dec *d = &sp->dec;
     int rc;
     p1_start(sp, &st);
+    if (sp->fmt == PD_SPLIT_XML) {
+        /* Room for a token of max_body (the buffer doubles) and ordinary name tables. */
+        if (xmlwf_start(&sp->wf, 2 * sp->max_body + (32u << 20)) < 0)
+            return split_set_err(sp, PD_ENOMEM, "out of memory");
+        st.checking = 1;
+    }
     if ((rc = split_body_raw(sp, PD_ENCODE_BODY_HEAD, HEAD_LEN)) < 0)
         return split_set_err(sp, rc, "out of memory");
     if ((rc = p1_read(sp, &st)) < 0)
@@ -494,12 +624,13 @@ int split_pass1(struct pd_splitter *sp)
         return rc;
     if (sp->sc.ops->env_open)
         sp->suf_len = 0, sp->suf_over = 0; /* the trailers are rendered per chunk */
-    if (st.dec_total == 0)
+    if (st.dec_total == 0 && !st.wf_stopped)
         return split_set_err(sp, PD_EEMPTY, "the file is empty; there is nothing to send");
     sp->file_end = split_exact(sp, dec_anchor_of(d, eof_dec), eof_dec);
     sp->total_records = st.nrec;
     sp->pre_esc = pd_encode_escaped_len(sp->pre, sp->pre_len);
-    sp->suf_esc = pd_encode_escaped_len(sp->suf, sp->suf_len);
+    find_tail(sp, &st);
+    sp->suf_esc = pd_encode_escaped_len(sp->suf, sp->suf_len) - sp->tail_esc;
     sp->prepared = 1;
     return p1_verdict(sp, &st);
 }

@@ -454,9 +454,11 @@ static int xscan_end(struct scan *sc, uint64_t eof_dec)
     }
     if (!x->root_done)
         return scan_fail(sc, eof_dec, "the file holds no root element");
-    if (sc->xml_record && !x->area)
+    if (sc->xml_record && !x->area) {
+        sc->structural = 1; /* well formed, only not splittable as configured: may go whole */
         return scan_fail(sc, eof_dec, "no <%s> element directly inside the root element (xml_record)",
                     sc->xml_record);
+    }
     return SCAN_DONE;
 }
 

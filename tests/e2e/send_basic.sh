@@ -9,7 +9,7 @@ C=$(conf basic)
 mkdir -p "$T/in"
 printf '{"order":"A-1","note":"say \\"hi\\"\\n\\ttab","price":12.5}\n' >"$T/in/a.json"
 printf 'id,name\n1,Zoë\n2,"Smith, J"\n' >"$T/in/b.csv"
-printf '<?xml version="1.0"?>\n<orders><order id="1">€ & ü</order></orders>\n' >"$T/in/c.xml"
+printf '<?xml version="1.0"?>\n<orders><order id="1">€ &amp; ü</order></orders>\n' >"$T/in/c.xml"
 printf 'ctrl\001\037 and \\ backslash' >"$T/in/d.txt"
 
 run_pd "$T/s1" send -c "$C" --flow 12 --flow-version 3 "$T"/in/*

@@ -12,8 +12,8 @@ CC=clang cmake -S "$src" -B "$build" -DPD_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebI
 cmake --build "$build" --target fuzz -j2 >/dev/null
 
 status=0
-for t in fuzz_split_json fuzz_split_ndjson fuzz_split_xml fuzz_split_csv fuzz_split_lines \
-         fuzz_split_x12 fuzz_split_edifact fuzz_encode \
+for t in fuzz_split_json fuzz_split_ndjson fuzz_split_xml fuzz_xml_expat fuzz_split_csv \
+         fuzz_split_lines fuzz_split_x12 fuzz_split_edifact fuzz_encode \
          fuzz_config fuzz_api fuzz_expand; do
     corpus="$build/corpus/$t"
     mkdir -p "$corpus"
