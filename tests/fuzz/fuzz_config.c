@@ -2,7 +2,6 @@
  * libFuzzer target for the config file reader: any bytes as a config file must give either a
  * config or a list of "FILE:LINE: ..." problems, never a crash, a leak or a hang.
  */
-#define _GNU_SOURCE
 #include "pd_config.h"
 #include "pd_error.h"
 

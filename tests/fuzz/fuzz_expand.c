@@ -4,7 +4,6 @@
  * expanded into a memory file under small limits. Nothing may crash, leak, read out of bounds
  * or write past a limit.
  */
-#define _GNU_SOURCE
 #include "pd_expand.h"
 
 #include <stdint.h>
