@@ -183,6 +183,7 @@ struct pd_daemon {
     struct pd_daemon_opts opts;
     const struct pd_clock *clock; /* every time the daemon reads; never NULL */
     struct pd_client *client;
+    struct pd_cluster *cluster; /* [cluster]: the rate shared with other hosts; NULL: alone */
     struct dwatch *watches;
     size_t nwatches;
     size_t rr; /* round-robin start for dispatch */

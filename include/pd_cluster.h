@@ -1,0 +1,124 @@
+/*
+ * Several hosts, one Patchworks account: the hosts share the account's rate limit through one
+ * Redis ([cluster] in the config; README "Several hosts"). Without [cluster] none of this runs
+ * and a host works alone as before.
+ *
+ * Rate: every request of every host takes a permit from one sliding window in Redis (a Lua
+ * script, atomic, on Redis's own clock): a permit counts from the request's start until a
+ * rate_window after its answer, as pd_limiter counts locally. A 429's Retry-After is stored in
+ * Redis and pauses every host. Hosts asking queue in Redis in the order they asked, and a host
+ * goes to the back of that queue after each permit, so no host starves while it has work; a
+ * host with no work asks for nothing.
+ *
+ * When Redis is away nothing stops: the host waits out one rate_window (the permits every host
+ * took before count that long at the server), then sends at most its share, rate_limit /
+ * expected_hosts per window, counting its own permits still in the window. When Redis is back
+ * it writes the permits it took meanwhile into Redis (so they count there) and asks Redis again.
+ */
+#ifndef PD_CLUSTER_H
+#define PD_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct pd_config;
+struct pd_patchworks;
+struct pd_clock;
+
+/* ---- pure parts (cluster_conf.c) ------------------------------------------------------------ */
+
+/* Where Redis is: [cluster] redis parsed. */
+struct pd_redis_addr {
+    char host[256]; /* "" for a unix socket */
+    int port;
+    char path[108]; /* the unix socket, or "" */
+    unsigned db;
+};
+
+/*
+ * Parses redis://HOST[:PORT][/DB] (port 6379, db 0 by default; [v6] in brackets) and
+ * unix:/PATH[?db=N]. rediss:// is refused: Debian 12's hiredis (0.14) has no TLS. Returns 0, or
+ * PD_ECONFIG with WHY (LEN bytes) saying what is wrong and what to write instead.
+ */
+int pd_cluster_parse_url(const char *url, struct pd_redis_addr *out, char *why, size_t len);
+
+/*
+ * The account's fingerprint: 12 hex digits of a SHA-256 of its login (email) or API key, never
+ * the secret itself nor enough of a hash to test guesses of a short one cheaply. OUT: 13 bytes.
+ */
+void pd_cluster_fingerprint(const struct pd_patchworks *pw, char out[13]);
+
+/* What one host may send per window while Redis is away: RATE / HOSTS, at least 1. */
+uint64_t pd_cluster_fallback_share(uint64_t rate, uint64_t hosts);
+
+/* PREFIX + NAME into BUF (LEN bytes): a key of the cluster. Returns BUF, or NULL if too long. */
+const char *pd_cluster_key(const char *prefix, const char *name, char *buf, size_t len);
+
+/*
+ * The permits this host holds, by id: in flight (end = UINT64_MAX) or answered (end = answer +
+ * window, local monotonic ms). They count in the fallback's share and are written into Redis on
+ * rejoining. Pure.
+ */
+struct pd_cluster_permits {
+    struct pd_cluster_permit {
+        uint64_t id;
+        uint64_t end;
+        bool redis; /* granted by Redis (else by the fallback share) */
+    } *p;
+    size_t n, cap;
+};
+int pd_cluster_permits_add(struct pd_cluster_permits *t, uint64_t id, bool redis);
+/* The permit ID was answered at NOW: it counts until NOW + WINDOW. False: unknown id. */
+bool pd_cluster_permits_answer(struct pd_cluster_permits *t, uint64_t id, uint64_t now,
+                               uint64_t window);
+/* Drops the permits whose end is past; returns how many still count. */
+size_t pd_cluster_permits_expire(struct pd_cluster_permits *t, uint64_t now);
+/* The earliest end of an answered permit still counting, or UINT64_MAX. */
+uint64_t pd_cluster_permits_next_end(const struct pd_cluster_permits *t);
+void pd_cluster_permits_free(struct pd_cluster_permits *t);
+
+/* ---- the connection and the shared rate (cluster.c, cluster_rate.c) -------------------------- */
+
+struct pd_cluster;
+
+/* What status and metrics show about the cluster. */
+struct pd_cluster_stats {
+    bool connected;         /* Redis answers now */
+    bool fallback;          /* sending on the local share (Redis away) */
+    uint64_t fallbacks;     /* times it switched to the local share */
+    uint64_t rejoins;       /* times it went back to Redis */
+    uint64_t granted;       /* permits from Redis */
+    uint64_t granted_local; /* permits from the local share */
+    uint64_t share;         /* the local share per window */
+};
+
+/*
+ * Connects to CFG's [cluster] redis on LOOP (reconnecting with backoff for as long as it
+ * lives). CFG must outlive it. Logs as event=cluster_*; no line holds the password.
+ */
+int pd_cluster_create(uv_loop_t *loop, const struct pd_config *cfg, const struct pd_clock *clock,
+                      struct pd_cluster **out);
+/* Drops the connection, frees what is left: every handle is closed by the loop's next run.
+ * Callbacks still pending are never called. NULL is a no-op. */
+void pd_cluster_close(struct pd_cluster **c);
+struct pd_cluster_stats pd_cluster_stats(const struct pd_cluster *c);
+
+/*
+ * The gate pd_client passes every request through before it starts (pd_client_opts.gate): one
+ * ask at a time per request. ANSWER gets 0 and the permit's id (non-zero), or a wait in ms
+ * after which the request asks again. pd_cluster_gate_cancel() guarantees ANSWER will not run.
+ */
+struct pd_cluster_ask {
+    void (*answer)(struct pd_cluster_ask *a, int64_t wait_ms, uint64_t permit);
+    struct pd_cluster_pending *pending; /* the cluster's; NULL when no ask is out */
+};
+void pd_cluster_gate_ask(struct pd_cluster *c, struct pd_cluster_ask *a);
+void pd_cluster_gate_cancel(struct pd_cluster *c, struct pd_cluster_ask *a);
+/* The request holding PERMIT was answered (or failed, or was canceled) now. */
+void pd_cluster_gate_done(struct pd_cluster *c, uint64_t permit);
+/* The server said 429/503 with a wait: every host pauses MS from now. */
+void pd_cluster_gate_pause(struct pd_cluster *c, uint64_t ms);
+
+#endif

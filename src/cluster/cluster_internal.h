@@ -1,0 +1,68 @@
+/*
+ * Private parts of src/cluster/ shared by its files: the cluster's state, the Redis scripts
+ * and how they are called. Not a public interface (that is include/pd_cluster.h).
+ *
+ * cluster.c owns the connection (connect, AUTH, SELECT, reconnect with backoff, close) and
+ * calls scripts by EVALSHA, falling back to EVAL when Redis does not know them (after its
+ * restart); cluster_rate.c is the shared rate limit and its fallback.
+ */
+#ifndef PD_CLUSTER_INTERNAL_H
+#define PD_CLUSTER_INTERNAL_H
+
+#include "pd_cluster.h"
+#include "pd_config.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+
+enum cluster_script { SCRIPT_ACQUIRE, SCRIPT_RELEASE, SCRIPT_CARRY, SCRIPT_PAUSE, SCRIPT_COUNT };
+
+/* How a script's reply comes back: REPLY is NULL when the connection went (or closes). */
+typedef void (*cluster_reply_fn)(struct pd_cluster *c, redisReply *reply, void *arg);
+
+/* An ask of pd_cluster_gate_ask() not yet answered. */
+struct pd_cluster_pending {
+    struct pd_cluster_ask *owner; /* NULL: canceled, the answer is dropped */
+    uint64_t id;                  /* the permit asked for */
+    struct pd_cluster_pending *next, *prev;
+};
+
+struct pd_cluster {
+    uv_loop_t *loop;
+    const struct pd_config *cfg;
+    const struct pd_clock *clock;
+    struct pd_redis_addr addr;
+    redisAsyncContext *ac; /* NULL while not connected */
+    bool ready;            /* connected, authenticated, database selected */
+    bool closing;
+    bool down_told;        /* the failure to reach Redis was logged (once per outage) */
+    uv_timer_t retry;      /* the next connection attempt */
+    uint64_t backoff_ms;
+    char sha[SCRIPT_COUNT][41];
+    char k_permits[256], k_pause[256], k_waiters[256], k_asked[256];
+    uint64_t window_ms, lease_ms, rate;
+    uint32_t boot;    /* tells this run's permit ids from an earlier run's */
+    uint64_t next_id; /* the last permit id given */
+    struct pd_cluster_permits permits;
+    struct pd_cluster_pending *pending;
+    bool fallback;
+    uint64_t fallback_open_ms; /* the local share sends from then on (monotonic) */
+    struct pd_cluster_stats stats;
+};
+
+extern const char *const cluster_scripts[SCRIPT_COUNT];
+
+uint64_t cluster_now(const struct pd_cluster *c);
+/* Runs script S with NKEYS keys and ARGC values; DONE gets its reply. False: not sent (not
+ * connected, or no memory): DONE is not called. */
+bool cluster_eval(struct pd_cluster *c, enum cluster_script s, int nkeys, const char **keys,
+                  int argc, const char **argv, cluster_reply_fn done, void *arg);
+/* A permit's member in the permits set: NAME:BOOT:ID. */
+void cluster_member(const struct pd_cluster *c, uint64_t id, char *buf, size_t len);
+
+/* cluster_rate.c: the connection changed. */
+void cluster_rate_up(struct pd_cluster *c);
+void cluster_rate_down(struct pd_cluster *c, const char *why);
+void cluster_rate_cleanup(struct pd_cluster *c);
+
+#endif

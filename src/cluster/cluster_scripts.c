@@ -1,0 +1,70 @@
+/*
+ * The Lua scripts the hosts run in Redis (src/cluster/cluster_internal.h). Each runs atomically
+ * on Redis's own clock (TIME), so the hosts' clocks never need to agree.
+ *
+ * The permits set holds one member per request of any host that counts in the server's window:
+ * its score is when it stops counting, a lease (timeout + window) while in flight, its answer +
+ * window once answered. The waiters set queues the hosts asking, oldest first; a host goes to
+ * its back after each permit (round robin), and one that stopped asking (asked, a hash of when
+ * each host asked last) leaves the queue after `stale` ms.
+ */
+#include "cluster_internal.h"
+
+#define NOW "local t = redis.call('TIME')\n"                                                       \
+            "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+
+const char *const cluster_scripts[SCRIPT_COUNT] = {
+    /* ACQUIRE: KEYS permits pause waiters asked; ARGV rate lease host member stale cap.
+     * Returns 0 (granted) or the ms to wait before asking again. */
+    NOW
+    "local rate, lease = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
+    "local host, stale, cap = ARGV[3], tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "redis.call('HSET', KEYS[4], host, now)\n"
+    "redis.call('PEXPIRE', KEYS[4], lease)\n"
+    "if not redis.call('ZSCORE', KEYS[3], host) then redis.call('ZADD', KEYS[3], now, host) end\n"
+    "redis.call('PEXPIRE', KEYS[3], lease)\n"
+    "local paused = redis.call('PTTL', KEYS[2])\n"
+    "if paused > 0 then return math.min(paused, cap) end\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+    "local rank = 0\n"
+    "for _, w in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do\n"
+    "  if w == host then break end\n"
+    "  local seen = tonumber(redis.call('HGET', KEYS[4], w) or 0)\n"
+    "  if now - seen > stale then\n"
+    "    redis.call('ZREM', KEYS[3], w)\n"
+    "    redis.call('HDEL', KEYS[4], w)\n"
+    "  else\n"
+    "    rank = rank + 1\n"
+    "  end\n"
+    "end\n"
+    "local used = redis.call('ZCARD', KEYS[1])\n"
+    "if used + rank < rate then\n"
+    "  redis.call('ZADD', KEYS[1], now + lease, ARGV[4])\n"
+    "  redis.call('PEXPIRE', KEYS[1], lease)\n"
+    "  redis.call('ZREM', KEYS[3], host)\n"
+    "  return 0\n"
+    "end\n"
+    "local i = used + rank - rate\n"
+    "local turn = redis.call('ZRANGE', KEYS[1], i, i, 'WITHSCORES')\n"
+    "if turn[2] then return math.max(1, math.min(tonumber(turn[2]) - now, cap)) end\n"
+    "return cap\n",
+    /* RELEASE: KEYS permits; ARGV window member. The request was answered now. */
+    NOW
+    "redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[2])\n"
+    "return 0\n",
+    /* CARRY: KEYS permits; ARGV lease, then pairs of (ms it still counts, member): permits a
+     * host took while Redis was away, or that Redis lost in a restart. */
+    NOW
+    "for i = 2, #ARGV - 1, 2 do\n"
+    "  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[i]), ARGV[i + 1])\n"
+    "end\n"
+    "if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
+    "end\n"
+    "return 0\n",
+    /* PAUSE: KEYS pause; ARGV ms. Every host waits that long (a longer pause stays). */
+    "if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then\n"
+    "  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])\n"
+    "end\n"
+    "return 0\n",
+};
