@@ -26,6 +26,7 @@
 struct pd_config;
 struct pd_patchworks;
 struct pd_clock;
+struct pd_metrics;
 
 /* ---- pure parts (cluster_conf.c) ------------------------------------------------------------ */
 
@@ -96,10 +97,11 @@ struct pd_cluster_stats {
 
 /*
  * Connects to CFG's [cluster] redis on LOOP (reconnecting with backoff for as long as it
- * lives). CFG must outlive it. Logs as event=cluster_*; no line holds the password.
+ * lives). CFG (and METRICS, which counts fallbacks and rejoins; NULL: none) must outlive it.
+ * Logs as event=cluster_*; no line holds the password.
  */
 int pd_cluster_create(uv_loop_t *loop, const struct pd_config *cfg, const struct pd_clock *clock,
-                      struct pd_cluster **out);
+                      struct pd_metrics *metrics, struct pd_cluster **out);
 /* Drops the connection, frees what is left: every handle is closed by the loop's next run.
  * Callbacks still pending are never called. NULL is a no-op. */
 void pd_cluster_close(struct pd_cluster **c);

@@ -254,7 +254,7 @@ static int keys_init(struct pd_cluster *c)
 }
 
 int pd_cluster_create(uv_loop_t *loop, const struct pd_config *cfg, const struct pd_clock *clock,
-                      struct pd_cluster **out)
+                      struct pd_metrics *metrics, struct pd_cluster **out)
 {
     struct pd_cluster *c;
     char why[512];
@@ -267,6 +267,7 @@ int pd_cluster_create(uv_loop_t *loop, const struct pd_config *cfg, const struct
         return PD_ENOMEM;
     c->loop = loop;
     c->cfg = cfg;
+    c->metrics = metrics;
     c->clock = clock ? clock : pd_clock_system();
     c->backoff_ms = BACKOFF_FIRST_MS;
     c->rate = cfg->pw.rate_limit;

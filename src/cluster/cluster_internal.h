@@ -31,6 +31,7 @@ struct pd_cluster {
     uv_loop_t *loop;
     const struct pd_config *cfg;
     const struct pd_clock *clock;
+    struct pd_metrics *metrics;
     struct pd_redis_addr addr;
     redisAsyncContext *ac; /* NULL while not connected */
     bool ready;            /* connected, authenticated, database selected */

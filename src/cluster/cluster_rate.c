@@ -8,6 +8,7 @@
 #include "cluster_internal.h"
 
 #include "pd_log.h"
+#include "pd_metrics.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -194,6 +195,7 @@ void cluster_rate_down(struct pd_cluster *c, const char *why)
     c->fallback = true;
     c->fallback_open_ms = cluster_now(c) + c->window_ms;
     c->stats.fallbacks++;
+    pd_metrics_count(c->metrics, PD_METRICS_CLUSTER_FALLBACKS);
     pd_log(PD_LOG_WARN,
            "event=cluster_fallback share=%" PRIu64 " rate_window_ms=%" PRIu64
            " starts_in_ms=%" PRIu64 " reason=\"%s\" what=\"Redis is away: this host sends at "
@@ -230,6 +232,7 @@ void cluster_rate_up(struct pd_cluster *c)
         c->permits.p[i].redis = true; /* Redis holds them all now */
     if (c->fallback) {
         c->stats.rejoins++;
+        pd_metrics_count(c->metrics, PD_METRICS_CLUSTER_REJOINS);
         pd_log(PD_LOG_INFO, "event=cluster_rejoined carried=%zu", n);
     }
     c->fallback = false;

@@ -35,7 +35,15 @@ start_host() {
   HOST_PID[$1]=$!
   PD_PIDS+=("$!")
 }
-stop_host() { kill -TERM "${HOST_PID[$1]}" 2>/dev/null || true; wait "${HOST_PID[$1]}" 2>/dev/null || true; }
+# stop_host NAME: SIGTERM, then checks it stopped cleanly (exit 0: under ASan no leak and no
+# handle left open; nothing the sanitizers report in its log).
+stop_host() {
+  local rc=0
+  kill -TERM "${HOST_PID[$1]}" 2>/dev/null || true
+  wait "${HOST_PID[$1]}" 2>/dev/null || rc=$?
+  check "host $1 stopped cleanly (exit $rc)" test "$rc" -eq 0
+  check "host $1's log has no sanitizer report" bash -c "! grep -qE 'Sanitizer|runtime error' '$T/$1.err'"
+}
 # archived_count DROP: files delivered from DROP (a receipt each).
 archived_count() { ls "$1.pd/archive" 2>/dev/null | grep -c 'receipt.json$' || true; }
 # payloads_of PREFIX: payloads the emulator got that begin with PREFIX (each host's files
