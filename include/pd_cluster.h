@@ -123,4 +123,26 @@ void pd_cluster_gate_done(struct pd_cluster *c, uint64_t permit);
 /* The server said 429/503 with a wait: every host pauses MS from now. */
 void pd_cluster_gate_pause(struct pd_cluster *c, uint64_t ms);
 
+/*
+ * The shared login (password mode): one token for the account, kept in Redis until it is due for
+ * renewal. pd_auth asks before it would log in; ANSWER gets one of:
+ * TOKEN: the account's token (TOKEN, its expiry and renewal time, wall ms), take it;
+ * LOGIN: this host holds the lock (a lease): log in, then pd_cluster_token_put() (or
+ *        pd_cluster_token_failed());
+ * ALONE: Redis is away: log in alone, as without a cluster.
+ * While another host logs in the cluster asks again every 100 ms; REFUSED (or NULL) is the token
+ * this host last saw refused (401), never taken again.
+ */
+enum pd_cluster_token { PD_CLUSTER_TOKEN, PD_CLUSTER_LOGIN, PD_CLUSTER_ALONE };
+struct pd_cluster_token_ask {
+    void (*answer)(struct pd_cluster_token_ask *a, enum pd_cluster_token what, const char *token,
+                   uint64_t expires_at_ms, uint64_t renew_at_ms);
+};
+void pd_cluster_token_get(struct pd_cluster *c, struct pd_cluster_token_ask *a,
+                          const char *refused);
+void pd_cluster_token_cancel(struct pd_cluster *c, struct pd_cluster_token_ask *a);
+void pd_cluster_token_put(struct pd_cluster *c, const char *token, uint64_t expires_at_ms,
+                          uint64_t renew_at_ms);
+void pd_cluster_token_failed(struct pd_cluster *c);
+
 #endif

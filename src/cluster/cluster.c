@@ -242,7 +242,9 @@ static int keys_init(struct pd_cluster *c)
     if (!pd_cluster_key(prefix, "rate:permits", c->k_permits, sizeof(c->k_permits)) ||
         !pd_cluster_key(prefix, "rate:pause", c->k_pause, sizeof(c->k_pause)) ||
         !pd_cluster_key(prefix, "rate:waiters", c->k_waiters, sizeof(c->k_waiters)) ||
-        !pd_cluster_key(prefix, "rate:asked", c->k_asked, sizeof(c->k_asked)))
+        !pd_cluster_key(prefix, "rate:asked", c->k_asked, sizeof(c->k_asked)) ||
+        !pd_cluster_key(prefix, "login:token", c->k_token, sizeof(c->k_token)) ||
+        !pd_cluster_key(prefix, "login:lock", c->k_lock, sizeof(c->k_lock)))
         return PD_ECONFIG;
     for (int s = 0; s < SCRIPT_COUNT; s++) {
         unsigned char md[SHA_DIGEST_LENGTH];
@@ -281,16 +283,22 @@ int pd_cluster_create(uv_loop_t *loop, const struct pd_config *cfg, const struct
         free(c);
         return rc;
     }
+    uv_timer_init(loop, &c->token_timer); /* cannot fail once the first did */
     c->retry.data = c;
+    c->token_timer.data = c;
+    c->open_handles = 2;
     connect_now(c);
     *out = c;
     return 0;
 }
 
-static void on_retry_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
     struct pd_cluster *c = h->data;
+    if (--c->open_handles)
+        return;
     cluster_rate_cleanup(c);
+    cluster_auth_cleanup(c);
     free(c);
 }
 
@@ -302,13 +310,15 @@ void pd_cluster_close(struct pd_cluster **cp)
     *cp = NULL;
     c->closing = true;
     cluster_rate_cleanup(c); /* the asks still out are dropped, never answered */
+    cluster_auth_cleanup(c);
     if (c->ac) {
         redisAsyncContext *ac = c->ac;
         c->ac = NULL;
         redisAsyncFree(ac); /* replies still due come back NULL; its poll handle closes */
     }
     uv_timer_stop(&c->retry);
-    uv_close((uv_handle_t *)&c->retry, on_retry_closed);
+    uv_close((uv_handle_t *)&c->retry, on_handle_closed);
+    uv_close((uv_handle_t *)&c->token_timer, on_handle_closed);
 }
 
 struct pd_cluster_stats pd_cluster_stats(const struct pd_cluster *c)

@@ -15,7 +15,16 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-enum cluster_script { SCRIPT_ACQUIRE, SCRIPT_RELEASE, SCRIPT_CARRY, SCRIPT_PAUSE, SCRIPT_COUNT };
+enum cluster_script {
+    SCRIPT_ACQUIRE,
+    SCRIPT_RELEASE,
+    SCRIPT_CARRY,
+    SCRIPT_PAUSE,
+    SCRIPT_TOKEN_GET,
+    SCRIPT_TOKEN_PUT,
+    SCRIPT_TOKEN_UNLOCK,
+    SCRIPT_COUNT
+};
 
 /* How a script's reply comes back: REPLY is NULL when the connection went (or closes). */
 typedef void (*cluster_reply_fn)(struct pd_cluster *c, redisReply *reply, void *arg);
@@ -41,6 +50,7 @@ struct pd_cluster {
     uint64_t backoff_ms;
     char sha[SCRIPT_COUNT][41];
     char k_permits[256], k_pause[256], k_waiters[256], k_asked[256];
+    char k_token[256], k_lock[256];
     uint64_t window_ms, lease_ms, rate;
     uint32_t boot;    /* tells this run's permit ids from an earlier run's */
     uint64_t next_id; /* the last permit id given */
@@ -49,6 +59,13 @@ struct pd_cluster {
     bool fallback;
     uint64_t fallback_open_ms; /* the local share sends from then on (monotonic) */
     struct pd_cluster_stats stats;
+    /* The shared login (cluster_auth.c): the one ask of this host's pd_auth, and the timer
+     * that asks again while another host logs in. */
+    struct pd_cluster_token_ask *token_ask;
+    char *token_refused; /* the token this host saw refused (401), or NULL; wiped */
+    bool token_call_out; /* a TOKEN_GET is out: its reply answers token_ask */
+    uv_timer_t token_timer;
+    unsigned open_handles; /* the two timers; freed when both are closed */
 };
 
 extern const char *const cluster_scripts[SCRIPT_COUNT];
@@ -65,5 +82,7 @@ void cluster_member(const struct pd_cluster *c, uint64_t id, char *buf, size_t l
 void cluster_rate_up(struct pd_cluster *c);
 void cluster_rate_down(struct pd_cluster *c, const char *why);
 void cluster_rate_cleanup(struct pd_cluster *c);
+/* cluster_auth.c: stops asking, wipes what it held. */
+void cluster_auth_cleanup(struct pd_cluster *c);
 
 #endif

@@ -67,4 +67,22 @@ const char *const cluster_scripts[SCRIPT_COUNT] = {
     "  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])\n"
     "end\n"
     "return 0\n",
+    /* TOKEN_GET: KEYS token lock; ARGV host refused lease. {1, token, expires_at, renew_at}: the
+     * account's token (not the one this host saw refused); {2}: this host holds the lock now
+     * and logs in; {0}: another host is logging in, ask again soon. */
+    "local t = redis.call('HMGET', KEYS[1], 'token', 'expires_at', 'renew_at')\n"
+    "if t[1] and t[1] ~= ARGV[2] then return {1, t[1], t[2], t[3]} end\n"
+    "if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[3]) then return {2} end\n"
+    "if redis.call('GET', KEYS[2]) == ARGV[1] then return {2} end\n"
+    "return {0}\n",
+    /* TOKEN_PUT: KEYS token lock; ARGV host token expires_at renew_at ttl. Keeps the new token
+     * until it is due for renewal, and lets go of the lock if this host holds it. */
+    "redis.call('DEL', KEYS[1])\n"
+    "redis.call('HSET', KEYS[1], 'token', ARGV[2], 'expires_at', ARGV[3], 'renew_at', ARGV[4])\n"
+    "redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
+    "if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end\n"
+    "return 0\n",
+    /* TOKEN_UNLOCK: KEYS lock; ARGV host. The login failed: another host may try. */
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
+    "return 0\n",
 };

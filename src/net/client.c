@@ -357,6 +357,10 @@ static void on_grant(struct pd_cluster_ask *a, int64_t wait_ms, uint64_t permit)
     }
     r->permit = permit;
     start(r);
+    /* Not from pump's loop: a request that gave its slot back (its token ran out meanwhile)
+     * must let the next one, maybe the login it now waits for, have it. */
+    if (r->state != IN_FLIGHT && !r->c->closing)
+        pump(r->c);
 }
 
 /* R holds a local slot; it starts once the cluster gives it a permit. */
@@ -589,6 +593,8 @@ int pd_client_create(uv_loop_t *loop, const struct pd_client_opts *opts, struct 
         goto fail_http;
     if ((rc = pd_auth_create(c, pw, opts->state_dir, c->clock, &c->auth)) != 0)
         goto fail_auth;
+    if (c->cluster)
+        pd_auth_set_cluster(c->auth, c->cluster);
     if (uv_timer_init(loop, &c->pace_timer) != 0) {
         rc = PD_ENOMEM;
         goto fail_timer;
