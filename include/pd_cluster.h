@@ -145,4 +145,22 @@ void pd_cluster_token_put(struct pd_cluster *c, const char *token, uint64_t expi
                           uint64_t renew_at_ms);
 void pd_cluster_token_failed(struct pd_cluster *c);
 
+/*
+ * Shared dedupe: a content (FLOW and SHA256) is claimed account-wide for WINDOW_MS before it is
+ * sent, so a file dropped on two hosts within the window goes once. DONE gets SEND (claimed by
+ * this host, or Redis is away: send as a host alone would), DUPLICATE (delivered by another
+ * host within the window; WHERE names that host and its receipt) or WAIT (another host is
+ * sending it now: ask again later). DONE runs once, never inside this call; ARG must live
+ * until then.
+ */
+enum pd_cluster_dedupe { PD_CLUSTER_SEND, PD_CLUSTER_DUPLICATE, PD_CLUSTER_WAIT };
+typedef void (*pd_cluster_dedupe_fn)(void *arg, enum pd_cluster_dedupe what, const char *where);
+void pd_cluster_dedupe_claim(struct pd_cluster *c, const char *flow, const char *sha256,
+                             uint64_t window_ms, pd_cluster_dedupe_fn done, void *arg);
+/* This host delivered the content: RECEIPT is where its receipt is. */
+void pd_cluster_dedupe_done(struct pd_cluster *c, const char *flow, const char *sha256,
+                            uint64_t window_ms, const char *receipt);
+/* This host's claim ends without a delivery (failed, or stopped before): others may send. */
+void pd_cluster_dedupe_drop(struct pd_cluster *c, const char *flow, const char *sha256);
+
 #endif

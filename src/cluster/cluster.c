@@ -11,7 +11,6 @@
 #include "pd_error.h"
 #include "pd_log.h"
 
-#include <hiredis/adapters/libuv.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,10 @@
 
 #define BACKOFF_FIRST_MS 250u
 #define BACKOFF_MAX_MS 10000u
+/* A connection that does not complete, or a PING not answered, this long is given up: a
+ * network cut leaves a TCP connection open without an answer ever coming. */
+#define PROBE_MS 1000u
+#define DEAD_AFTER_MS 3000u
 #define ARGV_MAX 1024
 
 /* One script call in flight: kept whole so that a NOSCRIPT answer can send it again by EVAL. */
@@ -72,10 +75,8 @@ static void on_call_reply(redisAsyncContext *ac, void *r, void *priv)
     if (reply && reply->type == REDIS_REPLY_ERROR)
         pd_log(PD_LOG_WARN, "event=cluster_error script=%d reason=\"%.200s\"", (int)k->script,
                reply->str);
-    if (!k->c->closing)
-        k->done(k->c, reply, k->arg);
-    else
-        k->done(k->c, NULL, k->arg);
+    if (k->done)
+        k->done(k->c, k->c->closing ? NULL : reply, k->arg);
     call_free(k);
 }
 
@@ -158,6 +159,8 @@ static void lost(struct pd_cluster *c, const char *why)
 static void on_connected(const redisAsyncContext *ac, int status)
 {
     struct pd_cluster *c = ac->data;
+    if (c->ac != ac)
+        return; /* given up already (probe) */
     if (status != REDIS_OK)
         lost(c, ac->errstr[0] ? ac->errstr : "cannot connect"); /* hiredis frees AC */
 }
@@ -165,6 +168,8 @@ static void on_connected(const redisAsyncContext *ac, int status)
 static void on_disconnected(const redisAsyncContext *ac, int status)
 {
     struct pd_cluster *c = ac->data;
+    if (c->ac != ac)
+        return; /* closed or given up by us */
     lost(c, status == REDIS_OK ? "disconnected" : ac->errstr[0] ? ac->errstr : "connection lost");
 }
 
@@ -187,6 +192,7 @@ static void on_hello(redisAsyncContext *ac, void *r, void *priv)
     if (strcmp(what, "select"))
         return;
     c->ready = true;
+    c->probe_out = false;
     c->backoff_ms = BACKOFF_FIRST_MS;
     if (c->down_told)
         pd_log(PD_LOG_INFO, "event=cluster_reachable redis=\"%s\"", c->cfg->cluster.redis);
@@ -222,18 +228,50 @@ static void connect_now(struct pd_cluster *c)
         lost(c, why);
         return;
     }
-    if (redisLibuvAttach(ac, c->loop) != REDIS_OK) {
+    if (cluster_uv_attach(ac, c->loop) != REDIS_OK) {
         redisAsyncFree(ac);
         lost(c, "cannot watch the socket");
         return;
     }
     ac->data = c;
     c->ac = ac;
+    c->probe_out = true; /* the connection itself, until SELECT answers */
+    c->probe_since_ms = cluster_now(c);
     redisAsyncSetConnectCallback(ac, on_connected);
     redisAsyncSetDisconnectCallback(ac, on_disconnected);
     if (c->cfg->cluster.password)
         send_auth(c);
     redisAsyncCommand(ac, on_hello, "select", "SELECT %u", c->addr.db);
+}
+
+static void on_pong(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct pd_cluster *c = ac->data;
+    (void)priv;
+    if (r && ac == c->ac)
+        c->probe_out = false;
+}
+
+/* Every second: a PING, unless one is out; one out too long (or a connection that does not
+ * complete) drops the connection, so the fallback takes over and a reconnect begins. */
+static void on_probe(uv_timer_t *t)
+{
+    struct pd_cluster *c = t->data;
+    redisAsyncContext *ac = c->ac;
+    if (!ac || c->closing)
+        return;
+    if (c->probe_out && cluster_now(c) - c->probe_since_ms >= DEAD_AFTER_MS) {
+        c->ac = NULL; /* its callbacks see it is no longer ours */
+        c->ready = false;
+        redisAsyncFree(ac);
+        lost(c, "no answer from Redis for 3 s");
+        return;
+    }
+    if (!c->probe_out && c->ready &&
+        redisAsyncCommand(ac, on_pong, NULL, "PING") == REDIS_OK) {
+        c->probe_out = true;
+        c->probe_since_ms = cluster_now(c);
+    }
 }
 
 static int keys_init(struct pd_cluster *c)
@@ -284,9 +322,12 @@ int pd_cluster_create(uv_loop_t *loop, const struct pd_config *cfg, const struct
         return rc;
     }
     uv_timer_init(loop, &c->token_timer); /* cannot fail once the first did */
+    uv_timer_init(loop, &c->probe);
     c->retry.data = c;
     c->token_timer.data = c;
-    c->open_handles = 2;
+    c->probe.data = c;
+    c->open_handles = 3;
+    uv_timer_start(&c->probe, on_probe, PROBE_MS, PROBE_MS);
     connect_now(c);
     *out = c;
     return 0;
@@ -319,6 +360,7 @@ void pd_cluster_close(struct pd_cluster **cp)
     uv_timer_stop(&c->retry);
     uv_close((uv_handle_t *)&c->retry, on_handle_closed);
     uv_close((uv_handle_t *)&c->token_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->probe, on_handle_closed);
 }
 
 struct pd_cluster_stats pd_cluster_stats(const struct pd_cluster *c)

@@ -109,13 +109,6 @@ void pd_cluster_token_cancel(struct pd_cluster *c, struct pd_cluster_token_ask *
     }
 }
 
-static void on_done(struct pd_cluster *c, redisReply *reply, void *arg)
-{
-    (void)c;
-    (void)reply;
-    (void)arg;
-}
-
 void pd_cluster_token_put(struct pd_cluster *c, const char *token, uint64_t expires_at_ms,
                           uint64_t renew_at_ms)
 {
@@ -129,14 +122,14 @@ void pd_cluster_token_put(struct pd_cluster *c, const char *token, uint64_t expi
     snprintf(renew, sizeof(renew), "%" PRIu64, renew_at_ms);
     snprintf(ttl, sizeof(ttl), "%" PRIu64, renew_at_ms - now);
     const char *argv[] = {c->cfg->cluster.name, token, exp, renew, ttl};
-    cluster_eval(c, SCRIPT_TOKEN_PUT, 2, keys, 5, argv, on_done, NULL);
+    cluster_eval(c, SCRIPT_TOKEN_PUT, 2, keys, 5, argv, NULL, NULL);
 }
 
 void pd_cluster_token_failed(struct pd_cluster *c)
 {
     const char *keys[] = {c->k_lock};
     const char *argv[] = {c->cfg->cluster.name};
-    cluster_eval(c, SCRIPT_TOKEN_UNLOCK, 1, keys, 1, argv, on_done, NULL);
+    cluster_eval(c, SCRIPT_TOKEN_UNLOCK, 1, keys, 1, argv, NULL, NULL);
 }
 
 void cluster_auth_cleanup(struct pd_cluster *c)

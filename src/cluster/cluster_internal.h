@@ -23,6 +23,9 @@ enum cluster_script {
     SCRIPT_TOKEN_GET,
     SCRIPT_TOKEN_PUT,
     SCRIPT_TOKEN_UNLOCK,
+    SCRIPT_DEDUPE_CLAIM,
+    SCRIPT_DEDUPE_DONE,
+    SCRIPT_DEDUPE_DROP,
     SCRIPT_COUNT
 };
 
@@ -65,18 +68,24 @@ struct pd_cluster {
     char *token_refused; /* the token this host saw refused (401), or NULL; wiped */
     bool token_call_out; /* a TOKEN_GET is out: its reply answers token_ask */
     uv_timer_t token_timer;
-    unsigned open_handles; /* the two timers; freed when both are closed */
+    uv_timer_t probe;      /* PINGs: a connection that stops answering is given up */
+    bool probe_out;        /* a PING (or the connection itself) waits for its answer */
+    uint64_t probe_since_ms;
+    unsigned open_handles; /* the three timers; freed when all are closed */
 };
 
 extern const char *const cluster_scripts[SCRIPT_COUNT];
 
 uint64_t cluster_now(const struct pd_cluster *c);
-/* Runs script S with NKEYS keys and ARGC values; DONE gets its reply. False: not sent (not
- * connected, or no memory): DONE is not called. */
+/* Runs script S with NKEYS keys and ARGC values; DONE (NULL: nobody) gets its reply. False:
+ * not sent (not connected, or no memory): DONE is not called. */
 bool cluster_eval(struct pd_cluster *c, enum cluster_script s, int nkeys, const char **keys,
                   int argc, const char **argv, cluster_reply_fn done, void *arg);
 /* A permit's member in the permits set: NAME:BOOT:ID. */
 void cluster_member(const struct pd_cluster *c, uint64_t id, char *buf, size_t len);
+
+/* cluster_uv.c: hiredis's events on the loop (hiredis's own adapter, fixed). */
+int cluster_uv_attach(redisAsyncContext *ac, uv_loop_t *loop);
 
 /* cluster_rate.c: the connection changed. */
 void cluster_rate_up(struct pd_cluster *c);

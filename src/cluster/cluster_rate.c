@@ -142,13 +142,6 @@ void pd_cluster_gate_cancel(struct pd_cluster *c, struct pd_cluster_ask *a)
     a->pending = NULL;
 }
 
-static void on_released(struct pd_cluster *c, redisReply *reply, void *arg)
-{
-    (void)c;
-    (void)reply;
-    (void)arg;
-}
-
 /* Redis counts permit ID for COUNT_MS from now (a window: answered now). */
 static void release_member(struct pd_cluster *c, uint64_t id, uint64_t count_ms)
 {
@@ -157,7 +150,7 @@ static void release_member(struct pd_cluster *c, uint64_t id, uint64_t count_ms)
     cluster_member(c, id, member, sizeof(member));
     snprintf(ms, sizeof(ms), "%" PRIu64, count_ms);
     const char *argv[] = {ms, member};
-    cluster_eval(c, SCRIPT_RELEASE, 1, keys, 2, argv, on_released, NULL);
+    cluster_eval(c, SCRIPT_RELEASE, 1, keys, 2, argv, NULL, NULL);
 }
 
 void pd_cluster_gate_done(struct pd_cluster *c, uint64_t permit)
@@ -180,7 +173,7 @@ void pd_cluster_gate_pause(struct pd_cluster *c, uint64_t ms)
     snprintf(v, sizeof(v), "%" PRIu64, ms ? ms : 1);
     const char *argv[] = {v};
     if (c->ready)
-        cluster_eval(c, SCRIPT_PAUSE, 1, keys, 1, argv, on_released, NULL);
+        cluster_eval(c, SCRIPT_PAUSE, 1, keys, 1, argv, NULL, NULL);
 }
 
 /*
@@ -224,7 +217,7 @@ void cluster_rate_up(struct pd_cluster *c)
             argv[argc++] = ms;
             argv[argc++] = member;
         }
-        cluster_eval(c, SCRIPT_CARRY, 1, keys, (int)argc, argv, on_released, NULL);
+        cluster_eval(c, SCRIPT_CARRY, 1, keys, (int)argc, argv, NULL, NULL);
     }
     free(argv);
     free(buf);

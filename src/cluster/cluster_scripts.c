@@ -85,4 +85,21 @@ const char *const cluster_scripts[SCRIPT_COUNT] = {
     /* TOKEN_UNLOCK: KEYS lock; ARGV host. The login failed: another host may try. */
     "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
     "return 0\n",
+    /* DEDUPE_CLAIM: KEYS content; ARGV mine window. {1}: this host sends it (claimed now, or
+     * already); {2, where}: delivered by another host within the window; {3, who}: another
+     * host is sending it now. */
+    "if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {1, ''} end\n"
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if not v or v == ARGV[1] then\n"
+    "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "  return {1, ''}\n"
+    "end\n"
+    "if string.sub(v, 1, 5) == 'done:' then return {2, string.sub(v, 6)} end\n"
+    "return {3, v}\n",
+    /* DEDUPE_DONE: KEYS content; ARGV value window. Delivered: duplicates for a window. */
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "return 0\n",
+    /* DEDUPE_DROP: KEYS content; ARGV mine. Not delivered after all: the others may send it. */
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
+    "return 0\n",
 };

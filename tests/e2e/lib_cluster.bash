@@ -17,12 +17,12 @@ start_redis() {
 stop_redis() { kill -KILL "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; }
 rcli() { "$REDIS_CLI" -s "$T/redis.sock" "$@" 2>/dev/null; }
 
-# host_conf NAME DROP: host NAME's config ($T/NAME.conf): write_conf's, with its own state and
+# host_conf NAME DROP [watch keys...]: host NAME's config ($T/NAME.conf): write_conf's, with its own state and
 # work folders, the account's rate CLUSTER_RATE per CLUSTER_WINDOW, and the shared Redis.
 host_conf() {
-  local name=$1 drop=$2
+  local name=$1 drop=$2; shift 2
   mkdir -p "$drop"
-  PD_RATE=${CLUSTER_RATE:-60} PD_GRACE=2s write_conf "$T/$name.conf" "$drop"
+  PD_RATE=${CLUSTER_RATE:-60} PD_GRACE=2s write_conf "$T/$name.conf" "$drop" "$@"
   sed -i -e "s|^dir = $T/state\$|dir = $T/$name.state|" \
     -e "s|^rate_limit = .*|&\nrate_window = ${CLUSTER_WINDOW:-2s}|" "$T/$name.conf"
   printf '[cluster]\nredis = unix:%s\nname = %s\nexpected_hosts = %s\n' \
