@@ -163,4 +163,21 @@ void pd_cluster_dedupe_done(struct pd_cluster *c, const char *flow, const char *
 /* This host's claim ends without a delivery (failed, or stopped before): others may send. */
 void pd_cluster_dedupe_drop(struct pd_cluster *c, const char *flow, const char *sha256);
 
+/*
+ * Seeing all hosts: every 5 s while Redis answers, FN(ARG)'s summary of this host (a JSON
+ * object, malloc'd) is published under host:<name> for 15 s, and the host is noted in the
+ * hosts set. `patchdrop status --cluster` reads them (pd_cluster_hosts).
+ */
+void pd_cluster_set_beat(struct pd_cluster *c, char *(*fn)(void *arg), void *arg);
+#define PD_CLUSTER_BEAT_MS 5000u
+#define PD_CLUSTER_BEAT_TTL_MS 15000u
+
+/*
+ * Every host of CFG's cluster, asked of Redis at once (blocking, a 3 s timeout): *JSON gets
+ * {"hosts": [{"name", "last_seen_seconds", "alive", "summary"}]}, the most recent first, a
+ * host silent for longer than the heartbeat's TTL with alive false and summary null. Returns
+ * 0, or -1 with WHY saying what failed (never the password).
+ */
+int pd_cluster_hosts(const struct pd_config *cfg, char **json, char *why, size_t len);
+
 #endif

@@ -272,6 +272,8 @@ static void on_probe(uv_timer_t *t)
         c->probe_out = true;
         c->probe_since_ms = cluster_now(c);
     }
+    if (c->ready && c->ticks++ % (PD_CLUSTER_BEAT_MS / PROBE_MS) == 0)
+        cluster_beat(c);
 }
 
 static int keys_init(struct pd_cluster *c)

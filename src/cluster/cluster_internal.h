@@ -26,6 +26,7 @@ enum cluster_script {
     SCRIPT_DEDUPE_CLAIM,
     SCRIPT_DEDUPE_DONE,
     SCRIPT_DEDUPE_DROP,
+    SCRIPT_BEAT,
     SCRIPT_COUNT
 };
 
@@ -72,6 +73,9 @@ struct pd_cluster {
     bool probe_out;        /* a PING (or the connection itself) waits for its answer */
     uint64_t probe_since_ms;
     unsigned open_handles; /* the three timers; freed when all are closed */
+    char *(*beat)(void *arg); /* this host's summary (malloc'd JSON), or NULL */
+    void *beat_arg;
+    unsigned ticks; /* of the probe timer: a heartbeat every BEAT_EVERY of them */
 };
 
 extern const char *const cluster_scripts[SCRIPT_COUNT];
@@ -86,6 +90,9 @@ void cluster_member(const struct pd_cluster *c, uint64_t id, char *buf, size_t l
 
 /* cluster_uv.c: hiredis's events on the loop (hiredis's own adapter, fixed). */
 int cluster_uv_attach(redisAsyncContext *ac, uv_loop_t *loop);
+
+/* cluster_beat.c: publishes this host's summary. */
+void cluster_beat(struct pd_cluster *c);
 
 /* cluster_rate.c: the connection changed. */
 void cluster_rate_up(struct pd_cluster *c);

@@ -102,4 +102,10 @@ const char *const cluster_scripts[SCRIPT_COUNT] = {
     /* DEDUPE_DROP: KEYS content; ARGV mine. Not delivered after all: the others may send it. */
     "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
     "return 0\n",
+    /* BEAT: KEYS host hosts; ARGV summary ttl name. The host's summary for TTL ms, and when it
+     * was last seen (hosts: a sorted set by Redis time, for `status --cluster`). */
+    NOW
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+    "redis.call('ZADD', KEYS[2], now, ARGV[3])\n"
+    "return 0\n",
 };

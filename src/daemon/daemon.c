@@ -388,6 +388,8 @@ static int daemon_connect(struct pd_daemon *d)
                                                      &d->cluster)))
         return rc;
     co.cluster = d->cluster;
+    if (d->cluster)
+        pd_cluster_set_beat(d->cluster, dw_beat_json, d);
     return pd_client_create(d->loop, &co, &d->client);
 }
 
