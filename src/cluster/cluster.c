@@ -170,7 +170,10 @@ static void on_disconnected(const redisAsyncContext *ac, int status)
     struct pd_cluster *c = ac->data;
     if (c->ac != ac)
         return; /* closed or given up by us */
-    lost(c, status == REDIS_OK ? "disconnected" : ac->errstr[0] ? ac->errstr : "connection lost");
+    lost(c, c->refused[0]              ? c->refused
+            : status == REDIS_OK ? "disconnected"
+            : ac->errstr[0]      ? ac->errstr
+                                 : "connection lost");
 }
 
 /* The last of AUTH and SELECT answered: ready, or the connection is dropped and tried again. */
@@ -180,9 +183,10 @@ static void on_hello(redisAsyncContext *ac, void *r, void *priv)
     redisReply *reply = r;
     const char *what = priv;
 
-    if (!reply || c->closing)
-        return; /* the disconnect callback tells */
+    if (!reply || c->closing || c->refused[0])
+        return; /* the disconnect callback tells; after a refusal the rest is noise */
     if (reply->type == REDIS_REPLY_ERROR) {
+        snprintf(c->refused, sizeof(c->refused), "Redis refused %s", what);
         /* Only Redis's words: the command (AUTH) is not repeated, its password never shown. */
         pd_log(PD_LOG_ERROR, "event=cluster_refused redis=\"%s\" step=%s reason=\"%.200s\"",
                c->cfg->cluster.redis, what, reply->str);
@@ -235,6 +239,7 @@ static void connect_now(struct pd_cluster *c)
     }
     ac->data = c;
     c->ac = ac;
+    c->refused[0] = '\0';
     c->probe_out = true; /* the connection itself, until SELECT answers */
     c->probe_since_ms = cluster_now(c);
     redisAsyncSetConnectCallback(ac, on_connected);

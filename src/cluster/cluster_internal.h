@@ -50,6 +50,7 @@ struct pd_cluster {
     bool ready;            /* connected, authenticated, database selected */
     bool closing;
     bool down_told;        /* the failure to reach Redis was logged (once per outage) */
+    char refused[64];      /* the connection's AUTH or SELECT was refused: what, else "" */
     uv_timer_t retry;      /* the next connection attempt */
     uint64_t backoff_ms;
     char sha[SCRIPT_COUNT][41];

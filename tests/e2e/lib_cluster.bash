@@ -5,17 +5,19 @@ REDIS_SERVER=$(command -v redis-server || true)
 REDIS_CLI=$(command -v redis-cli || true)
 [ -n "$REDIS_SERVER" ] && [ -n "$REDIS_CLI" ] || { echo "skip: redis-server or redis-cli missing"; exit 77; }
 
-# start_redis: (re)starts the private Redis on $T/redis.sock; sets REDIS_PID.
+# start_redis [redis-server options...]: (re)starts the private Redis on $T/redis.sock; sets
+# REDIS_PID. With REDIS_PW set, Redis asks for that password (and rcli gives it).
 start_redis() {
   mkdir -p "$T/redis"
   "$REDIS_SERVER" --port 0 --unixsocket "$T/redis.sock" --unixsocketperm 700 --dir "$T/redis" \
-    --save '' --appendonly no --daemonize no --loglevel warning >>"$T/redis.log" 2>&1 &
+    --save '' --appendonly no --daemonize no --loglevel warning \
+    ${REDIS_PW:+--requirepass "$REDIS_PW"} "$@" >>"$T/redis.log" 2>&1 &
   REDIS_PID=$!
   PD_PIDS+=("$REDIS_PID")
   wait_for 10 rcli PING >/dev/null || { echo "redis-server did not start" >&2; exit 1; }
 }
 stop_redis() { kill -KILL "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; }
-rcli() { "$REDIS_CLI" -s "$T/redis.sock" "$@" 2>/dev/null; }
+rcli() { REDISCLI_AUTH=${REDIS_PW:-} "$REDIS_CLI" -s "$T/redis.sock" "$@" 2>/dev/null; }
 
 # host_conf NAME DROP [watch keys...]: host NAME's config ($T/NAME.conf): write_conf's, with its own state and
 # work folders, the account's rate CLUSTER_RATE per CLUSTER_WINDOW, and the shared Redis.

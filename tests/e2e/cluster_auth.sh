@@ -1,0 +1,36 @@
+# [cluster] password_file: a Redis that asks for a password is used with the one in the file,
+# which never shows in a log, a status document or anything else the test leaves; a wrong one
+# is said clearly (Redis's words, never the password) and the host goes on alone on its share.
+# rediss:// is refused by check-config with the reason and what to do instead.
+. "$(dirname "$0")/lib.bash"
+. "$(dirname "$0")/lib_run.bash"
+. "$(dirname "$0")/lib_cluster.bash"
+REDIS_PW="redis-pw-Kq3-never-shown-$RANDOM"
+PD_SECRETS+=("$REDIS_PW")
+start_redis
+start_mock
+(umask 077; echo "$REDIS_PW" >"$T/redis.secret"; echo "wrong-$REDIS_PW" >"$T/wrong.secret")
+host_conf a "$T/a"
+echo "password_file = $T/redis.secret" >>"$T/a.conf"
+echo "one" >"$T/a/one.txt"
+start_host a
+check "the file is delivered" wait_for 20 archived one.txt "$T/a"
+check "host a is on Redis (authenticated)" wait_for 10 bash -c \
+  "timeout 20 '$PD_BIN' status -c '$T/a.conf' --json | jq -e '.account.cluster.connected' >/dev/null"
+beat() { rcli --scan --pattern 'patchdrop:*:host:a' | grep -q host:a; }
+check "its heartbeat is in Redis" wait_for 10 beat
+stop_host a
+
+host_conf b "$T/b"
+echo "password_file = $T/wrong.secret" >>"$T/b.conf"
+echo "two" >"$T/b/two.txt"
+start_host b
+check "a wrong password is said with Redis's words" wait_for 10 grep -q 'event=cluster_refused.*step=auth.*WRONGPASS' "$T/b.err"
+check "the host goes on alone: the file is delivered" wait_for 20 archived two.txt "$T/b"
+stop_host b
+
+sed -i "s|^redis = .*|redis = rediss://127.0.0.1:6380/0|" "$T/b.conf"
+run_pd "$T/cc" check-config -c "$T/b.conf"
+check "rediss:// is refused by check-config (exit $RC)" test "$RC" -eq 2
+check "with the reason and what to do" grep -q "hiredis (0.14) has no TLS.*stunnel" "$T/cc.err" "$T/cc.out"
+finish
