@@ -159,7 +159,10 @@ void pd_cluster_gate_done(struct pd_cluster *c, uint64_t permit)
     for (size_t i = 0; i < c->permits.n; i++)
         if (c->permits.p[i].id == permit)
             redis = c->permits.p[i].redis;
-    if (!pd_cluster_permits_answer(&c->permits, permit, cluster_now(c), c->window_ms))
+    uint64_t now = cluster_now(c);
+    bool known = pd_cluster_permits_answer(&c->permits, permit, now, c->window_ms);
+    pd_cluster_permits_expire(&c->permits, now); /* the table holds one window, no more */
+    if (!known)
         return;
     /* While Redis is away its entry keeps its lease; rejoining writes the real end. */
     if (redis && c->ready && !c->fallback)
