@@ -121,6 +121,83 @@ static void test_permits(void **state)
     assert_int_equal(t.n, 0);
 }
 
+/* ---- the local share while Redis is away --------------------------------------------------- */
+
+struct asked {
+    struct pd_cluster_ask ask;
+    int64_t wait;
+    uint64_t permit;
+    int answers;
+};
+
+static void on_answer(struct pd_cluster_ask *a, int64_t wait_ms, uint64_t permit)
+{
+    struct asked *k = (struct asked *)a;
+    k->wait = wait_ms;
+    k->permit = permit;
+    k->answers++;
+}
+
+static struct asked ask(struct pd_cluster *c)
+{
+    struct asked k = {.ask.answer = on_answer};
+    pd_cluster_gate_ask(c, &k.ask);
+    assert_int_equal(k.answers, 1); /* the share answers at once */
+    return k;
+}
+
+/*
+ * Redis cannot be reached: the host waits one window (the permits every host took before still
+ * count at the server), then takes at most rate / expected_hosts per window, each permit
+ * counting from its start until a window after its answer.
+ */
+static void test_fallback_share(void **state)
+{
+    uv_loop_t loop;
+    struct pd_config cfg = {.pw = {.rate_limit = 30, .rate_window_ms = 2000, .timeout_ms = 1000},
+                            .cluster = {.redis = "unix:/nonexistent/patchdrop-test.sock",
+                                        .name = "h1", .key_prefix = "t:", .expected_hosts = 3}};
+    struct pd_cluster *c = NULL;
+    uint64_t permits[10];
+
+    pd_test_log_to(NULL, PD_LOG_ERROR, 0);
+    pd_test_mono = 1000000;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(pd_cluster_create(&loop, &cfg, &pd_test_clock, NULL, &c), 0);
+    struct pd_cluster_stats st = pd_cluster_stats(c);
+    assert_true(st.fallback); /* the socket is not there: at once */
+    assert_false(st.connected);
+    assert_int_equal(st.share, 10);
+    assert_int_equal(ask(c).wait, 2000); /* a window first */
+    pd_test_mono += 1999;
+    assert_int_equal(ask(c).wait, 1);
+    pd_test_mono += 1;
+    for (int i = 0; i < 10; i++) {
+        struct asked k = ask(c);
+        assert_int_equal(k.wait, 0);
+        assert_true(k.permit != 0);
+        permits[i] = k.permit;
+    }
+    /* All ten in flight: asked again shortly, for they count until answered. */
+    assert_true(ask(c).wait > 0);
+    pd_test_mono += 500;
+    pd_cluster_gate_done(c, permits[3]);
+    pd_test_mono += 100;
+    pd_cluster_gate_done(c, permits[0]);
+    assert_int_equal(ask(c).wait, 1900); /* the first answer is a window old then */
+    pd_test_mono += 1900;
+    assert_int_equal(ask(c).wait, 0);
+    assert_int_equal(ask(c).wait, 100); /* the second answer's window */
+    st = pd_cluster_stats(c);
+    assert_int_equal(st.granted_local, 11);
+    assert_int_equal(st.granted, 0);
+    assert_int_equal(st.fallbacks, 1);
+    pd_cluster_close(&c);
+    assert_null(c);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0); /* nothing left open */
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* ---- [cluster] in the config -------------------------------------------------------------- */
 
 #define PW_SECTION "[patchworks]\nemail = ops@example.com\npassword = s3cret\n"
@@ -235,7 +312,7 @@ static void test_config_errors(void **state)
 int main(void)
 {
     return PD_RUN_TESTS(NULL, NULL, test_parse_url, test_parse_url_refused, test_fingerprint,
-                        test_fallback_share_and_keys, test_permits) +
+                        test_fallback_share_and_keys, test_permits, test_fallback_share) +
            PD_RUN_TESTS(setup, pd_test_teardown, test_config_defaults,
                         test_config_values_and_print, test_config_errors);
 }
