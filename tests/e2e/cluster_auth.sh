@@ -20,6 +20,12 @@ check "host a is on Redis (authenticated)" wait_for 10 bash -c \
 beat() { rcli --scan --pattern 'patchdrop:*:host:a' | grep -q host:a; }
 check "its heartbeat is in Redis" wait_for 10 beat
 stop_host a
+# run --once (cron) with [cluster]: delivers, closes its connection and exits.
+echo "three" >"$T/a/three.txt"
+RC=0
+timeout 30 "$PD_BIN" run --once -c "$T/a.conf" >"$T/once.out" 2>&1 || RC=$?
+check "run --once with [cluster] delivers and exits 0 ($RC)" test "$RC" -eq 0
+check "its file is archived" archived three.txt "$T/a"
 
 host_conf b "$T/b"
 echo "password_file = $T/wrong.secret" >>"$T/b.conf"
