@@ -73,8 +73,8 @@ static void on_call_reply(redisAsyncContext *ac, void *r, void *priv)
         reply = NULL;
     }
     if (reply && reply->type == REDIS_REPLY_ERROR)
-        pd_log(PD_LOG_WARN, "event=cluster_error script=%d reason=\"%.200s\"", (int)k->script,
-               reply->str);
+        pd_log(PD_LOG_WARN, "event=cluster_error script=%s reason=\"%.200s\"",
+               cluster_script_names[k->script], reply->str);
     if (k->done)
         k->done(k->c, k->c->closing ? NULL : reply, k->arg);
     call_free(k);

@@ -80,6 +80,7 @@ struct pd_cluster {
 };
 
 extern const char *const cluster_scripts[SCRIPT_COUNT];
+extern const char *const cluster_script_names[SCRIPT_COUNT]; /* for log lines */
 
 uint64_t cluster_now(const struct pd_cluster *c);
 /* Runs script S with NKEYS keys and ARGC values; DONE (NULL: nobody) gets its reply. False:

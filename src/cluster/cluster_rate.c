@@ -82,6 +82,14 @@ static void on_acquired(struct pd_cluster *c, redisReply *reply, void *arg)
         free(p); /* unlinked by cleanup */
         return;
     }
+    if (reply && reply->type == REDIS_REPLY_ERROR) {
+        /* Redis answers but refuses the script (an ACL without +@scripting, a read-only
+         * replica...): asking again would stall every request, so the share takes over
+         * until the next connection. */
+        char why[256];
+        snprintf(why, sizeof(why), "Redis refused the rate script: %.200s", reply->str);
+        cluster_rate_down(c, why);
+    }
     if (!reply || reply->type != REDIS_REPLY_INTEGER) {
         local_answer(c, p); /* Redis went away meanwhile: the fallback decides */
         return;
@@ -194,7 +202,7 @@ void cluster_rate_down(struct pd_cluster *c, const char *why)
     pd_metrics_count(c->metrics, PD_METRICS_CLUSTER_FALLBACKS);
     pd_log(PD_LOG_WARN,
            "event=cluster_fallback share=%" PRIu64 " rate_window_ms=%" PRIu64
-           " starts_in_ms=%" PRIu64 " reason=\"%s\" what=\"Redis is away: this host sends at "
+           " starts_in_ms=%" PRIu64 " reason=\"%s\" what=\"Redis cannot be used: this host sends at "
            "most rate_limit / expected_hosts until it is back\"",
            c->stats.share, c->window_ms, c->window_ms, why);
 }

@@ -13,6 +13,10 @@
 #define NOW "local t = redis.call('TIME')\n"                                                       \
             "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
+const char *const cluster_script_names[SCRIPT_COUNT] = {
+    "acquire", "release",      "carry",        "pause",       "token_get", "token_put",
+    "token_unlock", "dedupe_claim", "dedupe_done", "dedupe_drop", "beat"};
+
 const char *const cluster_scripts[SCRIPT_COUNT] = {
     /* ACQUIRE: KEYS permits pause waiters asked; ARGV rate lease host member stale cap.
      * Returns 0 (granted) or the ms to wait before asking again. */

@@ -35,6 +35,18 @@ check "a wrong password is said with Redis's words" wait_for 10 grep -q 'event=c
 check "the host goes on alone: the file is delivered" wait_for 20 archived two.txt "$T/b"
 stop_host b
 
+# An ACL user (password_file: "USER PASSWORD") that may not run scripts: the host says why and
+# goes on alone on its share instead of waiting for ever.
+rcli ACL SETUSER noscript on ">$REDIS_PW" '~*' +@all -@scripting >/dev/null
+(umask 077; echo "noscript $REDIS_PW" >"$T/acl.secret")
+host_conf c "$T/c"
+echo "password_file = $T/acl.secret" >>"$T/c.conf"
+echo "four" >"$T/c/four.txt"
+start_host c
+check "the refused script is said" wait_for 10 grep -q 'event=cluster_fallback.*refused the rate script.*NOPERM' "$T/c.err"
+check "and the file is delivered on the host's share" wait_for 20 archived four.txt "$T/c"
+stop_host c
+
 sed -i "s|^redis = .*|redis = rediss://127.0.0.1:6380/0|" "$T/b.conf"
 run_pd "$T/cc" check-config -c "$T/b.conf"
 check "rediss:// is refused by check-config (exit $RC)" test "$RC" -eq 2
