@@ -67,7 +67,7 @@ struct pd_cluster_permits {
         uint64_t id;
         uint64_t end;
         bool redis; /* granted by Redis (else by the fallback share) */
-    } *p;
+    } * p;
     size_t n, cap;
 };
 int pd_cluster_permits_add(struct pd_cluster_permits *t, uint64_t id, bool redis);

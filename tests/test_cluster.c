@@ -67,8 +67,8 @@ static void test_parse_url_refused(void **state)
 
 static void test_fingerprint(void **state)
 {
-    struct pd_patchworks a = {.auth = PD_AUTH_PASSWORD, .email = "ops@example.com",
-                              .password = "s3cret"};
+    struct pd_patchworks a = {
+        .auth = PD_AUTH_PASSWORD, .email = "ops@example.com", .password = "s3cret"};
     struct pd_patchworks b = a, k = {.auth = PD_AUTH_API_KEY, .api_key = "ops@example.com"};
     char fa[13], fa2[13], fb[13], fk[13];
 
@@ -156,7 +156,9 @@ static void test_fallback_share(void **state)
     uv_loop_t loop;
     struct pd_config cfg = {.pw = {.rate_limit = 30, .rate_window_ms = 2000, .timeout_ms = 1000},
                             .cluster = {.redis = "unix:/nonexistent/patchdrop-test.sock",
-                                        .name = "h1", .key_prefix = "t:", .expected_hosts = 3}};
+                                        .name = "h1",
+                                        .key_prefix = "t:",
+                                        .expected_hosts = 3}};
     struct pd_cluster *c = NULL;
     uint64_t permits[10];
 
@@ -313,6 +315,6 @@ int main(void)
 {
     return PD_RUN_TESTS(NULL, NULL, test_parse_url, test_parse_url_refused, test_fingerprint,
                         test_fallback_share_and_keys, test_permits, test_fallback_share) +
-           PD_RUN_TESTS(setup, pd_test_teardown, test_config_defaults,
-                        test_config_values_and_print, test_config_errors);
+           PD_RUN_TESTS(setup, pd_test_teardown, test_config_defaults, test_config_values_and_print,
+                        test_config_errors);
 }

@@ -33,15 +33,17 @@ static void print_host(const cJSON *h)
         return;
     }
     printf(": %s, %s, %.0f requests in flight, heartbeat %.0f s ago\n",
-           cJSON_IsString(cJSON_GetObjectItem(s, "state")) ? cJSON_GetObjectItem(s, "state")->valuestring
-                                                           : "running",
+           cJSON_IsString(cJSON_GetObjectItem(s, "state"))
+               ? cJSON_GetObjectItem(s, "state")->valuestring
+               : "running",
            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cl, "fallback"))
                ? "on its own share (Redis away)"
                : "on the shared rate",
            cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(s, "requests_in_flight")), seen);
     cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(s, "watches"))
     {
-        const char *last = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(w, "last_delivery"));
+        const char *last =
+            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(w, "last_delivery"));
         printf("  [watch:");
         put_name(cJSON_GetStringValue(cJSON_GetObjectItem(w, "name")));
         printf("] backlog %.0f, failed lately %.0f, last delivery %s\n",

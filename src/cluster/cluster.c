@@ -89,8 +89,7 @@ static bool send_call(struct call *k)
     k->argvlen[0] = strlen(k->argv[0]);
     k->argv[1] = k->by_eval ? cluster_scripts[k->script] : c->sha[k->script];
     k->argvlen[1] = strlen(k->argv[1]);
-    return redisAsyncCommandArgv(c->ac, on_call_reply, k, k->argc, k->argv, k->argvlen) ==
-           REDIS_OK;
+    return redisAsyncCommandArgv(c->ac, on_call_reply, k, k->argc, k->argv, k->argvlen) == REDIS_OK;
 }
 
 bool cluster_eval(struct pd_cluster *c, enum cluster_script s, int nkeys, const char **keys,
@@ -117,8 +116,14 @@ bool cluster_eval(struct pd_cluster *c, enum cluster_script s, int nkeys, const 
             call_free(k);
         return false;
     }
-    *k = (struct call){.c = c, .script = s, .argc = total, .argv = k->argv,
-                       .argvlen = k->argvlen, .strings = k->strings, .done = done, .arg = arg};
+    *k = (struct call){.c = c,
+                       .script = s,
+                       .argc = total,
+                       .argv = k->argv,
+                       .argvlen = k->argvlen,
+                       .strings = k->strings,
+                       .done = done,
+                       .arg = arg};
     for (int i = 2; i < total; i++) {
         const char *v = i == 2 ? num : i < 3 + nkeys ? keys[i - 3] : argv[i - 3 - nkeys];
         size_t n = strlen(v);
@@ -170,7 +175,7 @@ static void on_disconnected(const redisAsyncContext *ac, int status)
     struct pd_cluster *c = ac->data;
     if (c->ac != ac)
         return; /* closed or given up by us */
-    lost(c, c->refused[0]              ? c->refused
+    lost(c, c->refused[0]        ? c->refused
             : status == REDIS_OK ? "disconnected"
             : ac->errstr[0]      ? ac->errstr
                                  : "connection lost");
@@ -272,8 +277,7 @@ static void on_probe(uv_timer_t *t)
         lost(c, "no answer from Redis for 3 s");
         return;
     }
-    if (!c->probe_out && c->ready &&
-        redisAsyncCommand(ac, on_pong, NULL, "PING") == REDIS_OK) {
+    if (!c->probe_out && c->ready && redisAsyncCommand(ac, on_pong, NULL, "PING") == REDIS_OK) {
         c->probe_out = true;
         c->probe_since_ms = cluster_now(c);
     }

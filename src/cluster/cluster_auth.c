@@ -89,8 +89,7 @@ static bool ask_token(struct pd_cluster *c)
     return true;
 }
 
-void pd_cluster_token_get(struct pd_cluster *c, struct pd_cluster_token_ask *a,
-                          const char *refused)
+void pd_cluster_token_get(struct pd_cluster *c, struct pd_cluster_token_ask *a, const char *refused)
 {
     if (refused && (!c->token_refused || strcmp(c->token_refused, refused))) {
         wipe_free(c->token_refused);

@@ -16,8 +16,8 @@ struct dedupe_call {
     void *arg;
 };
 
-static void content_key(const struct pd_cluster *c, const char *flow, const char *sha256,
-                        char *buf, size_t len)
+static void content_key(const struct pd_cluster *c, const char *flow, const char *sha256, char *buf,
+                        size_t len)
 {
     snprintf(buf, len, "%sdedupe:%s:%s", c->cfg->cluster.key_prefix, flow ? flow : "", sha256);
 }

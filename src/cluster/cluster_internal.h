@@ -49,9 +49,9 @@ struct pd_cluster {
     redisAsyncContext *ac; /* NULL while not connected */
     bool ready;            /* connected, authenticated, database selected */
     bool closing;
-    bool down_told;        /* the failure to reach Redis was logged (once per outage) */
-    char refused[64];      /* the connection's AUTH or SELECT was refused: what, else "" */
-    uv_timer_t retry;      /* the next connection attempt */
+    bool down_told;   /* the failure to reach Redis was logged (once per outage) */
+    char refused[64]; /* the connection's AUTH or SELECT was refused: what, else "" */
+    uv_timer_t retry; /* the next connection attempt */
     uint64_t backoff_ms;
     char sha[SCRIPT_COUNT][41];
     char k_permits[256], k_pause[256], k_waiters[256], k_asked[256];
@@ -70,10 +70,10 @@ struct pd_cluster {
     char *token_refused; /* the token this host saw refused (401), or NULL; wiped */
     bool token_call_out; /* a TOKEN_GET is out: its reply answers token_ask */
     uv_timer_t token_timer;
-    uv_timer_t probe;      /* PINGs: a connection that stops answering is given up */
-    bool probe_out;        /* a PING (or the connection itself) waits for its answer */
+    uv_timer_t probe; /* PINGs: a connection that stops answering is given up */
+    bool probe_out;   /* a PING (or the connection itself) waits for its answer */
     uint64_t probe_since_ms;
-    unsigned open_handles; /* the three timers; freed when all are closed */
+    unsigned open_handles;    /* the three timers; freed when all are closed */
     char *(*beat)(void *arg); /* this host's summary (malloc'd JSON), or NULL */
     void *beat_arg;
     unsigned ticks; /* of the probe timer: a heartbeat every BEAT_EVERY of them */

@@ -202,7 +202,8 @@ void cluster_rate_down(struct pd_cluster *c, const char *why)
     pd_metrics_count(c->metrics, PD_METRICS_CLUSTER_FALLBACKS);
     pd_log(PD_LOG_WARN,
            "event=cluster_fallback share=%" PRIu64 " rate_window_ms=%" PRIu64
-           " starts_in_ms=%" PRIu64 " reason=\"%s\" what=\"Redis cannot be used: this host sends at "
+           " starts_in_ms=%" PRIu64
+           " reason=\"%s\" what=\"Redis cannot be used: this host sends at "
            "most rate_limit / expected_hosts until it is back\"",
            c->stats.share, c->window_ms, c->window_ms, why);
 }

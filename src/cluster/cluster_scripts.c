@@ -10,6 +10,8 @@
  */
 #include "cluster_internal.h"
 
+/* One Lua line per C line: */
+/* clang-format off */
 #define NOW "local t = redis.call('TIME')\n"                                                       \
             "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
@@ -113,3 +115,4 @@ const char *const cluster_scripts[SCRIPT_COUNT] = {
     "redis.call('ZADD', KEYS[2], now, ARGV[3])\n"
     "return 0\n",
 };
+/* clang-format on */

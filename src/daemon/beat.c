@@ -56,8 +56,9 @@ char *dw_beat_json(void *arg)
         for (size_t i = 0; i < sizeof(copied) / sizeof(copied[0]); i++)
             cJSON_AddItemToObject(o, copied[i],
                                   cJSON_Duplicate(cJSON_GetObjectItem(full, copied[i]), 1));
-        cJSON_AddItemToObject(o, "requests_in_flight",
-                              cJSON_Duplicate(cJSON_GetObjectItem(account, "requests_in_flight"), 1));
+        cJSON_AddItemToObject(
+            o, "requests_in_flight",
+            cJSON_Duplicate(cJSON_GetObjectItem(account, "requests_in_flight"), 1));
         cJSON_AddItemToObject(o, "cluster",
                               cJSON_Duplicate(cJSON_GetObjectItem(account, "cluster"), 1));
         cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(full, "watches"))
