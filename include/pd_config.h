@@ -129,11 +129,11 @@ struct pd_metrics_cfg {
 
 /* [cluster]: several hosts share one account through Redis (pd_cluster.h). */
 struct pd_cluster_cfg {
-    char *redis;         /* redis://host:port/db or unix:/path; NULL: no cluster */
-    char *password_file; /* as configured, or NULL */
-    char *password;      /* read from password_file (not a key); wiped on destroy */
-    char *name;          /* this host; default the hostname */
-    char *key_prefix;    /* default "patchdrop:" + the account's fingerprint + ":" */
+    char *redis;             /* redis://host:port/db or unix:/path; NULL: no cluster */
+    char *password_file;     /* as configured, or NULL */
+    char *password;          /* read from password_file (not a key); wiped on destroy */
+    char *name;              /* this host; default the hostname */
+    char *key_prefix;        /* default "patchdrop:" + the account's fingerprint + ":" */
     uint64_t expected_hosts; /* the fallback's share: rate_limit / expected_hosts */
 };
 

@@ -296,8 +296,8 @@ const struct key *cfg_closest_key(enum section sec, const char *name)
     return best ? best : prefix;
 }
 
-const char *const cfg_section_names[] = {"patchworks", "state", "daemon", "metrics", "cluster",
-                                          "watch"};
+const char *const cfg_section_names[] = {"patchworks", "state",   "daemon",
+                                         "metrics",    "cluster", "watch"};
 
 const char *pd_config_key_name(size_t i, const char **section)
 {

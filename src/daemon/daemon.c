@@ -384,8 +384,8 @@ static int daemon_connect(struct pd_daemon *d)
                                 .metrics = d->opts.metrics,
                                 .poll_share = (unsigned)cfg->pw.follow_share};
     /* [cluster]: the account's rate is shared with the other hosts through Redis. */
-    if (cfg->cluster.redis && (rc = pd_cluster_create(d->loop, cfg, d->clock, d->opts.metrics,
-                                                     &d->cluster)))
+    if (cfg->cluster.redis &&
+        (rc = pd_cluster_create(d->loop, cfg, d->clock, d->opts.metrics, &d->cluster)))
         return rc;
     co.cluster = d->cluster;
     if (d->cluster)

@@ -116,7 +116,8 @@ enum after {
     AFTER_PARK,    /* a disk step failed: keep the file in work/ and try again later */
     AFTER_RELEASE, /* leave the file in work/ for later (shutdown, transient error) */
     AFTER_LOOKUP,  /* a lookup watch's file: sync it into the lookup */
-    AFTER_SHARED_DEDUPE, /* [cluster]: claim the content account-wide before sending it */
+    /* [cluster]: claim the content account-wide before sending it */
+    AFTER_SHARED_DEDUPE,
 };
 
 struct job {

@@ -408,8 +408,8 @@ static void login_now(struct pd_auth *a)
 }
 
 /* The cluster's answer: the account's token, or log in (for all hosts, or alone). */
-static void on_shared(struct pd_cluster_token_ask *t, enum pd_cluster_token what,
-                      const char *token, uint64_t expires_at_ms, uint64_t renew_at_ms)
+static void on_shared(struct pd_cluster_token_ask *t, enum pd_cluster_token what, const char *token,
+                      uint64_t expires_at_ms, uint64_t renew_at_ms)
 {
     struct pd_auth *a = (struct pd_auth *)((char *)t - offsetof(struct pd_auth, shared));
     a->logging_in = false;
