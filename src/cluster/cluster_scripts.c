@@ -109,10 +109,12 @@ const char *const cluster_scripts[SCRIPT_COUNT] = {
     "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end\n"
     "return 0\n",
     /* BEAT: KEYS host hosts; ARGV summary ttl name. The host's summary for TTL ms, and when it
-     * was last seen (hosts: a sorted set by Redis time, for `status --cluster`). */
+     * was last seen (hosts: a sorted set by Redis time, for `status --cluster`; a host gone a
+     * week is forgotten). */
     NOW
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
     "redis.call('ZADD', KEYS[2], now, ARGV[3])\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 7 * 86400000)\n"
     "return 0\n",
 };
 /* clang-format on */

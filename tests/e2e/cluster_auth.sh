@@ -1,4 +1,5 @@
-# [cluster] password_file: a Redis that asks for a password is used with the one in the file,
+# [cluster] password_file: a Redis that asks for a password is used with the one in the file
+# (as the ACL user the README proposes),
 # which never shows in a log, a status document or anything else the test leaves; a wrong one
 # is said clearly (Redis's words, never the password) and the host goes on alone on its share.
 # rediss:// is refused by check-config with the reason and what to do instead.
@@ -9,16 +10,21 @@ REDIS_PW="redis-pw-Kq3-never-shown-$RANDOM"
 PD_SECRETS+=("$REDIS_PW")
 start_redis
 start_mock
-(umask 077; echo "$REDIS_PW" >"$T/redis.secret"; echo "wrong-$REDIS_PW" >"$T/wrong.secret")
+# Host a signs in as the ACL user the README proposes: its keys and the commands it runs only.
+rcli ACL SETUSER patchdrop on ">$REDIS_PW" '~patchdrop:*' +@scripting +@read +@write +time \
+  +ping +select >/dev/null
+(umask 077; echo "patchdrop $REDIS_PW" >"$T/redis.secret"; echo "wrong-$REDIS_PW" >"$T/wrong.secret")
 host_conf a "$T/a"
 echo "password_file = $T/redis.secret" >>"$T/a.conf"
 echo "one" >"$T/a/one.txt"
 start_host a
 check "the file is delivered" wait_for 20 archived one.txt "$T/a"
 check "host a is on Redis (authenticated)" wait_for 10 bash -c \
-  "timeout 20 '$PD_BIN' status -c '$T/a.conf' --json | jq -e '.account.cluster.connected' >/dev/null"
+  "timeout 20 '$PD_BIN' status -c '$T/a.conf' --json | jq -e '.account.cluster | .connected and (.fallback | not)' >/dev/null"
 beat() { rcli --scan --pattern 'patchdrop:*:host:a' | grep -q host:a; }
 check "its heartbeat is in Redis" wait_for 10 beat
+timeout 20 "$PD_BIN" status -c "$T/a.conf" --cluster --json >"$T/hosts.json" 2>"$T/hosts.err"
+check "status --cluster reads it as that user" jqe '.hosts[0] | .name == "a" and .alive' "$T/hosts.json"
 stop_host a
 # run --once (cron) with [cluster]: delivers, closes its connection and exits.
 echo "three" >"$T/a/three.txt"
