@@ -33,25 +33,27 @@ timeout 30 "$PD_BIN" run --once -c "$T/a.conf" >"$T/once.out" 2>&1 || RC=$?
 check "run --once with [cluster] delivers and exits 0 ($RC)" test "$RC" -eq 0
 check "its file is archived" archived three.txt "$T/a"
 
-host_conf b "$T/b"
-echo "password_file = $T/wrong.secret" >>"$T/b.conf"
-echo "two" >"$T/b/two.txt"
-start_host b
-check "a wrong password is said with Redis's words" wait_for 10 grep -q 'event=cluster_refused.*step=auth.*WRONGPASS' "$T/b.err"
-check "the host goes on alone: the file is delivered" wait_for 20 archived two.txt "$T/b"
-stop_host b
+# refused_host NAME SECRET_FILE LOG_PATTERN WHAT: host NAME signs in with SECRET_FILE; its log
+# says why Redis cannot be used (LOG_PATTERN), and its file is delivered anyway, on its share.
+refused_host() {
+  local h=$1
+  host_conf "$h" "$T/$h"
+  echo "password_file = $2" >>"$T/$h.conf"
+  echo "file of $h" >"$T/$h/$h.txt"
+  start_host "$h"
+  check "$4 is said" wait_for 10 grep -q "$3" "$T/$h.err"
+  check "host $h goes on alone: its file is delivered" wait_for 20 archived "$h.txt" "$T/$h"
+  stop_host "$h"
+}
+refused_host b "$T/wrong.secret" 'event=cluster_refused.*step=auth.*WRONGPASS' \
+  "a wrong password, in Redis's words,"
 
 # An ACL user (password_file: "USER PASSWORD") that may not run scripts: the host says why and
 # goes on alone on its share instead of waiting for ever.
 rcli ACL SETUSER noscript on ">$REDIS_PW" '~*' +@all -@scripting >/dev/null
 (umask 077; echo "noscript $REDIS_PW" >"$T/acl.secret")
-host_conf c "$T/c"
-echo "password_file = $T/acl.secret" >>"$T/c.conf"
-echo "four" >"$T/c/four.txt"
-start_host c
-check "the refused script is said" wait_for 10 grep -q 'event=cluster_fallback.*refused the rate script.*NOPERM' "$T/c.err"
-check "and the file is delivered on the host's share" wait_for 20 archived four.txt "$T/c"
-stop_host c
+refused_host c "$T/acl.secret" 'event=cluster_fallback.*refused the rate script.*NOPERM' \
+  "the refused script"
 
 sed -i "s|^redis = .*|redis = rediss://127.0.0.1:6380/0|" "$T/b.conf"
 run_pd "$T/cc" check-config -c "$T/b.conf"
