@@ -60,6 +60,14 @@ void pd_auth_proven(struct pd_auth *a, unsigned generation);
 void pd_auth_wait(struct pd_auth *a, struct pd_auth_wait *w, pd_auth_ready_fn ready, void *arg);
 void pd_auth_cancel_wait(struct pd_auth *a, struct pd_auth_wait *w);
 
+/*
+ * [cluster] (password mode): the account's token is shared with the other hosts through
+ * CLUSTER (pd_cluster.h): taken from Redis when there, else one host logs in for all. CLUSTER
+ * must outlive A.
+ */
+struct pd_cluster;
+void pd_auth_set_cluster(struct pd_auth *a, struct pd_cluster *cluster);
+
 /* Forgets the current token (memory and file) so the next request logs in: `patchdrop login`. */
 void pd_auth_forget(struct pd_auth *a);
 

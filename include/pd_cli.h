@@ -21,6 +21,9 @@ int pd_cli_run(int argc, char **argv);
 int pd_cli_send(int argc, char **argv);
 int pd_cli_login(int argc, char **argv);
 int pd_cli_status(int argc, char **argv);
+/* `status --cluster` (cli_status_cluster.c): every host of CFG's [cluster]. */
+struct pd_config;
+int pd_cli_status_cluster(const struct pd_config *cfg, bool json);
 int pd_cli_flow_run(int argc, char **argv);
 int pd_cli_lookup(int argc, char **argv);
 int pd_cli_version(int argc, char **argv);

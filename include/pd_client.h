@@ -50,6 +50,12 @@ struct pd_client_opts {
     void (*event)(void *arg, enum pd_log_level level, const char *line);
     struct pd_metrics *metrics; /* counts answers, retries, logins and polls; NULL: none */
     unsigned poll_share;        /* percent of the rate polls may take; 0: 25 */
+    /*
+     * Optional: the account's rate shared with other hosts (pd_cluster.h). A request that the
+     * local limiter lets start also waits for a permit of the cluster; 429/503 pauses go to
+     * every host. Must outlive the client. NULL: this host alone.
+     */
+    struct pd_cluster *cluster;
 };
 
 struct pd_client_request {

@@ -129,6 +129,19 @@ struct pd_metrics_cfg {
     char *token_file;            /* bearer token for /, /api/status, /metrics; NULL: none */
 };
 
+/* [cluster]: several hosts share one account through Redis (pd_cluster.h). */
+struct pd_cluster_cfg {
+    char *redis;             /* redis://host:port/db or unix:/path; NULL: no cluster */
+    char *password_file;     /* as configured, or NULL */
+    char *password;          /* read from password_file (not a key); wiped on destroy */
+    char *name;              /* this host; default the hostname */
+    char *key_prefix;        /* default "patchdrop:" + the account's fingerprint + ":" */
+    uint64_t expected_hosts; /* the fallback's share: rate_limit / expected_hosts */
+};
+
+/* Wipes and frees the cluster's resolved password (config.c, when the config goes). */
+void pd_cluster_cfg_wipe(struct pd_cluster_cfg *c);
+
 struct cfg_origin;
 
 struct pd_config {
@@ -137,6 +150,7 @@ struct pd_config {
     struct pd_state_cfg state;
     struct pd_daemon_cfg daemon;
     struct pd_metrics_cfg metrics;
+    struct pd_cluster_cfg cluster;
     struct pd_watch *watches;
     size_t nwatches;
     struct cfg_origin *origins; /* where each value set was written (check-config shows it) */
@@ -157,7 +171,7 @@ void pd_config_destroy(struct pd_config **cfg);
 void pd_config_print(const struct pd_config *cfg, FILE *out);
 
 /* The I-th key of the table and its section ("patchworks", "state", "daemon", "metrics",
- * "watch"); NULL past the end. */
+ * "cluster", "watch"); NULL past the end. */
 const char *pd_config_key_name(size_t i, const char **section);
 
 /* The I-th key's help text and its default as written in a config (NULL: unset). */

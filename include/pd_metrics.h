@@ -38,6 +38,8 @@ enum pd_metrics_counter {
     PD_METRICS_AMBIGUOUS, /* retries of requests sent whole without an answer */
     PD_METRICS_POLLS,     /* polls of flow runs started (retries included) */
     PD_METRICS_POLLS_DEFERRED, /* polls held back by follow_share (each poll once) */
+    PD_METRICS_CLUSTER_FALLBACKS, /* [cluster]: Redis went away, the local share took over */
+    PD_METRICS_CLUSTER_REJOINS,   /* [cluster]: back to Redis's shared rate */
     PD_METRICS_COUNTERS
 };
 

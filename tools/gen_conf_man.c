@@ -25,7 +25,8 @@ static void roff(FILE *out, const char *s)
 
 static void keys(FILE *out)
 {
-    static const char *const order[] = {"patchworks", "state", "daemon", "metrics", "watch"};
+    static const char *const order[] = {"patchworks", "state",   "daemon",
+                                        "metrics",    "cluster", "watch"};
     const char *section, *def;
 
     for (size_t o = 0; o < sizeof(order) / sizeof(order[0]); o++) {

@@ -124,6 +124,8 @@ static int section_of(const char *name, const char **watch_name)
         return SEC_DAEMON;
     if (!strcmp(name, "metrics"))
         return SEC_METRICS;
+    if (!strcmp(name, "cluster"))
+        return SEC_CLUSTER;
     if (!strncmp(name, "watch:", 6)) {
         *watch_name = name + 6;
         return SEC_WATCH;
@@ -188,12 +190,13 @@ static char *read_line(char *buf, int size, void *stream)
             if (sec < 0) {
                 cfg_add_error(p, p->lineno,
                               "unknown section [%s]; expected [patchworks], [state], [daemon], "
-                              "[metrics] or [watch:NAME]",
+                              "[metrics], [cluster] or [watch:NAME]",
                               name);
             } else if (sec != SEC_WATCH) {
                 int *first = sec == SEC_PATCHWORKS ? &p->pw_line
                              : sec == SEC_STATE    ? &p->state_line
                              : sec == SEC_METRICS  ? &p->metrics_line
+                             : sec == SEC_CLUSTER  ? &p->cluster_line
                                                    : &p->daemon_line;
                 if (*first)
                     cfg_add_error(p, p->lineno, "section [%s] appears again (first at %s); keep one",
@@ -238,6 +241,9 @@ static void *section_slot(struct parser *p, const char *section, int *secp, stru
     case SEC_METRICS:
         *seen = &p->metrics_seen;
         return &p->cfg->metrics;
+    case SEC_CLUSTER:
+        *seen = &p->cluster_seen;
+        return &p->cfg->cluster;
     case SEC_WATCH:
         w = (struct pd_watch *)pd_config_watch(p->cfg, wname);
         if (!w)
@@ -370,6 +376,7 @@ static void complete(struct parser *p, bool config_readable)
     apply_defaults(p, SEC_STATE, &cfg->state, &p->state_seen);
     apply_defaults(p, SEC_DAEMON, &cfg->daemon, &p->daemon_seen);
     apply_defaults(p, SEC_METRICS, &cfg->metrics, &p->metrics_seen);
+    apply_defaults(p, SEC_CLUSTER, &cfg->cluster, &p->cluster_seen);
     for (size_t i = 0; i < cfg->nwatches; i++)
         apply_defaults(p, SEC_WATCH, &cfg->watches[i], &p->watch_seen[i]);
     cfg_check(p, config_readable);
@@ -456,6 +463,8 @@ void pd_config_destroy(struct pd_config **cfgp)
     free_fields(SEC_STATE, &cfg->state);
     free_fields(SEC_DAEMON, &cfg->daemon);
     free_fields(SEC_METRICS, &cfg->metrics);
+    free_fields(SEC_CLUSTER, &cfg->cluster);
+    pd_cluster_cfg_wipe(&cfg->cluster);
     for (size_t i = 0; i < cfg->nwatches; i++) {
         free_fields(SEC_WATCH, &cfg->watches[i]);
         free(cfg->watches[i].name);

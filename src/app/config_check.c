@@ -35,7 +35,7 @@ static bool key_bad(const struct seen *seen, enum section sec, const char *name)
  * /etc/ssl/private convention: root:patchdrop 0640 lets root write it and the service read it).
  * Its first line is the secret (a trailing newline is normal and removed).
  */
-static char *read_secret_file(struct parser *p, const char *file, const char *key, int line)
+char *cfg_read_secret_file(struct parser *p, const char *file, const char *key, int line)
 {
     char buf[4096];
     struct stat st;
@@ -120,7 +120,7 @@ static void resolve_secret(struct parser *p, char **inline_value, const char *fi
         return;
     }
     if (file) {
-        *inline_value = read_secret_file(p, file, file_key, file_line);
+        *inline_value = cfg_read_secret_file(p, file, file_key, file_line);
         if (*inline_value && asprintf(&pw->secret_source, "%s %s", file_key, file) < 0)
             p->oom = true;
         return;
@@ -537,6 +537,7 @@ void cfg_check(struct parser *p, bool config_readable)
     validate_watches(p);
     validate_paths(p);
     validate_follow(p);
+    cfg_check_cluster(p);
     /* A check between two keys runs only when both parsed: one mistake, one message. */
     if (!key_bad(&p->pw_seen, SEC_PATCHWORKS, "retry_cap") &&
         !key_bad(&p->pw_seen, SEC_PATCHWORKS, "retry_base") &&

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum section { SEC_PATCHWORKS, SEC_STATE, SEC_DAEMON, SEC_METRICS, SEC_WATCH };
+enum section { SEC_PATCHWORKS, SEC_STATE, SEC_DAEMON, SEC_METRICS, SEC_CLUSTER, SEC_WATCH };
 
 enum type {
     T_STRING,   /* free text */
@@ -111,9 +111,10 @@ struct parser {
     bool in_watch; /* the last section header was a [watch:NAME] */
     const char *secret_key; /* the secret key whose value is being expanded, else NULL */
     struct pd_config *cfg;
-    struct seen pw_seen, state_seen, daemon_seen, metrics_seen;
+    struct seen pw_seen, state_seen, daemon_seen, metrics_seen, cluster_seen;
     struct seen *watch_seen;                            /* parallel to cfg->watches */
     int pw_line, state_line, daemon_line, metrics_line; /* where sections start; 0: absent */
+    int cluster_line;
     struct problem *problems;
     size_t nproblems;
     int nerrors;
@@ -148,6 +149,11 @@ const struct cfg_origin *cfg_origin_of(const struct pd_config *cfg, int sec, siz
 
 /* config_keys.c: the key NAME of SEC; the one NAME most likely misspells (NULL: none close). */
 const struct key *cfg_find_key(enum section sec, const char *name);
+/* config_check.c: the first line of secret file FILE (checked like password_file), or NULL
+ * with the problem reported at LINE. */
+char *cfg_read_secret_file(struct parser *p, const char *file, const char *key, int line);
+/* config_cluster.c: [cluster]'s checks and computed defaults (name, key_prefix). */
+void cfg_check_cluster(struct parser *p);
 const struct key *cfg_closest_key(enum section sec, const char *name);
 
 /* config_parse.c: converts VALUE for KEY and stores it at BASE + key->offset, reporting what

@@ -21,6 +21,7 @@ static const char *const flow_failures[] = {"report", "fail", "retry", NULL};
 #define WA(field) offsetof(struct pd_watch, field)
 #define DA(field) offsetof(struct pd_daemon_cfg, field)
 #define ME(field) offsetof(struct pd_metrics_cfg, field)
+#define CL(field) offsetof(struct pd_cluster_cfg, field)
 #define DAY_MS (86400000ULL)
 
 /* Every key patchdrop reads. Add new keys here and nowhere else. */
@@ -114,6 +115,20 @@ const struct key cfg_keys[] = {
     {SEC_METRICS, "token_file", T_PATH, NULL, 0, 0, ME(token_file), NULL,
      "file holding a bearer token that /, /api/status and /metrics then ask for (read at "
      "start); needed when listen is not a loopback address"},
+
+    {SEC_CLUSTER, "redis", T_STRING, NULL, 0, 0, CL(redis), NULL,
+     "several hosts, one account: redis://HOST:PORT/DB or unix:/PATH of the Redis they share "
+     "(rate limit, fallback); unset: this host alone, no Redis"},
+    {SEC_CLUSTER, "password_file", T_PATH, NULL, 0, 0, CL(password_file), NULL,
+     "file holding the Redis password (AUTH), mode 640 like [patchworks] password_file; with "
+     "an ACL user, write USER PASSWORD on its first line"},
+    {SEC_CLUSTER, "name", T_STRING, NULL, 0, 0, CL(name), NULL,
+     "this host's name among the others; default: the hostname"},
+    {SEC_CLUSTER, "key_prefix", T_STRING, NULL, 0, 0, CL(key_prefix), NULL,
+     "what every Redis key begins with; default: patchdrop: and a short hash of the account's "
+     "login or API key (never the secret)"},
+    {SEC_CLUSTER, "expected_hosts", T_UINT, "2", 1, 1000, CL(expected_hosts), NULL,
+     "while Redis is away each host sends at most rate_limit / expected_hosts per rate_window"},
 
     {SEC_WATCH, "path", T_PATH, NULL, 0, 0, WA(path), NULL, "the drop folder (required)"},
     {SEC_WATCH, "flow_id", T_ID, NULL, 0, 0, WA(flow_id), NULL,
@@ -289,7 +304,8 @@ const struct key *cfg_closest_key(enum section sec, const char *name)
     return best ? best : prefix;
 }
 
-const char *const cfg_section_names[] = {"patchworks", "state", "daemon", "metrics", "watch"};
+const char *const cfg_section_names[] = {"patchworks", "state",   "daemon",
+                                         "metrics",    "cluster", "watch"};
 
 const char *pd_config_key_name(size_t i, const char **section)
 {

@@ -95,6 +95,10 @@ void pd_config_print(const struct pd_config *cfg, FILE *out)
     print_section(cfg, SEC_DAEMON, 0, &cfg->daemon, out);
     fprintf(out, "\n[metrics]\n");
     print_section(cfg, SEC_METRICS, 0, &cfg->metrics, out);
+    if (cfg->cluster.redis) {
+        fprintf(out, "\n[cluster]\n");
+        print_section(cfg, SEC_CLUSTER, 0, &cfg->cluster, out);
+    }
     for (size_t i = 0; i < cfg->nwatches; i++) {
         fprintf(out, "\n[watch:%s]\n", cfg->watches[i].name);
         print_section(cfg, SEC_WATCH, i, &cfg->watches[i], out);

@@ -512,6 +512,11 @@ static const struct {
      "Polls of flow runs held back because polls had used their follow_share of the rate "
      "(each poll counted once).",
      PD_METRICS_POLLS_DEFERRED},
+    {"patchdrop_cluster_fallbacks_total",
+     "[cluster]: times this host went on its own share (Redis away); minus rejoins: 1 now.",
+     PD_METRICS_CLUSTER_FALLBACKS},
+    {"patchdrop_cluster_rejoins_total", "[cluster]: times this host went back to Redis.",
+     PD_METRICS_CLUSTER_REJOINS},
 };
 
 /* The account-wide families: answers, retries, logins, requests, health, this endpoint. */

@@ -38,19 +38,22 @@ static const struct pd_cli_spec old_spec = {
     .max_args = 1,
 };
 
-enum { O_WATCH = 256, O_JSON };
+enum { O_WATCH = 256, O_JSON, O_CLUSTER };
 
 static const struct option status_opts[] = {{"watch", required_argument, NULL, O_WATCH},
                                             {"json", no_argument, NULL, O_JSON},
+                                            {"cluster", no_argument, NULL, O_CLUSTER},
                                             {NULL, 0, NULL, 0}};
 
 static const struct pd_cli_spec spec = {
     .name = "status",
-    .synopsis = "[-c FILE] [--watch W] [--json] | RUN_ID",
+    .synopsis = "[-c FILE] [--watch W] [--cluster] [--json] | RUN_ID",
     .help = "  -c, --config FILE  config file (default $PATCHDROP_CONFIG or "
             "/etc/patchdrop/patchdrop.conf)\n"
             "      --watch W      only the watch W\n"
             "      --json         the daemon's JSON document (fields in README, \"Status\")\n"
+            "      --cluster      every host of the [cluster] (from Redis): alive or gone, on "
+            "the shared rate or its own share, per watch its backlog and last delivery\n"
             "Shows what the running daemon is doing: per watch the files settling, claimed, "
             "being sent (chunk i of n, bytes), waiting for a retry, failed lately (with the "
             "reason) and delivered lately (with their flow runs); the account's requests in "
@@ -408,7 +411,7 @@ int pd_cli_status(int argc, char **argv)
     struct pd_cli_parser p;
     const char *watch = NULL;
     char *path = NULL, *request = NULL, *answer = NULL;
-    bool json = false;
+    bool json = false, cluster = false;
     int c, fd, rc = PD_EXIT_USAGE;
 
     if (is_old_form(argc, argv))
@@ -419,11 +422,17 @@ int pd_cli_status(int argc, char **argv)
             watch = p.arg;
         else if (c == O_JSON)
             json = true;
+        else if (c == O_CLUSTER)
+            cluster = true;
     }
     if (c < 0)
         return p.status;
     if (pd_cli_load_config(p.config, &cfg) != 0)
         return PD_EXIT_USAGE;
+    if (cluster) {
+        rc = pd_cli_status_cluster(cfg, json);
+        goto out;
+    }
     if (asprintf(&path, "%s/%s", cfg->state.dir, PD_DAEMON_SOCKET) < 0 ||
         asprintf(&request, "status%s%s\n", watch ? " " : "", watch ? watch : "") < 0)
         goto out;

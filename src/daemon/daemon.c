@@ -20,6 +20,7 @@
  */
 #include "daemon_internal.h"
 
+#include "pd_cluster.h"
 #include "pd_clock.h"
 #include "pd_commit.h"
 #include "pd_error.h"
@@ -383,6 +384,13 @@ static int daemon_connect(struct pd_daemon *d)
                                 .note_arg = d,
                                 .metrics = d->opts.metrics,
                                 .poll_share = (unsigned)cfg->pw.follow_share};
+    /* [cluster]: the account's rate is shared with the other hosts through Redis. */
+    if (cfg->cluster.redis &&
+        (rc = pd_cluster_create(d->loop, cfg, d->clock, d->opts.metrics, &d->cluster)))
+        return rc;
+    co.cluster = d->cluster;
+    if (d->cluster)
+        pd_cluster_set_beat(d->cluster, dw_beat_json, d);
     return pd_client_create(d->loop, &co, &d->client);
 }
 
@@ -541,6 +549,7 @@ void pd_daemon_close(struct pd_daemon **dp, void (*on_closed)(void *arg), void *
         d->pending_closes++;
         pd_client_close(&d->client, on_client_closed, d);
     }
+    pd_cluster_close(&d->cluster); /* after the client: it gives its permits back */
     d->pending_closes += dw_control_close(d, on_control_closed);
     uv_close((uv_handle_t *)&d->wake, on_closed_one);
     uv_close((uv_handle_t *)&d->grace, on_closed_one);

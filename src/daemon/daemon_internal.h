@@ -116,6 +116,8 @@ enum after {
     AFTER_PARK,    /* a disk step failed: keep the file in work/ and try again later */
     AFTER_RELEASE, /* leave the file in work/ for later (shutdown, transient error) */
     AFTER_LOOKUP,  /* a lookup watch's file: sync it into the lookup */
+    /* [cluster]: claim the content account-wide before sending it */
+    AFTER_SHARED_DEDUPE,
 };
 
 struct job {
@@ -155,6 +157,7 @@ struct job {
     bool reprepare;     /* parked until its twin (another name of the file) is done */
     bool dedupe_wait;   /* parked until the same content, in flight, is archived */
     bool holds_dedupe;  /* registered as the one delivering its content (dedupe) */
+    bool shared_claim;  /* [cluster]: claimed its content account-wide; given up at its end */
     int64_t ctime_ns;   /* its ctime when opened: unchanged at the finish, nothing wrote to it */
     ino_t ino;          /* the claimed file, once opened */
     dev_t dev;
@@ -183,6 +186,7 @@ struct pd_daemon {
     struct pd_daemon_opts opts;
     const struct pd_clock *clock; /* every time the daemon reads; never NULL */
     struct pd_client *client;
+    struct pd_cluster *cluster; /* [cluster]: the rate shared with other hosts; NULL: alone */
     struct dwatch *watches;
     size_t nwatches;
     size_t rr; /* round-robin start for dispatch */
@@ -250,6 +254,14 @@ void dedupe_release(struct job *j);
 int dw_sha256_file(int fd, char out[65], bool *blank);
 int dw_sha256_mem(const void *buf, size_t n, char out[65], bool *blank);
 void dedupe_check(struct job *j);
+/* [cluster]: claims the content account-wide (AFTER_SHARED_DEDUPE), then sends it, finishes it
+ * as a duplicate, or parks it while another host sends it. */
+void dedupe_shared_ask(struct job *j);
+/* The job ends: a delivered content stays claimed for the window, else the claim goes. */
+void dedupe_shared_end(struct job *j, bool delivered);
+
+/* beat.c: [cluster]: this host's heartbeat summary, malloc'd JSON (pd_cluster_set_beat). */
+char *dw_beat_json(void *arg);
 void dedupe_record(struct job *j);
 
 /* steps.c: thread-pool steps up to the request */
@@ -258,6 +270,8 @@ void job_park(struct job *j, const char *step, int rc);
 void work_prepare(uv_work_t *wk);
 void work_ack(uv_work_t *wk);
 void work_next(uv_work_t *wk);
+/* The rest of work_prepare once the content may be sent: open the delivery, cut a chunk. */
+void work_open(uv_work_t *wk);
 int open_delivery(struct job *j);
 
 /* finish.c: placing the file, reporting */
@@ -282,6 +296,8 @@ void job_end(struct job *j);
 void job_send_chunk(struct job *j);
 void dw_warn_stuck(struct pd_daemon *d, uint64_t now);
 void job_run(struct job *j, void (*fn)(uv_work_t *));
+/* Does what j->after says, as when a thread-pool step returns (for steps on the loop). */
+void job_continue(struct job *j);
 void dw_on_request_done(void *arg, const struct pd_client_result *r);
 struct job *job_new(struct dwatch *w, const char *work_name, const char *name, bool resume);
 

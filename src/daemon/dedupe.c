@@ -5,6 +5,7 @@
  */
 #include "daemon_internal.h"
 
+#include "pd_cluster.h"
 #include "pd_error.h"
 #include "pd_fsutil.h"
 
@@ -180,4 +181,52 @@ void dedupe_record(struct job *j)
 done:
     free(dir);
     free(path);
+}
+
+/* ---- dedupe shared by the hosts of a cluster ---------------------------------------------- */
+
+/* Redis's answer, on the loop thread: the job goes on as the local dedupe would have it. */
+static void on_shared_claim(void *arg, enum pd_cluster_dedupe what, const char *where)
+{
+    struct job *j = arg;
+    char *dup = NULL;
+
+    j->busy = false;
+    if (what == PD_CLUSTER_DUPLICATE && (dup = strdup(where))) {
+        j->js.duplicate_of = dup; /* "HOST:RECEIPT": delivered there within the window */
+        j->after = AFTER_FINISH;
+        job_continue(j);
+        return;
+    }
+    if (what != PD_CLUSTER_SEND) {
+        /* Another host sends it now (or no memory): look again in a second, as for a twin. */
+        j->after = AFTER_LOCKED;
+        j->dedupe_wait = true;
+        job_continue(j);
+        return;
+    }
+    j->shared_claim = true;
+    job_run(j, work_open);
+}
+
+void dedupe_shared_ask(struct job *j)
+{
+    j->busy = true; /* the job outlives the answer: a stop waits for it */
+    pd_cluster_dedupe_claim(j->d->cluster, j->js.flow_id, j->js.sha256, j->w->cfg->dedupe_ms,
+                            on_shared_claim, j);
+}
+
+void dedupe_shared_end(struct job *j, bool delivered)
+{
+    if (!j->shared_claim || !j->d->cluster)
+        return;
+    if (delivered && j->final_path) {
+        char receipt[PATH_MAX + 16];
+        snprintf(receipt, sizeof(receipt), "%s.receipt.json", j->final_path);
+        pd_cluster_dedupe_done(j->d->cluster, j->js.flow_id, j->js.sha256, j->w->cfg->dedupe_ms,
+                               receipt);
+    } else if (!delivered) {
+        pd_cluster_dedupe_drop(j->d->cluster, j->js.flow_id, j->js.sha256);
+    }
+    j->shared_claim = false;
 }

@@ -57,6 +57,7 @@ void job_free(struct job *j)
     if (j->finishing)
         d->finishing--;
     dedupe_release(j);
+    dedupe_shared_end(j, false);
     if (j->fd >= 0)
         close(j->fd); /* releases the flock */
     if (j->batch)
@@ -187,13 +188,19 @@ static void job_parked(struct job *j)
 static void on_work_done(uv_work_t *wk, int status)
 {
     struct job *j = wk->data;
-    struct pd_daemon *d = j->d;
 
     j->busy = false;
     if (status == UV_ECANCELED) {
         job_end(j);
         return;
     }
+    job_continue(j);
+}
+
+void job_continue(struct job *j)
+{
+    struct pd_daemon *d = j->d;
+
     switch (j->after) {
     case AFTER_SEND:
         if (d->stopping) {
@@ -223,8 +230,10 @@ static void on_work_done(uv_work_t *wk, int status)
         job_run(j, work_finish);
         return;
     case AFTER_DONE:
-        if (j->step == STEP_FINISH_OK)
+        if (j->step == STEP_FINISH_OK) {
             follow_adopt(j);
+            dedupe_shared_end(j, true);
+        }
         job_report(j, j->step == STEP_FINISH_OK);
         job_end(j);
         return;
@@ -250,6 +259,9 @@ static void on_work_done(uv_work_t *wk, int status)
         return;
     case AFTER_PARK:
         job_parked(j);
+        return;
+    case AFTER_SHARED_DEDUPE:
+        dedupe_shared_ask(j);
         return;
     }
 }

@@ -10,6 +10,7 @@
 
 #include "pd_api.h"
 #include "pd_auth.h"
+#include "pd_cluster.h"
 #include "pd_error.h"
 #include "pd_fsutil.h"
 #include "pd_log.h"
@@ -403,6 +404,28 @@ static void last_error(char *buf, size_t len, long status)
         snprintf(buf, len, "no answer (network error or timeout)");
 }
 
+/* [cluster]: how this host shares the account's rate with the others; null: alone. */
+static void cluster_json(const struct pd_daemon *d, cJSON *a)
+{
+    cJSON *o;
+    if (!d->cluster) {
+        cJSON_AddNullToObject(a, "cluster");
+        return;
+    }
+    struct pd_cluster_stats cs = pd_cluster_stats(d->cluster);
+    if (!(o = cJSON_AddObjectToObject(a, "cluster")))
+        return;
+    add_str(o, "name", d->cfg->cluster.name);
+    add_str(o, "redis", d->cfg->cluster.redis);
+    cJSON_AddBoolToObject(o, "connected", cs.connected);
+    cJSON_AddBoolToObject(o, "fallback", cs.fallback);
+    cJSON_AddNumberToObject(o, "fallback_share", (double)cs.share);
+    cJSON_AddNumberToObject(o, "fallbacks", (double)cs.fallbacks);
+    cJSON_AddNumberToObject(o, "rejoins", (double)cs.rejoins);
+    cJSON_AddNumberToObject(o, "permits_shared", (double)cs.granted);
+    cJSON_AddNumberToObject(o, "permits_local", (double)cs.granted_local);
+}
+
 static void account_json(const struct pd_daemon *d, cJSON *root)
 {
     cJSON *a = cJSON_AddObjectToObject(root, "account");
@@ -424,6 +447,7 @@ static void account_json(const struct pd_daemon *d, cJSON *root)
                             cs.failing_since_ms && dw_now_ms(d) > cs.failing_since_ms
                                 ? (double)((dw_now_ms(d) - cs.failing_since_ms) / 1000)
                                 : 0);
+    cluster_json(d, a);
 }
 
 struct counts {

@@ -296,6 +296,11 @@ static bool prepare_route(struct job *j, const struct stat *st, bool blank)
             j->dedupe_wait = true;
             return false;
         }
+        /* And not on its way from another host (Redis is asked on the loop thread). */
+        if (j->d->cluster && !j->shared_claim) {
+            j->after = AFTER_SHARED_DEDUPE;
+            return false;
+        }
     }
     return true;
 }
@@ -314,6 +319,12 @@ void work_prepare(uv_work_t *wk)
         return;
     if (!prepare_hash(j, &st, &blank) || !prepare_route(j, &st, blank))
         return;
+    work_open(wk);
+}
+
+void work_open(uv_work_t *wk)
+{
+    struct job *j = wk->data;
     if (open_delivery(j))
         return;
     work_next(wk);

@@ -8,6 +8,7 @@
 #include "pd_api.h"
 #include "pd_client.h"
 #include "pd_clock.h"
+#include "pd_cluster.h"
 #include "pd_config.h"
 #include "pd_error.h"
 #include "pd_fsutil.h"
@@ -16,6 +17,7 @@
 
 #include <cjson/cJSON.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,11 @@ struct pd_auth {
     char *login_body; /* holds the password while the login is in flight */
     struct pd_auth_wait *head, *tail;
     char message[768];
+    /* [cluster]: the account's token is shared through Redis (pd_cluster.h). */
+    struct pd_cluster *cluster;
+    struct pd_cluster_token_ask shared;
+    bool holds_lock; /* this host logs in for all of them */
+    char *refused;   /* the last token a 401 refused, never taken from Redis again; wiped */
 };
 
 static void wipe_free(char *s)
@@ -219,7 +226,9 @@ void pd_auth_destroy(struct pd_auth **ap)
         return;
     *ap = NULL;
     notify_all(a, PD_ECANCELED, "canceled");
+    pd_cluster_token_cancel(a->cluster, &a->shared);
     drop_token(a);
+    wipe_free(a->refused);
     wipe_free(a->login_body);
     free(a->token_path);
     free(a);
@@ -250,6 +259,10 @@ int pd_auth_refused(struct pd_auth *a, unsigned generation, const char **message
     /* Many requests may have been sent with the same token: only the first 401 drops it. */
     if (generation == a->generation && a->header) {
         a->suspect = a->proven ? 0 : a->suspect + 1;
+        if (a->cluster && !strncmp(a->header, "Bearer ", 7)) {
+            wipe_free(a->refused);
+            a->refused = strdup(a->header + 7);
+        }
         drop_token(a);
     }
     if (generation == a->generation)
@@ -266,57 +279,25 @@ void pd_auth_proven(struct pd_auth *a, unsigned generation)
     }
 }
 
-static void on_login_done(void *arg, const struct pd_client_result *r)
+/* The login failed: the other hosts may try (the lock goes), the waiters hear why. */
+static void login_failed(struct pd_auth *a, int err)
 {
-    struct pd_auth *a = arg;
-    char *token = NULL;
-    uint64_t ttl_s;
-    int err = r->err;
+    if (a->holds_lock)
+        pd_cluster_token_failed(a->cluster);
+    a->holds_lock = false;
+    notify_all(a, err, a->message);
+}
 
-    a->logging_in = false;
-    wipe_free(a->login_body);
-    a->login_body = NULL;
-    if (err == PD_EAUTH || (err == PD_EREJECTED && r->api.status == 422)) {
-        /* Which credential, never its value: the password may be right and the name wrong. */
-        snprintf(a->message, sizeof(a->message),
-                 "Patchworks refused the login at %s (%s): check %s \"%s\" and the password "
-                 "from %s",
-                 a->pw->login_url, r->api.message ? r->api.message : "refused",
-                 a->pw->login_field == PD_LOGIN_USERNAME ? "the username" : "the email",
-                 a->pw->email, a->pw->secret_source ? a->pw->secret_source : "the configuration");
-        notify_all(a, PD_EAUTH, a->message);
-        return;
-    }
-    if (err == PD_EREJECTED || err == PD_ETOOBIG || err == PD_ECONFIG) {
-        /* Not the credentials: the login request itself cannot work as configured. */
-        snprintf(a->message, sizeof(a->message), "the login at %s failed: %s; check login_url",
-                 a->pw->login_url, r->message ? r->message : pd_strerror(err));
-        notify_all(a, PD_ECONFIG, a->message);
-        return;
-    }
-    if (err) {
-        snprintf(a->message, sizeof(a->message), "login failed: %s",
-                 r->message ? r->message : pd_strerror(err));
-        notify_all(a, err, a->message);
-        return;
-    }
-    if (pd_api_parse_login(r->body, r->body_len, DEFAULT_TTL_S, &token, &ttl_s) != 0) {
-        snprintf(a->message, sizeof(a->message),
-                 "the login at %s answered HTTP %ld without a token", a->pw->login_url,
-                 r->api.status);
-        notify_all(a, PD_EPROTOCOL, a->message);
-        return;
-    }
+/* TOKEN is the one to send from now on (a login's, or the cluster's when SHARED). */
+static int take_token(struct pd_auth *a, const char *token, uint64_t expires_at_ms,
+                      uint64_t renew_at_ms, bool shared)
+{
     drop_token(a);
-    uint64_t now = a->clock->wall_ms(a->clock->arg);
     a->header = bearer(token);
-    if (!a->header) {
-        wipe_free(token);
-        notify_all(a, PD_ENOMEM, pd_strerror(PD_ENOMEM));
-        return;
-    }
-    a->expires_at_ms = now + ttl_s * 1000;
-    a->renew_at_ms = renew_time(now, a->expires_at_ms);
+    if (!a->header)
+        return PD_ENOMEM;
+    a->expires_at_ms = expires_at_ms;
+    a->renew_at_ms = renew_at_ms;
     a->generation++;
     if (a->token_path) {
         const char *step;
@@ -333,18 +314,79 @@ static void on_login_done(void *arg, const struct pd_client_result *r)
             pd_client_note(a->client, PD_LOG_WARN, line, words);
         }
     }
-    wipe_free(token);
-    {
-        char line[64], words[96];
-        snprintf(line, sizeof(line), "event=login expires_in=%llu", (unsigned long long)ttl_s);
-        snprintf(words, sizeof(words), "logged in; the token expires in %llu s",
-                 (unsigned long long)ttl_s);
-        pd_client_note(a->client, PD_LOG_INFO, line, words);
+    char line[96], words[128];
+    uint64_t now = a->clock->wall_ms(a->clock->arg);
+    unsigned long long ttl_s = expires_at_ms > now ? (expires_at_ms - now) / 1000 : 0;
+    snprintf(line, sizeof(line), "event=%s expires_in=%llu", shared ? "login_shared" : "login",
+             ttl_s);
+    snprintf(words, sizeof(words), "%s; the token expires in %llu s",
+             shared ? "took the account's token from the cluster" : "logged in", ttl_s);
+    pd_client_note(a->client, PD_LOG_INFO, line, words);
+    return 0;
+}
+
+/* Words for a login that failed with ERR (R: its outcome); 0 when it did not. */
+static int login_error(struct pd_auth *a, const struct pd_client_result *r, int err)
+{
+    if (err == PD_EAUTH || (err == PD_EREJECTED && r->api.status == 422)) {
+        /* Which credential, never its value: the password may be right and the name wrong. */
+        snprintf(a->message, sizeof(a->message),
+                 "Patchworks refused the login at %s (%s): check %s \"%s\" and the password "
+                 "from %s",
+                 a->pw->login_url, r->api.message ? r->api.message : "refused",
+                 a->pw->login_field == PD_LOGIN_USERNAME ? "the username" : "the email",
+                 a->pw->email, a->pw->secret_source ? a->pw->secret_source : "the configuration");
+        return PD_EAUTH;
     }
+    if (err == PD_EREJECTED || err == PD_ETOOBIG || err == PD_ECONFIG) {
+        /* Not the credentials: the login request itself cannot work as configured. */
+        snprintf(a->message, sizeof(a->message), "the login at %s failed: %s; check login_url",
+                 a->pw->login_url, r->message ? r->message : pd_strerror(err));
+        return PD_ECONFIG;
+    }
+    if (err)
+        snprintf(a->message, sizeof(a->message), "login failed: %s",
+                 r->message ? r->message : pd_strerror(err));
+    return err;
+}
+
+static void on_login_done(void *arg, const struct pd_client_result *r)
+{
+    struct pd_auth *a = arg;
+    char *token = NULL;
+    uint64_t ttl_s;
+    int err;
+
+    a->logging_in = false;
+    wipe_free(a->login_body);
+    a->login_body = NULL;
+    if ((err = login_error(a, r, r->err))) {
+        login_failed(a, err);
+        return;
+    }
+    if (pd_api_parse_login(r->body, r->body_len, DEFAULT_TTL_S, &token, &ttl_s) != 0) {
+        snprintf(a->message, sizeof(a->message),
+                 "the login at %s answered HTTP %ld without a token", a->pw->login_url,
+                 r->api.status);
+        login_failed(a, PD_EPROTOCOL);
+        return;
+    }
+    uint64_t now = a->clock->wall_ms(a->clock->arg);
+    uint64_t expires = now + ttl_s * 1000;
+    if (take_token(a, token, expires, renew_time(now, expires), false)) {
+        wipe_free(token);
+        snprintf(a->message, sizeof(a->message), "%s", pd_strerror(PD_ENOMEM));
+        login_failed(a, PD_ENOMEM);
+        return;
+    }
+    if (a->holds_lock)
+        pd_cluster_token_put(a->cluster, token, a->expires_at_ms, a->renew_at_ms);
+    a->holds_lock = false;
+    wipe_free(token);
     notify_all(a, 0, NULL);
 }
 
-static void start_login(struct pd_auth *a)
+static void login_now(struct pd_auth *a)
 {
     int rc;
     struct pd_client_request req = {.method = "POST", .url = a->pw->login_url, .no_auth = true};
@@ -363,6 +405,40 @@ static void start_login(struct pd_auth *a)
         return;
     }
     a->logging_in = true;
+}
+
+/* The cluster's answer: the account's token, or log in (for all hosts, or alone). */
+static void on_shared(struct pd_cluster_token_ask *t, enum pd_cluster_token what, const char *token,
+                      uint64_t expires_at_ms, uint64_t renew_at_ms)
+{
+    struct pd_auth *a = (struct pd_auth *)((char *)t - offsetof(struct pd_auth, shared));
+    a->logging_in = false;
+    if (what == PD_CLUSTER_TOKEN && renew_at_ms > a->clock->wall_ms(a->clock->arg)) {
+        if (take_token(a, token, expires_at_ms, renew_at_ms, true) == 0) {
+            notify_all(a, 0, NULL);
+            return;
+        }
+    }
+    a->holds_lock = what == PD_CLUSTER_LOGIN;
+    login_now(a);
+}
+
+/* With a cluster the account's token is asked for first; one host logs in for all. */
+static void start_login(struct pd_auth *a)
+{
+    if (!a->cluster) {
+        login_now(a);
+        return;
+    }
+    a->logging_in = true;
+    a->shared.answer = on_shared;
+    pd_cluster_token_get(a->cluster, &a->shared, a->refused);
+}
+
+void pd_auth_set_cluster(struct pd_auth *a, struct pd_cluster *cluster)
+{
+    if (a->pw->auth == PD_AUTH_PASSWORD)
+        a->cluster = cluster;
 }
 
 void pd_auth_wait(struct pd_auth *a, struct pd_auth_wait *w, pd_auth_ready_fn ready, void *arg)

@@ -5,6 +5,7 @@
  *
  *   NEW --submit--> BACKOFF (0 ms, so DONE never runs inside submit) --> WAIT_AUTH ...
  *   WAIT_AUTH --token ready--> WAIT_SLOT --limiter grants--> IN_FLIGHT --answer--> classify
+ *   (with a cluster: WAIT_SLOT --limiter grants--> WAIT_GRANT --cluster permit--> IN_FLIGHT)
  *   (pd_api), then do what pd_retry decides:
  *     DONE_OK / REJECT / RESPLIT / GIVE_UP / FATAL -> DONE
  *     RETRY_AFTER -> BACKOFF (own timer; 429/503 also pause the account) -> WAIT_AUTH
@@ -17,6 +18,7 @@
 
 #include "pd_auth.h"
 #include "pd_clock.h"
+#include "pd_cluster.h"
 #include "pd_config.h"
 #include "pd_error.h"
 #include "pd_http.h"
@@ -27,12 +29,13 @@
 #include "pd_retry.h"
 
 #include <curl/curl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* NEW only until submit hands the request to the loop (as BACKOFF, a zero timer). */
-enum req_state { NEW, WAIT_AUTH, WAIT_SLOT, IN_FLIGHT, BACKOFF, DONE };
+enum req_state { NEW, WAIT_AUTH, WAIT_SLOT, IN_FLIGHT, BACKOFF, DONE, WAIT_GRANT };
 
 struct req {
     uv_timer_t timer; /* backoff; its close callback frees the request */
@@ -48,6 +51,8 @@ struct req {
     pd_client_done_fn done;
     void *arg;
     struct pd_auth_wait auth_wait;
+    struct pd_cluster_ask ask; /* WAIT_GRANT: the cluster's permit (timer: the next ask) */
+    uint64_t permit;           /* the cluster's permit it holds, 0: none */
     struct pd_http_xfer *xfer;
     unsigned generation; /* of the credentials the request was sent with */
     unsigned attempts, retries;
@@ -77,6 +82,7 @@ struct pd_client {
     void (*event_fn)(void *arg, enum pd_log_level level, const char *line);
     void *note_arg;
     struct pd_metrics *metrics;
+    struct pd_cluster *cluster;
     unsigned open_handles;
     bool closing;
     bool http_closed;
@@ -89,8 +95,8 @@ static void pump(struct pd_client *c);
 
 static const char *state_name(enum req_state s)
 {
-    static const char *const names[] = {"new",       "wait-auth", "wait-slot",
-                                        "in-flight", "backoff",   "done"};
+    static const char *const names[] = {"new",     "wait-auth", "wait-slot", "in-flight",
+                                        "backoff", "done",      "wait-grant"};
     return names[s];
 }
 
@@ -207,6 +213,10 @@ static void set_state(struct req *r, enum req_state next)
     case BACKOFF:
         uv_timer_stop(&r->timer);
         break;
+    case WAIT_GRANT:
+        uv_timer_stop(&r->timer);
+        pd_cluster_gate_cancel(c->cluster, &r->ask);
+        break;
     case NEW:
     case IN_FLIGHT:
     case DONE:
@@ -230,6 +240,9 @@ static void release(struct req *r)
     pd_limiter_release(&c->limiter, now);
     if (r->poll)
         pd_limiter_poll_done(&c->limiter, now);
+    if (r->permit)
+        pd_cluster_gate_done(c->cluster, r->permit);
+    r->permit = 0;
 }
 
 /* Final outcome: reported once, then the request's memory goes with its timer's close. */
@@ -242,10 +255,12 @@ static void finish(struct req *r, int err, const char *message, const struct pd_
         return;
     struct pd_http_xfer *x = r->state == IN_FLIGHT ? r->xfer : NULL;
     r->xfer = NULL;
+    bool granting = r->state == WAIT_GRANT;
     set_state(r, DONE); /* first: the cancel callback below must not act on this request */
-    if (x) {
-        pd_http_cancel(x);
-        release(r);
+    if (x || granting) {
+        if (x)
+            pd_http_cancel(x);
+        release(r); /* the local slot a request waiting for the cluster holds, too */
     }
     PD_LIST_UNLINK(c->reqs, r);
     memset(&res, 0, sizeof(res));
@@ -322,6 +337,40 @@ static void start(struct req *r)
     }
 }
 
+static void ask_cluster(struct req *r);
+
+static void on_grant_timer(uv_timer_t *t)
+{
+    struct req *r = (struct req *)t;
+    pd_cluster_gate_ask(r->c->cluster, &r->ask);
+}
+
+/* The cluster's answer: a permit (start now) or how long to wait before asking again. */
+static void on_grant(struct pd_cluster_ask *a, int64_t wait_ms, uint64_t permit)
+{
+    struct req *r = (struct req *)((char *)a - offsetof(struct req, ask));
+    if (r->state != WAIT_GRANT)
+        return;
+    if (wait_ms > 0) {
+        uv_timer_start(&r->timer, on_grant_timer, (uint64_t)wait_ms, 0);
+        return;
+    }
+    r->permit = permit;
+    start(r);
+    /* Not from pump's loop: a request that gave its slot back (its token ran out meanwhile)
+     * must let the next one, maybe the login it now waits for, have it. */
+    if (r->state != IN_FLIGHT && !r->c->closing)
+        pump(r->c);
+}
+
+/* R holds a local slot; it starts once the cluster gives it a permit. */
+static void ask_cluster(struct req *r)
+{
+    set_state(r, WAIT_GRANT);
+    r->ask.answer = on_grant;
+    pd_cluster_gate_ask(r->c->cluster, &r->ask);
+}
+
 static void on_pace_timer(uv_timer_t *t)
 {
     pump(t->data);
@@ -351,7 +400,11 @@ static void pump(struct pd_client *c)
             uv_timer_start(&c->pace_timer, on_pace_timer, (uint64_t)wait, 0);
             return;
         }
-        start(pick == PD_LIMITER_POLL ? c->poll_head : c->slot_head);
+        struct req *r = pick == PD_LIMITER_POLL ? c->poll_head : c->slot_head;
+        if (c->cluster)
+            ask_cluster(r);
+        else
+            start(r);
     }
 }
 
@@ -425,8 +478,11 @@ static void account_for(struct req *r, const struct pd_retry_decision *d, uint64
     r->retries++;
     if (!r->failing_since_ms)
         r->failing_since_ms = now ? now : 1;
-    if (d->pause_account)
+    if (d->pause_account) {
         pd_limiter_pause(&c->limiter, now, d->delay_ms);
+        if (c->cluster)
+            pd_cluster_gate_pause(c->cluster, d->delay_ms);
+    }
     if (d->ambiguous) {
         if (r->ambiguous < PD_RETRY_AMBIGUOUS_TIMES)
             r->ambiguous_at[r->ambiguous] = wall;
@@ -516,6 +572,7 @@ int pd_client_create(uv_loop_t *loop, const struct pd_client_opts *opts, struct 
     c->event_fn = opts->event;
     c->note_arg = opts->note_arg;
     c->metrics = opts->metrics;
+    c->cluster = opts->cluster;
     struct pd_http_opts ho = {
         .timeout_ms = pw->timeout_ms,
         .tls_verify = pw->tls_verify,
@@ -536,6 +593,8 @@ int pd_client_create(uv_loop_t *loop, const struct pd_client_opts *opts, struct 
         goto fail_http;
     if ((rc = pd_auth_create(c, pw, opts->state_dir, c->clock, &c->auth)) != 0)
         goto fail_auth;
+    if (c->cluster)
+        pd_auth_set_cluster(c->auth, c->cluster);
     if (uv_timer_init(loop, &c->pace_timer) != 0) {
         rc = PD_ENOMEM;
         goto fail_timer;

@@ -1,0 +1,79 @@
+/*
+ * [cluster]'s checks (include/pd_cluster.h): the Redis address, its password file, and the
+ * defaults only known once the rest is read: this host's name and the key prefix, which
+ * carries the account's fingerprint so two accounts never share keys in one Redis.
+ */
+#include "config_internal.h"
+#include "pd_cluster.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int cluster_line(struct parser *p, const char *key)
+{
+    const struct key *k = cfg_find_key(SEC_CLUSTER, key);
+    int line = k ? p->cluster_seen.line[k - cfg_keys] : 0;
+    return line ? line : p->cluster_line;
+}
+
+/* Key names are written into Redis commands: plain printable words only. */
+static bool plain_word(const char *s)
+{
+    for (; *s; s++)
+        if (*s <= ' ' || *s == 0x7f)
+            return false;
+    return true;
+}
+
+static void default_name(struct parser *p, struct pd_cluster_cfg *c)
+{
+    char host[256];
+    if (c->name)
+        return;
+    if (gethostname(host, sizeof(host)) != 0 || !host[0]) {
+        cfg_add_error(p, p->cluster_line,
+                      "[cluster] name is not set and the hostname cannot be read; set name = "
+                      "THIS_HOST");
+        return;
+    }
+    host[sizeof(host) - 1] = '\0';
+    if (!(c->name = strdup(host)))
+        p->oom = true;
+}
+
+void cfg_check_cluster(struct parser *p)
+{
+    struct pd_cluster_cfg *c = &p->cfg->cluster;
+    struct pd_redis_addr addr;
+    char why[512], fp[13];
+
+    if (!c->redis) {
+        if (p->cluster_line && (c->password_file || c->name || c->key_prefix))
+            cfg_add_error(p, p->cluster_line,
+                          "[cluster] needs redis = redis://HOST:PORT/DB (or unix:/PATH); "
+                          "without it this host works alone: remove the section");
+        return;
+    }
+    if (pd_cluster_parse_url(c->redis, &addr, why, sizeof(why)))
+        cfg_add_error(p, cluster_line(p, "redis"), "%s", why);
+    if (c->password_file)
+        c->password = cfg_read_secret_file(p, c->password_file, "password_file",
+                                           cluster_line(p, "password_file"));
+    default_name(p, c);
+    if (c->name && (!*c->name || !plain_word(c->name)))
+        cfg_add_error(p, cluster_line(p, "name"),
+                      "name = '%s': expected one word without spaces, like the hostname", c->name);
+    if (c->key_prefix && (!*c->key_prefix || !plain_word(c->key_prefix)))
+        cfg_add_error(p, cluster_line(p, "key_prefix"),
+                      "key_prefix = '%s': expected one word without spaces, e.g. patchdrop:prod:",
+                      c->key_prefix);
+    if (!c->key_prefix) {
+        pd_cluster_fingerprint(&p->cfg->pw, fp);
+        if (asprintf(&c->key_prefix, "patchdrop:%s:", fp) < 0) {
+            c->key_prefix = NULL;
+            p->oom = true;
+        }
+    }
+}
