@@ -338,7 +338,12 @@ static int health_locked(struct pd_metrics *m, char *reason, size_t len)
             return 503;
         }
     }
-    snprintf(reason, len, "ok");
+    /* Healthy, nothing stops: said so an operator's probe shows it. */
+    snprintf(reason, len, "%s",
+             m->counters[PD_METRICS_CLUSTER_FALLBACKS] > m->counters[PD_METRICS_CLUSTER_REJOINS]
+                 ? "ok; [cluster] Redis is away: this host sends on its own share of the rate "
+                   "until it is back (event=cluster_fallback)"
+                 : "ok");
     return 200;
 }
 
@@ -605,6 +610,8 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned code, const c
     }
     MHD_add_response_header(resp, "Content-Type", type);
     MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (code == 401) /* only the token guard answers 401 */
+        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"patchdrop\"");
     ret = MHD_queue_response(conn, code, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -790,18 +797,8 @@ static enum MHD_Result guarded(struct pd_metrics *m, struct MHD_Connection *conn
     size_t len = 0;
     bool page = !strcmp(url, "/");
 
-    if (m->token && !authorized(m, conn)) {
-        struct MHD_Response *resp = MHD_create_response_from_buffer(
-            strlen("a bearer token is needed ([metrics] token_file)\n"),
-            (void *)"a bearer token is needed ([metrics] token_file)\n", MHD_RESPMEM_PERSISTENT);
-        enum MHD_Result ret;
-        if (!resp)
-            return MHD_NO;
-        MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"patchdrop\"");
-        ret = MHD_queue_response(conn, 401, resp);
-        MHD_destroy_response(resp);
-        return ret;
-    }
+    if (m->token && !authorized(m, conn))
+        return text_reply(conn, 401, "a bearer token is needed ([metrics] token_file)\n");
     if (!strcmp(url, "/metrics")) {
         if (pd_metrics_render(m, &body, &len))
             return MHD_NO;

@@ -466,8 +466,6 @@ struct pd_daemon_summary pd_daemon_summary(const struct pd_daemon *dd)
 
 static void daemon_free(struct pd_daemon *d)
 {
-    if (d->started && !d->opts.once)
-        status_save(d);
     follow_stop(d);
     dw_commit_end(d);
     for (size_t i = 0; i < d->nwatches; i++) {
@@ -532,6 +530,10 @@ void pd_daemon_close(struct pd_daemon **dp, void (*on_closed)(void *arg), void *
     if (!d)
         return;
     *dp = NULL;
+    /* Now, while the config is the caller's still: a reload frees it and starts the next
+     * daemon, which reads this, before the handles below have closed. */
+    if (d->started && !d->opts.once)
+        status_save(d);
     d->closing = true;
     d->on_closed = on_closed;
     d->closed_arg = arg;

@@ -116,6 +116,9 @@ check "/ without the token is 401" test "$(code "$M/")" = 401
 check "/api/status without the token is 401" test "$(code "$M/api/status")" = 401
 check "/metrics without the token is 401" test "$(code "$M/metrics")" = 401
 check "a wrong token is 401" test "$(code -H "Authorization: Bearer nope" "$M/api/status")" = 401
+check "a 401 asks for a bearer token and says which key sets it" bash -c \
+  "curl -s -D - --max-time 5 '$M/metrics' | grep -qi '^WWW-Authenticate: Bearer realm=\"patchdrop\"' &&
+   curl -s --max-time 5 '$M/metrics' | grep -q 'token_file'"
 check "/healthz stays open" wait_for 10 bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' '$M/healthz')\" = 200 ]"
 check "/api/status with the token is 200" \
   wait_for 10 bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $TOKEN' '$M/api/status')\" = 200 ]"
