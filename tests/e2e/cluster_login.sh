@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/lib_run.bash"
 . "$(dirname "$0")/lib_cluster.bash"
-N=${PD_CLUSTER_N:-80}
+N=${PD_CLUSTER_N:-60}
 
 # run_hosts: three hosts with N files each, until all are delivered.
 run_hosts() {
