@@ -57,11 +57,13 @@ done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if { want 7 || want 7b; } && [ ! -x "$NGINX" ]; then echo "bench: nginx is missing (run scripts/setup)" >&2; exit 2; fi
 PD="$build/patchdrop" MOCK="$build/patchdrop-mock" SPLIT="$build/bench/bench_split"
-if [ ! -x "$PD" ] || [ ! -x "$MOCK" ] || [ ! -x "$SPLIT" ]; then
-  echo "bench: building in $build" >&2
+# Built every time (nothing to do when up to date): figures from a stale binary would be about
+# code that is no longer there. A --build of another checkout is built from its own sources.
+echo "bench: building in $build" >&2
+if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$build" -j2 --target patchdrop patchdrop-mock bench_split >/dev/null
 fi
+cmake --build "$build" -j2 --target patchdrop patchdrop-mock bench_split >/dev/null
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/pd-bench.XXXXXX")
 PIDS=()
