@@ -105,6 +105,9 @@ int pd_cluster_create(uv_loop_t *loop, const struct pd_config *cfg, const struct
 /* Drops the connection, frees what is left: every handle is closed by the loop's next run.
  * Callbacks still pending are never called. NULL is a no-op. */
 void pd_cluster_close(struct pd_cluster **c);
+/* For a one-shot command: the cluster's own timers and socket no longer keep the loop running
+ * (the client keeps it alive while it has requests), so the loop ends with the command's work. */
+void pd_cluster_background(struct pd_cluster *c);
 struct pd_cluster_stats pd_cluster_stats(const struct pd_cluster *c);
 
 /*

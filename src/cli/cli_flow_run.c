@@ -438,7 +438,7 @@ int pd_cli_flow_run_as(const struct pd_cli_spec *sp, int argc, char **argv)
         pd_cli_usage_error(sp, "'%s' is not a flow run id", fr.run_id);
         goto out;
     }
-    if (pd_cli_net_open(&fr.net, cfg, sp->name) != 0)
+    if (pd_cli_net_open_shared(&fr.net, cfg, sp->name) != 0)
         goto out;
     talk(&fr);
     pd_cli_net_close(&fr.net);

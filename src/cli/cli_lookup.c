@@ -561,7 +561,7 @@ int pd_cli_lookup(int argc, char **argv)
     rn.cfg = cfg;
     rn.a = &a;
     rn.tty = isatty(STDOUT_FILENO);
-    if (pd_cli_net_open(&rn.net, cfg, "lookup") != 0) {
+    if (pd_cli_net_open_shared(&rn.net, cfg, "lookup") != 0) {
         pd_config_destroy(&cfg);
         return PD_EXIT_USAGE;
     }

@@ -587,7 +587,7 @@ int pd_cli_send(int argc, char **argv)
         fprintf(stderr, "patchdrop send: out of memory\n");
         goto out;
     }
-    if (pd_cli_net_open(&s.net, cfg, "send") == 0) {
+    if (pd_cli_net_open_shared(&s.net, cfg, "send") == 0) {
         s.net.quiet = p.quiet;
         rc = send_all(&s, p.quiet);
     }

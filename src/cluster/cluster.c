@@ -237,7 +237,7 @@ static void connect_now(struct pd_cluster *c)
         lost(c, why);
         return;
     }
-    if (cluster_uv_attach(ac, c->loop) != REDIS_OK) {
+    if (cluster_uv_attach(ac, c->loop, c->background) != REDIS_OK) {
         redisAsyncFree(ac);
         lost(c, "cannot watch the socket");
         return;
@@ -352,6 +352,18 @@ static void on_handle_closed(uv_handle_t *h)
     cluster_rate_cleanup(c);
     cluster_auth_cleanup(c);
     free(c);
+}
+
+void pd_cluster_background(struct pd_cluster *c)
+{
+    if (!c)
+        return;
+    c->background = true;
+    uv_unref((uv_handle_t *)&c->retry);
+    uv_unref((uv_handle_t *)&c->token_timer);
+    uv_unref((uv_handle_t *)&c->probe);
+    if (c->ac)
+        cluster_uv_unref(c->ac);
 }
 
 void pd_cluster_close(struct pd_cluster **cp)

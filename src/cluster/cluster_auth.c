@@ -36,11 +36,22 @@ static void give(struct pd_cluster *c, enum pd_cluster_token what, const char *t
 }
 
 static bool ask_token(struct pd_cluster *c);
+static void on_token_timer(uv_timer_t *t);
+
+/* Still connecting (not connected, not fallen back yet): a token is asked for again soon rather
+ * than logging in alone. A one-shot command asks at once, before Redis has answered. */
+static bool connecting(struct pd_cluster *c)
+{
+    if (c->ready || c->fallback || c->closing)
+        return false;
+    uv_timer_start(&c->token_timer, on_token_timer, TOKEN_POLL_MS, 0);
+    return true;
+}
 
 static void on_token_timer(uv_timer_t *t)
 {
     struct pd_cluster *c = t->data;
-    if (c->token_ask && !ask_token(c))
+    if (c->token_ask && !ask_token(c) && !connecting(c))
         give(c, PD_CLUSTER_ALONE, NULL, 0, 0);
 }
 
@@ -96,7 +107,7 @@ void pd_cluster_token_get(struct pd_cluster *c, struct pd_cluster_token_ask *a, 
         c->token_refused = strdup(refused);
     }
     c->token_ask = a;
-    if (!ask_token(c))
+    if (!ask_token(c) && !connecting(c))
         give(c, PD_CLUSTER_ALONE, NULL, 0, 0);
 }
 

@@ -49,6 +49,7 @@ struct pd_cluster {
     redisAsyncContext *ac; /* NULL while not connected */
     bool ready;            /* connected, authenticated, database selected */
     bool closing;
+    bool background; /* a one-shot command's: its handles never keep the loop alive */
     bool down_told;   /* the failure to reach Redis was logged (once per outage) */
     char refused[64]; /* the connection's AUTH or SELECT was refused: what, else "" */
     uv_timer_t retry; /* the next connection attempt */
@@ -91,7 +92,9 @@ bool cluster_eval(struct pd_cluster *c, enum cluster_script s, int nkeys, const 
 void cluster_member(const struct pd_cluster *c, uint64_t id, char *buf, size_t len);
 
 /* cluster_uv.c: hiredis's events on the loop (hiredis's own adapter, fixed). */
-int cluster_uv_attach(redisAsyncContext *ac, uv_loop_t *loop);
+int cluster_uv_attach(redisAsyncContext *ac, uv_loop_t *loop, bool background);
+/* The socket's handle no longer keeps the loop alive (pd_cluster_background). */
+void cluster_uv_unref(redisAsyncContext *ac);
 
 /* cluster_beat.c: publishes this host's summary. */
 void cluster_beat(struct pd_cluster *c);

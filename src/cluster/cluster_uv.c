@@ -7,6 +7,7 @@
  */
 #include "cluster_internal.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 struct uv_events {
@@ -74,7 +75,7 @@ static void cleanup(void *arg)
     uv_close((uv_handle_t *)&p->handle, on_closed);
 }
 
-int cluster_uv_attach(redisAsyncContext *ac, uv_loop_t *loop)
+int cluster_uv_attach(redisAsyncContext *ac, uv_loop_t *loop, bool background)
 {
     struct uv_events *p;
     if (ac->ev.data)
@@ -85,6 +86,8 @@ int cluster_uv_attach(redisAsyncContext *ac, uv_loop_t *loop)
         free(p);
         return REDIS_ERR;
     }
+    if (background)
+        uv_unref((uv_handle_t *)&p->handle);
     ac->ev.addRead = add_read;
     ac->ev.delRead = del_read;
     ac->ev.addWrite = add_write;
@@ -94,4 +97,11 @@ int cluster_uv_attach(redisAsyncContext *ac, uv_loop_t *loop)
     p->handle.data = p;
     p->context = ac;
     return REDIS_OK;
+}
+
+void cluster_uv_unref(redisAsyncContext *ac)
+{
+    struct uv_events *p = ac->ev.data;
+    if (p)
+        uv_unref((uv_handle_t *)&p->handle);
 }

@@ -74,6 +74,8 @@ struct pd_client {
     struct pd_auth *auth;
     struct pd_limiter limiter;
     uv_timer_t pace_timer;
+    uv_timer_t hold; /* active while a request lives: a loop whose other handles (a
+                      * one-shot command's cluster) are unref'd runs until they are done */
     struct req *reqs;
     struct req *slot_head, *slot_tail; /* waiting for the limiter, polls aside */
     struct req *poll_head, *poll_tail; /* polls waiting for the limiter */
@@ -263,6 +265,8 @@ static void finish(struct req *r, int err, const char *message, const struct pd_
         release(r); /* the local slot a request waiting for the cluster holds, too */
     }
     PD_LIST_UNLINK(c->reqs, r);
+    if (!c->reqs)
+        uv_timer_stop(&c->hold);
     memset(&res, 0, sizeof(res));
     res.err = err;
     res.message = err ? message : NULL;
@@ -600,7 +604,9 @@ int pd_client_create(uv_loop_t *loop, const struct pd_client_opts *opts, struct 
         goto fail_timer;
     }
     c->pace_timer.data = c;
-    c->open_handles = 1;
+    uv_timer_init(loop, &c->hold); /* cannot fail once the first did */
+    c->hold.data = c;
+    c->open_handles = 2;
     *out = c;
     return 0;
 
@@ -614,6 +620,13 @@ fail_http:
 fail_limiter:
     free(c);
     return rc;
+}
+
+#define HOLD_MS 3600000u
+
+static void on_hold(uv_timer_t *t)
+{
+    (void)t; /* nothing to do: it only keeps the loop alive */
 }
 
 int pd_client_submit(struct pd_client *c, const struct pd_client_request *req,
@@ -650,6 +663,8 @@ int pd_client_submit(struct pd_client *c, const struct pd_client_request *req,
     if (c->reqs)
         c->reqs->prev = r;
     c->reqs = r;
+    if (!uv_is_active((uv_handle_t *)&c->hold))
+        uv_timer_start(&c->hold, on_hold, HOLD_MS, HOLD_MS);
     if (r->no_auth) {
         c->stats.logins++;
         pd_metrics_count(c->metrics, PD_METRICS_LOGINS);
@@ -732,4 +747,5 @@ void pd_client_close(struct pd_client **cp, void (*on_closed)(void *arg), void *
     pd_http_close(&c->http, on_http_closed, c);
     uv_timer_stop(&c->pace_timer);
     uv_close((uv_handle_t *)&c->pace_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->hold, on_handle_closed);
 }
