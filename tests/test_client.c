@@ -435,7 +435,8 @@ static void poll_share_deferred_once(void **state)
     for (int i = 0; i < 5; i++)
         uv_run(&f->loop, UV_RUN_NOWAIT); /* looked at again: still one deferral */
     struct pd_client_stats cs = pd_client_stats(f->client);
-    assert_string_equal(f->order, "12");
+    /* The first two polls go at once: either may be answered first. */
+    assert_true(!strcmp(f->order, "12") || !strcmp(f->order, "21"));
     assert_int_equal(cs.polls, 2);
     assert_int_equal(cs.polls_deferred, 1);
     assert_int_equal(cs.waiting, 1);
