@@ -132,6 +132,9 @@ struct job {
     bool finishing; /* archiving without a slot (counted in d->finishing) */
     int fd;
     char *work_path, *state_path;
+    /* The file's name as the status document shows it: the loop's own copy of js.name, which
+     * a thread-pool step may replace (a resumed file's record is read) while the loop reads. */
+    char *label;
     struct pd_jobstate js;
     struct pd_delivery dl; /* the file's splitter and its way through 413s */
     struct pd_chunk chunk; /* the chunk being sent (body below) */

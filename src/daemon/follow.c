@@ -45,6 +45,11 @@ struct frun {
     char *run_id;
     struct pd_follow_rec *recs; /* every chunk naming the run */
     size_t nrecs;
+    /* While the thread pool writes the outcome (F_APPLY) recs is the worker's: records adopted
+     * meanwhile wait here, and applied[i] says which of recs the worker finished. */
+    struct pd_follow_rec *later;
+    size_t nlater;
+    bool *applied;
     uint64_t due_ms;        /* monotonic: the next poll */
     uint64_t delay_ms;      /* the wait before it */
     uint64_t deadline_wall; /* follow_timeout after the start was acknowledged */
@@ -162,7 +167,11 @@ static void run_free(struct frun *f)
 {
     for (size_t i = 0; i < f->nrecs; i++)
         pd_follow_cleanup(&f->recs[i]);
+    for (size_t i = 0; i < f->nlater; i++)
+        pd_follow_cleanup(&f->later[i]);
     free(f->recs);
+    free(f->later);
+    free(f->applied);
     free(f->run_id);
     free(f->why);
     pd_api_run_logs_free(f->logs, f->nlogs);
@@ -181,11 +190,33 @@ static void run_unlink(struct frun *f)
         }
 }
 
+static bool has_path(const struct pd_follow_rec *recs, size_t n, const char *path)
+{
+    for (size_t i = 0; path && i < n; i++)
+        if (recs[i].path && !strcmp(recs[i].path, path))
+            return true;
+    return false;
+}
+
+/* Appends R (moved) to *RECS, unless a record kept at the same path is there already (a file
+ * resumed after a kill saves its chunks' records again, at the same names): then R goes. */
+static void recs_add(struct pd_follow_rec **recs, size_t *n, struct pd_follow_rec *r)
+{
+    struct pd_follow_rec *grown;
+
+    if (has_path(*recs, *n, r->path) || !(grown = realloc(*recs, (*n + 1) * sizeof(*grown)))) {
+        pd_follow_cleanup(r);
+        return;
+    }
+    *recs = grown;
+    (*recs)[(*n)++] = *r;
+    memset(r, 0, sizeof(*r));
+}
+
 /* Takes record R (moved) into the run it names, made when new. */
 static void run_adopt(struct pd_daemon *d, const struct pd_watch *cfg, struct pd_follow_rec *r)
 {
     struct frun *f = run_find(d, pd_follow_run(r));
-    struct pd_follow_rec *grown;
     uint64_t now = dw_now_ms(d), wall = dw_wall_ms(d);
 
     if (!f) {
@@ -205,13 +236,11 @@ static void run_adopt(struct pd_daemon *d, const struct pd_watch *cfg, struct pd
         d->nruns++;
         dw_wake(d, f->due_ms);
     }
-    if (!(grown = realloc(f->recs, (f->nrecs + 1) * sizeof(*grown)))) {
-        pd_follow_cleanup(r);
-        return;
-    }
-    f->recs = grown;
-    f->recs[f->nrecs++] = *r;
-    memset(r, 0, sizeof(*r));
+    /* The worker reads recs while it writes the outcome: a record for the run waits. */
+    if (f->busy && f->step == F_APPLY)
+        recs_add(&f->later, &f->nlater, r);
+    else
+        recs_add(&f->recs, &f->nrecs, r);
 }
 
 /* Loop thread, once J's file is archived: its records join the runs followed. */
@@ -636,8 +665,7 @@ static void work_apply(uv_work_t *wk)
             continue;
         }
         unlink(rec->path);
-        free(rec->path);
-        rec->path = NULL;
+        f->applied[i] = true;
         free(receipt);
     }
     if (dir)
@@ -703,8 +731,16 @@ static void on_applied(uv_work_t *wk, int status)
     size_t kept = 0;
 
     f->busy = false;
+    /* Adopted while the outcome was written: one at a path just written is done (its record
+     * was saved before its file was archived, so before the worker found the receipt). */
+    for (size_t i = 0; i < f->nlater; i++)
+        for (size_t k = 0; k < f->nrecs; k++)
+            if (f->applied[k] && !strcmp(f->recs[k].path, f->later[i].path)) {
+                pd_follow_cleanup(&f->later[i]);
+                break;
+            }
     for (size_t i = 0; i < f->nrecs; i++) {
-        if (f->recs[i].path) {
+        if (!f->applied[i]) {
             f->recs[kept++] = f->recs[i]; /* not written yet: tried again later */
             continue;
         }
@@ -712,10 +748,23 @@ static void on_applied(uv_work_t *wk, int status)
         pd_follow_cleanup(&f->recs[i]);
     }
     f->nrecs = kept;
+    size_t fresh = 0;
+    for (size_t i = 0; i < f->nlater; i++)
+        if (f->later[i].path) {
+            recs_add(&f->recs, &f->nrecs, &f->later[i]);
+            fresh++;
+        }
+    free(f->later);
+    f->later = NULL;
+    f->nlater = 0;
+    free(f->applied);
+    f->applied = NULL;
     if (f->d->opts.report)
         fflush(f->d->opts.report);
-    if (kept && status != UV_ECANCELED && !f->d->stopping) {
-        f->delay_ms = f->cfg->follow_cap_ms;
+    if (f->nrecs && status != UV_ECANCELED && !f->d->stopping) {
+        /* The outcome is known: records that came meanwhile are written soon, records whose
+         * receipt was missing are tried again after follow_cap. */
+        f->delay_ms = fresh ? f->cfg->follow_first_ms : f->cfg->follow_cap_ms;
         run_later(f, false);
         return;
     }
@@ -726,6 +775,11 @@ static void on_applied(uv_work_t *wk, int status)
 
 static void run_apply(struct frun *f)
 {
+    free(f->applied);
+    if (!(f->applied = calloc(f->nrecs ? f->nrecs : 1, sizeof(*f->applied)))) {
+        run_later(f, false);
+        return;
+    }
     f->step = F_APPLY;
     f->busy = true;
     f->work.data = f;

@@ -64,6 +64,7 @@ void job_free(struct job *j)
         batch_dissolve(j->batch);
     pd_delivery_close(&j->dl);
     pd_jobstate_cleanup(&j->js);
+    free(j->label);
     free(j->ack.run_id);
     free(j->ack.answer);
     free(j->ack.batch_id);
@@ -190,6 +191,13 @@ static void on_work_done(uv_work_t *wk, int status)
     struct job *j = wk->data;
 
     j->busy = false;
+    if (j->js.name && (!j->label || strcmp(j->label, j->js.name))) {
+        char *label = strdup(j->js.name);
+        if (label) {
+            free(j->label);
+            j->label = label;
+        }
+    }
     if (status == UV_ECANCELED) {
         job_end(j);
         return;
@@ -431,10 +439,12 @@ struct job *job_new(struct dwatch *w, const char *work_name, const char *name, b
         j->state_path = dw_join(w->state_dir, state_name);
     free(state_name);
     j->js.name = name ? strdup(name) : NULL;
-    if (!j->work_path || !j->state_path || (name && !j->js.name)) {
+    j->label = strdup(name ? name : work_name);
+    if (!j->work_path || !j->state_path || (name && !j->js.name) || !j->label) {
         free(j->work_path);
         free(j->state_path);
         free(j->js.name);
+        free(j->label);
         free(j);
         return NULL;
     }

@@ -514,7 +514,7 @@ static cJSON *job_json(const struct pd_daemon *d, const struct job *j, const cha
 
     if (!o)
         return NULL;
-    add_str(o, "name", j->js.name);
+    add_str(o, "name", j->label);
     cJSON_AddStringToObject(o, "state", state);
     cJSON_AddNumberToObject(o, "size", (double)j->js.size);
     cJSON_AddNumberToObject(o, "bytes_done", (double)j->js.next_offset);

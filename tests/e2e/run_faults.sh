@@ -104,6 +104,7 @@ seq -f 'line %05g of a file that is bigger than the server allows' 1 200 >"$F"
 cp "$F" "$T/expected$n"
 run_once
 check "413: re-split and delivered" bash -c "[ $RC -eq 0 ] && [ -f '$D.pd/archive/big.txt' ]"
+[ "$RC" -eq 0 ] || { echo "413: the run exited $RC; the end of its log:"; tail -20 "$T/err$n"; }
 cat "$MOCK_REC"/payloads/* >"$T/joined$n"
 check "413: the chunks add up to the file" cmp -s "$T/joined$n" "$T/expected$n"
 check "413: every accepted body fit the server's limit" \
