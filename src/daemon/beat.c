@@ -1,11 +1,14 @@
 /*
- * [cluster]: this host's heartbeat summary (pd_cluster_set_beat), cut from the status
- * document: per watch its backlog, its failures lately and its last delivery, and whether the
- * host is on Redis's shared rate or its own share. `patchdrop status --cluster` shows it.
+ * What the daemon hands out about itself, besides the status document: the gauges of
+ * /metrics (pd_daemon_sample, once a beat) and, with [cluster], this host's heartbeat summary
+ * (pd_cluster_set_beat), cut from the status document: per watch its backlog, its failures
+ * lately and its last delivery, and whether the host is on Redis's shared rate or its own
+ * share. `patchdrop status --cluster` shows it.
  */
 #include "daemon_internal.h"
 
 #include "pd_daemon.h"
+#include "pd_metrics.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -73,4 +76,51 @@ char *dw_beat_json(void *arg)
     cJSON_Delete(full);
     cJSON_Delete(o);
     return out;
+}
+
+/* ---- metrics ------------------------------------------------------------------------------ */
+
+void pd_daemon_sample(const struct pd_daemon *d, struct pd_metrics *m)
+{
+    struct pd_metrics_watch_sample *ws = calloc(d->nwatches ? d->nwatches : 1, sizeof(*ws));
+    struct pd_metrics_sample s = {.watches = ws};
+    struct pd_client_stats cs;
+
+    if (!m || !ws) {
+        free(ws);
+        return;
+    }
+    if (d->client) {
+        cs = pd_client_stats(d->client);
+        s.requests_waiting = cs.waiting;
+        s.requests_in_flight = cs.in_flight;
+        s.failing_since_ms = cs.failing_since_ms;
+        s.last_failure_status = cs.last_failure_status;
+    }
+    s.runs_followed = d->nruns;
+    /* A candidate's age counts from when its content last changed, so a file still being
+     * uploaded looks young; names never observed (not regular files) do not count. */
+    for (size_t i = 0; i < d->nwatches; i++) {
+        const struct dwatch *w = &d->watches[i];
+        struct pd_metrics_watch_sample *o = &ws[s.nwatches++];
+        o->watch = w->cfg->name;
+        for (size_t b = 0; b < w->nbuckets; b++) {
+            for (const struct cand *c = w->buckets[b]; c; c = c->next) {
+                if (!c->obs.seen)
+                    continue;
+                o->files_pending++;
+                if (!o->oldest_since_ms || c->obs.unchanged_since_ms < o->oldest_since_ms)
+                    o->oldest_since_ms = c->obs.unchanged_since_ms;
+            }
+        }
+        for (const struct job *j = d->jobs; j; j = j->next) {
+            if (j->w != w)
+                continue;
+            o->files_pending++;
+            if (!o->oldest_since_ms || j->since_ms < o->oldest_since_ms)
+                o->oldest_since_ms = j->since_ms;
+        }
+    }
+    pd_metrics_sample(m, &s);
+    free(ws);
 }

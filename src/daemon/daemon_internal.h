@@ -263,7 +263,8 @@ void dedupe_shared_ask(struct job *j);
 /* The job ends: a delivered content stays claimed for the window, else the claim goes. */
 void dedupe_shared_end(struct job *j, bool delivered);
 
-/* beat.c: [cluster]: this host's heartbeat summary, malloc'd JSON (pd_cluster_set_beat). */
+/* beat.c: the gauges for /metrics (pd_daemon_sample); [cluster]: this host's heartbeat summary,
+ * malloc'd JSON (pd_cluster_set_beat). */
 char *dw_beat_json(void *arg);
 void dedupe_record(struct job *j);
 
