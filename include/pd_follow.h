@@ -101,4 +101,16 @@ char *pd_follow_receipt_apply(const char *receipt, const struct pd_follow_result
 int pd_follow_receipt_update(const char *path, const char *tmpdir,
                              const struct pd_follow_result *res);
 
+/*
+ * What a receipt already says of CHUNK's run RUN_ID (the run followed now): its final outcome
+ * and when it was seen final (wall ms, 0 when the receipt does not say), or PD_RUN_RUNNING when
+ * it says nothing final of that run. A restart reads it before polling a run whose outcome a
+ * kill may have written but not yet cleared from its record.
+ */
+enum pd_run_outcome pd_follow_receipt_outcome(const char *receipt, size_t len, unsigned chunk,
+                                              const char *run_id, uint64_t *finished_ms);
+/* The same on the receipt at PATH: 0 or -errno (then *O is PD_RUN_RUNNING). */
+int pd_follow_saved_outcome(const char *path, unsigned chunk, const char *run_id,
+                            enum pd_run_outcome *o, uint64_t *finished_ms);
+
 #endif

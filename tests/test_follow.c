@@ -6,6 +6,7 @@
 #include "pd_follow.h"
 #include "pd_fsutil.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,8 +172,55 @@ static void test_receipt_outcomes(void **state)
     assert_int_equal(pd_follow_receipt_update(path, NULL, &one), PD_ESTATE);
 }
 
+/* What a receipt already says of a run: read back before a restart polls it again. */
+static void test_saved_outcome(void **state)
+{
+    const char *path = pd_test_path(pd_test_dir, "b.json.receipt.json");
+    const char *runs[] = {"42", "43"};
+    struct pd_follow_result one = {.chunk = 0, .outcome = "failed", .finished_ms = 1764000000123ULL};
+    struct pd_follow_result two = {.chunk = 1, .outcome = "running"};
+    enum pd_run_outcome o;
+    uint64_t ms = 1;
+
+    (void)state;
+    pd_test_write(path, RECEIPT("c1"));
+    /* Nothing final yet (no outcome at all, then running). */
+    assert_int_equal(pd_follow_saved_outcome(path, 0, "41", &o, &ms), 0);
+    assert_int_equal(o, PD_RUN_RUNNING);
+    assert_int_equal(ms, 0);
+    assert_int_equal(pd_follow_receipt_update(path, NULL, &two), 0);
+    assert_int_equal(pd_follow_saved_outcome(path, 1, "42", &o, &ms), 0);
+    assert_int_equal(o, PD_RUN_RUNNING);
+    /* Final, with the time it was seen final. */
+    assert_int_equal(pd_follow_receipt_update(path, NULL, &one), 0);
+    assert_int_equal(pd_follow_saved_outcome(path, 0, "41", &o, &ms), 0);
+    assert_int_equal(o, PD_RUN_FAILED);
+    assert_int_equal(ms, 1764000000123ULL);
+    /* Another run's outcome is not this run's: after a retry, the last run counts. */
+    assert_int_equal(pd_follow_saved_outcome(path, 0, "99", &o, &ms), 0);
+    assert_int_equal(o, PD_RUN_RUNNING);
+    two.outcome = "success";
+    two.runs = runs;
+    two.nruns = 2;
+    assert_int_equal(pd_follow_receipt_update(path, NULL, &two), 0);
+    assert_int_equal(pd_follow_saved_outcome(path, 1, "43", &o, &ms), 0);
+    assert_int_equal(o, PD_RUN_SUCCESS);
+    assert_int_equal(ms, 0); /* no finished_at given */
+    assert_int_equal(pd_follow_saved_outcome(path, 1, "42", &o, &ms), 0);
+    assert_int_equal(o, PD_RUN_RUNNING);
+    /* No such chunk, not a receipt, no file. */
+    assert_int_equal(pd_follow_saved_outcome(path, 7, "41", &o, &ms), 0);
+    assert_int_equal(o, PD_RUN_RUNNING);
+    pd_test_write(path, "not json");
+    assert_int_equal(pd_follow_saved_outcome(path, 0, "41", &o, &ms), 0);
+    assert_int_equal(o, PD_RUN_RUNNING);
+    assert_int_equal(pd_follow_saved_outcome(pd_test_path(pd_test_dir, "none"), 0, "41", &o, &ms),
+                     -ENOENT);
+    assert_int_equal(o, PD_RUN_RUNNING);
+}
+
 int main(void)
 {
     return PD_RUN_IN_DIR(test_outcomes, test_delays, test_decisions, test_record_round_trip,
-                         test_find_receipt, test_receipt_outcomes);
+                         test_find_receipt, test_receipt_outcomes, test_saved_outcome);
 }

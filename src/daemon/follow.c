@@ -36,7 +36,7 @@
 #define LOG_LINES_SAID 3  /* of a failed run's log, in its warning line */
 #define LOG_LINES_KEPT 50 /* in its error file */
 
-enum fstep { F_POLL, F_LOGS, F_RETRY, F_APPLY };
+enum fstep { F_POLL, F_LOGS, F_RETRY, F_APPLY, F_CHECK }; /* the first three index run_request's paths */
 
 struct frun {
     struct frun *next;
@@ -54,6 +54,9 @@ struct frun {
     uint64_t delay_ms;      /* the wait before it */
     uint64_t deadline_wall; /* follow_timeout after the start was acknowledged */
     bool busy;              /* a request or a thread-pool step under way */
+    bool unchecked;         /* loaded at start: its receipts are read before the first poll */
+    enum pd_run_outcome saved; /* what they said (F_CHECK) */
+    uint64_t saved_ms;
     int lock_fd;            /* the first record, locked while this daemon acts on the run */
     enum fstep step;
     enum pd_run_outcome outcome;
@@ -236,8 +239,8 @@ static void run_adopt(struct pd_daemon *d, const struct pd_watch *cfg, struct pd
         d->nruns++;
         dw_wake(d, f->due_ms);
     }
-    /* The worker reads recs while it writes the outcome: a record for the run waits. */
-    if (f->busy && f->step == F_APPLY)
+    /* The worker reads recs while it reads or writes receipts: a record for the run waits. */
+    if (f->busy && (f->step == F_APPLY || f->step == F_CHECK))
         recs_add(&f->later, &f->nlater, r);
     else
         recs_add(&f->recs, &f->nrecs, r);
@@ -293,6 +296,10 @@ void follow_load(struct pd_daemon *d)
         }
         free(path);
     }
+    /* A kill may have come after a run's outcome was written and before its record went: the
+     * receipts say so before a poll is spent on it (run_check). */
+    for (struct frun *f = d->runs; f; f = f->next)
+        f->unchecked = true;
     if (dh)
         closedir(dh);
     free(dir);
@@ -310,6 +317,7 @@ static void run_context(const struct frun *f, char *buf, size_t len)
 }
 
 static void on_answer(void *arg, const struct pd_client_result *r);
+static bool run_check(struct frun *f);
 
 /* Submits the run's next request (a poll, its logs, or a retry). False: it could not go. */
 static bool run_request(struct frun *f, enum fstep step)
@@ -384,7 +392,7 @@ uint64_t follow_tick(struct pd_daemon *d, uint64_t now)
             run_free(f);
             continue;
         }
-        if (rc || !run_request(f, F_POLL)) {
+        if (rc || !(f->unchecked ? run_check(f) : run_request(f, F_POLL))) {
             run_unlock(f);
             f->due_ms = now + f->delay_ms;
             due = f->due_ms < due ? f->due_ms : due;
@@ -431,11 +439,12 @@ static void run_later(struct frun *f, bool grow)
     dw_wake(f->d, f->due_ms);
 }
 
-/* A final outcome: what it leads to, and the requests that takes first. */
-static void run_final(struct frun *f, enum pd_run_outcome o)
+/* A final outcome, seen final at FINISHED_MS (wall): what it leads to, and the requests that
+ * takes first. */
+static void run_final_at(struct frun *f, enum pd_run_outcome o, uint64_t finished_ms)
 {
     f->outcome = o;
-    f->finished_ms = dw_wall_ms(f->d);
+    f->finished_ms = finished_ms;
     f->act = pd_follow_decide(o, f->cfg->on_flow_failure, (unsigned)(f->recs[0].nruns - 1),
                               (unsigned)f->cfg->flow_retries);
     if (f->act == PD_FOLLOW_RETRY && run_request(f, F_RETRY))
@@ -446,6 +455,11 @@ static void run_final(struct frun *f, enum pd_run_outcome o)
     if (o != PD_RUN_SUCCESS && o != PD_RUN_UNKNOWN && run_request(f, F_LOGS))
         return;
     run_apply(f);
+}
+
+static void run_final(struct frun *f, enum pd_run_outcome o)
+{
+    run_final_at(f, o, dw_wall_ms(f->d));
 }
 
 static void poll_answered(struct frun *f, const struct pd_client_result *r, bool ok)
@@ -724,6 +738,21 @@ static void say_outcome(struct frun *f, const struct pd_follow_rec *rec)
     }
 }
 
+/* The records adopted while the thread pool had the run join it; how many did. */
+static size_t take_later(struct frun *f)
+{
+    size_t fresh = 0;
+    for (size_t i = 0; i < f->nlater; i++)
+        if (f->later[i].path) {
+            recs_add(&f->recs, &f->nrecs, &f->later[i]);
+            fresh++;
+        }
+    free(f->later);
+    f->later = NULL;
+    f->nlater = 0;
+    return fresh;
+}
+
 static void on_applied(uv_work_t *wk, int status)
 {
     struct frun *f = wk->data;
@@ -748,15 +777,7 @@ static void on_applied(uv_work_t *wk, int status)
         pd_follow_cleanup(&f->recs[i]);
     }
     f->nrecs = kept;
-    size_t fresh = 0;
-    for (size_t i = 0; i < f->nlater; i++)
-        if (f->later[i].path) {
-            recs_add(&f->recs, &f->nrecs, &f->later[i]);
-            fresh++;
-        }
-    free(f->later);
-    f->later = NULL;
-    f->nlater = 0;
+    size_t fresh = take_later(f);
     free(f->applied);
     f->applied = NULL;
     if (f->d->opts.report)
@@ -787,4 +808,63 @@ static void run_apply(struct frun *f)
         f->busy = false;
         run_later(f, false);
     }
+}
+
+/* ---- a run loaded at start: its receipts first (thread pool, then loop thread) ------------ */
+
+static void work_check(uv_work_t *wk)
+{
+    struct frun *f = wk->data;
+
+    f->saved = PD_RUN_RUNNING;
+    f->saved_ms = 0;
+    for (size_t i = 0; i < f->nrecs && !pd_run_final(f->saved); i++) {
+        const struct pd_follow_rec *rec = &f->recs[i];
+        char *receipt = pd_follow_find_receipt(rec->archive_dir, base_of(rec->file), rec->claim_id);
+        if (receipt)
+            (void)pd_follow_saved_outcome(receipt, rec->chunk, f->run_id, &f->saved, &f->saved_ms);
+        free(receipt);
+    }
+}
+
+/* An outcome a receipt already holds is not asked again: it is written into the receipts that
+ * lack it and acted on; else the run is polled now. */
+static void on_checked(uv_work_t *wk, int status)
+{
+    struct frun *f = wk->data;
+    struct pd_daemon *d = f->d;
+
+    f->busy = false;
+    f->unchecked = false;
+    take_later(f);
+    if (status == UV_ECANCELED || d->stopping) {
+        run_unlink(f);
+        run_free(f);
+        dw_check_stopped(d);
+        return;
+    }
+    if (pd_run_final(f->saved)) {
+        char context[PATH_MAX + 200];
+        run_context(f, context, sizeof(context));
+        pd_log(PD_LOG_INFO, "event=flow_run_outcome_found %s outcome=%s action=\"not polled again\"",
+               context, pd_run_outcome_name(f->saved));
+        run_final_at(f, f->saved, f->saved_ms ? f->saved_ms : dw_wall_ms(d));
+        return;
+    }
+    f->due_ms = dw_now_ms(d);
+    run_unlock(f);
+    dw_wake(d, f->due_ms);
+}
+
+static bool run_check(struct frun *f)
+{
+    f->step = F_CHECK;
+    f->busy = true;
+    f->work.data = f;
+    if (uv_queue_work(f->d->loop, &f->work, work_check, on_checked)) {
+        f->busy = false;
+        f->unchecked = false; /* polled instead */
+        return false;
+    }
+    return true;
 }

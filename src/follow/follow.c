@@ -283,6 +283,60 @@ char *pd_follow_receipt_apply(const char *receipt, const struct pd_follow_result
     return text;
 }
 
+/* An ISO time as pd_clock_iso writes it (2026-11-30T10:56:55.156Z): ms since the epoch, or 0. */
+static uint64_t iso_ms(const char *s)
+{
+    struct tm tm = {0};
+    int ms = 0;
+
+    if (!s || sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) < 6)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    return t > 0 ? (uint64_t)t * 1000 + (uint64_t)(ms >= 0 && ms < 1000 ? ms : 0) : 0;
+}
+
+enum pd_run_outcome pd_follow_receipt_outcome(const char *receipt, size_t len, unsigned chunk,
+                                              const char *run_id, uint64_t *finished_ms)
+{
+    cJSON *o = cJSON_ParseWithLength(receipt, len);
+    const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "chunks"), (int)chunk);
+    const cJSON *runs = cJSON_GetObjectItemCaseSensitive(c, "runs");
+    const cJSON *run = cJSON_IsArray(runs) ? cJSON_GetArrayItem(runs, cJSON_GetArraySize(runs) - 1)
+                                           : cJSON_GetObjectItemCaseSensitive(c, "flow_run_id");
+    const char *outcome = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "outcome"));
+    enum pd_run_outcome found = PD_RUN_RUNNING;
+
+    *finished_ms = 0;
+    /* Only the outcome of the run followed now: after a retry an older run's may be there. */
+    if (outcome && cJSON_IsString(run) && run_id && !strcmp(run->valuestring, run_id))
+        for (enum pd_run_outcome k = PD_RUN_SUCCESS; k <= PD_RUN_UNKNOWN; k++)
+            if (!strcmp(outcome, pd_run_outcome_name(k))) {
+                found = k;
+                *finished_ms = iso_ms(
+                    cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(c, "finished_at")));
+            }
+    cJSON_Delete(o);
+    return found;
+}
+
+int pd_follow_saved_outcome(const char *path, unsigned chunk, const char *run_id,
+                            enum pd_run_outcome *o, uint64_t *finished_ms)
+{
+    char *text = NULL;
+    size_t len;
+    int rc = pd_fs_read_all(path, RECEIPT_MAX, &text, &len);
+
+    *o = PD_RUN_RUNNING;
+    *finished_ms = 0;
+    if (!rc)
+        *o = pd_follow_receipt_outcome(text, len, chunk, run_id, finished_ms);
+    free(text);
+    return rc;
+}
+
 int pd_follow_receipt_update(const char *path, const char *tmpdir,
                              const struct pd_follow_result *res)
 {

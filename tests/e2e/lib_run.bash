@@ -149,5 +149,5 @@ no_secret() {
 run_pd() {
   local out=$1; shift
   RC=0
-  timeout 60 "$PD_BIN" "$@" >"$out.out" 2>"$out.err" || RC=$?
+  timeout 120 "$PD_BIN" "$@" >"$out.out" 2>"$out.err" || RC=$?
 }

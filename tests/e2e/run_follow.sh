@@ -142,9 +142,26 @@ for cp in follow_saved:2 outcome_written:2; do
   PATCHDROP_CRASHPOINT=$cp timeout 60 "$PD_BIN" run --once -c "$T/c5.conf" >/dev/null 2>"$T/e5" \
     && rc=0 || rc=$?
   check "crash at $cp: the daemon was killed there" test "$rc" -eq 137
+  # The runs whose outcome was in a receipt when the daemon died: never polled again.
+  saved=$(cat "$(own_of "$T/d5")"/archive/*.receipt.json 2>/dev/null |
+    jq -r '.chunks[] | select(.outcome != null and .outcome != "running") | .flow_run_id' || true)
+  restart_ms=$(date +%s%3N)
   timeout 60 "$PD_BIN" run --once -c "$T/c5.conf" >"$T/o5" 2>>"$T/e5" && rc=0 || rc=$?
   check "crash at $cp: the restart delivers and follows everything (exit 0)" test "$rc" -eq 0
   check "crash at $cp: four receipts, every one final" four_final "$T/d5"
   check "crash at $cp: no record is left" test -z "$(ls "$T/state/follow" 2>/dev/null)"
+  if [ "$cp" = outcome_written:2 ]; then
+    check "crash at $cp: an outcome was in its receipt, its record not yet gone" test -n "$saved"
+    polls_again=$(for run in $saved; do
+      jq -r --arg p "/api/v1/flow-runs/$run" --argjson t "$restart_ms" \
+        'select(.route == "run" and .path == $p and .time_ms >= $t) | "run \(.path) polled again"' \
+        "$MOCK_REC/requests.jsonl"
+    done)
+    check "crash at $cp: a run whose outcome was saved is not polled after the restart" \
+      test -z "$polls_again"
+    [ -z "$polls_again" ] || echo "$polls_again"
+    check "crash at $cp: the restart says it found the outcome" \
+      grep -q 'event=flow_run_outcome_found .* action="not polled again"' "$T/e5"
+  fi
 done
 finish
