@@ -110,6 +110,19 @@ void scan_snapshot(struct scan *sc);
 int scan_never(const struct scan *sc);
 int scan_always(const struct scan *sc);
 
+/*
+ * One call of a scanner's feed, shared by the functions its states are cut into (they are
+ * inlined, so it stays in registers): the window B[0..N), how far it is read (I), the decoded
+ * offset of B[0] (BASE) and the event that ends the call (EV).
+ */
+struct scan_win {
+    struct scan *sc;
+    const unsigned char *b;
+    size_t n, i;
+    uint64_t base;
+    int ev;
+};
+
 /* The scanners, by format (the registry in src/format/format.c points at them). */
 extern const struct pd_scan_ops pd_scan_json, pd_scan_ndjson, pd_scan_xml, pd_scan_csv,
     pd_scan_lines, pd_scan_x12, pd_scan_edifact;

@@ -364,262 +364,341 @@ static int str_hex(struct scan *sc, unsigned c, uint64_t at)
     return SCAN_MORE;
 }
 
+/*
+ * What a state function below asks jscan_feed to do: read on in the state it set (GO_NEXT),
+ * return W->ev (GO_OUT), take the same byte as whitespace (GO_BLANK), or go straight on with
+ * the next byte in the state named (always the one just set), without the state switch.
+ */
+enum { GO_NEXT, GO_OUT, GO_BLANK, GO_STR, GO_NUM, GO_VALUE, GO_AFTER, GO_KEY };
+
+/* A value ended at AT (exclusive): out at a record's end, else on after it. */
+static inline int j_ended(struct scan_win *w, struct jscan *j, uint64_t at)
+{
+    if ((w->ev = value_end(w->sc, at)) != SCAN_MORE)
+        return GO_OUT;
+    return j->st == J_AFTER ? GO_AFTER : GO_NEXT;
+}
+
+/* The ']' or '}' C that closes the container at the current depth. */
+static inline int j_close(struct scan_win *w, unsigned c)
+{
+    uint64_t at = w->base + w->i++;
+    return (w->ev = pop(w->sc, c, at)) != SCAN_MORE ? GO_OUT : GO_NEXT;
+}
+
+/* A byte the state function RC took (SCAN_MORE) or failed on. */
+static inline int j_took(struct scan_win *w, int rc)
+{
+    if ((w->ev = rc) != SCAN_MORE)
+        return GO_OUT;
+    w->i++;
+    return GO_NEXT;
+}
+
+/* The '"' that ends a key: on to the ':' and the value (at once when they follow). */
+static inline int j_key_end(struct scan_win *w, struct jscan *j)
+{
+    key_done(w->sc);
+    j->st = J_COLON;
+    /* The usual '": ' after a key, without a turn of the loop per byte. */
+    if (w->i + 1 < w->n && w->b[w->i] == ':') {
+        w->i += 1 + (w->b[w->i + 1] == ' ');
+        j->st = J_VALUE, j->first = 0;
+        return GO_VALUE;
+    }
+    return GO_NEXT;
+}
+
+/* Inside a string (J_STR), at the byte C. */
+static inline int j_str(struct scan_win *w, struct jscan *j, unsigned c)
+{
+    /* The hot loop: most bytes of a JSON file are inside strings. */
+    if (!j->collect_key || !j->str_key) {
+        w->i = str_run(w->b, w->i, w->n);
+        if (w->i == w->n)
+            return GO_NEXT;
+        c = w->b[w->i];
+    }
+    uint64_t at = w->base + w->i;
+    if (c == '"') {
+        w->i++;
+        return j->str_key ? j_key_end(w, j) : j_ended(w, j, at + 1);
+    }
+    if (c == '\\') {
+        j->st = J_ESC, w->i++;
+        return GO_NEXT;
+    }
+    if (c < 0x20) {
+        w->ev = scan_fail(w->sc, at,
+                          "control character 0x%02x inside a JSON string (must be escaped)", c);
+        return GO_OUT;
+    }
+    if (j->key_len < KEY_MAX)
+        j->key[j->key_len++] = (char)c;
+    else
+        j->key_over = 1;
+    w->i++;
+    return GO_NEXT;
+}
+
+/* Inside a number (J_NUM), at the byte C. */
+static inline int j_num(struct scan_win *w, struct jscan *j, unsigned c)
+{
+    int ok = 1, end = 0;
+    /* Runs of digits are most of a number: skip them without the state switch. */
+    if (j->num == N_INT || j->num == N_FRAC || j->num == N_EXP) {
+        size_t i = w->i;
+        while (i < w->n && w->b[i] >= '0' && w->b[i] <= '9')
+            i++;
+        w->i = i;
+        if (i == w->n)
+            return GO_NEXT;
+        c = w->b[i];
+    }
+    uint64_t at = w->base + w->i;
+    num_step(j, c, &ok, &end);
+    if (!ok) {
+        w->ev = scan_fail(w->sc, at, "malformed JSON number");
+        return GO_OUT;
+    }
+    /* The byte after the number is not consumed: it is read again as structure. */
+    if (end)
+        return j_ended(w, j, at);
+    w->i++;
+    return GO_NEXT;
+}
+
+/* Inside true, false or null (J_LIT), at the byte C. */
+static inline int j_lit(struct scan_win *w, struct jscan *j, unsigned c)
+{
+    uint64_t at = w->base + w->i;
+    if (c != (unsigned char)j->lit[j->lit_i]) {
+        w->ev = scan_fail(w->sc, at, "invalid literal (expected %s)", j->lit);
+        return GO_OUT;
+    }
+    w->i++;
+    return ++j->lit_i == j->lit_len ? j_ended(w, j, at + 1) : GO_NEXT;
+}
+
+/* The first byte C of a string, number or literal: its state; 0 when C starts no value. */
+static inline int j_scalar(struct scan_win *w, struct jscan *j, unsigned c)
+{
+    if (c == '"') {
+        j->st = J_STR, j->str_key = 0;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+        j->st = J_NUM, j->num = c == '-' ? N_MINUS : c == '0' ? N_ZERO : N_INT;
+    } else if (c == 't' || c == 'f' || c == 'n') {
+        j->lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
+        j->lit_len = c == 'f' ? 5 : 4, j->lit_i = 1, j->st = J_LIT;
+    } else {
+        w->ev = scan_fail(w->sc, w->base + w->i,
+                          "unexpected character '%c' where a JSON value was expected",
+                          c >= 0x20 && c < 0x7f ? c : '?');
+        return 0;
+    }
+    return 1;
+}
+
+/* After a value's first byte: straight on into what the value holds, without the switch. */
+static inline int j_value_on(struct scan_win *w, struct jscan *j)
+{
+    if (j->st == J_STR)
+        return GO_STR;
+    if (j->st == J_NUM)
+        return GO_NUM;
+    if (j->st == J_KEY)
+        return GO_KEY;
+    if (j->st == J_VALUE)
+        return GO_VALUE;
+    if (j->st == J_LIT && w->i + j->lit_len - 1 <= w->n &&
+        !memcmp(w->b + w->i, j->lit + 1, j->lit_len - 1u)) {
+        w->i += j->lit_len - 1u; /* the whole literal is in the window */
+        return j_ended(w, j, w->base + w->i);
+    }
+    return GO_NEXT;
+}
+
+/* Where a value is expected (J_VALUE), at the byte C. */
+static inline int j_value(struct scan_win *w, struct jscan *j, unsigned c)
+{
+    uint64_t at = w->base + w->i;
+    if (is_ws(c))
+        return GO_BLANK;
+    if (c == ']' && j->first && j->depth > 0)
+        return j_close(w, c);
+    int ev, area = value_start(w->sc, c, at, &ev);
+    if (area == SCAN_ERROR) {
+        w->ev = SCAN_ERROR;
+        return GO_OUT;
+    }
+    if (c == '{' || c == '[') {
+        if (push(w->sc, c == '[', at) == SCAN_ERROR) {
+            w->ev = SCAN_ERROR;
+            return GO_OUT;
+        }
+        if (area) {
+            w->i++;
+            w->sc->ev_dec = at + 1;
+            w->ev = SCAN_AREA_START;
+            return GO_OUT;
+        }
+    } else if (!j_scalar(w, j, c)) {
+        return GO_OUT;
+    }
+    w->i++;
+    if (ev == SCAN_REC_START) {
+        w->ev = ev; /* the byte is consumed, but the event sits before it (ev_dec) */
+        return GO_OUT;
+    }
+    return j_value_on(w, j);
+}
+
+/* After a value (J_AFTER), at the byte C: ',' or the container's end. */
+static inline int j_after(struct scan_win *w, struct jscan *j, unsigned c)
+{
+    if (is_ws(c))
+        return GO_BLANK;
+    if (c == ',') {
+        j->st = is_array(j, j->depth) ? J_VALUE : J_KEY;
+        j->first = 0;
+        w->i++;
+        /* The usual ', ' between members, without a turn of the loop for the blank. */
+        if (w->i < w->n && w->b[w->i] == ' ')
+            w->i++;
+        return j->st == J_KEY ? GO_KEY : GO_VALUE;
+    }
+    if (c == ']' || c == '}')
+        return j_close(w, c);
+    w->ev = scan_fail(w->sc, w->base + w->i, "expected ',' or '%c' after a value",
+                      is_array(j, j->depth) ? ']' : '}');
+    return GO_OUT;
+}
+
+/* Where an object's key is expected (J_KEY), at the byte C. */
+static inline int j_key(struct scan_win *w, struct jscan *j, unsigned c)
+{
+    if (is_ws(c))
+        return GO_BLANK;
+    if (c == '}' && j->first)
+        return j_close(w, c);
+    if (c != '"') {
+        w->ev = scan_fail(w->sc, w->base + w->i, "expected a string key in a JSON object");
+        return GO_OUT;
+    }
+    j->st = J_STR, j->str_key = 1, j->key_len = 0, j->key_over = 0, j->pending_hi_used = 0;
+    j->collect_key = !j->found && j->onpath == j->depth && j->depth <= w->sc->nsegs;
+    w->i++;
+    return GO_STR;
+}
+
+/* After a key (J_COLON) or the whole value (J_END), at the byte C: blanks and the ':'. */
+static inline int j_colon_end(struct scan_win *w, struct jscan *j, unsigned c)
+{
+    if (is_ws(c))
+        return GO_BLANK;
+    if (j->st == J_END) {
+        w->ev = scan_fail(w->sc, w->base + w->i,
+                          j->ndjson ? "more than one JSON value on one line"
+                                    : "unexpected data after the end of the JSON document");
+        return GO_OUT;
+    }
+    if (c != ':') {
+        w->ev = scan_fail(w->sc, w->base + w->i, "expected ':' after an object key");
+        return GO_OUT;
+    }
+    j->st = J_VALUE, j->first = 0;
+    w->i++;
+    return GO_NEXT;
+}
+
+/* Whitespace C in a structural state: skipped everywhere, but a newline ends an NDJSON line. */
+static inline int j_blank(struct scan_win *w, struct jscan *j, unsigned c)
+{
+    uint64_t at = w->base + w->i;
+    if (c == '\n' && j->ndjson) {
+        if (j->depth > 0 || j->st == J_COLON) {
+            w->ev = scan_fail(w->sc, at, "a JSON value continues past the end of its line, which "
+                                         "NDJSON does not allow (one value per line)");
+            return GO_OUT;
+        }
+        w->i++;
+        j->st = J_VALUE, j->in_line_value = 0;
+        w->sc->ev_dec = at + 1;
+        w->ev = SCAN_REC_END;
+        return GO_OUT;
+    }
+    j->in_line_value = 1; /* a line of blanks without its newline is a record too */
+    /* Indentation comes in runs: skip it here (newlines too, outside NDJSON). */
+    size_t i = w->i + 1;
+    while (i < w->n && (w->b[i] == ' ' || w->b[i] == '\t' || w->b[i] == '\r' ||
+                        (w->b[i] == '\n' && !j->ndjson)))
+        i++;
+    w->i = i;
+    return GO_NEXT;
+}
+
+/* Runs the state functions above over B[*POS..N) until an event or the window's end. */
 static int jscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos)
 {
     struct jscan *j = sc->u;
-    size_t i = *pos;
-    int ev = SCAN_MORE;
-/* Goes on with the next byte in the state just set, without the switch (or reads more). */
-#define GO(label)                                                                                  \
-    {                                                                                              \
-        if (i < n) {                                                                               \
-            c = b[i], at = base + i;                                                               \
-            goto label;                                                                            \
-        }                                                                                          \
-        continue;                                                                                  \
-    }
-    while (i < n) {
-        unsigned c = b[i];
-        uint64_t at = base + i;
+    struct scan_win w = {sc, b, n, *pos, base, SCAN_MORE};
+    while (w.i < n) {
+        unsigned c = b[w.i];
+        int go;
         switch (j->st) {
         case J_STR:
         str:
-            /* The hot loop: most bytes of a JSON file are inside strings. */
-            if (!j->collect_key || !j->str_key) {
-                i = str_run(b, i, n);
-                if (i == n)
-                    continue;
-                c = b[i], at = base + i;
-            }
-            if (c == '"') {
-                i++;
-                if (j->str_key) {
-                    key_done(sc);
-                    j->st = J_COLON;
-                    /* The usual '": ' after a key, without a turn of the loop per byte. */
-                    if (i + 1 < n && b[i] == ':') {
-                        i += 1 + (b[i + 1] == ' ');
-                        j->st = J_VALUE, j->first = 0;
-                        GO(value);
-                    }
-                } else if ((ev = value_end(sc, at + 1)) != SCAN_MORE) {
-                    goto out;
-                } else if (j->st == J_AFTER) {
-                    GO(after);
-                }
-            } else if (c == '\\') {
-                j->st = J_ESC, i++;
-            } else if (c < 0x20) {
-                ev = scan_fail(sc, at, "control character 0x%02x inside a JSON string (must be escaped)", c);
-                goto out;
-            } else {
-                if (j->key_len < KEY_MAX)
-                    j->key[j->key_len++] = (char)c;
-                else
-                    j->key_over = 1;
-                i++;
-            }
-            continue;
+            go = j_str(&w, j, c);
+            break;
         case J_ESC:
+            go = j_took(&w, str_escape(sc, c, base + w.i));
+            break;
         case J_HEX:
-            if ((ev = (j->st == J_ESC ? str_escape : str_hex)(sc, c, at)) != SCAN_MORE)
-                goto out;
-            i++;
-            continue;
-        case J_NUM: {
-        num:;
-            int ok = 1, end = 0;
-            /* Runs of digits are most of a number: skip them without the state switch. */
-            if (j->num == N_INT || j->num == N_FRAC || j->num == N_EXP) {
-                while (i < n && b[i] >= '0' && b[i] <= '9')
-                    i++;
-                if (i == n)
-                    continue;
-                c = b[i], at = base + i;
-            }
-            num_step(j, c, &ok, &end);
-            if (!ok) {
-                ev = scan_fail(sc, at, "malformed JSON number");
-                goto out;
-            }
-            if (end) {
-                /* The byte after the number is not consumed: it is read again as structure. */
-                if ((ev = value_end(sc, at)) != SCAN_MORE)
-                    goto out;
-                if (j->st == J_AFTER)
-                    GO(after);
-                continue;
-            }
-            i++;
-            continue;
-        }
+            go = j_took(&w, str_hex(sc, c, base + w.i));
+            break;
+        case J_NUM:
+        num:
+            go = j_num(&w, j, c);
+            break;
         case J_LIT:
-            if (c != (unsigned char)j->lit[j->lit_i]) {
-                ev = scan_fail(sc, at, "invalid literal (expected %s)", j->lit);
-                goto out;
-            }
-            i++;
-            if (++j->lit_i == j->lit_len && (ev = value_end(sc, at + 1)) != SCAN_MORE)
-                goto out;
-            continue;
-        case J_VALUE: {
+            go = j_lit(&w, j, c);
+            break;
+        case J_VALUE:
         value:
-            if (is_ws(c))
-                goto blank;
-            if (c == ']' && j->first && j->depth > 0) {
-                i++;
-                if ((ev = pop(sc, c, at)) != SCAN_MORE)
-                    goto out;
-                continue;
-            }
-            int area = value_start(sc, c, at, &ev);
-            if (area == SCAN_ERROR) {
-                ev = SCAN_ERROR;
-                goto out;
-            }
-            if (c == '{' || c == '[') {
-                if (push(sc, c == '[', at) == SCAN_ERROR) {
-                    ev = SCAN_ERROR;
-                    goto out;
-                }
-                if (area) {
-                    i++;
-                    sc->ev_dec = at + 1;
-                    ev = SCAN_AREA_START;
-                    goto out;
-                }
-            } else if (c == '"') {
-                j->st = J_STR, j->str_key = 0;
-            } else if (c == '-' || (c >= '0' && c <= '9')) {
-                j->st = J_NUM, j->num = c == '-' ? N_MINUS : c == '0' ? N_ZERO : N_INT;
-            } else if (c == 't' || c == 'f' || c == 'n') {
-                j->lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
-                j->lit_len = c == 'f' ? 5 : 4, j->lit_i = 1, j->st = J_LIT;
-            } else {
-                ev = scan_fail(sc, at, "unexpected character '%c' where a JSON value was expected",
-                          c >= 0x20 && c < 0x7f ? c : '?');
-                goto out;
-            }
-            if (ev == SCAN_REC_START) {
-                /* The byte is consumed, but the event sits before it (ev_dec). */
-                i++;
-                goto out;
-            }
-            i++;
-            /* Straight on into what the value holds, without the switch. */
-            if (j->st == J_STR)
-                GO(str);
-            if (j->st == J_NUM)
-                GO(num);
-            if (j->st == J_KEY)
-                GO(key);
-            if (j->st == J_VALUE)
-                GO(value);
-            if (j->st == J_LIT && i + j->lit_len - 1 <= n &&
-                !memcmp(b + i, j->lit + 1, j->lit_len - 1u)) {
-                i += j->lit_len - 1u; /* the whole literal is in the window */
-                if ((ev = value_end(sc, base + i)) != SCAN_MORE)
-                    goto out;
-                if (j->st == J_AFTER)
-                    GO(after);
-            }
-            continue;
-        }
+            go = j_value(&w, j, c);
+            break;
         case J_AFTER:
         after:
-            if (is_ws(c))
-                goto blank;
-            if (c == ',') {
-                if (is_array(j, j->depth)) {
-                    j->st = J_VALUE;
-                } else {
-                    j->st = J_KEY;
-                }
-                j->first = 0;
-                i++;
-                /* The usual ', ' between members, without a turn of the loop for the blank. */
-                if (i < n && b[i] == ' ')
-                    i++;
-                if (j->st == J_KEY)
-                    GO(key);
-                GO(value);
-            }
-            if (c == ']' || c == '}') {
-                i++;
-                if ((ev = pop(sc, c, at)) != SCAN_MORE)
-                    goto out;
-                continue;
-            }
-            ev = scan_fail(sc, at, "expected ',' or '%c' after a value", is_array(j, j->depth) ? ']' : '}');
-            goto out;
+            go = j_after(&w, j, c);
+            break;
         case J_KEY:
         key:
-            if (is_ws(c))
-                goto blank;
-            if (c == '}' && j->first) {
-                i++;
-                if ((ev = pop(sc, c, at)) != SCAN_MORE)
-                    goto out;
-                continue;
-            }
-            if (c != '"') {
-                ev = scan_fail(sc, at, "expected a string key in a JSON object");
-                goto out;
-            }
-            j->st = J_STR, j->str_key = 1, j->key_len = 0, j->key_over = 0, j->pending_hi_used = 0;
-            j->collect_key = !j->found && j->onpath == j->depth && j->depth <= sc->nsegs;
-            i++;
-            if (i < n) {
-                c = b[i], at = base + i;
-                goto str;
-            }
-            continue;
-        case J_COLON:
-            if (is_ws(c))
-                goto blank;
-            if (c != ':') {
-                ev = scan_fail(sc, at, "expected ':' after an object key");
-                goto out;
-            }
-            j->st = J_VALUE, j->first = 0;
-            i++;
-            continue;
-        case J_END:
-            if (is_ws(c))
-                goto blank;
-            ev = scan_fail(sc, at, j->ndjson ? "more than one JSON value on one line"
-                                        : "unexpected data after the end of the JSON document");
-            goto out;
-        default:
+            go = j_key(&w, j, c);
             break;
+        case J_COLON:
+        case J_END:
+            go = j_colon_end(&w, j, c);
+            break;
+        default:
+            continue;
         }
-        continue;
-    blank:
-        /* Structural states: whitespace is skipped everywhere, newlines matter in ndjson. */
-        if (c == '\n' && j->ndjson) {
-            if (j->depth > 0 || j->st == J_COLON) {
-                ev = scan_fail(sc, at, "a JSON value continues past the end of its line, which "
-                                  "NDJSON does not allow (one value per line)");
-                goto out;
-            }
-            i++;
-            j->st = J_VALUE, j->in_line_value = 0;
-            sc->ev_dec = at + 1;
-            ev = SCAN_REC_END;
-            goto out;
+        if (go == GO_BLANK)
+            go = j_blank(&w, j, c);
+        if (go == GO_OUT)
+            break;
+        if (go == GO_NEXT || w.i == n)
+            continue;
+        c = b[w.i];
+        switch (go) {
+        case GO_STR: goto str;
+        case GO_NUM: goto num;
+        case GO_VALUE: goto value;
+        case GO_AFTER: goto after;
+        default: goto key;
         }
-        j->in_line_value = 1; /* a line of blanks without its newline is a record too */
-        i++;
-        /* Indentation comes in runs: skip it here (newlines too, outside NDJSON). */
-        while (i < n && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' ||
-                         (b[i] == '\n' && !j->ndjson)))
-            i++;
-        continue;
     }
-out:
-    *pos = i;
-    return ev;
-#undef GO
+    *pos = w.i;
+    return w.ev;
 }
 
 static int jscan_end(struct scan *sc, uint64_t eof_dec)

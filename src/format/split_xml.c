@@ -150,295 +150,330 @@ static int bang_byte(struct scan *sc, struct xscan *x, unsigned c, uint64_t at)
     return SCAN_MORE;
 }
 
+/*
+ * The state functions of xscan_feed: each takes the byte C at W->i in its state, moves W->i
+ * past what it read and returns the event that ends the call, or SCAN_MORE to read on.
+ */
+
+/* Text (X_TEXT): inside the root, skipped up to the next '<'; outside it, blanks only. */
+static inline int x_text(struct scan_win *w, struct xscan *x, unsigned c)
+{
+    struct scan *sc = w->sc;
+    if (x->depth > 0) {
+        const unsigned char *p = memchr(w->b + w->i, '<', w->n - w->i);
+        if (!p) {
+            w->i = w->n;
+            return SCAN_MORE;
+        }
+        w->i = (size_t)(p - w->b);
+    } else if (c != '<') {
+        if (!is_ws(c))
+            return scan_fail(sc, w->base + w->i,
+                             x->root_done ? "text after the end of the root element"
+                                          : "text before the root element (is this XML? "
+                                            "XML starts with '<')");
+        w->i++;
+        return SCAN_MORE;
+    }
+    if (x->depth == 1 && sc->xml_record && !x->area && !x->mark_pending) {
+        /* A root child may start here: the records begin here if its name matches. */
+        xscan_copy(sc->mark, x);
+        x->mark_pending = 1;
+        sc->ev_dec = w->base + w->i;
+        return SCAN_MARK;
+    }
+    x->mark_pending = 0;
+    x->st = X_LT;
+    w->i++;
+    return SCAN_MORE;
+}
+
+/* The byte C after '<' (X_LT). */
+static inline int x_lt(struct scan_win *w, struct xscan *x, unsigned c)
+{
+    uint64_t at = w->base + w->i;
+    if (c == '?') {
+        x->st = X_PI, x->dashes = 0;
+    } else if (c == '!') {
+        x->st = X_BANG, x->bang_len = 0;
+    } else if (c == '/') {
+        if (x->depth == 0)
+            return scan_fail(w->sc, at, "an end tag without a start tag");
+        x->st = X_ETAG, x->etag_i = 0;
+    } else if (name_start(c)) {
+        if (x->depth == 0 && x->root_done)
+            return scan_fail(w->sc, at, "a second root element (XML has exactly one)");
+        if (x->stack_len + 3 > XML_STACK_BYTES)
+            return scan_fail(w->sc, at,
+                             "elements nested too deeply (over %d bytes of open element names)",
+                             XML_STACK_BYTES);
+        x->name_start = x->stack_len;
+        x->stack[x->stack_len++] = (uint8_t)c;
+        x->st = X_STAG;
+    } else {
+        return scan_fail(w->sc, at, "'<' not followed by a tag name, '/', '!' or '?'");
+    }
+    w->i++;
+    return SCAN_MORE;
+}
+
+/* The byte C of a DOCTYPE declaration (X_DOCTYPE): '>' ends it outside the internal subset's
+ * brackets, quotes and comments. */
+static inline void x_doctype(struct xscan *x, unsigned c)
+{
+    if (x->dt_cm) {
+        if (c == '-')
+            x->dashes = x->dashes < 2 ? x->dashes + 1 : 2;
+        else if (c == '>' && x->dashes >= 2)
+            x->dt_cm = 0, x->dashes = 0;
+        else
+            x->dashes = 0;
+        return;
+    }
+    if (x->dt_quote) {
+        if (c == x->dt_quote)
+            x->dt_quote = 0;
+        return;
+    }
+    x->dt_last4 = x->dt_last4 << 8 | c;
+    if (x->dt_last4 == ((uint32_t)'<' << 24 | (uint32_t)'!' << 16 | '-' << 8 | '-')) {
+        x->dt_cm = 1, x->dashes = 0;
+    } else if (c == '"' || c == '\'') {
+        x->dt_quote = (uint8_t)c;
+    } else if (c == '[') {
+        x->dt_depth++;
+    } else if (c == ']') {
+        if (x->dt_depth)
+            x->dt_depth--;
+    } else if (c == '>' && x->dt_depth == 0) {
+        x->st = X_TEXT;
+    }
+}
+
+/* A start tag's name has ended at W->i: its length goes on the stack. At depth 1 it may name
+ * the first record (xml_record), which starts the record area at the mark. */
+static inline int x_name_end(struct scan_win *w, struct xscan *x)
+{
+    struct scan *sc = w->sc;
+    uint32_t len = x->stack_len - x->name_start;
+    x->stack[x->stack_len++] = (uint8_t)(len & 255);
+    x->stack[x->stack_len++] = (uint8_t)(len >> 8);
+    x->st = X_ATTRS; /* the byte is read again there */
+    if (x->depth == 1 && sc->xml_record && !x->area &&
+        record_name_matches(sc, (const char *)x->stack + x->name_start, len)) {
+        /* The records start at the mark: the state there is the area's start. */
+        x->area = 1;
+        xscan_copy(sc->snap, sc->mark);
+        ((struct xscan *)sc->snap)->area = 1;
+        sc->have_snap = 1;
+        sc->at_mark = 1;
+        sc->ev_dec = w->base + w->i;
+        return SCAN_AREA_START;
+    }
+    return SCAN_MORE;
+}
+
+/* A start tag's name (X_STAG), at its byte C or the one after it. */
+static inline int x_stag(struct scan_win *w, struct xscan *x, unsigned c)
+{
+    if (name_char(c)) {
+        /* The rest of the name at once, in locals (stores to the stack may alias B, which
+         * would reload everything). */
+        const unsigned char *b = w->b;
+        size_t i = w->i, n = w->n;
+        uint32_t len = x->stack_len;
+        do {
+            if (len + 3 > XML_STACK_BYTES) {
+                x->stack_len = len, w->i = i;
+                return scan_fail(w->sc, w->base + i, "element name too long or nesting too deep");
+            }
+            x->stack[len++] = b[i++];
+        } while (i < n && name_char(b[i]));
+        x->stack_len = len, w->i = i;
+        return SCAN_MORE;
+    }
+    if (!is_ws(c) && c != '/' && c != '>')
+        return scan_fail(w->sc, w->base + w->i, "invalid character '%c' in an element name",
+                         c >= 0x20 && c < 0x7f ? c : '?');
+    return x_name_end(w, x);
+}
+
+/* A start tag's '>' has been read: the element is open, text follows. */
+static inline int x_open(struct scan_win *w, struct xscan *x)
+{
+    x->depth++;
+    x->st = X_TEXT;
+    if (x->depth == 1 && !w->sc->xml_record) {
+        x->area = 1;
+        w->sc->ev_dec = w->base + w->i;
+        w->sc->at_mark = 0;
+        return SCAN_AREA_START;
+    }
+    return SCAN_MORE;
+}
+
+/* Between attributes (X_ATTRS), at the byte C: blanks, the tag's end or the next name. */
+static inline int x_attrs(struct scan_win *w, struct xscan *x, unsigned c)
+{
+    if (is_ws(c)) {
+        w->i++;
+        return SCAN_MORE;
+    }
+    if (c == '/') {
+        x->st = X_SLASH, w->i++;
+        return SCAN_MORE;
+    }
+    if (c == '>') {
+        w->i++;
+        return x_open(w, x);
+    }
+    if (!name_start(c))
+        return scan_fail(w->sc, w->base + w->i, "invalid character '%c' in a start tag",
+                         c >= 0x20 && c < 0x7f ? c : '?');
+    x->st = X_ANAME, w->i++;
+    return SCAN_MORE;
+}
+
+/* Right after an attribute's closing quote (X_AFTER_AVAL), at the byte C. */
+static inline int x_after_aval(struct scan_win *w, struct xscan *x, unsigned c)
+{
+    if (is_ws(c)) {
+        x->st = X_ATTRS, w->i++;
+        return SCAN_MORE;
+    }
+    if (c != '/' && c != '>')
+        return scan_fail(w->sc, w->base + w->i, "missing whitespace between attributes");
+    return x_attrs(w, x, c); /* '/' and '>' end the tag as they do after whitespace */
+}
+
+/* Between an attribute's name and its value, at the byte C: blanks, '=' (X_AEQ), blanks and
+ * the opening quote (X_AVALQ). */
+static inline int x_attr_eq(struct scan_win *w, struct xscan *x, unsigned c)
+{
+    if (is_ws(c)) {
+        w->i++;
+        return SCAN_MORE;
+    }
+    if (x->st == X_AEQ) {
+        if (c != '=')
+            return scan_fail(w->sc, w->base + w->i, "attribute without '=' and a quoted value");
+        x->st = X_AVALQ;
+    } else {
+        if (c != '"' && c != '\'')
+            return scan_fail(w->sc, w->base + w->i, "attribute value not in quotes");
+        x->quote = (uint8_t)c, x->st = X_AVAL;
+    }
+    w->i++;
+    return SCAN_MORE;
+}
+
+/* An attribute's name (X_ANAME): the rest of it at once, then on to the '='. */
+static inline int x_aname(struct scan_win *w, struct xscan *x)
+{
+    const unsigned char *b = w->b;
+    size_t i = w->i, n = w->n;
+    while (i < n && name_char(b[i]))
+        i++;
+    w->i = i;
+    if (i == n)
+        return SCAN_MORE;
+    x->st = X_AEQ;
+    return x_attr_eq(w, x, b[i]);
+}
+
+/* An attribute's value (X_AVAL): skipped to its closing quote at once. */
+static inline int x_aval(struct scan_win *w, struct xscan *x)
+{
+    const unsigned char *b = w->b;
+    size_t i = w->i, n = w->n;
+    while (i < n && b[i] != x->quote && b[i] != '<')
+        i++;
+    w->i = i;
+    if (i == n)
+        return SCAN_MORE;
+    if (b[i] == '<')
+        return scan_fail(w->sc, w->base + i, "'<' inside an attribute value (write &lt;)");
+    x->st = X_AFTER_AVAL, w->i++;
+    return SCAN_MORE;
+}
+
+/* The byte C after '/' in a start tag (X_SLASH): an empty element opens and closes at once. */
+static inline int x_slash(struct scan_win *w, struct xscan *x, unsigned c)
+{
+    if (c != '>')
+        return scan_fail(w->sc, w->base + w->i, "'/' in a start tag not followed by '>'");
+    uint64_t at = w->base + w->i++;
+    x->stack_len = x->name_start;
+    return element_closed(w->sc, x, at) ? SCAN_REC_END : SCAN_MORE;
+}
+
+/* An end tag (X_ETAG, X_ETAG_WS after its name), at the byte C: the open element's name. */
+static inline int x_etag(struct scan_win *w, struct xscan *x, unsigned c)
+{
+    uint32_t len;
+    const char *top = top_name(x, &len);
+    uint64_t at = w->base + w->i;
+    if (x->st == X_ETAG && name_char(c)) {
+        do {
+            if (x->etag_i >= len || (unsigned char)top[x->etag_i] != w->b[w->i]) {
+                at = w->base + w->i;
+                goto mismatch;
+            }
+            x->etag_i++, w->i++;
+        } while (w->i < w->n && name_char(w->b[w->i]));
+        return SCAN_MORE;
+    }
+    if (is_ws(c)) {
+        x->st = X_ETAG_WS, w->i++;
+        return SCAN_MORE;
+    }
+    if (c != '>' || x->etag_i != len)
+        goto mismatch;
+    w->i++;
+    x->stack_len -= len + 2;
+    x->depth--;
+    return element_closed(w->sc, x, at) ? SCAN_REC_END : SCAN_MORE;
+mismatch:
+    return scan_fail(w->sc, at, "an end tag does not match the open element <%.*s>",
+                     (int)(len > 200 ? 200 : len), top);
+}
+
+/* Runs the state functions above over B[*POS..N) until an event or the window's end. */
 static int xscan_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos)
 {
     struct xscan *x = sc->u;
-    size_t i = *pos;
-    int ev = SCAN_MORE;
-    while (i < n) {
-        unsigned c = b[i];
-        uint64_t at = base + i;
+    struct scan_win w = {sc, b, n, *pos, base, SCAN_MORE};
+    while (w.ev == SCAN_MORE && w.i < n) {
+        unsigned c = b[w.i];
         switch (x->st) {
-        case X_TEXT:
-            if (x->depth > 0) {
-                const unsigned char *p = memchr(b + i, '<', n - i);
-                if (!p) {
-                    i = n;
-                    continue;
-                }
-                i = (size_t)(p - b), c = '<', at = base + i;
-            } else if (c != '<') {
-                if (!is_ws(c)) {
-                    ev = scan_fail(sc, at, x->root_done ? "text after the end of the root element"
-                                                   : "text before the root element (is this XML? "
-                                                     "XML starts with '<')");
-                    goto out;
-                }
-                i++;
-                continue;
-            }
-            if (x->depth == 1 && sc->xml_record && !x->area && !x->mark_pending) {
-                /* A root child may start here: the records begin here if its name matches. */
-                xscan_copy(sc->mark, x);
-                x->mark_pending = 1;
-                sc->ev_dec = at;
-                ev = SCAN_MARK;
-                goto out;
-            }
-            x->mark_pending = 0;
-            x->st = X_LT;
-            i++;
-            continue;
-        case X_LT:
-            if (c == '?') {
-                x->st = X_PI, x->dashes = 0;
-            } else if (c == '!') {
-                x->st = X_BANG, x->bang_len = 0;
-            } else if (c == '/') {
-                if (x->depth == 0) {
-                    ev = scan_fail(sc, at, "an end tag without a start tag");
-                    goto out;
-                }
-                x->st = X_ETAG, x->etag_i = 0;
-            } else if (name_start(c)) {
-                if (x->depth == 0 && x->root_done) {
-                    ev = scan_fail(sc, at, "a second root element (XML has exactly one)");
-                    goto out;
-                }
-                if (x->stack_len + 3 > XML_STACK_BYTES) {
-                    ev = scan_fail(sc, at, "elements nested too deeply (over %d bytes of open element names)",
-                              XML_STACK_BYTES);
-                    goto out;
-                }
-                x->name_start = x->stack_len;
-                x->stack[x->stack_len++] = (uint8_t)c;
-                x->st = X_STAG;
-            } else {
-                ev = scan_fail(sc, at, "'<' not followed by a tag name, '/', '!' or '?'");
-                goto out;
-            }
-            i++;
-            continue;
+        case X_TEXT: w.ev = x_text(&w, x, c); break;
+        case X_LT: w.ev = x_lt(&w, x, c); break;
         case X_PI:
             if (c == '>' && x->dashes)
                 x->st = X_TEXT;
             x->dashes = c == '?';
-            i++;
-            continue;
+            w.i++;
+            break;
         case X_BANG:
-            if ((ev = bang_byte(sc, x, c, at)) != SCAN_MORE)
-                goto out;
-            i++;
-            continue;
-        case X_COMMENT:
-            i = skip_to_close(x, &x->dashes, '-', b, i, n);
-            continue;
-        case X_CDATA:
-            i = skip_to_close(x, &x->brackets, ']', b, i, n);
-            continue;
-        case X_DOCTYPE:
-            i++;
-            if (x->dt_cm) {
-                if (c == '-')
-                    x->dashes = x->dashes < 2 ? x->dashes + 1 : 2;
-                else if (c == '>' && x->dashes >= 2)
-                    x->dt_cm = 0, x->dashes = 0;
-                else
-                    x->dashes = 0;
-                continue;
-            }
-            if (x->dt_quote) {
-                if (c == x->dt_quote)
-                    x->dt_quote = 0;
-                continue;
-            }
-            x->dt_last4 = x->dt_last4 << 8 | c;
-            if (x->dt_last4 == ((uint32_t)'<' << 24 | (uint32_t)'!' << 16 | '-' << 8 | '-')) {
-                x->dt_cm = 1, x->dashes = 0;
-            } else if (c == '"' || c == '\'') {
-                x->dt_quote = (uint8_t)c;
-            } else if (c == '[') {
-                x->dt_depth++;
-            } else if (c == ']') {
-                if (x->dt_depth)
-                    x->dt_depth--;
-            } else if (c == '>' && x->dt_depth == 0) {
-                x->st = X_TEXT;
-            }
-            continue;
-        case X_STAG:
-            if (name_char(c)) {
-                /* The rest of the name at once, its length in a local (stores to the stack
-                 * may alias B, which would reload everything). */
-                uint32_t len = x->stack_len;
-                do {
-                    if (len + 3 > XML_STACK_BYTES) {
-                        x->stack_len = len;
-                        ev = scan_fail(sc, base + i, "element name too long or nesting too deep");
-                        goto out;
-                    }
-                    x->stack[len++] = b[i++];
-                } while (i < n && name_char(b[i]));
-                x->stack_len = len;
-                continue;
-            }
-            if (!is_ws(c) && c != '/' && c != '>') {
-                ev = scan_fail(sc, at, "invalid character '%c' in an element name", c >= 0x20 && c < 0x7f ? c : '?');
-                goto out;
-            }
-            {
-                uint32_t len = x->stack_len - x->name_start;
-                x->stack[x->stack_len++] = (uint8_t)(len & 255);
-                x->stack[x->stack_len++] = (uint8_t)(len >> 8);
-                if (x->depth == 1 && sc->xml_record && !x->area &&
-                    record_name_matches(sc, (const char *)x->stack + x->name_start, len)) {
-                    /* The records start at the mark: the state there is the area's start. */
-                    x->area = 1;
-                    xscan_copy(sc->snap, sc->mark);
-                    ((struct xscan *)sc->snap)->area = 1;
-                    sc->have_snap = 1;
-                    sc->at_mark = 1;
-                    sc->ev_dec = at;
-                    x->st = X_ATTRS;
-                    ev = SCAN_AREA_START;
-                    goto out; /* C is read again in X_ATTRS */
-                }
-            }
-            x->st = X_ATTRS;
-            continue;
-        case X_AFTER_AVAL:
-            if (is_ws(c)) {
-                x->st = X_ATTRS, i++;
-                continue;
-            }
-            if (c != '/' && c != '>') {
-                ev = scan_fail(sc, at, "missing whitespace between attributes");
-                goto out;
-            }
-            /* '/' and '>' end the tag as they do after whitespace */
-            /* fall through */
-        case X_ATTRS:
-            if (is_ws(c)) {
-                i++;
-                continue;
-            }
-            if (c == '/') {
-                x->st = X_SLASH, i++;
-                continue;
-            }
-            if (c == '>') {
-                i++;
-                goto open_element;
-            }
-            if (!name_start(c)) {
-                ev = scan_fail(sc, at, "invalid character '%c' in a start tag", c >= 0x20 && c < 0x7f ? c : '?');
-                goto out;
-            }
-            x->st = X_ANAME, i++;
-            continue;
-        case X_ANAME:
-            while (i < n && name_char(b[i]))
-                i++;
-            if (i == n)
-                continue;
-            c = b[i], at = base + i;
-            x->st = X_AEQ;
-            /* fall through */
-        case X_AEQ:
-            if (is_ws(c)) {
-                i++;
-                continue;
-            }
-            if (c != '=') {
-                ev = scan_fail(sc, at, "attribute without '=' and a quoted value");
-                goto out;
-            }
-            x->st = X_AVALQ, i++;
-            continue;
-        case X_AVALQ:
-            if (is_ws(c)) {
-                i++;
-                continue;
-            }
-            if (c != '"' && c != '\'') {
-                ev = scan_fail(sc, at, "attribute value not in quotes");
-                goto out;
-            }
-            x->quote = (uint8_t)c, x->st = X_AVAL, i++;
-            continue;
-        case X_AVAL:
-            while (i < n && b[i] != x->quote && b[i] != '<')
-                i++;
-            if (i == n)
-                continue;
-            if (b[i] == '<') {
-                ev = scan_fail(sc, base + i, "'<' inside an attribute value (write &lt;)");
-                goto out;
-            }
-            x->st = X_AFTER_AVAL, i++;
-            continue;
-        case X_SLASH:
-            if (c != '>') {
-                ev = scan_fail(sc, at, "'/' in a start tag not followed by '>'");
-                goto out;
-            }
-            i++;
-            x->stack_len = x->name_start; /* an empty element opens and closes at once */
-            if (element_closed(sc, x, at)) {
-                ev = SCAN_REC_END;
-                goto out;
-            }
-            continue;
-        case X_ETAG:
-        case X_ETAG_WS: {
-            uint32_t len;
-            const char *top = top_name(x, &len);
-            if (x->st == X_ETAG && name_char(c)) {
-                do {
-                    if (x->etag_i >= len || (unsigned char)top[x->etag_i] != b[i]) {
-                        at = base + i;
-                        goto mismatch;
-                    }
-                    x->etag_i++, i++;
-                } while (i < n && name_char(b[i]));
-                continue;
-            }
-            if (is_ws(c)) {
-                x->st = X_ETAG_WS, i++;
-                continue;
-            }
-            if (c != '>' || x->etag_i != len)
-                goto mismatch;
-            i++;
-            x->stack_len -= len + 2;
-            x->depth--;
-            if (element_closed(sc, x, at)) {
-                ev = SCAN_REC_END;
-                goto out;
-            }
-            continue;
-        mismatch:
-            ev = scan_fail(sc, at, "an end tag does not match the open element <%.*s>", (int)(len > 200 ? 200 : len), top);
-            goto out;
-        }
-        default:
-            i++;
-            continue;
-        }
-    open_element:
-        x->depth++;
-        x->st = X_TEXT;
-        if (x->depth == 1 && !sc->xml_record) {
-            x->area = 1;
-            sc->ev_dec = base + i;
-            sc->at_mark = 0;
-            ev = SCAN_AREA_START;
-            goto out;
+            if ((w.ev = bang_byte(sc, x, c, base + w.i)) == SCAN_MORE)
+                w.i++;
+            break;
+        case X_COMMENT: w.i = skip_to_close(x, &x->dashes, '-', b, w.i, n); break;
+        case X_CDATA: w.i = skip_to_close(x, &x->brackets, ']', b, w.i, n); break;
+        case X_DOCTYPE: x_doctype(x, c), w.i++; break;
+        case X_STAG: w.ev = x_stag(&w, x, c); break;
+        case X_AFTER_AVAL: w.ev = x_after_aval(&w, x, c); break;
+        case X_ATTRS: w.ev = x_attrs(&w, x, c); break;
+        case X_ANAME: w.ev = x_aname(&w, x); break;
+        case X_AVAL: w.ev = x_aval(&w, x); break;
+        case X_AEQ: case X_AVALQ: w.ev = x_attr_eq(&w, x, c); break;
+        case X_SLASH: w.ev = x_slash(&w, x, c); break;
+        case X_ETAG: case X_ETAG_WS: w.ev = x_etag(&w, x, c); break;
+        default: w.i++; break;
         }
     }
-out:
-    *pos = i;
-    return ev;
+    *pos = w.i;
+    return w.ev;
 }
 
 static int xscan_end(struct scan *sc, uint64_t eof_dec)
