@@ -172,8 +172,9 @@ int pd_split_format(const struct pd_splitter *sp);
 
 /*
  * 1 when the text sent is the file's own bytes (after a UTF-8 byte-order mark): read as UTF-8,
- * nothing transcoded or rewritten; 0 otherwise, or before the first pd_split_next(). A
- * caller that reuses the file's bytes (batching) needs this.
+ * nothing transcoded, rewritten or left out (an EDI file's end-of-file mark); 0 otherwise, or
+ * before the first pd_split_next(). A caller that reuses the file's bytes (batching) needs
+ * this.
  */
 int pd_split_verbatim(const struct pd_splitter *sp);
 
