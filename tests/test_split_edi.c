@@ -586,6 +586,14 @@ static void test_x12_ta1_only(void **state)
                    ISA2 GS2 X12_SET(1) "GE*1*2~IEA*1*000000002~|\n"
                    ISA1 TA1(1) TA1(2) "IEA*0*000000001~\r\n|\n",
                    "ISA13/GS06/ST02 000000002/2/0001|ISA13/GS06/ST02 000000001/-/-|");
+    /* TA1s and an empty group: still the whole interchange, its IEA01 as it was. */
+    expect_x12_cut(ISA1 TA1(1) GS1 "GE*0*1~IEA*1*000000001~" ISA2 GS2 X12_SET(1) X12_SET(2)
+                   "GE*2*2~IEA*1*000000002~", 260,
+                   ISA1 TA1(1) GS1 "GE*0*1~IEA*1*000000001~|\n"
+                   ISA2 GS2 X12_SET(1) "GE*1*2~IEA*1*000000002~|\n"
+                   ISA2 GS2 X12_SET(2) "GE*1*2~IEA*1*000000002~|\n",
+                   "ISA13/GS06/ST02 000000001/-/-|ISA13/GS06/ST02 000000002/2/0001|"
+                   "ISA13/GS06/ST02 000000002/2/0002|");
 }
 
 /* A TA1 anywhere but between the ISA and the first GS is refused, saying where it belongs. */

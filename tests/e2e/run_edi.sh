@@ -74,11 +74,11 @@ kill "$MOCK_PID"
 # a small file that ends in one batched as its bytes). A TA1 inside a group fails its file.
 start_mock
 mkdir -p "$T/acks"
-isa() { printf 'ISA*00*          *00*          *ZZ*%-15s*ZZ*PW             *261130*0915*U*00401*%09d*0*P*>~' "$1" "$2"; }
+isa_of() { printf 'ISA*00*          *00*          *ZZ*%-15s*ZZ*PW             *261130*0915*U*00401*%09d*0*P*>~' "$1" "$2"; }
 set850() { printf 'ST*850*%s~BEG*00*SA*PO-%s**20261130~N1*ST*ACME STORE 17*92*0017~PO1*1*12*EA*4.25**VP*SKU-%s~CTT*1~SE*6*%s~\n' "$1" "$1" "$1" "$1"; }
 {
-  isa ACKS 1; printf 'TA1*000000771*261130*0915*A*000~IEA*0*000000001~\n'
-  isa ACKS 2; printf 'TA1*000000772*261130*0915*A*000~TA1*000000773*261130*0915*R*022~\n'
+  isa_of ACKS 1; printf 'TA1*000000771*261130*0915*A*000~IEA*0*000000001~\n'
+  isa_of ACKS 2; printf 'TA1*000000772*261130*0915*A*000~TA1*000000773*261130*0915*R*022~\n'
   printf 'GS*PO*ACKS*PW*20261130*0915*20*X*004010~\n'
   for n in 0001 0002 0003 0004; do set850 $n; done
   printf 'GE*4*20~GS*PO*ACKS*PW*20261130*0915*21*X*004010~\n'
@@ -87,10 +87,10 @@ set850() { printf 'ST*850*%s~BEG*00*SA*PO-%s**20261130~N1*ST*ACME STORE 17*92*00
 } >"$T/acks/acks.x12"
 printf '%s\n' 1/TA1/000000771 2/TA1/000000772 2/TA1/000000773 2/20/0001 2/20/0002 2/20/0003 \
   2/20/0004 2/21/0005 2/21/0006 2/21/0007 >"$T/ids/acks"
-{ isa SMALL 5; printf 'TA1*000000774*261130*0915*A*000~GS*PO*SMALL*PW*20261130*0915*30*X*004010~'
+{ isa_of SMALL 5; printf 'TA1*000000774*261130*0915*A*000~GS*PO*SMALL*PW*20261130*0915*30*X*004010~'
   set850 0001; printf 'GE*1*30~IEA*1*000000005~\n'; } >"$T/small.x12"
 { cat "$T/small.x12"; printf '\x1a'; } >"$T/acks/small.x12"
-{ isa BAD 9; printf 'GS*PO*BAD*PW*20261130*0915*40*X*004010~TA1*000000775*261130*0915*A*000~'
+{ isa_of BAD 9; printf 'GS*PO*BAD*PW*20261130*0915*40*X*004010~TA1*000000775*261130*0915*A*000~'
   set850 0001; printf 'GE*1*40~IEA*1*000000009~\n'; } >"$T/acks/bad-ta1.x12"
 cp "$T/acks/acks.x12" "$T/orig-acks.x12"
 PD_MAX_BODY=700 write_conf "$T/a.conf" "$T/acks" "batch = 10" "batch_window = 300ms"
