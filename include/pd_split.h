@@ -29,10 +29,14 @@
  *           opens the next. Delimiters come from each ISA (element separator, ISA16, the
  *           terminator after it with any CR/LF). SE01, GE01, IEA01 and the control number
  *           pairs ST02/SE02, GS06/GE02, ISA13/IEA02 are checked, also in a file that fits.
+ *           TA1s between an ISA and its first GS go once, in their interchange's first
+ *           chunk; an interchange of TA1s only is a record of its own, sent ISA to IEA; a
+ *           TA1 elsewhere is an error.
  *   edifact the same for messages (UNH...UNT) in UNB...UNZ and optional UNG...UNE, with the UNA
  *           (or the default ":+.? '" delimiters) and release character honoured, UNE01 and
  *           UNZ01 rewritten per chunk, UNT01 and the references UNH01/UNT02, UNG05/UNE02,
- *           UNB05/UNZ02 checked. Blanks and line breaks between segments are allowed.
+ *           UNB05/UNZ02 checked. Blanks and line breaks between segments are allowed, and
+ *           (both) a Ctrl-Z with blanks after the last interchange, which is never sent.
  *   none    never split.
  *   auto    by extension (.json, .ndjson/.jsonl, .xml, .csv/.tsv, .x12, .edifact, anything
  *           else lines), then confirmed by the first non-blank character: a .json file must
@@ -172,8 +176,9 @@ int pd_split_format(const struct pd_splitter *sp);
 
 /*
  * 1 when the text sent is the file's own bytes (after a UTF-8 byte-order mark): read as UTF-8,
- * nothing transcoded or rewritten; 0 otherwise, or before the first pd_split_next(). A
- * caller that reuses the file's bytes (batching) needs this.
+ * nothing transcoded, rewritten or left out (an EDI file's end-of-file mark); 0 otherwise, or
+ * before the first pd_split_next(). A caller that reuses the file's bytes (batching) needs
+ * this.
  */
 int pd_split_verbatim(const struct pd_splitter *sp);
 

@@ -107,7 +107,8 @@ static int want_n(struct seen *s, const struct rd *r, const char *seg, int idx, 
     return want(s, r, seg, idx, e);
 }
 
-/* X12 (ISA fixed at 106 bytes: element separator at 3, ISA16 at 104, terminator at 105). */
+/* X12 (ISA fixed at 106 bytes: element separator at 3, ISA16 at 104, terminator at 105); TA1
+ * acknowledgments between the ISA and the first GS are listed as "ISA13/TA1/TA101". */
 int read_x12(const char *p, size_t n, struct seen *s)
 {
     struct rd r = {p, n, 0, 0, 0, 0};
@@ -127,6 +128,10 @@ int read_x12(const char *p, size_t n, struct seen *s)
         if (where == 0 && tag(&r, seg, "ISA")) {
             rd_elem(&r, seg, 13, ictl, sizeof(ictl));
             where = 1, groups = 0, s->interchanges++;
+        } else if (where == 1 && !groups && tag(&r, seg, "TA1")) {
+            char ack[64];
+            rd_elem(&r, seg, 1, ack, sizeof(ack));
+            sb_fmt(&s->ids, "%s/TA1/%s\n", ictl, ack);
         } else if (where == 1 && tag(&r, seg, "GS")) {
             rd_elem(&r, seg, 6, gctl, sizeof(gctl));
             where = 2, sets = 0, groups++;

@@ -18,8 +18,8 @@ struct sb {
 void sb_add(struct sb *s, const void *d, size_t n);
 void sb_fmt(struct sb *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* What a reader found: the sets or messages as "interchange/group/set" control numbers, one
- * line each, or the first fault. */
+/* What a reader found: the sets or messages as "interchange/group/set" control numbers (X12
+ * TA1s as "interchange/TA1/TA101"), one line each, or the first fault. */
 struct seen {
     struct sb ids;
     char err[200];

@@ -2,11 +2,12 @@
  * Tests of the splitter on EDI files (x12, edifact; src/format/split_edi.c). A property test
  * generates interchanges from a seeded PRNG (several interchanges and groups, delimiters other
  * than ~ and *, one-line files and CRLF, EDIFACT release characters in data, UNA present and
- * absent), splits them at random budgets, and reads every chunk with a small reader written
- * here (not the scanner): each chunk is a valid interchange sequence whose counts and control
- * number pairs are right, and every transaction set or message arrives exactly once, in order.
- * Resume (pd_split_seek) and 413 re-cuts (pd_split_resplit) give the same sets. Then every
- * check of the original file, with its message, and choosing the format by content.
+ * absent, X12 TA1 acknowledgments before groups or alone, a Ctrl-Z at the end), splits them at
+ * random budgets, and reads every chunk with a small reader written here (not the scanner):
+ * each chunk is a valid interchange sequence whose counts and control number pairs are right,
+ * and every transaction set, message or TA1 arrives exactly once, in order. Resume
+ * (pd_split_seek) and 413 re-cuts (pd_split_resplit) give the same sets. Then every check of
+ * the original file, with its message, and choosing the format by content.
  */
 #include "pd_batch.h"
 #include "pd_encode.h"
@@ -58,17 +59,22 @@ static void x12_data(struct sb *f, char el)
         sb_fmt(f, "%c%s", el, words[rn(6)]);
 }
 
-/* An X12 file: ICS interchanges of 1..3 groups of 1..5 sets; EXPECT gets their ids. */
+/* An X12 file: ICS interchanges of 1..3 groups of 1..5 sets, some with TA1 acknowledgments
+ * before their groups, some of TA1s only; EXPECT gets their ids (a TA1's: "ISA13/TA1/TA101"). */
 static void make_x12(struct sb *f, struct sb *expect, unsigned ics, const struct delims *d)
 {
     static unsigned ctl = 100;
     for (unsigned i = 0; i < ics; i++) {
-        unsigned ictl = ++ctl, groups = 1 + rn(3);
+        unsigned ictl = ++ctl, groups = rn(6) ? 1 + rn(3) : 0, ta1s = groups ? rn(3) : 1 + rn(2);
         char e = d->el;
         sb_fmt(f, "ISA%c00%c          %c00%c          %cZZ%cSENDER         %cZZ%cRECEIVER       "
                   "%c261130%c1200%c%c%c00501%c%09u%c0%cP%c%c%c%s",
                e, e, e, e, e, e, e, e, e, e, e, d->rep, e, e, ictl, e, e, e, d->comp, d->term,
                d->eol);
+        for (unsigned t = 0; t < ta1s; t++) {
+            sb_fmt(f, "TA1%c%09u%c261130%c1200%cA%c000%c%s", e, ++ctl, e, e, e, e, d->term, d->eol);
+            sb_fmt(expect, "%09u/TA1/%09u\n", ictl, ctl);
+        }
         for (unsigned g = 0; g < groups; g++) {
             unsigned gctl = ++ctl, sets = 1 + rn(5);
             sb_fmt(f, "GS%cPO%cSENDER%cRECEIVER%c20261130%c1200%c%u%cX%c005010%c%s", e, e, e, e, e,
@@ -278,6 +284,9 @@ static void property_round(int fmt, unsigned round)
         make_x12(&file, &expect, ics, &x12_delims[round % 6]);
     else
         make_edifact(&file, &expect, ics, &edf_delims[round % 5]);
+    static const char *const marks[] = {"\x1a", "\r\n\x1a\r\n", " \x1a\x1a\n"};
+    if (rn(4) == 0) /* a DOS end-of-file mark: never sent */
+        sb_fmt(&file, "%s", marks[rn(3)]);
     char *path = write_tmp(fmt == PD_SPLIT_X12 ? "p.x12" : "p.edifact", file.p, file.len);
     /* Budgets from the smallest that works to above the whole file. */
     struct seen seen = {0};
@@ -510,6 +519,143 @@ static void test_edi_errors(void **state)
                "UNA::.? 'UNB+UNOC:3+S+R+1:1+1'UNZ+0+1'");
 }
 
+#define ISA2 "ISA*00*          *00*          *ZZ*SENDER         *ZZ*RECEIVER       *261130*1200*^*00501*000000002*0*P*>~"
+#define GS2 "GS*PO*S*R*20261130*1200*2*X*005010~"
+#define TA1(n) "TA1*00000090" #n "*261130*1200*A*000~"
+
+/* TEXT cut at BUDGET as X12: the chunks' payloads are CHUNKS (each followed by "|\n") and
+ * the receipt's control numbers CONTROLS (each followed by "|"). */
+static void expect_x12_cut(const char *text, uint64_t budget, const char *chunks,
+                           const char *controls)
+{
+    struct sb out = {0};
+    assert_int_equal(chunks_of("t.x12", text, budget, PD_SPLIT_X12, &out, NULL), 0);
+    assert_string_equal(out.p, chunks);
+    char *path = write_tmp("ctl.x12", text, strlen(text));
+    struct pd_split_opts o = {.format = PD_SPLIT_X12, .max_body = budget};
+    struct pd_splitter *sp = NULL;
+    struct pd_chunk c;
+    int rc;
+    out.len = 0;
+    assert_int_equal(pd_split_create(-1, path, &o, &sp), 0);
+    while ((rc = pd_split_next(sp, &c)) == 1)
+        sb_fmt(&out, "%s|", c.control);
+    assert_int_equal(rc, 0);
+    assert_string_equal(out.p ? out.p : "", controls);
+    pd_split_destroy(&sp);
+    free(path);
+    free(out.p);
+}
+
+/* TA1 acknowledgments before an interchange's first GS go once, in its first chunk. */
+static void test_x12_ta1_before_groups(void **state)
+{
+    (void)state;
+    const char *f = ISA1 TA1(1) TA1(2) GS1 X12_SET(1) X12_SET(2) "GE*2*1~IEA*1*000000001~";
+    uint64_t whole = PD_ENCODE_BODY_OVERHEAD + strlen(f);
+    expect_x12_cut(f, whole, ISA1 TA1(1) TA1(2) GS1 X12_SET(1) X12_SET(2)
+                   "GE*2*1~IEA*1*000000001~|\n", "|"); /* whole: no control numbers */
+    expect_x12_cut(f, whole - 1,
+                   ISA1 TA1(1) TA1(2) GS1 X12_SET(1) "GE*1*1~IEA*1*000000001~|\n"
+                   ISA1 GS1 X12_SET(2) "GE*1*1~IEA*1*000000001~|\n",
+                   "ISA13/GS06/ST02 000000001/1/0001|ISA13/GS06/ST02 000000001/1/0002|");
+}
+
+/* An interchange of TA1s only is a record of its own: sent whole (ISA to IEA), alone or packed
+ * with the next interchange's sets; the receipt names its ISA13. */
+static void test_x12_ta1_only(void **state)
+{
+    (void)state;
+    const char *f = ISA1 TA1(1) "IEA*0*000000001~\n" ISA2 GS2 X12_SET(1) X12_SET(2)
+                    "GE*2*2~IEA*1*000000002~\n";
+    const char *first = ISA1 TA1(1) "IEA*0*000000001~\n" ISA2 GS2 X12_SET(1) "GE*1*2~IEA*1*000000002~";
+    const char *one = ISA2 GS2 X12_SET(1) "GE*1*2~IEA*1*000000002~";
+    expect_x12_cut(f, PD_ENCODE_BODY_OVERHEAD + pd_encode_escaped_len(first, strlen(first)),
+                   ISA1 TA1(1) "IEA*0*000000001~\n" ISA2 GS2 X12_SET(1)
+                   "GE*1*2~IEA*1*000000002~|\n" ISA2 GS2 X12_SET(2) "GE*1*2~IEA*1*000000002~|\n",
+                   "ISA13/GS06/ST02 000000001/-/- to 000000002/2/0001|"
+                   "ISA13/GS06/ST02 000000002/2/0002|");
+    expect_x12_cut(f, PD_ENCODE_BODY_OVERHEAD + strlen(one),
+                   ISA1 TA1(1) "IEA*0*000000001~\n|\n" ISA2 GS2 X12_SET(1)
+                   "GE*1*2~IEA*1*000000002~|\n" ISA2 GS2 X12_SET(2) "GE*1*2~IEA*1*000000002~|\n",
+                   "ISA13/GS06/ST02 000000001/-/-|ISA13/GS06/ST02 000000002/2/0001|"
+                   "ISA13/GS06/ST02 000000002/2/0002|");
+    /* Last in the file, before a Ctrl-Z: the mark stays out of its record. */
+    expect_x12_cut(ISA2 GS2 X12_SET(1) "GE*1*2~IEA*1*000000002~" ISA1 TA1(1) TA1(2)
+                   "IEA*0*000000001~\r\n\x1a", 260,
+                   ISA2 GS2 X12_SET(1) "GE*1*2~IEA*1*000000002~|\n"
+                   ISA1 TA1(1) TA1(2) "IEA*0*000000001~\r\n|\n",
+                   "ISA13/GS06/ST02 000000002/2/0001|ISA13/GS06/ST02 000000001/-/-|");
+    /* TA1s and an empty group: still the whole interchange, its IEA01 as it was. */
+    expect_x12_cut(ISA1 TA1(1) GS1 "GE*0*1~IEA*1*000000001~" ISA2 GS2 X12_SET(1) X12_SET(2)
+                   "GE*2*2~IEA*1*000000002~", 260,
+                   ISA1 TA1(1) GS1 "GE*0*1~IEA*1*000000001~|\n"
+                   ISA2 GS2 X12_SET(1) "GE*1*2~IEA*1*000000002~|\n"
+                   ISA2 GS2 X12_SET(2) "GE*1*2~IEA*1*000000002~|\n",
+                   "ISA13/GS06/ST02 000000001/-/-|ISA13/GS06/ST02 000000002/2/0001|"
+                   "ISA13/GS06/ST02 000000002/2/0002|");
+}
+
+/* A TA1 anywhere but between the ISA and the first GS is refused, saying where it belongs. */
+static void test_x12_ta1_misplaced(void **state)
+{
+    (void)state;
+    EXPECT_EDI("a TA1 segment inside functional group 1 (its GS is at offset 106) (segment 3 of "
+               "the file): a TA1 (interchange acknowledgment) belongs right after the ISA, before "
+               "the interchange's first GS; ask the sender for a corrected file at byte 141",
+               141, "m1.x12", ISA1 GS1 TA1(1) X12_SET(1) "GE*1*1~IEA*1*000000001~");
+    size_t at = strlen(ISA1 GS1 X12_SET(1) "GE*1*1~");
+    EXPECT_EDI("a TA1 segment after functional group 1 (its GS is at offset 106) (segment 7",
+               (int64_t)at, "m2.x12",
+               ISA1 GS1 X12_SET(1) "GE*1*1~" TA1(1) "IEA*1*000000001~");
+    EXPECT_EDI("a TA1 segment inside transaction set 0001 (its ST is at offset 141) (segment 4",
+               141 + 12, "m3.x12",
+               ISA1 GS1 "ST*850*0001~" TA1(1) "SE*3*0001~GE*1*1~IEA*1*000000001~");
+}
+
+/* A DOS end-of-file mark (Ctrl-Z) after the last interchange is accepted and never sent;
+ * anything after it is refused, naming the byte. */
+static void test_edi_eof_mark(void **state)
+{
+    (void)state;
+    struct sb out = {0};
+    struct pd_splitter *sp = NULL;
+    const char *f = X12_FILE "\r\n\x1a";
+    uint64_t whole = PD_ENCODE_BODY_OVERHEAD + strlen(X12_FILE);
+    assert_int_equal(chunks_of("z.x12", f, 1 << 20, PD_SPLIT_AUTO, &out, &sp), 0);
+    assert_string_equal(out.p, X12_FILE "\r\n|\n");
+    assert_int_equal(pd_split_verbatim(sp), 0); /* a batch would carry the mark */
+    pd_split_destroy(&sp);
+    out.len = 0;
+    assert_int_equal(chunks_of("z.x12", f, whole - 1, PD_SPLIT_AUTO, &out, NULL), 0);
+    assert_string_equal(out.p, ISA1 GS1 X12_SET(1) "GE*1*1~IEA*1*000000001~|\n"
+                               ISA1 GS1 X12_SET(2) "GE*1*1~IEA*1*000000001~|\n");
+    out.len = 0;
+    const char *g = UNB1 EDF_MSG(1, "X") "UNZ+1+IC1'\x1a \r\n\x1a";
+    assert_int_equal(chunks_of("z.edifact", g, 1 << 20, PD_SPLIT_AUTO, &out, &sp), 0);
+    assert_string_equal(out.p, UNB1 EDF_MSG(1, "X") "UNZ+1+IC1'|\n");
+    pd_split_destroy(&sp);
+    out.len = 0;
+    assert_int_equal(chunks_of("v.x12", X12_FILE "\n", 1 << 20, PD_SPLIT_AUTO, &out, &sp), 0);
+    assert_int_equal(pd_split_verbatim(sp), 1);
+    pd_split_destroy(&sp);
+    free(out.p);
+    /* Batches take files as they are: one ending in the mark goes alone. */
+    struct pd_batch_opts o = {.format = PD_SPLIT_X12, .max_body = 1 << 20, .max_files = 10};
+    assert_int_equal(pd_batch_check(&o, f, strlen(f)), PD_EPARSE);
+    assert_int_equal(pd_batch_check(&o, X12_FILE "\r\n", strlen(X12_FILE) + 2), 0);
+    size_t at = strlen(X12_FILE);
+    EXPECT_EDI("'X' after the end-of-file mark (Ctrl-Z, at offset 256) that follows the last "
+               "interchange: only line breaks and blanks may follow the mark; remove what "
+               "follows it, or ask the sender for a corrected file at byte 257 (line 1",
+               (int64_t)at + 1, "j1.x12", X12_FILE "\x1aX");
+    EXPECT_EDI("the character 0x7F after the end-of-file mark", (int64_t)at + 2, "j2.x12",
+               X12_FILE "\x1a\n\x7f");
+    at = strlen(UNB1 EDF_MSG(1, "X") "UNZ+1+IC1'\x1a\r\n");
+    EXPECT_EDI("'U' after the end-of-file mark", (int64_t)at, "j3.edifact",
+               UNB1 EDF_MSG(1, "X") "UNZ+1+IC1'\x1a\r\n" UNB1 EDF_MSG(2, "Y") "UNZ+1+IC1'");
+}
+
 /* Transaction sets whose first bytes end a 64 KiB read window: the envelope before them is
  * rendered, their first bytes are not lost. */
 static void test_edi_tags_across_windows(void **state)
@@ -700,7 +846,9 @@ int main(void)
 {
     return PD_RUN_IN_DIR(test_x12_properties, test_edifact_properties,
                          test_x12_chunks_are_interchanges, test_x12_crlf_groups,
-                         test_edifact_release, test_edi_errors, test_edi_tags_across_windows,
+                         test_edifact_release, test_edi_errors, test_x12_ta1_before_groups,
+                         test_x12_ta1_only, test_x12_ta1_misplaced, test_edi_eof_mark,
+                         test_edi_tags_across_windows,
                          test_edifact_release_across_windows,
                          test_edi_set_too_big, test_edi_chosen_by_content, test_edi_control_numbers,
                          test_edifact_latin1, test_edi_batch);

@@ -220,7 +220,8 @@ int pd_split_format(const struct pd_splitter *sp)
 
 int pd_split_verbatim(const struct pd_splitter *sp)
 {
-    return !sp->err && sp->prepared && sp->dec.cd == (iconv_t)-1 && !sp->decl_rewrite;
+    return !sp->err && sp->prepared && sp->dec.cd == (iconv_t)-1 && !sp->decl_rewrite &&
+           !sp->sc.drop_esc;
 }
 
 /* ---- body buffer ---------------------------------------------------------------------- */

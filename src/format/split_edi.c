@@ -12,63 +12,15 @@
  * The state keeps the envelope segments (at most EDI_KEEP bytes each) and no list of records:
  * the driver snapshots it at every record end it may cut at.
  */
-#include "split_internal.h"
+#include "split_edi.h"
 
-#include "pd_batch.h"
+#include "pd_encode.h"
 #include "pd_error.h"
 
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-
-#define EDI_KEEP 512 /* bytes of a segment kept for its elements; envelope segments must fit */
-#define EDI_CTL 36   /* a control number with its NUL (EDIFACT references are an..14) */
-
-enum { K_X12, K_EDIFACT };
-/* Where the scanner is: outside interchanges, after a UNA, in an interchange, in a
- * functional group, in a transaction set or message. */
-enum { W_OUT, W_UNA, W_IC, W_GRP, W_SET };
-
-/* What closes the chunk's current group and interchange, kept when they open: by the time
- * the chunk closes, the scanner may have read the next envelope already. */
-struct edi_close {
-    char gctl[EDI_CTL], ictl[EDI_CTL];
-    unsigned char el, term;
-    char eol[3];
-    uint8_t groups; /* edifact: the interchange has UNG groups */
-    uint64_t sets;  /* records of the group in this chunk */
-    uint64_t ngroups, msgs; /* groups and records of the interchange in this chunk */
-    uint64_t nrec;          /* records in this chunk */
-    char first[3 * EDI_CTL]; /* the control numbers of its first record */
-};
-
-struct ediscan {
-    uint8_t kind, where, in_seg, tag_done, rel_pending, after_rec, eol_take;
-    uint8_t has_rel, groups, una_len, carry_len;
-    unsigned char el, comp, term, rel;
-    char eol[3];
-    unsigned char carry[8];
-    size_t seg_len, tag_len, nsep;
-    uint64_t seg_dec, seg_no;
-    /* the envelope the scanner is in */
-    size_t ic_len, grp_len;
-    char ictl[EDI_CTL], gctl[EDI_CTL], sctl[EDI_CTL];
-    uint64_t ic_dec, grp_dec, set_dec, set_no;
-    uint64_t ic_count, ic_msgs, grp_count, set_segs, ic_serial, grp_serial;
-    /* the chunk being cut (env_open, env_close) */
-    uint64_t ch_ic, ch_grp;
-    struct edi_close cl;
-    /* texts, copied as far as they are used (edi_copy) */
-    char seg[EDI_KEEP];
-    char una[9];
-    char ic[EDI_KEEP], grp[EDI_KEEP];
-};
-
-static int alnum(unsigned char c)
-{
-    return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
 
 static const char *const x12_env[] = {"ISA", "IEA", "GS", "GE", "ST", NULL};
 static const char *const edf_env[] = {"UNA", "UNB", "UNZ", "UNG", "UNE", "UNH", NULL};
@@ -85,6 +37,7 @@ static void reset_kind(struct scan *sc, int kind)
     struct ediscan *e = sc->u;
     memset(e, 0, sizeof(*e));
     e->kind = (uint8_t)kind;
+    sc->drop_esc = 0;
     if (kind == K_EDIFACT)
         edifact_defaults(e);
 }
@@ -322,8 +275,8 @@ static int x12_isa(struct scan *sc)
     e->comp = (unsigned char)e->seg[e->seg_len - 2];
     e->seg_len--;
     char d[4] = {(char)e->el, (char)e->comp, (char)e->term, 0};
-    if (e->term == e->el || e->comp == e->el || e->term == e->comp || alnum(e->el) ||
-        alnum(e->term))
+    if (e->term == e->el || e->comp == e->el || e->term == e->comp || edi_alnum(e->el) ||
+        edi_alnum(e->term))
         return fail_seg(sc, "the ISA segment's delimiters \"%s\" (element, component, segment "
                             "terminator) are not distinct non-alphanumeric characters", d);
     int rc = keep_env(sc, e->ic, &e->ic_len);
@@ -338,27 +291,76 @@ static int x12_isa(struct scan *sc)
     return rc;
 }
 
+/* A GS opens a group. In a record of TA1s the GS is the record's own text, not rendered:
+ * the chunk's counts follow it here. */
+static int x12_gs(struct scan *sc)
+{
+    struct ediscan *e = sc->u;
+    int rc;
+    if ((rc = keep_env(sc, e->grp, &e->grp_len)) != SCAN_MORE ||
+        (rc = take_ctl(sc, 6, "GS06", e->gctl)) != SCAN_MORE)
+        return rc;
+    e->grp_dec = e->seg_dec, e->grp_count = 0;
+    e->ic_count++, e->grp_serial++;
+    e->where = W_GRP;
+    if (e->ta1_rec) {
+        e->cl.ngroups++, e->cl.grp_open = 1, e->cl.sets = 0;
+        memcpy(e->cl.gctl, e->gctl, EDI_CTL);
+        e->ch_grp = e->grp_serial;
+    }
+    return SCAN_MORE;
+}
+
+/* The IEA closes the interchange. A record of TA1s no set followed ends with it: the record
+ * is then the whole interchange but its ISA, and the chunk has nothing left to close. */
+static int x12_iea(struct scan *sc)
+{
+    struct ediscan *e = sc->u;
+    int rc;
+    if ((rc = check_count(sc, 1, "IEA01", e->ic_count, "functional groups (GS) are in it",
+                          NULL)) != SCAN_MORE ||
+        (rc = check_ctl(sc, 2, "IEA02", e->ictl, "ISA13", e->ic_dec)) != SCAN_MORE)
+        return rc;
+    e->where = W_OUT;
+    if (e->ta1_rec) {
+        e->ta1_rec = 0, e->bare = 1, e->after_rec = 1;
+        e->ch_ic = 0, e->cl.grp_open = 0;
+    }
+    return SCAN_MORE;
+}
+
+/* A TA1 (interchange acknowledgment) anywhere but between the ISA and the first GS. */
+static int x12_ta1_misplaced(struct scan *sc)
+{
+    struct ediscan *e = sc->u;
+    char at[120];
+    if (e->where == W_SET)
+        snprintf(at, sizeof(at), "inside transaction set %s (its ST is at offset %llu)", e->sctl,
+                 (unsigned long long)e->set_dec);
+    else
+        snprintf(at, sizeof(at), "%s functional group %s (its GS is at offset %llu)",
+                 e->where == W_GRP ? "inside" : "after", e->gctl, (unsigned long long)e->grp_dec);
+    return scan_fail(sc, e->seg_dec, "a TA1 segment %s (segment %llu of the file): a TA1 "
+                     "(interchange acknowledgment) belongs right after the ISA, before the "
+                     "interchange's first GS; ask the sender for a corrected file", at,
+                     (unsigned long long)e->seg_no);
+}
+
 static int x12_segment(struct scan *sc)
 {
     struct ediscan *e = sc->u;
     int rc = SCAN_MORE;
     if (e->where == W_IC && tag_is(e, "GS")) {
-        if ((rc = keep_env(sc, e->grp, &e->grp_len)) == SCAN_MORE &&
-            (rc = take_ctl(sc, 6, "GS06", e->gctl)) == SCAN_MORE) {
-            e->grp_dec = e->seg_dec, e->grp_count = 0;
-            e->ic_count++, e->grp_serial++;
-            e->where = W_GRP;
-        }
+        rc = x12_gs(sc);
+    } else if (e->where == W_IC && !e->ic_count && tag_is(e, "TA1")) {
+        /* before the first group: the text of the record tag_done opened */
     } else if (e->where == W_IC && tag_is(e, "IEA")) {
-        if ((rc = check_count(sc, 1, "IEA01", e->ic_count, "functional groups (GS) are in it", NULL)) ==
-                SCAN_MORE &&
-            (rc = check_ctl(sc, 2, "IEA02", e->ictl, "ISA13", e->ic_dec)) == SCAN_MORE)
-            e->where = W_OUT;
+        rc = x12_iea(sc);
     } else if (e->where == W_GRP && tag_is(e, "GE")) {
         if ((rc = check_count(sc, 1, "GE01", e->grp_count, "transaction sets (ST) are in it", NULL)) ==
                 SCAN_MORE &&
             (rc = check_ctl(sc, 2, "GE02", e->gctl, "GS06", e->grp_dec)) == SCAN_MORE)
-            e->where = W_IC;
+            e->where = W_IC, e->cl.grp_open &= !e->ta1_rec;
     } else if (e->where == W_SET && e->set_segs == 0) {
         rc = take_ctl(sc, 2, "ST02", e->sctl);
         e->set_segs = 1;
@@ -369,8 +371,10 @@ static int x12_segment(struct scan *sc)
             (rc = check_ctl(sc, 2, "SE02", e->sctl, "ST02", e->set_dec)) == SCAN_MORE) {
             e->grp_count++;
             e->where = W_GRP;
-            e->after_rec = 1;
+            e->after_rec = 1, e->ta1_rec = 0;
         }
+    } else if (tag_is(e, "TA1")) {
+        rc = x12_ta1_misplaced(sc);
     } else {
         static const char *const expect[] = {"ISA", "", "GS or IEA", "ST or GE", "SE"};
         rc = misplaced(sc, x12_env, expect[e->where]);
@@ -487,20 +491,31 @@ static void keep(struct ediscan *e, const unsigned char *s, size_t n)
     e->seg_len += n;
 }
 
-/* The tag is complete: a transaction set or message may start here (SCAN_REC_START). */
+/* The tag is complete: a transaction set or message may start here (SCAN_REC_START), or an
+ * X12 interchange's TA1s, which open its first record (X12 allows them only before its first
+ * GS): that record runs on through the GS and ST after them to the first SE, or to the IEA. */
 static int tag_done(struct scan *sc, uint64_t base)
 {
     struct ediscan *e = sc->u;
     int x12 = e->kind == K_X12;
+    int ta1 = x12 && e->where == W_IC && !e->ic_count && !e->ta1_rec && tag_is(e, "TA1");
     e->tag_done = 1;
-    if (!tag_is(e, x12 ? "ST" : "UNH"))
-        return SCAN_MORE;
-    if (!(e->where == W_GRP || (!x12 && e->where == W_IC && !e->groups)))
-        return SCAN_MORE;
-    e->where = W_SET;
-    e->set_segs = 0;
-    e->set_dec = e->seg_dec;
-    e->set_no++;
+    if (!ta1) {
+        if (!tag_is(e, x12 ? "ST" : "UNH"))
+            return SCAN_MORE;
+        if (!(e->where == W_GRP || (!x12 && e->where == W_IC && !e->groups)))
+            return SCAN_MORE;
+        e->where = W_SET;
+        e->set_segs = 0;
+        e->set_dec = e->seg_dec;
+        e->set_no++;
+        if (e->ta1_rec) {
+            e->cl.sets++; /* in the TA1s' record, which its GS opened */
+            return SCAN_MORE;
+        }
+    }
+    e->ta1_rec = (uint8_t)ta1;
+    e->bare = 0;
     /* The tag's first bytes were in an earlier window: env_open hands them over. */
     e->carry_len = (uint8_t)(e->seg_dec < base ? base - e->seg_dec : 0);
     memcpy(e->carry, e->seg, e->carry_len);
@@ -555,15 +570,9 @@ static int end_segment(struct scan *sc)
     return e->kind == K_X12 ? x12_segment(sc) : edf_segment(sc);
 }
 
-/* Bytes between segments: line breaks and blanks, as real files have them. */
-static int is_gap(unsigned char c)
-{
-    return c == '\n' || c == '\r' || c == ' ' || c == '\t';
-}
-
 /* The N strings of PARTS one after another in OUT (LEN bytes, cut short if need be): this runs
  * for every record, where snprintf showed in profiles. */
-static void join(char *out, size_t len, const char *const *parts, size_t n)
+void edi_join(char *out, size_t len, const char *const *parts, size_t n)
 {
     size_t at = 0;
     for (size_t i = 0; i < n; i++) {
@@ -577,11 +586,12 @@ static void join(char *out, size_t len, const char *const *parts, size_t n)
 }
 
 /* "interchange/group/set" control numbers of the record that just ended. */
-static void ids_of(const struct ediscan *e, char *out, size_t len)
+void edi_ids_of(const struct ediscan *e, char *out, size_t len)
 {
-    const char *parts[] = {e->ictl, "/", e->kind == K_X12 || e->groups ? e->gctl : "-", "/",
-                           e->sctl};
-    join(out, len, parts, 5);
+    /* A record of TA1s only has no group and no set. */
+    int grp = !e->bare && (e->kind == K_X12 || e->groups);
+    const char *parts[] = {e->ictl, "/", grp ? e->gctl : "-", "/", e->bare ? "-" : e->sctl};
+    edi_join(out, len, parts, 5);
 }
 
 /* A record ends here (SCAN_REC_END at AT). */
@@ -590,7 +600,7 @@ static int record_ends(struct scan *sc, uint64_t at)
     struct ediscan *e = sc->u;
     e->after_rec = 0;
     if (e->cl.nrec == 1)
-        ids_of(e, e->cl.first, sizeof(e->cl.first));
+        edi_ids_of(e, e->cl.first, sizeof(e->cl.first));
     sc->ev_dec = at;
     return SCAN_REC_END;
 }
@@ -653,6 +663,29 @@ static int segment_bytes(struct scan *sc, const unsigned char *b, size_t n, size
     return end_segment(sc);
 }
 
+/* After the last interchange, a DOS end-of-file mark (Ctrl-Z) and the blanks after it are
+ * left out: a whole file's text is sent without them (sc->drop_esc), and no record holds
+ * them. Anything else after the mark is refused. */
+static int eof_mark(struct scan *sc, unsigned char c, uint64_t at)
+{
+    struct ediscan *e = sc->u;
+    if (c != EDI_EOF_MARK && !edi_is_gap(c)) {
+        char what[24];
+        if (c > 0x20 && c < 0x7f)
+            snprintf(what, sizeof(what), "'%c'", c);
+        else
+            snprintf(what, sizeof(what), "the character 0x%02X", c); /* not "byte": an offset */
+        return scan_fail(sc, at, "%s after the end-of-file mark (Ctrl-Z, at offset %llu) that "
+                         "follows the last interchange: only line breaks and blanks may follow "
+                         "the mark; remove what follows it, or ask the sender for a corrected "
+                         "file", what, (unsigned long long)e->mark_dec);
+    }
+    if (!e->eof_mark)
+        e->eof_mark = 1, e->mark_dec = at;
+    e->mark_esc += pd_encode_escaped_len(&c, 1);
+    return SCAN_MORE;
+}
+
 static int edi_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t base, size_t *pos)
 {
     struct ediscan *e = sc->u;
@@ -660,7 +693,16 @@ static int edi_feed(struct scan *sc, const unsigned char *b, size_t n, uint64_t 
     int ev = SCAN_MORE;
     while (i < n && ev == SCAN_MORE) {
         if (!e->in_seg) {
-            if (is_gap(b[i])) {
+            if (e->eof_mark || (b[i] == EDI_EOF_MARK && e->where == W_OUT && e->ic_serial)) {
+                if (e->after_rec) {
+                    ev = record_ends(sc, base + i); /* a record of TA1s: not the mark */
+                    break;
+                }
+                ev = eof_mark(sc, b[i], base + i);
+                i += ev == SCAN_MORE;
+                continue;
+            }
+            if (edi_is_gap(b[i])) {
                 size_t k = strlen(e->eol);
                 if (e->eol_take && b[i] != ' ' && b[i] != '\t' && k < 2)
                     e->eol[k] = (char)b[i], e->eol[k + 1] = '\0';
@@ -694,6 +736,7 @@ static int edi_end(struct scan *sc, uint64_t eof_dec)
     struct ediscan *e = sc->u;
     char t[8];
     int x12 = e->kind == K_X12;
+    sc->drop_esc = e->mark_esc;
     if (e->in_seg)
         return fail_seg(sc, "the file ends inside this %s segment: its terminator is missing",
                         e->seg_len >= 3 ? tag_name(e, t, sizeof(t)) : "last");
@@ -715,118 +758,6 @@ static int edi_end(struct scan *sc, uint64_t eof_dec)
                      "file again", e->ictl, miss);
 }
 
-/* ---- the envelope of a chunk ------------------------------------------------------------ */
-
-static size_t put(char *o, size_t at, const void *s, size_t n)
-{
-    memcpy(o + at, s, n);
-    return at + n;
-}
-
-/* TEXT, its terminator and line break (as the interchange's header has them). */
-static size_t put_seg(char *o, size_t at, const char *text, size_t n, unsigned char term,
-                      const char *eol)
-{
-    at = put(o, at, text, n);
-    o[at++] = (char)term;
-    return put(o, at, eol, strlen(eol));
-}
-
-/* A trailer: TAG, a count and a control number. */
-static size_t put_trailer(char *o, size_t at, const char *tag, uint64_t count, const char *ctl,
-                          const struct edi_close *cl)
-{
-    char num[24];
-    size_t k = sizeof(num);
-    do
-        num[--k] = (char)('0' + count % 10);
-    while (count /= 10);
-    at = put(o, at, tag, strlen(tag));
-    o[at++] = (char)cl->el;
-    at = put(o, at, num + k, sizeof(num) - k);
-    o[at++] = (char)cl->el;
-    return put_seg(o, at, ctl, strlen(ctl), cl->term, cl->eol);
-}
-
-static size_t close_group(const struct ediscan *e, char *o, size_t at)
-{
-    if (e->kind == K_X12)
-        return put_trailer(o, at, "GE", e->cl.sets, e->cl.gctl, &e->cl);
-    return e->cl.groups ? put_trailer(o, at, "UNE", e->cl.sets, e->cl.gctl, &e->cl) : at;
-}
-
-static size_t close_interchange(const struct ediscan *e, char *o, size_t at)
-{
-    if (e->kind == K_X12)
-        return put_trailer(o, at, "IEA", e->cl.ngroups, e->cl.ictl, &e->cl);
-    return put_trailer(o, at, "UNZ", e->cl.groups ? e->cl.ngroups : e->cl.msgs, e->cl.ictl,
-                       &e->cl);
-}
-
-static size_t open_interchange(struct ediscan *e, char *o, size_t at)
-{
-    if (e->una_len) {
-        at = put(o, at, e->una, e->una_len);
-        at = put(o, at, e->eol, strlen(e->eol));
-    }
-    at = put_seg(o, at, e->ic, e->ic_len, e->term, e->eol);
-    memcpy(e->cl.ictl, e->ictl, EDI_CTL);
-    memcpy(e->cl.eol, e->eol, sizeof(e->cl.eol));
-    e->cl.el = e->el, e->cl.term = e->term, e->cl.groups = e->groups;
-    e->cl.ngroups = e->cl.msgs = 0;
-    e->ch_ic = e->ic_serial;
-    return at;
-}
-
-/* The text before the record starting now; FIRST: the chunk starts with it. */
-static size_t edi_env_open(struct scan *sc, int first, char *o)
-{
-    struct ediscan *e = sc->u;
-    size_t at = 0;
-    int new_grp = first || e->ch_grp != e->grp_serial;
-    int new_ic = first || e->ch_ic != e->ic_serial;
-    if (!first && new_grp)
-        at = close_group(e, o, at);
-    if (!first && new_ic)
-        at = close_interchange(e, o, at);
-    if (new_ic)
-        at = open_interchange(e, o, at);
-    if (new_grp) {
-        if (e->kind == K_X12 || e->groups) {
-            at = put_seg(o, at, e->grp, e->grp_len, e->term, e->eol);
-            e->cl.ngroups++;
-        }
-        memcpy(e->cl.gctl, e->gctl, EDI_CTL);
-        e->cl.sets = 0;
-        e->ch_grp = e->grp_serial;
-    }
-    if (first)
-        e->cl.nrec = 0;
-    e->cl.sets++, e->cl.msgs++, e->cl.nrec++;
-    at = put(o, at, e->carry, e->carry_len);
-    e->carry_len = 0;
-    return at;
-}
-
-/* The text closing a chunk whose last record ended now. */
-static size_t edi_env_close(const struct scan *sc, char *o)
-{
-    const struct ediscan *e = sc->u;
-    if (!e->ch_ic)
-        return 0;
-    return close_interchange(e, o, close_group(e, o, 0));
-}
-
-static void edi_env_label(const struct scan *sc, char *label, size_t len)
-{
-    const struct ediscan *e = sc->u;
-    char last[3 * EDI_CTL];
-    ids_of(e, last, sizeof(last));
-    const char *names = e->kind == K_X12 ? "ISA13/GS06/ST02" : "UNB05/UNG05/UNH01";
-    const char *parts[] = {names, " ", e->cl.first, " to ", last};
-    join(label, len, parts, strcmp(last, e->cl.first) ? 5 : 3);
-}
-
 /* The two standards share everything but their start. */
 #define EDI_SCAN_OPS(reset_fn)                                                                     \
     {                                                                                              \
@@ -838,53 +769,3 @@ static void edi_env_label(const struct scan *sc, char *label, size_t len)
 
 const struct pd_scan_ops pd_scan_x12 = EDI_SCAN_OPS(x12_reset);
 const struct pd_scan_ops pd_scan_edifact = EDI_SCAN_OPS(edf_reset);
-
-/* ---- the registry's other parts --------------------------------------------------------- */
-
-static const unsigned char *skip_lead(const unsigned char *h, size_t *n)
-{
-    if (*n >= 3 && h[0] == 0xEF && h[1] == 0xBB && h[2] == 0xBF)
-        h += 3, *n -= 3;
-    while (*n && is_gap(*h))
-        h++, (*n)--;
-    return h;
-}
-
-int pd_sniff_x12(const unsigned char *h, size_t n)
-{
-    h = skip_lead(h, &n);
-    if (n < 4 || memcmp(h, "ISA", 3) || is_gap(h[3]) || alnum(h[3]))
-        return 0;
-    size_t seps = 0;
-    for (size_t i = 3; i < n && i < 128; i++)
-        seps += h[i] == h[3];
-    return seps >= 16 || (n < 128 && seps >= 3);
-}
-
-int pd_sniff_edifact(const unsigned char *h, size_t n)
-{
-    h = skip_lead(h, &n);
-    if (n >= 9 && !memcmp(h, "UNA", 3)) {
-        h += 9, n -= 9;
-        while (n && is_gap(*h))
-            h++, n--;
-        return n >= 4 && !memcmp(h, "UNB", 3);
-    }
-    return n >= 4 && !memcmp(h, "UNB+", 4);
-}
-
-/* Batching: an interchange is whole on its own, so a batch is the files one after another. */
-int pd_cut_edi(const char *t, size_t n, unsigned header_lines, struct pd_format_parts *p)
-{
-    (void)header_lines;
-    size_t k = n;
-    const unsigned char *h = skip_lead((const unsigned char *)t, &k);
-    if (!k)
-        return PD_EPARSE;
-    (void)h;
-    p->open = p->close = "";
-    p->open_len = p->close_len = 0;
-    p->recs = t, p->recs_len = n;
-    p->eol = NULL;
-    return 0;
-}

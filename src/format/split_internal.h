@@ -81,6 +81,9 @@ struct scan {
     int structural;
     char shape_msg[400]; /* a shape problem found early, reported at the end if no worse one */
     uint64_t shape_dec;
+    /* Escaped bytes at the end of the file a whole body leaves out, as the scanner says at the
+     * end (EDI: a Ctrl-Z end-of-file mark after the last interchange); 0 for the others. */
+    uint64_t drop_esc;
     /* json_array pointer, split into unescaped segments (by json's init; freed by
      * scan_cleanup) */
     char **segs;

@@ -553,6 +553,7 @@ static int p1_verdict(struct pd_splitter *sp, const struct p1 *st)
      * any text as it is.) */
     if (sp->split_err && !sp->split_structural)
         return syntax_error(sp);
+    sp->body_len -= st->whole_fits ? sp->sc.drop_esc : 0; /* it was escaped into the body */
     if (st->whole_fits && sp->body_len + TAIL_LEN <= sp->max_body) {
         split_body_raw(sp, PD_ENCODE_BODY_TAIL, TAIL_LEN);
         sp->whole = 1;

@@ -7,7 +7,9 @@
   edi.py check [--any-order] x12|edifact IDS PAYLOAD...
                                         reads every payload as interchanges (counts and control
                                         number pairs checked) and checks that together they hold
-                                        every id of IDS exactly once, in order
+                                        every id of IDS exactly once, in order (X12 TA1s, which
+                                        may only come before an interchange's first GS, count
+                                        as "ISA13/TA1/TA101")
 
 The reader is written here, not taken from patchdrop: it reads the ISA at its fixed width and
 the UNA's six characters, and counts everything itself.
@@ -210,6 +212,10 @@ def x12_read(text, i, ids):
         if e[0] == "IEA":
             want(e[1] == str(groups) and e[2] == ictl, "IEA %r: %d groups, %s" % (seg, groups, ictl))
             return i
+        if e[0] == "TA1":
+            want(groups == 0, "TA1 after a group in %s" % ictl)
+            ids.append("%d/TA1/%s" % (int(ictl), e[1]))
+            continue
         want(e[0] == "GS", "GS expected, got %r" % seg[:20])
         gctl, sets, groups = e[6], 0, groups + 1
         while True:
