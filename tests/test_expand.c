@@ -459,8 +459,41 @@ static unsigned char *le_put(unsigned char *p, uint32_t v, int n)
 
 enum spoil { SPOIL_NONE, SPOIL_FLIP_STORED, SPOIL_FLIP_DEFLATED, SPOIL_CUT };
 
-#define HAND_ROWS 60000 /* about 600 KB an entry: past what listing reads of it (its first
-                         * 256 KiB expanded, when it looks at the first bytes) */
+/* About 600 KB an entry: past what listing the zip reads of it (its first 256 KiB expanded,
+ * when it looks at the first bytes). */
+#define HAND_ROWS 60000
+
+struct zip_head {
+    int method; /* 0 stored, 8 deflated */
+    uint32_t crc, clen, len;
+    const char *name;
+    uint32_t off; /* where its local header is */
+};
+
+/* H's local header (CENTRAL false) or its central directory record at P; past it. */
+static unsigned char *zip_head(unsigned char *p, const struct zip_head *h, bool central)
+{
+    p = le_put(p, central ? 0x02014b50 : 0x04034b50, 4);
+    if (central)
+        p = le_put(p, 20, 2); /* made by */
+    p = le_put(p, 20, 2);
+    p = le_put(p, 0, 2);
+    p = le_put(p, (uint32_t)h->method, 2);
+    p = le_put(p, 0x00210000, 4); /* 1980-01-01 00:00 */
+    p = le_put(p, h->crc, 4);
+    p = le_put(p, h->clen, 4);
+    p = le_put(p, h->len, 4);
+    p = le_put(p, (uint32_t)strlen(h->name), 2);
+    p = le_put(p, 0, 2); /* extra */
+    if (central) {
+        p = le_put(p, 0, 4); /* comment, disk */
+        p = le_put(p, 0, 2); /* internal attributes */
+        p = le_put(p, 0, 4); /* external */
+        p = le_put(p, h->off, 4);
+    }
+    memcpy(p, h->name, strlen(h->name));
+    return p + strlen(h->name);
+}
 
 /*
  * A zip at PATH made by hand, so its second entry can be spoiled behind a whole directory:
@@ -478,8 +511,8 @@ static void hand_zip(const char *path, enum spoil how, size_t *at)
     for (int e = 0; e < 3; e++) {
         size_t len = (size_t)snprintf(text, cap, "id,v\n");
         for (int i = 0; i < HAND_ROWS; i++)
-            len += (size_t)snprintf(text + len, cap - len, "%c%05d,%d\n", 'a' + e, i,
-                                    i * 7919 % 1000);
+            len +=
+                (size_t)snprintf(text + len, cap - len, "%c%05d,%d\n", 'a' + e, i, i * 7919 % 1000);
         uLong crc = crc32(0, (const Bytef *)text, (uInt)len);
         size_t clen = len;
         int method = e == 1 && how == SPOIL_FLIP_STORED ? 0 : 8;
@@ -501,40 +534,15 @@ static void hand_zip(const char *path, enum spoil how, size_t *at)
                 data[i] ^= 0x5a;
         if (e == 1 && how == SPOIL_CUT)
             clen = clen / 4 * 3;
-        char name[] = {(char)('a' + e), '.', 'c', 's', 'v'};
-        uint32_t off = (uint32_t)(p - zip);
-        p = le_put(p, 0x04034b50, 4);
-        p = le_put(p, 20, 2);
-        p = le_put(p, 0, 2);
-        p = le_put(p, (uint32_t)method, 2);
-        p = le_put(p, 0x00210000, 4); /* 1980-01-01 00:00 */
-        p = le_put(p, (uint32_t)crc, 4);
-        p = le_put(p, (uint32_t)clen, 4);
-        p = le_put(p, (uint32_t)len, 4);
-        p = le_put(p, sizeof(name), 2);
-        p = le_put(p, 0, 2);
-        memcpy(p, name, sizeof(name));
-        p += sizeof(name);
+        char name[] = {(char)('a' + e), '.', 'c', 's', 'v', '\0'};
+        struct zip_head h = {method,        (uint32_t)crc, (uint32_t)clen,
+                             (uint32_t)len, name,          (uint32_t)(p - zip)};
+        p = zip_head(p, &h, false);
         if (e == 1)
             *at = (size_t)(p - zip);
         memcpy(p, data, clen);
         p += clen;
-        d = le_put(d, 0x02014b50, 4);
-        d = le_put(d, 20, 2);
-        d = le_put(d, 20, 2);
-        d = le_put(d, 0, 2);
-        d = le_put(d, (uint32_t)method, 2);
-        d = le_put(d, 0x00210000, 4);
-        d = le_put(d, (uint32_t)crc, 4);
-        d = le_put(d, (uint32_t)clen, 4);
-        d = le_put(d, (uint32_t)len, 4);
-        d = le_put(d, sizeof(name), 2);
-        d = le_put(d, 0, 4); /* extra, comment */
-        d = le_put(d, 0, 4); /* disk, internal attributes */
-        d = le_put(d, 0, 4);
-        d = le_put(d, off, 4);
-        memcpy(d, name, sizeof(name));
-        d += sizeof(name);
+        d = zip_head(d, &h, true);
     }
     uint32_t dir_at = (uint32_t)(p - zip);
     memcpy(p, dir, (size_t)(d - dir));
@@ -575,8 +583,10 @@ static void zip_check_finds_later_faults(void **state)
             assert_int_equal(rc, 0);
             assert_int_equal(pd_expand_check(&x, 0, &roomy), 0);
             for (size_t i = 0; i < 3; i++) {
-                assert_int_equal(expand(p, "abc.zip", i, &roomy, &x, NULL, &size), 0);
+                struct pd_expand y;
+                assert_int_equal(expand(p, "abc.zip", i, &roomy, &y, NULL, &size), 0);
                 total += size;
+                pd_expand_close(&y);
             }
         } else {
             assert_int_equal(rc, PD_EPARSE);
