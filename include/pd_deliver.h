@@ -15,7 +15,9 @@
  * time, into a file with no name in opts.expand_dir, and the entry is split like a file of its
  * own, its name choosing the format under `split = auto`. Chunks are numbered on across the
  * entries (dl->entry says which one the last chunk cut is of); only the last entry's last chunk
- * is `last`. Expanding is deterministic, so a restart expands its entry again and resumes at
+ * is `last`. Before the first chunk, a zip's entries after the first are read through once
+ * (pd_expand_check), so a corrupt one fails the zip with nothing of it sent. Expanding is
+ * deterministic, so a restart expands its entry again, checks those after it, and resumes at
  * the chunk its record says.
  */
 #ifndef PD_DELIVER_H

@@ -13,6 +13,8 @@
  * folders are skipped. Expanding stops as soon as it passes max_expanded_size (all entries
  * together), max_expansion_ratio times the compressed size (beyond 1 MiB), or the free space of
  * the folder it writes to (keeping 1% or 64 MiB free): nothing is ever written past a limit.
+ * pd_expand_check() reads a zip's other entries through before the first is sent, so a corrupt
+ * later entry stops the zip before any of it goes.
  * Memory: 64 KiB buffers, zlib's 32 KiB window, zstd frames up to a 16 MiB window.
  */
 #ifndef PD_EXPAND_H
@@ -76,6 +78,15 @@ int pd_expand_open(struct pd_expand *x, int fd, const char *name);
  */
 int pd_expand_entry(struct pd_expand *x, size_t i, int outfd, const struct pd_expand_limits *l,
                     uint64_t *size);
+
+/*
+ * A zip's entries FROM on read through to their ends, writing nothing: libarchive checks each
+ * one's data and CRC, and L (L->before: what the entries before FROM expanded to) holds over
+ * all of them, but for the free space, which nothing written needs. Deterministic, CPU only.
+ * 0 (a gzip or zstd file: at once, its one entry is checked as it is expanded), or a negative
+ * code with x->why as pd_expand_entry()'s, naming the entry and the byte.
+ */
+int pd_expand_check(struct pd_expand *x, size_t from, const struct pd_expand_limits *l);
 
 void pd_expand_close(struct pd_expand *x);
 

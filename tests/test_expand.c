@@ -336,6 +336,24 @@ static void limits_stop_a_bomb_early(void **state)
     pd_expand_close(&x);
 }
 
+/* The delivery engine over the zip at PATH, cutting to BUDGET, continuing at ENTRY, OFFSET,
+ * INDEX. */
+static void open_dl(struct pd_delivery *dl, const char *path, uint64_t budget, unsigned entry,
+                    uint64_t offset, unsigned index)
+{
+    struct pd_delivery_opts o = {.fd = -1,
+                                 .path = path,
+                                 .name = "in/rows.zip",
+                                 .max_body = budget,
+                                 .budget = budget,
+                                 .expand_dir = pd_test_dir,
+                                 .resume_entry = entry,
+                                 .resume_offset = offset,
+                                 .resume_index = index};
+    assert_int_equal(pd_delivery_open(dl, &o), 0);
+    assert_non_null(dl->cx);
+}
+
 /* The delivery engine over a zip of three CSV files of 40 rows each, cutting to BUDGET,
  * continuing at ENTRY, OFFSET, INDEX. */
 static void open_zip_dl(struct pd_delivery *dl, uint64_t budget, unsigned entry, uint64_t offset,
@@ -353,17 +371,7 @@ static void open_zip_dl(struct pd_delivery *dl, uint64_t budget, unsigned entry,
         t[e] = texts[e];
     }
     make_zip(p, names, t, 3, NULL);
-    struct pd_delivery_opts o = {.fd = -1,
-                                 .path = p,
-                                 .name = "in/rows.zip",
-                                 .max_body = budget,
-                                 .budget = budget,
-                                 .expand_dir = pd_test_dir,
-                                 .resume_entry = entry,
-                                 .resume_offset = offset,
-                                 .resume_index = index};
-    assert_int_equal(pd_delivery_open(dl, &o), 0);
-    assert_non_null(dl->cx);
+    open_dl(dl, p, budget, entry, offset, index);
 }
 
 /* The next chunk: its entry and index, and its first row's first letter. */
@@ -442,6 +450,210 @@ static void recut_goes_back_an_entry(void **state)
     pd_delivery_close(&dl);
 }
 
+static unsigned char *le_put(unsigned char *p, uint32_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        *p++ = (unsigned char)(v >> (8 * i));
+    return p;
+}
+
+enum spoil { SPOIL_NONE, SPOIL_FLIP_STORED, SPOIL_FLIP_DEFLATED, SPOIL_CUT };
+
+/* About 600 KB an entry: past what listing the zip reads of it (its first 256 KiB expanded,
+ * when it looks at the first bytes). */
+#define HAND_ROWS 60000
+
+struct zip_head {
+    int method; /* 0 stored, 8 deflated */
+    uint32_t crc, clen, len;
+    const char *name;
+    uint32_t off; /* where its local header is */
+};
+
+/* H's local header (CENTRAL false) or its central directory record at P; past it. */
+static unsigned char *zip_head(unsigned char *p, const struct zip_head *h, bool central)
+{
+    p = le_put(p, central ? 0x02014b50 : 0x04034b50, 4);
+    if (central)
+        p = le_put(p, 20, 2); /* made by */
+    p = le_put(p, 20, 2);
+    p = le_put(p, 0, 2);
+    p = le_put(p, (uint32_t)h->method, 2);
+    p = le_put(p, 0x00210000, 4); /* 1980-01-01 00:00 */
+    p = le_put(p, h->crc, 4);
+    p = le_put(p, h->clen, 4);
+    p = le_put(p, h->len, 4);
+    p = le_put(p, (uint32_t)strlen(h->name), 2);
+    p = le_put(p, 0, 2); /* extra */
+    if (central) {
+        p = le_put(p, 0, 4); /* comment, disk */
+        p = le_put(p, 0, 2); /* internal attributes */
+        p = le_put(p, 0, 4); /* external */
+        p = le_put(p, h->off, 4);
+    }
+    memcpy(p, h->name, strlen(h->name));
+    return p + strlen(h->name);
+}
+
+/*
+ * A zip at PATH made by hand, so its second entry can be spoiled behind a whole directory:
+ * three CSV files a, b, c, deflated (b stored for SPOIL_FLIP_STORED); b's data gets bytes
+ * flipped three quarters in, or is cut there with its headers saying so (truncated). The place
+ * of b's data in *AT.
+ */
+static void hand_zip(const char *path, enum spoil how, size_t *at)
+{
+    size_t cap = (size_t)HAND_ROWS * 16;
+    unsigned char *zip = malloc(4 * cap), dir[1024], *p = zip, *d = dir;
+    char *text = malloc(cap);
+    unsigned char *data = malloc(compressBound((uLong)cap));
+    assert_true(zip && text && data);
+    for (int e = 0; e < 3; e++) {
+        size_t len = (size_t)snprintf(text, cap, "id,v\n");
+        for (int i = 0; i < HAND_ROWS; i++)
+            len +=
+                (size_t)snprintf(text + len, cap - len, "%c%05d,%d\n", 'a' + e, i, i * 7919 % 1000);
+        uLong crc = crc32(0, (const Bytef *)text, (uInt)len);
+        size_t clen = len;
+        int method = e == 1 && how == SPOIL_FLIP_STORED ? 0 : 8;
+        if (method) {
+            z_stream z = {0};
+            assert_int_equal(deflateInit2(&z, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+            z.next_in = (Bytef *)text;
+            z.avail_in = (uInt)len;
+            z.next_out = data;
+            z.avail_out = (uInt)compressBound((uLong)cap);
+            assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+            clen = z.total_out;
+            deflateEnd(&z);
+        } else {
+            memcpy(data, text, len);
+        }
+        if (e == 1 && (how == SPOIL_FLIP_STORED || how == SPOIL_FLIP_DEFLATED))
+            for (size_t i = clen / 4 * 3; i < clen / 4 * 3 + 4; i++)
+                data[i] ^= 0x5a;
+        if (e == 1 && how == SPOIL_CUT)
+            clen = clen / 4 * 3;
+        char name[] = {(char)('a' + e), '.', 'c', 's', 'v', '\0'};
+        struct zip_head h = {method,        (uint32_t)crc, (uint32_t)clen,
+                             (uint32_t)len, name,          (uint32_t)(p - zip)};
+        p = zip_head(p, &h, false);
+        if (e == 1)
+            *at = (size_t)(p - zip);
+        memcpy(p, data, clen);
+        p += clen;
+        d = zip_head(d, &h, true);
+    }
+    uint32_t dir_at = (uint32_t)(p - zip);
+    memcpy(p, dir, (size_t)(d - dir));
+    p += d - dir;
+    p = le_put(p, 0x06054b50, 4);
+    p = le_put(p, 0, 4);
+    p = le_put(p, 3, 2);
+    p = le_put(p, 3, 2);
+    p = le_put(p, (uint32_t)(d - dir), 4);
+    p = le_put(p, dir_at, 4);
+    p = le_put(p, 0, 2);
+    write_bytes(path, zip, (size_t)(p - zip));
+    free(zip);
+    free(text);
+    free(data);
+}
+
+/* A zip whose second entry is corrupt or truncated lists well and expands its first entry, but
+ * the check pass over the rest fails, naming the entry, the byte and libarchive's words. */
+static void zip_check_finds_later_faults(void **state)
+{
+    (void)state;
+    const char *p = pd_test_path(pd_test_dir, "abc.zip");
+    struct pd_expand x;
+    uint64_t size, total = 0;
+    size_t at;
+    for (enum spoil how = SPOIL_NONE; how <= SPOIL_CUT; how++) {
+        hand_zip(p, how, &at);
+        int fd = open(p, O_RDONLY);
+        assert_int_equal(expand(p, "abc.zip", 0, &roomy, &x, NULL, &size), 0);
+        assert_int_equal(x.n, 3);
+        pd_expand_close(&x);
+        assert_int_equal(pd_expand_open(&x, fd, "abc.zip"), 0);
+        struct pd_expand_limits l = roomy;
+        l.before = size;
+        int rc = pd_expand_check(&x, 1, &l);
+        if (how == SPOIL_NONE) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(pd_expand_check(&x, 0, &roomy), 0);
+            for (size_t i = 0; i < 3; i++) {
+                struct pd_expand y;
+                assert_int_equal(expand(p, "abc.zip", i, &roomy, &y, NULL, &size), 0);
+                total += size;
+                pd_expand_close(&y);
+            }
+        } else {
+            assert_int_equal(rc, PD_EPARSE);
+            assert_non_null(strstr(x.why, "zip entry 2 (b.csv) is corrupt or truncated near byte"));
+            assert_non_null(strstr(x.why, "(libarchive: "));
+            assert_true(x.why_offset > (int64_t)at);
+            if (how == SPOIL_FLIP_STORED)
+                assert_non_null(strstr(x.why, "CRC"));
+        }
+        pd_expand_close(&x);
+        close(fd);
+    }
+    /* the limits hold over all the entries, the free space aside (nothing is written) */
+    hand_zip(p, SPOIL_NONE, &at);
+    int fd = open(p, O_RDONLY);
+    assert_int_equal(pd_expand_open(&x, fd, "abc.zip"), 0);
+    struct pd_expand_limits l = {.max_size = total - 1};
+    assert_int_equal(pd_expand_check(&x, 0, &l), PD_ELIMIT);
+    assert_non_null(strstr(x.why, "max_expanded_size"));
+    assert_non_null(strstr(x.why, "stopped in c.csv"));
+    l.max_size = total;
+    assert_int_equal(pd_expand_check(&x, 0, &l), 0);
+    atomic_bool stop = true;
+    l.cancel = &stop;
+    assert_int_equal(pd_expand_check(&x, 1, &l), PD_ECANCELED);
+    pd_expand_close(&x);
+    close(fd);
+}
+
+/* The delivery of such a zip fails at its first chunk, nothing cut: no half a zip is sent. A
+ * restart in entry 1 checks again what it has still to send. */
+static void delivery_sends_nothing_of_a_bad_zip(void **state)
+{
+    (void)state;
+    const char *p = pd_test_path(pd_test_dir, "abc.zip");
+    struct pd_delivery dl;
+    struct pd_chunk c;
+    char first;
+    size_t at;
+    for (enum spoil how = SPOIL_FLIP_STORED; how <= SPOIL_CUT; how++) {
+        hand_zip(p, how, &at);
+        open_dl(&dl, p, 1u << 20, 0, 0, 0);
+        assert_int_equal(next_of(&dl, &c, &first), PD_EPARSE);
+        assert_null(dl.sp);
+        const char *want = "nothing of the zip was sent: zip entry 2 (b.csv) is corrupt";
+        assert_memory_equal(dl.why, want, strlen(want));
+        assert_true(dl.why_offset > (int64_t)at);
+        assert_int_equal(next_of(&dl, &c, &first), PD_EPARSE); /* and stays failed */
+        pd_delivery_close(&dl);
+        /* resumed in entry 0 after a chunk went: failed again, without claiming nothing went */
+        open_dl(&dl, p, 1u << 20, 0, 5, 1);
+        assert_int_equal(next_of(&dl, &c, &first), PD_EPARSE);
+        assert_memory_equal(dl.why, "zip entry 2 (b.csv)", 19);
+        pd_delivery_close(&dl);
+    }
+    /* a good one goes whole, entry after entry */
+    hand_zip(p, SPOIL_NONE, &at);
+    open_dl(&dl, p, 1u << 20, 0, 0, 0);
+    for (unsigned e = 0; e < 3; e++) {
+        assert_int_equal(next_of(&dl, &c, &first), 1);
+        assert_int_equal(dl.entry, e);
+        assert_int_equal(first, 'a' + (int)e);
+    }
+    assert_int_equal(next_of(&dl, &c, &first), 0);
+    pd_delivery_close(&dl);
+}
+
 /* The fuzz target's seeds and the inputs it found (tests/data/expand/: a first byte picking the
  * name, then the file), expanded again: each ends cleanly, within the limits. */
 static void fuzz_inputs_replayed(void **state)
@@ -511,6 +723,7 @@ int main(void)
     return PD_RUN_IN_DIR(gz_several_members, zst_several_frames, zip_entries_in_order,
                          zip_links_encryption_nesting_refused, zip_too_many_entries, names_that_lie,
                          gz_truncated_and_corrupt, limits_stop_a_bomb_early, delivery_walks_entries,
-                         recut_goes_back_an_entry, fuzz_inputs_replayed,
+                         recut_goes_back_an_entry, zip_check_finds_later_faults,
+                         delivery_sends_nothing_of_a_bad_zip, fuzz_inputs_replayed,
                          zeroed_delivery_closes_nothing, tmpfile_has_no_name);
 }

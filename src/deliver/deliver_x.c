@@ -195,9 +195,30 @@ void dlx_name_why(struct pd_delivery *dl)
     snprintf(dl->why, sizeof(dl->why), "%.*s", (int)sizeof(dl->why) - 1, why);
 }
 
+/*
+ * The entry the delivery starts (or resumes) in, expanded whole, and the zip's entries after it
+ * read through once, writing nothing, before its first chunk goes: a corrupt or truncated
+ * entry 2 (or a limit passed there) fails the zip with nothing of it sent, not after entry 1
+ * went. A restart runs this again over the entries still to send: it is deterministic, and
+ * costs CPU only, so the delivery record needs no mark that it passed.
+ */
 int dlx_first_entry(struct pd_delivery *dl)
 {
-    return dlx_open_entry(dl, dl->cx->resume_entry, dl->cx->offset, dl->next_index);
+    struct pd_delivery_x *cx = dl->cx;
+    unsigned k = cx->resume_entry;
+    int rc = dlx_open_entry(dl, k, cx->offset, dl->next_index);
+
+    if (rc || k + 1 >= cx->x.n)
+        return rc;
+    struct pd_expand_limits l = cx->lim;
+    l.before += cx->size[k];
+    if (!(rc = pd_expand_check(&cx->x, k + 1, &l)))
+        return 0;
+    pd_split_destroy(&dl->sp);
+    const char *pre = rc == PD_EPARSE && !dl->next_index ? "nothing of the zip was sent: " : "";
+    (void)x_why(dl, rc, cx->x.why_offset, pre);
+    snprintf(dl->why + strlen(pre), sizeof(dl->why) - strlen(pre), "%s", cx->x.why);
+    return rc;
 }
 
 int dlx_recut_entry(struct pd_delivery *dl, const struct pd_chunk *refused)

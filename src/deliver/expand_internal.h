@@ -12,7 +12,7 @@
 /* Where the expanded bytes go, held against the limits as they come. */
 struct xsink {
     struct pd_expand *x;
-    int fd;
+    int fd; /* -1: a check pass, the bytes counted and not written */
     const struct pd_expand_limits *lim;
     const char *entry; /* its name, for messages */
     uint64_t written;
@@ -32,5 +32,6 @@ const char *xname(const char *name, char *buf, size_t len);
 /* expand_zip.c */
 int xzip_list(struct pd_expand *x);
 int xzip_entry(struct pd_expand *x, size_t i, struct xsink *s);
+int xzip_check(struct pd_expand *x, size_t from, struct xsink *s);
 
 #endif

@@ -62,10 +62,21 @@ static la_int64_t z_skip(struct archive *a, void *cd, la_int64_t n)
     return n;
 }
 
+/* libarchive's words for its last error in BUF, without the line end some of them carry. */
+static const char *z_words(struct archive *a, char *buf, size_t len)
+{
+    const char *w = a ? archive_error_string(a) : "out of memory";
+    size_t n = (size_t)snprintf(buf, len, "%s", w ? w : "unknown");
+    for (n = n < len ? n : len - 1; n && (buf[n - 1] == '\n' || buf[n - 1] == ' '); n--)
+        buf[n - 1] = '\0';
+    return buf;
+}
+
 /* A reader over the file at its start, or NULL with x->why. */
 static struct archive *z_open(struct pd_expand *x, struct zsrc *z)
 {
     struct archive *a = archive_read_new();
+    char wb[512];
 
     z->x = x;
     z->pos = 0;
@@ -77,7 +88,7 @@ static struct archive *z_open(struct pd_expand *x, struct zsrc *z)
         xfail(x, PD_EPARSE, z->pos,
               "the zip file cannot be read (libarchive: %s); nothing was sent; drop an intact "
               "zip again",
-              a && archive_error_string(a) ? archive_error_string(a) : "out of memory");
+              z_words(a, wb, sizeof(wb)));
         if (a)
             archive_read_free(a);
         return NULL;
@@ -89,6 +100,7 @@ static struct archive *z_open(struct pd_expand *x, struct zsrc *z)
 static struct archive_entry *z_next(struct pd_expand *x, struct archive *a, struct zsrc *z, int *rc)
 {
     struct archive_entry *e;
+    char wb[512];
     int r = archive_read_next_header(a, &e);
 
     *rc = 0;
@@ -99,7 +111,7 @@ static struct archive_entry *z_next(struct pd_expand *x, struct archive *a, stru
     *rc = xfail(x, PD_EPARSE, z->pos,
                 "the zip file is corrupt or truncated near byte %" PRId64 " (libarchive: %s); "
                 "nothing was sent; drop an intact zip again",
-                z->pos, archive_error_string(a) ? archive_error_string(a) : "unknown");
+                z->pos, z_words(a, wb, sizeof(wb)));
     return NULL;
 }
 
@@ -122,8 +134,8 @@ static const char *z_refusal(struct archive *a, struct archive_entry *e, char *b
      * is sent, not after the entries before it went. */
     la_ssize_t n = archive_read_data(a, head, sizeof(head));
     if (n < 0) {
-        snprintf(buf, len, "cannot be read (libarchive: %s)",
-                 archive_error_string(a) ? archive_error_string(a) : "unknown");
+        char wb[512];
+        snprintf(buf, len, "cannot be read (libarchive: %s)", z_words(a, wb, sizeof(wb)));
         return buf;
     }
     if (n == 0)
@@ -238,50 +250,109 @@ int xzip_list(struct pd_expand *x)
     return rc;
 }
 
-/* Copies the current entry's data into S. */
+/* Copies the current entry's data (entry POS + 1 of the zip, folders counted) into S. */
 static int z_copy(struct pd_expand *x, struct archive *a, struct zsrc *z, struct xsink *s,
-                  unsigned char *buf)
+                  uint64_t pos, unsigned char *buf)
 {
-    char nb[1024];
+    char nb[1024], wb[512];
     for (;;) {
         la_ssize_t n = archive_read_data(a, buf, XBUF);
         if (n == 0)
             return 0;
         if (n < 0)
             return xfail(x, PD_EPARSE, z->pos,
-                         "zip entry %s is corrupt or truncated near byte %" PRId64 " of the zip "
-                         "(libarchive: %s); drop an intact zip again",
-                         xname(s->entry, nb, sizeof(nb)), z->pos,
-                         archive_error_string(a) ? archive_error_string(a) : "unknown");
+                         "zip entry %" PRIu64 " (%s) is corrupt or truncated near byte %" PRId64
+                         " of the zip (libarchive: %s); drop an intact zip again",
+                         pos + 1, xname(s->entry, nb, sizeof(nb)), z->pos,
+                         z_words(a, wb, sizeof(wb)));
         int rc = xsink_write(s, buf, (size_t)n);
         if (rc)
             return rc;
     }
 }
 
-int xzip_entry(struct pd_expand *x, size_t i, struct xsink *s)
+/* A reader over the zip and a buffer, or an error with x->why (*RC). */
+static struct archive *z_start(struct pd_expand *x, struct zsrc **z, unsigned char **buf, int *rc)
 {
-    struct zsrc *z = malloc(sizeof(*z));
-    unsigned char *buf = malloc(XBUF);
-    struct archive *a = z && buf ? z_open(x, z) : NULL;
-    struct archive_entry *e = NULL;
-    int rc = 0;
+    struct archive *a = NULL;
 
-    if (!a) {
-        rc = z && buf ? PD_EPARSE : xfail(x, PD_ENOMEM, -1, "%s", pd_strerror(PD_ENOMEM));
-        free(z);
-        free(buf);
-        return rc;
-    }
-    for (uint64_t pos = 0; (e = z_next(x, a, z, &rc)) && pos < x->entries[i].pos; pos++)
-        ;
-    if (!rc && (!e || strcmp(archive_entry_pathname(e) ? archive_entry_pathname(e) : "(no name)",
-                             x->entries[i].name)))
-        rc = xfail(x, PD_EPARSE, z->pos, "the zip file changed while it was read");
-    if (!rc)
-        rc = z_copy(x, a, z, s, buf);
+    *z = malloc(sizeof(**z));
+    *buf = malloc(XBUF);
+    if (*z && *buf && (a = z_open(x, *z)))
+        return a;
+    *rc = *z && *buf ? PD_EPARSE : xfail(x, PD_ENOMEM, -1, "%s", pd_strerror(PD_ENOMEM));
+    free(*z);
+    free(*buf);
+    return NULL;
+}
+
+static void z_end(struct archive *a, struct zsrc *z, unsigned char *buf)
+{
     archive_read_free(a);
     free(z);
     free(buf);
+}
+
+/* Header E (at POS) is entry I of the list: else the zip changed since it was listed. */
+static int z_same(struct pd_expand *x, struct zsrc *z, struct archive_entry *e, uint64_t pos,
+                  size_t i)
+{
+    const char *name = e ? archive_entry_pathname(e) : NULL;
+
+    if (e && pos == x->entries[i].pos && !strcmp(name ? name : "(no name)", x->entries[i].name))
+        return 0;
+    return xfail(x, PD_EPARSE, z->pos, "the zip file changed while it was read");
+}
+
+int xzip_entry(struct pd_expand *x, size_t i, struct xsink *s)
+{
+    struct zsrc *z;
+    unsigned char *buf;
+    struct archive_entry *e = NULL;
+    int rc = 0;
+    uint64_t pos = 0;
+    struct archive *a = z_start(x, &z, &buf, &rc);
+
+    if (!a)
+        return rc;
+    for (; (e = z_next(x, a, z, &rc)) && pos < x->entries[i].pos; pos++)
+        ;
+    if (!rc)
+        rc = z_same(x, z, e, pos, i);
+    if (!rc)
+        rc = z_copy(x, a, z, s, pos, buf);
+    z_end(a, z, buf);
+    return rc;
+}
+
+/*
+ * Entries FROM on, each read through to its end into S (a check pass: nothing written), so
+ * libarchive checks their data and CRCs and S the limits over all of them. Entries before FROM
+ * are skipped unread: the seekable reader steps over their data.
+ */
+int xzip_check(struct pd_expand *x, size_t from, struct xsink *s)
+{
+    struct zsrc *z;
+    unsigned char *buf;
+    struct archive_entry *e;
+    int rc = 0;
+    size_t i = from;
+    struct archive *a = z_start(x, &z, &buf, &rc);
+
+    if (!a)
+        return rc;
+    for (uint64_t pos = 0; i < x->n && (e = z_next(x, a, z, &rc)); pos++) {
+        if (pos < x->entries[i].pos)
+            continue; /* an entry before FROM, or a folder */
+        if ((rc = z_same(x, z, e, pos, i)))
+            break;
+        s->entry = x->entries[i].name;
+        if ((rc = z_copy(x, a, z, s, pos, buf)))
+            break;
+        i++;
+    }
+    if (!rc && i < x->n)
+        rc = z_same(x, z, NULL, 0, i);
+    z_end(a, z, buf);
     return rc;
 }

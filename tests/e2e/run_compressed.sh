@@ -1,7 +1,8 @@
 # Compressed files in a drop folder: a .json.gz, a .csv.zst and a zip of three CSV files arrive
 # at the emulator as their inner records, each inner file in the receipt, the compressed file
 # archived as it came; a zip bomb and hostile zips land in failed/ with their reasons, and the
-# daemon's peak memory stays under 64 MiB.
+# daemon's peak memory stays under 64 MiB; a zip with a corrupt or truncated entry 2 sends
+# nothing at all.
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/lib_run.bash"
 command -v zstd >/dev/null || { echo "# skipped: no zstd command (scripts/setup installs it)"; exit 77; }
@@ -187,6 +188,73 @@ check "each entry's chunks tile it (after its CSV header)" \
         | ($c[0].start == 8) and ($c[-1].end == $e[$i].size)
           and ([range(1; $c | length) | $c[.].start == $c[. - 1].end] | all)] | all' "$r3"
 check "the chunks are numbered on across entries" jqe '[.chunks[].index] == [range(0; .chunks | length)]' "$r3"
+
+# A zip whose second entry is corrupt (bytes flipped in its deflated data; a stored entry with
+# a byte flipped, caught by its CRC) or truncated (cut short, its directory whole): every entry
+# is read through before the first chunk goes, so the emulator gets nothing of it, and the
+# error names entry 2. Entries of 650 KB each: past what listing the zip reads of an entry.
+start_mock --password "$PD_PW"
+D8="$T/drop8"
+mkdir -p "$D8" "$T/src8"
+python3 - "$T/src8" <<'PY'
+import os, struct, sys, zipfile
+src = sys.argv[1]
+def text(n):
+    return "id,v\n" + "".join("%s%05d,%d\n" % (n, i, i * 7919 % 1000) for i in range(60000))
+def make(name, b_kind=zipfile.ZIP_DEFLATED):
+    path = os.path.join(src, name)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for n in "abc":
+            z.writestr(n + ".csv", text(n), b_kind if n == "b" else zipfile.ZIP_DEFLATED)
+    raw = bytearray(open(path, "rb").read())
+    b = zipfile.ZipFile(path).infolist()[1]
+    nl, el = struct.unpack("<HH", raw[b.header_offset + 26:b.header_offset + 30])
+    return path, raw, b.header_offset, b.header_offset + 30 + nl + el, b.compress_size
+for n in "abc":
+    open(os.path.join(src, n + ".csv"), "w").write(text(n))
+make("good.zip")
+for name, kind in (("flip2.zip", zipfile.ZIP_DEFLATED), ("crc2.zip", zipfile.ZIP_STORED)):
+    path, raw, _, at, size = make(name, kind)
+    for i in range(4):
+        raw[at + size * 3 // 4 + i] ^= 0x5A
+    open(path, "wb").write(raw)
+# cut2.zip: b.csv's data cut to three quarters, the headers and the directory saying so
+path, raw, hdr, at, size = make("cut2.zip")
+keep = size * 3 // 4
+gone = size - keep
+eocd = raw.rindex(b"PK\x05\x06")
+cd = struct.unpack("<I", raw[eocd + 16:eocd + 20])[0]
+out = raw[:at + keep] + raw[at + size:]
+struct.pack_into("<I", out, hdr + 18, keep)
+p = cd - gone
+while out[p:p + 4] == b"PK\x01\x02":
+    off = struct.unpack("<I", out[p + 42:p + 46])[0]
+    if off == hdr:
+        struct.pack_into("<I", out, p + 20, keep)
+    elif off > hdr:
+        struct.pack_into("<I", out, p + 42, off - gone)
+    nl, el, cl = struct.unpack("<HHH", out[p + 28:p + 34])
+    p += 46 + nl + el + cl
+struct.pack_into("<I", out, eocd - gone + 16, cd - gone)
+open(path, "wb").write(out)
+PY
+cp "$T/src8/flip2.zip" "$T/src8/crc2.zip" "$T/src8/cut2.zip" "$D8/"
+write_conf "$T/c8.conf" "$D8"
+timeout 60 "$PD_BIN" run --once -c "$T/c8.conf" >/dev/null 2>"$T/err8" || true
+check "a zip with a bad entry 2: the emulator got nothing of it" test "$(payload_count)" -eq 0
+for z in flip2 crc2 cut2; do
+  check "$z.zip is in failed/ as it came" \
+    bash -c "cmp -s '$D8.pd/failed/$z.zip' '$T/src8/$z.zip' && test -f '$D8.pd/failed/$z.zip.error.json'"
+  check "$z.zip: the reason names entry 2, the byte and libarchive's words" \
+    jqe '.reason | test("^nothing of the zip was sent: zip entry 2 \\(b\\.csv\\) is corrupt or truncated near byte [0-9]+ of the zip \\(libarchive: [^)]")' \
+    "$D8.pd/failed/$z.zip.error.json"
+done
+check "crc2.zip: libarchive's words say the CRC" jqe '.reason | test("CRC")' "$D8.pd/failed/crc2.zip.error.json"
+cp "$T/src8/good.zip" "$D8/"
+timeout 60 "$PD_BIN" run --once -c "$T/c8.conf" >/dev/null 2>"$T/err8b" || true
+check "a good zip of three entries is archived" archived good.zip "$D8"
+check "what arrived is its three CSV files, each once" \
+  delivered_exactly "$T/src8/a.csv" "$T/src8/b.csv" "$T/src8/c.csv"
 
 # batch = N: a compressed file goes on its own (its expansion is not the bytes read for the
 # batch), the small plain files together.

@@ -1,9 +1,10 @@
 /*
  * libFuzzer target: hostile compressed files (pd_expand.h). The first byte picks the name the
- * file arrives under (.gz, .zst, .zip or none), the rest is the file; every entry found is
- * expanded into a memory file under small limits. Nothing may crash, leak, read out of bounds
- * or write past a limit.
+ * file arrives under (.gz, .zst, .zip or none), its next bit where the check pass starts, the
+ * rest is the file; the check pass runs, then every entry found is expanded into a memory file
+ * under small limits. Nothing may crash, leak, read out of bounds or write past a limit.
  */
+#include "pd_error.h"
 #include "pd_expand.h"
 
 #include <stdint.h>
@@ -25,6 +26,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (in < 0 || out < 0 || write(in, data + 1, size - 1) != (ssize_t)(size - 1))
         abort();
     if (pd_expand_open(&x, in, names[data[0] & 3]) == 0 && x.kind != PD_Z_NONE) {
+        /* the check pass before a zip's first chunk: it writes nothing, so only its code */
+        int rc = pd_expand_check(&x, data[0] >> 2 & 1, &lim);
+        if (rc && rc != PD_EPARSE && rc != PD_ELIMIT)
+            abort();
         for (size_t i = 0; i < x.n && i < 4; i++) {
             uint64_t got = 0;
             int rc = pd_expand_entry(&x, i, out, &lim, &got);
