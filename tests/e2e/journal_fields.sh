@@ -6,7 +6,9 @@
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/lib_run.bash"
 
-if ! ldd "$PD_BIN" 2>/dev/null | grep -q libsystemd; then
+# (grep reads all of ldd's output: with -q it may stop early, and under pipefail the
+# SIGPIPE ldd gets would read as "no libsystemd")
+if ! ldd "$PD_BIN" 2>/dev/null | grep libsystemd >/dev/null; then
   echo "# patchdrop was built without libsystemd: it does not talk to journald"
   exit 77
 fi
