@@ -356,6 +356,10 @@ static void test_config_tls(void **state)
     snprintf(text, sizeof(text), PW_SECTION "[cluster]\nredis = rediss://r\ntls_cert_file = %s\n"
              WATCH_SECTION, ca);
     expect_error(text, "tls_cert_file and tls_key_file go together");
+    chmod(ca, 0644);
+    snprintf(text, sizeof(text), PW_SECTION "[cluster]\nredis = rediss://r\ntls_key_file = %s\n"
+             WATCH_SECTION, ca);
+    expect_error(text, "can be read by every user");
     expect_error(PW_SECTION "[cluster]\nredis = redis://r\ntls_verify = no\n" WATCH_SECTION,
                  "tls_verify is only for TLS");
 }
