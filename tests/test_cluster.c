@@ -345,20 +345,21 @@ static void test_config_tls(void **state)
     pd_config_destroy(&cfg);
 
     pd_test_write(ca, "not a certificate\n");
-    snprintf(text, sizeof(text), PW_SECTION "[cluster]\nredis = rediss://r\nca_file = %s\n"
-             WATCH_SECTION, ca);
+    snprintf(text, sizeof(text),
+             PW_SECTION "[cluster]\nredis = rediss://r\nca_file = %s\n" WATCH_SECTION, ca);
     expect_error(text, "ca_file = ");
-    snprintf(text, sizeof(text), PW_SECTION "[cluster]\nredis = redis://r\nca_file = %s\n"
-             WATCH_SECTION, ca);
+    snprintf(text, sizeof(text),
+             PW_SECTION "[cluster]\nredis = redis://r\nca_file = %s\n" WATCH_SECTION, ca);
     expect_error(text, "c.conf:6: ca_file is only for TLS: write redis = rediss://");
-    expect_error(PW_SECTION "[cluster]\nredis = rediss://r\nca_file = /nonexistent/ca.pem\n"
-                 WATCH_SECTION, "ca_file = /nonexistent/ca.pem cannot be read");
-    snprintf(text, sizeof(text), PW_SECTION "[cluster]\nredis = rediss://r\ntls_cert_file = %s\n"
-             WATCH_SECTION, ca);
+    expect_error(PW_SECTION
+                 "[cluster]\nredis = rediss://r\nca_file = /nonexistent/ca.pem\n" WATCH_SECTION,
+                 "ca_file = /nonexistent/ca.pem cannot be read");
+    snprintf(text, sizeof(text),
+             PW_SECTION "[cluster]\nredis = rediss://r\ntls_cert_file = %s\n" WATCH_SECTION, ca);
     expect_error(text, "tls_cert_file and tls_key_file go together");
     chmod(ca, 0644);
-    snprintf(text, sizeof(text), PW_SECTION "[cluster]\nredis = rediss://r\ntls_key_file = %s\n"
-             WATCH_SECTION, ca);
+    snprintf(text, sizeof(text),
+             PW_SECTION "[cluster]\nredis = rediss://r\ntls_key_file = %s\n" WATCH_SECTION, ca);
     expect_error(text, "can be read by every user");
     expect_error(PW_SECTION "[cluster]\nredis = redis://r\ntls_verify = no\n" WATCH_SECTION,
                  "tls_verify is only for TLS");

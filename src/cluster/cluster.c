@@ -232,8 +232,8 @@ static void send_auth(struct pd_cluster *c)
 static void connect_now(struct pd_cluster *c)
 {
     const char *path = c->tls ? cluster_tls_path(c->tls) : c->addr.path;
-    redisAsyncContext *ac = path[0] ? redisAsyncConnectUnix(path)
-                                    : redisAsyncConnect(c->addr.host, c->addr.port);
+    redisAsyncContext *ac =
+        path[0] ? redisAsyncConnectUnix(path) : redisAsyncConnect(c->addr.host, c->addr.port);
     if (!ac || ac->err) {
         char why[160];
         snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "no memory");

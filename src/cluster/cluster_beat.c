@@ -44,8 +44,8 @@ static bool failed(redisContext *rc, redisReply *r, const char *step, char *why,
 }
 
 /* rediss://: the bridge (cluster_tls.c) is started into *TLS and stopped by the caller. */
-static redisContext *connect_sync(const struct pd_config *cfg, struct cluster_tls **tls,
-                                  char *why, size_t len)
+static redisContext *connect_sync(const struct pd_config *cfg, struct cluster_tls **tls, char *why,
+                                  size_t len)
 {
     struct pd_redis_addr a;
     struct timeval tv = {3, 0};
@@ -71,7 +71,9 @@ static redisContext *connect_sync(const struct pd_config *cfg, struct cluster_tl
         if (*tls)
             cluster_tls_last_error(*tls, tls_why, sizeof(tls_why));
         snprintf(why, len, "cannot reach Redis at %s: %s", cfg->cluster.redis,
-                 tls_why[0] ? tls_why : rc ? rc->errstr : "no memory");
+                 tls_why[0] ? tls_why
+                 : rc       ? rc->errstr
+                            : "no memory");
         redisFree(rc);
         return NULL;
     }
@@ -120,8 +122,8 @@ static cJSON *host_json(redisContext *rc, const struct pd_config *cfg, const cha
     return h;
 }
 
-static int hosts_list(const struct pd_config *cfg, struct cluster_tls **tls, char **json,
-                      char *why, size_t len)
+static int hosts_list(const struct pd_config *cfg, struct cluster_tls **tls, char **json, char *why,
+                      size_t len)
 {
     redisContext *rc;
     cJSON *root, *arr;

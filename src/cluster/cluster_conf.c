@@ -100,8 +100,9 @@ int pd_cluster_parse_url(const char *url, struct pd_redis_addr *out, char *why, 
     /* rediss://: TLS through our own bridge (cluster_tls.c), hiredis 0.14 has none. */
     out->tls = !strncmp(url, "rediss://", 9);
     if (!out->tls && strncmp(url, "redis://", 8))
-        return fail(why, len, url, "expected redis://HOST:PORT/DB, rediss://HOST:PORT/DB (TLS) "
-                                   "or unix:/PATH");
+        return fail(why, len, url,
+                    "expected redis://HOST:PORT/DB, rediss://HOST:PORT/DB (TLS) "
+                    "or unix:/PATH");
     const char *hp = url + (out->tls ? 9 : 8), *slash = strchr(hp, '/');
     size_t n = slash ? (size_t)(slash - hp) : strlen(hp);
     int rc = parse_hostport(url, hp, n, out, why, len);

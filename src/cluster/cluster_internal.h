@@ -49,10 +49,10 @@ struct pd_cluster {
     struct pd_metrics *metrics;
     struct pd_redis_addr addr;
     struct cluster_tls *tls; /* rediss://: hiredis connects to its unix socket */
-    redisAsyncContext *ac; /* NULL while not connected */
-    bool ready;            /* connected, authenticated, database selected */
+    redisAsyncContext *ac;   /* NULL while not connected */
+    bool ready;              /* connected, authenticated, database selected */
     bool closing;
-    bool background; /* a one-shot command's: its handles never keep the loop alive */
+    bool background;  /* a one-shot command's: its handles never keep the loop alive */
     bool down_told;   /* the failure to reach Redis was logged (once per outage) */
     char refused[64]; /* the connection's AUTH or SELECT was refused: what, else "" */
     uv_timer_t retry; /* the next connection attempt */

@@ -200,14 +200,14 @@ static void handshake_failed(struct cluster_tls *t, SSL *ssl)
 static SSL *handshake(struct cluster_tls *t, int fd)
 {
     unsigned char ip[16];
-    bool is_ip = inet_pton(AF_INET, t->addr.host, ip) == 1 ||
-                 inet_pton(AF_INET6, t->addr.host, ip) == 1;
+    bool is_ip =
+        inet_pton(AF_INET, t->addr.host, ip) == 1 || inet_pton(AF_INET6, t->addr.host, ip) == 1;
     SSL *ssl = SSL_new(t->ctx);
 
     if (!ssl || !SSL_set_fd(ssl, fd) ||
-        !(is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), t->addr.host)
-                : SSL_set1_host(ssl, t->addr.host) &&
-                      SSL_set_tlsext_host_name(ssl, t->addr.host))) {
+        !(is_ip
+              ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), t->addr.host)
+              : SSL_set1_host(ssl, t->addr.host) && SSL_set_tlsext_host_name(ssl, t->addr.host))) {
         failed(t, "setup", "cannot set up TLS for %s (no memory?)", t->addr.host);
         SSL_free(ssl);
         return NULL;
@@ -224,8 +224,8 @@ static SSL *handshake(struct cluster_tls *t, int fd)
         }
         if (w == 0) {
             if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-                failed(t, "timeout", "TLS handshake with %s:%d: no answer in %d s",
-                       t->addr.host, t->addr.port, CONNECT_MS / 1000);
+                failed(t, "timeout", "TLS handshake with %s:%d: no answer in %d s", t->addr.host,
+                       t->addr.port, CONNECT_MS / 1000);
             else
                 handshake_failed(t, ssl);
             SSL_free(ssl);
@@ -290,6 +290,11 @@ static int pump_step(struct pump *p, int u, SSL *ssl, bool *moved)
     return want;
 }
 
+static bool gone(short revents)
+{
+    return (revents & (POLLERR | POLLHUP | POLLNVAL)) && !(revents & POLLIN);
+}
+
 /* Pumps bytes both ways until either side closes, or the stop. */
 static void pump(struct cluster_tls *t, int u, int s, SSL *ssl)
 {
@@ -312,7 +317,8 @@ static void pump(struct cluster_tls *t, int u, int s, SSL *ssl)
         };
         if (poll(f, 3, -1) < 0 && errno != EINTR)
             break;
-        if (f[0].revents)
+        /* A side gone with nothing left to read: polling it again would only spin. */
+        if (f[0].revents || gone(f[1].revents) || gone(f[2].revents))
             break;
     }
     free(p);
@@ -419,8 +425,9 @@ int cluster_tls_start(const struct pd_config *cfg, const struct pd_redis_addr *a
         (rc = -pthread_create(&t->thread, NULL, bridge_main, t))) {
         int e = rc ? -rc : errno;
         pthread_sigmask(SIG_SETMASK, &old, NULL);
-        pd_log(PD_LOG_ERROR, "event=cluster_tls_failed reason=\"cannot start the TLS bridge to "
-                             "Redis (socket in %s): %s\"",
+        pd_log(PD_LOG_ERROR,
+               "event=cluster_tls_failed reason=\"cannot start the TLS bridge to "
+               "Redis (socket in %s): %s\"",
                t->dir[0] ? t->dir : "$TMPDIR", strerror(e));
         tls_free(t);
         return rc ? rc : -EAGAIN;

@@ -66,6 +66,13 @@ check "the bridge's socket is in a private directory of the state dir" bash -c \
 timeout 20 "$PD_BIN" status -c "$T/a.conf" --cluster --json >"$T/hosts.json" 2>"$T/hosts.err" || true
 check "status --cluster (over TLS too) lists both hosts, alive" \
   jqe '[.hosts[] | select(.alive) | .name] | sort == ["a", "b"]' "$T/hosts.json"
+# A large answer (a 300 kB summary) crosses the bridge whole, in many TLS records.
+hosts_key=$(tcli --scan --pattern '*:hosts' | head -1)
+python3 -c 'import json; print(json.dumps({"pad": "x" * 300000}), end="")' | tcli -x SET "${hosts_key%hosts}host:big" >/dev/null
+tcli ZADD "$hosts_key" "$(date +%s%3N)" big >/dev/null
+timeout 20 "$PD_BIN" status -c "$T/b.conf" --cluster --json >"$T/hosts2.json" 2>"$T/hosts2.err" || true
+check "a 300 kB answer from Redis arrives whole through the bridge" \
+  jqe '.hosts[] | select(.name == "big") | .summary.pad | length == 300000' "$T/hosts2.json"
 stop_host a
 stop_host b
 check "neither host lost Redis: no fallback, no TLS failure" bash -c \
@@ -84,6 +91,13 @@ check "its log says the TLS verification of 127.0.0.1 failed and names ca_file" 
 check "said once, not at every retry ($(grep -c event=cluster_tls_failed "$T/c.err"))" \
   test "$(grep -c event=cluster_tls_failed "$T/c.err")" -eq 1
 check "and it fell back to its share" grep -q event=cluster_fallback "$T/c.err"
+run_pd "$T/status_c" status -c "$T/c.conf" --cluster
+check "status --cluster with the wrong CA fails (exit $RC) saying why" bash -c \
+  "test $RC -ne 0 && grep -q 'TLS verification of 127.0.0.1 failed.*ca_file' '$T/status_c.err'"
+(umask 077; sed "s|^redis = .*|redis = rediss://localhost:$PORT/0|" "$T/a.conf" >"$T/byname.conf")
+run_pd "$T/status_n" status -c "$T/byname.conf" --cluster
+check "the right CA but a certificate for 127.0.0.1 reached as localhost: refused (exit $RC)" \
+  bash -c "test $RC -ne 0 && grep -qi 'TLS verification of localhost failed: hostname mismatch' '$T/status_n.err'"
 
 # 3. tls_verify = no against the wrong CA: connects, with a loud warning.
 tls_host d "ca_file = $T/other.pem" "tls_verify = no"
