@@ -69,6 +69,8 @@ static int make_ctx(const struct pd_cluster_cfg *c, SSL_CTX **out, char *why, si
         return PD_ENOMEM;
     }
     SSL_CTX_set_verify(ctx, c->tls_verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    /* Redis killed or restarted sends no close_notify: a plain close, not a TLS failure. */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     if (c->ca_file && !SSL_CTX_load_verify_locations(ctx, c->ca_file, NULL))
         rc = ctx_fail(why, len, "ca_file", c->ca_file);
     else if (!c->ca_file && !SSL_CTX_set_default_verify_paths(ctx))
@@ -244,6 +246,8 @@ static int ssl_wants(SSL *ssl, int r)
 struct pump {
     char up[BUF], down[BUF]; /* hiredis to Redis, Redis to hiredis */
     size_t upn, downn, downoff;
+    bool answered; /* Redis sent something: the session really works */
+    bool fatal;    /* an SSL call failed: no close_notify then */
 };
 
 /* Moves what can move without waiting; the TLS socket's POLL bits, or -1 when a side ended. */
@@ -256,10 +260,11 @@ static int pump_step(struct pump *p, int u, SSL *ssl, bool *moved)
         if ((r = SSL_read(ssl, p->down, BUF)) > 0) {
             p->downn = (size_t)r;
             p->downoff = 0;
-            *moved = true;
-        } else if ((r = ssl_wants(ssl, r)) < 0)
+            *moved = p->answered = true;
+        } else if ((r = ssl_wants(ssl, r)) < 0) {
+            p->fatal = SSL_get_error(ssl, 0) != SSL_ERROR_ZERO_RETURN;
             return -1;
-        else
+        } else
             want |= r;
     }
     if (p->downn) {
@@ -282,9 +287,10 @@ static int pump_step(struct pump *p, int u, SSL *ssl, bool *moved)
         if ((r = SSL_write(ssl, p->up, (int)p->upn)) > 0) {
             p->upn = 0;
             *moved = true;
-        } else if ((r = ssl_wants(ssl, r)) < 0)
+        } else if ((r = ssl_wants(ssl, r)) < 0) {
+            p->fatal = true;
             return -1;
-        else
+        } else
             want |= r;
     }
     return want;
@@ -295,19 +301,50 @@ static bool gone(short revents)
     return (revents & (POLLERR | POLLHUP | POLLNVAL)) && !(revents & POLLIN);
 }
 
-/* Pumps bytes both ways until either side closes, or the stop. */
-static void pump(struct cluster_tls *t, int u, int s, SSL *ssl)
+/* The session works (Redis answered): the next failure is told again. */
+static void tls_ok(struct cluster_tls *t)
 {
-    struct pump *p = malloc(sizeof(*p));
+    pthread_mutex_lock(&t->lock);
+    bool was_down = t->told[0];
+    t->told[0] = t->last[0] = '\0';
+    pthread_mutex_unlock(&t->lock);
+    if (was_down)
+        pd_log(PD_LOG_INFO, "event=cluster_tls_ok redis=%s:%d", t->addr.host, t->addr.port);
+}
+
+/* Why Redis ended a session it had accepted: with TLS 1.3 a client certificate it wants is
+ * refused only now, by an alert ("certificate required"). */
+static void session_failed(struct cluster_tls *t)
+{
+    unsigned long e = ERR_get_error();
+    char err[256];
+    if (!e)
+        return; /* a plain close: Redis's timeout, or hiredis reconnecting */
+    ERR_error_string_n(e, err, sizeof(err));
+    ERR_clear_error();
+    failed(t, "session",
+           "Redis at %s:%d ended the TLS session: %s; if Redis asks for a client certificate "
+           "(tls-auth-clients), set tls_cert_file and tls_key_file to one its CA signed",
+           t->addr.host, t->addr.port, err);
+}
+
+/* Pumps bytes both ways until either side closes, or the stop. False: the session failed. */
+static bool pump(struct cluster_tls *t, int u, int s, SSL *ssl)
+{
+    struct pump *p = calloc(1, sizeof(*p));
+    bool told_ok = false;
     if (!p)
-        return;
-    p->upn = p->downn = p->downoff = 0;
+        return true;
     for (;;) {
         bool moved;
         int want;
         do
             want = pump_step(p, u, ssl, &moved);
         while (want >= 0 && moved);
+        if (p->answered && !told_ok) {
+            tls_ok(t);
+            told_ok = true;
+        }
         if (want < 0)
             break;
         struct pollfd f[3] = {
@@ -321,7 +358,11 @@ static void pump(struct cluster_tls *t, int u, int s, SSL *ssl)
         if (f[0].revents || gone(f[1].revents) || gone(f[2].revents))
             break;
     }
+    bool fatal = p->fatal;
+    if (fatal)
+        session_failed(t);
     free(p);
+    return !fatal;
 }
 
 /* One connection of hiredis: to Redis over TLS, then the pump; U is closed by the caller. */
@@ -330,17 +371,12 @@ static void bridge_one(struct cluster_tls *t, int u)
     int s = tcp_connect(t);
     SSL *ssl = s >= 0 ? handshake(t, s) : NULL;
     if (ssl) {
-        pthread_mutex_lock(&t->lock);
-        bool was_down = t->told[0];
-        t->told[0] = t->last[0] = '\0';
-        pthread_mutex_unlock(&t->lock);
-        if (was_down)
-            pd_log(PD_LOG_INFO, "event=cluster_tls_ok redis=%s:%d", t->addr.host, t->addr.port);
         fcntl(u, F_SETFL, fcntl(u, F_GETFL) | O_NONBLOCK);
-        pump(t, u, s, ssl);
-        SSL_shutdown(ssl); /* a close_notify, not waited for */
+        if (pump(t, u, s, ssl))
+            SSL_shutdown(ssl); /* a close_notify, not waited for */
         SSL_free(ssl);
     }
+    ERR_clear_error();
     if (s >= 0)
         close(s);
 }

@@ -113,4 +113,36 @@ check "its log warns at start that the certificate is NOT checked" \
   grep -q 'event=cluster_tls_verify_off.*NOT checked' "$T/d.err"
 check "and it used Redis: no TLS failure, no fallback" bash -c \
   "! grep -qE 'event=cluster_(fallback|tls_failed)' '$T/d.err'"
+
+# 4. Redis asks for client certificates (tls-auth-clients yes): without one the host is told
+# what to set; with tls_cert_file and tls_key_file (signed by Redis's CA) it is in.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=patchdrop \
+  -keyout "$T/client.key" -out "$T/client.csr" 2>/dev/null
+openssl x509 -req -in "$T/client.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
+  -days 2 -out "$T/client.pem" 2>/dev/null
+chmod 600 "$T/client.key"
+stop_redis
+start_redis --tls-port "$PORT" --tls-cert-file "$T/server.pem" --tls-key-file "$T/server.key" \
+  --tls-ca-cert-file "$T/ca.pem" --tls-auth-clients yes
+run_pd "$T/status_nocert" status -c "$T/a.conf" --cluster
+check "without a client certificate status --cluster fails (exit $RC) naming tls_cert_file" \
+  bash -c "test $RC -ne 0 && grep -q 'tls_cert_file and tls_key_file' '$T/status_nocert.err'"
+printf 'tls_cert_file = %s\ntls_key_file = %s\n' "$T/client.pem" "$T/client.key" >>"$T/a.conf"
+run_pd "$T/status_cert" status -c "$T/a.conf" --cluster --json
+check "with tls_cert_file and tls_key_file it reads Redis (exit $RC)" \
+  jqe '.hosts | type == "array"' "$T/status_cert.out"
+
+# 5. Redis killed and started again under a running host: it falls back, then rejoins through
+# the bridge; a TLS session cut without close_notify is no TLS failure.
+: >"$T/a.err"
+start_host a
+on_redis() { timeout 20 "$PD_BIN" status -c "$T/a.conf" --json | jq -e '.account.cluster.connected' >/dev/null; }
+check "host a is on Redis with its client certificate" wait_for 15 on_redis
+stop_redis
+check "Redis killed: host a falls back" wait_for 15 grep -q event=cluster_fallback "$T/a.err"
+start_redis --tls-port "$PORT" --tls-cert-file "$T/server.pem" --tls-key-file "$T/server.key" \
+  --tls-ca-cert-file "$T/ca.pem" --tls-auth-clients yes
+check "Redis back: host a rejoins through the bridge" wait_for 20 grep -q event=cluster_rejoined "$T/a.err"
+stop_host a
+check "the cut session was no TLS failure" bash -c "! grep -q event=cluster_tls_failed.*session '$T/a.err'"
 finish
