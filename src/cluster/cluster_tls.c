@@ -12,6 +12,7 @@
 #include "pd_log.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -28,6 +29,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CONNECT_MS 3000
@@ -396,6 +398,38 @@ static void *bridge_main(void *arg)
     return NULL;
 }
 
+/* A bridge's directory left in the state dir by a process killed outright (SIGKILL, OOM): its
+ * socket refuses, and it is older than a minute (never one another process is just setting up,
+ * a daemon and a one-shot command may share the state dir). */
+static void sweep_stale(const char *state_dir)
+{
+    DIR *d = state_dir ? opendir(state_dir) : NULL;
+    struct dirent *e;
+    time_t now = time(NULL);
+
+    while (d && (e = readdir(d))) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        char dir[100];
+        struct stat st;
+        int n = snprintf(dir, sizeof(dir), "%s/%s", state_dir, e->d_name);
+        if (strncmp(e->d_name, "redis-tls.", 10) || n < 0 || (size_t)n + 3 > sizeof(sa.sun_path) ||
+            lstat(dir, &st) || !S_ISDIR(st.st_mode) || now - st.st_mtime < 60)
+            continue;
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", dir);
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool refused = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+                       (errno == ECONNREFUSED || errno == ENOENT);
+        if (fd >= 0)
+            close(fd);
+        if (refused) {
+            unlink(sa.sun_path);
+            rmdir(dir);
+        }
+    }
+    if (d)
+        closedir(d);
+}
+
 /* The private directory (0700) and the listening socket in it: in the state dir if the path
  * fits a unix socket's, else in $TMPDIR or /tmp. */
 static int listen_unix(struct cluster_tls *t, const char *state_dir)
@@ -404,6 +438,7 @@ static int listen_unix(struct cluster_tls *t, const char *state_dir)
     const char *bases[] = {state_dir, tmp && *tmp ? tmp : NULL, "/tmp"};
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
 
+    sweep_stale(state_dir);
     for (size_t i = 0; i < 3 && !t->dir[0]; i++) {
         int n = bases[i] ? snprintf(t->dir, sizeof(t->dir), "%s/redis-tls.XXXXXX", bases[i]) : 0;
         if (n <= 0 || (size_t)n + 3 > sizeof(sa.sun_path) || !mkdtemp(t->dir))

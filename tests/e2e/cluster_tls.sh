@@ -134,6 +134,13 @@ check "with tls_cert_file and tls_key_file it reads Redis (exit $RC)" \
 
 # 5. Redis killed and started again under a running host: it falls back, then rejoins through
 # the bridge; a TLS session cut without close_notify is no TLS failure.
+# Beside it: the directory of a bridge killed outright a while ago (swept at start), and that of
+# one just setting up (kept).
+for d in stale fresh; do
+  mkdir -m 700 "$T/a.state/redis-tls.$d"
+  python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$T/a.state/redis-tls.$d/s"
+done
+touch -d '5 minutes ago' "$T/a.state/redis-tls.stale"
 : >"$T/a.err"
 start_host a
 on_redis() { timeout 20 "$PD_BIN" status -c "$T/a.conf" --json | jq -e '.account.cluster.connected' >/dev/null; }
@@ -145,4 +152,6 @@ start_redis --tls-port "$PORT" --tls-cert-file "$T/server.pem" --tls-key-file "$
 check "Redis back: host a rejoins through the bridge" wait_for 20 grep -q event=cluster_rejoined "$T/a.err"
 stop_host a
 check "the cut session was no TLS failure" bash -c "! grep -q event=cluster_tls_failed.*session '$T/a.err'"
+check "a killed bridge's old directory is swept, a new one's kept, its own removed" bash -c \
+  "[ \"\$(cd '$T/a.state' && echo redis-tls.*)\" = redis-tls.fresh ]"
 finish
