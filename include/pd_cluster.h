@@ -36,14 +36,20 @@ struct pd_redis_addr {
     int port;
     char path[108]; /* the unix socket, or "" */
     unsigned db;
+    bool tls; /* rediss://: through the TLS bridge (cluster_tls.c) */
 };
 
 /*
  * Parses redis://HOST[:PORT][/DB] (port 6379, db 0 by default; [v6] in brackets) and
- * unix:/PATH[?db=N]. rediss:// is refused: Debian 12's hiredis (0.14) has no TLS. Returns 0, or
+ * unix:/PATH[?db=N]; rediss:// is the same with TLS (tls set). Returns 0, or
  * PD_ECONFIG with WHY (LEN bytes) saying what is wrong and what to write instead.
  */
 int pd_cluster_parse_url(const char *url, struct pd_redis_addr *out, char *why, size_t len);
+
+/* rediss://: whether [cluster]'s ca_file, tls_cert_file and tls_key_file can be used (read,
+ * parsed, the key that of the certificate). Returns 0, or PD_ECONFIG with WHY naming the key. */
+struct pd_cluster_cfg;
+int pd_cluster_tls_check(const struct pd_cluster_cfg *c, char *why, size_t len);
 
 /*
  * The account's fingerprint: 12 hex digits of a SHA-256 of its login (email) or API key, never

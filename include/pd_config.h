@@ -131,12 +131,16 @@ struct pd_metrics_cfg {
 
 /* [cluster]: several hosts share one account through Redis (pd_cluster.h). */
 struct pd_cluster_cfg {
-    char *redis;             /* redis://host:port/db or unix:/path; NULL: no cluster */
+    char *redis;             /* redis[s]://host:port/db or unix:/path; NULL: no cluster */
     char *password_file;     /* as configured, or NULL */
     char *password;          /* read from password_file (not a key); wiped on destroy */
     char *name;              /* this host; default the hostname */
     char *key_prefix;        /* default "patchdrop:" + the account's fingerprint + ":" */
     uint64_t expected_hosts; /* the fallback's share: rate_limit / expected_hosts */
+    char *ca_file;           /* rediss://: the CAs that sign Redis's certificate; NULL: system's */
+    char *tls_cert_file;     /* rediss://: this host's certificate (tls-auth-clients), or NULL */
+    char *tls_key_file;      /* its private key */
+    bool tls_verify;         /* no: Redis's certificate is NOT checked (loud) */
 };
 
 /* Wipes and frees the cluster's resolved password (config.c, when the config goes). */

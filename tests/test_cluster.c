@@ -33,6 +33,20 @@ static void test_parse_url(void **state)
     assert_string_equal(a.path, "/run/redis/redis.sock");
     assert_int_equal(pd_cluster_parse_url("unix:/run/r.sock?db=3", &a, why, sizeof(why)), 0);
     assert_int_equal(a.db, 3);
+    assert_false(a.tls);
+    /* rediss://: the same address, through the TLS bridge */
+    assert_int_equal(pd_cluster_parse_url("rediss://10.0.0.5:6380/2", &a, why, sizeof(why)), 0);
+    assert_true(a.tls);
+    assert_string_equal(a.host, "10.0.0.5");
+    assert_int_equal(a.port, 6380);
+    assert_int_equal(a.db, 2);
+    assert_string_equal(a.path, "");
+    assert_int_equal(pd_cluster_parse_url("rediss://redis.internal", &a, why, sizeof(why)), 0);
+    assert_true(a.tls);
+    assert_string_equal(a.host, "redis.internal");
+    assert_int_equal(a.port, 6379);
+    assert_int_equal(pd_cluster_parse_url("redis://r:6379/0", &a, why, sizeof(why)), 0);
+    assert_false(a.tls);
 }
 
 /* Each refusal says what is wrong and what to write instead. */
@@ -41,8 +55,10 @@ static void test_parse_url_refused(void **state)
     static const struct {
         const char *url, *says;
     } cases[] = {
-        {"rediss://r:6380/0", "stunnel"},
-        {"rediss://r:6380/0", "unix:/PATH"},
+        {"rediss://:pw@r:6380/0", "password_file"},
+        {"rediss://r:6380/x", "database"},
+        {"rediss://", "redis://HOST:PORT/DB"},
+        {"redisss://r", "rediss://HOST:PORT/DB (TLS)"},
         {"redis://:pw@r:6379/0", "password_file"},
         {"redis://r:0/0", "port"},
         {"redis://r:99999/0", "port"},
@@ -295,8 +311,6 @@ static void test_config_errors(void **state)
     char text[1024];
     const char *pwfile = pd_test_path(pd_test_dir, "open.pw");
 
-    expect_error(PW_SECTION "[cluster]\nredis = rediss://r:6380/0\n" WATCH_SECTION,
-                 "c.conf:5: redis = rediss://r:6380/0: TLS to Redis is not built in");
     expect_error(PW_SECTION "[cluster]\nname = east\n" WATCH_SECTION, "needs redis =");
     expect_error(PW_SECTION "[cluster]\nredis = redis://r\nname = two words\n" WATCH_SECTION,
                  "expected one word");
@@ -311,10 +325,50 @@ static void test_config_errors(void **state)
     expect_error(text, "can be read by every user");
 }
 
+/* rediss://'s keys: accepted with TLS, each file checked, refused (with words) elsewhere. */
+static void test_config_tls(void **state)
+{
+    char text[1024], *errors;
+    const char *ca = pd_test_path(pd_test_dir, "ca.pem");
+    struct pd_config *cfg = load(PW_SECTION "[cluster]\nredis = rediss://127.0.0.1:6380/1\n"
+                                            "tls_verify = no\n" WATCH_SECTION,
+                                 &errors);
+    if (!cfg)
+        fail_msg("%s", errors);
+    assert_false(cfg->cluster.tls_verify);
+    pd_config_destroy(&cfg);
+    cfg = load(PW_SECTION "[cluster]\nredis = rediss://r\n" WATCH_SECTION, &errors);
+    if (!cfg)
+        fail_msg("%s", errors);
+    assert_true(cfg->cluster.tls_verify); /* checked unless said otherwise */
+    assert_null(cfg->cluster.ca_file);    /* the system's CAs */
+    pd_config_destroy(&cfg);
+
+    pd_test_write(ca, "not a certificate\n");
+    snprintf(text, sizeof(text),
+             PW_SECTION "[cluster]\nredis = rediss://r\nca_file = %s\n" WATCH_SECTION, ca);
+    expect_error(text, "ca_file = ");
+    snprintf(text, sizeof(text),
+             PW_SECTION "[cluster]\nredis = redis://r\nca_file = %s\n" WATCH_SECTION, ca);
+    expect_error(text, "c.conf:6: ca_file is only for TLS: write redis = rediss://");
+    expect_error(PW_SECTION
+                 "[cluster]\nredis = rediss://r\nca_file = /nonexistent/ca.pem\n" WATCH_SECTION,
+                 "ca_file = /nonexistent/ca.pem cannot be read");
+    snprintf(text, sizeof(text),
+             PW_SECTION "[cluster]\nredis = rediss://r\ntls_cert_file = %s\n" WATCH_SECTION, ca);
+    expect_error(text, "tls_cert_file and tls_key_file go together");
+    chmod(ca, 0644);
+    snprintf(text, sizeof(text),
+             PW_SECTION "[cluster]\nredis = rediss://r\ntls_key_file = %s\n" WATCH_SECTION, ca);
+    expect_error(text, "can be read by every user");
+    expect_error(PW_SECTION "[cluster]\nredis = redis://r\ntls_verify = no\n" WATCH_SECTION,
+                 "tls_verify is only for TLS");
+}
+
 int main(void)
 {
     return PD_RUN_TESTS(NULL, NULL, test_parse_url, test_parse_url_refused, test_fingerprint,
                         test_fallback_share_and_keys, test_permits, test_fallback_share) +
            PD_RUN_TESTS(setup, pd_test_teardown, test_config_defaults, test_config_values_and_print,
-                        test_config_errors);
+                        test_config_errors, test_config_tls);
 }

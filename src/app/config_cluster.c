@@ -6,9 +6,11 @@
 #include "config_internal.h"
 #include "pd_cluster.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int cluster_line(struct parser *p, const char *key)
@@ -43,6 +45,49 @@ static void default_name(struct parser *p, struct pd_cluster_cfg *c)
         p->oom = true;
 }
 
+/* rediss://'s files: each readable and usable (the key that of the certificate); for another
+ * address they would do nothing, which is said rather than ignored. */
+static void check_tls(struct parser *p, const struct pd_cluster_cfg *c,
+                      const struct pd_redis_addr *addr)
+{
+    const char *keys[] = {"ca_file", "tls_cert_file", "tls_key_file"};
+    const char *paths[] = {c->ca_file, c->tls_cert_file, c->tls_key_file};
+    char why[512];
+    bool ok = true;
+
+    for (int i = 0; i < 3; i++) {
+        if (!paths[i])
+            continue;
+        if (!addr->tls) {
+            cfg_add_error(p, cluster_line(p, keys[i]),
+                          "%s is only for TLS: write redis = rediss://HOST:PORT/DB, or remove %s",
+                          keys[i], keys[i]);
+            ok = false;
+        } else if (access(paths[i], R_OK)) {
+            cfg_add_error(p, cluster_line(p, keys[i]), "%s = %s cannot be read: %s", keys[i],
+                          paths[i], strerror(errno));
+            ok = false;
+        }
+    }
+    struct stat st; /* the key is a secret: as password_file, never readable by all */
+    if (c->tls_key_file && !stat(c->tls_key_file, &st) && (st.st_mode & S_IROTH))
+        cfg_add_error(p, cluster_line(p, "tls_key_file"),
+                      "tls_key_file %s can be read by every user (mode %04o); run chmod o-r %s "
+                      "(root:patchdrop mode 640 is the usual way)",
+                      c->tls_key_file, (unsigned)(st.st_mode & 07777), c->tls_key_file);
+    if (!c->tls_cert_file != !c->tls_key_file) {
+        cfg_add_error(p, cluster_line(p, c->tls_cert_file ? "tls_cert_file" : "tls_key_file"),
+                      "tls_cert_file and tls_key_file go together: set both (Redis's "
+                      "tls-auth-clients) or neither");
+        ok = false;
+    }
+    if (!c->tls_verify && !addr->tls)
+        cfg_add_error(p, cluster_line(p, "tls_verify"),
+                      "tls_verify is only for TLS (redis = rediss://...): remove it");
+    if (ok && addr->tls && pd_cluster_tls_check(c, why, sizeof(why)))
+        cfg_add_error(p, cluster_line(p, "redis"), "%s", why);
+}
+
 void cfg_check_cluster(struct parser *p)
 {
     struct pd_cluster_cfg *c = &p->cfg->cluster;
@@ -58,6 +103,8 @@ void cfg_check_cluster(struct parser *p)
     }
     if (pd_cluster_parse_url(c->redis, &addr, why, sizeof(why)))
         cfg_add_error(p, cluster_line(p, "redis"), "%s", why);
+    else
+        check_tls(p, c, &addr);
     if (c->password_file)
         c->password = cfg_read_secret_file(p, c->password_file, "password_file",
                                            cluster_line(p, "password_file"));

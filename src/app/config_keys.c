@@ -117,7 +117,8 @@ const struct key cfg_keys[] = {
      "start); needed when listen is not a loopback address"},
 
     {SEC_CLUSTER, "redis", T_STRING, NULL, 0, 0, CL(redis), NULL,
-     "several hosts, one account: redis://HOST:PORT/DB or unix:/PATH of the Redis they share "
+     "several hosts, one account: redis://HOST:PORT/DB, rediss://HOST:PORT/DB (TLS) or "
+     "unix:/PATH of the Redis they share "
      "(rate limit, fallback); unset: this host alone, no Redis"},
     {SEC_CLUSTER, "password_file", T_PATH, NULL, 0, 0, CL(password_file), NULL,
      "file holding the Redis password (AUTH), mode 640 like [patchworks] password_file; with "
@@ -129,6 +130,15 @@ const struct key cfg_keys[] = {
      "login or API key (never the secret)"},
     {SEC_CLUSTER, "expected_hosts", T_UINT, "2", 1, 1000, CL(expected_hosts), NULL,
      "while Redis is away each host sends at most rate_limit / expected_hosts per rate_window"},
+    {SEC_CLUSTER, "ca_file", T_PATH, NULL, 0, 0, CL(ca_file), NULL,
+     "rediss://: PEM file of the certificate authorities that sign Redis's certificate (its "
+     "tls-ca-cert-file); unset: the system's"},
+    {SEC_CLUSTER, "tls_cert_file", T_PATH, NULL, 0, 0, CL(tls_cert_file), NULL,
+     "rediss://: this host's certificate (PEM) when Redis asks for one (tls-auth-clients)"},
+    {SEC_CLUSTER, "tls_key_file", T_PATH, NULL, 0, 0, CL(tls_key_file), NULL,
+     "rediss://: the private key (PEM) of tls_cert_file, mode 640 like password_file"},
+    {SEC_CLUSTER, "tls_verify", T_BOOL, "yes", 0, 0, CL(tls_verify), NULL,
+     "rediss://: no turns off the check of Redis's certificate: only for a test server you own"},
 
     {SEC_WATCH, "path", T_PATH, NULL, 0, 0, WA(path), NULL, "the drop folder (required)"},
     {SEC_WATCH, "flow_id", T_ID, NULL, 0, 0, WA(flow_id), NULL,

@@ -109,6 +109,11 @@ int pd_cli_load_config(const char *file, struct pd_config **out)
         fprintf(stderr, "patchdrop: WARNING: tls_verify = no in %s: certificates are NOT "
                         "checked, anyone on the path can read your data and credentials\n",
                 (*out)->file);
+    if ((*out)->cluster.redis && !(*out)->cluster.tls_verify)
+        fprintf(stderr, "patchdrop: WARNING: tls_verify = no in [cluster] of %s: Redis's "
+                        "certificate is NOT checked, anyone on the path can read and change what "
+                        "the hosts share (the login token); set ca_file instead\n",
+                (*out)->file);
     warn_cleartext(*out);
     /* A folder everyone may write to without the sticky bit lets any local user rename or
      * replace another user's upload before it is sent. */

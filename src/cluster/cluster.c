@@ -147,6 +147,10 @@ static void on_retry(uv_timer_t *t)
 /* The connection is gone (or never came): try again after the backoff. */
 static void lost(struct pd_cluster *c, const char *why)
 {
+    char tls_why[400] = "";
+    if (c->tls) /* rediss://: the bridge's reason (certificate, handshake) says more */
+        cluster_tls_last_error(c->tls, tls_why, sizeof(tls_why));
+    why = tls_why[0] ? tls_why : why;
     c->ac = NULL;
     c->ready = false;
     if (c->closing)
@@ -227,8 +231,9 @@ static void send_auth(struct pd_cluster *c)
 
 static void connect_now(struct pd_cluster *c)
 {
-    redisAsyncContext *ac = c->addr.path[0] ? redisAsyncConnectUnix(c->addr.path)
-                                            : redisAsyncConnect(c->addr.host, c->addr.port);
+    const char *path = c->tls ? cluster_tls_path(c->tls) : c->addr.path;
+    redisAsyncContext *ac =
+        path[0] ? redisAsyncConnectUnix(path) : redisAsyncConnect(c->addr.host, c->addr.port);
     if (!ac || ac->err) {
         char why[160];
         snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "no memory");
@@ -328,7 +333,9 @@ int pd_cluster_create(uv_loop_t *loop, const struct pd_config *cfg, const struct
     c->boot = c->clock->random(c->clock->arg);
     c->stats.share = pd_cluster_fallback_share(c->rate, cfg->cluster.expected_hosts);
     if ((rc = pd_cluster_parse_url(cfg->cluster.redis, &c->addr, why, sizeof(why))) ||
-        (rc = keys_init(c)) || (rc = uv_timer_init(loop, &c->retry) ? PD_ENOMEM : 0)) {
+        (rc = keys_init(c)) || (c->addr.tls && (rc = cluster_tls_start(cfg, &c->addr, &c->tls))) ||
+        (rc = uv_timer_init(loop, &c->retry) ? PD_ENOMEM : 0)) {
+        cluster_tls_stop(&c->tls);
         free(c);
         return rc;
     }
@@ -380,6 +387,7 @@ void pd_cluster_close(struct pd_cluster **cp)
         c->ac = NULL;
         redisAsyncFree(ac); /* replies still due come back NULL; its poll handle closes */
     }
+    cluster_tls_stop(&c->tls);
     uv_timer_stop(&c->retry);
     uv_close((uv_handle_t *)&c->retry, on_handle_closed);
     uv_close((uv_handle_t *)&c->token_timer, on_handle_closed);

@@ -43,7 +43,9 @@ static bool failed(redisContext *rc, redisReply *r, const char *step, char *why,
     return true;
 }
 
-static redisContext *connect_sync(const struct pd_config *cfg, char *why, size_t len)
+/* rediss://: the bridge (cluster_tls.c) is started into *TLS and stopped by the caller. */
+static redisContext *connect_sync(const struct pd_config *cfg, struct cluster_tls **tls, char *why,
+                                  size_t len)
 {
     struct pd_redis_addr a;
     struct timeval tv = {3, 0};
@@ -52,11 +54,26 @@ static redisContext *connect_sync(const struct pd_config *cfg, char *why, size_t
 
     if (pd_cluster_parse_url(cfg->cluster.redis, &a, why, len))
         return NULL;
+    if (a.tls && cluster_tls_start(cfg, &a, tls)) {
+        snprintf(why, len, "cannot set up TLS to Redis at %s (see the log)", cfg->cluster.redis);
+        return NULL;
+    }
+    if (*tls)
+        snprintf(a.path, sizeof(a.path), "%s", cluster_tls_path(*tls));
     rc = a.path[0] ? redisConnectUnixWithTimeout(a.path, tv)
                    : redisConnectWithTimeout(a.host, a.port, tv);
+    if (rc && !rc->err && *tls) { /* the bridge answers the connect: a PING shows TLS worked */
+        redisSetTimeout(rc, tv);
+        freeReplyObject(redisCommand(rc, "PING"));
+    }
     if (!rc || rc->err) {
+        char tls_why[400] = "";
+        if (*tls)
+            cluster_tls_last_error(*tls, tls_why, sizeof(tls_why));
         snprintf(why, len, "cannot reach Redis at %s: %s", cfg->cluster.redis,
-                 rc ? rc->errstr : "no memory");
+                 tls_why[0] ? tls_why
+                 : rc       ? rc->errstr
+                            : "no memory");
         redisFree(rc);
         return NULL;
     }
@@ -105,7 +122,8 @@ static cJSON *host_json(redisContext *rc, const struct pd_config *cfg, const cha
     return h;
 }
 
-int pd_cluster_hosts(const struct pd_config *cfg, char **json, char *why, size_t len)
+static int hosts_list(const struct pd_config *cfg, struct cluster_tls **tls, char **json, char *why,
+                      size_t len)
 {
     redisContext *rc;
     cJSON *root, *arr;
@@ -113,7 +131,7 @@ int pd_cluster_hosts(const struct pd_config *cfg, char **json, char *why, size_t
 
     *json = NULL;
     why[0] = '\0';
-    if (!(rc = connect_sync(cfg, why, len)))
+    if (!(rc = connect_sync(cfg, tls, why, len)))
         return -1;
     t = redisCommand(rc, "TIME");
     r = redisCommand(rc, "ZREVRANGE %shosts 0 -1 WITHSCORES", cfg->cluster.key_prefix);
@@ -145,4 +163,12 @@ int pd_cluster_hosts(const struct pd_config *cfg, char **json, char *why, size_t
         return -1;
     }
     return 0;
+}
+
+int pd_cluster_hosts(const struct pd_config *cfg, char **json, char *why, size_t len)
+{
+    struct cluster_tls *tls = NULL;
+    int ret = hosts_list(cfg, &tls, json, why, len);
+    cluster_tls_stop(&tls);
+    return ret;
 }

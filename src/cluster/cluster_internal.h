@@ -40,16 +40,19 @@ struct pd_cluster_pending {
     struct pd_cluster_pending *next, *prev;
 };
 
+struct cluster_tls;
+
 struct pd_cluster {
     uv_loop_t *loop;
     const struct pd_config *cfg;
     const struct pd_clock *clock;
     struct pd_metrics *metrics;
     struct pd_redis_addr addr;
-    redisAsyncContext *ac; /* NULL while not connected */
-    bool ready;            /* connected, authenticated, database selected */
+    struct cluster_tls *tls; /* rediss://: hiredis connects to its unix socket */
+    redisAsyncContext *ac;   /* NULL while not connected */
+    bool ready;              /* connected, authenticated, database selected */
     bool closing;
-    bool background; /* a one-shot command's: its handles never keep the loop alive */
+    bool background;  /* a one-shot command's: its handles never keep the loop alive */
     bool down_told;   /* the failure to reach Redis was logged (once per outage) */
     char refused[64]; /* the connection's AUTH or SELECT was refused: what, else "" */
     uv_timer_t retry; /* the next connection attempt */
@@ -95,6 +98,18 @@ void cluster_member(const struct pd_cluster *c, uint64_t id, char *buf, size_t l
 int cluster_uv_attach(redisAsyncContext *ac, uv_loop_t *loop, bool background);
 /* The socket's handle no longer keeps the loop alive (pd_cluster_background). */
 void cluster_uv_unref(redisAsyncContext *ac);
+
+/* cluster_tls.c: rediss://, a TLS bridge of our own (hiredis 0.14 has no TLS): a thread
+ * listening on a unix socket in a private directory (in the state dir, else $TMPDIR or /tmp)
+ * takes each connection there to ADDR over TLS. Logs why it cannot start. */
+int cluster_tls_start(const struct pd_config *cfg, const struct pd_redis_addr *addr,
+                      struct cluster_tls **out);
+/* The unix socket hiredis connects to. */
+const char *cluster_tls_path(const struct cluster_tls *t);
+/* Why the last connection failed (TCP, handshake, certificate), or "" after one that worked. */
+void cluster_tls_last_error(struct cluster_tls *t, char *buf, size_t len);
+/* Stops the thread, removes the socket and its directory; NULLs *T. NULL is a no-op. */
+void cluster_tls_stop(struct cluster_tls **t);
 
 /* cluster_beat.c: publishes this host's summary. */
 void cluster_beat(struct pd_cluster *c);

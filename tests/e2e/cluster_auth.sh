@@ -2,7 +2,7 @@
 # (as the ACL user the README proposes),
 # which never shows in a log, a status document or anything else the test leaves; a wrong one
 # is said clearly (Redis's words, never the password) and the host goes on alone on its share.
-# rediss:// is refused by check-config with the reason and what to do instead.
+# rediss:// with a ca_file that is not there is refused by check-config, naming the key.
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/lib_run.bash"
 . "$(dirname "$0")/lib_cluster.bash"
@@ -56,7 +56,8 @@ refused_host c "$T/acl.secret" 'event=cluster_fallback.*refused the rate script.
   "the refused script"
 
 sed -i "s|^redis = .*|redis = rediss://127.0.0.1:6380/0|" "$T/b.conf"
+echo "ca_file = $T/no-such-ca.pem" >>"$T/b.conf"
 run_pd "$T/cc" check-config -c "$T/b.conf"
-check "rediss:// is refused by check-config (exit $RC)" test "$RC" -eq 2
-check "with the reason and what to do" grep -q "hiredis (0.14) has no TLS.*stunnel" "$T/cc.err" "$T/cc.out"
+check "rediss:// with a missing ca_file is refused by check-config (exit $RC)" test "$RC" -eq 2
+check "naming the key and the file" grep -q "ca_file = $T/no-such-ca.pem cannot be read" "$T/cc.err" "$T/cc.out"
 finish
