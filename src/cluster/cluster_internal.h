@@ -110,6 +110,11 @@ const char *cluster_tls_path(const struct cluster_tls *t);
 void cluster_tls_last_error(struct cluster_tls *t, char *buf, size_t len);
 /* Stops the thread, removes the socket and its directory; NULLs *T. NULL is a no-op. */
 void cluster_tls_stop(struct cluster_tls **t);
+/* cluster_tls_ctx.c: the TLS settings of [cluster] as a new OpenSSL context (an SSL_CTX) in
+ * *OUT; 0, or a code with WHY naming the key and file. */
+struct ssl_ctx_st;
+int cluster_tls_ctx(const struct pd_cluster_cfg *c, struct ssl_ctx_st **out, char *why,
+                    size_t len);
 
 /* cluster_beat.c: publishes this host's summary. */
 void cluster_beat(struct pd_cluster *c);

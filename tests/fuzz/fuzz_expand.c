@@ -32,9 +32,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         for (size_t i = 0; i < x.n && i < 4; i++) {
             uint64_t got = 0;
-            int rc = pd_expand_entry(&x, i, out, &lim, &got);
-            if (got > lim.max_size || fstat(out, &st) || (rc && st.st_size != 0) ||
-                (!rc && (uint64_t)st.st_size != got))
+            int erc = pd_expand_entry(&x, i, out, &lim, &got);
+            if (got > lim.max_size || fstat(out, &st) || (erc && st.st_size != 0) ||
+                (!erc && (uint64_t)st.st_size != got))
                 abort(); /* past a limit, or a failed expansion left on disk */
         }
     }
