@@ -6,6 +6,7 @@
 #ifndef PD_FSUTIL_H
 #define PD_FSUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -59,6 +60,10 @@ int pd_fs_renameat_noreplace(int fromdir, const char *from, const char *to);
  * archive or failed folder are never taken for temp files: only the state folders are swept.
  */
 #define PD_FS_TEMP_PREFIX ".pdtmp-"
+
+/* Is NAME (a temp file's last component) being written by this process right now? A sweep of
+ * temps left by a crash passes over these, however old they look. */
+bool pd_fs_temp_live(const char *name);
 
 /* The mode of every file patchdrop creates or copies: never setuid, setgid or sticky. */
 #define PD_FS_FILE_MODE 0640

@@ -120,8 +120,11 @@ void nf_run_until(struct net_fixture *f, bool (*done)(void *arg), void *arg)
     uv_timer_stop(&f->guard);
     uv_timer_stop(&f->poll);
     if (f->timed_out) {
+        /* cmocka cuts a failure message short: the log goes out whole first. */
         char *text = nf_log_text(f);
-        fail_msg("not done within %d ms; the log:\n%s", NF_GUARD_MS, text);
+        fprintf(stderr, "not done within %d ms; the log:\n%s\n", NF_GUARD_MS, text);
+        free(text);
+        fail_msg("not done within %d ms (the log is above)", NF_GUARD_MS);
     }
 }
 

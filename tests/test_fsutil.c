@@ -3,7 +3,10 @@
 
 #include "pd_fsutil.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,9 +205,62 @@ static void test_unique_name(void **state)
     assert_int_equal(pd_fs_unique_name(dir, "orders.xml", NULL, 0, name, 8), -ENAMETOOLONG);
 }
 
+struct writer {
+    atomic_bool done;
+    int failures;
+};
+
+static void *keep_writing(void *arg)
+{
+    struct writer *w = arg;
+    for (int i = 0; i < 3000; i++)
+        if (pd_fs_write_replace(at("rec.json"), "{\"n\":1}", 7, 0600))
+            w->failures++;
+    atomic_store(&w->done, true);
+    return NULL;
+}
+
+/*
+ * A sweep of temps left by a crash asks pd_fs_temp_live before removing one: every temp name a
+ * reader finds in the folder is guarded until its writer has renamed it away, so "not live"
+ * always means "gone" (a record being written is never swept, however old it looks).
+ */
+static void test_temp_live_until_renamed(void **state)
+{
+    struct writer w = {0};
+    pthread_t t;
+    unsigned seen = 0, unguarded = 0;
+
+    assert_int_equal(pthread_create(&t, NULL, keep_writing, &w), 0);
+    while (!atomic_load(&w.done)) {
+        DIR *d = opendir(dir);
+        struct dirent *de;
+        assert_non_null(d);
+        while ((de = readdir(d))) {
+            struct stat st;
+            if (strncmp(de->d_name, PD_FS_TEMP_PREFIX, strlen(PD_FS_TEMP_PREFIX)))
+                continue;
+            seen++;
+            if (!pd_fs_temp_live(de->d_name) && fstatat(dirfd(d), de->d_name, &st, 0) == 0)
+                unguarded++;
+        }
+        closedir(d);
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(w.failures, 0);
+    assert_int_equal(unguarded, 0);
+    print_message("temp names seen while being written: %u\n", seen);
+    /* Once written, nothing is guarded and nothing is left. */
+    assert_int_equal(pd_fs_write_atomic(at("s.json"), "x", 1, 0600), 0);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s' | grep '^%s')\"", dir, PD_FS_TEMP_PREFIX);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     return PD_RUN_IN_DIR(test_mkdirs, test_long_names_fit, test_write_atomic_replaces,
                          test_replace_from, test_create_durable_never_replaces,
-                         test_rename_noreplace, test_rename_across_file_systems, test_unique_name);
+                         test_rename_noreplace, test_rename_across_file_systems, test_unique_name,
+                         test_temp_live_until_renamed);
 }

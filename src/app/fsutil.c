@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,12 +136,98 @@ static int write_full(int fd, const void *data, size_t len)
  * A named temp file in DIR: PD_FS_TEMP_PREFIX and six random characters, short enough for any
  * folder and unlike anything patchdrop itself would ever be asked to keep there.
  */
+/*
+ * The temp names this process is writing right now (by their last component: six random
+ * characters each). A sweep of stale temps (pd_fs_temp_live) never takes one of them, whatever
+ * its age looks like: a file's age is read from the kernel's clock and the daemon's time may be
+ * another (an injected clock, or a wall clock that jumped), and a slow fsync may outlast any
+ * age limit.
+ */
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static char (*live)[NAME_MAX + 1];
+static size_t nlive, live_cap;
+
+static const char *base_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+/* With live_mu held: TMP is ours. */
+static int live_add_locked(const char *tmp)
+{
+    const char *name = base_of(tmp);
+    int rc = 0;
+    if (nlive == live_cap) {
+        size_t cap = live_cap ? 2 * live_cap : 16;
+        void *grown = realloc(live, cap * sizeof(*live));
+        if (grown) {
+            live = grown;
+            live_cap = cap;
+        }
+    }
+    if (nlive < live_cap && strlen(name) <= NAME_MAX)
+        strcpy(live[nlive++], name);
+    else
+        rc = -ENOMEM;
+    return rc;
+}
+
+/* The temp TMP has been renamed, linked or removed: it is no longer ours to guard. */
+static void live_del(const char *tmp)
+{
+    const char *name = base_of(tmp);
+    pthread_mutex_lock(&live_mu);
+    for (size_t i = 0; i < nlive; i++)
+        if (!strcmp(live[i], name)) {
+            memmove(live[i], live[nlive - 1], sizeof(*live));
+            nlive--;
+            break;
+        }
+    if (!nlive) {
+        free(live);
+        live = NULL;
+        live_cap = 0;
+    }
+    pthread_mutex_unlock(&live_mu);
+}
+
+bool pd_fs_temp_live(const char *name)
+{
+    bool found = false;
+    pthread_mutex_lock(&live_mu);
+    for (size_t i = 0; i < nlive && !found; i++)
+        found = !strcmp(live[i], name);
+    pthread_mutex_unlock(&live_mu);
+    return found;
+}
+
 static int make_temp(const char *dir, char *tmp, size_t tmplen)
 {
     if ((size_t)snprintf(tmp, tmplen, "%s/" PD_FS_TEMP_PREFIX "XXXXXX", dir) >= tmplen)
         return -ENAMETOOLONG;
+    /* Created and named ours in one step: a sweep that has read the new name from its folder
+     * asks pd_fs_temp_live only once the name is guarded. */
+    pthread_mutex_lock(&live_mu);
     int fd = mkostemp(tmp, O_CLOEXEC);
-    return fd < 0 ? -errno : fd;
+    int rc = fd < 0 ? -errno : live_add_locked(tmp);
+    pthread_mutex_unlock(&live_mu);
+    if (fd < 0)
+        return rc;
+    if (rc) {
+        close(fd);
+        unlink(tmp);
+        return rc;
+    }
+    return fd;
+}
+
+/* The temp TMP leaves: renamed into place already (GONE), or removed now. */
+static void temp_end(const char *tmp, bool gone)
+{
+    if (!gone)
+        unlink(tmp);
+    live_del(tmp);
 }
 
 /*
@@ -184,7 +271,7 @@ static int write_temp_in(const char *dir, const void *data, size_t len, mode_t m
     if (close(fd) && !rc)
         rc = -errno;
     if (rc)
-        unlink(tmp);
+        temp_end(tmp, false);
     return rc;
 }
 
@@ -233,9 +320,10 @@ int pd_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mo
     pd_crashpoint("atomic_write");
     if (rename(tmp, path)) {
         rc = -errno;
-        unlink(tmp);
+        temp_end(tmp, false);
         return rc;
     }
+    temp_end(tmp, true);
     return pd_fs_fsync_dir(dir);
 }
 
@@ -245,9 +333,9 @@ int pd_fs_write_replace(const char *path, const void *data, size_t len, mode_t m
     int rc = dir_of(path, dir, sizeof(dir));
     if (!rc)
         rc = write_temp_in(dir, data, len, mode, tmp, sizeof(tmp), false);
-    if (!rc && rename(tmp, path)) {
-        rc = -errno;
-        unlink(tmp);
+    if (!rc) {
+        rc = rename(tmp, path) ? -errno : 0;
+        temp_end(tmp, !rc);
     }
     return rc;
 }
@@ -266,9 +354,10 @@ int pd_fs_replace_from(const char *tmpdir, const char *path, const void *data, s
     pd_crashpoint("atomic_write");
     if (rename(tmp, path)) {
         rc = -errno;
-        unlink(tmp);
+        temp_end(tmp, false);
         return rc == -EXDEV ? pd_fs_write_atomic(path, data, len, mode) : rc;
     }
+    temp_end(tmp, true);
     return pd_fs_fsync_dir(dir);
 }
 
@@ -298,7 +387,7 @@ int pd_fs_create_durable(const char *path, const void *data, size_t len, mode_t 
         return rc;
     if (link(tmp, path))
         rc = -errno;
-    unlink(tmp);
+    temp_end(tmp, false);
     if (rc)
         return rc;
     return pd_fs_fsync_dir(dir);
@@ -361,7 +450,7 @@ static int move_across(int fromdir, const char *from, const char *to)
     if (!unnamed) {
         if (!rc && link(tmp, to))
             rc = -errno;
-        unlink(tmp);
+        temp_end(tmp, false);
     }
     if (rc)
         return rc;

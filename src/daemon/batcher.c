@@ -439,7 +439,12 @@ uint64_t batch_tick(struct pd_daemon *d, uint64_t now)
     uint64_t due = NEVER;
     for (size_t i = 0; i < d->nwatches && !d->stopping; i++) {
         struct dwatch *w = &d->watches[i];
-        batch_pack(w); /* files that waited for others ready with them */
+        /* Files that waited for others ready with them: packed once none is being prepared
+         * (the last one ready packs them itself, batch_join, unless it goes alone), or when
+         * their window is over. */
+        struct dbatch *p = batch_pending(w);
+        if (p && (!batch_preparing(w, NULL) || now >= p->opened_ms + w->cfg->batch_window_ms))
+            batch_pack(w);
         bool idle = d->opts.once && w->batches && !batch_more_coming(w);
         for (struct dbatch *bt = w->batches, *next; bt; bt = next) {
             next = bt->next;

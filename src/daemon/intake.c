@@ -219,8 +219,8 @@ void dw_sweep_temps(struct pd_daemon *d, const char *path)
         return;
     while ((de = readdir(dir))) {
         struct stat st;
-        if (!is_temp_name(de->d_name))
-            continue;
+        if (!is_temp_name(de->d_name) || pd_fs_temp_live(de->d_name))
+            continue; /* not a temp, or one of ours being written now */
         /* A writer links or renames its temp within moments; an old one is a crash's. */
         if (fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
             now - st.st_mtime > 60)
