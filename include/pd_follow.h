@@ -75,6 +75,10 @@ void pd_follow_cleanup(struct pd_follow_rec *r);
  * (NAME, NAME.1 ...) it took: its path (free() it), or NULL when there is none.
  */
 char *pd_follow_find_receipt(const char *dir, const char *base, const char *claim_id);
+/* The same for any sidecar (".error.json": the error file of a file moved to a failed folder,
+ * which holds its receipt). */
+char *pd_follow_find_sidecar(const char *dir, const char *base, const char *sidecar,
+                             const char *claim_id);
 
 /* What the receipt says of one chunk's run. */
 struct pd_follow_result {

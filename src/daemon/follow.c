@@ -24,6 +24,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -606,14 +607,32 @@ static char *error_text(struct frun *f, const char *receipt_path, const char *da
     return out;
 }
 
+/* The error file of REC's file in the failed folder, when on_flow_failure = fail moved it there
+ * (before a kill, or another daemon did): its path, or NULL. */
+static char *failed_already(const struct frun *f, const struct pd_follow_rec *rec)
+{
+    return pd_follow_find_sidecar(f->cfg->failed_dir, base_of(rec->file), ".error.json",
+                                  rec->claim_id);
+}
+
 /* on_flow_failure = fail: the archived file goes to the failed folder beside an error file. */
 static int move_to_failed(struct frun *f, const struct pd_follow_rec *rec, const char *receipt,
                           const char *dashboard)
 {
     size_t n = strlen(receipt) - strlen(".receipt.json");
-    char *archived = strndup(receipt, n), *text = error_text(f, receipt, dashboard), *final = NULL;
-    int rc = archived && text ? 0 : PD_ENOMEM;
+    char *archived = strndup(receipt, n), *text = NULL, *final = NULL, *moved = NULL;
+    struct stat st;
+    int rc = archived ? 0 : PD_ENOMEM;
 
+    /* Moved already, and a kill came before its receipt went: only the receipt is left to go. */
+    if (!rc && lstat(archived, &st) && errno == ENOENT && (moved = failed_already(f, rec))) {
+        free(moved);
+        free(archived);
+        unlink(receipt);
+        return pd_fs_fsync_dir(rec->archive_dir);
+    }
+    if (!rc && !(text = error_text(f, receipt, dashboard)))
+        rc = PD_ENOMEM;
     if (!rc) {
         struct dw_place pl = {.from = archived,
                               .dir = f->cfg->failed_dir,
@@ -624,8 +643,10 @@ static int move_to_failed(struct frun *f, const struct pd_follow_rec *rec, const
         rc = dw_place(&pl, &final);
     }
     if (!rc) {
+        pd_crashpoint("failed_moved");
         unlink(receipt);
         pd_fs_fsync_dir(rec->archive_dir);
+        pd_crashpoint("failed_receipt_gone");
     }
     free(final);
     free(archived);
@@ -662,10 +683,12 @@ static void work_apply(uv_work_t *wk)
          * the two is finished by the restart) or none any more (retention): kept until
          * follow_timeout, then let go. */
         int rc = 0;
+        char *moved = receipt ? NULL : failed_already(f, rec);
         if (receipt)
             rc = pd_follow_receipt_update(receipt, tmpdir, &res);
-        else if (dw_wall_ms(f->d) < f->deadline_wall)
-            rc = -ENOENT;
+        else if (!moved && dw_wall_ms(f->d) < f->deadline_wall)
+            rc = -ENOENT; /* (moved: the file and its outcome are in the failed folder) */
+        free(moved);
         if (!rc && receipt)
             pd_crashpoint("outcome_written");
         if (!rc && receipt && f->act == PD_FOLLOW_FAIL)
@@ -821,6 +844,10 @@ static void work_check(uv_work_t *wk)
     for (size_t i = 0; i < f->nrecs && !pd_run_final(f->saved); i++) {
         const struct pd_follow_rec *rec = &f->recs[i];
         char *receipt = pd_follow_find_receipt(rec->archive_dir, base_of(rec->file), rec->claim_id);
+        /* on_flow_failure = fail moved it, and a kill came before its record went: the error
+         * file holds the receipt with the outcome. */
+        if (!receipt)
+            receipt = failed_already(f, rec);
         if (receipt)
             (void)pd_follow_saved_outcome(receipt, rec->chunk, f->run_id, &f->saved, &f->saved_ms);
         free(receipt);

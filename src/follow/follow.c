@@ -191,8 +191,13 @@ int pd_follow_load(const char *path, struct pd_follow_rec *r)
 
 char *pd_follow_find_receipt(const char *dir, const char *base, const char *claim_id)
 {
+    return pd_follow_find_sidecar(dir, base, ".receipt.json", claim_id);
+}
+
+char *pd_follow_find_sidecar(const char *dir, const char *base, const char *sidecar,
+                             const char *claim_id)
+{
     char name[NAME_MAX + 1];
-    static const char sidecar[] = ".receipt.json";
 
     for (unsigned k = 0; k < 100000; k++) {
         char *path = NULL, *text = NULL;

@@ -1,7 +1,8 @@
 # Following flow runs to their end (follow = yes), the emulator ending runs after 2 s and failing
 # those whose payload holds a marker: every receipt ends with each chunk's final
 # outcome; on_flow_failure = fail moves exactly the files whose run failed, with the run's log;
-# retry ends as success with both runs recorded; a kill -9 while following loses no run.
+# retry ends as success with both runs recorded; a kill -9 while following loses no run, and a kill
+# in the middle of on_flow_failure = fail leaves no run polled again.
 . "$(dirname "$0")/lib.bash"
 . "$(dirname "$0")/lib_run.bash"
 export PD_FOLLOW=1
@@ -163,5 +164,39 @@ for cp in follow_saved:2 outcome_written:2; do
     check "crash at $cp: the restart says it found the outcome" \
       grep -q 'event=flow_run_outcome_found .* action="not polled again"' "$T/e5"
   fi
+done
+
+# on_flow_failure = fail, killed after the file moved to the failed folder (before its receipt
+# went, or after it but before its record went): the restart finishes the move from what is on
+# disk, never polls that run again, and leaves no record polled until follow_timeout.
+kill "$MOCK_PID"
+start_mock --run-duration 1s --run-fail-marker BOOM
+for cp in failed_moved:1 failed_receipt_gone:1; do
+  rm -rf "$T/state" "$T/d6" "$T/d6.pd"
+  mkdir -p "$T/d6"
+  printf '{"id":1,"sku":"BOOM"}\n' >"$T/d6/bad.ndjson"
+  printf '[{"id":2}]\n' >"$T/d6/good.json"
+  write_conf "$T/c6.conf" "$T/d6" "follow_first = 200ms" "follow_cap = 500ms" "on_flow_failure = fail"
+  PATCHDROP_CRASHPOINT=$cp timeout 60 "$PD_BIN" run --once -c "$T/c6.conf" >/dev/null 2>"$T/e6" \
+    && rc=0 || rc=$?
+  check "fail, crash at $cp: the daemon was killed there" test "$rc" -eq 137
+  own=$(own_of "$T/d6")
+  check "fail, crash at $cp: the file was in the failed folder, its record still there" \
+    test -e "$own/failed/bad.ndjson" -a -n "$(ls "$T/state/follow" 2>/dev/null)"
+  run=$(jq -r .flow_run_id "$own/failed/bad.ndjson.error.json")
+  restart_ms=$(date +%s%3N)
+  timeout 60 "$PD_BIN" run --once -c "$T/c6.conf" >"$T/o6" 2>>"$T/e6" && rc=0 || rc=$?
+  check "fail, crash at $cp: the restart ends at once, a run failed (exit 1)" test "$rc" -eq 1
+  check "fail, crash at $cp: bad.ndjson is in the failed folder with one error file, not archived" \
+    test "$(cd "$own/failed" && ls | tr '\n' ' ')" = "bad.ndjson bad.ndjson.error.json " -a \
+    ! -e "$own/archive/bad.ndjson" -a ! -e "$own/archive/bad.ndjson.receipt.json"
+  check "fail, crash at $cp: good.json stays archived, its run succeeded" \
+    jqe '.flow_result == "success"' "$own/archive/good.json.receipt.json"
+  check "fail, crash at $cp: no record is left" test -z "$(ls "$T/state/follow" 2>/dev/null)"
+  polls=$(jq -r --arg p "/api/v1/flow-runs/$run" --argjson t "$restart_ms" \
+    'select(.route == "run" and .path == $p and .time_ms >= $t) | .seq' "$MOCK_REC/requests.jsonl")
+  check "fail, crash at $cp: the failed run is not polled after the restart" test -z "$polls"
+  check "fail, crash at $cp: the restart says it found the outcome" \
+    grep -q 'event=flow_run_outcome_found .*outcome=failed' "$T/e6"
 done
 finish
