@@ -57,13 +57,14 @@ done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if { want 7 || want 7b; } && [ ! -x "$NGINX" ]; then echo "bench: nginx is missing (run scripts/setup)" >&2; exit 2; fi
 PD="$build/patchdrop" MOCK="$build/patchdrop-mock" SPLIT="$build/bench/bench_split"
+NOSYNC="$build/bench/libpd_nosync.so"
 # Built every time (nothing to do when up to date): figures from a stale binary would be about
 # code that is no longer there. A --build of another checkout is built from its own sources.
 echo "bench: building in $build" >&2
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-cmake --build "$build" -j2 --target patchdrop patchdrop-mock bench_split >/dev/null
+cmake --build "$build" -j2 --target patchdrop patchdrop-mock bench_split pd_nosync >/dev/null
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/pd-bench.XXXXXX")
 PIDS=()
@@ -555,7 +556,7 @@ once7() {
   sink "$name"
   conf "$W/c7.conf" "$drop" "rate_limit = 1000000" "watch:settle = 0" "$@"
   T_RC=0
-  timed "$W/run7.out" "$PD" run --once -c "$W/c7.conf"
+  timed "$W/run7.out" env ${PRELOAD7:+LD_PRELOAD=$PRELOAD7} "$PD" run --once -c "$W/c7.conf"
   stop_sink
   if [ "$T_RC" != 0 ] || ! grep -q "summary: $n delivered" "$W/run7.out"; then
     say "patchdrop run ($name) FAILED (exit $T_RC): $(tail -1 "$W/run7.out")"; exit 1
@@ -571,7 +572,9 @@ if [ $idle_only = 0 ]; then
 # Small files, batch off and batch = 1000, then the jq + curl loop against the same sink.
 declare -A F7
 # gc: batch off with group_commit = yes (syncfs rounds), against the default's fsyncs.
-modes7="plain gc batch"
+# nosync: batch off with fsync, fdatasync and syncfs made no-ops (bench/nosync.c, preloaded): a
+# diagnostic of what the syncs cost here, never a way to run patchdrop.
+modes7="plain gc nosync batch"
 want 7 || modes7=batch
 for mode in $modes7; do
   rm -rf "$W/small"
@@ -581,7 +584,10 @@ for mode in $modes7; do
     plain) extra=() ;;
     gc) extra=("state:group_commit = yes") ;;
     batch) extra=("watch:batch = 1000" "watch:batch_window = 200ms") ;;
+    nosync) extra=() ;;
   esac
+  PRELOAD7=""
+  [ "$mode" = nosync ] && PRELOAD7=$NOSYNC
   once7 "sink-$mode" "$nfast" "$W/small" "${extra[@]}"
   F7[$mode.rate]=$R_RATE F7[$mode.sys]=$T_SYS F7[$mode.usr]=$T_USR F7[$mode.wall]=$T_WALL
   F7[$mode.rss]=$((T_RSS_KB / 1024)) F7[$mode.reqs]=$R_REQS
@@ -671,7 +677,7 @@ say "nginx (bench/nginx-sink.conf, one worker) answers every flow start at once 
 say ""
 say "| what | patchdrop (this run) | baseline (this run) | target |"
 say "|---|---|---|---|"
-[ $idle_only = 1 ] || say "| $nfast JSON files of ~2 KB, \`run --once\`, batch off | **${F7[plain.rate]} files/s** (wall ${F7[plain.wall]} s, user ${F7[plain.usr]} s, **sys ${F7[plain.sys]} s**; ${F7[plain.reqs]} requests) | jq + curl loop ($nloop files): $script_rate files/s, **${x_plain}x**; \`group_commit = yes\`: ${F7[gc.rate]} files/s (sys ${F7[gc.sys]} s; ${F7[gc.steps]:-?}), **$(calc "%.2f" "${F7[gc.rate]} / ${F7[plain.rate]}")x** the default | >= 2,500 files/s (>= 40x the loop) |"
+[ $idle_only = 1 ] || say "| $nfast JSON files of ~2 KB, \`run --once\`, batch off | **${F7[plain.rate]} files/s** (wall ${F7[plain.wall]} s, user ${F7[plain.usr]} s, **sys ${F7[plain.sys]} s**; ${F7[plain.reqs]} requests) | jq + curl loop ($nloop files): $script_rate files/s, **${x_plain}x**; \`group_commit = yes\`: ${F7[gc.rate]} files/s (sys ${F7[gc.sys]} s; ${F7[gc.steps]:-?}), **$(calc "%.2f" "${F7[gc.rate]} / ${F7[plain.rate]}")x** the default; syncs off (a diagnostic: fsync, fdatasync and syncfs preloaded as no-ops, bench/nosync.c): ${F7[nosync.rate]} files/s (sys ${F7[nosync.sys]} s), **$(calc "%.2f" "${F7[nosync.rate]} / ${F7[plain.rate]}")x** the default | >= 2,500 files/s (>= 40x the loop) |"
 [ $idle_only = 1 ] || say "| the same, \`batch = 1000\` | **${F7[batch.rate]} files/s** (wall ${F7[batch.wall]} s, sys ${F7[batch.sys]} s; ${F7[batch.reqs]} requests), **peak RSS ${F7[batch.rss]} MiB** | the loop: **${x_batch}x** | >= 6,000 files/s, peak RSS <= 48 MiB |"
 say "| idle daemon, one empty watch, 10 s | **$wake wakeups/s** (voluntary + involuntary context switches of its $threads threads; main thread $wake_main/s) | | <= 1 a second |"
 [ $idle_only = 1 ] || say "| $((big >> 20)) MiB JSON array, \`send\` | **$big_mbs MB/s**, **$big_gib CPU s per GiB**, **peak RSS $((pd_rss / 1024)) MiB** ($nbodies requests, best of $runs) | curl posting the same bodies pre-built: $bcurl_mbs MB/s, $bcurl_gib CPU s per GiB, RSS $((curl_rss / 1024)) MiB | >= 700 MB/s, <= 1.4 CPU s per GiB, RSS <= 48 MiB |"
