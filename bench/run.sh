@@ -61,8 +61,11 @@ NOSYNC="$build/bench/libpd_nosync.so"
 # Built every time (nothing to do when up to date): figures from a stale binary would be about
 # code that is no longer there. A --build of another checkout is built from its own sources.
 echo "bench: building in $build" >&2
+# Configured every time too: a target added since the folder was made is known to it.
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+else
+  cmake "$build" >/dev/null
 fi
 cmake --build "$build" -j2 --target patchdrop patchdrop-mock bench_split pd_nosync >/dev/null
 
