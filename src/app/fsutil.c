@@ -133,10 +133,6 @@ static int write_full(int fd, const void *data, size_t len)
 }
 
 /*
- * A named temp file in DIR: PD_FS_TEMP_PREFIX and six random characters, short enough for any
- * folder and unlike anything patchdrop itself would ever be asked to keep there.
- */
-/*
  * The temp names this process is writing right now (by their last component: six random
  * characters each). A sweep of stale temps (pd_fs_temp_live) never takes one of them, whatever
  * its age looks like: a file's age is read from the kernel's clock and the daemon's time may be
@@ -202,6 +198,10 @@ bool pd_fs_temp_live(const char *name)
     return found;
 }
 
+/*
+ * A named temp file in DIR: PD_FS_TEMP_PREFIX and six random characters, short enough for any
+ * folder and unlike anything patchdrop itself would ever be asked to keep there.
+ */
 static int make_temp(const char *dir, char *tmp, size_t tmplen)
 {
     if ((size_t)snprintf(tmp, tmplen, "%s/" PD_FS_TEMP_PREFIX "XXXXXX", dir) >= tmplen)

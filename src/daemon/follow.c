@@ -24,7 +24,6 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <sys/stat.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -32,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define LOG_LINES_SAID 3  /* of a failed run's log, in its warning line */
