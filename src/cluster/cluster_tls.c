@@ -197,6 +197,7 @@ struct pump {
     size_t upn, downn, downoff;
     bool answered; /* Redis sent something: the session really works */
     bool fatal;    /* an SSL call failed: no close_notify then */
+    bool ended;    /* Redis's side ended the session (not hiredis, not our stop) */
 };
 
 /* Moves what can move without waiting; the TLS socket's POLL bits, or -1 when a side ended. */
@@ -212,6 +213,7 @@ static int pump_step(struct pump *p, int u, SSL *ssl, bool *moved)
             *moved = p->answered = true;
         } else if ((r = ssl_wants(ssl, r)) < 0) {
             p->fatal = SSL_get_error(ssl, 0) != SSL_ERROR_ZERO_RETURN;
+            p->ended = true;
             return -1;
         } else
             want |= r;
@@ -237,7 +239,7 @@ static int pump_step(struct pump *p, int u, SSL *ssl, bool *moved)
             p->upn = 0;
             *moved = true;
         } else if ((r = ssl_wants(ssl, r)) < 0) {
-            p->fatal = true;
+            p->fatal = p->ended = true;
             return -1;
         } else
             want |= r;
@@ -262,14 +264,19 @@ static void tls_ok(struct cluster_tls *t)
 }
 
 /* Why Redis ended a session it had accepted: with TLS 1.3 a client certificate it wants is
- * refused only now, by an alert ("certificate required"). */
-static void session_failed(struct cluster_tls *t)
+ * refused only now, by an alert ("certificate required"). Which of the alert or the closed
+ * socket this side sees first is a race: a session Redis ended before its first answer is a
+ * failure either way (ANSWERED: it had answered). */
+static void session_failed(struct cluster_tls *t, bool answered)
 {
     unsigned long e = ERR_get_error();
     char err[256];
-    if (!e)
+    if (!e && answered)
         return; /* a plain close: Redis's timeout, or hiredis reconnecting */
-    ERR_error_string_n(e, err, sizeof(err));
+    if (e)
+        ERR_error_string_n(e, err, sizeof(err));
+    else
+        snprintf(err, sizeof(err), "it closed the connection before answering");
     ERR_clear_error();
     failed(t, "session",
            "Redis at %s:%d ended the TLS session: %s; if Redis asks for a client certificate "
@@ -304,12 +311,13 @@ static bool pump(struct cluster_tls *t, int u, int s, SSL *ssl)
         if (poll(f, 3, -1) < 0 && errno != EINTR)
             break;
         /* A side gone with nothing left to read: polling it again would only spin. */
+        p->ended |= !f[0].revents && gone(f[2].revents);
         if (f[0].revents || gone(f[1].revents) || gone(f[2].revents))
             break;
     }
     bool fatal = p->fatal;
-    if (fatal)
-        session_failed(t);
+    if (fatal || (p->ended && !p->answered))
+        session_failed(t, p->answered);
     free(p);
     return !fatal;
 }
