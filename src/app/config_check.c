@@ -30,6 +30,18 @@ static bool key_bad(const struct seen *seen, enum section sec, const char *name)
     return k && seen->bad[k - cfg_keys];
 }
 
+bool cfg_secret_private(struct parser *p, int line, const char *key, const char *file,
+                        const struct stat *st)
+{
+    if (!(st->st_mode & S_IROTH))
+        return true;
+    cfg_add_error(p, line,
+                  "%s %s can be read by every user (mode %04o); run chmod o-r %s (its group may "
+                  "read it: root:patchdrop mode 640 is the usual way)",
+                  key, file, (unsigned)(st->st_mode & 07777), file);
+    return false;
+}
+
 /*
  * Reads a secret from FILE. The file must not be readable by others; its group may read it (the
  * /etc/ssl/private convention: root:patchdrop 0640 lets root write it and the service read it).
@@ -58,14 +70,8 @@ char *cfg_read_secret_file(struct parser *p, const char *file, const char *key, 
         cfg_add_error(p, line, "%s %s is not a regular file", key, file);
         goto done;
     }
-    if (st.st_mode & S_IROTH) {
-        cfg_add_error(
-            p, line,
-            "%s %s can be read by every user (mode %04o); run chmod o-r %s (its group may "
-            "read it: root:patchdrop mode 640 is the usual way)",
-            key, file, (unsigned)(st.st_mode & 07777), file);
+    if (!cfg_secret_private(p, line, key, file, &st))
         goto done;
-    }
     n = read(fd, buf, sizeof(buf) - 1);
     if (n < 0) {
         cfg_add_error(p, line, "%s %s cannot be read: %s", key, file, strerror(errno));

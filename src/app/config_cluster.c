@@ -70,11 +70,9 @@ static void check_tls(struct parser *p, const struct pd_cluster_cfg *c,
         }
     }
     struct stat st; /* the key is a secret: as password_file, never readable by all */
-    if (c->tls_key_file && !stat(c->tls_key_file, &st) && (st.st_mode & S_IROTH))
-        cfg_add_error(p, cluster_line(p, "tls_key_file"),
-                      "tls_key_file %s can be read by every user (mode %04o); run chmod o-r %s "
-                      "(root:patchdrop mode 640 is the usual way)",
-                      c->tls_key_file, (unsigned)(st.st_mode & 07777), c->tls_key_file);
+    if (c->tls_key_file && !stat(c->tls_key_file, &st))
+        (void)cfg_secret_private(p, cluster_line(p, "tls_key_file"), "tls_key_file",
+                                 c->tls_key_file, &st);
     if (!c->tls_cert_file != !c->tls_key_file) {
         cfg_add_error(p, cluster_line(p, c->tls_cert_file ? "tls_cert_file" : "tls_key_file"),
                       "tls_cert_file and tls_key_file go together: set both (Redis's "

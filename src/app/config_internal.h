@@ -152,6 +152,11 @@ const struct key *cfg_find_key(enum section sec, const char *name);
 /* config_check.c: the first line of secret file FILE (checked like password_file), or NULL
  * with the problem reported at LINE. */
 char *cfg_read_secret_file(struct parser *p, const char *file, const char *key, int line);
+/* config_check.c: a secret's file ST must not be readable by every user; false, with the error
+ * (naming KEY, FILE and the chmod to run), when it is. */
+struct stat;
+bool cfg_secret_private(struct parser *p, int line, const char *key, const char *file,
+                        const struct stat *st);
 /* config_cluster.c: [cluster]'s checks and computed defaults (name, key_prefix). */
 void cfg_check_cluster(struct parser *p);
 const struct key *cfg_closest_key(enum section sec, const char *name);
